@@ -1,0 +1,1 @@
+"""OfferTrack: quotations whose QR code opens a live tracking page."""

@@ -1,0 +1,94 @@
+"""The ``offertrack`` command: serve, migrate, demo data and API keys."""
+
+from typing import Annotated
+
+import typer
+from alembic import command
+from alembic.config import Config
+
+from app.config import ROOT_DIR, ConfigError, get_settings
+
+cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
+
+
+def alembic_config() -> Config:
+    return Config(str(ROOT_DIR / "alembic.ini"))
+
+
+@cli.command()
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Bring the database schema up to date (or to REVISION)."""
+    command.upgrade(alembic_config(), revision)
+    typer.echo(f"Database at {revision}: {_display_url()}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Processes; use PostgreSQL for more than 1.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+) -> None:
+    """Run the web server."""
+    import uvicorn
+
+    settings = get_settings()
+    try:
+        settings.resolved_secret_key()
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if workers > 1 and settings.is_sqlite:
+        typer.echo("Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=False,
+    )
+
+
+@cli.command()
+def demo() -> None:
+    """Load demo offers in several states. Running it again changes nothing."""
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.demo import load_demo_data
+
+    with Session(get_engine(), expire_on_commit=False) as session:
+        created = load_demo_data(session, settings=get_settings())
+    typer.echo(f"Demo data: {created} offers created." if created else "Demo data already loaded.")
+
+
+@cli.command("create-api-key")
+def create_api_key(name: Annotated[str, typer.Argument(help="Who or what uses the key.")]) -> None:
+    """Create an API key and print its token once; only a hash is stored."""
+    from sqlmodel import Session
+
+    from app.auth.service import create_api_key as create
+    from app.db import get_engine
+
+    try:
+        with Session(get_engine()) as session:
+            _, token = create(session, name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(token)
+    typer.echo(f"API key {name!r} created. Store the token now: it is not shown again.", err=True)
+
+
+def _display_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

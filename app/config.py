@@ -1,0 +1,116 @@
+"""Settings, read once from ``OFFERTRACK_*`` environment variables."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Depends
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT_DIR / "static"
+TEMPLATES_DIR = ROOT_DIR / "templates"
+DEFAULT_SECRET = "change-me"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFERTRACK_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+
+    company_name: str = "OfferTrack Demo GmbH"
+    company_address: str = "Musterstrasse 1\n10115 Berlin\nGermany"
+    company_vat_number: str = "DE123456789"
+    company_email: str = "sales@example.com"
+    company_logo: Path | None = None
+
+    page_size: Literal["A4", "Letter"] = "A4"
+    timezone: str = "Europe/Berlin"
+    default_currency: str = "EUR"
+    default_validity_days: int = Field(default=30, ge=1, le=3650)
+
+    pdf_workers: int = Field(default=2, ge=1, le=32)
+    pdf_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        # A plain postgresql:// URL would pick psycopg2, which we do not ship; psycopg 3 it is.
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError("a currency is a three-letter ISO 4217 code")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'offertrack.db'}"
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; generated once per development checkout, required in production."""
+        if self.secret_key and self.secret_key != DEFAULT_SECRET:
+            return self.secret_key
+        if self.env == "production":
+            raise ConfigError(
+                "OFFERTRACK_SECRET_KEY is missing or still the default. In production set it to "
+                "a long random value, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        return _development_key(self.var_dir)
+
+
+def _development_key(var_dir: Path) -> str:
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

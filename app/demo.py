@@ -1,0 +1,92 @@
+"""Demo data for a newcomer: real offers in several states, made through the services."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from app.config import Settings
+from app.offers import service as offers
+from app.offers.models import Offer
+from app.offers.schemas import CustomerIn, LineIn, OfferCreate
+
+PUMPS = [
+    LineIn(description="Centrifugal pump PX-200, stainless", quantity=Decimal(2), unit="pc",
+           unit_price=Decimal("1250.00"), vat_rate=Decimal(24)),
+    LineIn(description="Installation and commissioning", quantity=Decimal("6.5"), unit="h",
+           unit_price=Decimal("85.00"), vat_rate=Decimal(24)),
+    LineIn(description="Maintenance handbook (print)", quantity=Decimal(1), unit="pc",
+           unit_price=Decimal("39.90"), discount_percent=Decimal(10), vat_rate=Decimal(6)),
+]
+
+
+def _offer(company: str, contact: str, reference: str, lines: list[LineIn]) -> OfferCreate:
+    return OfferCreate(
+        customer=CustomerIn(company=company, contact_name=contact, reference=reference,
+                            email=f"{contact.split()[0].lower()}@example.com"),
+        lines=lines,
+        terms="Payment 30 days net. Delivery ex works. Prices exclude shipping.",
+    )
+
+
+def load_demo_data(session: Session, *, settings: Settings) -> int:
+    """Create each demo offer that is not there yet; return how many were created."""
+    existing = set(session.exec(select(Offer.customer_reference)).all())
+    steps = {
+        "DEMO-1001": _draft,
+        "DEMO-1002": _issued,
+        "DEMO-1003": _expired,
+        "DEMO-1004": _revised,
+        "DEMO-1005": _long,
+    }
+    created = 0
+    for reference, make in steps.items():
+        if reference not in existing:
+            make(session, settings, reference)
+            created += 1
+    return created
+
+
+def _draft(session: Session, settings: Settings, reference: str) -> Offer:
+    data = _offer("Nordwind Logistik GmbH", "Jonas Weber", reference, PUMPS[:2])
+    return offers.create_offer(session, data, settings=settings)
+
+
+def _issued(session: Session, settings: Settings, reference: str) -> Offer:
+    data = _offer("Acme Hellas SA", "Maria Papadopoulou", reference, PUMPS)
+    offer = offers.create_offer(session, data, settings=settings)
+    return offers.issue_offer(session, offer.id, settings=settings)
+
+
+def _expired(session: Session, settings: Settings, reference: str) -> Offer:
+    data = _offer("Brightwater Foods Ltd", "Sam Okafor", reference, PUMPS[1:])
+    offer = offers.issue_offer(
+        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+    )
+    # Back-date it as if it had been issued long ago, so the demo shows an expired offer.
+    offer.valid_until = offers.today(settings) - timedelta(days=3)
+    session.add(offer)
+    session.commit()
+    return offer
+
+
+def _revised(session: Session, settings: Settings, reference: str) -> Offer:
+    data = _offer("Kowalski Maszyny Sp. z o.o.", "Anna Kowalska", reference, PUMPS[:1])
+    first = offers.issue_offer(
+        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+    )
+    revision = offers.revise_offer(session, first.id, settings=settings)
+    return offers.issue_offer(session, revision.id, settings=settings)
+
+
+def _long(session: Session, settings: Settings, reference: str) -> Offer:
+    lines = [
+        LineIn(description=f"Spare part kit {n:02d}: seals, bearings and fasteners",
+               quantity=Decimal(n % 5 + 1), unit="set", unit_price=Decimal("17.35") * n,
+               vat_rate=Decimal(24) if n % 3 else Decimal(13))
+        for n in range(1, 41)
+    ]
+    data = _offer("Iberia Agua SL", "Lucía García", reference, lines)
+    return offers.issue_offer(
+        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+    )

@@ -1,0 +1,41 @@
+"""Domain errors. Services raise these; app.main maps them to HTTP in one place."""
+
+
+class AppError(Exception):
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(AppError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    title = "Unauthorized"
+
+
+class Unprocessable(AppError):
+    """Valid JSON whose content breaks a business rule; ``loc`` names the field."""
+
+    status_code = 422
+    title = "Unprocessable"
+
+    def __init__(self, detail: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(detail)
+        self.loc = loc
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    title = "Service unavailable"

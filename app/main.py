@@ -1,0 +1,94 @@
+"""create_app(): the ASGI application with its routers, static files and error handlers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.config import STATIC_DIR, Settings, get_settings
+from app.errors import AppError, Unauthorized, Unprocessable
+from app.offers.pdf import PdfRenderer
+from app.offers.router import router as offers_router
+from app.templating import render
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.resolved_secret_key()  # refuse to start in production without a real key
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        renderer = PdfRenderer(settings)
+        renderer.start()
+        app.state.pdf_renderer = renderer
+        try:
+            yield
+        finally:
+            renderer.shutdown()
+
+    app = FastAPI(
+        title="OfferTrack",
+        version="1.0",
+        description="Quotations with a QR code that customers scan to track their order.",
+        lifespan=lifespan,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(offers_router)
+    _register_error_handlers(app)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_response(request: Request, status_code: int, title: str, detail: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=status_code)
+    context = {"title": title, "detail": detail, "status_code": status_code}
+    return render(request, "error.html", context, block="content", status_code=status_code)
+
+
+def _register_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        if isinstance(exc, Unprocessable) and _wants_json(request):
+            body = [{"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}]
+            return JSONResponse({"detail": body}, status_code=exc.status_code)
+        response = _error_response(request, exc.status_code, exc.title, exc.detail)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_json(request):
+            return await request_validation_exception_handler(request, exc)
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        return _error_response(request, 422, "Invalid input", f"Please check: {fields}.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed"}
+        response = _error_response(
+            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
+        )
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_response(
+            request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
+        )

@@ -1,0 +1,7 @@
+"""Every table model, imported in one place so Alembic and the tests see the whole schema."""
+
+from app.auth.models import ApiKey
+from app.db import metadata
+from app.offers.models import Offer, OfferLine, OfferPdf
+
+__all__ = ["ApiKey", "Offer", "OfferLine", "OfferPdf", "metadata"]

@@ -1,0 +1,56 @@
+"""The quotation PDF use case: render a draft fresh, an issued offer once and then from storage."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.config import Settings
+from app.offers import service
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer, OfferPdf, OfferStatus
+from app.offers.pdf import pdf_etag, quotation_html
+
+
+class Renderer(Protocol):
+    def render_sync(self, html: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class PdfDocument:
+    content: bytes
+    filename: str
+    etag: str | None  # None for a draft, which changes and is never cached
+
+
+def offer_pdf(session: Session, offer_id: str, *, renderer: Renderer, settings: Settings) -> PdfDocument:
+    """The offer's quotation PDF; an issued offer's is rendered once and stored."""
+    offer = service.get_offer(session, offer_id)
+    filename = f"offer-{hyphenate_tracking_id(offer.tracking_id)}.pdf"
+    if offer.status == OfferStatus.DRAFT:
+        return PdfDocument(_render(offer, renderer, settings), filename, None)
+    stored = session.get(OfferPdf, offer.id)
+    if stored is None:
+        stored = _store(session, offer, _render(offer, renderer, settings))
+    return PdfDocument(stored.content, filename, stored.etag)
+
+
+def _render(offer: Offer, renderer: Renderer, settings: Settings) -> bytes:
+    html = quotation_html(offer, settings=settings, today=service.today(settings))
+    return renderer.render_sync(html)
+
+
+def _store(session: Session, offer: Offer, content: bytes) -> OfferPdf:
+    stored = OfferPdf(offer_id=offer.id, etag=pdf_etag(content), content=content)
+    try:
+        with session.begin_nested():
+            session.add(stored)
+        session.commit()
+    except IntegrityError:
+        # A concurrent request stored it first; serve that copy so every client sees one ETag.
+        session.rollback()
+        existing = session.get(OfferPdf, offer.id)
+        assert existing is not None
+        return existing
+    return stored

@@ -1,0 +1,99 @@
+"""Offer tables. The schema itself comes from Alembic migrations, never from create_all."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, LargeBinary, Numeric, String, Text
+from sqlmodel import Field, Relationship, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class OfferStatus(StrEnum):
+    DRAFT = "draft"
+    ISSUED = "issued"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    ORDERED = "ordered"
+    SUPERSEDED = "superseded"
+
+
+class Offer(SQLModel, table=True):
+    id: str = Field(sa_type=String(26), primary_key=True)
+    tracking_id: str = Field(sa_type=String(10), unique=True)
+    # Stored status never says "expired": an issued offer past valid_until *reads* as expired
+    # (see effective_status), so no job has to run before the page is right.
+    status: OfferStatus = Field(sa_type=String(16), default=OfferStatus.DRAFT, index=True)
+
+    customer_company: str = Field(sa_type=String(200))
+    customer_contact_name: str = Field(default="", sa_type=String(200))
+    customer_email: str = Field(default="", sa_type=String(320))
+    customer_phone: str = Field(default="", sa_type=String(50))
+    customer_reference: str = Field(default="", sa_type=String(100))
+
+    currency: str = Field(sa_type=String(3))
+    notes: str = Field(default="", sa_type=Text)
+    terms: str = Field(default="", sa_type=Text)
+    valid_until: date
+
+    supersedes_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(26), ForeignKey("offer.id"), unique=True, nullable=True),
+    )
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    declined_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ordered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    lines: list["OfferLine"] = Relationship(
+        back_populates="offer",
+        sa_relationship_kwargs={
+            "order_by": "OfferLine.position",
+            "cascade": "all, delete-orphan",
+            "lazy": "selectin",
+        },
+    )
+
+    def effective_status(self, today: date) -> OfferStatus:
+        if self.status == OfferStatus.ISSUED and self.valid_until < today:
+            return OfferStatus.EXPIRED
+        return self.status
+
+
+class OfferLine(SQLModel, table=True):
+    __tablename__ = "offer_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("offer.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    position: int
+    description: str = Field(sa_type=String(500))
+    quantity: Decimal = Field(sa_type=Numeric(14, 3))
+    unit: str = Field(default="", sa_type=String(20))
+    unit_price: Decimal = Field(sa_type=Numeric(16, 4))
+    discount_percent: Decimal = Field(default=Decimal(0), sa_type=Numeric(5, 2))
+    vat_rate: Decimal = Field(sa_type=Numeric(5, 2))
+
+    offer: Offer | None = Relationship(back_populates="lines")
+
+
+class OfferPdf(SQLModel, table=True):
+    """The rendered PDF of an issued offer: it never changes again, so it is rendered once."""
+
+    __tablename__ = "offer_pdf"
+
+    offer_id: str = Field(
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), primary_key=True)
+    )
+    etag: str = Field(sa_type=String(64))
+    content: bytes = Field(sa_type=LargeBinary)
+    rendered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,145 @@
+"""The Offer API under /api/v1/offers: parse, call one service function, answer."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from app.auth.dependencies import require_api_key
+from app.config import Settings, SettingsDep
+from app.db import SessionDep
+from app.offers import service
+from app.offers.models import Offer, OfferStatus
+from app.offers.documents import PdfDocument, offer_pdf
+from app.offers.pdf import PdfRenderer
+from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
+
+router = APIRouter(
+    prefix="/api/v1/offers", tags=["offers"], dependencies=[Depends(require_api_key)]
+)
+
+
+def get_offer(session: SessionDep, offer_id: str) -> Offer:
+    return service.get_offer(session, offer_id)
+
+
+OfferDep = Annotated[Offer, Depends(get_offer)]
+
+
+def get_renderer(request: Request) -> PdfRenderer:
+    renderer: PdfRenderer = request.app.state.pdf_renderer
+    return renderer
+
+
+RendererDep = Annotated[PdfRenderer, Depends(get_renderer)]
+
+
+def _read(
+    request: Request, offer: Offer, settings: Settings, superseded_by_id: str | None
+) -> OfferRead:
+    return OfferRead.from_offer(
+        offer,
+        status=offer.effective_status(service.today(settings)),
+        base_url=settings.public_base_url,
+        pdf_url=settings.public_base_url + request.app.url_path_for("offers:pdf", offer_id=offer.id),
+        superseded_by_id=superseded_by_id,
+    )
+
+
+def _read_many(
+    request: Request, session: SessionDep, offers: Sequence[Offer], settings: Settings
+) -> list[OfferRead]:
+    revisions = service.superseded_by(session, [offer.id for offer in offers])
+    return [_read(request, offer, settings, revisions.get(offer.id)) for offer in offers]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, name="offers:create")
+def create_offer(
+    request: Request, data: OfferCreate, session: SessionDep, settings: SettingsDep
+) -> OfferRead:
+    offer = service.create_offer(session, data, settings=settings)
+    return _read(request, offer, settings, None)
+
+
+@router.get("", name="offers:list")
+def list_offers(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    status_: Annotated[OfferStatus | None, Query(alias="status")] = None,
+    customer: Annotated[str | None, Query(max_length=200)] = None,
+    created_from: Annotated[datetime | None, Query()] = None,
+    created_to: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> OfferPage:
+    filters = service.OfferFilter(
+        status=status_, customer=customer, created_from=created_from, created_to=created_to
+    )
+    offers, total = service.list_offers(
+        session, filters, settings=settings, limit=limit, offset=offset
+    )
+    items = _read_many(request, session, offers, settings)
+    return OfferPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{offer_id}", name="offers:get")
+def read_offer(
+    request: Request, offer: OfferDep, session: SessionDep, settings: SettingsDep
+) -> OfferRead:
+    return _read_many(request, session, [offer], settings)[0]
+
+
+@router.patch("/{offer_id}", name="offers:update")
+def update_offer(
+    request: Request, offer_id: str, data: OfferUpdate, session: SessionDep, settings: SettingsDep
+) -> OfferRead:
+    offer = service.update_offer(session, offer_id, data, settings=settings)
+    return _read(request, offer, settings, None)
+
+
+@router.post("/{offer_id}/issue", name="offers:issue")
+def issue_offer(
+    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep
+) -> OfferRead:
+    offer = service.issue_offer(session, offer_id, settings=settings)
+    return _read(request, offer, settings, None)
+
+
+@router.post("/{offer_id}/revise", status_code=status.HTTP_201_CREATED, name="offers:revise")
+def revise_offer(
+    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep
+) -> OfferRead:
+    revision = service.revise_offer(session, offer_id, settings=settings)
+    return _read(request, revision, settings, None)
+
+
+@router.get(
+    "/{offer_id}/pdf",
+    name="offers:pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, 304: {"description": "Not modified"}},
+)
+def download_pdf(
+    offer_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    renderer: RendererDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    document = offer_pdf(session, offer_id, renderer=renderer, settings=settings)
+    return pdf_response(document, if_none_match)
+
+
+def pdf_response(document: PdfDocument, if_none_match: str | None) -> Response:
+    """The PDF, or 304 when the client holds this exact version already."""
+    headers = {"Content-Disposition": f'inline; filename="{document.filename}"'}
+    if document.etag is None:
+        headers["Cache-Control"] = "no-store"
+        return Response(document.content, media_type="application/pdf", headers=headers)
+    etag = f'"{document.etag}"'
+    headers |= {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if if_none_match and etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(document.content, media_type="application/pdf", headers=headers)

@@ -1,0 +1,180 @@
+"""Offer API schemas by role: what a client sends (Create, Update) and what it reads back."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.offers.models import Offer, OfferStatus
+from app.offers.pricing import compute_totals
+
+MAX_LINES = 500
+
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+RequiredText200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=20_000)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+Currency = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
+
+# Bounds keep every amount within 15 significant digits (exact in SQLite's REAL) and make an
+# absurd quantity a 422 instead of an overflow further down.
+
+
+def _plausible_date(value: date) -> date:
+    if not 2000 <= value.year <= 2999:
+        raise ValueError("must be a date between the years 2000 and 2999")
+    return value
+
+
+PlausibleDate = Annotated[date, AfterValidator(_plausible_date)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+UnitPrice = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CustomerIn(StrictModel):
+    company: RequiredText200
+    contact_name: Text200 = ""
+    email: Email = ""
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = ""
+    reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+
+
+class LineIn(StrictModel):
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    quantity: Quantity
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
+    unit_price: UnitPrice
+    discount_percent: Percent = Decimal(0)
+    vat_rate: Percent
+
+
+class OfferCreate(StrictModel):
+    customer: CustomerIn
+    currency: Currency | None = None
+    valid_until: PlausibleDate | None = None
+    lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
+    notes: LongText = ""
+    terms: LongText = ""
+
+
+
+class OfferUpdate(StrictModel):
+    """A partial update of a draft; ``lines``, when given, replaces all lines."""
+
+    customer: CustomerIn | None = None
+    currency: Currency | None = None
+    valid_until: PlausibleDate | None = None
+    lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
+    notes: LongText | None = None
+    terms: LongText | None = None
+
+
+class CustomerRead(BaseModel):
+    company: str
+    contact_name: str
+    email: str
+    phone: str
+    reference: str
+
+
+class LineRead(BaseModel):
+    position: int
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    discount_percent: Decimal
+    vat_rate: Decimal
+    net: Decimal
+
+
+class VatRead(BaseModel):
+    rate: Decimal
+    net: Decimal
+    vat: Decimal
+
+
+class TotalsRead(BaseModel):
+    net: Decimal
+    vat: list[VatRead]
+    vat_total: Decimal
+    gross: Decimal
+
+
+class OfferRead(BaseModel):
+    id: str
+    tracking_id: str
+    tracking_url: str
+    pdf_url: str
+    status: OfferStatus
+    customer: CustomerRead
+    currency: str
+    valid_until: date
+    lines: list[LineRead]
+    totals: TotalsRead
+    notes: str
+    terms: str
+    supersedes_id: str | None
+    superseded_by_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    issued_at: datetime | None
+    accepted_at: datetime | None
+    declined_at: datetime | None
+    ordered_at: datetime | None
+    superseded_at: datetime | None
+
+
+    @classmethod
+    def from_offer(
+        cls, offer: Offer, *, status: OfferStatus, base_url: str, pdf_url: str, superseded_by_id: str | None
+    ) -> "OfferRead":
+        totals = compute_totals(offer.lines, offer.currency)
+        return cls(
+            id=offer.id,
+            tracking_id=offer.tracking_id,
+            tracking_url=f"{base_url}/{offer.id}",
+            pdf_url=pdf_url,
+            status=status,
+            customer=CustomerRead(
+                company=offer.customer_company,
+                contact_name=offer.customer_contact_name,
+                email=offer.customer_email,
+                phone=offer.customer_phone,
+                reference=offer.customer_reference,
+            ),
+            lines=[
+                LineRead(net=net, **line.model_dump(exclude={"id", "offer_id"}))
+                for line, net in zip(offer.lines, totals.line_nets, strict=True)
+            ],
+            totals=TotalsRead(
+                net=totals.net,
+                vat=[VatRead(rate=b.rate, net=b.net, vat=b.vat) for b in totals.vat],
+                vat_total=totals.vat_total,
+                gross=totals.gross,
+            ),
+            superseded_by_id=superseded_by_id,
+            **offer.model_dump(
+                include={
+                    "currency", "valid_until", "notes", "terms", "supersedes_id", "created_at",
+                    "updated_at", "issued_at", "accepted_at", "declined_at", "ordered_at",
+                    "superseded_at",
+                }
+            ),
+        )
+
+
+class OfferPage(BaseModel):
+    items: list[OfferRead]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,240 @@
+"""Offer use cases. Each public function that changes state commits its own transaction."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.config import Settings
+from app.db import utcnow
+from app.errors import Conflict, NotFound, Unprocessable
+from app.offers import ids
+from app.offers.models import Offer, OfferLine, OfferStatus
+from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
+
+# A clash on the tracking ID means another process took our millisecond; a handful of retries
+# on later milliseconds always suffices unless the database itself is failing.
+MAX_ID_ATTEMPTS = 20
+REVISABLE = frozenset({OfferStatus.ISSUED, OfferStatus.EXPIRED, OfferStatus.DECLINED})
+
+
+class OfferNotFound(NotFound):
+    def __init__(self, offer_id: str) -> None:
+        super().__init__(f"No offer with id {offer_id!r}.")
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+@dataclass(frozen=True)
+class OfferFilter:
+    status: OfferStatus | None = None
+    customer: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def today(settings: Settings) -> date:
+    """Today's date in the company's time zone: validity ends at local midnight."""
+    return utcnow().astimezone(settings.zone).date()
+
+
+def create_offer(session: Session, data: OfferCreate, *, settings: Settings) -> Offer:
+    """Create a draft offer with a fresh ULID whose tracking ID no other offer has."""
+    current = today(settings)
+    valid_until = data.valid_until or current + timedelta(days=settings.default_validity_days)
+    if valid_until < current:
+        raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
+    offer = Offer(
+        id="",
+        tracking_id="",
+        currency=data.currency or settings.default_currency,
+        valid_until=valid_until,
+        notes=data.notes,
+        terms=data.terms,
+        customer_company="",
+    )
+    _apply_customer(offer, data.customer)
+    offer.lines = _build_lines(data.lines)
+    _insert_with_unique_tracking_id(session, offer)
+    session.commit()
+    return offer
+
+
+def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
+    not_before = 0
+    for _ in range(MAX_ID_ATTEMPTS):
+        offer.id = ids.new_offer_ulid(not_before)
+        offer.tracking_id = ids.tracking_id_of(offer.id)
+        try:
+            with session.begin_nested():
+                session.add(offer)
+        except IntegrityError as exc:
+            if "supersedes_id" in str(exc.orig):
+                raise InvalidTransition(f"Offer {offer.supersedes_id} was revised already.") from exc
+            not_before = ids.ulid_millis(offer.id) + 1
+            continue
+        return
+    raise Conflict("Could not allocate a unique tracking ID; try again.")
+
+
+def _apply_customer(offer: Offer, customer: CustomerIn) -> None:
+    offer.customer_company = customer.company
+    offer.customer_contact_name = customer.contact_name
+    offer.customer_email = customer.email
+    offer.customer_phone = customer.phone
+    offer.customer_reference = customer.reference
+
+
+def _build_lines(lines: Sequence[LineIn]) -> list[OfferLine]:
+    return [
+        OfferLine(position=position, **line.model_dump())
+        for position, line in enumerate(lines, start=1)
+    ]
+
+
+def get_offer(session: Session, offer_id: str, *, for_update: bool = False) -> Offer:
+    """Load an offer; ``for_update`` locks its row so two transitions cannot interleave."""
+    offer = None
+    if len(offer_id) == ids.ULID_LENGTH:
+        offer = session.get(Offer, offer_id.upper(), with_for_update=for_update)
+    if offer is None:
+        raise OfferNotFound(offer_id)
+    return offer
+
+
+def list_offers(
+    session: Session, filters: OfferFilter, *, settings: Settings, limit: int, offset: int
+) -> tuple[Sequence[Offer], int]:
+    """A page of offers, newest first, and how many match in all."""
+    query = select(Offer)
+    query = _filter_status(query, filters.status, today(settings))
+    if filters.customer:
+        pattern = f"%{filters.customer.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Offer.customer_company).like(pattern),
+                func.lower(Offer.customer_contact_name).like(pattern),
+                func.lower(Offer.customer_reference).like(pattern),
+                func.lower(Offer.customer_email).like(pattern),
+            )
+        )
+    if filters.created_from:
+        query = query.where(Offer.created_at >= filters.created_from)
+    if filters.created_to:
+        query = query.where(Offer.created_at < filters.created_to)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    page = session.exec(
+        query.order_by(col(Offer.created_at).desc(), col(Offer.id).desc()).limit(limit).offset(offset)
+    ).all()
+    return page, total
+
+
+def _filter_status(query, status: OfferStatus | None, current: date):  # type: ignore[no-untyped-def]
+    if status is None:
+        return query
+    if status == OfferStatus.EXPIRED:
+        return query.where(Offer.status == OfferStatus.ISSUED, Offer.valid_until < current)
+    if status == OfferStatus.ISSUED:
+        return query.where(Offer.status == OfferStatus.ISSUED, Offer.valid_until >= current)
+    return query.where(Offer.status == status)
+
+
+def superseded_by(session: Session, offer_ids: Sequence[str]) -> dict[str, str]:
+    """Map each of ``offer_ids`` that has a revision to the revision's id."""
+    if not offer_ids:
+        return {}
+    rows = session.exec(
+        select(Offer.supersedes_id, Offer.id).where(col(Offer.supersedes_id).in_(offer_ids))
+    ).all()
+    return {old: new for old, new in rows if old is not None}
+
+
+def update_offer(session: Session, offer_id: str, data: OfferUpdate, *, settings: Settings) -> Offer:
+    """Change a draft; an issued offer is a document the customer holds and never changes."""
+    offer = get_offer(session, offer_id, for_update=True)
+    _require(offer, {OfferStatus.DRAFT}, "update", settings)
+    if data.valid_until is not None and data.valid_until < today(settings):
+        raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
+    if data.customer is not None:
+        _apply_customer(offer, data.customer)
+    if data.lines is not None:
+        offer.lines = _build_lines(data.lines)
+    for field in ("currency", "valid_until", "notes", "terms"):
+        value = getattr(data, field)
+        if value is not None:
+            setattr(offer, field, value)
+    offer.updated_at = utcnow()
+    session.add(offer)
+    session.commit()
+    return offer
+
+
+def issue_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
+    """Freeze a draft and send it: from now on its PDF and its QR code are final."""
+    offer = get_offer(session, offer_id, for_update=True)
+    _require(offer, {OfferStatus.DRAFT}, "issue", settings)
+    if not offer.lines:
+        raise InvalidTransition("An offer needs at least one line before it can be issued.")
+    if offer.valid_until < today(settings):
+        raise InvalidTransition("valid_until lies in the past; update the draft first.")
+    offer.status = OfferStatus.ISSUED
+    offer.issued_at = offer.updated_at = utcnow()
+    session.add(offer)
+    session.commit()
+    return offer
+
+
+def revise_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
+    """Start a new draft (new ULID) from an issued offer; the old one becomes superseded."""
+    offer = get_offer(session, offer_id, for_update=True)
+    _require(offer, REVISABLE, "revise", settings)
+    revision = Offer(
+        id="",
+        tracking_id="",
+        currency=offer.currency,
+        valid_until=max(offer.valid_until, today(settings)),
+        notes=offer.notes,
+        terms=offer.terms,
+        customer_company=offer.customer_company,
+        customer_contact_name=offer.customer_contact_name,
+        customer_email=offer.customer_email,
+        customer_phone=offer.customer_phone,
+        customer_reference=offer.customer_reference,
+        supersedes_id=offer.id,
+        lines=[_copy_line(line) for line in offer.lines],
+    )
+    offer.status = OfferStatus.SUPERSEDED
+    offer.superseded_at = offer.updated_at = utcnow()
+    session.add(offer)
+    _insert_with_unique_tracking_id(session, revision)
+    session.commit()
+    return revision
+
+
+def _copy_line(line: OfferLine) -> OfferLine:
+    return OfferLine(
+        position=line.position,
+        description=line.description,
+        quantity=line.quantity,
+        unit=line.unit,
+        unit_price=line.unit_price,
+        discount_percent=line.discount_percent,
+        vat_rate=line.vat_rate,
+    )
+
+
+def _require(
+    offer: Offer, allowed: frozenset[OfferStatus] | set[OfferStatus], action: str, settings: Settings
+) -> None:
+    current = offer.effective_status(today(settings))
+    if current not in allowed:
+        allowed_text = ", ".join(sorted(allowed))
+        raise InvalidTransition(
+            f"Cannot {action} offer {offer.id}: it is {current}; only an offer that is "
+            f"{allowed_text} can be."
+        )

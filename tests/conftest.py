@@ -1,0 +1,121 @@
+"""Test fixtures: one migrated database per run, one rolled-back transaction per test.
+
+The database is SQLite in a temporary directory unless OFFERTRACK_TEST_DATABASE_URL names
+another (the PostgreSQL run of .ci/run). Tests never touch the development database.
+"""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_tmp = Path(tempfile.mkdtemp(prefix="offertrack-test-"))
+TEST_DATABASE_URL = os.environ.get("OFFERTRACK_TEST_DATABASE_URL") or f"sqlite:///{_tmp / 'test.db'}"
+os.environ.update(
+    OFFERTRACK_ENV="test",
+    OFFERTRACK_DATABASE_URL=TEST_DATABASE_URL,
+    OFFERTRACK_VAR_DIR=str(_tmp / "var"),
+    OFFERTRACK_PUBLIC_BASE_URL="https://track.example.com",
+    OFFERTRACK_PDF_WORKERS="1",
+)
+
+import pytest  # noqa: E402
+from alembic import command  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from app.auth.service import create_api_key  # noqa: E402
+from app.cli import alembic_config  # noqa: E402
+from app.config import Settings, get_settings  # noqa: E402
+from app.db import get_engine, get_session, metadata  # noqa: E402
+from app.main import create_app  # noqa: E402
+
+
+def reset_schema(engine: Engine) -> None:
+    """Drop everything so the run starts from an empty database, then migrate to head."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    config = alembic_config()
+    config.attributes["configure_logger"] = False
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    engine = get_engine()
+    try:
+        reset_schema(engine)
+    except Exception as exc:  # a configured database that is down fails the run, never skips
+        pytest.exit(f"Test database {TEST_DATABASE_URL} is not usable: {exc}", returncode=1)
+    return engine
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back; services' commits become savepoints."""
+    connection = engine.connect()
+    transaction = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def committed(engine: Engine) -> Iterator[Engine]:
+    """For tests that need real commits across connections; empties every table afterwards."""
+    yield engine
+    with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def app(engine: Engine) -> FastAPI:
+    return create_app()
+
+
+@pytest.fixture(scope="session")
+def _running_client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url="https://track.example.com") as client:
+        yield client
+
+
+@pytest.fixture
+def client(app: FastAPI, _running_client: TestClient, session: Session) -> Iterator[TestClient]:
+    app.dependency_overrides[get_session] = lambda: session
+    _running_client.headers.clear()
+    _running_client.cookies.clear()
+    try:
+        yield _running_client
+    finally:
+        app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def api_token(session: Session) -> str:
+    _, token = create_api_key(session, "tests")
+    return token
+
+
+@pytest.fixture
+def api(client: TestClient, api_token: str) -> TestClient:
+    client.headers["Authorization"] = f"Bearer {api_token}"
+    return client

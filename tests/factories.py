@@ -1,0 +1,41 @@
+"""Small keyword-only factories for test data, built through the real services."""
+
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+
+from app.config import Settings
+from app.offers import service
+from app.offers.models import Offer
+from app.offers.schemas import OfferCreate
+
+
+def line_data(
+    *, description: str = "Pump PX-200", quantity: str = "2", unit_price: str = "1250.00",
+    vat_rate: str = "24", **extra: Any,
+) -> dict[str, Any]:
+    return {"description": description, "quantity": quantity, "unit_price": unit_price,
+            "vat_rate": vat_rate, **extra}
+
+
+def offer_data(
+    *, company: str = "Acme Hellas SA", lines: list[dict[str, Any]] | None = None,
+    valid_until: date | str | None = "2999-12-31", **extra: Any,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "customer": {"company": company, "contact_name": "Maria P.", "email": "maria@example.com"},
+        "currency": "EUR",
+        "lines": [line_data()] if lines is None else lines,
+        **extra,
+    }
+    if valid_until is not None:
+        data["valid_until"] = str(valid_until)
+    return data
+
+
+def make_offer(session: Session, settings: Settings, *, issued: bool = False, **data: Any) -> Offer:
+    offer = service.create_offer(session, OfferCreate.model_validate(offer_data(**data)), settings=settings)
+    if issued:
+        offer = service.issue_offer(session, offer.id, settings=settings)
+    return offer
