@@ -1,5 +1,6 @@
 """Settings, read once from ``OFFERTRACK_*`` environment variables."""
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -101,10 +102,14 @@ class Settings(BaseSettings):
 
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
-    if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: when several workers start at once, exactly one writes the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

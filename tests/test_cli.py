@@ -1,0 +1,56 @@
+"""The offertrack command as an operator uses it."""
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from app.auth.models import ApiKey
+from app.auth.service import authenticate, hash_token
+from app.cli import cli
+from app.offers.models import Offer, OfferStatus
+
+runner = CliRunner()
+
+
+@pytest.mark.concurrency
+def test_create_api_key_prints_a_token_once_and_stores_only_its_hash(committed: Engine) -> None:
+    result = runner.invoke(cli, ["create-api-key", "erp"])
+
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[0]
+    with Session(committed) as session:
+        key = session.exec(select(ApiKey)).one()
+        assert key.name == "erp"
+        assert key.token_hash == hash_token(token)
+        assert token not in (key.token_hash, key.prefix)
+        assert authenticate(session, token).id == key.id
+
+
+def test_create_api_key_needs_a_name() -> None:
+    result = runner.invoke(cli, ["create-api-key", "  "])
+
+    assert result.exit_code != 0
+    assert "name" in result.output
+
+
+@pytest.mark.concurrency
+def test_demo_data_is_idempotent_and_covers_several_states(committed: Engine) -> None:
+    first = runner.invoke(cli, ["demo"])
+    second = runner.invoke(cli, ["demo"])
+
+    assert first.exit_code == 0, first.output
+    assert "offers created" in first.output
+    assert "already loaded" in second.output
+    with Session(committed) as session:
+        statuses = set(session.exec(select(Offer.status)).all())
+        count = session.exec(select(func.count()).select_from(Offer)).one()
+    assert {OfferStatus.DRAFT, OfferStatus.ISSUED, OfferStatus.SUPERSEDED} <= statuses
+    assert count == 6
+
+
+def test_migrate_reports_the_database(engine: Engine) -> None:
+    result = runner.invoke(cli, ["migrate"])
+
+    assert result.exit_code == 0, result.output
+    assert "Database at head" in result.output
