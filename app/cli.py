@@ -26,7 +26,9 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Processes; use PostgreSQL for more than 1.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes; use PostgreSQL for more than 1.")
+    ] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
 ) -> None:
     """Run the web server."""
@@ -38,7 +40,9 @@ def serve(
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if workers > 1 and settings.is_sqlite:
-        typer.echo("Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True)
+        typer.echo(
+            "Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True
+        )
     uvicorn.run(
         "app.main:create_app",
         factory=True,

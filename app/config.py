@@ -94,8 +94,9 @@ class Settings(BaseSettings):
             return self.secret_key
         if self.env == "production":
             raise ConfigError(
-                "OFFERTRACK_SECRET_KEY is missing or still the default. In production set it to "
-                "a long random value, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+                "OFFERTRACK_SECRET_KEY is missing or still the default. In production set it "
+                "to a long random value, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
             )
         return _development_key(self.var_dir)
 

@@ -11,19 +11,39 @@ from app.offers.models import Offer
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate
 
 PUMPS = [
-    LineIn(description="Centrifugal pump PX-200, stainless", quantity=Decimal(2), unit="pc",
-           unit_price=Decimal("1250.00"), vat_rate=Decimal(24)),
-    LineIn(description="Installation and commissioning", quantity=Decimal("6.5"), unit="h",
-           unit_price=Decimal("85.00"), vat_rate=Decimal(24)),
-    LineIn(description="Maintenance handbook (print)", quantity=Decimal(1), unit="pc",
-           unit_price=Decimal("39.90"), discount_percent=Decimal(10), vat_rate=Decimal(6)),
+    LineIn(
+        description="Centrifugal pump PX-200, stainless",
+        quantity=Decimal(2),
+        unit="pc",
+        unit_price=Decimal("1250.00"),
+        vat_rate=Decimal(24),
+    ),
+    LineIn(
+        description="Installation and commissioning",
+        quantity=Decimal("6.5"),
+        unit="h",
+        unit_price=Decimal("85.00"),
+        vat_rate=Decimal(24),
+    ),
+    LineIn(
+        description="Maintenance handbook (print)",
+        quantity=Decimal(1),
+        unit="pc",
+        unit_price=Decimal("39.90"),
+        discount_percent=Decimal(10),
+        vat_rate=Decimal(6),
+    ),
 ]
 
 
 def _offer(company: str, contact: str, reference: str, lines: list[LineIn]) -> OfferCreate:
     return OfferCreate(
-        customer=CustomerIn(company=company, contact_name=contact, reference=reference,
-                            email=f"{contact.split()[0].lower()}@example.com"),
+        customer=CustomerIn(
+            company=company,
+            contact_name=contact,
+            reference=reference,
+            email=f"{contact.split()[0].lower()}@example.com",
+        ),
         lines=lines,
         terms="Payment 30 days net. Delivery ex works. Prices exclude shipping.",
     )
@@ -81,9 +101,13 @@ def _revised(session: Session, settings: Settings, reference: str) -> Offer:
 
 def _long(session: Session, settings: Settings, reference: str) -> Offer:
     lines = [
-        LineIn(description=f"Spare part kit {n:02d}: seals, bearings and fasteners",
-               quantity=Decimal(n % 5 + 1), unit="set", unit_price=Decimal("17.35") * n,
-               vat_rate=Decimal(24) if n % 3 else Decimal(13))
+        LineIn(
+            description=f"Spare part kit {n:02d}: seals, bearings and fasteners",
+            quantity=Decimal(n % 5 + 1),
+            unit="set",
+            unit_price=Decimal("17.35") * n,
+            vat_rate=Decimal(24) if n % 3 else Decimal(13),
+        )
         for n in range(1, 41)
     ]
     data = _offer("Iberia Agua SL", "Lucía García", reference, lines)

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _tmp = Path(tempfile.mkdtemp(prefix="offertrack-test-"))
-TEST_DATABASE_URL = os.environ.get("OFFERTRACK_TEST_DATABASE_URL") or f"sqlite:///{_tmp / 'test.db'}"
+TEST_DATABASE_URL = (
+    os.environ.get("OFFERTRACK_TEST_DATABASE_URL") or f"sqlite:///{_tmp / 'test.db'}"
+)
 os.environ.update(
     OFFERTRACK_ENV="test",
     OFFERTRACK_DATABASE_URL=TEST_DATABASE_URL,
@@ -69,7 +71,9 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session inside a transaction that is rolled back; services' commits become savepoints."""
     connection = engine.connect()
     transaction = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield session
     finally:

@@ -12,16 +12,28 @@ from app.offers.schemas import OfferCreate
 
 
 def line_data(
-    *, description: str = "Pump PX-200", quantity: str = "2", unit_price: str = "1250.00",
-    vat_rate: str = "24", **extra: Any,
+    *,
+    description: str = "Pump PX-200",
+    quantity: str = "2",
+    unit_price: str = "1250.00",
+    vat_rate: str = "24",
+    **extra: Any,
 ) -> dict[str, Any]:
-    return {"description": description, "quantity": quantity, "unit_price": unit_price,
-            "vat_rate": vat_rate, **extra}
+    return {
+        "description": description,
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "vat_rate": vat_rate,
+        **extra,
+    }
 
 
 def offer_data(
-    *, company: str = "Acme Hellas SA", lines: list[dict[str, Any]] | None = None,
-    valid_until: date | str | None = "2999-12-31", **extra: Any,
+    *,
+    company: str = "Acme Hellas SA",
+    lines: list[dict[str, Any]] | None = None,
+    valid_until: date | str | None = "2999-12-31",
+    **extra: Any,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "customer": {"company": company, "contact_name": "Maria P.", "email": "maria@example.com"},
@@ -35,7 +47,9 @@ def offer_data(
 
 
 def make_offer(session: Session, settings: Settings, *, issued: bool = False, **data: Any) -> Offer:
-    offer = service.create_offer(session, OfferCreate.model_validate(offer_data(**data)), settings=settings)
+    offer = service.create_offer(
+        session, OfferCreate.model_validate(offer_data(**data)), settings=settings
+    )
     if issued:
         offer = service.issue_offer(session, offer.id, settings=settings)
     return offer

@@ -32,7 +32,9 @@ def scratch_engine(tmp_path: Path) -> Iterator[Engine]:
     with admin.begin() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS migration_test CASCADE"))
         connection.execute(text("CREATE SCHEMA migration_test"))
-    engine = make_engine(TEST_DATABASE_URL, connect_args={"options": "-csearch_path=migration_test"})
+    engine = make_engine(
+        TEST_DATABASE_URL, connect_args={"options": "-csearch_path=migration_test"}
+    )
     yield engine
     engine.dispose()
     with admin.begin() as connection:

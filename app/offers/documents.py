@@ -24,7 +24,9 @@ class PdfDocument:
     etag: str | None  # None for a draft, which changes and is never cached
 
 
-def offer_pdf(session: Session, offer_id: str, *, renderer: Renderer, settings: Settings) -> PdfDocument:
+def offer_pdf(
+    session: Session, offer_id: str, *, renderer: Renderer, settings: Settings
+) -> PdfDocument:
     """The offer's quotation PDF; an issued offer's is rendered once and stored."""
     offer = service.get_offer(session, offer_id)
     filename = f"offer-{hyphenate_tracking_id(offer.tracking_id)}.pdf"

@@ -10,8 +10,8 @@ from app.auth.dependencies import require_api_key
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.offers import service
-from app.offers.models import Offer, OfferStatus
 from app.offers.documents import PdfDocument, offer_pdf
+from app.offers.models import Offer, OfferStatus
 from app.offers.pdf import PdfRenderer
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
 
@@ -42,7 +42,8 @@ def _read(
         offer,
         status=offer.effective_status(service.today(settings)),
         base_url=settings.public_base_url,
-        pdf_url=settings.public_base_url + request.app.url_path_for("offers:pdf", offer_id=offer.id),
+        pdf_url=settings.public_base_url
+        + request.app.url_path_for("offers:pdf", offer_id=offer.id),
         superseded_by_id=superseded_by_id,
     )
 

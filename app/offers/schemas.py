@@ -12,13 +12,19 @@ from app.offers.pricing import compute_totals
 MAX_LINES = 500
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-RequiredText200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+RequiredText200 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(
+        strip_whitespace=True, max_length=320, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    ),
 ]
-Currency = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")]
+Currency = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
+]
 
 # Bounds keep every amount within 15 significant digits (exact in SQLite's REAL) and make an
 # absurd quantity a 422 instead of an overflow further down.
@@ -49,7 +55,9 @@ class CustomerIn(StrictModel):
 
 
 class LineIn(StrictModel):
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    description: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ]
     quantity: Quantity
     unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
     unit_price: UnitPrice
@@ -64,7 +72,6 @@ class OfferCreate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
     terms: LongText = ""
-
 
 
 class OfferUpdate(StrictModel):
@@ -133,10 +140,15 @@ class OfferRead(BaseModel):
     ordered_at: datetime | None
     superseded_at: datetime | None
 
-
     @classmethod
     def from_offer(
-        cls, offer: Offer, *, status: OfferStatus, base_url: str, pdf_url: str, superseded_by_id: str | None
+        cls,
+        offer: Offer,
+        *,
+        status: OfferStatus,
+        base_url: str,
+        pdf_url: str,
+        superseded_by_id: str | None,
     ) -> "OfferRead":
         totals = compute_totals(offer.lines, offer.currency)
         return cls(
@@ -165,8 +177,17 @@ class OfferRead(BaseModel):
             superseded_by_id=superseded_by_id,
             **offer.model_dump(
                 include={
-                    "currency", "valid_until", "notes", "terms", "supersedes_id", "created_at",
-                    "updated_at", "issued_at", "accepted_at", "declined_at", "ordered_at",
+                    "currency",
+                    "valid_until",
+                    "notes",
+                    "terms",
+                    "supersedes_id",
+                    "created_at",
+                    "updated_at",
+                    "issued_at",
+                    "accepted_at",
+                    "declined_at",
+                    "ordered_at",
                     "superseded_at",
                 }
             ),

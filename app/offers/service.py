@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.config import Settings
 from app.db import utcnow
@@ -75,7 +76,9 @@ def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
                 session.add(offer)
         except IntegrityError as exc:
             if "supersedes_id" in str(exc.orig):
-                raise InvalidTransition(f"Offer {offer.supersedes_id} was revised already.") from exc
+                raise InvalidTransition(
+                    f"Offer {offer.supersedes_id} was revised already."
+                ) from exc
             not_before = ids.ulid_millis(offer.id) + 1
             continue
         return
@@ -129,12 +132,16 @@ def list_offers(
         query = query.where(Offer.created_at < filters.created_to)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     page = session.exec(
-        query.order_by(col(Offer.created_at).desc(), col(Offer.id).desc()).limit(limit).offset(offset)
+        query.order_by(col(Offer.created_at).desc(), col(Offer.id).desc())
+        .limit(limit)
+        .offset(offset)
     ).all()
     return page, total
 
 
-def _filter_status(query, status: OfferStatus | None, current: date):  # type: ignore[no-untyped-def]
+def _filter_status(
+    query: SelectOfScalar[Offer], status: OfferStatus | None, current: date
+) -> SelectOfScalar[Offer]:
     if status is None:
         return query
     if status == OfferStatus.EXPIRED:
@@ -154,7 +161,9 @@ def superseded_by(session: Session, offer_ids: Sequence[str]) -> dict[str, str]:
     return {old: new for old, new in rows if old is not None}
 
 
-def update_offer(session: Session, offer_id: str, data: OfferUpdate, *, settings: Settings) -> Offer:
+def update_offer(
+    session: Session, offer_id: str, data: OfferUpdate, *, settings: Settings
+) -> Offer:
     """Change a draft; an issued offer is a document the customer holds and never changes."""
     offer = get_offer(session, offer_id, for_update=True)
     _require(offer, {OfferStatus.DRAFT}, "update", settings)
@@ -217,19 +226,14 @@ def revise_offer(session: Session, offer_id: str, *, settings: Settings) -> Offe
 
 
 def _copy_line(line: OfferLine) -> OfferLine:
-    return OfferLine(
-        position=line.position,
-        description=line.description,
-        quantity=line.quantity,
-        unit=line.unit,
-        unit_price=line.unit_price,
-        discount_percent=line.discount_percent,
-        vat_rate=line.vat_rate,
-    )
+    return OfferLine(**line.model_dump(exclude={"id", "offer_id"}))
 
 
 def _require(
-    offer: Offer, allowed: frozenset[OfferStatus] | set[OfferStatus], action: str, settings: Settings
+    offer: Offer,
+    allowed: frozenset[OfferStatus] | set[OfferStatus],
+    action: str,
+    settings: Settings,
 ) -> None:
     current = offer.effective_status(today(settings))
     if current not in allowed:

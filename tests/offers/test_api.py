@@ -13,10 +13,16 @@ from app.offers.models import Offer
 from tests.factories import line_data, make_offer, offer_data
 
 ISSUE_EXAMPLE = {
-    "customer": {"company": "Acme Hellas SA", "contact_name": "Maria P.", "email": "maria@example.com"},
+    "customer": {
+        "company": "Acme Hellas SA",
+        "contact_name": "Maria P.",
+        "email": "maria@example.com",
+    },
     "currency": "EUR",
     "valid_until": "2999-12-31",
-    "lines": [{"description": "Pump PX-200", "quantity": "2", "unit_price": "1250.00", "vat_rate": "24"}],
+    "lines": [
+        {"description": "Pump PX-200", "quantity": "2", "unit_price": "1250.00", "vat_rate": "24"}
+    ],
 }
 
 
@@ -55,7 +61,10 @@ def test_get_returns_what_was_created(api: TestClient) -> None:
         ({**ISSUE_EXAMPLE, "customer": {"contact_name": "x"}}, ["body", "customer", "company"]),
         ({**ISSUE_EXAMPLE, "lines": [line_data(quantity="abc")]}, ["body", "lines", 0, "quantity"]),
         ({**ISSUE_EXAMPLE, "lines": [line_data(quantity="-1")]}, ["body", "lines", 0, "quantity"]),
-        ({**ISSUE_EXAMPLE, "lines": [line_data(quantity="1e30")]}, ["body", "lines", 0, "quantity"]),
+        (
+            {**ISSUE_EXAMPLE, "lines": [line_data(quantity="1e30")]},
+            ["body", "lines", 0, "quantity"],
+        ),
         ({**ISSUE_EXAMPLE, "lines": [line_data(vat_rate="140")]}, ["body", "lines", 0, "vat_rate"]),
         ({**ISSUE_EXAMPLE, "currency": "EURO"}, ["body", "currency"]),
         ({**ISSUE_EXAMPLE, "valid_until": "31.12.2026"}, ["body", "valid_until"]),
@@ -176,7 +185,10 @@ def test_list_filters_and_paginates_newest_first(
 
     assert page["total"] == 4
     assert [o["id"] for o in page["items"] + rest["items"]] == [
-        newer[2].id, newer[1].id, newer[0].id, older.id
+        newer[2].id,
+        newer[1].id,
+        newer[0].id,
+        older.id,
     ]
     assert [o["id"] for o in by_customer["items"]] == [older.id]
     assert by_status["total"] == 3

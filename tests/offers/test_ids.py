@@ -16,7 +16,9 @@ from app.offers.models import Offer
 from tests.factories import make_offer
 
 
-def test_ids_made_in_one_millisecond_get_distinct_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ids_made_in_one_millisecond_get_distinct_milliseconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     frozen = 1_700_000_000_000 * 1_000_000
     monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)
 
