@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     default_currency: str = "EUR"
     default_validity_days: int = Field(default=30, ge=1, le=3650)
 
+    # Addresses or networks of reverse proxies whose X-Forwarded-For is believed, e.g.
+    # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
+    trusted_proxies: list[str] = []
+    miss_limit_per_minute: int = Field(default=20, ge=1)
+
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)
 

@@ -4,10 +4,15 @@
 class AppError(Exception):
     status_code = 400
     title = "Bad request"
+    # The page a browser gets; errors a visitor can fix (a mistyped code) show the form again.
+    web_template = "error.html"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 class NotFound(AppError):

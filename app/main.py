@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -17,6 +17,9 @@ from app.errors import AppError, Unauthorized, Unprocessable
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
 from app.templating import render
+from app.tracking.api import router as orders_router
+from app.tracking.ratelimit import MissLimiter
+from app.tracking.router import router as tracking_router
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +45,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     app.include_router(offers_router)
+    app.include_router(orders_router)
+    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
+    app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
+    # Last: its /{code} route would otherwise shadow every other single-segment path.
+    app.include_router(tracking_router)
     _register_error_handlers(app)
     return app
+
+
+async def favicon() -> Response:
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
+async def robots_txt() -> Response:
+    # Tracking pages belong to one customer each; search engines have no business there.
+    return PlainTextResponse("User-agent: *\nAllow: /$\nDisallow: /\n")
 
 
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _error_response(request: Request, status_code: int, title: str, detail: str) -> Response:
+def _error_response(
+    request: Request, status_code: int, title: str, detail: str, template: str = "error.html"
+) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": detail}, status_code=status_code)
     context = {"title": title, "detail": detail, "status_code": status_code}
-    return render(request, "error.html", context, block="content", status_code=status_code)
+    return render(request, template, context, block="content", status_code=status_code)
 
 
 def _register_error_handlers(app: FastAPI) -> None:
@@ -64,7 +84,10 @@ def _register_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unprocessable) and _wants_json(request):
             body = [{"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}]
             return JSONResponse({"detail": body}, status_code=exc.status_code)
-        response = _error_response(request, exc.status_code, exc.title, exc.detail)
+        response = _error_response(
+            request, exc.status_code, exc.title, exc.detail, exc.web_template
+        )
+        response.headers.update(exc.headers())
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = "Bearer"
         return response

@@ -3,5 +3,16 @@
 from app.auth.models import ApiKey
 from app.db import metadata
 from app.offers.models import Offer, OfferLine, OfferPdf
+from app.tracking.models import OrderStage, ScanEvent, StageUpdate, VisitorKey
 
-__all__ = ["ApiKey", "Offer", "OfferLine", "OfferPdf", "metadata"]
+__all__ = [
+    "ApiKey",
+    "Offer",
+    "OfferLine",
+    "OfferPdf",
+    "OrderStage",
+    "ScanEvent",
+    "StageUpdate",
+    "VisitorKey",
+    "metadata",
+]

@@ -43,6 +43,8 @@ def _install_filters(env: Environment) -> None:
 
 
 _install_filters(templates.env)
+templates.env.globals["get_settings"] = get_settings
+templates.env.globals["zip"] = zip
 
 
 def render(

@@ -51,6 +51,11 @@ class Offer(SQLModel, table=True):
     ordered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
+    accepted_by_name: str = Field(default="", sa_type=String(200))
+    accepted_po_number: str = Field(default="", sa_type=String(100))
+    declined_reason: str = Field(default="", sa_type=Text)
+    activated_by: str = Field(default="", sa_type=String(200))
+
     lines: list["OfferLine"] = Relationship(
         back_populates="offer",
         sa_relationship_kwargs={

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from app.auth.dependencies import require_api_key
+from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.offers import service
@@ -14,6 +14,7 @@ from app.offers.documents import PdfDocument, offer_pdf
 from app.offers.models import Offer, OfferStatus
 from app.offers.pdf import PdfRenderer
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
+from app.tracking import service as tracking_service
 
 router = APIRouter(
     prefix="/api/v1/offers", tags=["offers"], dependencies=[Depends(require_api_key)]
@@ -114,6 +115,18 @@ def revise_offer(
 ) -> OfferRead:
     revision = service.revise_offer(session, offer_id, settings=settings)
     return _read(request, revision, settings, None)
+
+
+@router.post("/{offer_id}/activate", name="offers:activate")
+def activate_offer(
+    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
+) -> OfferRead:
+    """Make an issued or accepted offer an order; its tracking ID then opens the order page.
+    Calling it again for an order changes nothing."""
+    offer = tracking_service.activate_offer(
+        session, offer_id, actor=f"api:{key.name}", settings=settings
+    )
+    return _read(request, offer, settings, None)
 
 
 @router.get(

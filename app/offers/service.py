@@ -166,7 +166,7 @@ def update_offer(
 ) -> Offer:
     """Change a draft; an issued offer is a document the customer holds and never changes."""
     offer = get_offer(session, offer_id, for_update=True)
-    _require(offer, {OfferStatus.DRAFT}, "update", settings)
+    require_status(offer, {OfferStatus.DRAFT}, "update", settings)
     if data.valid_until is not None and data.valid_until < today(settings):
         raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
     if data.customer is not None:
@@ -186,7 +186,7 @@ def update_offer(
 def issue_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
     """Freeze a draft and send it: from now on its PDF and its QR code are final."""
     offer = get_offer(session, offer_id, for_update=True)
-    _require(offer, {OfferStatus.DRAFT}, "issue", settings)
+    require_status(offer, {OfferStatus.DRAFT}, "issue", settings)
     if not offer.lines:
         raise InvalidTransition("An offer needs at least one line before it can be issued.")
     if offer.valid_until < today(settings):
@@ -201,7 +201,7 @@ def issue_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer
 def revise_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
     """Start a new draft (new ULID) from an issued offer; the old one becomes superseded."""
     offer = get_offer(session, offer_id, for_update=True)
-    _require(offer, REVISABLE, "revise", settings)
+    require_status(offer, REVISABLE, "revise", settings)
     revision = Offer(
         id="",
         tracking_id="",
@@ -229,7 +229,7 @@ def _copy_line(line: OfferLine) -> OfferLine:
     return OfferLine(**line.model_dump(exclude={"id", "offer_id"}))
 
 
-def _require(
+def require_status(
     offer: Offer,
     allowed: frozenset[OfferStatus] | set[OfferStatus],
     action: str,
@@ -242,3 +242,30 @@ def _require(
             f"Cannot {action} offer {offer.id}: it is {current}; only an offer that is "
             f"{allowed_text} can be."
         )
+
+
+def accept_offer(
+    session: Session, offer_id: str, *, signer_name: str, po_number: str, settings: Settings
+) -> Offer:
+    """The customer accepts an issued offer, naming who signs and optionally a PO number."""
+    offer = get_offer(session, offer_id, for_update=True)
+    require_status(offer, {OfferStatus.ISSUED}, "accept", settings)
+    offer.status = OfferStatus.ACCEPTED
+    offer.accepted_by_name = signer_name
+    offer.accepted_po_number = po_number
+    offer.accepted_at = offer.updated_at = utcnow()
+    session.add(offer)
+    session.commit()
+    return offer
+
+
+def decline_offer(session: Session, offer_id: str, *, reason: str, settings: Settings) -> Offer:
+    """The customer declines an issued offer and says why."""
+    offer = get_offer(session, offer_id, for_update=True)
+    require_status(offer, {OfferStatus.ISSUED}, "decline", settings)
+    offer.status = OfferStatus.DECLINED
+    offer.declined_reason = reason
+    offer.declined_at = offer.updated_at = utcnow()
+    session.add(offer)
+    session.commit()
+    return offer

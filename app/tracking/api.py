@@ -1,0 +1,40 @@
+"""The order API: stage updates pushed by integrations."""
+
+from fastapi import APIRouter, Depends, status
+
+from app.auth.dependencies import ApiKeyDep, require_api_key
+from app.db import SessionDep
+from app.offers.models import Offer
+from app.tracking import service
+from app.tracking.models import OrderStage, StageUpdate
+from app.tracking.schemas import StageUpdateCreate, StageUpdateRead
+
+router = APIRouter(prefix="/api/v1/orders", tags=["orders"], dependencies=[Depends(require_api_key)])
+
+
+def _read(update: StageUpdate, offer: Offer, stage: OrderStage) -> StageUpdateRead:
+    assert update.id is not None
+    return StageUpdateRead(
+        order_id=offer.id,
+        tracking_id=offer.tracking_id,
+        stage=stage.key,
+        stage_label=stage.label,
+        **update.model_dump(exclude={"offer_id", "stage_key", "created_at"}),
+    )
+
+
+@router.post("/{code}/updates", status_code=status.HTTP_201_CREATED, name="orders:add_update")
+def add_stage_update(
+    code: str, data: StageUpdateCreate, session: SessionDep, key: ApiKeyDep
+) -> StageUpdateRead:
+    """Append a stage update; `code` is the order's ULID or tracking ID in any spelling."""
+    update, offer, stage = service.add_stage_update(session, code, data, actor=f"api:{key.name}")
+    return _read(update, offer, stage)
+
+
+@router.get("/{code}/updates", name="orders:updates")
+def list_stage_updates(code: str, session: SessionDep) -> list[StageUpdateRead]:
+    """The order's stage history, newest first, internal notes included."""
+    offer = service.find_order(session, code)
+    timeline = service.build_timeline(session, offer)
+    return [_read(update, offer, stage) for update, stage in timeline.updates]

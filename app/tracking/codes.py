@@ -1,0 +1,64 @@
+"""One parser for every code a person types, reads aloud or scans: page, search box and API.
+
+Accepted: the 26-character ULID or the 10-character tracking ID, in any case, with hyphens,
+spaces, dots and dashes of any kind anywhere, and Crockford's aliases (I and L read as 1,
+O as 0). Anything else is an InvalidCode that explains the format.
+"""
+
+import unicodedata
+from dataclasses import dataclass
+
+from app.errors import AppError
+from app.tracking.models import CodeForm
+
+CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+ALIASES = str.maketrans({"I": "1", "L": "1", "O": "0"})
+FULL_LENGTH = 26
+SHORT_LENGTH = 10
+# A ULID's first character carries only 3 bits of its 48-bit timestamp.
+MAX_FIRST_CHARACTER = "7"
+MAX_INPUT_LENGTH = 100
+
+FORMAT_HELP = (
+    "A tracking code is either the 10-character tracking ID printed under the QR code "
+    "(for example 01H0W-ARY2W) or the 26-character offer ID. It uses the digits 0-9 and the "
+    "letters A-Z except U; case, spaces and dashes do not matter."
+)
+
+
+class InvalidCode(AppError):
+    status_code = 400
+    title = "That is not a tracking code"
+    web_template = "tracking/lookup_error.html"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason} {FORMAT_HELP}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TrackingCode:
+    value: str
+    form: CodeForm
+
+
+def _is_separator(char: str) -> bool:
+    return char.isspace() or char in ".\u2212" or unicodedata.category(char) == "Pd"
+
+
+def parse_tracking_code(raw: str) -> TrackingCode:
+    """Normalize ``raw`` to a canonical ULID or tracking ID, or raise InvalidCode."""
+    if len(raw) > MAX_INPUT_LENGTH:
+        raise InvalidCode("That code is far too long.")
+    cleaned = "".join(char for char in raw if not _is_separator(char))
+    value = cleaned.upper().translate(ALIASES)
+    bad = sorted({char for char in value if char not in CROCKFORD})
+    if bad:
+        shown = ", ".join(repr(char) for char in bad)
+        raise InvalidCode(f"The code contains characters that never occur in one: {shown}.")
+    if len(value) not in (FULL_LENGTH, SHORT_LENGTH):
+        raise InvalidCode(f"The code has {len(value)} characters instead of 10 or 26.")
+    if value[0] > MAX_FIRST_CHARACTER:
+        raise InvalidCode("The code cannot start with that character.")
+    form = CodeForm.FULL if len(value) == FULL_LENGTH else CodeForm.SHORT
+    return TrackingCode(value=value, form=form)

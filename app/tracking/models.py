@@ -1,0 +1,91 @@
+"""Order stages, the append-only stage history, and privacy-preserving scan events."""
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, Text
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+
+class OrderStage(SQLModel, table=True):
+    """One step of the configurable stage list; ``position`` orders the timeline."""
+
+    __tablename__ = "order_stage"
+
+    key: str = Field(sa_type=String(40), primary_key=True)
+    label: str = Field(sa_type=String(100), unique=True)
+    position: int = Field(unique=True)
+
+
+class StageUpdate(SQLModel, table=True):
+    """A stage change of an order. Rows are only ever added, never changed."""
+
+    __tablename__ = "stage_update"
+    __table_args__ = (Index("ix_stage_update_offer_id_happened_at", "offer_id", "happened_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: str = Field(
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False)
+    )
+    stage_key: str = Field(
+        sa_column=Column(String(40), ForeignKey("order_stage.key"), nullable=False)
+    )
+    happened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    public_note: str = Field(default="", sa_type=Text)
+    internal_note: str = Field(default="", sa_type=Text)
+    expected_delivery_date: date | None = None
+    carrier: str = Field(default="", sa_type=String(100))
+    tracking_number: str = Field(default="", sa_type=String(100))
+    tracking_link: str = Field(default="", sa_type=String(500))
+    created_by: str = Field(default="", sa_type=String(200))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CodeForm(StrEnum):
+    FULL = "full"
+    SHORT = "short"
+
+
+class Channel(StrEnum):
+    QR = "qr"
+    PDF = "pdf"
+    TYPED = "typed"
+    WEB = "web"
+
+
+class ScanEvent(SQLModel, table=True):
+    """One view of a tracking page. No raw IP address or user agent is ever stored."""
+
+    __tablename__ = "scan_event"
+    __table_args__ = (Index("ix_scan_event_offer_id_occurred_at", "offer_id", "occurred_at"),)
+
+    id: int | None = Field(
+        default=None,
+        # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-numbered rowid.
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    offer_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=True),
+    )
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    code_form: CodeForm = Field(sa_type=String(8))
+    channel: Channel = Field(sa_type=String(8))
+    device_class: str = Field(sa_type=String(16))
+    os_family: str = Field(default="", sa_type=String(50))
+    browser_family: str = Field(default="", sa_type=String(50))
+    referrer_host: str = Field(default="", sa_type=String(255))
+    is_bot: bool = False
+    visitor_hash: str | None = Field(default=None, sa_type=String(64))
+
+
+class VisitorKey(SQLModel, table=True):
+    """The random key of one UTC day's visitor hashes; deleted after 48 hours."""
+
+    __tablename__ = "visitor_key"
+
+    day: date = Field(primary_key=True)
+    secret: str = Field(sa_type=String(64))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

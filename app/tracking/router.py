@@ -1,0 +1,205 @@
+"""Public pages: the code entry form, the tracking page, accept and decline, the PDF."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.config import Settings, SettingsDep
+from app.db import SessionDep
+from app.offers import service as offers_service
+from app.offers.documents import offer_pdf
+from app.offers.router import RendererDep, pdf_response
+from app.templating import render
+from app.tracking import service
+from app.tracking.codes import FORMAT_HELP, InvalidCode, TrackingCode, parse_tracking_code
+from app.tracking.models import CodeForm
+from app.tracking.ratelimit import MissLimiter
+from app.tracking.scans import FORM_MARKER, Visit
+from app.tracking.schemas import AcceptForm, DeclineForm
+from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
+
+router = APIRouter(tags=["tracking pages"], include_in_schema=False)
+
+
+def get_miss_limiter(request: Request) -> MissLimiter:
+    limiter: MissLimiter = request.app.state.miss_limiter
+    return limiter
+
+
+LimiterDep = Annotated[MissLimiter, Depends(get_miss_limiter)]
+
+
+@contextmanager
+def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) -> Iterator[None]:
+    """Count a failed lookup against the client; past the limit it becomes a 429."""
+    try:
+        yield
+    except (InvalidCode, service.CodeNotFound):
+        client = client_address(request, settings)
+        limiter.check(client)
+        limiter.record_miss(client)
+        raise
+
+
+def _visit(request: Request, settings: Settings) -> Visit:
+    headers = request.headers
+    return Visit(
+        client_ip=client_address(request, settings),
+        user_agent=headers.get("user-agent", ""),
+        referrer=headers.get("referer", ""),
+        do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
+        marker=request.query_params.get("src", ""),
+    )
+
+
+def _is_internal_navigation(visit: Visit, settings: Settings) -> bool:
+    """A reload after accepting, or a click between our own pages, is not a new scan."""
+    own_host = urlsplit(settings.public_base_url).hostname
+    return not visit.marker and bool(own_host) and urlsplit(visit.referrer).hostname == own_host
+
+
+def _page_response(
+    request: Request,
+    page: service.TrackingPage,
+    settings: Settings,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    context = {
+        "page": page,
+        "csrf_token": csrf_token(request, settings) if page.code.form == CodeForm.FULL else "",
+        "errors": {},
+        "form": {},
+        **extra,
+    }
+    response = render(
+        request, "tracking/page.html", context, block="timeline", status_code=status_code
+    )
+    set_csrf_cookie(request, response, settings)
+    # Live data for one customer: never cached by proxies, and never handed on to the carrier's
+    # site in a Referer header (the full ULID is the key to the offer).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.get("/", name="tracking:home")
+def home(request: Request) -> Response:
+    return render(request, "tracking/home.html", {"format_help": FORMAT_HELP})
+
+
+@router.get("/lookup", name="tracking:lookup")
+def lookup(
+    request: Request,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    code: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """The entry form's target: normalize the typed code and go to its page."""
+    with counting_misses(request, limiter, settings):
+        parsed = parse_tracking_code(code)
+    url = request.url_for("tracking:page", code=parsed.value).include_query_params(src=FORM_MARKER)
+    return RedirectResponse(str(url), status_code=303)
+
+
+@router.get("/{code}", name="tracking:page")
+def tracking_page(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    hx_request: Annotated[str | None, Header()] = None,
+) -> Response:
+    with counting_misses(request, limiter, settings):
+        parsed = parse_tracking_code(code)
+        visit = _visit(request, settings)
+        if hx_request == "true" or _is_internal_navigation(visit, settings):
+            page = service.tracking_page(session, parsed, settings=settings)
+        else:
+            page = service.view_tracking_page(session, parsed, visit, settings=settings)
+    return _page_response(request, page, settings)
+
+
+def _full_code(code: str) -> TrackingCode:
+    parsed = parse_tracking_code(code)
+    if parsed.form != CodeForm.FULL:
+        raise service.CodeNotFound()
+    return parsed
+
+
+def _invalid_form(
+    request: Request, session: SessionDep, settings: Settings, parsed: TrackingCode,
+    error: ValidationError, form: dict[str, str], action: str,
+) -> Response:
+    errors = {str(e["loc"][0]): e["msg"] for e in error.errors()}
+    page = service.tracking_page(session, parsed, settings=settings)
+    return _page_response(
+        request, page, settings, errors=errors, form=form, open_form=action, status_code=422
+    )
+
+
+@router.post("/{code}/accept", name="tracking:accept")
+def accept(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    _csrf: CsrfChecked,
+    signer_name: Annotated[str, Form(max_length=500)] = "",
+    po_number: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    parsed = _full_code(code)
+    form = {"signer_name": signer_name, "po_number": po_number}
+    try:
+        data = AcceptForm.model_validate(form)
+    except ValidationError as error:
+        return _invalid_form(request, session, settings, parsed, error, form, "accept")
+    offers_service.accept_offer(
+        session, parsed.value, signer_name=data.signer_name, po_number=data.po_number,
+        settings=settings,
+    )
+    return _back_to_page(request, parsed)
+
+
+@router.post("/{code}/decline", name="tracking:decline")
+def decline(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    _csrf: CsrfChecked,
+    reason: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    parsed = _full_code(code)
+    form = {"reason": reason}
+    try:
+        data = DeclineForm.model_validate(form)
+    except ValidationError as error:
+        return _invalid_form(request, session, settings, parsed, error, form, "decline")
+    offers_service.decline_offer(session, parsed.value, reason=data.reason, settings=settings)
+    return _back_to_page(request, parsed)
+
+
+def _back_to_page(request: Request, parsed: TrackingCode) -> Response:
+    return RedirectResponse(str(request.url_for("tracking:page", code=parsed.value)), 303)
+
+
+@router.get("/{code}/pdf", name="tracking:pdf")
+def download_pdf(
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    renderer: RendererDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    parsed = _full_code(code)
+    service.find_by_code(session, parsed)  # drafts and unknown ids: the same 404 as the page
+    document = offer_pdf(session, parsed.value, renderer=renderer, settings=settings)
+    return pdf_response(document, if_none_match)

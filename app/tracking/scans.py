@@ -1,0 +1,159 @@
+"""Scan events: what a visit tells us, kept without anything that identifies the visitor.
+
+The visitor hash is HMAC(key of the day, IP | user agent | offer). The key is random, rotates
+every UTC day and is deleted after 48 hours, so unique visitors can be counted within a day and
+nobody can be followed from one day to the next, or from one offer to another.
+"""
+
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from crawlerdetect import CrawlerDetect
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from ua_parser import parse as parse_user_agent
+
+from app.db import utcnow
+from app.tracking.models import Channel, CodeForm, ScanEvent, VisitorKey
+
+KEY_LIFETIME = timedelta(hours=48)
+PDF_MARKER = "pdf"
+FORM_MARKER = "form"
+_crawlers = CrawlerDetect()
+_crawler_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What the request says about the visitor; it is reduced to a ScanEvent and forgotten."""
+
+    client_ip: str
+    user_agent: str
+    referrer: str
+    do_not_track: bool
+    marker: str  # the ``src`` query parameter: "pdf" from the PDF link, "form" from the form
+
+
+@dataclass(frozen=True)
+class Device:
+    device_class: str
+    os_family: str
+    browser_family: str
+    is_bot: bool
+
+
+@lru_cache(maxsize=4096)
+def classify_user_agent(user_agent: str) -> Device:
+    """Device class, OS and browser families from ua-parser; bots from CrawlerDetect's list."""
+    with _crawler_lock:  # CrawlerDetect keeps per-call state on the instance
+        is_bot = bool(user_agent) and _crawlers.isCrawler(user_agent)
+    parsed = parse_user_agent(user_agent) if user_agent else None
+    os_family = parsed.os.family if parsed and parsed.os else ""
+    browser = parsed.user_agent.family if parsed and parsed.user_agent else ""
+    device = parsed.device.family if parsed and parsed.device else ""
+    if is_bot or device == "Spider":
+        return Device("bot", os_family[:50], browser[:50], True)
+    return Device(_device_class(user_agent, os_family, device), os_family[:50], browser[:50], False)
+
+
+def _device_class(user_agent: str, os_family: str, device: str) -> str:
+    if "iPad" in user_agent or "Tablet" in user_agent or device.startswith("Kindle"):
+        return "tablet"
+    if os_family == "Android" and "Mobile" not in user_agent:
+        return "tablet"
+    if os_family in {"iOS", "Android"} or "Mobile" in user_agent:
+        return "mobile"
+    if os_family in {"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "macOS"}:
+        return "desktop"
+    return "other"
+
+
+def channel_of(visit: Visit, device: Device) -> Channel:
+    """PDF link and form carry a marker; the QR code cannot (scanners strip parameters), so a
+    marker-less visit from a phone or tablet without a referrer is a camera scan."""
+    if visit.marker == PDF_MARKER:
+        return Channel.PDF
+    if visit.marker == FORM_MARKER:
+        return Channel.TYPED
+    if not visit.referrer and device.device_class in {"mobile", "tablet"}:
+        return Channel.QR
+    return Channel.WEB
+
+
+def referrer_host(referrer: str) -> str:
+    try:
+        return (urlsplit(referrer).hostname or "")[:255]
+    except ValueError:
+        return ""
+
+
+class VisitorKeys:
+    """Today's key, cached per process; created on first use and rotated at UTC midnight."""
+
+    def __init__(self) -> None:
+        self._cache: tuple[date, bytes] | None = None
+        self._lock = threading.Lock()
+
+    def today(self, session: Session) -> bytes:
+        day = utcnow().date()
+        cached = self._cache
+        if cached and cached[0] == day:
+            return cached[1]
+        with self._lock:
+            key = self._load_or_create(session, day)
+            self._cache = (day, key)
+            return key
+
+    def _load_or_create(self, session: Session, day: date) -> bytes:
+        row = session.get(VisitorKey, day)
+        if row is None:
+            row = VisitorKey(day=day, secret=secrets.token_hex(32))
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                    session.execute(
+                        delete(VisitorKey).where(VisitorKey.created_at < utcnow() - KEY_LIFETIME)  # type: ignore[arg-type]
+                    )
+            except IntegrityError:  # another worker created today's key first
+                row = session.get(VisitorKey, day, populate_existing=True)
+                assert row is not None
+        return bytes.fromhex(row.secret)
+
+    def forget(self) -> None:
+        self._cache = None
+
+
+visitor_keys = VisitorKeys()
+
+
+def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
+    message = "\x1f".join((visit.client_ip, visit.user_agent, offer_id)).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def record_scan(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> ScanEvent:
+    """Add the scan event of one page view to the session; the caller's commit makes it durable."""
+    device = classify_user_agent(visit.user_agent[:512])
+    hashed = None
+    if not visit.do_not_track:
+        hashed = visitor_hash(visitor_keys.today(session), visit, offer_id)
+    event = ScanEvent(
+        offer_id=offer_id,
+        code_form=form,
+        channel=channel_of(visit, device),
+        device_class=device.device_class,
+        os_family=device.os_family,
+        browser_family=device.browser_family,
+        referrer_host=referrer_host(visit.referrer),
+        is_bot=device.is_bot,
+        visitor_hash=hashed,
+    )
+    session.add(event)
+    return event

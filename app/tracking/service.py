@@ -1,0 +1,194 @@
+"""Orders and their stages, and the public tracking view of an offer or order."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlmodel import Session, col, select
+
+from app.config import Settings
+from app.db import utcnow
+from app.errors import NotFound, Unprocessable
+from app.offers import service as offers_service
+from app.offers.models import Offer, OfferStatus
+from app.offers.pricing import Totals, compute_totals
+from app.tracking.codes import TrackingCode, parse_tracking_code
+from app.tracking.models import CodeForm, OrderStage, StageUpdate
+from app.tracking.scans import Visit, record_scan
+from app.tracking.schemas import StageUpdateCreate
+
+ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
+FIRST_STAGE_NOTE = "We have received your order."
+
+
+class CodeNotFound(NotFound):
+    """One message for unknown, draft and not-yet-activated codes: existence never leaks."""
+
+    title = "Code not found"
+    web_template = "tracking/lookup_error.html"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "We could not find an order or offer with this code. Please check the code on "
+            "your document; orders can be tracked once they are confirmed."
+        )
+
+
+class UnknownStage(Unprocessable):
+    def __init__(self, stage: str, stages: Sequence[OrderStage]) -> None:
+        names = ", ".join(f"{s.label!r} ({s.key})" for s in stages)
+        super().__init__(f"Unknown stage {stage!r}; use one of {names}.", loc=("body", "stage"))
+
+
+@dataclass(frozen=True)
+class StageStep:
+    stage: OrderStage
+    state: str  # "done", "current" or "upcoming"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    steps: list[StageStep]
+    updates: list[tuple[StageUpdate, OrderStage]]  # newest first
+    current: OrderStage | None
+    expected_delivery: date | None
+    carrier: StageUpdate | None
+
+
+@dataclass(frozen=True)
+class TrackingPage:
+    offer: Offer
+    code: TrackingCode
+    status: OfferStatus
+    timeline: Timeline | None
+    totals: Totals | None = None
+    superseded_by: str | None = None
+    days_left: int | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def list_stages(session: Session) -> Sequence[OrderStage]:
+    return session.exec(select(OrderStage).order_by(col(OrderStage.position))).all()
+
+
+def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
+    """Make an issued or accepted offer an order; calling it again changes nothing."""
+    offer = offers_service.get_offer(session, offer_id, for_update=True)
+    if offer.status == OfferStatus.ORDERED:
+        return offer
+    offers_service.require_status(offer, ACTIVATABLE, "activate", settings)
+    now = utcnow()
+    offer.status = OfferStatus.ORDERED
+    offer.ordered_at = offer.updated_at = now
+    offer.activated_by = actor
+    session.add(offer)
+    first = list_stages(session)[0]
+    session.add(
+        StageUpdate(offer_id=offer.id, stage_key=first.key, happened_at=now,
+                    public_note=FIRST_STAGE_NOTE, created_by=actor)
+    )
+    session.commit()
+    return offer
+
+
+def find_order(session: Session, raw_code: str) -> Offer:
+    """The order behind a ULID or tracking ID in any spelling."""
+    offer = find_by_code(session, parse_tracking_code(raw_code))
+    if offer.status != OfferStatus.ORDERED:
+        raise CodeNotFound()
+    return offer
+
+
+def find_by_code(session: Session, code: TrackingCode) -> Offer:
+    """A full ULID finds any non-draft offer; a tracking ID finds only an activated order."""
+    if code.form == CodeForm.FULL:
+        offer = session.get(Offer, code.value)
+        if offer is None or offer.status == OfferStatus.DRAFT:
+            raise CodeNotFound()
+        return offer
+    offer = session.exec(
+        select(Offer).where(Offer.tracking_id == code.value, col(Offer.ordered_at).is_not(None))
+    ).first()
+    if offer is None:
+        raise CodeNotFound()
+    return offer
+
+
+def resolve_stage(session: Session, name: str) -> OrderStage:
+    """A stage named by its key or its label, in any case."""
+    wanted = name.strip().lower()
+    stages = list_stages(session)
+    for stage in stages:
+        if wanted in (stage.key.lower(), stage.label.lower()):
+            return stage
+    raise UnknownStage(name, stages)
+
+
+def add_stage_update(
+    session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str
+) -> tuple[StageUpdate, Offer, OrderStage]:
+    """Append a stage update to an order's history."""
+    offer = find_order(session, raw_code)
+    stage = resolve_stage(session, data.stage)
+    update = StageUpdate(
+        offer_id=offer.id,
+        stage_key=stage.key,
+        created_by=actor,
+        **data.model_dump(exclude={"stage", "happened_at"}),
+    )
+    if data.happened_at is not None:
+        update.happened_at = data.happened_at
+    session.add(update)
+    session.commit()
+    return update, offer, stage
+
+
+def build_timeline(session: Session, offer: Offer) -> Timeline:
+    stages = list_stages(session)
+    by_key = {stage.key: stage for stage in stages}
+    rows = session.exec(
+        select(StageUpdate)
+        .where(StageUpdate.offer_id == offer.id)
+        .order_by(col(StageUpdate.happened_at).desc(), col(StageUpdate.id).desc())
+    ).all()
+    updates = [(row, by_key[row.stage_key]) for row in rows]
+    current = max((stage for _, stage in updates), key=lambda s: s.position, default=None)
+    steps = [StageStep(stage, _step_state(stage, current)) for stage in stages]
+    expected = next((u.expected_delivery_date for u, _ in updates if u.expected_delivery_date), None)
+    carrier = next((u for u, _ in updates if u.carrier or u.tracking_number), None)
+    return Timeline(steps, updates, current, expected, carrier)
+
+
+def _step_state(stage: OrderStage, current: OrderStage | None) -> str:
+    if current is None or stage.position > current.position:
+        return "upcoming"
+    return "current" if stage.key == current.key else "done"
+
+
+def tracking_page(session: Session, code: TrackingCode, *, settings: Settings) -> TrackingPage:
+    """What the page shows for ``code``; a tracking ID shows order progress and nothing else."""
+    offer = find_by_code(session, code)
+    timeline = build_timeline(session, offer) if offer.status == OfferStatus.ORDERED else None
+    today = offers_service.today(settings)
+    status = offer.effective_status(today)
+    if code.form == CodeForm.SHORT:
+        return TrackingPage(offer=offer, code=code, status=status, timeline=timeline)
+    return TrackingPage(
+        offer=offer,
+        code=code,
+        status=status,
+        timeline=timeline,
+        totals=compute_totals(offer.lines, offer.currency),
+        superseded_by=offers_service.superseded_by(session, [offer.id]).get(offer.id),
+        days_left=(offer.valid_until - today).days if status == OfferStatus.ISSUED else None,
+    )
+
+
+def view_tracking_page(
+    session: Session, code: TrackingCode, visit: Visit, *, settings: Settings
+) -> TrackingPage:
+    """A customer's view: the page, with its scan event committed before anything is shown."""
+    page = tracking_page(session, code, settings=settings)
+    record_scan(session, page.offer.id, code.form, visit)
+    session.commit()
+    return page

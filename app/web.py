@@ -1,0 +1,102 @@
+"""Request helpers shared by the public site and the admin: client address and CSRF tokens.
+
+CSRF uses the signed double-submit pattern: a random token, signed with the secret key, sits in
+an HttpOnly SameSite=Lax cookie and in a hidden form field. A forged cross-site POST can send
+the cookie but cannot read it, so it cannot put the matching token in the form.
+"""
+
+import hmac
+import ipaddress
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.responses import Response
+
+from app.config import Settings, SettingsDep
+from app.errors import AppError
+
+CSRF_COOKIE = "ot_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+class CsrfFailed(AppError):
+    status_code = 403
+    title = "This form has expired"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The form could not be verified (it may be old, or was sent from another site). "
+            "Please reload the page and try again."
+        )
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The visitor's address; X-Forwarded-For is believed only from configured proxies."""
+    peer = request.client.host if request.client else ""
+    if not settings.trusted_proxies or not _is_trusted(peer, settings):
+        return peer
+    forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    # Walk from the nearest hop outwards and take the first address that is not our proxy.
+    for hop in reversed(forwarded):
+        if not _is_trusted(hop, settings):
+            return hop
+    return forwarded[0] if forwarded else peer
+
+
+def _is_trusted(address: str, settings: Settings) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.trusted_proxies)
+
+
+def _serializer(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(settings.resolved_secret_key(), salt="offertrack-csrf")
+
+
+def csrf_token(request: Request, settings: Settings) -> str:
+    """The token for forms on this page: the visitor's existing one, or a new one."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    if existing and _valid(existing, settings):
+        return existing
+    token: str = _serializer(settings).dumps(secrets.token_urlsafe(24))
+    request.state.new_csrf_token = token
+    return token
+
+
+def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
+    token = getattr(request.state, "new_csrf_token", None)
+    if token:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=settings.public_base_url.startswith("https://"),
+            path="/",
+        )
+
+
+def _valid(token: str, settings: Settings) -> bool:
+    try:
+        _serializer(settings).loads(token)
+    except BadSignature:
+        return False
+    return True
+
+
+async def verify_csrf(request: Request, settings: SettingsDep) -> None:
+    """Dependency for every state-changing form POST."""
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not isinstance(sent, str) or not cookie or not _valid(cookie, settings):
+        raise CsrfFailed()
+    if not hmac.compare_digest(sent, cookie):
+        raise CsrfFailed()
+
+
+CsrfChecked = Annotated[None, Depends(verify_csrf)]
