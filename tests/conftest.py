@@ -4,12 +4,20 @@ The database is SQLite in a temporary directory unless OFFERTRACK_TEST_DATABASE_
 another (the PostgreSQL run of .ci/run). Tests never touch the development database.
 """
 
+import atexit
 import os
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 _tmp = Path(tempfile.mkdtemp(prefix="offertrack-test-"))
+atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
 TEST_DATABASE_URL = (
     os.environ.get("OFFERTRACK_TEST_DATABASE_URL") or f"sqlite:///{_tmp / 'test.db'}"
 )
@@ -33,6 +41,8 @@ from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.tracking.ratelimit import MissLimiter  # noqa: E402
+from app.tracking.scans import visitor_keys  # noqa: E402
 
 
 def reset_schema(engine: Engine) -> None:
@@ -105,6 +115,8 @@ def _running_client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def client(app: FastAPI, _running_client: TestClient, session: Session) -> Iterator[TestClient]:
     app.dependency_overrides[get_session] = lambda: session
+    app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
+    visitor_keys.forget()
     _running_client.headers.clear()
     _running_client.cookies.clear()
     try:
@@ -123,3 +135,40 @@ def api_token(session: Session) -> str:
 def api(client: TestClient, api_token: str) -> TestClient:
     client.headers["Authorization"] = f"Bearer {api_token}"
     return client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(engine: Engine) -> Iterator[str]:
+    """OfferTrack served by uvicorn in its own process, on the test database."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OFFERTRACK_PUBLIC_BASE_URL": base_url}
+    command_line = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    log_path = _tmp / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command_line, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_up(base_url, process, log_path)
+            yield base_url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(base_url + "/robots.txt", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start within 60 s")

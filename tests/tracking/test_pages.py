@@ -1,0 +1,365 @@
+"""The public tracking page as customers, scanners and guessers meet it."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from app.config import Settings
+from app.offers import service as offers_service
+from app.offers.models import Offer, OfferStatus
+from app.tracking import service
+from app.tracking.models import ScanEvent
+from app.tracking.schemas import StageUpdateCreate
+from tests.factories import line_data, make_offer
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def make_order(session: Session, settings: Settings, **data: object) -> Offer:
+    offer = make_offer(session, settings, issued=True, **data)
+    return service.activate_offer(session, offer.id, actor="tests", settings=settings)
+
+
+def scans(session: Session, offer: Offer) -> list[ScanEvent]:
+    return list(
+        session.exec(
+            select(ScanEvent).where(ScanEvent.offer_id == offer.id).order_by(col(ScanEvent.id))
+        ).all()
+    )
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def test_full_ulid_shows_the_offer(client: TestClient, session: Session, settings: Settings) -> None:
+    offer = make_offer(session, settings, issued=True, company="Acme Hellas SA",
+                       lines=[line_data(description="Pump PX-200")])
+
+    response = client.get(f"/{offer.id}", headers={"user-agent": IPHONE})
+
+    assert response.status_code == 200
+    text = response.text
+    assert "Acme Hellas SA" in text
+    assert "Pump PX-200" in text
+    assert "3,100.00 EUR" in text
+    assert "days left" in text
+    assert f"/{offer.id}/pdf" in text
+    assert "Accept this offer" in text
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_tracking_id_shows_progress_and_nothing_else(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_order(session, settings, company="Secret Customer AG",
+                       lines=[line_data(description="Secret Pump", unit_price="777.00")])
+    service.add_stage_update(
+        session, order.id,
+        StageUpdateCreate(stage="Shipped", public_note="On its way", internal_note="margin 40%",
+                          carrier="DHL", tracking_number="JD0001", tracking_link="https://dhl.example/t",
+                          expected_delivery_date=offers_service.today(settings) + timedelta(days=2)),
+        actor="tests",
+    )
+
+    response = client.get(f"/{order.tracking_id[:5].lower()}-{order.tracking_id[5:]}")
+
+    assert response.status_code == 200
+    text = response.text
+    assert "Shipped" in text and "On its way" in text and "JD0001" in text
+    assert "Expected delivery" in text
+    for secret in ("Secret Customer AG", "Secret Pump", "777", "EUR", "maria@example.com",
+                   "Maria P.", "margin 40%", order.id, "csrf_token", "Accept"):
+        assert secret not in text
+
+
+def test_unknown_draft_and_unactivated_codes_get_the_same_404(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    draft = make_offer(session, settings)
+    issued = make_offer(session, settings, issued=True)
+
+    responses = [
+        client.get("/01H0WARY2WHGGRF3K72D299T3T"),
+        client.get(f"/{draft.id}"),
+        client.get(f"/{draft.tracking_id}"),
+        client.get(f"/{issued.tracking_id}"),
+        client.get("/01H0WARY2W"),
+    ]
+
+    assert {r.status_code for r in responses} == {404}
+    assert len({r.text for r in responses}) == 1
+    assert "could not find" in responses[0].text
+
+
+def test_a_malformed_code_gets_a_400_that_explains_and_shows_the_form(client: TestClient) -> None:
+    for code in ("01H0WARYUW", "12345", "01H0WARY2WHGGRF3K72D299T3"):
+        response = client.get(f"/{code}")
+
+        assert response.status_code == 400
+        assert "10-character tracking ID" in response.text
+        assert '<form class="code-form"' in response.text
+
+
+def test_the_entry_form_accepts_any_spelling(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_order(session, settings)
+    home = client.get("/")
+    assert '<form class="code-form"' in home.text
+
+    typed = f" {order.tracking_id[:4].lower()} {order.tracking_id[4:]} "
+    response = client.get("/lookup", params={"code": typed}, follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"].endswith(f"/{order.tracking_id}?src=form")
+    assert client.get(response.headers["location"]).status_code == 200
+    assert scans(session, order)[-1].channel == "typed"
+
+
+def test_channels_qr_pdf_and_web(client: TestClient, session: Session, settings: Settings) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    client.get(f"/{offer.id}", headers={"user-agent": IPHONE})
+    client.get(f"/{offer.id}?src=pdf", headers={"user-agent": DESKTOP})
+    client.get(f"/{offer.id}", headers={"user-agent": DESKTOP, "referer": "https://mail.example.org/x"})
+
+    events = scans(session, offer)
+    assert [e.channel for e in events] == ["qr", "pdf", "web"]
+    assert [e.device_class for e in events] == ["mobile", "desktop", "desktop"]
+    assert events[0].os_family == "iOS"
+    assert events[1].browser_family == "Chrome"
+    assert events[2].referrer_host == "mail.example.org"
+    assert all(e.code_form == "full" for e in events)
+
+
+def test_scan_events_store_no_ip_or_user_agent(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    client.get(f"/{offer.id}", headers={"user-agent": IPHONE})
+
+    event = scans(session, offer)[0]
+    stored = " ".join(str(getattr(event, column.name)) for column in ScanEvent.__table__.columns)
+    assert "testclient" not in stored and "iPhone OS 17_4" not in stored
+    assert "Mobile Safari" in stored
+
+
+def test_bots_are_recorded_and_flagged(client: TestClient, session: Session, settings: Settings) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    client.get(f"/{offer.id}", headers={"user-agent": GOOGLEBOT})
+    client.get(f"/{offer.id}", headers={"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"})
+
+    assert [(e.is_bot, e.device_class) for e in scans(session, offer)] == [(True, "bot"), (True, "bot")]
+
+
+def test_visitor_hash_counts_a_visitor_once_a_day_per_offer(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    first = make_offer(session, settings, issued=True)
+    second = make_offer(session, settings, issued=True)
+
+    client.get(f"/{first.id}", headers={"user-agent": IPHONE})
+    client.get(f"/{first.id}", headers={"user-agent": IPHONE})
+    client.get(f"/{first.id}", headers={"user-agent": DESKTOP})
+    client.get(f"/{second.id}", headers={"user-agent": IPHONE})
+
+    a, b, c = (e.visitor_hash for e in scans(session, first))
+    (d,) = (e.visitor_hash for e in scans(session, second))
+    assert a == b and a != c and a != d
+    assert a is not None and len(a) == 64
+
+
+@pytest.mark.parametrize("header", ["DNT", "Sec-GPC"])
+def test_do_not_track_is_counted_without_a_visitor_hash(
+    client: TestClient, session: Session, settings: Settings, header: str
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    client.get(f"/{offer.id}", headers={"user-agent": IPHONE, header: "1"})
+
+    (event,) = scans(session, offer)
+    assert event.visitor_hash is None
+    assert event.channel == "qr"
+
+
+def test_htmx_refresh_returns_only_the_timeline_and_is_not_a_new_scan(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_order(session, settings)
+
+    response = client.get(f"/{order.tracking_id}", headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="timeline"')
+    assert "<html" not in response.text
+    assert "Order confirmed" in response.text
+    assert response.headers["Vary"] == "HX-Request"
+    assert scans(session, order) == []
+
+
+def test_failed_lookups_are_rate_limited_but_valid_codes_are_not(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    statuses = [client.get(f"/01H0WARY2W{n:016d}").status_code for n in range(20)]
+
+    limited = client.get("/01H0WARY2WHGGRF3K72D299T3T")
+    malformed = client.get("/nonsense")
+    valid = [client.get(f"/{offer.id}").status_code for _ in range(25)]
+
+    assert statuses == [404] * 20
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert "Please wait" in limited.text
+    assert malformed.status_code == 429
+    assert valid == [200] * 25
+
+
+def test_rate_limit_uses_forwarded_address_only_from_trusted_proxies(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "trusted_proxies", ["testclient", "127.0.0.1"])
+    for n in range(20):
+        client.get(f"/01H0WARY2W{n:016d}", headers={"X-Forwarded-For": "203.0.113.7"})
+    # the untrusted peer "testclient" is not a proxy we know, so all 20 count against it alike
+    assert client.get("/01H0WARY2W", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 429
+
+
+def test_accept_needs_csrf_and_records_the_signer(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    page = client.get(f"/{offer.id}")
+    token = csrf_of(page.text)
+
+    forged = client.post(f"/{offer.id}/accept", data={"signer_name": "Eve"})
+    wrong = client.post(f"/{offer.id}/accept", data={"signer_name": "Eve", "csrf_token": token + "x"})
+    accepted = client.post(
+        f"/{offer.id}/accept",
+        data={"signer_name": "Maria Papadopoulou", "po_number": "PO-77", "csrf_token": token},
+        follow_redirects=False,
+    )
+
+    assert forged.status_code == 403 and wrong.status_code == 403
+    assert accepted.status_code == 303
+    session.refresh(offer)
+    assert offer.status == OfferStatus.ACCEPTED
+    assert (offer.accepted_by_name, offer.accepted_po_number) == ("Maria Papadopoulou", "PO-77")
+    assert offer.accepted_at is not None
+    assert "Accepted" in client.get(f"/{offer.id}").text
+
+
+def test_a_cross_site_post_without_the_cookie_fails(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    token = csrf_of(client.get(f"/{offer.id}").text)
+    client.cookies.clear()  # another site's form can copy a token but not send our cookie
+
+    response = client.post(f"/{offer.id}/accept", data={"signer_name": "Eve", "csrf_token": token})
+
+    assert response.status_code == 403
+    session.refresh(offer)
+    assert offer.status == OfferStatus.ISSUED
+
+
+def test_accept_and_decline_are_never_gets(client: TestClient, session: Session, settings: Settings) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    assert client.get(f"/{offer.id}/accept").status_code in (404, 405)
+    assert client.get(f"/{offer.id}/decline").status_code in (404, 405)
+    session.refresh(offer)
+    assert offer.status == OfferStatus.ISSUED
+
+
+def test_decline_needs_a_reason_shown_next_to_the_field(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    token = csrf_of(client.get(f"/{offer.id}").text)
+
+    empty = client.post(f"/{offer.id}/decline", data={"reason": " ", "csrf_token": token})
+    declined = client.post(f"/{offer.id}/decline", data={"reason": "Too expensive", "csrf_token": token})
+
+    assert empty.status_code == 422
+    assert 'id="reason-error"' in empty.text
+    assert declined.status_code == 200  # after the redirect
+    session.refresh(offer)
+    assert offer.status == OfferStatus.DECLINED
+    assert offer.declined_reason == "Too expensive"
+    assert offer.declined_at is not None
+
+
+def test_accepting_twice_is_a_clear_conflict(client: TestClient, session: Session, settings: Settings) -> None:
+    offer = make_offer(session, settings, issued=True)
+    token = csrf_of(client.get(f"/{offer.id}").text)
+    client.post(f"/{offer.id}/accept", data={"signer_name": "Maria", "csrf_token": token})
+
+    again = client.post(f"/{offer.id}/accept", data={"signer_name": "Maria", "csrf_token": token})
+
+    assert again.status_code == 409
+    assert "it is accepted" in again.text
+
+
+def test_accept_with_a_tracking_id_is_refused(client: TestClient, session: Session, settings: Settings) -> None:
+    order = make_order(session, settings)
+    token = csrf_of(client.get(f"/{make_offer(session, settings, issued=True).id}").text)
+
+    response = client.post(f"/{order.tracking_id}/accept", data={"signer_name": "Eve", "csrf_token": token})
+
+    assert response.status_code == 404
+
+
+def test_superseded_offer_links_to_its_revision(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    revision = offers_service.revise_offer(session, offer.id, settings=settings)
+    offers_service.issue_offer(session, revision.id, settings=settings)
+
+    text = client.get(f"/{offer.id}").text
+
+    assert "Superseded" in text
+    assert f"/{revision.id}" in text
+    assert "Accept this offer" not in text
+
+
+def test_expired_offer_reads_expired_and_cannot_be_accepted(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    offer.valid_until = offers_service.today(settings) - timedelta(days=1)
+    session.add(offer)
+    session.commit()
+
+    text = client.get(f"/{offer.id}").text
+
+    assert "Expired" in text
+    assert "Accept this offer" not in text
+
+
+def test_full_ulid_of_an_order_shows_timeline_on_top(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_order(session, settings, company="Acme Hellas SA")
+
+    text = client.get(f"/{order.id}").text
+
+    assert text.index("Order progress") < text.index("Acme Hellas SA")
