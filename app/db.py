@@ -1,6 +1,9 @@
 """Engine, session dependency and the column types every domain shares."""
 
+import sqlite3
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
@@ -23,6 +26,10 @@ NAMING_CONVENTION = {
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
+
+
+SQLITE_LOCK_TIMEOUT = 30.0
+READ_ONLY = "offertrack_read_only"
 
 
 def utcnow() -> datetime:
@@ -48,23 +55,81 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _WriterQueue:
+    """One writer at a time per SQLite file within this process, waiting in a queue.
+
+    SQLite allows one writer; left to itself, a blocked writer polls with sleeps of up to
+    100 ms (its busy handler), which under concurrent page views costs far more than the
+    writes themselves. Threads of one process instead wait on a lock that is handed over the
+    moment the previous transaction ends. Other processes still meet busy_timeout.
+    """
+
+    _locks: dict[str, threading.Lock] = {}
+    _guard = threading.Lock()
+
+    @classmethod
+    def lock_for(cls, database: str) -> threading.Lock:
+        with cls._guard:
+            return cls._locks.setdefault(database, threading.Lock())
+
+
+class _QueuedWriterConnection(sqlite3.Connection):
+    write_lock: "threading.Lock | None" = None
+    holds_write_lock = False
+
+    def acquire_write_lock(self) -> None:
+        assert self.write_lock is not None
+        if not self.write_lock.acquire(timeout=SQLITE_LOCK_TIMEOUT):
+            raise sqlite3.OperationalError("database is locked (waited for other writers)")
+        self.holds_write_lock = True
+
+    def release_write_lock(self) -> None:
+        if self.holds_write_lock and self.write_lock is not None:
+            self.holds_write_lock = False
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_write_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_write_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_write_lock()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
+        connect_args = {
+            "check_same_thread": False,
+            "timeout": SQLITE_LOCK_TIMEOUT,
+            "factory": _QueuedWriterConnection,
+        }
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    write_lock = _WriterQueue.lock_for(str(engine.url.database))
+
     # pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy's documented recipe is to
     # switch it off and emit BEGIN ourselves. IMMEDIATE takes the write lock up front, so two
-    # writers wait on busy_timeout instead of failing with "database is locked" mid-transaction.
+    # writers queue instead of failing with "database is locked" mid-transaction.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        dbapi_connection.write_lock = write_lock
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -74,7 +139,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            # WAL readers never block and are never blocked: no queue, no write lock.
+            connection.exec_driver_sql("BEGIN DEFERRED")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection.acquire_write_lock()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.release_write_lock()
+            raise
 
 
 @lru_cache
@@ -88,6 +163,23 @@ def get_engine() -> Engine:
 def get_session() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def read_only(session: Session) -> Iterator[Session]:
+    """Run a use case's reads in a transaction of their own that ends with the block.
+
+    On SQLite such a transaction stays out of the writers' queue (WAL readers never wait), and
+    ending it returns the connection at once, so a request never holds two connections.
+    """
+    began = not session.in_transaction()
+    if began:
+        session.connection(execution_options={READ_ONLY: True})
+    try:
+        yield session
+    finally:
+        if began:
+            session.commit()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

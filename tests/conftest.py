@@ -45,6 +45,9 @@ from app.tracking.ratelimit import MissLimiter  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
 
 
+SEEDED_TABLES = {"order_stage"}
+
+
 def reset_schema(engine: Engine) -> None:
     """Drop everything so the run starts from an empty database, then migrate to head."""
     with engine.begin() as connection:
@@ -94,11 +97,13 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def committed(engine: Engine) -> Iterator[Engine]:
-    """For tests that need real commits across connections; empties every table afterwards."""
+    """For tests that need real commits across connections; empties the data tables afterwards
+    (reference data that migrations seed, such as the stage list, stays)."""
     yield engine
     with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
+            if table.name not in SEEDED_TABLES:
+                connection.execute(table.delete())
 
 
 @pytest.fixture(scope="session")

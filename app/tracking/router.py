@@ -119,11 +119,10 @@ def tracking_page(
 ) -> Response:
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(code)
-        visit = _visit(request, settings)
-        if hx_request == "true" or _is_internal_navigation(visit, settings):
-            page = service.tracking_page(session, parsed, settings=settings)
-        else:
-            page = service.view_tracking_page(session, parsed, visit, settings=settings)
+        page = service.tracking_page(session, parsed, settings=settings)
+    visit = _visit(request, settings)
+    if hx_request != "true" and not _is_internal_navigation(visit, settings):
+        service.log_scan(session, page, visit)
     return _page_response(request, page, settings)
 
 

@@ -7,8 +7,8 @@ from datetime import date
 from sqlmodel import Session, col, select
 
 from app.config import Settings
-from app.db import utcnow
-from app.errors import NotFound, Unprocessable
+from app.db import read_only, utcnow
+from app.errors import Conflict, NotFound, Unprocessable
 from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
@@ -82,7 +82,10 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
     offer.ordered_at = offer.updated_at = now
     offer.activated_by = actor
     session.add(offer)
-    first = list_stages(session)[0]
+    stages = list_stages(session)
+    if not stages:
+        raise Conflict("No order stages are configured; add at least one before activating.")
+    first = stages[0]
     session.add(
         StageUpdate(offer_id=offer.id, stage_key=first.key, happened_at=now,
                     public_note=FIRST_STAGE_NOTE, created_by=actor)
@@ -167,6 +170,11 @@ def _step_state(stage: OrderStage, current: OrderStage | None) -> str:
 
 def tracking_page(session: Session, code: TrackingCode, *, settings: Settings) -> TrackingPage:
     """What the page shows for ``code``; a tracking ID shows order progress and nothing else."""
+    with read_only(session):
+        return _tracking_page(session, code, settings)
+
+
+def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> TrackingPage:
     offer = find_by_code(session, code)
     timeline = build_timeline(session, offer) if offer.status == OfferStatus.ORDERED else None
     today = offers_service.today(settings)
@@ -184,11 +192,7 @@ def tracking_page(session: Session, code: TrackingCode, *, settings: Settings) -
     )
 
 
-def view_tracking_page(
-    session: Session, code: TrackingCode, visit: Visit, *, settings: Settings
-) -> TrackingPage:
-    """A customer's view: the page, with its scan event committed before anything is shown."""
-    page = tracking_page(session, code, settings=settings)
-    record_scan(session, page.offer.id, code.form, visit)
+def log_scan(session: Session, page: TrackingPage, visit: Visit) -> None:
+    """Record one customer view; committed before the page is sent, so none is ever lost."""
+    record_scan(session, page.offer.id, page.code.form, visit)
     session.commit()
-    return page

@@ -1,0 +1,84 @@
+"""Shared by the bench scripts: a migrated scratch database and servers on free ports."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("OFFERTRACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scratch_env(database_url: str | None) -> dict[str, str]:
+    """Environment for a run on a fresh database: SQLite in a temp dir, or PG's emptied schema."""
+    tmp = tempfile.mkdtemp(prefix="offertrack-bench-")
+    url = database_url or f"sqlite:///{tmp}/bench.db"
+    env = {**os.environ, "OFFERTRACK_DATABASE_URL": url, "OFFERTRACK_VAR_DIR": f"{tmp}/var",
+           "OFFERTRACK_ENV": "development"}
+    if url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return env
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except Exception:
+        return False
+    return True
+
+
+@contextmanager
+def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/robots.txt", timeout=1).close()
+                break
+            except urllib.error.HTTPError:
+                break  # the bare app answers 200 on any path; a 4xx still means it is up
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"server {args} did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
+    port = free_port()
+    env = {**env, "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    return server([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env, port)
+
+
+def bare_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
+            "--log-level", "warning", "--no-access-log"]
+    return server(args, env, port)
