@@ -124,4 +124,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def settings_dependency() -> Settings:
+    # async: FastAPI would run a plain function in the thread pool, a hop on every request.
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dependency)]

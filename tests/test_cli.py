@@ -24,7 +24,7 @@ def test_create_api_key_prints_a_token_once_and_stores_only_its_hash(committed: 
         assert key.name == "erp"
         assert key.token_hash == hash_token(token)
         assert token not in (key.token_hash, key.prefix)
-        assert authenticate(session, token).id == key.id
+        assert authenticate(session, token).key_id == key.id
 
 
 def test_create_api_key_needs_a_name() -> None:
@@ -54,3 +54,16 @@ def test_migrate_reports_the_database(engine: Engine) -> None:
 
     assert result.exit_code == 0, result.output
     assert "Database at head" in result.output
+
+
+@pytest.mark.concurrency
+def test_a_revoked_key_is_refused_at_once(committed: Engine) -> None:
+    from app.auth.service import InvalidApiKey, create_api_key, revoke_api_key
+
+    with Session(committed) as session:
+        key, token = create_api_key(session, "leaked")
+        authenticate(session, token)
+        assert key.id is not None
+        revoke_api_key(session, key.id)
+        with pytest.raises(InvalidApiKey):
+            authenticate(session, token)

@@ -6,7 +6,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth import service
-from app.auth.models import ApiKey
+from app.auth.service import Caller
 from app.db import SessionDep
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `offertrack create-api-key`.")
@@ -15,8 +15,8 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `offertrack c
 def require_api_key(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiKey:
+) -> Caller:
     return service.authenticate(session, credentials.credentials if credentials else None)
 
 
-ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
+ApiKeyDep = Annotated[Caller, Depends(require_api_key)]

@@ -2,17 +2,21 @@
 
 import hashlib
 import secrets
+import threading
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import Session, select
 
 from app.auth.models import ApiKey
 from app.db import utcnow
-from app.errors import Unauthorized
+from app.errors import NotFound, Unauthorized
 
 TOKEN_PREFIX = "ot_"
 # Writing last_used_at on every call would turn each read into a write; a minute is enough detail.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+VERIFIED_TTL_SECONDS = 30.0
 
 
 class InvalidApiKey(Unauthorized):
@@ -37,16 +41,72 @@ def create_api_key(session: Session, name: str) -> tuple[ApiKey, str]:
     return key, token
 
 
-def authenticate(session: Session, token: str | None) -> ApiKey:
-    """The active key behind ``token``, or InvalidApiKey."""
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling the API: enough to authorize and to name in audit fields."""
+
+    key_id: int
+    name: str
+
+
+class _VerifiedKeys:
+    """Recently verified keys, so a burst of calls does not query the key table each time.
+
+    Kept for VERIFIED_TTL at most: a key revoked in another process stops working within that
+    time; in this process at once (forget).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> Caller | None:
+        entry = self._entries.get(token_hash)
+        if entry is None or time.monotonic() - entry[0] > VERIFIED_TTL_SECONDS:
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, caller: Caller) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[token_hash] = (time.monotonic(), caller)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+verified_keys = _VerifiedKeys()
+
+
+def authenticate(session: Session, token: str | None) -> Caller:
+    """The caller behind an active key's ``token``, or InvalidApiKey."""
     if not token:
         raise InvalidApiKey()
-    key = session.exec(select(ApiKey).where(ApiKey.token_hash == hash_token(token))).first()
-    if key is None or key.revoked_at is not None:
+    token_hash = hash_token(token)
+    caller = verified_keys.get(token_hash)
+    if caller is not None:
+        return caller
+    key = session.exec(select(ApiKey).where(ApiKey.token_hash == token_hash)).first()
+    if key is None or key.revoked_at is not None or key.id is None:
         raise InvalidApiKey()
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
         session.add(key)
         session.commit()
-    return key
+    caller = Caller(key_id=key.id, name=key.name)
+    verified_keys.put(token_hash, caller)
+    return caller
+
+
+def revoke_api_key(session: Session, key_id: int) -> None:
+    """Revoke a key: refused at once here, and by every process within VERIFIED_TTL_SECONDS."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key with id {key_id}.")
+    key.revoked_at = key.revoked_at or utcnow()
+    session.add(key)
+    session.commit()
+    verified_keys.forget()

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.offers import service
-from app.offers.ids import hyphenate_tracking_id
+from app.offers.ids import ULID_LENGTH, hyphenate_tracking_id, tracking_id_of
 from app.offers.models import Offer, OfferPdf, OfferStatus
 from app.offers.pdf import pdf_etag, quotation_html
 
@@ -28,13 +28,16 @@ def offer_pdf(
     session: Session, offer_id: str, *, renderer: Renderer, settings: Settings
 ) -> PdfDocument:
     """The offer's quotation PDF; an issued offer's is rendered once and stored."""
+    offer_id = offer_id.upper()
+    filename = f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
+    # Only issued offers have a stored PDF, so the hot path is this one lookup.
+    stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
+    if stored is not None:
+        return PdfDocument(stored.content, filename, stored.etag)
     offer = service.get_offer(session, offer_id)
-    filename = f"offer-{hyphenate_tracking_id(offer.tracking_id)}.pdf"
     if offer.status == OfferStatus.DRAFT:
         return PdfDocument(_render(offer, renderer, settings), filename, None)
-    stored = session.get(OfferPdf, offer.id)
-    if stored is None:
-        stored = _store(session, offer, _render(offer, renderer, settings))
+    stored = _store(session, offer, _render(offer, renderer, settings))
     return PdfDocument(stored.content, filename, stored.etag)
 
 

@@ -28,7 +28,7 @@ def get_offer(session: SessionDep, offer_id: str) -> Offer:
 OfferDep = Annotated[Offer, Depends(get_offer)]
 
 
-def get_renderer(request: Request) -> PdfRenderer:
+async def get_renderer(request: Request) -> PdfRenderer:
     renderer: PdfRenderer = request.app.state.pdf_renderer
     return renderer
 

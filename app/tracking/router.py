@@ -26,7 +26,7 @@ from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
 
 
-def get_miss_limiter(request: Request) -> MissLimiter:
+async def get_miss_limiter(request: Request) -> MissLimiter:
     limiter: MissLimiter = request.app.state.miss_limiter
     return limiter
 

@@ -1,0 +1,62 @@
+"""The PDF endpoints: drafts fresh, issued offers rendered once and served with an ETag."""
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.config import Settings
+from app.offers.models import OfferPdf
+from tests.factories import make_offer
+
+
+def test_a_draft_renders_fresh_and_is_never_cached(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings)
+
+    response = api.get(f"/api/v1/offers/{offer.id}/pdf")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in response.headers
+    assert session.exec(select(OfferPdf)).all() == []
+
+
+def test_an_issued_offer_is_rendered_once_then_served_with_its_etag(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    first = api.get(f"/api/v1/offers/{offer.id}/pdf")
+    second = api.get(f"/api/v1/offers/{offer.id}/pdf")
+    not_modified = api.get(
+        f"/api/v1/offers/{offer.id}/pdf", headers={"If-None-Match": first.headers["ETag"]}
+    )
+
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    assert first.headers["ETag"] == second.headers["ETag"]
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    stored = session.exec(select(OfferPdf)).one()
+    assert stored.offer_id == offer.id and f'"{stored.etag}"' == first.headers["ETag"]
+    assert f'filename="offer-{offer.tracking_id[:5]}-{offer.tracking_id[5:]}.pdf"' in first.headers[
+        "Content-Disposition"
+    ]
+
+
+def test_the_public_pdf_needs_the_full_ulid_of_an_issued_offer(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    draft = make_offer(session, settings)
+    issued = make_offer(session, settings, issued=True)
+
+    assert client.get(f"/{issued.id}/pdf").content.startswith(b"%PDF")
+    assert client.get(f"/{draft.id}/pdf").status_code == 404
+    assert client.get(f"/{issued.tracking_id}/pdf").status_code == 404
+    assert client.get("/01H0WARY2WHGGRF3K72D299T3T/pdf").status_code == 404
+
+
+def test_pdf_of_an_unknown_offer_is_404(api: TestClient) -> None:
+    assert api.get("/api/v1/offers/01H0WARY2WHGGRF3K72D299T3T/pdf").status_code == 404
