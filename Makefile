@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate demo lint fmt typecheck revision bench clean
+.PHONY: run test install browser migrate demo lint fmt revision bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,18 @@ run: demo
 	@echo
 	$(BIN)/offertrack serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing chromium for the browser tests (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed: the browser tests will be skipped (sudo apt-get install chromium)"; \
+	  fi; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -49,6 +59,8 @@ revision: install
 
 bench: install
 	$(BIN)/python bench/pdf.py
+	command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null
+	$(BIN)/python bench/tracking.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -37,7 +37,9 @@ def client_address(request: Request, settings: Settings) -> str:
     peer = request.client.host if request.client else ""
     if not settings.trusted_proxies or not _is_trusted(peer, settings):
         return peer
-    forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    forwarded = [
+        h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()
+    ]
     # Walk from the nearest hop outwards and take the first address that is not our proxy.
     for hop in reversed(forwarded):
         if not _is_trusted(hop, settings):

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = os.environ.get("OFFERTRACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "OFFERTRACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def free_port() -> int:
@@ -25,16 +27,25 @@ def scratch_env(database_url: str | None) -> dict[str, str]:
     """Environment for a run on a fresh database: SQLite in a temp dir, or PG's emptied schema."""
     tmp = tempfile.mkdtemp(prefix="offertrack-bench-")
     url = database_url or f"sqlite:///{tmp}/bench.db"
-    env = {**os.environ, "OFFERTRACK_DATABASE_URL": url, "OFFERTRACK_VAR_DIR": f"{tmp}/var",
-           "OFFERTRACK_ENV": "development"}
+    env = {
+        **os.environ,
+        "OFFERTRACK_DATABASE_URL": url,
+        "OFFERTRACK_VAR_DIR": f"{tmp}/var",
+        "OFFERTRACK_ENV": "development",
+    }
     if url.startswith("postgres"):
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
-    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return env
 
 
@@ -51,8 +62,9 @@ def postgres_available() -> bool:
 @contextmanager
 def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -79,6 +91,15 @@ def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ig
 
 def bare_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-            "--log-level", "warning", "--no-access-log"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.bare_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     return server(args, env, port)

@@ -39,14 +39,18 @@ def _ms(value: str, unit: str) -> float:
 def run_wrk(url: str, seconds: int) -> Load:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     p50 = re.match(r"([\d.]+)(\w+)", latency["50"])
     p99 = re.match(r"([\d.]+)(\w+)", latency["99"])
     assert p50 and p99
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     return Load(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         p50_ms=_ms(*p50.groups()),
@@ -65,8 +69,14 @@ def create_offer(env: dict[str, str]) -> str:
         "with Session(get_engine(), expire_on_commit=False) as s:\n"
         "    print(make_offer(s, get_settings(), issued=True).id)\n"
     )
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.strip()
 
 
 def count_scans(env: dict[str, str], offer_id: str) -> int:
@@ -76,8 +86,16 @@ def count_scans(env: dict[str, str], offer_id: str) -> int:
         "with Session(get_engine()) as s:\n"
         f"    print(s.exec(select(func.count()).select_from(ScanEvent).where(ScanEvent.offer_id == '{offer_id}')).one())\n"
     )
-    return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).resolve().parent.parent).stdout)
+    return int(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
+    )
 
 
 def bench(name: str, database_url: str | None, seconds: int) -> None:
@@ -92,12 +110,18 @@ def bench(name: str, database_url: str | None, seconds: int) -> None:
         ours = run_wrk(f"{base}/{offer_id}", seconds)
         recorded = count_scans(env, offer_id) - before
     print(f"\n[{name}] {CONNECTIONS} connections, {seconds} s each")
-    print(f"  bare endpoint   {bare.rps:8.0f} req/s  p50 {bare.p50_ms:6.1f} ms  p99 {bare.p99_ms:6.1f} ms")
-    print(f"  GET /{{ULID}}     {ours.rps:8.0f} req/s  p50 {ours.p50_ms:6.1f} ms  p99 {ours.p99_ms:6.1f} ms"
-          f"  errors {ours.errors}")
+    print(
+        f"  bare endpoint   {bare.rps:8.0f} req/s  p50 {bare.p50_ms:6.1f} ms  p99 {bare.p99_ms:6.1f} ms"
+    )
+    print(
+        f"  GET /{{ULID}}     {ours.rps:8.0f} req/s  p50 {ours.p50_ms:6.1f} ms  p99 {ours.p99_ms:6.1f} ms"
+        f"  errors {ours.errors}"
+    )
     print(f"  ratio (ours / bare): {ours.rps / bare.rps:.2f}   (target >= 0.5; p99 target < 50 ms)")
-    print(f"  scan events: {recorded} for {ours.requests} answered requests "
-          f"({'all recorded' if recorded >= ours.requests else 'MISSING'})")
+    print(
+        f"  scan events: {recorded} for {ours.requests} answered requests "
+        f"({'all recorded' if recorded >= ours.requests else 'MISSING'})"
+    )
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ from app.main import create_app  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
 
-
 SEEDED_TABLES = {"order_stage"}
 
 

@@ -115,7 +115,9 @@ def _static_path(url: str) -> Path:
 
 def render_pdf(html: str) -> bytes:
     """HTML to PDF bytes. Runs in a worker process; module-level so it pickles."""
-    document = HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=StaticOnlyFetcher())
+    document = HTML(
+        string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=StaticOnlyFetcher()
+    )
     pdf: bytes = document.write_pdf()
     return pdf
 

@@ -9,7 +9,9 @@ from app.tracking import service
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.schemas import StageUpdateCreate, StageUpdateRead
 
-router = APIRouter(prefix="/api/v1/orders", tags=["orders"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/api/v1/orders", tags=["orders"], dependencies=[Depends(require_api_key)]
+)
 
 
 def _read(update: StageUpdate, offer: Offer, stage: OrderStage) -> StageUpdateRead:

@@ -134,8 +134,13 @@ def _full_code(code: str) -> TrackingCode:
 
 
 def _invalid_form(
-    request: Request, session: SessionDep, settings: Settings, parsed: TrackingCode,
-    error: ValidationError, form: dict[str, str], action: str,
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    parsed: TrackingCode,
+    error: ValidationError,
+    form: dict[str, str],
+    action: str,
 ) -> Response:
     errors = {str(e["loc"][0]): e["msg"] for e in error.errors()}
     page = service.tracking_page(session, parsed, settings=settings)
@@ -161,7 +166,10 @@ def accept(
     except ValidationError as error:
         return _invalid_form(request, session, settings, parsed, error, form, "accept")
     offers_service.accept_offer(
-        session, parsed.value, signer_name=data.signer_name, po_number=data.po_number,
+        session,
+        parsed.value,
+        signer_name=data.signer_name,
+        po_number=data.po_number,
         settings=settings,
     )
     return _back_to_page(request, parsed)

@@ -22,7 +22,9 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Link = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_link)]
+Link = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_link)
+]
 
 
 class StageUpdateCreate(BaseModel):
@@ -55,7 +57,9 @@ class StageUpdateRead(BaseModel):
 
 
 class AcceptForm(BaseModel):
-    signer_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+    signer_name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)
+    ]
     po_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
 
 

@@ -87,8 +87,13 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
         raise Conflict("No order stages are configured; add at least one before activating.")
     first = stages[0]
     session.add(
-        StageUpdate(offer_id=offer.id, stage_key=first.key, happened_at=now,
-                    public_note=FIRST_STAGE_NOTE, created_by=actor)
+        StageUpdate(
+            offer_id=offer.id,
+            stage_key=first.key,
+            happened_at=now,
+            public_note=FIRST_STAGE_NOTE,
+            created_by=actor,
+        )
     )
     session.commit()
     return offer
@@ -157,7 +162,9 @@ def build_timeline(session: Session, offer: Offer) -> Timeline:
     updates = [(row, by_key[row.stage_key]) for row in rows]
     current = max((stage for _, stage in updates), key=lambda s: s.position, default=None)
     steps = [StageStep(stage, _step_state(stage, current)) for stage in stages]
-    expected = next((u.expected_delivery_date for u, _ in updates if u.expected_delivery_date), None)
+    expected = next(
+        (u.expected_delivery_date for u, _ in updates if u.expected_delivery_date), None
+    )
     carrier = next((u for u, _ in updates if u.carrier or u.tracking_number), None)
     return Timeline(steps, updates, current, expected, carrier)
 

@@ -25,7 +25,9 @@ MM = 72 / 25.4  # PDF points per millimetre
 SETTINGS = Settings(public_base_url=BASE)
 
 
-def make_offer(*, lines: int, status: OfferStatus = OfferStatus.ISSUED, company: str = "Acme Hellas SA") -> Offer:
+def make_offer(
+    *, lines: int, status: OfferStatus = OfferStatus.ISSUED, company: str = "Acme Hellas SA"
+) -> Offer:
     offer_id = new_offer_ulid()
     return Offer(
         id=offer_id,
@@ -38,8 +40,14 @@ def make_offer(*, lines: int, status: OfferStatus = OfferStatus.ISSUED, company:
         valid_until=date(2026, 12, 31),
         terms="Payment 30 days net.",
         lines=[
-            OfferLine(position=n, description=f"Spare part kit {n}", quantity=Decimal(2), unit="set",
-                      unit_price=Decimal("10.00"), vat_rate=Decimal(24) if n % 2 else Decimal(13))
+            OfferLine(
+                position=n,
+                description=f"Spare part kit {n}",
+                quantity=Decimal(2),
+                unit="set",
+                unit_price=Decimal("10.00"),
+                vat_rate=Decimal(24) if n % 2 else Decimal(13),
+            )
             for n in range(1, lines + 1)
         ],
     )
@@ -74,7 +82,9 @@ def test_a_40_line_offer_spans_pages_with_the_header_on_each(long_pdf: bytes) ->
     assert "Spare part kit 40" in texts[-1]
 
 
-def test_every_page_has_the_qr_code_of_the_tracking_page(long_pdf: bytes, long_offer: Offer) -> None:
+def test_every_page_has_the_qr_code_of_the_tracking_page(
+    long_pdf: bytes, long_offer: Offer
+) -> None:
     document = pdfium.PdfDocument(long_pdf)
     for index in range(len(document)):
         page = document[index]
@@ -94,7 +104,9 @@ def test_every_page_links_to_the_tracking_page_inside_the_bottom_right_15mm_squa
     reader = PdfReader(io.BytesIO(long_pdf))
     for number, page in enumerate(reader.pages, start=1):
         width = float(page.mediabox.width)
-        links = [a.get_object() for a in page.get("/Annots", []) if a.get_object()["/Subtype"] == "/Link"]
+        links = [
+            a.get_object() for a in page.get("/Annots", []) if a.get_object()["/Subtype"] == "/Link"
+        ]
         uris = [link["/A"]["/URI"] for link in links if "/A" in link]
 
         assert uris == [f"{BASE}/{long_offer.id}?src=pdf"], f"page {number}"
@@ -112,7 +124,9 @@ def test_the_link_is_exactly_where_the_qr_code_is(long_pdf: bytes) -> None:
     scale = 150 / 72
     image = page.render(scale=scale).to_pil()
     position = zxingcpp.read_barcodes(image)[0].position
-    link = next(a.get_object() for a in reader.pages[0]["/Annots"] if a.get_object()["/Subtype"] == "/Link")
+    link = next(
+        a.get_object() for a in reader.pages[0]["/Annots"] if a.get_object()["/Subtype"] == "/Link"
+    )
     x0 = min(float(v) for v in link["/Rect"][0::2])
     y0 = min(float(v) for v in link["/Rect"][1::2])
     height = page.get_height()
@@ -162,8 +176,13 @@ def test_customer_text_is_escaped_and_never_fetched() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://attacker.example/x.png", "https://attacker.example/x.css", "file:///etc/passwd",
-     "ftp://attacker.example/x", "file:///work/../etc/passwd"],
+    [
+        "http://attacker.example/x.png",
+        "https://attacker.example/x.css",
+        "file:///etc/passwd",
+        "ftp://attacker.example/x",
+        "file:///work/../etc/passwd",
+    ],
 )
 def test_the_fetcher_refuses_anything_but_our_static_files(url: str) -> None:
     with pytest.raises(ValueError, match="refused"):

@@ -41,9 +41,10 @@ def test_an_issued_offer_is_rendered_once_then_served_with_its_etag(
     assert not_modified.content == b""
     stored = session.exec(select(OfferPdf)).one()
     assert stored.offer_id == offer.id and f'"{stored.etag}"' == first.headers["ETag"]
-    assert f'filename="offer-{offer.tracking_id[:5]}-{offer.tracking_id[5:]}.pdf"' in first.headers[
-        "Content-Disposition"
-    ]
+    assert (
+        f'filename="offer-{offer.tracking_id[:5]}-{offer.tracking_id[5:]}.pdf"'
+        in first.headers["Content-Disposition"]
+    )
 
 
 def test_the_public_pdf_needs_the_full_ulid_of_an_issued_offer(

@@ -12,9 +12,22 @@ ULID = "01H0WARY2WHGGRF3K72D299T3T"
 
 @pytest.mark.parametrize(
     "spelling",
-    ["01H0WARY2W", "01H0W-ARY2W", "01h0-wary-2w", "01H0 WARY 2W", "01H0W.ARY2W", "01H0W\u2013ARY2W",
-     "01H0W\u2014ARY2W", "01H0W\u2212ARY2W", " 01h0w-ary2w ", "0IH0WARY2W", "01H0WARY2w", "O1H0WARY2W",
-     "0LH0WARY2W", "01H0WARY2W\n"],
+    [
+        "01H0WARY2W",
+        "01H0W-ARY2W",
+        "01h0-wary-2w",
+        "01H0 WARY 2W",
+        "01H0W.ARY2W",
+        "01H0W\u2013ARY2W",
+        "01H0W\u2014ARY2W",
+        "01H0W\u2212ARY2W",
+        " 01h0w-ary2w ",
+        "0IH0WARY2W",
+        "01H0WARY2w",
+        "O1H0WARY2W",
+        "0LH0WARY2W",
+        "01H0WARY2W\n",
+    ],
 )
 def test_spellings_of_a_tracking_id(spelling: str) -> None:
     code = parse_tracking_code(spelling)
@@ -24,7 +37,8 @@ def test_spellings_of_a_tracking_id(spelling: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "spelling", [ULID, ULID.lower(), "01H0W-ARY2W-HGGRF-3K72D-299T3T", "01H0 WARY 2WHG GRF3 K72D 299T 3T"]
+    "spelling",
+    [ULID, ULID.lower(), "01H0W-ARY2W-HGGRF-3K72D-299T3T", "01H0 WARY 2WHG GRF3 K72D 299T 3T"],
 )
 def test_spellings_of_a_full_ulid(spelling: str) -> None:
     code = parse_tracking_code(spelling)
@@ -58,13 +72,17 @@ crockford = st.text(alphabet="0123456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=25, ma
 
 
 @given(first=st.sampled_from("01234567"), rest=crockford, data=st.data())
-def test_every_spelling_of_a_valid_code_parses_to_the_same_value(first: str, rest: str, data) -> None:
+def test_every_spelling_of_a_valid_code_parses_to_the_same_value(
+    first: str, rest: str, data
+) -> None:
     canonical = first + rest
     spelled = ""
     for char in canonical:
         char = data.draw(st.sampled_from([char, char.lower()]))
-        char = {"1": data.draw(st.sampled_from(["1", "I", "l", "L", "i"])),
-                "0": data.draw(st.sampled_from(["0", "O", "o"]))}.get(char, char)
+        char = {
+            "1": data.draw(st.sampled_from(["1", "I", "l", "L", "i"])),
+            "0": data.draw(st.sampled_from(["0", "O", "o"])),
+        }.get(char, char)
         spelled += char + data.draw(st.one_of(st.just(""), separators))
 
     assert parse_tracking_code(spelled).value == canonical

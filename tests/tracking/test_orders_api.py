@@ -11,7 +11,9 @@ from app.offers import service as offers_service
 from tests.factories import make_offer
 
 
-def test_activation_makes_an_order_once(api: TestClient, session: Session, settings: Settings) -> None:
+def test_activation_makes_an_order_once(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
     offer = make_offer(session, settings, issued=True)
 
     first = api.post(f"/api/v1/offers/{offer.id}/activate")
@@ -26,7 +28,9 @@ def test_activation_makes_an_order_once(api: TestClient, session: Session, setti
     assert [u["stage"] for u in updates] == ["confirmed"]
 
 
-def test_an_accepted_offer_can_be_activated(api: TestClient, session: Session, settings: Settings) -> None:
+def test_an_accepted_offer_can_be_activated(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
     offer = make_offer(session, settings, issued=True)
     offers_service.accept_offer(session, offer.id, signer_name="M", po_number="", settings=settings)
 
@@ -50,7 +54,9 @@ def test_drafts_expired_and_superseded_offers_cannot_be_activated(
         assert f"it is {state}" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("stage", ["In production", "IN PRODUCTION", "in_production", " in production "])
+@pytest.mark.parametrize(
+    "stage", ["In production", "IN PRODUCTION", "in_production", " in production "]
+)
 def test_stage_update_by_label_or_key_and_any_code_spelling(
     api: TestClient, session: Session, settings: Settings, stage: str
 ) -> None:
@@ -75,7 +81,10 @@ def test_history_is_newest_first_with_internal_notes(
 ) -> None:
     offer = make_offer(session, settings, issued=True)
     api.post(f"/api/v1/offers/{offer.id}/activate")
-    api.post(f"/api/v1/orders/{offer.id}/updates", json={"stage": "quality_check", "internal_note": "QA by Jo"})
+    api.post(
+        f"/api/v1/orders/{offer.id}/updates",
+        json={"stage": "quality_check", "internal_note": "QA by Jo"},
+    )
 
     updates = api.get(f"/api/v1/orders/{offer.id}/updates").json()
 
@@ -92,7 +101,9 @@ def test_stage_update_errors(api: TestClient, session: Session, settings: Settin
     unknown_stage = api.post(url, json={"stage": "Teleported"})
     bad_link = api.post(url, json={"stage": "Shipped", "tracking_link": "javascript:alert(1)"})
     naive_time = api.post(url, json={"stage": "Shipped", "happened_at": "2026-11-01T10:00:00"})
-    not_an_order = api.post(f"/api/v1/orders/{issued.tracking_id}/updates", json={"stage": "Shipped"})
+    not_an_order = api.post(
+        f"/api/v1/orders/{issued.tracking_id}/updates", json={"stage": "Shipped"}
+    )
     bad_code = api.post("/api/v1/orders/01H0WARYUW/updates", json={"stage": "Shipped"})
 
     assert unknown_stage.status_code == 422

@@ -45,9 +45,16 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def test_full_ulid_shows_the_offer(client: TestClient, session: Session, settings: Settings) -> None:
-    offer = make_offer(session, settings, issued=True, company="Acme Hellas SA",
-                       lines=[line_data(description="Pump PX-200")])
+def test_full_ulid_shows_the_offer(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(
+        session,
+        settings,
+        issued=True,
+        company="Acme Hellas SA",
+        lines=[line_data(description="Pump PX-200")],
+    )
 
     response = client.get(f"/{offer.id}", headers={"user-agent": IPHONE})
 
@@ -66,13 +73,24 @@ def test_full_ulid_shows_the_offer(client: TestClient, session: Session, setting
 def test_tracking_id_shows_progress_and_nothing_else(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
-    order = make_order(session, settings, company="Secret Customer AG",
-                       lines=[line_data(description="Secret Pump", unit_price="777.00")])
+    order = make_order(
+        session,
+        settings,
+        company="Secret Customer AG",
+        lines=[line_data(description="Secret Pump", unit_price="777.00")],
+    )
     service.add_stage_update(
-        session, order.id,
-        StageUpdateCreate(stage="Shipped", public_note="On its way", internal_note="margin 40%",
-                          carrier="DHL", tracking_number="JD0001", tracking_link="https://dhl.example/t",
-                          expected_delivery_date=offers_service.today(settings) + timedelta(days=2)),
+        session,
+        order.id,
+        StageUpdateCreate(
+            stage="Shipped",
+            public_note="On its way",
+            internal_note="margin 40%",
+            carrier="DHL",
+            tracking_number="JD0001",
+            tracking_link="https://dhl.example/t",
+            expected_delivery_date=offers_service.today(settings) + timedelta(days=2),
+        ),
         actor="tests",
     )
 
@@ -82,8 +100,18 @@ def test_tracking_id_shows_progress_and_nothing_else(
     text = response.text
     assert "Shipped" in text and "On its way" in text and "JD0001" in text
     assert "Expected delivery" in text
-    for secret in ("Secret Customer AG", "Secret Pump", "777", "EUR", "maria@example.com",
-                   "Maria P.", "margin 40%", order.id, "csrf_token", "Accept"):
+    for secret in (
+        "Secret Customer AG",
+        "Secret Pump",
+        "777",
+        "EUR",
+        "maria@example.com",
+        "Maria P.",
+        "margin 40%",
+        order.id,
+        "csrf_token",
+        "Accept",
+    ):
         assert secret not in text
 
 
@@ -136,7 +164,9 @@ def test_channels_qr_pdf_and_web(client: TestClient, session: Session, settings:
 
     client.get(f"/{offer.id}", headers={"user-agent": IPHONE})
     client.get(f"/{offer.id}?src=pdf", headers={"user-agent": DESKTOP})
-    client.get(f"/{offer.id}", headers={"user-agent": DESKTOP, "referer": "https://mail.example.org/x"})
+    client.get(
+        f"/{offer.id}", headers={"user-agent": DESKTOP, "referer": "https://mail.example.org/x"}
+    )
 
     events = scans(session, offer)
     assert [e.channel for e in events] == ["qr", "pdf", "web"]
@@ -160,13 +190,21 @@ def test_scan_events_store_no_ip_or_user_agent(
     assert "Mobile Safari" in stored
 
 
-def test_bots_are_recorded_and_flagged(client: TestClient, session: Session, settings: Settings) -> None:
+def test_bots_are_recorded_and_flagged(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     offer = make_offer(session, settings, issued=True)
 
     client.get(f"/{offer.id}", headers={"user-agent": GOOGLEBOT})
-    client.get(f"/{offer.id}", headers={"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"})
+    client.get(
+        f"/{offer.id}",
+        headers={"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"},
+    )
 
-    assert [(e.is_bot, e.device_class) for e in scans(session, offer)] == [(True, "bot"), (True, "bot")]
+    assert [(e.is_bot, e.device_class) for e in scans(session, offer)] == [
+        (True, "bot"),
+        (True, "bot"),
+    ]
 
 
 def test_visitor_hash_counts_a_visitor_once_a_day_per_offer(
@@ -250,7 +288,9 @@ def test_accept_needs_csrf_and_records_the_signer(
     token = csrf_of(page.text)
 
     forged = client.post(f"/{offer.id}/accept", data={"signer_name": "Eve"})
-    wrong = client.post(f"/{offer.id}/accept", data={"signer_name": "Eve", "csrf_token": token + "x"})
+    wrong = client.post(
+        f"/{offer.id}/accept", data={"signer_name": "Eve", "csrf_token": token + "x"}
+    )
     accepted = client.post(
         f"/{offer.id}/accept",
         data={"signer_name": "Maria Papadopoulou", "po_number": "PO-77", "csrf_token": token},
@@ -280,7 +320,9 @@ def test_a_cross_site_post_without_the_cookie_fails(
     assert offer.status == OfferStatus.ISSUED
 
 
-def test_accept_and_decline_are_never_gets(client: TestClient, session: Session, settings: Settings) -> None:
+def test_accept_and_decline_are_never_gets(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     offer = make_offer(session, settings, issued=True)
 
     assert client.get(f"/{offer.id}/accept").status_code in (404, 405)
@@ -296,7 +338,9 @@ def test_decline_needs_a_reason_shown_next_to_the_field(
     token = csrf_of(client.get(f"/{offer.id}").text)
 
     empty = client.post(f"/{offer.id}/decline", data={"reason": " ", "csrf_token": token})
-    declined = client.post(f"/{offer.id}/decline", data={"reason": "Too expensive", "csrf_token": token})
+    declined = client.post(
+        f"/{offer.id}/decline", data={"reason": "Too expensive", "csrf_token": token}
+    )
 
     assert empty.status_code == 422
     assert 'id="reason-error"' in empty.text
@@ -307,7 +351,9 @@ def test_decline_needs_a_reason_shown_next_to_the_field(
     assert offer.declined_at is not None
 
 
-def test_accepting_twice_is_a_clear_conflict(client: TestClient, session: Session, settings: Settings) -> None:
+def test_accepting_twice_is_a_clear_conflict(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     offer = make_offer(session, settings, issued=True)
     token = csrf_of(client.get(f"/{offer.id}").text)
     client.post(f"/{offer.id}/accept", data={"signer_name": "Maria", "csrf_token": token})
@@ -318,11 +364,15 @@ def test_accepting_twice_is_a_clear_conflict(client: TestClient, session: Sessio
     assert "it is accepted" in again.text
 
 
-def test_accept_with_a_tracking_id_is_refused(client: TestClient, session: Session, settings: Settings) -> None:
+def test_accept_with_a_tracking_id_is_refused(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     order = make_order(session, settings)
     token = csrf_of(client.get(f"/{make_offer(session, settings, issued=True).id}").text)
 
-    response = client.post(f"/{order.tracking_id}/accept", data={"signer_name": "Eve", "csrf_token": token})
+    response = client.post(
+        f"/{order.tracking_id}/accept", data={"signer_name": "Eve", "csrf_token": token}
+    )
 
     assert response.status_code == 404
 

@@ -16,7 +16,9 @@ THREADS = 16
 
 
 @pytest.mark.concurrency
-def test_2000_views_from_16_threads_leave_2000_scan_events(committed: Engine, live_server: str) -> None:
+def test_2000_views_from_16_threads_leave_2000_scan_events(
+    committed: Engine, live_server: str
+) -> None:
     with Session(committed, expire_on_commit=False) as session:
         offer = make_offer(session, get_settings(), issued=True)
     url = f"{live_server}/{offer.id}"
@@ -24,7 +26,10 @@ def test_2000_views_from_16_threads_leave_2000_scan_events(committed: Engine, li
     limits = httpx.Limits(max_connections=THREADS)
     with httpx.Client(timeout=30, limits=limits) as client, ThreadPoolExecutor(THREADS) as pool:
         statuses = list(
-            pool.map(lambda _: client.get(url, headers={"user-agent": "load"}).status_code, range(REQUESTS))
+            pool.map(
+                lambda _: client.get(url, headers={"user-agent": "load"}).status_code,
+                range(REQUESTS),
+            )
         )
 
     with Session(committed) as session:
