@@ -25,9 +25,9 @@ demo: migrate
 run: demo
 	@echo
 	@echo "OfferTrack is starting at http://$(HOST):$(PORT)"
+	@echo "  Track a code:       http://$(HOST):$(PORT)/  (or open a demo link above)"
 	@echo "  API documentation:  http://$(HOST):$(PORT)/docs"
-	@echo "  An API key for it:  $(BIN)/offertrack create-api-key my-laptop"
-	@echo "  Demo offers:        curl -H 'Authorization: Bearer <key>' http://$(HOST):$(PORT)/api/v1/offers"
+	@echo "  An API key for it:  $(BIN)/offertrack create-api-key my-laptop   (in another terminal)"
 	@echo "Stop it with Ctrl+C."
 	@echo
 	$(BIN)/offertrack serve --host $(HOST) --port $(PORT)

@@ -60,11 +60,15 @@ def demo() -> None:
     from sqlmodel import Session
 
     from app.db import get_engine
-    from app.demo import load_demo_data
+    from app.demo import demo_links, load_demo_data
 
+    settings = get_settings()
     with Session(get_engine(), expire_on_commit=False) as session:
-        created = load_demo_data(session, settings=get_settings())
+        created = load_demo_data(session, settings=settings)
+        links = demo_links(session, settings=settings)
     typer.echo(f"Demo data: {created} offers created." if created else "Demo data already loaded.")
+    for label, url in links:
+        typer.echo(f"  {label:<40} {url}")
 
 
 @cli.command("create-api-key")

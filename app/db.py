@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Depends
 from sqlalchemy import DateTime, Engine, MetaData, event
@@ -29,7 +29,7 @@ metadata: MetaData = SQLModel.metadata
 
 
 SQLITE_LOCK_TIMEOUT = 30.0
-READ_ONLY = "offertrack_read_only"
+READ_ONLY: Final = "offertrack_read_only"
 
 
 def utcnow() -> datetime:

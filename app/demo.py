@@ -3,12 +3,16 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.offers import service as offers
-from app.offers.models import Offer
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate
+from app.offers.service import today
+from app.tracking import service as tracking
+from app.tracking.schemas import StageUpdateCreate
 
 PUMPS = [
     LineIn(
@@ -58,6 +62,8 @@ def load_demo_data(session: Session, *, settings: Settings) -> int:
         "DEMO-1003": _expired,
         "DEMO-1004": _revised,
         "DEMO-1005": _long,
+        "DEMO-1006": _ordered,
+        "DEMO-1007": _accepted,
     }
     created = 0
     for reference, make in steps.items():
@@ -65,6 +71,31 @@ def load_demo_data(session: Session, *, settings: Settings) -> int:
             make(session, settings, reference)
             created += 1
     return created
+
+
+def demo_links(session: Session, *, settings: Settings) -> list[tuple[str, str]]:
+    """(what it shows, URL) for every demo offer: what a newcomer should open first."""
+    found = session.exec(
+        select(Offer)
+        .where(col(Offer.customer_reference).startswith("DEMO-"))
+        .order_by(Offer.customer_reference)
+    ).all()
+    links = []
+    for offer in found:
+        status = offer.effective_status(today(settings))
+        if status == OfferStatus.DRAFT:
+            continue  # drafts are not public: their page is a 404 until they are issued
+        links.append(
+            (f"{offer.customer_reference} {status}", f"{settings.public_base_url}/{offer.id}")
+        )
+        if status == OfferStatus.ORDERED:
+            links.append(
+                (
+                    f"{offer.customer_reference} order by tracking ID",
+                    f"{settings.public_base_url}/{hyphenate_tracking_id(offer.tracking_id)}",
+                )
+            )
+    return links
 
 
 def _draft(session: Session, settings: Settings, reference: str) -> Offer:
@@ -113,4 +144,33 @@ def _long(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Iberia Agua SL", "Lucía García", reference, lines)
     return offers.issue_offer(
         session, offers.create_offer(session, data, settings=settings).id, settings=settings
+    )
+
+
+def _ordered(session: Session, settings: Settings, reference: str) -> Offer:
+    data = _offer("Helvetia Mühlen AG", "Urs Meier", reference, PUMPS)
+    offer = offers.issue_offer(
+        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+    )
+    tracking.activate_offer(session, offer.id, actor="demo", settings=settings)
+    for stage, note in (
+        ("In production", "Machining of the pump housings has started."),
+        ("Quality check", "Pressure test passed."),
+    ):
+        update = StageUpdateCreate(
+            stage=stage,
+            public_note=note,
+            expected_delivery_date=today(settings) + timedelta(days=9),
+        )
+        tracking.add_stage_update(session, offer.id, update, actor="demo")
+    return offer
+
+
+def _accepted(session: Session, settings: Settings, reference: str) -> Offer:
+    data = _offer("Lumière Énergie SAS", "Claire Dubois", reference, PUMPS[1:])
+    offer = offers.issue_offer(
+        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+    )
+    return offers.accept_offer(
+        session, offer.id, signer_name="Claire Dubois", po_number="PO-4711", settings=settings
     )
