@@ -1,5 +1,6 @@
 """create_app(): the ASGI application with its routers, static files and error handlers."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,10 +10,12 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.config import STATIC_DIR, Settings, get_settings
+from app.db import get_engine
 from app.errors import AppError, Unauthorized, Unprocessable
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
@@ -20,6 +23,7 @@ from app.templating import render
 from app.tracking.api import router as orders_router
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import router as tracking_router
+from app.tracking.scans import classify_user_agent, purge_visitor_keys
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         renderer = PdfRenderer(settings)
         renderer.start()
         app.state.pdf_renderer = renderer
+        classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
+        housekeeping = asyncio.create_task(_hourly_housekeeping())
         try:
             yield
         finally:
+            housekeeping.cancel()
             renderer.shutdown()
 
     app = FastAPI(
@@ -54,6 +61,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     _register_error_handlers(app)
     return app
+
+
+async def _hourly_housekeeping() -> None:
+    """Delete visitor keys past 48 hours, also on days without scans."""
+    while True:
+        try:
+            await asyncio.to_thread(_purge_visitor_keys)
+        except Exception:  # the next hour tries again; the server must not stop for this
+            log.exception("housekeeping failed")
+        await asyncio.sleep(3600)
+
+
+def _purge_visitor_keys() -> None:
+    with Session(get_engine()) as session:
+        purge_visitor_keys(session)
 
 
 async def favicon() -> Response:

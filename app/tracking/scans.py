@@ -15,15 +15,14 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from crawlerdetect import CrawlerDetect
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 from ua_parser import parse as parse_user_agent
 
 from app.db import utcnow
 from app.tracking.models import Channel, CodeForm, ScanEvent, VisitorKey
 
-KEY_LIFETIME = timedelta(hours=48)
 PDF_MARKER = "pdf"
 FORM_MARKER = "form"
 _crawlers = CrawlerDetect()
@@ -114,13 +113,11 @@ class VisitorKeys:
     def _load_or_create(self, session: Session, day: date) -> bytes:
         row = session.get(VisitorKey, day)
         if row is None:
-            row = VisitorKey(day=day, secret=secrets.token_hex(32))
+            row = VisitorKey(day=day, secret=secrets.token_hex(32), created_at=utcnow())
             try:
                 with session.begin_nested():
                     session.add(row)
-                    session.execute(
-                        delete(VisitorKey).where(VisitorKey.created_at < utcnow() - KEY_LIFETIME)  # type: ignore[arg-type]
-                    )
+                    _delete_expired_keys(session, day)
             except IntegrityError:  # another worker created today's key first
                 row = session.get(VisitorKey, day, populate_existing=True)
                 assert row is not None
@@ -133,27 +130,40 @@ class VisitorKeys:
 visitor_keys = VisitorKeys()
 
 
+def _delete_expired_keys(session: Session, today: date) -> None:
+    # Today's and yesterday's keys are at most 48 hours old; anything before goes.
+    session.execute(delete(VisitorKey).where(col(VisitorKey.day) < today - timedelta(days=1)))
+
+
+def purge_visitor_keys(session: Session) -> None:
+    """Delete keys past their 48 hours even on days without a single scan."""
+    _delete_expired_keys(session, utcnow().date())
+    session.commit()
+
+
 def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     message = "\x1f".join((visit.client_ip, visit.user_agent, offer_id)).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def record_scan(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> ScanEvent:
-    """Add the scan event of one page view to the session; the caller's commit makes it durable."""
+def record_scan(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> None:
+    """Insert the scan event of one page view; the caller's commit makes it durable."""
     device = classify_user_agent(visit.user_agent[:512])
     hashed = None
     if not visit.do_not_track:
         hashed = visitor_hash(visitor_keys.today(session), visit, offer_id)
-    event = ScanEvent(
-        offer_id=offer_id,
-        code_form=form,
-        channel=channel_of(visit, device),
-        device_class=device.device_class,
-        os_family=device.os_family,
-        browser_family=device.browser_family,
-        referrer_host=referrer_host(visit.referrer),
-        is_bot=device.is_bot,
-        visitor_hash=hashed,
+    # A Core insert: the page view's hot path needs no unit of work for a row it never reads.
+    session.execute(
+        insert(ScanEvent).values(
+            offer_id=offer_id,
+            occurred_at=utcnow(),
+            code_form=form,
+            channel=channel_of(visit, device),
+            device_class=device.device_class,
+            os_family=device.os_family,
+            browser_family=device.browser_family,
+            referrer_host=referrer_host(visit.referrer),
+            is_bot=device.is_bot,
+            visitor_hash=hashed,
+        )
     )
-    session.add(event)
-    return event

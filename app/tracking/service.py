@@ -194,7 +194,11 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
         status=status,
         timeline=timeline,
         totals=compute_totals(offer.lines, offer.currency),
-        superseded_by=offers_service.superseded_by(session, [offer.id]).get(offer.id),
+        superseded_by=(
+            offers_service.superseded_by(session, [offer.id]).get(offer.id)
+            if offer.status == OfferStatus.SUPERSEDED
+            else None
+        ),
         days_left=(offer.valid_until - today).days if status == OfferStatus.ISSUED else None,
     )
 

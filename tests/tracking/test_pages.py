@@ -77,7 +77,7 @@ def test_tracking_id_shows_progress_and_nothing_else(
         session,
         settings,
         company="Secret Customer AG",
-        lines=[line_data(description="Secret Pump", unit_price="777.00")],
+        lines=[line_data(description="Secret Pump", unit_price="98765.43")],
     )
     service.add_stage_update(
         session,
@@ -103,7 +103,8 @@ def test_tracking_id_shows_progress_and_nothing_else(
     for secret in (
         "Secret Customer AG",
         "Secret Pump",
-        "777",
+        "98,765.43",
+        "197,530.86",
         "EUR",
         "maria@example.com",
         "Maria P.",
