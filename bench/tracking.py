@@ -61,40 +61,36 @@ def run_wrk(url: str, seconds: int) -> Load:
     )
 
 
+def _run_python(env: dict[str, str], code: str) -> str:
+    """Run ``code`` against the scratch database, as a separate process like the server."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=root
+    )
+    return done.stdout.strip()
+
+
 def create_offer(env: dict[str, str]) -> str:
-    code = (
+    return _run_python(
+        env,
         "from sqlmodel import Session\n"
         "from app.db import get_engine\nfrom app.config import get_settings\n"
         "from tests.factories import make_offer\n"
         "with Session(get_engine(), expire_on_commit=False) as s:\n"
-        "    print(make_offer(s, get_settings(), issued=True).id)\n"
+        "    print(make_offer(s, get_settings(), issued=True).id)\n",
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout.strip()
 
 
 def count_scans(env: dict[str, str], offer_id: str) -> int:
-    code = (
-        "from sqlmodel import Session, select, func\nfrom app.db import get_engine\n"
-        "from app.tracking.models import ScanEvent\n"
-        "with Session(get_engine()) as s:\n"
-        f"    print(s.exec(select(func.count()).select_from(ScanEvent).where(ScanEvent.offer_id == '{offer_id}')).one())\n"
-    )
     return int(
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        ).stdout
+        _run_python(
+            env,
+            "from sqlmodel import Session, select, func\nfrom app.db import get_engine\n"
+            "from app.tracking.models import ScanEvent\n"
+            "with Session(get_engine()) as s:\n"
+            "    print(s.exec(select(func.count()).select_from(ScanEvent)"
+            f".where(ScanEvent.offer_id == '{offer_id}')).one())\n",
+        )
     )
 
 
