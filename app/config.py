@@ -106,6 +106,7 @@ class Settings(BaseSettings):
         return _development_key(self.var_dir)
 
 
+@lru_cache
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
     var_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ Every page carries, bottom right, a 15 mm vector QR code of ``{PUBLIC_BASE_URL}/
 a link annotation. WeasyPrint repeats ``position: fixed`` boxes on every page, links included.
 """
 
-import asyncio
 import hashlib
 import logging
 import mimetypes
@@ -160,9 +159,6 @@ class PdfRenderer:
         """Render in a worker, blocking the calling thread (never the event loop)."""
         future = self._submit(html)
         return self._result(future)
-
-    async def render(self, html: str) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(None, self.render_sync, html)
 
     def _submit(self, html: str) -> "Future[bytes]":
         with self._lock:

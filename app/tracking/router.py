@@ -13,6 +13,7 @@ from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
+from app.offers.models import OfferStatus
 from app.offers.router import RendererDep, pdf_response
 from app.templating import render
 from app.tracking import service
@@ -63,6 +64,10 @@ def _is_internal_navigation(visit: Visit, settings: Settings) -> bool:
     return not visit.marker and bool(own_host) and urlsplit(visit.referrer).hostname == own_host
 
 
+def _has_forms(page: service.TrackingPage) -> bool:
+    return page.code.form == CodeForm.FULL and page.status == OfferStatus.ISSUED
+
+
 def _page_response(
     request: Request,
     page: service.TrackingPage,
@@ -73,7 +78,8 @@ def _page_response(
 ) -> Response:
     context = {
         "page": page,
-        "csrf_token": csrf_token(request, settings) if page.code.form == CodeForm.FULL else "",
+        # Only a full-ULID page of an issued offer has forms, so only it needs a CSRF token.
+        "csrf_token": csrf_token(request, settings) if _has_forms(page) else "",
         "errors": {},
         "form": {},
         **extra,

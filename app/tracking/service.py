@@ -1,7 +1,7 @@
 """Orders and their stages, and the public tracking view of an offer or order."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from sqlmodel import Session, col, select
@@ -64,7 +64,6 @@ class TrackingPage:
     totals: Totals | None = None
     superseded_by: str | None = None
     days_left: int | None = None
-    messages: list[str] = field(default_factory=list)
 
 
 def list_stages(session: Session) -> Sequence[OrderStage]:
