@@ -23,6 +23,7 @@ from app.templating import render
 from app.tracking.api import router as orders_router
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import router as tracking_router
+from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         renderer.start()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
+        scan_log = GroupCommitScanLog(get_engine())
+        app.state.scan_log = scan_log
         housekeeping = asyncio.create_task(_hourly_housekeeping())
         try:
             yield
         finally:
             housekeeping.cancel()
+            scan_log.close()
             renderer.shutdown()
 
     app = FastAPI(

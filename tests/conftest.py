@@ -42,6 +42,8 @@ from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
+from app.tracking.router import get_scan_log  # noqa: E402
+from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
 
 SEEDED_TABLES = {"order_stage"}
@@ -119,6 +121,9 @@ def _running_client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def client(app: FastAPI, _running_client: TestClient, session: Session) -> Iterator[TestClient]:
     app.dependency_overrides[get_session] = lambda: session
+    # The group-commit writer has its own connection; inside a rolled-back test transaction
+    # the view's own session commits (the live-server tests exercise the real writer).
+    app.dependency_overrides[get_scan_log] = SessionScanLog
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
     _running_client.headers.clear()

@@ -4,17 +4,17 @@ Every page carries, bottom right, a 15 mm vector QR code of ``{PUBLIC_BASE_URL}/
 a link annotation. WeasyPrint repeats ``position: fixed`` boxes on every page, links included.
 """
 
+import asyncio
 import hashlib
 import logging
 import mimetypes
 import multiprocessing
-import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
-from threading import Lock
+from threading import BoundedSemaphore, Lock
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,9 +30,9 @@ from app.offers.pricing import compute_totals
 from app.templating import templates
 
 log = logging.getLogger(__name__)
-QR_SIZE_MM = 15
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 PDF_LINK_MARKER = "pdf"
+RETRY_AFTER_SECONDS = 5
 
 
 class PdfRenderTimeout(ServiceUnavailable):
@@ -45,11 +45,26 @@ class PdfRenderTimeout(ServiceUnavailable):
         )
 
 
+class PdfRendererBusy(ServiceUnavailable):
+    title = "PDF rendering is busy"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"Every PDF renderer stayed busy for {seconds:g} seconds. Please try again shortly."
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 class PdfRendererUnavailable(ServiceUnavailable):
     title = "PDF rendering failed"
 
     def __init__(self) -> None:
         super().__init__("The PDF renderer stopped unexpectedly; it has been restarted. Try again.")
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def qr_url(offer: Offer, settings: Settings) -> str:
@@ -64,7 +79,7 @@ def pdf_link_url(offer: Offer, settings: Settings) -> str:
 
 def qr_svg_data_uri(url: str) -> str:
     # make_qr never produces a Micro QR; the 4-module quiet zone is part of the 15 mm square.
-    qr = segno.make_qr(url, error="m", boost_error=False)
+    qr = segno.make_qr(url, error="m")
     return str(qr.svg_data_uri(scale=1, border=4, dark="#000", light="#fff", xmldecl=False))
 
 
@@ -75,24 +90,35 @@ def quotation_html(offer: Offer, *, settings: Settings, today: date) -> str:
         offer=offer,
         settings=settings,
         totals=compute_totals(offer.lines, offer.currency),
-        is_draft=offer.status == OfferStatus.DRAFT,
+        is_draft=offer.effective_status(today) == OfferStatus.DRAFT,
         tracking_id=hyphenate_tracking_id(offer.tracking_id),
         qr_src=qr_svg_data_uri(qr_url(offer, settings)),
         link_url=pdf_link_url(offer, settings),
         page_size=PAGE_SIZES[settings.page_size],
         logo_url=_logo_url(settings),
-        issued_on=(offer.issued_at.date() if offer.issued_at else today),
+        issued_on=_issued_on(offer, settings, today),
     )
 
 
+def _issued_on(offer: Offer, settings: Settings, today: date) -> date:
+    if offer.issued_at is None:
+        return today
+    return offer.issued_at.astimezone(settings.zone).date()
+
+
 def _logo_url(settings: Settings) -> str | None:
+    # A logo outside static/ resolves to a URL the fetcher refuses, so it is simply left out.
     if settings.company_logo is None:
         return None
     return (STATIC_DIR / settings.company_logo).resolve().as_uri()
 
 
 class StaticOnlyFetcher(URLFetcher):  # type: ignore[misc]
-    """Serves our static files and data: URIs; refuses the network and every other file."""
+    """Serves our static files and data: URIs; refuses the network and every other file.
+
+    WeasyPrint 70 wants a ``URLFetcher``: it reads ``_fail_on_errors`` from the fetcher when
+    a fetch fails, so a plain function would turn a refused URL into a failed render.
+    """
 
     def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
         if url.startswith("data:"):
@@ -106,6 +132,7 @@ def _static_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         raise ValueError(f"refused to fetch {url!r}: only our own static files are served")
+    # resolve() before the check: neither "../" nor a symlink may lead out of static/.
     path = Path(unquote(parts.path)).resolve()
     if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file():
         raise ValueError(f"refused to fetch {url!r}: not a file in static/")
@@ -125,31 +152,46 @@ def pdf_etag(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-_WARM_UP_HTML = "<p>warm-up</p>"
+def _warm_up_worker() -> None:
+    # Each new worker loads its fonts now rather than during a customer's render.
+    render_pdf("<p>warm-up</p>")
+
+
+def _worker_ready() -> None:
+    """A no-op task: submitting one makes the pool start a worker."""
 
 
 class PdfRenderer:
     """A bounded pool of renderer processes with a time limit per PDF.
 
     A render that overruns its limit would keep its worker busy for as long as it likes, so
-    the pool is torn down (its processes killed) and replaced, and the caller gets a 503.
+    the pool's processes are killed, a fresh pool takes over, and the caller gets a 503.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.workers = settings.pdf_workers
         self.timeout = settings.pdf_timeout_seconds
+        # One render per worker at a time: the time limit then measures a render, never the
+        # queue in front of it, so a busy pool is not mistaken for a stuck one and killed.
+        self._slots = BoundedSemaphore(self.workers)
         self._lock = Lock()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # forkserver: forking the threaded server process itself is unsafe.
+        # forkserver, not fork: forking the threaded server process itself is unsafe. Workers
+        # fork from a server that has imported WeasyPrint once, so a replaced pool starts fast.
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        context.set_forkserver_preload([__name__])
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_warm_up_worker
+        )
+
+    def _start_workers(self) -> "list[Future[None]]":
+        return [self._pool.submit(_worker_ready) for _ in range(self.workers)]
 
     def start(self) -> None:
-        """Start the workers and load WeasyPrint in each, so the first customer does not wait."""
-        futures = [self._pool.submit(render_pdf, _WARM_UP_HTML) for _ in range(self.workers)]
-        for future in futures:
+        """Start and warm up every worker now, so the first customer does not wait for it."""
+        for future in self._start_workers():
             future.result(timeout=120)
 
     def shutdown(self) -> None:
@@ -157,37 +199,46 @@ class PdfRenderer:
 
     def render_sync(self, html: str) -> bytes:
         """Render in a worker, blocking the calling thread (never the event loop)."""
-        future = self._submit(html)
-        return self._result(future)
-
-    def _submit(self, html: str) -> "Future[bytes]":
-        with self._lock:
-            try:
-                return self._pool.submit(render_pdf, html)
-            except BrokenProcessPool:
-                self._replace_pool()
-                return self._pool.submit(render_pdf, html)
-
-    def _result(self, future: "Future[bytes]") -> bytes:
-        started = time.monotonic()
+        if not self._slots.acquire(timeout=self.timeout):
+            raise PdfRendererBusy(self.timeout)
         try:
-            return future.result(timeout=self.timeout)
-        except FutureTimeout:
-            log.warning("PDF render exceeded %.1f s; restarting the renderer", self.timeout)
-            with self._lock:
-                self._replace_pool()
-            raise PdfRenderTimeout(self.timeout) from None
-        except BrokenProcessPool:
-            log.error("PDF renderer crashed after %.1f s", time.monotonic() - started)
-            with self._lock:
-                self._replace_pool()
-            raise PdfRendererUnavailable() from None
+            return self._render_in_pool(html)
+        finally:
+            self._slots.release()
 
-    def _replace_pool(self) -> None:
-        old = self._pool
-        # ProcessPoolExecutor has no public way to stop a running task before Python 3.14
-        # (terminate_workers); killing its processes is the only way to end a stuck render.
-        for process in list(getattr(old, "_processes", {}).values()):
-            process.kill()
-        old.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._new_pool()
+    async def render(self, html: str) -> bytes:
+        """``render_sync`` from async code: the same slots, time limit and recovery."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.render_sync, html)
+
+    def _render_in_pool(self, html: str) -> bytes:
+        # Twice at most: a render killed along with another render's stuck worker, or on a
+        # worker that died, deserves a second try on the fresh pool.
+        for _ in range(2):
+            pool = self._pool
+            try:
+                return pool.submit(render_pdf, html).result(timeout=self.timeout)
+            except FutureTimeout:
+                log.warning("PDF render exceeded %g s; restarting the renderer", self.timeout)
+                self._replace_pool(pool)
+                raise PdfRenderTimeout(self.timeout) from None
+            except BrokenProcessPool:
+                log.warning("A PDF worker died; restarting the renderer")
+                self._replace_pool(pool)
+        raise PdfRendererUnavailable()
+
+    def _replace_pool(self, old: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is not old:
+                return  # another thread has replaced it already
+            self._pool = self._new_pool()
+        _kill_workers(old)
+        self._start_workers()
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to stop a running task before Python 3.14
+    # (kill_workers), so we reach into _processes. The pool then sees its workers die, fails
+    # their futures with BrokenProcessPool and refuses new ones. No shutdown(): a thread
+    # still holding this pool would get a RuntimeError from submit(), not BrokenProcessPool.
+    for process in list((pool._processes or {}).values()):
+        process.kill()

@@ -20,6 +20,7 @@ from app.tracking import service
 from app.tracking.codes import FORMAT_HELP, InvalidCode, TrackingCode, parse_tracking_code
 from app.tracking.models import CodeForm
 from app.tracking.ratelimit import MissLimiter
+from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit
 from app.tracking.schemas import AcceptForm, DeclineForm
 from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
@@ -33,6 +34,14 @@ async def get_miss_limiter(request: Request) -> MissLimiter:
 
 
 LimiterDep = Annotated[MissLimiter, Depends(get_miss_limiter)]
+
+
+async def get_scan_log(request: Request) -> ScanLog:
+    scan_log: ScanLog = request.app.state.scan_log
+    return scan_log
+
+
+ScanLogDep = Annotated[ScanLog, Depends(get_scan_log)]
 
 
 @contextmanager
@@ -121,6 +130,7 @@ def tracking_page(
     session: SessionDep,
     settings: SettingsDep,
     limiter: LimiterDep,
+    scan_log: ScanLogDep,
     hx_request: Annotated[str | None, Header()] = None,
 ) -> Response:
     with counting_misses(request, limiter, settings):
@@ -128,7 +138,7 @@ def tracking_page(
         page = service.tracking_page(session, parsed, settings=settings)
     visit = _visit(request, settings)
     if hx_request != "true" and not _is_internal_navigation(visit, settings):
-        service.log_scan(session, page, visit)
+        service.log_scan(session, page, visit, scan_log=scan_log)
     return _page_response(request, page, settings)
 
 

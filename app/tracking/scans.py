@@ -12,16 +12,17 @@ import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from crawlerdetect import CrawlerDetect
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from ua_parser import parse as parse_user_agent
 
 from app.db import utcnow
-from app.tracking.models import Channel, CodeForm, ScanEvent, VisitorKey
+from app.tracking.models import Channel, CodeForm, VisitorKey
 
 PDF_MARKER = "pdf"
 FORM_MARKER = "form"
@@ -118,8 +119,10 @@ class VisitorKeys:
                 with session.begin_nested():
                     session.add(row)
                     _delete_expired_keys(session, day)
+                session.commit()  # other workers must hash with this very key
             except IntegrityError:  # another worker created today's key first
-                row = session.get(VisitorKey, day, populate_existing=True)
+                session.rollback()
+                row = session.get(VisitorKey, day)
                 assert row is not None
         return bytes.fromhex(row.secret)
 
@@ -146,24 +149,21 @@ def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def record_scan(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> None:
-    """Insert the scan event of one page view; the caller's commit makes it durable."""
+def scan_row(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> dict[str, Any]:
+    """The scan event of one page view, as a row: the visit reduced to what may be kept."""
     device = classify_user_agent(visit.user_agent[:512])
     hashed = None
     if not visit.do_not_track:
         hashed = visitor_hash(visitor_keys.today(session), visit, offer_id)
-    # A Core insert: the page view's hot path needs no unit of work for a row it never reads.
-    session.execute(
-        insert(ScanEvent).values(
-            offer_id=offer_id,
-            occurred_at=utcnow(),
-            code_form=form,
-            channel=channel_of(visit, device),
-            device_class=device.device_class,
-            os_family=device.os_family,
-            browser_family=device.browser_family,
-            referrer_host=referrer_host(visit.referrer),
-            is_bot=device.is_bot,
-            visitor_hash=hashed,
-        )
-    )
+    return {
+        "offer_id": offer_id,
+        "occurred_at": utcnow(),
+        "code_form": form,
+        "channel": channel_of(visit, device),
+        "device_class": device.device_class,
+        "os_family": device.os_family,
+        "browser_family": device.browser_family,
+        "referrer_host": referrer_host(visit.referrer),
+        "is_bot": device.is_bot,
+        "visitor_hash": hashed,
+    }

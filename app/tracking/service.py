@@ -14,7 +14,8 @@ from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
 from app.tracking.codes import TrackingCode, parse_tracking_code
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
-from app.tracking.scans import Visit, record_scan
+from app.tracking.scanlog import ScanLog
+from app.tracking.scans import Visit, scan_row
 from app.tracking.schemas import StageUpdateCreate
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
@@ -202,7 +203,6 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
     )
 
 
-def log_scan(session: Session, page: TrackingPage, visit: Visit) -> None:
+def log_scan(session: Session, page: TrackingPage, visit: Visit, *, scan_log: ScanLog) -> None:
     """Record one customer view; committed before the page is sent, so none is ever lost."""
-    record_scan(session, page.offer.id, page.code.form, visit)
-    session.commit()
+    scan_log.write(session, scan_row(session, page.offer.id, page.code.form, visit))

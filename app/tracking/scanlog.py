@@ -1,0 +1,107 @@
+"""Where scan rows are committed. A page is sent only after its scan row is committed.
+
+Committing each view on its own makes the writers queue for the database one by one, which
+is the tracking page's main cost under load. GroupCommitScanLog lets one writer thread commit
+the rows of all views waiting at that moment in one transaction; every view still waits for
+the commit of its own row before its page is sent, so nothing is fire-and-forget.
+"""
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, insert
+from sqlmodel import Session
+
+from app.errors import ServiceUnavailable
+from app.tracking.models import ScanEvent
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 500
+COMMIT_TIMEOUT_SECONDS = 10.0
+
+
+class ScanNotRecorded(ServiceUnavailable):
+    title = "Status temporarily unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("We could not record this visit just now. Please try again in a moment.")
+
+
+class ScanLog(Protocol):
+    def write(self, session: Session, row: dict[str, Any]) -> None:
+        """Return once ``row`` is committed; raise ScanNotRecorded if it cannot be."""
+
+
+class SessionScanLog:
+    """Commits each row in the caller's own session (tests, one-off tools)."""
+
+    def write(self, session: Session, row: dict[str, Any]) -> None:
+        session.execute(insert(ScanEvent).values(**row))
+        session.commit()
+
+
+_Pending = tuple[dict[str, Any], "Future[None]"]
+
+
+class GroupCommitScanLog:
+    """Commits the rows of concurrent views together; each caller waits for its commit."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="scan-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, session: Session, row: dict[str, Any]) -> None:
+        done: Future[None] = Future()
+        self._queue.put((row, done))
+        try:
+            done.result(timeout=COMMIT_TIMEOUT_SECONDS)
+        except Exception as exc:
+            raise ScanNotRecorded() from exc
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=COMMIT_TIMEOUT_SECONDS)
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._commit(batch)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # finish this batch, then stop
+                break
+            batch.append(item)
+        return batch
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            self._insert([row for row, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                log.exception("could not commit a scan event")
+                batch[0][1].set_exception(exc)
+                return
+            # One bad row must not fail its neighbours: try each on its own.
+            for item in batch:
+                self._commit([item])
+            return
+        for _, done in batch:
+            done.set_result(None)
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(insert(ScanEvent), rows)
