@@ -4,17 +4,18 @@ Every page carries, bottom right, a 15 mm vector QR code of ``{PUBLIC_BASE_URL}/
 a link annotation. WeasyPrint repeats ``position: fixed`` boxes on every page, links included.
 """
 
-import asyncio
 import hashlib
 import logging
 import mimetypes
 import multiprocessing
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
+from multiprocessing.connection import wait
 from pathlib import Path
-from threading import BoundedSemaphore, Lock
+from threading import BoundedSemaphore, Lock, Thread
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -152,9 +153,22 @@ def pdf_etag(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _warm_up_worker() -> None:
-    # Each new worker loads its fonts now rather than during a customer's render.
-    render_pdf("<p>warm-up</p>")
+def _init_worker() -> None:
+    _exit_with_parent()
+    render_pdf("<p>warm-up</p>")  # fonts load now rather than during a customer's render
+
+
+def _exit_with_parent() -> None:
+    # A worker waits on its task queue forever if the server dies without shutting the pool
+    # down (SIGKILL, OOM killer), and keeps the forkserver alive with it: ~100 MB each.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_when_ready(sentinel: int) -> None:
+    wait([sentinel])
+    os._exit(1)
 
 
 def _worker_ready() -> None:
@@ -183,7 +197,7 @@ class PdfRenderer:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         return ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_warm_up_worker
+            max_workers=self.workers, mp_context=context, initializer=_init_worker
         )
 
     def _start_workers(self) -> "list[Future[None]]":
@@ -205,10 +219,6 @@ class PdfRenderer:
             return self._render_in_pool(html)
         finally:
             self._slots.release()
-
-    async def render(self, html: str) -> bytes:
-        """``render_sync`` from async code: the same slots, time limit and recovery."""
-        return await asyncio.get_running_loop().run_in_executor(None, self.render_sync, html)
 
     def _render_in_pool(self, html: str) -> bytes:
         # Twice at most: a render killed along with another render's stuck worker, or on a

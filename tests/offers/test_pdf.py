@@ -1,28 +1,45 @@
 """The quotation PDF as a reader meets it: rasterized pages, decoded QR codes, link annotations."""
 
 import io
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
+from multiprocessing.process import BaseProcess as Process
+from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
+import segno
 import zxingcpp
 from pypdf import PdfReader
 
-from app.config import Settings
+from app.config import ROOT_DIR, STATIC_DIR, Settings
 from app.offers.ids import hyphenate_tracking_id, new_offer_ulid
 from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.pdf import (
     PdfRenderer,
     PdfRenderTimeout,
     StaticOnlyFetcher,
+    pdf_etag,
     quotation_html,
     render_pdf,
 )
 
 BASE = "https://track.example.com"
 MM = 72 / 25.4  # PDF points per millimetre
+DPI = 150
+BOTTOM_MARGIN_MM = 30  # the @page bottom margin in print.css
 SETTINGS = Settings(public_base_url=BASE)
+TODAY = date(2026, 11, 22)
+EVIL = '<img src="http://attacker.example/x.png"><script>alert(1)</script>'
 
 
 def make_offer(
@@ -36,11 +53,14 @@ def make_offer(
         customer_company=company,
         customer_contact_name="Maria P.",
         customer_email="maria@example.com",
+        customer_reference="PO-4711",
         currency="EUR",
         valid_until=date(2026, 12, 31),
+        notes="Delivery in three weeks.",
         terms="Payment 30 days net.",
         lines=[
             OfferLine(
+                offer_id=offer_id,
                 position=n,
                 description=f"Spare part kit {n}",
                 quantity=Decimal(2),
@@ -54,12 +74,13 @@ def make_offer(
 
 
 def render(offer: Offer, settings: Settings = SETTINGS) -> bytes:
-    return render_pdf(quotation_html(offer, settings=settings, today=date(2026, 11, 22)))
+    return render_pdf(quotation_html(offer, settings=settings, today=TODAY))
 
 
 @pytest.fixture(scope="module")
 def long_offer() -> Offer:
-    return make_offer(lines=40)
+    # A draft: the watermark must not get in the way of the QR code on any page.
+    return make_offer(lines=40, status=OfferStatus.DRAFT)
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +88,45 @@ def long_pdf(long_offer: Offer) -> bytes:
     return render(long_offer)
 
 
+@pytest.fixture(scope="module")
+def issued_pdf() -> bytes:
+    return render(make_offer(lines=2))
+
+
+@pytest.fixture(scope="module")
+def letter_pdf() -> bytes:
+    return render(make_offer(lines=2), Settings(public_base_url=BASE, page_size="Letter"))
+
+
 def page_texts(pdf: bytes) -> list[str]:
     document = pdfium.PdfDocument(pdf)
     return [document[i].get_textpage().get_text_range() for i in range(len(document))]
+
+
+def decoded_qr_codes(pdf: bytes) -> list[tuple[list[zxingcpp.Barcode], int, int]]:
+    """Per page: the barcodes a reader finds at 150 dpi, and the raster's size in pixels."""
+    document = pdfium.PdfDocument(pdf)
+    pages = []
+    for index in range(len(document)):
+        image = document[index].render(scale=DPI / 72).to_pil()
+        pages.append((zxingcpp.read_barcodes(image), image.width, image.height))
+    return pages
+
+
+def links(pdf: bytes) -> list[list[Any]]:
+    """Per page: its link annotations."""
+    reader = PdfReader(io.BytesIO(pdf))
+    return [
+        [a.get_object() for a in page.get("/Annots", []) if a.get_object()["/Subtype"] == "/Link"]
+        for page in reader.pages
+    ]
+
+
+def rect_mm(annotation: Any, page_width: float) -> tuple[float, float, float, float]:
+    """The annotation as (width, height, gap to the right edge, gap to the bottom) in mm."""
+    x0, x1 = sorted(float(v) for v in annotation["/Rect"][0::2])
+    y0, y1 = sorted(float(v) for v in annotation["/Rect"][1::2])
+    return (x1 - x0) / MM, (y1 - y0) / MM, (page_width - x1) / MM, y0 / MM
 
 
 def test_a_40_line_offer_spans_pages_with_the_header_on_each(long_pdf: bytes) -> None:
@@ -77,101 +134,115 @@ def test_a_40_line_offer_spans_pages_with_the_header_on_each(long_pdf: bytes) ->
 
     assert len(texts) >= 2
     for number, text in enumerate(texts, start=1):
-        assert "Description" in text and "Unit price" in text
         assert f"Page {number} of {len(texts)}" in text
-    assert "Spare part kit 40" in texts[-1]
+    pages_with_lines = [t for t in texts if "Spare part kit" in t]
+    assert len(pages_with_lines) >= 2
+    for text in pages_with_lines:
+        assert "Description" in text and "Unit price" in text and "Disc." in text
+    assert "Spare part kit 40" in pages_with_lines[-1]
 
 
-def test_every_page_has_the_qr_code_of_the_tracking_page(
+def test_every_page_has_one_qr_code_of_the_tracking_page_bottom_right(
     long_pdf: bytes, long_offer: Offer
 ) -> None:
-    document = pdfium.PdfDocument(long_pdf)
-    for index in range(len(document)):
-        page = document[index]
-        image = page.render(scale=150 / 72).to_pil()
-        codes = zxingcpp.read_barcodes(image)
-
-        assert [c.text for c in codes] == [f"{BASE}/{long_offer.id}"], f"page {index + 1}"
-        assert codes[0].format == zxingcpp.BarcodeFormat.QRCode
-        # bottom-right: the symbol lies in the right quarter and the bottom sixth of the page
+    for number, (codes, width, height) in enumerate(decoded_qr_codes(long_pdf), start=1):
+        assert [c.text for c in codes] == [f"{BASE}/{long_offer.id}"], f"page {number}"
+        assert codes[0].format == zxingcpp.BarcodeFormat.QRCode  # never a Micro QR
         corner = codes[0].position.top_left
-        assert corner.x > image.width * 0.75 and corner.y > image.height * 5 / 6
+        assert corner.x > width * 0.75 and corner.y > height * 5 / 6, f"page {number}"
 
 
-def test_every_page_links_to_the_tracking_page_inside_the_bottom_right_15mm_square(
+def test_every_page_links_to_the_tracking_page_from_a_15mm_square_bottom_right(
     long_pdf: bytes, long_offer: Offer
 ) -> None:
     reader = PdfReader(io.BytesIO(long_pdf))
-    for number, page in enumerate(reader.pages, start=1):
-        width = float(page.mediabox.width)
-        links = [
-            a.get_object() for a in page.get("/Annots", []) if a.get_object()["/Subtype"] == "/Link"
-        ]
-        uris = [link["/A"]["/URI"] for link in links if "/A" in link]
-
+    for number, (page, annotations) in enumerate(
+        zip(reader.pages, links(long_pdf), strict=True), start=1
+    ):
+        uris = [link["/A"]["/URI"] for link in annotations if "/A" in link]
         assert uris == [f"{BASE}/{long_offer.id}?src=pdf"], f"page {number}"
-        x0, x1 = sorted(float(v) for v in links[0]["/Rect"][0::2])
-        y0, y1 = sorted(float(v) for v in links[0]["/Rect"][1::2])
-        assert x1 - x0 == pytest.approx(15 * MM, abs=0.5 * MM)
-        assert y1 - y0 == pytest.approx(15 * MM, abs=0.5 * MM)
-        assert width - x1 < 15 * MM and y0 < 30 * MM  # the bottom-right corner of the page
+
+        width, height, right, bottom = rect_mm(annotations[0], float(page.mediabox.width))
+        assert width == pytest.approx(15, abs=1) and height == pytest.approx(15, abs=1)
+        # its lower-right corner near the page's, clear of a printer's unprintable edge
+        assert 5 < right < 12 and 5 < bottom < 12, f"page {number}"
+        assert bottom + height < BOTTOM_MARGIN_MM  # below the body text, never over it
 
 
-def test_the_link_is_exactly_where_the_qr_code_is(long_pdf: bytes) -> None:
-    document = pdfium.PdfDocument(long_pdf)
-    reader = PdfReader(io.BytesIO(long_pdf))
-    page = document[0]
-    scale = 150 / 72
-    image = page.render(scale=scale).to_pil()
-    position = zxingcpp.read_barcodes(image)[0].position
-    link = next(
-        a.get_object() for a in reader.pages[0]["/Annots"] if a.get_object()["/Subtype"] == "/Link"
-    )
+def test_the_qr_code_fills_the_15mm_link_square_with_its_quiet_zone(
+    long_pdf: bytes, long_offer: Offer
+) -> None:
+    codes, _, image_height = decoded_qr_codes(long_pdf)[0]
+    link = links(long_pdf)[0][0]
     x0 = min(float(v) for v in link["/Rect"][0::2])
     y0 = min(float(v) for v in link["/Rect"][1::2])
-    height = page.get_height()
+    px_per_mm = DPI / 25.4
+    position = codes[0].position
+    qr = segno.make_qr(f"{BASE}/{long_offer.id}", error="m")
+    modules = qr.symbol_size(scale=1, border=0)[0]
+    module_mm = 15 / qr.symbol_size(scale=1, border=4)[0]
 
-    qr_left = position.top_left.x / scale
-    qr_bottom = height - position.bottom_left.y / scale
-    # the symbol sits inside the link square, within its 4-module quiet zone (< 2.5 mm)
-    assert x0 < qr_left < x0 + 2.5 * MM
-    assert y0 < qr_bottom < y0 + 2.5 * MM
+    symbol_mm = (position.top_right.x - position.top_left.x) / px_per_mm
+    quiet_left_mm = position.top_left.x / px_per_mm - x0 / MM
+    quiet_bottom_mm = (image_height - position.bottom_left.y) / px_per_mm - y0 / MM
+    assert symbol_mm == pytest.approx(modules * module_mm, abs=0.5)
+    assert quiet_left_mm == pytest.approx(4 * module_mm, abs=0.5)
+    assert quiet_bottom_mm == pytest.approx(4 * module_mm, abs=0.5)
 
 
 def test_ids_are_printed_the_tracking_id_hyphenated(long_pdf: bytes, long_offer: Offer) -> None:
-    first = page_texts(long_pdf)[0]
+    texts = page_texts(long_pdf)
 
-    assert long_offer.id in first
-    assert hyphenate_tracking_id(long_offer.tracking_id) in first
+    assert long_offer.id in texts[0]
+    hyphenated = hyphenate_tracking_id(long_offer.tracking_id)
+    assert all(hyphenated in text for text in texts)  # under every page's QR code
+
+
+def test_customer_details_validity_notes_and_terms(long_pdf: bytes) -> None:
+    text = "".join(page_texts(long_pdf))
+
+    for expected in ("Acme Hellas SA", "Maria P.", "maria@example.com", "PO-4711"):
+        assert expected in text
+    assert "31 Dec 2026" in text
+    assert "Delivery in three weeks." in text and "Payment 30 days net." in text
 
 
 def test_totals_with_the_vat_breakdown(long_pdf: bytes) -> None:
-    last = page_texts(long_pdf)[-1]
+    text = "".join(page_texts(long_pdf))
 
-    assert "Net total" in last and "800.00 EUR" in last
-    assert "VAT 13% on 400.00 EUR" in last and "52.00 EUR" in last
-    assert "VAT 24% on 400.00 EUR" in last and "96.00 EUR" in last
-    assert "948.00 EUR" in last
-
-
-def test_a_draft_carries_a_watermark_an_issued_offer_does_not() -> None:
-    draft = page_texts(render(make_offer(lines=2, status=OfferStatus.DRAFT)))
-    issued = page_texts(render(make_offer(lines=2)))
-
-    assert "DRAFT" in draft[0]
-    assert "DRAFT" not in issued[0]
+    assert "Net total" in text and "800.00 EUR" in text
+    assert "VAT 13% on 400.00 EUR" in text and "52.00 EUR" in text
+    assert "VAT 24% on 400.00 EUR" in text and "96.00 EUR" in text
+    assert "948.00 EUR" in text
 
 
-def test_customer_text_is_escaped_and_never_fetched() -> None:
-    company = '<img src="http://attacker.example/x.png"><script>alert(1)</script>'
-    offer = make_offer(lines=1, company=company)
+def test_a_draft_carries_a_watermark_on_every_page(long_pdf: bytes) -> None:
+    assert all("DRAFT" in text for text in page_texts(long_pdf))
 
-    html = quotation_html(offer, settings=SETTINGS, today=date(2026, 11, 22))
+
+def test_an_issued_offer_carries_no_watermark(issued_pdf: bytes) -> None:
+    assert "DRAFT" not in "".join(page_texts(issued_pdf))
+
+
+def test_customer_text_is_escaped_printed_literally_and_never_fetched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fetched: list[str] = []
+    fetch = StaticOnlyFetcher.fetch
+
+    def recording_fetch(self: StaticOnlyFetcher, url: str, headers: Any = None) -> Any:
+        fetched.append(url)
+        return fetch(self, url, headers)
+
+    monkeypatch.setattr(StaticOnlyFetcher, "fetch", recording_fetch)
+    html = quotation_html(make_offer(lines=1, company=EVIL), settings=SETTINGS, today=TODAY)
     text = page_texts(render_pdf(html))[0]
 
-    assert "<img src=&#34;http" in html or "&lt;img" in html
-    assert "<script>" not in html
-    assert '<img src="http://attacker.example' in text  # printed literally, as text
+    assert "&lt;img src=&#34;http://attacker.example/x.png&#34;&gt;&lt;script&gt;" in html
+    assert "<script>" not in html and '<img src="http://attacker' not in html
+    assert EVIL in text
+    assert fetched  # the stylesheet and the QR code went through it
+    assert all(url.startswith(("data:", STATIC_DIR.as_uri() + "/")) for url in fetched)
 
 
 @pytest.mark.parametrize(
@@ -179,9 +250,13 @@ def test_customer_text_is_escaped_and_never_fetched() -> None:
     [
         "http://attacker.example/x.png",
         "https://attacker.example/x.css",
-        "file:///etc/passwd",
         "ftp://attacker.example/x",
-        "file:///work/../etc/passwd",
+        "file:///etc/passwd",
+        "file://attacker.example" + str(STATIC_DIR / "print.css"),
+        (STATIC_DIR / ".." / "pyproject.toml").as_uri(),
+        STATIC_DIR.as_uri() + "/%2e%2e/pyproject.toml",
+        STATIC_DIR.as_uri() + "/no-such-file.css",
+        STATIC_DIR.as_uri(),
     ],
 )
 def test_the_fetcher_refuses_anything_but_our_static_files(url: str) -> None:
@@ -189,41 +264,146 @@ def test_the_fetcher_refuses_anything_but_our_static_files(url: str) -> None:
         StaticOnlyFetcher().fetch(url)
 
 
-def test_the_fetcher_refuses_a_path_out_of_static() -> None:
-    from app.config import STATIC_DIR
+def test_a_refused_url_leaves_a_hole_not_a_failed_render() -> None:
+    html = '<link rel="stylesheet" href="file:///etc/passwd"><img src="http://x.invalid/a.png">'
 
-    escape = (STATIC_DIR / ".." / "pyproject.toml").as_uri()
-    with pytest.raises(ValueError, match="refused"):
-        StaticOnlyFetcher().fetch(escape)
+    assert render_pdf(html + "<p>still here</p>").startswith(b"%PDF")
 
 
 def test_the_fetcher_serves_a_static_file() -> None:
-    from app.config import STATIC_DIR
-
     response = StaticOnlyFetcher().fetch((STATIC_DIR / "print.css").as_uri())
 
     assert b"@page" in response.read()
     assert response.content_type == "text/css"
 
 
-def test_letter_page_size() -> None:
-    settings = Settings(public_base_url=BASE, page_size="Letter")
+def test_the_company_logo_is_served_from_static() -> None:
+    settings = Settings(public_base_url=BASE, company_logo="favicon.svg")
+    html = quotation_html(make_offer(lines=1), settings=settings, today=TODAY)
 
-    document = pdfium.PdfDocument(render(make_offer(lines=2), settings))
+    assert (STATIC_DIR / "favicon.svg").resolve().as_uri() in html
+
+
+def test_letter_page_size_keeps_the_qr_link_bottom_right(letter_pdf: bytes) -> None:
+    document = pdfium.PdfDocument(letter_pdf)
+    [(codes, _, _)] = decoded_qr_codes(letter_pdf)
+    [[link]] = links(letter_pdf)
 
     assert document[0].get_size() == pytest.approx((612, 792), abs=1)
+    assert len(codes) == 1
+    _, _, right, bottom = rect_mm(link, 612)
+    assert 5 < right < 12 and 5 < bottom < 12
 
 
-def test_the_renderer_pool_renders_and_survives_a_timeout() -> None:
-    renderer = PdfRenderer(Settings(pdf_workers=1, pdf_timeout_seconds=0.001))
+def test_a4_is_the_default(issued_pdf: bytes) -> None:
+    assert pdfium.PdfDocument(issued_pdf)[0].get_size() == pytest.approx((595.3, 841.9), abs=1)
+
+
+def test_the_etag_is_the_sha256_of_the_content() -> None:
+    assert pdf_etag(b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@contextmanager
+def running_renderer(workers: int = 1) -> Iterator[tuple[PdfRenderer, set[Process]]]:
+    """A started renderer and the worker processes it started."""
+    before = set(multiprocessing.active_children())
+    renderer = PdfRenderer(Settings(pdf_workers=workers, pdf_timeout_seconds=60))
     try:
-        html = quotation_html(make_offer(lines=1), settings=SETTINGS, today=date(2026, 11, 22))
-        with pytest.raises(PdfRenderTimeout):
-            renderer.render_sync(html)
-        renderer.timeout = 60
-        assert renderer.render_sync(html).startswith(b"%PDF")
+        renderer.start()
+        yield renderer, set(multiprocessing.active_children()) - before
     finally:
         renderer.shutdown()
+
+
+def quick_html() -> str:
+    return quotation_html(make_offer(lines=1), settings=SETTINGS, today=TODAY)
+
+
+def test_start_launches_every_worker() -> None:
+    with running_renderer(workers=2) as (_, workers):
+        assert len(workers) == 2 and all(p.is_alive() for p in workers)
+
+
+def test_the_renderer_renders_through_its_pool() -> None:
+    with running_renderer() as (renderer, _):
+        assert renderer.render_sync(quick_html()).startswith(b"%PDF")
+
+
+def test_a_render_over_the_time_limit_is_killed_and_the_renderer_recovers() -> None:
+    slow = quotation_html(make_offer(lines=300), settings=SETTINGS, today=TODAY)
+    with running_renderer() as (renderer, workers):
+        renderer.timeout = 0.2
+        with pytest.raises(PdfRenderTimeout, match="longer than 0.2 seconds"):
+            renderer.render_sync(slow)
+        renderer.timeout = 60
+
+        for process in workers:
+            process.join(timeout=10)
+            assert process.exitcode == -signal.SIGKILL  # not left rendering on its own
+        assert renderer.render_sync(quick_html()).startswith(b"%PDF")
+
+
+def test_a_worker_that_died_is_replaced_and_the_render_retried() -> None:
+    with running_renderer() as (renderer, workers):
+        for process in workers:
+            assert process.pid is not None
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(timeout=10)
+
+        assert renderer.render_sync(quick_html()).startswith(b"%PDF")
+
+
+def test_waiting_for_a_busy_worker_does_not_count_against_the_time_limit() -> None:
+    html = quotation_html(make_offer(lines=60), settings=SETTINGS, today=TODAY)
+    with running_renderer() as (renderer, _), ThreadPoolExecutor(max_workers=2) as threads:
+        started = time.monotonic()
+        renderer.render_sync(html)
+        # Two at once on one worker: the second waits one render, then takes one; counting
+        # its wait, it would overrun this limit and be killed.
+        renderer.timeout = 1.5 * (time.monotonic() - started)
+        results = list(threads.map(renderer.render_sync, [html] * 2))
+
+    assert all(result.startswith(b"%PDF") for result in results)
+
+
+def test_renders_from_more_threads_than_workers_all_complete() -> None:
+    html = quick_html()
+    with running_renderer() as (renderer, _), ThreadPoolExecutor(max_workers=3) as threads:
+        results = list(threads.map(renderer.render_sync, [html] * 3))
+
+    assert all(result.startswith(b"%PDF") for result in results)
+
+
+SERVER_WITH_A_RENDERER = """
+import multiprocessing, sys
+from app.config import Settings
+from app.offers.pdf import PdfRenderer
+PdfRenderer(Settings(pdf_workers=2)).start()
+print(*[p.pid for p in multiprocessing.active_children()], flush=True)
+sys.stdin.read()
+"""
+
+
+def is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_workers_end_when_the_server_is_killed_without_shutting_down() -> None:
+    command = [sys.executable, "-c", SERVER_WITH_A_RENDERER]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+    with subprocess.Popen(command, cwd=ROOT_DIR, **pipes) as server:  # type: ignore[call-overload]
+        workers = [int(pid) for pid in server.stdout.readline().split()]
+        server.kill()
+
+    deadline = time.monotonic() + 10
+    while any(map(is_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) == 2 and not any(map(is_running, workers))
 
 
 def _raster_images(obj: object, seen: set[int]) -> int:
