@@ -56,6 +56,10 @@ class GroupCommitScanLog:
         self._thread.start()
 
     def write(self, session: Session, row: dict[str, Any]) -> None:
+        if session.in_transaction():
+            # On SQLite a caller's open write transaction holds the one writer's lock, which
+            # the writer thread needs for this very row: end it first, or both wait forever.
+            session.commit()
         done: Future[None] = Future()
         self._queue.put((row, done))
         try:

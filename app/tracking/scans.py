@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from ua_parser import parse as parse_user_agent
 
-from app.db import utcnow
+from app.db import read_only, utcnow
 from app.tracking.models import Channel, CodeForm, VisitorKey
 
 PDF_MARKER = "pdf"
@@ -112,7 +112,8 @@ class VisitorKeys:
             return key
 
     def _load_or_create(self, session: Session, day: date) -> bytes:
-        row = session.get(VisitorKey, day)
+        with read_only(session):  # a lookup must not keep a write transaction open
+            row = session.get(VisitorKey, day)
         if row is None:
             row = VisitorKey(day=day, secret=secrets.token_hex(32), created_at=utcnow())
             try:

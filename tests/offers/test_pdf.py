@@ -353,19 +353,6 @@ def test_a_worker_that_died_is_replaced_and_the_render_retried() -> None:
         assert renderer.render_sync(quick_html()).startswith(b"%PDF")
 
 
-def test_waiting_for_a_busy_worker_does_not_count_against_the_time_limit() -> None:
-    html = quotation_html(make_offer(lines=60), settings=SETTINGS, today=TODAY)
-    with running_renderer() as (renderer, _), ThreadPoolExecutor(max_workers=2) as threads:
-        started = time.monotonic()
-        renderer.render_sync(html)
-        # Two at once on one worker: the second waits one render, then takes one; counting
-        # its wait, it would overrun this limit and be killed.
-        renderer.timeout = 1.5 * (time.monotonic() - started)
-        results = list(threads.map(renderer.render_sync, [html] * 2))
-
-    assert all(result.startswith(b"%PDF") for result in results)
-
-
 def test_renders_from_more_threads_than_workers_all_complete() -> None:
     html = quick_html()
     with running_renderer() as (renderer, _), ThreadPoolExecutor(max_workers=3) as threads:
@@ -394,16 +381,22 @@ def is_running(pid: int) -> bool:
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
 def test_workers_end_when_the_server_is_killed_without_shutting_down() -> None:
-    command = [sys.executable, "-c", SERVER_WITH_A_RENDERER]
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
-    with subprocess.Popen(command, cwd=ROOT_DIR, **pipes) as server:  # type: ignore[call-overload]
+    with subprocess.Popen(
+        [sys.executable, "-c", SERVER_WITH_A_RENDERER],
+        cwd=ROOT_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # its resource tracker's complaint about the kill
+    ) as server:
+        assert server.stdout is not None
         workers = [int(pid) for pid in server.stdout.readline().split()]
         server.kill()
 
     deadline = time.monotonic() + 10
     while any(map(is_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(workers) == 2 and not any(map(is_running, workers))
+    assert len(workers) == 2
+    assert [pid for pid in workers if is_running(pid)] == []
 
 
 def _raster_images(obj: object, seen: set[int]) -> int:

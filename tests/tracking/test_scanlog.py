@@ -75,3 +75,17 @@ def test_a_bad_row_fails_alone(committed: Engine) -> None:
         scan_log.close()
     assert results.count("refused") == 2
     assert _count(committed, offer_id) == 20
+
+
+@pytest.mark.concurrency
+def test_a_caller_with_an_open_transaction_does_not_deadlock_the_writer(committed: Engine) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        offer_id = make_offer(session, get_settings(), issued=True).id
+    scan_log = GroupCommitScanLog(committed)
+    try:
+        with Session(committed) as session:
+            session.exec(select(ScanEvent)).all()  # on SQLite this holds the writers' lock
+            scan_log.write(session, _row(offer_id))  # returns only once the writer committed
+    finally:
+        scan_log.close()
+    assert _count(committed, offer_id) == 1
