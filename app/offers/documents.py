@@ -1,5 +1,7 @@
 """The quotation PDF use case: render a draft fresh, an issued offer once and then from storage."""
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +13,37 @@ from app.offers import service
 from app.offers.ids import ULID_LENGTH, hyphenate_tracking_id, tracking_id_of
 from app.offers.models import Offer, OfferPdf, OfferStatus
 from app.offers.pdf import pdf_etag, quotation_html
+
+
+class _StoredPdfs:
+    """Recently served stored PDFs, in memory. A stored PDF never changes (its offer was issued),
+    so a copy can be served without asking the database; a bounded LRU keeps memory flat."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, offer_id: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            entry = self._entries.get(offer_id)
+            if entry is not None:
+                self._entries.move_to_end(offer_id)
+            return entry
+
+    def put(self, offer_id: str, content: bytes, etag: str) -> None:
+        with self._lock:
+            if offer_id in self._entries or len(content) > self.max_bytes:
+                return
+            self._entries[offer_id] = (content, etag)
+            self._size += len(content)
+            while self._size > self.max_bytes:
+                _, (old, _) = self._entries.popitem(last=False)
+                self._size -= len(old)
+
+
+stored_pdfs = _StoredPdfs(max_bytes=64 * 1024 * 1024)
 
 
 class Renderer(Protocol):
@@ -30,14 +63,17 @@ def offer_pdf(
     """The offer's quotation PDF; an issued offer's is rendered once and stored."""
     offer_id = offer_id.upper()
     filename = f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
-    # Only issued offers have a stored PDF, so the hot path is this one lookup.
+    cached = stored_pdfs.get(offer_id)
+    if cached is not None:
+        return PdfDocument(cached[0], filename, cached[1])
+    # Only issued offers have a stored PDF, so the common path is this one lookup.
     stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
-    if stored is not None:
-        return PdfDocument(stored.content, filename, stored.etag)
-    offer = service.get_offer(session, offer_id)
-    if offer.status == OfferStatus.DRAFT:
-        return PdfDocument(_render(offer, renderer, settings), filename, None)
-    stored = _store(session, offer, _render(offer, renderer, settings))
+    if stored is None:
+        offer = service.get_offer(session, offer_id)
+        if offer.status == OfferStatus.DRAFT:
+            return PdfDocument(_render(offer, renderer, settings), filename, None)
+        stored = _store(session, offer, _render(offer, renderer, settings))
+    stored_pdfs.put(offer_id, stored.content, stored.etag)
     return PdfDocument(stored.content, filename, stored.etag)
 
 

@@ -61,3 +61,15 @@ def test_the_public_pdf_needs_the_full_ulid_of_an_issued_offer(
 
 def test_pdf_of_an_unknown_offer_is_404(api: TestClient) -> None:
     assert api.get("/api/v1/offers/01H0WARY2WHGGRF3K72D299T3T/pdf").status_code == 404
+
+
+def test_the_memory_of_stored_pdfs_stays_within_its_bound() -> None:
+    from app.offers.documents import _StoredPdfs
+
+    cache = _StoredPdfs(max_bytes=100)
+    for n in range(5):
+        cache.put(f"offer-{n}", b"x" * 40, f"etag-{n}")
+
+    assert cache.get("offer-0") is None and cache.get("offer-2") is None
+    assert cache.get("offer-3") == (b"x" * 40, "etag-3")
+    assert cache.get("offer-4") == (b"x" * 40, "etag-4")
