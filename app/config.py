@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
     trusted_proxies: list[str] = []
     miss_limit_per_minute: int = Field(default=20, ge=1)
+    # How long a rendered tracking page is reused (0 turns it off). Changes made in this
+    # process show at once; other worker processes show them within this time.
+    page_cache_seconds: float = Field(default=2.0, ge=0, le=60)
 
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)

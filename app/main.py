@@ -21,6 +21,7 @@ from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
 from app.templating import render
 from app.tracking.api import router as orders_router
+from app.tracking.pagecache import page_cache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    page_cache.ttl = settings.page_cache_seconds
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)

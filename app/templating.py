@@ -47,6 +47,27 @@ templates.env.globals["get_settings"] = get_settings
 templates.env.globals["zip"] = zip
 
 
+def render_html(
+    request: Request, template: str, context: dict[str, Any], *, block: str | None = None
+) -> str:
+    """The page as text, or only ``block`` of it."""
+    tmpl = templates.env.get_template(template)
+    full_context = {"request": request, **context}
+    if block is None:
+        return tmpl.render(full_context)
+    return "".join(tmpl.blocks[block](tmpl.new_context(full_context)))
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def html_response(html: str, *, status_code: int = 200) -> HTMLResponse:
+    response = HTMLResponse(html, status_code=status_code)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
 def render(
     request: Request,
     template: str,
@@ -56,13 +77,7 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """A page, or only ``block`` of it when htmx asks (``HX-Request: true``)."""
-    is_htmx = request.headers.get("HX-Request") == "true"
-    if block and is_htmx:
-        tmpl = templates.env.get_template(template)
-        ctx = tmpl.new_context({"request": request, **context})
-        html = "".join(tmpl.blocks[block](ctx))
-        response = HTMLResponse(html, status_code=status_code)
-    else:
-        response = templates.TemplateResponse(request, template, context, status_code=status_code)
-    response.headers["Vary"] = "HX-Request"
-    return response
+    fragment = block if block and is_htmx(request) else None
+    return html_response(
+        render_html(request, template, context, block=fragment), status_code=status_code
+    )

@@ -41,6 +41,7 @@ from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.tracking.pagecache import page_cache  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
 from app.tracking.router import get_scan_log  # noqa: E402
 from app.tracking.scanlog import SessionScanLog  # noqa: E402
@@ -126,6 +127,7 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
     app.dependency_overrides[get_scan_log] = SessionScanLog
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
+    page_cache.clear()  # a rolled-back test leaves no trace in the data; nor may it here
     _running_client.headers.clear()
     _running_client.cookies.clear()
     try:

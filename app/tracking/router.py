@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
@@ -15,10 +17,11 @@ from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
 from app.offers.router import RendererDep, pdf_response
-from app.templating import render
+from app.templating import html_response, is_htmx, render, render_html
 from app.tracking import service
 from app.tracking.codes import FORMAT_HELP, InvalidCode, TrackingCode, parse_tracking_code
 from app.tracking.models import CodeForm
+from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, page_cache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit
@@ -77,25 +80,42 @@ def _has_forms(page: service.TrackingPage) -> bool:
     return page.code.form == CodeForm.FULL and page.status == OfferStatus.ISSUED
 
 
+def _render_page(request: Request, page: service.TrackingPage, *, csrf: str, **extra: Any) -> str:
+    # Only a full-ULID page of an issued offer has forms, so only it needs a CSRF token.
+    context = {"page": page, "csrf_token": csrf, "errors": {}, "form": {}, **extra}
+    block = "timeline" if is_htmx(request) else None
+    return render_html(request, "tracking/page.html", context, block=block)
+
+
+def _cache_key(request: Request, code: TrackingCode) -> CacheKey:
+    return (code.value, is_htmx(request), str(request.base_url))
+
+
+def _cached_page(request: Request, code: TrackingCode) -> CachedPage | None:
+    return page_cache.get(_cache_key(request, code))
+
+
+def _load_page(
+    request: Request, session: Session, code: TrackingCode, settings: Settings
+) -> CachedPage:
+    """Read and render the page, with a stand-in for the CSRF token, and keep it a moment."""
+    key = _cache_key(request, code)
+    cached = page_cache.get(key)
+    if cached is not None:
+        return cached
+    epoch = page_cache.epoch()
+    page = service.tracking_page(session, code, settings=settings)
+    has_forms = _has_forms(page)
+    html = _render_page(request, page, csrf=CSRF_PLACEHOLDER if has_forms else "")
+    cached = CachedPage(page.offer.id, code.form, html, has_forms, page_cache.expiry())
+    page_cache.put(key, cached, epoch)
+    return cached
+
+
 def _page_response(
-    request: Request,
-    page: service.TrackingPage,
-    settings: Settings,
-    *,
-    status_code: int = 200,
-    **extra: Any,
+    request: Request, html: str, settings: Settings, *, status_code: int = 200
 ) -> Response:
-    context = {
-        "page": page,
-        # Only a full-ULID page of an issued offer has forms, so only it needs a CSRF token.
-        "csrf_token": csrf_token(request, settings) if _has_forms(page) else "",
-        "errors": {},
-        "form": {},
-        **extra,
-    }
-    response = render(
-        request, "tracking/page.html", context, block="timeline", status_code=status_code
-    )
+    response = html_response(html, status_code=status_code)
     set_csrf_cookie(request, response, settings)
     # Live data for one customer: never cached by proxies, and never handed on to the carrier's
     # site in a Referer header (the full ULID is the key to the offer).
@@ -124,7 +144,7 @@ def lookup(
 
 
 @router.get("/{code}", name="tracking:page")
-def tracking_page(
+async def tracking_page(
     request: Request,
     code: str,
     session: SessionDep,
@@ -135,11 +155,15 @@ def tracking_page(
 ) -> Response:
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(code)
-        page = service.tracking_page(session, parsed, settings=settings)
+        # A cached page is served from the event loop; only a miss needs a thread for the reads.
+        page = _cached_page(request, parsed)
+        if page is None:
+            page = await run_in_threadpool(_load_page, request, session, parsed, settings)
     visit = _visit(request, settings)
     if hx_request != "true" and not _is_internal_navigation(visit, settings):
-        service.log_scan(session, page, visit, scan_log=scan_log)
-    return _page_response(request, page, settings)
+        await service.log_scan(session, page.offer_id, parsed.form, visit, scan_log=scan_log)
+    csrf = csrf_token(request, settings) if page.has_forms else ""
+    return _page_response(request, page.html_for(csrf), settings)
 
 
 def _full_code(code: str) -> TrackingCode:
@@ -160,9 +184,9 @@ def _invalid_form(
 ) -> Response:
     errors = {str(e["loc"][0]): e["msg"] for e in error.errors()}
     page = service.tracking_page(session, parsed, settings=settings)
-    return _page_response(
-        request, page, settings, errors=errors, form=form, open_form=action, status_code=422
-    )
+    csrf = csrf_token(request, settings)
+    html = _render_page(request, page, csrf=csrf, errors=errors, form=form, open_form=action)
+    return _page_response(request, html, settings, status_code=422)
 
 
 @router.post("/{code}/accept", name="tracking:accept")

@@ -6,6 +6,7 @@ the rows of all views waiting at that moment in one transaction; every view stil
 the commit of its own row before its page is sent, so nothing is fire-and-forget.
 """
 
+import asyncio
 import logging
 import queue
 import threading
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, insert
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.errors import ServiceUnavailable
 from app.tracking.models import ScanEvent
@@ -34,6 +36,9 @@ class ScanLog(Protocol):
     def write(self, session: Session, row: dict[str, Any]) -> None:
         """Return once ``row`` is committed; raise ScanNotRecorded if it cannot be."""
 
+    async def record(self, session: Session, row: dict[str, Any]) -> None:
+        """``write`` for the event loop: waits for the commit without holding a thread."""
+
 
 class SessionScanLog:
     """Commits each row in the caller's own session (tests, one-off tools)."""
@@ -41,6 +46,9 @@ class SessionScanLog:
     def write(self, session: Session, row: dict[str, Any]) -> None:
         session.execute(insert(ScanEvent).values(**row))
         session.commit()
+
+    async def record(self, session: Session, row: dict[str, Any]) -> None:
+        await run_in_threadpool(self.write, session, row)
 
 
 _Pending = tuple[dict[str, Any], "Future[None]"]
@@ -60,12 +68,23 @@ class GroupCommitScanLog:
             # On SQLite a caller's open write transaction holds the one writer's lock, which
             # the writer thread needs for this very row: end it first, or both wait forever.
             session.commit()
-        done: Future[None] = Future()
-        self._queue.put((row, done))
         try:
-            done.result(timeout=COMMIT_TIMEOUT_SECONDS)
+            self._submit(row).result(timeout=COMMIT_TIMEOUT_SECONDS)
         except Exception as exc:
             raise ScanNotRecorded() from exc
+
+    async def record(self, session: Session, row: dict[str, Any]) -> None:
+        if session.in_transaction():
+            await run_in_threadpool(session.commit)  # as in write()
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._submit(row)), COMMIT_TIMEOUT_SECONDS)
+        except Exception as exc:
+            raise ScanNotRecorded() from exc
+
+    def _submit(self, row: dict[str, Any]) -> "Future[None]":
+        done: Future[None] = Future()
+        self._queue.put((row, done))
+        return done
 
     def close(self) -> None:
         self._queue.put(None)

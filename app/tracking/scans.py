@@ -101,6 +101,11 @@ class VisitorKeys:
         self._cache: tuple[date, bytes] | None = None
         self._lock = threading.Lock()
 
+    def cached_today(self) -> bytes | None:
+        """Today's key if this process has it already: no database needed."""
+        cached = self._cache
+        return cached[1] if cached and cached[0] == utcnow().date() else None
+
     def today(self, session: Session) -> bytes:
         day = utcnow().date()
         cached = self._cache
@@ -150,12 +155,11 @@ def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def scan_row(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> dict[str, Any]:
-    """The scan event of one page view, as a row: the visit reduced to what may be kept."""
+def scan_row(offer_id: str, form: CodeForm, visit: Visit, key: bytes) -> dict[str, Any]:
+    """The scan event of one page view, as a row: the visit reduced to what may be kept.
+    ``key`` is today's visitor key (VisitorKeys.today)."""
     device = classify_user_agent(visit.user_agent[:512])
-    hashed = None
-    if not visit.do_not_track:
-        hashed = visitor_hash(visitor_keys.today(session), visit, offer_id)
+    hashed = None if visit.do_not_track else visitor_hash(key, visit, offer_id)
     return {
         "offer_id": offer_id,
         "occurred_at": utcnow(),

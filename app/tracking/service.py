@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.db import read_only, utcnow
@@ -15,7 +16,7 @@ from app.offers.pricing import Totals, compute_totals
 from app.tracking.codes import TrackingCode, parse_tracking_code
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
 from app.tracking.scanlog import ScanLog
-from app.tracking.scans import Visit, scan_row
+from app.tracking.scans import Visit, scan_row, visitor_keys
 from app.tracking.schemas import StageUpdateCreate
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
@@ -203,6 +204,11 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
     )
 
 
-def log_scan(session: Session, page: TrackingPage, visit: Visit, *, scan_log: ScanLog) -> None:
+async def log_scan(
+    session: Session, offer_id: str, form: CodeForm, visit: Visit, *, scan_log: ScanLog
+) -> None:
     """Record one customer view; committed before the page is sent, so none is ever lost."""
-    scan_log.write(session, scan_row(session, page.offer.id, page.code.form, visit))
+    key = visitor_keys.cached_today()
+    if key is None:  # once a day per process
+        key = await run_in_threadpool(visitor_keys.today, session)
+    await scan_log.record(session, scan_row(offer_id, form, visit, key))

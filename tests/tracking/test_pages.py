@@ -414,3 +414,16 @@ def test_full_ulid_of_an_order_shows_timeline_on_top(
     text = client.get(f"/{order.id}").text
 
     assert text.index("Order progress") < text.index("Acme Hellas SA")
+
+
+def test_a_garbled_csrf_token_is_refused_not_an_error(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    client.get(f"/{offer.id}")
+
+    response = client.post(
+        f"/{offer.id}/accept", data={"signer_name": "Eve", "csrf_token": "ünïcode.tökén"}
+    )
+
+    assert response.status_code == 403

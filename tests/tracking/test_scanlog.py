@@ -1,5 +1,6 @@
 """The group-commit writer: a caller returns only once its row is committed."""
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -89,3 +90,25 @@ def test_a_caller_with_an_open_transaction_does_not_deadlock_the_writer(committe
     finally:
         scan_log.close()
     assert _count(committed, offer_id) == 1
+
+
+@pytest.mark.concurrency
+def test_record_from_the_event_loop_returns_once_committed(committed: Engine) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        offer_id = make_offer(session, get_settings(), issued=True).id
+    scan_log = GroupCommitScanLog(committed)
+
+    async def view() -> int:
+        with Session(committed) as session:
+            await scan_log.record(session, _row(offer_id))
+        return await asyncio.to_thread(_count, committed, offer_id)
+
+    async def many() -> list[int]:
+        return await asyncio.gather(*(view() for _ in range(200)))
+
+    try:
+        seen = asyncio.run(many())
+    finally:
+        scan_log.close()
+    assert min(seen) >= 1
+    assert _count(committed, offer_id) == 200

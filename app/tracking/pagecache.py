@@ -1,0 +1,138 @@
+"""Rendered tracking pages, kept for a moment so that a burst of scans renders a page once.
+
+A printed offer is scanned in bursts (a meeting, a trade fair, a warehouse), and its page is the
+same for every visitor until someone changes the offer or its order. So a rendered page is kept
+for ``page_cache_seconds`` (2 s by default). Every view still records its own scan event.
+
+Changes committed through any ORM session of this process (services, the admin) drop the
+affected pages at once; another worker process serves what it rendered for at most the time
+to live. The CSRF token is stamped into the cached HTML per visitor, so forms keep working.
+"""
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, UOWTransaction
+
+from app.offers.models import Offer, OfferLine
+from app.tracking.models import CodeForm, OrderStage, StageUpdate
+
+# Stands in for the visitor's CSRF token in cached HTML: random, so no content can forge it.
+CSRF_PLACEHOLDER = "csrf-" + secrets.token_hex(16)
+MAX_ENTRIES = 20_000
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    offer_id: str
+    form: CodeForm
+    html: str
+    has_forms: bool
+    expires_at: float
+
+    def html_for(self, csrf_token: str) -> str:
+        return self.html.replace(CSRF_PLACEHOLDER, csrf_token) if self.has_forms else self.html
+
+
+CacheKey = tuple[str, bool, str]  # (code, htmx fragment?, base URL the links were built on)
+
+
+class PageCache:
+    """A bounded LRU of rendered pages with a time to live; thread-safe."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl_seconds
+        self._max = max_entries
+        self._pages: OrderedDict[CacheKey, CachedPage] = OrderedDict()
+        self._lock = threading.Lock()
+        self._epoch = 0  # bumped by every invalidation
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    def epoch(self) -> int:
+        """Read before loading a page; ``put`` refuses it if anything changed meanwhile."""
+        return self._epoch
+
+    def get(self, key: CacheKey) -> CachedPage | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is None:
+                return None
+            if page.expires_at <= time.monotonic():
+                del self._pages[key]
+                return None
+            self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: CacheKey, page: CachedPage, epoch: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if epoch != self._epoch:  # rendered from data that may predate a change
+                return
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self._max:
+                self._pages.popitem(last=False)
+
+    def expiry(self) -> float:
+        return time.monotonic() + self.ttl
+
+    def invalidate(self, offer_ids: Iterable[str]) -> None:
+        wanted = set(offer_ids)
+        with self._lock:
+            self._epoch += 1
+            for key in [k for k, page in self._pages.items() if page.offer_id in wanted]:
+                del self._pages[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._pages.clear()
+
+
+page_cache = PageCache(ttl_seconds=0)
+_ALL = "*"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changes(session: Session, flush_context: UOWTransaction) -> None:
+    changed: set[str] = session.info.setdefault("offertrack_changed_pages", set())
+    for obj in chain(session.new, session.dirty, session.deleted):
+        changed.update(_affected_offers(obj))
+
+
+def _affected_offers(obj: Any) -> Iterable[str]:
+    if isinstance(obj, Offer):
+        return (obj.id, obj.supersedes_id) if obj.supersedes_id else (obj.id,)
+    if isinstance(obj, OfferLine | StageUpdate):
+        return (obj.offer_id,)
+    if isinstance(obj, OrderStage):
+        return (_ALL,)  # the stage list is on every order's page
+    return ()
+
+
+@event.listens_for(Session, "after_commit")
+def _drop_changed_pages(session: Session) -> None:
+    changed = session.info.pop("offertrack_changed_pages", None)
+    if not changed:
+        return
+    if _ALL in changed:
+        page_cache.clear()
+    else:
+        page_cache.invalidate(changed)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_changes(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the outermost transaction rolled back
+        session.info.pop("offertrack_changed_pages", None)

@@ -1,0 +1,120 @@
+"""Rendered pages are reused for a moment, yet every change shows at once and every view counts."""
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app.config import Settings
+from app.offers.models import OfferStatus
+from app.tracking import service
+from app.tracking.models import CodeForm
+from app.tracking.pagecache import CachedPage, PageCache, page_cache
+from app.tracking.schemas import StageUpdateCreate
+from tests.factories import make_offer
+from tests.tracking.test_pages import IPHONE, csrf_of, make_order, scans
+
+
+def test_repeated_views_reuse_the_page_and_each_is_recorded(
+    client: TestClient, session: Session, settings: Settings, monkeypatch
+) -> None:
+    order = make_order(session, settings)
+    loads = []
+    real = service.tracking_page
+    monkeypatch.setattr(service, "tracking_page", lambda *a, **k: loads.append(1) or real(*a, **k))
+
+    pages = [client.get(f"/{order.tracking_id}", headers={"user-agent": IPHONE}) for _ in range(5)]
+
+    assert all(p.status_code == 200 for p in pages)
+    assert len({p.text for p in pages}) == 1
+    assert len(loads) == 1  # read and rendered once
+    assert len(scans(session, order)) == 5  # yet every view is a scan
+
+
+def test_a_stage_update_shows_on_the_next_view(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_order(session, settings)
+    assert "Handed to DHL" not in client.get(f"/{order.tracking_id}").text
+
+    service.add_stage_update(
+        session,
+        order.tracking_id,
+        StageUpdateCreate(stage="shipped", public_note="Handed to DHL"),
+        actor="tests",
+    )
+
+    assert "Handed to DHL" in client.get(f"/{order.tracking_id}").text
+    assert "Handed to DHL" in client.get(f"/{order.id}", headers={"HX-Request": "true"}).text
+
+
+def test_accepting_changes_the_page_at_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    token = csrf_of(client.get(f"/{offer.id}").text)
+
+    client.post(f"/{offer.id}/accept", data={"signer_name": "Maria P.", "csrf_token": token})
+    page = client.get(f"/{offer.id}").text
+
+    assert "Accept this offer" not in page
+    assert "by Maria P." in page
+
+
+def test_each_visitor_gets_their_own_csrf_token_from_a_reused_page(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    first = client.get(f"/{offer.id}")
+    first_token = csrf_of(first.text)
+    client.cookies.clear()  # a second visitor
+    second = client.get(f"/{offer.id}")
+    second_token = csrf_of(second.text)
+
+    assert first_token != second_token
+    assert second.cookies["ot_csrf"] == second_token
+    accepted = client.post(
+        f"/{offer.id}/accept",
+        data={"signer_name": "Second Visitor", "csrf_token": second_token},
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303
+    session.refresh(offer)
+    assert offer.status == OfferStatus.ACCEPTED
+
+
+def test_links_follow_the_host_the_visitor_used(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    via_public = client.get(f"https://track.example.com/{offer.id}").text
+    via_internal = client.get(f"http://internal.example:8000/{offer.id}").text
+
+    assert f"https://track.example.com/{offer.id}/pdf" in via_public
+    assert f"http://internal.example:8000/{offer.id}/pdf" in via_internal
+
+
+def test_a_page_rendered_before_a_change_is_not_kept() -> None:
+    cache = PageCache(ttl_seconds=60)
+    epoch = cache.epoch()  # a view starts reading...
+    cache.invalidate(["01H0WARY2WHGGRF3K72D299T3T"])  # ...a change commits meanwhile
+    page = CachedPage("01H0WARY2WHGGRF3K72D299T3T", CodeForm.FULL, "old", False, cache.expiry())
+    cache.put(("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/"), page, epoch)
+
+    assert cache.get(("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")) is None
+
+
+def test_pages_expire(monkeypatch) -> None:
+    cache = PageCache(ttl_seconds=2)
+    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+    cache.put(key, CachedPage(key[0], CodeForm.FULL, "page", False, cache.expiry()), cache.epoch())
+    assert cache.get(key) is not None
+
+    import app.tracking.pagecache as module
+
+    later = module.time.monotonic() + 3
+    monkeypatch.setattr(module.time, "monotonic", lambda: later)
+    assert cache.get(key) is None
+
+
+def test_the_cache_is_on_in_the_app(settings: Settings) -> None:
+    assert settings.page_cache_seconds > 0 and page_cache.ttl == settings.page_cache_seconds
