@@ -2,8 +2,8 @@
 
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Final
@@ -11,6 +11,8 @@ from typing import Annotated, Any, Final
 from fastapi import Depends
 from sqlalchemy import DateTime, Engine, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 from starlette.concurrency import run_in_threadpool
@@ -108,6 +110,12 @@ class _QueuedWriterConnection(sqlite3.Connection):
             self.release_write_lock()
 
 
+# Errors that mean "the database cannot be reached", not "this request is wrong": they become
+# a 503 with Retry-After, and scan rows go to the spool.
+DB_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+PG_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         connect_args = {
@@ -118,7 +126,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    return create_engine(
+        url, pool_pre_ping=True, pool_timeout=5, connect_args=connect_args, **kwargs
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -165,7 +176,7 @@ async def get_session() -> AsyncIterator[Session]:
     """A session per request. Opening one costs no I/O, and neither does closing one whose
     work was committed or ended, so only a session left mid-transaction is closed in a thread:
     most requests never leave the event loop for it."""
-    session = Session(get_engine(), expire_on_commit=False)
+    session = new_session()
     try:
         yield session
     finally:
@@ -173,6 +184,19 @@ async def get_session() -> AsyncIterator[Session]:
             await run_in_threadpool(session.close)
         else:
             session.close()
+
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def new_session() -> Session:
+    return Session(get_engine(), expire_on_commit=False)
+
+
+async def get_session_factory() -> SessionFactory:
+    """For views that need the database only sometimes (a cached page): they open a session
+    when they must, in a thread, instead of having one handed to every request."""
+    return new_session
 
 
 @contextmanager
@@ -193,3 +217,4 @@ def read_only(session: Session) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]

@@ -44,3 +44,18 @@ class Unprocessable(AppError):
 class ServiceUnavailable(AppError):
     status_code = 503
     title = "Service unavailable"
+    retry_after_seconds = 10
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached just now (restarting, failing over, overloaded)."""
+
+    title = "Temporarily unavailable"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(
+            detail or "This service is briefly unavailable. Please try again in a minute."
+        )

@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from app.config import STATIC_DIR, Settings, get_settings
-from app.db import get_engine
-from app.errors import AppError, Unauthorized, Unprocessable
+from app.db import DB_UNREACHABLE, get_engine
+from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
 from app.templating import render
@@ -26,6 +26,7 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
+from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         renderer.start()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
-        scan_log = GroupCommitScanLog(get_engine())
+        engine = get_engine()
+        scan_log = GroupCommitScanLog(
+            engine,
+            # PostgreSQL commits wait for its disk; more writers overlap them. SQLite has one.
+            writers=1 if engine.dialect.name == "sqlite" else 4,
+            spool=ScanSpool(settings.var_dir / "spool"),
+        )
         app.state.scan_log = scan_log
         housekeeping = asyncio.create_task(_hourly_housekeeping())
         try:
@@ -136,6 +143,13 @@ def _register_error_handlers(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+    async def database_unreachable(request: Request, exc: Exception) -> Response:
+        log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return await app_error(request, DatabaseUnavailable())
+
+    for error in DB_UNREACHABLE:
+        app.add_exception_handler(error, database_unreachable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

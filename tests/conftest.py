@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 _tmp = Path(tempfile.mkdtemp(prefix="offertrack-test-"))
@@ -39,7 +40,7 @@ from sqlmodel import Session  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
-from app.db import get_engine, get_session, metadata  # noqa: E402
+from app.db import get_engine, get_session, get_session_factory, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.tracking.pagecache import page_cache  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
@@ -124,7 +125,8 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
     app.dependency_overrides[get_session] = lambda: session
     # The group-commit writer has its own connection; inside a rolled-back test transaction
     # the view's own session commits (the live-server tests exercise the real writer).
-    app.dependency_overrides[get_scan_log] = SessionScanLog
+    app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
+    app.dependency_overrides[get_scan_log] = lambda: SessionScanLog(session)
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
     page_cache.clear()  # a rolled-back test leaves no trace in the data; nor may it here

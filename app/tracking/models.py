@@ -89,3 +89,14 @@ class VisitorKey(SQLModel, table=True):
     day: date = Field(primary_key=True)
     secret: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ScanSpoolProgress(SQLModel, table=True):
+    """How much of a spool file (scans written while the database was unreachable) has been
+    replayed. Updated in the same transaction as the replayed rows: each row lands once."""
+
+    __tablename__ = "scan_spool_progress"
+
+    name: str = Field(sa_type=String(200), primary_key=True)
+    replayed_bytes: int = Field(default=0, sa_type=BigInteger)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

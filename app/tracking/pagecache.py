@@ -9,17 +9,19 @@ affected pages at once; another worker process serves what it rendered for at mo
 to live. The CSRF token is stamped into the cached HTML per visitor, so forms keep working.
 """
 
+import asyncio
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
+from starlette.concurrency import run_in_threadpool
 
 from app.offers.models import Offer, OfferLine
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
@@ -53,6 +55,7 @@ class PageCache:
         self._pages: OrderedDict[CacheKey, CachedPage] = OrderedDict()
         self._lock = threading.Lock()
         self._epoch = 0  # bumped by every invalidation
+        self._loading: dict[CacheKey, asyncio.Future[CachedPage]] = {}  # event loop only
 
     @property
     def enabled(self) -> bool:
@@ -83,6 +86,25 @@ class PageCache:
             self._pages.move_to_end(key)
             while len(self._pages) > self._max:
                 self._pages.popitem(last=False)
+
+    async def get_or_load(self, key: CacheKey, load: Callable[[], CachedPage]) -> CachedPage:
+        """The cached page, or ``load()`` run in a thread; concurrent misses of one key share
+        one load, so a page that expires under a burst of scans is read once, not by all."""
+        page = self.get(key)
+        if page is not None:
+            return page
+        loading = self._loading.get(key)
+        if loading is None:
+            # A task of its own: it finishes for the others even if this request goes away.
+            loading = asyncio.ensure_future(run_in_threadpool(load))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda task: self._loaded(key, task))
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: CacheKey, task: "asyncio.Future[CachedPage]") -> None:
+        self._loading.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a failure nobody awaits is not "lost"
 
     def expiry(self) -> float:
         return time.monotonic() + self.ttl

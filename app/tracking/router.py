@@ -1,18 +1,19 @@
 """Public pages: the code entry form, the tracking page, accept and decline, the PDF."""
 
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings, SettingsDep
-from app.db import SessionDep
+from app.db import DB_UNREACHABLE, SessionDep, SessionFactory, SessionFactoryDep
 from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
@@ -29,6 +30,11 @@ from app.tracking.schemas import AcceptForm, DeclineForm
 from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
 
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
+log = logging.getLogger(__name__)
+# After the database failed a page, pages that are not cached get their 503 at once for this
+# long instead of each waiting for a connection attempt to time out.
+DATABASE_RETRY_SECONDS = 1.0
+_database_down_until = [0.0]
 
 
 async def get_miss_limiter(request: Request) -> MissLimiter:
@@ -87,29 +93,37 @@ def _render_page(request: Request, page: service.TrackingPage, *, csrf: str, **e
     return render_html(request, "tracking/page.html", context, block=block)
 
 
+def _load_page(
+    request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings
+) -> CachedPage:
+    """Read and render the page, with a stand-in for the CSRF token, to keep it a moment."""
+    epoch = page_cache.epoch()
+    with sessions() as session:
+        page = service.tracking_page(session, code, settings=settings)
+        has_forms = _has_forms(page)
+        html = _render_page(request, page, csrf=CSRF_PLACEHOLDER if has_forms else "")
+    cached = CachedPage(page.offer.id, code.form, html, has_forms, page_cache.expiry())
+    page_cache.put(_cache_key(request, code), cached, epoch)
+    return cached
+
+
+async def _page(
+    request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings
+) -> CachedPage:
+    if time.monotonic() < _database_down_until[0]:
+        raise service.StatusUnavailable(code)  # answer at once; no wait for a timeout
+    try:
+        return await page_cache.get_or_load(
+            _cache_key(request, code), partial(_load_page, request, sessions, code, settings)
+        )
+    except DB_UNREACHABLE as exc:
+        log.warning("tracking page without its database: %s", exc)
+        _database_down_until[0] = time.monotonic() + DATABASE_RETRY_SECONDS
+        raise service.StatusUnavailable(code) from exc
+
+
 def _cache_key(request: Request, code: TrackingCode) -> CacheKey:
     return (code.value, is_htmx(request), str(request.base_url))
-
-
-def _cached_page(request: Request, code: TrackingCode) -> CachedPage | None:
-    return page_cache.get(_cache_key(request, code))
-
-
-def _load_page(
-    request: Request, session: Session, code: TrackingCode, settings: Settings
-) -> CachedPage:
-    """Read and render the page, with a stand-in for the CSRF token, and keep it a moment."""
-    key = _cache_key(request, code)
-    cached = page_cache.get(key)
-    if cached is not None:
-        return cached
-    epoch = page_cache.epoch()
-    page = service.tracking_page(session, code, settings=settings)
-    has_forms = _has_forms(page)
-    html = _render_page(request, page, csrf=CSRF_PLACEHOLDER if has_forms else "")
-    cached = CachedPage(page.offer.id, code.form, html, has_forms, page_cache.expiry())
-    page_cache.put(key, cached, epoch)
-    return cached
 
 
 def _page_response(
@@ -147,21 +161,20 @@ def lookup(
 async def tracking_page(
     request: Request,
     code: str,
-    session: SessionDep,
+    sessions: SessionFactoryDep,
     settings: SettingsDep,
     limiter: LimiterDep,
     scan_log: ScanLogDep,
     hx_request: Annotated[str | None, Header()] = None,
 ) -> Response:
+    # Served from the event loop: a cached page needs no thread and no database read, and the
+    # view waits for its scan's commit without holding a thread either.
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(code)
-        # A cached page is served from the event loop; only a miss needs a thread for the reads.
-        page = _cached_page(request, parsed)
-        if page is None:
-            page = await run_in_threadpool(_load_page, request, session, parsed, settings)
+        page = await _page(request, sessions, parsed, settings)
     visit = _visit(request, settings)
     if hx_request != "true" and not _is_internal_navigation(visit, settings):
-        await service.log_scan(session, page.offer_id, parsed.form, visit, scan_log=scan_log)
+        await service.log_scan(sessions, page.offer_id, parsed.form, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""
     return _page_response(request, page.html_for(csrf), settings)
 

@@ -1,24 +1,30 @@
-"""Where scan rows are committed. A page is sent only after its scan row is committed.
+"""Where scan rows are committed. A page is sent only after its scan row is durable.
 
 Committing each view on its own makes the writers queue for the database one by one, which
-is the tracking page's main cost under load. GroupCommitScanLog lets one writer thread commit
+is the tracking page's main cost under load. GroupCommitScanLog lets writer threads commit
 the rows of all views waiting at that moment in one transaction; every view still waits for
 the commit of its own row before its page is sent, so nothing is fire-and-forget.
+
+When the database cannot be reached, the rows go to the local spool file instead (fsynced
+before the views answer) and are replayed once it answers again (app/tracking/spool.py).
 """
 
 import asyncio
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ServiceUnavailable
 from app.tracking.models import ScanEvent
+from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
@@ -33,37 +39,60 @@ class ScanNotRecorded(ServiceUnavailable):
 
 
 class ScanLog(Protocol):
-    def write(self, session: Session, row: dict[str, Any]) -> None:
-        """Return once ``row`` is committed; raise ScanNotRecorded if it cannot be."""
-
-    async def record(self, session: Session, row: dict[str, Any]) -> None:
-        """``write`` for the event loop: waits for the commit without holding a thread."""
+    async def record(self, row: dict[str, Any]) -> None:
+        """Return once ``row`` is committed; raise ScanNotRecorded if it cannot be. The caller
+        must not hold an open write transaction (on SQLite it would block the commit)."""
 
 
 class SessionScanLog:
-    """Commits each row in the caller's own session (tests, one-off tools)."""
+    """Commits each row in a given session (tests, one-off tools)."""
 
-    def write(self, session: Session, row: dict[str, Any]) -> None:
-        session.execute(insert(ScanEvent).values(**row))
-        session.commit()
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
-    async def record(self, session: Session, row: dict[str, Any]) -> None:
-        await run_in_threadpool(self.write, session, row)
+    def write(self, row: dict[str, Any]) -> None:
+        self._session.execute(insert(ScanEvent).values(**row))
+        self._session.commit()
+
+    async def record(self, row: dict[str, Any]) -> None:
+        await run_in_threadpool(self.write, row)
 
 
 _Pending = tuple[dict[str, Any], "Future[None]"]
+# After a failed commit, writers spool at once for this long instead of waiting on a database
+# that is most likely still away; then the next batch tries it again.
+RETRY_DATABASE_AFTER_SECONDS = 1.0
+REPLAY_INTERVAL_SECONDS = 2.0
 
 
 class GroupCommitScanLog:
-    """Commits the rows of concurrent views together; each caller waits for its commit."""
+    """Commits the rows of concurrent views together; each caller waits for its commit.
 
-    def __init__(self, engine: Engine) -> None:
+    ``writers`` threads take batches from one queue, each on a connection of its own: on
+    PostgreSQL a commit waits for the disk, and a second writer commits the next batch
+    meanwhile. SQLite has one writer at a time anyway, so one thread suffices there.
+    With a ``spool``, rows the database cannot take are kept in it, and replayed later.
+    """
+
+    def __init__(self, engine: Engine, *, writers: int = 1, spool: ScanSpool | None = None) -> None:
         self._engine = engine
+        self._spool = spool
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="scan-writer", daemon=True)
-        self._thread.start()
+        self._down_until = 0.0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"scan-writer-{n}", daemon=True)
+            for n in range(writers)
+        ]
+        self._stopping = threading.Event()
+        if spool is not None:
+            self._threads.append(
+                threading.Thread(target=self._replay_loop, name="scan-spool-replay", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
 
     def write(self, session: Session, row: dict[str, Any]) -> None:
+        """``record`` for a thread that has a session of its own."""
         if session.in_transaction():
             # On SQLite a caller's open write transaction holds the one writer's lock, which
             # the writer thread needs for this very row: end it first, or both wait forever.
@@ -73,9 +102,7 @@ class GroupCommitScanLog:
         except Exception as exc:
             raise ScanNotRecorded() from exc
 
-    async def record(self, session: Session, row: dict[str, Any]) -> None:
-        if session.in_transaction():
-            await run_in_threadpool(session.commit)  # as in write()
+    async def record(self, row: dict[str, Any]) -> None:
         try:
             await asyncio.wait_for(asyncio.wrap_future(self._submit(row)), COMMIT_TIMEOUT_SECONDS)
         except Exception as exc:
@@ -87,12 +114,36 @@ class GroupCommitScanLog:
         return done
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=COMMIT_TIMEOUT_SECONDS)
+        self._stopping.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=COMMIT_TIMEOUT_SECONDS)
+
+    def replay_spool(self) -> int:
+        """Replay spooled rows if the database answers; returns how many were added."""
+        if self._spool is None or time.monotonic() < self._down_until:
+            return 0
+        if self._spool.has_active_file():
+            with self._engine.connect() as connection:  # raises while it is still away
+                connection.execute(text("SELECT 1"))
+            self._spool.seal()
+        return self._spool.replay(self._engine)
+
+    def _replay_loop(self) -> None:
+        while not self._stopping.wait(REPLAY_INTERVAL_SECONDS):
+            try:
+                self.replay_spool()
+            except Exception as exc:  # the database is still away: the next round tries again
+                log.info("spooled scan events not replayed yet: %s", exc)
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            self._commit(batch)
+        writer = _Writer(self._engine)
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._commit(writer, batch)
+        finally:
+            writer.close()
 
     def _next_batch(self) -> list[_Pending] | None:
         first = self._queue.get()
@@ -110,21 +161,70 @@ class GroupCommitScanLog:
             batch.append(item)
         return batch
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, writer: "_Writer", batch: list[_Pending]) -> None:
+        if time.monotonic() < self._down_until:
+            self._spool_batch(batch, None)
+            return
         try:
-            self._insert([row for row, _ in batch])
-        except Exception as exc:
+            writer.insert([row for row, _ in batch])
+        except IntegrityError as exc:
             if len(batch) == 1:
-                log.exception("could not commit a scan event")
+                log.error("a scan event was refused by the database: %s", exc)
                 batch[0][1].set_exception(exc)
                 return
             # One bad row must not fail its neighbours: try each on its own.
             for item in batch:
-                self._commit([item])
+                self._commit(writer, [item])
+            return
+        except Exception as exc:
+            log.warning("scan events could not be committed (%s): spooling them", exc)
+            self._down_until = time.monotonic() + RETRY_DATABASE_AFTER_SECONDS
+            self._spool_batch(batch, exc)
             return
         for _, done in batch:
             done.set_result(None)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
-        with self._engine.begin() as connection:
-            connection.execute(insert(ScanEvent), rows)
+    def _spool_batch(self, batch: list[_Pending], cause: Exception | None) -> None:
+        try:
+            if self._spool is None:
+                raise ScanNotRecorded() from cause
+            self._spool.append([row for row, _ in batch])
+        except Exception as exc:
+            log.exception("scan events could be neither committed nor spooled")
+            for _, done in batch:
+                done.set_exception(exc)
+            return
+        for _, done in batch:
+            done.set_result(None)
+
+
+class _Writer:
+    """One writer thread's connection, kept between batches (no checkout and ping each time)
+    and replaced after it fails."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        try:
+            with self._connection.begin():
+                self._connection.execute(insert(ScanEvent), rows)
+        except IntegrityError:
+            raise  # a bad row; the connection is fine
+        except Exception:
+            self.close(failed=True)
+            raise
+
+    def close(self, *, failed: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if failed:
+                connection.invalidate()  # not back into the pool
+            connection.close()
+        except Exception:  # it is being thrown away
+            log.debug("closing a scan writer connection failed", exc_info=True)

@@ -8,9 +8,10 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
-from app.db import read_only, utcnow
-from app.errors import Conflict, NotFound, Unprocessable
+from app.db import SessionFactory, read_only, utcnow
+from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
 from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
 from app.tracking.codes import TrackingCode, parse_tracking_code
@@ -33,6 +34,20 @@ class CodeNotFound(NotFound):
         super().__init__(
             "We could not find an order or offer with this code. Please check the code on "
             "your document; orders can be tracked once they are confirmed."
+        )
+
+
+class StatusUnavailable(DatabaseUnavailable):
+    """The page of a valid code while the database cannot be reached."""
+
+    title = "Status temporarily unavailable"
+    retry_after_seconds = 30
+
+    def __init__(self, code: TrackingCode) -> None:
+        shown = hyphenate_tracking_id(code.value) if code.form == CodeForm.SHORT else code.value
+        super().__init__(
+            f"The status of {shown} is temporarily unavailable. Your code is fine; please "
+            "try again in a minute."
         )
 
 
@@ -205,10 +220,15 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
 
 
 async def log_scan(
-    session: Session, offer_id: str, form: CodeForm, visit: Visit, *, scan_log: ScanLog
+    sessions: SessionFactory, offer_id: str, form: CodeForm, visit: Visit, *, scan_log: ScanLog
 ) -> None:
     """Record one customer view; committed before the page is sent, so none is ever lost."""
     key = visitor_keys.cached_today()
     if key is None:  # once a day per process
-        key = await run_in_threadpool(visitor_keys.today, session)
-    await scan_log.record(session, scan_row(offer_id, form, visit, key))
+        key = await run_in_threadpool(_todays_visitor_key, sessions)
+    await scan_log.record(scan_row(offer_id, form, visit, key))
+
+
+def _todays_visitor_key(sessions: SessionFactory) -> bytes:
+    with sessions() as session:
+        return visitor_keys.today(session)

@@ -1,5 +1,8 @@
 """Rendered pages are reused for a moment, yet every change shows at once and every view counts."""
 
+import asyncio
+import time
+
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -9,6 +12,7 @@ from app.tracking import service
 from app.tracking.models import CodeForm
 from app.tracking.pagecache import CachedPage, PageCache, page_cache
 from app.tracking.schemas import StageUpdateCreate
+from tests.aio import run_async
 from tests.factories import make_offer
 from tests.tracking.test_pages import IPHONE, csrf_of, make_order, scans
 
@@ -118,3 +122,46 @@ def test_pages_expire(monkeypatch) -> None:
 
 def test_the_cache_is_on_in_the_app(settings: Settings) -> None:
     assert settings.page_cache_seconds > 0 and page_cache.ttl == settings.page_cache_seconds
+
+
+def test_concurrent_misses_share_one_load() -> None:
+    cache = PageCache(ttl_seconds=60)
+    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+    loads = []
+
+    def load() -> CachedPage:
+        loads.append(1)
+        time.sleep(0.05)  # a slow read: everyone else arrives meanwhile
+        page = CachedPage(key[0], CodeForm.FULL, "page", False, cache.expiry())
+        cache.put(key, page, cache.epoch())
+        return page
+
+    async def burst() -> list[CachedPage]:
+        return await asyncio.gather(*(cache.get_or_load(key, load) for _ in range(20)))
+
+    pages = run_async(burst)
+
+    assert len(loads) == 1
+    assert {p.html for p in pages} == {"page"}
+
+
+def test_a_failed_load_fails_its_waiters_and_the_next_view_tries_again() -> None:
+    cache = PageCache(ttl_seconds=60)
+    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+
+    def broken() -> CachedPage:
+        time.sleep(0.02)
+        raise LookupError("database hiccup")
+
+    async def burst() -> list[object]:
+        return await asyncio.gather(
+            *(cache.get_or_load(key, broken) for _ in range(5)), return_exceptions=True
+        )
+
+    results = run_async(burst)
+    assert all(isinstance(r, LookupError) for r in results)
+
+    def working() -> CachedPage:
+        return CachedPage(key[0], CodeForm.FULL, "fresh", False, cache.expiry())
+
+    assert run_async(lambda: cache.get_or_load(key, working)).html == "fresh"

@@ -11,6 +11,7 @@ from app.config import get_settings
 from app.db import utcnow
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import GroupCommitScanLog, ScanNotRecorded
+from tests.aio import run_async
 from tests.factories import make_offer
 
 
@@ -99,15 +100,14 @@ def test_record_from_the_event_loop_returns_once_committed(committed: Engine) ->
     scan_log = GroupCommitScanLog(committed)
 
     async def view() -> int:
-        with Session(committed) as session:
-            await scan_log.record(session, _row(offer_id))
+        await scan_log.record(_row(offer_id))
         return await asyncio.to_thread(_count, committed, offer_id)
 
     async def many() -> list[int]:
         return await asyncio.gather(*(view() for _ in range(200)))
 
     try:
-        seen = asyncio.run(many())
+        seen = run_async(many)
     finally:
         scan_log.close()
     assert min(seen) >= 1

@@ -1,0 +1,169 @@
+"""The scan spool: scan rows the database could not take, kept in a local file until it can.
+
+When the database is unreachable, the scan writer appends the rows of a failed commit to an
+append-only file (one JSON object per line, fsynced before the views answer), so a view is
+still never answered without its scan being durable. Once the database answers again, the
+files are replayed. Each file's replayed length is stored in the same transaction as the rows
+it covers, so a row lands exactly once even if the replay is interrupted or two processes
+replay the same file. A live process holds a lock on the file it appends to; files left by a
+process that died are replayed by whichever process finds them.
+"""
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+
+from app.db import utcnow
+from app.tracking.models import ScanEvent, ScanSpoolProgress
+
+log = logging.getLogger(__name__)
+PATTERN = "scans-*.jsonl"
+CHUNK_ROWS = 2000
+_DATETIME_FIELDS = ("occurred_at",)
+
+
+def _encode(row: dict[str, Any]) -> bytes:
+    values = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+    return json.dumps(values, separators=(",", ":")).encode() + b"\n"
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    row: dict[str, Any] = json.loads(line)
+    for field in _DATETIME_FIELDS:
+        if isinstance(row.get(field), str):
+            row[field] = datetime.fromisoformat(row[field])
+    return row
+
+
+class ScanSpool:
+    """This process's spool file, and the replay of every sealed one in the directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Durably keep ``rows``; returns only after they reached the disk."""
+        data = b"".join(_encode(row) for row in rows)
+        with self._lock:
+            file = self._active_file()
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+
+    def _active_file(self) -> IO[bytes]:
+        if self._file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+            path = self.directory / f"scans-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            file = path.open("ab")
+            fcntl.flock(file, fcntl.LOCK_EX)  # ours while we append: nobody replays it
+            self._file, self._path = file, path
+        return self._file
+
+    def has_active_file(self) -> bool:
+        return self._file is not None
+
+    def seal(self) -> None:
+        """Close the file being appended to, so that it can be replayed."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()  # and with it our lock
+                self._file = self._path = None
+
+    def pending(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.glob(PATTERN) if p != self._path)
+
+    def replay(self, engine: Engine) -> int:
+        """Replay every sealed file into the database; returns the number of rows added."""
+        added = 0
+        for path in self.pending():
+            with _locked(path) as file:
+                if file is None:
+                    continue  # another live process appends to it, or replays it right now
+                added += _replay_file(engine, path, file.read())
+                path.unlink()
+        return added
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[IO[bytes] | None]:
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:  # replayed and removed by another process meanwhile
+        yield None
+        return
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield file
+
+
+def _replay_file(engine: Engine, path: Path, data: bytes) -> int:
+    # A line cut short by a crash was never fsynced whole, so no view was answered for it.
+    complete = data[: data.rfind(b"\n") + 1]
+    added = 0
+    while True:
+        with engine.begin() as connection:
+            done = _replayed_bytes(connection, path.name)
+            if done >= len(complete):
+                return added
+            lines = complete[done:].splitlines(keepends=True)[:CHUNK_ROWS]
+            added += _insert_rows(connection, [_decode(line) for line in lines])
+            connection.execute(
+                update(ScanSpoolProgress)
+                .where(col(ScanSpoolProgress.name) == path.name)
+                .values(replayed_bytes=done + sum(map(len, lines)), updated_at=utcnow())
+            )
+        log.info("replayed %d spooled scan events from %s", added, path.name)
+
+
+def _replayed_bytes(connection: Connection, name: str) -> int:
+    query = (
+        select(col(ScanSpoolProgress.replayed_bytes))
+        .where(col(ScanSpoolProgress.name) == name)
+        .with_for_update()
+    )
+    done = connection.execute(query).scalar()
+    if done is None:
+        connection.execute(insert(ScanSpoolProgress).values(name=name, replayed_bytes=0))
+        return 0
+    return int(done)
+
+
+def _insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    try:
+        with connection.begin_nested():
+            connection.execute(insert(ScanEvent), rows)
+        return len(rows)
+    except IntegrityError:
+        pass
+    # A row whose offer was deleted meanwhile must not hold back the others.
+    added = 0
+    for row in rows:
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(ScanEvent), [row])
+            added += 1
+        except IntegrityError:
+            log.warning("dropped a spooled scan event of a deleted offer: %s", row.get("offer_id"))
+    return added
