@@ -30,6 +30,9 @@ def serve(
         int, typer.Option(min=1, help="Processes; use PostgreSQL for more than 1.")
     ] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (off behind a proxy that logs them).")
+    ] = True,
 ) -> None:
     """Run the web server."""
     import uvicorn
@@ -50,6 +53,7 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
+        access_log=access_log,
         proxy_headers=False,
     )
 

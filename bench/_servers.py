@@ -86,7 +86,9 @@ def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
 def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
     port = free_port()
     env = {**env, "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    return server([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env, port)
+    # Served the way the bare endpoint is: uvicorn, one process, no access log.
+    args = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-access-log"]
+    return server(args, env, port)
 
 
 def bare_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
