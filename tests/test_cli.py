@@ -62,9 +62,9 @@ def test_a_revoked_key_is_refused_at_once(committed: Engine) -> None:
     from app.auth.service import InvalidApiKey, create_api_key, revoke_api_key
 
     with Session(committed) as session:
-        key, token = create_api_key(session, "leaked")
+        key, token = create_api_key(session, "leaked", actor="tests")
         authenticate(session, token)
         assert key.id is not None
-        revoke_api_key(session, key.id)
+        revoke_api_key(session, key.id, actor="tests")
         with pytest.raises(InvalidApiKey):
             authenticate(session, token)
