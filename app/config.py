@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = []
     miss_limit_per_minute: int = Field(default=20, ge=1)
 
+    # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
+    admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)
 

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -173,13 +173,16 @@ def list_offers(
 def _filter_status(
     query: SelectOfScalar[Offer], status: OfferStatus | None, current: date
 ) -> SelectOfScalar[Offer]:
-    if status is None:
-        return query
+    return query if status is None else query.where(status_condition(status, current))
+
+
+def status_condition(status: OfferStatus, current: date) -> ColumnElement[bool]:
+    """Offers whose status, as customers see it on ``current``, is ``status``."""
     if status == OfferStatus.EXPIRED:
-        return query.where(Offer.status == OfferStatus.ISSUED, Offer.valid_until < current)
+        return and_(col(Offer.status) == OfferStatus.ISSUED, col(Offer.valid_until) < current)
     if status == OfferStatus.ISSUED:
-        return query.where(Offer.status == OfferStatus.ISSUED, Offer.valid_until >= current)
-    return query.where(Offer.status == status)
+        return and_(col(Offer.status) == OfferStatus.ISSUED, col(Offer.valid_until) >= current)
+    return col(Offer.status) == status
 
 
 def superseded_by(session: Session, offer_ids: Sequence[str]) -> dict[str, str]:
