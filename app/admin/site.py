@@ -158,6 +158,7 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
     _actions_only_by_post(admin)
     _register_error_handlers(staff_app)
     staff_app.state.admin = admin
+    admin.admin.state.admin = admin  # errors inside sqladmin reach our handlers with its app
     return staff_app
 
 

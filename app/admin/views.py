@@ -116,7 +116,7 @@ def _today() -> Any:
 
 
 def _status_label(model: Offer, attribute: str) -> str:
-    return model.effective_status(_today()).value
+    return str(model.effective_status(_today()))
 
 
 def _tracking_id(model: Offer, attribute: str) -> str:
