@@ -64,11 +64,21 @@ ENDPOINTS = [
     Endpoint("POST", "/admin/offers/{offer}/revise", Role.SALES, 303),
     Endpoint("POST", "/admin/offers/{offer}/issue", Role.SALES, 303),
     Endpoint("POST", "/admin/orders/{order}/stage-update", Role.SALES, 303, STAGE),
-    Endpoint("POST", "/admin/orders/bulk-stage-update", Role.SALES, 303, (("pks", "{order}"), *STAGE)),
-    Endpoint("POST", "/admin/order/action/bulk-stage-update", Role.SALES, 200, (("pks", "{order}"),)),
+    Endpoint(
+        "POST", "/admin/orders/bulk-stage-update", Role.SALES, 303, (("pks", "{order}"), *STAGE)
+    ),
+    Endpoint(
+        "POST", "/admin/order/action/bulk-stage-update", Role.SALES, 200, (("pks", "{order}"),)
+    ),
     Endpoint("GET", "/admin/order-stage/list", Role.ADMIN),
     Endpoint("GET", "/admin/order-stage/create", Role.ADMIN),
-    Endpoint("POST", "/admin/order-stage/create", Role.ADMIN, 302, (("key", "on_hold"), ("label", "On hold"))),
+    Endpoint(
+        "POST",
+        "/admin/order-stage/create",
+        Role.ADMIN,
+        302,
+        (("key", "on_hold"), ("label", "On hold")),
+    ),
     Endpoint("GET", "/admin/order-stage/edit/shipped", Role.ADMIN),
     Endpoint("GET", "/admin/staff-user/list", Role.ADMIN),
     Endpoint("GET", "/admin/staff-user/export/csv", Role.ADMIN),
