@@ -112,7 +112,7 @@ def create_user(
         raise typer.BadParameter("use admin, sales or viewer", param_hint="--role") from exc
     password = _read_password()
     try:
-        with Session(get_engine()) as session:
+        with Session(get_engine(), expire_on_commit=False) as session:
             user = users.create_user(session, email, chosen, password, actor=CLI)
     except AppError as exc:
         raise typer.BadParameter(exc.detail) from exc
@@ -130,7 +130,7 @@ def set_password(email: Annotated[str, typer.Argument(help="The staff user's e-m
 
     password = _read_password()
     try:
-        with Session(get_engine()) as session:
+        with Session(get_engine(), expire_on_commit=False) as session:
             user = users.find_by_email(session, email)
             if user is None or user.id is None:
                 raise typer.BadParameter(f"no staff user {email!r}", param_hint="EMAIL")
