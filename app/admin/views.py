@@ -473,7 +473,6 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
     name = "Staff user"
     name_plural = "Staff users"
     icon = "fa-solid fa-users"
-    category = "Administration"
     permissions = {**ADMIN_READ, Action.CREATE.value: Role.ADMIN, Action.EDIT.value: Role.ADMIN}
     can_create = True
     can_edit = True
@@ -550,7 +549,6 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
     name = "API key"
     name_plural = "API keys"
     icon = "fa-solid fa-key"
-    category = "Administration"
     permissions = {
         **ADMIN_READ,
         Action.CREATE.value: Role.ADMIN,
@@ -622,7 +620,6 @@ class AuditLogAdmin(StaffModelView, model=AuditLogEntry):
     name = "Audit log entry"
     name_plural = "Audit log"
     icon = "fa-solid fa-clock-rotate-left"
-    category = "Administration"
     permissions = ADMIN_READ
     column_list: ClassVar[Any] = [
         AuditLogEntry.occurred_at,

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.admin.models import Role
-from app.auth.models import ApiKey
 from app.auth.service import authenticate
 from app.config import get_settings
 from app.db import utcnow
