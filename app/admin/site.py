@@ -149,7 +149,10 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
         authentication_backend=access.StaffAuthentication(),
         authorization_backend=authorization,
     )
-    for view in views.ALL_VIEWS:
+    for base in views.ALL_VIEWS:
+        # sqladmin keeps its admin and templates on the view class: a subclass per site keeps
+        # two sites in one process (tests, embedding) from taking over each other's views.
+        view: type[views.StaffModelView] = type(base.__name__, (base,), {})
         admin.add_view(view)
         authorization.register(view.identity, view.permissions)
     links = [MenuLink("Settings", "staff:settings", Role.ADMIN, icon="fa-solid fa-gear")]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.admin import users
 from app.admin.models import AuditLogEntry, Role, StaffUser
@@ -233,7 +233,9 @@ def test_deactivating_a_user_or_changing_the_password_ends_their_session(
     )
     assert refused.status_code == 400
     entries = db.exec(
-        select(AuditLogEntry.action).where(AuditLogEntry.entity_id == str(user_id))
+        select(AuditLogEntry.action)
+        .where(AuditLogEntry.entity_id == str(user_id))
+        .order_by(col(AuditLogEntry.id))
     ).all()
     assert entries == ["staff_user.create", "staff_user.password", "staff_user.update"]
 
