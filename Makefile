@@ -27,6 +27,8 @@ run: demo
 	@echo "OfferTrack is starting at http://$(HOST):$(PORT)"
 	@echo "  Track a code:       http://$(HOST):$(PORT)/  (or open a demo link above)"
 	@echo "  API documentation:  http://$(HOST):$(PORT)/docs"
+	@echo "  Staff admin:        http://$(HOST):$(PORT)/admin/"
+	@echo "  Your first login:   $(BIN)/offertrack create-user you@example.com --role admin   (in another terminal; asks for a password)"
 	@echo "  An API key for it:  $(BIN)/offertrack create-api-key my-laptop   (in another terminal)"
 	@echo "Stop it with Ctrl+C."
 	@echo

@@ -9,6 +9,8 @@ from alembic.config import Config
 from app.config import ROOT_DIR, ConfigError, get_settings
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
+# Changes made from the command line appear in the audit log under this actor.
+CLI = "cli"
 
 
 def alembic_config() -> Config:
@@ -85,11 +87,70 @@ def create_api_key(name: Annotated[str, typer.Argument(help="Who or what uses th
 
     try:
         with Session(get_engine()) as session:
-            _, token = create(session, name)
+            _, token = create(session, name, actor=CLI)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(token)
     typer.echo(f"API key {name!r} created. Store the token now: it is not shown again.", err=True)
+
+
+@cli.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Argument(help="The staff member's e-mail address (their login).")],
+    role: Annotated[
+        str, typer.Option(help="admin (everything), sales (offers, orders) or viewer (read only).")
+    ] = "viewer",
+) -> None:
+    """Create a staff user for the admin at /admin. Asks for the password, or reads it from
+    standard input when that is not a terminal (``echo "$PW" | offertrack create-user ...``)."""
+    from sqlmodel import Session
+
+    from app.admin import users
+    from app.admin.models import Role
+    from app.db import get_engine
+    from app.errors import AppError
+
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        raise typer.BadParameter("use admin, sales or viewer", param_hint="--role") from exc
+    password = _read_password()
+    try:
+        with Session(get_engine(), expire_on_commit=False) as session:
+            user = users.create_user(session, email, chosen, password, actor=CLI)
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+    typer.echo(f"Staff user {user.email} ({user.role}) created. Sign in at /admin/.")
+
+
+@cli.command("set-password")
+def set_password(email: Annotated[str, typer.Argument(help="The staff user's e-mail.")]) -> None:
+    """Set a new password for a staff user (and end their sessions); prompts or reads stdin."""
+    from sqlmodel import Session
+
+    from app.admin import users
+    from app.db import get_engine
+    from app.errors import AppError
+
+    password = _read_password()
+    try:
+        with Session(get_engine(), expire_on_commit=False) as session:
+            user = users.find_by_email(session, email)
+            if user is None or user.id is None:
+                raise typer.BadParameter(f"no staff user {email!r}", param_hint="EMAIL")
+            users.set_password(session, user.id, password, actor=CLI)
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+    typer.echo(f"New password set for {user.email}.")
+
+
+def _read_password() -> str:
+    import sys
+
+    if sys.stdin.isatty():
+        password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def _display_url() -> str:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # process show at once; other worker processes show them within this time.
     page_cache_seconds: float = Field(default=2.0, ge=0, le=60)
 
+    # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
+    admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)
 

@@ -14,6 +14,9 @@ from app.offers.service import today
 from app.tracking import service as tracking
 from app.tracking.schemas import StageUpdateCreate
 
+# Demo data is written by the CLI; its audit entries say so.
+DEMO = "cli:demo"
+
 PUMPS = [
     LineIn(
         description="Centrifugal pump PX-200, stainless",
@@ -100,19 +103,22 @@ def demo_links(session: Session, *, settings: Settings) -> list[tuple[str, str]]
 
 def _draft(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Nordwind Logistik GmbH", "Jonas Weber", reference, PUMPS[:2])
-    return offers.create_offer(session, data, settings=settings)
+    return offers.create_offer(session, data, actor=DEMO, settings=settings)
 
 
 def _issued(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Acme Hellas SA", "Maria Papadopoulou", reference, PUMPS)
-    offer = offers.create_offer(session, data, settings=settings)
-    return offers.issue_offer(session, offer.id, settings=settings)
+    offer = offers.create_offer(session, data, actor=DEMO, settings=settings)
+    return offers.issue_offer(session, offer.id, actor=DEMO, settings=settings)
 
 
 def _expired(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Brightwater Foods Ltd", "Sam Okafor", reference, PUMPS[1:])
     offer = offers.issue_offer(
-        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+        session,
+        offers.create_offer(session, data, actor=DEMO, settings=settings).id,
+        actor=DEMO,
+        settings=settings,
     )
     # Back-date it as if it had been issued long ago, so the demo shows an expired offer.
     offer.valid_until = offers.today(settings) - timedelta(days=3)
@@ -124,10 +130,13 @@ def _expired(session: Session, settings: Settings, reference: str) -> Offer:
 def _revised(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Kowalski Maszyny Sp. z o.o.", "Anna Kowalska", reference, PUMPS[:1])
     first = offers.issue_offer(
-        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+        session,
+        offers.create_offer(session, data, actor=DEMO, settings=settings).id,
+        actor=DEMO,
+        settings=settings,
     )
-    revision = offers.revise_offer(session, first.id, settings=settings)
-    return offers.issue_offer(session, revision.id, settings=settings)
+    revision = offers.revise_offer(session, first.id, actor=DEMO, settings=settings)
+    return offers.issue_offer(session, revision.id, actor=DEMO, settings=settings)
 
 
 def _long(session: Session, settings: Settings, reference: str) -> Offer:
@@ -143,16 +152,22 @@ def _long(session: Session, settings: Settings, reference: str) -> Offer:
     ]
     data = _offer("Iberia Agua SL", "Lucía García", reference, lines)
     return offers.issue_offer(
-        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+        session,
+        offers.create_offer(session, data, actor=DEMO, settings=settings).id,
+        actor=DEMO,
+        settings=settings,
     )
 
 
 def _ordered(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Helvetia Mühlen AG", "Urs Meier", reference, PUMPS)
     offer = offers.issue_offer(
-        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+        session,
+        offers.create_offer(session, data, actor=DEMO, settings=settings).id,
+        actor=DEMO,
+        settings=settings,
     )
-    tracking.activate_offer(session, offer.id, actor="demo", settings=settings)
+    tracking.activate_offer(session, offer.id, actor=DEMO, settings=settings)
     for stage, note in (
         ("In production", "Machining of the pump housings has started."),
         ("Quality check", "Pressure test passed."),
@@ -162,14 +177,17 @@ def _ordered(session: Session, settings: Settings, reference: str) -> Offer:
             public_note=note,
             expected_delivery_date=today(settings) + timedelta(days=9),
         )
-        tracking.add_stage_update(session, offer.id, update, actor="demo")
+        tracking.add_stage_update(session, offer.id, update, actor=DEMO)
     return offer
 
 
 def _accepted(session: Session, settings: Settings, reference: str) -> Offer:
     data = _offer("Lumière Énergie SAS", "Claire Dubois", reference, PUMPS[1:])
     offer = offers.issue_offer(
-        session, offers.create_offer(session, data, settings=settings).id, settings=settings
+        session,
+        offers.create_offer(session, data, actor=DEMO, settings=settings).id,
+        actor=DEMO,
+        settings=settings,
     )
     return offers.accept_offer(
         session, offer.id, signer_name="Claire Dubois", po_number="PO-4711", settings=settings

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.admin.site import mount_staff_site
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -70,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
+    # The staff site at /admin (sqladmin and staff pages, its own session cookie and CSRF
+    # check); mounted before the tracking router, whose /{code} would shadow it.
+    mount_staff_site(app, settings)
     # Last: its /{code} route would otherwise shadow every other single-segment path.
     app.include_router(tracking_router)
     _register_error_handlers(app)

@@ -1,5 +1,6 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
+from app.admin.models import AuditLogEntry, LoginFailure, StaffUser
 from app.auth.models import ApiKey
 from app.db import metadata
 from app.offers.models import Offer, OfferLine, OfferPdf
@@ -7,11 +8,14 @@ from app.tracking.models import OrderStage, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
     "ApiKey",
+    "AuditLogEntry",
+    "LoginFailure",
     "Offer",
     "OfferLine",
     "OfferPdf",
     "OrderStage",
     "ScanEvent",
+    "StaffUser",
     "StageUpdate",
     "VisitorKey",
     "metadata",

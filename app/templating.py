@@ -35,14 +35,14 @@ def format_date(value: date | datetime) -> str:
     return value.strftime("%d %b %Y")
 
 
-def _install_filters(env: Environment) -> None:
+def install_filters(env: Environment) -> None:
     env.filters["money"] = format_money
     env.filters["decimal"] = format_decimal
     env.filters["date"] = format_date
     env.filters["hyphenated"] = hyphenate_tracking_id
 
 
-_install_filters(templates.env)
+install_filters(templates.env)
 templates.env.globals["get_settings"] = get_settings
 templates.env.globals["zip"] = zip
 

@@ -68,7 +68,7 @@ def main() -> None:
         return offer.id, quotation_html(offer, settings=settings, today=service.today(settings))
 
     with Session(get_engine(), expire_on_commit=False) as session, offertrack_server(env) as base:
-        _, token = create_api_key(session, "bench")
+        _, token = create_api_key(session, "bench", actor="cli:bench")
         client = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
         )

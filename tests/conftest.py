@@ -140,7 +140,7 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
 
 @pytest.fixture
 def api_token(session: Session) -> str:
-    _, token = create_api_key(session, "tests")
+    _, token = create_api_key(session, "tests", actor="tests")
     return token
 
 

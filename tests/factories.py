@@ -48,8 +48,8 @@ def offer_data(
 
 def make_offer(session: Session, settings: Settings, *, issued: bool = False, **data: Any) -> Offer:
     offer = service.create_offer(
-        session, OfferCreate.model_validate(offer_data(**data)), settings=settings
+        session, OfferCreate.model_validate(offer_data(**data)), actor="tests", settings=settings
     )
     if issued:
-        offer = service.issue_offer(session, offer.id, settings=settings)
+        offer = service.issue_offer(session, offer.id, actor="tests", settings=settings)
     return offer

@@ -62,9 +62,45 @@ def test_a_revoked_key_is_refused_at_once(committed: Engine) -> None:
     from app.auth.service import InvalidApiKey, create_api_key, revoke_api_key
 
     with Session(committed) as session:
-        key, token = create_api_key(session, "leaked")
+        key, token = create_api_key(session, "leaked", actor="tests")
         authenticate(session, token)
         assert key.id is not None
-        revoke_api_key(session, key.id)
+        revoke_api_key(session, key.id, actor="tests")
         with pytest.raises(InvalidApiKey):
             authenticate(session, token)
+
+
+@pytest.mark.concurrency
+def test_create_user_reads_the_password_from_stdin_and_stores_an_argon2_hash(
+    committed: Engine,
+) -> None:
+    from app.admin import passwords
+    from app.admin.models import StaffUser
+
+    result = runner.invoke(
+        cli, ["create-user", "Ana@Example.com", "--role", "admin"], input="a long password\n"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "ana@example.com (admin) created" in result.output
+    with Session(committed) as session:
+        user = session.exec(select(StaffUser)).one()
+    assert user.password_hash.startswith("$argon2id$")
+    assert passwords.verify_password(user.password_hash, "a long password")
+
+
+@pytest.mark.parametrize(
+    ("args", "password", "message"),
+    [
+        (["create-user", "ana@example.com", "--role", "boss"], "a long password", "--role"),
+        (["create-user", "not-an-address", "--role", "sales"], "a long password", "e-mail"),
+        (["create-user", "ana@example.com"], "short", "at least 10"),
+    ],
+)
+def test_create_user_explains_bad_input(
+    engine: Engine, args: list[str], password: str, message: str
+) -> None:
+    result = runner.invoke(cli, args, input=password + "\n")
+
+    assert result.exit_code != 0
+    assert message in result.output

@@ -1,7 +1,7 @@
 """scan spool progress
 
 Revision ID: 7e51e5d56942
-Revises: 19d2cb7bded0
+Revises: 7d83f5bb7aa1
 Create Date: 2026-11-23 15:52:24.082218
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '7e51e5d56942'
-down_revision: str | None = '19d2cb7bded0'
+down_revision: str | None = '7d83f5bb7aa1'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from app.admin import audit
 from app.auth.models import ApiKey
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized
@@ -29,7 +30,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(session: Session, name: str) -> tuple[ApiKey, str]:
+def create_api_key(session: Session, name: str, *, actor: str) -> tuple[ApiKey, str]:
     """Create a key and return it with its token, which is shown this once and never stored."""
     name = name.strip()
     if not name or len(name) > 100:
@@ -37,6 +38,16 @@ def create_api_key(session: Session, name: str) -> tuple[ApiKey, str]:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=token[:10], token_hash=hash_token(token))
     session.add(key)
+    session.flush()
+    assert key.id is not None
+    audit.record(
+        session,
+        actor=actor,
+        action="api_key.create",
+        entity_type="api_key",
+        entity_id=key.id,
+        summary=f"Created API key {name!r} ({key.prefix}…)",
+    )
     session.commit()
     return key, token
 
@@ -47,6 +58,10 @@ class Caller:
 
     key_id: int
     name: str
+
+    @property
+    def actor(self) -> str:
+        return f"api:{self.name}"
 
 
 class _VerifiedKeys:
@@ -101,12 +116,21 @@ def authenticate(session: Session, token: str | None) -> Caller:
     return caller
 
 
-def revoke_api_key(session: Session, key_id: int) -> None:
+def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
     """Revoke a key: refused at once here, and by every process within VERIFIED_TTL_SECONDS."""
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.")
-    key.revoked_at = key.revoked_at or utcnow()
-    session.add(key)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        audit.record(
+            session,
+            actor=actor,
+            action="api_key.revoke",
+            entity_type="api_key",
+            entity_id=key_id,
+            summary=f"Revoked API key {key.name!r} ({key.prefix}…)",
+        )
     session.commit()
     verified_keys.forget()

@@ -58,9 +58,13 @@ def _read_many(
 
 @router.post("", status_code=status.HTTP_201_CREATED, name="offers:create")
 def create_offer(
-    request: Request, data: OfferCreate, session: SessionDep, settings: SettingsDep
+    request: Request,
+    data: OfferCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: ApiKeyDep,
 ) -> OfferRead:
-    offer = service.create_offer(session, data, settings=settings)
+    offer = service.create_offer(session, data, actor=key.actor, settings=settings)
     return _read(request, offer, settings, None)
 
 
@@ -95,25 +99,30 @@ def read_offer(
 
 @router.patch("/{offer_id}", name="offers:update")
 def update_offer(
-    request: Request, offer_id: str, data: OfferUpdate, session: SessionDep, settings: SettingsDep
+    request: Request,
+    offer_id: str,
+    data: OfferUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: ApiKeyDep,
 ) -> OfferRead:
-    offer = service.update_offer(session, offer_id, data, settings=settings)
+    offer = service.update_offer(session, offer_id, data, actor=key.actor, settings=settings)
     return _read(request, offer, settings, None)
 
 
 @router.post("/{offer_id}/issue", name="offers:issue")
 def issue_offer(
-    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep
+    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
 ) -> OfferRead:
-    offer = service.issue_offer(session, offer_id, settings=settings)
+    offer = service.issue_offer(session, offer_id, actor=key.actor, settings=settings)
     return _read(request, offer, settings, None)
 
 
 @router.post("/{offer_id}/revise", status_code=status.HTTP_201_CREATED, name="offers:revise")
 def revise_offer(
-    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep
+    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
 ) -> OfferRead:
-    revision = service.revise_offer(session, offer_id, settings=settings)
+    revision = service.revise_offer(session, offer_id, actor=key.actor, settings=settings)
     return _read(request, revision, settings, None)
 
 
@@ -123,9 +132,7 @@ def activate_offer(
 ) -> OfferRead:
     """Make an issued or accepted offer an order; its tracking ID then opens the order page.
     Calling it again for an order changes nothing."""
-    offer = tracking_service.activate_offer(
-        session, offer_id, actor=f"api:{key.name}", settings=settings
-    )
+    offer = tracking_service.activate_offer(session, offer_id, actor=key.actor, settings=settings)
     return _read(request, offer, settings, None)
 
 

@@ -4,11 +4,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from app.admin import audit
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
@@ -19,6 +20,8 @@ from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 # A clash on the tracking ID means another process took our millisecond; a handful of retries
 # on later milliseconds always suffices unless the database itself is failing.
 MAX_ID_ATTEMPTS = 20
+# Accept and decline come from the customer's tracking page, opened with the full ULID.
+CUSTOMER = "customer"
 REVISABLE = frozenset({OfferStatus.ISSUED, OfferStatus.EXPIRED, OfferStatus.DECLINED})
 
 
@@ -44,7 +47,7 @@ def today(settings: Settings) -> date:
     return utcnow().astimezone(settings.zone).date()
 
 
-def create_offer(session: Session, data: OfferCreate, *, settings: Settings) -> Offer:
+def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: Settings) -> Offer:
     """Create a draft offer with a fresh ULID whose tracking ID no other offer has."""
     current = today(settings)
     valid_until = data.valid_until or current + timedelta(days=settings.default_validity_days)
@@ -62,8 +65,36 @@ def create_offer(session: Session, data: OfferCreate, *, settings: Settings) -> 
     _apply_customer(offer, data.customer)
     offer.lines = _build_lines(data.lines)
     _insert_with_unique_tracking_id(session, offer)
+    _audit(
+        session,
+        offer,
+        actor,
+        "create",
+        f"Created draft offer for {offer.customer_company}",
+        {"customer": data.customer.model_dump(), "lines": len(offer.lines)},
+    )
     session.commit()
     return offer
+
+
+def _audit(
+    session: Session,
+    offer: Offer,
+    actor: str,
+    action: str,
+    summary: str,
+    changes: dict[str, object] | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor=actor,
+        action=f"offer.{action}",
+        entity_type="offer",
+        entity_id=offer.id,
+        offer_id=offer.id,
+        summary=summary,
+        changes=changes,
+    )
 
 
 def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
@@ -142,13 +173,16 @@ def list_offers(
 def _filter_status(
     query: SelectOfScalar[Offer], status: OfferStatus | None, current: date
 ) -> SelectOfScalar[Offer]:
-    if status is None:
-        return query
+    return query if status is None else query.where(status_condition(status, current))
+
+
+def status_condition(status: OfferStatus, current: date) -> ColumnElement[bool]:
+    """Offers whose status, as customers see it on ``current``, is ``status``."""
     if status == OfferStatus.EXPIRED:
-        return query.where(Offer.status == OfferStatus.ISSUED, Offer.valid_until < current)
+        return and_(col(Offer.status) == OfferStatus.ISSUED, col(Offer.valid_until) < current)
     if status == OfferStatus.ISSUED:
-        return query.where(Offer.status == OfferStatus.ISSUED, Offer.valid_until >= current)
-    return query.where(Offer.status == status)
+        return and_(col(Offer.status) == OfferStatus.ISSUED, col(Offer.valid_until) >= current)
+    return col(Offer.status) == status
 
 
 def superseded_by(session: Session, offer_ids: Sequence[str]) -> dict[str, str]:
@@ -162,7 +196,7 @@ def superseded_by(session: Session, offer_ids: Sequence[str]) -> dict[str, str]:
 
 
 def update_offer(
-    session: Session, offer_id: str, data: OfferUpdate, *, settings: Settings
+    session: Session, offer_id: str, data: OfferUpdate, *, actor: str, settings: Settings
 ) -> Offer:
     """Change a draft; an issued offer is a document the customer holds and never changes."""
     offer = get_offer(session, offer_id, for_update=True)
@@ -179,11 +213,15 @@ def update_offer(
             setattr(offer, field, value)
     offer.updated_at = utcnow()
     session.add(offer)
+    changed = data.model_dump(mode="json", exclude_unset=True)
+    if "lines" in changed:
+        changed["lines"] = len(offer.lines)
+    _audit(session, offer, actor, "update", "Changed " + ", ".join(changed), changed)
     session.commit()
     return offer
 
 
-def issue_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
+def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
     """Freeze a draft and send it: from now on its PDF and its QR code are final."""
     offer = get_offer(session, offer_id, for_update=True)
     require_status(offer, {OfferStatus.DRAFT}, "issue", settings)
@@ -194,11 +232,12 @@ def issue_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer
     offer.status = OfferStatus.ISSUED
     offer.issued_at = offer.updated_at = utcnow()
     session.add(offer)
+    _audit(session, offer, actor, "issue", "Issued the offer")
     session.commit()
     return offer
 
 
-def revise_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
+def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
     """Start a new draft (new ULID) from an issued offer; the old one becomes superseded."""
     offer = get_offer(session, offer_id, for_update=True)
     require_status(offer, REVISABLE, "revise", settings)
@@ -221,6 +260,22 @@ def revise_offer(session: Session, offer_id: str, *, settings: Settings) -> Offe
     offer.superseded_at = offer.updated_at = utcnow()
     session.add(offer)
     _insert_with_unique_tracking_id(session, revision)
+    _audit(
+        session,
+        offer,
+        actor,
+        "revise",
+        f"Revised: superseded by {revision.id}",
+        {"revision": revision.id},
+    )
+    _audit(
+        session,
+        revision,
+        actor,
+        "create",
+        f"Created as the revision of {offer.id}",
+        {"supersedes": offer.id, "lines": len(revision.lines)},
+    )
     session.commit()
     return revision
 
@@ -255,6 +310,14 @@ def accept_offer(
     offer.accepted_po_number = po_number
     offer.accepted_at = offer.updated_at = utcnow()
     session.add(offer)
+    _audit(
+        session,
+        offer,
+        CUSTOMER,
+        "accept",
+        f"Accepted by {signer_name}",
+        {"signer_name": signer_name, "po_number": po_number},
+    )
     session.commit()
     return offer
 
@@ -267,5 +330,6 @@ def decline_offer(session: Session, offer_id: str, *, reason: str, settings: Set
     offer.declined_reason = reason
     offer.declined_at = offer.updated_at = utcnow()
     session.add(offer)
+    _audit(session, offer, CUSTOMER, "decline", "Declined by the customer", {"reason": reason})
     session.commit()
     return offer

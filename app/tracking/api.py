@@ -30,7 +30,7 @@ def add_stage_update(
     code: str, data: StageUpdateCreate, session: SessionDep, key: ApiKeyDep
 ) -> StageUpdateRead:
     """Append a stage update; `code` is the order's ULID or tracking ID in any spelling."""
-    update, offer, stage = service.add_stage_update(session, code, data, actor=f"api:{key.name}")
+    update, offer, stage = service.add_stage_update(session, code, data, actor=key.actor)
     return _read(update, offer, stage)
 
 

@@ -7,6 +7,7 @@ from datetime import date
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from app.admin import audit
 from app.config import Settings
 from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
@@ -111,6 +112,15 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
             created_by=actor,
         )
     )
+    audit.record(
+        session,
+        actor=actor,
+        action="offer.activate",
+        entity_type="offer",
+        entity_id=offer.id,
+        offer_id=offer.id,
+        summary=f"Activated as order (stage {first.label!r})",
+    )
     session.commit()
     return offer
 
@@ -154,6 +164,26 @@ def add_stage_update(
     """Append a stage update to an order's history."""
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
+    update = _append_update(session, offer, stage, data, actor)
+    session.commit()
+    return update, offer, stage
+
+
+def add_stage_updates(
+    session: Session, raw_codes: Sequence[str], data: StageUpdateCreate, *, actor: str
+) -> list[Offer]:
+    """Append the same stage update to several orders, all or none."""
+    stage = resolve_stage(session, data.stage)
+    offers = [find_order(session, code) for code in dict.fromkeys(raw_codes)]
+    for offer in offers:
+        _append_update(session, offer, stage, data, actor)
+    session.commit()
+    return offers
+
+
+def _append_update(
+    session: Session, offer: Offer, stage: OrderStage, data: StageUpdateCreate, actor: str
+) -> StageUpdate:
     update = StageUpdate(
         offer_id=offer.id,
         stage_key=stage.key,
@@ -163,8 +193,36 @@ def add_stage_update(
     if data.happened_at is not None:
         update.happened_at = data.happened_at
     session.add(update)
-    session.commit()
-    return update, offer, stage
+    session.flush()
+    _audit_stage_update(session, update, offer, stage, actor)
+    return update
+
+
+def _audit_stage_update(
+    session: Session, update: StageUpdate, offer: Offer, stage: OrderStage, actor: str
+) -> None:
+    assert update.id is not None
+    audit.record(
+        session,
+        actor=actor,
+        action="order.stage_update",
+        entity_type="stage_update",
+        entity_id=update.id,
+        offer_id=offer.id,
+        summary=f"Stage update: {stage.label}",
+        changes=update.model_dump(
+            include={
+                "stage_key",
+                "happened_at",
+                "public_note",
+                "internal_note",
+                "expected_delivery_date",
+                "carrier",
+                "tracking_number",
+                "tracking_link",
+            }
+        ),
+    )
 
 
 def build_timeline(session: Session, offer: Offer) -> Timeline:

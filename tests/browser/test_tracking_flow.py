@@ -24,7 +24,7 @@ def test_scan_watch_progress_then_accept(committed: Engine, live_server: str, ph
         order = make_offer(session, settings, issued=True, company="Acme Hellas SA")
         tracking_service.activate_offer(session, order.id, actor="tests", settings=settings)
         offer = make_offer(session, settings, issued=True, company="Nordwind GmbH")
-        _, token = create_api_key(session, "browser-test")
+        _, token = create_api_key(session, "browser-test", actor="tests")
     requested: list[str] = []
     phone.on("request", lambda request: requested.append(request.url))
 

@@ -46,7 +46,7 @@ def test_drafts_expired_and_superseded_offers_cannot_be_activated(
     session.add(expired)
     session.commit()
     superseded = make_offer(session, settings, issued=True)
-    offers_service.revise_offer(session, superseded.id, settings=settings)
+    offers_service.revise_offer(session, superseded.id, actor="tests", settings=settings)
 
     for offer, state in ((draft, "draft"), (expired, "expired"), (superseded, "superseded")):
         response = api.post(f"/api/v1/offers/{offer.id}/activate")

@@ -382,8 +382,8 @@ def test_superseded_offer_links_to_its_revision(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     offer = make_offer(session, settings, issued=True)
-    revision = offers_service.revise_offer(session, offer.id, settings=settings)
-    offers_service.issue_offer(session, revision.id, settings=settings)
+    revision = offers_service.revise_offer(session, offer.id, actor="tests", settings=settings)
+    offers_service.issue_offer(session, revision.id, actor="tests", settings=settings)
 
     text = client.get(f"/{offer.id}").text
 

@@ -1,0 +1,179 @@
+"""Read-side queries of the staff site: search, current stages, the dashboard's numbers."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from sqlalchemy import ColumnElement, and_, func, or_, true
+from sqlalchemy.orm import Mapped
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
+
+from app.config import Settings
+from app.offers import service as offers_service
+from app.offers.models import Offer, OfferStatus
+from app.tracking.codes import InvalidCode, parse_tracking_code
+from app.tracking.models import CodeForm, OrderStage, ScanEvent, StageUpdate
+
+
+def offer_search(term: str) -> ColumnElement[bool]:
+    """Offers matching a search box entry: a tracking ID or ULID in any spelling (the public
+    page's parser), or part of the company, the customer reference or the contact."""
+    term = term.strip()
+    if not term:
+        return true()
+    pattern = f"%{term.lower()}%"
+    conditions: list[ColumnElement[bool]] = [
+        func.lower(col(Offer.customer_company)).like(pattern),
+        func.lower(col(Offer.customer_reference)).like(pattern),
+        func.lower(col(Offer.customer_contact_name)).like(pattern),
+    ]
+    try:
+        code = parse_tracking_code(term)
+    except InvalidCode:
+        pass
+    else:
+        if code.form == CodeForm.FULL:
+            conditions.append(col(Offer.id) == code.value)
+        else:
+            conditions.append(col(Offer.tracking_id) == code.value)
+    return or_(*conditions)
+
+
+def _current_positions() -> Select[str, int]:
+    """Per order, the position of its furthest stage (the timeline's current stage)."""
+    return (
+        select(StageUpdate.offer_id, func.max(OrderStage.position).label("position"))
+        .join(OrderStage, col(OrderStage.key) == col(StageUpdate.stage_key))
+        .group_by(StageUpdate.offer_id)
+    )
+
+
+def at_stage(stage_key: str) -> ColumnElement[bool]:
+    """Orders whose current stage is ``stage_key``."""
+    current = _current_positions().subquery()
+    stage_position = select(OrderStage.position).where(OrderStage.key == stage_key)
+    return col(Offer.id).in_(
+        select(current.c.offer_id).where(current.c.position == stage_position.scalar_subquery())
+    )
+
+
+@dataclass(frozen=True)
+class OrderProgress:
+    stage: OrderStage
+    expected_delivery: date | None
+
+
+def progress_of(session: Session, offer_ids: Sequence[str]) -> dict[str, OrderProgress]:
+    """Current stage and latest expected delivery of each order, in two queries."""
+    if not offer_ids:
+        return {}
+    stages = {s.position: s for s in session.exec(select(OrderStage)).all()}
+    current = dict(
+        session.exec(_current_positions().where(col(StageUpdate.offer_id).in_(offer_ids))).all()
+    )
+    expected = _latest_expected(session, offer_ids)
+    return {
+        offer_id: OrderProgress(stages[position], expected.get(offer_id))
+        for offer_id, position in current.items()
+        if position in stages
+    }
+
+
+def _latest_expected(session: Session, offer_ids: Sequence[str]) -> dict[str, date]:
+    rows = session.exec(
+        select(StageUpdate.offer_id, col(StageUpdate.expected_delivery_date))
+        .where(
+            col(StageUpdate.offer_id).in_(offer_ids),
+            col(StageUpdate.expected_delivery_date).is_not(None),
+        )
+        .order_by(col(StageUpdate.happened_at), col(StageUpdate.id))
+    ).all()
+    latest: dict[str, date] = {}
+    for offer_id, expected in rows:
+        if expected is not None:
+            latest[offer_id] = expected  # ordered oldest first: the last one wins
+    return latest
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    month_start: date
+    issued: int
+    accepted: int
+    ordered: int
+    per_stage: list[tuple[OrderStage, int]]
+    overdue: list[tuple[Offer, OrderProgress]]
+    scans_today: int
+
+
+def dashboard(session: Session, settings: Settings) -> Dashboard:
+    """This month's offers, orders per stage, late deliveries and today's human scans."""
+    today = offers_service.today(settings)
+    month_start = today.replace(day=1)
+    since = datetime.combine(month_start, time(), settings.zone)
+    day_start = datetime.combine(today, time(), settings.zone)
+    return Dashboard(
+        month_start=month_start,
+        issued=_count_since(session, Offer.issued_at, since),  # type: ignore[arg-type]
+        accepted=_count_since(session, Offer.accepted_at, since),  # type: ignore[arg-type]
+        ordered=_count_since(session, Offer.ordered_at, since),  # type: ignore[arg-type]
+        per_stage=_orders_per_stage(session),
+        overdue=_overdue(session, today),
+        scans_today=session.exec(
+            select(func.count())
+            .select_from(ScanEvent)
+            .where(col(ScanEvent.occurred_at) >= day_start, col(ScanEvent.is_bot).is_(False))
+        ).one(),
+    )
+
+
+def _count_since(session: Session, column: Mapped[datetime | None], since: datetime) -> int:
+    return session.exec(select(func.count()).select_from(Offer).where(col(column) >= since)).one()
+
+
+def _orders_per_stage(session: Session) -> list[tuple[OrderStage, int]]:
+    current = (
+        _current_positions()
+        .where(
+            col(StageUpdate.offer_id).in_(
+                select(Offer.id).where(Offer.status == OfferStatus.ORDERED)
+            )
+        )
+        .subquery()
+    )
+    counts = dict(
+        session.exec(select(current.c.position, func.count()).group_by(current.c.position)).all()
+    )
+    stages = session.exec(select(OrderStage).order_by(col(OrderStage.position))).all()
+    return [(stage, counts.get(stage.position, 0)) for stage in stages]
+
+
+def _overdue(session: Session, today: date) -> list[tuple[Offer, OrderProgress]]:
+    """Orders not yet at the last stage whose latest expected delivery date has passed."""
+    last = session.exec(select(func.max(OrderStage.position))).one()
+    candidates = session.exec(
+        select(Offer.id)
+        .where(Offer.status == OfferStatus.ORDERED)
+        .where(
+            col(Offer.id).in_(
+                select(StageUpdate.offer_id).where(
+                    and_(
+                        col(StageUpdate.expected_delivery_date).is_not(None),
+                        col(StageUpdate.expected_delivery_date) < today,
+                    )
+                )
+            )
+        )
+    ).all()
+    progress = progress_of(session, list(candidates))
+    late = [
+        offer_id
+        for offer_id, p in progress.items()
+        if p.expected_delivery is not None
+        and p.expected_delivery < today
+        and p.stage.position != last
+    ]
+    offers = session.exec(select(Offer).where(col(Offer.id).in_(late))).all()
+    rows = [(offer, progress[offer.id]) for offer in offers]
+    return sorted(rows, key=lambda row: row[1].expected_delivery or today)

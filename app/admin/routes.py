@@ -1,0 +1,264 @@
+"""The staff site's own pages: sign-in and sign-out, and the offer and order actions.
+
+Every route names its lowest role through StaffDep / SalesDep / AdminDep; every POST has
+passed the CSRF middleware before it gets here.
+"""
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from sqladmin.flash import Flash
+from sqlmodel import Session
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from app.admin import throttle, users
+from app.admin.access import (
+    AdminDep,
+    SalesDep,
+    StaffDep,
+    current_staff,
+    end_session,
+    start_session,
+)
+from app.admin.users import InvalidCredentials
+from app.admin.views import in_session
+from app.config import SettingsDep
+from app.db import SessionDep, read_only
+from app.errors import AppError
+from app.offers import service as offers_service
+from app.offers.documents import offer_pdf
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer
+from app.offers.pdf import PdfRenderer
+from app.offers.router import pdf_response
+from app.tracking import service as tracking_service
+from app.tracking.models import OrderStage
+from app.tracking.schemas import StageUpdateCreate
+from app.web import client_address
+
+router = APIRouter(include_in_schema=False)
+STAGE_FIELDS = (
+    "stage",
+    "public_note",
+    "internal_note",
+    "expected_delivery_date",
+    "carrier",
+    "tracking_number",
+    "tracking_link",
+)
+
+
+async def _render(
+    request: Request, template: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    from app.admin.site import render_staff_page
+
+    return await render_staff_page(request, template, context, status)
+
+
+def _safe_next(target: str) -> str:
+    """Only a path inside the staff site: never another host (open redirect)."""
+    if target.startswith("/admin/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return ""
+
+
+@router.get("/login", name="staff:login")
+async def login_page(request: Request, next: str = "") -> Response:
+    if await current_staff(request) is not None:
+        return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
+    context = {"next": _safe_next(next), "email": "", "error": ""}
+    return await _render(request, "admin/login.html", context)
+
+
+@router.post("/login", name="staff:login_submit")
+async def login(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    who = throttle.attempt(
+        email, client_address(request, settings), key=settings.resolved_secret_key()
+    )
+    try:
+        staff = await anyio.to_thread.run_sync(users.sign_in, session, email, password, who)
+    except (InvalidCredentials, throttle.TooManyLogins) as exc:
+        context = {"next": _safe_next(next), "email": email, "error": exc.detail}
+        response = await _render(request, "admin/login.html", context, exc.status_code)
+        response.headers.update(exc.headers())
+        return response
+    start_session(request, staff)
+    return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
+
+
+@router.get("/logout", name="staff:logout_page")
+async def logout_page(request: Request, staff: StaffDep) -> Response:
+    """Signing out changes state, so the link leads to a form, never straight out."""
+    return await _render(request, "admin/logout.html", {})
+
+
+@router.post("/logout", name="staff:logout")
+async def logout(request: Request) -> Response:
+    end_session(request)
+    Flash.info(request, "You are signed out.")
+    return RedirectResponse(request.url_for("staff:login"), 303)
+
+
+def _details(request: Request, identity: str, offer_id: str) -> RedirectResponse:
+    return RedirectResponse(request.url_for("admin:details", identity=identity, pk=offer_id), 303)
+
+
+@router.get("/offers/{offer_id}/pdf", name="staff:offer_pdf")
+def download_pdf(
+    offer_id: str, session: SessionDep, settings: SettingsDep, request: Request, staff: StaffDep
+) -> Response:
+    renderer: PdfRenderer = request.app.state.root.state.pdf_renderer
+    document = offer_pdf(session, offer_id, renderer=renderer, settings=settings)
+    return pdf_response(document, None)
+
+
+@router.post("/offers/{offer_id}/activate", name="staff:activate")
+async def activate(
+    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+) -> Response:
+    try:
+        offer = await in_session(
+            lambda s: tracking_service.activate_offer(
+                s, offer_id, actor=staff.actor, settings=settings
+            )
+        )
+    except AppError as exc:
+        Flash.error(request, exc.detail, title="Not activated")
+        return _details(request, "offer", offer_id)
+    Flash.success(
+        request,
+        f"Order {hyphenate_tracking_id(offer.tracking_id)} is active: its tracking ID opens it.",
+    )
+    return _details(request, "order", offer.id)
+
+
+@router.post("/offers/{offer_id}/issue", name="staff:issue")
+async def issue(
+    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+) -> Response:
+    try:
+        await in_session(
+            lambda s: offers_service.issue_offer(s, offer_id, actor=staff.actor, settings=settings)
+        )
+    except AppError as exc:
+        Flash.error(request, exc.detail, title="Not issued")
+    else:
+        Flash.success(request, "The offer is issued: its PDF and QR code are final.")
+    return _details(request, "offer", offer_id)
+
+
+@router.post("/offers/{offer_id}/revise", name="staff:revise")
+async def revise(
+    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+) -> Response:
+    try:
+        revision = await in_session(
+            lambda s: offers_service.revise_offer(s, offer_id, actor=staff.actor, settings=settings)
+        )
+    except AppError as exc:
+        Flash.error(request, exc.detail, title="Not revised")
+        return _details(request, "offer", offer_id)
+    Flash.success(
+        request, f"Revision {revision.id} created as a draft; the old offer is superseded."
+    )
+    return _details(request, "offer", revision.id)
+
+
+def _stage_form(form: FormData) -> dict[str, str]:
+    return {name: str(form.get(name, "")).strip() for name in STAGE_FIELDS}
+
+
+def _validate_stage_update(
+    values: dict[str, str],
+) -> tuple[StageUpdateCreate | None, dict[str, str]]:
+    data = {k: v for k, v in values.items() if v != "" or k == "stage"}
+    try:
+        return StageUpdateCreate.model_validate(data), {}
+    except ValidationError as error:
+        return None, {
+            str(e["loc"][0]): e["msg"].removeprefix("Value error, ") for e in error.errors()
+        }
+
+
+def _order_and_stages(session: Session, offer_id: str) -> tuple[Offer, list[OrderStage]]:
+    with read_only(session):
+        offer = tracking_service.find_order(session, offer_id)
+        return offer, list(tracking_service.list_stages(session))
+
+
+@router.get("/orders/{offer_id}/stage-update", name="staff:stage_update_form")
+async def stage_update_form(request: Request, offer_id: str, staff: SalesDep) -> Response:
+    offer, stages = await in_session(lambda s: _order_and_stages(s, offer_id))
+    context = {"offer": offer, "stages": stages, "form": {}, "errors": {}}
+    return await _render(request, "admin/stage_update.html", context)
+
+
+@router.post("/orders/{offer_id}/stage-update", name="staff:stage_update")
+async def add_stage_update(request: Request, offer_id: str, staff: SalesDep) -> Response:
+    values = _stage_form(await request.form())
+    data, errors = _validate_stage_update(values)
+    if data is not None:
+        try:
+            update, offer, stage = await in_session(
+                lambda s: tracking_service.add_stage_update(s, offer_id, data, actor=staff.actor)
+            )
+        except tracking_service.UnknownStage as exc:
+            errors = {"stage": exc.detail}
+        else:
+            Flash.success(request, f"Stage update “{stage.label}” added; the customer sees it now.")
+            return _details(request, "order", offer.id)
+    offer, stages = await in_session(lambda s: _order_and_stages(s, offer_id))
+    context = {"offer": offer, "stages": stages, "form": values, "errors": errors}
+    return await _render(request, "admin/stage_update.html", context, 422)
+
+
+@router.post("/orders/bulk-stage-update", name="staff:bulk_stage_update")
+async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
+    form = await request.form()
+    pks = [str(pk) for pk in form.getlist("pks") if pk]
+    values = _stage_form(form)
+    data, errors = _validate_stage_update(values)
+    if not pks:
+        Flash.warning(request, "Select at least one order first.")
+        return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
+    if data is not None:
+        try:
+            offers = await in_session(
+                lambda s: tracking_service.add_stage_updates(s, pks, data, actor=staff.actor)
+            )
+        except tracking_service.UnknownStage as exc:
+            errors = {"stage": exc.detail}
+        except AppError as exc:
+            errors = {"orders": f"{exc.detail} Nothing was changed."}
+        else:
+            n = len(offers)
+            Flash.success(request, f"Stage update added to {n} order{'s' if n != 1 else ''}.")
+            return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
+    from app.admin.views import _orders_and_stages
+
+    orders, stages = await in_session(lambda s: _orders_and_stages(s, pks))
+    context = {"orders": orders, "stages": stages, "form": values, "errors": errors}
+    return await _render(request, "admin/bulk_stage_update.html", context, 422)
+
+
+@router.get("/settings", name="staff:settings")
+async def settings_page(request: Request, settings: SettingsDep, staff: AdminDep) -> Response:
+    shown = settings.model_dump(exclude={"secret_key", "database_url"})
+    from sqlalchemy.engine import make_url
+
+    shown["database_url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    rows = sorted((f"OFFERTRACK_{k.upper()}", v) for k, v in shown.items())
+    context = {"rows": rows, "title": "Settings"}
+    return await _render(request, "admin/settings.html", context)

@@ -1,0 +1,223 @@
+"""The staff site: one FastAPI sub-application at /admin holding sqladmin and our own pages,
+behind one session cookie and one CSRF check."""
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from jinja2 import ChoiceLoader, FileSystemLoader
+from sqladmin import Admin
+from sqladmin._menu import ItemMenu
+from sqladmin.authentication import login_required
+from sqladmin.templating import Jinja2Templates
+from starlette.datastructures import URL
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
+
+from app.admin import access, queries, routes, views
+from app.admin.access import SESSION_COOKIE, LoginRequired, csrf_token
+from app.admin.csrf import CsrfMiddleware
+from app.admin.models import Role
+from app.config import TEMPLATES_DIR, Settings, get_settings
+from app.db import get_engine, read_only
+from app.errors import AppError
+from app.templating import install_filters
+
+log = logging.getLogger(__name__)
+STAFF_PREFIX = "/admin"
+
+
+@dataclass(frozen=True)
+class MenuLink:
+    """A menu entry for a staff page served by a plain FastAPI route named ``route_name``."""
+
+    name: str
+    route_name: str
+    role: Role
+    icon: str = "fa-solid fa-chart-line"
+
+
+@dataclass(frozen=True)
+class StaffPages:
+    """Pages another module adds to the staff site: its router (each route guarded with
+    ``require_role``) and the menu entries that lead there."""
+
+    router: APIRouter
+    menu: Sequence[MenuLink] = field(default_factory=tuple)
+
+
+class _LinkMenu(ItemMenu):
+    def __init__(self, link: MenuLink) -> None:
+        super().__init__(name=link.name, icon=link.icon)
+        self.link = link
+
+    def is_accessible(self, request: Request) -> bool:
+        staff = getattr(request.state, "staff", None)
+        return staff is not None and bool(staff.can(self.link.role))
+
+    def url(self, request: Request) -> str | URL:
+        return request.url_for(self.link.route_name)
+
+    def is_active(self, request: Request) -> bool:
+        return request.url.path.rstrip("/") == URL(str(self.url(request))).path.rstrip("/")
+
+    @property
+    def type_(self) -> str:
+        return "View"
+
+
+class StaffAdmin(Admin):
+    """sqladmin with the dashboard as its landing page and our templates and filters."""
+
+    def init_templating_engine(self) -> Jinja2Templates:
+        templates = super().init_templating_engine()
+        loader = templates.env.loader
+        assert isinstance(loader, ChoiceLoader)
+        # Overrides of sqladmin's templates live in templates/admin/sqladmin/; pages of any
+        # module are found by their path under templates/ ("admin/...", "analytics/...").
+        loader.loaders = [loader.loaders[0], FileSystemLoader(TEMPLATES_DIR), *loader.loaders[1:]]
+        install_filters(templates.env)
+        templates.env.globals["csrf_token"] = csrf_token
+        templates.env.globals["staff"] = lambda request: getattr(request.state, "staff", None)
+        templates.env.globals["Role"] = Role
+        return templates
+
+    @login_required
+    async def index(self, request: Request) -> Response:
+        def load(session: Any) -> queries.Dashboard:
+            with read_only(session):
+                return queries.dashboard(session, get_settings())
+
+        dashboard = await views.in_session(load)
+        context = {"dashboard": dashboard, "title": "Dashboard"}
+        return await self.templates.TemplateResponse(request, "admin/dashboard.html", context)
+
+
+async def render_staff_page(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    """A page in the staff site's layout (menu, flash messages, sign-out)."""
+    admin: StaffAdmin = request.app.state.admin
+    return await admin.templates.TemplateResponse(request, template, context, status_code)
+
+
+def _session_key(settings: Settings) -> str:
+    # Its own key, derived from the secret, so no other signed value can pass as a session.
+    secret = settings.resolved_secret_key().encode()
+    return hmac.new(secret, b"offertrack-staff-session", hashlib.sha256).hexdigest()
+
+
+def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> FastAPI:
+    staff_app = FastAPI(
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=_session_key(settings),
+                session_cookie=SESSION_COOKIE,
+                max_age=settings.admin_idle_minutes * 60,  # re-signed on every response: idle
+                path=STAFF_PREFIX,
+                same_site="lax",
+                https_only=settings.public_base_url.startswith("https://"),
+            ),
+            Middleware(CsrfMiddleware),
+        ],
+    )
+    # Our routes first: they shadow sqladmin's /login and /logout, and sqladmin's mount at
+    # the root of this app would otherwise take every path.
+    staff_app.include_router(routes.router)
+    for page in pages:
+        staff_app.include_router(page.router)
+    authorization = access.RoleAuthorization()
+    admin = StaffAdmin(
+        staff_app,
+        engine=get_engine(),
+        base_url="/",
+        title="OfferTrack staff",
+        templates_dir=str(TEMPLATES_DIR / "admin"),
+        favicon_url="/static/favicon.svg",
+        authentication_backend=access.StaffAuthentication(),
+        authorization_backend=authorization,
+    )
+    for base in views.ALL_VIEWS:
+        # sqladmin keeps its admin and templates on the view class: a subclass per site keeps
+        # two sites in one process (tests, embedding) from taking over each other's views.
+        view: type[views.StaffModelView] = type(base.__name__, (base,), {})
+        admin.add_view(view)
+        authorization.register(view.identity, view.permissions)
+    links = [MenuLink("Settings", "staff:settings", Role.ADMIN, icon="fa-solid fa-gear")]
+    for link in [link for page in pages for link in page.menu] + links:
+        admin._menu.add(_LinkMenu(link))
+    _actions_only_by_post(admin)
+    _register_error_handlers(staff_app)
+    staff_app.state.admin = admin
+    admin.admin.state.admin = admin  # errors inside sqladmin reach our handlers with its app
+    return staff_app
+
+
+def _actions_only_by_post(admin: Admin) -> None:
+    """sqladmin registers custom actions as GET routes; opening a link must never change
+    anything, so they answer POST only (the templates send forms with the CSRF token)."""
+    for route in admin.admin.router.routes:
+        if getattr(route, "name", "").startswith("action-"):
+            route.methods = {"POST"}  # type: ignore[attr-defined]
+
+
+def mount_staff_site(app: FastAPI, settings: Settings, pages: Sequence[StaffPages] = ()) -> None:
+    """Mount the staff site at /admin; call it before any catch-all route is added."""
+    staff_app = create_staff_app(settings, pages)
+    staff_app.state.root = app
+
+    async def to_dashboard() -> Response:
+        return RedirectResponse(STAFF_PREFIX + "/", status_code=307)
+
+    app.add_api_route(STAFF_PREFIX, to_dashboard, include_in_schema=False)
+    app.mount(STAFF_PREFIX, staff_app)
+
+
+def _register_error_handlers(staff_app: FastAPI) -> None:
+    async def page(request: Request, status_code: int, title: str, detail: str) -> Response:
+        context = {"status_code": status_code, "title": title, "message": detail}
+        return await render_staff_page(request, "admin/error.html", context, status_code)
+
+    @staff_app.exception_handler(LoginRequired)
+    async def login_required_(request: Request, exc: LoginRequired) -> Response:
+        url = request.url_for("staff:login")
+        if request.method == "GET":
+            url = url.include_query_params(next=request.url.path)
+        return RedirectResponse(str(url), status_code=303)
+
+    @staff_app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        response = await page(request, exc.status_code, exc.title, exc.detail)
+        response.headers.update(exc.headers())
+        return response
+
+    @staff_app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        return await page(request, 422, "Invalid input", f"Please check: {fields}.")
+
+    @staff_app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        titles = {403: "Not allowed", 404: "Not found", 405: "Method not allowed"}
+        return await page(
+            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
+        )
+
+    @staff_app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return await page(
+            request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
+        )

@@ -1,0 +1,190 @@
+"""Staff users: creation, roles, passwords and sign-in. Every change is audited."""
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from app.admin import audit, passwords, throttle
+from app.admin.models import Role, StaffUser
+from app.db import utcnow
+from app.errors import AppError, Conflict, NotFound, Unprocessable
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class StaffUserNotFound(NotFound):
+    def __init__(self, user: int | str) -> None:
+        super().__init__(f"No staff user {user!r}.")
+
+
+class InvalidCredentials(AppError):
+    status_code = 400
+    title = "Sign-in failed"
+
+    def __init__(self) -> None:
+        super().__init__("The e-mail address or the password is not right.")
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in staff user, as pages and permission checks see them."""
+
+    id: int
+    email: str
+    role: Role
+    session_version: int
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.email}"
+
+    def can(self, required: Role) -> bool:
+        return self.role.includes(required)
+
+
+def _staff(user: StaffUser) -> Staff:
+    assert user.id is not None
+    return Staff(user.id, user.email, Role(user.role), user.session_version)
+
+
+def normalize_email(email: str) -> str:
+    value = email.strip().lower()
+    if not EMAIL_PATTERN.match(value) or len(value) > 320:
+        raise Unprocessable("Enter an e-mail address like ana@example.com.", loc=("email",))
+    return value
+
+
+def _check_password(password: str) -> None:
+    problem = passwords.password_problem(password)
+    if problem:
+        raise Unprocessable(problem, loc=("password",))
+
+
+def find_by_email(session: Session, email: str) -> StaffUser | None:
+    return session.exec(select(StaffUser).where(StaffUser.email == email.strip().lower())).first()
+
+
+def get_user(session: Session, user_id: int) -> StaffUser:
+    user = session.get(StaffUser, user_id)
+    if user is None:
+        raise StaffUserNotFound(user_id)
+    return user
+
+
+def create_user(
+    session: Session, email: str, role: Role, password: str, *, actor: str
+) -> StaffUser:
+    """Create a staff user with an Argon2 password hash."""
+    address = normalize_email(email)
+    _check_password(password)
+    if find_by_email(session, address) is not None:
+        raise Conflict(f"A staff user {address} exists already.")
+    user = StaffUser(
+        email=address, role=Role(role), password_hash=passwords.hash_password(password)
+    )
+    session.add(user)
+    session.flush()
+    assert user.id is not None
+    audit.record(
+        session,
+        actor=actor,
+        action="staff_user.create",
+        entity_type="staff_user",
+        entity_id=user.id,
+        summary=f"Created staff user {address} ({user.role})",
+        changes={"email": address, "role": user.role},
+    )
+    session.commit()
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(StaffUser)
+        .where(StaffUser.role == Role.ADMIN, col(StaffUser.is_active).is_(True))
+    ).one()
+
+
+def update_user(
+    session: Session, user_id: int, *, role: Role, is_active: bool, actor: str
+) -> StaffUser:
+    """Change a user's role or active flag; the last active admin stays an active admin."""
+    user = get_user(session, user_id)
+    changed = [
+        (name, old, new)
+        for name, old, new in (("role", user.role, role), ("is_active", user.is_active, is_active))
+        if old != new
+    ]
+    if not changed:
+        return user
+    losing_admin = (
+        user.role == Role.ADMIN and user.is_active and (role != Role.ADMIN or not is_active)
+    )
+    if losing_admin and _active_admins(session) <= 1:
+        raise Conflict(f"{user.email} is the last active admin; make someone else admin first.")
+    user.role, user.is_active, user.updated_at = Role(role), is_active, utcnow()
+    if not is_active:
+        user.session_version += 1
+    session.add(user)
+    audit.record(
+        session,
+        actor=actor,
+        action="staff_user.update",
+        entity_type="staff_user",
+        entity_id=user_id,
+        summary=f"Changed {user.email}: " + ", ".join(f"{k} {a} → {b}" for k, a, b in changed),
+        changes={name: [old, new] for name, old, new in changed},
+    )
+    session.commit()
+    return user
+
+
+def set_password(session: Session, user_id: int, password: str, *, actor: str) -> StaffUser:
+    """Set a new password; every session of the user ends."""
+    _check_password(password)
+    user = get_user(session, user_id)
+    user.password_hash = passwords.hash_password(password)
+    user.session_version += 1
+    user.updated_at = utcnow()
+    session.add(user)
+    throttle.forgive_account(session, user.email)
+    audit.record(
+        session,
+        actor=actor,
+        action="staff_user.password",
+        entity_type="staff_user",
+        entity_id=user_id,
+        summary=f"Set a new password for {user.email}",
+    )
+    session.commit()
+    return user
+
+
+def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) -> Staff:
+    """The staff user behind the credentials; failures are counted and throttled."""
+    throttle.check(session, who)
+    user = find_by_email(session, email)
+    usable = user is not None and user.is_active
+    if not passwords.verify_password(user.password_hash if usable and user else None, password):
+        session.rollback()
+        throttle.record_failure(session, who)
+        raise InvalidCredentials()
+    assert user is not None
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.last_login_at = utcnow()
+    session.add(user)
+    throttle.forgive_account(session, user.email)
+    session.commit()
+    return _staff(user)
+
+
+def load_staff(session: Session, user_id: int, session_version: int) -> Staff | None:
+    """The user a session belongs to, while active and the session is still valid."""
+    user = session.get(StaffUser, user_id)
+    if user is None or not user.is_active or user.session_version != session_version:
+        return None
+    return _staff(user)

@@ -1,0 +1,87 @@
+"""Staff-site fixtures: real commits (sqladmin opens its own sessions), cheap password hashes,
+and signed-in clients per role."""
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.admin import passwords, users
+from app.admin.models import Role
+from app.tracking.ratelimit import MissLimiter
+from app.tracking.scans import visitor_keys
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> None:
+    # Production cost (64 MiB, 3 passes) per sign-in would make the suite crawl; the
+    # algorithm and code path stay the same.
+    passwords.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@dataclass(frozen=True)
+class StaffLogin:
+    email: str
+    password: str
+    role: Role
+
+
+@pytest.fixture
+def db(committed: Engine) -> Iterator[Session]:
+    with Session(committed, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def make_staff(db: Session) -> Callable[..., StaffLogin]:
+    def make(role: Role, email: str | None = None) -> StaffLogin:
+        address = email or f"{role}@example.com"
+        users.create_user(db, address, role, PASSWORD, actor="tests")
+        return StaffLogin(address, PASSWORD, role)
+
+    return make
+
+
+@pytest.fixture
+def web(app: FastAPI, _running_client: TestClient, committed: Engine) -> TestClient:
+    """A browser on the staff site: no session override, everything really committed."""
+    app.dependency_overrides.clear()
+    app.state.miss_limiter = MissLimiter(20)
+    visitor_keys.forget()
+    _running_client.headers.clear()
+    _running_client.cookies.clear()
+    return _running_client
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def sign_in(web: TestClient, who: StaffLogin) -> str:
+    """Sign in through the form, like a person; returns the session's CSRF token."""
+    page = web.get("/admin/login")
+    response = web.post(
+        "/admin/login",
+        data={"email": who.email, "password": who.password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return csrf_from(web.get("/admin/").text)
+
+
+@pytest.fixture
+def as_role(web: TestClient, make_staff: Callable[..., StaffLogin]) -> Callable[[Role], str]:
+    def login(role: Role) -> str:
+        return sign_in(web, make_staff(role))
+
+    return login

@@ -1,0 +1,273 @@
+"""What staff see and do: search in any spelling, filters, dashboard, forms with field errors,
+bulk stage updates, API keys shown once."""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.admin.models import Role
+from app.auth.service import authenticate
+from app.config import get_settings
+from app.db import utcnow
+from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer
+from app.tracking import service as tracking_service
+from app.tracking.models import Channel, CodeForm, ScanEvent, StageUpdate
+from app.tracking.schemas import StageUpdateCreate
+from tests.factories import make_offer
+
+pytestmark = pytest.mark.concurrency
+
+
+def _order(db: Session, company: str, **extra: str) -> Offer:
+    settings = get_settings()
+    offer = make_offer(db, settings, issued=True, company=company, **extra)
+    return tracking_service.activate_offer(db, offer.id, actor="tests", settings=settings)
+
+
+def _spellings(offer: Offer) -> list[str]:
+    short = offer.tracking_id
+    hyphenated = hyphenate_tracking_id(short)
+    return [
+        hyphenated.lower(),
+        f"  {short.lower()}  ",
+        " ".join(short),
+        short.replace("0", "O").replace("1", "l"),
+        offer.id.lower(),
+        hyphenate_tracking_id(offer.id),
+    ]
+
+
+def test_search_finds_an_order_by_its_tracking_id_in_any_spelling(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    wanted = _order(db, "Acme Hellas SA")
+    other = _order(db, "Nordwind GmbH")
+    as_role(Role.VIEWER)
+
+    for spelling in _spellings(wanted):
+        page = web.get("/admin/order/list", params={"search": spelling}).text
+        assert "Acme Hellas SA" in page, spelling
+        assert "Nordwind GmbH" not in page, spelling
+    assert hyphenate_tracking_id(other.tracking_id) in web.get("/admin/order/list").text
+
+
+def test_search_finds_offers_by_company_and_customer_reference(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    settings = get_settings()
+    make_offer(
+        db,
+        settings,
+        company="Acme Hellas SA",
+        customer={"company": "Acme Hellas SA", "reference": "RFQ-7781"},
+    )
+    make_offer(db, settings, company="Nordwind GmbH")
+    as_role(Role.VIEWER)
+
+    by_company = web.get("/admin/offer/list", params={"search": "hellas"}).text
+    by_reference = web.get("/admin/offer/list", params={"search": "rfq-7781"}).text
+    not_a_code = web.get("/admin/offer/list", params={"search": "zzzz"}).text
+
+    assert "Acme Hellas SA" in by_company and "Nordwind GmbH" not in by_company
+    assert "Acme Hellas SA" in by_reference and "Nordwind GmbH" not in by_reference
+    assert "Acme Hellas SA" not in not_a_code and "Nordwind GmbH" not in not_a_code
+
+
+def test_offers_filter_by_status_as_the_customer_sees_it_newest_first(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    settings = get_settings()
+    make_offer(db, settings, company="Old Draft AG")
+    expired = make_offer(db, settings, issued=True, company="Expired Ltd")
+    expired.valid_until = offers_service.today(settings) - timedelta(days=1)
+    db.add(expired)
+    db.commit()
+    make_offer(db, settings, issued=True, company="Fresh Issued SA")
+    as_role(Role.VIEWER)
+
+    issued = web.get("/admin/offer/list", params={"status": "issued"}).text
+    expired_page = web.get("/admin/offer/list", params={"status": "expired"}).text
+    everything = web.get("/admin/offer/list").text
+
+    assert "Fresh Issued SA" in issued and "Expired Ltd" not in issued
+    assert "Expired Ltd" in expired_page and "Fresh Issued SA" not in expired_page
+    assert (
+        everything.index("Fresh Issued SA")
+        < everything.index("Expired Ltd")
+        < everything.index("Old Draft AG")
+    )
+
+
+def test_orders_filter_by_current_stage_and_show_it(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    shipped = _order(db, "Shipped GmbH")
+    tracking_service.add_stage_update(
+        db, shipped.id, StageUpdateCreate(stage="Shipped"), actor="tests"
+    )
+    _order(db, "Just Ordered SA")
+    as_role(Role.VIEWER)
+
+    page = web.get("/admin/order/list", params={"stage": "shipped"}).text
+
+    assert "Shipped GmbH" in page and "Just Ordered SA" not in page
+    everything = web.get("/admin/order/list").text
+    assert "Order confirmed" in everything and "Shipped" in everything
+
+
+def test_the_dashboard_counts_this_months_offers_stages_late_orders_and_human_scans(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    settings = get_settings()
+    make_offer(db, settings, issued=True)
+    late = _order(db, "Late Delivery AG")
+    yesterday = offers_service.today(settings) - timedelta(days=1)
+    update = StageUpdateCreate(stage="In production", expected_delivery_date=yesterday)
+    tracking_service.add_stage_update(db, late.id, update, actor="tests")
+    for is_bot in (False, False, True):
+        db.add(
+            ScanEvent(
+                offer_id=late.id,
+                occurred_at=utcnow(),
+                code_form=CodeForm.SHORT,
+                channel=Channel.QR,
+                device_class="bot" if is_bot else "mobile",
+                is_bot=is_bot,
+            )
+        )
+    db.commit()
+    as_role(Role.VIEWER)
+
+    page = web.get("/admin/").text
+
+    assert 'id="stat-issued">2<' in page
+    assert 'id="stat-ordered">1<' in page
+    assert 'id="stat-scans">2<' in page
+    overdue = page[page.index('id="overdue"') :]
+    assert "Late Delivery AG" in overdue and "In production" in overdue
+    per_stage = page[page.index('id="orders-per-stage"') : page.index('id="overdue"')]
+    assert 'In production</a></td><td class="text-end">1' in per_stage
+
+
+def test_a_stage_update_form_shows_errors_next_to_the_fields_and_keeps_the_input(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    order = _order(db, "Acme Hellas SA")
+    token = as_role(Role.SALES)
+
+    response = web.post(
+        f"/admin/orders/{order.id}/stage-update",
+        data={
+            "stage": "",
+            "public_note": "Leaves Friday",
+            "tracking_link": "javascript:alert(1)",
+            "csrf_token": token,
+        },
+    )
+
+    assert response.status_code == 422
+    assert 'id="stage-error"' in response.text
+    assert 'id="tracking_link-error">must be an http or https link' in response.text
+    assert "Leaves Friday" in response.text
+    db.expire_all()
+    assert len(db.exec(select(StageUpdate).where(StageUpdate.offer_id == order.id)).all()) == 1
+
+
+def test_a_bulk_stage_update_reaches_every_selected_order_and_only_those(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    first, second, untouched = (_order(db, name) for name in ("One AG", "Two AG", "Three AG"))
+    token = as_role(Role.SALES)
+
+    chosen = web.post(
+        "/admin/order/action/bulk-stage-update",
+        data={"pks": [first.id, second.id], "csrf_token": token},
+    )
+    assert "Add a stage update to 2 orders" in chosen.text
+    done = web.post(
+        "/admin/orders/bulk-stage-update",
+        data={
+            "pks": [first.id, second.id],
+            "stage": "shipped",
+            "carrier": "DHL",
+            "csrf_token": token,
+        },
+    )
+
+    assert "Stage update added to 2 orders" in done.text
+    db.expire_all()
+    for order, stages in ((first, 2), (second, 2), (untouched, 1)):
+        rows = db.exec(select(StageUpdate).where(StageUpdate.offer_id == order.id)).all()
+        assert len(rows) == stages
+    db.rollback()
+
+
+def test_a_bulk_update_with_a_non_order_changes_nothing(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    order = _order(db, "One AG")
+    offer = make_offer(db, get_settings(), issued=True)
+    token = as_role(Role.SALES)
+
+    response = web.post(
+        "/admin/orders/bulk-stage-update",
+        data={"pks": [order.id, offer.id], "stage": "shipped", "csrf_token": token},
+    )
+
+    assert response.status_code == 422
+    assert "Nothing was changed" in response.text
+    db.expire_all()
+    assert len(db.exec(select(StageUpdate).where(StageUpdate.offer_id == order.id)).all()) == 1
+
+
+def test_an_api_key_token_is_shown_once_and_works(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.ADMIN)
+
+    created = web.post("/admin/api-key/create", data={"name": "crm", "csrf_token": token})
+
+    assert created.status_code == 200
+    assert created.headers["cache-control"].startswith("no-store")
+    shown = created.text.split('id="secret-value"')[0].rsplit('value="', 1)[1].split('"')[0]
+    assert shown.startswith("ot_")
+    assert authenticate(db, shown).name == "crm"
+    db.rollback()
+    assert shown not in web.get("/admin/api-key/list").text
+
+
+def test_user_forms_show_field_errors_next_to_the_field(
+    web: TestClient, as_role: Callable[[Role], str]
+) -> None:
+    token = as_role(Role.ADMIN)
+
+    response = web.post(
+        "/admin/staff-user/create",
+        data={"email": "not an address", "role": "sales", "password": "short", "csrf_token": token},
+    )
+
+    assert response.status_code == 400
+    assert "Enter an e-mail address like ana@example.com." in response.text
+    assert "Field must be between 10 and 1024 characters long." in response.text
+
+
+def test_offer_page_offers_the_actions_the_role_allows(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    as_role(Role.VIEWER)
+    viewer_page = web.get(f"/admin/offer/details/{offer.id}").text
+    web.cookies.clear()
+    as_role(Role.SALES)
+    sales_page = web.get(f"/admin/offer/details/{offer.id}").text
+
+    assert "Download PDF" in viewer_page and "Open tracking page" in viewer_page
+    assert "Activate as order" not in viewer_page
+    assert "Activate as order" in sales_page and "Revise" in sales_page
+    pdf = web.get(f"/admin/offers/{offer.id}/pdf")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")

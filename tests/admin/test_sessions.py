@@ -1,0 +1,282 @@
+"""Sign-in, sessions and CSRF: forged cross-site requests fail, throttling, idle timeout."""
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from sqlmodel import Session, col, select
+
+from app.admin import users
+from app.admin.models import AuditLogEntry, Role, StaffUser
+from app.admin.site import _session_key
+from app.admin.throttle import MAX_PER_ACCOUNT, MAX_PER_ADDRESS
+from app.auth.models import ApiKey
+from app.auth.service import create_api_key
+from app.config import get_settings
+from app.db import utcnow
+from app.offers.models import Offer, OfferStatus
+from tests.admin.conftest import PASSWORD, StaffLogin, csrf_from, sign_in
+from tests.factories import make_offer
+
+pytestmark = pytest.mark.concurrency
+
+
+@pytest.fixture
+def issued(db: Session) -> str:
+    return make_offer(db, get_settings(), issued=True).id
+
+
+def _status(db: Session, offer_id: str) -> str:
+    db.expire_all()
+    offer = db.get(Offer, offer_id)
+    assert offer is not None
+    status = offer.status
+    db.rollback()
+    return status
+
+
+def test_a_forged_cross_site_post_fails_and_changes_nothing(
+    web: TestClient, as_role: Callable[[Role], str], issued: str, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    url = f"/admin/offers/{issued}/activate"
+
+    # An evil page can make the browser send the session cookie, but cannot read the token.
+    no_token = web.post(url, headers={"Origin": "https://evil.example"})
+    wrong_token = web.post(url, data={"csrf_token": "guessed"})
+    right_token_wrong_site = web.post(
+        url, data={"csrf_token": token}, headers={"Origin": "https://evil.example"}
+    )
+
+    assert no_token.status_code == wrong_token.status_code == 403
+    assert right_token_wrong_site.status_code == 403
+    assert "could not be verified" in no_token.text
+    assert _status(db, issued) == OfferStatus.ISSUED
+
+    same_site = web.post(url, data={"csrf_token": token}, headers={"Origin": str(web.base_url)})
+    assert same_site.status_code == 200  # followed to the order page
+    assert _status(db, issued) == OfferStatus.ORDERED
+
+
+def test_sqladmin_forms_and_actions_need_the_token_too(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.ADMIN)
+    key, _ = create_api_key(db, "erp", actor="tests")
+    key_id = key.id
+
+    created = web.post(
+        "/admin/staff-user/create",
+        data={"email": "mallory@example.com", "role": "admin", "password": "x" * 12},
+    )
+    revoked = web.post("/admin/api-key/action/revoke", data={"pks": str(key_id)})
+    by_link = web.get(f"/admin/api-key/action/revoke?pks={key_id}")  # a link never changes state
+
+    assert created.status_code == revoked.status_code == 403
+    assert by_link.status_code == 405
+    db.expire_all()
+    assert users.find_by_email(db, "mallory@example.com") is None
+    assert db.get(ApiKey, key_id).revoked_at is None  # type: ignore[union-attr]
+    db.rollback()
+
+    ok = web.post("/admin/api-key/action/revoke", data={"pks": str(key_id), "csrf_token": token})
+    assert ok.status_code == 200 and "Revoked 1 API key" in ok.text
+
+
+def test_signing_in_needs_the_form_token_and_renews_the_session(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    who = make_staff(Role.VIEWER)
+    page = web.get("/admin/login")
+    before = csrf_from(page.text)
+
+    forged = web.post("/admin/login", data={"email": who.email, "password": who.password})
+    assert forged.status_code == 403
+
+    after = sign_in(web, who)
+    assert after != before  # a token planted before sign-in is worthless afterwards
+
+
+def test_the_session_cookie_is_the_staff_sites_own(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    who = make_staff(Role.VIEWER)
+    web.get("/admin/login")
+    cookie = web.cookies.jar
+    response = web.post(
+        "/admin/login",
+        data={
+            "email": who.email,
+            "password": who.password,
+            "csrf_token": csrf_from(web.get("/admin/login").text),
+        },
+        follow_redirects=False,
+    )
+    set_cookie = response.headers["set-cookie"]
+    assert set_cookie.startswith("ot_staff=")
+    for attribute in ("path=/admin", "httponly", "samesite=lax", "secure", "max-age=1800"):
+        assert attribute in set_cookie.lower()
+    assert cookie is not None
+
+    # The public site's CSRF cookie lives beside it; neither replaces the other.
+    offer = make_offer(db, get_settings(), issued=True)
+    web.get(f"/{offer.id}")
+    names = {c.name: c.path for c in web.cookies.jar}
+    assert names == {"ot_staff": "/admin", "ot_csrf": "/"}
+    assert web.get("/admin/").status_code == 200
+
+
+def _forge_session(web: TestClient, data: dict[str, object], age: timedelta) -> None:
+    signer = TimestampSigner(_session_key(get_settings()))
+    payload = base64.b64encode(json.dumps(data).encode())
+    stamp = int((utcnow() - age).timestamp())
+    signer.get_timestamp = lambda: stamp  # type: ignore[method-assign]
+    web.cookies.set(
+        "ot_staff", signer.sign(payload).decode(), domain="track.example.com", path="/admin"
+    )
+
+
+def _session_of(db: Session, email: str, signed_in_ago: timedelta) -> dict[str, object]:
+    user = db.exec(select(StaffUser).where(StaffUser.email == email)).one()
+    data = {
+        "uid": user.id,
+        "ver": user.session_version,
+        "signed_in": (utcnow() - signed_in_ago).isoformat(),
+        "csrf": "t",
+    }
+    db.rollback()
+    return data
+
+
+def test_a_session_ends_after_idle_time_and_after_twelve_hours(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    who = make_staff(Role.VIEWER)
+    session = _session_of(db, who.email, timedelta(hours=1))
+
+    _forge_session(web, session, age=timedelta(minutes=5))
+    assert web.get("/admin/", follow_redirects=False).status_code == 200
+
+    _forge_session(web, session, age=timedelta(minutes=31))
+    assert web.get("/admin/", follow_redirects=False).status_code == 302
+
+    _forge_session(web, _session_of(db, who.email, timedelta(hours=13)), age=timedelta(0))
+    assert web.get("/admin/", follow_redirects=False).status_code == 302
+
+
+def test_failed_sign_ins_are_throttled_per_account(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    who = make_staff(Role.SALES)
+    token = csrf_from(web.get("/admin/login").text)
+
+    for _ in range(MAX_PER_ACCOUNT):
+        wrong = web.post(
+            "/admin/login",
+            data={"email": who.email, "password": "wrong password", "csrf_token": token},
+        )
+        assert wrong.status_code == 400
+        assert "not right" in wrong.text
+    right_but_late = web.post(
+        "/admin/login", data={"email": who.email, "password": who.password, "csrf_token": token}
+    )
+
+    assert right_but_late.status_code == 429
+    assert "Too many failed sign-ins" in right_but_late.text
+    assert int(right_but_late.headers["retry-after"]) > 0
+
+
+def test_failed_sign_ins_are_throttled_per_address(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    who = make_staff(Role.VIEWER)
+    token = csrf_from(web.get("/admin/login").text)
+
+    for n in range(MAX_PER_ADDRESS):
+        data = {"email": f"guess{n}@example.com", "password": "wrong password", "csrf_token": token}
+        assert web.post("/admin/login", data=data).status_code == 400
+    blocked = web.post(
+        "/admin/login", data={"email": who.email, "password": PASSWORD, "csrf_token": token}
+    )
+
+    assert blocked.status_code == 429
+
+
+def test_deactivating_a_user_or_changing_the_password_ends_their_session(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.ADMIN)  # the last admin stays
+    who = make_staff(Role.SALES)
+    sign_in(web, who)
+    user_id = db.exec(select(StaffUser.id).where(StaffUser.email == who.email)).one()
+    assert user_id is not None
+    db.rollback()
+
+    users.set_password(db, user_id, "another long password", actor="tests")
+    assert web.get("/admin/", follow_redirects=False).status_code == 302
+
+    sign_in(web, StaffLogin(who.email, "another long password", who.role))
+    users.update_user(db, user_id, role=Role.SALES, is_active=False, actor="tests")
+    assert web.get("/admin/", follow_redirects=False).status_code == 302
+    page = web.get("/admin/login")
+    refused = web.post(
+        "/admin/login",
+        data={
+            "email": who.email,
+            "password": "another long password",
+            "csrf_token": csrf_from(page.text),
+        },
+    )
+    assert refused.status_code == 400
+    entries = db.exec(
+        select(AuditLogEntry.action)
+        .where(AuditLogEntry.entity_id == str(user_id))
+        .order_by(col(AuditLogEntry.id))
+    ).all()
+    assert entries == ["staff_user.create", "staff_user.password", "staff_user.update"]
+
+
+def test_sign_out_is_a_post_and_a_link_only_asks(
+    web: TestClient, as_role: Callable[[Role], str]
+) -> None:
+    token = as_role(Role.VIEWER)
+
+    asked = web.get("/admin/logout")
+    assert asked.status_code == 200 and "Sign out?" in asked.text
+    assert web.get("/admin/", follow_redirects=False).status_code == 200
+
+    out = web.post("/admin/logout", data={"csrf_token": token})
+    assert "You are signed out" in out.text
+    assert web.get("/admin/", follow_redirects=False).status_code == 302
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    who = make_staff(Role.VIEWER)
+    first = web.get("/admin/order/list", follow_redirects=False)
+    assert first.status_code == 302
+
+    redirect = web.get("/admin/settings", follow_redirects=False)
+    assert redirect.headers["location"].endswith("/admin/login?next=%2Fadmin%2Fsettings")
+    for target, expected in (
+        ("/admin/order/list", "/admin/order/list"),
+        ("//evil.example/", "/admin/"),
+    ):
+        token = csrf_from(web.get("/admin/login").text)
+        response = web.post(
+            "/admin/login",
+            data={
+                "email": who.email,
+                "password": who.password,
+                "csrf_token": token,
+                "next": target,
+            },
+            follow_redirects=False,
+        )
+        assert response.headers["location"].endswith(expected)
+        web.cookies.clear()
