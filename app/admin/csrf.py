@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admin.access import CSRF_FIELD, CSRF_HEADER, expected_csrf_token
+from app.config import get_settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -79,9 +80,12 @@ def _cross_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return False
-    own = (request.url.scheme, request.url.netloc)
+    # Behind a TLS-terminating proxy the request arrives as http://, while the browser names
+    # the public https:// origin: both are ours.
+    public = urlsplit(get_settings().public_base_url)
+    own = {(request.url.scheme, request.url.netloc), (public.scheme, public.netloc)}
     parts = urlsplit(origin)
-    return origin == "null" or (parts.scheme, parts.netloc) != own
+    return origin == "null" or (parts.scheme, parts.netloc) not in own
 
 
 async def _problem(request: Request) -> str | None:
@@ -94,12 +98,17 @@ async def _problem(request: Request) -> str | None:
     ):
         async with request.form() as form:
             sent = form.get(CSRF_FIELD)
-    if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+    if not expected or not isinstance(sent, str) or not _same(sent, expected):
         return (
             "Its security token is missing or out of date (the page may be old, or it was "
             "sent from another site)."
         )
     return None
+
+
+def _same(sent: str, expected: str) -> bool:
+    # Bytes: compare_digest refuses non-ASCII text, and a forged form may well contain some.
+    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, reason: str, status: int) -> None:

@@ -62,6 +62,23 @@ def test_a_forged_cross_site_post_fails_and_changes_nothing(
     assert _status(db, issued) == OfferStatus.ORDERED
 
 
+def test_behind_a_tls_proxy_the_public_origin_is_ours(
+    web: TestClient, as_role: Callable[[Role], str], issued: str, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    cookie = "; ".join(f"{name}={value}" for name, value in web.cookies.items())
+    # The browser speaks https to the proxy; the proxy speaks http to us.
+    url = f"http://track.example.com/admin/offers/{issued}/activate"
+    origin = {"Origin": get_settings().public_base_url, "Cookie": cookie}
+
+    garbled = web.post(url, data={"csrf_token": "tökén"}, headers=origin)
+    activated = web.post(url, data={"csrf_token": token}, headers=origin)
+
+    assert garbled.status_code == 403
+    assert activated.status_code == 200
+    assert _status(db, issued) == OfferStatus.ORDERED
+
+
 def test_sqladmin_forms_and_actions_need_the_token_too(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
