@@ -126,7 +126,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
-    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
     return create_engine(
         url, pool_pre_ping=True, pool_timeout=5, connect_args=connect_args, **kwargs
     )
