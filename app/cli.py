@@ -1,6 +1,7 @@
-"""The ``offertrack`` command: serve, migrate, demo data and API keys."""
+"""The ``offertrack`` command: serve, migrate, demo data, API keys, backup and purge."""
 
-from typing import Annotated
+import os
+from typing import Annotated, Any
 
 import typer
 from alembic import command
@@ -43,6 +44,11 @@ def serve(
         typer.echo(
             "Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True
         )
+    if workers > 1:
+        from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+        # Before the workers start: each one then keeps its metrics in files /metrics adds up.
+        os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(settings.var_dir))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -51,7 +57,17 @@ def serve(
         workers=workers,
         reload=reload,
         proxy_headers=False,
+        **_log_options(settings.log_format, settings.log_level),
     )
+
+
+def _log_options(log_format: str, level: str) -> dict[str, Any]:
+    if log_format != "json":
+        return {"log_level": level.lower()}
+    from app.observability import uvicorn_log_config
+
+    # Our JSON access line (with request id, without client address) replaces uvicorn's.
+    return {"log_config": uvicorn_log_config(level), "access_log": False}
 
 
 @cli.command()

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,8 +18,18 @@ from starlette.responses import Response
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import get_engine
 from app.errors import AppError, Unauthorized, Unprocessable
+from app.health import ReadinessCheck
+from app.health import router as health_router
+from app.metrics import worker_stopped
+from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
+from app.security import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    body_too_large_detail,
+    secure_response,
+)
 from app.templating import render
 from app.tracking.api import router as orders_router
 from app.tracking.ratelimit import MissLimiter
@@ -41,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
         scan_log = GroupCommitScanLog(get_engine())
         app.state.scan_log = scan_log
+        app.state.readiness = ReadinessCheck(settings)
         housekeeping = asyncio.create_task(_hourly_housekeeping())
         try:
             yield
@@ -48,19 +60,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             housekeeping.cancel()
             scan_log.close()
             renderer.shutdown()
+            app.state.readiness.close()
+            worker_stopped()
 
     app = FastAPI(
         title="OfferTrack",
         version="1.0",
         description="Quotations with a QR code that customers scan to track their order.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,  # ReDoc needs Google's fonts and an inline style; Swagger UI is enough
     )
+    # Added last runs first: the request id exists before the security headers are added.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     # Last: its /{code} route would otherwise shadow every other single-segment path.
     app.include_router(tracking_router)
     _register_error_handlers(app)
@@ -89,6 +111,14 @@ async def favicon() -> Response:
 async def robots_txt() -> Response:
     # Tracking pages belong to one customer each; search engines have no business there.
     return PlainTextResponse("User-agent: *\nAllow: /$\nDisallow: /\n")
+
+
+async def swagger_ui(request: Request) -> Response:
+    """FastAPI's Swagger UI page; its inline start-up script carries this response's CSP nonce."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="OfferTrack API")
+    html = bytes(page.body).decode()
+    nonce = request.state.csp_nonce
+    return HTMLResponse(html.replace("<script>", f'<script nonce="{nonce}">'))
 
 
 def _wants_json(request: Request) -> bool:
@@ -127,9 +157,14 @@ def _register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
+        detail = str(exc.detail)
+        if exc.status_code == 413:
+            detail = body_too_large_detail(get_settings().max_request_bytes)
+        elif isinstance(exc.__cause__, RecursionError):
+            detail = "The JSON body is nested too deeply to be read."
         response = _error_response(
-            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
+            request, exc.status_code, titles.get(exc.status_code, "Error"), detail
         )
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
@@ -138,6 +173,10 @@ def _register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(
+        response = _error_response(
             request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
         )
+        # Starlette sends this one outside every middleware: add what they would have.
+        secure_response(request, response, get_settings())
+        response.headers["X-Request-ID"] = getattr(request.state, "request_id", "")
+        return response

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
 from app.errors import ServiceUnavailable
+from app.metrics import SCANS_RECORDED
 from app.tracking.models import ScanEvent
 
 log = logging.getLogger(__name__)
@@ -109,3 +110,4 @@ class GroupCommitScanLog:
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         with self._engine.begin() as connection:
             connection.execute(insert(ScanEvent), rows)
+        SCANS_RECORDED.inc(len(rows))
