@@ -71,9 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,  # ReDoc needs Google's fonts and an inline style; Swagger UI is enough
     )
-    # Added last runs first: the request id exists before the security headers are added.
-    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    # Added last runs first: every response, a refused body's too, gets the request id and the
+    # security headers.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
