@@ -4,12 +4,23 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
 
 MAX_LINES = 500
+# No quotation of ours reaches a trillion; a bigger amount is a typo (a price in the quantity
+# field, a pasted article number). Below 10^12 an amount with its cents has 14 digits, within
+# the 15 significant digits SQLite's REAL and the PDF's columns hold.
+MAX_AMOUNT = Decimal(10) ** 12
 
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 RequiredText200 = Annotated[
@@ -64,6 +75,22 @@ class LineIn(StrictModel):
     discount_percent: Percent = Decimal(0)
     vat_rate: Percent
 
+    @model_validator(mode="after")
+    def _plausible_amount(self) -> "LineIn":
+        if self.quantity * self.unit_price >= MAX_AMOUNT:
+            raise ValueError(f"quantity × unit_price must stay below {MAX_AMOUNT:,.0f}")
+        return self
+
+
+def _check_offer_total(lines: list[LineIn] | None) -> None:
+    if not lines:
+        return
+    gross = sum(
+        (line.quantity * line.unit_price * (1 + line.vat_rate / 100) for line in lines), Decimal(0)
+    )
+    if gross >= MAX_AMOUNT:
+        raise ValueError(f"the offer's total must stay below {MAX_AMOUNT:,.0f}")
+
 
 class OfferCreate(StrictModel):
     customer: CustomerIn
@@ -72,6 +99,11 @@ class OfferCreate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
     terms: LongText = ""
+
+    @model_validator(mode="after")
+    def _plausible_total(self) -> "OfferCreate":
+        _check_offer_total(self.lines)
+        return self
 
 
 class OfferUpdate(StrictModel):
@@ -83,6 +115,11 @@ class OfferUpdate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
     notes: LongText | None = None
     terms: LongText | None = None
+
+    @model_validator(mode="after")
+    def _plausible_total(self) -> "OfferUpdate":
+        _check_offer_total(self.lines)
+        return self
 
 
 class CustomerRead(BaseModel):
