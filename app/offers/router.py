@@ -16,13 +16,13 @@ from app.offers.documents import PdfDocument, offer_pdf
 from app.offers.models import Offer, OfferStatus
 from app.offers.pdf import PdfRenderer
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
-from app.openapi import error_responses
+from app.openapi import error_responses, single_query_values
 from app.tracking import service as tracking_service
 
 router = APIRouter(
     prefix="/api/v1/offers",
     tags=["offers"],
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
     responses=error_responses(400, 401, 404, 409, 413),
 )
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, status
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.db import SessionDep
 from app.offers.models import Offer
-from app.openapi import error_responses
+from app.openapi import error_responses, single_query_values
 from app.tracking import service
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.schemas import StageUpdateCreate, StageUpdateRead
@@ -13,7 +13,7 @@ from app.tracking.schemas import StageUpdateCreate, StageUpdateRead
 router = APIRouter(
     prefix="/api/v1/orders",
     tags=["orders"],
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
     responses=error_responses(400, 401, 404, 413),
 )
 

@@ -157,3 +157,36 @@ def test_a_pathological_pdf_hits_its_time_limit_and_the_server_carries_on(
     assert api.get("/healthz").status_code == 200
     after = api.get(f"/api/v1/offers/{small.id}/pdf")  # on the renderer's fresh pool
     assert after.status_code == 200 and after.content.startswith(b"%PDF")
+
+
+def test_a_repeated_query_parameter_is_refused_not_guessed(api: TestClient) -> None:
+    response = api.get("/api/v1/offers?status=draft&status=issued")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "status"]
+    assert "more than once" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000"])
+def test_a_number_is_not_taken_for_a_date(api: TestClient, value: str) -> None:
+    response = api.get("/api/v1/offers", params={"created_from": value})
+
+    assert response.status_code == 422
+    assert "ISO 8601" in response.json()["detail"][0]["msg"]
+
+
+def test_a_date_without_a_zone_filters_in_utc(api: TestClient, session: Session) -> None:
+    make_offer(session, get_settings())
+
+    since = api.get("/api/v1/offers", params={"created_from": "2000-01-01T00:00:00"})
+    until = api.get("/api/v1/offers", params={"created_to": "2000-01-01"})
+
+    assert since.status_code == 200 and since.json()["total"] == 1
+    assert until.status_code == 200 and until.json()["total"] == 0
+
+
+def test_options_on_an_api_path_lists_every_method_it_has(api: TestClient) -> None:
+    response = api.options("/api/v1/offers")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, POST"
