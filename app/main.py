@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match
 
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import get_engine
@@ -137,12 +137,13 @@ def _error_response(
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    path = request.url.path
-    methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.fullmatch(path):
-            methods |= route.methods
-    return sorted(methods)
+    # Asking the router itself covers included routers, whose routes app.routes does not list.
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _register_error_handlers(app: FastAPI) -> None:

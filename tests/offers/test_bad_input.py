@@ -189,4 +189,4 @@ def test_options_on_an_api_path_lists_every_method_it_has(api: TestClient) -> No
     response = api.options("/api/v1/offers")
 
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, HEAD, POST"
+    assert response.headers["allow"] == "GET, POST"
