@@ -1,6 +1,7 @@
 """The ``offertrack`` command: serve, migrate, demo data, API keys, backup and purge."""
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -102,6 +103,43 @@ def create_api_key(name: Annotated[str, typer.Argument(help="Who or what uses th
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(token)
     typer.echo(f"API key {name!r} created. Store the token now: it is not shown again.", err=True)
+
+
+@cli.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="File to write, or a directory for a dated file.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
+) -> None:
+    """Write a consistent copy of the SQLite database while the server runs."""
+    from app.backup import PG_DUMP_HELP, BackupError, backup_sqlite, sqlite_file
+
+    settings = get_settings()
+    if not settings.is_sqlite:
+        typer.echo(PG_DUMP_HELP, err=True)
+        raise typer.Exit(2)
+    try:
+        report = backup_sqlite(sqlite_file(settings.database_url), path, overwrite=overwrite)
+    except BackupError as exc:
+        typer.echo(f"Backup failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"Backup written: {report.path} ({report.size / 1e6:.1f} MB)")
+
+
+@cli.command()
+def purge() -> None:
+    """Roll scan events past OFFERTRACK_SCAN_RETENTION_DAYS up into daily counts; delete them."""
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.tracking.retention import purge_old_scans
+
+    days = get_settings().scan_retention_days
+    with Session(get_engine(), expire_on_commit=False) as session:
+        report = purge_old_scans(session, retention_days=days)
+    typer.echo(
+        f"Scan events older than {days} days: {report.events} rolled up into "
+        f"{report.rows} daily rows over {report.days} days, and deleted."
+    )
 
 
 def _display_url() -> str:

@@ -34,6 +34,7 @@ from app.security import (
 from app.templating import render
 from app.tracking.api import router as orders_router
 from app.tracking.ratelimit import MissLimiter
+from app.tracking.retention import purge_old_scans
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan_log = GroupCommitScanLog(get_engine())
         app.state.scan_log = scan_log
         app.state.readiness = ReadinessCheck(settings)
-        housekeeping = asyncio.create_task(_hourly_housekeeping())
+        housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         try:
             yield
         finally:
@@ -91,19 +92,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _hourly_housekeeping() -> None:
-    """Delete visitor keys past 48 hours, also on days without scans."""
+async def _hourly_housekeeping(settings: Settings) -> None:
+    """Delete visitor keys past 48 hours (also on days without scans), and roll scan events
+    past the retention period up into daily counts."""
     while True:
-        try:
-            await asyncio.to_thread(_purge_visitor_keys)
-        except Exception:  # the next hour tries again; the server must not stop for this
-            log.exception("housekeeping failed")
+        for task in (_purge_visitor_keys, _purge_old_scans):
+            try:
+                await asyncio.to_thread(task, settings)
+            except Exception:  # the next hour tries again; the server must not stop for this
+                log.exception("housekeeping failed: %s", task.__name__)
         await asyncio.sleep(3600)
 
 
-def _purge_visitor_keys() -> None:
+def _purge_visitor_keys(settings: Settings) -> None:
     with Session(get_engine()) as session:
         purge_visitor_keys(session)
+
+
+def _purge_old_scans(settings: Settings) -> None:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        report = purge_old_scans(session, retention_days=settings.scan_retention_days)
+    if report.events:
+        log.info("rolled up %d scan events of %d days", report.events, report.days)
 
 
 async def favicon() -> Response:

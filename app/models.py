@@ -3,7 +3,7 @@
 from app.auth.models import ApiKey
 from app.db import metadata
 from app.offers.models import Offer, OfferLine, OfferPdf
-from app.tracking.models import OrderStage, ScanEvent, StageUpdate, VisitorKey
+from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
     "ApiKey",
@@ -11,6 +11,7 @@ __all__ = [
     "OfferLine",
     "OfferPdf",
     "OrderStage",
+    "ScanDaily",
     "ScanEvent",
     "StageUpdate",
     "VisitorKey",
