@@ -13,6 +13,16 @@ from pydantic import (
     model_validator,
 )
 
+from app.fields import (
+    Currency,
+    Email,
+    RequiredText200,
+    RequiredText500,
+    Text50,
+    Text100,
+    Text200,
+    Unit,
+)
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
 
@@ -21,21 +31,8 @@ MAX_LINES = 500
 # field, a pasted article number). Below 10^12 an amount with its cents has 14 digits, within
 # the 15 significant digits SQLite's REAL and the PDF's columns hold.
 MAX_AMOUNT = Decimal(10) ** 12
-
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-RequiredText200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-]
+# Notes and terms keep their whitespace: line breaks and indentation are the author's.
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
-Email = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, max_length=320, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
-    ),
-]
-Currency = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
-]
 
 # Bounds keep every amount within 15 significant digits (exact in SQLite's REAL) and make an
 # absurd quantity a 422 instead of an overflow further down.
@@ -61,16 +58,14 @@ class CustomerIn(StrictModel):
     company: RequiredText200
     contact_name: Text200 = ""
     email: Email = ""
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = ""
-    reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    phone: Text50 = ""
+    reference: Text100 = ""
 
 
 class LineIn(StrictModel):
-    description: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
-    ]
+    description: RequiredText500
     quantity: Quantity
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
+    unit: Unit = ""
     unit_price: UnitPrice
     discount_percent: Percent = Decimal(0)
     vat_rate: Percent

@@ -190,3 +190,27 @@ def test_options_on_an_api_path_lists_every_method_it_has(api: TestClient) -> No
 
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, POST"
+
+
+def test_limits_hold_for_text_as_sent_and_spaces_are_trimmed_after(api: TestClient) -> None:
+    too_long = api.post("/api/v1/offers", json=offer_data(company=" " + "A" * 200))
+    blank = api.post("/api/v1/offers", json=offer_data(company="   "))
+    padded = api.post("/api/v1/offers", json=offer_data(company="  Acme SA \n", currency="eur"))
+
+    assert too_long.status_code == 422
+    assert too_long.json()["detail"][0]["loc"] == ["body", "customer", "company"]
+    assert blank.status_code == 422
+    assert padded.status_code == 201
+    assert padded.json()["customer"]["company"] == "Acme SA"
+    assert padded.json()["currency"] == "EUR"
+
+
+@pytest.mark.parametrize("email", ["maria", "maria@example", "a b@example.com"])
+def test_an_email_that_is_none_is_refused(api: TestClient, email: str) -> None:
+    data = offer_data()
+    data["customer"]["email"] = email
+
+    response = api.post("/api/v1/offers", json=data)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "customer", "email"]
