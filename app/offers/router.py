@@ -27,13 +27,13 @@ router = APIRouter(
 )
 
 
-_NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _iso_only(value: object) -> object:
-    # pydantic would read "0.5" or "1700000000" as seconds since 1970, which the schema
+    # pydantic would also read "0.5" or "1e-241" as seconds since 1970, which the schema
     # (format: date-time) does not promise and no client means.
-    if isinstance(value, str) and _NUMBER.fullmatch(value):
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
         raise ValueError("use an ISO 8601 date or date-time, e.g. 2026-01-31T00:00:00Z")
     return value
 

@@ -167,7 +167,7 @@ def test_a_repeated_query_parameter_is_refused_not_guessed(api: TestClient) -> N
     assert "more than once" in response.json()["detail"][0]["msg"]
 
 
-@pytest.mark.parametrize("value", ["0.5", "1700000000"])
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "7.8e-241", "yesterday"])
 def test_a_number_is_not_taken_for_a_date(api: TestClient, value: str) -> None:
     response = api.get("/api/v1/offers", params={"created_from": value})
 
