@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install browser migrate demo lint fmt revision bench clean
+.PHONY: run test fuzz install browser migrate demo lint fmt revision bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ run: demo
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The schema fuzzer with many more examples than make test runs (12 per operation there).
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	OFFERTRACK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/api $(PYTEST_ARGS)
+
 # The browser tests drive Debian's chromium (Playwright cannot download browsers here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -63,6 +68,7 @@ bench: install
 	$(BIN)/python bench/pdf.py
 	command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/burst.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

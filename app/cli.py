@@ -1,6 +1,8 @@
-"""The ``offertrack`` command: serve, migrate, demo data and API keys."""
+"""The ``offertrack`` command: serve, migrate, demo data, API keys, backup and purge."""
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from alembic import command
@@ -48,6 +50,11 @@ def serve(
         typer.echo(
             "Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True
         )
+    if workers > 1:
+        from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+        # Before the workers start: each one then keeps its metrics in files /metrics adds up.
+        os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(settings.var_dir))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -57,7 +64,17 @@ def serve(
         reload=reload,
         access_log=access_log,
         proxy_headers=False,
+        **_log_options(settings.log_format, settings.log_level),
     )
+
+
+def _log_options(log_format: str, level: str) -> dict[str, Any]:
+    if log_format != "json":
+        return {"log_level": level.lower()}
+    from app.observability import uvicorn_log_config
+
+    # Our JSON access line (with request id, without client address) replaces uvicorn's.
+    return {"log_config": uvicorn_log_config(level), "access_log": False}
 
 
 @cli.command()
@@ -151,6 +168,43 @@ def _read_password() -> str:
         password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         return password
     return sys.stdin.readline().rstrip("\r\n")
+
+
+@cli.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="File to write, or a directory for a dated file.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
+) -> None:
+    """Write a consistent copy of the SQLite database while the server runs."""
+    from app.backup import PG_DUMP_HELP, BackupError, backup_sqlite, sqlite_file
+
+    settings = get_settings()
+    if not settings.is_sqlite:
+        typer.echo(PG_DUMP_HELP, err=True)
+        raise typer.Exit(2)
+    try:
+        report = backup_sqlite(sqlite_file(settings.database_url), path, overwrite=overwrite)
+    except BackupError as exc:
+        typer.echo(f"Backup failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"Backup written: {report.path} ({report.size / 1e6:.1f} MB)")
+
+
+@cli.command()
+def purge() -> None:
+    """Roll scan events past OFFERTRACK_SCAN_RETENTION_DAYS up into daily counts; delete them."""
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.tracking.retention import purge_old_scans
+
+    days = get_settings().scan_retention_days
+    with Session(get_engine(), expire_on_commit=False) as session:
+        report = purge_old_scans(session, retention_days=days)
+    typer.echo(
+        f"Scan events older than {days} days: {report.events} rolled up into "
+        f"{report.rows} daily rows over {report.days} days, and deleted."
+    )
 
 
 def _display_url() -> str:

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Operations: /readyz answers within this many seconds; "json" logs one object per line
+    # with the request id; bodies above max_request_bytes get a 413 before they are read.
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Scan events older than this are rolled up into daily counts and deleted.
+    scan_retention_days: int = Field(default=400, ge=1, le=36500)
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

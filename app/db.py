@@ -127,9 +127,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
-    return create_engine(
-        url, pool_pre_ping=True, pool_timeout=5, connect_args=connect_args, **kwargs
-    )
+    if "poolclass" not in kwargs:
+        kwargs["pool_timeout"] = 5  # a full pool answers 503 soon, not after 30 s
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -8,22 +8,35 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from app.admin.site import mount_staff_site
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
+from app.health import ReadinessCheck
+from app.health import router as health_router
+from app.metrics import worker_stopped
+from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
+from app.security import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    body_too_large_detail,
+    secure_response,
+)
 from app.templating import render
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
 from app.tracking.ratelimit import MissLimiter
+from app.tracking.retention import purge_old_scans
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
@@ -50,27 +63,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             spool=ScanSpool(settings.var_dir / "spool"),
         )
         app.state.scan_log = scan_log
-        housekeeping = asyncio.create_task(_hourly_housekeeping())
+        app.state.readiness = ReadinessCheck(settings)
+        housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         try:
             yield
         finally:
             housekeeping.cancel()
             scan_log.close()
             renderer.shutdown()
+            app.state.readiness.close()
+            worker_stopped()
 
     app = FastAPI(
         title="OfferTrack",
         version="1.0",
         description="Quotations with a QR code that customers scan to track their order.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,  # ReDoc needs Google's fonts and an inline style; Swagger UI is enough
     )
+    # Added last runs first: every response, a refused body's too, gets the request id and the
+    # security headers.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     page_cache.ttl = settings.page_cache_seconds
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     # The staff site at /admin (sqladmin and staff pages, its own session cookie and CSRF
     # check); mounted before the tracking router, whose /{code} would shadow it.
     mount_staff_site(app, settings)
@@ -80,19 +105,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _hourly_housekeeping() -> None:
-    """Delete visitor keys past 48 hours, also on days without scans."""
+async def _hourly_housekeeping(settings: Settings) -> None:
+    """Delete visitor keys past 48 hours (also on days without scans), and roll scan events
+    past the retention period up into daily counts."""
     while True:
-        try:
-            await asyncio.to_thread(_purge_visitor_keys)
-        except Exception:  # the next hour tries again; the server must not stop for this
-            log.exception("housekeeping failed")
+        for task in (_purge_visitor_keys, _purge_old_scans):
+            try:
+                await asyncio.to_thread(task, settings)
+            except Exception:  # the next hour tries again; the server must not stop for this
+                log.exception("housekeeping failed: %s", task.__name__)
         await asyncio.sleep(3600)
 
 
-def _purge_visitor_keys() -> None:
+def _purge_visitor_keys(settings: Settings) -> None:
     with Session(get_engine()) as session:
         purge_visitor_keys(session)
+
+
+def _purge_old_scans(settings: Settings) -> None:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        report = purge_old_scans(session, retention_days=settings.scan_retention_days)
+    if report.events:
+        log.info("rolled up %d scan events of %d days", report.events, report.days)
 
 
 async def favicon() -> Response:
@@ -102,6 +136,14 @@ async def favicon() -> Response:
 async def robots_txt() -> Response:
     # Tracking pages belong to one customer each; search engines have no business there.
     return PlainTextResponse("User-agent: *\nAllow: /$\nDisallow: /\n")
+
+
+async def swagger_ui(request: Request) -> Response:
+    """FastAPI's Swagger UI page; its inline start-up script carries this response's CSP nonce."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="OfferTrack API")
+    html = bytes(page.body).decode()
+    nonce = request.state.csp_nonce
+    return HTMLResponse(html.replace("<script>", f'<script nonce="{nonce}">'))
 
 
 def _wants_json(request: Request) -> bool:
@@ -115,6 +157,16 @@ def _error_response(
         return JSONResponse({"detail": detail}, status_code=status_code)
     context = {"title": title, "detail": detail, "status_code": status_code}
     return render(request, template, context, block="content", status_code=status_code)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Asking the router itself covers included routers, whose routes app.routes does not list.
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _register_error_handlers(app: FastAPI) -> None:
@@ -140,12 +192,20 @@ def _register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
+        detail = str(exc.detail)
+        if exc.status_code == 413:
+            detail = body_too_large_detail(get_settings().max_request_bytes)
+        elif isinstance(exc.__cause__, RecursionError):
+            detail = "The JSON body is nested too deeply to be read."
         response = _error_response(
-            request, exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail)
+            request, exc.status_code, titles.get(exc.status_code, "Error"), detail
         )
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if exc.status_code == 405:
+            # Starlette names only the first route with this path; clients need all of them.
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     async def database_unreachable(request: Request, exc: Exception) -> Response:
@@ -158,6 +218,10 @@ def _register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error_response(
+        response = _error_response(
             request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
         )
+        # Starlette sends this one outside every middleware: add what they would have.
+        secure_response(request, response, get_settings())
+        response.headers["X-Request-ID"] = getattr(request.state, "request_id", "")
+        return response

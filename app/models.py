@@ -4,7 +4,7 @@ from app.admin.models import AuditLogEntry, LoginFailure, StaffUser
 from app.auth.models import ApiKey
 from app.db import metadata
 from app.offers.models import Offer, OfferLine, OfferPdf
-from app.tracking.models import OrderStage, ScanEvent, StageUpdate, VisitorKey
+from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
     "ApiKey",
@@ -14,6 +14,7 @@ __all__ = [
     "OfferLine",
     "OfferPdf",
     "OrderStage",
+    "ScanDaily",
     "ScanEvent",
     "StaffUser",
     "StageUpdate",

@@ -60,7 +60,10 @@ def postgres_available() -> bool:
 
 
 @contextmanager
-def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+def started_server(
+    args: list[str], env: dict[str, str], port: int
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The server's base URL and its process, once it answers."""
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -77,10 +80,16 @@ def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"server {args} did not start") from None
                 time.sleep(0.2)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@contextmanager
+def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    with started_server(args, env, port) as (base, _):
+        yield base
 
 
 def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]

@@ -9,6 +9,7 @@ import logging
 import mimetypes
 import multiprocessing
 import os
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +26,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from app.config import STATIC_DIR, Settings
 from app.errors import ServiceUnavailable
+from app.metrics import PDF_RENDER_SECONDS, PDF_RENDERS
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
@@ -66,6 +68,13 @@ class PdfRendererUnavailable(ServiceUnavailable):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+_OUTCOMES: dict[type[Exception], str] = {
+    PdfRenderTimeout: "timeout",
+    PdfRendererBusy: "busy",
+    PdfRendererUnavailable: "failed",
+}
 
 
 def qr_url(offer: Offer, settings: Settings) -> str:
@@ -213,6 +222,17 @@ class PdfRenderer:
 
     def render_sync(self, html: str) -> bytes:
         """Render in a worker, blocking the calling thread (never the event loop)."""
+        started = time.perf_counter()
+        try:
+            content = self._render_in_slot(html)
+        except Exception as exc:
+            PDF_RENDERS.labels(_OUTCOMES.get(type(exc), "failed")).inc()
+            raise
+        PDF_RENDERS.labels("ok").inc()
+        PDF_RENDER_SECONDS.observe(time.perf_counter() - started)
+        return content
+
+    def _render_in_slot(self, html: str) -> bytes:
         if not self._slots.acquire(timeout=self.timeout):
             raise PdfRendererBusy(self.timeout)
         try:

@@ -1,10 +1,12 @@
 """The Offer API under /api/v1/offers: parse, call one service function, answer."""
 
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from pydantic import AfterValidator, BeforeValidator
 
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import Settings, SettingsDep
@@ -14,11 +16,33 @@ from app.offers.documents import PdfDocument, offer_pdf
 from app.offers.models import Offer, OfferStatus
 from app.offers.pdf import PdfRenderer
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
+from app.openapi import error_responses, single_query_values
 from app.tracking import service as tracking_service
 
 router = APIRouter(
-    prefix="/api/v1/offers", tags=["offers"], dependencies=[Depends(require_api_key)]
+    prefix="/api/v1/offers",
+    tags=["offers"],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
+    responses=error_responses(400, 401, 404, 409, 413),
 )
+
+
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would also read "0.5" or "1e-241" as seconds since 1970, which the schema
+    # (format: date-time) does not promise and no client means.
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
+        raise ValueError("use an ISO 8601 date or date-time, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+QueryDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_utc_if_naive)]
 
 
 def get_offer(session: SessionDep, offer_id: str) -> Offer:
@@ -75,8 +99,8 @@ def list_offers(
     settings: SettingsDep,
     status_: Annotated[OfferStatus | None, Query(alias="status")] = None,
     customer: Annotated[str | None, Query(max_length=200)] = None,
-    created_from: Annotated[datetime | None, Query()] = None,
-    created_to: Annotated[datetime | None, Query()] = None,
+    created_from: Annotated[QueryDateTime | None, Query()] = None,
+    created_to: Annotated[QueryDateTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> OfferPage:
@@ -140,7 +164,11 @@ def activate_offer(
     "/{offer_id}/pdf",
     name="offers:pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, 304: {"description": "Not modified"}},
+    responses={
+        200: {"content": {"application/pdf": {}}},
+        304: {"description": "Not modified"},
+        **error_responses(503),
+    },
 )
 def download_pdf(
     offer_id: str,

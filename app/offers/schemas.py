@@ -4,27 +4,35 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+from app.fields import (
+    Currency,
+    Email,
+    RequiredText200,
+    RequiredText500,
+    Text50,
+    Text100,
+    Text200,
+    Unit,
+)
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
 
 MAX_LINES = 500
-
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-RequiredText200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-]
+# No quotation of ours reaches a trillion; a bigger amount is a typo (a price in the quantity
+# field, a pasted article number). Below 10^12 an amount with its cents has 14 digits, within
+# the 15 significant digits SQLite's REAL and the PDF's columns hold.
+MAX_AMOUNT = Decimal(10) ** 12
+# Notes and terms keep their whitespace: line breaks and indentation are the author's.
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
-Email = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, max_length=320, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
-    ),
-]
-Currency = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
-]
 
 # Bounds keep every amount within 15 significant digits (exact in SQLite's REAL) and make an
 # absurd quantity a 422 instead of an overflow further down.
@@ -50,19 +58,33 @@ class CustomerIn(StrictModel):
     company: RequiredText200
     contact_name: Text200 = ""
     email: Email = ""
-    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] = ""
-    reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    phone: Text50 = ""
+    reference: Text100 = ""
 
 
 class LineIn(StrictModel):
-    description: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
-    ]
+    description: RequiredText500
     quantity: Quantity
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
+    unit: Unit = ""
     unit_price: UnitPrice
     discount_percent: Percent = Decimal(0)
     vat_rate: Percent
+
+    @model_validator(mode="after")
+    def _plausible_amount(self) -> "LineIn":
+        if self.quantity * self.unit_price >= MAX_AMOUNT:
+            raise ValueError(f"quantity × unit_price must stay below {MAX_AMOUNT:,.0f}")
+        return self
+
+
+def _check_offer_total(lines: list[LineIn] | None) -> None:
+    if not lines:
+        return
+    gross = sum(
+        (line.quantity * line.unit_price * (1 + line.vat_rate / 100) for line in lines), Decimal(0)
+    )
+    if gross >= MAX_AMOUNT:
+        raise ValueError(f"the offer's total must stay below {MAX_AMOUNT:,.0f}")
 
 
 class OfferCreate(StrictModel):
@@ -72,6 +94,11 @@ class OfferCreate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
     terms: LongText = ""
+
+    @model_validator(mode="after")
+    def _plausible_total(self) -> "OfferCreate":
+        _check_offer_total(self.lines)
+        return self
 
 
 class OfferUpdate(StrictModel):
@@ -83,6 +110,11 @@ class OfferUpdate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
     notes: LongText | None = None
     terms: LongText | None = None
+
+    @model_validator(mode="after")
+    def _plausible_total(self) -> "OfferUpdate":
+        _check_offer_total(self.lines)
+        return self
 
 
 class CustomerRead(BaseModel):

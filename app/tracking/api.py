@@ -5,12 +5,16 @@ from fastapi import APIRouter, Depends, status
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.db import SessionDep
 from app.offers.models import Offer
+from app.openapi import error_responses, single_query_values
 from app.tracking import service
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.schemas import StageUpdateCreate, StageUpdateRead
 
 router = APIRouter(
-    prefix="/api/v1/orders", tags=["orders"], dependencies=[Depends(require_api_key)]
+    prefix="/api/v1/orders",
+    tags=["orders"],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
+    responses=error_responses(400, 401, 404, 413),
 )
 
 

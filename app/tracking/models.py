@@ -100,3 +100,37 @@ class ScanSpoolProgress(SQLModel, table=True):
     name: str = Field(sa_type=String(200), primary_key=True)
     replayed_bytes: int = Field(default=0, sa_type=BigInteger)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ScanDaily(SQLModel, table=True):
+    """Scan events past the retention period, counted per UTC day; the events are deleted.
+
+    One row per day, offer and kind of visit (code form, channel, device class, bot flag).
+    ``unique_visitors`` counts each visitor of that offer and day once, in the row of their
+    first visit that day, so the rows of a day add up to that day's unique visitors.
+
+    ``campaign_id``, ``placement_id`` and ``creative_id`` are for campaign analytics: plain
+    integers (no foreign key yet) that the roll-up fills from the scan events once those carry
+    them, so campaign reports read across the retention boundary like offer reports do.
+    """
+
+    __tablename__ = "scan_daily"
+    __table_args__ = (Index("ix_scan_daily_offer_id_day", "offer_id", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)
+    offer_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=True),
+    )
+    campaign_id: int | None = Field(default=None, index=True)
+    placement_id: int | None = None
+    creative_id: int | None = None
+    code_form: CodeForm = Field(sa_type=String(8))
+    channel: Channel = Field(sa_type=String(8))
+    device_class: str = Field(sa_type=String(16))
+    is_bot: bool = False
+    scans: int = 0
+    unique_visitors: int = 0
+    # Visits with Do Not Track / Global Privacy Control: counted, never told apart.
+    untracked_scans: int = 0

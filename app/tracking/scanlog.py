@@ -23,6 +23,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ServiceUnavailable
+from app.metrics import SCANS_RECORDED, SCANS_SPOOLED
 from app.tracking.models import ScanEvent
 from app.tracking.spool import ScanSpool
 
@@ -189,6 +190,7 @@ class GroupCommitScanLog:
             if self._spool is None:
                 raise ScanNotRecorded() from cause
             self._spool.append([row for row, _ in batch])
+            SCANS_SPOOLED.inc(len(batch))
         except Exception as exc:
             log.exception("scan events could be neither committed nor spooled")
             for _, done in batch:
@@ -212,6 +214,7 @@ class _Writer:
         try:
             with self._connection.begin():
                 self._connection.execute(insert(ScanEvent), rows)
+            SCANS_RECORDED.inc(len(rows))
         except IntegrityError:
             raise  # a bad row; the connection is fine
         except Exception:

@@ -5,8 +5,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+from app.fields import RequiredText100, Text100, Text500, Text5000
+
+Note = Text5000
+Short = Text100
 
 
 def _http_link(value: str) -> str:
@@ -22,15 +24,13 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Link = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_link)
-]
+Link = Annotated[Text500, AfterValidator(_http_link)]
 
 
 class StageUpdateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stage: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    stage: RequiredText100
     happened_at: Annotated[datetime, AfterValidator(_aware)] | None = None
     public_note: Note = ""
     internal_note: Note = ""

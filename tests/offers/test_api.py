@@ -216,15 +216,19 @@ def test_list_rejects_bad_filters_with_422(api: TestClient) -> None:
 
 
 def test_amounts_survive_the_database_exactly(api: TestClient, session: Session) -> None:
-    body = offer_data(lines=[line_data(quantity="999999999.999", unit_price="9999999999.9999")])
+    # Each column at its widest; both on one line would pass the trillion limit of a line.
+    lines = [
+        line_data(quantity="999999999.999", unit_price="0.0001"),
+        line_data(quantity="0.001", unit_price="9999999999.9999"),
+    ]
 
-    offer = api.post("/api/v1/offers", json=body).json()
+    offer = api.post("/api/v1/offers", json=offer_data(lines=lines)).json()
     session.expire_all()
     stored = session.get(Offer, offer["id"])
 
     assert stored is not None
     assert stored.lines[0].quantity == Decimal("999999999.999")
-    assert stored.lines[0].unit_price == Decimal("9999999999.9999")
+    assert stored.lines[1].unit_price == Decimal("9999999999.9999")
 
 
 def test_openapi_documents_the_offer_api(client: TestClient) -> None:

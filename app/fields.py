@@ -1,0 +1,51 @@
+"""Text fields of the JSON API: the documented limits hold for the text as sent.
+
+Surrounding whitespace is stripped, but only after the length (and pattern) checks: pydantic's
+``strip_whitespace`` strips first, so a 201-character name with a leading space passed a
+documented ``maxLength: 200``. A required field that is only whitespace is refused.
+"""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
+
+
+def stripped(value: str) -> str:
+    return value.strip()
+
+
+def stripped_required(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty or only spaces")
+    return value
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def email_or_empty(value: str) -> str:
+    value = value.strip()
+    if value and not _EMAIL.fullmatch(value):
+        raise ValueError("must be an e-mail address such as name@example.com")
+    return value
+
+
+Text50 = Annotated[str, StringConstraints(max_length=50), AfterValidator(stripped)]
+Text100 = Annotated[str, StringConstraints(max_length=100), AfterValidator(stripped)]
+Text200 = Annotated[str, StringConstraints(max_length=200), AfterValidator(stripped)]
+Text500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(stripped)]
+Text5000 = Annotated[str, StringConstraints(max_length=5000), AfterValidator(stripped)]
+Unit = Annotated[str, StringConstraints(max_length=20), AfterValidator(stripped)]
+RequiredText100 = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(stripped_required)
+]
+RequiredText200 = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(stripped_required)
+]
+RequiredText500 = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(stripped_required)
+]
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(email_or_empty)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]

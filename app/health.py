@@ -1,0 +1,107 @@
+"""Probes for the orchestrator and the load balancer, and the Prometheus scrape endpoint.
+
+``/healthz``: the process answers (liveness; never touches the database, so a database outage
+does not get healthy workers restarted). ``/readyz``: the database answers and its schema is
+at the migrations' head (readiness; 503 otherwise, within ``readiness_timeout_seconds``).
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine, text
+from sqlalchemy.pool import NullPool
+
+from app.config import Settings
+from app.db import READ_ONLY, make_engine
+from app.metrics import exposition
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    detail: str
+
+
+def migration_heads() -> frozenset[str]:
+    from app.cli import alembic_config
+
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def _probe_engine(settings: Settings) -> Engine:
+    # A connection of its own per probe (NullPool): a probe never waits behind page views for
+    # a pooled connection, and a dead server is noticed at once rather than at the next use.
+    if settings.is_sqlite:
+        return make_engine(settings.database_url, poolclass=NullPool)
+    seconds = max(1, round(settings.readiness_timeout_seconds))
+    options = f"-c statement_timeout={seconds * 1000}"
+    connect_args = {"connect_timeout": seconds, "options": options}
+    return make_engine(settings.database_url, poolclass=NullPool, connect_args=connect_args)
+
+
+class ReadinessCheck:
+    """At most one probe at a time: a hung database must not pile up probe threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.timeout = settings.readiness_timeout_seconds
+        self._engine = _probe_engine(settings)
+        self._heads = migration_heads()
+        self._running: asyncio.Future[Readiness] | None = None
+
+    async def check(self) -> Readiness:
+        if self._running is not None and not self._running.done():
+            return Readiness(False, "the previous readiness probe has not finished yet")
+        self._running = asyncio.ensure_future(asyncio.to_thread(self._probe))
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
+        except TimeoutError:
+            return Readiness(False, f"the database did not answer within {self.timeout:g} s")
+
+    def _probe(self) -> Readiness:
+        try:
+            with self._engine.connect() as connection:
+                connection = connection.execution_options(**{READ_ONLY: True})
+                rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+                versions: frozenset[str] = frozenset(rows.scalars())
+        except Exception as exc:
+            log.warning("readiness probe failed: %s", exc)
+            return Readiness(False, f"the database is not reachable ({type(exc).__name__})")
+        if versions != self._heads:
+            return Readiness(
+                False,
+                f"the database schema is at {', '.join(sorted(versions)) or 'no revision'}, "
+                f"the code expects {', '.join(sorted(self._heads))}: run `offertrack migrate`",
+            )
+        return Readiness(True, "ok")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+@router.get("/healthz", name="ops:healthz")
+async def healthz() -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/readyz", name="ops:readyz")
+async def readyz(request: Request) -> Response:
+    check: ReadinessCheck = request.app.state.readiness
+    result = await check.check()
+    body = {"status": "ok" if result.ready else "unavailable", "detail": result.detail}
+    headers = {"Cache-Control": "no-store"}
+    if not result.ready:
+        headers["Retry-After"] = "5"
+    return JSONResponse(body, status_code=200 if result.ready else 503, headers=headers)
+
+
+@router.get("/metrics", name="ops:metrics")
+async def metrics() -> Response:
+    content, media_type = exposition()
+    return Response(content, media_type=media_type, headers={"Cache-Control": "no-store"})

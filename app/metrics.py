@@ -1,0 +1,94 @@
+"""Prometheus metrics, served at /metrics.
+
+Every module that counts something imports its metric from here, so the names stay in one
+place. With ``offertrack serve --workers N`` (N > 1) the CLI points PROMETHEUS_MULTIPROC_DIR at
+``{var_dir}/prometheus`` before the workers start; each worker then writes its values to files
+there and /metrics adds them up, whichever worker answers the scrape.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+HTTP_REQUESTS = Counter(
+    "offertrack_http_requests",
+    "HTTP requests answered, by route template (not the raw path), method and status.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "offertrack_http_request_duration_seconds",
+    "Time from receiving a request to the end of its response, by route template.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+SCANS_RECORDED = Counter(
+    "offertrack_scans_recorded", "Scan events committed to the database (scan log writer)."
+)
+SCANS_SPOOLED = Counter(
+    "offertrack_scans_spooled",
+    "Scan events written to the local spool file because the database could not take them.",
+)
+
+PDF_RENDERS = Counter(
+    "offertrack_pdf_renders",
+    "Quotation PDF renders by outcome: ok, timeout, busy (no free renderer), failed.",
+    ["outcome"],
+)
+PDF_RENDER_SECONDS = Histogram(
+    "offertrack_pdf_render_duration_seconds",
+    "Wall time of successful PDF renders, including the wait for a renderer.",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0),
+)
+
+# Fed by the analytics webhook sender: set the depth after each pass over the outbox, count
+# each failed delivery attempt. "mostrecent": with several workers the newest value wins.
+WEBHOOK_OUTBOX_DEPTH = Gauge(
+    "offertrack_webhook_outbox_depth",
+    "Webhook deliveries waiting in the outbox (as seen by the last sender pass).",
+    multiprocess_mode="mostrecent",
+)
+WEBHOOK_FAILURES = Counter(
+    "offertrack_webhook_delivery_failures",
+    "Webhook delivery attempts that failed (network error or non-2xx answer).",
+)
+
+
+def prepare_multiprocess_dir(var_dir: Path) -> Path:
+    """An empty directory for the workers' metric files; call before the workers start."""
+    path = var_dir / "prometheus"
+    shutil.rmtree(path, ignore_errors=True)  # values of a previous run must not add up
+    path.mkdir(parents=True)
+    return path
+
+
+def is_multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format, summed over all workers when there are several."""
+    if is_multiprocess():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live gauges (its counters still count)."""
+    if is_multiprocess():
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,141 @@
+"""Request ids, request metrics and (optionally) JSON logs.
+
+Every response carries ``X-Request-ID``: the caller's own id when it sent a sane one (a proxy's
+or a load balancer's), otherwise a new one. Log lines written while the request is handled
+carry the same id, so a customer's complaint, the proxy's log and ours can be matched up.
+"""
+
+import json
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{8,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+access_log = logging.getLogger("offertrack.access")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id from the caller when it looks like one, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(candidate):
+                return str(candidate)
+            break
+    return uuid.uuid4().hex
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template ("/{code}", not "/01H0..."): bounded label values."""
+    # A mounted app (static files, the admin) leaves its prefix in root_path.
+    prefix: str = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+    route = scope.get("route")
+    if route is None or isinstance(route, Mount):
+        return prefix or UNMATCHED
+    return prefix + str(getattr(route, "path", UNMATCHED))
+
+
+class RequestContextMiddleware:
+    """Request id in and out, requests and latency by route, one access log line in JSON mode."""
+
+    def __init__(self, app: ASGIApp, *, log_requests: bool = False) -> None:
+        self.app = app
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._observe(scope, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = route_label(scope)
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        HTTP_REQUESTS.labels(route, method, str(status)).inc()
+        HTTP_LATENCY.labels(route, method).observe(seconds)
+        if self.log_requests:
+            # The route template, not the path: a path holds the customer's full ULID.
+            access_log.info(
+                "%s %s %d",
+                method,
+                route,
+                status,
+                extra={"route": route, "status": status, "duration_ms": round(seconds * 1e3, 1)},
+            )
+
+
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if request_id := request_id_var.get():
+            entry["request_id"] = request_id
+        entry |= {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+    converter = time.gmtime  # type: ignore[assignment]
+
+
+def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
+    """uvicorn's ``log_config`` for JSON logs: every logger, ours and uvicorn's, one format."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "app.observability.JsonFormatter"}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            "uvicorn": {"level": level},
+            "uvicorn.error": {"level": level},
+            # Ours replaces uvicorn's access log: it has the request id and no client address.
+            "uvicorn.access": {"level": "WARNING", "propagate": False},
+        },
+    }

@@ -1,0 +1,41 @@
+"""What the API documents about its errors, so clients (and the schema fuzzer) can rely on it,
+and the request rules every API route shares.
+
+Every error of the JSON API is ``{"detail": "..."}`` (a sentence), except 422, which FastAPI
+documents itself: ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``.
+"""
+
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel
+
+from app.errors import Unprocessable
+
+
+class ErrorRead(BaseModel):
+    detail: str
+
+
+_DESCRIPTIONS = {
+    400: "The request could not be read (malformed JSON, a code that cannot be a code).",
+    401: "No valid API key: send `Authorization: Bearer <key>`.",
+    404: "No such offer or order.",
+    409: "The offer is not in a state that allows this.",
+    413: "The request body is larger than the configured limit.",
+    503: "Temporarily unavailable (e.g. the PDF renderer is busy); retry later.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorRead, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+async def single_query_values(request: Request) -> None:
+    """A repeated query parameter (``?status=draft&status=issued``) is ambiguous: every one of
+    ours takes one value, so say so instead of silently using the last."""
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            raise Unprocessable(f"{name!r} is given more than once; send it once.", ("query", name))
+        seen.add(name)

@@ -1,0 +1,115 @@
+"""offertrack backup: a consistent SQLite copy while the database is being written to."""
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, insert
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from app.config import get_settings
+from app.tracking.models import ScanEvent
+from tests.conftest import TEST_DATABASE_URL
+from tests.factories import make_offer
+
+runner = CliRunner()
+on_sqlite = pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("sqlite"), reason="SQLite's backup; PostgreSQL has pg_dump"
+)
+
+
+def scan_pair(offer_id: str) -> list[dict]:
+    row = {
+        "offer_id": offer_id,
+        "occurred_at": datetime.now(UTC),
+        "code_form": "full",
+        "channel": "web",
+        "device_class": "desktop",
+    }
+    return [row, dict(row)]
+
+
+def backup(*args: str):
+    from app.cli import cli
+
+    return runner.invoke(cli, ["backup", *args])
+
+
+@on_sqlite
+@pytest.mark.concurrency
+def test_a_backup_taken_during_writes_is_consistent_and_complete(
+    committed: Engine, tmp_path: Path
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, get_settings(), issued=True)
+    stop = threading.Event()
+    committed_pairs = []
+
+    def write() -> None:
+        # Two rows per transaction: a copy holding an odd number caught one half-way.
+        while not stop.is_set():
+            with committed.begin() as connection:
+                connection.execute(insert(ScanEvent), scan_pair(offer.id))
+            committed_pairs.append(1)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while len(committed_pairs) < 50:
+            stop.wait(0.01)
+        before = len(committed_pairs)
+        result = backup(str(tmp_path / "copy.db"))
+        after = len(committed_pairs)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+
+    assert result.exit_code == 0, result.output
+    assert "Backup written" in result.output
+    with sqlite3.connect(tmp_path / "copy.db") as copy:
+        (rows,) = copy.execute("SELECT count(*) FROM scan_event").fetchone()
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert copy.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+        assert copy.execute("SELECT id FROM offer").fetchall() == [(offer.id,)]
+    assert rows % 2 == 0
+    assert 2 * before <= rows <= 2 * (after + 1)
+    with Session(committed) as session:  # the server's database carried on meanwhile
+        live = session.exec(select(func.count()).select_from(ScanEvent)).one()
+    assert live == 2 * len(committed_pairs) >= rows
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@on_sqlite
+def test_a_backup_never_overwrites_unless_asked(engine: Engine, tmp_path: Path) -> None:
+    target = tmp_path / "copy.db"
+    target.write_text("yesterday's backup")
+
+    refused = backup(str(target))
+    assert refused.exit_code == 1
+    assert "exists" in refused.output and target.read_text() == "yesterday's backup"
+
+    replaced = backup(str(target), "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert target.read_bytes().startswith(b"SQLite format 3")
+
+
+@on_sqlite
+def test_a_directory_gets_a_dated_file(engine: Engine, tmp_path: Path) -> None:
+    result = backup(str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    (written,) = tmp_path.glob("offertrack-*.db")
+    assert written.name[11:19].isdigit()
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL.startswith("sqlite"), reason="the PostgreSQL answer")
+def test_on_postgresql_it_explains_pg_dump_and_fails(engine: Engine, tmp_path: Path) -> None:
+    result = backup(str(tmp_path / "copy.db"))
+
+    assert result.exit_code == 2
+    assert "pg_dump" in result.output and "pg_restore" in result.output
+    assert not (tmp_path / "copy.db").exists()
