@@ -30,10 +30,18 @@ def serve(
         int, typer.Option(min=1, help="Processes; use PostgreSQL for more than 1.")
     ] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+    worker: Annotated[
+        bool, typer.Option(help="Deliver webhooks from each server process (see `worker`).")
+    ] = True,
 ) -> None:
     """Run the web server."""
+    import os
+
     import uvicorn
 
+    if not worker:
+        os.environ["OFFERTRACK_WEBHOOK_WORKER"] = "false"  # read by each server process
+        get_settings.cache_clear()
     settings = get_settings()
     try:
         settings.resolved_secret_key()
@@ -52,6 +60,25 @@ def serve(
         reload=reload,
         proxy_headers=False,
     )
+
+
+@cli.command("worker")
+def webhook_worker() -> None:
+    """Deliver webhook events until stopped (Ctrl+C or SIGTERM); any number may run."""
+    import signal
+    import threading
+
+    from app.analytics.delivery import DeliveryWorker
+    from app.db import get_engine
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = DeliveryWorker(get_engine(), get_settings())
+    worker.start()
+    typer.echo(f"Delivering webhooks from {_display_url()}; Ctrl+C stops.", err=True)
+    stop.wait()
+    worker.stop()
 
 
 @cli.command()

@@ -14,6 +14,10 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.analytics import outbox
+from app.analytics.api import router as analytics_api_router
+from app.analytics.delivery import DeliveryWorker
+from app.analytics.router import router as campaign_codes_router
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import get_engine
 from app.errors import AppError, Unauthorized, Unprocessable
@@ -23,7 +27,7 @@ from app.templating import render
 from app.tracking.api import router as orders_router
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import router as tracking_router
-from app.tracking.scanlog import GroupCommitScanLog
+from app.tracking.scanlog import GroupCommitScanLog, on_scans_inserted
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 
 log = logging.getLogger(__name__)
@@ -42,9 +46,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan_log = GroupCommitScanLog(get_engine())
         app.state.scan_log = scan_log
         housekeeping = asyncio.create_task(_hourly_housekeeping())
+        worker = DeliveryWorker(get_engine(), settings)
+        if settings.webhook_worker:
+            worker.start()
         try:
             yield
         finally:
+            worker.stop()
             housekeeping.cancel()
             scan_log.close()
             renderer.shutdown()
@@ -57,8 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    on_scans_inserted(outbox.scans_inserted)  # scan.created webhook events, committed with scans
     app.include_router(offers_router)
     app.include_router(orders_router)
+    app.include_router(analytics_api_router)
+    app.include_router(campaign_codes_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
     # Last: its /{code} route would otherwise shadow every other single-segment path.

@@ -27,6 +27,8 @@ os.environ.update(
     OFFERTRACK_VAR_DIR=str(_tmp / "var"),
     OFFERTRACK_PUBLIC_BASE_URL="https://track.example.com",
     OFFERTRACK_PDF_WORKERS="1",
+    # Webhook tests run their own workers; a server's worker would race them for the outbox.
+    OFFERTRACK_WEBHOOK_WORKER="false",
 )
 
 import pytest  # noqa: E402
@@ -36,6 +38,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from app.analytics.codes import routing_table  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
@@ -126,6 +129,7 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
     app.dependency_overrides[get_scan_log] = SessionScanLog
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
+    routing_table.forget()  # codes loaded by another test's rolled-back transaction
     _running_client.headers.clear()
     _running_client.cookies.clear()
     try:

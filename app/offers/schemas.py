@@ -72,6 +72,9 @@ class OfferCreate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
     terms: LongText = ""
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
 
 class OfferUpdate(StrictModel):
@@ -83,6 +86,10 @@ class OfferUpdate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
     notes: LongText | None = None
     terms: LongText | None = None
+    # Campaign analytics; null clears, leaving a field out keeps it.
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
 
 class CustomerRead(BaseModel):
@@ -139,6 +146,9 @@ class OfferRead(BaseModel):
     declined_at: datetime | None
     ordered_at: datetime | None
     superseded_at: datetime | None
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
     @classmethod
     def from_offer(
@@ -189,6 +199,9 @@ class OfferRead(BaseModel):
                     "declined_at",
                     "ordered_at",
                     "superseded_at",
+                    "campaign_id",
+                    "placement_id",
+                    "creative_id",
                 }
             ),
         )

@@ -9,6 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from app.analytics import conversions
+from app.analytics.assignment import check_assignment
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
@@ -61,6 +63,9 @@ def create_offer(session: Session, data: OfferCreate, *, settings: Settings) -> 
     )
     _apply_customer(offer, data.customer)
     offer.lines = _build_lines(data.lines)
+    check_assignment(session, data.campaign_id, data.placement_id, data.creative_id)
+    offer.campaign_id, offer.placement_id = data.campaign_id, data.placement_id
+    offer.creative_id = data.creative_id
     _insert_with_unique_tracking_id(session, offer)
     session.commit()
     return offer
@@ -177,10 +182,20 @@ def update_offer(
         value = getattr(data, field)
         if value is not None:
             setattr(offer, field, value)
+    _update_assignment(session, offer, data)
     offer.updated_at = utcnow()
     session.add(offer)
     session.commit()
     return offer
+
+
+def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> None:
+    fields = ("campaign_id", "placement_id", "creative_id")
+    if not data.model_fields_set & set(fields):
+        return
+    for field in data.model_fields_set & set(fields):
+        setattr(offer, field, getattr(data, field))
+    check_assignment(session, offer.campaign_id, offer.placement_id, offer.creative_id)
 
 
 def issue_offer(session: Session, offer_id: str, *, settings: Settings) -> Offer:
@@ -215,6 +230,9 @@ def revise_offer(session: Session, offer_id: str, *, settings: Settings) -> Offe
         customer_phone=offer.customer_phone,
         customer_reference=offer.customer_reference,
         supersedes_id=offer.id,
+        campaign_id=offer.campaign_id,
+        placement_id=offer.placement_id,
+        creative_id=offer.creative_id,
         lines=[_copy_line(line) for line in offer.lines],
     )
     offer.status = OfferStatus.SUPERSEDED
@@ -255,6 +273,7 @@ def accept_offer(
     offer.accepted_po_number = po_number
     offer.accepted_at = offer.updated_at = utcnow()
     session.add(offer)
+    conversions.record_offer_conversion(session, offer, conversions.OFFER_ACCEPTED)
     session.commit()
     return offer
 

@@ -56,7 +56,7 @@ def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) 
         raise
 
 
-def _visit(request: Request, settings: Settings) -> Visit:
+def visit_of(request: Request, settings: Settings) -> Visit:
     headers = request.headers
     return Visit(
         client_ip=client_address(request, settings),
@@ -136,7 +136,7 @@ def tracking_page(
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(code)
         page = service.tracking_page(session, parsed, settings=settings)
-    visit = _visit(request, settings)
+    visit = visit_of(request, settings)
     if hx_request != "true" and not _is_internal_navigation(visit, settings):
         service.log_scan(session, page, visit, scan_log=scan_log)
     return _page_response(request, page, settings)

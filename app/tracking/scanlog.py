@@ -9,10 +9,11 @@ the commit of its own row before its page is sent, so nothing is fire-and-forget
 import logging
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 from sqlmodel import Session
 
 from app.errors import ServiceUnavailable
@@ -30,6 +31,27 @@ class ScanNotRecorded(ServiceUnavailable):
         super().__init__("We could not record this visit just now. Please try again in a moment.")
 
 
+ScanInsertHook = Callable[[Connection, Sequence[dict[str, Any]], Sequence[int]], None]
+_insert_hooks: list[ScanInsertHook] = []
+
+
+def on_scans_inserted(hook: ScanInsertHook) -> None:
+    """Run ``hook`` in the transaction that inserts scan rows, with their ids (the webhook
+    outbox of app.analytics writes its scan.created events this way, committed with the scan)."""
+    if hook not in _insert_hooks:
+        _insert_hooks.append(hook)
+
+
+def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not _insert_hooks:
+        connection.execute(insert(ScanEvent), list(rows))
+        return
+    statement = insert(ScanEvent).returning(ScanEvent.id, sort_by_parameter_order=True)  # type: ignore[arg-type]
+    ids = connection.execute(statement, list(rows)).scalars().all()
+    for hook in _insert_hooks:
+        hook(connection, rows, ids)
+
+
 class ScanLog(Protocol):
     def write(self, session: Session, row: dict[str, Any]) -> None:
         """Return once ``row`` is committed; raise ScanNotRecorded if it cannot be."""
@@ -39,7 +61,7 @@ class SessionScanLog:
     """Commits each row in the caller's own session (tests, one-off tools)."""
 
     def write(self, session: Session, row: dict[str, Any]) -> None:
-        session.execute(insert(ScanEvent).values(**row))
+        insert_scans(session.connection(), [row])
         session.commit()
 
 
@@ -108,4 +130,4 @@ class GroupCommitScanLog:
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         with self._engine.begin() as connection:
-            connection.execute(insert(ScanEvent), rows)
+            insert_scans(connection, rows)

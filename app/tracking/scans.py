@@ -150,12 +150,29 @@ def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def scan_row(session: Session, offer_id: str, form: CodeForm, visit: Visit) -> dict[str, Any]:
-    """The scan event of one page view, as a row: the visit reduced to what may be kept."""
+def todays_visitor_hash(session: Session, visit: Visit, subject: str) -> str | None:
+    """The visitor's hash for ``subject`` today; none for a visitor who asks not to be tracked."""
+    if visit.do_not_track:
+        return None
+    return visitor_hash(visitor_keys.today(session), visit, subject)
+
+
+def scan_row(
+    session: Session,
+    offer_id: str | None,
+    form: CodeForm,
+    visit: Visit,
+    *,
+    hashed: str | None = None,
+) -> dict[str, Any]:
+    """The scan event of one page view, as a row: the visit reduced to what may be kept.
+
+    ``hashed`` is the visitor hash when the caller computed it already (campaign codes, whose
+    subject is the code rather than an offer).
+    """
     device = classify_user_agent(visit.user_agent[:512])
-    hashed = None
-    if not visit.do_not_track:
-        hashed = visitor_hash(visitor_keys.today(session), visit, offer_id)
+    if hashed is None and offer_id is not None:
+        hashed = todays_visitor_hash(session, visit, offer_id)
     return {
         "offer_id": offer_id,
         "occurred_at": utcnow(),

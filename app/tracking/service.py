@@ -6,6 +6,7 @@ from datetime import date
 
 from sqlmodel import Session, col, select
 
+from app.analytics import conversions, outbox
 from app.config import Settings
 from app.db import read_only, utcnow
 from app.errors import Conflict, NotFound, Unprocessable
@@ -95,6 +96,10 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
             created_by=actor,
         )
     )
+    conversions.record_offer_conversion(session, offer, conversions.ORDER)
+    outbox.emit(
+        session, "order.stage_changed", outbox.stage_data(offer, first.key, first.label, now)
+    )
     session.commit()
     return offer
 
@@ -147,6 +152,11 @@ def add_stage_update(
     if data.happened_at is not None:
         update.happened_at = data.happened_at
     session.add(update)
+    outbox.emit(
+        session,
+        "order.stage_changed",
+        outbox.stage_data(offer, stage.key, stage.label, update.happened_at),
+    )
     session.commit()
     return update, offer, stage
 
@@ -205,4 +215,11 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
 
 def log_scan(session: Session, page: TrackingPage, visit: Visit, *, scan_log: ScanLog) -> None:
     """Record one customer view; committed before the page is sent, so none is ever lost."""
-    scan_log.write(session, scan_row(session, page.offer.id, page.code.form, visit))
+    row = scan_row(session, page.offer.id, page.code.form, visit)
+    # The offer's campaign, so attribution needs no join with the offer table.
+    row |= {
+        "campaign_id": page.offer.campaign_id,
+        "placement_id": page.offer.placement_id,
+        "creative_id": page.offer.creative_id,
+    }
+    scan_log.write(session, row)
