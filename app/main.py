@@ -17,6 +17,7 @@ from starlette.responses import Response
 from app.analytics import outbox
 from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
+from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import router as campaign_codes_router
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import get_engine
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
+    app.include_router(analytics_reports_router)
     app.include_router(campaign_codes_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
