@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.analytics import campaigns, conversions, webhooks
+from app.analytics import artwork, campaigns, conversions, webhooks
 from app.analytics.models import Campaign, Conversion, Creative, Placement, WebhookEndpoint
 from app.analytics.schemas import (
     CampaignCreate,
@@ -219,3 +219,30 @@ def list_deliveries(
     """The latest delivery attempts, newest first."""
     rows = webhooks.deliveries(session, endpoint_id, limit=limit)
     return [DeliveryRead.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get(
+    "/placements/{placement_id}/qr.{fmt}",
+    name="placements:artwork",
+    response_class=Response,
+    responses={
+        200: {"content": {t: {} for t in artwork.MEDIA_TYPES.values()}},
+        422: {"description": "Too dense for the size: the message names the smallest size"},
+    },
+)
+def code_artwork(
+    request: Request,
+    placement_id: int,
+    fmt: artwork.ArtworkFormat,
+    session: SessionDep,
+    settings: SettingsDep,
+    size_mm: Annotated[float, Query(ge=5, le=2000, description="Width, quiet zone included")],
+    error: Annotated[artwork.ErrorLevel, Query(description="Error correction level")] = "M",
+) -> Response:
+    """The placement's QR code as SVG, PNG or PDF artwork, `size_mm` wide with its quiet
+    zone; refused (422) when its modules would be under 0.33 mm."""
+    placement = campaigns.get_placement(session, placement_id)
+    url = placement_read(request, placement, settings).code_url
+    art = artwork.render(url, size_mm=size_mm, error=error, fmt=fmt, name=placement.slug)
+    headers = {"Content-Disposition": f'inline; filename="{art.filename}"'}
+    return Response(art.content, media_type=art.media_type, headers=headers)
