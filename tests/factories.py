@@ -8,7 +8,6 @@ from sqlmodel import Session
 from app.analytics import campaigns
 from app.analytics.models import Campaign, Creative, Placement
 from app.analytics.schemas import CampaignCreate, CreativeCreate, PlacementCreate
-
 from app.config import Settings
 from app.offers import service
 from app.offers.models import Offer

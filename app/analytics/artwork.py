@@ -56,15 +56,20 @@ def render(
 ) -> Artwork:
     """The code for ``url`` as artwork ``size_mm`` wide, quiet zone included."""
     qr = segno.make(url, error=error.lower(), micro=False, boost_error=False)
-    modules = qr.symbol_size(border=QUIET_ZONE)[0]
+    modules = int(qr.symbol_size(border=QUIET_ZONE)[0])
     module_mm = size_mm / modules
     if module_mm < MIN_MODULE_MM:
         raise CodeTooDense(size_mm, smallest_size_mm(modules), error)
     out = io.BytesIO()
     if fmt == "svg":
         qr.save(
-            out, kind="svg", scale=module_mm, unit="mm", border=QUIET_ZONE,
-            light="#fff", xmldecl=True,
+            out,
+            kind="svg",
+            scale=module_mm,
+            unit="mm",
+            border=QUIET_ZONE,
+            light="#fff",
+            xmldecl=True,
         )
     elif fmt == "pdf":
         points = module_mm / MM_PER_INCH * 72

@@ -15,18 +15,16 @@ def check_assignment(
     """Placement and creative need the campaign they belong to; each id must exist."""
     if campaign_id is not None and session.get(Campaign, campaign_id) is None:
         raise Unprocessable(f"No campaign with id {campaign_id}.", loc=("body", "campaign_id"))
-    for name, model, value in (
-        ("placement_id", Placement, placement_id),
-        ("creative_id", Creative, creative_id),
-    ):
+    for name, value in (("placement_id", placement_id), ("creative_id", creative_id)):
         if value is None:
             continue
-        row = session.get(model, value)
+        what = name.removesuffix("_id")
+        row = session.get(Placement if what == "placement" else Creative, value)
+        owner = getattr(row, "campaign_id", None)
         if row is None:
-            raise Unprocessable(f"No {name[:-3]} with id {value}.", loc=("body", name))
-        if row.campaign_id != campaign_id:
+            raise Unprocessable(f"No {what} with id {value}.", loc=("body", name))
+        if owner != campaign_id:
             raise Unprocessable(
-                f"{name[:-3].capitalize()} {value} belongs to campaign {row.campaign_id}; "
-                "set campaign_id to it.",
+                f"{what.capitalize()} {value} belongs to campaign {owner}; set campaign_id to it.",
                 loc=("body", name),
             )

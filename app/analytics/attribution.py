@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlmodel import Session
 
-from app.analytics.models import Campaign, Conversion, Creative, Placement
+from app.analytics.models import Campaign, Conversion, Creative, Placement, table_of
 from app.analytics.stats import Posterior, probability_best
 from app.db import UTCDateTime, read_only
 from app.offers.models import Offer
@@ -41,9 +41,9 @@ TIME_BUCKETS = (
     ("over 30 days", None),
 )
 
-scans = ScanEvent.__table__.c  # type: ignore[attr-defined]
-conversions = Conversion.__table__.c  # type: ignore[attr-defined]
-offers = Offer.__table__.c  # type: ignore[attr-defined]
+scans = table_of(ScanEvent).c
+conversions = table_of(Conversion).c
+offers = table_of(Offer).c
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ def local_day(session: Session, column: Any, period: Period) -> Any:
 
 def _offset_segments(period: Period) -> list[tuple[datetime, int]]:
     """(until, offset in minutes) for each stretch of one UTC offset; hourly resolution."""
+
     def offset(moment: datetime) -> int:
         delta = moment.astimezone(period.zone).utcoffset() or timedelta()
         return int(delta.total_seconds() // 60)
@@ -152,11 +153,10 @@ def _offset_segments(period: Period) -> list[tuple[datetime, int]]:
 def scans_per_day(session: Session, period: Period) -> list[DayRow]:
     """Scans and unique visitors on each local day, days without scans included."""
     day = local_day(session, scans.occurred_at, period).label("day")
-    query = (
-        select(day, func.count(), _visitors()).where(_human_scans(period)).group_by(day)
-    )
+    query = select(day, func.count(), _visitors()).where(_human_scans(period)).group_by(day)
     with read_only(session):
-        found = {str(d): (n, v) for d, n, v in session.execute(query)}
+        result: Sequence[Any] = session.execute(query).all()
+        found = {str(d): (n, v) for d, n, v in result}
     return [DayRow(d, *found.get(d.isoformat(), (0, 0))) for d in period.days()]
 
 
@@ -180,7 +180,7 @@ def scan_breakdown(session: Session, period: Period, by: Breakdown) -> list[Brea
         .order_by(func.count().desc())
     )
     with read_only(session):
-        rows = session.execute(query).all()
+        rows: Sequence[Any] = session.execute(query).all()
         labels = _labels(session, by) if by in DIMENSION_TABLES else {}
     return [
         BreakdownRow(
@@ -201,9 +201,7 @@ def _labels(session: Session, dimension: str) -> dict[Any, str]:
 def funnel(session: Session, period: Period) -> Funnel:
     """Offers issued in the period, and how many of them were scanned, accepted, ordered."""
     scanned = (
-        select(literal(1))
-        .where(scans.offer_id == offers.id, scans.is_bot.is_(False))
-        .exists()
+        select(literal(1)).where(scans.offer_id == offers.id, scans.is_bot.is_(False)).exists()
     )
     query = select(
         func.count(),
@@ -212,7 +210,8 @@ def funnel(session: Session, period: Period) -> Funnel:
         func.count(offers.ordered_at),
     ).where(_in_range(offers.issued_at, period))
     with read_only(session):
-        issued, seen, accepted, ordered = session.execute(query).one()
+        counts: Any = session.execute(query).one()
+        issued, seen, accepted, ordered = counts
     return Funnel(int(issued), int(seen or 0), int(accepted), int(ordered))
 
 
@@ -247,7 +246,8 @@ def _scan_counts(
         .group_by(column)
     )
     rows: dict[Any, AttributionRow] = {}
-    for key, n, visitors in session.execute(query):
+    found: Sequence[Any] = session.execute(query).all()
+    for key, n, visitors in found:
         row = _row(rows, key, labels)
         row.scans, row.visitors = n, visitors
     return rows
@@ -262,9 +262,10 @@ def _add_conversions(
 ) -> None:
     in_period = _in_range(conversions.occurred_at, period)
     money = select(column, conversions.currency, func.count(), func.sum(conversions.value))
-    for key, currency, n, total in session.execute(
+    sums: Sequence[Any] = session.execute(
         money.where(in_period).group_by(column, conversions.currency)
-    ):
+    ).all()
+    for key, currency, n, total in sums:
         row = _row(rows, key, labels)
         row.conversions += n
         row.revenue[currency] = round_money(Decimal(str(total or 0)), currency)
@@ -272,7 +273,8 @@ def _add_conversions(
     timed = select(column, conversions.seconds_to_convert).where(
         in_period, conversions.seconds_to_convert.is_not(None)
     )
-    for key, seconds in session.execute(timed):
+    timings: Sequence[Any] = session.execute(timed).all()
+    for key, seconds in timings:
         waits[key].append(seconds)
     for key, values in waits.items():
         rows[key].mean_seconds_to_convert = sum(values) / len(values)

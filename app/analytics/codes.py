@@ -10,13 +10,14 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from app.analytics.models import Campaign, Conversion, Creative, Placement, SplitMode
+from app.analytics.models import Campaign, Conversion, Creative, Placement, SplitMode, table_of
 from app.analytics.routing import (
     ArmStats,
     CompiledCode,
@@ -120,7 +121,8 @@ routing_table = RoutingTable()
 
 def _placements(session: Session) -> Sequence[tuple[Placement, Campaign]]:
     query = select(Placement, Campaign).join(Campaign, col(Campaign.id) == Placement.campaign_id)
-    return [(p, c) for p, c in session.execute(query)]
+    rows: Sequence[Any] = session.execute(query).all()
+    return [(p, c) for p, c in rows]
 
 
 def _thompson_ids(placements: Iterable[tuple[Placement, Campaign]]) -> list[int]:
@@ -130,7 +132,9 @@ def _thompson_ids(placements: Iterable[tuple[Placement, Campaign]]) -> list[int]
 def compile_codes(
     session: Session, placements: Sequence[tuple[Placement, Campaign]], arms: ArmTable
 ) -> dict[str, CompiledCode]:
-    contents = dict(session.execute(select(Creative.id, Creative.utm_content)).all())
+    creatives = table_of(Creative).c
+    found: Sequence[Any] = session.execute(select(creatives.id, creatives.utm_content)).all()
+    contents: dict[int, str] = dict(found)
 
     def target(url: str, creative_id: int | None, weight: int = 1) -> Target:
         return Target(
@@ -139,7 +143,8 @@ def compile_codes(
 
     compiled = {}
     for placement, campaign in placements:
-        assert placement.id is not None and campaign.id is not None
+        assert placement.id is not None
+        assert campaign.id is not None
         rules = []
         for raw in placement.rules:
             try:
@@ -172,7 +177,7 @@ def load_arm_stats(session: Session, placement_ids: list[int]) -> ArmTable:
     if not placement_ids:
         return arms
     since = utcnow() - THOMPSON_WINDOW
-    scans = ScanEvent.__table__.c  # type: ignore[attr-defined]
+    scans = table_of(ScanEvent).c
     visitors = (
         select(
             scans.placement_id,
@@ -184,15 +189,17 @@ def load_arm_stats(session: Session, placement_ids: list[int]) -> ArmTable:
         .where(scans.is_bot.is_(False))
         .group_by(scans.placement_id, scans.creative_id)
     )
-    for placement_id, creative_id, count in session.execute(visitors):
+    seen_rows: Sequence[Any] = session.execute(visitors).all()
+    for placement_id, creative_id, count in seen_rows:
         arms[placement_id][creative_id] = ArmStats(0, int(count or 0))
-    conv = Conversion.__table__.c  # type: ignore[attr-defined]
+    conv = table_of(Conversion).c
     converted = (
         select(conv.last_placement_id, conv.last_creative_id, func.count())
         .where(conv.last_placement_id.in_(placement_ids), conv.occurred_at >= since)
         .group_by(conv.last_placement_id, conv.last_creative_id)
     )
-    for placement_id, creative_id, count in session.execute(converted):
+    converted_rows: Sequence[Any] = session.execute(converted).all()
+    for placement_id, creative_id, count in converted_rows:
         seen = arms[placement_id].get(creative_id, ArmStats(0, 0))
         arms[placement_id][creative_id] = ArmStats(int(count), max(seen.visitors, int(count)))
     return arms

@@ -11,9 +11,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from app.analytics import outbox
 from app.analytics.models import Conversion, Placement
@@ -64,7 +63,7 @@ def _touches(
 
 def _offer_scans(session: Session, offer_id: str, until: datetime) -> tuple[ScanEvent | None, ...]:
     query = select(ScanEvent).where(
-        ScanEvent.offer_id == offer_id,
+        col(ScanEvent.offer_id) == offer_id,
         col(ScanEvent.occurred_at) <= until,
         col(ScanEvent.is_bot).is_(False),
     )
@@ -90,7 +89,9 @@ def record_offer_conversion(session: Session, offer: Offer, conversion_type: str
     makes a repeat a no-op.
     """
     key = f"offer:{offer.id}:{conversion_type}"
-    if session.execute(select(Conversion.id).where(Conversion.external_key == key)).first():
+    if session.execute(
+        select(col(Conversion.id)).where(col(Conversion.external_key) == key)
+    ).first():
         return
     occurred_at = utcnow()
     gross = compute_totals(offer.lines, offer.currency).gross
@@ -152,7 +153,7 @@ def record_external(session: Session, data: ConversionCreate) -> tuple[Conversio
 
 
 def _by_key(session: Session, key: str) -> Conversion | None:
-    query = select(Conversion).where(Conversion.external_key == key)
+    query = select(Conversion).where(col(Conversion.external_key) == key)
     return session.execute(query).scalar_one_or_none()
 
 
@@ -180,7 +181,7 @@ def _external_touches(
 def _code_touches(session: Session, code: str, occurred_at: datetime) -> dict[str, Any]:
     """A campaign code's slug attributes to its placement; an offer code to the offer's scans."""
     placement = session.execute(
-        select(Placement).where(Placement.slug == code.strip().lower())
+        select(Placement).where(col(Placement.slug) == code.strip().lower())
     ).scalar_one_or_none()
     if placement is not None:
         fallback = {"campaign_id": placement.campaign_id, "placement_id": placement.id}
@@ -206,7 +207,7 @@ def _offer_by_code(session: Session, code: str) -> Offer:
     if parsed.form == CodeForm.FULL:
         offer = session.get(Offer, parsed.value)
     else:
-        query = select(Offer).where(Offer.tracking_id == parsed.value)
+        query = select(Offer).where(col(Offer.tracking_id) == parsed.value)
         offer = session.execute(query).scalar_one_or_none()
     if offer is None or offer.status == OfferStatus.DRAFT:
         raise unknown

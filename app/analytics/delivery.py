@@ -12,13 +12,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
-from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
+from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox, table_of
 from app.analytics.outbox import SIGNATURE_HEADER, sign
 from app.config import Settings
 from app.db import utcnow
@@ -27,8 +28,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 50
 KEEP_DELIVERED = timedelta(days=30)
 
-_outbox = WebhookOutbox.__table__.c  # type: ignore[attr-defined]
-_endpoint = WebhookEndpoint.__table__.c  # type: ignore[attr-defined]
+_outbox = table_of(WebhookOutbox).c
+_endpoint = table_of(WebhookEndpoint).c
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[C
     )
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=WebhookOutbox.__table__)  # type: ignore[arg-type]
-        rows = [Claimed(*row) for row in connection.execute(query)]
+            query = query.with_for_update(skip_locked=True, of=table_of(WebhookOutbox))
+        found: Sequence[Any] = connection.execute(query).all()
+        rows = [Claimed(*row) for row in found]
         if rows:
             lease = now + timedelta(seconds=settings.webhook_lease_seconds)
             ids = [row.outbox_id for row in rows]

@@ -6,12 +6,29 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for queries in SQLAlchemy Core."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 class SplitMode(StrEnum):

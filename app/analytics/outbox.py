@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection, func, insert, or_, select
 from sqlmodel import Session, col
 from ulid import ULID
 
-from app.analytics.models import Conversion, WebhookEndpoint, WebhookOutbox
+from app.analytics.models import Conversion, WebhookEndpoint, WebhookOutbox, table_of
 from app.db import utcnow
 from app.offers.models import Offer
 
@@ -50,12 +50,12 @@ def _connection(target: Session | Connection) -> Connection:
 def subscribers(connection: Connection, event_type: str) -> list[int]:
     """Endpoints that get this event: enabled ones, and those disabled after failures (their
     events wait for them); an endpoint switched off by staff gets nothing."""
-    endpoints = WebhookEndpoint.__table__.c  # type: ignore[attr-defined]
-    rows = connection.execute(
+    endpoints = table_of(WebhookEndpoint).c
+    rows: Sequence[Any] = connection.execute(
         select(endpoints.id, endpoints.event_types).where(
             or_(endpoints.enabled.is_(True), endpoints.disabled_at.is_not(None))
         )
-    )
+    ).all()
     return [endpoint_id for endpoint_id, types in rows if event_type in (types or [])]
 
 
@@ -157,7 +157,5 @@ def stage_data(
 
 
 def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
     query = select(func.count()).where(col(WebhookOutbox.delivered_at).is_(None))
     return int(session.execute(query).scalar_one())

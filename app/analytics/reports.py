@@ -182,13 +182,12 @@ def attribution_report(
 
 
 @router.get("/time-to-convert", name="analytics:time_to_convert")
-def time_to_convert(
-    session: SessionDep, period: PeriodDep, format_: FormatQuery = "json"
-) -> Any:
+def time_to_convert(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Conversions in the range by time from their first scan."""
     buckets = attribution.time_to_convert(session, period)
     if format_ == "csv":
-        return _csv(_name(period, "time_to_convert"), ("time_from_first_scan", "conversions"), buckets)
+        header = ("time_from_first_scan", "conversions")
+        return _csv(_name(period, "time_to_convert"), header, buckets)
     return [{"bucket": label, "conversions": count} for label, count in buckets]
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, Table, insert
 from sqlmodel import Session
 
 from app.errors import ServiceUnavailable
@@ -46,8 +46,9 @@ def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
     if not _insert_hooks:
         connection.execute(insert(ScanEvent), list(rows))
         return
-    statement = insert(ScanEvent).returning(ScanEvent.id, sort_by_parameter_order=True)  # type: ignore[arg-type]
-    ids = connection.execute(statement, list(rows)).scalars().all()
+    table: Table = ScanEvent.__table__  # type: ignore[attr-defined]
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    ids: Sequence[int] = connection.execute(statement, list(rows)).scalars().all()
     for hook in _insert_hooks:
         hook(connection, rows, ids)
 
