@@ -8,7 +8,8 @@ seed, so the same data always gives the same figures.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from math import exp, lgamma, log
+from math import exp, lgamma, log, sqrt
+from statistics import NormalDist
 
 import numpy as np
 
@@ -73,15 +74,30 @@ def beta_cdf(x: float, a: float, b: float) -> float:
     return 1.0 - front * _continued_fraction(b, a, 1.0 - x) / b
 
 
+def _log_pdf(x: float, a: float, b: float) -> float:
+    return lgamma(a + b) - lgamma(a) - lgamma(b) + (a - 1) * log(x) + (b - 1) * log(1 - x)
+
+
 def beta_quantile(p: float, a: float, b: float) -> float:
+    """The x with I_x(a, b) = p: Newton steps from the normal approximation, kept inside a
+    bracket that bisection narrows whenever a step would leave it."""
     low, high = 0.0, 1.0
-    for _ in range(80):
-        mid = (low + high) / 2
-        if beta_cdf(mid, a, b) < p:
-            low = mid
+    mean = a / (a + b)
+    sd = sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    x = min(max(mean + NormalDist().inv_cdf(p) * sd, 1e-9), 1 - 1e-9)
+    for _ in range(100):
+        error = beta_cdf(x, a, b) - p
+        if abs(error) < 1e-12:
+            break
+        if error < 0:
+            low = x
         else:
-            high = mid
-    return (low + high) / 2
+            high = x
+        step = x - error / exp(_log_pdf(x, a, b))
+        x = step if low < step < high else (low + high) / 2
+        if high - low < 1e-13:
+            break
+    return x
 
 
 def probability_best(posteriors: Sequence[Posterior], draws: int = DRAWS) -> list[float]:
