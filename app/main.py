@@ -14,7 +14,7 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from app.analytics import outbox
+from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
-    on_scans_inserted(outbox.scans_inserted)  # scan.created webhook events, committed with scans
+    # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
+    on_scans_inserted(rollup.scans_inserted)
+    on_scans_inserted(outbox.scans_inserted)
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
@@ -93,6 +95,8 @@ async def _hourly_housekeeping() -> None:
 def _purge_visitor_keys() -> None:
     with Session(get_engine()) as session:
         purge_visitor_keys(session)
+    with get_engine().begin() as connection:
+        rollup.forget_old_sightings(connection)
 
 
 async def favicon() -> Response:

@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Engine, insert, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from app.analytics import attribution, campaigns  # noqa: E402
+from app.analytics import attribution, campaigns, rollup  # noqa: E402
 from app.analytics.attribution import Period  # noqa: E402
 from app.analytics.models import Conversion  # noqa: E402
 from app.analytics.schemas import CampaignCreate, CreativeCreate, PlacementCreate  # noqa: E402
@@ -167,8 +168,10 @@ def _placement(name: str, creatives: list[int | None]) -> PlacementCreate:
 def scan_rows(world: World, rng: random.Random, now: datetime) -> Iterator[tuple[Any, ...]]:
     channels = ["qr"] * 6 + ["pdf"] * 2 + ["web", "typed"]
     devices = [("mobile", "iOS"), ("mobile", "Android"), ("desktop", "Windows"), ("tablet", "iOS")]
-    for _ in range(SCANS):
-        at = now - timedelta(seconds=rng.uniform(0, DAYS * 86_400))
+    # Scans arrive in time order, so rows are stored (and read) in roughly that order.
+    offsets = sorted((rng.uniform(0, DAYS * 86_400) for _ in range(SCANS)), reverse=True)
+    for offset in offsets:
+        at = now - timedelta(seconds=offset)
         bot = rng.random() < 0.03
         campaign_id, placement_id, creatives = rng.choice(world.placements)
         offer_id = None
@@ -209,20 +212,19 @@ def load_scans(engine: Engine, world: World, rng: random.Random, now: datetime) 
         finally:
             raw.close()
         return
-    with engine.begin() as connection:
-        placeholders = ", ".join(f":{c}" for c in SCAN_COLUMNS)
-        statement = text(
-            f"INSERT INTO scan_event ({', '.join(SCAN_COLUMNS)}) VALUES ({placeholders})"
-        )
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            values = dict(zip(SCAN_COLUMNS, row, strict=True))
-            values["occurred_at"] = values["occurred_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
-            batch.append(values)
-            if len(batch) == 20_000:
+    placeholders = ", ".join(f":{c}" for c in SCAN_COLUMNS)
+    statement = text(f"INSERT INTO scan_event ({', '.join(SCAN_COLUMNS)}) VALUES ({placeholders})")
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        values = dict(zip(SCAN_COLUMNS, row, strict=True))
+        values["occurred_at"] = values["occurred_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
+        batch.append(values)
+        if len(batch) == 20_000:
+            with engine.begin() as connection:  # a commit per batch, as the scan writer does
                 connection.execute(statement, batch)
-                batch = []
-        if batch:
+            batch = []
+    if batch:
+        with engine.begin() as connection:
             connection.execute(statement, batch)
 
 
@@ -292,8 +294,6 @@ def time_queries(engine: Engine, period: Period) -> dict[str, float]:
 
 
 def bench_queries(name: str, env: dict[str, str]) -> World:
-    from zoneinfo import ZoneInfo
-
     engine = make_engine(
         env["OFFERTRACK_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
     )
@@ -303,6 +303,7 @@ def bench_queries(name: str, env: dict[str, str]) -> World:
     world = seed(engine, rng, now)
     load_scans(engine, world, rng, now)
     load_conversions(engine, world, rng, now)
+    rollup.rebuild(engine, ZoneInfo("Europe/Berlin"))  # the scan writer does this as it goes
     with engine.connect() as connection:
         connection.execute(text("ANALYZE"))
         connection.commit()

@@ -1,9 +1,9 @@
 """The dashboard's aggregates: scans, visitors, conversions and revenue over a date range.
 
-Written in SQLAlchemy Core so one query serves SQLite and PostgreSQL; each reads one range of
-``scan_event.occurred_at`` or ``conversion.occurred_at`` through an index. Bots are never
-counted. Unique visitors are distinct daily visitor hashes: a visitor counts once a day per
-code or offer; a visitor who sent DNT/GPC counts as a scan but not as a visitor.
+Written in SQLAlchemy Core so one query serves SQLite and PostgreSQL. Scans and visitors come
+from the daily rollup (app.analytics.rollup), conversions from a range of
+``conversion.occurred_at`` through its index. Bots are never counted. A visitor counts once a
+day per code or offer; a visitor who sent DNT/GPC counts as a scan but not as a visitor.
 """
 
 from collections import defaultdict
@@ -18,15 +18,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlmodel import Session
 
-from app.analytics.models import Campaign, Conversion, Creative, Placement, table_of
+from app.analytics.models import Campaign, Conversion, Creative, Placement, ScanDaily, table_of
 from app.analytics.stats import Posterior, probability_best
-from app.db import UTCDateTime, read_only
+from app.db import read_only
 from app.offers.models import Offer
 from app.offers.pricing import round_money
 from app.tracking.models import ScanEvent
 
 Dimension = Literal["campaign", "placement", "creative"]
-Breakdown = Literal["channel", "device", "os", "campaign", "placement", "creative"]
+Breakdown = Literal["channel", "device", "campaign", "placement", "creative"]
 Model = Literal["first_touch", "last_touch"]
 DIMENSION_TABLES: dict[str, Any] = {
     "campaign": Campaign,
@@ -42,6 +42,7 @@ TIME_BUCKETS = (
 )
 
 scans = table_of(ScanEvent).c
+daily = table_of(ScanDaily).c
 conversions = table_of(Conversion).c
 offers = table_of(Offer).c
 
@@ -110,60 +111,26 @@ def _in_range(column: Any, period: Period) -> ColumnElement[bool]:
     return and_(column >= period.utc_start, column < period.utc_end)
 
 
-def _human_scans(period: Period) -> ColumnElement[bool]:
-    return and_(_in_range(scans.occurred_at, period), scans.is_bot.is_(False))
-
-
-def _visitors() -> Any:
-    return func.count(scans.visitor_hash.distinct())
-
-
-def local_day(session: Session, column: Any, period: Period) -> Any:
-    """The local date of a UTC timestamp column, on either database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone(period.zone.key, column))
-    # SQLite knows no time zones: the UTC offsets in force across the period, as a CASE.
-    segments = _offset_segments(period)
-    branches = [
-        (column < literal(until, UTCDateTime()), func.date(column, f"{minutes:+d} minutes"))
-        for until, minutes in segments[:-1]
-    ]
-    last = func.date(column, f"{segments[-1][1]:+d} minutes")
-    return case(*branches, else_=last) if branches else last
-
-
-def _offset_segments(period: Period) -> list[tuple[datetime, int]]:
-    """(until, offset in minutes) for each stretch of one UTC offset; hourly resolution."""
-
-    def offset(moment: datetime) -> int:
-        delta = moment.astimezone(period.zone).utcoffset() or timedelta()
-        return int(delta.total_seconds() // 60)
-
-    segments: list[tuple[datetime, int]] = []
-    moment, current = period.utc_start, offset(period.utc_start)
-    while moment < period.utc_end:
-        moment += timedelta(hours=1)
-        if (now := offset(moment)) != current:
-            segments.append((moment, current))
-            current = now
-    segments.append((period.utc_end, current))
-    return segments
+def _days(period: Period) -> ColumnElement[bool]:
+    return and_(daily.day >= period.start, daily.day <= period.end)
 
 
 def scans_per_day(session: Session, period: Period) -> list[DayRow]:
     """Scans and unique visitors on each local day, days without scans included."""
-    day = local_day(session, scans.occurred_at, period).label("day")
-    query = select(day, func.count(), _visitors()).where(_human_scans(period)).group_by(day)
+    query = (
+        select(daily.day, func.sum(daily.scans), func.sum(daily.visitors))
+        .where(_days(period))
+        .group_by(daily.day)
+    )
     with read_only(session):
         result: Sequence[Any] = session.execute(query).all()
-        found = {str(d): (n, v) for d, n, v in result}
-    return [DayRow(d, *found.get(d.isoformat(), (0, 0))) for d in period.days()]
+    found = {day: (int(n), int(v)) for day, n, v in result}
+    return [DayRow(d, *found.get(d, (0, 0))) for d in period.days()]
 
 
 BREAKDOWN_COLUMNS = {
     "channel": "channel",
     "device": "device_class",
-    "os": "os_family",
     "campaign": "campaign_id",
     "placement": "placement_id",
     "creative": "creative_id",
@@ -171,23 +138,24 @@ BREAKDOWN_COLUMNS = {
 
 
 def scan_breakdown(session: Session, period: Period, by: Breakdown) -> list[BreakdownRow]:
-    """Scans and unique visitors by channel, device, OS, campaign, placement or creative."""
-    column = scans[BREAKDOWN_COLUMNS[by]]
+    """Scans and unique visitors by channel, device, campaign, placement or creative."""
+    column = daily[BREAKDOWN_COLUMNS[by]]
+    scans_sum = func.sum(daily.scans)
     query = (
-        select(column, func.count(), _visitors())
-        .where(_human_scans(period))
+        select(column, scans_sum, func.sum(daily.visitors))
+        .where(_days(period))
         .group_by(column)
-        .order_by(func.count().desc())
+        .order_by(scans_sum.desc(), column)
     )
     with read_only(session):
         rows: Sequence[Any] = session.execute(query).all()
         labels = _labels(session, by) if by in DIMENSION_TABLES else {}
     return [
         BreakdownRow(
-            str(key) if key is not None else "",
-            labels.get(key, str(key)) if key is not None else "(none)",
-            n,
-            v,
+            str(key) if key else "",
+            labels.get(key, str(key)) if key else "(none)",
+            int(n),
+            int(v),
         )
         for key, n, v in rows
     ]
@@ -239,17 +207,17 @@ def _row(rows: dict[Any, AttributionRow], key: Any, labels: dict[Any, str]) -> A
 def _scan_counts(
     session: Session, period: Period, by: str, labels: dict[Any, str]
 ) -> dict[Any, AttributionRow]:
-    column = scans[f"{by}_id"]
+    column = daily[f"{by}_id"]
     query = (
-        select(column, func.count(), _visitors())
-        .where(_human_scans(period), column.is_not(None))
+        select(column, func.sum(daily.scans), func.sum(daily.visitors))
+        .where(_days(period), column != 0)
         .group_by(column)
     )
     rows: dict[Any, AttributionRow] = {}
     found: Sequence[Any] = session.execute(query).all()
     for key, n, visitors in found:
         row = _row(rows, key, labels)
-        row.scans, row.visitors = n, visitors
+        row.scans, row.visitors = int(n), int(visitors)
     return rows
 
 

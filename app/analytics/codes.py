@@ -13,11 +13,19 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from app.analytics.models import Campaign, Conversion, Creative, Placement, SplitMode, table_of
+from app.analytics.models import (
+    Campaign,
+    Conversion,
+    Creative,
+    Placement,
+    ScanDaily,
+    SplitMode,
+    table_of,
+)
 from app.analytics.routing import (
     ArmStats,
     CompiledCode,
@@ -33,7 +41,7 @@ from app.analytics.schemas import RoutingRule
 from app.config import Settings
 from app.db import read_only, utcnow
 from app.errors import NotFound, ServiceUnavailable
-from app.tracking.models import CodeForm, ScanEvent
+from app.tracking.models import CodeForm
 from app.tracking.scanlog import ScanLog, ScanNotRecorded
 from app.tracking.scans import Visit, classify_user_agent, scan_row, todays_visitor_hash
 from app.tracking.service import CodeNotFound
@@ -177,21 +185,15 @@ def load_arm_stats(session: Session, placement_ids: list[int]) -> ArmTable:
     if not placement_ids:
         return arms
     since = utcnow() - THOMPSON_WINDOW
-    scans = table_of(ScanEvent).c
+    daily = table_of(ScanDaily).c
     visitors = (
-        select(
-            scans.placement_id,
-            scans.creative_id,
-            func.count(scans.visitor_hash.distinct())
-            + func.sum(case((scans.visitor_hash.is_(None), 1), else_=0)),
-        )
-        .where(scans.placement_id.in_(placement_ids), scans.occurred_at >= since)
-        .where(scans.is_bot.is_(False))
-        .group_by(scans.placement_id, scans.creative_id)
+        select(daily.placement_id, daily.creative_id, func.sum(daily.visitors))
+        .where(daily.placement_id.in_(placement_ids), daily.day >= since.date())
+        .group_by(daily.placement_id, daily.creative_id)
     )
     seen_rows: Sequence[Any] = session.execute(visitors).all()
     for placement_id, creative_id, count in seen_rows:
-        arms[placement_id][creative_id] = ArmStats(0, int(count or 0))
+        arms[placement_id][creative_id or None] = ArmStats(0, int(count or 0))
     conv = table_of(Conversion).c
     converted = (
         select(conv.last_placement_id, conv.last_creative_id, func.count())

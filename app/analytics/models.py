@@ -184,3 +184,43 @@ class WebhookDelivery(SQLModel, table=True):
     status_code: int | None = None
     error: str = Field(default="", sa_type=String(500))
     duration_ms: int = 0
+
+
+class ScanDaily(SQLModel, table=True):
+    """Human scans and unique visitors per local day and dimensions, kept up to date by the
+    scan writer in the transaction of the scans: the dashboard reads this, never a million
+    raw rows. A missing campaign, placement or creative is 0 (NULLs never match an upsert)."""
+
+    __tablename__ = "scan_daily"
+    __table_args__ = (
+        Index(
+            "ix_scan_daily_day_dimensions",
+            "day",
+            "campaign_id",
+            "placement_id",
+            "creative_id",
+            "channel",
+            "device_class",
+            unique=True,
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    campaign_id: int = 0
+    placement_id: int = 0
+    creative_id: int = 0
+    channel: str = Field(sa_type=String(8))
+    device_class: str = Field(sa_type=String(16))
+    scans: int = 0
+    visitors: int = 0
+
+
+class VisitorSeen(SQLModel, table=True):
+    """Visitor hashes seen so far (48 hours, like their keys): a hash's first scan is the one
+    that counts it as a unique visitor."""
+
+    __tablename__ = "visitor_seen"
+
+    visitor_hash: str = Field(sa_type=String(64), primary_key=True)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

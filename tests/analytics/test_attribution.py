@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 from sqlmodel import Session
 
-from app.analytics import attribution, conversions
+from app.analytics import attribution, conversions, rollup
 from app.analytics.attribution import Period
 from app.analytics.schemas import ConversionCreate
 from app.analytics.stats import Posterior, beta_cdf, probability_best
@@ -40,9 +40,12 @@ def _scan(
         "visitor_hash": visitor,
         **dims,
     }
-    return int(
-        session.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id)).scalar_one()
+    connection = session.connection()
+    scan_id = int(
+        connection.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id)).scalar_one()
     )
+    rollup.scans_inserted(connection, [row], [scan_id])  # what the scan writer's hook does
+    return scan_id
 
 
 class World:
@@ -231,7 +234,8 @@ def test_scans_per_day_uses_local_days_across_a_dst_change(
     _scan(session, datetime(2026, 10, 25, 23, 40, tzinfo=UTC), "c", bot=True)
     period = Period(date(2026, 10, 24), date(2026, 10, 26), settings.zone)
     rows = attribution.scans_per_day(session, period)
-    assert [(r.day.day, r.scans, r.visitors) for r in rows] == [(24, 0, 0), (25, 2, 2), (26, 1, 1)]
+    # Visitor "b" (one hash, one UTC day) counts once: on the local day of its first scan.
+    assert [(r.day.day, r.scans, r.visitors) for r in rows] == [(24, 0, 0), (25, 2, 2), (26, 1, 0)]
 
 
 def test_funnel_and_breakdowns(session: Session, settings: Settings, world: World) -> None:

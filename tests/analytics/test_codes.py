@@ -346,3 +346,17 @@ def test_invalid_rules_are_refused_with_field_paths(api: TestClient, campaign: C
     locs = {tuple(e["loc"]) for e in response.json()["detail"]}
     assert ("body", "rules", 0, "when") in locs
     assert ("body", "rules", 0, "destinations", 0, "url") in locs
+
+
+def test_scans_feed_the_dashboard_rollup_at_once(
+    api: TestClient, session: Session, campaign: Campaign
+) -> None:
+    placement = _code(session, campaign, [])
+    for _ in range(3):
+        _go(api, placement.slug, IPHONE)
+    _go(api, placement.slug, ANDROID)
+    _go(api, placement.slug, "Googlebot/2.1 (+http://www.google.com/bot.html)")
+    response = api.get("/api/v1/analytics/breakdown", params={"by": "placement"})
+    assert response.status_code == 200, response.text
+    rows = {row["label"]: row for row in response.json()}
+    assert (rows[placement.name]["scans"], rows[placement.name]["visitors"]) == (4, 2)
