@@ -81,6 +81,16 @@ def webhook_worker() -> None:
     worker.stop()
 
 
+@cli.command("rebuild-rollup")
+def rebuild_rollup() -> None:
+    """Recompute the dashboard's daily rollup from every scan event (after a bulk import)."""
+    from app.analytics import rollup
+    from app.db import get_engine
+
+    rollup.rebuild(get_engine(), get_settings().zone)
+    typer.echo("Daily scan rollup rebuilt.")
+
+
 @cli.command()
 def demo() -> None:
     """Load demo offers in several states. Running it again changes nothing."""
