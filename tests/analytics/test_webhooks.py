@@ -368,3 +368,24 @@ def test_no_event_is_lost_when_the_worker_is_killed_mid_run(
             select(func.count()).where(WebhookOutbox.delivered_at.is_(None))  # type: ignore[union-attr]
         ).scalar_one()
     assert pending == 0
+
+
+@pytest.mark.concurrency
+def test_the_server_runs_a_worker_unless_disabled(committed: Engine, receiver: Receiver) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    _endpoint(committed, receiver, "conversion.created")
+    _emit(committed, 1)
+    off = get_settings().model_copy(update={"webhook_worker": False})
+    with TestClient(create_app(off)):
+        time.sleep(1.0)
+    assert receiver.events == []
+    on = get_settings().model_copy(update={"webhook_worker": True, "webhook_poll_seconds": 0.05})
+    with TestClient(create_app(on)):
+        deadline = time.monotonic() + 20
+        while not receiver.events:
+            assert time.monotonic() < deadline, "the server's worker sent nothing"
+            time.sleep(0.05)
+    assert receiver.events[0]["data"] == {"n": 0}
