@@ -18,7 +18,7 @@ from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
-from app.analytics.router import router as campaign_codes_router
+from app.analytics.router import routes as campaign_code_routes
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import get_engine
 from app.errors import AppError, Unauthorized, Unprocessable
@@ -69,11 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.scans_inserted)
     on_scans_inserted(outbox.scans_inserted)
+    # First: routes are matched in order, and campaign redirects are the busiest path.
+    app.router.routes.extend(campaign_code_routes())
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)
-    app.include_router(campaign_codes_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
     # Last: its /{code} route would otherwise shadow every other single-segment path.

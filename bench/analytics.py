@@ -293,10 +293,12 @@ def time_queries(engine: Engine, period: Period) -> dict[str, float]:
     return times
 
 
+def _driver(env: dict[str, str]) -> str:
+    return env["OFFERTRACK_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+
+
 def bench_queries(name: str, env: dict[str, str]) -> World:
-    engine = make_engine(
-        env["OFFERTRACK_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
-    )
+    engine = make_engine(_driver(env))
     rng = random.Random(20261123)
     now = datetime.now(UTC)
     started = time.perf_counter()
@@ -345,6 +347,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--skip-redirect", action="store_true")
+    parser.add_argument("--redirect-only", action="store_true")
     parser.add_argument("--scans", type=int, default=1_000_000, help="for a quick trial run")
     args = parser.parse_args()
     global SCANS
@@ -359,7 +362,11 @@ def main() -> None:
             print(f"\n[PostgreSQL] skipped: {PG_URL} not reachable")
     for name, url in targets:
         env = scratch_env(url)
-        world = bench_queries(name, env)
+        if args.redirect_only:
+            print(f"\n[{name}]")
+            world = seed(make_engine(_driver(env)), random.Random(1), datetime.now(UTC))
+        else:
+            world = bench_queries(name, env)
         if not args.skip_redirect:
             bench_redirect(name, env, world.slug, args.seconds)
 

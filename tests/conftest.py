@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 _tmp = Path(tempfile.mkdtemp(prefix="offertrack-test-"))
@@ -39,6 +40,7 @@ from sqlalchemy import Engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from app.analytics.codes import routing_table  # noqa: E402
+from app.analytics.router import session_scope  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
@@ -124,6 +126,7 @@ def _running_client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def client(app: FastAPI, _running_client: TestClient, session: Session) -> Iterator[TestClient]:
     app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[session_scope] = lambda: lambda: nullcontext(session)
     # The group-commit writer has its own connection; inside a rolled-back test transaction
     # the view's own session commits (the live-server tests exercise the real writer).
     app.dependency_overrides[get_scan_log] = SessionScanLog

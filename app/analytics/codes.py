@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,6 @@ from app.analytics.models import (
 from app.analytics.routing import (
     ArmStats,
     CompiledCode,
-    Route,
     Rule,
     Target,
     Visitor,
@@ -43,7 +43,14 @@ from app.db import read_only, utcnow
 from app.errors import NotFound, ServiceUnavailable
 from app.tracking.models import CodeForm
 from app.tracking.scanlog import ScanLog, ScanNotRecorded
-from app.tracking.scans import Visit, classify_user_agent, scan_row, todays_visitor_hash
+from app.tracking.scans import (
+    Visit,
+    classify_user_agent,
+    event_row,
+    todays_visitor_hash,
+    visitor_hash,
+    visitor_keys,
+)
 from app.tracking.service import CodeNotFound
 
 log = logging.getLogger(__name__)
@@ -86,6 +93,14 @@ class RoutingTable:
         if codes is None:
             raise RoutingUnavailable()
         return codes.get(slug.lower())
+
+    def peek(self, slug: str) -> tuple[bool, CompiledCode | None]:
+        """From a table fresh enough to use as it is: (True, the code or None if unknown);
+        (False, None) when the table must be loaded first."""
+        codes = self._codes
+        if codes is None or time.monotonic() - self._loaded_at > RULES_TTL_SECONDS:
+            return False, None
+        return True, codes.get(slug.lower())
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
@@ -214,19 +229,17 @@ def resolve_code(session: Session, slug: str) -> CompiledCode:
     return code
 
 
-def follow_code(
-    session: Session,
-    slug: str,
-    visit: Visit,
-    accept_language: str,
-    *,
-    scan_log: ScanLog,
-    settings: Settings,
-) -> str:
-    """Where a campaign code sends this visitor now; the scan is recorded on the way."""
-    code = resolve_code(session, slug)
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+    scan: dict[str, Any]  # the scan event to record
+
+
+def plan_redirect(
+    code: CompiledCode, visit: Visit, accept_language: str, hashed: str | None, settings: Settings
+) -> Redirect:
+    """Where the code sends this visitor now, and the scan event that says so."""
     device = classify_user_agent(visit.user_agent[:512])
-    hashed = _visitor_hash(session, visit, code.slug)
     visitor = Visitor(
         os=os_of(device),
         language=preferred_language(accept_language),
@@ -234,36 +247,61 @@ def follow_code(
         hashed=hashed,
     )
     route = choose(code, visitor)
-    _record_scan(session, code, route, visit, hashed, scan_log)
-    return route.url
-
-
-def _visitor_hash(session: Session, visit: Visit, slug: str) -> str | None:
-    try:
-        return todays_visitor_hash(session, visit, f"code:{slug}")
-    except SQLAlchemyError:  # no key of the day while the database is down: no stickiness
-        session.rollback()
-        return None
-
-
-def _record_scan(
-    session: Session,
-    code: CompiledCode,
-    route: Route,
-    visit: Visit,
-    hashed: str | None,
-    scan_log: ScanLog,
-) -> None:
-    row = scan_row(session, None, CodeForm.CAMPAIGN, visit, hashed=hashed)
+    row = event_row(None, CodeForm.CAMPAIGN, visit, hashed)
     row |= {
         "campaign_id": code.campaign_id,
         "placement_id": code.placement_id,
         "creative_id": route.target.creative_id,
     }
+    return Redirect(route.url, row)
+
+
+def redirect_from_memory(
+    slug: str, visit: Visit, accept_language: str, settings: Settings
+) -> Redirect | None:
+    """The redirect from what this process holds, or None when the database is needed first
+    (rules due for a reload, no visitor key of the day yet)."""
+    fresh, code = routing_table.peek(slug)
+    if not fresh:
+        return None
+    if code is None:
+        raise CampaignCodeNotFound()
+    hashed = None
+    if not visit.do_not_track:
+        key = visitor_keys.cached_today()
+        if key is None:
+            return None
+        hashed = visitor_hash(key, visit, _subject(code.slug))
+    return plan_redirect(code, visit, accept_language, hashed, settings)
+
+
+def redirect_with_database(
+    session: Session, slug: str, visit: Visit, accept_language: str, settings: Settings
+) -> Redirect:
+    """The redirect after loading what is missing; with the rules last loaded if it fails."""
+    code = resolve_code(session, slug)
+    hashed = _visitor_hash(session, visit, code.slug)
+    return plan_redirect(code, visit, accept_language, hashed, settings)
+
+
+def _subject(slug: str) -> str:
+    return f"code:{slug}"
+
+
+def _visitor_hash(session: Session, visit: Visit, slug: str) -> str | None:
     try:
-        scan_log.write(session, row)
+        return todays_visitor_hash(session, visit, _subject(slug))
+    except SQLAlchemyError:  # no key of the day while the database is down: no stickiness
+        session.rollback()
+        return None
+
+
+def record_scan(session: Session, redirect: Redirect, scan_log: ScanLog) -> None:
+    """Record the redirect's scan; committed before the redirect is sent, like a page view."""
+    try:
+        scan_log.write(session, redirect.scan)
     except (ScanNotRecorded, SQLAlchemyError):
         # The visitor still gets where the code leads; a lost campaign scan costs a count,
         # a failed redirect costs the customer.
-        log.warning("campaign scan for %s not recorded", code.slug)
+        log.warning("campaign scan for placement %s not recorded", redirect.scan["placement_id"])
         session.rollback()

@@ -137,13 +137,14 @@ def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
             select(*columns).order_by(scans.id)
         )
         for row in result.mappings():
-            data = dict(row)
-            hashed = data["visitor_hash"]
-            fresh = {hashed} if hashed and hashed not in seen else set()
-            seen |= fresh
-            scan_counts, visitor_counts = count([data], fresh, zone)
-            totals += scan_counts
-            firsts += visitor_counts
+            if row["is_bot"]:
+                continue
+            key = key_of(dict(row), zone)
+            totals[key] += 1
+            hashed = row["visitor_hash"]
+            if hashed and hashed not in seen:
+                seen.add(hashed)
+                firsts[key] += 1
     with engine.begin() as connection:
         connection.execute(delete(_daily))
         keys = sorted(totals)

@@ -1,37 +1,99 @@
-"""The public side of campaign analytics: dynamic campaign codes, /c/{slug}."""
+"""The public side of campaign analytics: dynamic campaign codes, /c/{slug}.
 
-from typing import Annotated
+The redirect is the busiest path we serve and does little work of its own, so it is a plain
+Starlette route: FastAPI's per-request dependency solving and validation would cost more than
+the routing itself. Its two collaborators, the scan log and the session, are still looked up
+through ``app.dependency_overrides`` so tests replace them as for any route.
+"""
 
-from fastapi import APIRouter, Header, Request, Response
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from app.analytics import codes
-from app.config import SettingsDep
-from app.db import SessionDep
-from app.tracking.router import LimiterDep, ScanLogDep, counting_misses, visit_of
+from app.config import get_settings
+from app.db import get_engine
+from app.tracking.ratelimit import MissLimiter
+from app.tracking.router import counting_misses, get_scan_log, visit_of
+from app.tracking.scanlog import COMMIT_TIMEOUT_SECONDS, GroupCommitScanLog, ScanLog
 
-router = APIRouter(tags=["campaign codes"], include_in_schema=False)
+SessionScope = Callable[[], AbstractContextManager[Session]]
 
 
-@router.get("/c/{slug}", name="analytics:code")
-def follow_code(
-    request: Request,
-    slug: str,
-    session: SessionDep,
-    settings: SettingsDep,
-    limiter: LimiterDep,
-    scan_log: ScanLogDep,
-    accept_language: Annotated[str, Header(max_length=500)] = "",
-) -> Response:
-    """Send the visitor where the code's routing rules say, with UTM parameters added."""
-    with counting_misses(request, limiter, settings):
-        url = codes.follow_code(
-            session,
-            slug[:40],
-            visit_of(request, settings),
-            accept_language,
-            scan_log=scan_log,
-            settings=settings,
+@contextmanager
+def _new_session() -> Iterator[Session]:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+def session_scope() -> SessionScope:
+    """How the redirect opens a session (inside its worker thread, when it needs one)."""
+    return _new_session
+
+
+def _scan_log(request: Request) -> ScanLog:
+    override = request.app.dependency_overrides.get(get_scan_log)
+    scan_log: ScanLog = override() if override else request.app.state.scan_log
+    return scan_log
+
+
+def _session_scope(request: Request) -> SessionScope:
+    override: Callable[[], SessionScope] = request.app.dependency_overrides.get(
+        session_scope, session_scope
+    )
+    return override()
+
+
+async def _committed(scan_log: GroupCommitScanLog, redirect: codes.Redirect) -> None:
+    """Wait for the scan's commit on the event loop: no thread is held while it waits."""
+    future = asyncio.wrap_future(scan_log.submit(redirect.scan))
+    try:
+        await asyncio.wait_for(future, COMMIT_TIMEOUT_SECONDS)
+    except Exception:  # as codes.record_scan: the visitor is redirected all the same
+        codes.log.warning(
+            "campaign scan for placement %s not recorded", redirect.scan.get("placement_id")
         )
+
+
+async def follow_code(request: Request) -> Response:
+    """Send the visitor where the code's routing rules say, with UTM parameters added.
+
+    Routing runs on the event loop from memory; only loading rules or the day's visitor key
+    (a worker thread) and the scan's commit (awaited) wait for the database.
+    """
+    settings = get_settings()
+    limiter: MissLimiter = request.app.state.miss_limiter
+    slug = str(request.path_params["slug"])[:40]
+    accept_language = request.headers.get("accept-language", "")[:500]
+    visit = visit_of(request, settings)
+    scan_log, open_session = _scan_log(request), _session_scope(request)
+
+    def load_and_plan() -> codes.Redirect:
+        with open_session() as session:
+            return codes.redirect_with_database(session, slug, visit, accept_language, settings)
+
+    def record(redirect: codes.Redirect) -> None:
+        with open_session() as session:
+            codes.record_scan(session, redirect, scan_log)
+
+    with counting_misses(request, limiter, settings):
+        redirect = codes.redirect_from_memory(slug, visit, accept_language, settings)
+        if redirect is None:
+            redirect = await run_in_threadpool(load_and_plan)
+    if isinstance(scan_log, GroupCommitScanLog):
+        await _committed(scan_log, redirect)
+    else:
+        await run_in_threadpool(record, redirect)
     # Each scan must reach us: the destination depends on who scans, when and where.
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    return RedirectResponse(redirect.url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[Any]:
+    return [Route("/c/{slug}", follow_code, methods=["GET"], name="analytics:code")]

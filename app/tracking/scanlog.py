@@ -36,8 +36,9 @@ _insert_hooks: list[ScanInsertHook] = []
 
 
 def on_scans_inserted(hook: ScanInsertHook) -> None:
-    """Run ``hook`` in the transaction that inserts scan rows, with their ids (the webhook
-    outbox of app.analytics writes its scan.created events this way, committed with the scan)."""
+    """Run ``hook`` in the transaction that inserts scan rows, with their ids: app.analytics
+    keeps its daily rollup and writes scan.created webhook events this way, committed (or not)
+    together with the scans. A hook that raises fails the rows like a failed insert."""
     if hook not in _insert_hooks:
         _insert_hooks.append(hook)
 
@@ -83,12 +84,17 @@ class GroupCommitScanLog:
             # On SQLite a caller's open write transaction holds the one writer's lock, which
             # the writer thread needs for this very row: end it first, or both wait forever.
             session.commit()
-        done: Future[None] = Future()
-        self._queue.put((row, done))
         try:
-            done.result(timeout=COMMIT_TIMEOUT_SECONDS)
+            self.submit(row).result(timeout=COMMIT_TIMEOUT_SECONDS)
         except Exception as exc:
             raise ScanNotRecorded() from exc
+
+    def submit(self, row: dict[str, Any]) -> "Future[None]":
+        """Queue ``row``; the future is done once it is committed. An async caller awaits it
+        without a thread (the campaign redirect); ``write`` waits for it."""
+        done: Future[None] = Future()
+        self._queue.put((row, done))
+        return done
 
     def close(self) -> None:
         self._queue.put(None)

@@ -127,6 +127,11 @@ class VisitorKeys:
                 assert row is not None
         return bytes.fromhex(row.secret)
 
+    def cached_today(self) -> bytes | None:
+        """Today's key if this process holds it already: no database needed."""
+        cached = self._cache
+        return cached[1] if cached and cached[0] == utcnow().date() else None
+
     def forget(self) -> None:
         self._cache = None
 
@@ -170,9 +175,16 @@ def scan_row(
     ``hashed`` is the visitor hash when the caller computed it already (campaign codes, whose
     subject is the code rather than an offer).
     """
-    device = classify_user_agent(visit.user_agent[:512])
     if hashed is None and offer_id is not None:
         hashed = todays_visitor_hash(session, visit, offer_id)
+    return event_row(offer_id, form, visit, hashed)
+
+
+def event_row(
+    offer_id: str | None, form: CodeForm, visit: Visit, hashed: str | None
+) -> dict[str, Any]:
+    """The row of a scan event whose visitor hash is known; needs no database."""
+    device = classify_user_agent(visit.user_agent[:512])
     return {
         "offer_id": offer_id,
         "occurred_at": utcnow(),
