@@ -22,8 +22,6 @@ from app.offers import service as offers_service
 from app.tracking.models import ScanEvent
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
 
-NOW = utcnow()
-
 
 def _scan(
     session: Session, at: datetime, visitor: str | None, *, bot: bool = False, **dims: Any
@@ -68,7 +66,8 @@ class World:
         p1k1 = {"campaign_id": self.campaign, "placement_id": self.p1, "creative_id": self.k1}
         p1k2 = {**p1k1, "creative_id": self.k2}
         p2k1 = {**p1k1, "placement_id": self.p2}
-        day = NOW - timedelta(days=3)
+        now = utcnow()  # the offer is accepted "now": its scans are timed from the same clock
+        day = now - timedelta(days=3)
         scan_a = _scan(session, day, "h1", **p1k1)
         for visitor in ("h1", "h2", "h3"):
             _scan(session, day + timedelta(minutes=5), visitor, **p1k1)
@@ -76,14 +75,14 @@ class World:
         _scan(session, day, None, **p1k2)
         for _ in range(5):
             _scan(session, day, f"bot{_}", bot=True, **p1k1)
-        _scan(session, NOW - timedelta(days=400), "old", **p1k1)
+        _scan(session, now - timedelta(days=400), "old", **p1k1)
         scan_b = _scan(session, day, "h5", **p2k1)
         _scan(session, day, "h6", **p2k1)
         _scan(session, day, "h7", **p2k1)
         offer = make_offer(session, settings, issued=True)
         self.offer = offer.id
-        _scan(session, NOW - timedelta(hours=2), "h8", offer_id=offer.id, **p1k2)
-        _scan(session, NOW - timedelta(hours=1), "h9", offer_id=offer.id, **p2k1)
+        _scan(session, now - timedelta(hours=2), "h8", offer_id=offer.id, **p1k2)
+        _scan(session, now - timedelta(hours=1), "h9", offer_id=offer.id, **p2k1)
         self._external(session, "A", scan_a, "100.00", day + timedelta(hours=1))
         self._external(session, "B", scan_b, "50.00", day + timedelta(days=1))
         offers_service.accept_offer(
