@@ -184,6 +184,16 @@ def _count_failure(
     )
 
 
+def extend_lease(engine: Engine, rows: Sequence[Claimed], settings: Settings) -> None:
+    lease = utcnow() + timedelta(seconds=settings.webhook_lease_seconds)
+    with engine.begin() as connection:
+        connection.execute(
+            update(WebhookOutbox)
+            .where(_outbox.id.in_([row.outbox_id for row in rows]))
+            .values(locked_until=lease)
+        )
+
+
 def release(engine: Engine, rows: list[Claimed], settings: Settings) -> None:
     """Put back rows of an endpoint that just failed, untried, to wait with it."""
     if not rows:
@@ -202,7 +212,12 @@ def deliver_batch(engine: Engine, settings: Settings) -> int:
     rows = claim(engine, settings)
     failed: set[int] = set()
     postponed = []
-    for row in rows:
+    leased_at = time.monotonic()
+    for index, row in enumerate(rows):
+        if time.monotonic() - leased_at > settings.webhook_lease_seconds / 2:
+            # A slow batch keeps its rows: another worker must not send them meanwhile.
+            extend_lease(engine, rows[index:], settings)
+            leased_at = time.monotonic()
         if row.endpoint_id in failed:
             postponed.append(row)
             continue
