@@ -2,6 +2,7 @@
 scan events, and redirects that keep working while the database is down."""
 
 from collections import Counter
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,10 +14,12 @@ from sqlmodel import Session
 
 from app.analytics import codes
 from app.analytics.models import Campaign, Placement
+from app.analytics.router import session_scope
 from app.analytics.routing import Target, with_utm
 from app.config import Settings
-from app.db import get_session
 from app.tracking.models import ScanEvent
+from app.tracking.router import get_scan_log
+from app.tracking.scanlog import SessionScanLog
 from tests.factories import make_campaign, make_creative, make_placement
 
 IPHONE = (
@@ -290,7 +293,10 @@ def test_changed_rules_apply_at_once(api: TestClient, session: Session, campaign
 
 
 def test_redirects_keep_working_from_the_last_rules_while_the_database_is_down(
-    client: TestClient, session: Session, campaign: Campaign
+    client: TestClient,
+    session: Session,
+    campaign: Campaign,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     placement = _code(
         session,
@@ -300,9 +306,15 @@ def test_redirects_keep_working_from_the_last_rules_while_the_database_is_down(
     assert _base(_go(client, placement.slug)) == "https://x.example/i"  # loads the table
     dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", pool_pre_ping=False)
     codes.routing_table.invalidate()  # due for a reload, which fails
-    client.app.dependency_overrides[get_session] = lambda: Session(dead)  # type: ignore[attr-defined]
+    dead_session = Session(dead)
+    overrides = client.app.dependency_overrides  # type: ignore[attr-defined]
+    overrides[session_scope] = lambda: lambda: nullcontext(dead_session)
+    overrides[get_scan_log] = SessionScanLog  # commits in the dead session: fails
     assert _base(_go(client, placement.slug)) == "https://x.example/i"
     assert _base(_go(client, placement.slug, DESKTOP)) == "https://shop.example.com/spring"
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("routing with the rules last loaded" in m for m in messages)
+    assert any("not recorded" in m for m in messages)
 
 
 def test_thompson_sampling_favours_the_better_converter() -> None:
