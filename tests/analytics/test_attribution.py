@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from app.analytics import attribution, conversions, rollup
@@ -333,3 +333,21 @@ def test_rebuild_reproduces_the_rollup_the_writer_kept(committed: Any, settings:
     assert sum(row[5] for row in kept) == 12  # the 400-day-old scan too
     rollup.rebuild(committed, settings.zone)
     assert snapshot() == kept
+
+
+def test_visitor_sightings_are_forgotten_after_48_hours(session: Session) -> None:
+    from sqlalchemy import update
+
+    from app.analytics.models import VisitorSeen
+
+    connection = session.connection()
+    assert rollup.first_sightings(connection, {"old", "new"}) == {"old", "new"}
+    assert rollup.first_sightings(connection, {"old", "other"}) == {"other"}
+    connection.execute(
+        update(VisitorSeen)
+        .where(VisitorSeen.visitor_hash == "old")
+        .values(seen_at=utcnow() - timedelta(hours=49))
+    )
+    rollup.forget_old_sightings(connection)
+    remaining = set(session.execute(select(VisitorSeen.visitor_hash)).scalars())
+    assert remaining == {"new", "other"}
