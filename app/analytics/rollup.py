@@ -52,13 +52,14 @@ def first_sightings(connection: Connection, hashes: set[str]) -> set[str]:
     if not hashes:
         return set()
     now = utcnow()
+    # One statement for any number of rows (executemany): compiled once, cached after.
     statement = (
         _insert(connection, _seen)
-        .values([{"visitor_hash": h, "seen_at": now} for h in sorted(hashes)])
         .on_conflict_do_nothing(index_elements=["visitor_hash"])
         .returning(_seen.c.visitor_hash)
     )
-    return set(connection.execute(statement).scalars())
+    values = [{"visitor_hash": h, "seen_at": now} for h in sorted(hashes)]
+    return set(connection.execute(statement, values).scalars())
 
 
 def count(
@@ -87,7 +88,7 @@ def add(connection: Connection, scans: Counter[Key], visitors: Counter[Key]) -> 
         {**dict(zip(KEY_COLUMNS, key, strict=True)), "scans": n, "visitors": visitors[key]}
         for key, n in sorted(scans.items())
     ]
-    statement = _insert(connection, _daily).values(values)
+    statement = _insert(connection, _daily)
     statement = statement.on_conflict_do_update(
         index_elements=list(KEY_COLUMNS),
         set_={
@@ -95,7 +96,7 @@ def add(connection: Connection, scans: Counter[Key], visitors: Counter[Key]) -> 
             "visitors": _daily.c.visitors + statement.excluded.visitors,
         },
     )
-    connection.execute(statement)
+    connection.execute(statement, values)
 
 
 def scans_inserted(
