@@ -69,6 +69,7 @@ bench: install
 	command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/analytics.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -37,10 +37,17 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request (off behind a proxy that logs them).")
     ] = True,
+    worker: Annotated[
+        bool, typer.Option(help="Deliver webhooks from each server process (see `worker`).")
+    ] = True,
 ) -> None:
     """Run the web server."""
+
     import uvicorn
 
+    if not worker:
+        os.environ["OFFERTRACK_WEBHOOK_WORKER"] = "false"  # read by each server process
+        get_settings.cache_clear()
     settings = get_settings()
     try:
         settings.resolved_secret_key()
@@ -62,9 +69,8 @@ def serve(
         port=port,
         workers=workers,
         reload=reload,
-        access_log=access_log,
         proxy_headers=False,
-        **_log_options(settings.log_format, settings.log_level),
+        **{"access_log": access_log, **_log_options(settings.log_format, settings.log_level)},
     )
 
 
@@ -75,6 +81,35 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
 
     # Our JSON access line (with request id, without client address) replaces uvicorn's.
     return {"log_config": uvicorn_log_config(level), "access_log": False}
+
+
+@cli.command("worker")
+def webhook_worker() -> None:
+    """Deliver webhook events until stopped (Ctrl+C or SIGTERM); any number may run."""
+    import signal
+    import threading
+
+    from app.analytics.delivery import DeliveryWorker
+    from app.db import get_engine
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = DeliveryWorker(get_engine(), get_settings())
+    worker.start()
+    typer.echo(f"Delivering webhooks from {_display_url()}; Ctrl+C stops.", err=True)
+    stop.wait()
+    worker.stop()
+
+
+@cli.command("rebuild-rollup")
+def rebuild_rollup() -> None:
+    """Recompute the dashboard's daily rollup from every scan event (after a bulk import)."""
+    from app.analytics import rollup
+    from app.db import get_engine
+
+    rollup.rebuild(get_engine(), get_settings().zone)
+    typer.echo("Daily scan rollup rebuilt.")
 
 
 @cli.command()

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Scan events older than this are rolled up into daily counts and deleted.
     scan_retention_days: int = Field(default=400, ge=1, le=36500)
+    # Webhooks: `serve` runs a delivery worker in each process unless this is false
+    # (then run `offertrack worker` on its own).
+    webhook_worker: bool = True
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_max_failures: int = Field(default=20, ge=1)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
     @field_validator("public_base_url")
     @classmethod

@@ -17,6 +17,11 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from app.admin.site import mount_staff_site
+from app.analytics import outbox, rollup
+from app.analytics.api import router as analytics_api_router
+from app.analytics.delivery import DeliveryWorker
+from app.analytics.reports import router as analytics_reports_router
+from app.analytics.router import routes as campaign_code_routes
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -39,6 +44,7 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
+from app.tracking.scanrows import on_scans_inserted
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
 
@@ -65,9 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.scan_log = scan_log
         app.state.readiness = ReadinessCheck(settings)
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
+        worker = DeliveryWorker(get_engine(), settings)
+        if settings.webhook_worker:
+            worker.start()
         try:
             yield
         finally:
+            worker.stop()
             housekeeping.cancel()
             scan_log.close()
             renderer.shutdown()
@@ -91,8 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     page_cache.ttl = settings.page_cache_seconds
+    # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
+    on_scans_inserted(rollup.scans_inserted)
+    on_scans_inserted(outbox.scans_inserted)
+    # First: routes are matched in order, and campaign redirects are the busiest path.
+    app.router.routes.extend(campaign_code_routes())
     app.include_router(offers_router)
     app.include_router(orders_router)
+    app.include_router(analytics_api_router)
+    app.include_router(analytics_reports_router)
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
@@ -120,6 +137,8 @@ async def _hourly_housekeeping(settings: Settings) -> None:
 def _purge_visitor_keys(settings: Settings) -> None:
     with Session(get_engine()) as session:
         purge_visitor_keys(session)
+    with get_engine().begin() as connection:
+        rollup.forget_old_sightings(connection)
 
 
 def _purge_old_scans(settings: Settings) -> None:

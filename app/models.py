@@ -1,6 +1,17 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
 from app.admin.models import AuditLogEntry, LoginFailure, StaffUser
+from app.analytics.models import (
+    Campaign,
+    CampaignDayTotal,
+    Conversion,
+    Creative,
+    Placement,
+    VisitorSeen,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookOutbox,
+)
 from app.auth.models import ApiKey
 from app.db import metadata
 from app.offers.models import Offer, OfferLine, OfferPdf
@@ -10,6 +21,15 @@ __all__ = [
     "ApiKey",
     "AuditLogEntry",
     "LoginFailure",
+    "Campaign",
+    "Conversion",
+    "Creative",
+    "CampaignDayTotal",
+    "Placement",
+    "VisitorSeen",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookOutbox",
     "Offer",
     "OfferLine",
     "OfferPdf",

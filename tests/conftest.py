@@ -28,6 +28,8 @@ os.environ.update(
     OFFERTRACK_VAR_DIR=str(_tmp / "var"),
     OFFERTRACK_PUBLIC_BASE_URL="https://track.example.com",
     OFFERTRACK_PDF_WORKERS="1",
+    # Webhook tests run their own workers; a server's worker would race them for the outbox.
+    OFFERTRACK_WEBHOOK_WORKER="false",
 )
 
 import pytest  # noqa: E402
@@ -37,6 +39,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from app.analytics.codes import routing_table  # noqa: E402
+from app.analytics.router import session_scope  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
 from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
@@ -123,6 +127,7 @@ def _running_client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def client(app: FastAPI, _running_client: TestClient, session: Session) -> Iterator[TestClient]:
     app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[session_scope] = lambda: lambda: nullcontext(session)
     # The group-commit writer has its own connection; inside a rolled-back test transaction
     # the view's own session commits (the live-server tests exercise the real writer).
     app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
@@ -130,6 +135,7 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
     page_cache.clear()  # a rolled-back test leaves no trace in the data; nor may it here
+    routing_table.forget()  # codes loaded by another test's rolled-back transaction
     _running_client.headers.clear()
     _running_client.cookies.clear()
     try:

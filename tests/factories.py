@@ -5,6 +5,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app.analytics import campaigns
+from app.analytics.models import Campaign, Creative, Placement
+from app.analytics.schemas import CampaignCreate, CreativeCreate, PlacementCreate
 from app.config import Settings
 from app.offers import service
 from app.offers.models import Offer
@@ -53,3 +56,23 @@ def make_offer(session: Session, settings: Settings, *, issued: bool = False, **
     if issued:
         offer = service.issue_offer(session, offer.id, actor="tests", settings=settings)
     return offer
+
+
+def make_campaign(session: Session, *, name: str = "Spring fair", **data: Any) -> Campaign:
+    return campaigns.create_campaign(session, CampaignCreate.model_validate({"name": name, **data}))
+
+
+def make_creative(session: Session, campaign_id: int, *, name: str = "Blue poster") -> Creative:
+    return campaigns.create_creative(session, campaign_id, CreativeCreate(name=name))
+
+
+def make_placement(
+    session: Session,
+    campaign_id: int,
+    *,
+    name: str = "Store 47, table tent",
+    fallback_url: str = "https://shop.example.com/spring",
+    **data: Any,
+) -> Placement:
+    payload = {"name": name, "fallback_url": fallback_url, **data}
+    return campaigns.create_placement(session, campaign_id, PlacementCreate.model_validate(payload))

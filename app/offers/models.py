@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, LargeBinary, Numeric, String, Text
+from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, Numeric, String, Text
 from sqlmodel import Field, Relationship, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -41,6 +41,20 @@ class Offer(SQLModel, table=True):
     supersedes_id: str | None = Field(
         default=None,
         sa_column=Column(String(26), ForeignKey("offer.id"), unique=True, nullable=True),
+    )
+
+    # Campaign analytics: the campaign, placement and creative that brought this offer.
+    campaign_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("campaign.id", ondelete="SET NULL"), nullable=True),
+    )
+    placement_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("placement.id", ondelete="SET NULL"), nullable=True),
+    )
+    creative_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("creative.id", ondelete="SET NULL"), nullable=True),
     )
 
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

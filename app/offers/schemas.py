@@ -94,6 +94,9 @@ class OfferCreate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
     terms: LongText = ""
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
     @model_validator(mode="after")
     def _plausible_total(self) -> "OfferCreate":
@@ -110,6 +113,10 @@ class OfferUpdate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
     notes: LongText | None = None
     terms: LongText | None = None
+    # Campaign analytics; null clears, leaving a field out keeps it.
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
     @model_validator(mode="after")
     def _plausible_total(self) -> "OfferUpdate":
@@ -171,6 +178,9 @@ class OfferRead(BaseModel):
     declined_at: datetime | None
     ordered_at: datetime | None
     superseded_at: datetime | None
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
     @classmethod
     def from_offer(
@@ -221,6 +231,9 @@ class OfferRead(BaseModel):
                     "declined_at",
                     "ordered_at",
                     "superseded_at",
+                    "campaign_id",
+                    "placement_id",
+                    "creative_id",
                 }
             ),
         )

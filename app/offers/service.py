@@ -10,6 +10,8 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.admin import audit
+from app.analytics import conversions
+from app.analytics.assignment import check_assignment
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
@@ -64,6 +66,9 @@ def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: S
     )
     _apply_customer(offer, data.customer)
     offer.lines = _build_lines(data.lines)
+    check_assignment(session, data.campaign_id, data.placement_id, data.creative_id)
+    offer.campaign_id, offer.placement_id = data.campaign_id, data.placement_id
+    offer.creative_id = data.creative_id
     _insert_with_unique_tracking_id(session, offer)
     _audit(
         session,
@@ -211,6 +216,7 @@ def update_offer(
         value = getattr(data, field)
         if value is not None:
             setattr(offer, field, value)
+    _update_assignment(session, offer, data)
     offer.updated_at = utcnow()
     session.add(offer)
     changed = data.model_dump(mode="json", exclude_unset=True)
@@ -219,6 +225,15 @@ def update_offer(
     _audit(session, offer, actor, "update", "Changed " + ", ".join(changed), changed)
     session.commit()
     return offer
+
+
+def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> None:
+    fields = ("campaign_id", "placement_id", "creative_id")
+    if not data.model_fields_set & set(fields):
+        return
+    for field in data.model_fields_set & set(fields):
+        setattr(offer, field, getattr(data, field))
+    check_assignment(session, offer.campaign_id, offer.placement_id, offer.creative_id)
 
 
 def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
@@ -254,6 +269,9 @@ def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Setti
         customer_phone=offer.customer_phone,
         customer_reference=offer.customer_reference,
         supersedes_id=offer.id,
+        campaign_id=offer.campaign_id,
+        placement_id=offer.placement_id,
+        creative_id=offer.creative_id,
         lines=[_copy_line(line) for line in offer.lines],
     )
     offer.status = OfferStatus.SUPERSEDED
@@ -318,6 +336,7 @@ def accept_offer(
         f"Accepted by {signer_name}",
         {"signer_name": signer_name, "po_number": po_number},
     )
+    conversions.record_offer_conversion(session, offer, conversions.OFFER_ACCEPTED)
     session.commit()
     return offer
 

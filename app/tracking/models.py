@@ -46,6 +46,7 @@ class StageUpdate(SQLModel, table=True):
 class CodeForm(StrEnum):
     FULL = "full"
     SHORT = "short"
+    CAMPAIGN = "campaign"  # a dynamic campaign code, /c/{slug}
 
 
 class Channel(StrEnum):
@@ -59,7 +60,10 @@ class ScanEvent(SQLModel, table=True):
     """One view of a tracking page. No raw IP address or user agent is ever stored."""
 
     __tablename__ = "scan_event"
-    __table_args__ = (Index("ix_scan_event_offer_id_occurred_at", "offer_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_scan_event_offer_id_occurred_at", "offer_id", "occurred_at"),
+        Index("ix_scan_event_placement_id_occurred_at", "placement_id", "occurred_at"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -79,6 +83,11 @@ class ScanEvent(SQLModel, table=True):
     referrer_host: str = Field(default="", sa_type=String(255))
     is_bot: bool = False
     visitor_hash: str | None = Field(default=None, sa_type=String(64))
+    # Analytics dimensions (app.analytics): no foreign keys, so a scan outlives its campaign's
+    # rows and the write path checks nothing more than it did.
+    campaign_id: int | None = None
+    placement_id: int | None = None
+    creative_id: int | None = None
 
 
 class VisitorKey(SQLModel, table=True):

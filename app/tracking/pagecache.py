@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -38,6 +38,9 @@ class CachedPage:
     html: str
     has_forms: bool
     expires_at: float
+    # The offer's campaign, placement and creative, carried into each scan row so that
+    # attribution needs no join with the offer table.
+    campaign: dict[str, int | None] = field(default_factory=dict)
 
     def html_for(self, csrf_token: str) -> str:
         return self.html.replace(CSRF_PLACEHOLDER, csrf_token) if self.has_forms else self.html

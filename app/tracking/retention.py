@@ -26,8 +26,16 @@ from app.tracking.models import ScanDaily, ScanEvent
 ADVISORY_LOCK_KEY = 0x0FF3_7124_5CA1_0001
 # The columns a day's events are grouped by; campaign analytics adds its ids here (and to
 # ScanEvent) once scans carry them.
-GROUP_COLUMNS = ("offer_id", "code_form", "channel", "device_class", "is_bot")
-CAMPAIGN_COLUMNS = ("campaign_id", "placement_id", "creative_id")
+GROUP_COLUMNS = (
+    "offer_id",
+    "code_form",
+    "channel",
+    "device_class",
+    "is_bot",
+    "campaign_id",
+    "placement_id",
+    "creative_id",
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,6 @@ def _add_counts(session: Session, day: date, key: _Key, counts: Counter[str]) ->
         else getattr(ScanDaily, name) == value
         for name, value in values.items()
     ]
-    match += [col(getattr(ScanDaily, name)).is_(None) for name in CAMPAIGN_COLUMNS]
     existing = session.execute(
         select(ScanDaily).where(col(ScanDaily.day) == day, *match).limit(1)
     ).scalar_one_or_none()

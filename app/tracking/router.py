@@ -65,7 +65,7 @@ def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) 
         raise
 
 
-def _visit(request: Request, settings: Settings) -> Visit:
+def visit_of(request: Request, settings: Settings) -> Visit:
     headers = request.headers
     return Visit(
         client_ip=client_address(request, settings),
@@ -102,7 +102,13 @@ def _load_page(
         page = service.tracking_page(session, code, settings=settings)
         has_forms = _has_forms(page)
         html = _render_page(request, page, csrf=CSRF_PLACEHOLDER if has_forms else "")
-    cached = CachedPage(page.offer.id, code.form, html, has_forms, page_cache.expiry())
+    offer = page.offer
+    campaign = {
+        "campaign_id": offer.campaign_id,
+        "placement_id": offer.placement_id,
+        "creative_id": offer.creative_id,
+    }
+    cached = CachedPage(offer.id, code.form, html, has_forms, page_cache.expiry(), campaign)
     page_cache.put(_cache_key(request, code), cached, epoch)
     return cached
 
@@ -172,9 +178,9 @@ async def tracking_page(
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(code)
         page = await _page(request, sessions, parsed, settings)
-    visit = _visit(request, settings)
+    visit = visit_of(request, settings)
     if hx_request != "true" and not _is_internal_navigation(visit, settings):
-        await service.log_scan(sessions, page.offer_id, parsed.form, visit, scan_log=scan_log)
+        await service.log_scan(sessions, page, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""
     return _page_response(request, page.html_for(csrf), settings)
 

@@ -17,14 +17,14 @@ import time
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ServiceUnavailable
 from app.metrics import SCANS_RECORDED, SCANS_SPOOLED
-from app.tracking.models import ScanEvent
+from app.tracking.scanrows import insert_scans
 from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class SessionScanLog:
         self._session = session
 
     def write(self, row: dict[str, Any]) -> None:
-        self._session.execute(insert(ScanEvent).values(**row))
+        insert_scans(self._session.connection(), [row])
         self._session.commit()
 
     async def record(self, row: dict[str, Any]) -> None:
@@ -99,17 +99,18 @@ class GroupCommitScanLog:
             # the writer thread needs for this very row: end it first, or both wait forever.
             session.commit()
         try:
-            self._submit(row).result(timeout=COMMIT_TIMEOUT_SECONDS)
+            self.submit(row).result(timeout=COMMIT_TIMEOUT_SECONDS)
         except Exception as exc:
             raise ScanNotRecorded() from exc
 
     async def record(self, row: dict[str, Any]) -> None:
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self._submit(row)), COMMIT_TIMEOUT_SECONDS)
+            await asyncio.wait_for(asyncio.wrap_future(self.submit(row)), COMMIT_TIMEOUT_SECONDS)
         except Exception as exc:
             raise ScanNotRecorded() from exc
 
-    def _submit(self, row: dict[str, Any]) -> "Future[None]":
+    def submit(self, row: dict[str, Any]) -> "Future[None]":
+        """Queue ``row``; the future is done once it is committed (or spooled)."""
         done: Future[None] = Future()
         self._queue.put((row, done))
         return done
@@ -213,7 +214,7 @@ class _Writer:
             self._connection = self._engine.connect()
         try:
             with self._connection.begin():
-                self._connection.execute(insert(ScanEvent), rows)
+                insert_scans(self._connection, rows)
             SCANS_RECORDED.inc(len(rows))
         except IntegrityError:
             raise  # a bad row; the connection is fine

@@ -155,11 +155,25 @@ def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def todays_visitor_hash(session: Session, visit: Visit, subject: str) -> str | None:
+    """The visitor's hash for ``subject`` today; none for a visitor who asks not to be tracked."""
+    if visit.do_not_track:
+        return None
+    return visitor_hash(visitor_keys.today(session), visit, subject)
+
+
 def scan_row(offer_id: str, form: CodeForm, visit: Visit, key: bytes) -> dict[str, Any]:
     """The scan event of one page view, as a row: the visit reduced to what may be kept.
     ``key`` is today's visitor key (VisitorKeys.today)."""
-    device = classify_user_agent(visit.user_agent[:512])
     hashed = None if visit.do_not_track else visitor_hash(key, visit, offer_id)
+    return event_row(offer_id, form, visit, hashed)
+
+
+def event_row(
+    offer_id: str | None, form: CodeForm, visit: Visit, hashed: str | None
+) -> dict[str, Any]:
+    """The row of a scan event whose visitor hash is known; needs no database."""
+    device = classify_user_agent(visit.user_agent[:512])
     return {
         "offer_id": offer_id,
         "occurred_at": utcnow(),

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from app.admin import audit
+from app.analytics import conversions, outbox
 from app.config import Settings
 from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
@@ -17,6 +18,7 @@ from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
 from app.tracking.codes import TrackingCode, parse_tracking_code
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
+from app.tracking.pagecache import CachedPage
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import Visit, scan_row, visitor_keys
 from app.tracking.schemas import StageUpdateCreate
@@ -121,6 +123,10 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
         offer_id=offer.id,
         summary=f"Activated as order (stage {first.label!r})",
     )
+    conversions.record_offer_conversion(session, offer, conversions.ORDER)
+    outbox.emit(
+        session, "order.stage_changed", outbox.stage_data(offer, first.key, first.label, now)
+    )
     session.commit()
     return offer
 
@@ -195,6 +201,11 @@ def _append_update(
     session.add(update)
     session.flush()
     _audit_stage_update(session, update, offer, stage, actor)
+    outbox.emit(
+        session,
+        "order.stage_changed",
+        outbox.stage_data(offer, stage.key, stage.label, update.happened_at),
+    )
     return update
 
 
@@ -278,13 +289,13 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
 
 
 async def log_scan(
-    sessions: SessionFactory, offer_id: str, form: CodeForm, visit: Visit, *, scan_log: ScanLog
+    sessions: SessionFactory, page: CachedPage, visit: Visit, *, scan_log: ScanLog
 ) -> None:
     """Record one customer view; committed before the page is sent, so none is ever lost."""
     key = visitor_keys.cached_today()
     if key is None:  # once a day per process
         key = await run_in_threadpool(_todays_visitor_key, sessions)
-    await scan_log.record(scan_row(offer_id, form, visit, key))
+    await scan_log.record(scan_row(page.offer_id, page.form, visit, key) | page.campaign)
 
 
 def _todays_visitor_key(sessions: SessionFactory) -> bytes:

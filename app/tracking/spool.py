@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from app.db import utcnow
-from app.tracking.models import ScanEvent, ScanSpoolProgress
+from app.tracking.models import ScanSpoolProgress
+from app.tracking.scanrows import insert_scans
 
 log = logging.getLogger(__name__)
 PATTERN = "scans-*.jsonl"
@@ -153,7 +154,7 @@ def _replayed_bytes(connection: Connection, name: str) -> int:
 def _insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
     try:
         with connection.begin_nested():
-            connection.execute(insert(ScanEvent), rows)
+            insert_scans(connection, rows)
         return len(rows)
     except IntegrityError:
         pass
@@ -162,7 +163,7 @@ def _insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
     for row in rows:
         try:
             with connection.begin_nested():
-                connection.execute(insert(ScanEvent), [row])
+                insert_scans(connection, [row])
             added += 1
         except IntegrityError:
             log.warning("dropped a spooled scan event of a deleted offer: %s", row.get("offer_id"))

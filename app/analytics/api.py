@@ -1,0 +1,248 @@
+"""The analytics management API: campaigns, creatives, placements and their codes,
+conversions and webhook endpoints. Thin: parse, call one service function, answer."""
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from app.analytics import artwork, campaigns, conversions, webhooks
+from app.analytics.models import Campaign, Conversion, Creative, Placement, WebhookEndpoint
+from app.analytics.schemas import (
+    CampaignCreate,
+    CampaignRead,
+    CampaignUpdate,
+    ConversionCreate,
+    ConversionRead,
+    CreativeCreate,
+    CreativeRead,
+    DeliveryRead,
+    PlacementCreate,
+    PlacementRead,
+    PlacementUpdate,
+    RoutingRule,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointRead,
+    WebhookEndpointUpdate,
+)
+from app.auth.dependencies import require_api_key
+from app.config import Settings, SettingsDep
+from app.db import SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["campaigns"], dependencies=[Depends(require_api_key)])
+
+
+def _campaign(campaign: Campaign) -> CampaignRead:
+    return CampaignRead.model_validate(campaign, from_attributes=True)
+
+
+def _creative(creative: Creative) -> CreativeRead:
+    return CreativeRead.model_validate(creative, from_attributes=True)
+
+
+def placement_read(request: Request, placement: Placement, settings: Settings) -> PlacementRead:
+    assert placement.id is not None
+    path = request.app.url_path_for("analytics:code", slug=placement.slug)
+    return PlacementRead(
+        id=placement.id,
+        campaign_id=placement.campaign_id,
+        name=placement.name,
+        slug=placement.slug,
+        code_url=settings.public_base_url + path,
+        fallback_url=placement.fallback_url,
+        fallback_creative_id=placement.fallback_creative_id,
+        split_mode=placement.split_mode,
+        rules=[RoutingRule.model_validate(rule) for rule in placement.rules],
+    )
+
+
+@router.post("/campaigns", status_code=status.HTTP_201_CREATED, name="campaigns:create")
+def create_campaign(data: CampaignCreate, session: SessionDep) -> CampaignRead:
+    return _campaign(campaigns.create_campaign(session, data))
+
+
+@router.get("/campaigns", name="campaigns:list")
+def list_campaigns(session: SessionDep) -> list[CampaignRead]:
+    return [_campaign(c) for c in campaigns.list_campaigns(session)]
+
+
+@router.get("/campaigns/{campaign_id}", name="campaigns:get")
+def read_campaign(campaign_id: int, session: SessionDep) -> CampaignRead:
+    return _campaign(campaigns.get_campaign(session, campaign_id))
+
+
+@router.patch("/campaigns/{campaign_id}", name="campaigns:update")
+def update_campaign(campaign_id: int, data: CampaignUpdate, session: SessionDep) -> CampaignRead:
+    return _campaign(campaigns.update_campaign(session, campaign_id, data))
+
+
+@router.post(
+    "/campaigns/{campaign_id}/creatives",
+    status_code=status.HTTP_201_CREATED,
+    name="creatives:create",
+)
+def create_creative(campaign_id: int, data: CreativeCreate, session: SessionDep) -> CreativeRead:
+    return _creative(campaigns.create_creative(session, campaign_id, data))
+
+
+@router.get("/campaigns/{campaign_id}/creatives", name="creatives:list")
+def list_creatives(campaign_id: int, session: SessionDep) -> list[CreativeRead]:
+    return [_creative(c) for c in campaigns.list_creatives(session, campaign_id)]
+
+
+@router.post(
+    "/campaigns/{campaign_id}/placements",
+    status_code=status.HTTP_201_CREATED,
+    name="placements:create",
+)
+def create_placement(
+    request: Request,
+    campaign_id: int,
+    data: PlacementCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> PlacementRead:
+    """A placement and its dynamic code (`code_url`, the URL its QR code opens)."""
+    placement = campaigns.create_placement(session, campaign_id, data)
+    return placement_read(request, placement, settings)
+
+
+@router.get("/campaigns/{campaign_id}/placements", name="placements:list")
+def list_placements(
+    request: Request, campaign_id: int, session: SessionDep, settings: SettingsDep
+) -> list[PlacementRead]:
+    placements: Sequence[Placement] = campaigns.list_placements(session, campaign_id)
+    return [placement_read(request, p, settings) for p in placements]
+
+
+@router.get("/placements/{placement_id}", name="placements:get")
+def read_placement(
+    request: Request, placement_id: int, session: SessionDep, settings: SettingsDep
+) -> PlacementRead:
+    return placement_read(request, campaigns.get_placement(session, placement_id), settings)
+
+
+@router.patch("/placements/{placement_id}", name="placements:update")
+def update_placement(
+    request: Request,
+    placement_id: int,
+    data: PlacementUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> PlacementRead:
+    """Change the routing rules (`rules` replaces them all), fallback or split mode."""
+    placement = campaigns.update_placement(session, placement_id, data)
+    return placement_read(request, placement, settings)
+
+
+def _conversion(conversion: Conversion) -> ConversionRead:
+    return ConversionRead.model_validate(conversion, from_attributes=True)
+
+
+@router.post(
+    "/conversions",
+    status_code=status.HTTP_201_CREATED,
+    name="conversions:create",
+    tags=["conversions"],
+    responses={200: {"description": "The same external_key and body were recorded before"}},
+)
+def create_conversion(
+    data: ConversionCreate, session: SessionDep, response: Response
+) -> ConversionRead:
+    """Record an external conversion; idempotent on `external_key` (same body: 200 with the
+    first result; a different body: 409)."""
+    conversion, created = conversions.record_external(session, data)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _conversion(conversion)
+
+
+@router.get("/conversions/{conversion_id}", name="conversions:get", tags=["conversions"])
+def read_conversion(conversion_id: int, session: SessionDep) -> ConversionRead:
+    return _conversion(conversions.get_conversion(session, conversion_id))
+
+
+def _endpoint(endpoint: WebhookEndpoint) -> WebhookEndpointCreated:
+    return WebhookEndpointCreated.model_validate(endpoint, from_attributes=True)
+
+
+@router.post(
+    "/webhooks", status_code=status.HTTP_201_CREATED, name="webhooks:create", tags=["webhooks"]
+)
+def create_endpoint(data: WebhookEndpointCreate, session: SessionDep) -> WebhookEndpointCreated:
+    """Register an endpoint; the answer carries the secret that signs its deliveries."""
+    return _endpoint(webhooks.create_endpoint(session, data))
+
+
+@router.get("/webhooks", name="webhooks:list", tags=["webhooks"])
+def list_endpoints(session: SessionDep) -> list[WebhookEndpointRead]:
+    return [
+        WebhookEndpointRead.model_validate(e, from_attributes=True)
+        for e in webhooks.list_endpoints(session)
+    ]
+
+
+@router.get("/webhooks/{endpoint_id}", name="webhooks:get", tags=["webhooks"])
+def read_endpoint(endpoint_id: int, session: SessionDep) -> WebhookEndpointCreated:
+    return _endpoint(webhooks.get_endpoint(session, endpoint_id))
+
+
+@router.patch("/webhooks/{endpoint_id}", name="webhooks:update", tags=["webhooks"])
+def update_endpoint(
+    endpoint_id: int, data: WebhookEndpointUpdate, session: SessionDep
+) -> WebhookEndpointCreated:
+    return _endpoint(webhooks.update_endpoint(session, endpoint_id, data))
+
+
+@router.post("/webhooks/{endpoint_id}/rotate-secret", name="webhooks:rotate", tags=["webhooks"])
+def rotate_secret(endpoint_id: int, session: SessionDep) -> WebhookEndpointCreated:
+    return _endpoint(webhooks.rotate_secret(session, endpoint_id))
+
+
+@router.delete(
+    "/webhooks/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    name="webhooks:delete",
+    tags=["webhooks"],
+)
+def delete_endpoint(endpoint_id: int, session: SessionDep) -> None:
+    webhooks.delete_endpoint(session, endpoint_id)
+
+
+@router.get("/webhooks/{endpoint_id}/deliveries", name="webhooks:deliveries", tags=["webhooks"])
+def list_deliveries(
+    endpoint_id: int,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DeliveryRead]:
+    """The latest delivery attempts, newest first."""
+    rows = webhooks.deliveries(session, endpoint_id, limit=limit)
+    return [DeliveryRead.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get(
+    "/placements/{placement_id}/qr.{fmt}",
+    name="placements:artwork",
+    response_class=Response,
+    responses={
+        200: {"content": {t: {} for t in artwork.MEDIA_TYPES.values()}},
+        422: {"description": "Too dense for the size: the message names the smallest size"},
+    },
+)
+def code_artwork(
+    request: Request,
+    placement_id: int,
+    fmt: artwork.ArtworkFormat,
+    session: SessionDep,
+    settings: SettingsDep,
+    size_mm: Annotated[float, Query(ge=5, le=2000, description="Width, quiet zone included")],
+    error: Annotated[artwork.ErrorLevel, Query(description="Error correction level")] = "M",
+) -> Response:
+    """The placement's QR code as SVG, PNG or PDF artwork, `size_mm` wide with its quiet
+    zone; refused (422) when its modules would be under 0.33 mm."""
+    placement = campaigns.get_placement(session, placement_id)
+    url = placement_read(request, placement, settings).code_url
+    art = artwork.render(url, size_mm=size_mm, error=error, fmt=fmt, name=placement.slug)
+    headers = {"Content-Disposition": f'inline; filename="{art.filename}"'}
+    return Response(art.content, media_type=art.media_type, headers=headers)

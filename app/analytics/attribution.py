@@ -1,0 +1,327 @@
+"""The dashboard's aggregates: scans, visitors, conversions and revenue over a date range.
+
+Written in SQLAlchemy Core so one query serves SQLite and PostgreSQL. Scans and visitors come
+from the daily rollup (app.analytics.rollup), conversions from a range of
+``conversion.occurred_at`` through its index. Bots are never counted. A visitor counts once a
+day per code or offer; a visitor who sent DNT/GPC counts as a scan but not as a visitor.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from statistics import median
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlmodel import Session
+
+from app.analytics.models import (
+    Campaign,
+    CampaignDayTotal,
+    Conversion,
+    Creative,
+    Placement,
+    table_of,
+)
+from app.analytics.stats import Posterior, probability_best
+from app.db import read_only
+from app.offers.models import Offer
+from app.offers.pricing import round_money
+from app.tracking.models import ScanEvent
+
+Dimension = Literal["campaign", "placement", "creative"]
+Breakdown = Literal["channel", "device", "campaign", "placement", "creative"]
+Model = Literal["first_touch", "last_touch"]
+DIMENSION_TABLES: dict[str, Any] = {
+    "campaign": Campaign,
+    "placement": Placement,
+    "creative": Creative,
+}
+TIME_BUCKETS = (
+    ("under 1 hour", 3600),
+    ("1 to 24 hours", 86_400),
+    ("1 to 7 days", 7 * 86_400),
+    ("7 to 30 days", 30 * 86_400),
+    ("over 30 days", None),
+)
+
+scans = table_of(ScanEvent).c
+daily = table_of(CampaignDayTotal).c
+conversions = table_of(Conversion).c
+offers = table_of(Offer).c
+
+
+@dataclass(frozen=True)
+class Period:
+    """Local dates ``start`` to ``end``, both included, in ``zone``."""
+
+    start: date
+    end: date
+    zone: ZoneInfo
+
+    @property
+    def utc_start(self) -> datetime:
+        return datetime.combine(self.start, time(), self.zone).astimezone(UTC)
+
+    @property
+    def utc_end(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time(), self.zone).astimezone(UTC)
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: date
+    scans: int
+    visitors: int
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    key: str
+    label: str
+    scans: int
+    visitors: int
+
+
+@dataclass(frozen=True)
+class Funnel:
+    issued: int
+    scanned: int
+    accepted: int
+    ordered: int
+
+
+@dataclass
+class AttributionRow:
+    id: int | None
+    label: str
+    scans: int = 0
+    visitors: int = 0
+    conversions: int = 0
+    revenue: dict[str, Decimal] = field(default_factory=dict)
+    conversion_rate: float | None = None
+    mean_seconds_to_convert: float | None = None
+    median_seconds_to_convert: float | None = None
+    posterior_mean: float = 0.0
+    interval_low: float = 0.0
+    interval_high: float = 0.0
+    probability_best: float = 0.0
+
+
+def _in_range(column: Any, period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.utc_start, column < period.utc_end)
+
+
+def _days(period: Period) -> ColumnElement[bool]:
+    return and_(daily.day >= period.start, daily.day <= period.end)
+
+
+def scans_per_day(session: Session, period: Period) -> list[DayRow]:
+    """Scans and unique visitors on each local day, days without scans included."""
+    query = (
+        select(daily.day, func.sum(daily.scans), func.sum(daily.visitors))
+        .where(_days(period))
+        .group_by(daily.day)
+    )
+    with read_only(session):
+        result: Sequence[Any] = session.execute(query).all()
+    found = {day: (int(n), int(v)) for day, n, v in result}
+    return [DayRow(d, *found.get(d, (0, 0))) for d in period.days()]
+
+
+BREAKDOWN_COLUMNS = {
+    "channel": "channel",
+    "device": "device_class",
+    "campaign": "campaign_id",
+    "placement": "placement_id",
+    "creative": "creative_id",
+}
+
+
+def scan_breakdown(session: Session, period: Period, by: Breakdown) -> list[BreakdownRow]:
+    """Scans and unique visitors by channel, device, campaign, placement or creative."""
+    column = daily[BREAKDOWN_COLUMNS[by]]
+    scans_sum = func.sum(daily.scans)
+    query = (
+        select(column, scans_sum, func.sum(daily.visitors))
+        .where(_days(period))
+        .group_by(column)
+        .order_by(scans_sum.desc(), column)
+    )
+    with read_only(session):
+        rows: Sequence[Any] = session.execute(query).all()
+        labels = _labels(session, by) if by in DIMENSION_TABLES else {}
+    return [
+        BreakdownRow(
+            str(key) if key else "",
+            labels.get(key, str(key)) if key else "(none)",
+            int(n),
+            int(v),
+        )
+        for key, n, v in rows
+    ]
+
+
+def _labels(session: Session, dimension: str) -> dict[Any, str]:
+    table = DIMENSION_TABLES[dimension]
+    return dict(session.execute(select(table.id, table.name)).all())
+
+
+def funnel(session: Session, period: Period) -> Funnel:
+    """Offers issued in the period, and how many of them were scanned, accepted, ordered."""
+    scanned = (
+        select(literal(1)).where(scans.offer_id == offers.id, scans.is_bot.is_(False)).exists()
+    )
+    query = select(
+        func.count(),
+        func.sum(case((scanned, 1), else_=0)),
+        func.count(offers.accepted_at),
+        func.count(offers.ordered_at),
+    ).where(_in_range(offers.issued_at, period))
+    with read_only(session):
+        counts: Any = session.execute(query).one()
+        issued, seen, accepted, ordered = counts
+    return Funnel(int(issued), int(seen or 0), int(accepted), int(ordered))
+
+
+def attribution(
+    session: Session, period: Period, by: Dimension, model: Model
+) -> list[AttributionRow]:
+    """Scans, visitors, conversions, rate, revenue and time to convert per campaign,
+    placement or creative; conversions credited to their first or last touch."""
+    prefix = "first" if model == "first_touch" else "last"
+    with read_only(session):
+        labels = _labels(session, by)
+        rows = _scan_counts(session, period, by, labels)
+        _add_conversions(session, period, conversions[f"{prefix}_{by}_id"], rows, labels)
+    result = sorted(rows.values(), key=lambda r: (r.id is None, -r.scans, r.label))
+    _add_estimates(result)
+    return result
+
+
+def _row(rows: dict[Any, AttributionRow], key: Any, labels: dict[Any, str]) -> AttributionRow:
+    if key not in rows:
+        rows[key] = AttributionRow(key, labels.get(key, "(none)" if key is None else str(key)))
+    return rows[key]
+
+
+def _scan_counts(
+    session: Session, period: Period, by: str, labels: dict[Any, str]
+) -> dict[Any, AttributionRow]:
+    column = daily[f"{by}_id"]
+    query = (
+        select(column, func.sum(daily.scans), func.sum(daily.visitors))
+        .where(_days(period), column != 0)
+        .group_by(column)
+    )
+    rows: dict[Any, AttributionRow] = {}
+    found: Sequence[Any] = session.execute(query).all()
+    for key, n, visitors in found:
+        row = _row(rows, key, labels)
+        row.scans, row.visitors = int(n), int(visitors)
+    return rows
+
+
+def _add_conversions(
+    session: Session,
+    period: Period,
+    column: Any,
+    rows: dict[Any, AttributionRow],
+    labels: dict[Any, str],
+) -> None:
+    in_period = _in_range(conversions.occurred_at, period)
+    money = select(column, conversions.currency, func.count(), func.sum(conversions.value))
+    sums: Sequence[Any] = session.execute(
+        money.where(in_period).group_by(column, conversions.currency)
+    ).all()
+    for key, currency, n, total in sums:
+        row = _row(rows, key, labels)
+        row.conversions += n
+        row.revenue[currency] = round_money(Decimal(str(total or 0)), currency)
+    waits: dict[Any, list[int]] = defaultdict(list)
+    timed = select(column, conversions.seconds_to_convert).where(
+        in_period, conversions.seconds_to_convert.is_not(None)
+    )
+    timings: Sequence[Any] = session.execute(timed).all()
+    for key, seconds in timings:
+        waits[key].append(seconds)
+    for key, values in waits.items():
+        rows[key].mean_seconds_to_convert = sum(values) / len(values)
+        rows[key].median_seconds_to_convert = float(median(values))
+
+
+def _add_estimates(rows: Sequence[AttributionRow]) -> None:
+    posteriors = []
+    for row in rows:
+        if row.visitors:
+            row.conversion_rate = row.conversions / row.visitors
+        posterior = Posterior.of(row.conversions, row.visitors)
+        row.posterior_mean = posterior.mean
+        row.interval_low, row.interval_high = posterior.interval()
+        posteriors.append(posterior)
+    ranked = [i for i, row in enumerate(rows) if row.id is not None]
+    best = probability_best([posteriors[i] for i in ranked])
+    for i, p in zip(ranked, best, strict=True):
+        rows[i].probability_best = p
+
+
+def time_to_convert(session: Session, period: Period) -> list[tuple[str, int]]:
+    """Conversions by time from their first scan; those without a scan are left out."""
+    seconds = conversions.seconds_to_convert
+    bucket = case(
+        *[(seconds < limit, label) for label, limit in TIME_BUCKETS if limit is not None],
+        else_=TIME_BUCKETS[-1][0],
+    ).label("bucket")
+    query = (
+        select(bucket, func.count())
+        .where(_in_range(conversions.occurred_at, period), seconds.is_not(None))
+        .group_by(bucket)
+    )
+    with read_only(session):
+        found = dict(session.execute(query).all())
+    return [(label, int(found.get(label, 0))) for label, _ in TIME_BUCKETS]
+
+
+EXPORT_COLUMNS = {
+    "scans": (
+        "id",
+        "occurred_at",
+        "offer_id",
+        "campaign_id",
+        "placement_id",
+        "creative_id",
+        "code_form",
+        "channel",
+        "device_class",
+        "os_family",
+        "browser_family",
+        "referrer_host",
+        "is_bot",
+    ),
+    "conversions": tuple(
+        c for c in Conversion.model_fields if c not in {"body_hash", "created_at"}
+    ),
+}
+
+
+def export_events(
+    session: Session, period: Period, kind: Literal["scans", "conversions"]
+) -> Iterator[Sequence[Any]]:
+    """Every scan event (bots included, flagged) or conversion in the period, oldest first,
+    streamed in batches: no visitor hash ever leaves the database."""
+    table = scans if kind == "scans" else conversions
+    columns = [table[name] for name in EXPORT_COLUMNS[kind]]
+    query = (
+        select(*columns)
+        .where(_in_range(table.occurred_at, period))
+        .order_by(table.occurred_at, table.id)
+    )
+    with read_only(session):
+        result = session.execute(query.execution_options(yield_per=2000))
+        yield from result

@@ -1,0 +1,181 @@
+"""Campaigns, creatives and placements (each placement is one dynamic code)."""
+
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.analytics import codes
+from app.analytics.models import Campaign, Creative, Placement
+from app.analytics.schemas import (
+    CampaignCreate,
+    CampaignUpdate,
+    CreativeCreate,
+    PlacementCreate,
+    PlacementUpdate,
+    RoutingRule,
+)
+from app.db import utcnow
+from app.errors import Conflict, NotFound, Unprocessable
+
+SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud and typed
+SLUG_LENGTH = 7
+
+
+class CampaignNotFound(NotFound):
+    def __init__(self, campaign_id: int) -> None:
+        super().__init__(f"No campaign with id {campaign_id}.")
+
+
+class PlacementNotFound(NotFound):
+    def __init__(self, placement_id: int) -> None:
+        super().__init__(f"No placement with id {placement_id}.")
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100] or "campaign"
+
+
+def _commit_unique(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"{what} is taken already; choose another.") from exc
+
+
+def create_campaign(session: Session, data: CampaignCreate) -> Campaign:
+    """A campaign; its utm_campaign defaults to its name in lower case with hyphens."""
+    campaign = Campaign(
+        **data.model_dump(exclude={"utm_campaign"}),
+        utm_campaign=data.utm_campaign or slugify(data.name),
+    )
+    session.add(campaign)
+    _commit_unique(session, f"The campaign name {data.name!r}")
+    codes.routing_table.invalidate()
+    return campaign
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(campaign_id)
+    return campaign
+
+
+def list_campaigns(session: Session) -> Sequence[Campaign]:
+    return session.exec(select(Campaign).order_by(col(Campaign.id).desc())).all()
+
+
+def update_campaign(session: Session, campaign_id: int, data: CampaignUpdate) -> Campaign:
+    """Change a campaign; its codes redirect with the new UTM values at once."""
+    campaign = get_campaign(session, campaign_id)
+    for name, value in data.model_dump(exclude_unset=True).items():
+        if value is None and name in {"name", "utm_source", "utm_medium", "utm_campaign"}:
+            raise Unprocessable(f"{name} cannot be empty.", loc=("body", name))
+        setattr(campaign, name, value)
+    if campaign.starts_on and campaign.ends_on and campaign.starts_on > campaign.ends_on:
+        raise Unprocessable("starts_on must not be after ends_on.", loc=("body", "ends_on"))
+    campaign.updated_at = utcnow()
+    session.add(campaign)
+    _commit_unique(session, f"The campaign name {campaign.name!r}")
+    codes.routing_table.invalidate()
+    return campaign
+
+
+def create_creative(session: Session, campaign_id: int, data: CreativeCreate) -> Creative:
+    """A creative of a campaign; its utm_content defaults to its name, slugified."""
+    get_campaign(session, campaign_id)
+    creative = Creative(
+        campaign_id=campaign_id,
+        name=data.name,
+        utm_content=data.utm_content or slugify(data.name),
+    )
+    session.add(creative)
+    _commit_unique(session, f"The creative name {data.name!r}")
+    return creative
+
+
+def list_creatives(session: Session, campaign_id: int) -> Sequence[Creative]:
+    get_campaign(session, campaign_id)
+    query = select(Creative).where(Creative.campaign_id == campaign_id)
+    return session.exec(query.order_by(col(Creative.id))).all()
+
+
+def new_slug() -> str:
+    return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
+
+
+def create_placement(session: Session, campaign_id: int, data: PlacementCreate) -> Placement:
+    """A placement with its dynamic code: a given slug, or a fresh random one."""
+    get_campaign(session, campaign_id)
+    _check_creatives(session, campaign_id, data.fallback_creative_id, data.rules)
+    placement = Placement(
+        campaign_id=campaign_id,
+        name=data.name,
+        slug=(data.slug or new_slug()).lower(),
+        fallback_url=data.fallback_url,
+        fallback_creative_id=data.fallback_creative_id,
+        split_mode=data.split_mode,
+        rules=[rule.model_dump(mode="json", exclude_none=True) for rule in data.rules],
+    )
+    session.add(placement)
+    _commit_unique(session, f"The code {placement.slug!r} or placement name {data.name!r}")
+    codes.routing_table.invalidate()
+    return placement
+
+
+def get_placement(session: Session, placement_id: int) -> Placement:
+    placement = session.get(Placement, placement_id)
+    if placement is None:
+        raise PlacementNotFound(placement_id)
+    return placement
+
+
+def list_placements(session: Session, campaign_id: int) -> Sequence[Placement]:
+    get_campaign(session, campaign_id)
+    query = select(Placement).where(Placement.campaign_id == campaign_id)
+    return session.exec(query.order_by(col(Placement.id))).all()
+
+
+def update_placement(session: Session, placement_id: int, data: PlacementUpdate) -> Placement:
+    """Change a placement's rules or fallback; every server routes by them within seconds."""
+    placement = get_placement(session, placement_id)
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"rules"})
+    for name in ("name", "fallback_url", "split_mode"):
+        if name in changes and changes[name] is None:
+            raise Unprocessable(f"{name} cannot be empty.", loc=("body", name))
+    fallback_creative = changes.get("fallback_creative_id", placement.fallback_creative_id)
+    rules = data.rules if data.rules is not None else None
+    _check_creatives(session, placement.campaign_id, fallback_creative, rules or [])
+    for name, value in changes.items():
+        setattr(placement, name, value)
+    if rules is not None:
+        placement.rules = [rule.model_dump(mode="json", exclude_none=True) for rule in rules]
+    placement.updated_at = utcnow()
+    session.add(placement)
+    _commit_unique(session, f"The placement name {placement.name!r}")
+    codes.routing_table.invalidate()
+    return placement
+
+
+def _check_creatives(
+    session: Session, campaign_id: int, fallback: int | None, rules: Sequence[RoutingRule]
+) -> None:
+    """Creatives named by a code must belong to its campaign."""
+    own = set(session.exec(select(Creative.id).where(Creative.campaign_id == campaign_id)).all())
+    if fallback is not None and fallback not in own:
+        raise Unprocessable(
+            f"Creative {fallback} is not a creative of this campaign.",
+            loc=("body", "fallback_creative_id"),
+        )
+    for i, rule in enumerate(rules):
+        for j, target in enumerate(rule.destinations):
+            if target.creative_id is not None and target.creative_id not in own:
+                raise Unprocessable(
+                    f"Creative {target.creative_id} is not a creative of this campaign.",
+                    loc=("body", "rules", i, "destinations", j, "creative_id"),
+                )

@@ -1,0 +1,272 @@
+"""Webhook delivery: a worker sends outbox rows, at least once, with exponential backoff.
+
+Several workers (threads of ``offertrack serve`` processes, or ``offertrack worker``) may run
+at once. A worker claims a batch by leasing its rows (``locked_until``) in a short transaction:
+on PostgreSQL with SELECT ... FOR UPDATE SKIP LOCKED, on SQLite under the writer lock that every
+write transaction takes. A worker killed mid-batch leaves leases that expire, and the rows are
+sent again: a receiver deduplicates by the event id.
+"""
+
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+
+from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox, table_of
+from app.analytics.outbox import SIGNATURE_HEADER, sign
+from app.config import Settings
+from app.db import utcnow
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 50
+KEEP_DELIVERED = timedelta(days=30)
+
+_outbox = table_of(WebhookOutbox).c
+_endpoint = table_of(WebhookEndpoint).c
+
+
+@dataclass(frozen=True)
+class Claimed:
+    outbox_id: int
+    endpoint_id: int
+    url: str
+    secret: str
+    event_id: str
+    event_type: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    succeeded: bool
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect is an answer we do not follow: a POST turned into a GET would lose the event.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def backoff(attempts: int, settings: Settings) -> timedelta:
+    """Wait before the next attempt: base, 2 x base, 4 x base ... capped."""
+    seconds = settings.webhook_retry_base_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.webhook_retry_max_seconds))
+
+
+def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[Claimed]:
+    """Lease up to ``limit`` due rows of enabled endpoints to this worker."""
+    now = utcnow()
+    query = (
+        select(
+            _outbox.id,
+            _outbox.endpoint_id,
+            _endpoint.url,
+            _endpoint.secret,
+            _outbox.event_id,
+            _outbox.event_type,
+            _outbox.body,
+            _outbox.attempts,
+        )
+        .join(WebhookEndpoint, _endpoint.id == _outbox.endpoint_id)
+        .where(_outbox.delivered_at.is_(None), _outbox.next_attempt_at <= now)
+        .where(or_(_outbox.locked_until.is_(None), _outbox.locked_until < now))
+        .where(_endpoint.enabled.is_(True))
+        .order_by(_outbox.id)
+        .limit(limit)
+    )
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=table_of(WebhookOutbox))
+        found: Sequence[Any] = connection.execute(query).all()
+        rows = [Claimed(*row) for row in found]
+        if rows:
+            lease = now + timedelta(seconds=settings.webhook_lease_seconds)
+            ids = [row.outbox_id for row in rows]
+            connection.execute(
+                update(WebhookOutbox).where(_outbox.id.in_(ids)).values(locked_until=lease)
+            )
+    return rows
+
+
+def send(row: Claimed, timeout: float) -> Outcome:
+    """POST the event, signed; any 2xx is a delivery, anything else a failure."""
+    body = row.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "OfferTrack-Webhooks/1.0",
+        SIGNATURE_HEADER: sign(row.secret, int(time.time()), body),
+        "OfferTrack-Event-Id": row.event_id,
+        "OfferTrack-Event-Type": row.event_type,
+    }
+    request = urllib.request.Request(row.url, data=body, headers=headers, method="POST")
+    started = time.monotonic()
+    status, error = None, ""
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status, error = exc.code, f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    duration = int((time.monotonic() - started) * 1000)
+    succeeded = status is not None and 200 <= status < 300
+    return Outcome(succeeded, status, error[:500], duration)
+
+
+def record(engine: Engine, row: Claimed, outcome: Outcome, settings: Settings) -> None:
+    """Log the attempt; mark the row delivered, or schedule its retry and count the failure."""
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(
+            insert(WebhookDelivery).values(
+                outbox_id=row.outbox_id,
+                endpoint_id=row.endpoint_id,
+                event_id=row.event_id,
+                attempted_at=now,
+                succeeded=outcome.succeeded,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+            )
+        )
+        attempts = row.attempts + 1
+        this_row = update(WebhookOutbox).where(_outbox.id == row.outbox_id)
+        if outcome.succeeded:
+            connection.execute(
+                this_row.values(attempts=attempts, delivered_at=now, locked_until=None)
+            )
+            connection.execute(
+                update(WebhookEndpoint)
+                .where(_endpoint.id == row.endpoint_id)
+                .values(failure_count=0, last_error="")
+            )
+            return
+        connection.execute(
+            this_row.values(
+                attempts=attempts,
+                next_attempt_at=now + backoff(attempts, settings),
+                locked_until=None,
+            )
+        )
+        _count_failure(connection, row.endpoint_id, outcome.error or "failed", now, settings)
+
+
+def _count_failure(
+    connection: Any, endpoint_id: int, error: str, now: datetime, settings: Settings
+) -> None:
+    connection.execute(
+        update(WebhookEndpoint)
+        .where(_endpoint.id == endpoint_id)
+        .values(failure_count=_endpoint.failure_count + 1, last_error=error)
+    )
+    connection.execute(
+        update(WebhookEndpoint)
+        .where(
+            _endpoint.id == endpoint_id,
+            _endpoint.enabled.is_(True),
+            _endpoint.failure_count >= settings.webhook_max_failures,
+        )
+        .values(enabled=False, disabled_at=now)
+    )
+
+
+def extend_lease(engine: Engine, rows: Sequence[Claimed], settings: Settings) -> None:
+    lease = utcnow() + timedelta(seconds=settings.webhook_lease_seconds)
+    with engine.begin() as connection:
+        connection.execute(
+            update(WebhookOutbox)
+            .where(_outbox.id.in_([row.outbox_id for row in rows]))
+            .values(locked_until=lease)
+        )
+
+
+def release(engine: Engine, rows: list[Claimed], settings: Settings) -> None:
+    """Put back rows of an endpoint that just failed, untried, to wait with it."""
+    if not rows:
+        return
+    with engine.begin() as connection:
+        for row in rows:
+            connection.execute(
+                update(WebhookOutbox)
+                .where(_outbox.id == row.outbox_id)
+                .values(locked_until=None, next_attempt_at=utcnow() + backoff(1, settings))
+            )
+
+
+def deliver_batch(engine: Engine, settings: Settings) -> int:
+    """Claim and send one batch; returns how many rows were claimed."""
+    rows = claim(engine, settings)
+    failed: set[int] = set()
+    postponed = []
+    leased_at = time.monotonic()
+    for index, row in enumerate(rows):
+        if time.monotonic() - leased_at > settings.webhook_lease_seconds / 2:
+            # A slow batch keeps its rows: another worker must not send them meanwhile.
+            extend_lease(engine, rows[index:], settings)
+            leased_at = time.monotonic()
+        if row.endpoint_id in failed:
+            postponed.append(row)
+            continue
+        outcome = send(row, settings.webhook_timeout_seconds)
+        record(engine, row, outcome, settings)
+        if not outcome.succeeded:
+            failed.add(row.endpoint_id)
+    release(engine, postponed, settings)
+    return len(rows)
+
+
+def purge_delivered(engine: Engine) -> None:
+    """Delivered rows and their log go after KEEP_DELIVERED."""
+    cutoff = utcnow() - KEEP_DELIVERED
+    with engine.begin() as connection:
+        connection.execute(
+            delete(WebhookOutbox).where(
+                and_(_outbox.delivered_at.is_not(None), _outbox.delivered_at < cutoff)
+            )
+        )
+
+
+class DeliveryWorker:
+    """Sends due webhook events until stopped; survives database outages by waiting."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="webhook-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def run(self) -> None:
+        pause, purged_at = 0.0, 0.0
+        while not self._stop.wait(pause):
+            try:
+                claimed = deliver_batch(self._engine, self._settings)
+                if time.monotonic() - purged_at > 3600:
+                    purge_delivered(self._engine)
+                    purged_at = time.monotonic()
+                pause = 0.0 if claimed else self._settings.webhook_poll_seconds
+            except Exception:  # the database may be down: wait, then try again
+                log.exception("webhook delivery failed; retrying")
+                pause = min(max(pause * 2, 1.0), 30.0)

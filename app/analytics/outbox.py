@@ -1,0 +1,161 @@
+"""The webhook outbox: events written in the transaction of the change they report.
+
+An event becomes one outbox row per subscribed endpoint, committed (or rolled back) with the
+change itself, so the data warehouse hears of exactly the changes that happened. The worker
+(app.analytics.delivery) sends the rows later; nothing here talks to the network.
+"""
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, or_, select
+from sqlmodel import Session, col
+from ulid import ULID
+
+from app.analytics.models import Conversion, WebhookEndpoint, WebhookOutbox, table_of
+from app.db import utcnow
+from app.offers.models import Offer
+
+SIGNATURE_HEADER = "OfferTrack-Signature"
+SCAN_FIELDS = (
+    "offer_id",
+    "campaign_id",
+    "placement_id",
+    "creative_id",
+    "code_form",
+    "channel",
+    "device_class",
+    "os_family",
+    "browser_family",
+    "referrer_host",
+    "is_bot",
+)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header's value: HMAC-SHA256 over ``timestamp + "." + body``."""
+    message = str(timestamp).encode() + b"." + body
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _connection(target: Session | Connection) -> Connection:
+    return target.connection() if isinstance(target, Session) else target
+
+
+def subscribers(connection: Connection, event_type: str) -> list[int]:
+    """Endpoints that get this event: enabled ones, and those disabled after failures (their
+    events wait for them); an endpoint switched off by staff gets nothing."""
+    endpoints = table_of(WebhookEndpoint).c
+    rows: Sequence[Any] = connection.execute(
+        select(endpoints.id, endpoints.event_types).where(
+            or_(endpoints.enabled.is_(True), endpoints.disabled_at.is_not(None))
+        )
+    ).all()
+    return [endpoint_id for endpoint_id, types in rows if event_type in (types or [])]
+
+
+def emit(target: Session | Connection, event_type: str, data: Mapping[str, Any]) -> None:
+    """Queue one event for every subscribed endpoint, in the caller's transaction."""
+    emit_many(_connection(target), event_type, [data])
+
+
+def emit_many(connection: Connection, event_type: str, events: Sequence[Mapping[str, Any]]) -> None:
+    endpoint_ids = subscribers(connection, event_type)
+    if not endpoint_ids or not events:
+        return
+    now = utcnow()
+    rows = []
+    for data in events:
+        event_id = str(ULID())
+        body = _body(event_id, event_type, now, data)
+        rows += [
+            {
+                "endpoint_id": endpoint_id,
+                "event_id": event_id,
+                "event_type": event_type,
+                "body": body,
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+            }
+            for endpoint_id in endpoint_ids
+        ]
+    connection.execute(insert(WebhookOutbox), rows)
+
+
+def _body(event_id: str, event_type: str, now: datetime, data: Mapping[str, Any]) -> str:
+    payload = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
+    return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+def scans_inserted(
+    connection: Connection, rows: Sequence[dict[str, Any]], ids: Sequence[int]
+) -> None:
+    """The scan writer's hook (app.tracking.scanrows.on_scans_inserted): scan.created events."""
+    events = [
+        {
+            "scan_id": scan_id,
+            "occurred_at": row["occurred_at"].isoformat(),
+            **{name: row.get(name) for name in SCAN_FIELDS},
+        }
+        for row, scan_id in zip(rows, ids, strict=True)
+    ]
+    emit_many(connection, "scan.created", events)
+
+
+def conversion_data(conversion: Conversion) -> dict[str, Any]:
+    return {
+        "conversion_id": conversion.id,
+        "external_key": conversion.external_key,
+        "type": conversion.type,
+        "offer_id": conversion.offer_id,
+        "value": str(conversion.value),
+        "currency": conversion.currency,
+        "channel": conversion.channel,
+        "occurred_at": conversion.occurred_at.isoformat(),
+        "seconds_to_convert": conversion.seconds_to_convert,
+        "first_touch": _touch(conversion, "first"),
+        "last_touch": _touch(conversion, "last"),
+    }
+
+
+def _touch(conversion: Conversion, which: str) -> dict[str, Any]:
+    return {
+        name: getattr(conversion, f"{which}_{name}")
+        for name in ("scan_id", "campaign_id", "placement_id", "creative_id")
+    }
+
+
+def offer_data(offer: Offer, gross: str) -> dict[str, Any]:
+    return {
+        "offer_id": offer.id,
+        "tracking_id": offer.tracking_id,
+        "accepted_at": offer.accepted_at.isoformat() if offer.accepted_at else None,
+        "gross_total": gross,
+        "currency": offer.currency,
+        "campaign_id": offer.campaign_id,
+        "placement_id": offer.placement_id,
+        "creative_id": offer.creative_id,
+    }
+
+
+def stage_data(
+    offer: Offer, stage_key: str, stage_label: str, happened_at: datetime
+) -> dict[str, Any]:
+    return {
+        "order_id": offer.id,
+        "tracking_id": offer.tracking_id,
+        "stage": stage_key,
+        "stage_label": stage_label,
+        "happened_at": happened_at.isoformat(),
+    }
+
+
+def pending_count(session: Session) -> int:
+    query = select(func.count()).where(col(WebhookOutbox.delivered_at).is_(None))
+    return int(session.execute(query).scalar_one())

@@ -1,0 +1,158 @@
+"""The daily rollup of human scans that the dashboard reads (``campaign_day_total``).
+
+The scan writer calls ``scans_inserted`` in the transaction of the scans (see
+app.tracking.scanrows.on_scans_inserted), so the rollup is never behind and never ahead of the
+events. Unique visitors: a visitor hash is counted on its first scan (``visitor_seen``
+remembers hashes for 48 hours, as long as their keys live). A hash is daily and belongs to one
+offer or code, so its campaign, placement, creative and device are fixed; a visitor who comes
+back through another channel the same day counts once, under the channel of the first scan.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
+from app.config import get_settings
+from app.db import utcnow
+from app.tracking.models import ScanEvent
+
+KEY_COLUMNS = ("day", "campaign_id", "placement_id", "creative_id", "channel", "device_class")
+SEEN_FOR = timedelta(hours=48)
+_daily = table_of(CampaignDayTotal)
+_seen = table_of(VisitorSeen)
+
+Key = tuple[date, int, int, int, str, str]
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def key_of(row: dict[str, Any], zone: ZoneInfo) -> Key:
+    occurred: datetime = row["occurred_at"]
+    return (
+        occurred.astimezone(zone).date(),
+        row.get("campaign_id") or 0,
+        row.get("placement_id") or 0,
+        row.get("creative_id") or 0,
+        str(row["channel"]),
+        str(row["device_class"]),
+    )
+
+
+def first_sightings(connection: Connection, hashes: set[str]) -> set[str]:
+    """Which of these hashes were never seen before; they are remembered from now on."""
+    if not hashes:
+        return set()
+    now = utcnow()
+    # One statement for any number of rows (executemany): compiled once, cached after.
+    statement = (
+        _insert(connection, _seen)
+        .on_conflict_do_nothing(index_elements=["visitor_hash"])
+        .returning(_seen.c.visitor_hash)
+    )
+    values = [{"visitor_hash": h, "seen_at": now} for h in sorted(hashes)]
+    return set(connection.execute(statement, values).scalars())
+
+
+def count(
+    rows: Iterable[dict[str, Any]], new_hashes: set[str], zone: ZoneInfo
+) -> tuple[Counter[Key], Counter[Key]]:
+    """Scans and first sightings per rollup key, bots left out."""
+    scans: Counter[Key] = Counter()
+    visitors: Counter[Key] = Counter()
+    pending = set(new_hashes)
+    for row in rows:
+        if row["is_bot"]:
+            continue
+        key = key_of(row, zone)
+        scans[key] += 1
+        if row.get("visitor_hash") in pending:
+            visitors[key] += 1
+            pending.discard(row["visitor_hash"])
+    return scans, visitors
+
+
+def add(connection: Connection, scans: Counter[Key], visitors: Counter[Key]) -> None:
+    """Add the counts to the rollup; keys in one order so concurrent writers cannot deadlock."""
+    if not scans:
+        return
+    values = [
+        {**dict(zip(KEY_COLUMNS, key, strict=True)), "scans": n, "visitors": visitors[key]}
+        for key, n in sorted(scans.items())
+    ]
+    statement = _insert(connection, _daily)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS),
+        set_={
+            "scans": _daily.c.scans + statement.excluded.scans,
+            "visitors": _daily.c.visitors + statement.excluded.visitors,
+        },
+    )
+    connection.execute(statement, values)
+
+
+def scans_inserted(
+    connection: Connection, rows: Sequence[dict[str, Any]], ids: Sequence[int]
+) -> None:
+    """The scan writer's hook: roll the new scans up in their own transaction."""
+    human = [row for row in rows if not row["is_bot"]]
+    hashes = {row["visitor_hash"] for row in human if row.get("visitor_hash")}
+    new = first_sightings(connection, hashes)
+    add(connection, *count(human, new, get_settings().zone))
+
+
+def forget_old_sightings(connection: Connection) -> None:
+    connection.execute(delete(_seen).where(_seen.c.seen_at < utcnow() - SEEN_FOR))
+
+
+def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
+    """Recompute the rollup from every scan event (after a bulk import, or a zone change)."""
+    scans = table_of(ScanEvent).c
+    columns = [
+        scans[name]
+        for name in (
+            "id",
+            "occurred_at",
+            "is_bot",
+            "visitor_hash",
+            "campaign_id",
+            "placement_id",
+            "creative_id",
+            "channel",
+            "device_class",
+        )
+    ]
+    seen: set[str] = set()
+    totals: Counter[Key] = Counter()
+    firsts: Counter[Key] = Counter()
+    with engine.connect() as connection:
+        result = connection.execution_options(yield_per=batch).execute(
+            select(*columns).order_by(scans.id)
+        )
+        for row in result.mappings():
+            if row["is_bot"]:
+                continue
+            key = key_of(dict(row), zone)
+            totals[key] += 1
+            hashed = row["visitor_hash"]
+            if hashed and hashed not in seen:
+                seen.add(hashed)
+                firsts[key] += 1
+    with engine.begin() as connection:
+        connection.execute(delete(_daily))
+        keys = sorted(totals)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            add(
+                connection,
+                Counter({k: totals[k] for k in chunk}),
+                Counter({k: firsts[k] for k in chunk}),
+            )

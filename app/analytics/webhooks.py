@@ -1,0 +1,95 @@
+"""Webhook endpoints: staff register where events go and which ones."""
+
+import secrets
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from app.analytics.models import WebhookDelivery, WebhookEndpoint
+from app.analytics.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from app.db import read_only
+from app.errors import NotFound, Unprocessable
+
+
+class EndpointNotFound(NotFound):
+    def __init__(self, endpoint_id: int) -> None:
+        super().__init__(f"No webhook endpoint with id {endpoint_id}.")
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def create_endpoint(session: Session, data: WebhookEndpointCreate) -> WebhookEndpoint:
+    """An endpoint with a fresh signing secret; events from now on are queued for it."""
+    endpoint = WebhookEndpoint(
+        url=data.url,
+        secret=new_secret(),
+        event_types=sorted(set(data.event_types)),
+        enabled=data.enabled,
+    )
+    session.add(endpoint)
+    session.commit()
+    return endpoint
+
+
+def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise EndpointNotFound(endpoint_id)
+    return endpoint
+
+
+def list_endpoints(session: Session) -> Sequence[WebhookEndpoint]:
+    with read_only(session):
+        return session.exec(select(WebhookEndpoint).order_by(col(WebhookEndpoint.id))).all()
+
+
+def update_endpoint(
+    session: Session, endpoint_id: int, data: WebhookEndpointUpdate
+) -> WebhookEndpoint:
+    """Change an endpoint; enabling it again clears its failures and resumes its backlog."""
+    endpoint = get_endpoint(session, endpoint_id)
+    changes = data.model_dump(exclude_unset=True)
+    for name in ("url", "event_types", "enabled"):
+        if name in changes and changes[name] is None:
+            raise Unprocessable(f"{name} cannot be null.", loc=("body", name))
+    if "url" in changes:
+        endpoint.url = changes["url"]
+    if "event_types" in changes:
+        endpoint.event_types = sorted(set(changes["event_types"]))
+    if changes.get("enabled") is True:
+        endpoint.enabled, endpoint.failure_count, endpoint.disabled_at = True, 0, None
+    elif changes.get("enabled") is False:
+        endpoint.enabled, endpoint.disabled_at = False, None  # off by staff: nothing queued
+    session.add(endpoint)
+    session.commit()
+    return endpoint
+
+
+def rotate_secret(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    """A new signing secret; the old one stops working with the next delivery."""
+    endpoint = get_endpoint(session, endpoint_id)
+    endpoint.secret = new_secret()
+    session.add(endpoint)
+    session.commit()
+    return endpoint
+
+
+def delete_endpoint(session: Session, endpoint_id: int) -> None:
+    """Remove an endpoint with its queued events and delivery log."""
+    session.delete(get_endpoint(session, endpoint_id))
+    session.commit()
+
+
+def deliveries(session: Session, endpoint_id: int, *, limit: int) -> Sequence[WebhookDelivery]:
+    """The endpoint's latest delivery attempts, newest first."""
+    get_endpoint(session, endpoint_id)
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(col(WebhookDelivery.id).desc())
+        .limit(limit)
+    )
+    with read_only(session):
+        return session.exec(query).all()

@@ -1,0 +1,392 @@
+"""Signed webhooks: a receiver written here verifies every signature; retries, disabling,
+several workers, and no event lost when a worker is killed mid-run."""
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from app.analytics import delivery, outbox, webhooks
+from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
+from app.analytics.schemas import WebhookEndpointCreate
+from app.config import ROOT_DIR, Settings, get_settings
+from app.offers import service as offers_service
+from app.tracking import service as tracking_service
+from app.tracking.scanlog import GroupCommitScanLog
+from app.tracking.scanrows import on_scans_inserted
+from app.tracking.schemas import StageUpdateCreate
+from tests.conftest import TEST_DATABASE_URL
+from tests.factories import make_offer
+
+TOLERANCE_SECONDS = 300
+
+
+def verify(secret: str, header: str, body: bytes) -> bool:
+    """What a receiver does: recompute the HMAC over timestamp + "." + body, compare, and
+    refuse old timestamps (replays)."""
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    timestamp = int(parts["t"])
+    if abs(time.time() - timestamp) > TOLERANCE_SECONDS:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest(expected.hexdigest(), parts["v1"])
+
+
+class Receiver:
+    """A data warehouse's endpoint: verifies, records, and fails on demand."""
+
+    def __init__(self, fail_first: int = 0, delay: float = 0.0) -> None:
+        self.secret = ""
+        self.events: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.fail_first = fail_first
+        self.delay = delay
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
+                status = receiver.handle(self.headers["OfferTrack-Signature"], body)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, signature: str, body: bytes) -> int:
+        with self.lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                return 500
+            if not verify(self.secret, signature, body):
+                self.bad_signatures += 1
+                return 400
+            self.events.append(json.loads(body))
+            return 204
+
+    def ids(self) -> set[str]:
+        with self.lock:
+            return {event["id"] for event in self.events}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def fast() -> Settings:
+    return get_settings().model_copy(
+        update={
+            "webhook_retry_base_seconds": 0.05,
+            "webhook_retry_max_seconds": 0.2,
+            "webhook_max_failures": 3,
+            "webhook_lease_seconds": 1.0,
+            "webhook_poll_seconds": 0.05,
+        }
+    )
+
+
+def _endpoint(engine: Engine, receiver: Receiver, *types: str) -> int:
+    with Session(engine, expire_on_commit=False) as session:
+        data = WebhookEndpointCreate.model_validate(
+            {"url": receiver.url, "event_types": list(types)}
+        )
+        endpoint = webhooks.create_endpoint(session, data)
+    receiver.secret = endpoint.secret
+    assert endpoint.id is not None
+    return endpoint.id
+
+
+def _drain(
+    engine: Engine, settings: Settings, until: Callable[[], bool], seconds: float = 20
+) -> None:
+    deadline = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < deadline, "webhooks not delivered in time"
+        if not delivery.deliver_batch(engine, settings):
+            time.sleep(0.05)
+
+
+@pytest.mark.concurrency
+def test_every_event_type_arrives_signed(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    _endpoint(
+        committed,
+        receiver,
+        "scan.created",
+        "conversion.created",
+        "offer.accepted",
+        "order.stage_changed",
+    )
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True)
+        on_scans_inserted(outbox.scans_inserted)
+        scan_log = GroupCommitScanLog(committed)
+        try:
+            scan_log.write(session, _scan_row(offer.id))
+        finally:
+            scan_log.close()
+        offers_service.accept_offer(
+            session, offer.id, signer_name="M", po_number="", settings=settings
+        )
+        tracking_service.activate_offer(session, offer.id, actor="t", settings=settings)
+        tracking_service.add_stage_update(
+            session, offer.id, StageUpdateCreate(stage="shipped"), actor="t"
+        )
+
+    _drain(committed, fast, lambda: len(receiver.events) >= 6)
+    types = sorted(event["type"] for event in receiver.events)
+    assert types == [
+        "conversion.created",
+        "conversion.created",
+        "offer.accepted",
+        "order.stage_changed",
+        "order.stage_changed",
+        "scan.created",
+    ]
+    assert receiver.bad_signatures == 0
+    by_type = {event["type"]: event for event in receiver.events}
+    assert by_type["scan.created"]["data"]["offer_id"] == offer.id
+    assert "visitor_hash" not in by_type["scan.created"]["data"]
+    assert by_type["offer.accepted"]["data"]["gross_total"] == "3100.00"
+    stages = [e["data"]["stage"] for e in receiver.events if e["type"] == "order.stage_changed"]
+    assert sorted(stages) == ["confirmed", "shipped"]
+    assert len(receiver.ids()) == len(receiver.events)  # one id per event
+
+
+def _scan_row(offer_id: str) -> dict[str, Any]:
+    from app.db import utcnow
+
+    return {
+        "offer_id": offer_id,
+        "occurred_at": utcnow(),
+        "code_form": "full",
+        "channel": "qr",
+        "device_class": "mobile",
+        "os_family": "iOS",
+        "browser_family": "Mobile Safari",
+        "referrer_host": "",
+        "is_bot": False,
+        "visitor_hash": "f" * 64,
+    }
+
+
+def _emit(engine: Engine, count: int, event_type: str = "conversion.created") -> None:
+    with Session(engine) as session:
+        for i in range(count):
+            outbox.emit(session, event_type, {"n": i})
+        session.commit()
+
+
+@pytest.mark.concurrency
+def test_a_tampered_body_fails_verification(receiver: Receiver) -> None:
+    receiver.secret = "whsec_test"
+    body = b'{"id":"1","type":"scan.created"}'
+    header = outbox.sign("whsec_test", int(time.time()), body)
+    assert verify("whsec_test", header, body)
+    assert not verify("whsec_test", header, body.replace(b"1", b"2"))
+    assert not verify("whsec_other", header, body)
+    assert not verify("whsec_test", outbox.sign("whsec_test", int(time.time()) - 3600, body), body)
+
+
+@pytest.mark.concurrency
+def test_retries_after_a_receiver_that_fails_first(committed: Engine, fast: Settings) -> None:
+    receiver = Receiver(fail_first=2)
+    try:
+        endpoint_id = _endpoint(committed, receiver, "conversion.created")
+        _emit(committed, 1)
+        _drain(committed, fast, lambda: len(receiver.events) == 1)
+    finally:
+        receiver.close()
+    with Session(committed) as session:
+        attempts = session.execute(
+            select(WebhookDelivery.succeeded, WebhookDelivery.status_code)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(WebhookDelivery.id)
+        ).all()
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        assert endpoint is not None
+        assert [tuple(a) for a in attempts] == [(False, 500), (False, 500), (True, 204)]
+        assert endpoint.failure_count == 0 and endpoint.enabled
+        row = session.execute(select(WebhookOutbox)).scalar_one()
+        assert row.attempts == 3 and row.delivered_at is not None
+
+
+def test_backoff_doubles_up_to_the_cap(fast: Settings) -> None:
+    settings = get_settings()
+    waits = [delivery.backoff(n, settings).total_seconds() for n in (1, 2, 3, 4, 20)]
+    assert waits == [10, 20, 40, 80, 3600]
+
+
+@pytest.mark.concurrency
+def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
+    committed: Engine, fast: Settings
+) -> None:
+    receiver = Receiver(fail_first=10**6)
+    try:
+        endpoint_id = _endpoint(committed, receiver, "conversion.created")
+        _emit(committed, 2)
+
+        def disabled() -> bool:
+            with Session(committed) as session:
+                endpoint = session.get(WebhookEndpoint, endpoint_id)
+                return endpoint is not None and not endpoint.enabled
+
+        _drain(committed, fast, disabled)
+        _emit(committed, 1)  # queued while disabled after failures
+        receiver.fail_first = 0
+        with Session(committed) as session:
+            from app.analytics.schemas import WebhookEndpointUpdate
+
+            webhooks.update_endpoint(session, endpoint_id, WebhookEndpointUpdate(enabled=True))
+        _drain(committed, fast, lambda: len(receiver.events) == 3)
+    finally:
+        receiver.close()
+    assert sorted(e["data"]["n"] for e in receiver.events) == [0, 0, 1]
+
+
+@pytest.mark.concurrency
+def test_switched_off_endpoints_get_nothing_queued(committed: Engine, receiver: Receiver) -> None:
+    from app.analytics.schemas import WebhookEndpointUpdate
+
+    endpoint_id = _endpoint(committed, receiver, "conversion.created")
+    with Session(committed) as session:
+        webhooks.update_endpoint(session, endpoint_id, WebhookEndpointUpdate(enabled=False))
+        outbox.emit(session, "conversion.created", {"n": 1})
+        outbox.emit(session, "scan.created", {"n": 2})  # not subscribed anyway
+        session.commit()
+        assert outbox.pending_count(session) == 0
+
+
+@pytest.mark.concurrency
+def test_an_event_rolled_back_with_its_change_is_never_sent(
+    committed: Engine, receiver: Receiver
+) -> None:
+    _endpoint(committed, receiver, "conversion.created")
+    with Session(committed) as session:
+        outbox.emit(session, "conversion.created", {"n": 1})
+        session.rollback()
+        assert outbox.pending_count(session) == 0
+
+
+@pytest.mark.concurrency
+def test_two_workers_share_the_outbox_without_sending_twice(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    _endpoint(committed, receiver, "conversion.created")
+    _emit(committed, 60)
+    workers = [delivery.DeliveryWorker(committed, fast) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.events) < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert len(receiver.events) == 60
+    assert len(receiver.ids()) == 60
+
+
+def _worker_process(log_path: Any) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "OFFERTRACK_DATABASE_URL": TEST_DATABASE_URL,
+        "OFFERTRACK_WEBHOOK_LEASE_SECONDS": "1",
+        "OFFERTRACK_WEBHOOK_POLL_SECONDS": "0.05",
+        "OFFERTRACK_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
+    }
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker"],
+            env=env,
+            cwd=ROOT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.concurrency
+def test_no_event_is_lost_when_the_worker_is_killed_mid_run(
+    committed: Engine, tmp_path: Any
+) -> None:
+    receiver = Receiver(delay=0.02)
+    try:
+        _endpoint(committed, receiver, "conversion.created")
+        _emit(committed, 120)
+        with Session(committed) as session:
+            expected = set(session.execute(select(WebhookOutbox.event_id)).scalars())
+        worker = _worker_process(tmp_path / "worker.log")
+        deadline = time.monotonic() + 30
+        while len(receiver.events) < 20:
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)  # mid-batch: leased rows are left behind
+        worker.wait(timeout=10)
+        assert len(receiver.ids()) < 120
+        restarted = _worker_process(tmp_path / "worker.log")
+        try:
+            deadline = time.monotonic() + 60
+            while receiver.ids() != expected:
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                time.sleep(0.05)
+        finally:
+            restarted.terminate()
+            restarted.wait(timeout=20)
+    finally:
+        receiver.close()
+    assert receiver.bad_signatures == 0
+    with Session(committed) as session:
+        pending = session.execute(
+            select(func.count()).where(WebhookOutbox.delivered_at.is_(None))  # type: ignore[union-attr]
+        ).scalar_one()
+    assert pending == 0
+
+
+@pytest.mark.concurrency
+def test_the_server_runs_a_worker_unless_disabled(committed: Engine, receiver: Receiver) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    _endpoint(committed, receiver, "conversion.created")
+    _emit(committed, 1)
+    off = get_settings().model_copy(update={"webhook_worker": False})
+    with TestClient(create_app(off)):
+        time.sleep(1.0)
+    assert receiver.events == []
+    on = get_settings().model_copy(update={"webhook_worker": True, "webhook_poll_seconds": 0.05})
+    with TestClient(create_app(on)):
+        deadline = time.monotonic() + 20
+        while not receiver.events:
+            assert time.monotonic() < deadline, "the server's worker sent nothing"
+            time.sleep(0.05)
+    assert receiver.events[0]["data"] == {"n": 0}
