@@ -8,7 +8,7 @@ documented ``maxLength: 200``. A required field that is only whitespace is refus
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 
 def stripped(value: str) -> str:
@@ -49,3 +49,9 @@ RequiredText500 = Annotated[
 ]
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(email_or_empty)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.upper)]
+
+
+# The id of a row of ours: an INTEGER column, whose range on PostgreSQL ends at 2**31 - 1. A
+# larger number can name no row, and sent to the database it would be an error, not a miss.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]

@@ -5,12 +5,16 @@ Every error of the JSON API is ``{"detail": "..."}`` (a sentence), except 422, w
 documents itself: ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Request
 from pydantic import BaseModel
 
 from app.errors import Unprocessable
+from app.fields import MAX_ROW_ID
+
+# A row id in a path: a number no row can have is a 422, never a database error.
+PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class ErrorRead(BaseModel):

@@ -29,8 +29,14 @@ from app.analytics.schemas import (
 from app.auth.dependencies import require_api_key
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
+from app.openapi import PathId, error_responses, single_query_values
 
-router = APIRouter(prefix="/api/v1", tags=["campaigns"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["campaigns"],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
+    responses=error_responses(400, 401, 404, 409, 413),
+)
 
 
 def _campaign(campaign: Campaign) -> CampaignRead:
@@ -68,12 +74,12 @@ def list_campaigns(session: SessionDep) -> list[CampaignRead]:
 
 
 @router.get("/campaigns/{campaign_id}", name="campaigns:get")
-def read_campaign(campaign_id: int, session: SessionDep) -> CampaignRead:
+def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignRead:
     return _campaign(campaigns.get_campaign(session, campaign_id))
 
 
 @router.patch("/campaigns/{campaign_id}", name="campaigns:update")
-def update_campaign(campaign_id: int, data: CampaignUpdate, session: SessionDep) -> CampaignRead:
+def update_campaign(campaign_id: PathId, data: CampaignUpdate, session: SessionDep) -> CampaignRead:
     return _campaign(campaigns.update_campaign(session, campaign_id, data))
 
 
@@ -82,12 +88,12 @@ def update_campaign(campaign_id: int, data: CampaignUpdate, session: SessionDep)
     status_code=status.HTTP_201_CREATED,
     name="creatives:create",
 )
-def create_creative(campaign_id: int, data: CreativeCreate, session: SessionDep) -> CreativeRead:
+def create_creative(campaign_id: PathId, data: CreativeCreate, session: SessionDep) -> CreativeRead:
     return _creative(campaigns.create_creative(session, campaign_id, data))
 
 
 @router.get("/campaigns/{campaign_id}/creatives", name="creatives:list")
-def list_creatives(campaign_id: int, session: SessionDep) -> list[CreativeRead]:
+def list_creatives(campaign_id: PathId, session: SessionDep) -> list[CreativeRead]:
     return [_creative(c) for c in campaigns.list_creatives(session, campaign_id)]
 
 
@@ -98,7 +104,7 @@ def list_creatives(campaign_id: int, session: SessionDep) -> list[CreativeRead]:
 )
 def create_placement(
     request: Request,
-    campaign_id: int,
+    campaign_id: PathId,
     data: PlacementCreate,
     session: SessionDep,
     settings: SettingsDep,
@@ -110,7 +116,7 @@ def create_placement(
 
 @router.get("/campaigns/{campaign_id}/placements", name="placements:list")
 def list_placements(
-    request: Request, campaign_id: int, session: SessionDep, settings: SettingsDep
+    request: Request, campaign_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> list[PlacementRead]:
     placements: Sequence[Placement] = campaigns.list_placements(session, campaign_id)
     return [placement_read(request, p, settings) for p in placements]
@@ -118,7 +124,7 @@ def list_placements(
 
 @router.get("/placements/{placement_id}", name="placements:get")
 def read_placement(
-    request: Request, placement_id: int, session: SessionDep, settings: SettingsDep
+    request: Request, placement_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> PlacementRead:
     return placement_read(request, campaigns.get_placement(session, placement_id), settings)
 
@@ -126,7 +132,7 @@ def read_placement(
 @router.patch("/placements/{placement_id}", name="placements:update")
 def update_placement(
     request: Request,
-    placement_id: int,
+    placement_id: PathId,
     data: PlacementUpdate,
     session: SessionDep,
     settings: SettingsDep,
@@ -159,7 +165,7 @@ def create_conversion(
 
 
 @router.get("/conversions/{conversion_id}", name="conversions:get", tags=["conversions"])
-def read_conversion(conversion_id: int, session: SessionDep) -> ConversionRead:
+def read_conversion(conversion_id: PathId, session: SessionDep) -> ConversionRead:
     return _conversion(conversions.get_conversion(session, conversion_id))
 
 
@@ -184,19 +190,19 @@ def list_endpoints(session: SessionDep) -> list[WebhookEndpointRead]:
 
 
 @router.get("/webhooks/{endpoint_id}", name="webhooks:get", tags=["webhooks"])
-def read_endpoint(endpoint_id: int, session: SessionDep) -> WebhookEndpointCreated:
+def read_endpoint(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointCreated:
     return _endpoint(webhooks.get_endpoint(session, endpoint_id))
 
 
 @router.patch("/webhooks/{endpoint_id}", name="webhooks:update", tags=["webhooks"])
 def update_endpoint(
-    endpoint_id: int, data: WebhookEndpointUpdate, session: SessionDep
+    endpoint_id: PathId, data: WebhookEndpointUpdate, session: SessionDep
 ) -> WebhookEndpointCreated:
     return _endpoint(webhooks.update_endpoint(session, endpoint_id, data))
 
 
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="webhooks:rotate", tags=["webhooks"])
-def rotate_secret(endpoint_id: int, session: SessionDep) -> WebhookEndpointCreated:
+def rotate_secret(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointCreated:
     return _endpoint(webhooks.rotate_secret(session, endpoint_id))
 
 
@@ -206,13 +212,13 @@ def rotate_secret(endpoint_id: int, session: SessionDep) -> WebhookEndpointCreat
     name="webhooks:delete",
     tags=["webhooks"],
 )
-def delete_endpoint(endpoint_id: int, session: SessionDep) -> None:
+def delete_endpoint(endpoint_id: PathId, session: SessionDep) -> None:
     webhooks.delete_endpoint(session, endpoint_id)
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries", name="webhooks:deliveries", tags=["webhooks"])
 def list_deliveries(
-    endpoint_id: int,
+    endpoint_id: PathId,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeliveryRead]:
@@ -232,7 +238,7 @@ def list_deliveries(
 )
 def code_artwork(
     request: Request,
-    placement_id: int,
+    placement_id: PathId,
     fmt: artwork.ArtworkFormat,
     session: SessionDep,
     settings: SettingsDep,

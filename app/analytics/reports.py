@@ -29,13 +29,25 @@ from app.config import SettingsDep
 from app.db import SessionDep
 from app.errors import Unprocessable
 from app.offers import service as offers_service
+from app.openapi import error_responses, single_query_values
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 Format = Literal["json", "csv"]
 
+# With ?format=csv a report answers CSV instead of JSON; the schema says so.
+CSV_TOO: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+CSV_ONLY: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}
+}
+
 router = APIRouter(
-    prefix="/api/v1/analytics", tags=["analytics"], dependencies=[Depends(require_api_key)]
+    prefix="/api/v1/analytics",
+    tags=["analytics"],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
+    responses=error_responses(400, 401, 413),
 )
 
 
@@ -84,7 +96,9 @@ def _name(period: Period, what: str) -> str:
     return f"{what}_{period.start.isoformat()}_{period.end.isoformat()}.csv"
 
 
-@router.get("/scans-per-day", name="analytics:scans_per_day", response_model=list[DayRow])
+@router.get(
+    "/scans-per-day", name="analytics:scans_per_day", response_model=list[DayRow], responses=CSV_TOO
+)
 def scans_per_day(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Scans and unique visitors per local day (bots excluded)."""
     rows = attribution.scans_per_day(session, period)
@@ -97,7 +111,9 @@ def scans_per_day(session: SessionDep, period: PeriodDep, format_: FormatQuery =
     return rows
 
 
-@router.get("/breakdown", name="analytics:breakdown", response_model=list[BreakdownRow])
+@router.get(
+    "/breakdown", name="analytics:breakdown", response_model=list[BreakdownRow], responses=CSV_TOO
+)
 def breakdown(
     session: SessionDep,
     period: PeriodDep,
@@ -115,7 +131,7 @@ def breakdown(
     return rows
 
 
-@router.get("/funnel", name="analytics:funnel", response_model=Funnel)
+@router.get("/funnel", name="analytics:funnel", response_model=Funnel, responses=CSV_TOO)
 def funnel(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Offers issued in the range, and how many were then scanned, accepted and ordered."""
     result = attribution.funnel(session, period)
@@ -160,7 +176,12 @@ def _attribution_csv_row(row: AttributionRow) -> tuple[Any, ...]:
     )
 
 
-@router.get("/attribution", name="analytics:attribution", response_model=list[AttributionRow])
+@router.get(
+    "/attribution",
+    name="analytics:attribution",
+    response_model=list[AttributionRow],
+    responses=CSV_TOO,
+)
 def attribution_report(
     session: SessionDep,
     period: PeriodDep,
@@ -181,7 +202,7 @@ def attribution_report(
     return rows
 
 
-@router.get("/time-to-convert", name="analytics:time_to_convert")
+@router.get("/time-to-convert", name="analytics:time_to_convert", responses=CSV_TOO)
 def time_to_convert(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Conversions in the range by time from their first scan."""
     buckets = attribution.time_to_convert(session, period)
@@ -191,7 +212,9 @@ def time_to_convert(session: SessionDep, period: PeriodDep, format_: FormatQuery
     return [{"bucket": label, "conversions": count} for label, count in buckets]
 
 
-@router.get("/export/{kind}.csv", name="analytics:export")
+@router.get(
+    "/export/{kind}.csv", name="analytics:export", response_class=Response, responses=CSV_ONLY
+)
 def export_events(
     session: SessionDep, period: PeriodDep, kind: Literal["scans", "conversions"]
 ) -> Response:

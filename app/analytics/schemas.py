@@ -17,7 +17,7 @@ from pydantic import (
 
 from app.analytics.models import SplitMode
 from app.db import utcnow
-from app.fields import Currency
+from app.fields import Currency, RowId
 from app.offers.schemas import PlausibleDate
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -63,7 +63,7 @@ class StrictModel(BaseModel):
 
 class Destination(StrictModel):
     url: WebUrl
-    creative_id: int | None = None
+    creative_id: RowId | None = None
     weight: Annotated[int, Field(ge=1, le=1000)] = 1
 
 
@@ -140,7 +140,7 @@ class CreativeCreate(StrictModel):
 
 class CreativeRead(BaseModel):
     id: int
-    campaign_id: int
+    campaign_id: RowId
     name: str
     utm_content: str
 
@@ -149,7 +149,7 @@ class PlacementCreate(StrictModel):
     name: Name
     slug: Slug | None = None
     fallback_url: WebUrl
-    fallback_creative_id: int | None = None
+    fallback_creative_id: RowId | None = None
     split_mode: SplitMode = SplitMode.WEIGHTED
     rules: Rules = []
 
@@ -157,19 +157,19 @@ class PlacementCreate(StrictModel):
 class PlacementUpdate(StrictModel):
     name: Name | None = None
     fallback_url: WebUrl | None = None
-    fallback_creative_id: int | None = None
+    fallback_creative_id: RowId | None = None
     split_mode: SplitMode | None = None
     rules: Rules | None = None
 
 
 class PlacementRead(BaseModel):
     id: int
-    campaign_id: int
+    campaign_id: RowId
     name: str
     slug: str
     code_url: str
     fallback_url: str
-    fallback_creative_id: int | None
+    fallback_creative_id: RowId | None
     split_mode: SplitMode
     rules: list[RoutingRule]
 
@@ -193,7 +193,7 @@ class ConversionCreate(StrictModel):
     """An external conversion: a shop's point of sale, an e-commerce order, a signed contract."""
 
     external_key: ExternalKey
-    scan_id: Annotated[int, Field(ge=1)] | None = None
+    scan_id: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = None
     code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     type: Annotated[
         str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_.-]{0,39}$")

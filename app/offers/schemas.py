@@ -18,6 +18,7 @@ from app.fields import (
     Email,
     RequiredText200,
     RequiredText500,
+    RowId,
     Text50,
     Text100,
     Text200,
@@ -94,9 +95,9 @@ class OfferCreate(StrictModel):
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
     terms: LongText = ""
-    campaign_id: int | None = None
-    placement_id: int | None = None
-    creative_id: int | None = None
+    campaign_id: RowId | None = None
+    placement_id: RowId | None = None
+    creative_id: RowId | None = None
 
     @model_validator(mode="after")
     def _plausible_total(self) -> "OfferCreate":
@@ -114,9 +115,9 @@ class OfferUpdate(StrictModel):
     notes: LongText | None = None
     terms: LongText | None = None
     # Campaign analytics; null clears, leaving a field out keeps it.
-    campaign_id: int | None = None
-    placement_id: int | None = None
-    creative_id: int | None = None
+    campaign_id: RowId | None = None
+    placement_id: RowId | None = None
+    creative_id: RowId | None = None
 
     @model_validator(mode="after")
     def _plausible_total(self) -> "OfferUpdate":
@@ -178,9 +179,9 @@ class OfferRead(BaseModel):
     declined_at: datetime | None
     ordered_at: datetime | None
     superseded_at: datetime | None
-    campaign_id: int | None = None
-    placement_id: int | None = None
-    creative_id: int | None = None
+    campaign_id: RowId | None = None
+    placement_id: RowId | None = None
+    creative_id: RowId | None = None
 
     @classmethod
     def from_offer(
