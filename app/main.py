@@ -158,8 +158,15 @@ async def robots_txt() -> Response:
 
 
 async def swagger_ui(request: Request) -> Response:
-    """FastAPI's Swagger UI page; its inline start-up script carries this response's CSP nonce."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="OfferTrack API")
+    """FastAPI's Swagger UI page, with Swagger UI served from static/ (no CDN); its inline
+    start-up script carries this response's CSP nonce."""
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="OfferTrack API",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )
     html = bytes(page.body).decode()
     nonce = request.state.csp_nonce
     return HTMLResponse(html.replace("<script>", f'<script nonce="{nonce}">'))

@@ -9,7 +9,7 @@ prefix, are listed in ``POLICIES``:
   styles. Scripts must carry the request's nonce (``request.state.csp_nonce``; an admin
   template override writes ``<script nonce="{{ request.state.csp_nonce }}">``); styles may be
   inline, as they cannot run code.
-- ``/docs`` (Swagger UI): FastAPI's page loads Swagger UI from its CDN and starts it with an
+- ``/docs`` (Swagger UI, served from static/swagger-ui/): FastAPI's page starts it with an
   inline script, which gets the nonce here (see app.main's docs route).
 
 A PDF gets no script policy: Chromium's built-in PDF viewer does not open under
@@ -40,11 +40,10 @@ ADMIN_POLICY = (
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_CDN = "https://cdn.jsdelivr.net"
 DOCS_POLICY = (
-    f"default-src 'self'; script-src 'nonce-{NONCE}' {DOCS_CDN}; "
-    f"style-src 'self' {DOCS_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    f"default-src 'self'; script-src 'self' 'nonce-{NONCE}'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 PDF_POLICY = "frame-ancestors 'none'"
 

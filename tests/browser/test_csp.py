@@ -64,3 +64,21 @@ def test_tracking_pages_break_no_csp_rule_and_htmx_still_swaps(
 
 def _describe(message: ConsoleMessage) -> str:
     return f"{message.type}: {message.text}"
+
+
+def test_the_api_docs_work_with_no_request_to_another_site(live_server: str, phone: Page) -> None:
+    elsewhere: list[str] = []
+    phone.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith(live_server) else elsewhere.append(request.url)
+        ),
+    )
+    phone.add_init_script(RECORD_VIOLATIONS)
+
+    phone.goto(f"{live_server}/docs")
+
+    expect(phone.locator(".swagger-ui .info .title")).to_contain_text("OfferTrack")
+    expect(phone.locator(".opblock-tag-section").first).to_be_visible()
+    assert elsewhere == []
+    assert phone.evaluate("window.__violations") == []
