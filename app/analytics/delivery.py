@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox, table_of
 from app.analytics.outbox import SIGNATURE_HEADER, sign
 from app.config import Settings
 from app.db import utcnow
+from app.metrics import WEBHOOK_FAILURES, WEBHOOK_OUTBOX_DEPTH
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 50
@@ -163,6 +164,7 @@ def record(engine: Engine, row: Claimed, outcome: Outcome, settings: Settings) -
             )
         )
         _count_failure(connection, row.endpoint_id, outcome.error or "failed", now, settings)
+    WEBHOOK_FAILURES.inc()
 
 
 def _count_failure(
@@ -229,6 +231,15 @@ def deliver_batch(engine: Engine, settings: Settings) -> int:
     return len(rows)
 
 
+def outbox_depth(engine: Engine) -> int:
+    """Events not delivered yet, for the operators' metric."""
+    with engine.connect() as connection:
+        query = (
+            select(func.count()).select_from(WebhookOutbox).where(_outbox.delivered_at.is_(None))
+        )
+        return int(connection.execute(query).scalar_one())
+
+
 def purge_delivered(engine: Engine) -> None:
     """Delivered rows and their log go after KEEP_DELIVERED."""
     cutoff = utcnow() - KEEP_DELIVERED
@@ -263,6 +274,7 @@ class DeliveryWorker:
         while not self._stop.wait(pause):
             try:
                 claimed = deliver_batch(self._engine, self._settings)
+                WEBHOOK_OUTBOX_DEPTH.set(outbox_depth(self._engine))
                 if time.monotonic() - purged_at > 3600:
                     purge_delivered(self._engine)
                     purged_at = time.monotonic()

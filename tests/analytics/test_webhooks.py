@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
@@ -219,12 +220,17 @@ def test_a_tampered_body_fails_verification(receiver: Receiver) -> None:
 @pytest.mark.concurrency
 def test_retries_after_a_receiver_that_fails_first(committed: Engine, fast: Settings) -> None:
     receiver = Receiver(fail_first=2)
+    failures_before = REGISTRY.get_sample_value("offertrack_webhook_delivery_failures_total") or 0
     try:
         endpoint_id = _endpoint(committed, receiver, "conversion.created")
         _emit(committed, 1)
+        assert delivery.outbox_depth(committed) == 1
         _drain(committed, fast, lambda: len(receiver.events) == 1)
     finally:
         receiver.close()
+    failures = REGISTRY.get_sample_value("offertrack_webhook_delivery_failures_total")
+    assert failures == failures_before + 2  # what operators see on /metrics
+    assert delivery.outbox_depth(committed) == 0
     with Session(committed) as session:
         attempts = session.execute(
             select(WebhookDelivery.succeeded, WebhookDelivery.status_code)
