@@ -9,7 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -104,20 +110,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.scans_inserted)
     on_scans_inserted(outbox.scans_inserted)
-    # First: routes are matched in order, and campaign redirects are the busiest path.
+    # Routes are matched in order, and the public pages are the busiest paths: campaign
+    # redirects first, then every other single-segment path, then the tracking pages (whose
+    # /{code} would shadow those); the API and the staff site, deeper paths all, come last.
     app.router.routes.extend(campaign_code_routes())
+    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
+    app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_api_route("/admin", to_staff_site, include_in_schema=False)
+    app.include_router(tracking_router)
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)
-    app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
-    app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
-    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
-    # The staff site at /admin (sqladmin and staff pages, its own session cookie and CSRF
-    # check); mounted before the tracking router, whose /{code} would shadow it.
+    # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
+    # check).
     mount_staff_site(app, settings)
-    # Last: its /{code} route would otherwise shadow every other single-segment path.
-    app.include_router(tracking_router)
     _register_error_handlers(app)
     return app
 
@@ -150,6 +158,10 @@ def _purge_old_scans(settings: Settings) -> None:
 
 async def favicon() -> Response:
     return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
+async def to_staff_site() -> Response:
+    return RedirectResponse("/admin/", status_code=307)
 
 
 async def robots_txt() -> Response:
