@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import randomness
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -36,7 +36,7 @@ def request_id_of(scope: Scope) -> str:
             if _SANE_REQUEST_ID.fullmatch(candidate):
                 return str(candidate)
             break
-    return uuid.uuid4().hex
+    return randomness.token_hex(16)
 
 
 def route_label(scope: Scope) -> str:

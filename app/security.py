@@ -17,7 +17,6 @@ A PDF gets no script policy: Chromium's built-in PDF viewer does not open under
 """
 
 import base64
-import secrets
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import randomness
 from app.config import Settings
 
 NONCE = "{nonce}"
@@ -93,7 +93,7 @@ def referrer_policy_for(path: str) -> str:
 
 
 def new_nonce() -> str:
-    return base64.b64encode(secrets.token_bytes(16)).decode()
+    return base64.b64encode(randomness.token_bytes(16)).decode()
 
 
 def apply_headers(headers: MutableHeaders, headers_set: HeaderSet, path: str, nonce: str) -> None:

@@ -9,12 +9,12 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
+from app import randomness
 from app.config import Settings, SettingsDep
 from app.errors import AppError
 
@@ -67,7 +67,7 @@ def csrf_token(request: Request, settings: Settings) -> str:
     existing = request.cookies.get(CSRF_COOKIE)
     if existing and _valid(existing, settings):
         return existing
-    nonce = secrets.token_urlsafe(18)
+    nonce = randomness.token_urlsafe(18)
     token = f"{nonce}.{_signature(nonce, settings)}"
     request.state.new_csrf_token = token
     return token
