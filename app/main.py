@@ -22,6 +22,7 @@ from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
+from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     # The staff site at /admin (sqladmin and staff pages, its own session cookie and CSRF
     # check); mounted before the tracking router, whose /{code} would shadow it.
-    mount_staff_site(app, settings)
+    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES])
     # Last: its /{code} route would otherwise shadow every other single-segment path.
     app.include_router(tracking_router)
     _register_error_handlers(app)
