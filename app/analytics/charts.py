@@ -2,8 +2,8 @@
 from elsewhere. Each chart is an accessible image (role="img", a <title> and <desc>) and the
 page shows the same figures as a table beside it.
 
-Drawn in a 400-unit-wide viewBox that scales with its container, so labels stay readable on a
-phone (400 units at 360 px is about 0.8 px per unit).
+Drawn in a 340-unit-wide viewBox that scales with its container, so labels stay readable on a
+phone (a card on a 360 px screen is about 300 px wide: 0.9 px per unit).
 """
 
 from collections.abc import Sequence
@@ -13,9 +13,9 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH = 400
+WIDTH = 340
 BAR = 18  # height of one horizontal bar row
-LABEL_W = 130  # room for the labels of horizontal bars
+LABEL_W = 110  # room for the labels of horizontal bars
 COLOURS = ("#206bc4", "#74b816")
 
 
@@ -27,9 +27,11 @@ class Series:
 
 def _svg(chart_id: str, title: str, desc: str, height: int, body: str) -> Markup:
     return Markup(
-        f'<svg class="chart" id="{chart_id}" viewBox="0 0 {WIDTH} {height}" role="img" '
+        # width/height give the browser the aspect ratio before CSS scales it to the card.
+        f'<svg class="ot-chart" id="{chart_id}" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
+        f'height="{height}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" preserveAspectRatio="xMinYMin meet" '
-        f'font-family="system-ui, sans-serif" font-size="12">'
+        f'font-family="system-ui, sans-serif" font-size="13">'
         f'<title id="{chart_id}-t">{escape(title)}</title>'
         f'<desc id="{chart_id}-d">{escape(desc)}</desc>{body}</svg>'
     )
@@ -67,7 +69,7 @@ def bars(
     lines: list[str] = []
     for i, label in enumerate(labels):
         y0 = legend + i * row_h
-        short = label if len(label) <= 20 else label[:19] + "…"
+        short = label if len(label) <= 16 else label[:15] + "…"
         parts.append(
             f'<text x="{LABEL_W - 6}" y="{y0 + row_h / 2 + 4:.1f}" text-anchor="end">'
             f"<title>{escape(label)}</title>{escape(short)}</text>"
@@ -91,24 +93,24 @@ def daily(chart_id: str, title: str, days: Sequence[date], series: Sequence[Seri
     """Vertical bars per day (first series) with the second series as a line over them."""
     if not days or not any(v for s in series for v in s.values):
         return _empty(chart_id, title)
-    left, top, bottom, height = 36, 22, 22, 190
+    left, top, bottom, height = 36, 24, 30, 190
     plot_w, plot_h = WIDTH - left - 6, height - top - bottom
     peak = max(max(s.values, default=0) for s in series) or 1
     step = plot_w / len(days)
     parts: list[str] = []
     for k, s in enumerate(series):
-        key_x = left + k * 110
+        key_x = left + k * 100
         parts.append(
             f'<rect x="{key_x}" y="4" width="10" height="10" fill="{COLOURS[k % 2]}"/>'
             f'<text x="{key_x + 14}" y="13">{escape(s.name)}</text>'
         )
-    for tick in (0, peak / 2, peak):
+    for tick in sorted({0, round(peak / 2), peak}):
         tick_y = top + plot_h - plot_h * tick / peak
         parts.append(
             f'<line x1="{left}" x2="{WIDTH - 6}" y1="{tick_y:.1f}" y2="{tick_y:.1f}" '
             'stroke="#dce1e7"/>'
             f'<text x="{left - 4}" y="{tick_y + 4:.1f}" text-anchor="end">'
-            f"{_fmt(round(tick))}</text>"
+            f"{_fmt(tick)}</text>"
         )
     bars_series, line_series = series[0], series[1:]
     for i, day in enumerate(days):
@@ -129,7 +131,7 @@ def daily(chart_id: str, title: str, days: Sequence[date], series: Sequence[Seri
         parts.append(
             f'<polyline points="{points}" fill="none" stroke="{COLOURS[k % 2]}" stroke-width="2"/>'
         )
-    every = max(1, round(len(days) / 5))
+    every = max(1, round(len(days) / 4))
     for i in range(0, len(days), every):
         x = left + (i + 0.5) * step
         parts.append(
@@ -166,7 +168,7 @@ def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Marku
     for i, e in enumerate(estimates):
         y = head + i * row_h + row_h / 2
         x0, x1, xm = (LABEL_W + span * v / top for v in (e.low, e.high, e.mean))
-        short = e.label if len(e.label) <= 20 else e.label[:19] + "…"
+        short = e.label if len(e.label) <= 16 else e.label[:15] + "…"
         tip = (
             f"{e.label}: mean {e.mean:.1%}, 90% interval {e.low:.1%} to {e.high:.1%}, "
             f"probability best {e.probability_best:.0%}"

@@ -3,6 +3,7 @@ downloads, campaign/placement/webhook screens per role, field errors, CSRF and t
 
 import csv
 import io
+import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -62,7 +63,7 @@ def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, wor
     last = {row[0]: row for row in _cells(html, "att-placement-last_touch")}
     assert last["P2"][3] == "2"  # B and the accepted offer, last scanned at P2
     # Charts are SVG images with a title, and the table alternative sits beside them.
-    assert '<svg class="chart" id="chart-daily"' in html
+    assert '<svg class="ot-chart" id="chart-daily"' in html
     assert '<title id="chart-estimate-placement-t">' in html
     assert 'role="img"' in html
     # Funnel: the accepted offer was issued, scanned and accepted.
@@ -184,10 +185,12 @@ def test_placement_rules_are_shown_readably_and_validated(
     campaign = make_campaign(db, name="Rules")
     creative = make_creative(db, campaign.id or 0, name="Blue")
     token = as_role(Role.SALES)
-    rules = (
-        '[{"name": "apps", "when": {"os": ["ios"]}, '
-        '"destinations": [{"url": "https://apps.example.com/x", "creative_id": %d}]}]' % creative.id
-    )
+    rule = {
+        "name": "apps",
+        "when": {"os": ["ios"]},
+        "destinations": [{"url": "https://apps.example.com/x", "creative_id": creative.id}],
+    }
+    rules = json.dumps([rule])
     response = web.post(
         f"/admin/analytics/campaigns/{campaign.id}/placements",
         data={
