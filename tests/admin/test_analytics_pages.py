@@ -324,3 +324,89 @@ def test_a_form_without_its_csrf_token_is_refused(
     assert db.exec(select(Campaign)).first() is None
     assert db.exec(select(WebhookEndpoint)).first() is None
     assert csrf_from(web.get("/admin/analytics/campaigns").text)
+
+
+# --- every role against every page and action --------------------------------------------
+
+ROLES = (Role.VIEWER, Role.SALES, Role.ADMIN)
+PAGES = {  # path (with {c}, {p}, {w} for ids) → lowest role that may open it
+    "/admin/analytics/": Role.VIEWER,
+    "/admin/analytics/panels": Role.VIEWER,
+    "/admin/analytics/csv/funnel": Role.VIEWER,
+    "/admin/analytics/campaigns": Role.VIEWER,
+    "/admin/analytics/campaigns/{c}": Role.VIEWER,
+    "/admin/analytics/placements/{p}": Role.VIEWER,
+    "/admin/analytics/placements/{p}/qr?size_mm=30&fmt=svg": Role.VIEWER,
+    "/admin/analytics/webhooks": Role.ADMIN,
+    "/admin/analytics/webhooks/{w}": Role.ADMIN,
+}
+ACTIONS = {  # path → (form, lowest role allowed, the answer when allowed)
+    "/admin/analytics/campaigns": ({"name": "New one"}, Role.SALES, 303),
+    "/admin/analytics/campaigns/{c}": (
+        {"name": "Renamed", "utm_source": "s", "utm_medium": "m", "utm_campaign": "c"},
+        Role.SALES,
+        303,
+    ),
+    "/admin/analytics/campaigns/{c}/creatives": ({"name": "Green"}, Role.SALES, 303),
+    "/admin/analytics/campaigns/{c}/placements": (
+        {"name": "Door", "fallback_url": "https://shop.example.com/", "split_mode": "weighted"},
+        Role.SALES,
+        303,
+    ),
+    "/admin/analytics/placements/{p}": (
+        {"name": "Desk", "fallback_url": "https://shop.example.com/d", "split_mode": "weighted"},
+        Role.SALES,
+        303,
+    ),
+    "/admin/analytics/webhooks": (
+        {"url": "https://w.example.com/", "event_types": "scan.created"},
+        Role.ADMIN,
+        200,
+    ),
+    "/admin/analytics/webhooks/{w}/enabled": ({"enabled": "false"}, Role.ADMIN, 303),
+    "/admin/analytics/webhooks/{w}/rotate-secret": ({}, Role.ADMIN, 200),
+}
+
+
+@pytest.fixture
+def ids(db: Session) -> dict[str, int]:
+    from app.analytics import webhooks
+    from app.analytics.schemas import WebhookEndpointCreate
+
+    campaign = make_campaign(db, name="Matrix")
+    placement = make_placement(db, campaign.id or 0)
+    endpoint = webhooks.create_endpoint(
+        db, WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"])
+    )
+    found = {"c": campaign.id or 0, "p": placement.id or 0, "w": endpoint.id or 0}
+    db.rollback()
+    return found
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_against_each_page(
+    web: TestClient, as_role: SignIn, ids: dict[str, int], role: Role
+) -> None:
+    as_role(role)
+    for path, lowest in PAGES.items():
+        response = web.get(path.format(**ids), follow_redirects=False)
+        expected = 200 if role.includes(lowest) else 403
+        assert response.status_code == expected, (role, path)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_against_each_action(
+    web: TestClient, as_role: SignIn, db: Session, ids: dict[str, int], role: Role
+) -> None:
+    token = as_role(role)
+    for path, (form, lowest, allowed) in ACTIONS.items():
+        response = web.post(
+            path.format(**ids), data={**form, "csrf_token": token}, follow_redirects=False
+        )
+        expected = allowed if role.includes(lowest) else 403
+        assert response.status_code == expected, (role, path, response.text[:300])
+    entries = db.exec(select(AuditLogEntry.action)).all()
+    changed = [
+        a for a in entries if a.split(".")[0] in {"campaign", "creative", "placement", "webhook"}
+    ]
+    assert len(changed) == sum(role.includes(lowest) for _, lowest, _ in ACTIONS.values())
