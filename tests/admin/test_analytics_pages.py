@@ -105,13 +105,16 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
     rows = {r["label"]: r for r in csv.DictReader(io.StringIO(response.text))}
     assert (rows["P1"]["scans"], rows["P1"]["conversions"]) == ("7", "2")
     page = web.get("/admin/analytics/", params=_range()).text
-    for table in ("scans_per_day", "funnel", "time_to_convert", "breakdown", "attribution"):
+    tables = ("scans_per_day", "funnel", "time_to_convert", "breakdown", "attribution", "scans")
+    for table in tables:
         assert f"/admin/analytics/csv/{table}?" in page
         link = re.search(rf'href="([^"]*/csv/{table}\?[^"]*)"', page)
         assert link
         got = web.get(link.group(1).replace("&amp;", "&"))
         assert got.status_code == 200 and got.text.count("\n") >= 1
     assert web.get("/admin/analytics/csv/breakdown", params={"by": "colour"}).status_code == 422
+    events = web.get("/admin/analytics/csv/conversions", params=_range())
+    assert len(list(csv.DictReader(io.StringIO(events.text)))) == 3  # A, B and the acceptance
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(web: TestClient) -> None:
