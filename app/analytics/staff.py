@@ -264,13 +264,21 @@ def _validate(model: type[M], data: dict[str, Any]) -> tuple[M | None, Errors]:
     try:
         return model.model_validate(data), {}
     except ValidationError as error:
-        errors: Errors = {}
+        found: dict[str, list[str]] = {}
         for e in error.errors():
-            loc = [str(p) for p in e["loc"]]
-            field, rest = (loc[0] if loc else "form"), loc[1:]
-            where = f" (at {'.'.join(rest)})" if rest else ""
-            errors.setdefault(field, e["msg"].removeprefix("Value error, ") + where)
-        return None, errors
+            field, rest = (str(e["loc"][0]) if e["loc"] else "form"), list(e["loc"][1:])
+            message = e["msg"].removeprefix("Value error, ")
+            found.setdefault(field, []).append(f"{_where(rest)}{message}")
+        return None, {field: "; ".join(messages) for field, messages in found.items()}
+
+
+def _where(path: list[Any]) -> str:
+    """Where in a nested field (a rule's JSON) an error is, counted from 1 as people do."""
+    if not path:
+        return ""
+    head = f"Rule {path[0] + 1}" if isinstance(path[0], int) else str(path[0])
+    tail = ".".join(str(p) for p in path[1:])
+    return f"{head}{', ' + tail if tail else ''}: "
 
 
 def _service_error(exc: AppError) -> Errors:

@@ -207,7 +207,7 @@ def test_placement_rules_are_shown_readably_and_validated(
     )
     assert response.status_code == 303, response.text
     page = web.get(response.headers["location"]).text
-    assert "device is ios" in page and "(creative Blue)" in page
+    assert "device is iOS" in page and "(creative Blue)" in page
     placement = db.exec(select(Placement).where(Placement.name == "Table tent")).one()
     db.rollback()
     bad = web.post(
@@ -222,6 +222,8 @@ def test_placement_rules_are_shown_readably_and_validated(
     )
     assert bad.status_code == 422
     assert 'id="rules-error"' in bad.text
+    assert "Rule 1, when.os.0: Input should be" in bad.text  # both problems, where they are
+    assert "Rule 1, destinations: List should have at least 1 item" in bad.text
     broken = web.post(
         f"/admin/analytics/placements/{placement.id}",
         data={
