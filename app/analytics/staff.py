@@ -186,7 +186,13 @@ async def dashboard(request: Request, settings: SettingsDep, staff: StaffDep) ->
 async def panels(request: Request, settings: SettingsDep, staff: StaffDep) -> Response:
     """The dashboard's figures alone: what htmx swaps in when the range changes."""
     context = await _dashboard_context(request, settings)
-    return await render_staff_page(request, "analytics/_panels.html", context)
+    # 200 even for a bad range (htmx swaps only successes): the panel says what was wrong and
+    # shows the default range. The address bar follows, so a reload or a link shows the same.
+    response = await render_staff_page(request, "analytics/_panels.html", context)
+    if not context["errors"]:
+        shown = request.url_for("analytics:dashboard").include_query_params(**context["range"])
+        response.headers["HX-Push-Url"] = shown.path + "?" + shown.query
+    return response
 
 
 @router.get("/csv/{table}", name="analytics:csv")

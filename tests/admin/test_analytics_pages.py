@@ -83,6 +83,10 @@ def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: W
     assert recent.status_code == 200
     assert "<html" not in recent.text  # a fragment for htmx, not a page
     assert "<strong>2</strong> scans" in recent.text  # only the offer's two scans of today
+    assert recent.headers["HX-Push-Url"].startswith("/admin/analytics/?from=")
+    wrong = web.get("/admin/analytics/panels", params={"from": "2026-05-02", "to": "2026-05-01"})
+    assert wrong.status_code == 200 and "must not be after" in wrong.text
+    assert "HX-Push-Url" not in wrong.headers
     old = web.get("/admin/analytics/panels", params={"from": "2020-01-01", "to": "2020-01-31"})
     assert "<strong>0</strong> scans" in old.text and "No data in this range" in old.text
 
