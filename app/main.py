@@ -28,6 +28,7 @@ from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
+from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_reports_router)
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
-    mount_staff_site(app, settings)
+    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES])
     _register_error_handlers(app)
     return app
 

@@ -1,0 +1,421 @@
+"""The analytics pages of the staff site: the campaign dashboard on a known data set, its CSV
+downloads, campaign/placement/webhook screens per role, field errors, CSRF and the audit log."""
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.admin.models import AuditLogEntry, Role
+from app.analytics.models import Campaign, Placement, WebhookEndpoint
+from app.config import get_settings
+from app.offers import service as offers_service
+from tests.admin.conftest import csrf_from
+from tests.analytics.test_attribution import World
+from tests.factories import make_campaign, make_creative, make_placement
+
+pytestmark = pytest.mark.concurrency
+SignIn = Callable[[Role], str]
+
+
+@pytest.fixture
+def world(db: Session) -> World:
+    return World(db, get_settings())
+
+
+def _range() -> dict[str, str]:
+    today = offers_service.today(get_settings())
+    return {"from": (today - timedelta(days=29)).isoformat(), "to": today.isoformat()}
+
+
+def _cells(html: str, table_id: str) -> list[list[str]]:
+    table = html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    return [
+        [
+            re.sub(r"<[^>]+>", " ", c).split() and " ".join(re.sub(r"<[^>]+>", " ", c).split())
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in rows
+        if "<td" in row
+    ]
+
+
+# --- the dashboard -----------------------------------------------------------------------
+
+
+def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, world: World) -> None:
+    as_role(Role.VIEWER)
+    page = web.get("/admin/analytics/", params=_range())
+    assert page.status_code == 200
+    html = page.text
+    # P1: 7 human scans by 5 visitors; P2: 4 scans by 4 visitors (bots and old scans left out).
+    assert "<strong>11</strong> scans" in html  # P1 and P2, the offer's two scans included
+    by_placement = {row[0]: row for row in _cells(html, "att-placement-first_touch")}
+    assert by_placement["P1"][1:5] == ["7", "5", "2", "40.0%"]
+    assert by_placement["P1"][5] == "EUR 3200.00"
+    last = {row[0]: row for row in _cells(html, "att-placement-last_touch")}
+    assert last["P2"][3] == "2"  # B and the accepted offer, last scanned at P2
+    # Charts are SVG images with a title, and the table alternative sits beside them.
+    assert '<svg class="ot-chart" id="chart-daily"' in html
+    assert '<title id="chart-estimate-placement-t">' in html
+    assert 'role="img"' in html
+    # Funnel: the accepted offer was issued, scanned and accepted.
+    assert re.search(r"<td>Accepted</td><td class=\"num\">1</td>", html)
+    # htmx comes from our own static files, with the CSP nonce.
+    assert re.search(r'<script src="[^"]*/static/htmx.min.js" nonce="[^"]+"', html)
+    assert "onclick=" not in html and "onchange=" not in html
+
+
+def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: World) -> None:
+    as_role(Role.VIEWER)
+    today = offers_service.today(get_settings())
+    recent = web.get(
+        "/admin/analytics/panels",
+        params={"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()},
+    )
+    assert recent.status_code == 200
+    assert "<html" not in recent.text  # a fragment for htmx, not a page
+    assert "<strong>2</strong> scans" in recent.text  # only the offer's two scans of today
+    assert recent.headers["HX-Push-Url"].startswith("/admin/analytics/?from=")
+    wrong = web.get("/admin/analytics/panels", params={"from": "2026-05-02", "to": "2026-05-01"})
+    assert wrong.status_code == 200 and "must not be after" in wrong.text
+    assert "HX-Push-Url" not in wrong.headers
+    old = web.get("/admin/analytics/panels", params={"from": "2020-01-01", "to": "2020-01-31"})
+    assert "<strong>0</strong> scans" in old.text and "No data in this range" in old.text
+
+
+def test_a_bad_range_is_explained_next_to_its_field(web: TestClient, as_role: SignIn) -> None:
+    as_role(Role.VIEWER)
+    page = web.get("/admin/analytics/", params={"from": "2026-05-02", "to": "2026-05-01"})
+    assert page.status_code == 422
+    assert 'id="from-error"' in page.text and "must not be after" in page.text
+    page = web.get("/admin/analytics/", params={"from": "yesterday"})
+    assert 'id="from-error"' in page.text and "YYYY-MM-DD" in page.text
+
+
+def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, world: World) -> None:
+    as_role(Role.VIEWER)
+    params = {**_range(), "by": "placement", "model": "first_touch"}
+    response = web.get("/admin/analytics/csv/attribution", params=params)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = {r["label"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    assert (rows["P1"]["scans"], rows["P1"]["conversions"]) == ("7", "2")
+    page = web.get("/admin/analytics/", params=_range()).text
+    tables = ("scans_per_day", "funnel", "time_to_convert", "breakdown", "attribution", "scans")
+    for table in tables:
+        assert f"/admin/analytics/csv/{table}?" in page
+        link = re.search(rf'href="([^"]*/csv/{table}\?[^"]*)"', page)
+        assert link
+        got = web.get(link.group(1).replace("&amp;", "&"))
+        assert got.status_code == 200 and got.text.count("\n") >= 1
+    assert web.get("/admin/analytics/csv/breakdown", params={"by": "colour"}).status_code == 422
+    events = web.get("/admin/analytics/csv/conversions", params=_range())
+    assert len(list(csv.DictReader(io.StringIO(events.text)))) == 3  # A, B and the acceptance
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(web: TestClient) -> None:
+    for path in ("/admin/analytics/", "/admin/analytics/csv/funnel", "/admin/analytics/campaigns"):
+        response = web.get(path, follow_redirects=False)
+        assert response.status_code == 303 and "/admin/login" in response.headers["location"]
+
+
+# --- campaigns, creatives, placements ----------------------------------------------------
+
+
+def test_viewer_reads_campaigns_but_cannot_change_them(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign = make_campaign(db, name="Winter")
+    placement = make_placement(db, campaign.id or 0)
+    token = as_role(Role.VIEWER)
+    listing = web.get("/admin/analytics/campaigns")
+    assert listing.status_code == 200 and "Winter" in listing.text
+    assert "Create campaign" not in listing.text
+    assert web.get(f"/admin/analytics/campaigns/{campaign.id}").status_code == 200
+    assert web.get(f"/admin/analytics/placements/{placement.id}").status_code == 200
+    for path, data in (
+        ("/admin/analytics/campaigns", {"name": "Sneaky"}),
+        (f"/admin/analytics/campaigns/{campaign.id}", {"name": "Renamed"}),
+        (f"/admin/analytics/campaigns/{campaign.id}/creatives", {"name": "K"}),
+        (f"/admin/analytics/campaigns/{campaign.id}/placements", {"name": "P"}),
+        (f"/admin/analytics/placements/{placement.id}", {"name": "P"}),
+    ):
+        response = web.post(path, data={**data, "csrf_token": token})
+        assert response.status_code == 403, path
+    assert db.exec(select(Campaign).where(Campaign.name == "Sneaky")).first() is None
+
+
+def test_sales_creates_a_campaign_and_it_is_audited(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    response = web.post(
+        "/admin/analytics/campaigns",
+        data={"name": "Spring fair", "utm_medium": "poster", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    campaign = db.exec(select(Campaign).where(Campaign.name == "Spring fair")).one()
+    assert (campaign.utm_medium, campaign.utm_campaign) == ("poster", "spring-fair")
+    entry = db.exec(select(AuditLogEntry).where(AuditLogEntry.action == "campaign.created")).one()
+    assert (entry.actor, entry.entity_id) == ("staff:sales@example.com", str(campaign.id))
+
+
+def test_campaign_field_errors_are_shown_next_to_the_field(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    response = web.post(
+        "/admin/analytics/campaigns",
+        data={"name": "", "starts_on": "2026-13-01", "csrf_token": token},
+    )
+    assert response.status_code == 422
+    assert 'id="name-error"' in response.text and 'id="starts_on-error"' in response.text
+    assert db.exec(select(Campaign)).first() is None
+    assert (
+        db.exec(select(AuditLogEntry).where(AuditLogEntry.action == "campaign.created")).first()
+        is None
+    )
+
+
+def test_placement_rules_are_shown_readably_and_validated(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign = make_campaign(db, name="Rules")
+    creative = make_creative(db, campaign.id or 0, name="Blue")
+    token = as_role(Role.SALES)
+    rule = {
+        "name": "apps",
+        "when": {"os": ["ios"]},
+        "destinations": [{"url": "https://apps.example.com/x", "creative_id": creative.id}],
+    }
+    rules = json.dumps([rule])
+    response = web.post(
+        f"/admin/analytics/campaigns/{campaign.id}/placements",
+        data={
+            "name": "Table tent",
+            "fallback_url": "https://shop.example.com/",
+            "split_mode": "weighted",
+            "rules": rules,
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    page = web.get(response.headers["location"]).text
+    assert "device is iOS" in page and "(creative Blue)" in page
+    placement = db.exec(select(Placement).where(Placement.name == "Table tent")).one()
+    db.rollback()
+    bad = web.post(
+        f"/admin/analytics/placements/{placement.id}",
+        data={
+            "name": "Table tent",
+            "fallback_url": "https://shop.example.com/",
+            "split_mode": "weighted",
+            "rules": '[{"when": {"os": ["windows"]}, "destinations": []}]',
+            "csrf_token": token,
+        },
+    )
+    assert bad.status_code == 422
+    assert 'id="rules-error"' in bad.text
+    assert "Rule 1, when.os.0: Input should be" in bad.text  # both problems, where they are
+    assert "Rule 1, destinations: List should have at least 1 item" in bad.text
+    broken = web.post(
+        f"/admin/analytics/placements/{placement.id}",
+        data={
+            "name": "Table tent",
+            "fallback_url": "https://shop.example.com/",
+            "split_mode": "weighted",
+            "rules": "[{",
+            "csrf_token": token,
+        },
+    )
+    assert broken.status_code == 422 and "Not valid JSON" in broken.text
+    db.refresh(placement)
+    assert placement.rules[0]["when"] == {"os": ["ios"]}  # nothing half-written
+    actions = db.exec(select(AuditLogEntry.action)).all()
+    assert "placement.created" in actions and "placement.updated" not in actions
+
+
+def test_qr_artwork_download_and_too_dense_message(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign = make_campaign(db, name="Art")
+    placement = make_placement(db, campaign.id or 0)
+    as_role(Role.VIEWER)
+    base = f"/admin/analytics/placements/{placement.id}/qr"
+    svg = web.get(base, params={"size_mm": "30", "error": "M", "fmt": "svg"})
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    png = web.get(base, params={"size_mm": "30", "error": "H", "fmt": "png"})
+    assert png.content.startswith(b"\x89PNG")
+    pdf = web.get(base, params={"size_mm": "40", "fmt": "pdf"})
+    assert pdf.content.startswith(b"%PDF")
+    dense = web.get(base, params={"size_mm": "6", "error": "H", "fmt": "svg"})
+    assert dense.status_code == 422
+    assert re.search(r"The smallest size that works at error level H is \d+ mm", dense.text)
+    assert web.get(base, params={"size_mm": "abc"}).status_code == 422
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.SALES])
+def test_webhooks_are_for_admins_only(
+    web: TestClient, as_role: SignIn, db: Session, role: Role
+) -> None:
+    token = as_role(role)
+    assert web.get("/admin/analytics/webhooks").status_code == 403
+    response = web.post(
+        "/admin/analytics/webhooks",
+        data={"url": "https://w.example.com/", "event_types": "scan.created", "csrf_token": token},
+    )
+    assert response.status_code == 403
+    assert db.exec(select(WebhookEndpoint)).first() is None
+    assert "Webhooks" not in web.get("/admin/analytics/").text.split("page-wrapper")[0]
+
+
+def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session) -> None:
+    token = as_role(Role.ADMIN)
+    bad = web.post("/admin/analytics/webhooks", data={"url": "not a url", "csrf_token": token})
+    assert bad.status_code == 422 and 'id="url-error"' in bad.text
+    created = web.post(
+        "/admin/analytics/webhooks",
+        data={
+            "url": "https://w.example.com/in",
+            "event_types": ["scan.created", "offer.accepted"],
+            "csrf_token": token,
+        },
+    )
+    assert created.status_code == 200
+    endpoint = db.exec(select(WebhookEndpoint)).one()
+    secret, endpoint_id = endpoint.secret, endpoint.id
+    db.rollback()  # end the read: SQLite lets one writer in at a time, and the site writes next
+    assert secret in created.text  # shown once, on this page
+    assert secret not in web.get(f"/admin/analytics/webhooks/{endpoint_id}").text
+    off = web.post(
+        f"/admin/analytics/webhooks/{endpoint_id}/enabled",
+        data={"enabled": "false", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert off.status_code == 303
+    db.refresh(endpoint)
+    assert endpoint.enabled is False
+    old = endpoint.secret
+    db.rollback()
+    rotated = web.post(
+        f"/admin/analytics/webhooks/{endpoint_id}/rotate-secret", data={"csrf_token": token}
+    )
+    db.refresh(endpoint)
+    assert endpoint.secret != old and endpoint.secret in rotated.text
+    assert "Delivery log" in rotated.text
+    actions = set(db.exec(select(AuditLogEntry.action)).all())
+    assert {"webhook.created", "webhook.disabled", "webhook.secret_rotated"} <= actions
+
+
+def test_a_form_without_its_csrf_token_is_refused(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    as_role(Role.ADMIN)
+    for path, data in (
+        ("/admin/analytics/campaigns", {"name": "Forged"}),
+        ("/admin/analytics/webhooks", {"url": "https://evil.example.com/"}),
+    ):
+        response = web.post(path, data=data)
+        assert response.status_code == 403 and "could not be verified" in response.text
+    assert db.exec(select(Campaign)).first() is None
+    assert db.exec(select(WebhookEndpoint)).first() is None
+    assert csrf_from(web.get("/admin/analytics/campaigns").text)
+
+
+# --- every role against every page and action --------------------------------------------
+
+ROLES = (Role.VIEWER, Role.SALES, Role.ADMIN)
+PAGES = {  # path (with {c}, {p}, {w} for ids) → lowest role that may open it
+    "/admin/analytics/": Role.VIEWER,
+    "/admin/analytics/panels": Role.VIEWER,
+    "/admin/analytics/csv/funnel": Role.VIEWER,
+    "/admin/analytics/campaigns": Role.VIEWER,
+    "/admin/analytics/campaigns/{c}": Role.VIEWER,
+    "/admin/analytics/placements/{p}": Role.VIEWER,
+    "/admin/analytics/placements/{p}/qr?size_mm=30&fmt=svg": Role.VIEWER,
+    "/admin/analytics/webhooks": Role.ADMIN,
+    "/admin/analytics/webhooks/{w}": Role.ADMIN,
+}
+ACTIONS = {  # path → (form, lowest role allowed, the answer when allowed)
+    "/admin/analytics/campaigns": ({"name": "New one"}, Role.SALES, 303),
+    "/admin/analytics/campaigns/{c}": (
+        {"name": "Renamed", "utm_source": "s", "utm_medium": "m", "utm_campaign": "c"},
+        Role.SALES,
+        303,
+    ),
+    "/admin/analytics/campaigns/{c}/creatives": ({"name": "Green"}, Role.SALES, 303),
+    "/admin/analytics/campaigns/{c}/placements": (
+        {"name": "Door", "fallback_url": "https://shop.example.com/", "split_mode": "weighted"},
+        Role.SALES,
+        303,
+    ),
+    "/admin/analytics/placements/{p}": (
+        {"name": "Desk", "fallback_url": "https://shop.example.com/d", "split_mode": "weighted"},
+        Role.SALES,
+        303,
+    ),
+    "/admin/analytics/webhooks": (
+        {"url": "https://w.example.com/", "event_types": "scan.created"},
+        Role.ADMIN,
+        200,
+    ),
+    "/admin/analytics/webhooks/{w}/enabled": ({"enabled": "false"}, Role.ADMIN, 303),
+    "/admin/analytics/webhooks/{w}/rotate-secret": ({}, Role.ADMIN, 200),
+}
+
+
+@pytest.fixture
+def ids(db: Session) -> dict[str, int]:
+    from app.analytics import webhooks
+    from app.analytics.schemas import WebhookEndpointCreate
+
+    campaign = make_campaign(db, name="Matrix")
+    placement = make_placement(db, campaign.id or 0)
+    endpoint = webhooks.create_endpoint(
+        db, WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"])
+    )
+    found = {"c": campaign.id or 0, "p": placement.id or 0, "w": endpoint.id or 0}
+    db.rollback()
+    return found
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_against_each_page(
+    web: TestClient, as_role: SignIn, ids: dict[str, int], role: Role
+) -> None:
+    as_role(role)
+    for path, lowest in PAGES.items():
+        response = web.get(path.format(**ids), follow_redirects=False)
+        expected = 200 if role.includes(lowest) else 403
+        assert response.status_code == expected, (role, path)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_against_each_action(
+    web: TestClient, as_role: SignIn, db: Session, ids: dict[str, int], role: Role
+) -> None:
+    token = as_role(role)
+    for path, (form, lowest, allowed) in ACTIONS.items():
+        response = web.post(
+            path.format(**ids), data={**form, "csrf_token": token}, follow_redirects=False
+        )
+        expected = allowed if role.includes(lowest) else 403
+        assert response.status_code == expected, (role, path, response.text[:300])
+    entries = db.exec(select(AuditLogEntry.action)).all()
+    changed = [
+        a for a in entries if a.split(".")[0] in {"campaign", "creative", "placement", "webhook"}
+    ]
+    assert len(changed) == sum(role.includes(lowest) for _, lowest, _ in ACTIONS.values())

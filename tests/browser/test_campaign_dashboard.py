@@ -1,0 +1,79 @@
+"""Marketing in a real browser: the campaign dashboard draws its charts, and changing the date
+range redraws them through htmx without a page load, within the staff CSP."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.admin import users
+from app.admin.models import Role
+from app.config import get_settings
+from app.offers import service as offers_service
+from tests.analytics.test_attribution import World
+from tests.browser.conftest import PHONE
+
+pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+PASSWORD = "correct horse battery"
+
+
+def _sign_in(page: Page, base: str) -> None:
+    page.goto(f"{base}/admin/analytics/")
+    page.get_by_label("E-mail").fill("viewer@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Scans per day")).to_be_visible()
+
+
+def test_the_date_range_redraws_the_charts(
+    committed: Engine, live_server: str, browser: Browser
+) -> None:
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        World(session, settings)
+        users.create_user(session, "viewer@example.com", Role.VIEWER, PASSWORD, actor="tests")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    requested: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    try:
+        _sign_in(page, live_server)
+        daily = page.locator("#chart-daily desc")
+        expect(daily).to_contain_text("Scans in total 11")
+        expect(page.locator("#range-summary")).to_contain_text("30 days")
+        expect(page.locator("#chart-estimate-placement title").first).to_contain_text(
+            "posterior mean"
+        )
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "campaign-dashboard.png"), full_page=True)
+
+        # A marker on the window survives an htmx swap, never a page load.
+        page.evaluate("window.sameDocument = true")
+        today = offers_service.today(settings)
+        page.get_by_label("From", exact=True).fill((today - timedelta(days=1)).isoformat())
+        page.get_by_role("button", name="Show").click()
+        expect(daily).to_contain_text("Scans in total 2")
+        expect(page.locator("#range-summary")).to_contain_text("2 days")
+        # The placement chart now only has the offer's two scans, one per placement.
+        expect(page.locator("#chart-by-placement desc")).to_contain_text("P1: Scans 1")
+        assert page.evaluate("window.sameDocument") is True
+        assert f"from={(today - timedelta(days=1)).isoformat()}" in page.url  # linkable range
+        assert any("/admin/analytics/panels?" in url for url in requested)
+        assert all(url.startswith(live_server) for url in requested), "third-party request"
+        assert not [p for p in problems if "Content Security Policy" in p], problems
+
+        phone = browser.new_context(**PHONE)
+        small = phone.new_page()
+        small.context.add_cookies(context.cookies())
+        small.goto(f"{live_server}/admin/analytics/")
+        expect(small.locator("#chart-daily desc")).to_contain_text("Scans in total 11")
+        small.screenshot(path=str(SCREENSHOTS / "campaign-dashboard-360.png"), full_page=True)
+        phone.close()
+    finally:
+        context.close()
