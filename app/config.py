@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # How long a rendered tracking page is reused (0 turns it off). Changes made in this
     # process show at once; other worker processes show them within this time.
     page_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Threads committing scan rows, each on its own connection. One is fastest as long as each
+    # batch also updates the campaign rollup rows (concurrent writers wait on those rows through
+    # each other's commits); SQLite takes one writer at a time anyway.
+    scan_writers: int = Field(default=1, ge=1, le=32)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)

@@ -71,8 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = get_engine()
         scan_log = GroupCommitScanLog(
             engine,
-            # PostgreSQL commits wait for its disk; more writers overlap them. SQLite has one.
-            writers=1 if engine.dialect.name == "sqlite" else 4,
+            writers=settings.scan_writers,
             spool=ScanSpool(settings.var_dir / "spool"),
         )
         app.state.scan_log = scan_log
