@@ -362,10 +362,13 @@ def test_renders_from_more_threads_than_workers_all_complete() -> None:
 
 
 SERVER_WITH_A_RENDERER = """
-import multiprocessing, sys
+import multiprocessing, sys, time
 from app.config import Settings
 from app.offers.pdf import PdfRenderer
 PdfRenderer(Settings(pdf_workers=2)).start()
+deadline = time.monotonic() + 60  # a loaded machine may take a while to start both
+while len(multiprocessing.active_children()) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
 print(*[p.pid for p in multiprocessing.active_children()], flush=True)
 sys.stdin.read()
 """
@@ -392,7 +395,7 @@ def test_workers_end_when_the_server_is_killed_without_shutting_down() -> None:
         workers = [int(pid) for pid in server.stdout.readline().split()]
         server.kill()
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while any(map(is_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(workers) == 2
