@@ -26,6 +26,7 @@ from app.analytics.models import (
     Placement,
     table_of,
 )
+from app.analytics.outbox import SCAN_FIELDS
 from app.analytics.stats import Posterior, probability_best
 from app.db import read_only
 from app.offers.models import Offer
@@ -289,21 +290,7 @@ def time_to_convert(session: Session, period: Period) -> list[tuple[str, int]]:
 
 
 EXPORT_COLUMNS = {
-    "scans": (
-        "id",
-        "occurred_at",
-        "offer_id",
-        "campaign_id",
-        "placement_id",
-        "creative_id",
-        "code_form",
-        "channel",
-        "device_class",
-        "os_family",
-        "browser_family",
-        "referrer_host",
-        "is_bot",
-    ),
+    "scans": ("id", "occurred_at", *SCAN_FIELDS),  # what a scan.created webhook carries
     "conversions": tuple(
         c for c in Conversion.model_fields if c not in {"body_hash", "created_at"}
     ),
