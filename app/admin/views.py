@@ -11,8 +11,10 @@ from fastapi import Request
 from sqladmin import ModelView, action
 from sqladmin.authorization import Action, custom_action
 from sqladmin.flash import Flash
-from sqlalchemy import ColumnElement, Select
+from sqladmin.helpers import get_primary_keys, object_identifier_values
+from sqlalchemy import BigInteger, ColumnElement, Select
 from sqlmodel import Session, col, select
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 from wtforms import (
     BooleanField,
@@ -34,6 +36,7 @@ from app.auth.models import ApiKey
 from app.config import get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError
+from app.fields import MAX_ROW_ID
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
@@ -88,6 +91,22 @@ class StaffModelView(ModelView):
     page_size = 25
     page_size_options: ClassVar[Sequence[int]] = [25, 50, 100]
     search_auto_submit = False
+
+    def _stmt_by_identifier(self, identifier: str) -> Any:
+        # Every detail, edit and action page finds its row here. A number its column cannot
+        # hold names no row; sent to the database it would be an error (a 500), not a miss.
+        columns = get_primary_keys(self.model)
+        pairs = zip(columns, object_identifier_values(identifier, self.model), strict=True)
+        if not all(_fits(column, value) for column, value in pairs):
+            raise HTTPException(status_code=404)
+        return super()._stmt_by_identifier(identifier)
+
+
+def _fits(column: Any, value: Any) -> bool:
+    if not isinstance(value, int):
+        return True
+    limit = 2**63 - 1 if isinstance(column.type, BigInteger) else MAX_ROW_ID
+    return -limit - 1 <= value <= limit
 
 
 class OfferStatusFilter:

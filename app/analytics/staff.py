@@ -43,6 +43,7 @@ from app.analytics.schemas import (
 from app.config import Settings, SettingsDep, get_settings
 from app.db import read_only
 from app.errors import AppError, Unprocessable
+from app.openapi import PathId
 
 router = APIRouter(
     prefix="/analytics",
@@ -405,12 +406,12 @@ async def _render_campaign(
 
 
 @router.get("/campaigns/{campaign_id}", name="analytics:campaign")
-async def campaign_detail(request: Request, campaign_id: int, staff: StaffDep) -> Response:
+async def campaign_detail(request: Request, campaign_id: PathId, staff: StaffDep) -> Response:
     return await _render_campaign(request, campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}", name="analytics:campaign_update")
-async def campaign_update(request: Request, campaign_id: int, staff: SalesDep) -> Response:
+async def campaign_update(request: Request, campaign_id: PathId, staff: SalesDep) -> Response:
     values = _fields(await request.form(), CAMPAIGN_FIELDS)
     # Empty dates clear them; empty names and UTM values are refused by the service.
     data, errors = _validate(CampaignUpdate, {k: (v or None) for k, v in values.items()})
@@ -436,7 +437,7 @@ async def campaign_update(request: Request, campaign_id: int, staff: SalesDep) -
 
 
 @router.post("/campaigns/{campaign_id}/creatives", name="analytics:creative_create")
-async def creative_create(request: Request, campaign_id: int, staff: SalesDep) -> Response:
+async def creative_create(request: Request, campaign_id: PathId, staff: SalesDep) -> Response:
     values = _fields(await request.form(), ("name", "utm_content"))
     data, errors = _validate(CreativeCreate, _present(values))
     if data is not None:
@@ -494,7 +495,7 @@ def _placement_data(values: dict[str, str], *, creating: bool) -> tuple[Any, Err
 
 
 @router.post("/campaigns/{campaign_id}/placements", name="analytics:placement_create")
-async def placement_create(request: Request, campaign_id: int, staff: SalesDep) -> Response:
+async def placement_create(request: Request, campaign_id: PathId, staff: SalesDep) -> Response:
     values = _fields(await request.form(), PLACEMENT_FIELDS)
     data, errors = _placement_data(values, creating=True)
     if data is not None:
@@ -560,12 +561,12 @@ async def _render_placement(
 
 
 @router.get("/placements/{placement_id}", name="analytics:placement")
-async def placement_detail(request: Request, placement_id: int, staff: StaffDep) -> Response:
+async def placement_detail(request: Request, placement_id: PathId, staff: StaffDep) -> Response:
     return await _render_placement(request, placement_id)
 
 
 @router.post("/placements/{placement_id}", name="analytics:placement_update")
-async def placement_update(request: Request, placement_id: int, staff: SalesDep) -> Response:
+async def placement_update(request: Request, placement_id: PathId, staff: SalesDep) -> Response:
     values = _fields(await request.form(), PLACEMENT_FIELDS)
     data, errors = _placement_data(values, creating=False)
     if data is not None:
@@ -596,7 +597,7 @@ async def placement_update(request: Request, placement_id: int, staff: SalesDep)
 @router.get("/placements/{placement_id}/qr", name="analytics:placement_qr")
 async def placement_qr(
     request: Request,
-    placement_id: int,
+    placement_id: PathId,
     staff: StaffDep,
     size_mm: Annotated[str, Query(max_length=20)] = "30",
     error: Annotated[str, Query(max_length=1)] = "M",
@@ -707,12 +708,12 @@ async def _render_endpoint(
 
 
 @router.get("/webhooks/{endpoint_id}", name="analytics:webhook")
-async def webhook_detail(request: Request, endpoint_id: int, staff: AdminDep) -> Response:
+async def webhook_detail(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
     return await _render_endpoint(request, endpoint_id)
 
 
 @router.post("/webhooks/{endpoint_id}/enabled", name="analytics:webhook_enabled")
-async def webhook_enabled(request: Request, endpoint_id: int, staff: AdminDep) -> Response:
+async def webhook_enabled(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
     enable = str((await request.form()).get("enabled", "")) == "true"
 
     def work(s: Session) -> WebhookEndpoint:
@@ -734,7 +735,7 @@ async def webhook_enabled(request: Request, endpoint_id: int, staff: AdminDep) -
 
 
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="analytics:webhook_rotate")
-async def webhook_rotate(request: Request, endpoint_id: int, staff: AdminDep) -> Response:
+async def webhook_rotate(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
     def work(s: Session) -> WebhookEndpoint:
         _audited(
             s,

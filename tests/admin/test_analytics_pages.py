@@ -419,3 +419,32 @@ def test_each_role_against_each_action(
         a for a in entries if a.split(".")[0] in {"campaign", "creative", "placement", "webhook"}
     ]
     assert len(changed) == sum(role.includes(lowest) for _, lowest, _ in ACTIONS.values())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/analytics/campaigns/99999999999999999999",
+        "/admin/analytics/placements/2147483648",
+        "/admin/analytics/webhooks/0",
+    ],
+)
+def test_an_impossible_id_gets_a_clear_page_not_an_error(
+    web: TestClient, as_role: SignIn, path: str
+) -> None:
+    as_role(Role.ADMIN)
+
+    response = web.get(path)
+
+    assert response.status_code == 422
+    assert "Something went wrong" not in response.text
+
+
+def test_sqladmin_pages_with_an_impossible_id_are_not_an_error(
+    web: TestClient, as_role: SignIn
+) -> None:
+    as_role(Role.ADMIN)
+
+    for view in ("staff-user", "api-key", "stage-update"):
+        response = web.get(f"/admin/{view}/details/99999999999999999999")
+        assert response.status_code < 500, view
