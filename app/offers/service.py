@@ -1,5 +1,6 @@
 """Offer use cases. Each public function that changes state commits its own transaction."""
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +23,11 @@ from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 # A clash on the tracking ID means another process took our millisecond; a handful of retries
 # on later milliseconds always suffices unless the database itself is failing.
 MAX_ID_ATTEMPTS = 20
+# On PostgreSQL the losing insert waits for the winner's commit, so both processes resume at the
+# same instant and would keep picking the same next millisecond. A random jump ahead, wider after
+# every clash, breaks that lockstep; an ID a few milliseconds in the future harms nobody.
+ID_RETRY_SPREAD_MS = 16
+ID_RETRY_MAX_SPREAD_MS = 1024
 # Accept and decline come from the customer's tracking page, opened with the full ULID.
 CUSTOMER = "customer"
 REVISABLE = frozenset({OfferStatus.ISSUED, OfferStatus.EXPIRED, OfferStatus.DECLINED})
@@ -104,7 +110,7 @@ def _audit(
 
 def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
     not_before = 0
-    for _ in range(MAX_ID_ATTEMPTS):
+    for attempt in range(MAX_ID_ATTEMPTS):
         offer.id = ids.new_offer_ulid(not_before)
         offer.tracking_id = ids.tracking_id_of(offer.id)
         try:
@@ -115,7 +121,8 @@ def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
                 raise InvalidTransition(
                     f"Offer {offer.supersedes_id} was revised already."
                 ) from exc
-            not_before = ids.ulid_millis(offer.id) + 1
+            spread = min(ID_RETRY_SPREAD_MS << attempt, ID_RETRY_MAX_SPREAD_MS)
+            not_before = ids.ulid_millis(offer.id) + 1 + secrets.randbelow(spread)
             continue
         return
     raise Conflict("Could not allocate a unique tracking ID; try again.")
