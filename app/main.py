@@ -49,6 +49,7 @@ from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
+from app.tracking.router import page_routes
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scanrows import on_scans_inserted
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     app.add_api_route("/admin", to_staff_site, include_in_schema=False)
     app.include_router(tracking_router)
+    app.router.routes.extend(page_routes())
     app.include_router(offers_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)

@@ -9,7 +9,8 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
 from starlette.responses import Response
@@ -18,6 +19,7 @@ from app import randomness
 from app.config import Settings, SettingsDep
 from app.errors import AppError
 
+T = TypeVar("T")
 CSRF_COOKIE = "ot_csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -108,3 +110,10 @@ async def verify_csrf(request: Request, settings: SettingsDep) -> None:
 
 
 CsrfChecked = Annotated[None, Depends(verify_csrf)]
+
+
+def overridable(request: Request, dependency: Callable[..., Any], default: T) -> T:
+    """``default``, or what a test put in ``app.dependency_overrides`` for ``dependency``: for
+    plain Starlette routes, which FastAPI's dependency injection does not serve."""
+    override = request.app.dependency_overrides.get(dependency)
+    return cast(T, override()) if override is not None else default

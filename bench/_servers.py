@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get(
-    "OFFERTRACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    "OFFERTRACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/bench"
 )
 
 
@@ -36,6 +36,7 @@ def scratch_env(database_url: str | None) -> dict[str, str]:
     if url.startswith("postgres"):
         import psycopg
 
+        _create_database(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
@@ -49,11 +50,23 @@ def scratch_env(database_url: str | None) -> dict[str, str]:
     return env
 
 
+def _create_database(url: str) -> None:
+    """The bench's own database (never the test suite's), made on first use."""
+    import psycopg
+    from psycopg import sql
+
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    name = str(info.get("dbname", ""))
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def postgres_available() -> bool:
     try:
         import psycopg
 
-        psycopg.connect(PG_URL, connect_timeout=3).close()
+        psycopg.connect(PG_URL, dbname="postgres", connect_timeout=3).close()
     except Exception:
         return False
     return True

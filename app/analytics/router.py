@@ -23,6 +23,7 @@ from app.db import get_engine
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import counting_misses, get_scan_log, visit_of
 from app.tracking.scanlog import ScanLog, ScanNotRecorded
+from app.web import overridable
 
 SessionScope = Callable[[], AbstractContextManager[Session]]
 
@@ -39,16 +40,12 @@ def session_scope() -> SessionScope:
 
 
 def _scan_log(request: Request) -> ScanLog:
-    override = request.app.dependency_overrides.get(get_scan_log)
-    scan_log: ScanLog = override() if override else request.app.state.scan_log
+    scan_log: ScanLog = overridable(request, get_scan_log, request.app.state.scan_log)
     return scan_log
 
 
 def _session_scope(request: Request) -> SessionScope:
-    override: Callable[[], SessionScope] = request.app.dependency_overrides.get(
-        session_scope, session_scope
-    )
-    return override()
+    return overridable(request, session_scope, _new_session)
 
 
 async def _record(scan_log: ScanLog, redirect: codes.Redirect) -> None:

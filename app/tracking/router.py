@@ -11,9 +11,16 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from starlette.routing import BaseRoute, Route
 
-from app.config import Settings, SettingsDep
-from app.db import DB_UNREACHABLE, SessionDep, SessionFactory, SessionFactoryDep
+from app.config import Settings, SettingsDep, get_settings
+from app.db import (
+    DB_UNREACHABLE,
+    SessionDep,
+    SessionFactory,
+    get_session_factory,
+    new_session,
+)
 from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
@@ -27,7 +34,7 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit
 from app.tracking.schemas import AcceptForm, DeclineForm
-from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
+from app.web import CsrfChecked, client_address, csrf_token, overridable, set_csrf_cookie
 
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -163,26 +170,32 @@ def lookup(
     return RedirectResponse(str(url), status_code=303)
 
 
-@router.get("/{code}", name="tracking:page")
-async def tracking_page(
-    request: Request,
-    code: str,
-    sessions: SessionFactoryDep,
-    settings: SettingsDep,
-    limiter: LimiterDep,
-    scan_log: ScanLogDep,
-    hx_request: Annotated[str | None, Header()] = None,
-) -> Response:
-    # Served from the event loop: a cached page needs no thread and no database read, and the
-    # view waits for its scan's commit without holding a thread either.
+async def tracking_page(request: Request) -> Response:
+    """GET /{code}: the page behind every printed QR code, and the busiest path we serve.
+
+    A plain Starlette route (see ``page_routes``): FastAPI's dependency solving and its
+    router's matching cost more per view than everything this does with a cached page. Its
+    collaborators are still looked up through ``app.dependency_overrides``, as for any route.
+    Served from the event loop: a cached page needs no thread and no database read, and the
+    view waits for its scan's commit without holding a thread either.
+    """
+    settings = get_settings()
+    limiter: MissLimiter = request.app.state.miss_limiter
+    sessions: SessionFactory = overridable(request, get_session_factory, new_session)
     with counting_misses(request, limiter, settings):
-        parsed = parse_tracking_code(code)
+        parsed = parse_tracking_code(str(request.path_params["code"]))
         page = await _page(request, sessions, parsed, settings)
     visit = visit_of(request, settings)
-    if hx_request != "true" and not _is_internal_navigation(visit, settings):
+    if not is_htmx(request) and not _is_internal_navigation(visit, settings):
+        scan_log: ScanLog = overridable(request, get_scan_log, request.app.state.scan_log)
         await service.log_scan(sessions, page, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""
     return _page_response(request, page.html_for(csrf), settings)
+
+
+def page_routes() -> list[BaseRoute]:
+    """The tracking page's route, for the app's route list after the single-segment pages."""
+    return [Route("/{code}", tracking_page, methods=["GET"], name="tracking:page")]
 
 
 def _full_code(code: str) -> TrackingCode:
