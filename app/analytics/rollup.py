@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, String, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
@@ -52,6 +52,11 @@ def first_sightings(connection: Connection, hashes: set[str]) -> set[str]:
     if not hashes:
         return set()
     now = utcnow()
+    if connection.dialect.name == "postgresql":
+        # One text for any number of hashes: psycopg parses a statement once only while it
+        # has at most 50 parameters, and a multi-row VALUES list has two a hash.
+        params = {"hashes": sorted(hashes), "now": now}
+        return set(connection.execute(_PG_FIRST_SIGHTINGS, params).scalars())
     # One statement for any number of rows (executemany): compiled once, cached after.
     statement = (
         _insert(connection, _seen)
@@ -60,6 +65,13 @@ def first_sightings(connection: Connection, hashes: set[str]) -> set[str]:
     )
     values = [{"visitor_hash": h, "seen_at": now} for h in sorted(hashes)]
     return set(connection.execute(statement, values).scalars())
+
+
+_PG_FIRST_SIGHTINGS = text(
+    "INSERT INTO visitor_seen (visitor_hash, seen_at)"
+    " SELECT h, :now FROM unnest(CAST(:hashes AS VARCHAR[])) AS h ORDER BY h"
+    " ON CONFLICT (visitor_hash) DO NOTHING RETURNING visitor_hash"
+).columns(visitor_hash=String)
 
 
 def count(
