@@ -17,7 +17,7 @@ from app.analytics.models import Campaign, Placement, WebhookEndpoint
 from app.config import get_settings
 from app.offers import service as offers_service
 from tests.admin.conftest import csrf_from
-from tests.analytics.test_attribution import World
+from tests.analytics.test_attribution import BREAKDOWNS, World
 from tests.factories import make_campaign, make_creative, make_placement
 
 pytestmark = pytest.mark.concurrency
@@ -55,19 +55,34 @@ def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, wor
     page = web.get("/admin/analytics/", params=_range())
     assert page.status_code == 200
     html = page.text
-    # P1: 7 human scans by 5 visitors; P2: 4 scans by 4 visitors (bots and old scans left out).
-    assert "<strong>11</strong> scans" in html  # P1 and P2, the offer's two scans included
+    # P1: 7 human scans by 5 visitors; P2: 4 scans by 4 visitors (bots and old scans left out);
+    # one more scan of an offer outside the campaign.
+    assert "<strong>12</strong> scans, <strong>10</strong> unique visitors" in html
     by_placement = {row[0]: row for row in _cells(html, "att-placement-first_touch")}
-    assert by_placement["P1"][1:5] == ["7", "5", "2", "40.0%"]
-    assert by_placement["P1"][5] == "EUR 3200.00"
+    assert by_placement["P1"][1:5] == ["7", "5", "3", "60.0%"]
+    assert by_placement["P1"][5] == "EUR 6300.00"
     last = {row[0]: row for row in _cells(html, "att-placement-last_touch")}
-    assert last["P2"][3] == "2"  # B and the accepted offer, last scanned at P2
+    assert last["P2"][3] == "3"  # B and the offer's acceptance and order, last scanned at P2
     # Charts are SVG images with a title, and the table alternative sits beside them.
     assert '<svg class="ot-chart" id="chart-daily"' in html
     assert '<title id="chart-estimate-placement-t">' in html
     assert 'role="img"' in html
-    # Funnel: the accepted offer was issued, scanned and accepted.
-    assert re.search(r"<td>Accepted</td><td class=\"num\">1</td>", html)
+    assert _cells(html, "funnel-table") == [
+        ["Issued", "4"],
+        ["Scanned", "2"],
+        ["Accepted", "1"],
+        ["Ordered", "1"],
+    ]
+    for by, rows in BREAKDOWNS.items():
+        if by != "campaign":  # the dashboard shows campaigns in the attribution tables
+            assert _cells(html, f"scans-by-{by}") == [[r[1], str(r[2]), str(r[3])] for r in rows]
+    assert _cells(html, "ttc-table") == [
+        ["under 1 hour", "0"],
+        ["1 to 24 hours", "3"],
+        ["1 to 7 days", "1"],
+        ["7 to 30 days", "0"],
+        ["over 30 days", "0"],
+    ]
     # htmx comes from our own static files, with the CSP nonce.
     assert re.search(r'<script src="[^"]*/static/htmx.min.js" nonce="[^"]+"', html)
     assert "onclick=" not in html and "onchange=" not in html
@@ -107,7 +122,7 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = {r["label"]: r for r in csv.DictReader(io.StringIO(response.text))}
-    assert (rows["P1"]["scans"], rows["P1"]["conversions"]) == ("7", "2")
+    assert (rows["P1"]["scans"], rows["P1"]["conversions"]) == ("7", "3")
     page = web.get("/admin/analytics/", params=_range()).text
     tables = ("scans_per_day", "funnel", "time_to_convert", "breakdown", "attribution", "scans")
     for table in tables:
@@ -118,7 +133,7 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
         assert got.status_code == 200 and got.text.count("\n") >= 1
     assert web.get("/admin/analytics/csv/breakdown", params={"by": "colour"}).status_code == 422
     events = web.get("/admin/analytics/csv/conversions", params=_range())
-    assert len(list(csv.DictReader(io.StringIO(events.text)))) == 3  # A, B and the acceptance
+    assert len(list(csv.DictReader(io.StringIO(events.text)))) == 4  # A, B, acceptance, order
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(web: TestClient) -> None:
