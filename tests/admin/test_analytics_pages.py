@@ -10,14 +10,20 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.admin.models import AuditLogEntry, Role
-from app.analytics.models import Campaign, Placement, WebhookEndpoint
+from app.analytics import outbox, webhooks
+from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
+from app.analytics.schemas import WebhookEndpointCreate
+from app.analytics.staff import EVENT_TYPES
 from app.config import get_settings
+from app.db import utcnow
 from app.offers import service as offers_service
+from app.templating import format_date
 from tests.admin.conftest import csrf_from
 from tests.analytics.test_attribution import BREAKDOWNS, World
+from tests.analytics.test_webhooks import Receiver, _drain
 from tests.factories import make_campaign, make_creative, make_placement
 
 pytestmark = pytest.mark.concurrency
@@ -333,6 +339,84 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
     assert "Delivery log" in rotated.text
     actions = set(db.exec(select(AuditLogEntry.action)).all())
     assert {"webhook.created", "webhook.disabled", "webhook.secret_rotated"} <= actions
+
+
+def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
+    """An endpoint whose receiver fails the first attempt and accepts the rest, and two
+    events sent to it by the real worker: one failure, then two deliveries."""
+    receiver = Receiver(fail_first=1)
+    try:
+        data = WebhookEndpointCreate(url=receiver.url, event_types=list(EVENT_TYPES))
+        endpoint = webhooks.create_endpoint(db, data)
+        receiver.secret = endpoint.secret
+        outbox.emit(db, "conversion.created", {"n": 1})
+        outbox.emit(db, "offer.accepted", {"n": 2})
+        db.commit()
+        fast = get_settings().model_copy(update={"webhook_retry_base_seconds": 0.05})
+        _drain(db.get_bind(), fast, lambda: len(receiver.events) == 2)  # type: ignore[arg-type]
+    finally:
+        receiver.close()
+    assert receiver.bad_signatures == 0 and endpoint.id is not None
+    types = [e["type"] for e in receiver.events]
+    return endpoint.id, endpoint.secret, types
+
+
+def test_the_delivery_log_lists_each_attempt(web: TestClient, as_role: SignIn, db: Session) -> None:
+    endpoint_id, _, arrived = _deliver_two_events(db)
+    assert arrived == ["conversion.created", "offer.accepted"]
+    as_role(Role.ADMIN)
+    page = web.get(f"/admin/analytics/webhooks/{endpoint_id}")
+    assert page.status_code == 200
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    assert endpoint is not None
+    assert f'<h3 class="card-title mono">{endpoint.url}</h3>' in page.text
+    attempts = db.exec(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(col(WebhookDelivery.id).desc())
+    ).all()
+    rows = _cells(page.text, "delivery-log")
+    # Newest first: the second event, the first one's retry, the first one's failure.
+    assert [(r[1], r[3], r[4], r[6] or "") for r in rows] == [
+        ("offer.accepted", "Delivered", "204", ""),
+        ("conversion.created", "Delivered", "204", ""),
+        ("conversion.created", "Failed", "500", "HTTP 500"),
+    ]
+    assert [r[0] for r in rows] == [format_date(a.attempted_at) for a in attempts]
+    assert [r[2] for r in rows] == [a.event_id for a in attempts]
+    assert rows[0][0].startswith(format_date(utcnow())[:12])  # today, in the local zone
+    api_rows = webhooks.deliveries(db, endpoint_id, limit=10)
+    assert [(d.event_type, d.status_code) for d in api_rows] == [
+        ("offer.accepted", 204),
+        ("conversion.created", 204),
+        ("conversion.created", 500),
+    ]
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.SALES])
+def test_viewers_and_sales_never_see_a_webhook_secret(
+    web: TestClient, as_role: SignIn, db: Session, role: Role
+) -> None:
+    endpoint_id, secret, _ = _deliver_two_events(db)
+    as_role(role)
+    for path in (
+        f"/admin/analytics/webhooks/{endpoint_id}",
+        "/admin/analytics/webhooks",
+        "/admin/audit-log-entry/list",
+    ):
+        page = web.get(path)
+        assert page.status_code == 403, path
+        assert secret not in page.text and "Delivery log" not in page.text
+    forged = web.post(
+        f"/admin/analytics/webhooks/{endpoint_id}/rotate-secret",
+        data={"csrf_token": csrf_from(web.get("/admin/analytics/").text)},
+    )
+    assert forged.status_code == 403 and "whsec_" not in forged.text
+    db.expire_all()
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    assert endpoint is not None and endpoint.secret == secret  # not rotated either
+    for path in ("/admin/", "/admin/analytics/"):
+        assert secret not in web.get(path).text
 
 
 def test_a_form_without_its_csrf_token_is_refused(
