@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -468,3 +468,29 @@ def test_the_server_runs_a_worker_unless_disabled(committed: Engine, receiver: R
             assert time.monotonic() < deadline, "the server's worker sent nothing"
             time.sleep(0.05)
     assert receiver.events[0]["data"] == {"n": 0}
+
+
+def test_a_conversion_sent_with_an_offset_is_reported_in_utc(
+    api: Any, session: Session, settings: Settings
+) -> None:
+    endpoint = WebhookEndpointCreate.model_validate(
+        {"url": "https://warehouse.example.com/in", "event_types": ["conversion.created"]}
+    )
+    webhooks.create_endpoint(session, endpoint)
+    local = (datetime.now(settings.zone) - timedelta(hours=1)).replace(microsecond=0)
+    body: dict[str, Any] = {
+        "external_key": "pos-offset-1",
+        "type": "purchase",
+        "value": "10.00",
+        "currency": "EUR",
+        "occurred_at": local.isoformat(),
+    }
+    body["code"] = make_offer(session, settings, issued=True).id
+    answer = api.post("/api/v1/conversions", json=body)
+    assert answer.status_code == 201, answer.text
+    assert local.utcoffset() != timedelta(0)  # Berlin: +01:00 or +02:00
+    expected = local.astimezone(UTC).isoformat()
+    event = json.loads(session.execute(select(WebhookOutbox.body)).scalar_one())
+    assert event["data"]["occurred_at"] == expected
+    assert datetime.fromisoformat(answer.json()["occurred_at"]) == local
+    assert answer.json()["occurred_at"].replace("Z", "+00:00") == expected
