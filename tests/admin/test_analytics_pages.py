@@ -17,6 +17,7 @@ from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
 from app.analytics.schemas import WebhookEndpointCreate
 from app.analytics.staff import EVENT_TYPES
+from app.auth.service import create_api_key
 from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
@@ -385,8 +386,11 @@ def test_the_delivery_log_lists_each_attempt(web: TestClient, as_role: SignIn, d
     assert [r[0] for r in rows] == [format_date(a.attempted_at) for a in attempts]
     assert [r[2] for r in rows] == [a.event_id for a in attempts]
     assert rows[0][0].startswith(format_date(utcnow())[:12])  # today, in the local zone
-    api_rows = webhooks.deliveries(db, endpoint_id, limit=10)
-    assert [(d.event_type, d.status_code) for d in api_rows] == [
+    _, token = create_api_key(db, "warehouse", actor="tests")
+    api_rows = web.get(
+        f"/api/v1/webhooks/{endpoint_id}/deliveries", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert [(d["event_type"], d["status_code"]) for d in api_rows] == [
         ("offer.accepted", 204),
         ("conversion.created", 204),
         ("conversion.created", 500),
