@@ -8,7 +8,7 @@ is the earliest non-bot scan before it, last touch the latest.
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -127,7 +127,9 @@ def record_external(session: Session, data: ConversionCreate) -> tuple[Conversio
     existing = _by_key(session, data.external_key)
     if existing is not None:
         return _same_or_conflict(existing, digest, data.external_key), False
-    occurred_at = data.occurred_at or utcnow()
+    # In UTC like every stored time: the webhook and the first answer are built from this
+    # object, not from the row read back, and must not carry the sender's offset.
+    occurred_at = (data.occurred_at or utcnow()).astimezone(UTC)
     conversion = Conversion(
         external_key=data.external_key,
         body_hash=digest,

@@ -120,7 +120,7 @@ def breakdown(
     by: Annotated[Breakdown, Query()],
     format_: FormatQuery = "json",
 ) -> Any:
-    """Scans and unique visitors by channel, device, OS, campaign, placement or creative."""
+    """Scans and unique visitors by channel, device, campaign, placement or creative."""
     rows = attribution.scan_breakdown(session, period, by)
     if format_ == "csv":
         return _csv(

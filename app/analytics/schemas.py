@@ -260,6 +260,7 @@ class WebhookEndpointCreated(WebhookEndpointRead):
 class DeliveryRead(BaseModel):
     id: int
     event_id: str
+    event_type: str
     attempted_at: datetime
     succeeded: bool
     status_code: int | None

@@ -688,10 +688,12 @@ async def webhook_create(request: Request, staff: AdminDep) -> Response:
     return await _render_webhooks(request, 422, form=values, errors=errors)
 
 
-def _endpoint_page(session: Session, endpoint_id: int) -> tuple[WebhookEndpoint, list[Any]]:
+def _endpoint_page(
+    session: Session, endpoint_id: int
+) -> tuple[WebhookEndpoint, list[webhooks.DeliveryAttempt]]:
     with read_only(session):
         endpoint = webhooks.get_endpoint(session, endpoint_id)
-        return endpoint, list(webhooks.deliveries(session, endpoint_id, limit=100))
+        return endpoint, webhooks.deliveries(session, endpoint_id, limit=100)
 
 
 async def _render_endpoint(

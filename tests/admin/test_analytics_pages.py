@@ -10,14 +10,21 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.admin.models import AuditLogEntry, Role
-from app.analytics.models import Campaign, Placement, WebhookEndpoint
+from app.analytics import outbox, webhooks
+from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
+from app.analytics.schemas import WebhookEndpointCreate
+from app.analytics.staff import EVENT_TYPES
+from app.auth.service import create_api_key
 from app.config import get_settings
+from app.db import utcnow
 from app.offers import service as offers_service
+from app.templating import format_date
 from tests.admin.conftest import csrf_from
-from tests.analytics.test_attribution import World
+from tests.analytics.test_attribution import BREAKDOWNS, World
+from tests.analytics.test_webhooks import Receiver, _drain
 from tests.factories import make_campaign, make_creative, make_placement
 
 pytestmark = pytest.mark.concurrency
@@ -55,19 +62,34 @@ def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, wor
     page = web.get("/admin/analytics/", params=_range())
     assert page.status_code == 200
     html = page.text
-    # P1: 7 human scans by 5 visitors; P2: 4 scans by 4 visitors (bots and old scans left out).
-    assert "<strong>11</strong> scans" in html  # P1 and P2, the offer's two scans included
+    # P1: 7 human scans by 5 visitors; P2: 4 scans by 4 visitors (bots and old scans left out);
+    # one more scan of an offer outside the campaign.
+    assert "<strong>12</strong> scans, <strong>10</strong> unique visitors" in html
     by_placement = {row[0]: row for row in _cells(html, "att-placement-first_touch")}
-    assert by_placement["P1"][1:5] == ["7", "5", "2", "40.0%"]
-    assert by_placement["P1"][5] == "EUR 3200.00"
+    assert by_placement["P1"][1:5] == ["7", "5", "3", "60.0%"]
+    assert by_placement["P1"][5] == "EUR 6300.00"
     last = {row[0]: row for row in _cells(html, "att-placement-last_touch")}
-    assert last["P2"][3] == "2"  # B and the accepted offer, last scanned at P2
+    assert last["P2"][3] == "3"  # B and the offer's acceptance and order, last scanned at P2
     # Charts are SVG images with a title, and the table alternative sits beside them.
     assert '<svg class="ot-chart" id="chart-daily"' in html
     assert '<title id="chart-estimate-placement-t">' in html
     assert 'role="img"' in html
-    # Funnel: the accepted offer was issued, scanned and accepted.
-    assert re.search(r"<td>Accepted</td><td class=\"num\">1</td>", html)
+    assert _cells(html, "funnel-table") == [
+        ["Issued", "4"],
+        ["Scanned", "2"],
+        ["Accepted", "1"],
+        ["Ordered", "1"],
+    ]
+    for by, rows in BREAKDOWNS.items():
+        if by != "campaign":  # the dashboard shows campaigns in the attribution tables
+            assert _cells(html, f"scans-by-{by}") == [[r[1], str(r[2]), str(r[3])] for r in rows]
+    assert _cells(html, "ttc-table") == [
+        ["under 1 hour", "0"],
+        ["1 to 24 hours", "3"],
+        ["1 to 7 days", "1"],
+        ["7 to 30 days", "0"],
+        ["over 30 days", "0"],
+    ]
     # htmx comes from our own static files, with the CSP nonce.
     assert re.search(r'<script src="[^"]*/static/htmx.min.js" nonce="[^"]+"', html)
     assert "onclick=" not in html and "onchange=" not in html
@@ -107,7 +129,7 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = {r["label"]: r for r in csv.DictReader(io.StringIO(response.text))}
-    assert (rows["P1"]["scans"], rows["P1"]["conversions"]) == ("7", "2")
+    assert (rows["P1"]["scans"], rows["P1"]["conversions"]) == ("7", "3")
     page = web.get("/admin/analytics/", params=_range()).text
     tables = ("scans_per_day", "funnel", "time_to_convert", "breakdown", "attribution", "scans")
     for table in tables:
@@ -118,7 +140,7 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
         assert got.status_code == 200 and got.text.count("\n") >= 1
     assert web.get("/admin/analytics/csv/breakdown", params={"by": "colour"}).status_code == 422
     events = web.get("/admin/analytics/csv/conversions", params=_range())
-    assert len(list(csv.DictReader(io.StringIO(events.text)))) == 3  # A, B and the acceptance
+    assert len(list(csv.DictReader(io.StringIO(events.text)))) == 4  # A, B, acceptance, order
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(web: TestClient) -> None:
@@ -318,6 +340,87 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
     assert "Delivery log" in rotated.text
     actions = set(db.exec(select(AuditLogEntry.action)).all())
     assert {"webhook.created", "webhook.disabled", "webhook.secret_rotated"} <= actions
+
+
+def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
+    """An endpoint whose receiver fails the first attempt and accepts the rest, and two
+    events sent to it by the real worker: one failure, then two deliveries."""
+    receiver = Receiver(fail_first=1)
+    try:
+        data = WebhookEndpointCreate(url=receiver.url, event_types=list(EVENT_TYPES))
+        endpoint = webhooks.create_endpoint(db, data)
+        receiver.secret = endpoint.secret
+        outbox.emit(db, "conversion.created", {"n": 1})
+        outbox.emit(db, "offer.accepted", {"n": 2})
+        db.commit()
+        fast = get_settings().model_copy(update={"webhook_retry_base_seconds": 0.05})
+        _drain(db.get_bind(), fast, lambda: len(receiver.events) == 2)  # type: ignore[arg-type]
+    finally:
+        receiver.close()
+    assert receiver.bad_signatures == 0 and endpoint.id is not None
+    types = [e["type"] for e in receiver.events]
+    return endpoint.id, endpoint.secret, types
+
+
+def test_the_delivery_log_lists_each_attempt(web: TestClient, as_role: SignIn, db: Session) -> None:
+    endpoint_id, _, arrived = _deliver_two_events(db)
+    assert arrived == ["conversion.created", "offer.accepted"]
+    as_role(Role.ADMIN)
+    page = web.get(f"/admin/analytics/webhooks/{endpoint_id}")
+    assert page.status_code == 200
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    assert endpoint is not None
+    assert f'<h3 class="card-title mono">{endpoint.url}</h3>' in page.text
+    attempts = db.exec(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .order_by(col(WebhookDelivery.id).desc())
+    ).all()
+    rows = _cells(page.text, "delivery-log")
+    # Newest first: the second event, the first one's retry, the first one's failure.
+    assert [(r[1], r[3], r[4], r[6] or "") for r in rows] == [
+        ("offer.accepted", "Delivered", "204", ""),
+        ("conversion.created", "Delivered", "204", ""),
+        ("conversion.created", "Failed", "500", "HTTP 500"),
+    ]
+    assert [r[0] for r in rows] == [format_date(a.attempted_at) for a in attempts]
+    assert [r[2] for r in rows] == [a.event_id for a in attempts]
+    assert rows[0][0].startswith(format_date(utcnow())[:12])  # today, in the local zone
+    _, token = create_api_key(db, "warehouse", actor="tests")
+    api_rows = web.get(
+        f"/api/v1/webhooks/{endpoint_id}/deliveries", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    assert [(d["event_type"], d["status_code"]) for d in api_rows] == [
+        ("offer.accepted", 204),
+        ("conversion.created", 204),
+        ("conversion.created", 500),
+    ]
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.SALES])
+def test_viewers_and_sales_never_see_a_webhook_secret(
+    web: TestClient, as_role: SignIn, db: Session, role: Role
+) -> None:
+    endpoint_id, secret, _ = _deliver_two_events(db)
+    as_role(role)
+    for path in (
+        f"/admin/analytics/webhooks/{endpoint_id}",
+        "/admin/analytics/webhooks",
+        "/admin/audit-log-entry/list",
+    ):
+        page = web.get(path)
+        assert page.status_code == 403, path
+        assert secret not in page.text and "Delivery log" not in page.text
+    forged = web.post(
+        f"/admin/analytics/webhooks/{endpoint_id}/rotate-secret",
+        data={"csrf_token": csrf_from(web.get("/admin/analytics/").text)},
+    )
+    assert forged.status_code == 403 and "whsec_" not in forged.text
+    db.expire_all()
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    assert endpoint is not None and endpoint.secret == secret  # not rotated either
+    for path in ("/admin/", "/admin/analytics/"):
+        assert secret not in web.get(path).text
 
 
 def test_a_form_without_its_csrf_token_is_refused(

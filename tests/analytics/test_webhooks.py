@@ -5,12 +5,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -51,6 +54,7 @@ class Receiver:
     def __init__(self, fail_first: int = 0, delay: float = 0.0) -> None:
         self.secret = ""
         self.events: list[dict[str, Any]] = []
+        self.requests: list[tuple[Message, bytes]] = []  # headers and body, as received
         self.bad_signatures = 0
         self.fail_first = fail_first
         self.delay = delay
@@ -61,7 +65,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(receiver.delay)
-                status = receiver.handle(self.headers["OfferTrack-Signature"], body)
+                status = receiver.handle(self.headers, body)
                 self.send_response(status)
                 self.end_headers()
 
@@ -72,15 +76,16 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def handle(self, signature: str, body: bytes) -> int:
+    def handle(self, headers: Message, body: bytes) -> int:
         with self.lock:
             if self.fail_first > 0:
                 self.fail_first -= 1
                 return 500
-            if not verify(self.secret, signature, body):
+            if not verify(self.secret, headers.get("OfferTrack-Signature", ""), body):
                 self.bad_signatures += 1
                 return 400
             self.events.append(json.loads(body))
+            self.requests.append((headers, body))
             return 204
 
     def ids(self) -> set[str]:
@@ -133,23 +138,16 @@ def _drain(
             time.sleep(0.05)
 
 
-@pytest.mark.concurrency
-def test_every_event_type_arrives_signed(
-    committed: Engine, receiver: Receiver, fast: Settings
-) -> None:
-    _endpoint(
-        committed,
-        receiver,
-        "scan.created",
-        "conversion.created",
-        "offer.accepted",
-        "order.stage_changed",
-    )
+ALL_TYPES = ("scan.created", "conversion.created", "offer.accepted", "order.stage_changed")
+
+
+def _one_of_each_type(engine: Engine) -> str:
+    """A scan, an acceptance, an activation and a stage update of one offer: six events."""
     settings = get_settings()
-    with Session(committed, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False) as session:
         offer = make_offer(session, settings, issued=True)
         on_scans_inserted(outbox.scans_inserted)
-        scan_log = GroupCommitScanLog(committed)
+        scan_log = GroupCommitScanLog(engine)
         try:
             scan_log.write(session, _scan_row(offer.id))
         finally:
@@ -161,6 +159,15 @@ def test_every_event_type_arrives_signed(
         tracking_service.add_stage_update(
             session, offer.id, StageUpdateCreate(stage="shipped"), actor="t"
         )
+    return offer.id
+
+
+@pytest.mark.concurrency
+def test_every_event_type_arrives_signed(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    _endpoint(committed, receiver, *ALL_TYPES)
+    offer_id = _one_of_each_type(committed)
 
     _drain(committed, fast, lambda: len(receiver.events) >= 6)
     types = sorted(event["type"] for event in receiver.events)
@@ -174,12 +181,77 @@ def test_every_event_type_arrives_signed(
     ]
     assert receiver.bad_signatures == 0
     by_type = {event["type"]: event for event in receiver.events}
-    assert by_type["scan.created"]["data"]["offer_id"] == offer.id
+    assert by_type["scan.created"]["data"]["offer_id"] == offer_id
     assert "visitor_hash" not in by_type["scan.created"]["data"]
     assert by_type["offer.accepted"]["data"]["gross_total"] == "3100.00"
     stages = [e["data"]["stage"] for e in receiver.events if e["type"] == "order.stage_changed"]
     assert sorted(stages) == ["confirmed", "shipped"]
     assert len(receiver.ids()) == len(receiver.events)  # one id per event
+
+
+def _readme_webhooks() -> str:
+    text = (ROOT_DIR / "README.md").read_text(encoding="utf-8")
+    return text.split("### Webhooks\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _backticked(text: str) -> list[str]:
+    return re.findall(r"`([A-Za-z_.-]+)`", text)
+
+
+def _readme_verify(section: str) -> Callable[[str, str, bytes], bool]:
+    """The README's verification example, run as it is printed."""
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, "the README shows no verification code"
+    namespace: dict[str, Any] = {}
+    exec(found.group(1), namespace)
+    check: Callable[[str, str, bytes], bool] = namespace["verify"]
+    return check
+
+
+@pytest.mark.concurrency
+def test_payloads_and_headers_are_as_the_readme_documents(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    section = _readme_webhooks()
+    fields = {
+        event: set(_backticked(row))
+        for event, row in re.findall(r"^\| `([a-z_.]+)` \| (.+) \|$", section, re.M)
+    }
+    assert set(fields) == set(ALL_TYPES)
+    touch = re.search(r"`last_touch` are objects with the fields (.*?) of the scan", section, re.S)
+    assert touch
+    touch_fields = set(_backticked(touch.group(1)))
+    headers_named = set(re.findall(r"`(OfferTrack-[A-Za-z-]+)", section))
+    assert headers_named == {"OfferTrack-Event-Id", "OfferTrack-Event-Type", "OfferTrack-Signature"}
+    readme_verify = _readme_verify(section)
+
+    _endpoint(committed, receiver, *ALL_TYPES)
+    _one_of_each_type(committed)
+    _drain(committed, fast, lambda: len(receiver.events) >= 6)
+    assert {json.loads(body)["type"] for _, body in receiver.requests} == set(ALL_TYPES)
+    for headers, body in receiver.requests:
+        event = json.loads(body)
+        assert set(event) == {"id", "type", "created_at", "data"}
+        assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", event["id"])  # a ULID
+        assert datetime.fromisoformat(event["created_at"]).utcoffset() == timedelta(0)
+        assert headers["OfferTrack-Event-Id"] == event["id"]
+        assert headers["OfferTrack-Event-Type"] == event["type"]
+        signature = headers["OfferTrack-Signature"]
+        signed = re.fullmatch(r"t=(\d+),v1=[0-9a-f]{64}", signature)
+        assert signed and abs(int(signed.group(1)) - time.time()) < 60
+        assert readme_verify(receiver.secret, signature, body)
+        assert not readme_verify(receiver.secret, signature, body.replace(b'"data"', b'"dat4"'))
+        assert not readme_verify("whsec_other", signature, body)
+        data = event["data"]
+        assert set(data) == fields[event["type"]], event["type"]
+        for name, value in data.items():
+            if name.endswith("_at"):  # times in UTC
+                assert datetime.fromisoformat(value).utcoffset() == timedelta(0), name
+            if name in {"value", "gross_total"}:  # money as a decimal string
+                assert re.fullmatch(r"\d+\.\d{2}", value), (name, value)
+        if event["type"] == "conversion.created":
+            assert set(data["first_touch"]) == set(data["last_touch"]) == touch_fields
+            assert data["first_touch"]["scan_id"] is not None  # the offer's scan
 
 
 def _scan_row(offer_id: str) -> dict[str, Any]:
@@ -396,3 +468,29 @@ def test_the_server_runs_a_worker_unless_disabled(committed: Engine, receiver: R
             assert time.monotonic() < deadline, "the server's worker sent nothing"
             time.sleep(0.05)
     assert receiver.events[0]["data"] == {"n": 0}
+
+
+def test_a_conversion_sent_with_an_offset_is_reported_in_utc(
+    api: Any, session: Session, settings: Settings
+) -> None:
+    endpoint = WebhookEndpointCreate.model_validate(
+        {"url": "https://warehouse.example.com/in", "event_types": ["conversion.created"]}
+    )
+    webhooks.create_endpoint(session, endpoint)
+    local = (datetime.now(settings.zone) - timedelta(hours=1)).replace(microsecond=0)
+    body: dict[str, Any] = {
+        "external_key": "pos-offset-1",
+        "type": "purchase",
+        "value": "10.00",
+        "currency": "EUR",
+        "occurred_at": local.isoformat(),
+    }
+    body["code"] = make_offer(session, settings, issued=True).id
+    answer = api.post("/api/v1/conversions", json=body)
+    assert answer.status_code == 201, answer.text
+    assert local.utcoffset() != timedelta(0)  # Berlin: +01:00 or +02:00
+    expected = local.astimezone(UTC).isoformat()
+    event = json.loads(session.execute(select(WebhookOutbox.body)).scalar_one())
+    assert event["data"]["occurred_at"] == expected
+    assert datetime.fromisoformat(answer.json()["occurred_at"]) == local
+    assert answer.json()["occurred_at"].replace("Z", "+00:00") == expected

@@ -45,7 +45,7 @@ def test_the_date_range_redraws_the_charts(
     try:
         _sign_in(page, live_server)
         daily = page.locator("#chart-daily desc")
-        expect(daily).to_contain_text("Scans in total 11")
+        expect(daily).to_contain_text("Scans in total 12")
         expect(page.locator("#range-summary")).to_contain_text("30 days")
         expect(page.locator("#chart-estimate-placement title").first).to_contain_text(
             "posterior mean"
@@ -72,7 +72,7 @@ def test_the_date_range_redraws_the_charts(
         small = phone.new_page()
         small.context.add_cookies(context.cookies())
         small.goto(f"{live_server}/admin/analytics/")
-        expect(small.locator("#chart-daily desc")).to_contain_text("Scans in total 11")
+        expect(small.locator("#chart-daily desc")).to_contain_text("Scans in total 12")
         small.screenshot(path=str(SCREENSHOTS / "campaign-dashboard-360.png"), full_page=True)
         phone.close()
     finally:
