@@ -271,6 +271,33 @@ def test_failed_lookups_are_rate_limited_but_valid_codes_are_not(
     assert valid == [200] * 25
 
 
+def test_failed_pdf_accept_and_decline_lookups_count_as_misses(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    draft = make_offer(session, settings)
+    page_404 = client.get("/01H0WARY2WHGGRF3K72D299T3T")
+    token = csrf_of(client.get(f"/{make_offer(session, settings, issued=True).id}").text)
+    accept = {"signer_name": "Eve", "csrf_token": token}
+    decline = {"reason": "guessing", "csrf_token": token}
+
+    misses = [client.get(f"/01H0WARY2W{n:016d}/pdf") for n in range(6)]
+    misses += [client.post(f"/01H0WARY2W{n:016d}/accept", data=accept) for n in range(6)]
+    misses += [client.post(f"/{draft.id}/decline", data=decline) for _ in range(6)]
+    misses.append(client.post(f"/{draft.id}/accept", data=accept))
+
+    assert {r.status_code for r in misses} == {404}
+    # a draft is indistinguishable from an unknown code here too
+    assert {r.text for r in misses[6:]} == {page_404.text}
+    limited = [
+        client.get("/01H0WARY2WHGGRF3K72D299T3T/pdf"),
+        client.post("/01H0WARY2WHGGRF3K72D299T3T/accept", data=accept),
+        client.get("/01H0WARY2WHGGRF3K72D299T3T"),
+    ]
+    assert [r.status_code for r in limited] == [429] * 3
+    session.refresh(draft)
+    assert draft.status == OfferStatus.DRAFT
+
+
 def test_rate_limit_uses_forwarded_address_only_from_trusted_proxies(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
