@@ -2,7 +2,7 @@
 bulk stage updates, API keys shown once."""
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -140,6 +140,16 @@ def test_the_dashboard_counts_this_months_offers_stages_late_orders_and_human_sc
                 is_bot=is_bot,
             )
         )
+    # a campaign code's redirect is a scan event too, but not a view of a tracking page
+    db.add(
+        ScanEvent(
+            offer_id=None,
+            occurred_at=utcnow(),
+            code_form=CodeForm.CAMPAIGN,
+            channel=Channel.QR,
+            device_class="mobile",
+        )
+    )
     db.commit()
     as_role(Role.VIEWER)
 
@@ -152,6 +162,33 @@ def test_the_dashboard_counts_this_months_offers_stages_late_orders_and_human_sc
     assert "Late Delivery AG" in overdue and "In production" in overdue
     per_stage = page[page.index('id="orders-per-stage"') : page.index('id="overdue"')]
     assert 'In production</a></td><td class="text-end">1' in per_stage
+
+
+def test_accepted_this_month_starts_at_local_midnight_of_the_first(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1 March, 00:30 in Berlin, while it is still February in UTC.
+    now = datetime(2026, 2, 28, 23, 30, tzinfo=UTC)
+    monkeypatch.setattr(offers_service, "utcnow", lambda: now)
+    settings = get_settings()
+    accepted_at = {
+        "This Month One": datetime(2026, 2, 28, 23, 10, tzinfo=UTC),  # 00:10 on 1 March
+        "This Month Two": now,
+        "Last Month": datetime(2026, 2, 28, 22, 50, tzinfo=UTC),  # 23:50 on 28 February
+    }
+    for company, when in accepted_at.items():
+        offer = make_offer(db, settings, issued=True, company=company)
+        offers_service.accept_offer(
+            db, offer.id, signer_name="Maria", po_number="", settings=settings
+        )
+        offer.accepted_at = when
+        db.add(offer)
+    db.commit()
+    as_role(Role.VIEWER)
+
+    page = web.get("/admin/").text
+
+    assert 'id="stat-accepted">2<' in page
 
 
 def test_a_stage_update_form_shows_errors_next_to_the_fields_and_keeps_the_input(
