@@ -1,22 +1,24 @@
 """What staff see and do: search in any spelling, filters, dashboard, forms with field errors,
 bulk stage updates, API keys shown once."""
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlalchemy import Engine, delete, update
+from sqlmodel import Session, col, select
 
 from app.admin.models import Role
-from app.auth.service import authenticate
+from app.auth.service import authenticate, create_api_key
 from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
-from app.tracking.models import Channel, CodeForm, ScanEvent, StageUpdate
+from app.tracking.models import Channel, CodeForm, OrderStage, ScanEvent, StageUpdate
 from app.tracking.schemas import StageUpdateCreate
 from tests.factories import make_offer
 
@@ -189,6 +191,73 @@ def test_accepted_this_month_starts_at_local_midnight_of_the_first(
     page = web.get("/admin/").text
 
     assert 'id="stat-accepted">2<' in page
+
+
+@pytest.fixture
+def restored_stage_list(committed: Engine) -> Iterator[None]:
+    """The stage list is seeded by a migration and outlives each test; put it back."""
+    with Session(committed) as session:
+        original = [stage.model_dump() for stage in session.exec(select(OrderStage)).all()]
+    yield
+    keys = [stage["key"] for stage in original]
+    with committed.begin() as connection:
+        connection.execute(delete(StageUpdate).where(col(StageUpdate.stage_key).not_in(keys)))
+        connection.execute(delete(OrderStage).where(col(OrderStage.key).not_in(keys)))
+        # positions and labels are unique: move everything aside before putting it back
+        connection.execute(
+            update(OrderStage).values(
+                position=OrderStage.position + 10_000, label=OrderStage.label + " (old)"
+            )
+        )
+        for stage in original:
+            connection.execute(
+                update(OrderStage)
+                .where(col(OrderStage.key) == stage["key"])
+                .values(label=stage["label"], position=stage["position"])
+            )
+
+
+def test_an_admin_changes_the_stage_list_and_orders_follow_it(
+    web: TestClient,
+    as_role: Callable[[Role], str],
+    db: Session,
+    restored_stage_list: None,
+) -> None:
+    order = _order(db, "Nordwind GmbH")
+    _, api_token = create_api_key(db, "erp", actor="tests")
+    token = as_role(Role.ADMIN)
+
+    def post(path: str, **fields: str) -> int:
+        data = fields | {"csrf_token": token}
+        return web.post(path, data=data, follow_redirects=False).status_code
+
+    added = post("/admin/order-stage/create", key="customs", label="Customs clearance")
+    renamed = post("/admin/order-stage/edit/quality_check", label="Final inspection", position="3")
+    moved_last = post("/admin/order-stage/edit/delivered", label="Delivered", position="20")
+    moved_in = post("/admin/order-stage/edit/customs", label="Customs clearance", position="6")
+    api = web.post(
+        f"/api/v1/orders/{hyphenate_tracking_id(order.tracking_id).lower()}/updates",
+        json={"stage": "CUSTOMS CLEARANCE", "public_note": "Held at the border"},
+        headers={"Authorization": f"Bearer {api_token}"},
+    )
+    page = web.get(f"/{order.tracking_id}").text
+
+    assert [added, renamed, moved_last, moved_in] == [302, 302, 302, 302]
+    assert api.status_code == 201, api.text
+    steps = page[page.index('<ol class="steps">') : page.index("</ol>")]
+    labels = re.findall(r'<span class="label">([^<]+)</span>', steps)
+    assert labels == [
+        "Order confirmed",
+        "In production",
+        "Final inspection",
+        "Ready for dispatch",
+        "Shipped",
+        "Customs clearance",
+        "Delivered",
+    ]
+    assert "Current stage: <strong>Customs clearance</strong>" in page
+    assert "Held at the border" in page
+    assert "Quality check" not in page
 
 
 def test_a_stage_update_form_shows_errors_next_to_the_fields_and_keeps_the_input(
