@@ -2,13 +2,12 @@
 bulk stage updates, API keys shown once."""
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.admin.models import Role
 from app.auth.service import authenticate, create_api_key
@@ -18,7 +17,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
-from app.tracking.models import Channel, CodeForm, OrderStage, ScanEvent, StageUpdate
+from app.tracking.models import Channel, CodeForm, ScanEvent, StageUpdate
 from app.tracking.schemas import StageUpdateCreate
 from tests.factories import make_offer
 
@@ -191,30 +190,6 @@ def test_accepted_this_month_starts_at_local_midnight_of_the_first(
     page = web.get("/admin/").text
 
     assert 'id="stat-accepted">2<' in page
-
-
-@pytest.fixture
-def restored_stage_list(committed: Engine) -> Iterator[None]:
-    """The stage list is seeded by a migration and outlives each test; put it back."""
-    with Session(committed) as session:
-        original = [stage.model_dump() for stage in session.exec(select(OrderStage)).all()]
-    yield
-    keys = [stage["key"] for stage in original]
-    with committed.begin() as connection:
-        connection.execute(delete(StageUpdate).where(col(StageUpdate.stage_key).not_in(keys)))
-        connection.execute(delete(OrderStage).where(col(OrderStage.key).not_in(keys)))
-        # positions and labels are unique: move everything aside before putting it back
-        connection.execute(
-            update(OrderStage).values(
-                position=OrderStage.position + 10_000, label=OrderStage.label + " (old)"
-            )
-        )
-        for stage in original:
-            connection.execute(
-                update(OrderStage)
-                .where(col(OrderStage.key) == stage["key"])
-                .values(label=stage["label"], position=stage["position"])
-            )
 
 
 def test_an_admin_changes_the_stage_list_and_orders_follow_it(
