@@ -120,12 +120,22 @@ def dashboard(session: Session, settings: Settings) -> Dashboard:
         ordered=_count_since(session, Offer.ordered_at, since),  # type: ignore[arg-type]
         per_stage=_orders_per_stage(session),
         overdue=_overdue(session, today),
-        scans_today=session.exec(
-            select(func.count())
-            .select_from(ScanEvent)
-            .where(col(ScanEvent.occurred_at) >= day_start, col(ScanEvent.is_bot).is_(False))
-        ).one(),
+        scans_today=_tracking_page_scans_since(session, day_start),
     )
+
+
+def _tracking_page_scans_since(session: Session, since: datetime) -> int:
+    # Campaign-code redirects (/c/...) write scan events too; the figure is labelled as
+    # tracking-page views, which are the full and short code forms.
+    return session.exec(
+        select(func.count())
+        .select_from(ScanEvent)
+        .where(
+            col(ScanEvent.occurred_at) >= since,
+            col(ScanEvent.is_bot).is_(False),
+            col(ScanEvent.code_form).in_([CodeForm.FULL, CodeForm.SHORT]),
+        )
+    ).one()
 
 
 def _count_since(session: Session, column: Mapped[datetime | None], since: datetime) -> int:

@@ -159,6 +159,7 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
     for link in [link for page in pages for link in page.menu] + links:
         admin._menu.add(_LinkMenu(link))
     _actions_only_by_post(admin)
+    _without_file_routes(admin)
     _register_error_handlers(staff_app)
     staff_app.state.admin = admin
     admin.admin.state.admin = admin  # errors inside sqladmin reach our handlers with its app
@@ -171,6 +172,18 @@ def _actions_only_by_post(admin: Admin) -> None:
     for route in admin.admin.router.routes:
         if getattr(route, "name", "").startswith("action-"):
             route.methods = {"POST"}  # type: ignore[attr-defined]
+
+
+def _without_file_routes(admin: Admin) -> None:
+    """sqladmin serves any column's value as a file path (under the working directory when the
+    column names no storage) to whoever may see the row's details: a stage update's public
+    note "offertrack.db" would hand a sales user the whole database. No OfferTrack table
+    stores files, so these routes go."""
+    admin.admin.router.routes = [
+        route
+        for route in admin.admin.router.routes
+        if getattr(route, "name", "") not in ("file_download", "file_preview")
+    ]
 
 
 def mount_staff_site(app: FastAPI, settings: Settings, pages: Sequence[StaffPages] = ()) -> None:

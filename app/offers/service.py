@@ -207,6 +207,27 @@ def superseded_by(session: Session, offer_ids: Sequence[str]) -> dict[str, str]:
     return {old: new for old, new in rows if old is not None}
 
 
+# Revisions form a chain (each new draft supersedes one offer), so a walk this long means
+# the data loops; stop rather than spin.
+MAX_REVISION_CHAIN = 100
+
+
+def current_revision(session: Session, offer_id: str) -> str | None:
+    """The latest revision after ``offer_id`` that a customer can open (not a draft)."""
+    latest: str | None = None
+    current = offer_id
+    for _ in range(MAX_REVISION_CHAIN):
+        revision = session.exec(
+            select(Offer.id, Offer.status).where(col(Offer.supersedes_id) == current)
+        ).first()
+        if revision is None:
+            break
+        current, status = revision
+        if status != OfferStatus.DRAFT:
+            latest = current
+    return latest
+
+
 def update_offer(
     session: Session, offer_id: str, data: OfferUpdate, *, actor: str, settings: Settings
 ) -> Offer:

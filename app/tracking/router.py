@@ -205,6 +205,17 @@ def _full_code(code: str) -> TrackingCode:
     return parsed
 
 
+def _customer_offer(
+    request: Request, code: str, session: SessionDep, settings: Settings, limiter: MissLimiter
+) -> TrackingCode:
+    """The full ULID of an offer the customer may open. Unknown and draft codes get the page's
+    404 and count as misses, so these routes are no cheaper way to guess codes."""
+    with counting_misses(request, limiter, settings):
+        parsed = _full_code(code)
+        service.find_by_code(session, parsed)
+    return parsed
+
+
 def _invalid_form(
     request: Request,
     session: SessionDep,
@@ -227,11 +238,12 @@ def accept(
     code: str,
     session: SessionDep,
     settings: SettingsDep,
+    limiter: LimiterDep,
     _csrf: CsrfChecked,
     signer_name: Annotated[str, Form(max_length=500)] = "",
     po_number: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
-    parsed = _full_code(code)
+    parsed = _customer_offer(request, code, session, settings, limiter)
     form = {"signer_name": signer_name, "po_number": po_number}
     try:
         data = AcceptForm.model_validate(form)
@@ -253,10 +265,11 @@ def decline(
     code: str,
     session: SessionDep,
     settings: SettingsDep,
+    limiter: LimiterDep,
     _csrf: CsrfChecked,
     reason: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
-    parsed = _full_code(code)
+    parsed = _customer_offer(request, code, session, settings, limiter)
     form = {"reason": reason}
     try:
         data = DeclineForm.model_validate(form)
@@ -272,13 +285,14 @@ def _back_to_page(request: Request, parsed: TrackingCode) -> Response:
 
 @router.get("/{code}/pdf", name="tracking:pdf")
 def download_pdf(
+    request: Request,
     code: str,
     session: SessionDep,
     settings: SettingsDep,
     renderer: RendererDep,
+    limiter: LimiterDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    parsed = _full_code(code)
-    service.find_by_code(session, parsed)  # drafts and unknown ids: the same 404 as the page
+    parsed = _customer_offer(request, code, session, settings, limiter)
     document = offer_pdf(session, parsed.value, renderer=renderer, settings=settings)
     return pdf_response(document, if_none_match)

@@ -279,8 +279,10 @@ def _tracking_page(session: Session, code: TrackingCode, settings: Settings) -> 
         status=status,
         timeline=timeline,
         totals=compute_totals(offer.lines, offer.currency),
+        # A revision still in draft gets the same 404 as an unknown code: link only to one
+        # the customer can open.
         superseded_by=(
-            offers_service.superseded_by(session, [offer.id]).get(offer.id)
+            offers_service.current_revision(session, offer.id)
             if offer.status == OfferStatus.SUPERSEDED
             else None
         ),

@@ -9,11 +9,12 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import Engine, delete, update
+from sqlmodel import Session, col, select
 
 from app.admin import passwords, users
 from app.admin.models import Role
+from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scans import visitor_keys
 
@@ -85,3 +86,28 @@ def as_role(web: TestClient, make_staff: Callable[..., StaffLogin]) -> Callable[
         return sign_in(web, make_staff(role))
 
     return login
+
+
+@pytest.fixture
+def restored_stage_list(db: Session) -> Iterator[None]:
+    """The stage list is seeded by a migration and outlives each test; put it back."""
+    original = [stage.model_dump() for stage in db.exec(select(OrderStage)).all()]
+    db.rollback()
+    yield
+    db.rollback()
+    keys = [stage["key"] for stage in original]
+    db.execute(delete(StageUpdate).where(col(StageUpdate.stage_key).not_in(keys)))
+    db.execute(delete(OrderStage).where(col(OrderStage.key).not_in(keys)))
+    # positions and labels are unique: move everything aside before putting it back
+    db.execute(
+        update(OrderStage).values(
+            position=OrderStage.position + 10_000, label=OrderStage.label + " (old)"
+        )
+    )
+    for stage in original:
+        db.execute(
+            update(OrderStage)
+            .where(col(OrderStage.key) == stage["key"])
+            .values(label=stage["label"], position=stage["position"])
+        )
+    db.commit()

@@ -1,15 +1,16 @@
 """What staff see and do: search in any spelling, filters, dashboard, forms with field errors,
 bulk stage updates, API keys shown once."""
 
+import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.admin.models import Role
-from app.auth.service import authenticate
+from app.auth.service import authenticate, create_api_key
 from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
@@ -140,6 +141,16 @@ def test_the_dashboard_counts_this_months_offers_stages_late_orders_and_human_sc
                 is_bot=is_bot,
             )
         )
+    # a campaign code's redirect is a scan event too, but not a view of a tracking page
+    db.add(
+        ScanEvent(
+            offer_id=None,
+            occurred_at=utcnow(),
+            code_form=CodeForm.CAMPAIGN,
+            channel=Channel.QR,
+            device_class="mobile",
+        )
+    )
     db.commit()
     as_role(Role.VIEWER)
 
@@ -152,6 +163,76 @@ def test_the_dashboard_counts_this_months_offers_stages_late_orders_and_human_sc
     assert "Late Delivery AG" in overdue and "In production" in overdue
     per_stage = page[page.index('id="orders-per-stage"') : page.index('id="overdue"')]
     assert 'In production</a></td><td class="text-end">1' in per_stage
+
+
+def test_accepted_this_month_starts_at_local_midnight_of_the_first(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1 March, 00:30 in Berlin, while it is still February in UTC.
+    now = datetime(2026, 2, 28, 23, 30, tzinfo=UTC)
+    monkeypatch.setattr(offers_service, "utcnow", lambda: now)
+    settings = get_settings()
+    accepted_at = {
+        "This Month One": datetime(2026, 2, 28, 23, 10, tzinfo=UTC),  # 00:10 on 1 March
+        "This Month Two": now,
+        "Last Month": datetime(2026, 2, 28, 22, 50, tzinfo=UTC),  # 23:50 on 28 February
+    }
+    for company, when in accepted_at.items():
+        offer = make_offer(db, settings, issued=True, company=company)
+        offers_service.accept_offer(
+            db, offer.id, signer_name="Maria", po_number="", settings=settings
+        )
+        offer.accepted_at = when
+        db.add(offer)
+    db.commit()
+    as_role(Role.VIEWER)
+
+    page = web.get("/admin/").text
+
+    assert 'id="stat-accepted">2<' in page
+
+
+def test_an_admin_changes_the_stage_list_and_orders_follow_it(
+    web: TestClient,
+    as_role: Callable[[Role], str],
+    db: Session,
+    restored_stage_list: None,
+) -> None:
+    order = _order(db, "Nordwind GmbH")
+    _, api_token = create_api_key(db, "erp", actor="tests")
+    token = as_role(Role.ADMIN)
+
+    def post(path: str, **fields: str) -> int:
+        data = fields | {"csrf_token": token}
+        return web.post(path, data=data, follow_redirects=False).status_code
+
+    added = post("/admin/order-stage/create", key="customs", label="Customs clearance")
+    renamed = post("/admin/order-stage/edit/quality_check", label="Final inspection", position="3")
+    moved_last = post("/admin/order-stage/edit/delivered", label="Delivered", position="20")
+    moved_in = post("/admin/order-stage/edit/customs", label="Customs clearance", position="6")
+    api = web.post(
+        f"/api/v1/orders/{hyphenate_tracking_id(order.tracking_id).lower()}/updates",
+        json={"stage": "CUSTOMS CLEARANCE", "public_note": "Held at the border"},
+        headers={"Authorization": f"Bearer {api_token}"},
+    )
+    page = web.get(f"/{order.tracking_id}").text
+
+    assert [added, renamed, moved_last, moved_in] == [302, 302, 302, 302]
+    assert api.status_code == 201, api.text
+    steps = page[page.index('<ol class="steps">') : page.index("</ol>")]
+    labels = re.findall(r'<span class="label">([^<]+)</span>', steps)
+    assert labels == [
+        "Order confirmed",
+        "In production",
+        "Final inspection",
+        "Ready for dispatch",
+        "Shipped",
+        "Customs clearance",
+        "Delivered",
+    ]
+    assert "Current stage: <strong>Customs clearance</strong>" in page
+    assert "Held at the border" in page
+    assert "Quality check" not in page
 
 
 def test_a_stage_update_form_shows_errors_next_to_the_fields_and_keeps_the_input(

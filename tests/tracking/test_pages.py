@@ -1,7 +1,7 @@
 """The public tracking page as customers, scanners and guessers meet it."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,9 +11,9 @@ from app.config import Settings
 from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service
-from app.tracking.models import ScanEvent
+from app.tracking.models import CodeForm, ScanEvent
 from app.tracking.schemas import StageUpdateCreate
-from tests.factories import line_data, make_offer
+from tests.factories import line_data, make_offer, offer_data
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
@@ -73,10 +73,15 @@ def test_full_ulid_shows_the_offer(
 def test_tracking_id_shows_progress_and_nothing_else(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
+    customer = offer_data()["customer"] | {
+        "company": "Secret Customer AG",
+        "phone": "+30 210 555 0100",
+        "reference": "RFQ-7781",
+    }
     order = make_order(
         session,
         settings,
-        company="Secret Customer AG",
+        customer=customer,
         lines=[line_data(description="Secret Pump", unit_price="98765.43")],
     )
     service.add_stage_update(
@@ -99,9 +104,16 @@ def test_tracking_id_shows_progress_and_nothing_else(
     assert response.status_code == 200
     text = response.text
     assert "Shipped" in text and "On its way" in text and "JD0001" in text
-    assert "Expected delivery" in text
+    expected = offers_service.today(settings) + timedelta(days=2)
+    assert f"Expected delivery: <strong>{expected:%d %b %Y}</strong>" in text
+    # The carrier's site must not learn the code from a Referer header: the link says so and
+    # so does the response (either alone suffices in current browsers).
+    assert '<a href="https://dhl.example/t" rel="noreferrer noopener">Track the parcel</a>' in text
+    assert response.headers["Referrer-Policy"] == "no-referrer"
     for secret in (
         "Secret Customer AG",
+        "RFQ-7781",
+        "+30 210 555 0100",
         "Secret Pump",
         "98,765.43",
         "197,530.86",
@@ -114,6 +126,7 @@ def test_tracking_id_shows_progress_and_nothing_else(
         "Accept",
     ):
         assert secret not in text
+    assert [event.code_form for event in scans(session, order)] == [CodeForm.SHORT]
 
 
 def test_unknown_draft_and_unactivated_codes_get_the_same_404(
@@ -271,6 +284,33 @@ def test_failed_lookups_are_rate_limited_but_valid_codes_are_not(
     assert valid == [200] * 25
 
 
+def test_failed_pdf_accept_and_decline_lookups_count_as_misses(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    draft = make_offer(session, settings)
+    page_404 = client.get("/01H0WARY2WHGGRF3K72D299T3T")
+    token = csrf_of(client.get(f"/{make_offer(session, settings, issued=True).id}").text)
+    accept = {"signer_name": "Eve", "csrf_token": token}
+    decline = {"reason": "guessing", "csrf_token": token}
+
+    misses = [client.get(f"/01H0WARY2W{n:016d}/pdf") for n in range(6)]
+    misses += [client.post(f"/01H0WARY2W{n:016d}/accept", data=accept) for n in range(6)]
+    misses += [client.post(f"/{draft.id}/decline", data=decline) for _ in range(6)]
+    misses.append(client.post(f"/{draft.id}/accept", data=accept))
+
+    assert {r.status_code for r in misses} == {404}
+    # a draft is indistinguishable from an unknown code here too
+    assert {r.text for r in misses[6:]} == {page_404.text}
+    limited = [
+        client.get("/01H0WARY2WHGGRF3K72D299T3T/pdf"),
+        client.post("/01H0WARY2WHGGRF3K72D299T3T/accept", data=accept),
+        client.get("/01H0WARY2WHGGRF3K72D299T3T"),
+    ]
+    assert [r.status_code for r in limited] == [429] * 3
+    session.refresh(draft)
+    assert draft.status == OfferStatus.DRAFT
+
+
 def test_rate_limit_uses_forwarded_address_only_from_trusted_proxies(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,6 +430,88 @@ def test_superseded_offer_links_to_its_revision(
     assert "Superseded" in text
     assert f"/{revision.id}" in text
     assert "Accept this offer" not in text
+
+
+def test_a_revision_still_in_draft_is_not_linked(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    revision = offers_service.revise_offer(session, offer.id, actor="tests", settings=settings)
+
+    text = client.get(f"/{offer.id}").text
+
+    assert "replaced by a newer revision" in text
+    assert "Open the current offer" not in text
+    assert revision.id not in text
+    assert client.get(f"/{revision.id}").status_code == 404  # what the link would have led to
+
+
+def test_the_link_leads_to_the_latest_revision_a_customer_can_open(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    first = make_offer(session, settings, issued=True)
+    second = offers_service.revise_offer(session, first.id, actor="tests", settings=settings)
+    offers_service.issue_offer(session, second.id, actor="tests", settings=settings)
+    third = offers_service.revise_offer(session, second.id, actor="tests", settings=settings)
+    offers_service.issue_offer(session, third.id, actor="tests", settings=settings)
+    draft = offers_service.revise_offer(session, third.id, actor="tests", settings=settings)
+
+    text = client.get(f"/{first.id}").text
+    link = re.search(r'<a href="([^"]+)">Open the current offer</a>', text)
+
+    assert link is not None
+    assert link.group(1).endswith(f"/{third.id}")
+    assert draft.id not in text
+    assert client.get(link.group(1)).status_code == 200
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Late evening in UTC is already the next day in the company's zone (Europe/Berlin)."""
+    now = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
+    monkeypatch.setattr(offers_service, "utcnow", lambda: now)
+    return now
+
+
+@pytest.mark.parametrize(
+    ("valid_until", "shown"),
+    [
+        (date(2026, 3, 21), "(10 days left)"),
+        (date(2026, 3, 12), "(1 day left)"),
+        (date(2026, 3, 11), "(today is the last day)"),
+    ],
+)
+def test_days_left_count_in_the_companys_time_zone(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    frozen_now: datetime,
+    valid_until: date,
+    shown: str,
+) -> None:
+    assert settings.timezone == "Europe/Berlin"
+    offer = make_offer(session, settings, issued=True, valid_until=valid_until)
+
+    text = client.get(f"/{offer.id}").text
+
+    assert f"{valid_until:%d %b %Y} {shown}" in text
+    assert "Accept this offer" in text
+
+
+def test_the_day_after_the_last_day_the_offer_reads_expired(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    frozen_now: datetime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offer = make_offer(session, settings, issued=True, valid_until=date(2026, 3, 11))
+    monkeypatch.setattr(offers_service, "utcnow", lambda: frozen_now + timedelta(days=1))
+
+    text = client.get(f"/{offer.id}").text
+
+    assert "days left" not in text and "last day" not in text
+    assert "Expired" in text
 
 
 def test_expired_offer_reads_expired_and_cannot_be_accepted(
