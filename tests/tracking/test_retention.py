@@ -1,6 +1,7 @@
 """Scan events past the retention period become daily counts; reports do not notice."""
 
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -296,6 +297,31 @@ def test_a_rebuild_recounts_only_local_days_none_of_whose_events_were_purged(
     boundary = rollup.recount_boundary(session.connection(), ZoneInfo(zone))
 
     assert boundary == first_recounted
+
+
+@pytest.mark.concurrency
+def test_the_server_rolls_old_scans_up_on_its_own(committed: Engine, settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True)
+        long_ago = datetime.now(UTC) - timedelta(days=settings.scan_retention_days + 2)
+        add_scans(session, [scan(offer.id, long_ago), scan(offer.id, datetime.now(UTC))])
+
+    # The housekeeping step runs as the server starts, then hourly.
+    with TestClient(create_app(settings.model_copy(update={"webhook_worker": False}))):
+        deadline = time.monotonic() + 20
+        with Session(committed) as session:
+            while count(session, ScanEvent) > 1:
+                assert time.monotonic() < deadline, "serve did not purge the old scan"
+                time.sleep(0.05)
+                session.rollback()  # a fresh snapshot for the next look
+
+    with Session(committed) as session:
+        assert [(r.day, r.scans) for r in daily_rows(session)] == [(long_ago.date(), 1)]
+        assert session.exec(select(ScanEvent.offer_id)).all() == [offer.id]
 
 
 def test_the_default_retention_is_400_days() -> None:
