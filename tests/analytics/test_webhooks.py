@@ -396,3 +396,59 @@ def test_the_server_runs_a_worker_unless_disabled(committed: Engine, receiver: R
             assert time.monotonic() < deadline, "the server's worker sent nothing"
             time.sleep(0.05)
     assert receiver.events[0]["data"] == {"n": 0}
+
+
+def _flaky_engine(down: threading.Event, refused: list[float]) -> Engine:
+    """The test database, as long as ``down`` is clear; every statement fails while it is set,
+    the way they do while the database server is away."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from app.db import make_engine
+
+    engine = make_engine(TEST_DATABASE_URL)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _away(*args: Any) -> None:
+        if down.is_set():
+            refused.append(time.monotonic())
+            raise OperationalError("(the database is away)", {}, ConnectionRefusedError())
+
+    return engine
+
+
+@pytest.mark.concurrency
+def test_the_worker_rides_out_a_database_outage_and_sends_each_event_once(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    _endpoint(committed, receiver, "conversion.created")
+    down, refused = threading.Event(), []
+    flaky = _flaky_engine(down, refused)
+    worker = delivery.DeliveryWorker(flaky, fast)
+    worker.start()
+    try:
+        _emit(committed, 3)
+        _wait(lambda: len(receiver.ids()) == 3 and delivery.outbox_depth(committed) == 0)
+        down.set()
+        _emit(committed, 4)  # written by the application while the worker cannot reach it
+        time.sleep(3.5)
+        during_outage = len(receiver.events)
+        down.clear()
+        _wait(lambda: len(receiver.ids()) == 7)
+        time.sleep(1.0)  # an event sent twice would show now
+    finally:
+        worker.stop()
+        flaky.dispose()
+
+    assert during_outage == 3
+    # It backs off (1 s, then 2 s, ...) instead of hammering the database every poll (50 ms).
+    assert 2 <= len(refused) <= 4, refused
+    assert len(receiver.events) == len(receiver.ids()) == 7  # none lost, none twice
+    assert delivery.outbox_depth(committed) == 0
+
+
+def _wait(until: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < deadline, "webhooks not delivered in time"
+        time.sleep(0.05)
