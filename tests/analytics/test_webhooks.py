@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -452,3 +453,38 @@ def _wait(until: Callable[[], bool], seconds: float = 20) -> None:
     while not until():
         assert time.monotonic() < deadline, "webhooks not delivered in time"
         time.sleep(0.05)
+
+
+@pytest.mark.concurrency
+def test_delivered_events_are_kept_30_days_and_waiting_ones_until_sent(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    from sqlalchemy import update
+
+    from app.db import utcnow
+
+    _endpoint(committed, receiver, "conversion.created")
+    _emit(committed, 3)
+    _drain(committed, fast, lambda: len(receiver.ids()) == 3)
+    _emit(committed, 1)  # not sent yet
+    with Session(committed) as session:
+        oldest, *_ = sorted(session.execute(select(WebhookOutbox.id)).scalars())
+        long_ago = utcnow() - delivery.KEEP_DELIVERED - timedelta(hours=1)
+        session.execute(
+            update(WebhookOutbox).where(WebhookOutbox.id == oldest).values(delivered_at=long_ago)
+        )
+        session.execute(
+            update(WebhookOutbox)
+            .where(WebhookOutbox.delivered_at.is_(None))  # type: ignore[union-attr]
+            .values(created_at=utcnow() - timedelta(days=500))
+        )
+        session.commit()
+
+    delivery.purge_delivered(committed)
+
+    with Session(committed) as session:
+        kept = session.execute(select(WebhookOutbox.id, WebhookOutbox.delivered_at)).all()
+        logged = session.execute(select(WebhookDelivery.outbox_id)).scalars().all()
+    assert oldest not in {row_id for row_id, _ in kept}
+    assert len(kept) == 3 and sum(at is None for _, at in kept) == 1
+    assert oldest not in logged and len(logged) == 2  # its delivery log went with it
