@@ -35,9 +35,6 @@ log = logging.getLogger(__name__)
 # After the database failed a page, pages that are not cached get their 503 at once for this
 # long instead of each waiting for a connection attempt to time out.
 DATABASE_RETRY_SECONDS = 1.0
-# A page that is not cached gets its 503 once its database read takes longer than this, so a
-# visitor hears "try again" within a second whatever the database does.
-PAGE_LOAD_DEADLINE_SECONDS = 0.75
 _database_down_until = [0.0]
 
 
@@ -130,7 +127,7 @@ async def _page(
         # A database that drops packets, or a full pool, would hold the visitor for the
         # connect or pool timeout (seconds): past the deadline they get the 503 while the load
         # goes on in its thread (shielded in get_or_load) and fills the cache if it succeeds.
-        async with asyncio.timeout(PAGE_LOAD_DEADLINE_SECONDS):
+        async with asyncio.timeout(settings.page_deadline_seconds):
             return await page_cache.get_or_load(
                 key, partial(_load_page, request, sessions, code, settings)
             )
