@@ -1,6 +1,7 @@
 """The tracking page while its database cannot be reached: a clear 503, fast, never a trace."""
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -8,7 +9,7 @@ from contextlib import nullcontext
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import event
 from sqlmodel import Session
 
 from app.auth import service as auth_service
@@ -140,6 +141,8 @@ def test_a_full_connection_pool_gets_a_503_within_a_second(
 ) -> None:
     offer = make_offer(session, settings, issued=True)
     engine = make_engine(TEST_DATABASE_URL, pool_size=1, max_overflow=0)
+    returned = threading.Semaphore(0)
+    event.listen(engine, "checkin", lambda *_: returned.release())
     app.dependency_overrides[get_session_factory] = lambda: lambda: Session(engine)
     tracking_router._database_down_until[0] = 0.0
     held = engine.connect()  # the pool's only connection, busy elsewhere
@@ -148,16 +151,11 @@ def test_a_full_connection_pool_gets_a_503_within_a_second(
     finally:
         held.close()  # the abandoned load gets it now, and ends
         tracking_router._database_down_until[0] = 0.0
-    _wait_for_idle_pool(engine)
+    # Disposing of the pool before the load gave the connection back would leave it open.
+    assert returned.acquire(timeout=10) and returned.acquire(timeout=10)
     engine.dispose()
 
     print(f"\n503 from a full pool after {elapsed * 1000:.0f} ms")
     assert status == 503
     assert elapsed < 1.0
     assert "Status temporarily unavailable" in text
-
-
-def _wait_for_idle_pool(engine: Engine, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while engine.pool.checkedout() and time.monotonic() < deadline:  # type: ignore[attr-defined]
-        time.sleep(0.05)
