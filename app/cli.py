@@ -104,7 +104,7 @@ def webhook_worker() -> None:
 
 @cli.command("rebuild-rollup")
 def rebuild_rollup() -> None:
-    """Recompute the dashboard's daily rollup from every scan event (after a bulk import)."""
+    """Recompute the dashboard's daily rollup from scan events; days already purged are kept."""
     from app.analytics import rollup
     from app.db import get_engine
 

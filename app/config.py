@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # How long a rendered tracking page is reused (0 turns it off). Changes made in this
     # process show at once; other worker processes show them within this time.
     page_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    # A tracking page that is not cached answers 503 once reading it takes longer than this
+    # (a database that drops packets, a full pool), instead of after the connect timeout.
+    page_deadline_seconds: float = Field(default=0.75, gt=0, le=30)
     # Threads committing scan rows, each on its own connection. One is fastest as long as each
     # batch also updates the campaign rollup rows (concurrent writers wait on those rows through
     # each other's commits); SQLite takes one writer at a time anyway.

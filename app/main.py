@@ -44,7 +44,7 @@ from app.security import (
     body_too_large_detail,
     secure_response,
 )
-from app.templating import render
+from app.templating import render, templates
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
 from app.tracking.ratelimit import MissLimiter
@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         renderer.start()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
+        # Compiled now, not in the first visitor's page load (which has a deadline).
+        for name in ("tracking/page.html", "base.html", "_macros.html"):
+            templates.env.get_template(name)
         engine = get_engine()
         scan_log = GroupCommitScanLog(
             engine,

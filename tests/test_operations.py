@@ -4,6 +4,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -288,3 +289,68 @@ def test_serve_passes_json_logging_to_uvicorn() -> None:
     assert options["access_log"] is False
     formatter = options["log_config"]["formatters"]["json"]["()"]
     assert formatter == "app.observability.JsonFormatter"
+
+
+@pytest.mark.concurrency
+def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine) -> None:
+    from app.analytics import outbox, webhooks
+    from app.analytics.models import WebhookEndpoint
+    from app.analytics.schemas import WebhookEndpointCreate
+    from app.db import utcnow
+    from app.main import create_app
+
+    with Session(committed, expire_on_commit=False) as session:
+        data = {"url": "http://127.0.0.1:9/hook", "event_types": ["conversion.created"]}
+        endpoint = webhooks.create_endpoint(session, WebhookEndpointCreate.model_validate(data))
+        # Disabled after failures: its events are queued and wait for it, unsent.
+        disabled = session.get(WebhookEndpoint, endpoint.id)
+        assert disabled is not None
+        disabled.enabled, disabled.disabled_at = False, utcnow()
+        session.add(disabled)
+        session.commit()
+        for n in range(3):
+            outbox.emit(session, "conversion.created", {"n": n})
+        session.commit()
+
+    settings = get_settings().model_copy(
+        update={"webhook_worker": True, "webhook_poll_seconds": 0.05}
+    )
+    with TestClient(create_app(settings)) as client:
+        deadline = time.monotonic() + 20
+        while True:
+            depth = samples(client.get("/metrics").text, "offertrack_webhook_outbox_depth")
+            if depth == [({}, 3.0)]:
+                break
+            assert time.monotonic() < deadline, f"the gauge says {depth}"
+            time.sleep(0.05)
+
+
+def test_a_scan_spooled_while_the_database_is_down_is_counted(
+    client: TestClient, session: Session, tmp_path: Path
+) -> None:
+    from app.db import make_engine
+    from app.tracking.router import get_scan_log
+    from app.tracking.scanlog import GroupCommitScanLog
+    from app.tracking.spool import ScanSpool
+
+    offer = make_offer(session, get_settings(), issued=True)
+
+    def spooled() -> float:
+        return samples(client.get("/metrics").text, "offertrack_scans_spooled_total")[0][1]
+
+    # Nothing listens on port 9: the scan writer's commit fails, so the row goes to the spool.
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/offertrack")
+    scan_log = GroupCommitScanLog(engine, spool=ScanSpool(tmp_path / "spool"))
+    client.app.dependency_overrides[get_scan_log] = lambda: scan_log  # type: ignore[attr-defined]
+    before = spooled()
+    try:
+        response = client.get(f"/{offer.id}")
+        after = spooled()
+    finally:
+        scan_log.close()
+        engine.dispose()
+
+    assert response.status_code == 200
+    assert after == before + 1
+    (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
+    assert offer.id in spool_file.read_text()

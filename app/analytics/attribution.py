@@ -15,7 +15,7 @@ from statistics import median
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlmodel import Session
 
 from app.analytics.models import (
@@ -31,7 +31,7 @@ from app.analytics.stats import Posterior, probability_best
 from app.db import read_only
 from app.offers.models import Offer
 from app.offers.pricing import round_money
-from app.tracking.models import ScanEvent
+from app.tracking.models import ScanDaily, ScanEvent
 
 Dimension = Literal["campaign", "placement", "creative"]
 Breakdown = Literal["channel", "device", "campaign", "placement", "creative"]
@@ -50,6 +50,7 @@ TIME_BUCKETS = (
 )
 
 scans = table_of(ScanEvent).c
+scan_daily = table_of(ScanDaily).c
 daily = table_of(CampaignDayTotal).c
 conversions = table_of(Conversion).c
 offers = table_of(Offer).c
@@ -179,9 +180,16 @@ def funnel(session: Session, period: Period) -> Funnel:
     scanned = (
         select(literal(1)).where(scans.offer_id == offers.id, scans.is_bot.is_(False)).exists()
     )
+    # Scans past the retention period live on only as daily counts: an offer scanned back
+    # then still counts as scanned.
+    scanned_before_purge = (
+        select(literal(1))
+        .where(scan_daily.offer_id == offers.id, scan_daily.is_bot.is_(False))
+        .exists()
+    )
     query = select(
         func.count(),
-        func.sum(case((scanned, 1), else_=0)),
+        func.sum(case((or_(scanned, scanned_before_purge), 1), else_=0)),
         func.count(offers.accepted_at),
         func.count(offers.ordered_at),
     ).where(_in_range(offers.issued_at, period))

@@ -10,22 +10,24 @@ back through another channel the same day counts once, under the channel of the 
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, String, delete, select, text
+from sqlalchemy import Connection, Engine, String, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
 from app.config import get_settings
 from app.db import utcnow
-from app.tracking.models import ScanEvent
+from app.tracking.models import ScanDaily, ScanEvent
 
 KEY_COLUMNS = ("day", "campaign_id", "placement_id", "creative_id", "channel", "device_class")
 SEEN_FOR = timedelta(hours=48)
 _daily = table_of(CampaignDayTotal)
 _seen = table_of(VisitorSeen)
+_scans = table_of(ScanEvent).c
+_scan_daily = table_of(ScanDaily).c
 
 Key = tuple[date, int, int, int, str, str]
 
@@ -126,29 +128,22 @@ def forget_old_sightings(connection: Connection) -> None:
 
 
 def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
-    """Recompute the rollup from every scan event (after a bulk import, or a zone change)."""
-    scans = table_of(ScanEvent).c
-    columns = [
-        scans[name]
-        for name in (
-            "id",
-            "occurred_at",
-            "is_bot",
-            "visitor_hash",
-            "campaign_id",
-            "placement_id",
-            "creative_id",
-            "channel",
-            "device_class",
-        )
-    ]
+    """Recompute the rollup from the scan events (after a bulk import, or a zone change).
+
+    Days whose events ``offertrack purge`` already rolled up into ``scan_daily`` and deleted
+    cannot be recounted: their rows are kept as they are, or the dashboard would lose its
+    history older than the retention period.
+    """
+    with engine.connect() as connection:
+        recount_from = recount_boundary(connection, zone)
     seen: set[str] = set()
     totals: Counter[Key] = Counter()
     firsts: Counter[Key] = Counter()
     with engine.connect() as connection:
-        result = connection.execution_options(yield_per=batch).execute(
-            select(*columns).order_by(scans.id)
-        )
+        query = select(*_rebuild_columns()).order_by(_scans.id)
+        if recount_from is not None:
+            query = query.where(_scans.occurred_at >= recount_from)
+        result = connection.execution_options(yield_per=batch).execute(query)
         for row in result.mappings():
             if row["is_bot"]:
                 continue
@@ -159,7 +154,10 @@ def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
                 seen.add(hashed)
                 firsts[key] += 1
     with engine.begin() as connection:
-        connection.execute(delete(_daily))
+        stale = delete(_daily)
+        if recount_from is not None:
+            stale = stale.where(_daily.c.day >= recount_from.astimezone(zone).date())
+        connection.execute(stale)
         keys = sorted(totals)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
@@ -168,3 +166,24 @@ def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
                 Counter({k: totals[k] for k in chunk}),
                 Counter({k: firsts[k] for k in chunk}),
             )
+
+
+def _rebuild_columns() -> list[Any]:
+    names = ("id", "occurred_at", "is_bot", "visitor_hash", "campaign_id", "placement_id")
+    return [_scans[name] for name in (*names, "creative_id", "channel", "device_class")]
+
+
+def recount_boundary(connection: Connection, zone: ZoneInfo) -> datetime | None:
+    """The first local midnight from which every scan event still exists, or None when no
+    day was ever purged.
+
+    Purged days are UTC days (``scan_daily.day``); a local day that began before the end of
+    the last of them may have lost events, so the recount starts at the next local midnight.
+    """
+    last_purged = connection.execute(select(func.max(_scan_daily.day))).scalar()
+    if last_purged is None:
+        return None
+    purged_until = datetime.combine(last_purged + timedelta(days=1), time(), UTC)
+    local = purged_until.astimezone(zone)
+    first_day = local.date() if local.time() == time() else local.date() + timedelta(days=1)
+    return datetime.combine(first_day, time(), zone)

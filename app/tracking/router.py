@@ -1,5 +1,6 @@
 """Public pages: the code entry form, the tracking page, accept and decline, the PDF."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -123,14 +124,22 @@ def _load_page(
 async def _page(
     request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings
 ) -> CachedPage:
+    key = _cache_key(request, code)
+    cached = page_cache.get(key)
+    if cached is not None:
+        return cached  # needs no database, so it is served while the database is away too
     if time.monotonic() < _database_down_until[0]:
         raise service.StatusUnavailable(code)  # answer at once; no wait for a timeout
     try:
-        return await page_cache.get_or_load(
-            _cache_key(request, code), partial(_load_page, request, sessions, code, settings)
-        )
-    except DB_UNREACHABLE as exc:
-        log.warning("tracking page without its database: %s", exc)
+        # A database that drops packets, or a full pool, would hold the visitor for the
+        # connect or pool timeout (seconds): past the deadline they get the 503 while the load
+        # goes on in its thread (shielded in get_or_load) and fills the cache if it succeeds.
+        async with asyncio.timeout(settings.page_deadline_seconds):
+            return await page_cache.get_or_load(
+                key, partial(_load_page, request, sessions, code, settings)
+            )
+    except (TimeoutError, *DB_UNREACHABLE) as exc:
+        log.warning("tracking page without its database: %r", exc)
         _database_down_until[0] = time.monotonic() + DATABASE_RETRY_SECONDS
         raise service.StatusUnavailable(code) from exc
 

@@ -494,3 +494,94 @@ def test_a_conversion_sent_with_an_offset_is_reported_in_utc(
     assert event["data"]["occurred_at"] == expected
     assert datetime.fromisoformat(answer.json()["occurred_at"]) == local
     assert answer.json()["occurred_at"].replace("Z", "+00:00") == expected
+
+
+def _flaky_engine(down: threading.Event, refused: list[float]) -> Engine:
+    """The test database, as long as ``down`` is clear; every statement fails while it is set,
+    the way they do while the database server is away."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from app.db import make_engine
+
+    engine = make_engine(TEST_DATABASE_URL)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _away(*args: Any) -> None:
+        if down.is_set():
+            refused.append(time.monotonic())
+            raise OperationalError("(the database is away)", {}, ConnectionRefusedError())
+
+    return engine
+
+
+@pytest.mark.concurrency
+def test_the_worker_rides_out_a_database_outage_and_sends_each_event_once(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    _endpoint(committed, receiver, "conversion.created")
+    down, refused = threading.Event(), []
+    flaky = _flaky_engine(down, refused)
+    worker = delivery.DeliveryWorker(flaky, fast)
+    worker.start()
+    try:
+        _emit(committed, 3)
+        _wait(lambda: len(receiver.ids()) == 3 and delivery.outbox_depth(committed) == 0)
+        down.set()
+        _emit(committed, 4)  # written by the application while the worker cannot reach it
+        time.sleep(3.5)
+        during_outage = len(receiver.events)
+        down.clear()
+        _wait(lambda: len(receiver.ids()) == 7)
+        time.sleep(1.0)  # an event sent twice would show now
+    finally:
+        worker.stop()
+        flaky.dispose()
+
+    assert during_outage == 3
+    # It backs off (1 s, then 2 s, ...) instead of hammering the database every poll (50 ms).
+    assert 2 <= len(refused) <= 4, refused
+    assert len(receiver.events) == len(receiver.ids()) == 7  # none lost, none twice
+    assert delivery.outbox_depth(committed) == 0
+
+
+def _wait(until: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < deadline, "webhooks not delivered in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.concurrency
+def test_delivered_events_are_kept_30_days_and_waiting_ones_until_sent(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    from sqlalchemy import update
+
+    from app.db import utcnow
+
+    _endpoint(committed, receiver, "conversion.created")
+    _emit(committed, 3)
+    _drain(committed, fast, lambda: len(receiver.ids()) == 3)
+    _emit(committed, 1)  # not sent yet
+    with Session(committed) as session:
+        oldest, *_ = sorted(session.execute(select(WebhookOutbox.id)).scalars())
+        long_ago = utcnow() - delivery.KEEP_DELIVERED - timedelta(hours=1)
+        session.execute(
+            update(WebhookOutbox).where(WebhookOutbox.id == oldest).values(delivered_at=long_ago)
+        )
+        session.execute(
+            update(WebhookOutbox)
+            .where(WebhookOutbox.delivered_at.is_(None))  # type: ignore[union-attr]
+            .values(created_at=utcnow() - timedelta(days=500))
+        )
+        session.commit()
+
+    delivery.purge_delivered(committed)
+
+    with Session(committed) as session:
+        kept = session.execute(select(WebhookOutbox.id, WebhookOutbox.delivered_at)).all()
+        logged = session.execute(select(WebhookDelivery.outbox_id)).scalars().all()
+    assert oldest not in {row_id for row_id, _ in kept}
+    assert len(kept) == 3 and sum(at is None for _, at in kept) == 1
+    assert oldest not in logged and len(logged) == 2  # its delivery log went with it

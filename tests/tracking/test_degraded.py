@@ -1,17 +1,22 @@
 """The tracking page while its database cannot be reached: a clear 503, fast, never a trace."""
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlmodel import Session
 
 from app.auth import service as auth_service
 from app.config import Settings
-from app.db import get_session, get_session_factory, make_engine
+from app.db import PG_CONNECT_TIMEOUT_SECONDS, get_session, get_session_factory, make_engine
 from app.tracking import router as tracking_router
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
 from tests.tracking.test_pages import make_order
 
@@ -81,3 +86,76 @@ def test_a_page_seen_a_moment_ago_is_still_served(
 
     assert response.status_code == 200
     assert offer.customer_company in response.text
+
+
+def test_a_cached_page_is_served_even_just_after_another_page_met_the_outage(
+    app: FastAPI, client: TestClient, session: Session, settings: Settings, database_down: None
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
+    assert client.get(f"/{offer.id}").status_code == 200
+    tracking_router._database_down_until[0] = time.monotonic() + 60  # another page just failed
+
+    assert client.get(f"/{offer.id}").status_code == 200
+    assert client.get(f"/{make_offer(session, settings, issued=True).id}").status_code == 503
+
+
+@pytest.fixture
+def blackholed_database() -> Iterator[str]:
+    """A PostgreSQL address whose server takes the connection and then never says a word, as
+    when a host drops packets: the client waits for its connect timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # the kernel completes the handshakes; nobody ever accepts
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{listener.getsockname()[1]}/offertrack"
+
+
+def _timed_get(client: TestClient, path: str) -> tuple[float, int, str]:
+    started = time.monotonic()
+    response = client.get(path)
+    return time.monotonic() - started, response.status_code, response.text
+
+
+def test_a_database_that_never_answers_gets_a_503_within_a_second(
+    app: FastAPI, client: TestClient, session: Session, settings: Settings, blackholed_database: str
+) -> None:
+    order = make_order(session, settings)
+    engine = make_engine(blackholed_database)
+    app.dependency_overrides[get_session_factory] = lambda: lambda: Session(engine)
+    tracking_router._database_down_until[0] = 0.0
+    try:
+        elapsed, status, text = _timed_get(client, f"/{order.tracking_id}")
+        time.sleep(PG_CONNECT_TIMEOUT_SECONDS + 0.5)  # the abandoned load times out meanwhile
+    finally:
+        tracking_router._database_down_until[0] = 0.0
+        engine.dispose()
+
+    print(f"\n503 from a blackholed database after {elapsed * 1000:.0f} ms")
+    assert status == 503
+    assert elapsed < 1.0
+    assert "Status temporarily unavailable" in text
+
+
+def test_a_full_connection_pool_gets_a_503_within_a_second(
+    app: FastAPI, client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    engine = make_engine(TEST_DATABASE_URL, pool_size=1, max_overflow=0)
+    returned = threading.Semaphore(0)
+    event.listen(engine, "checkin", lambda *_: returned.release())
+    app.dependency_overrides[get_session_factory] = lambda: lambda: Session(engine)
+    tracking_router._database_down_until[0] = 0.0
+    held = engine.connect()  # the pool's only connection, busy elsewhere
+    try:
+        elapsed, status, text = _timed_get(client, f"/{offer.id}")
+    finally:
+        held.close()  # the abandoned load gets it now, and ends
+        tracking_router._database_down_until[0] = 0.0
+    # Disposing of the pool before the load gave the connection back would leave it open.
+    assert returned.acquire(timeout=10) and returned.acquire(timeout=10)
+    engine.dispose()
+
+    print(f"\n503 from a full pool after {elapsed * 1000:.0f} ms")
+    assert status == 503
+    assert elapsed < 1.0
+    assert "Status temporarily unavailable" in text

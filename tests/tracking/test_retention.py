@@ -1,16 +1,20 @@
 """Scan events past the retention period become daily counts; reports do not notice."""
 
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from app.analytics import attribution, rollup
+from app.analytics.attribution import Period
 from app.cli import cli
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.tracking.models import ScanDaily, ScanEvent
 from app.tracking.retention import (
     DayCount,
@@ -216,6 +220,108 @@ def test_offertrack_purge_reports_what_it_did(committed: Engine) -> None:
     with Session(committed) as session:
         assert count(session, ScanEvent) == 1
         assert daily_rows(session)[0].day == long_ago.date()
+
+
+def add_rolled_up_scans(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Scans as the scan writer stores them: with the dashboard's rollup kept alongside."""
+    connection = session.connection()
+    for row in rows:
+        scan_id = connection.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id))
+        rollup.scans_inserted(connection, [row], [int(scan_id.scalar_one())])
+    session.commit()
+
+
+def campaign_dashboard(
+    engine: Engine, period: Period
+) -> tuple[attribution.Funnel, list[attribution.DayRow]]:
+    with Session(engine) as session:
+        return attribution.funnel(session, period), attribution.scans_per_day(session, period)
+
+
+@pytest.mark.concurrency
+def test_the_campaign_dashboard_reads_the_same_after_a_purge_and_a_rebuild(
+    committed: Engine, settings: Settings
+) -> None:
+    start = CUTOFF - timedelta(days=4)
+    with Session(committed, expire_on_commit=False) as session:
+        recent = make_offer(session, settings, issued=True)
+        purged_only = make_offer(session, settings, issued=True)  # all its scans are old
+        never = make_offer(session, settings, issued=True)
+        for offer in (recent, purged_only, never):
+            offer.issued_at = start - timedelta(days=1)
+            session.add(offer)
+        session.commit()
+        add_rolled_up_scans(
+            session,
+            [
+                scan(recent.id, start + timedelta(days=d, hours=h), visitor=f"{v}{d}")
+                for d in range(8)
+                for h, v in ((9, "a"), (10, "b"), (11, "a"))
+            ]
+            + [scan(purged_only.id, start + timedelta(hours=12), visitor="z")]
+            + [scan(never.id, start, visitor="bot", is_bot=True, device_class="bot")],
+        )
+    period = Period(
+        start.date() - timedelta(days=1), start.date() + timedelta(days=8), settings.zone
+    )
+    before = campaign_dashboard(committed, period)
+
+    with Session(committed, expire_on_commit=False) as session:
+        assert purge_old_scans(session, retention_days=RETENTION, now=NOW).events == 14
+    after_purge = campaign_dashboard(committed, period)
+    rollup.rebuild(committed, settings.zone)
+    after_rebuild = campaign_dashboard(committed, period)
+
+    assert before[0] == attribution.Funnel(issued=3, scanned=2, accepted=0, ordered=0)
+    assert sum(day.scans for day in before[1]) == 25
+    assert after_purge == before
+    assert after_rebuild == before
+
+
+@pytest.mark.parametrize(
+    ("zone", "first_recounted"),
+    [
+        ("UTC", datetime(2026, 2, 3, tzinfo=UTC)),
+        ("Europe/Berlin", datetime(2026, 2, 3, 23, tzinfo=UTC)),  # 01:00 local: next midnight
+        ("America/New_York", datetime(2026, 2, 3, 5, tzinfo=UTC)),
+    ],
+)
+def test_a_rebuild_recounts_only_local_days_none_of_whose_events_were_purged(
+    session: Session, zone: str, first_recounted: datetime
+) -> None:
+    assert rollup.recount_boundary(session.connection(), ZoneInfo(zone)) is None
+    offer = make_offer(session, get_settings(), issued=True)
+    add_scans(session, [scan(offer.id, CUTOFF - timedelta(hours=1))])
+    purge_old_scans(session, retention_days=RETENTION, now=NOW)
+
+    boundary = rollup.recount_boundary(session.connection(), ZoneInfo(zone))
+
+    assert boundary == first_recounted
+
+
+@pytest.mark.concurrency
+def test_the_server_rolls_old_scans_up_on_its_own(committed: Engine, settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True)
+        long_ago = datetime.now(UTC) - timedelta(days=settings.scan_retention_days + 2)
+        add_scans(session, [scan(offer.id, long_ago), scan(offer.id, datetime.now(UTC))])
+
+    # The housekeeping step runs as the server starts, then hourly.
+    with TestClient(create_app(settings.model_copy(update={"webhook_worker": False}))):
+        deadline = time.monotonic() + 20
+        with Session(committed) as session:
+            while count(session, ScanEvent) > 1:
+                assert time.monotonic() < deadline, "serve did not purge the old scan"
+                time.sleep(0.05)
+                session.rollback()  # a fresh snapshot for the next look
+
+    with Session(committed) as session:
+        assert [(r.day, r.scans) for r in daily_rows(session)] == [(long_ago.date(), 1)]
+        assert session.exec(select(ScanEvent.offer_id)).all() == [offer.id]
 
 
 def test_the_default_retention_is_400_days() -> None:
