@@ -123,6 +123,17 @@ def test_requests_are_counted_by_route_template_not_by_path(client: TestClient) 
     assert any(labels["route"] == "/{code}" for labels, _ in latency)
 
 
+def test_campaign_redirects_are_counted_by_their_template(client: TestClient) -> None:
+    for slug in ("spring-table-tent", "no-such-code"):
+        client.get(f"/c/{slug}", follow_redirects=False)
+
+    text = client.get("/metrics").text
+
+    assert "no-such-code" not in text
+    routes = {labels["route"] for labels, _ in samples(text, "offertrack_http_requests_total")}
+    assert "/c/{slug}" in routes
+
+
 def test_static_files_and_unknown_methods_keep_a_bounded_label(client: TestClient) -> None:
     client.get("/static/app.css")
     client.request("PROPFIND", "/static/app.css")

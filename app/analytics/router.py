@@ -15,11 +15,11 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
 
 from app.analytics import codes
 from app.config import get_settings
 from app.db import get_engine
+from app.observability import LabelledRoute
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.router import counting_misses, get_scan_log, visit_of
 from app.tracking.scanlog import ScanLog, ScanNotRecorded
@@ -87,4 +87,4 @@ async def follow_code(request: Request) -> Response:
 
 
 def routes() -> list[Any]:
-    return [Route("/c/{slug}", follow_code, methods=["GET"], name="analytics:code")]
+    return [LabelledRoute("/c/{slug}", follow_code, methods=["GET"], name="analytics:code")]

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from app.config import Settings, SettingsDep, get_settings
 from app.db import (
@@ -22,6 +22,7 @@ from app.db import (
     get_session_factory,
     new_session,
 )
+from app.observability import LabelledRoute
 from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
@@ -204,7 +205,7 @@ async def tracking_page(request: Request) -> Response:
 
 def page_routes() -> list[BaseRoute]:
     """The tracking page's route, for the app's route list after the single-segment pages."""
-    return [Route("/{code}", tracking_page, methods=["GET"], name="tracking:page")]
+    return [LabelledRoute("/{code}", tracking_page, methods=["GET"], name="tracking:page")]
 
 
 def _full_code(code: str) -> TrackingCode:

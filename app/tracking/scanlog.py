@@ -121,6 +121,8 @@ class GroupCommitScanLog:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(timeout=COMMIT_TIMEOUT_SECONDS)
+        if self._spool is not None:
+            self._spool.seal()  # what this process spooled is left for the next to replay
 
     def replay_spool(self) -> int:
         """Replay spooled rows if the database answers; returns how many were added."""
