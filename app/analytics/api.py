@@ -223,8 +223,7 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeliveryRead]:
     """The latest delivery attempts, newest first."""
-    rows = webhooks.deliveries(session, endpoint_id, limit=limit)
-    return [DeliveryRead.model_validate(row, from_attributes=True) for row in rows]
+    return webhooks.deliveries(session, endpoint_id, limit=limit)
 
 
 @router.get(

@@ -35,6 +35,7 @@ from app.analytics.schemas import (
     CampaignCreate,
     CampaignUpdate,
     CreativeCreate,
+    DeliveryRead,
     PlacementCreate,
     PlacementUpdate,
     WebhookEndpointCreate,
@@ -690,7 +691,7 @@ async def webhook_create(request: Request, staff: AdminDep) -> Response:
 
 def _endpoint_page(
     session: Session, endpoint_id: int
-) -> tuple[WebhookEndpoint, list[webhooks.DeliveryAttempt]]:
+) -> tuple[WebhookEndpoint, list[DeliveryRead]]:
     with read_only(session):
         endpoint = webhooks.get_endpoint(session, endpoint_id)
         return endpoint, webhooks.deliveries(session, endpoint_id, limit=100)

@@ -2,13 +2,11 @@
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
-from app.analytics.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from app.analytics.schemas import DeliveryRead, WebhookEndpointCreate, WebhookEndpointUpdate
 from app.db import read_only
 from app.errors import NotFound, Unprocessable
 
@@ -84,21 +82,7 @@ def delete_endpoint(session: Session, endpoint_id: int) -> None:
     session.commit()
 
 
-@dataclass(frozen=True)
-class DeliveryAttempt:
-    """One line of the delivery log: the attempt and the type of the event it carried."""
-
-    id: int
-    event_id: str
-    event_type: str
-    attempted_at: datetime
-    succeeded: bool
-    status_code: int | None
-    error: str
-    duration_ms: int
-
-
-def deliveries(session: Session, endpoint_id: int, *, limit: int) -> list[DeliveryAttempt]:
+def deliveries(session: Session, endpoint_id: int, *, limit: int) -> list[DeliveryRead]:
     """The endpoint's latest delivery attempts, newest first."""
     get_endpoint(session, endpoint_id)
     # The type lives on the outbox row; a delivery is deleted with it, so the join loses none.
@@ -114,15 +98,5 @@ def deliveries(session: Session, endpoint_id: int, *, limit: int) -> list[Delive
     return [_attempt(delivery, event_type) for delivery, event_type in rows]
 
 
-def _attempt(delivery: WebhookDelivery, event_type: str) -> DeliveryAttempt:
-    assert delivery.id is not None
-    return DeliveryAttempt(
-        id=delivery.id,
-        event_id=delivery.event_id,
-        event_type=event_type,
-        attempted_at=delivery.attempted_at,
-        succeeded=delivery.succeeded,
-        status_code=delivery.status_code,
-        error=delivery.error,
-        duration_ms=delivery.duration_ms,
-    )
+def _attempt(delivery: WebhookDelivery, event_type: str) -> DeliveryRead:
+    return DeliveryRead.model_validate({**delivery.model_dump(), "event_type": event_type})
