@@ -1,7 +1,9 @@
 """The group-commit writer: a caller returns only once its row is committed."""
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func
@@ -11,6 +13,7 @@ from app.config import get_settings
 from app.db import utcnow
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import GroupCommitScanLog, ScanNotRecorded
+from app.tracking.scanrows import _insert_hooks, insert_scans, on_scans_inserted
 from tests.aio import run_async
 from tests.factories import make_offer
 
@@ -112,3 +115,26 @@ def test_record_from_the_event_loop_returns_once_committed(committed: Engine) ->
         scan_log.close()
     assert min(seen) >= 1
     assert _count(committed, offer_id) == 200
+
+
+def test_hooks_get_each_rows_own_id_and_the_columns_a_row_left_out(session: Session) -> None:
+    # The scan.created webhook names each scan by the id handed to the hooks: a batch whose ids
+    # came back in another order would send one scan's id with another scan's fields.
+    offer = make_offer(session, get_settings(), issued=True)
+    rows = [{**_row(offer.id), "referrer_host": f"host-{n}.example"} for n in range(40)]
+    del rows[0]["os_family"], rows[0]["visitor_hash"]  # the model's defaults fill them in
+    seen: list[tuple[list[dict[str, object]], list[int]]] = []
+
+    def hook(connection: object, batch: Sequence[dict[str, Any]], ids: Sequence[int]) -> None:
+        seen.append((list(batch), list(ids)))
+
+    on_scans_inserted(hook)
+    try:
+        insert_scans(session.connection(), rows)
+    finally:
+        _insert_hooks.remove(hook)
+
+    ((batch, ids),) = seen
+    stored = {scan.id: scan for scan in session.exec(select(ScanEvent)).all()}
+    assert [stored[i].referrer_host for i in ids] == [row["referrer_host"] for row in batch]
+    assert (stored[ids[0]].os_family, stored[ids[0]].visitor_hash) == ("", None)
