@@ -203,6 +203,19 @@ class GroupCommitScanLog:
             done.set_result(None)
 
 
+# A view waits for its scan's commit, so the writer must not wait longer than a visitor would
+# for a connection: a silent database host holds a connection attempt for the driver's connect
+# timeout (2 s at the least). Past this the batch is spooled instead; the attempt goes on in
+# the background and, if it succeeds, serves the next batch. It only connects, so no row can
+# reach the database that way as well as the spool.
+CONNECT_DEADLINE_SECONDS = 0.5
+
+
+class DatabaseSlow(Exception):
+    def __init__(self) -> None:
+        super().__init__(f"no database connection within {CONNECT_DEADLINE_SECONDS} s")
+
+
 class _Writer:
     """One writer thread's connection, kept between batches (no checkout and ping each time)
     and replaced after it fails."""
@@ -210,13 +223,13 @@ class _Writer:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Connection | None = None
+        self._connecting: Future[Connection] | None = None
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
-        if self._connection is None:
-            self._connection = self._engine.connect()
+        connection = self._connected()
         try:
-            with self._connection.begin():
-                insert_scans(self._connection, rows)
+            with connection.begin():
+                insert_scans(connection, rows)
             SCANS_RECORDED.inc(len(rows))
         except IntegrityError:
             raise  # a bad row; the connection is fine
@@ -224,7 +237,36 @@ class _Writer:
             self.close(failed=True)
             raise
 
+    def _connected(self) -> Connection:
+        if self._connection is not None:
+            return self._connection
+        if self._connecting is None:
+            self._connecting = Future()
+            threading.Thread(
+                target=self._connect,
+                args=(self._connecting,),
+                name="scan-writer-connect",
+                daemon=True,
+            ).start()
+        try:
+            self._connection = self._connecting.result(timeout=CONNECT_DEADLINE_SECONDS)
+        except TimeoutError:
+            raise DatabaseSlow() from None  # still connecting: the next batch asks again
+        finally:
+            if self._connecting.done():
+                self._connecting = None
+        return self._connection
+
+    def _connect(self, result: "Future[Connection]") -> None:
+        try:
+            result.set_result(self._engine.connect())
+        except Exception as exc:
+            result.set_exception(exc)
+
     def close(self, *, failed: bool = False) -> None:
+        if self._connecting is not None:  # a connection that comes after all is not kept
+            self._connecting.add_done_callback(_close_connected)
+            self._connecting = None
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -234,3 +276,8 @@ class _Writer:
             connection.close()
         except Exception:  # it is being thrown away
             log.debug("closing a scan writer connection failed", exc_info=True)
+
+
+def _close_connected(attempt: "Future[Connection]") -> None:
+    if attempt.exception() is None:
+        attempt.result().close()
