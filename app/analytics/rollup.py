@@ -28,6 +28,10 @@ _daily = table_of(CampaignDayTotal)
 _seen = table_of(VisitorSeen)
 _scans = table_of(ScanEvent).c
 _scan_daily = table_of(ScanDaily).c
+# What key_of reads (the day comes from occurred_at), and what telling visitors apart needs.
+_REBUILD_COLUMNS = [
+    _scans[name] for name in ("id", "occurred_at", "is_bot", "visitor_hash", *KEY_COLUMNS[1:])
+]
 
 Key = tuple[date, int, int, int, str, str]
 
@@ -140,7 +144,7 @@ def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
     totals: Counter[Key] = Counter()
     firsts: Counter[Key] = Counter()
     with engine.connect() as connection:
-        query = select(*_rebuild_columns()).order_by(_scans.id)
+        query = select(*_REBUILD_COLUMNS).order_by(_scans.id)
         if recount_from is not None:
             query = query.where(_scans.occurred_at >= recount_from)
         result = connection.execution_options(yield_per=batch).execute(query)
@@ -166,11 +170,6 @@ def rebuild(engine: Engine, zone: ZoneInfo, batch: int = 50_000) -> None:
                 Counter({k: totals[k] for k in chunk}),
                 Counter({k: firsts[k] for k in chunk}),
             )
-
-
-def _rebuild_columns() -> list[Any]:
-    names = ("id", "occurred_at", "is_bot", "visitor_hash", "campaign_id", "placement_id")
-    return [_scans[name] for name in (*names, "creative_id", "channel", "device_class")]
 
 
 def recount_boundary(connection: Connection, zone: ZoneInfo) -> datetime | None:

@@ -59,9 +59,6 @@ async def get_scan_log(request: Request) -> ScanLog:
     return scan_log
 
 
-ScanLogDep = Annotated[ScanLog, Depends(get_scan_log)]
-
-
 @contextmanager
 def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) -> Iterator[None]:
     """Count a failed lookup against the client; past the limit it becomes a 429."""
