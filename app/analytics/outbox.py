@@ -50,13 +50,15 @@ def _connection(target: Session | Connection) -> Connection:
 def subscribers(connection: Connection, event_type: str) -> list[int]:
     """Endpoints that get this event: enabled ones, and those disabled after failures (their
     events wait for them); an endpoint switched off by staff gets nothing."""
-    endpoints = table_of(WebhookEndpoint).c
-    rows: Sequence[Any] = connection.execute(
-        select(endpoints.id, endpoints.event_types).where(
-            or_(endpoints.enabled.is_(True), endpoints.disabled_at.is_not(None))
-        )
-    ).all()
+    rows: Sequence[Any] = connection.execute(_SUBSCRIBERS).all()
     return [endpoint_id for endpoint_id, types in rows if event_type in (types or [])]
+
+
+_endpoints = table_of(WebhookEndpoint).c
+# Built once: it runs in every batch of scans, and building it cost as much as running it.
+_SUBSCRIBERS = select(_endpoints.id, _endpoints.event_types).where(
+    or_(_endpoints.enabled.is_(True), _endpoints.disabled_at.is_not(None))
+)
 
 
 def emit(target: Session | Connection, event_type: str, data: Mapping[str, Any]) -> None:
@@ -65,7 +67,15 @@ def emit(target: Session | Connection, event_type: str, data: Mapping[str, Any])
 
 
 def emit_many(connection: Connection, event_type: str, events: Sequence[Mapping[str, Any]]) -> None:
-    endpoint_ids = subscribers(connection, event_type)
+    _queue(connection, event_type, subscribers(connection, event_type), events)
+
+
+def _queue(
+    connection: Connection,
+    event_type: str,
+    endpoint_ids: Sequence[int],
+    events: Sequence[Mapping[str, Any]],
+) -> None:
     if not endpoint_ids or not events:
         return
     now = utcnow()
@@ -97,6 +107,9 @@ def scans_inserted(
     connection: Connection, rows: Sequence[dict[str, Any]], ids: Sequence[int]
 ) -> None:
     """The scan writer's hook (app.tracking.scanrows.on_scans_inserted): scan.created events."""
+    endpoint_ids = subscribers(connection, "scan.created")
+    if not endpoint_ids:
+        return  # the usual case; the events are not even built
     events = [
         {
             "scan_id": scan_id,
@@ -105,7 +118,7 @@ def scans_inserted(
         }
         for row, scan_id in zip(rows, ids, strict=True)
     ]
-    emit_many(connection, "scan.created", events)
+    _queue(connection, "scan.created", endpoint_ids, events)
 
 
 def conversion_data(conversion: Conversion) -> dict[str, Any]:

@@ -14,12 +14,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, String, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
 from app.config import get_settings
-from app.db import utcnow
+from app.db import bind_processors, driver_sql, utcnow
 from app.tracking.models import ScanDaily, ScanEvent
 
 KEY_COLUMNS = ("day", "campaign_id", "placement_id", "creative_id", "channel", "device_class")
@@ -34,11 +33,6 @@ _REBUILD_COLUMNS = [
 ]
 
 Key = tuple[date, int, int, int, str, str]
-
-
-def _insert(connection: Connection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def key_of(row: dict[str, Any], zone: ZoneInfo) -> Key:
@@ -57,27 +51,27 @@ def first_sightings(connection: Connection, hashes: set[str]) -> set[str]:
     """Which of these hashes were never seen before; they are remembered from now on."""
     if not hashes:
         return set()
-    now = utcnow()
-    if connection.dialect.name == "postgresql":
+    dialect = connection.dialect
+    (seen_at,) = (process(utcnow()) for process in bind_processors(dialect, (_seen.c.seen_at,)))
+    if dialect.name == "postgresql":
         # One text for any number of hashes: psycopg parses a statement once only while it
         # has at most 50 parameters, and a multi-row VALUES list has two a hash.
-        params = {"hashes": sorted(hashes), "now": now}
-        return set(connection.execute(_PG_FIRST_SIGHTINGS, params).scalars())
-    # One statement for any number of rows (executemany): compiled once, cached after.
+        params = {"hashes": sorted(hashes), "now": seen_at}
+        return set(connection.exec_driver_sql(_PG_FIRST_SIGHTINGS, params).scalars())
+    values = [value for h in sorted(hashes) for value in (h, seen_at)]
     statement = (
-        _insert(connection, _seen)
-        .on_conflict_do_nothing(index_elements=["visitor_hash"])
-        .returning(_seen.c.visitor_hash)
+        "INSERT INTO visitor_seen (visitor_hash, seen_at) VALUES "
+        + ", ".join("(?, ?)" for _ in hashes)
+        + " ON CONFLICT (visitor_hash) DO NOTHING RETURNING visitor_hash"
     )
-    values = [{"visitor_hash": h, "seen_at": now} for h in sorted(hashes)]
-    return set(connection.execute(statement, values).scalars())
+    return set(connection.exec_driver_sql(statement, tuple(values)).scalars())
 
 
-_PG_FIRST_SIGHTINGS = text(
+_PG_FIRST_SIGHTINGS = (
     "INSERT INTO visitor_seen (visitor_hash, seen_at)"
-    " SELECT h, :now FROM unnest(CAST(:hashes AS VARCHAR[])) AS h ORDER BY h"
+    " SELECT h, %(now)s FROM unnest(CAST(%(hashes)s AS VARCHAR[])) AS h ORDER BY h"
     " ON CONFLICT (visitor_hash) DO NOTHING RETURNING visitor_hash"
-).columns(visitor_hash=String)
+)
 
 
 def count(
@@ -102,19 +96,25 @@ def add(connection: Connection, scans: Counter[Key], visitors: Counter[Key]) -> 
     """Add the counts to the rollup; keys in one order so concurrent writers cannot deadlock."""
     if not scans:
         return
+    processors = bind_processors(connection.dialect, _ADD_COLUMNS)
     values = [
-        {**dict(zip(KEY_COLUMNS, key, strict=True)), "scans": n, "visitors": visitors[key]}
+        tuple(
+            process(value)
+            for process, value in zip(processors, (*key, n, visitors[key]), strict=True)
+        )
         for key, n in sorted(scans.items())
     ]
-    statement = _insert(connection, _daily)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={
-            "scans": _daily.c.scans + statement.excluded.scans,
-            "visitors": _daily.c.visitors + statement.excluded.visitors,
-        },
-    )
-    connection.execute(statement, values)
+    connection.exec_driver_sql(driver_sql(connection.dialect, _ADD), values)
+
+
+_ADD_COLUMNS = tuple(_daily.c[name] for name in (*KEY_COLUMNS, "scans", "visitors"))
+_ADD = (
+    f"INSERT INTO campaign_day_total ({', '.join(c.name for c in _ADD_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in _ADD_COLUMNS)})"
+    f" ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET"
+    " scans = campaign_day_total.scans + excluded.scans,"
+    " visitors = campaign_day_total.visitors + excluded.visitors"
+)
 
 
 def scans_inserted(

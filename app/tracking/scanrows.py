@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Column, Connection, Integer, Table, insert, text
+from sqlalchemy import Column, Connection, Integer, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from app.db import bind_processors
 from app.tracking.models import ScanEvent
 
 ScanInsertHook = Callable[[Connection, Sequence[dict[str, Any]], Sequence[int]], None]
@@ -39,36 +40,59 @@ def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
         hook(connection, rows, ids)
 
 
-# The ids come back in any order; sorted, they are the rows' ids in order, because both
-# databases number the rows of one INSERT in the order it inserts them (rowid max + 1 on SQLite,
-# the sequence on PostgreSQL, fed by the ORDER BY). SQLAlchemy's sort_by_parameter_order would
-# insert row by row on SQLite, and the multi-row VALUES text it sends PostgreSQL differs with
-# every batch size, so psycopg parses it anew each time: together most of a scan's cost.
+# SQLite numbers an INTEGER PRIMARY KEY as max(rowid) + 1, and the writer holds the database's
+# one write lock for the whole transaction, so the rows of one INSERT get consecutive ids
+# ending at its last rowid. One multi-row INSERT, not executemany: the driver lets go of the
+# interpreter lock for every statement step, and getting it back from the busy event loop is
+# what a batch mostly waits for. (RETURNING would add a step a row.)
 def _insert_sqlite(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    statement = insert(_table).returning(_table.c.id)
-    return sorted(connection.execute(statement, [_complete(row) for row in rows]).scalars())
+    ids: list[int] = []
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+        processors = bind_processors(connection.dialect, _COLUMNS)
+        params = [
+            process(_plain(row[name]))
+            for row in map(_complete, chunk)
+            for name, process in zip(_NAMES, processors, strict=True)
+        ]
+        statement = _SQLITE_INSERT + ", ".join([_SQLITE_ROW] * len(chunk))
+        last = connection.exec_driver_sql(statement, tuple(params)).lastrowid
+        ids += range(last - len(chunk) + 1, last + 1)
+    return ids
 
 
-_COLUMNS = [column for column in _table.c if column.name != "id"]
+_COLUMNS = tuple(column for column in _table.c if column.name != "id")
+_NAMES = [column.name for column in _COLUMNS]
+_SQLITE_INSERT = f"INSERT INTO scan_event ({', '.join(_NAMES)}) VALUES "
+_SQLITE_ROW = f"({', '.join('?' for _ in _NAMES)})"
+# Any SQLite build takes 999 parameters in one statement (newer ones more).
+_SQLITE_ROWS_PER_INSERT = 999 // len(_NAMES)
 _ARRAY_TYPES = {
     column.name: "BIGINT"
     if isinstance(column.type, Integer)
     else column.type.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     for column in _COLUMNS
 }
-_POSTGRESQL_INSERT = text(
-    f"INSERT INTO scan_event ({', '.join(c.name for c in _COLUMNS)}) "
-    f"SELECT {', '.join(c.name for c in _COLUMNS)} FROM unnest("
-    + ", ".join(f"CAST(:{c.name} AS {_ARRAY_TYPES[c.name]}[])" for c in _COLUMNS)
-    + f") WITH ORDINALITY AS t({', '.join(c.name for c in _COLUMNS)}, n) ORDER BY n RETURNING id"
+# The ids come back in any order; sorted, they are the rows' ids in order, because the
+# sequence numbers the rows in the order the ORDER BY feeds them.
+_POSTGRESQL_INSERT = (
+    f"INSERT INTO scan_event ({', '.join(_NAMES)}) "
+    f"SELECT {', '.join(_NAMES)} FROM unnest("
+    + ", ".join(f"CAST(%({name})s AS {_ARRAY_TYPES[name]}[])" for name in _NAMES)
+    + f") WITH ORDINALITY AS t({', '.join(_NAMES)}, n) ORDER BY n RETURNING id"
 )
 
 
 def _insert_postgresql(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """One statement of the same text for any batch: its columns as arrays."""
+    """One statement of the same text for any batch (psycopg parses it once): columns as
+    arrays."""
     completed = [_complete(row) for row in rows]
-    arrays = {c.name: [_plain(row[c.name]) for row in completed] for c in _COLUMNS}
-    return sorted(connection.execute(_POSTGRESQL_INSERT, arrays).scalars())
+    processors = bind_processors(connection.dialect, _COLUMNS)
+    arrays = {
+        name: [process(_plain(row[name])) for row in completed]
+        for name, process in zip(_NAMES, processors, strict=True)
+    }
+    return sorted(connection.exec_driver_sql(_POSTGRESQL_INSERT, arrays).scalars())
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
