@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +59,9 @@ class SessionScanLog:
         await run_in_threadpool(self.write, row)
 
 
-_Pending = tuple[dict[str, Any], "Future[None]"]
+# A row and what waits for its commit: a thread's Future, or a view's asyncio future.
+_Waiter = Union["Future[None]", "asyncio.Future[None]"]
+_Pending = tuple[dict[str, Any], _Waiter]
 # After a failed commit, writers spool at once for this long instead of waiting on a database
 # that is most likely still away; then the next batch tries it again.
 RETRY_DATABASE_AFTER_SECONDS = 1.0
@@ -104,8 +106,13 @@ class GroupCommitScanLog:
             raise ScanNotRecorded() from exc
 
     async def record(self, row: dict[str, Any]) -> None:
+        # An asyncio future, settled from the writer thread together with the rest of its
+        # batch (one wake-up of the event loop a batch, not one a row).
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put((row, done))
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self.submit(row)), COMMIT_TIMEOUT_SECONDS)
+            async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
+                await done
         except Exception as exc:
             raise ScanNotRecorded() from exc
 
@@ -174,7 +181,7 @@ class GroupCommitScanLog:
         except IntegrityError as exc:
             if len(batch) == 1:
                 log.error("a scan event was refused by the database: %s", exc)
-                batch[0][1].set_exception(exc)
+                _settle(batch, exc)
                 return
             # One bad row must not fail its neighbours: try each on its own.
             for item in batch:
@@ -185,8 +192,7 @@ class GroupCommitScanLog:
             self._down_until = time.monotonic() + RETRY_DATABASE_AFTER_SECONDS
             self._spool_batch(batch, exc)
             return
-        for _, done in batch:
-            done.set_result(None)
+        _settle(batch, None)
 
     def _spool_batch(self, batch: list[_Pending], cause: Exception | None) -> None:
         try:
@@ -196,11 +202,37 @@ class GroupCommitScanLog:
             SCANS_SPOOLED.inc(len(batch))
         except Exception as exc:
             log.exception("scan events could be neither committed nor spooled")
-            for _, done in batch:
-                done.set_exception(exc)
+            _settle(batch, exc)
             return
-        for _, done in batch:
+        _settle(batch, None)
+
+
+def _settle(batch: list[_Pending], error: BaseException | None) -> None:
+    """Tell every waiter of ``batch`` how its row went: the threads' futures at once, the
+    views' asyncio futures in one callback per event loop."""
+    views: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for _, done in batch:
+        if isinstance(done, asyncio.Future):
+            views.setdefault(done.get_loop(), []).append(done)
+        elif error is None:
             done.set_result(None)
+        else:
+            done.set_exception(error)
+    for loop, futures in views.items():
+        try:
+            loop.call_soon_threadsafe(_settle_views, futures, error)
+        except RuntimeError:  # that loop is closed: nobody waits there any more
+            pass
+
+
+def _settle_views(futures: list["asyncio.Future[None]"], error: BaseException | None) -> None:
+    for done in futures:
+        if done.done():  # the view gave up waiting (timeout, client gone)
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 # A view waits for its scan's commit, so the writer must not wait longer than a visitor would
