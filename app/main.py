@@ -50,7 +50,7 @@ from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
-from app.tracking.router import page_routes
+from app.tracking.router import canonical_page_route, page_routes
 from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scanrows import on_scans_inserted
@@ -136,6 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
     mount_staff_site(app, settings, pages=[ANALYTICS_PAGES])
+    # The busiest path of all, a tracking page as the QR code spells it, goes before every
+    # other route (it cannot shadow one: see canonical_page_route).
+    app.router.routes.insert(0, canonical_page_route())
     _register_error_handlers(app)
     return app
 

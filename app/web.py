@@ -78,14 +78,11 @@ def csrf_token(request: Request, settings: Settings) -> str:
 def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
     token = getattr(request.state, "new_csrf_token", None)
     if token:
-        response.set_cookie(
-            CSRF_COOKIE,
-            token,
-            httponly=True,
-            samesite="lax",
-            secure=settings.public_base_url.startswith("https://"),
-            path="/",
-        )
+        # What Response.set_cookie writes, without http.cookies' Morsel on every first view
+        # (a token is letters, digits, "-", "_" and ".": nothing to quote).
+        secure = "; Secure" if settings.public_base_url.startswith("https://") else ""
+        cookie = f"{CSRF_COOKIE}={token}; HttpOnly; Path=/; SameSite=lax{secure}"
+        response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
 
 
 def _valid(token: str, settings: Settings) -> bool:

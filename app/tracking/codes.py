@@ -5,6 +5,7 @@ spaces, dots and dashes of any kind anywhere, and Crockford's aliases (I and L r
 O as 0). Anything else is an InvalidCode that explains the format.
 """
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -46,8 +47,14 @@ def _is_separator(char: str) -> bool:
     return char.isspace() or char in ".\u2212" or unicodedata.category(char) == "Pd"
 
 
+# A code already in canonical form, as the QR code and every link we print carry it.
+CANONICAL = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{9}(?:[0-9A-HJKMNP-TV-Z]{16})?")
+
+
 def parse_tracking_code(raw: str) -> TrackingCode:
     """Normalize ``raw`` to a canonical ULID or tracking ID, or raise InvalidCode."""
+    if CANONICAL.fullmatch(raw):  # the common case, without the character-by-character walk
+        return TrackingCode(raw, CodeForm.FULL if len(raw) == FULL_LENGTH else CodeForm.SHORT)
     if len(raw) > MAX_INPUT_LENGTH:
         raise InvalidCode("That code is far too long.")
     cleaned = "".join(char for char in raw if not _is_separator(char))

@@ -12,7 +12,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from starlette.routing import BaseRoute
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from app.config import Settings, SettingsDep, get_settings
 from app.db import (
@@ -29,7 +31,13 @@ from app.offers.models import OfferStatus
 from app.offers.router import RendererDep, pdf_response
 from app.templating import html_response, is_htmx, render, render_html
 from app.tracking import service
-from app.tracking.codes import FORMAT_HELP, InvalidCode, TrackingCode, parse_tracking_code
+from app.tracking.codes import (
+    CANONICAL,
+    FORMAT_HELP,
+    InvalidCode,
+    TrackingCode,
+    parse_tracking_code,
+)
 from app.tracking.models import CodeForm
 from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, page_cache
 from app.tracking.ratelimit import MissLimiter
@@ -78,7 +86,8 @@ def visit_of(request: Request, settings: Settings) -> Visit:
         user_agent=headers.get("user-agent", ""),
         referrer=headers.get("referer", ""),
         do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
-        marker=request.query_params.get("src", ""),
+        # Parsing the query string costs more than all of the rest: most views have none.
+        marker=request.query_params.get("src", "") if request.scope["query_string"] else "",
     )
 
 
@@ -115,14 +124,14 @@ def _load_page(
         "creative_id": offer.creative_id,
     }
     cached = CachedPage(offer.id, code.form, html, has_forms, page_cache.expiry(), campaign)
-    page_cache.put(_cache_key(request, code), cached, epoch)
+    page_cache.put(_cache_key(request, code, is_htmx(request)), cached, epoch)
     return cached
 
 
 async def _page(
-    request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings
+    request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings, htmx: bool
 ) -> CachedPage:
-    key = _cache_key(request, code)
+    key = _cache_key(request, code, htmx)
     cached = page_cache.get(key)
     if cached is not None:
         return cached  # needs no database, so it is served while the database is away too
@@ -142,8 +151,12 @@ async def _page(
         raise service.StatusUnavailable(code) from exc
 
 
-def _cache_key(request: Request, code: TrackingCode) -> CacheKey:
-    return (code.value, is_htmx(request), str(request.base_url))
+def _cache_key(request: Request, code: TrackingCode, htmx: bool) -> CacheKey:
+    # What the page's absolute links are built from (request.base_url, which costs more to
+    # build than the rest of a cached view).
+    scope = request.scope
+    origin = f"{scope['scheme']}://{request.headers.get('host', '')}{scope.get('root_path', '')}"
+    return (code.value, htmx, origin)
 
 
 def _page_response(
@@ -189,11 +202,12 @@ async def tracking_page(request: Request) -> Response:
     settings = get_settings()
     limiter: MissLimiter = request.app.state.miss_limiter
     sessions: SessionFactory = overridable(request, get_session_factory, new_session)
+    htmx = is_htmx(request)
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(str(request.path_params["code"]))
-        page = await _page(request, sessions, parsed, settings)
+        page = await _page(request, sessions, parsed, settings, htmx)
     visit = visit_of(request, settings)
-    if not is_htmx(request) and not _is_internal_navigation(visit, settings):
+    if not htmx and not _is_internal_navigation(visit, settings):
         scan_log: ScanLog = overridable(request, get_scan_log, request.app.state.scan_log)
         await service.log_scan(sessions, page, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""
@@ -203,6 +217,24 @@ async def tracking_page(request: Request) -> Response:
 def page_routes() -> list[BaseRoute]:
     """The tracking page's route, for the app's route list after the single-segment pages."""
     return [LabelledRoute("/{code}", tracking_page, methods=["GET"], name="tracking:page")]
+
+
+class _CanonicalCodeRoute(LabelledRoute):
+    """/{code} for a code spelled as the QR code and our links spell it (upper case, no
+    separators), which no other single-segment path of ours is: safe to match before all of
+    them. Every other spelling reaches the page through ``page_routes``, after them."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = get_route_path(scope)
+        if scope["type"] != "http" or path[:1] != "/" or not CANONICAL.fullmatch(path, 1):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def canonical_page_route() -> BaseRoute:
+    """The tracking page for canonical codes, to put first in the app's route list: the
+    busiest path is then matched without trying every route before it."""
+    return _CanonicalCodeRoute("/{code}", tracking_page, methods=["GET"], name="tracking:page")
 
 
 def _full_code(code: str) -> TrackingCode:
