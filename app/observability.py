@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -93,8 +94,9 @@ class RequestContextMiddleware:
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = route_label(scope)
         method = scope["method"] if scope["method"] in _METHODS else "other"
-        HTTP_REQUESTS.labels(route, method, str(status)).inc()
-        HTTP_LATENCY.labels(route, method).observe(seconds)
+        counter, histogram = _children(route, method, status)
+        counter.inc()
+        histogram.observe(seconds)
         if self.log_requests:
             # The route template, not the path: a path holds the customer's full ULID.
             access_log.info(
@@ -104,6 +106,12 @@ class RequestContextMiddleware:
                 status,
                 extra={"route": route, "status": status, "duration_ms": round(seconds * 1e3, 1)},
             )
+
+
+@lru_cache(maxsize=4096)  # route templates, methods and statuses: a bounded set
+def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The metrics' children for these labels (``labels()`` takes a lock and builds a key)."""
+    return HTTP_REQUESTS.labels(route, method, str(status)), HTTP_LATENCY.labels(route, method)
 
 
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}

@@ -111,25 +111,55 @@ def secure_response(request: Request, response: Response, settings: Settings) ->
     apply_headers(response.headers, HeaderSet.for_settings(settings), request.url.path, nonce)
 
 
+def _needs_nonce(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix, _ in POLICIES)
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.headers = HeaderSet.for_settings(settings)
+        # The public site's usual answer (an HTML page, no header of these set by the view),
+        # encoded once: the tracking page and the campaign redirect are most of our traffic.
+        self._public = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (
+                *self.headers.common,
+                ("Referrer-Policy", "no-referrer"),
+                ("Content-Security-Policy", PUBLIC_POLICY),
+            )
+        ]
+        self._public_names = frozenset(name for name, _ in self._public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        nonce = new_nonce()
-        scope.setdefault("state", {})["csp_nonce"] = nonce
         path = scope["path"]
+        # Only the policies of the staff site and the API docs name a nonce.
+        nonce = new_nonce() if _needs_nonce(path) else ""
+        scope.setdefault("state", {})["csp_nonce"] = nonce
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                apply_headers(MutableHeaders(scope=message), self.headers, path, nonce)
+                self._apply(message, path, nonce)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _apply(self, message: Message, path: str, nonce: str) -> None:
+        raw: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+        message["headers"] = raw
+        present = {name.lower() for name, _ in raw}
+        content_type = next((v for n, v in raw if n.lower() == b"content-type"), b"")
+        public_page = not nonce and referrer_policy_for(path) == "no-referrer"
+        if public_page and not content_type.startswith(b"application/pdf"):
+            if present.isdisjoint(self._public_names):
+                raw.extend(self._public)
+            else:
+                raw.extend(h for h in self._public if h[0] not in present)
+            return
+        apply_headers(MutableHeaders(raw=raw), self.headers, path, nonce)
 
 
 def body_too_large_detail(limit: int) -> str:
