@@ -119,10 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.scans_inserted)
     on_scans_inserted(outbox.scans_inserted)
-    # Routes are matched in order, and the public pages are the busiest paths: campaign
-    # redirects first, then every other single-segment path, then the tracking pages (whose
-    # /{code} would shadow those); the API and the staff site, deeper paths all, come last.
-    app.router.routes.extend(campaign_code_routes())
+    # Routes are matched in order, and the public pages are the busiest paths: every other
+    # single-segment path before the tracking pages (whose /{code} would shadow those); the
+    # API and the staff site, deeper paths all, come last. Campaign redirects and canonical
+    # codes are put first of all below.
     app.add_api_route("/favicon.ico", favicon, include_in_schema=False)
     app.add_api_route("/robots.txt", robots_txt, include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
@@ -136,9 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
     mount_staff_site(app, settings, pages=[ANALYTICS_PAGES])
-    # The busiest path of all, a tracking page as the QR code spells it, goes before every
-    # other route (it cannot shadow one: see canonical_page_route).
-    app.router.routes.insert(0, canonical_page_route())
+    # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
+    # before every other route (neither can shadow one: see canonical_page_route; no other
+    # path starts with /c/).
+    app.router.routes[:0] = [canonical_page_route(), *campaign_code_routes()]
     _register_error_handlers(app)
     return app
 
