@@ -113,13 +113,14 @@ def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ig
     return server(args, env, port)
 
 
-def bare_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
+def bare_server(env: dict[str, str], app: str = "app") -> "contextmanager[str]":  # type: ignore[valid-type]
+    """A baseline of bench/bare_app.py: ``app`` (def endpoints) or ``async_app``."""
     port = free_port()
     args = [
         sys.executable,
         "-m",
         "uvicorn",
-        "bench.bare_app:app",
+        f"bench.bare_app:{app}",
         "--port",
         str(port),
         "--log-level",

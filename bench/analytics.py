@@ -4,9 +4,10 @@
    campaign codes) and 20,000 conversions into a scratch database, then times each of the
    dashboard's aggregate queries for a 90-day range: the median of 5 runs after a warm-up.
    Target: < 500 ms each.
-2. Serves OfferTrack and a bare FastAPI redirect endpoint the same way (uvicorn, one process)
-   and loads /c/{slug} with wrk (32 connections, an iPhone user agent): the campaign redirect
-   (routing rules, A/B split, scan event committed) against the bare 302. Target: ratio >= 0.5.
+2. Serves OfferTrack and two bare FastAPI redirect endpoints (``def`` and ``async def``, see
+   bench/bare_app.py) the same way (uvicorn, one process) and loads /c/{slug} with wrk (32
+   connections, an iPhone user agent): the campaign redirect (routing rules, A/B split, scan
+   event committed) against each bare 302. Target: ratio >= 0.5.
 
     .venv/bin/python bench/analytics.py [--seconds 5] [--rounds 3] [--sqlite-only] [--redirect-only]
 
@@ -24,7 +25,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,12 +42,10 @@ from app.offers import ids  # noqa: E402
 from app.offers.models import Offer, OfferStatus  # noqa: E402
 from bench._servers import (  # noqa: E402
     PG_URL,
-    bare_server,
-    offertrack_server,
     postgres_available,
     scratch_env,
 )
-from bench.tracking import run_wrk  # noqa: E402
+from bench.tracking import compare  # noqa: E402
 
 SCANS = 1_000_000
 CONVERSIONS = 20_000
@@ -327,26 +325,8 @@ def bench_queries(name: str, env: dict[str, str]) -> World:
 
 def bench_redirect(name: str, env: dict[str, str], slug: str, seconds: int, rounds: int) -> None:
     headers = ["-H", f"User-Agent: {IPHONE}", "-H", "Accept-Language: de-DE,de;q=0.9"]
-    bare_runs, our_runs = [], []
-    # Side by side, taking turns (as bench/tracking.py): a noisy neighbour weighs on both.
-    with bare_server(env) as bare_base, offertrack_server(env) as our_base:
-        bare_url, our_url = f"{bare_base}/c/{slug}", f"{our_base}/c/{slug}"
-        run_wrk(bare_url, 2, headers)
-        run_wrk(our_url, 2, headers)
-        for _ in range(rounds):
-            bare_runs.append(run_wrk(bare_url, seconds, headers))
-            our_runs.append(run_wrk(our_url, seconds, headers))
-    ratios = [ours.rps / bare.rps for ours, bare in zip(our_runs, bare_runs, strict=True)]
-    for label, runs in (("bare redirect ", bare_runs), ("GET /c/{slug}  ", our_runs)):
-        print(
-            f"  {label} {median(r.rps for r in runs):8.0f} req/s  "
-            f"p50 {median(r.p50_ms for r in runs):6.1f} ms  "
-            f"p99 {median(r.p99_ms for r in runs):6.1f} ms  errors {sum(r.errors for r in runs)}"
-        )
-    print(
-        f"  ratio (ours / bare), median of rounds: {median(ratios):.2f}  "
-        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.5)"
-    )
+    print(f"  campaign redirect, {rounds} rounds of {seconds} s each server:")
+    compare(env, f"/c/{slug}", "GET /c/{slug}", seconds, rounds, headers)
 
 
 def main() -> None:
