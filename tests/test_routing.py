@@ -2,6 +2,10 @@
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app.config import Settings
+from tests.factories import make_offer
 
 
 @pytest.mark.parametrize(
@@ -31,3 +35,35 @@ def test_the_staff_site_without_its_slash_is_found(client: TestClient) -> None:
 
     assert response.status_code == 307
     assert response.headers["location"] == "/admin/"
+
+
+def test_no_other_single_segment_path_is_spelled_like_a_canonical_code(
+    client: TestClient,
+) -> None:
+    """The canonical-code route is matched before every other route: a path of ours that
+    looked like a code (ten or 26 upper-case Crockford characters) would be shadowed."""
+    from starlette.routing import Mount
+
+    from app.tracking.codes import CANONICAL
+
+    paths = [
+        path
+        for route in client.app.router.routes  # type: ignore[attr-defined]
+        if isinstance(path := getattr(route, "path", None), str) and "{" not in path
+    ]
+    mounts = [r.path for r in client.app.router.routes if isinstance(r, Mount)]  # type: ignore[attr-defined]
+
+    assert "/favicon.ico" in paths and "/static" in mounts
+    assert [p for p in paths + mounts if CANONICAL.fullmatch(p.strip("/"))] == []
+
+
+def test_a_canonical_code_and_another_spelling_open_the_same_page(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    code = make_offer(session, settings, issued=True).id
+
+    canonical = client.get(f"/{code}")
+    spelled = client.get(f"/{code.lower()[:5]}-{code.lower()[5:]}")
+
+    assert canonical.status_code == spelled.status_code == 200
+    assert code in canonical.text and code in spelled.text
