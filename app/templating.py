@@ -62,10 +62,12 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def html_response(html: str, *, status_code: int = 200) -> HTMLResponse:
-    response = HTMLResponse(html, status_code=status_code)
-    response.headers["Vary"] = "HX-Request"
-    return response
+def html_response(
+    html: str, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    return HTMLResponse(
+        html, status_code=status_code, headers={"Vary": "HX-Request", **(headers or {})}
+    )
 
 
 def render(

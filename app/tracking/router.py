@@ -159,15 +159,16 @@ def _cache_key(request: Request, code: TrackingCode, htmx: bool) -> CacheKey:
     return (code.value, htmx, origin)
 
 
+# Live data for one customer: never cached by proxies, and never handed on to the carrier's
+# site in a Referer header (the full ULID is the key to the offer).
+_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
 def _page_response(
     request: Request, html: str, settings: Settings, *, status_code: int = 200
 ) -> Response:
-    response = html_response(html, status_code=status_code)
+    response = html_response(html, status_code=status_code, headers=_PAGE_HEADERS)
     set_csrf_cookie(request, response, settings)
-    # Live data for one customer: never cached by proxies, and never handed on to the carrier's
-    # site in a Referer header (the full ULID is the key to the offer).
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
