@@ -84,7 +84,10 @@ def _cross_origin(request: Request) -> bool:
     # the public https:// origin: both are ours.
     public = urlsplit(get_settings().public_base_url)
     own = {(request.url.scheme, request.url.netloc), (public.scheme, public.netloc)}
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # no origin a browser sends ("http://[x"): not ours
+        return True
     return origin == "null" or (parts.scheme, parts.netloc) not in own
 
 

@@ -62,6 +62,22 @@ def test_a_forged_cross_site_post_fails_and_changes_nothing(
     assert _status(db, issued) == OfferStatus.ORDERED
 
 
+def test_a_malformed_origin_is_refused_as_cross_site(
+    web: TestClient, as_role: Callable[[Role], str], issued: str, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+
+    response = web.post(
+        f"/admin/offers/{issued}/activate",
+        data={"csrf_token": token},
+        headers={"Origin": "http://[oops"},
+    )
+
+    assert response.status_code == 403
+    assert "could not be verified" in response.text
+    assert _status(db, issued) == OfferStatus.ISSUED
+
+
 def test_behind_a_tls_proxy_the_public_origin_is_ours(
     web: TestClient, as_role: Callable[[Role], str], issued: str, db: Session
 ) -> None:
