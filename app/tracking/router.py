@@ -5,14 +5,13 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import lru_cache, partial
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
-from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
@@ -42,7 +41,7 @@ from app.tracking.models import CodeForm
 from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, page_cache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
-from app.tracking.scans import FORM_MARKER, Visit
+from app.tracking.scans import FORM_MARKER, Visit, referrer_host
 from app.tracking.schemas import AcceptForm, DeclineForm
 from app.web import CsrfChecked, client_address, csrf_token, overridable, set_csrf_cookie
 
@@ -93,8 +92,15 @@ def visit_of(request: Request, settings: Settings) -> Visit:
 
 def _is_internal_navigation(visit: Visit, settings: Settings) -> bool:
     """A reload after accepting, or a click between our own pages, is not a new scan."""
-    own_host = urlsplit(settings.public_base_url).hostname
-    return not visit.marker and bool(own_host) and urlsplit(visit.referrer).hostname == own_host
+    if visit.marker or not visit.referrer:
+        return False
+    own_host = _host_of(settings.public_base_url)
+    return bool(own_host) and referrer_host(visit.referrer) == own_host
+
+
+@lru_cache(maxsize=8)
+def _host_of(url: str) -> str | None:
+    return urlsplit(url).hostname
 
 
 def _has_forms(page: service.TrackingPage) -> bool:
@@ -155,8 +161,8 @@ def _cache_key(request: Request, code: TrackingCode, htmx: bool) -> CacheKey:
     # What the page's absolute links are built from (request.base_url, which costs more to
     # build than the rest of a cached view).
     scope = request.scope
-    origin = f"{scope['scheme']}://{request.headers.get('host', '')}{scope.get('root_path', '')}"
-    return (code.value, htmx, origin)
+    host = request.headers.get("host") or "{}:{}".format(*scope.get("server") or ("", ""))
+    return (code.value, htmx, f"{scope['scheme']}://{host}{scope.get('root_path', '')}")
 
 
 # Live data for one customer: never cached by proxies, and never handed on to the carrier's
@@ -226,10 +232,10 @@ class _CanonicalCodeRoute(LabelledRoute):
     them. Every other spelling reaches the page through ``page_routes``, after them."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path = get_route_path(scope)
-        if scope["type"] != "http" or path[:1] != "/" or not CANONICAL.fullmatch(path, 1):
+        match, child_scope = super().matches(scope)
+        if match is Match.NONE or not CANONICAL.fullmatch(child_scope["path_params"]["code"]):
             return Match.NONE, {}
-        return super().matches(scope)
+        return match, child_scope
 
 
 def canonical_page_route() -> BaseRoute:

@@ -191,6 +191,19 @@ def test_channels_qr_pdf_and_web(client: TestClient, session: Session, settings:
     assert all(e.code_form == "full" for e in events)
 
 
+def test_a_malformed_referrer_is_a_scan_without_a_referrer_host(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+
+    response = client.get(
+        f"/{offer.id}", headers={"user-agent": DESKTOP, "referer": "http://[oops/"}
+    )
+
+    assert response.status_code == 200
+    assert [(e.channel, e.referrer_host) for e in scans(session, offer)] == [("web", "")]
+
+
 def test_scan_events_store_no_ip_or_user_agent(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
