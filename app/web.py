@@ -6,7 +6,6 @@ the cookie but cannot read it, so it cannot put the matching token in the form.
 """
 
 import base64
-import hashlib
 import hmac
 import ipaddress
 from collections.abc import Callable
@@ -60,7 +59,7 @@ def _is_trusted(address: str, settings: Settings) -> bool:
 
 def _signature(nonce: str, settings: Settings) -> str:
     key = ("offertrack-csrf:" + settings.resolved_secret_key()).encode()
-    digest = hmac.new(key, nonce.encode(), hashlib.sha256).digest()
+    digest = hmac.digest(key, nonce.encode(), "sha256")
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 

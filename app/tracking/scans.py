@@ -5,7 +5,6 @@ every UTC day and is deleted after 48 hours, so unique visitors can be counted w
 nobody can be followed from one day to the next, or from one offer to another.
 """
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -152,7 +151,7 @@ def purge_visitor_keys(session: Session) -> None:
 
 def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     message = "\x1f".join((visit.client_ip, visit.user_agent, offer_id)).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, "sha256").hex()
 
 
 def todays_visitor_hash(session: Session, visit: Visit, subject: str) -> str | None:
