@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # FastAPI's native OpenTelemetry (traces, metrics and logs through the global providers).
+    # Off unless asked for: our metrics are Prometheus's (/metrics), and FastAPI asks for the
+    # providers on every request, 4% of the cost of a tracking-page view.
+    opentelemetry: bool = False
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Scan events older than this are rolled up into daily counts and deleted.
     scan_retention_days: int = Field(default=400, ge=1, le=36500)

@@ -106,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,  # ReDoc needs Google's fonts and an inline style; Swagger UI is enough
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.

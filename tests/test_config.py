@@ -39,3 +39,13 @@ def test_bad_settings_fail_with_a_clear_message(monkeypatch: pytest.MonkeyPatch)
 
     with pytest.raises(ValueError, match="unknown time zone"):
         Settings()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_fastapi_opentelemetry_follows_its_setting(tmp_path: Path, enabled: bool) -> None:
+    app = create_app(Settings(var_dir=tmp_path, opentelemetry=enabled))
+
+    # FastAPI keeps the configuration it was given (there is no public accessor); with all
+    # three off it never asks the global providers on a request.
+    config = app._telemetry
+    assert (config["tracing"], config["metrics"], config["logs"]) == (enabled,) * 3
