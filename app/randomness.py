@@ -9,6 +9,7 @@ same key still never repeat each other's tokens.
 """
 
 import base64
+import hashlib
 import hmac
 import itertools
 import os
@@ -21,7 +22,7 @@ def token_bytes(size: int = 16) -> bytes:
     if not 0 < size <= 32:
         raise ValueError("between 1 and 32 bytes")
     message = os.getpid().to_bytes(8, "big") + next(_counter).to_bytes(16, "big")
-    return hmac.digest(_KEY, message, "sha256")[:size]  # one call, no HMAC object
+    return hmac.new(_KEY, message, hashlib.sha256).digest()[:size]
 
 
 def token_urlsafe(size: int = 16) -> str:

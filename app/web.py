@@ -6,6 +6,7 @@ the cookie but cannot read it, so it cannot put the matching token in the form.
 """
 
 import base64
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Callable
@@ -59,7 +60,7 @@ def _is_trusted(address: str, settings: Settings) -> bool:
 
 def _signature(nonce: str, settings: Settings) -> str:
     key = ("offertrack-csrf:" + settings.resolved_secret_key()).encode()
-    digest = hmac.digest(key, nonce.encode(), "sha256")
+    digest = hmac.new(key, nonce.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode()
 
 

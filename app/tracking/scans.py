@@ -5,6 +5,7 @@ every UTC day and is deleted after 48 hours, so unique visitors can be counted w
 nobody can be followed from one day to the next, or from one offer to another.
 """
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -151,7 +152,7 @@ def purge_visitor_keys(session: Session) -> None:
 
 def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
     message = "\x1f".join((visit.client_ip, visit.user_agent, offer_id)).encode()
-    return hmac.digest(key, message, "sha256").hex()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def todays_visitor_hash(session: Session, visit: Visit, subject: str) -> str | None:
