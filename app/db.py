@@ -34,6 +34,9 @@ metadata: MetaData = SQLModel.metadata
 SQLITE_LOCK_TIMEOUT = 30.0
 Processor = Callable[[Any], Any]
 READ_ONLY: Final = "offertrack_read_only"
+# A write transaction that fails at once, instead of waiting, when another writer holds SQLite's
+# lock (the scan writer on the event loop, which must never wait for a lock).
+NO_WAIT: Final = "offertrack_no_wait"
 
 
 def utcnow() -> datetime:
@@ -81,10 +84,14 @@ class _QueuedWriterConnection(sqlite3.Connection):
     write_lock: "threading.Lock | None" = None
     holds_write_lock = False
 
-    def acquire_write_lock(self) -> None:
+    def acquire_write_lock(self, *, wait: bool = True) -> None:
         assert self.write_lock is not None
-        if not self.write_lock.acquire(timeout=SQLITE_LOCK_TIMEOUT):
-            raise sqlite3.OperationalError("database is locked (waited for other writers)")
+        if wait:
+            acquired = self.write_lock.acquire(timeout=SQLITE_LOCK_TIMEOUT)
+        else:
+            acquired = self.write_lock.acquire(blocking=False)
+        if not acquired:
+            raise sqlite3.OperationalError("database is locked (another writer holds it)")
         self.holds_write_lock = True
 
     def release_write_lock(self) -> None:
@@ -176,7 +183,9 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN DEFERRED")
             return
         dbapi_connection = connection.connection.dbapi_connection
-        dbapi_connection.acquire_write_lock()
+        dbapi_connection.acquire_write_lock(
+            wait=not connection.get_execution_options().get(NO_WAIT)
+        )
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:

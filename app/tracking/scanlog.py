@@ -14,14 +14,16 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, Union
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.db import NO_WAIT
 from app.errors import ServiceUnavailable
 from app.metrics import SCANS_RECORDED, SCANS_SPOOLED
 from app.tracking.scanrows import insert_scans
@@ -66,6 +68,10 @@ _Pending = tuple[dict[str, Any], _Waiter]
 # that is most likely still away; then the next batch tries it again.
 RETRY_DATABASE_AFTER_SECONDS = 1.0
 REPLAY_INTERVAL_SECONDS = 2.0
+# How often the log the loop writer fills is copied into SQLite's database file: at a thousand
+# scans a second it grows some 5 MB a second, and SQLite's own checkpoints (every 1000 pages,
+# about 4 MB) kept it near that size.
+CHECKPOINT_INTERVAL_SECONDS = 0.5
 
 
 class GroupCommitScanLog:
@@ -75,13 +81,28 @@ class GroupCommitScanLog:
     PostgreSQL a commit waits for the disk, and a second writer commits the next batch
     meanwhile. SQLite has one writer at a time anyway, so one thread suffices there.
     With a ``spool``, rows the database cannot take are kept in it, and replayed later.
+
+    On SQLite the views' rows are committed on the event loop itself (``_LoopWriter``): a
+    batch takes a millisecond or two there, while a writer thread spends most of a batch
+    handing the interpreter lock back and forth with the loop. Whatever the loop writer cannot
+    commit at once (the lock is taken, an error) goes to the writer threads, which wait, split
+    bad rows and spool as above.
     """
 
-    def __init__(self, engine: Engine, *, writers: int = 1, spool: ScanSpool | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        writers: int = 1,
+        spool: ScanSpool | None = None,
+        on_loop: bool | None = None,
+    ) -> None:
         self._engine = engine
         self._spool = spool
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._down_until = 0.0
+        self._on_loop = engine.dialect.name == "sqlite" if on_loop is None else on_loop
+        self._loop_writer: _LoopWriter | None = None
         self._threads = [
             threading.Thread(target=self._run, name=f"scan-writer-{n}", daemon=True)
             for n in range(writers)
@@ -90,6 +111,12 @@ class GroupCommitScanLog:
         if spool is not None:
             self._threads.append(
                 threading.Thread(target=self._replay_loop, name="scan-spool-replay", daemon=True)
+            )
+        if self._on_loop:
+            self._threads.append(
+                threading.Thread(
+                    target=self._checkpoint_loop, name="scan-log-checkpoint", daemon=True
+                )
             )
         for thread in self._threads:
             thread.start()
@@ -108,8 +135,13 @@ class GroupCommitScanLog:
     async def record(self, row: dict[str, Any]) -> None:
         # An asyncio future, settled from the writer thread together with the rest of its
         # batch (one wake-up of the event loop a batch, not one a row).
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put((row, done))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        writer = self._loop_writer_for(loop)
+        if writer is None:
+            self._queue.put((row, done))
+        else:
+            writer.add((row, done))
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
                 await done
@@ -122,7 +154,23 @@ class GroupCommitScanLog:
         self._queue.put((row, done))
         return done
 
+    def _loop_writer_for(self, loop: asyncio.AbstractEventLoop) -> "_LoopWriter | None":
+        if not self._on_loop or time.monotonic() < self._down_until:
+            return None  # the threads spool while the database is away
+        writer = self._loop_writer
+        if writer is None or writer.loop.is_closed():
+            if writer is not None:
+                writer.close()
+            writer = self._loop_writer = _LoopWriter(self._engine, loop, self._hand_over)
+        return writer if writer.loop is loop else None
+
+    def _hand_over(self, batch: list[_Pending]) -> None:
+        for item in batch:
+            self._queue.put(item)
+
     def close(self) -> None:
+        if self._loop_writer is not None:
+            self._loop_writer.close()
         self._stopping.set()
         for _ in self._threads:
             self._queue.put(None)
@@ -147,6 +195,26 @@ class GroupCommitScanLog:
                 self.replay_spool()
             except Exception as exc:  # the database is still away: the next round tries again
                 log.info("spooled scan events not replayed yet: %s", exc)
+
+    def _checkpoint_loop(self) -> None:
+        while not self._stopping.wait(CHECKPOINT_INTERVAL_SECONDS):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file, here rather than in the loop
+        writer's commits (it syncs the disk, and the loop must not wait for that).
+
+        RESTART, not PASSIVE: it waits for the writer of the moment and holds off the next
+        (the loop writer hands its batch to the threads meanwhile), so that the log is copied
+        whole and the next write starts it over; under constant writes a PASSIVE checkpoint
+        never catches up, and the log grows without end."""
+        try:
+            with self._engine.connect() as connection:
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        except Exception as exc:  # the next round tries again
+            log.info("write-ahead log not checkpointed: %s", exc)
 
     def _run(self) -> None:
         writer = _Writer(self._engine)
@@ -233,6 +301,75 @@ def _settle_views(futures: list["asyncio.Future[None]"], error: BaseException | 
             done.set_result(None)
         else:
             done.set_exception(error)
+
+
+class _LoopWriter:
+    """Commits rows on the event loop, in batches: every row added while the loop works
+    through the requests at hand goes into one transaction, run once they are done.
+
+    It never waits: its transactions take SQLite's lock without queueing for it, and its
+    connection has no busy timeout; a batch that cannot be committed at once, for any
+    reason, is handed to the writer threads whole (nothing of it was committed). Its own
+    commits never checkpoint the write-ahead log (GroupCommitScanLog.checkpoint does, in a
+    thread).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        loop: asyncio.AbstractEventLoop,
+        hand_over: Callable[[list[_Pending]], None],
+    ) -> None:
+        self.loop = loop
+        self._engine = engine
+        self._hand_over = hand_over
+        self._pending: list[_Pending] = []
+        self._connection: Connection | None = None
+
+    def add(self, item: _Pending) -> None:
+        self._pending.append(item)
+        if len(self._pending) == 1:
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            connection = self._connected()
+            with connection.begin():
+                insert_scans(connection, [row for row, _ in batch])
+        except Exception as exc:
+            log.debug("scan batch handed to the writer threads: %s", exc)
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                self.close()
+            self._hand_over(batch)
+            return
+        SCANS_RECORDED.inc(len(batch))
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    def _connected(self) -> Connection:
+        if self._connection is None:
+            connection = self._engine.connect().execution_options(**{NO_WAIT: True})
+            connection.detach()  # its settings below must not reach the pool
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")  # another process's lock: hand over at once
+            raw.execute("PRAGMA wal_autocheckpoint=0")
+            self._connection = connection
+        return self._connection
+
+    def close(self) -> None:
+        """Hand what is still waiting to the threads, and let go of the connection."""
+        batch, self._pending = self._pending, []
+        if batch:
+            self._hand_over(batch)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # it is being thrown away
+                log.debug("closing the loop writer's connection failed", exc_info=True)
 
 
 # A view waits for its scan's commit, so the writer must not wait longer than a visitor would

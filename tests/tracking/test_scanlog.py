@@ -1,12 +1,15 @@
 """The group-commit writer: a caller returns only once its row is committed."""
 
 import asyncio
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from app.config import get_settings
@@ -138,3 +141,91 @@ def test_hooks_get_each_rows_own_id_and_the_columns_a_row_left_out(session: Sess
     stored = {scan.id: scan for scan in session.exec(select(ScanEvent)).all()}
     assert [stored[i].referrer_host for i in ids] == [row["referrer_host"] for row in batch]
     assert (stored[ids[0]].os_family, stored[ids[0]].visitor_hash) == ("", None)
+
+
+@pytest.mark.concurrency
+def test_on_sqlite_a_view_s_row_is_committed_on_the_event_loop(committed: Engine) -> None:
+    if committed.dialect.name != "sqlite":
+        pytest.skip("the loop writer is SQLite's")
+    with Session(committed, expire_on_commit=False) as session:
+        offer_id = make_offer(session, get_settings(), issued=True).id
+    scan_log = GroupCommitScanLog(committed, writers=0)  # no thread could commit them
+
+    async def views() -> None:
+        await asyncio.gather(*(scan_log.record(_row(offer_id)) for _ in range(50)))
+
+    try:
+        run_async(views)
+        assert _count(committed, offer_id) == 50
+    finally:
+        scan_log.close()
+
+
+@pytest.mark.concurrency
+def test_while_another_writer_holds_the_lock_the_loop_keeps_serving(committed: Engine) -> None:
+    """The loop writer never waits for SQLite's lock: it hands the batch to the writer
+    threads, and the event loop goes on answering meanwhile."""
+    if committed.dialect.name != "sqlite":
+        pytest.skip("SQLite's one writer lock")
+    with Session(committed, expire_on_commit=False) as session:
+        offer_id = make_offer(session, get_settings(), issued=True).id
+    scan_log = GroupCommitScanLog(committed)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with committed.begin() as connection:  # a write transaction: SQLite's one writer
+            connection.execute(text("UPDATE offer SET customer_reference = customer_reference"))
+            locked.set()
+            release.wait(5)
+
+    async def scenario() -> tuple[float, float]:
+        holder = asyncio.create_task(asyncio.to_thread(hold_the_write_lock))
+        await asyncio.to_thread(locked.wait, 5)
+        recorded = asyncio.create_task(scan_log.record(_row(offer_id)))
+        longest_gap, last = 0.0, time.monotonic()
+        for _ in range(30):  # 0.3 s of ticks while the row waits for the lock
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest_gap, last = max(longest_gap, now - last), now
+        waited_before = 0.0 if not recorded.done() else 1.0
+        release.set()
+        await recorded
+        await holder
+        return longest_gap, waited_before
+
+    try:
+        longest_gap, done_too_early = run_async(scenario)
+    finally:
+        release.set()
+        scan_log.close()
+    assert done_too_early == 0.0  # it did wait for the lock...
+    assert longest_gap < 0.2  # ...but the loop did not
+    assert _count(committed, offer_id) == 1
+
+
+@pytest.mark.concurrency
+def test_the_log_the_loop_writer_fills_is_checkpointed_and_does_not_grow(
+    committed: Engine,
+) -> None:
+    if committed.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    with Session(committed, expire_on_commit=False) as session:
+        offer_id = make_offer(session, get_settings(), issued=True).id
+    scan_log = GroupCommitScanLog(committed)
+    wal = Path(f"{committed.url.database}-wal")
+
+    async def views() -> None:
+        for _ in range(40):  # one batch each: the log grows with every commit
+            await asyncio.gather(*(scan_log.record(_row(offer_id)) for _ in range(10)))
+
+    sizes = []
+    try:
+        for _ in range(4):
+            run_async(views)
+            scan_log.checkpoint()
+            sizes.append(wal.stat().st_size)
+    finally:
+        scan_log.close()
+    # Each round starts the log over; left alone it would hold all four rounds' pages.
+    assert sizes[-1] <= sizes[0] * 1.2
+    assert _count(committed, offer_id) == 4 * 40 * 10
