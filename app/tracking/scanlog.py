@@ -72,6 +72,7 @@ REPLAY_INTERVAL_SECONDS = 2.0
 # scans a second it grows some 5 MB a second, and SQLite's own checkpoints (every 1000 pages,
 # about 4 MB) kept it near that size.
 CHECKPOINT_INTERVAL_SECONDS = 0.5
+CHECKPOINT_WAIT_MS = 100
 
 
 class GroupCommitScanLog:
@@ -207,11 +208,16 @@ class GroupCommitScanLog:
         RESTART, not PASSIVE: it waits for the writer of the moment and holds off the next
         (the loop writer hands its batch to the threads meanwhile), so that the log is copied
         whole and the next write starts it over; under constant writes a PASSIVE checkpoint
-        never catches up, and the log grows without end."""
+        never catches up, and the log grows without end. It waits at most
+        CHECKPOINT_WAIT_MS, for a writer or for a long read (an export, a backup), and then
+        copies what it can as PASSIVE would: writers are never held up longer than that.
+        """
         try:
             with self._engine.connect() as connection:
+                connection.detach()  # its busy timeout below must not reach the pool
                 raw = connection.connection.dbapi_connection
                 assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
                 raw.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
         except Exception as exc:  # the next round tries again
             log.info("write-ahead log not checkpointed: %s", exc)

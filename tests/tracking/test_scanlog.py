@@ -229,3 +229,45 @@ def test_the_log_the_loop_writer_fills_is_checkpointed_and_does_not_grow(
     # Each round starts the log over; left alone it would hold all four rounds' pages.
     assert sizes[-1] <= sizes[0] * 1.2
     assert _count(committed, offer_id) == 4 * 40 * 10
+
+
+@pytest.mark.concurrency
+def test_a_checkpoint_during_a_long_read_holds_writers_up_for_a_moment_only(
+    committed: Engine,
+) -> None:
+    """A checkpoint that restarts the log waits for readers of older snapshots, and holds
+    off writers while it waits: it must give up soon, not when the export is done."""
+    if committed.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    with Session(committed, expire_on_commit=False) as session:
+        offer_id = make_offer(session, get_settings(), issued=True).id
+    scan_log = GroupCommitScanLog(committed)
+    reading, done_reading = threading.Event(), threading.Event()
+
+    def long_read() -> None:  # an export: one read transaction on an old snapshot
+        with committed.connect().execution_options(offertrack_read_only=True) as connection:
+            with connection.begin():
+                connection.execute(text("SELECT count(*) FROM offer")).scalar()
+                reading.set()
+                done_reading.wait(10)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            reader = pool.submit(long_read)
+            reading.wait(5)
+            with Session(committed) as session:
+                scan_log.write(session, _row(offer_id))  # the log now has frames to copy
+            checkpoint = pool.submit(scan_log.checkpoint)
+            time.sleep(0.05)  # the checkpoint is waiting for the reader
+            started = time.monotonic()
+            with Session(committed) as session:
+                scan_log.write(session, _row(offer_id))
+            waited = time.monotonic() - started
+            done_reading.set()
+            checkpoint.result(10)
+            reader.result(10)
+    finally:
+        done_reading.set()
+        scan_log.close()
+    assert waited < 1.0
+    assert _count(committed, offer_id) == 2
