@@ -36,6 +36,11 @@ def _row(offer_id: str) -> dict[str, object]:
     }
 
 
+def _issued_offer(engine: Engine) -> str:
+    with Session(engine, expire_on_commit=False) as session:
+        return make_offer(session, get_settings(), issued=True).id
+
+
 def _count(engine: Engine, offer_id: str) -> int:
     with Session(engine) as session:
         query = select(func.count()).select_from(ScanEvent).where(ScanEvent.offer_id == offer_id)
@@ -44,8 +49,7 @@ def _count(engine: Engine, offer_id: str) -> int:
 
 @pytest.mark.concurrency
 def test_every_write_is_committed_when_it_returns(committed: Engine) -> None:
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
 
     def write(_: int) -> int:
@@ -64,8 +68,7 @@ def test_every_write_is_committed_when_it_returns(committed: Engine) -> None:
 
 @pytest.mark.concurrency
 def test_a_bad_row_fails_alone(committed: Engine) -> None:
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
 
     def write(offer: str) -> str:
@@ -87,8 +90,7 @@ def test_a_bad_row_fails_alone(committed: Engine) -> None:
 
 @pytest.mark.concurrency
 def test_a_caller_with_an_open_transaction_does_not_deadlock_the_writer(committed: Engine) -> None:
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
     try:
         with Session(committed) as session:
@@ -101,8 +103,7 @@ def test_a_caller_with_an_open_transaction_does_not_deadlock_the_writer(committe
 
 @pytest.mark.concurrency
 def test_record_from_the_event_loop_returns_once_committed(committed: Engine) -> None:
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
 
     async def view() -> int:
@@ -147,8 +148,7 @@ def test_hooks_get_each_rows_own_id_and_the_columns_a_row_left_out(session: Sess
 def test_on_sqlite_a_view_s_row_is_committed_on_the_event_loop(committed: Engine) -> None:
     if committed.dialect.name != "sqlite":
         pytest.skip("the loop writer is SQLite's")
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed, writers=0)  # no thread could commit them
 
     async def views() -> None:
@@ -167,8 +167,7 @@ def test_while_another_writer_holds_the_lock_the_loop_keeps_serving(committed: E
     threads, and the event loop goes on answering meanwhile."""
     if committed.dialect.name != "sqlite":
         pytest.skip("SQLite's one writer lock")
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
     locked, release = threading.Event(), threading.Event()
 
@@ -209,8 +208,7 @@ def test_the_log_the_loop_writer_fills_is_checkpointed_and_does_not_grow(
 ) -> None:
     if committed.dialect.name != "sqlite":
         pytest.skip("SQLite's write-ahead log")
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
     wal = Path(f"{committed.url.database}-wal")
 
@@ -239,8 +237,7 @@ def test_a_checkpoint_during_a_long_read_holds_writers_up_for_a_moment_only(
     off writers while it waits: it must give up soon, not when the export is done."""
     if committed.dialect.name != "sqlite":
         pytest.skip("SQLite's write-ahead log")
-    with Session(committed, expire_on_commit=False) as session:
-        offer_id = make_offer(session, get_settings(), issued=True).id
+    offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed)
     reading, done_reading = threading.Event(), threading.Event()
 
