@@ -18,8 +18,8 @@ A PDF gets no script policy: Chromium's built-in PDF viewer does not open under
 
 import base64
 from dataclasses import dataclass
+from functools import cached_property
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -60,6 +60,11 @@ HSTS = "max-age=31536000"
 class HeaderSet:
     common: tuple[tuple[str, str], ...]
 
+    @cached_property
+    def encoded(self) -> tuple[tuple[bytes, bytes], ...]:
+        """As ASGI sends them (lower-case names), encoded once, not on every response."""
+        return tuple((n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in self.common)
+
     @classmethod
     def for_settings(cls, settings: Settings) -> "HeaderSet":
         common = [
@@ -73,13 +78,22 @@ class HeaderSet:
         return cls(tuple(common))
 
 
-def policy_for(path: str, content_type: str, nonce: str) -> str:
+def _policy_template(path: str, content_type: str) -> str:
     if content_type.startswith("application/pdf"):
         return PDF_POLICY
     for prefix, policy in POLICIES:
         if path == prefix or path.startswith(prefix + "/"):
-            return policy.replace(NONCE, nonce)
+            return policy
     return PUBLIC_POLICY
+
+
+def policy_for(path: str, content_type: str, nonce: str) -> str:
+    return _policy_template(path, content_type).replace(NONCE, nonce)
+
+
+def needs_nonce(path: str) -> bool:
+    """Whether an HTML page at ``path`` has a policy that names a nonce (staff site, docs)."""
+    return NONCE in _policy_template(path, "text/html")
 
 
 def referrer_policy_for(path: str) -> str:
@@ -96,70 +110,50 @@ def new_nonce() -> str:
     return base64.b64encode(randomness.token_bytes(16)).decode()
 
 
-def apply_headers(headers: MutableHeaders, headers_set: HeaderSet, path: str, nonce: str) -> None:
-    """Add our headers; a header the response set itself (a stricter policy) is kept."""
-    for name, value in headers_set.common:
-        headers.setdefault(name, value)
-    headers.setdefault("Referrer-Policy", referrer_policy_for(path))
-    policy = policy_for(path, headers.get("content-type", ""), nonce)
-    headers.setdefault("Content-Security-Policy", policy)
+def apply_headers(
+    raw: list[tuple[bytes, bytes]], headers_set: HeaderSet, path: str, nonce: str
+) -> None:
+    """Add our headers to a response's raw header list; a header the response set itself (a
+    stricter policy) is kept."""
+    present = {name.lower() for name, _ in raw}
+    content_type = next((v for n, v in raw if n.lower() == b"content-type"), b"")
+    policy = policy_for(path, content_type.decode("latin-1"), nonce)
+    ours = (
+        *headers_set.encoded,
+        (b"referrer-policy", referrer_policy_for(path).encode("latin-1")),
+        (b"content-security-policy", policy.encode("latin-1")),
+    )
+    raw.extend(header for header in ours if header[0] not in present)
 
 
 def secure_response(request: Request, response: Response, settings: Settings) -> None:
     """For responses sent outside the middleware (the last-resort 500 handler)."""
     nonce = request.scope.get("state", {}).get("csp_nonce", "")
-    apply_headers(response.headers, HeaderSet.for_settings(settings), request.url.path, nonce)
-
-
-def _needs_nonce(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix, _ in POLICIES)
+    headers_set = HeaderSet.for_settings(settings)
+    apply_headers(response.raw_headers, headers_set, request.url.path, nonce)
 
 
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.headers = HeaderSet.for_settings(settings)
-        # The public site's usual answer (an HTML page, no header of these set by the view),
-        # encoded once: the tracking page and the campaign redirect are most of our traffic.
-        self._public = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in (
-                *self.headers.common,
-                ("Referrer-Policy", "no-referrer"),
-                ("Content-Security-Policy", PUBLIC_POLICY),
-            )
-        ]
-        self._public_names = frozenset(name for name, _ in self._public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        # Only the policies of the staff site and the API docs name a nonce.
-        nonce = new_nonce() if _needs_nonce(path) else ""
+        nonce = new_nonce() if needs_nonce(path) else ""
         scope.setdefault("state", {})["csp_nonce"] = nonce
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self._apply(message, path, nonce)
+                raw = list(message.get("headers", []))
+                apply_headers(raw, self.headers, path, nonce)
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    def _apply(self, message: Message, path: str, nonce: str) -> None:
-        raw: list[tuple[bytes, bytes]] = list(message.get("headers", []))
-        message["headers"] = raw
-        present = {name.lower() for name, _ in raw}
-        content_type = next((v for n, v in raw if n.lower() == b"content-type"), b"")
-        public_page = not nonce and referrer_policy_for(path) == "no-referrer"
-        if public_page and not content_type.startswith(b"application/pdf"):
-            if present.isdisjoint(self._public_names):
-                raw.extend(self._public)
-            else:
-                raw.extend(h for h in self._public if h[0] not in present)
-            return
-        apply_headers(MutableHeaders(raw=raw), self.headers, path, nonce)
 
 
 def body_too_large_detail(limit: int) -> str:
