@@ -52,7 +52,8 @@ def first_sightings(connection: Connection, hashes: set[str]) -> set[str]:
     if not hashes:
         return set()
     dialect = connection.dialect
-    (seen_at,) = (process(utcnow()) for process in bind_processors(dialect, (_seen.c.seen_at,)))
+    (as_stored,) = bind_processors(dialect, (_seen.c.seen_at,))
+    seen_at = as_stored(utcnow())
     if dialect.name == "postgresql":
         # One text for any number of hashes: psycopg parses a statement once only while it
         # has at most 50 parameters, and a multi-row VALUES list has two a hash.

@@ -115,7 +115,11 @@ def _render_page(request: Request, page: service.TrackingPage, *, csrf: str, **e
 
 
 def _load_page(
-    request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings
+    request: Request,
+    sessions: SessionFactory,
+    code: TrackingCode,
+    settings: Settings,
+    key: CacheKey,
 ) -> CachedPage:
     """Read and render the page, with a stand-in for the CSRF token, to keep it a moment."""
     epoch = page_cache.epoch()
@@ -130,7 +134,7 @@ def _load_page(
         "creative_id": offer.creative_id,
     }
     cached = CachedPage(offer.id, code.form, html, has_forms, page_cache.expiry(), campaign)
-    page_cache.put(_cache_key(request, code, is_htmx(request)), cached, epoch)
+    page_cache.put(key, cached, epoch)
     return cached
 
 
@@ -149,7 +153,7 @@ async def _page(
         # goes on in its thread (shielded in get_or_load) and fills the cache if it succeeds.
         async with asyncio.timeout(settings.page_deadline_seconds):
             return await page_cache.get_or_load(
-                key, partial(_load_page, request, sessions, code, settings)
+                key, partial(_load_page, request, sessions, code, settings, key)
             )
     except (TimeoutError, *DB_UNREACHABLE) as exc:
         log.warning("tracking page without its database: %r", exc)

@@ -47,9 +47,9 @@ def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
 # what a batch mostly waits for. (RETURNING would add a step a row.)
 def _insert_sqlite(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     ids: list[int] = []
+    processors = bind_processors(connection.dialect, _COLUMNS)
     for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
         chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
-        processors = bind_processors(connection.dialect, _COLUMNS)
         params = [
             process(_plain(row[name]))
             for row in map(_complete, chunk)
