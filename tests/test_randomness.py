@@ -28,3 +28,21 @@ def test_bits_look_random() -> None:
 
     assert abs(ones / (len(data) * 8) - 0.5) < 0.01
     assert len(set(data)) == 256
+
+
+def test_a_forked_child_draws_tokens_of_its_own() -> None:
+    # Same key and counter in parent and child would hand both the same CSRF tokens and nonces.
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next token, and leave without running pytest's exit
+        os.write(write, randomness.token_bytes(16))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 16)
+    os.close(read)
+
+    assert len(child) == 16
+    assert child != randomness.token_bytes(16)

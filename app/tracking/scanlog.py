@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, Union
@@ -104,6 +105,7 @@ class GroupCommitScanLog:
         self._down_until = 0.0
         self._on_loop = engine.dialect.name == "sqlite" if on_loop is None else on_loop
         self._loop_writer: _LoopWriter | None = None
+        self._deadlines: _Deadlines | None = None
         self._threads = [
             threading.Thread(target=self._run, name=f"scan-writer-{n}", daemon=True)
             for n in range(writers)
@@ -143,9 +145,9 @@ class GroupCommitScanLog:
             self._queue.put((row, done))
         else:
             writer.add((row, done))
+        self._deadlines_for(loop).watch(done)
         try:
-            async with asyncio.timeout(COMMIT_TIMEOUT_SECONDS):
-                await done
+            await done
         except Exception as exc:
             raise ScanNotRecorded() from exc
 
@@ -164,6 +166,12 @@ class GroupCommitScanLog:
                 writer.close()
             writer = self._loop_writer = _LoopWriter(self._engine, loop, self._hand_over)
         return writer if writer.loop is loop else None
+
+    def _deadlines_for(self, loop: asyncio.AbstractEventLoop) -> "_Deadlines":
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = _Deadlines(loop)
+        return deadlines
 
     def _hand_over(self, batch: list[_Pending]) -> None:
         for item in batch:
@@ -307,6 +315,34 @@ def _settle_views(futures: list["asyncio.Future[None]"], error: BaseException | 
             done.set_result(None)
         else:
             done.set_exception(error)
+
+
+class _Deadlines:
+    """Fails the views' futures still waiting COMMIT_TIMEOUT_SECONDS after they were queued.
+
+    One timer for all views of a loop: an ``asyncio.timeout`` around each view's wait cost a
+    timer handle in the loop's heap, and its cancellation, for every page (some 5% of a view).
+    Futures are watched in the order they were queued, so their deadlines come in order too.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, done: "asyncio.Future[None]") -> None:
+        self._waiting.append((self.loop.time() + COMMIT_TIMEOUT_SECONDS, done))
+        if self._timer is None:
+            self._timer = self.loop.call_later(COMMIT_TIMEOUT_SECONDS, self._expire)
+
+    def _expire(self) -> None:
+        now = self.loop.time()
+        waiting = self._waiting
+        while waiting and (waiting[0][0] <= now or waiting[0][1].done()):
+            _, done = waiting.popleft()
+            if not done.done():
+                done.set_exception(TimeoutError("scan not committed in time"))
+        self._timer = self.loop.call_at(waiting[0][0], self._expire) if waiting else None
 
 
 class _LoopWriter:

@@ -151,8 +151,16 @@ def purge_visitor_keys(session: Session) -> None:
 
 
 def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
-    message = "\x1f".join((visit.client_ip, visit.user_agent, offer_id)).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    mac = _keyed(key).copy()
+    mac.update("\x1f".join((visit.client_ip, visit.user_agent, offer_id)).encode())
+    return mac.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _keyed(key: bytes) -> "hmac.HMAC":
+    """The day's keyed HMAC, to copy for each scan (keying it anew costs twice a copy). One
+    only: a key is kept in memory no longer than VisitorKeys keeps it (until the next day's)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def todays_visitor_hash(session: Session, visit: Visit, subject: str) -> str | None:

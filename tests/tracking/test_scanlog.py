@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from app.config import get_settings
 from app.db import utcnow
+from app.tracking import scanlog
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import GroupCommitScanLog, ScanNotRecorded
 from app.tracking.scanrows import _insert_hooks, insert_scans, on_scans_inserted
@@ -119,6 +120,39 @@ def test_record_from_the_event_loop_returns_once_committed(committed: Engine) ->
         scan_log.close()
     assert min(seen) >= 1
     assert _count(committed, offer_id) == 200
+
+
+@pytest.mark.concurrency
+def test_a_view_whose_row_is_never_committed_gets_its_error_at_the_deadline(
+    committed: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing can commit these rows (no loop writer, no thread): each view waits its
+    COMMIT_TIMEOUT_SECONDS from its own start, then answers with ScanNotRecorded (a 503),
+    while views that came later are still waiting."""
+    monkeypatch.setattr(scanlog, "COMMIT_TIMEOUT_SECONDS", 0.3)
+    offer_id = _issued_offer(committed)
+    scan_log = GroupCommitScanLog(committed, writers=0, on_loop=False)
+
+    async def view(delay: float) -> tuple[float, bool]:
+        await asyncio.sleep(delay)
+        started = time.monotonic()
+        try:
+            await scan_log.record(_row(offer_id))
+        except ScanNotRecorded:
+            return time.monotonic() - started, True
+        return time.monotonic() - started, False
+
+    async def views() -> list[tuple[float, bool]]:
+        return list(await asyncio.gather(view(0), view(0.1), view(0.2)))
+
+    try:
+        outcomes = run_async(views)
+    finally:
+        scan_log.close()
+    for waited, refused in outcomes:
+        assert refused
+        assert 0.28 <= waited < 0.6
+    assert _count(committed, offer_id) == 0
 
 
 def test_hooks_get_each_rows_own_id_and_the_columns_a_row_left_out(session: Session) -> None:
