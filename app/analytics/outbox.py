@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy import Connection, func, insert, select
 from sqlmodel import Session, col
 from ulid import ULID
 
-from app.analytics.models import Conversion, WebhookEndpoint, WebhookOutbox, table_of
+from app.analytics.models import Conversion, WebhookOutbox
 from app.db import utcnow
 from app.offers.models import Offer
 
@@ -50,15 +50,21 @@ def _connection(target: Session | Connection) -> Connection:
 def subscribers(connection: Connection, event_type: str) -> list[int]:
     """Endpoints that get this event: enabled ones, and those disabled after failures (their
     events wait for them); an endpoint switched off by staff gets nothing."""
-    rows: Sequence[Any] = connection.execute(_SUBSCRIBERS).all()
-    return [endpoint_id for endpoint_id, types in rows if event_type in (types or [])]
+    rows: Sequence[Any] = connection.exec_driver_sql(_SUBSCRIBERS).all()
+    return [endpoint_id for endpoint_id, types in rows if event_type in _event_types(types)]
 
 
-_endpoints = table_of(WebhookEndpoint).c
-# Built once: it runs in every batch of scans, and building it cost as much as running it.
-_SUBSCRIBERS = select(_endpoints.id, _endpoints.event_types).where(
-    or_(_endpoints.enabled.is_(True), _endpoints.disabled_at.is_not(None))
+# The driver's own SQL (see app.db.driver_sql): it runs in every batch of scans, where the
+# same query as a Core select cost half a millisecond, more than the batch's insert.
+_SUBSCRIBERS = (
+    "SELECT id, event_types FROM webhook_endpoint WHERE enabled OR disabled_at IS NOT NULL"
 )
+
+
+def _event_types(stored: str | list[str] | None) -> list[str]:
+    # SQLite hands the JSON column back as its text, psycopg as the list it holds.
+    parsed = json.loads(stored) if isinstance(stored, str) else stored
+    return parsed or []
 
 
 def emit(target: Session | Connection, event_type: str, data: Mapping[str, Any]) -> None:
