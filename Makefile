@@ -19,6 +19,10 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/offertrack migrate
 
+# The demo's links, and the QR codes in the PDFs it serves, point at the server `make run`
+# starts, on whatever HOST and PORT it is given (unless OFFERTRACK_PUBLIC_BASE_URL says otherwise).
+demo run: export OFFERTRACK_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+
 demo: migrate
 	$(BIN)/offertrack demo
 
