@@ -67,7 +67,7 @@ def _signature(nonce: str, settings: Settings) -> str:
 
 @lru_cache(maxsize=4)
 def _csrf_mac(secret_key: str) -> "hmac.HMAC":
-    """The keyed HMAC, to copy for each token: keying it anew costs twice what a copy does."""
+    """The keyed HMAC, to copy for each token: a copy costs less than keying anew."""
     return hmac.new(("offertrack-csrf:" + secret_key).encode(), digestmod=hashlib.sha256)
 
 

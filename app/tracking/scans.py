@@ -158,7 +158,7 @@ def visitor_hash(key: bytes, visit: Visit, offer_id: str) -> str:
 
 @lru_cache(maxsize=1)
 def _keyed(key: bytes) -> "hmac.HMAC":
-    """The day's keyed HMAC, to copy for each scan (keying it anew costs twice a copy). One
+    """The day's keyed HMAC, to copy for each scan (a copy costs less than keying anew). One
     only: a key is kept in memory no longer than VisitorKeys keeps it (until the next day's)."""
     return hmac.new(key, digestmod=hashlib.sha256)
 
