@@ -1,5 +1,7 @@
 """Tokens without a system call each: never repeated, the sizes asked for."""
 
+import os
+
 import pytest
 
 from app import randomness
@@ -32,8 +34,6 @@ def test_bits_look_random() -> None:
 
 def test_a_forked_child_draws_tokens_of_its_own() -> None:
     # Same key and counter in parent and child would hand both the same CSRF tokens and nonces.
-    import os
-
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: send its next token, and leave without running pytest's exit
