@@ -120,8 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     page_cache.ttl = settings.page_cache_seconds
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
-    on_scans_inserted(rollup.scans_inserted)
-    on_scans_inserted(outbox.scans_inserted)
+    on_scans_inserted(rollup.SCAN_HOOK)
+    on_scans_inserted(outbox.SCAN_HOOK)
     # Routes are matched in order, and the public pages are the busiest paths: every other
     # single-segment path before the tracking pages (whose /{code} would shadow those); the
     # API and the staff site, deeper paths all, come last. Campaign redirects and canonical

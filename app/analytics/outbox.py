@@ -19,6 +19,7 @@ from ulid import ULID
 from app.analytics.models import Conversion, WebhookOutbox
 from app.db import utcnow
 from app.offers.models import Offer
+from app.tracking.scanrows import ScanHook
 
 SIGNATURE_HEADER = "OfferTrack-Signature"
 SCAN_FIELDS = (
@@ -125,6 +126,45 @@ def scans_inserted(
         for row, scan_id in zip(rows, ids, strict=True)
     ]
     _queue(connection, "scan.created", endpoint_ids, events)
+
+
+# scans_inserted as CTEs of PostgreSQL's batch statement (app.tracking.scanrows): the same
+# events, one outbox row per event and endpoint, the body built by the database (json_build_object
+# puts a space around each colon; the keys, their order and the values are the same).
+_PG_OCCURRED_AT = (
+    "to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'"
+)
+_PG_SCAN_DATA = ", ".join(
+    ["'scan_id', i.id", f"'occurred_at', {_PG_OCCURRED_AT}"]
+    + [f"'{name}', i.{name}" for name in SCAN_FIELDS]
+)
+_PG_SCANS_INSERTED = (
+    "outbox_endpoint AS (SELECT id FROM webhook_endpoint"
+    " WHERE (enabled OR disabled_at IS NOT NULL)"
+    " AND CAST(event_types AS JSONB) ? 'scan.created'),"
+    " outbox_event AS (SELECT i.*, row_number() OVER (ORDER BY i.id) AS n FROM inserted i"
+    " WHERE EXISTS (SELECT FROM outbox_endpoint)),"
+    " outbox_add AS (INSERT INTO webhook_outbox"
+    " (endpoint_id, event_id, event_type, body, created_at, next_attempt_at, attempts)"
+    " SELECT e.id, i.event_id, 'scan.created', CAST(json_build_object('id', i.event_id,"
+    " 'type', 'scan.created', 'created_at', CAST(%(outbox_now_text)s AS TEXT),"
+    f" 'data', json_build_object({_PG_SCAN_DATA})) AS TEXT), %(outbox_now)s, %(outbox_now)s, 0"
+    " FROM outbox_endpoint e CROSS JOIN (SELECT i.*,"
+    " (CAST(%(outbox_event_ids)s AS VARCHAR[]))[i.n] AS event_id FROM outbox_event i) i"
+    " ORDER BY i.id, e.id)"
+)
+
+
+def _pg_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "outbox_now": now,
+        "outbox_now_text": now.isoformat(),
+        "outbox_event_ids": [str(ULID()) for _ in rows],
+    }
+
+
+SCAN_HOOK = ScanHook(run=scans_inserted, postgresql=_PG_SCANS_INSERTED, params=_pg_params)
 
 
 def conversion_data(conversion: Conversion) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
 from app.config import get_settings
 from app.db import bind_processors, driver_sql, utcnow
 from app.tracking.models import ScanDaily, ScanEvent
+from app.tracking.scanrows import ScanHook
 
 KEY_COLUMNS = ("day", "campaign_id", "placement_id", "creative_id", "channel", "device_class")
 SEEN_FOR = timedelta(hours=48)
@@ -126,6 +127,37 @@ def scans_inserted(
     hashes = {row["visitor_hash"] for row in human if row.get("visitor_hash")}
     new = first_sightings(connection, hashes)
     add(connection, *count(human, new, get_settings().zone))
+
+
+# scans_inserted as CTEs of PostgreSQL's batch statement (app.tracking.scanrows), the same
+# counts: a visitor is counted on the first human row of the batch with a hash never seen
+# before; keys in one order, so that concurrent batches cannot deadlock.
+_PG_KEY = (
+    "CAST(b.occurred_at AT TIME ZONE CAST(%(rollup_zone)s AS TEXT) AS DATE),"
+    " COALESCE(b.campaign_id, 0), COALESCE(b.placement_id, 0), COALESCE(b.creative_id, 0),"
+    " b.channel, b.device_class"
+)
+_PG_SCANS_INSERTED = (
+    "rollup_seen AS (INSERT INTO visitor_seen (visitor_hash, seen_at)"
+    " SELECT DISTINCT visitor_hash, CAST(%(rollup_now)s AS TIMESTAMPTZ) FROM batch"
+    " WHERE NOT is_bot AND visitor_hash IS NOT NULL ORDER BY visitor_hash"
+    " ON CONFLICT (visitor_hash) DO NOTHING RETURNING visitor_hash),"
+    " rollup_first AS (SELECT min(b.n) AS n FROM batch b JOIN rollup_seen s"
+    " ON s.visitor_hash = b.visitor_hash WHERE NOT b.is_bot GROUP BY b.visitor_hash),"
+    f" rollup_add AS (INSERT INTO campaign_day_total ({', '.join(c.name for c in _ADD_COLUMNS)})"
+    f" SELECT {_PG_KEY}, count(*), count(f.n) FROM batch b LEFT JOIN rollup_first f ON f.n = b.n"
+    " WHERE NOT b.is_bot GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"
+    f" ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET"
+    " scans = campaign_day_total.scans + excluded.scans,"
+    " visitors = campaign_day_total.visitors + excluded.visitors)"
+)
+
+
+def _pg_params(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"rollup_zone": get_settings().zone.key, "rollup_now": utcnow()}
+
+
+SCAN_HOOK = ScanHook(run=scans_inserted, postgresql=_PG_SCANS_INSERTED, params=_pg_params)
 
 
 def forget_old_sightings(connection: Connection) -> None:

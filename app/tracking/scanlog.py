@@ -19,15 +19,16 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, Union
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.db import NO_WAIT
+from app.db import NO_WAIT, PG_CONNECT_TIMEOUT_SECONDS
 from app.errors import ServiceUnavailable
 from app.metrics import SCANS_RECORDED, SCANS_SPOOLED
-from app.tracking.scanrows import insert_scans
+from app.tracking.scanrows import hooks_all_in_sql, insert_scans, postgresql_batch
 from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,12 @@ class GroupCommitScanLog:
     meanwhile. SQLite has one writer at a time anyway, so one thread suffices there.
     With a ``spool``, rows the database cannot take are kept in it, and replayed later.
 
-    On SQLite the views' rows are committed on the event loop itself (``_LoopWriter``): a
-    batch takes a millisecond or two there, while a writer thread spends most of a batch
-    handing the interpreter lock back and forth with the loop. Whatever the loop writer cannot
-    commit at once (the lock is taken, an error) goes to the writer threads, which wait, split
-    bad rows and spool as above.
+    The views' rows are committed from the event loop itself: a writer thread spent most of a
+    batch handing the interpreter lock back and forth with the loop. On SQLite the loop writer
+    (``_LoopWriter``) commits a batch in a millisecond or two; on PostgreSQL
+    (``_PostgresLoopWriter``) it sends the batch as one statement and serves pages until the
+    database answers. Whatever a loop writer cannot commit at once (SQLite's lock is taken,
+    an error) goes to the writer threads, which wait, split bad rows and spool as above.
     """
 
     def __init__(
@@ -103,8 +105,8 @@ class GroupCommitScanLog:
         self._spool = spool
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._down_until = 0.0
-        self._on_loop = engine.dialect.name == "sqlite" if on_loop is None else on_loop
-        self._loop_writer: _LoopWriter | None = None
+        self._on_loop = True if on_loop is None else on_loop
+        self._loop_writer: _LoopWriter | _PostgresLoopWriter | None = None
         self._deadlines: _Deadlines | None = None
         self._threads = [
             threading.Thread(target=self._run, name=f"scan-writer-{n}", daemon=True)
@@ -115,7 +117,7 @@ class GroupCommitScanLog:
             self._threads.append(
                 threading.Thread(target=self._replay_loop, name="scan-spool-replay", daemon=True)
             )
-        if self._on_loop:
+        if self._on_loop and engine.dialect.name == "sqlite":
             self._threads.append(
                 threading.Thread(
                     target=self._checkpoint_loop, name="scan-log-checkpoint", daemon=True
@@ -157,14 +159,22 @@ class GroupCommitScanLog:
         self._queue.put((row, done))
         return done
 
-    def _loop_writer_for(self, loop: asyncio.AbstractEventLoop) -> "_LoopWriter | None":
+    def _loop_writer_for(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> "_LoopWriter | _PostgresLoopWriter | None":
         if not self._on_loop or time.monotonic() < self._down_until:
             return None  # the threads spool while the database is away
         writer = self._loop_writer
         if writer is None or writer.loop.is_closed():
             if writer is not None:
                 writer.close()
-            writer = self._loop_writer = _LoopWriter(self._engine, loop, self._hand_over)
+            if self._engine.dialect.name == "sqlite":
+                writer = _LoopWriter(self._engine, loop, self._hand_over)
+            elif hooks_all_in_sql():
+                writer = _PostgresLoopWriter(self._engine, loop, self._hand_over)
+            else:
+                return None  # a hook that runs in Python needs the threads' transactions
+            self._loop_writer = writer
         return writer if writer.loop is loop else None
 
     def _deadlines_for(self, loop: asyncio.AbstractEventLoop) -> "_Deadlines":
@@ -173,7 +183,10 @@ class GroupCommitScanLog:
             deadlines = self._deadlines = _Deadlines(loop)
         return deadlines
 
-    def _hand_over(self, batch: list[_Pending]) -> None:
+    def _hand_over(self, batch: list[_Pending], *, database_away: bool = False) -> None:
+        if database_away:
+            # The threads spool at once rather than wait for a connection in their turn.
+            self._down_until = time.monotonic() + RETRY_DATABASE_AFTER_SECONDS
         for item in batch:
             self._queue.put(item)
 
@@ -412,6 +425,105 @@ class _LoopWriter:
                 connection.close()
             except Exception:  # it is being thrown away
                 log.debug("closing the loop writer's connection failed", exc_info=True)
+
+
+# How the loop writer's connection shows in pg_stat_activity.
+LOOP_WRITER_APPLICATION_NAME = "offertrack scan writer"
+
+
+class _HandOver(Protocol):
+    def __call__(self, batch: list[_Pending], *, database_away: bool = False) -> None: ...
+
+
+class _PostgresLoopWriter:
+    """Commits rows from the event loop on PostgreSQL: each batch is one statement
+    (app.tracking.scanrows.postgresql_batch) on an async connection in autocommit mode, its
+    own transaction. The loop serves pages while the database commits; the rows added
+    meanwhile make the next batch, sent as soon as the database has answered.
+
+    Like the SQLite loop writer it never waits for trouble: a batch that fails, for any
+    reason, goes to the writer threads whole (a failed statement commits nothing), and they
+    split bad rows and spool as they do for their own batches.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        loop: asyncio.AbstractEventLoop,
+        hand_over: "_HandOver",
+    ) -> None:
+        self.loop = loop
+        self._hand_over = hand_over
+        args, options = engine.dialect.create_connect_args(engine.url)
+        options.pop("context", None)  # SQLAlchemy's adapters; this connection needs none
+        options.setdefault("application_name", LOOP_WRITER_APPLICATION_NAME)
+        self._connect_args = (args, {**options, "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS})
+        self._pending: list[_Pending] = []
+        self._sending: asyncio.Task[None] | None = None
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._closed = False
+
+    def add(self, item: _Pending) -> None:
+        self._pending.append(item)
+        if self._sending is None:
+            # Runs once the loop has taken the requests at hand: their rows join this batch.
+            self._sending = self.loop.create_task(self._send_all())
+
+    async def _send_all(self) -> None:
+        try:
+            while self._pending and not self._closed:
+                batch, self._pending = self._pending, []
+                await self._send(batch)
+        finally:
+            self._sending = None
+            if self._closed:
+                self._disconnect()
+
+    async def _send(self, batch: list[_Pending]) -> None:
+        try:
+            statement, params = postgresql_batch([row for row, _ in batch])
+            connection = self._connection or await self._connected()
+        except Exception as exc:
+            log.info("scan writer could not connect (%s): spooling", exc)
+            self._hand_over(batch, database_away=True)
+            return
+        try:
+            await connection.execute(statement, params)
+        except Exception as exc:
+            log.debug("scan batch handed to the writer threads: %s", exc)
+            if connection.broken:
+                self._disconnect()
+            self._hand_over(batch)
+            return
+        SCANS_RECORDED.inc(len(batch))
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    async def _connected(self) -> "psycopg.AsyncConnection[Any]":
+        args, options = self._connect_args
+        connecting = psycopg.AsyncConnection.connect(*args, autocommit=True, **options)
+        # Past the deadline the batch goes to the threads (which spool it if they cannot
+        # connect either); the next batch tries again.
+        self._connection = await asyncio.wait_for(connecting, CONNECT_DEADLINE_SECONDS)
+        return self._connection
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # What the async close() does for a connection of no pool, without a coroutine:
+            # close() may be called from another thread, or once the loop is gone.
+            connection.pgconn.finish()
+
+    def close(self) -> None:
+        """Hand what is still waiting to the threads, and let go of the connection (once the
+        batch in flight, if any, is answered)."""
+        self._closed = True
+        batch, self._pending = self._pending, []
+        if batch:
+            self._hand_over(batch)
+        if self._sending is None:
+            self._disconnect()
 
 
 # A view waits for its scan's commit, so the writer must not wait longer than a visitor would

@@ -1,6 +1,7 @@
 """Signed webhooks: a receiver written here verifies every signature; retries, disabling,
 several workers, and no event lost when a worker is killed mid-run."""
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -28,9 +29,11 @@ from app.analytics.schemas import WebhookEndpointCreate
 from app.config import ROOT_DIR, Settings, get_settings
 from app.offers import service as offers_service
 from app.tracking import service as tracking_service
+from app.tracking.models import ScanEvent
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scanrows import on_scans_inserted
 from app.tracking.schemas import StageUpdateCreate
+from tests.aio import run_async
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
 
@@ -146,7 +149,7 @@ def _one_of_each_type(engine: Engine) -> str:
     settings = get_settings()
     with Session(engine, expire_on_commit=False) as session:
         offer = make_offer(session, settings, issued=True)
-        on_scans_inserted(outbox.scans_inserted)
+        on_scans_inserted(outbox.SCAN_HOOK)
         scan_log = GroupCommitScanLog(engine)
         try:
             scan_log.write(session, _scan_row(offer.id))
@@ -160,6 +163,51 @@ def _one_of_each_type(engine: Engine) -> str:
             session, offer.id, StageUpdateCreate(stage="shipped"), actor="t"
         )
     return offer.id
+
+
+@pytest.mark.concurrency
+def test_each_scan_created_event_carries_its_own_scan(
+    committed: Engine, receiver: Receiver, fast: Settings
+) -> None:
+    """A batch's events name each scan by its id, with that scan's own fields (on PostgreSQL
+    the database builds them in the batch's statement, from the rows as inserted)."""
+    _endpoint(committed, receiver, "scan.created")
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, get_settings(), issued=True)
+    on_scans_inserted(outbox.SCAN_HOOK)
+    start = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a whole second: no microseconds
+    rows = [
+        {
+            **_scan_row(offer.id),
+            "occurred_at": start + timedelta(seconds=n, microseconds=n * 1001),
+            "referrer_host": f"host-{n}.example",
+            "is_bot": n % 3 == 0,
+        }
+        for n in range(30)
+    ]
+    scan_log = GroupCommitScanLog(committed, writers=0)  # the event loop's writer or nothing
+
+    async def views() -> None:
+        await asyncio.gather(*(scan_log.record(row) for row in rows))
+
+    try:
+        run_async(views)
+    finally:
+        scan_log.close()
+
+    _drain(committed, fast, lambda: len(receiver.events) >= 30)
+    with Session(committed) as session:
+        stored = {scan.id: scan for scan in session.execute(select(ScanEvent)).scalars()}
+    assert len({event["id"] for event in receiver.events}) == 30
+    for event in receiver.events:
+        assert event["type"] == "scan.created"
+        data = event["data"]
+        assert set(data) == {"scan_id", "occurred_at", *outbox.SCAN_FIELDS}
+        scan = stored[data["scan_id"]]
+        assert datetime.fromisoformat(data["occurred_at"]) == scan.occurred_at
+        assert (data["referrer_host"], data["is_bot"]) == (scan.referrer_host, scan.is_bot)
+        assert (data["offer_id"], data["channel"], data["os_family"]) == (offer.id, "qr", "iOS")
+        assert datetime.fromisoformat(event["created_at"]).tzinfo is not None
 
 
 @pytest.mark.concurrency

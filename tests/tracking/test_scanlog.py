@@ -17,7 +17,7 @@ from app.db import utcnow
 from app.tracking import scanlog
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import GroupCommitScanLog, ScanNotRecorded
-from app.tracking.scanrows import _insert_hooks, insert_scans, on_scans_inserted
+from app.tracking.scanrows import insert_scans, on_scans_inserted, remove_scan_hook
 from tests.aio import run_async
 from tests.factories import make_offer
 
@@ -170,7 +170,7 @@ def test_hooks_get_each_rows_own_id_and_the_columns_a_row_left_out(session: Sess
     try:
         insert_scans(session.connection(), rows)
     finally:
-        _insert_hooks.remove(hook)
+        remove_scan_hook(hook)
 
     ((batch, ids),) = seen
     stored = {scan.id: scan for scan in session.exec(select(ScanEvent)).all()}
@@ -179,9 +179,7 @@ def test_hooks_get_each_rows_own_id_and_the_columns_a_row_left_out(session: Sess
 
 
 @pytest.mark.concurrency
-def test_on_sqlite_a_view_s_row_is_committed_on_the_event_loop(committed: Engine) -> None:
-    if committed.dialect.name != "sqlite":
-        pytest.skip("the loop writer is SQLite's")
+def test_a_view_s_row_is_committed_from_the_event_loop(committed: Engine) -> None:
     offer_id = _issued_offer(committed)
     scan_log = GroupCommitScanLog(committed, writers=0)  # no thread could commit them
 
@@ -191,6 +189,47 @@ def test_on_sqlite_a_view_s_row_is_committed_on_the_event_loop(committed: Engine
     try:
         run_async(views)
         assert _count(committed, offer_id) == 50
+    finally:
+        scan_log.close()
+
+
+def _loop_writer_backends(engine: Engine) -> list[int]:
+    query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+    with engine.connect() as connection:
+        return list(
+            connection.execute(query, {"name": scanlog.LOOP_WRITER_APPLICATION_NAME}).scalars()
+        )
+
+
+def _terminate(engine: Engine, backend: int) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+
+
+@pytest.mark.concurrency
+def test_on_postgresql_a_batch_whose_connection_died_is_committed_by_the_threads(
+    committed: Engine,
+) -> None:
+    if committed.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's loop writer")
+    offer_id = _issued_offer(committed)
+    scan_log = GroupCommitScanLog(committed)
+
+    async def views(count: int) -> None:
+        await asyncio.gather(*(scan_log.record(_row(offer_id)) for _ in range(count)))
+
+    async def scenario() -> None:  # one event loop, one loop writer throughout
+        await views(10)
+        (backend,) = await asyncio.to_thread(_loop_writer_backends, committed)
+        await asyncio.to_thread(_terminate, committed, backend)
+        await views(10)  # the loop writer finds its connection gone
+        assert await asyncio.to_thread(_count, committed, offer_id) == 20
+        await views(10)  # and connects again for the next batch
+        assert await asyncio.to_thread(_loop_writer_backends, committed) not in ([], [backend])
+        assert await asyncio.to_thread(_count, committed, offer_id) == 30
+
+    try:
+        run_async(scenario)
     finally:
         scan_log.close()
 

@@ -1,0 +1,103 @@
+"""The daily rollup the scan writer keeps, batch by batch, against a recount of the events.
+
+On PostgreSQL the writer's batch is one statement whose CTEs keep the rollup
+(app.analytics.rollup._PG_SCANS_INSERTED); on SQLite a Python hook does. Both must count alike.
+"""
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from app.analytics import rollup
+from app.analytics.models import CampaignDayTotal
+from app.config import Settings
+from app.tracking.scanlog import GroupCommitScanLog
+from app.tracking.scanrows import on_scans_inserted
+from tests.aio import run_async
+from tests.factories import make_campaign, make_creative, make_offer, make_placement
+
+
+def _row(at: datetime, visitor: str | None, *, bot: bool = False, **dims: Any) -> dict[str, Any]:
+    return {
+        "occurred_at": at,
+        "code_form": "campaign",
+        "channel": "qr",
+        "device_class": "bot" if bot else "mobile",
+        "os_family": "",
+        "browser_family": "",
+        "referrer_host": "",
+        "is_bot": bot,
+        "visitor_hash": visitor,
+        **dims,
+    }
+
+
+def _record(scan_log: GroupCommitScanLog, rows: list[dict[str, Any]]) -> None:
+    """The rows as concurrent views hand them over: one batch of the event loop's writer."""
+
+    async def views() -> None:
+        await asyncio.gather(*(scan_log.record(row) for row in rows))
+
+    run_async(views)
+
+
+def _totals(engine: Engine) -> list[tuple[Any, ...]]:
+    with Session(engine) as session:
+        rows = session.execute(select(CampaignDayTotal)).scalars()
+        return sorted(
+            (r.day, r.campaign_id, r.placement_id, r.creative_id, r.channel, r.device_class)
+            + (r.scans, r.visitors)
+            for r in rows
+        )
+
+
+@pytest.mark.concurrency
+def test_batches_of_scans_are_rolled_up_as_a_recount_would(
+    committed: Engine, settings: Settings
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        campaign = make_campaign(session, name="Rolled up")
+        assert campaign.id is not None
+        placement = make_placement(session, campaign.id, name="Table tent").id
+        creative = make_creative(session, campaign.id, name="Red").id
+        offer = make_offer(session, settings, issued=True).id
+    tent = {"campaign_id": campaign.id, "placement_id": placement, "creative_id": creative}
+    zone = settings.zone
+    day = datetime.now(zone).date() - timedelta(days=2)
+    noon = datetime.combine(day, time(12), zone).astimezone(UTC)
+    # Half past midnight local time: the next local day, whatever day it is in UTC.
+    after_midnight = datetime.combine(day + timedelta(days=1), time(0, 30), zone).astimezone(UTC)
+    on_scans_inserted(rollup.SCAN_HOOK)
+    scan_log = GroupCommitScanLog(committed, writers=0)  # the event loop's writer or nothing
+    try:
+        _record(scan_log, [_row(noon, "seen-before", **tent)])
+        _record(
+            scan_log,
+            [
+                _row(noon, "a", **tent),
+                _row(noon + timedelta(minutes=1), "a", **tent),  # the same visitor again
+                _row(noon, "seen-before", **tent),  # counted in the first batch
+                _row(noon, None, **tent),  # Do Not Track: a scan, no visitor
+                _row(noon, "crawler", bot=True, **tent),  # left out of every count
+                _row(noon, "b", offer_id=offer),  # no campaign: key 0, 0, 0
+                _row(after_midnight, "c", **tent),
+                _row(after_midnight, "c", **{**tent, "channel": "pdf"}),
+            ],
+        )
+    finally:
+        scan_log.close()
+
+    campaign_key = (campaign.id, placement, creative)
+    expected = [
+        (day, 0, 0, 0, "qr", "mobile", 1, 1),
+        (day, *campaign_key, "qr", "mobile", 5, 2),
+        (day + timedelta(days=1), *campaign_key, "pdf", "mobile", 1, 0),
+        (day + timedelta(days=1), *campaign_key, "qr", "mobile", 1, 1),
+    ]
+    assert _totals(committed) == sorted(expected)
+    rollup.rebuild(committed, zone)
+    assert _totals(committed) == sorted(expected)
