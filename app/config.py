@@ -51,9 +51,9 @@ class Settings(BaseSettings):
     # A tracking page that is not cached answers 503 once reading it takes longer than this
     # (a database that drops packets, a full pool), instead of after the connect timeout.
     page_deadline_seconds: float = Field(default=0.75, gt=0, le=30)
-    # Threads committing scan rows, each on its own connection. One is fastest as long as each
-    # batch also updates the campaign rollup rows (concurrent writers wait on those rows through
-    # each other's commits); SQLite takes one writer at a time anyway.
+    # Threads committing the scan rows the event loop could not commit at once (and spooling
+    # them while the database is away), each on its own connection. One suffices: the loop
+    # commits the rest, and concurrent writers wait on the same rollup rows anyway.
     scan_writers: int = Field(default=1, ge=1, le=32)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
