@@ -330,6 +330,14 @@ def _settle_views(futures: list["asyncio.Future[None]"], error: BaseException | 
             done.set_exception(error)
 
 
+def _committed(batch: list[_Pending]) -> None:
+    """A loop writer's batch is committed: its views' futures, on their own loop, are done."""
+    SCANS_RECORDED.inc(len(batch))
+    for _, done in batch:
+        if not done.done():  # the view gave up waiting (timeout, client gone)
+            done.set_result(None)
+
+
 class _Deadlines:
     """Fails the views' futures still waiting COMMIT_TIMEOUT_SECONDS after they were queued.
 
@@ -398,10 +406,7 @@ class _LoopWriter:
                 self.close()
             self._hand_over(batch)
             return
-        SCANS_RECORDED.inc(len(batch))
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+        _committed(batch)
 
     def _connected(self) -> Connection:
         if self._connection is None:
@@ -495,10 +500,7 @@ class _PostgresLoopWriter:
                 self._disconnect()
             self._hand_over(batch)
             return
-        SCANS_RECORDED.inc(len(batch))
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+        _committed(batch)
 
     async def _connected(self) -> "psycopg.AsyncConnection[Any]":
         args, options = self._connect_args
