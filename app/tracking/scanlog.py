@@ -392,7 +392,14 @@ class _LoopWriter:
     def add(self, item: _Pending) -> None:
         self._pending.append(item)
         if len(self._pending) == 1:
-            self.loop.call_soon(self._flush)
+            self.loop.call_soon(self._flush_next_round)
+
+    def _flush_next_round(self) -> None:
+        # A batch's commit costs the loop much the same for 5 rows as for 30: waiting one more
+        # round of the loop lets the requests it reads meanwhile join the batch. An idle loop
+        # goes round at once; a busy one (the round serves some 15 requests) halves the
+        # commits' cost a page, for a few milliseconds more before its page is sent.
+        self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
