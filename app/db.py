@@ -130,10 +130,11 @@ def driver_sql(dialect: Dialect, sql: str) -> str:
 @cache
 def bind_processors(dialect: Dialect, columns: tuple[Column[Any], ...]) -> tuple[Processor, ...]:
     """For each column, what turns a Python value into what the driver is given."""
-    return tuple(column.type.bind_processor(dialect) or _as_is for column in columns)
+    return tuple(column.type.bind_processor(dialect) or as_is for column in columns)
 
 
-def _as_is(value: Any) -> Any:
+def as_is(value: Any) -> Any:
+    """The processor of a column whose values go to the driver unchanged."""
     return value
 
 

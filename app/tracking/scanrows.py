@@ -20,13 +20,14 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Connection, Integer, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from app.db import bind_processors
+from app.db import Processor, as_is, bind_processors
 from app.tracking.models import ScanEvent
 
 ScanInsertHook = Callable[[Connection, Sequence[dict[str, Any]], Sequence[int]], None]
@@ -134,14 +135,15 @@ def _postgresql_statement(hook_ctes: tuple[str, ...]) -> str:
 # what a batch mostly waits for. (RETURNING would add a step a row.)
 def _insert_sqlite(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     ids: list[int] = []
-    processors = bind_processors(connection.dialect, _COLUMNS)
+    converting = _converting(bind_processors(connection.dialect, _COLUMNS))
     for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
         chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
-        params = [
-            process(_plain(row[name]))
-            for row in map(_complete, chunk)
-            for name, process in zip(_NAMES, processors, strict=True)
-        ]
+        params: list[Any] = []
+        for row in chunk:
+            values = list(_values_of(_complete(row)))
+            for index, process in converting:
+                values[index] = process(values[index])
+            params += values
         statement = _SQLITE_INSERT + ", ".join([_SQLITE_ROW] * len(chunk))
         last = connection.exec_driver_sql(statement, tuple(params)).lastrowid
         ids += range(last - len(chunk) + 1, last + 1)
@@ -167,8 +169,17 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
     return {**_DEFAULTS, **row}
 
 
-def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, Enum) else value
+# A row's values in column order, in one call into C. Only the columns whose type has a bind
+# processor (the timestamp, the flag) go through it: the driver takes the rest as they are (our
+# enums are str enums). A call a value cost a batch of 30 rows some 100 microseconds.
+_values_of = itemgetter(*_NAMES)
+
+
+@cache
+def _converting(processors: tuple[Processor, ...]) -> tuple[tuple[int, Processor], ...]:
+    return tuple(
+        (index, process) for index, process in enumerate(processors) if process is not as_is
+    )
 
 
 # What SQLAlchemy would fill in for a key a row leaves out (campaign ids, say): the model's
