@@ -79,6 +79,7 @@ def os_of(device: Device) -> str:
     return "desktop" if device.device_class == "desktop" else "other"
 
 
+@lru_cache(maxsize=1024)  # browsers send a handful of different headers between them
 def preferred_language(accept_language: str) -> str:
     """The tag with the highest q in an Accept-Language header (the first among equals)."""
     best, best_q = "", 0.0
