@@ -493,13 +493,13 @@ class _PostgresLoopWriter:
 
     async def _send(self, batch: list[_Pending]) -> None:
         try:
-            statement, params = postgresql_batch([row for row, _ in batch])
             connection = self._connection or await self._connected()
         except Exception as exc:
             log.info("scan writer could not connect (%s): spooling", exc)
             self._hand_over(batch, database_away=True)
             return
         try:
+            statement, params = postgresql_batch([row for row, _ in batch])
             await connection.execute(statement, params)
         except Exception as exc:
             log.debug("scan batch handed to the writer threads: %s", exc)
@@ -512,8 +512,8 @@ class _PostgresLoopWriter:
     async def _connected(self) -> "psycopg.AsyncConnection[Any]":
         args, options = self._connect_args
         connecting = psycopg.AsyncConnection.connect(*args, autocommit=True, **options)
-        # Past the deadline the batch goes to the threads (which spool it if they cannot
-        # connect either); the next batch tries again.
+        # Past the deadline the batch is spooled (see _send), and the database counts as away
+        # for RETRY_DATABASE_AFTER_SECONDS; the batch after that tries again.
         self._connection = await asyncio.wait_for(connecting, CONNECT_DEADLINE_SECONDS)
         return self._connection
 
