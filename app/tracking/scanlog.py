@@ -492,6 +492,11 @@ class _PostgresLoopWriter:
                 self._disconnect()
 
     async def _send(self, batch: list[_Pending]) -> None:
+        if not hooks_all_in_sql():
+            # A hook that runs in Python, registered since this writer began, needs the
+            # threads' transactions.
+            self._hand_over(batch)
+            return
         try:
             connection = self._connection or await self._connected()
         except Exception as exc:

@@ -238,6 +238,36 @@ def test_on_postgresql_a_batch_whose_connection_died_is_committed_by_the_threads
 
 
 @pytest.mark.concurrency
+def test_on_postgresql_a_python_hook_added_later_runs_for_every_row(committed: Engine) -> None:
+    if committed.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's loop writer")
+    offer_id = _issued_offer(committed)
+    scan_log = GroupCommitScanLog(committed)
+    seen: list[int] = []
+
+    def hook(connection: object, batch: Sequence[dict[str, Any]], ids: Sequence[int]) -> None:
+        seen.extend(ids)
+
+    async def views(count: int) -> None:
+        await asyncio.gather(*(scan_log.record(_row(offer_id)) for _ in range(count)))
+
+    async def scenario() -> None:
+        await views(5)  # the loop writer is running
+        on_scans_inserted(hook)
+        try:
+            await views(5)
+        finally:
+            remove_scan_hook(hook)
+
+    try:
+        run_async(scenario)
+    finally:
+        scan_log.close()
+    assert len(seen) == 5
+    assert _count(committed, offer_id) == 10
+
+
+@pytest.mark.concurrency
 def test_while_another_writer_holds_the_lock_the_loop_keeps_serving(committed: Engine) -> None:
     """The loop writer never waits for SQLite's lock: it hands the batch to the writer
     threads, and the event loop goes on answering meanwhile."""
