@@ -1,0 +1,42 @@
+"""What happens to an order and its tracking page, as domain events (see app.events)."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from app.events import Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderActivated(Event):
+    offer_id: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageUpdated(Event):
+    """A stage update was appended; ``expected_delivery_changed`` says whether it moved the date."""
+
+    offer_id: str
+    stage_update_id: int
+    stage_key: str
+    stage_label: str
+    happened_at: datetime
+    public_note: str
+    expected_delivery_date: date | None
+    expected_delivery_changed: bool
+    is_final: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRecorded(Event):
+    """A committed scan, published by the post-commit scan feed (never on the request path)."""
+
+    scan_id: int
+    offer_id: str | None
+    campaign_id: int | None
+    placement_id: int | None
+    code_form: str
+    channel: str
+    device_class: str
+    is_bot: bool
+    occurred_at: datetime
