@@ -46,15 +46,19 @@ FUZZ_EXAMPLES ?= 1000
 fuzz: install
 	OFFERTRACK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/api $(PYTEST_ARGS)
 
-# The browser tests drive Debian's chromium (Playwright cannot download browsers here).
+# Debian packages the suite needs: chromium for the browser tests (Playwright cannot download
+# browsers here) and HarfBuzz's subset library, which WeasyPrint warns about (and the suite
+# turns warnings into errors) when it is missing.
+SYSTEM_PACKAGES := chromium libharfbuzz-subset0
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing chromium for the browser tests (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "Installing $$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "chromium is not installed: the browser tests will be skipped (sudo apt-get install chromium)"; \
-	  fi; }
+	    echo "Missing Debian packages: $$missing (sudo apt-get install $$missing)"; \
+	  fi; fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -42,6 +42,9 @@ class StaffUser(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(sa_type=String(320), unique=True)
+    # How customers and colleagues see the user: the contact block of their offers, mails.
+    full_name: str = Field(default="", sa_type=String(200))
+    phone: str = Field(default="", sa_type=String(50))
     role: Role = Field(sa_type=String(16))
     password_hash: str = Field(sa_type=String(255))
     is_active: bool = True

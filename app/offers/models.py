@@ -69,6 +69,15 @@ class Offer(SQLModel, table=True):
     accepted_po_number: str = Field(default="", sa_type=String(100))
     declined_reason: str = Field(default="", sa_type=Text)
     activated_by: str = Field(default="", sa_type=String(200))
+    # The staff user who owns the offer (its author unless reassigned): alerts go to them and
+    # the public pages name them as the contact. No ORM relationship: offers sit below the
+    # staff site, which reads the user through its own package.
+    owner_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("staff_user.id", ondelete="SET NULL"), index=True),
+    )
+    # The language of the PDF, the mails and, unless the visitor asks otherwise, the pages.
+    language: str = Field(default="en", sa_type=String(8))
 
     lines: list["OfferLine"] = Relationship(
         back_populates="offer",
