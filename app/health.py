@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.db import READ_ONLY, make_engine
 from app.metrics import exposition
+from app.migrations import alembic_config
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -30,8 +31,6 @@ class Readiness:
 
 
 def migration_heads() -> frozenset[str]:
-    from app.cli import alembic_config
-
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 

@@ -23,13 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app.admin.analytics.pages import ANALYTICS_PAGES
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
-from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -45,7 +45,9 @@ from app.security import (
     body_too_large_detail,
     secure_response,
 )
+from app.subscribers import wire
 from app.templating import render, templates
+from app.tracking.api import offer_router as order_activation_router
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
 from app.tracking.ratelimit import MissLimiter
@@ -59,10 +61,17 @@ from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
 
+# The routes served outside FastAPI's dependency injection (plain Starlette routes: solving
+# dependencies costs more than the rest of these requests). Their endpoints take only the
+# request; a Depends there would never run. See ARCHITECTURE.md, "Hot-path routes";
+# tests/test_hot_paths.py keeps this list and the app in step.
+HOT_PATH_ROUTES = frozenset({"tracking:page", "analytics:code"})
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.resolved_secret_key()  # refuse to start in production without a real key
+    wire()  # who reacts to which domain event, before the first request publishes one
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
+    app.include_router(order_activation_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)

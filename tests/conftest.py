@@ -42,15 +42,19 @@ from sqlmodel import Session  # noqa: E402
 from app.analytics.codes import routing_table  # noqa: E402
 from app.analytics.router import session_scope  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
-from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, get_session_factory, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.migrations import alembic_config  # noqa: E402
+from app.subscribers import wire  # noqa: E402
+from app.tracking.dependencies import get_scan_log  # noqa: E402
 from app.tracking.pagecache import page_cache  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
-from app.tracking.router import get_scan_log  # noqa: E402
 from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
+
+# Tests call services directly too, without create_app: the composition root wires first.
+wire()
 
 SEEDED_TABLES = {"order_stage"}
 

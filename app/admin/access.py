@@ -18,8 +18,8 @@ from sqladmin.authorization import AuthorizationBackend
 from sqlmodel import Session
 
 from app.admin import users
-from app.admin.models import Role
 from app.admin.users import Staff
+from app.auth.staff import Role
 from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
 

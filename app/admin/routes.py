@@ -24,17 +24,18 @@ from app.admin.access import (
     end_session,
     start_session,
 )
+from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
-from app.admin.views import in_session
+from app.admin.views import _orders_and_stages, in_session
 from app.config import SettingsDep
 from app.db import SessionDep, read_only
 from app.errors import AppError
 from app.offers import service as offers_service
+from app.offers.dependencies import pdf_response
 from app.offers.documents import offer_pdf
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.offers.pdf import PdfRenderer
-from app.offers.router import pdf_response
 from app.tracking import service as tracking_service
 from app.tracking.models import OrderStage
 from app.tracking.schemas import StageUpdateCreate
@@ -55,8 +56,6 @@ STAGE_FIELDS = (
 async def _render(
     request: Request, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
-    from app.admin.site import render_staff_page
-
     return await render_staff_page(request, template, context, status)
 
 
@@ -246,8 +245,6 @@ async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
             n = len(offers)
             Flash.success(request, f"Stage update added to {n} order{'s' if n != 1 else ''}.")
             return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
-    from app.admin.views import _orders_and_stages
-
     orders, stages = await in_session(lambda s: _orders_and_stages(s, pks))
     context = {"orders": orders, "stages": stages, "form": values, "errors": errors}
     return await _render(request, "admin/bulk_stage_update.html", context, 422)

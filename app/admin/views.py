@@ -27,12 +27,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app.admin import audit, queries, users
-from app.admin.models import AuditLogEntry, Role, StaffUser
-from app.admin.passwords import MAX_LENGTH, MIN_LENGTH
+from app import audit
+from app.admin import queries, users
 from app.admin.users import EMAIL_PATTERN, Staff
+from app.audit import AuditLogEntry
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
+from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError

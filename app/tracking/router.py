@@ -3,13 +3,11 @@
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
+from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.routing import BaseRoute, Match
@@ -25,25 +23,25 @@ from app.db import (
 )
 from app.observability import LabelledRoute
 from app.offers import service as offers_service
+from app.offers.dependencies import RendererDep, pdf_response
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
-from app.offers.router import RendererDep, pdf_response
 from app.templating import html_response, is_htmx, render, render_html
 from app.tracking import service
 from app.tracking.codes import (
     CANONICAL,
     FORMAT_HELP,
-    InvalidCode,
     TrackingCode,
     parse_tracking_code,
 )
+from app.tracking.dependencies import LimiterDep, counting_misses, get_scan_log, visit_of
 from app.tracking.models import CodeForm
 from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, page_cache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit, referrer_host
 from app.tracking.schemas import AcceptForm, DeclineForm
-from app.web import CsrfChecked, client_address, csrf_token, overridable, set_csrf_cookie
+from app.web import CsrfChecked, csrf_token, overridable, set_csrf_cookie
 
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -51,43 +49,6 @@ log = logging.getLogger(__name__)
 # long instead of each waiting for a connection attempt to time out.
 DATABASE_RETRY_SECONDS = 1.0
 _database_down_until = [0.0]
-
-
-async def get_miss_limiter(request: Request) -> MissLimiter:
-    limiter: MissLimiter = request.app.state.miss_limiter
-    return limiter
-
-
-LimiterDep = Annotated[MissLimiter, Depends(get_miss_limiter)]
-
-
-async def get_scan_log(request: Request) -> ScanLog:
-    scan_log: ScanLog = request.app.state.scan_log
-    return scan_log
-
-
-@contextmanager
-def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) -> Iterator[None]:
-    """Count a failed lookup against the client; past the limit it becomes a 429."""
-    try:
-        yield
-    except (InvalidCode, service.CodeNotFound):
-        client = client_address(request, settings)
-        limiter.check(client)
-        limiter.record_miss(client)
-        raise
-
-
-def visit_of(request: Request, settings: Settings) -> Visit:
-    headers = request.headers
-    return Visit(
-        client_ip=client_address(request, settings),
-        user_agent=headers.get("user-agent", ""),
-        referrer=headers.get("referer", ""),
-        do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
-        # Parsing the query string costs more than all of the rest: most views have none.
-        marker=request.query_params.get("src", "") if request.scope["query_string"] else "",
-    )
 
 
 def _is_internal_navigation(visit: Visit, settings: Settings) -> bool:

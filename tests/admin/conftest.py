@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from app.admin import passwords, users
-from app.admin.models import Role
+from app.admin import users
+from app.auth import passwords
+from app.auth.staff import Role
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scans import visitor_keys

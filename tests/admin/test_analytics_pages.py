@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin.models import AuditLogEntry, Role
+from app.admin.analytics.pages import EVENT_TYPES
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
 from app.analytics.schemas import WebhookEndpointCreate
-from app.analytics.staff import EVENT_TYPES
+from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
+from app.auth.staff import Role
 from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
@@ -348,7 +349,7 @@ def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
     receiver = Receiver(fail_first=1)
     try:
         data = WebhookEndpointCreate(url=receiver.url, event_types=list(EVENT_TYPES))
-        endpoint = webhooks.create_endpoint(db, data)
+        endpoint = webhooks.create_endpoint(db, data, actor="test")
         receiver.secret = endpoint.secret
         outbox.emit(db, "conversion.created", {"n": 1})
         outbox.emit(db, "offer.accepted", {"n": 2})
@@ -488,7 +489,9 @@ def ids(db: Session) -> dict[str, int]:
     campaign = make_campaign(db, name="Matrix")
     placement = make_placement(db, campaign.id or 0)
     endpoint = webhooks.create_endpoint(
-        db, WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"])
+        db,
+        WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"]),
+        actor="test",
     )
     found = {"c": campaign.id or 0, "p": placement.id or 0, "w": endpoint.id or 0}
     db.rollback()
@@ -517,7 +520,8 @@ def test_each_role_against_each_action(
         )
         expected = allowed if role.includes(lowest) else 403
         assert response.status_code == expected, (role, path, response.text[:300])
-    entries = db.exec(select(AuditLogEntry.action)).all()
+    # The fixture's own rows were created with actor "test"; count what the staff user did.
+    entries = db.exec(select(AuditLogEntry.action).where(AuditLogEntry.actor != "test")).all()
     changed = [
         a for a in entries if a.split(".")[0] in {"campaign", "creative", "placement", "webhook"}
     ]

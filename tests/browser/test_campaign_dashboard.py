@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.admin import users
-from app.admin.models import Role
+from app.auth.staff import Role
 from app.config import get_settings
 from app.offers import service as offers_service
 from tests.analytics.test_attribution import World

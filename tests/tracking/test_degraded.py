@@ -17,7 +17,7 @@ from app.auth import service as auth_service
 from app.config import Settings
 from app.db import PG_CONNECT_TIMEOUT_SECONDS, get_session, get_session_factory, make_engine
 from app.tracking import router as tracking_router
-from app.tracking.router import get_scan_log
+from app.tracking.dependencies import get_scan_log
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.spool import ScanSpool
 from tests.conftest import TEST_DATABASE_URL

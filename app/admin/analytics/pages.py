@@ -8,7 +8,6 @@ CSRF middleware has checked it) and is written to the audit log in the same tran
 """
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
@@ -17,18 +16,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ValidationError
 from sqladmin.flash import Flash
-from sqlalchemy import event
 from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from app.admin import audit
 from app.admin.access import AdminDep, SalesDep, StaffDep, require_role
-from app.admin.models import Role
-from app.admin.site import MenuLink, StaffPages, render_staff_page
-from app.admin.users import Staff
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views import in_session
-from app.analytics import artwork, attribution, campaigns, charts, reports, webhooks
+from app.analytics import artwork, attribution, campaigns, charts, exports, webhooks
 from app.analytics.attribution import Funnel, Period
 from app.analytics.models import Campaign, Placement, WebhookEndpoint
 from app.analytics.schemas import (
@@ -41,6 +36,7 @@ from app.analytics.schemas import (
     WebhookEndpointCreate,
     WebhookEndpointUpdate,
 )
+from app.auth.staff import Role
 from app.config import Settings, SettingsDep, get_settings
 from app.db import read_only
 from app.errors import AppError, Unprocessable
@@ -93,10 +89,10 @@ def _dashboard(session: Session, period: Period) -> Dashboard:
 def _period(settings: Settings, start: str, end: str) -> tuple[Period, Errors]:
     """The range asked for, or the default range with an error naming the field."""
     try:
-        return reports.get_period(settings, _date(start, "from"), _date(end, "to")), {}
+        return exports.get_period(settings, _date(start, "from"), _date(end, "to")), {}
     except Unprocessable as exc:
         field = str(exc.loc[-1]) if exc.loc else "from"
-        return reports.get_period(settings), {field: exc.detail}
+        return exports.get_period(settings), {field: exc.detail}
 
 
 def _date(text: str, field: str) -> date | None:
@@ -208,24 +204,24 @@ async def csv_export(
     model: Annotated[attribution.Model, Query()] = "last_touch",
 ) -> Response:
     """The same CSV as the API's ``format=csv``, for a signed-in staff user (no API key)."""
-    period = reports.get_period(settings, from_, to)
+    period = exports.get_period(settings, from_, to)
 
     def export(session: Session) -> Any:  # the report functions answer Any (JSON or CSV)
         match table:
             case "scans_per_day":
-                return reports.scans_per_day(session, period, "csv")
+                return exports.scans_per_day(session, period, "csv")
             case "breakdown":
-                return reports.breakdown(session, period, _one_of(by, BREAKDOWNS), "csv")
+                return exports.breakdown(session, period, _one_of(by, BREAKDOWNS), "csv")
             case "funnel":
-                return reports.funnel(session, period, "csv")
+                return exports.funnel(session, period, "csv")
             case "attribution":
                 dims = ("campaign", "placement", "creative")
                 by_dim = _one_of(by, dims)
-                return reports.attribution_report(session, period, by_dim, model, "csv")
+                return exports.attribution_report(session, period, by_dim, model, "csv")
             case "time_to_convert":
-                return reports.time_to_convert(session, period, "csv")
+                return exports.time_to_convert(session, period, "csv")
             case "scans" | "conversions":
-                return reports.export_events(session, period, table)
+                return exports.export_events(session, period, table)
 
     response: Response = await in_session(export)
     return response
@@ -238,30 +234,6 @@ def _one_of(value: str, allowed: tuple[Any, ...]) -> Any:
 
 
 # --- audit and form helpers --------------------------------------------------------------
-
-
-def _audited(
-    session: Session, staff: Staff, action: str, entity: Callable[[], tuple[str, Any, str]]
-) -> None:
-    """Write an audit entry in the transaction the service is about to commit.
-
-    The services commit themselves; hooking their commit keeps the entry and the change in one
-    transaction, and a new row already has its id (flushed) when the entry is written.
-    """
-
-    def before_commit(s: Session) -> None:
-        s.flush()
-        entity_type, entity_id, summary = entity()
-        audit.record(
-            s,
-            actor=staff.actor,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            summary=summary,
-        )
-
-    event.listen(session, "before_commit", before_commit, once=True)
 
 
 def _fields(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
@@ -323,7 +295,9 @@ async def campaign_create(request: Request, staff: SalesDep) -> Response:
     data, errors = _validate(CampaignCreate, _present(values))
     if data is not None:
         try:
-            campaign = await in_session(lambda s: _create_campaign(s, staff, data))
+            campaign = await in_session(
+                lambda s: campaigns.create_campaign(s, data, actor=staff.actor)
+            )
         except AppError as exc:
             errors = _service_error(exc)
         else:
@@ -332,30 +306,6 @@ async def campaign_create(request: Request, staff: SalesDep) -> Response:
     rows = await in_session(_campaign_list)
     context = {"title": "Campaigns", "campaigns": rows, "form": values, "errors": errors}
     return await render_staff_page(request, "analytics/campaigns.html", context, 422)
-
-
-def _create_campaign(session: Session, staff: Staff, data: CampaignCreate) -> Campaign:
-    made: list[Campaign] = []
-    _audited(
-        session,
-        staff,
-        "campaign.created",
-        lambda: ("campaign", made[0].id if made else "?", f"Campaign “{data.name}” created"),
-    )
-    # The service adds the row and commits; the hook finds it among the session's new rows.
-    made_hook = _capture(session, Campaign, made)
-    try:
-        return campaigns.create_campaign(session, data)
-    finally:
-        event.remove(session, "before_flush", made_hook)
-
-
-def _capture(session: Session, kind: type, into: list[Any]) -> Callable[..., None]:
-    def hook(s: Session, context: Any, instances: Any) -> None:
-        into.extend(obj for obj in s.new if isinstance(obj, kind))
-
-    event.listen(session, "before_flush", hook)
-    return hook
 
 
 def _to(request: Request, name: str, **params: Any) -> RedirectResponse:
@@ -419,13 +369,7 @@ async def campaign_update(request: Request, campaign_id: PathId, staff: SalesDep
     if data is not None:
 
         def work(s: Session) -> Campaign:
-            _audited(
-                s,
-                staff,
-                "campaign.updated",
-                lambda: ("campaign", campaign_id, f"Campaign “{values['name']}” changed"),
-            )
-            return campaigns.update_campaign(s, campaign_id, data)
+            return campaigns.update_campaign(s, campaign_id, data, actor=staff.actor)
 
         try:
             await in_session(work)
@@ -444,13 +388,7 @@ async def creative_create(request: Request, campaign_id: PathId, staff: SalesDep
     if data is not None:
 
         def work(s: Session) -> Any:
-            _audited(
-                s,
-                staff,
-                "creative.created",
-                lambda: ("campaign", campaign_id, f"Creative “{data.name}” added"),
-            )
-            return campaigns.create_creative(s, campaign_id, data)
+            return campaigns.create_creative(s, campaign_id, data, actor=staff.actor)
 
         try:
             await in_session(work)
@@ -500,20 +438,9 @@ async def placement_create(request: Request, campaign_id: PathId, staff: SalesDe
     values = _fields(await request.form(), PLACEMENT_FIELDS)
     data, errors = _placement_data(values, creating=True)
     if data is not None:
-        made: list[Placement] = []
 
         def work(s: Session) -> Placement:
-            _audited(
-                s,
-                staff,
-                "placement.created",
-                lambda: ("placement", made[0].id, f"Placement “{data.name}” created"),
-            )
-            hook = _capture(s, Placement, made)
-            try:
-                return campaigns.create_placement(s, campaign_id, data)
-            finally:
-                event.remove(s, "before_flush", hook)
+            return campaigns.create_placement(s, campaign_id, data, actor=staff.actor)
 
         try:
             placement = await in_session(work)
@@ -573,17 +500,7 @@ async def placement_update(request: Request, placement_id: PathId, staff: SalesD
     if data is not None:
 
         def work(s: Session) -> Placement:
-            _audited(
-                s,
-                staff,
-                "placement.updated",
-                lambda: (
-                    "placement",
-                    placement_id,
-                    f"Placement “{values['name']}” changed ({len(data.rules or [])} rules)",
-                ),
-            )
-            return campaigns.update_placement(s, placement_id, data)
+            return campaigns.update_placement(s, placement_id, data, actor=staff.actor)
 
         try:
             await in_session(work)
@@ -665,20 +582,9 @@ async def webhook_create(request: Request, staff: AdminDep) -> Response:
     }
     data, errors = _validate(WebhookEndpointCreate, values)
     if data is not None:
-        made: list[WebhookEndpoint] = []
 
         def work(s: Session) -> WebhookEndpoint:
-            _audited(
-                s,
-                staff,
-                "webhook.created",
-                lambda: ("webhook_endpoint", made[0].id, f"Webhook endpoint {data.url} added"),
-            )
-            hook = _capture(s, WebhookEndpoint, made)
-            try:
-                return webhooks.create_endpoint(s, data)
-            finally:
-                event.remove(s, "before_flush", hook)
+            return webhooks.create_endpoint(s, data, actor=staff.actor)
 
         try:
             endpoint = await in_session(work)
@@ -720,14 +626,9 @@ async def webhook_enabled(request: Request, endpoint_id: PathId, staff: AdminDep
     enable = str((await request.form()).get("enabled", "")) == "true"
 
     def work(s: Session) -> WebhookEndpoint:
-        verb = "enabled" if enable else "disabled"
-        _audited(
-            s,
-            staff,
-            f"webhook.{verb}",
-            lambda: ("webhook_endpoint", endpoint_id, f"Webhook endpoint {verb}"),
+        return webhooks.update_endpoint(
+            s, endpoint_id, WebhookEndpointUpdate(enabled=enable), actor=staff.actor
         )
-        return webhooks.update_endpoint(s, endpoint_id, WebhookEndpointUpdate(enabled=enable))
 
     await in_session(work)
     Flash.success(
@@ -740,13 +641,7 @@ async def webhook_enabled(request: Request, endpoint_id: PathId, staff: AdminDep
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="analytics:webhook_rotate")
 async def webhook_rotate(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
     def work(s: Session) -> WebhookEndpoint:
-        _audited(
-            s,
-            staff,
-            "webhook.secret_rotated",
-            lambda: ("webhook_endpoint", endpoint_id, "Webhook signing secret rotated"),
-        )
-        return webhooks.rotate_secret(s, endpoint_id)
+        return webhooks.rotate_secret(s, endpoint_id, actor=staff.actor)
 
     endpoint = await in_session(work)
     return await _render_endpoint(request, endpoint_id, secret=endpoint.secret)
