@@ -58,6 +58,10 @@ class Settings(BaseSettings):
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Argon2id's cost per password check (RFC 9106's low-memory profile by default: 3 passes
+    # over 64 MiB). Raising either rehashes each password at its owner's next sign-in.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -49,7 +49,7 @@ from app.subscribers import wire
 from app.templating import render, templates
 from app.tracking.api import offer_router as order_activation_router
 from app.tracking.api import router as orders_router
-from app.tracking.pagecache import page_cache
+from app.tracking.pagecache import PageCache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
-    page_cache.ttl = settings.page_cache_seconds
+    app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)
     on_scans_inserted(outbox.SCAN_HOOK)

@@ -1,22 +1,36 @@
-"""Password hashing with Argon2id (argon2-cffi's RFC 9106 low-memory profile by default)."""
+"""Password hashing with Argon2id, at the cost the settings name (RFC 9106's low-memory
+profile by default). The hasher is made from the settings, never swapped at run time: tests
+choose cheap parameters through the same settings as any installation."""
+
+from dataclasses import dataclass
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from app.config import get_settings
+
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
 
-_hasher = PasswordHasher()
-# Verified when an e-mail is unknown, so a wrong address takes as long as a wrong password
-# and response times do not tell which addresses have accounts.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+@dataclass(frozen=True)
+class Hashing:
+    hasher: PasswordHasher
+    # Verified when an e-mail is unknown, so a wrong address takes as long as a wrong password
+    # and response times do not tell which addresses have accounts.
+    dummy_hash: str
 
 
-def use_hasher(hasher: PasswordHasher) -> None:
-    """Swap the cost parameters (tests use cheap ones); existing hashes still verify."""
-    global _hasher, _DUMMY_HASH
-    _hasher = hasher
-    _DUMMY_HASH = hasher.hash("not a password of anyone")
+@lru_cache(maxsize=4)
+def hashing(time_cost: int, memory_kib: int) -> Hashing:
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    return Hashing(hasher, hasher.hash("not a password of anyone"))
+
+
+def _current() -> Hashing:
+    settings = get_settings()
+    return hashing(settings.password_hash_time_cost, settings.password_hash_memory_kib)
 
 
 def password_problem(password: str) -> str | None:
@@ -31,15 +45,17 @@ def password_problem(password: str) -> str | None:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _current().hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    current = _current()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        verified = current.hasher.verify(password_hash or current.dummy_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    return verified and bool(password_hash)
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _current().hasher.check_needs_rehash(password_hash)

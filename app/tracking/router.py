@@ -36,7 +36,7 @@ from app.tracking.codes import (
 )
 from app.tracking.dependencies import LimiterDep, counting_misses, get_scan_log, visit_of
 from app.tracking.models import CodeForm
-from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, page_cache
+from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, PageCache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit, referrer_host
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 # After the database failed a page, pages that are not cached get their 503 at once for this
 # long instead of each waiting for a connection attempt to time out.
 DATABASE_RETRY_SECONDS = 1.0
-_database_down_until = [0.0]
 
 
 def _is_internal_navigation(visit: Visit, settings: Settings) -> bool:
@@ -81,6 +80,7 @@ def _load_page(
     code: TrackingCode,
     settings: Settings,
     key: CacheKey,
+    page_cache: PageCache,
 ) -> CachedPage:
     """Read and render the page, with a stand-in for the CSRF token, to keep it a moment."""
     epoch = page_cache.epoch()
@@ -102,11 +102,12 @@ def _load_page(
 async def _page(
     request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings, htmx: bool
 ) -> CachedPage:
+    page_cache: PageCache = request.app.state.page_cache
     key = _cache_key(request, code, htmx)
     cached = page_cache.get(key)
     if cached is not None:
         return cached  # needs no database, so it is served while the database is away too
-    if time.monotonic() < _database_down_until[0]:
+    if time.monotonic() < page_cache.unavailable_until:
         raise service.StatusUnavailable(code)  # answer at once; no wait for a timeout
     try:
         # A database that drops packets, or a full pool, would hold the visitor for the
@@ -114,11 +115,11 @@ async def _page(
         # goes on in its thread (shielded in get_or_load) and fills the cache if it succeeds.
         async with asyncio.timeout(settings.page_deadline_seconds):
             return await page_cache.get_or_load(
-                key, partial(_load_page, request, sessions, code, settings, key)
+                key, partial(_load_page, request, sessions, code, settings, key, page_cache)
             )
     except (TimeoutError, *DB_UNREACHABLE) as exc:
         log.warning("tracking page without its database: %r", exc)
-        _database_down_until[0] = time.monotonic() + DATABASE_RETRY_SECONDS
+        page_cache.unavailable_until = time.monotonic() + DATABASE_RETRY_SECONDS
         raise service.StatusUnavailable(code) from exc
 
 
