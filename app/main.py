@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from app.admin.analytics.pages import ANALYTICS_PAGES
+from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router

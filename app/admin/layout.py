@@ -25,11 +25,15 @@ class MenuLink:
 
 @dataclass(frozen=True)
 class StaffPages:
-    """Pages another module adds to the staff site: its router (each route guarded with
-    ``require_role``) and the menu entries that lead there."""
+    """Pages another module adds to the staff site: its router, or one per page family (each
+    route guarded with ``require_role``), and the menu entries that lead there."""
 
-    router: APIRouter
+    router: APIRouter | Sequence[APIRouter]
     menu: Sequence[MenuLink] = field(default_factory=tuple)
+
+    @property
+    def routers(self) -> Sequence[APIRouter]:
+        return (self.router,) if isinstance(self.router, APIRouter) else self.router
 
 
 async def render_staff_page(

@@ -110,7 +110,8 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
     # the root of this app would otherwise take every path.
     staff_app.include_router(routes.router)
     for page in pages:
-        staff_app.include_router(page.router)
+        for router in page.routers:
+            staff_app.include_router(router)
     authorization = access.RoleAuthorization()
     admin = StaffAdmin(
         staff_app,

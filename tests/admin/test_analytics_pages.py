@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin.analytics.pages import EVENT_TYPES
+from app.admin.analytics.webhooks import EVENT_TYPES
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
 from app.analytics.schemas import WebhookEndpointCreate
