@@ -2,13 +2,13 @@
 pages a package adds, and the site's layout to render them in. The site (app.admin.site)
 imports the routes that use this module; this module imports neither, so no cycle."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
 from sqladmin import Admin
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from app.auth.staff import Role
 
@@ -42,3 +42,11 @@ async def render_staff_page(
     """A page in the staff site's layout (menu, flash messages, sign-out)."""
     admin: Admin = request.app.state.admin
     return await admin.templates.TemplateResponse(request, template, context, status_code)
+
+
+def render_staff_partial(request: Request, template: str, **data: Any) -> HTMLResponse:
+    """A fragment for htmx (a partial the full page renders with ``render_partial`` too)."""
+    admin: Admin = request.app.state.admin
+    render_partial: Callable[..., str] = admin.templates.env.globals["render_partial"]  # type: ignore[assignment]
+    html = render_partial(template, request=request, **data)
+    return HTMLResponse(html, headers={"Vary": "HX-Request"})

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import jinja_partials
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
@@ -66,6 +67,13 @@ class StaffAdmin(Admin):
         # module are found by their path under templates/ ("admin/...", "analytics/...").
         loader.loaders = [loader.loaders[0], FileSystemLoader(TEMPLATES_DIR), *loader.loaders[1:]]
         install_filters(templates.env)
+        # htmx partials render through jinja-partials (render_partial), from a synchronous
+        # overlay of this async environment: the same loader, filters and globals (the overlay
+        # shares the globals, so render_partial lands in both), its own template cache, and no
+        # thread and event loop per partial as jinja-partials needs for an async environment.
+        jinja_partials.register_environment(
+            templates.env.overlay(enable_async=False, cache_size=100), markup=True
+        )
         templates.env.globals["csrf_token"] = csrf_token
         templates.env.globals["staff"] = lambda request: getattr(request.state, "staff", None)
         templates.env.globals["Role"] = Role

@@ -114,6 +114,31 @@ def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: W
     assert "<strong>0</strong> scans" in old.text and "No data in this range" in old.text
 
 
+def test_htmx_asking_for_the_dashboard_gets_only_its_panels(
+    web: TestClient, as_role: SignIn, world: World
+) -> None:
+    as_role(Role.VIEWER)
+    today = offers_service.today(get_settings())
+    params = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+
+    fragment = web.get("/admin/analytics/", params=params, headers={"HX-Request": "true"})
+    page = web.get("/admin/analytics/", params=params)
+
+    assert fragment.status_code == page.status_code == 200
+    assert "HX-Request" in fragment.headers["Vary"] and "HX-Request" in page.headers["Vary"]
+    # The fragment: the panels (rendered by jinja-partials), without the layout or the form.
+    assert "<strong>2</strong> scans" in fragment.text
+    assert "<html" not in fragment.text and 'class="analytics-range"' not in fragment.text
+    assert fragment.headers["HX-Push-Url"].startswith("/admin/analytics/?from=")
+    # The page: layout, form and the same panels, rendered by the same partial.
+    assert "<html" in page.text and 'class="analytics-range"' in page.text
+    assert "<strong>2</strong> scans" in page.text
+    assert 'hx-get="https://track.example.com/admin/analytics/"' in page.text  # asks the page
+    # htmx restoring the page from history gets all of it.
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    assert "<html" in web.get("/admin/analytics/", params=params, headers=restore).text
+
+
 def test_a_bad_range_is_explained_next_to_its_field(web: TestClient, as_role: SignIn) -> None:
     as_role(Role.VIEWER)
     page = web.get("/admin/analytics/", params={"from": "2026-05-02", "to": "2026-05-01"})

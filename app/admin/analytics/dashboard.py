@@ -10,7 +10,7 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import StaffDep, require_role
-from app.admin.layout import render_staff_page
+from app.admin.layout import render_staff_page, render_staff_partial
 from app.admin.views import in_session
 from app.analytics import attribution, charts, exports
 from app.analytics.attribution import Funnel, Period
@@ -18,6 +18,7 @@ from app.auth.staff import Role
 from app.config import Settings, SettingsDep
 from app.db import read_only
 from app.errors import Unprocessable
+from app.templating import is_htmx
 
 router = APIRouter(
     prefix="/analytics",
@@ -149,18 +150,28 @@ async def _dashboard_context(request: Request, settings: Settings) -> dict[str, 
 
 @router.get("/", name="analytics:dashboard")
 async def dashboard(request: Request, settings: SettingsDep, staff: StaffDep) -> Response:
+    """The dashboard; htmx asking (HX-Request) gets only its panels, for the range chosen."""
     context = await _dashboard_context(request, settings)
+    # htmx restoring a page from history (its cache missed) wants the whole page.
+    if is_htmx(request) and "HX-History-Restore-Request" not in request.headers:
+        return _panels(request, context)
     status = 422 if context["errors"] else 200
-    return await render_staff_page(request, "analytics/dashboard.html", context, status)
+    response = await render_staff_page(request, "analytics/dashboard.html", context, status)
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 @router.get("/panels", name="analytics:panels")
 async def panels(request: Request, settings: SettingsDep, staff: StaffDep) -> Response:
-    """The dashboard's figures alone: what htmx swaps in when the range changes."""
-    context = await _dashboard_context(request, settings)
+    """The dashboard's figures alone, for a link or script that wants only them."""
+    return _panels(request, await _dashboard_context(request, settings))
+
+
+def _panels(request: Request, context: dict[str, Any]) -> Response:
     # 200 even for a bad range (htmx swaps only successes): the panel says what was wrong and
     # shows the default range. The address bar follows, so a reload or a link shows the same.
-    response = await render_staff_page(request, "analytics/_panels.html", context)
+    figures = {name: context[name] for name in ("d", "charts", "errors")}
+    response = render_staff_partial(request, "analytics/_panels.html", **figures)
     if not context["errors"]:
         shown = request.url_for("analytics:dashboard").include_query_params(**context["range"])
         response.headers["HX-Push-Url"] = shown.path + "?" + shown.query
