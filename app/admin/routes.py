@@ -26,7 +26,8 @@ from app.admin.access import (
 from app.admin.forms import Errors, save_and_redirect, validate
 from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
-from app.admin.views import _orders_and_stages, in_session
+from app.admin.views import in_session
+from app.admin.views.orders import _orders_and_stages
 from app.config import SettingsDep
 from app.db import SessionDep, read_only
 from app.errors import AppError
