@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # them while the database is away), each on its own connection. One suffices: the loop
     # commits the rest, and concurrent writers wait on the same rollup rows anyway.
     scan_writers: int = Field(default=1, ge=1, le=32)
+    # SQLite: how long a write waits for the one writer's lock before the request answers 503
+    # with Retry-After (PostgreSQL rows lock one by one and need no such wait).
+    write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
