@@ -39,6 +39,7 @@ from app.metrics import worker_stopped
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
+from app.restore import claim_database
 from app.security import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
         renderer.start()
         app.state.pdf_renderer = renderer
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             renderer.shutdown()
             app.state.readiness.close()
             worker_stopped()
+            if claim is not None:
+                claim.release()
 
     app = FastAPI(
         title="OfferTrack",
