@@ -30,7 +30,7 @@ from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
 from app.analytics.staff import ANALYTICS_PAGES
-from app.config import STATIC_DIR, Settings, get_settings
+from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
 from app.health import ReadinessCheck
@@ -62,7 +62,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.resolved_secret_key()  # refuse to start in production without a real key
+    check_configuration(settings)  # production: a long secret key, https (or a TLS proxy)
+    settings.resolved_secret_key()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

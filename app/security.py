@@ -73,7 +73,7 @@ class HeaderSet:
             ("Cross-Origin-Opener-Policy", "same-origin"),
             ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
         ]
-        if settings.public_base_url.startswith("https://"):
+        if settings.uses_tls:
             common.append(("Strict-Transport-Security", HSTS))
         return cls(tuple(common))
 

@@ -87,7 +87,7 @@ def set_csrf_cookie(request: Request, response: Response, settings: Settings) ->
     if token:
         # What Response.set_cookie writes, without http.cookies' Morsel on every first view
         # (a token is letters, digits, "-", "_" and ".": nothing to quote).
-        secure = "; Secure" if settings.public_base_url.startswith("https://") else ""
+        secure = "; Secure" if settings.uses_tls else ""
         cookie = f"{CSRF_COOKIE}={token}; HttpOnly; Path=/; SameSite=lax{secure}"
         response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
 
