@@ -39,6 +39,7 @@ from app.metrics import worker_stopped
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
+from app.requestguard import HeadAsGetMiddleware, RelativeLocationMiddleware
 from app.security import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RelativeLocationMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")

@@ -88,7 +88,10 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
             while chunk := spool.read(64 * 1024):
                 yield chunk
 
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store",  # customer data: never kept in a cache
+    }
     return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
