@@ -44,7 +44,14 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit, referrer_host
 from app.tracking.schemas import AcceptForm, DeclineForm
-from app.web import CsrfChecked, client_address, csrf_token, overridable, set_csrf_cookie
+from app.web import (
+    CsrfChecked,
+    client_address,
+    client_key,
+    csrf_token,
+    overridable,
+    set_csrf_cookie,
+)
 
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -73,7 +80,7 @@ def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) 
     try:
         yield
     except (InvalidCode, service.CodeNotFound):
-        client = client_address(request, settings)
+        client = client_key(request, settings)
         limiter.check(client)
         limiter.record_miss(client)
         raise
