@@ -5,9 +5,10 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from app import audit
+from app import audit, netguard
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
 from app.analytics.schemas import DeliveryRead, WebhookEndpointCreate, WebhookEndpointUpdate
+from app.config import get_settings
 from app.db import read_only
 from app.errors import NotFound, Unprocessable
 
@@ -25,6 +26,7 @@ def create_endpoint(
     session: Session, data: WebhookEndpointCreate, *, actor: str
 ) -> WebhookEndpoint:
     """An endpoint with a fresh signing secret; events from now on are queued for it."""
+    _check_egress(data.url)
     endpoint = WebhookEndpoint(
         url=data.url,
         secret=new_secret(),
@@ -36,6 +38,11 @@ def create_endpoint(
     _audit(session, actor, "webhook.created", endpoint, f"Webhook endpoint {data.url} added")
     session.commit()
     return endpoint
+
+
+def _check_egress(url: str) -> None:
+    # At delivery the resolved addresses are checked again (app.analytics.delivery).
+    netguard.check_url(url, get_settings().webhook_allowed_networks)
 
 
 def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
@@ -60,6 +67,7 @@ def update_endpoint(
         if name in changes and changes[name] is None:
             raise Unprocessable(f"{name} cannot be null.", loc=("body", name))
     if "url" in changes:
+        _check_egress(changes["url"])
         endpoint.url = changes["url"]
     if "event_types" in changes:
         endpoint.event_types = sorted(set(changes["event_types"]))

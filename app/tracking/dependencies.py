@@ -13,7 +13,7 @@ from app.tracking.codes import InvalidCode
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import Visit
-from app.web import client_address
+from app.web import client_address, client_key
 
 
 async def get_miss_limiter(request: Request) -> MissLimiter:
@@ -35,7 +35,7 @@ def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) 
     try:
         yield
     except (InvalidCode, service.CodeNotFound):
-        client = client_address(request, settings)
+        client = client_key(request, settings)
         limiter.check(client)
         limiter.record_miss(client)
         raise

@@ -26,6 +26,7 @@ from app.offers import service as offers_service
 from app.offers.dependencies import RendererDep, pdf_response
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
+from app.requestguard import is_head
 from app.templating import html_response, is_htmx, render, render_html
 from app.tracking import service
 from app.tracking.codes import (
@@ -180,7 +181,7 @@ async def tracking_page(request: Request) -> Response:
         parsed = parse_tracking_code(str(request.path_params["code"]))
         page = await _page(request, sessions, parsed, settings, htmx)
     visit = visit_of(request, settings)
-    if not htmx and not _is_internal_navigation(visit, settings):
+    if not htmx and not is_head(request) and not _is_internal_navigation(visit, settings):
         scan_log: ScanLog = overridable(request, get_scan_log, request.app.state.scan_log)
         await service.log_scan(sessions, page, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""
