@@ -303,13 +303,18 @@ def test_serve_passes_json_logging_to_uvicorn() -> None:
 
 
 @pytest.mark.concurrency
-def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine) -> None:
+def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine, monkeypatch) -> None:
+    import ipaddress
+
     from app.analytics import outbox, webhooks
     from app.analytics.models import WebhookEndpoint
     from app.analytics.schemas import WebhookEndpointCreate
     from app.db import utcnow
     from app.main import create_app
 
+    # A loopback endpoint, allowed as an operator would allow it (webhook egress rules).
+    loopback = [ipaddress.ip_network("127.0.0.0/8")]
+    monkeypatch.setattr(get_settings(), "webhook_allowed_networks", loopback)
     with Session(committed, expire_on_commit=False) as session:
         data = {"url": "http://127.0.0.1:9/hook", "event_types": ["conversion.created"]}
         endpoint = webhooks.create_endpoint(
