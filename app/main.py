@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
-        renderer.start()
+        renderer.start_in_background()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
         # Compiled now, not in the first visitor's page load (which has a deadline).
