@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.files import write_atomically
@@ -20,6 +20,9 @@ ROOT_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT_DIR / "static"
 TEMPLATES_DIR = ROOT_DIR / "templates"
 DEFAULT_SECRET = "change-me"
+# HMAC-SHA256 keys shorter than its block gain nothing from being so; below 32 bytes a key
+# is weaker than the hash.
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -91,6 +94,15 @@ class Settings(BaseSettings):
     webhook_max_failures: int = Field(default=20, ge=1)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Webhooks never reach loopback, private, link-local and other internal addresses unless
+    # their network is listed here, e.g. '["10.20.0.0/16"]' for a receiver on the LAN.
+    webhook_allowed_networks: list[IPvAnyNetwork] = []
+
+    # TLS is terminated by a reverse proxy in front: cookies are Secure and HSTS is sent even
+    # though the public base URL says http (production refuses http without this).
+    behind_tls_proxy: bool = False
+    # Admins must sign in with a second factor (TOTP); they enrol at their next sign-in.
+    require_admin_2fa: bool = False
 
     @field_validator("public_base_url")
     @classmethod
@@ -135,6 +147,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Browsers reach us over https: cookies are Secure and HSTS is sent."""
+        return self.public_base_url.startswith("https://") or self.behind_tls_proxy
 
     def resolved_secret_key(self) -> str:
         """The signing key; generated once per development checkout, required in production."""
@@ -185,6 +202,41 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def configuration_problems(settings: Settings) -> list[str]:
+    """What keeps this configuration from running safely, each with what to change; empty when
+    it is fine. Production is held to more than development (``check_configuration``)."""
+    if settings.env != "production":
+        return []
+    problems = []
+    key = settings.secret_key
+    if not key or key == DEFAULT_SECRET:
+        problems.append(
+            "OFFERTRACK_SECRET_KEY is missing or still the default. In production set it to a "
+            "long random value, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
+    elif len(key.encode()) < MIN_SECRET_BYTES:
+        problems.append(
+            f"OFFERTRACK_SECRET_KEY is {len(key.encode())} bytes long; production needs at "
+            f"least {MIN_SECRET_BYTES} (`python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`)."
+        )
+    if not settings.public_base_url.startswith("https://") and not settings.behind_tls_proxy:
+        problems.append(
+            f"OFFERTRACK_PUBLIC_BASE_URL is {settings.public_base_url!r}: production serves "
+            "customers over https. Set an https:// address, or, when a proxy in front "
+            "terminates TLS, OFFERTRACK_BEHIND_TLS_PROXY=true."
+        )
+    return problems
+
+
+def check_configuration(settings: Settings) -> None:
+    """Raise ConfigError naming every problem of ``configuration_problems``."""
+    problems = configuration_problems(settings)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 @lru_cache
