@@ -2,11 +2,9 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from alembic import command
-from alembic.config import Config
 
 from app.config import ROOT_DIR, ConfigError, get_settings
 
@@ -15,13 +13,22 @@ cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live 
 CLI = "cli"
 
 
-def alembic_config() -> Config:
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
+def alembic_config() -> "Config":
+    # Alembic is imported when needed, not by every command: `serve` starts faster without it.
+    from alembic.config import Config
+
     return Config(str(ROOT_DIR / "alembic.ini"))
 
 
 @cli.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database schema up to date (or to REVISION)."""
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
     typer.echo(f"Database at {revision}: {_display_url()}")
 

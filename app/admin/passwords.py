@@ -8,15 +8,23 @@ MAX_LENGTH = 1024
 
 _hasher = PasswordHasher()
 # Verified when an e-mail is unknown, so a wrong address takes as long as a wrong password
-# and response times do not tell which addresses have accounts.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+# and response times do not tell which addresses have accounts. Made at the first sign-in,
+# not at import: an Argon2 hash is a second of every server's start on a busy machine.
+_dummy_hash: str | None = None
 
 
 def use_hasher(hasher: PasswordHasher) -> None:
     """Swap the cost parameters (tests use cheap ones); existing hashes still verify."""
-    global _hasher, _DUMMY_HASH
+    global _hasher, _dummy_hash
     _hasher = hasher
-    _DUMMY_HASH = hasher.hash("not a password of anyone")
+    _dummy_hash = None
+
+
+def _hash_of_nobody() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("not a password of anyone")
+    return _dummy_hash
 
 
 def password_problem(password: str) -> str | None:
@@ -36,7 +44,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _hash_of_nobody(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from math import exp, lgamma, log, sqrt
 from statistics import NormalDist
 
-import numpy as np
-
 PRIOR = 1.0
 INTERVAL = 0.90
 DRAWS = 20_000
@@ -106,6 +104,8 @@ def probability_best(posteriors: Sequence[Posterior], draws: int = DRAWS) -> lis
         return []
     if len(posteriors) == 1:
         return [1.0]
+    import numpy as np  # here, not at module level: half a second of every server's start
+
     rng = np.random.default_rng(SEED)
     alphas = np.array([p.alpha for p in posteriors])
     betas = np.array([p.beta for p in posteriors])
