@@ -8,7 +8,7 @@ import typer
 from alembic import command
 from alembic.config import Config
 
-from app.config import ROOT_DIR, ConfigError, get_settings
+from app.config import MIGRATIONS_DIR, ConfigError, get_settings
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
 # Changes made from the command line appear in the audit log under this actor.
@@ -16,12 +16,21 @@ CLI = "cli"
 
 
 def alembic_config() -> Config:
-    return Config(str(ROOT_DIR / "alembic.ini"))
+    """Alembic's configuration, built here so that migrations run from any directory and from
+    an installed package (alembic.ini in the checkout is for `make revision` only)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
 
 
 @cli.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database schema up to date (or to REVISION)."""
+    import logging
+
+    # alembic.ini's logging section is not read any more: show each step as it used to.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)-5.5s [%(name)s] %(message)s")
+    logging.getLogger("alembic").setLevel(logging.INFO)
     command.upgrade(alembic_config(), revision)
     typer.echo(f"Database at {revision}: {_display_url()}")
 

@@ -11,9 +11,21 @@ from fastapi import Depends
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT_DIR / "static"
-TEMPLATES_DIR = ROOT_DIR / "templates"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout (README, tests, bench); an installed package has none around it.
+ROOT_DIR = PACKAGE_DIR.parent
+
+
+def resource_path(name: str) -> Path:
+    """``templates``, ``static`` or ``alembic``: the copy a wheel carries inside the package
+    (see setup.py), else the checkout's top-level folder (a git checkout, an editable install)."""
+    bundled = PACKAGE_DIR / "_resources" / name
+    return bundled if bundled.is_dir() else ROOT_DIR / name
+
+
+STATIC_DIR = resource_path("static")
+TEMPLATES_DIR = resource_path("templates")
+MIGRATIONS_DIR = resource_path("alembic")
 DEFAULT_SECRET = "change-me"
 
 
