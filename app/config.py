@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed, e.g.
     # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
     trusted_proxies: list[str] = []
+    # Shared by every process and node: the miss rate limit's counts and cache invalidation
+    # (pub/sub), e.g. redis://127.0.0.1:6379/0. Empty: counts in process memory, invalidation
+    # through PostgreSQL's LISTEN/NOTIFY (none on SQLite).
+    redis_url: str = ""
     miss_limit_per_minute: int = Field(default=20, ge=1)
     # How long a rendered tracking page is reused (0 turns it off). Changes made in this
     # process show at once; other worker processes show them within this time.

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app import invalidation
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = DeliveryWorker(get_engine(), settings)
         if settings.webhook_worker:
             worker.start()
+        # Hear the other processes' changes: pages, API keys and routing rules they changed.
+        invalidation.start(settings.redis_url, settings.database_url)
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            invalidation.stop()
             worker.stop()
             housekeeping.cancel()
             scan_log.close()
@@ -117,7 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
-    app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    app.state.miss_limiter = MissLimiter(
+        settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
+    )
     page_cache.ttl = settings.page_cache_seconds
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)

@@ -55,7 +55,7 @@ def create_campaign(session: Session, data: CampaignCreate) -> Campaign:
     )
     session.add(campaign)
     _commit_unique(session, f"The campaign name {data.name!r}")
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return campaign
 
 
@@ -82,7 +82,7 @@ def update_campaign(session: Session, campaign_id: int, data: CampaignUpdate) ->
     campaign.updated_at = utcnow()
     session.add(campaign)
     _commit_unique(session, f"The campaign name {campaign.name!r}")
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return campaign
 
 
@@ -124,7 +124,7 @@ def create_placement(session: Session, campaign_id: int, data: PlacementCreate) 
     )
     session.add(placement)
     _commit_unique(session, f"The code {placement.slug!r} or placement name {data.name!r}")
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return placement
 
 
@@ -158,7 +158,7 @@ def update_placement(session: Session, placement_id: int, data: PlacementUpdate)
     placement.updated_at = utcnow()
     session.add(placement)
     _commit_unique(session, f"The placement name {placement.name!r}")
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return placement
 
 
