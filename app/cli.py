@@ -92,6 +92,31 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
     return {"log_config": uvicorn_log_config(level), "access_log": False}
 
 
+@cli.command("check-config")
+def check_config() -> None:
+    """Print what is wrong with the settings (exit status 1), or that they look right."""
+    from pydantic import ValidationError
+
+    from app.checks import problems, settings_errors
+    from app.config import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        found = settings_errors(exc)
+    else:
+        found = problems(settings)
+    for problem in found:
+        typer.echo(f"PROBLEM {problem}", err=True)
+    if found:
+        raise typer.Exit(1)
+    typer.echo(
+        f"Configuration looks right: {settings.env}, database {_display_url()} at the "
+        f"migrations' head, data in {settings.var_dir.resolve()}, "
+        + ("Redis answers." if settings.redis_url else "no Redis (fine for one node).")
+    )
+
+
 @cli.command("worker")
 def webhook_worker() -> None:
     """Deliver webhook events until stopped (Ctrl+C or SIGTERM); any number may run."""
