@@ -180,6 +180,30 @@ def create_api_key(name: Annotated[str, typer.Argument(help="Who or what uses th
     typer.echo(f"API key {name!r} created. Store the token now: it is not shown again.", err=True)
 
 
+@cli.command("revoke-api-key")
+def revoke_api_key(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke the active API key called NAME: every server refuses it within a second."""
+    from sqlmodel import Session
+
+    from app import invalidation
+    from app.auth import service
+    from app.db import get_engine
+    from app.errors import AppError
+
+    settings = get_settings()
+    invalidation.start(settings.redis_url, settings.database_url, listen=False)
+    try:
+        with Session(get_engine()) as session:
+            key = service.find_active_key(session, name)
+            assert key.id is not None
+            service.revoke_api_key(session, key.id, actor=CLI)
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+    finally:
+        invalidation.stop()
+    typer.echo(f"API key {name!r} revoked.")
+
+
 @cli.command("create-user")
 def create_user(
     email: Annotated[str, typer.Argument(help="The staff member's e-mail address (their login).")],

@@ -80,7 +80,8 @@ class Bus:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=PING_SECONDS + 2)
+        if self._thread.is_alive():
+            self._thread.join(timeout=PING_SECONDS + 2)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -193,14 +194,16 @@ def transport_for(redis_url: str, database_url: str) -> Transport | None:
     return None
 
 
-def start(redis_url: str, database_url: str) -> None:
-    """Listen (on a thread) and publish through Redis, else PostgreSQL; no-op on plain SQLite."""
+def start(redis_url: str, database_url: str, *, listen: bool = True) -> None:
+    """Publish through Redis, else PostgreSQL, and listen on a thread (a server process; a
+    command-line process only publishes); nothing on plain SQLite."""
     global _bus
     transport = transport_for(redis_url, database_url)
     if transport is None or _bus is not None:
         return
     _bus = Bus(transport)
-    _bus.start()
+    if listen:
+        _bus.start()
 
 
 def stop() -> None:

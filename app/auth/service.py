@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app import invalidation
 from app.admin import audit
@@ -123,6 +123,16 @@ def authenticate(session: Session, token: str | None) -> Caller:
     caller = Caller(key_id=key.id, name=key.name)
     verified_keys.put(token_hash, caller)
     return caller
+
+
+def find_active_key(session: Session, name: str) -> ApiKey:
+    """The one active key called ``name``; NotFound when there is none or several."""
+    keys = session.exec(
+        select(ApiKey).where(ApiKey.name == name.strip(), col(ApiKey.revoked_at).is_(None))
+    ).all()
+    if len(keys) != 1:
+        raise NotFound(f"{len(keys) or 'No'} active API keys are called {name!r}.")
+    return keys[0]
 
 
 def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
