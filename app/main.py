@@ -57,6 +57,7 @@ from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scanrows import on_scans_inserted
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
+from app.web import ForwardedSchemeMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
+    if settings.trusted_proxies:
+        app.add_middleware(ForwardedSchemeMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(
