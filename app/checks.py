@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, configuration_problems
 
 Check = Callable[[Settings], str | None]
 
@@ -23,12 +23,15 @@ def settings_errors(error: ValidationError) -> list[str]:
 
 
 def problems(settings: Settings) -> list[str]:
-    """Every check's complaint; empty when the settings look right."""
+    """Every check's complaint; empty when the settings look right. The production rules
+    (secret key length, https) are config's own, the ones the server refuses to start on."""
     found = [check(settings) for check in CHECKS]
-    return [problem for problem in found if problem]
+    return configuration_problems(settings) + [problem for problem in found if problem]
 
 
 def _secret_key(settings: Settings) -> str | None:
+    if settings.env == "production":
+        return None  # configuration_problems says what is wrong with it
     try:
         settings.resolved_secret_key()
     except ConfigError as exc:

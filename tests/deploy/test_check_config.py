@@ -42,6 +42,18 @@ def test_each_problem_is_named_by_its_setting(tmp_path: Path) -> None:
     assert "looks right" not in result.output
 
 
+def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) -> None:
+    result = check_config(
+        OFFERTRACK_ENV="production",
+        OFFERTRACK_SECRET_KEY="short",
+        OFFERTRACK_PUBLIC_BASE_URL="http://track.example.com",
+        OFFERTRACK_VAR_DIR=str(tmp_path),
+    )
+    assert result.exit_code == 1
+    assert "OFFERTRACK_SECRET_KEY is 5 bytes long" in result.output
+    assert "OFFERTRACK_PUBLIC_BASE_URL" in result.output
+
+
 def test_a_database_behind_the_code_says_to_migrate(tmp_path: Path) -> None:
     result = check_config(
         OFFERTRACK_VAR_DIR=str(tmp_path), OFFERTRACK_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}"
