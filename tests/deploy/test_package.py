@@ -2,6 +2,7 @@
 directory, and only OFFERTRACK_* settings (``pytest -m package`` runs it alone)."""
 
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -15,9 +16,16 @@ from tests.deploy.processes import clean_environment, free_port, running
 pytestmark = pytest.mark.package
 
 INSTALL_SECONDS = 600
+SOURCE_IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "var", "*.egg-info", "__pycache__", ".*_cache"
+)
 
 
 def build_wheel(target: Path) -> Path:
+    """The wheel of a clean copy of the checkout: a build/ folder left in it by earlier builds
+    could carry modules deleted since into the wheel."""
+    source = target / "source"
+    shutil.copytree(ROOT_DIR, source, ignore=SOURCE_IGNORED)
     subprocess.run(
         [
             sys.executable,
@@ -28,7 +36,7 @@ def build_wheel(target: Path) -> Path:
             "--no-deps",
             "-w",
             str(target),
-            str(ROOT_DIR),
+            str(source),
         ],
         check=True,
         timeout=INSTALL_SECONDS,
