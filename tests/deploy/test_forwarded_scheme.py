@@ -1,12 +1,12 @@
 """The scheme behind a TLS proxy: believed from trusted proxies only."""
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from app.config import get_settings
 from app.web import ForwardedSchemeMiddleware
+from tests.aio import run_async
 
 
 def scheme_seen(peer: str, forwarded_proto: bytes | None) -> str:
@@ -18,7 +18,7 @@ def scheme_seen(peer: str, forwarded_proto: bytes | None) -> str:
     settings = get_settings().model_copy(update={"trusted_proxies": ["127.0.0.1", "10.0.0.0/8"]})
     headers = [(b"x-forwarded-proto", forwarded_proto)] if forwarded_proto else []
     scope = {"type": "http", "scheme": "http", "client": (peer, 5000), "headers": headers}
-    asyncio.run(ForwardedSchemeMiddleware(app, settings)(scope, None, None))
+    run_async(lambda: ForwardedSchemeMiddleware(app, settings)(scope, None, None))
     return seen[0]
 
 
