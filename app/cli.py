@@ -198,7 +198,7 @@ def revoke_api_key(name: Annotated[str, typer.Argument(help="The key's name.")])
     from app.errors import AppError
 
     settings = get_settings()
-    invalidation.start(settings.redis_url, settings.database_url, listen=False)
+    started = invalidation.start(settings.redis_url, settings.database_url, listen=False)
     try:
         with Session(get_engine()) as session:
             key = service.find_active_key(session, name)
@@ -207,7 +207,8 @@ def revoke_api_key(name: Annotated[str, typer.Argument(help="The key's name.")])
     except AppError as exc:
         raise typer.BadParameter(exc.detail) from exc
     finally:
-        invalidation.stop()
+        if started:
+            invalidation.stop()
     typer.echo(f"API key {name!r} revoked.")
 
 

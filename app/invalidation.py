@@ -194,16 +194,18 @@ def transport_for(redis_url: str, database_url: str) -> Transport | None:
     return None
 
 
-def start(redis_url: str, database_url: str, *, listen: bool = True) -> None:
+def start(redis_url: str, database_url: str, *, listen: bool = True) -> bool:
     """Publish through Redis, else PostgreSQL, and listen on a thread (a server process; a
-    command-line process only publishes); nothing on plain SQLite."""
+    command-line process only publishes); nothing on plain SQLite. True if this call started
+    the channel (and so its caller stops it)."""
     global _bus
     transport = transport_for(redis_url, database_url)
     if transport is None or _bus is not None:
-        return
+        return False
     _bus = Bus(transport)
     if listen:
         _bus.start()
+    return True
 
 
 def stop() -> None:

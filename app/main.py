@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.webhook_worker:
             worker.start()
         # Hear the other processes' changes: pages, API keys and routing rules they changed.
-        invalidation.start(settings.redis_url, settings.database_url)
+        listening = invalidation.start(settings.redis_url, settings.database_url)
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -100,7 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            invalidation.stop()
+            if listening:
+                invalidation.stop()
             worker.stop()
             housekeeping.cancel()
             scan_log.close()

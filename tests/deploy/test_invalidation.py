@@ -165,3 +165,19 @@ def test_installations_on_different_redis_databases_do_not_hear_each_other(redis
         invalidation.RedisTransport(base + "/5").channel
         != invalidation.RedisTransport(base + "/6").channel
     )
+
+
+def test_revoke_api_key_from_the_command_line(committed: Engine) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    with Session(committed) as session:
+        _, token = auth_service.create_api_key(session, "old-laptop", actor="tests")
+        assert auth_service.authenticate(session, token)
+    result = CliRunner().invoke(cli, ["revoke-api-key", "old-laptop"])
+    assert result.exit_code == 0, result.output
+    with Session(committed) as session, pytest.raises(auth_service.InvalidApiKey):
+        auth_service.authenticate(session, token)
+    again = CliRunner().invoke(cli, ["revoke-api-key", "old-laptop"])
+    assert again.exit_code == 2 and "No active API keys are called 'old-laptop'" in again.output
