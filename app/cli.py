@@ -5,22 +5,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from alembic import command
-from alembic.config import Config
 
-from app.config import MIGRATIONS_DIR, ConfigError, get_settings
+from app.config import ConfigError, get_settings
+from app.migrations import alembic_config
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
 # Changes made from the command line appear in the audit log under this actor.
 CLI = "cli"
 
 
-def alembic_config() -> Config:
-    """Alembic's configuration, built here so that migrations run from any directory and from
-    an installed package (alembic.ini in the checkout is for `make revision` only)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    return config
+@cli.callback()
+def _wire_subscribers() -> None:
+    # Before every command: the demo, user and key commands run use cases that publish events.
+    from app.subscribers import wire
+
+    wire()
 
 
 @cli.command()
@@ -31,6 +30,8 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     # alembic.ini's logging section is not read any more: show each step as it used to.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)-5.5s [%(name)s] %(message)s")
     logging.getLogger("alembic").setLevel(logging.INFO)
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
     typer.echo(f"Database at {revision}: {_display_url()}")
 
@@ -224,7 +225,7 @@ def create_user(
     from sqlmodel import Session
 
     from app.admin import users
-    from app.admin.models import Role
+    from app.auth.staff import Role
     from app.db import get_engine
     from app.errors import AppError
 

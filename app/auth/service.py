@@ -9,8 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-from app import invalidation
-from app.admin import audit
+from app import audit, invalidation
 from app.auth.models import ApiKey
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized
