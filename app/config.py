@@ -16,9 +16,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.files import write_atomically
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT_DIR / "static"
-TEMPLATES_DIR = ROOT_DIR / "templates"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout (README, tests, bench); an installed package has none around it.
+ROOT_DIR = PACKAGE_DIR.parent
+
+
+def resource_path(name: str) -> Path:
+    """``templates``, ``static`` or ``alembic``: the copy a wheel carries inside the package
+    (see setup.py), else the checkout's top-level folder (a git checkout, an editable install)."""
+    bundled = PACKAGE_DIR / "_resources" / name
+    return bundled if bundled.is_dir() else ROOT_DIR / name
+
+
+STATIC_DIR = resource_path("static")
+TEMPLATES_DIR = resource_path("templates")
+MIGRATIONS_DIR = resource_path("alembic")
 DEFAULT_SECRET = "change-me"
 # HMAC-SHA256 keys shorter than its block gain nothing from being so; below 32 bytes a key
 # is weaker than the hash.
@@ -52,6 +64,10 @@ class Settings(BaseSettings):
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed, e.g.
     # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
     trusted_proxies: list[str] = []
+    # Shared by every process and node: the miss rate limit's counts and cache invalidation
+    # (pub/sub), e.g. redis://127.0.0.1:6379/0. Empty: counts in process memory, invalidation
+    # through PostgreSQL's LISTEN/NOTIFY (none on SQLite).
+    redis_url: str = ""
     miss_limit_per_minute: int = Field(default=20, ge=1)
     # How long a rendered tracking page is reused (0 turns it off). Changes made in this
     # process show at once; other worker processes show them within this time.

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
@@ -67,12 +68,15 @@ class ReadinessCheck:
         except TimeoutError:
             return Readiness(False, f"the database did not answer within {self.timeout:g} s")
 
+    def probe(self) -> Readiness:
+        """One probe, here and now, without a deadline (``offertrack check-config``)."""
+        return self._probe()
+
     def _probe(self) -> Readiness:
         try:
             with self._engine.connect() as connection:
                 connection = connection.execution_options(**{READ_ONLY: True})
-                rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-                versions: frozenset[str] = frozenset(rows.scalars())
+                versions = _schema_versions(connection)
         except Exception as exc:
             log.warning("readiness probe failed: %s", exc)
             return Readiness(False, f"the database is not reachable ({type(exc).__name__})")
@@ -92,6 +96,20 @@ class ReadinessCheck:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _schema_versions(connection: Connection) -> frozenset[str]:
+    """The revisions the database is at; none when it was never migrated."""
+    connection.execute(text("SELECT 1"))  # unreachable: raises here
+    try:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    except ProgrammingError:  # PostgreSQL: no such table
+        return frozenset()
+    except OperationalError as exc:  # SQLite says "no such table" this way
+        if "no such table" not in str(exc):
+            raise
+        return frozenset()
+    return frozenset(rows.scalars())
 
 
 @router.get("/healthz", name="ops:healthz")

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app import invalidation
 from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
@@ -61,6 +62,7 @@ from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scanrows import on_scans_inserted
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
+from app.web import ForwardedSchemeMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = DeliveryWorker(get_engine(), settings)
         if settings.webhook_worker:
             worker.start()
+        # Hear the other processes' changes: pages, API keys and routing rules they changed.
+        listening = invalidation.start(settings.redis_url, settings.database_url)
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -106,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if listening:
+                invalidation.stop()
             worker.stop()
             housekeeping.cancel()
             scan_log.close()
@@ -133,9 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
+    if settings.trusted_proxies:
+        app.add_middleware(ForwardedSchemeMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
-    app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    app.state.miss_limiter = MissLimiter(
+        settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
+    )
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
