@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from alembic import command
 
 from app.config import ConfigError, get_settings
 from app.migrations import alembic_config
@@ -26,6 +25,8 @@ def _wire_subscribers() -> None:
 @cli.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database schema up to date (or to REVISION)."""
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
     typer.echo(f"Database at {revision}: {_display_url()}")
 
