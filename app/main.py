@@ -39,7 +39,11 @@ from app.metrics import worker_stopped
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
-from app.requestguard import HeadAsGetMiddleware, RelativeLocationMiddleware
+from app.requestguard import (
+    HeadAsGetMiddleware,
+    LoneSurrogateMiddleware,
+    RelativeLocationMiddleware,
+)
 from app.security import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
@@ -114,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
+    app.add_middleware(LoneSurrogateMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RelativeLocationMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)

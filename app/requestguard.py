@@ -1,4 +1,4 @@
-"""Two rules every response obeys, whichever route or sub-application made it.
+"""Rules every request and response obeys, whichever route or sub-application handles it.
 
 - HEAD is answered as GET without a body, and the application only ever sees GET: a handler
   that takes anything but GET for a submission (sqladmin's create and edit forms do) can never
@@ -8,11 +8,17 @@
   built from the Host header the client chose: ``Host: evil.example`` cannot turn our
   redirects into links to another site. Locations to other sites (a campaign's destination)
   pass as they are.
+- JSON text holding a lone UTF-16 surrogate is refused with a 422 naming the field.
 """
 
+import json
+import re
+from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEAD_FLAG = "head_request"
@@ -95,3 +101,109 @@ def _relative(location: bytes, own: set[str]) -> bytes:
     if parts.fragment:
         relative += "#" + parts.fragment
     return relative.encode("latin-1")
+
+
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff). Raw bytes cannot carry one (they would
+# not be UTF-8), so a body without this pattern needs no closer look.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+SURROGATE_MESSAGE = (
+    "Text must not contain a lone UTF-16 surrogate (\\ud800-\\udfff): it is no character and "
+    "cannot be stored."
+)
+
+
+class LoneSurrogateMiddleware:
+    """A JSON body whose text holds a lone surrogate gets a 422 naming the field, before any
+    route sees it: such text can be neither stored nor echoed back in an error (the 422 would
+    itself fail to encode). Form bodies need no check: Starlette decodes them with
+    replacement characters."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+        except HTTPException as exc:  # the body limit, counted while the body arrives
+            response = JSONResponse({"detail": exc.detail}, exc.status_code)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        loc = _surrogate_location(body) if _SURROGATE_ESCAPE.search(body) else None
+        if loc is not None:
+            error = {"type": "string_unicode", "loc": ["body", *loc], "msg": SURROGATE_MESSAGE}
+            await JSONResponse({"detail": [error]}, 422)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media: bytes = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _surrogate_location(body: bytes) -> list[str | int] | None:
+    """The path of the first key or string holding a lone surrogate; None when there is none
+    (or the body is no JSON: the route's own parsing answers that)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return _find(document, [])
+
+
+def _find(value: Any, path: list[str | int]) -> list[str | int] | None:
+    # Iterative: a deeply nested document must not exhaust the stack here.
+    stack: list[tuple[Any, list[str | int]]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if not _encodable(key):
+                    return [*where, key.encode("utf-8", "backslashreplace").decode()]
+                stack.append((child, [*where, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*where, i]) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -259,9 +259,13 @@ def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> Non
     fields = ("campaign_id", "placement_id", "creative_id")
     if not data.model_fields_set & set(fields):
         return
-    for field in data.model_fields_set & set(fields):
-        setattr(offer, field, getattr(data, field))
-    check_assignment(session, offer.campaign_id, offer.placement_id, offer.creative_id)
+    chosen = {field: getattr(offer, field) for field in fields}
+    chosen |= {field: getattr(data, field) for field in data.model_fields_set & set(fields)}
+    # Checked before the offer changes: the check's reads would flush an unknown id first
+    # (a foreign-key error, a 500, instead of the 422 naming the field).
+    check_assignment(session, chosen["campaign_id"], chosen["placement_id"], chosen["creative_id"])
+    for field, value in chosen.items():
+        setattr(offer, field, value)
 
 
 def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:

@@ -29,9 +29,8 @@ def _lookup_from(app: FastAPI, address: str) -> int:
     return client.get("/lookup", params={"code": "ZZZZZZZZZZ"}).status_code
 
 
-def test_failed_lookups_from_one_ipv6_64_share_one_budget(
-    app: FastAPI, _running_client: TestClient
-) -> None:
+@pytest.mark.usefixtures("_running_client")
+def test_failed_lookups_from_one_ipv6_64_share_one_budget(app: FastAPI) -> None:
     limit = get_settings().miss_limit_per_minute
     app.state.miss_limiter = MissLimiter(limit)
     # Every request from another address of the same /64, as a rotating client would send.
