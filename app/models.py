@@ -1,6 +1,8 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
 from app.admin.models import AuditLogEntry, LoginFailure, StaffUser
+from app.admin.sessions import StaffSession
+from app.admin.twofactor import StaffTotp
 from app.analytics.models import (
     Campaign,
     CampaignDayTotal,
@@ -36,6 +38,8 @@ __all__ = [
     "OrderStage",
     "ScanDaily",
     "ScanEvent",
+    "StaffSession",
+    "StaffTotp",
     "StaffUser",
     "StageUpdate",
     "VisitorKey",

@@ -92,7 +92,7 @@ async def login(
         response = await _render(request, "admin/login.html", context, exc.status_code)
         response.headers.update(exc.headers())
         return response
-    start_session(request, staff)
+    await start_session(request, staff)
     return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
 
 
@@ -104,7 +104,7 @@ async def logout_page(request: Request, staff: StaffDep) -> Response:
 
 @router.post("/logout", name="staff:logout")
 async def logout(request: Request) -> Response:
-    end_session(request)
+    await end_session(request)
     Flash.info(request, "You are signed out.")
     return RedirectResponse(request.url_for("staff:login"), 303)
 
