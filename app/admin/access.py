@@ -8,7 +8,7 @@ session's random id, the CSRF token of the staff forms and flash messages.
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -21,7 +21,7 @@ from app.admin import sessions, users
 from app.admin.models import Role
 from app.admin.users import Staff
 from app.config import get_settings
-from app.db import get_engine, read_only
+from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
 
 T = TypeVar("T")
@@ -29,7 +29,9 @@ T = TypeVar("T")
 SESSION_COOKIE = "ot_staff"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-_SID, _CSRF = "sid", "csrf"
+_SID, _CSRF, _PENDING = "sid", "csrf", "pending_2fa"
+# How long the second step of a sign-in may take after the password.
+PENDING_FOR = timedelta(minutes=5)
 
 
 class LoginRequired(AppError):
@@ -73,6 +75,28 @@ async def start_session(request: Request, staff: Staff) -> None:
     request.session.clear()
     request.session.update({_SID: token, _CSRF: secrets.token_urlsafe(32)})
     request.state.staff = staff
+
+
+def hold_for_second_factor(request: Request, staff: Staff, next_path: str) -> None:
+    """The password was right; the session starts once the second factor is given too. Until
+    then the cookie only says whose code is awaited (for PENDING_FOR)."""
+    request.session.clear()
+    pending = {"uid": staff.id, "at": utcnow().isoformat(), "next": next_path}
+    request.session.update({_PENDING: pending, _CSRF: secrets.token_urlsafe(32)})
+
+
+def pending_second_factor(request: Request) -> tuple[int, str] | None:
+    """Whose second factor is awaited, and where to go then; None when nobody's is."""
+    pending = request.session.get(_PENDING)
+    if not isinstance(pending, dict) or not isinstance(pending.get("uid"), int):
+        return None
+    try:
+        since = datetime.fromisoformat(str(pending.get("at")))
+    except ValueError:
+        return None
+    if utcnow() - since > PENDING_FOR:
+        return None
+    return pending["uid"], str(pending.get("next", ""))
 
 
 async def end_session(request: Request) -> None:

@@ -90,6 +90,15 @@ def second_step(session: Session, staff: Staff, settings: Settings) -> SecondSte
     return SecondStep.NONE
 
 
+def prepare_second_step(session: Session, staff: Staff, settings: Settings) -> SecondStep:
+    """What sign-in needs after the password; an admin who must enrol gets a secret waiting
+    for its first code (a pending one is kept, so a reload shows the same QR code)."""
+    step = second_step(session, staff, settings)
+    if step is SecondStep.ENROL and pending_secret(session, staff.id) is None:
+        begin_enrolment(session, staff)
+    return step
+
+
 def begin_enrolment(session: Session, staff: Staff) -> str:
     """A new secret waiting for its first code; returns it. Commits."""
     if is_enabled(session, staff.id):

@@ -180,7 +180,7 @@ def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) 
         user.password_hash = passwords.hash_password(password)
     user.last_login_at = utcnow()
     session.add(user)
-    throttle.forgive_account(session, user.email)
+    throttle.forgive(session, who)
     session.commit()
     return _staff(user)
 
