@@ -1,7 +1,10 @@
 """Settings, read once from ``OFFERTRACK_*`` environment variables."""
 
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
     # them while the database is away), each on its own connection. One suffices: the loop
     # commits the rest, and concurrent writers wait on the same rollup rows anyway.
     scan_writers: int = Field(default=1, ge=1, le=32)
+    # SQLite: how long a write waits for the one writer's lock before the request answers 503
+    # with Retry-After (PostgreSQL rows lock one by one and need no such wait).
+    write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
@@ -161,15 +167,62 @@ class Settings(BaseSettings):
 @lru_cache
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
-    var_dir.mkdir(parents=True, exist_ok=True)
     try:
-        # O_EXCL: when several workers start at once, exactly one writes the key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+        var_dir.mkdir(parents=True, exist_ok=True)
+        # Several workers may start at once: one generates the key, the others read it.
+        with _exclusive_lock(var_dir / ".secret_key.lock"):
+            key = _read_key(path)
+            if key is None:
+                key = secrets.token_urlsafe(48)
+                _write_atomically(path, key)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not write the development secret key to {path} ({exc.strerror or exc}). "
+            "Free some disk space, or set OFFERTRACK_SECRET_KEY."
+        ) from exc
+    return key
+
+
+def _read_key(path: Path) -> str | None:
+    """The key in ``path``; None when there is none yet, or only an empty file (left behind
+    by an older version on a full disk: it never signed anything, so a new key replaces it)."""
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` in ``path``, complete or not at all: written to a temporary file, flushed to
+    disk, then renamed over ``path`` (a full disk must never leave an empty key behind)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
 
 
 def configuration_problems(settings: Settings) -> list[str]:

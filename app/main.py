@@ -45,6 +45,7 @@ from app.requestguard import (
     LoneSurrogateMiddleware,
     RelativeLocationMiddleware,
 )
+from app.restore import claim_database
 from app.security import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
         renderer.start()
         app.state.pdf_renderer = renderer
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             renderer.shutdown()
             app.state.readiness.close()
             worker_stopped()
+            if claim is not None:
+                claim.release()
 
     app = FastAPI(
         title="OfferTrack",
