@@ -2,6 +2,7 @@
 field, in every JSON field of the API, never a 500."""
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,3 +197,21 @@ def test_a_surrogate_in_a_key_is_named_too(api: TestClient) -> None:
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "\\ud800"]
+
+
+@pytest.mark.parametrize("raw", ["%ED%A0%80", "%FF%FE", "%C3"])
+def test_undecodable_form_fields_are_never_a_server_error(
+    client: TestClient, session: Session, settings: Settings, raw: str
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    page = client.get(f"/{offer.id}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and token
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    declined = client.post(
+        f"/{offer.id}/decline", content=f"csrf_token={token[1]}&reason={raw}", headers=form
+    )
+    login = client.post("/admin/login", content=f"email={raw}&password={raw}", headers=form)
+
+    assert declined.status_code < 500 and login.status_code < 500
