@@ -37,8 +37,9 @@ class HeadAsGetMiddleware:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        scope["method"] = "GET"
-        scope.setdefault("state", {})[HEAD_FLAG] = True
+        # A copy: the server keeps reading the original scope, where the request stays a HEAD
+        # (uvicorn sends no body for it, and expects none).
+        scope = {**scope, "method": "GET", "state": {**scope.get("state", {}), HEAD_FLAG: True}}
         body_given = False
 
         async def no_body() -> Message:

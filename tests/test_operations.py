@@ -311,7 +311,7 @@ def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine) -> None:
     from app.main import create_app
 
     with Session(committed, expire_on_commit=False) as session:
-        data = {"url": "http://127.0.0.1:9/hook", "event_types": ["conversion.created"]}
+        data = {"url": "https://hooks.example.com/hook", "event_types": ["conversion.created"]}
         endpoint = webhooks.create_endpoint(session, WebhookEndpointCreate.model_validate(data))
         # Disabled after failures: its events are queued and wait for it, unsent.
         disabled = session.get(WebhookEndpoint, endpoint.id)
