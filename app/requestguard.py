@@ -8,7 +8,8 @@
   built from the Host header the client chose: ``Host: evil.example`` cannot turn our
   redirects into links to another site. Locations to other sites (a campaign's destination)
   pass as they are.
-- JSON text holding a lone UTF-16 surrogate is refused with a 422 naming the field.
+- JSON text holding a lone UTF-16 surrogate or a NUL is refused with a 422 naming the field;
+  a form's encoded NUL characters are dropped.
 """
 
 import json
@@ -104,12 +105,13 @@ def _relative(location: bytes, own: set[str]) -> bytes:
     return relative.encode("latin-1")
 
 
-# A JSON escape of a UTF-16 surrogate (\ud800-\udfff). Raw bytes cannot carry one (they would
-# not be UTF-8), so a body without this pattern needs no closer look.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff) or of NUL (\u0000). Raw bytes cannot
+# carry either (a surrogate is no UTF-8, a raw control character no JSON), so a body without
+# this pattern needs no closer look.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 SURROGATE_MESSAGE = (
-    "Text must not contain a lone UTF-16 surrogate (\\ud800-\\udfff): it is no character and "
-    "cannot be stored."
+    "Text must not contain a NUL character (\\u0000) or a lone UTF-16 surrogate "
+    "(\\ud800-\\udfff): neither can be stored."
 )
 
 
@@ -123,7 +125,13 @@ class LoneSurrogateMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _is_urlencoded_form(scope):
+            await self.app(scope, _without_nul(receive), send)
+            return
+        if not _is_json(scope):
             await self.app(scope, receive, send)
             return
         try:
@@ -133,12 +141,33 @@ class LoneSurrogateMiddleware:
             response.headers["Connection"] = "close"
             await response(scope, receive, send)
             return
-        loc = _surrogate_location(body) if _SURROGATE_ESCAPE.search(body) else None
+        loc = _surrogate_location(body) if _UNSTORABLE_ESCAPE.search(body) else None
         if loc is not None:
             error = {"type": "string_unicode", "loc": ["body", *loc], "msg": SURROGATE_MESSAGE}
             await JSONResponse({"detail": [error]}, 422)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _is_urlencoded_form(scope: Scope) -> bool:
+    return any(
+        name == b"content-type" and value.startswith(b"application/x-www-form-urlencoded")
+        for name, value in scope["headers"]
+    )
+
+
+def _without_nul(receive: Receive) -> Receive:
+    """A form's encoded NUL characters (%00) dropped: PostgreSQL cannot store one, and no
+    person types one. (Starlette already replaces what is not UTF-8.) An escape split
+    across two chunks of the body is rare enough to be left to the database."""
+
+    async def receive_without_nul() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and b"%00" in message.get("body", b""):
+            message = {**message, "body": message["body"].replace(b"%00", b"")}
+        return message
+
+    return receive_without_nul
 
 
 def _is_json(scope: Scope) -> bool:
@@ -203,6 +232,8 @@ def _find(value: Any, path: list[str | int]) -> list[str | int] | None:
 
 
 def _encodable(text: str) -> bool:
+    if "\x00" in text:  # PostgreSQL's text refuses NUL
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

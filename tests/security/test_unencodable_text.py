@@ -215,3 +215,35 @@ def test_undecodable_form_fields_are_never_a_server_error(
     login = client.post("/admin/login", content=f"email={raw}&password={raw}", headers=form)
 
     assert declined.status_code < 500 and login.status_code < 500
+
+
+def test_a_nul_in_json_text_is_a_422_naming_the_field(api: TestClient) -> None:
+    # PostgreSQL's text cannot hold NUL: stored, it was a 500 there.
+    response = api.post(
+        "/api/v1/campaigns",
+        content='{"name": "Autumn\\u0000"}',
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+def test_a_nul_typed_into_a_form_is_dropped(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    page = client.get(f"/{offer.id}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+
+    declined = client.post(
+        f"/{offer.id}/decline",
+        content=f"csrf_token={token[1]}&reason=too%00expensive",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+
+    assert declined.status_code == 303
+    session.refresh(offer)
+    assert offer.declined_reason == "tooexpensive"
