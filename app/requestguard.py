@@ -67,14 +67,17 @@ class RelativeLocationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        own = _own_origins(scope)
 
         async def send_relative(message: Message) -> None:
+            # Most responses carry no Location: they cost one scan of their header names.
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    (name, _relative(value, own) if name.lower() == b"location" else value)
-                    for name, value in message.get("headers", [])
-                ]
+                headers = message.get("headers", [])
+                if any(name.lower() == b"location" for name, _ in headers):
+                    own = _own_origins(scope)
+                    message["headers"] = [
+                        (name, _relative(value, own) if name.lower() == b"location" else value)
+                        for name, value in headers
+                    ]
             await send(message)
 
         await self.app(scope, receive, send_relative)
