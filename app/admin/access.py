@@ -17,9 +17,10 @@ from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import AuthorizationBackend
 from sqlmodel import Session
 
+from app import csrf
 from app.admin import sessions, users
-from app.admin.models import Role
 from app.admin.users import Staff
+from app.auth.staff import Role
 from app.config import get_settings
 from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
@@ -27,8 +28,7 @@ from app.errors import AppError
 T = TypeVar("T")
 
 SESSION_COOKIE = "ot_staff"
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD, CSRF_HEADER = csrf.CSRF_FIELD, csrf.CSRF_HEADER
 _SID, _CSRF, _PENDING = "sid", "csrf", "pending_2fa"
 # How long the second step of a sign-in may take after the password.
 PENDING_FOR = timedelta(minutes=5)

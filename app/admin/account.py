@@ -13,10 +13,10 @@ from starlette.responses import Response
 
 from app.admin import sessions, throttle, twofactor, users
 from app.admin.access import StaffDep, pending_second_factor, start_session
-from app.admin.models import Role
-from app.admin.site import MenuLink, StaffPages, render_staff_page
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
 from app.admin.views import in_session
+from app.auth.staff import Role
 from app.config import SettingsDep, get_settings
 from app.errors import AppError
 from app.web import client_key

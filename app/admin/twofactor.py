@@ -18,9 +18,9 @@ import segno
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlmodel import Column, Field, Session, SQLModel
 
-from app.admin import audit
-from app.admin.models import Role
+from app import audit
 from app.admin.users import Staff
+from app.auth.staff import Role
 from app.config import Settings
 from app.db import UTCDateTime, utcnow
 from app.errors import Conflict, Unprocessable

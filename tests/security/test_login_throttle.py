@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session
 
-from app.admin.models import LoginFailure, Role
 from app.admin.throttle import FREE_TRIES, MAX_DELAY, delay_after
+from app.auth.staff import LoginFailure, Role
 from app.db import utcnow
 from tests.admin.conftest import StaffLogin, csrf_from
 

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.admin import users
-from app.admin.models import Role, StaffUser
 from app.admin.sessions import StaffSession
+from app.auth.staff import Role, StaffUser
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 
 pytestmark = pytest.mark.concurrency

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.admin import twofactor
-from app.admin.models import Role
+from app.auth.staff import Role
 from app.config import get_settings
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 
