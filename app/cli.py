@@ -263,6 +263,24 @@ def set_password(email: Annotated[str, typer.Argument(help="The staff user's e-m
     typer.echo(f"New password set for {user.email}.")
 
 
+@cli.command("reset-2fa")
+def reset_2fa(email: Annotated[str, typer.Argument(help="The staff user's e-mail.")]) -> None:
+    """Remove a staff user's second factor (a lost phone and no recovery code left) and end
+    their sessions; they set it up anew at their next sign-in or on their account page."""
+    from sqlmodel import Session
+
+    from app.admin import sessions, twofactor, users
+    from app.db import get_engine
+
+    with Session(get_engine(), expire_on_commit=False) as session:
+        user = users.find_by_email(session, email)
+        if user is None or user.id is None:
+            raise typer.BadParameter(f"no staff user {email!r}", param_hint="EMAIL")
+        sessions.end_others(session, user.id, keep=None)
+        twofactor.reset(session, user.id, user.email, actor=CLI)
+    typer.echo(f"Two-factor sign-in reset for {user.email}.")
+
+
 def _read_password() -> str:
     import sys
 

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from app import invalidation
+from app.admin.account import ACCOUNT_PAGES
 from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
@@ -41,7 +42,11 @@ from app.metrics import worker_stopped
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
-from app.requestguard import HeadAsGetMiddleware, RelativeLocationMiddleware
+from app.requestguard import (
+    HeadAsGetMiddleware,
+    LoneSurrogateMiddleware,
+    RelativeLocationMiddleware,
+)
 from app.restore import claim_database
 from app.security import (
     BodyLimitMiddleware,
@@ -134,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
+    app.add_middleware(LoneSurrogateMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RelativeLocationMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
@@ -168,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_reports_router)
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
-    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES])
+    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES, ACCOUNT_PAGES])
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other
     # path starts with /c/).
