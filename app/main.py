@@ -24,11 +24,12 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from app.admin.site import mount_staff_site
-from app.analytics import outbox, rollup
+from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
+from app.analytics.scanfeed import ScanFeed
 from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, get_settings
 from app.db import DB_UNREACHABLE, get_engine
@@ -45,6 +46,7 @@ from app.security import (
     body_too_large_detail,
     secure_response,
 )
+from app.subscribers import wire
 from app.templating import render, templates
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
@@ -52,8 +54,7 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
 from app.tracking.router import router as tracking_router
-from app.tracking.scanlog import GroupCommitScanLog
-from app.tracking.scanrows import on_scans_inserted
+from app.tracking.scanlog import ScanWriter
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
 
@@ -74,13 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name in ("tracking/page.html", "base.html", "_macros.html"):
             templates.env.get_template(name)
         engine = get_engine()
-        scan_log = GroupCommitScanLog(
-            engine,
-            writers=settings.scan_writers,
-            spool=ScanSpool(settings.var_dir / "spool"),
+        scan_log = ScanWriter(
+            engine, spool=ScanSpool(settings.scan_spool_dir), hold_limit=settings.scan_hold_limit
         )
         app.state.scan_log = scan_log
-        app.state.readiness = ReadinessCheck(settings)
+        app.state.readiness = ReadinessCheck(settings, write_problem=scan_log.write_problem)
+        # Rollups, scan.created events and ScanRecorded follow committed scans from here.
+        scan_feed = ScanFeed(engine, settings.zone)
+        scan_feed.start()
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
         if settings.webhook_worker:
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker.stop()
             housekeeping.cancel()
             scan_log.close()
+            scan_feed.stop()
             renderer.shutdown()
             app.state.readiness.close()
             worker_stopped()
@@ -119,9 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     page_cache.ttl = settings.page_cache_seconds
-    # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
-    on_scans_inserted(rollup.SCAN_HOOK)
-    on_scans_inserted(outbox.SCAN_HOOK)
+    wire()
     # Routes are matched in order, and the public pages are the busiest paths: every other
     # single-segment path before the tracking pages (whose /{code} would shadow those); the
     # API and the staff site, deeper paths all, come last. Campaign redirects and canonical

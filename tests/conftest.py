@@ -46,11 +46,14 @@ from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, get_session_factory, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.subscribers import wire  # noqa: E402
 from app.tracking.pagecache import page_cache  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
 from app.tracking.router import get_scan_log  # noqa: E402
 from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
+
+wire()  # as every entry point does: the scan feed publishes ScanRecorded
 
 SEEDED_TABLES = {"order_stage"}
 
@@ -69,6 +72,9 @@ def reset_schema(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        # The scan feed's mark starts before the first scan a test stores (rolled-back tests
+        # use up PostgreSQL's ids; a mark at 0 would wait at their gap).
+        connection.execute(text("DELETE FROM scan_feed_mark"))
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +114,8 @@ def committed(engine: Engine) -> Iterator[Engine]:
     (reference data that migrations seed, such as the stage list, stays)."""
     yield engine
     with engine.begin() as connection:
+        # The scan feed's mark first: a round of a server's feed holds it, then the rollups.
+        connection.execute(text("DELETE FROM scan_feed_mark"))
         for table in reversed(metadata.sorted_tables):
             if table.name not in SEEDED_TABLES:
                 connection.execute(table.delete())

@@ -341,7 +341,7 @@ def test_a_scan_spooled_while_the_database_is_down_is_counted(
 ) -> None:
     from app.db import make_engine
     from app.tracking.router import get_scan_log
-    from app.tracking.scanlog import GroupCommitScanLog
+    from app.tracking.scanlog import ScanWriter
     from app.tracking.spool import ScanSpool
 
     offer = make_offer(session, get_settings(), issued=True)
@@ -351,7 +351,7 @@ def test_a_scan_spooled_while_the_database_is_down_is_counted(
 
     # Nothing listens on port 9: the scan writer's commit fails, so the row goes to the spool.
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/offertrack")
-    scan_log = GroupCommitScanLog(engine, spool=ScanSpool(tmp_path / "spool"))
+    scan_log = ScanWriter(engine, spool=ScanSpool(tmp_path / "spool"))
     client.app.dependency_overrides[get_scan_log] = lambda: scan_log  # type: ignore[attr-defined]
     before = spooled()
     try:

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from app.config import get_settings
 from app.tracking.models import ScanEvent
-from app.tracking.scanlog import GroupCommitScanLog, ScanNotRecorded
+from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
 from tests.factories import make_offer
 from tests.tracking.test_scanlog import _count, _row
@@ -36,7 +36,7 @@ def _offer(engine: Engine) -> str:
         return make_offer(session, get_settings(), issued=True).id
 
 
-def _record(scan_log: GroupCommitScanLog, engine: Engine, rows: list[dict[str, object]]) -> None:
+def _record(scan_log: ScanWriter, engine: Engine, rows: list[dict[str, object]]) -> None:
     for row in rows:
         with Session(engine) as session:
             scan_log.write(session, row)
@@ -47,14 +47,14 @@ def test_scans_during_an_outage_are_spooled_and_replayed_once(
 ) -> None:
     offer_id = _offer(committed)
     spool = ScanSpool(tmp_path)
-    scan_log = GroupCommitScanLog(committed, spool=spool)
+    scan_log = ScanWriter(committed, spool=spool)
     try:
         with scan_table_away(committed):
             _record(scan_log, committed, [_row(offer_id) for _ in range(30)])  # all answered
         assert _count(committed, offer_id) == 0
         assert sum(len(p.read_bytes().splitlines()) for p in tmp_path.glob("*.jsonl")) == 30
 
-        scan_log._down_until = 0  # do not wait for the writer's back-off in a test
+        scan_log._away_until = 0  # do not wait for the writer's back-off in a test
         assert scan_log.replay_spool() == 30
         assert scan_log.replay_spool() == 0
     finally:
@@ -105,7 +105,7 @@ def test_a_file_another_process_appends_to_is_left_alone(committed: Engine, tmp_
 
 def test_without_a_spool_an_outage_is_refused_not_lost(committed: Engine) -> None:
     offer_id = _offer(committed)
-    scan_log = GroupCommitScanLog(committed)
+    scan_log = ScanWriter(committed)
     try:
         with scan_table_away(committed), pytest.raises(ScanNotRecorded):
             _record(scan_log, committed, [_row(offer_id)])
