@@ -222,11 +222,13 @@ def test_a_view_refused_while_the_table_is_locked_leaves_no_scan(committed: Engi
 
     try:
         waited = run_async(view)
+        problem = scan_log.write_problem()  # what /readyz tells the load balancer
         time.sleep(0.5)
     finally:
         release.set()
         scan_log.close()
     assert waited < 1.5
+    assert problem is not None and "cannot be committed" in problem
     assert _count(committed, offer_id) == 0
 
 

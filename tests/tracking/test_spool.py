@@ -1,5 +1,6 @@
 """Scans while the database is away: spooled to a local file, replayed exactly once."""
 
+import errno
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from app.config import get_settings
+from app.tracking import spool as spool_module
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
@@ -127,3 +129,26 @@ def test_the_spool_keeps_every_field(committed: Engine, tmp_path: Path) -> None:
     assert stored.occurred_at == row["occurred_at"]
     assert (stored.visitor_hash, stored.referrer_host) == ("ab" * 32, "mail.example.com")
     assert (stored.channel, stored.code_form, stored.device_class) == ("qr", "full", "mobile")
+
+
+def test_a_failed_append_leaves_none_of_its_rows(
+    committed: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk fails the append: its views answer 503, so none of its rows may be replayed
+    (a phantom scan), even those that reached the file before the disk filled."""
+    offer_id = _offer(committed)
+    spool = ScanSpool(tmp_path)
+    spool.append([_row(offer_id)])
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        spool.append([_row(offer_id), _row(offer_id)])
+    monkeypatch.undo()
+    spool.append([_row(offer_id)])  # the same file goes on
+    spool.seal()
+
+    assert spool.replay(committed) == 2
+    assert _count(committed, offer_id) == 2
