@@ -144,7 +144,7 @@ def test_a_failed_append_leaves_none_of_its_rows(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(spool_module.os, "fsync", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left"):
         spool.append([_row(offer_id), _row(offer_id)])
     monkeypatch.undo()
     spool.append([_row(offer_id)])  # the same file goes on
