@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import psycopg
 from sqlalchemy import Column, Connection, Engine, Integer, Table, insert
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from app.db import PG_CONNECT_TIMEOUT_SECONDS, Processor, as_is, bind_processors
@@ -80,7 +81,7 @@ class SqliteBatches:
         try:
             raw.acquire_write_lock(wait=False)  # our process's writers (app.db._WriterQueue)
             raw.execute("BEGIN IMMEDIATE")  # and other processes': busy_timeout is 0
-        except sqlite3.OperationalError:
+        except (sqlite3.OperationalError, OperationalError):  # app.db.WriterBusy is the latter
             raw.release_write_lock()
             # Held: wait for it in a thread, so that the loop serves pages meanwhile.
             await asyncio.to_thread(self._insert_waiting, rows, wait)
