@@ -1,5 +1,6 @@
 """Scans while the database is away: spooled to a local file, replayed exactly once."""
 
+import asyncio
 import errno
 import shutil
 from collections.abc import Iterator
@@ -7,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
@@ -15,6 +17,7 @@ from app.tracking import spool as spool_module
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
+from tests.aio import run_async
 from tests.factories import make_offer
 from tests.tracking.test_scanlog import _count, _row
 
@@ -152,3 +155,29 @@ def test_a_failed_append_leaves_none_of_its_rows(
 
     assert spool.replay(committed) == 2
     assert _count(committed, offer_id) == 2
+
+
+def test_campaign_scans_nothing_can_take_are_held_in_memory_up_to_a_bound(
+    committed: Engine,
+) -> None:
+    """Neither database nor spool (here: none) takes the rows: a campaign redirect's scans
+    wait in memory and are stored once the database answers; past the bound they are dropped
+    and counted, never silently."""
+    offer_id = _offer(committed)
+    scan_log = ScanWriter(committed, hold_limit=3)
+
+    async def redirects(count: int) -> None:
+        await asyncio.gather(*(scan_log.record(_row(offer_id), hold=True) for _ in range(count)))
+
+    dropped_before = REGISTRY.get_sample_value("offertrack_scans_dropped_total") or 0.0
+    try:
+        with scan_table_away(committed):
+            run_async(lambda: redirects(5))  # all answered
+            assert scan_log.write_problem() is not None  # /readyz: 503
+        dropped = REGISTRY.get_sample_value("offertrack_scans_dropped_total") or 0.0
+        assert scan_log.flush_held() == 3
+        assert scan_log.write_problem() is None
+    finally:
+        scan_log.close()
+    assert dropped - dropped_before == 2
+    assert _count(committed, offer_id) == 3
