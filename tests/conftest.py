@@ -114,7 +114,10 @@ def committed(engine: Engine) -> Iterator[Engine]:
     (reference data that migrations seed, such as the stage list, stays)."""
     yield engine
     with engine.begin() as connection:
-        # The scan feed's mark first: a round of a server's feed holds it, then the rollups.
+        # The scan feed's mark first, locked until the end: a feed round running in this
+        # process (a server's, a live server's) holds it, then writes the rollups.
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("LOCK TABLE scan_feed_mark"))
         connection.execute(text("DELETE FROM scan_feed_mark"))
         for table in reversed(metadata.sorted_tables):
             if table.name not in SEEDED_TABLES:
