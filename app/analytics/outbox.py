@@ -110,7 +110,8 @@ def _body(event_id: str, event_type: str, now: datetime, data: Mapping[str, Any]
 
 
 def queue_scans(connection: Connection, scans: Sequence[Mapping[str, Any]]) -> None:
-    """scan.created events of committed scans (app.analytics.scanfeed), in its transaction."""
+    """scan.created events of committed scans (app.analytics.scanfeed), in its transaction;
+    ``scans`` holds id, occurred_at and the SCAN_FIELDS of each."""
     endpoint_ids = subscribers(connection, "scan.created")
     if not endpoint_ids:
         return  # the usual case; the events are not even built
