@@ -128,10 +128,9 @@ def _take_mark(connection: Connection, *, wait: bool) -> tuple[int, datetime | N
     if first is None:
         return None  # no scans: nothing to derive, and no mark to guess
     start = first - 1
-    made = connection.execute(
-        _insert_mark(connection).values(name=FEED, last_scan_id=start).on_conflict_do_nothing()
-    )
-    return (start, None) if made.rowcount else None
+    insert = _insert_mark(connection).values(name=FEED, last_scan_id=start)
+    made = connection.execute(insert.on_conflict_do_nothing().returning(_mark.c.name)).first()
+    return None if made is None else (start, None)  # (rowcount says -1 on psycopg)
 
 
 def _insert_mark(connection: Connection) -> Any:

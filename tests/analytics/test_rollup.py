@@ -4,6 +4,7 @@ The same statement rolls up on both databases (app.analytics.rollup); the feed r
 writer's commits, and ``rebuild`` recounts with it."""
 
 import asyncio
+import threading
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from app.analytics import rollup, scanfeed
 from app.analytics.models import CampaignDayTotal
 from app.config import Settings
 from app.tracking.scanlog import ScanWriter
+from app.tracking.scanrows import insert_scans
 from tests.aio import run_async
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
 
@@ -101,3 +103,37 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
     assert _totals(committed) == sorted(expected)
     rollup.rebuild(committed, zone)
     assert _totals(committed) == sorted(expected)
+
+
+@pytest.mark.concurrency
+def test_two_servers_feeds_derive_each_scan_once(committed: Engine, settings: Settings) -> None:
+    """Two feeds (two servers) run while scans keep coming: the mark's lock lets one of them
+    do each round, so no scan is counted twice or left out."""
+    with Session(committed, expire_on_commit=False) as session:
+        campaign = make_campaign(session, name="Twice?")
+    assert campaign.id is not None
+    noon = datetime.combine(datetime.now(settings.zone).date(), time(12), settings.zone)
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            scanfeed.catch_up(committed, settings.zone, wait=False)
+
+    feeds = [threading.Thread(target=feed) for _ in range(2)]
+    for thread in feeds:
+        thread.start()
+    try:
+        for chunk in range(6):
+            with committed.begin() as connection:
+                rows = [
+                    _row(noon.astimezone(UTC), f"v{chunk}-{n}", campaign_id=campaign.id)
+                    for n in range(50)
+                ]
+                insert_scans(connection, rows)
+    finally:
+        stop.set()
+        for thread in feeds:
+            thread.join()
+    scanfeed.catch_up(committed, settings.zone)
+    totals = [row for row in _totals(committed) if row[1] == campaign.id]
+    assert [(scans, visitors) for *_, scans, visitors in totals] == [(300, 300)]
