@@ -281,7 +281,8 @@ class ScanWriter:
                 connection.execute(text("SELECT 1"))
             self._spool.seal()
         added = self._spool.replay(self._engine)
-        SCAN_SPOOL_BYTES.set(self._spool.size())
+        if added:  # (a writer with nothing spooled leaves the gauge to the one that has)
+            SCAN_SPOOL_BYTES.set(self._spool.size())
         return added
 
     def _housekeep(self) -> None:
