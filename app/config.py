@@ -75,10 +75,12 @@ class Settings(BaseSettings):
     # A tracking page that is not cached answers 503 once reading it takes longer than this
     # (a database that drops packets, a full pool), instead of after the connect timeout.
     page_deadline_seconds: float = Field(default=0.75, gt=0, le=30)
-    # Threads committing the scan rows the event loop could not commit at once (and spooling
-    # them while the database is away), each on its own connection. One suffices: the loop
-    # commits the rest, and concurrent writers wait on the same rollup rows anyway.
-    scan_writers: int = Field(default=1, ge=1, le=32)
+    # Where scan events wait while the database cannot take them (default {var_dir}/spool):
+    # another disk keeps scans safe when the database's disk is full.
+    spool_dir: Path | None = None
+    # Campaign scans held in memory while neither database nor spool takes them; past this
+    # they are dropped (counted in offertrack_scans_dropped_total). About 1 KB each.
+    scan_hold_limit: int = Field(default=20_000, ge=0, le=1_000_000)
     # SQLite: how long a write waits for the one writer's lock before the request answers 503
     # with Retry-After (PostgreSQL rows lock one by one and need no such wait).
     write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -163,6 +165,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def scan_spool_dir(self) -> Path:
+        return self.spool_dir or self.var_dir / "spool"
 
     @property
     def is_sqlite(self) -> bool:
