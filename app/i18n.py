@@ -37,11 +37,12 @@ def translations(language: str) -> NullTranslations:
     return Translations.load(str(LOCALE_DIR), [language], DOMAIN)
 
 
-def gettext(language: str, message: str) -> str:
+# Not named gettext/ngettext: `make i18n` extracts these calls by their second argument.
+def translate(language: str, message: str) -> str:
     return str(translations(language).ugettext(message))
 
 
-def ngettext(language: str, singular: str, plural: str, count: int) -> str:
+def translate_plural(language: str, singular: str, plural: str, count: int) -> str:
     return str(translations(language).ungettext(singular, plural, count))
 
 

@@ -8,6 +8,7 @@ Pages rendered through ``render``/``render_html`` without a ``lang`` get the vis
 ``decimal``, ``percent`` and ``date`` format for the same ``lang``.
 """
 
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ import jinja_partials
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -24,7 +26,6 @@ from app.config import TEMPLATES_DIR, get_settings
 from app.offers.ids import hyphenate_tracking_id
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.add_extension("jinja2.ext.i18n")
 jinja_partials.register_starlette_extensions(templates)
 
 
@@ -35,12 +36,12 @@ def language_of(context: Context) -> str:
 
 @pass_context
 def _gettext(context: Context, message: str) -> str:
-    return i18n.gettext(language_of(context), message)
+    return i18n.translate(language_of(context), message)
 
 
 @pass_context
 def _ngettext(context: Context, singular: str, plural: str, count: int) -> str:
-    return i18n.ngettext(language_of(context), singular, plural, count)
+    return i18n.translate_plural(language_of(context), singular, plural, count)
 
 
 def format_date(value: date | datetime, language: str = i18n.DEFAULT_LANGUAGE) -> str:
@@ -76,6 +77,27 @@ def _date(context: Context, value: date | datetime) -> str:
     return format_date(value, language_of(context))
 
 
+def css_string(value: str) -> Markup:
+    """``value`` as a quoted CSS string, safe inside a ``<style>`` (which is not HTML-escaped):
+    every character that could end the string, the declaration or the element is escaped."""
+    escaped = "".join(
+        ch if ch.isalnum() or ch in " .,-_·:/@&()'" or ord(ch) > 127 else f"\\{ord(ch):x} "
+        for ch in value
+    )
+    return Markup(f'"{escaped}"')
+
+
+def text_direction(value: str) -> str:
+    """``rtl`` for text whose first strong character is right-to-left (Arabic, Hebrew)."""
+    for ch in value:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "auto"
+
+
 def install_filters(env: Environment) -> None:
     env.filters["money"] = _money
     env.filters["price"] = _price  # unit prices: every stored digit
@@ -83,10 +105,15 @@ def install_filters(env: Environment) -> None:
     env.filters["percent"] = _percent
     env.filters["date"] = _date
     env.filters["hyphenated"] = hyphenate_tracking_id
+    env.filters["css_string"] = css_string
+    env.filters["direction"] = text_direction
 
 
 def install_translations(env: Environment) -> None:
-    """gettext for templates, in the language of each render's ``lang``."""
+    """Jinja's i18n extension, translating into each render's ``lang`` (mails too: their own
+    environment calls this and renders with ``lang=offer.language``)."""
+    if "jinja2.ext.InternationalizationExtension" not in env.extensions:
+        env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
 
 
