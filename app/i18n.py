@@ -10,10 +10,11 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 from babel import dates, numbers
 from babel.support import NullTranslations, Translations
+from pydantic import AfterValidator
 
 # ISO 639-1 codes with complete catalogs for the public pages, the PDF and the mails.
 LANGUAGES: Final = ("en", "de", "el")
@@ -27,6 +28,17 @@ HUNDRED: Final = Decimal(100)
 
 def is_supported(code: str) -> bool:
     return code in LANGUAGES
+
+
+def check_language(code: str) -> str:
+    """For schemas: a 422 naming the field, and the codes that would do."""
+    if not is_supported(code):
+        raise ValueError(f"unknown language {code!r}: use one of {', '.join(LANGUAGES)}")
+    return code
+
+
+# A request body's language field ("language": "de"); customers' and offers' alike.
+LanguageCode = Annotated[str, AfterValidator(check_language)]
 
 
 @lru_cache(maxsize=len(LANGUAGES) + 1)

@@ -63,3 +63,15 @@ def test_the_offers_language_wins_when_the_visitor_reads_it() -> None:
     assert i18n.choose_language("de", requested=None, accepted=()) == "de"
     assert i18n.choose_language("el", requested=None, accepted=("en", "de")) == "en"
     assert i18n.choose_language("el", requested="de", accepted=("el",)) == "de"
+
+
+def test_the_language_and_colour_settings_are_checked() -> None:
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    assert Settings(default_language="de").default_language == "de"
+    with pytest.raises(ValidationError, match="one of en, de, el"):
+        Settings(default_language="fr")
+    with pytest.raises(ValidationError, match="a colour like"):
+        Settings(accent_color="red; background: url(x)")

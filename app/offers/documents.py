@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.config import Settings
 from app.offers import service
+from app.offers.contact import offer_contact
 from app.offers.ids import ULID_LENGTH, hyphenate_tracking_id, tracking_id_of
 from app.offers.models import Offer, OfferPdf, OfferStatus
 from app.offers.pdf import pdf_etag, quotation_html
@@ -71,14 +72,24 @@ def offer_pdf(
     if stored is None:
         offer = service.get_offer(session, offer_id)
         if offer.status == OfferStatus.DRAFT:
-            return PdfDocument(_render(offer, renderer, settings), filename, None)
-        stored = _store(session, offer, _render(offer, renderer, settings))
-    stored_pdfs.put(offer_id, stored.content, stored.etag)
+            return PdfDocument(_render(session, offer, renderer, settings), filename, None)
+        stored = _store(session, offer, _render(session, offer, renderer, settings))
+    if _is_final(session, offer_id):
+        stored_pdfs.put(offer_id, stored.content, stored.etag)
     return PdfDocument(stored.content, filename, stored.etag)
 
 
-def _render(offer: Offer, renderer: Renderer, settings: Settings) -> bytes:
-    html = quotation_html(offer, settings=settings, today=service.today(settings))
+def _is_final(session: Session, offer_id: str) -> bool:
+    # An issued offer's PDF is printed again once it is accepted (with the acceptance), so
+    # only the database copy, which the acceptance deletes, may serve it: a copy in this
+    # process's memory would outlive an acceptance taken by another process.
+    status = session.exec(select(Offer.status).where(Offer.id == offer_id)).first()
+    return status is not None and status != OfferStatus.ISSUED
+
+
+def _render(session: Session, offer: Offer, renderer: Renderer, settings: Settings) -> bytes:
+    contact = offer_contact(session, offer, settings)
+    html = quotation_html(offer, settings=settings, today=service.today(settings), contact=contact)
     return renderer.render_sync(html)
 
 

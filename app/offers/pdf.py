@@ -14,7 +14,6 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from datetime import date
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -31,6 +30,7 @@ from app import i18n
 from app.config import STATIC_DIR, Settings
 from app.errors import ServiceUnavailable
 from app.metrics import PDF_RENDER_SECONDS, PDF_RENDERS
+from app.offers.contact import Contact
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
@@ -39,15 +39,6 @@ from app.templating import css_string, templates
 log = logging.getLogger(__name__)
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 DC_NS = "http://purl.org/dc/elements/1.1/"
-
-
-@dataclass(frozen=True)
-class Contact:
-    """Who the customer talks to about this offer: its owner, else the company."""
-
-    name: str
-    email: str
-    phone: str
 
 
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
