@@ -73,7 +73,7 @@ i18n: install
 	  --no-location --sort-output --project OfferTrack -o $(LOCALE_DIR)/messages.pot .
 	for lang in de el; do \
 	  if [ -f $(LOCALE_DIR)/$$lang/LC_MESSAGES/messages.po ]; then \
-	    $(BIN)/pybabel update --no-fuzzy-matching --no-location -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l $$lang; \
+	    $(BIN)/pybabel update --no-fuzzy-matching -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l $$lang; \
 	  else \
 	    $(BIN)/pybabel init -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l $$lang; \
 	  fi; done

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     company_email: str = "sales@example.com"
     company_logo: Path | None = None
     company_phone: str = ""
+    # The public pages' icon: a file name inside static/ (SVG, PNG or ICO).
+    company_favicon: str = "favicon.svg"
     # Free-text lines at the foot of every PDF page (bank and IBAN, commercial register,
     # managing directors), separated by "\n", as a European business letter needs.
     company_legal_lines: str = ""

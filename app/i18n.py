@@ -26,6 +26,22 @@ DOMAIN: Final = "messages"
 HUNDRED: Final = Decimal(100)
 
 
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for "extract, translate later")
+    return message
+
+
+# The stage labels the first migration creates: staff may rename them (then the page shows
+# their wording), but as they come they are translated like every other text of the page.
+DEFAULT_STAGE_LABELS: Final = (
+    N_("Order confirmed"),
+    N_("In production"),
+    N_("Quality check"),
+    N_("Ready for dispatch"),
+    N_("Shipped"),
+    N_("Delivered"),
+)
+
+
 def is_supported(code: str) -> bool:
     return code in LANGUAGES
 

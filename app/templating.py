@@ -122,6 +122,8 @@ install_translations(templates.env)
 templates.env.globals["get_settings"] = get_settings
 templates.env.globals["zip"] = zip
 templates.env.globals["LANGUAGE_NAMES"] = i18n.LANGUAGE_NAMES
+templates.env.globals["default_language"] = i18n.DEFAULT_LANGUAGE
+templates.env.globals["example_code"] = "01H0W-ARY2W"
 
 
 def requested_language(request: Request) -> str | None:

@@ -45,6 +45,7 @@ def _ids(catalog: Catalog) -> list[str]:
 def test_the_extraction_finds_the_pdfs_and_the_pages_strings(extracted: Catalog) -> None:
     ids = _ids(extracted)
     assert "Unit price" in ids and "Page {page} of {pages}" in ids
+    assert "Track your offer or order" in ids and "I accept these terms" in ids
 
 
 @pytest.mark.parametrize("language", TRANSLATED)
