@@ -271,3 +271,14 @@ def test_an_unknown_code_keeps_what_was_typed(client: TestClient) -> None:
 
     assert response.status_code == 404
     assert 'value="01H0WARY2W"' in response.text or 'value="01H0W-ARY2W"' in response.text
+
+
+def test_error_pages_speak_the_visitors_language(client: TestClient) -> None:
+    english = client.get("/no/such/page")
+    greek = client.get("/no/such/page", headers={"accept-language": "el"})
+    fragment = client.get("/no/such/page?lang=de", headers={"HX-Request": "true"})
+
+    assert english.status_code == greek.status_code == 404
+    assert html_lang(greek.text) == "el" and "Η σελίδα δεν βρέθηκε" in greek.text
+    assert "Not found" in english.text
+    assert "Seite nicht gefunden" in fragment.text and "<html" not in fragment.text
