@@ -48,10 +48,11 @@ fuzz: install
 
 # Debian packages the suite needs: chromium for the browser tests (Playwright cannot download
 # browsers here), HarfBuzz's subset library, which WeasyPrint warns about (and the suite
-# turns warnings into errors) when it is missing, and the Noto fonts the PDF prints Latin,
-# Greek, Cyrillic, Arabic and CJK names with (without them: empty boxes).
+# turns warnings into errors) when it is missing, the Noto fonts the PDF prints Latin,
+# Greek, Cyrillic, Arabic and CJK names with (without them: empty boxes), and pg_dump and
+# pg_restore for the backup tests.
 PDF_PACKAGES := libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk
-SYSTEM_PACKAGES := chromium $(PDF_PACKAGES)
+SYSTEM_PACKAGES := chromium postgresql-client $(PDF_PACKAGES)
 browser: PACKAGES = $(SYSTEM_PACKAGES)
 fonts: PACKAGES = $(PDF_PACKAGES)
 browser fonts:

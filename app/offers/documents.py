@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.config import Settings
+from app.db import read_only
 from app.offers import service
 from app.offers.contact import offer_contact
 from app.offers.ids import ULID_LENGTH, hyphenate_tracking_id, tracking_id_of
@@ -61,20 +62,36 @@ class PdfDocument:
 def offer_pdf(
     session: Session, offer_id: str, *, renderer: Renderer, settings: Settings
 ) -> PdfDocument:
-    """The offer's quotation PDF; an issued offer's is rendered once and stored."""
+    """The offer's quotation PDF; an issued offer's is rendered once and stored.
+
+    The render (a second or more for a long offer) runs with no transaction open: the offer is
+    read first, and an issued offer's PDF is stored afterwards in a short write transaction of
+    its own. On SQLite a transaction held across the render would keep every other writer
+    waiting for it.
+    """
     offer_id = offer_id.upper()
     filename = f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
     cached = stored_pdfs.get(offer_id)
     if cached is not None:
         return PdfDocument(cached[0], filename, cached[1])
-    # Only issued offers have a stored PDF, so the common path is this one lookup.
-    stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
+    with read_only(session):
+        # Only issued offers have a stored PDF, so the common path is this one lookup.
+        stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
+        if stored is None:
+            offer = service.get_offer(session, offer_id)
+            draft = offer.status == OfferStatus.DRAFT
+            contact = offer_contact(session, offer, settings)
+            today = service.today(settings)
+            html = quotation_html(offer, settings=settings, today=today, contact=contact)
+            final = offer.status != OfferStatus.ISSUED
+        else:
+            final = _is_final(session, offer_id)
     if stored is None:
-        offer = service.get_offer(session, offer_id)
-        if offer.status == OfferStatus.DRAFT:
-            return PdfDocument(_render(session, offer, renderer, settings), filename, None)
-        stored = _store(session, offer, _render(session, offer, renderer, settings))
-    if _is_final(session, offer_id):
+        content = renderer.render_sync(html)
+        if draft:
+            return PdfDocument(content, filename, None)
+        stored = _store(session, offer.id, content)
+    if final:
         stored_pdfs.put(offer_id, stored.content, stored.etag)
     return PdfDocument(stored.content, filename, stored.etag)
 
@@ -87,14 +104,8 @@ def _is_final(session: Session, offer_id: str) -> bool:
     return status is not None and status != OfferStatus.ISSUED
 
 
-def _render(session: Session, offer: Offer, renderer: Renderer, settings: Settings) -> bytes:
-    contact = offer_contact(session, offer, settings)
-    html = quotation_html(offer, settings=settings, today=service.today(settings), contact=contact)
-    return renderer.render_sync(html)
-
-
-def _store(session: Session, offer: Offer, content: bytes) -> OfferPdf:
-    stored = OfferPdf(offer_id=offer.id, etag=pdf_etag(content), content=content)
+def _store(session: Session, offer_id: str, content: bytes) -> OfferPdf:
+    stored = OfferPdf(offer_id=offer_id, etag=pdf_etag(content), content=content)
     try:
         with session.begin_nested():
             session.add(stored)
@@ -102,7 +113,8 @@ def _store(session: Session, offer: Offer, content: bytes) -> OfferPdf:
     except IntegrityError:
         # A concurrent request stored it first; serve that copy so every client sees one ETag.
         session.rollback()
-        existing = session.get(OfferPdf, offer.id)
+        with read_only(session):
+            existing = session.get(OfferPdf, offer_id)
         assert existing is not None
         return existing
     return stored
