@@ -12,6 +12,7 @@ import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja_partials
 from fastapi.templating import Jinja2Templates
@@ -124,6 +125,16 @@ templates.env.globals["zip"] = zip
 templates.env.globals["LANGUAGE_NAMES"] = i18n.LANGUAGE_NAMES
 templates.env.globals["default_language"] = i18n.DEFAULT_LANGUAGE
 templates.env.globals["example_code"] = "01H0W-ARY2W"
+
+
+def language_link(request: Request, language: str) -> str:
+    """This page in ``language``: same path and query (what was typed stays), ``lang`` set.
+    Relative, as the switcher's links need no host; ``src`` goes, a switch is no new visit."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "src")]
+    return f"{request.url.path}?{urlencode([*params, ('lang', language)])}"
+
+
+templates.env.globals["language_link"] = language_link
 
 
 def requested_language(request: Request) -> str | None:

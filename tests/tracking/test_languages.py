@@ -60,7 +60,8 @@ def test_the_switcher_is_links_and_its_choice_wins(
 
     page = client.get(f"/{offer.id}").text
     for code, name in (("en", "English"), ("de", "Deutsch"), ("el", "Ελληνικά")):
-        assert f'<a href="?lang={code}" hreflang="{code}" lang="{code}"' in page and name in page
+        link = f'<a href="/{offer.id}?lang={code}" hreflang="{code}" lang="{code}"'
+        assert link in page and name in page
     chosen = client.get(f"/{offer.id}?lang=el", headers=GERMAN_BROWSER)
 
     assert html_lang(chosen.text) == "el" and "Η απόφασή σας" in chosen.text
@@ -264,6 +265,9 @@ def test_a_code_with_impossible_letters_gets_plain_words_and_keeps_what_was_type
     assert opened.status_code in (400, 404) and 'value="not-a-code-at-all"' in opened.text
     assert "Das sieht nicht nach einem Tracking-Code aus: XYZ!" in german.text
     assert html_lang(german.text) == "de"
+    # The switcher keeps what was typed; the entry form keeps the language chosen.
+    assert 'href="/lookup?code=XYZ%21&amp;lang=el"' in german.text
+    assert '<input type="hidden" name="lang" value="de">' in german.text
 
 
 def test_an_unknown_code_keeps_what_was_typed(client: TestClient) -> None:
