@@ -75,3 +75,21 @@ def test_the_language_and_colour_settings_are_checked() -> None:
         Settings(default_language="fr")
     with pytest.raises(ValidationError, match="a colour like"):
         Settings(accent_color="red; background: url(x)")
+
+
+def test_another_environment_such_as_the_mails_translates_by_its_lang() -> None:
+    from jinja2 import DictLoader, Environment, StrictUndefined
+
+    from app.templating import install_filters, install_translations
+
+    env = Environment(
+        loader=DictLoader({"m.txt": '{{ _("Unit price") }}: {{ amount | money("EUR") }}'}),
+        undefined=StrictUndefined,
+    )
+    install_filters(env)
+    install_translations(env)
+
+    template = env.get_template("m.txt")
+    assert template.render(lang="de", amount=D("1234.5")) == f"Einzelpreis: 1.234,50{NBSP}€"
+    assert template.render(lang="el", amount=D("1234.5")) == f"Τιμή μονάδας: 1.234,50{NBSP}€"
+    assert template.render(amount=D("1234.5")) == "Unit price: €1,234.50"
