@@ -130,6 +130,11 @@ templates.env.globals["example_code"] = "01H0W-ARY2W"
 def language_link(request: Request, language: str) -> str:
     """This page in ``language``: same path and query (what was typed stays), ``lang`` set.
     Relative, as the switcher's links need no host; ``src`` goes, a switch is no new visit."""
+    if request.method not in ("GET", "HEAD"):
+        # An answer to a form: its address takes no GET, the page the form was on does.
+        code = request.path_params.get("code")
+        root = request.scope.get("root_path", "")
+        return f"{root}/{code}?lang={language}" if code else f"{root}/?lang={language}"
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "src")]
     return f"{request.url.path}?{urlencode([*params, ('lang', language)])}"
 

@@ -286,3 +286,15 @@ def test_error_pages_speak_the_visitors_language(client: TestClient) -> None:
     assert html_lang(greek.text) == "el" and "Η σελίδα δεν βρέθηκε" in greek.text
     assert "Not found" in english.text
     assert "Seite nicht gefunden" in fragment.text and "<html" not in fragment.text
+
+
+def test_the_switcher_on_an_answered_form_leads_to_the_offer_page(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    token = csrf_of(client.get(f"/{offer.id}").text)
+
+    refused = client.post(f"/{offer.id}/accept", data={"signer_name": "M", "csrf_token": token})
+
+    assert refused.status_code == 422
+    assert f'<a href="/{offer.id}?lang=de" hreflang="de"' in refused.text
