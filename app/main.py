@@ -23,13 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
+from app.analytics.codes import routing_table
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
-from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -47,9 +48,11 @@ from app.security import (
     body_too_large_detail,
     secure_response,
 )
+from app.subscribers import wire
 from app.templating import render, templates
+from app.tracking.api import offer_router as order_activation_router
 from app.tracking.api import router as orders_router
-from app.tracking.pagecache import page_cache
+from app.tracking.pagecache import PageCache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
@@ -61,17 +64,24 @@ from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
 
+# The routes served outside FastAPI's dependency injection (plain Starlette routes: solving
+# dependencies costs more than the rest of these requests). Their endpoints take only the
+# request; a Depends there would never run. See ARCHITECTURE.md, "Hot-path routes";
+# tests/test_hot_paths.py keeps this list and the app in step.
+HOT_PATH_ROUTES = frozenset({"tracking:page", "analytics:code"})
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     check_configuration(settings)  # production: a long secret key, https (or a TLS proxy)
     settings.resolved_secret_key()
+    wire()  # who reacts to which domain event, before the first request publishes one
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
-        renderer.start()
+        renderer.start_in_background()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
         # Compiled now, not in the first visitor's page load (which has a deadline).
@@ -126,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
-    page_cache.ttl = settings.page_cache_seconds
+    app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
+    routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)
     on_scans_inserted(outbox.SCAN_HOOK)
@@ -141,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
+    app.include_router(order_activation_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)

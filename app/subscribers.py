@@ -7,7 +7,13 @@ workers. Wiring is code, identical for every app in a process, so a second call 
 
 import threading
 
+# Every table, in every process that wires: the offer's foreign keys name the campaign and
+# staff user tables, which its own package does not import; a flush needs them in the metadata.
+import app.models  # noqa: F401
+from app.analytics import handlers
 from app.events import EventBus, bus
+from app.offers.events import OfferAccepted, OfferAssigned
+from app.tracking.events import OrderActivated, StageUpdated
 
 _lock = threading.Lock()
 
@@ -23,3 +29,11 @@ def wire(target: EventBus = bus) -> EventBus:
 
 def _subscribe(target: EventBus) -> None:
     """Each package's reactions. Analytics (conversions, webhooks) and notifications add theirs."""
+    _subscribe_analytics(target)
+
+
+def _subscribe_analytics(target: EventBus) -> None:
+    target.subscribe(OfferAssigned, handlers.check_offer_assignment)
+    target.subscribe(OfferAccepted, handlers.record_acceptance)
+    target.subscribe(OrderActivated, handlers.record_order)
+    target.subscribe(StageUpdated, handlers.announce_stage)

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse
 
 from app import i18n
 from app.config import TEMPLATES_DIR, get_settings
-from app.offers.ids import hyphenate_tracking_id
+from app.formats import hyphenate_tracking_id
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 jinja_partials.register_starlette_extensions(templates)

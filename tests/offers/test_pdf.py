@@ -28,13 +28,12 @@ from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.pdf import (
     PdfRenderer,
     PdfRenderTimeout,
-    StaticOnlyFetcher,
     pdf_etag,
     qr_symbol,
     qr_url,
     quotation_html,
-    render_pdf,
 )
+from app.offers.rendering import StaticOnlyFetcher, render_pdf
 
 BASE = "https://track.example.com"
 QR_BASE = "HTTPS://TRACK.EXAMPLE.COM"  # upper case: the URL fits QR alphanumeric mode
