@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.admin.models import StaffUser
+from app.auth.staff import StaffUser
 from app.config import Settings, get_settings
 from app.offers import service as offers_service
 from app.offers.models import OfferStatus
