@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from fastapi import Depends
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import i18n
 from app.files import write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -55,6 +57,18 @@ class Settings(BaseSettings):
     company_vat_number: str = "DE123456789"
     company_email: str = "sales@example.com"
     company_logo: Path | None = None
+    company_phone: str = ""
+    # The public pages' icon: a file name inside static/ (SVG, PNG or ICO).
+    company_favicon: str = "favicon.svg"
+    # Free-text lines at the foot of every PDF page (bank and IBAN, commercial register,
+    # managing directors), separated by "\n", as a European business letter needs.
+    company_legal_lines: str = ""
+    # The letterhead's colour on the public pages, the PDF and the mails (#rgb or #rrggbb).
+    accent_color: str = "#0b5394"
+    # A small "powered by OfferTrack" link in the public pages' footer; false removes it.
+    powered_by: bool = True
+    # The language of offers and customers that name none (one of app.i18n.LANGUAGES).
+    default_language: str = "en"
 
     page_size: Literal["A4", "Letter"] = "A4"
     timezone: str = "Europe/Berlin"
@@ -149,6 +163,21 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("accent_color")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        # It is written into CSS: only a hex colour can never break out of its declaration.
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", value):
+            raise ValueError("a colour like #0b5394")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if not i18n.is_supported(value):
+            raise ValueError(f"one of {', '.join(i18n.LANGUAGES)}")
+        return value
+
     @field_validator("default_currency")
     @classmethod
     def _currency_code(cls, value: str) -> str:
@@ -161,6 +190,10 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'offertrack.db'}"
         return self
+
+    @property
+    def legal_lines(self) -> list[str]:
+        return [line.strip() for line in self.company_legal_lines.split("\n") if line.strip()]
 
     @property
     def zone(self) -> ZoneInfo:

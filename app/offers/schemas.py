@@ -24,6 +24,7 @@ from app.fields import (
     Text200,
     Unit,
 )
+from app.i18n import LanguageCode
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
 
@@ -91,6 +92,9 @@ def _check_offer_total(lines: list[LineIn] | None) -> None:
 class OfferCreate(StrictModel):
     customer: CustomerIn
     currency: Currency | None = None
+    # The PDF's, the mails' and (unless the visitor asks otherwise) the pages' language;
+    # OFFERTRACK_DEFAULT_LANGUAGE when left out.
+    language: LanguageCode | None = None
     valid_until: PlausibleDate | None = None
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
@@ -110,6 +114,7 @@ class OfferUpdate(StrictModel):
 
     customer: CustomerIn | None = None
     currency: Currency | None = None
+    language: LanguageCode | None = None
     valid_until: PlausibleDate | None = None
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
     notes: LongText | None = None
@@ -165,6 +170,7 @@ class OfferRead(BaseModel):
     status: OfferStatus
     customer: CustomerRead
     currency: str
+    language: str
     valid_until: date
     lines: list[LineRead]
     totals: TotalsRead
@@ -221,6 +227,7 @@ class OfferRead(BaseModel):
             **offer.model_dump(
                 include={
                     "currency",
+                    "language",
                     "valid_until",
                     "notes",
                     "terms",
