@@ -85,21 +85,27 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
 
 @cli.command("worker")
 def webhook_worker() -> None:
-    """Deliver webhook events until stopped (Ctrl+C or SIGTERM); any number may run."""
+    """Deliver webhook events and mails until stopped (Ctrl+C or SIGTERM); any number may run."""
     import signal
     import threading
 
     from app.analytics.delivery import DeliveryWorker
     from app.db import get_engine
+    from app.notifications.worker import MailWorker
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    worker = DeliveryWorker(get_engine(), get_settings())
-    worker.start()
-    typer.echo(f"Delivering webhooks from {_display_url()}; Ctrl+C stops.", err=True)
+    workers: list[DeliveryWorker | MailWorker] = [
+        DeliveryWorker(get_engine(), get_settings()),
+        MailWorker(get_engine(), get_settings()),
+    ]
+    for worker in workers:
+        worker.start()
+    typer.echo(f"Delivering webhooks and mails from {_display_url()}; Ctrl+C stops.", err=True)
     stop.wait()
-    worker.stop()
+    for worker in workers:
+        worker.stop()
 
 
 @cli.command("rebuild-rollup")

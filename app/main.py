@@ -36,6 +36,7 @@ from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessabl
 from app.health import ReadinessCheck
 from app.health import router as health_router
 from app.metrics import worker_stopped
+from app.notifications.worker import MailWorker
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
@@ -83,8 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.readiness = ReadinessCheck(settings)
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
+        mail_worker = MailWorker(get_engine(), settings)
         if settings.webhook_worker:
             worker.start()
+            mail_worker.start()
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             worker.stop()
+            mail_worker.stop()
             housekeeping.cancel()
             scan_log.close()
             renderer.shutdown()
