@@ -92,7 +92,9 @@ def webhook_worker() -> None:
     from app.analytics.delivery import DeliveryWorker
     from app.db import get_engine
     from app.notifications.worker import MailWorker
+    from app.subscribers import wire
 
+    wire()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -125,7 +127,9 @@ def demo() -> None:
 
     from app.db import get_engine
     from app.demo import demo_links, load_demo_data
+    from app.subscribers import wire
 
+    wire()  # the demo accepts and activates offers, which publishes events
     settings = get_settings()
     with Session(get_engine(), expire_on_commit=False) as session:
         created = load_demo_data(session, settings=settings)

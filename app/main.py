@@ -36,6 +36,8 @@ from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessabl
 from app.health import ReadinessCheck
 from app.health import router as health_router
 from app.metrics import worker_stopped
+from app.notifications.router import FormLimits
+from app.notifications.router import router as notifications_router
 from app.notifications.worker import MailWorker
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
@@ -46,6 +48,7 @@ from app.security import (
     body_too_large_detail,
     secure_response,
 )
+from app.subscribers import wire
 from app.templating import render, templates
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
@@ -64,6 +67,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.resolved_secret_key()  # refuse to start in production without a real key
+    wire()  # who reacts to which domain event, before the first request publishes one
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    app.state.notification_limits = FormLimits()
     page_cache.ttl = settings.page_cache_seconds
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)
@@ -135,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     app.add_api_route("/admin", to_staff_site, include_in_schema=False)
     app.include_router(tracking_router)
+    app.include_router(notifications_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
     app.include_router(orders_router)

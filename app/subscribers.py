@@ -23,3 +23,7 @@ def wire(target: EventBus = bus) -> EventBus:
 
 def _subscribe(target: EventBus) -> None:
     """Each package's reactions. Analytics (conversions, webhooks) and notifications add theirs."""
+    from app.notifications import subscriptions
+    from app.tracking.events import StageUpdated
+
+    target.subscribe(StageUpdated, subscriptions.on_stage_updated)

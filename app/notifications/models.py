@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -37,3 +37,44 @@ class MailOutbox(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # A permanent refusal (5xx): the mail is not tried again, and is kept for the operators.
     failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OrderSubscription(SQLModel, table=True):
+    """A customer's request for e-mail updates about one order: the address, the order, the
+    state (pending until confirmed) and its times; nothing else. Unsubscribing deletes it."""
+
+    __tablename__ = "order_subscription"
+    __table_args__ = (
+        Index("ix_order_subscription_offer_id_email", "offer_id", "email", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: str = Field(
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False)
+    )
+    email: str = Field(sa_type=String(320))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UpdateFanout(SQLModel, table=True):
+    """A stage update to mail to an order's subscribers, written in the update's transaction.
+
+    One row however many subscribers: the mail worker turns it into their mails, so a stage
+    update through the API costs one insert whatever the audience."""
+
+    __tablename__ = "update_fanout"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    offer_id: str = Field(
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False)
+    )
+    stage_update_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("stage_update.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    reason: str = Field(sa_type=String(20))  # "note", "delivery_date" or "delivered"
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.notifications import delivery
+from app.notifications import delivery, subscriptions
 
 log = logging.getLogger(__name__)
 # A job prepares mails (fans an update out to subscribers, finds offers about to expire) and
 # returns how many things it did; a job that did something makes the worker look again at once.
 Job = Callable[[Engine, Settings], int]
+JOBS: tuple[Job, ...] = (subscriptions.fan_out,)
 
 
 class MailWorker:
@@ -29,7 +30,7 @@ class MailWorker:
         engine: Engine,
         settings: Settings,
         *,
-        jobs: Sequence[Job] = (),
+        jobs: Sequence[Job] = JOBS,
         poll_seconds: float = 1.0,
     ) -> None:
         self._engine = engine
@@ -67,6 +68,7 @@ class MailWorker:
                 done = self.run_once()
                 if time.monotonic() - purged_at > 3600:
                     delivery.purge_sent(self._engine)
+                    subscriptions.purge_unconfirmed(self._engine)
                     purged_at = time.monotonic()
                 pause = 0.0 if done else self._poll
             except Exception:  # the database may be down: wait, then try again

@@ -16,7 +16,9 @@ from app.analytics.assignment import check_assignment
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
+from app.events import publish
 from app.offers import ids
+from app.offers.events import OfferAccepted, OfferDeclined
 from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 
@@ -365,6 +367,7 @@ def accept_offer(
         {"signer_name": signer_name, "po_number": po_number},
     )
     conversions.record_offer_conversion(session, offer, conversions.OFFER_ACCEPTED)
+    publish(session, OfferAccepted(offer_id=offer.id, signer_name=signer_name, po_number=po_number))
     session.commit()
     return offer
 
@@ -378,5 +381,6 @@ def decline_offer(session: Session, offer_id: str, *, reason: str, settings: Set
     offer.declined_at = offer.updated_at = utcnow()
     session.add(offer)
     _audit(session, offer, CUSTOMER, "decline", "Declined by the customer", {"reason": reason})
+    publish(session, OfferDeclined(offer_id=offer.id, reason=reason))
     session.commit()
     return offer

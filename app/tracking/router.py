@@ -104,7 +104,10 @@ def _host_of(url: str) -> str | None:
 
 
 def _has_forms(page: service.TrackingPage) -> bool:
-    return page.code.form == CodeForm.FULL and page.status == OfferStatus.ISSUED
+    # An order's page, by either code, has the "Get updates by e-mail" form.
+    return page.timeline is not None or (
+        page.code.form == CodeForm.FULL and page.status == OfferStatus.ISSUED
+    )
 
 
 def _render_page(request: Request, page: service.TrackingPage, *, csrf: str, **extra: Any) -> str:

@@ -89,3 +89,32 @@ def deliver_all(engine: Engine, settings: Settings, passes: int = 5) -> None:
     for _ in range(passes):
         delivery.deliver_batch(engine, settings)
         time.sleep(0.01)
+
+
+@pytest.fixture
+def web(app: Any, _running_client: Any, committed: Engine) -> Any:
+    """A browser on the public site: no session override, everything really committed."""
+    from app.notifications.router import FormLimits
+    from app.tracking.pagecache import page_cache
+    from app.tracking.ratelimit import MissLimiter
+    from app.tracking.scans import visitor_keys
+
+    app.dependency_overrides.clear()
+    app.state.miss_limiter = MissLimiter(20)
+    app.state.notification_limits = FormLimits()
+    visitor_keys.forget()
+    page_cache.clear()
+    _running_client.headers.clear()
+    _running_client.cookies.clear()
+    return _running_client
+
+
+def run_worker(engine: Engine, settings: Settings) -> None:
+    """The mail worker's passes until it finds nothing more to do."""
+    from app.notifications.worker import MailWorker
+
+    worker = MailWorker(engine, settings)
+    for _ in range(50):
+        if not worker.run_once():
+            return
+    raise AssertionError("the mail worker did not settle")
