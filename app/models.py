@@ -14,13 +14,21 @@ from app.analytics.models import (
 )
 from app.auth.models import ApiKey
 from app.db import metadata
-from app.notifications.models import MailOutbox, OrderSubscription, UpdateFanout
+from app.notifications.models import (
+    AlertPreference,
+    MailOutbox,
+    OrderSubscription,
+    StaffAlert,
+    UpdateFanout,
+)
 from app.offers.models import Offer, OfferLine, OfferPdf
 from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
     "ApiKey",
+    "AlertPreference",
     "MailOutbox",
+    "StaffAlert",
     "OrderSubscription",
     "UpdateFanout",
     "AuditLogEntry",

@@ -78,3 +78,40 @@ class UpdateFanout(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class AlertPreference(SQLModel, table=True):
+    """How a staff user wants to hear of one kind of alert; no row means "immediately"."""
+
+    __tablename__ = "alert_preference"
+    __table_args__ = (
+        Index("ix_alert_preference_staff_user_id_kind", "staff_user_id", "kind", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("staff_user.id", ondelete="CASCADE"), nullable=False)
+    )
+    kind: str = Field(sa_type=String(20))
+    mode: str = Field(sa_type=String(12))  # "immediately", "digest" or "off"
+
+
+class StaffAlert(SQLModel, table=True):
+    """One alert about an offer, once: its key ("scanned:<offer>:<day>") makes a second scan
+    the same day, or a redelivered event, add nothing. Digest alerts wait here for the digest."""
+
+    __tablename__ = "staff_alert"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    dedupe_key: str = Field(sa_type=String(200), unique=True)
+    offer_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    kind: str = Field(sa_type=String(20))
+    recipient: str = Field(sa_type=String(320))
+    mode: str = Field(sa_type=String(12))
+    summary: str = Field(sa_type=String(500))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    digest_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

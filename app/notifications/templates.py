@@ -40,7 +40,8 @@ def mail_environment() -> Environment:
 
 
 def render_mail(name: str, context: dict[str, Any], *, settings: Settings) -> RenderedMail:
-    """Subject, text and HTML of the mail ``name``; ``context`` needs ``tracking_id``."""
+    """Subject, text and HTML of the mail ``name``; ``tracking_id`` names the offer (a digest,
+    about several offers, names each in its body instead)."""
     env = mail_environment()
     full = {
         "company_name": settings.company_name,
@@ -48,7 +49,8 @@ def render_mail(name: str, context: dict[str, Any], *, settings: Settings) -> Re
         "public_base_url": settings.public_base_url,
         **context,
     }
-    full["tracking_id_display"] = hyphenate_tracking_id(full["tracking_id"])
+    tracking_id = full.get("tracking_id") or ""
+    full["tracking_id_display"] = hyphenate_tracking_id(tracking_id) if tracking_id else ""
     text_template = env.get_template(f"notifications/mail/{name}.txt")
     subject = "".join(text_template.blocks["subject"](text_template.new_context(full)))
     return RenderedMail(

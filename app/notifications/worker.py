@@ -13,13 +13,37 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.notifications import delivery, subscriptions
+from app.notifications import alerts, delivery, subscriptions
 
 log = logging.getLogger(__name__)
 # A job prepares mails (fans an update out to subscribers, finds offers about to expire) and
 # returns how many things it did; a job that did something makes the worker look again at once.
 Job = Callable[[Engine, Settings], int]
-JOBS: tuple[Job, ...] = (subscriptions.fan_out,)
+
+
+class Every:
+    """``job`` at most every ``seconds`` (for jobs that read offers, not a queue)."""
+
+    def __init__(self, seconds: float, job: Callable[[Engine, Settings], object]) -> None:
+        self.seconds = seconds
+        self.job = job
+        self._last: float | None = None
+
+    def __call__(self, engine: Engine, settings: Settings) -> int:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.seconds:
+            return 0
+        self._last = now
+        self.job(engine, settings)
+        return 0  # its mails are in the outbox: nothing for the worker to hurry for
+
+
+def default_jobs() -> list[Job]:
+    return [
+        subscriptions.fan_out,
+        Every(600, alerts.check_validity),
+        Every(600, alerts.send_digests),
+    ]
 
 
 class MailWorker:
@@ -30,12 +54,12 @@ class MailWorker:
         engine: Engine,
         settings: Settings,
         *,
-        jobs: Sequence[Job] = JOBS,
+        jobs: Sequence[Job] | None = None,
         poll_seconds: float = 1.0,
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._jobs = list(jobs)
+        self._jobs = default_jobs() if jobs is None else list(jobs)
         self._poll = poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

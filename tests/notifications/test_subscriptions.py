@@ -1,7 +1,6 @@
 """Customers subscribe to their order: double opt-in, updates, one-click unsubscribe."""
 
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -187,5 +186,3 @@ def test_a_forged_or_expired_confirmation_link_confirms_nothing(
 ) -> None:
     for path in ("/updates/confirm/garbage", "/updates/unsubscribe/garbage"):
         assert web.get(path).status_code == 404
-
-
