@@ -12,8 +12,8 @@ from starlette.responses import HTMLResponse
 
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
-from app.errors import AppError
-from app.notifications import subscriptions
+from app.errors import AppError, Unprocessable
+from app.notifications import questions, subscriptions
 from app.notifications.mail import InvalidAddress
 from app.offers.ids import tracking_id_of
 from app.templating import render_html
@@ -61,8 +61,8 @@ class FormLimits:
     def client_attempt(self, client: str) -> None:
         self.attempt(self.per_client, client)
 
-    def order_attempt(self, offer_id: str) -> None:
-        self.attempt(self.per_order, offer_id)
+    def order_attempt(self, offer_id: str, action: str = "subscribe") -> None:
+        self.attempt(self.per_order, f"{action}:{offer_id}")
 
 
 async def get_form_limits(request: Request) -> FormLimits:
@@ -158,3 +158,40 @@ def unsubscribe(
 def _subscription_context(offer_id: str, token: str) -> dict[str, Any]:
     tracking_id = tracking_id_of(offer_id)
     return {"token": token, "tracking_id": tracking_id, "code": tracking_id}
+
+
+@router.post("/{code}/question", name="notifications:question")
+def ask_question(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
+    _csrf: CsrfChecked,
+    email: Annotated[str, Form(max_length=500)] = "",
+    message: Annotated[str, Form(max_length=10000)] = "",
+    topic: Annotated[str, Form(max_length=20)] = "question",
+) -> Response:
+    """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""
+    limits.client_attempt(client_address(request, settings))
+    parsed = parse_tracking_code(code)
+    offer = questions.customer_offer(session, parsed)
+    limits.order_attempt(offer.id, "question")
+    chosen = questions.Topic.NEW_QUOTATION if topic == "new_quotation" else questions.Topic.QUESTION
+    context = {"code": parsed.value, "tracking_id": offer.tracking_id, "topic": chosen}
+    try:
+        questions.ask_question(
+            session, parsed, email=email, message=message, settings=settings, topic=chosen
+        )
+    except Unprocessable as exc:
+        session.rollback()
+        field = str(exc.loc[-1]) if exc.loc else "message"
+        detail = _reason(exc) if isinstance(exc, InvalidAddress) else exc.detail
+        page = {
+            **context,
+            "q_form": {"email": email, "message": message},
+            "q_errors": {field: detail},
+            "csrf_token": csrf_token(request, settings),
+        }
+        return _page(request, "notifications/question.html", page, settings, status_code=422)
+    return _page(request, "notifications/question_sent.html", context, settings)

@@ -98,3 +98,27 @@ def test_viewers_do_not_see_written_mails(web: TestClient, as_role: Callable[[Ro
     as_role(Role.VIEWER)
 
     assert web.get("/admin/alerts/mail").status_code == 403
+
+
+def test_a_customer_question_appears_in_the_offers_history(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, settings: Settings
+) -> None:
+    from app.notifications import questions
+    from app.tracking.codes import parse_tracking_code
+    from tests.factories import make_offer
+
+    offer = make_offer(db, settings, issued=True)
+    questions.ask_question(
+        db,
+        parse_tracking_code(offer.id),
+        email="maria@example.com",
+        message="Is the pump available in stainless steel?",
+        settings=settings,
+    )
+    as_role(Role.VIEWER)
+
+    page = web.get(f"/admin/offer/details/{offer.id}")
+
+    assert page.status_code == 200
+    assert "Is the pump available in stainless steel?" in page.text
+    assert "maria@example.com" in page.text
