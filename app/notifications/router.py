@@ -13,11 +13,12 @@ from starlette.responses import HTMLResponse
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError, Unprocessable
-from app.notifications import questions, subscriptions
+from app.notifications import feeds, questions, subscriptions
 from app.notifications.mail import InvalidAddress
 from app.offers.ids import tracking_id_of
 from app.templating import render_html
-from app.tracking.codes import parse_tracking_code
+from app.tracking import service as tracking_service
+from app.tracking.codes import InvalidCode, TrackingCode, parse_tracking_code
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
 from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
 
@@ -195,3 +196,52 @@ def ask_question(
         }
         return _page(request, "notifications/question.html", page, settings, status_code=422)
     return _page(request, "notifications/question_sent.html", context, settings)
+
+
+def _counted_code(request: Request, code: str, settings: Settings) -> TrackingCode:
+    """The code, parsed; a malformed or unknown one counts as a miss like on the page itself."""
+    limiter: MissLimiter = request.app.state.miss_limiter
+    client = client_address(request, settings)
+    try:
+        return parse_tracking_code(code)
+    except InvalidCode:
+        limiter.check(client)
+        limiter.record_miss(client)
+        raise
+
+
+def _missed(request: Request, settings: Settings) -> None:
+    limiter: MissLimiter = request.app.state.miss_limiter
+    client = client_address(request, settings)
+    limiter.check(client)
+    limiter.record_miss(client)
+
+
+@router.get("/{code}/feed.atom", name="notifications:feed")
+def order_feed(request: Request, code: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """The order's public updates for feed readers and procurement systems."""
+    parsed = _counted_code(request, code, settings)
+    try:
+        body = feeds.order_feed(session, parsed, settings=settings)
+    except tracking_service.CodeNotFound:
+        _missed(request, settings)
+        raise
+    return Response(body, media_type="application/atom+xml", headers=_NO_STORE)
+
+
+@router.get("/{code}/delivery.ics", name="notifications:delivery_calendar")
+def delivery_calendar(
+    request: Request, code: str, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The expected delivery date as a calendar event."""
+    parsed = _counted_code(request, code, settings)
+    try:
+        body = feeds.delivery_calendar(session, parsed, settings=settings)
+    except tracking_service.CodeNotFound:
+        _missed(request, settings)
+        raise
+    headers = {
+        **_NO_STORE,
+        "Content-Disposition": f'attachment; filename="delivery-{parsed.value[:10]}.ics"',
+    }
+    return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
