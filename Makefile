@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/analytics.py
+	$(BIN)/python bench/notify.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
