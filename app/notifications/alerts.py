@@ -115,6 +115,8 @@ def raise_alert(
     reply_to: str | None = None,
 ) -> bool:
     """Record the alert ``key`` once and mail or queue it for the digest; False if known."""
+    if _known(session, key):
+        return False  # the usual case for scans: nothing to render (the insert still decides)
     recipient = recipient_for(session, offer, settings)
     mode = (
         preferences(session, recipient.user_id)[kind]
@@ -162,6 +164,11 @@ def _context(
         "preferences_url": f"{settings.public_base_url}/admin/alerts/",
         **context,
     }
+
+
+def _known(session: Session, key: str) -> bool:
+    query = select(col(StaffAlert.id)).where(col(StaffAlert.dedupe_key) == key)
+    return session.exec(query).first() is not None
 
 
 def _insert_once(session: Session, row: dict[str, Any]) -> bool:
