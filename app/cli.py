@@ -5,23 +5,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from alembic import command
-from alembic.config import Config
 
-from app.config import ROOT_DIR, ConfigError, get_settings
+from app.config import ConfigError, get_settings
+from app.migrations import alembic_config
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
 # Changes made from the command line appear in the audit log under this actor.
 CLI = "cli"
 
 
-def alembic_config() -> Config:
-    return Config(str(ROOT_DIR / "alembic.ini"))
+@cli.callback()
+def _wire_subscribers() -> None:
+    # Before every command: the demo, user and key commands run use cases that publish events.
+    from app.subscribers import wire
+
+    wire()
 
 
 @cli.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database schema up to date (or to REVISION)."""
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
     typer.echo(f"Database at {revision}: {_display_url()}")
 
@@ -175,7 +180,7 @@ def create_user(
     from sqlmodel import Session
 
     from app.admin import users
-    from app.admin.models import Role
+    from app.auth.staff import Role
     from app.db import get_engine
     from app.errors import AppError
 

@@ -14,6 +14,8 @@ from fastapi import Depends
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.files import write_atomically
+
 ROOT_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT_DIR / "static"
 TEMPLATES_DIR = ROOT_DIR / "templates"
@@ -67,6 +69,10 @@ class Settings(BaseSettings):
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Argon2id's cost per password check (RFC 9106's low-memory profile by default: 3 passes
+    # over 64 MiB). Raising either rehashes each password at its owner's next sign-in.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -195,7 +201,7 @@ def _development_key(var_dir: Path) -> str:
             key = _read_key(path)
             if key is None:
                 key = secrets.token_urlsafe(48)
-                _write_atomically(path, key)
+                write_atomically(path, key.encode())
     except OSError as exc:
         raise ConfigError(
             f"Could not write the development secret key to {path} ({exc.strerror or exc}). "
@@ -221,29 +227,6 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """``text`` in ``path``, complete or not at all: written to a temporary file, flushed to
-    disk, then renamed over ``path`` (a full disk must never leave an empty key behind)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            data = text.encode()
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
 
 
 def configuration_problems(settings: Settings) -> list[str]:

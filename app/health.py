@@ -7,9 +7,9 @@ at the migrations' head (readiness; 503 otherwise, within ``readiness_timeout_se
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.db import READ_ONLY, make_engine
 from app.metrics import exposition
+from app.migrations import alembic_config
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -30,7 +31,7 @@ class Readiness:
 
 
 def migration_heads() -> frozenset[str]:
-    from app.cli import alembic_config
+    from alembic.script import ScriptDirectory  # when first needed: it slows every start
 
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
@@ -52,7 +53,9 @@ class ReadinessCheck:
     def __init__(self, settings: Settings) -> None:
         self.timeout = settings.readiness_timeout_seconds
         self._engine = _probe_engine(settings)
-        self._heads = migration_heads()
+        # Read beside the server's start, not in its way (importing Alembic takes a while).
+        self._heads: frozenset[str] | None = None
+        threading.Thread(target=self._expected_heads, name="migration-heads", daemon=True).start()
         self._running: asyncio.Future[Readiness] | None = None
 
     async def check(self) -> Readiness:
@@ -73,13 +76,19 @@ class ReadinessCheck:
         except Exception as exc:
             log.warning("readiness probe failed: %s", exc)
             return Readiness(False, f"the database is not reachable ({type(exc).__name__})")
-        if versions != self._heads:
+        heads = self._expected_heads()
+        if versions != heads:
             return Readiness(
                 False,
                 f"the database schema is at {', '.join(sorted(versions)) or 'no revision'}, "
-                f"the code expects {', '.join(sorted(self._heads))}: run `offertrack migrate`",
+                f"the code expects {', '.join(sorted(heads))}: run `offertrack migrate`",
             )
         return Readiness(True, "ok")
+
+    def _expected_heads(self) -> frozenset[str]:
+        if self._heads is None:
+            self._heads = migration_heads()
+        return self._heads
 
     def close(self) -> None:
         self._engine.dispose()

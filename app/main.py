@@ -23,14 +23,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.notification_pages import notification_pages
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
+from app.analytics.codes import routing_table
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
-from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -53,8 +54,9 @@ from app.security import (
 )
 from app.subscribers import wire
 from app.templating import render, templates
+from app.tracking.api import offer_router as order_activation_router
 from app.tracking.api import router as orders_router
-from app.tracking.pagecache import page_cache
+from app.tracking.pagecache import PageCache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
@@ -65,6 +67,12 @@ from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
 
 log = logging.getLogger(__name__)
+
+# The routes served outside FastAPI's dependency injection (plain Starlette routes: solving
+# dependencies costs more than the rest of these requests). Their endpoints take only the
+# request; a Depends there would never run. See ARCHITECTURE.md, "Hot-path routes";
+# tests/test_hot_paths.py keeps this list and the app in step.
+HOT_PATH_ROUTES = frozenset({"tracking:page", "analytics:code"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
-        renderer.start()
+        renderer.start_in_background()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
         # Compiled now, not in the first visitor's page load (which has a deadline).
@@ -136,7 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
     app.state.notification_limits = FormLimits()
-    page_cache.ttl = settings.page_cache_seconds
+    app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
+    routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)
     on_scans_inserted(outbox.SCAN_HOOK)
@@ -152,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
+    app.include_router(order_activation_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)

@@ -1,6 +1,5 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
-from app.admin.models import AuditLogEntry, LoginFailure, StaffUser
 from app.analytics.models import (
     Campaign,
     CampaignDayTotal,
@@ -12,7 +11,9 @@ from app.analytics.models import (
     WebhookEndpoint,
     WebhookOutbox,
 )
+from app.audit import AuditLogEntry
 from app.auth.models import ApiKey
+from app.auth.staff import LoginFailure, StaffUser
 from app.db import metadata
 from app.notifications.models import (
     AlertPreference,

@@ -16,13 +16,13 @@ from typing import Annotated, Any, TypeVar, cast
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from app import randomness
+from app import csrf, randomness
 from app.config import Settings, SettingsDep
 from app.errors import AppError
 
 T = TypeVar("T")
 CSRF_COOKIE = "ot_csrf"
-CSRF_FIELD = "csrf_token"
+CSRF_FIELD = csrf.CSRF_FIELD
 
 
 class CsrfFailed(AppError):
@@ -111,22 +111,23 @@ def set_csrf_cookie(request: Request, response: Response, settings: Settings) ->
 
 def _valid(token: str, settings: Settings) -> bool:
     nonce, _, signature = token.partition(".")
-    return bool(nonce) and _same(signature, _signature(nonce, settings))
+    return bool(nonce) and csrf.same(signature, _signature(nonce, settings))
 
 
-def _same(a: str, b: str) -> bool:
-    # Bytes: compare_digest refuses non-ASCII text, and a forged form may well contain some.
-    return hmac.compare_digest(a.encode(), b.encode())
+class SignedCookiePolicy:
+    """The public site's CSRF policy (see app.csrf): the visitor's signed cookie."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def expected(self, request: Request) -> str | None:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        return cookie if cookie and _valid(cookie, self.settings) else None
 
 
 async def verify_csrf(request: Request, settings: SettingsDep) -> None:
-    """Dependency for every state-changing form POST."""
-    form = await request.form()
-    sent = form.get(CSRF_FIELD)
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not isinstance(sent, str) or not cookie or not _valid(cookie, settings):
-        raise CsrfFailed()
-    if not _same(sent, cookie):
+    """Dependency for every state-changing form POST of the public site."""
+    if not await csrf.passes(request, SignedCookiePolicy(settings)):
         raise CsrfFailed()
 
 

@@ -17,15 +17,15 @@ from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import AuthorizationBackend
 from sqlmodel import Session
 
+from app import csrf
 from app.admin import users
-from app.admin.models import Role
 from app.admin.users import Staff
+from app.auth.staff import Role
 from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
 
 SESSION_COOKIE = "ot_staff"
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD, CSRF_HEADER = csrf.CSRF_FIELD, csrf.CSRF_HEADER
 _UID, _VERSION, _CSRF, _SIGNED_IN = "uid", "ver", "csrf", "signed_in"
 # However busy, a session ends this long after sign-in; idleness ends it sooner (cookie age).
 MAX_SESSION_AGE = timedelta(hours=12)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from app.admin.models import LoginFailure
+from app.auth.staff import LoginFailure
 from app.db import utcnow
 from app.errors import AppError
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.admin import audit, passwords, throttle
-from app.admin.models import Role, StaffUser
+from app import audit
+from app.admin import throttle
+from app.auth import passwords
+from app.auth.staff import Role, StaffUser
 from app.db import utcnow
 from app.errors import AppError, Conflict, NotFound, Unprocessable
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from app.admin import audit
+from app import audit
 from app.auth.models import ApiKey
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized

@@ -10,15 +10,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from app.admin import audit
-from app.analytics import conversions
-from app.analytics.assignment import check_assignment
+from app import audit
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
 from app.events import publish
 from app.offers import ids
-from app.offers.events import OfferAccepted, OfferDeclined
+from app.offers.events import (
+    OfferAccepted,
+    OfferAssigned,
+    OfferCreated,
+    OfferDeclined,
+    OfferIssued,
+    OfferRevised,
+)
 from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 
@@ -74,9 +79,9 @@ def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: S
     )
     _apply_customer(offer, data.customer)
     offer.lines = _build_lines(data.lines)
-    check_assignment(session, data.campaign_id, data.placement_id, data.creative_id)
     offer.campaign_id, offer.placement_id = data.campaign_id, data.placement_id
     offer.creative_id = data.creative_id
+    _publish_assignment(session, offer)
     _insert_with_unique_tracking_id(session, offer)
     _audit(
         session,
@@ -86,8 +91,22 @@ def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: S
         f"Created draft offer for {offer.customer_company}",
         {"customer": data.customer.model_dump(), "lines": len(offer.lines)},
     )
+    publish(session, OfferCreated(offer_id=offer.id, actor=actor))
     session.commit()
     return offer
+
+
+def _publish_assignment(session: Session, offer: Offer) -> None:
+    """Let the package that owns campaigns refuse ids that do not exist or belong together."""
+    publish(
+        session,
+        OfferAssigned(
+            offer_id=offer.id,
+            campaign_id=offer.campaign_id,
+            placement_id=offer.placement_id,
+            creative_id=offer.creative_id,
+        ),
+    )
 
 
 def _audit(
@@ -263,7 +282,7 @@ def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> Non
         return
     for field in data.model_fields_set & set(fields):
         setattr(offer, field, getattr(data, field))
-    check_assignment(session, offer.campaign_id, offer.placement_id, offer.creative_id)
+    _publish_assignment(session, offer)
 
 
 def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
@@ -278,6 +297,7 @@ def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settin
     offer.issued_at = offer.updated_at = utcnow()
     session.add(offer)
     _audit(session, offer, actor, "issue", "Issued the offer")
+    publish(session, OfferIssued(offer_id=offer.id, actor=actor))
     session.commit()
     return offer
 
@@ -324,6 +344,7 @@ def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Setti
         f"Created as the revision of {offer.id}",
         {"supersedes": offer.id, "lines": len(revision.lines)},
     )
+    publish(session, OfferRevised(offer_id=offer.id, new_offer_id=revision.id, actor=actor))
     session.commit()
     return revision
 
@@ -366,7 +387,6 @@ def accept_offer(
         f"Accepted by {signer_name}",
         {"signer_name": signer_name, "po_number": po_number},
     )
-    conversions.record_offer_conversion(session, offer, conversions.OFFER_ACCEPTED)
     publish(session, OfferAccepted(offer_id=offer.id, signer_name=signer_name, po_number=po_number))
     session.commit()
     return offer

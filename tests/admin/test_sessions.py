@@ -11,11 +11,12 @@ from itsdangerous import TimestampSigner
 from sqlmodel import Session, col, select
 
 from app.admin import users
-from app.admin.models import AuditLogEntry, Role, StaffUser
 from app.admin.site import _session_key
 from app.admin.throttle import MAX_PER_ACCOUNT, MAX_PER_ADDRESS
+from app.audit import AuditLogEntry
 from app.auth.models import ApiKey
 from app.auth.service import create_api_key
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import utcnow
 from app.offers.models import Offer, OfferStatus

@@ -133,7 +133,7 @@ def _endpoint(engine: Engine, receiver: Receiver, *types: str) -> int:
         data = WebhookEndpointCreate.model_validate(
             {"url": receiver.url, "event_types": list(types)}
         )
-        endpoint = webhooks.create_endpoint(session, data)
+        endpoint = webhooks.create_endpoint(session, data, actor="test")
     receiver.secret = endpoint.secret
     assert endpoint.id is not None
     return endpoint.id
@@ -408,7 +408,9 @@ def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
         with Session(committed) as session:
             from app.analytics.schemas import WebhookEndpointUpdate
 
-            webhooks.update_endpoint(session, endpoint_id, WebhookEndpointUpdate(enabled=True))
+            webhooks.update_endpoint(
+                session, endpoint_id, WebhookEndpointUpdate(enabled=True), actor="test"
+            )
         _drain(committed, fast, lambda: len(receiver.events) == 3)
     finally:
         receiver.close()
@@ -421,7 +423,9 @@ def test_switched_off_endpoints_get_nothing_queued(committed: Engine, receiver: 
 
     endpoint_id = _endpoint(committed, receiver, "conversion.created")
     with Session(committed) as session:
-        webhooks.update_endpoint(session, endpoint_id, WebhookEndpointUpdate(enabled=False))
+        webhooks.update_endpoint(
+            session, endpoint_id, WebhookEndpointUpdate(enabled=False), actor="test"
+        )
         outbox.emit(session, "conversion.created", {"n": 1})
         outbox.emit(session, "scan.created", {"n": 2})  # not subscribed anyway
         session.commit()
@@ -542,7 +546,7 @@ def test_a_conversion_sent_with_an_offset_is_reported_in_utc(
     endpoint = WebhookEndpointCreate.model_validate(
         {"url": "https://warehouse.example.com/in", "event_types": ["conversion.created"]}
     )
-    webhooks.create_endpoint(session, endpoint)
+    webhooks.create_endpoint(session, endpoint, actor="test")
     local = (datetime.now(settings.zone) - timedelta(hours=1)).replace(microsecond=0)
     body: dict[str, Any] = {
         "external_key": "pos-offset-1",

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from app.admin.models import Role, StaffUser
 from app.analytics import webhooks
 from app.analytics.models import WebhookOutbox
 from app.analytics.schemas import WebhookEndpointCreate
+from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.db import utcnow
 from app.events import publish
@@ -205,6 +205,7 @@ def test_alerts_become_webhook_events_without_contact_details(
                 url="https://hooks.example.com/in",
                 event_types=["offer.scanned", "offer.declined"],
             ),
+            actor="tests",
         )
     offer = _offer(committed, settings, _owner(committed))
 
@@ -241,6 +242,7 @@ def test_alert_webhook_payloads_are_as_the_readme_documents(
             WebhookEndpointCreate(
                 url="https://hooks.example.com/in", event_types=list(ALERT_TYPES)
             ),
+            actor="tests",
         )
     owner = _owner(committed)
     today = offers_service.today(settings)

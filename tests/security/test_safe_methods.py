@@ -9,8 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.admin import users
-from app.admin.models import Role, StaffUser
 from app.auth.models import ApiKey
+from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.tracking.models import ScanEvent
 from tests.admin.conftest import StaffLogin, sign_in
