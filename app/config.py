@@ -16,9 +16,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.files import write_atomically
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT_DIR / "static"
-TEMPLATES_DIR = ROOT_DIR / "templates"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout (README, tests, bench); an installed package has none around it.
+ROOT_DIR = PACKAGE_DIR.parent
+
+
+def resource_path(name: str) -> Path:
+    """``templates``, ``static`` or ``alembic``: the copy a wheel carries inside the package
+    (see setup.py), else the checkout's top-level folder (a git checkout, an editable install)."""
+    bundled = PACKAGE_DIR / "_resources" / name
+    return bundled if bundled.is_dir() else ROOT_DIR / name
+
+
+STATIC_DIR = resource_path("static")
+TEMPLATES_DIR = resource_path("templates")
+MIGRATIONS_DIR = resource_path("alembic")
 DEFAULT_SECRET = "change-me"
 # HMAC-SHA256 keys shorter than its block gain nothing from being so; below 32 bytes a key
 # is weaker than the hash.
@@ -52,6 +64,10 @@ class Settings(BaseSettings):
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed, e.g.
     # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
     trusted_proxies: list[str] = []
+    # Shared by every process and node: the miss rate limit's counts and cache invalidation
+    # (pub/sub), e.g. redis://127.0.0.1:6379/0. Empty: counts in process memory, invalidation
+    # through PostgreSQL's LISTEN/NOTIFY (none on SQLite).
+    redis_url: str = ""
     miss_limit_per_minute: int = Field(default=20, ge=1)
     # How long a rendered tracking page is reused (0 turns it off). Changes made in this
     # process show at once; other worker processes show them within this time.
@@ -59,10 +75,12 @@ class Settings(BaseSettings):
     # A tracking page that is not cached answers 503 once reading it takes longer than this
     # (a database that drops packets, a full pool), instead of after the connect timeout.
     page_deadline_seconds: float = Field(default=0.75, gt=0, le=30)
-    # Threads committing the scan rows the event loop could not commit at once (and spooling
-    # them while the database is away), each on its own connection. One suffices: the loop
-    # commits the rest, and concurrent writers wait on the same rollup rows anyway.
-    scan_writers: int = Field(default=1, ge=1, le=32)
+    # Where scan events wait while the database cannot take them (default {var_dir}/spool):
+    # another disk keeps scans safe when the database's disk is full.
+    spool_dir: Path | None = None
+    # Campaign scans held in memory while neither database nor spool takes them; past this
+    # they are dropped (counted in offertrack_scans_dropped_total). About 1 KB each.
+    scan_hold_limit: int = Field(default=20_000, ge=0, le=1_000_000)
     # SQLite: how long a write waits for the one writer's lock before the request answers 503
     # with Retry-After (PostgreSQL rows lock one by one and need no such wait).
     write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -168,6 +186,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def scan_spool_dir(self) -> Path:
+        return self.spool_dir or self.var_dir / "spool"
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,18 +1,21 @@
 """Probes for the orchestrator and the load balancer, and the Prometheus scrape endpoint.
 
 ``/healthz``: the process answers (liveness; never touches the database, so a database outage
-does not get healthy workers restarted). ``/readyz``: the database answers and its schema is
-at the migrations' head (readiness; 503 otherwise, within ``readiness_timeout_seconds``).
+does not get healthy workers restarted). ``/readyz``: the database answers, its schema is
+at the migrations' head and scan events are being committed (readiness; 503 otherwise,
+within ``readiness_timeout_seconds``).
 """
 
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
@@ -50,8 +53,11 @@ def _probe_engine(settings: Settings) -> Engine:
 class ReadinessCheck:
     """At most one probe at a time: a hung database must not pile up probe threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, write_problem: Callable[[], str | None] = lambda: None
+    ) -> None:
         self.timeout = settings.readiness_timeout_seconds
+        self._write_problem = write_problem
         self._engine = _probe_engine(settings)
         # Read beside the server's start, not in its way (importing Alembic takes a while).
         self._heads: frozenset[str] | None = None
@@ -59,6 +65,10 @@ class ReadinessCheck:
         self._running: asyncio.Future[Readiness] | None = None
 
     async def check(self) -> Readiness:
+        # Reads can succeed while writes fail (a full disk, a table locked for long): the
+        # scan writer's recent commits tell.
+        if (problem := self._write_problem()) is not None:
+            return Readiness(False, problem)
         if self._running is not None and not self._running.done():
             return Readiness(False, "the previous readiness probe has not finished yet")
         self._running = asyncio.ensure_future(asyncio.to_thread(self._probe))
@@ -67,12 +77,15 @@ class ReadinessCheck:
         except TimeoutError:
             return Readiness(False, f"the database did not answer within {self.timeout:g} s")
 
+    def probe(self) -> Readiness:
+        """One probe, here and now, without a deadline (``offertrack check-config``)."""
+        return self._probe()
+
     def _probe(self) -> Readiness:
         try:
             with self._engine.connect() as connection:
                 connection = connection.execution_options(**{READ_ONLY: True})
-                rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-                versions: frozenset[str] = frozenset(rows.scalars())
+                versions = _schema_versions(connection)
         except Exception as exc:
             log.warning("readiness probe failed: %s", exc)
             return Readiness(False, f"the database is not reachable ({type(exc).__name__})")
@@ -92,6 +105,20 @@ class ReadinessCheck:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _schema_versions(connection: Connection) -> frozenset[str]:
+    """The revisions the database is at; none when it was never migrated."""
+    connection.execute(text("SELECT 1"))  # unreachable: raises here
+    try:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    except ProgrammingError:  # PostgreSQL: no such table
+        return frozenset()
+    except OperationalError as exc:  # SQLite says "no such table" this way
+        if "no such table" not in str(exc):
+            raise
+        return frozenset()
+    return frozenset(rows.scalars())
 
 
 @router.get("/healthz", name="ops:healthz")

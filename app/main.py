@@ -23,15 +23,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app import invalidation
+from app.admin.account import ACCOUNT_PAGES
 from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.notification_pages import notification_pages
 from app.admin.site import mount_staff_site
-from app.analytics import outbox, rollup
+from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.codes import routing_table
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
+from app.analytics.scanfeed import ScanFeed
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -44,7 +47,11 @@ from app.notifications.worker import MailWorker
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
-from app.requestguard import HeadAsGetMiddleware, RelativeLocationMiddleware
+from app.requestguard import (
+    HeadAsGetMiddleware,
+    LoneSurrogateMiddleware,
+    RelativeLocationMiddleware,
+)
 from app.restore import claim_database
 from app.security import (
     BodyLimitMiddleware,
@@ -61,10 +68,10 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
 from app.tracking.router import router as tracking_router
-from app.tracking.scanlog import GroupCommitScanLog
-from app.tracking.scanrows import on_scans_inserted
+from app.tracking.scanlog import ScanWriter
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
+from app.web import ForwardedSchemeMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +99,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name in ("tracking/page.html", "base.html", "_macros.html"):
             templates.env.get_template(name)
         engine = get_engine()
-        scan_log = GroupCommitScanLog(
-            engine,
-            writers=settings.scan_writers,
-            spool=ScanSpool(settings.var_dir / "spool"),
+        scan_log = ScanWriter(
+            engine, spool=ScanSpool(settings.scan_spool_dir), hold_limit=settings.scan_hold_limit
         )
         app.state.scan_log = scan_log
-        app.state.readiness = ReadinessCheck(settings)
+        app.state.readiness = ReadinessCheck(settings, write_problem=scan_log.write_problem)
+        # Rollups, scan.created events and ScanRecorded follow committed scans from here.
+        scan_feed = ScanFeed(engine, settings.zone)
+        scan_feed.start()
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
         mail_worker = MailWorker(get_engine(), settings)
         if settings.webhook_worker:
             worker.start()
             mail_worker.start()
+        # Hear the other processes' changes: pages, API keys and routing rules they changed.
+        listening = invalidation.start(settings.redis_url, settings.database_url)
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -112,10 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if listening:
+                invalidation.stop()
             worker.stop()
             mail_worker.stop()
             housekeeping.cancel()
             scan_log.close()
+            scan_feed.stop()
             renderer.shutdown()
             app.state.readiness.close()
             worker_stopped()
@@ -135,20 +148,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
+    app.add_middleware(LoneSurrogateMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RelativeLocationMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
+    if settings.trusted_proxies:
+        app.add_middleware(ForwardedSchemeMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
-    app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    app.state.miss_limiter = MissLimiter(
+        settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
+    )
     app.state.notification_limits = FormLimits()
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
-    # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
-    on_scans_inserted(rollup.SCAN_HOOK)
-    on_scans_inserted(outbox.SCAN_HOOK)
     # Routes are matched in order, and the public pages are the busiest paths: every other
     # single-segment path before the tracking pages (whose /{code} would shadow those); the
     # API and the staff site, deeper paths all, come last. Campaign redirects and canonical
@@ -167,7 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_reports_router)
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
-    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES, notification_pages(settings)])
+    mount_staff_site(
+        app, settings, pages=[ANALYTICS_PAGES, ACCOUNT_PAGES, notification_pages(settings)]
+    )
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other
     # path starts with /c/).

@@ -2,14 +2,18 @@
 
 from typing import TYPE_CHECKING
 
-from app.config import ROOT_DIR
+from app.config import MIGRATIONS_DIR
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 
 def alembic_config() -> "Config":
+    """Alembic's configuration, built here so that migrations run from any directory and from
+    an installed package (alembic.ini in the checkout is for `make revision` only)."""
     # Alembic is imported when needed, not by every command: `serve` starts faster without it.
     from alembic.config import Config
 
-    return Config(str(ROOT_DIR / "alembic.ini"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config

@@ -1,5 +1,7 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
+from app.admin.sessions import StaffSession
+from app.admin.twofactor import StaffTotp
 from app.analytics.models import (
     Campaign,
     CampaignDayTotal,
@@ -49,6 +51,8 @@ __all__ = [
     "OrderStage",
     "ScanDaily",
     "ScanEvent",
+    "StaffSession",
+    "StaffTotp",
     "StaffUser",
     "StageUpdate",
     "VisitorKey",

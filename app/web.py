@@ -139,3 +139,31 @@ def overridable(request: Request, dependency: Callable[..., Any], default: T) ->
     plain Starlette routes, which FastAPI's dependency injection does not serve."""
     override = request.app.dependency_overrides.get(dependency)
     return cast(T, override()) if override is not None else default
+
+
+class ForwardedSchemeMiddleware:
+    """Behind a TLS proxy the app is spoken to in plain http: take the scheme from the
+    proxy's ``X-Forwarded-Proto`` (only from OFFERTRACK_TRUSTED_PROXIES), so that the URLs a
+    page links to (scripts, styles, forms) are https, not blocked as mixed content.
+
+    Uvicorn's proxy-headers middleware would do this and also rewrite the client address, which
+    ``client_address`` already works out under our own rules; so this sets the scheme only.
+    """
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            proto = _header(scope, b"x-forwarded-proto")
+            if proto in (b"https", b"http") and _is_trusted(scope["client"][0], self.settings):
+                scope = {**scope, "scheme": proto.decode()}
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Any, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).split(b",")[-1].strip().lower()  # the nearest proxy's word
+    return None

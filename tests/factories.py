@@ -12,6 +12,11 @@ from app.config import Settings
 from app.offers import service
 from app.offers.models import Offer
 from app.offers.schemas import OfferCreate
+from app.subscribers import wire
+
+# The use cases these factories call publish events: wired in whichever process imports this
+# (the test run, or a process a test starts).
+wire()
 
 
 def line_data(

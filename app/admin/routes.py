@@ -14,13 +14,14 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from app.admin import throttle, users
+from app.admin import throttle, twofactor, users
 from app.admin.access import (
     AdminDep,
     SalesDep,
     StaffDep,
     current_staff,
     end_session,
+    hold_for_second_factor,
     start_session,
 )
 from app.admin.forms import Errors, save_and_redirect, validate
@@ -92,7 +93,11 @@ async def login(
         response = await _render(request, "admin/login.html", context, exc.status_code)
         response.headers.update(exc.headers())
         return response
-    start_session(request, staff)
+    step = await in_session(lambda s: twofactor.prepare_second_step(s, staff, settings))
+    if step is not twofactor.SecondStep.NONE:
+        hold_for_second_factor(request, staff, _safe_next(next))
+        return RedirectResponse(request.url_for("staff:login_2fa"), 303)
+    await start_session(request, staff)
     return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
 
 
@@ -104,7 +109,7 @@ async def logout_page(request: Request, staff: StaffDep) -> Response:
 
 @router.post("/logout", name="staff:logout")
 async def logout(request: Request) -> Response:
-    end_session(request)
+    await end_session(request)
     Flash.info(request, "You are signed out.")
     return RedirectResponse(request.url_for("staff:login"), 303)
 

@@ -65,7 +65,7 @@ def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Ca
             session, actor, "campaign.created", campaign, f"Campaign “{data.name}” created"
         ),
     )
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return campaign
 
 
@@ -100,7 +100,7 @@ def update_campaign(
             session, actor, "campaign.updated", campaign, f"Campaign “{campaign.name}” changed"
         ),
     )
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return campaign
 
 
@@ -158,7 +158,7 @@ def create_placement(
             session, actor, "placement.created", placement, f"Placement “{data.name}” created"
         ),
     )
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return placement
 
 
@@ -199,7 +199,7 @@ def update_placement(
         f"The placement name {placement.name!r}",
         lambda: _audit(session, actor, "placement.updated", placement, summary),
     )
-    codes.routing_table.invalidate()
+    codes.rules_changed()
     return placement
 
 

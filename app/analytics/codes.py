@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from app import invalidation
 from app.analytics.models import (
     Campaign,
     CampaignDayTotal,
@@ -152,6 +153,14 @@ class RoutingTable:
 
 
 routing_table = RoutingTable()
+ROUTING_TOPIC = "routing"
+invalidation.subscribe(ROUTING_TOPIC, lambda _payload: routing_table.invalidate())
+
+
+def rules_changed() -> None:
+    """Reload the routing rules here at once, and in every other process as soon as it hears."""
+    routing_table.invalidate()
+    invalidation.publish(ROUTING_TOPIC)
 
 
 def _placements(session: Session) -> Sequence[tuple[Placement, Campaign]]:

@@ -282,7 +282,10 @@ def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> Non
         return
     for field in data.model_fields_set & set(fields):
         setattr(offer, field, getattr(data, field))
-    _publish_assignment(session, offer)
+    # The check reads campaigns: flushing the changed offer first would turn an unknown id into
+    # a foreign-key error (a 500) instead of the 422 naming the field.
+    with session.no_autoflush:
+        _publish_assignment(session, offer)
 
 
 def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:

@@ -6,9 +6,11 @@ for ``page_cache_seconds`` (2 s by default). Every view still records its own sc
 
 Each app keeps its cache on ``app.state.page_cache`` (made by ``create_app`` with the setting).
 Changes committed through any ORM session of this process (services, the admin) drop the
-affected pages of every cache at once; another worker process serves what it rendered for at
-most the time to live. The CSRF token is stamped into the cached HTML per visitor, so forms
-keep working.
+affected pages of every cache at once, and are announced to the other processes and nodes
+(app.invalidation), which drop theirs as soon as the message arrives; without a channel
+(SQLite, no Redis) another process serves what it rendered for at most the time to live.
+
+The CSRF token is stamped into the cached HTML per visitor, so forms keep working.
 """
 
 import asyncio
@@ -26,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 from starlette.concurrency import run_in_threadpool
 
+from app import invalidation
 from app.offers.models import Offer, OfferLine
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
 
@@ -163,11 +166,24 @@ def _drop_changed_pages(session: Session) -> None:
     changed = session.info.pop("offertrack_changed_pages", None)
     if not changed:
         return
+    payload = _ALL if _ALL in changed else ",".join(sorted(changed))
+    _drop_pages(payload)
+    invalidation.publish(PAGES_TOPIC, payload)
+
+
+PAGES_TOPIC = "pages"
+
+
+def _drop_pages(payload: str) -> None:
+    """``payload``: offer ids separated by commas, or ``*`` for every page; in every cache."""
     for cache in list(_live_caches):
-        if _ALL in changed:
+        if payload == _ALL:
             cache.clear()
         else:
-            cache.invalidate(changed)
+            cache.invalidate(payload.split(","))
+
+
+invalidation.subscribe(PAGES_TOPIC, _drop_pages)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.analytics.codes import routing_table
 from app.analytics.models import Campaign, SplitMode
 from app.analytics.routing import ArmStats, CompiledCode, Rule, Target
 from app.analytics.rulesfile import RulesFile
 from app.analytics.schemas import Conditions
-from app.config import Settings
 from tests.analytics.test_codes import IPHONE, _base, _code, _go
 from tests.conftest import _free_port, _wait_until_up
 from tests.factories import make_campaign
@@ -30,26 +30,34 @@ def campaign(session: Session) -> Campaign:
     return make_campaign(session, name="Spring Fair 2026", utm_source="print")
 
 
-def _saved_urls(settings: Settings, slug: str) -> list[str]:
-    document = json.loads((settings.var_dir / "campaign_rules.json").read_text())
+def _saved_urls(path: Path, slug: str) -> list[str]:
+    document = json.loads(path.read_text())
     (code,) = [code for code in document["codes"] if code["slug"] == slug]
     return [d["url"] for rule in code["rules"] for d in rule["destinations"]]
 
 
 def test_the_rules_file_follows_every_change(
-    api: TestClient, session: Session, campaign: Campaign, settings: Settings
+    api: TestClient,
+    session: Session,
+    campaign: Campaign,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The table is the process's; the file it keeps is where the last app created said (other
+    # tests create apps with var directories of their own).
+    saved = tmp_path / "campaign_rules.json"
+    monkeypatch.setattr(routing_table, "_copy", RulesFile(saved))
     rules = [{"when": {"os": ["ios"]}, "destinations": [{"url": "https://x.example/first"}]}]
     placement = _code(session, campaign, rules)
     _go(api, placement.slug)  # loads the table
-    assert _saved_urls(settings, placement.slug) == ["https://x.example/first"]
+    assert _saved_urls(saved, placement.slug) == ["https://x.example/first"]
 
     changed = [{"destinations": [{"url": "https://x.example/second"}]}]
     response = api.patch(f"/api/v1/placements/{placement.id}", json={"rules": changed})
     assert response.status_code == 200, response.text
     _go(api, placement.slug)
 
-    assert _saved_urls(settings, placement.slug) == ["https://x.example/second"]
+    assert _saved_urls(saved, placement.slug) == ["https://x.example/second"]
 
 
 def test_a_saved_code_reads_back_as_it_was(tmp_path: Path) -> None:
