@@ -101,6 +101,7 @@ bench: install
 	$(BIN)/python bench/analytics.py
 	command -v haproxy >/dev/null 2>&1 || apt-get install -y -qq haproxy >/dev/null
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/notify.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,7 @@ from starlette.routing import Match
 from app import invalidation
 from app.admin.account import ACCOUNT_PAGES
 from app.admin.analytics import ANALYTICS_PAGES
+from app.admin.notification_pages import notification_pages
 from app.admin.site import mount_staff_site
 from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
@@ -40,6 +41,9 @@ from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessabl
 from app.health import ReadinessCheck
 from app.health import router as health_router
 from app.metrics import worker_stopped
+from app.notifications.router import FormLimits
+from app.notifications.router import router as notifications_router
+from app.notifications.worker import MailWorker
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
@@ -105,8 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scan_feed.start()
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
+        mail_worker = MailWorker(get_engine(), settings)
         if settings.webhook_worker:
             worker.start()
+            mail_worker.start()
         # Hear the other processes' changes: pages, API keys and routing rules they changed.
         listening = invalidation.start(settings.redis_url, settings.database_url)
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
@@ -119,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if listening:
                 invalidation.stop()
             worker.stop()
+            mail_worker.stop()
             housekeeping.cancel()
             scan_log.close()
             scan_feed.stop()
@@ -154,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.miss_limiter = MissLimiter(
         settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
     )
+    app.state.notification_limits = FormLimits()
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
     # Routes are matched in order, and the public pages are the busiest paths: every other
@@ -165,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     app.add_api_route("/admin", to_staff_site, include_in_schema=False)
     app.include_router(tracking_router)
+    app.include_router(notifications_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
     app.include_router(order_activation_router)
@@ -173,7 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_reports_router)
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
-    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES, ACCOUNT_PAGES])
+    mount_staff_site(
+        app, settings, pages=[ANALYTICS_PAGES, ACCOUNT_PAGES, notification_pages(settings)]
+    )
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other
     # path starts with /c/).

@@ -17,11 +17,23 @@ from app.audit import AuditLogEntry
 from app.auth.models import ApiKey
 from app.auth.staff import LoginFailure, StaffUser
 from app.db import metadata
+from app.notifications.models import (
+    AlertPreference,
+    MailOutbox,
+    OrderSubscription,
+    StaffAlert,
+    UpdateFanout,
+)
 from app.offers.models import Offer, OfferLine, OfferPdf
 from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
     "ApiKey",
+    "AlertPreference",
+    "MailOutbox",
+    "StaffAlert",
+    "OrderSubscription",
+    "UpdateFanout",
     "AuditLogEntry",
     "LoginFailure",
     "Campaign",

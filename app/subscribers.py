@@ -7,6 +7,8 @@ workers. Wiring is code, identical for every app in a process, so a second call 
 
 import threading
 
+from sqlmodel import Session
+
 # Every table, in every process that wires: the offer's foreign keys name the campaign and
 # staff user tables, which its own package does not import; a flush needs them in the metadata.
 import app.models  # noqa: F401
@@ -30,6 +32,7 @@ def wire(target: EventBus = bus) -> EventBus:
 def _subscribe(target: EventBus) -> None:
     """Each package's reactions. Analytics (conversions, webhooks) and notifications add theirs."""
     _subscribe_analytics(target)
+    _subscribe_notifications(target)
 
 
 def _subscribe_analytics(target: EventBus) -> None:
@@ -37,3 +40,22 @@ def _subscribe_analytics(target: EventBus) -> None:
     target.subscribe(OfferAccepted, handlers.record_acceptance)
     target.subscribe(OrderActivated, handlers.record_order)
     target.subscribe(StageUpdated, handlers.announce_stage)
+
+
+def _subscribe_notifications(target: EventBus) -> None:
+    from app.analytics import outbox
+    from app.notifications import alerts, subscriptions
+    from app.notifications.events import OfferAlertRaised
+    from app.offers.events import OfferDeclined
+    from app.tracking.events import ScanRecorded
+
+    target.subscribe(StageUpdated, subscriptions.on_stage_updated)
+    target.subscribe(ScanRecorded, alerts.on_scan_recorded)
+    target.subscribe(OfferAccepted, alerts.on_offer_accepted)
+    target.subscribe(OfferDeclined, alerts.on_offer_declined)
+
+    def alert_webhook(session: Session, event: OfferAlertRaised) -> None:
+        # Staff alerts are webhook events too: offer.scanned, offer.question, ...
+        outbox.emit(session, f"offer.{event.kind}", event.data)
+
+    target.subscribe(OfferAlertRaised, alert_webhook)

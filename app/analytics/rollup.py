@@ -1,7 +1,7 @@
 """The daily rollup of human scans that the dashboard reads (``campaign_day_total``).
 
 Written from committed scan events by id range, one statement for both databases: by the scan
-feed for each new range (app.analytics.scanfeed), and by ``rebuild`` for all of them. Unique
+feed for each new range (app.analytics.scanfeed), and by ``recount`` for all of them. Unique
 visitors: a visitor hash is counted on its first scan (``visitor_seen`` remembers hashes for 48
 hours, as long as their keys live). A hash is daily and belongs to one offer or code, so its
 campaign, placement, creative and device are fixed; a visitor who comes back through another
@@ -11,7 +11,7 @@ channel the same day counts once, under the channel of the first scan.
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text
+from sqlalchemy import Connection, bindparam, delete, func, select, text
 from sqlalchemy.sql.elements import TextClause
 
 from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
@@ -79,25 +79,21 @@ def forget_old_sightings(connection: Connection) -> None:
     connection.execute(delete(_seen).where(_seen.c.seen_at < utcnow() - SEEN_FOR))
 
 
-def rebuild(engine: Engine, zone: ZoneInfo) -> None:
-    """Recompute the rollup from the scan events (after a bulk import, or a zone change).
+def recount(connection: Connection, zone: ZoneInfo, upto: int) -> None:
+    """Recompute the rollup from the scan events up to ``upto`` (the scan feed's mark, which
+    the caller holds: see ``app.analytics.scanfeed.rebuild``).
 
-    It counts the scans the feed has passed (the rest it adds as it goes), holding the feed's
-    mark meanwhile. Days whose events ``offertrack purge`` already rolled up into
-    ``scan_daily`` and deleted cannot be recounted: their rows are kept as they are, or the
-    dashboard would lose its history older than the retention period.
+    Days whose events ``offertrack purge`` already rolled up into ``scan_daily`` and deleted
+    cannot be recounted: their rows are kept as they are, or the dashboard would lose its
+    history older than the retention period.
     """
-    from app.analytics.scanfeed import hold_mark
-
-    with engine.begin() as connection:
-        upto = hold_mark(connection)
-        recount_from = recount_boundary(connection, zone)
-        stale = delete(_daily)
-        if recount_from is not None:
-            stale = stale.where(_daily.c.day >= recount_from.astimezone(zone).date())
-        connection.execute(stale)
-        params = {"after": 0, "upto": upto, "since": recount_from or _EPOCH, "zone": zone.key}
-        connection.execute(_rollup(connection.dialect.name, recount=True), params)
+    recount_from = recount_boundary(connection, zone)
+    stale = delete(_daily)
+    if recount_from is not None:
+        stale = stale.where(_daily.c.day >= recount_from.astimezone(zone).date())
+    connection.execute(stale)
+    params = {"after": 0, "upto": upto, "since": recount_from or _EPOCH, "zone": zone.key}
+    connection.execute(_rollup(connection.dialect.name, recount=True), params)
 
 
 def recount_boundary(connection: Connection, zone: ZoneInfo) -> datetime | None:

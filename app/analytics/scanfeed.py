@@ -145,6 +145,16 @@ def hold_mark(connection: Connection) -> int:
     return 0 if mark is None else mark[0]  # None: no scans at all
 
 
+def rebuild(engine: Engine, zone: ZoneInfo) -> None:
+    """Recompute the rollup from the scan events (after a bulk import, or a zone change).
+
+    It counts the scans the feed has passed (the rest it adds as it goes), holding the feed's
+    mark meanwhile.
+    """
+    with engine.begin() as connection:
+        rollup.recount(connection, zone, hold_mark(connection))
+
+
 def _event(row: Row[Any]) -> ScanRecorded:
     return ScanRecorded(
         scan_id=row.id,

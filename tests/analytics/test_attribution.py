@@ -457,7 +457,7 @@ def test_rebuild_reproduces_the_rollup_the_writer_kept(committed: Any, settings:
 
     kept = snapshot()
     assert sum(row[5] for row in kept) == 13  # the 400-day-old scan too
-    rollup.rebuild(committed, settings.zone)
+    scanfeed.rebuild(committed, settings.zone)
     assert snapshot() == kept
 
 

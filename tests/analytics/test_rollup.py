@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from app.analytics import rollup, scanfeed
+from app.analytics import scanfeed
 from app.analytics.models import CampaignDayTotal
 from app.config import Settings
 from app.tracking.scanlog import ScanWriter
@@ -101,7 +101,7 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
         (day + timedelta(days=1), *campaign_key, "qr", "mobile", 1, 1),
     ]
     assert _totals(committed) == sorted(expected)
-    rollup.rebuild(committed, zone)
+    scanfeed.rebuild(committed, zone)
     assert _totals(committed) == sorted(expected)
 
 

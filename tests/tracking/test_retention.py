@@ -270,7 +270,7 @@ def test_the_campaign_dashboard_reads_the_same_after_a_purge_and_a_rebuild(
     with Session(committed, expire_on_commit=False) as session:
         assert purge_old_scans(session, retention_days=RETENTION, now=NOW).events == 14
     after_purge = campaign_dashboard(committed, period)
-    rollup.rebuild(committed, settings.zone)
+    scanfeed.rebuild(committed, settings.zone)
     after_rebuild = campaign_dashboard(committed, period)
 
     assert before[0] == attribution.Funnel(issued=3, scanned=2, accepted=0, ordered=0)
