@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from starlette.responses import HTMLResponse
 
+from app import i18n
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.errors import AppError, Unprocessable
@@ -82,7 +83,10 @@ def _page(
     *,
     status_code: int = 200,
 ) -> Response:
-    html = render_html(request, template, context)
+    # A language chosen in the switcher (``?lang=``) travels with the page's forms.
+    chosen = request.query_params.get("lang", "")
+    lang_query = f"?lang={chosen}" if i18n.is_supported(chosen) else ""
+    html = render_html(request, template, {"lang_query": lang_query, **context})
     response = HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
     set_csrf_cookie(request, response, settings)
     return response

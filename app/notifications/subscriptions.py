@@ -138,7 +138,7 @@ def _queue_confirmation(
     }
     queue_rendered(
         session,
-        render_mail("subscription_confirm", context, settings=settings),
+        render_mail("subscription_confirm", context, settings=settings, lang=offer.language),
         to=subscription.email,
         # One confirmation mail per request: asking again sends a fresh link.
         dedupe_key=f"subscription-confirm:{subscription.id}:{subscription.created_at.isoformat()}",
@@ -272,6 +272,7 @@ def _update_context(
         "expected_delivery": stage_update.expected_delivery_date,
         "reason": reason,
         "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
+        "lang": offer.language,
     }
 
 
@@ -284,7 +285,7 @@ def _update_mail(
     subscription_id, email = subscriber
     personal = {**context, "unsubscribe_url": unsubscribe_url(subscription_id, settings)}
     return prepare_rendered(
-        render_mail("order_update", personal, settings=settings),
+        render_mail("order_update", personal, settings=settings, lang=personal["lang"]),
         to=email,
         dedupe_key=f"order-update:{stage_update.id}:{subscription_id}",
         category="order.update",

@@ -11,9 +11,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app import i18n
 from app.config import TEMPLATES_DIR, Settings
 from app.offers.ids import hyphenate_tracking_id
-from app.templating import install_filters
+from app.templating import install_filters, install_translations
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,22 @@ def mail_environment() -> Environment:
         keep_trailing_newline=True,
     )
     install_filters(env)
+    install_translations(env)
     return env
 
 
-def render_mail(name: str, context: dict[str, Any], *, settings: Settings) -> RenderedMail:
-    """Subject, text and HTML of the mail ``name``; ``tracking_id`` names the offer (a digest,
-    about several offers, names each in its body instead)."""
+def render_mail(
+    name: str, context: dict[str, Any], *, settings: Settings, lang: str = i18n.DEFAULT_LANGUAGE
+) -> RenderedMail:
+    """Subject, text and HTML of the mail ``name`` in ``lang`` (a customer's mail: the offer's
+    language; staff mails stay English); ``tracking_id`` names the offer (a digest, about
+    several offers, names each in its body instead)."""
     env = mail_environment()
     full = {
         "company_name": settings.company_name,
         "company_email": settings.company_email,
         "public_base_url": settings.public_base_url,
+        "lang": lang if i18n.is_supported(lang) else i18n.DEFAULT_LANGUAGE,
         **context,
     }
     tracking_id = full.get("tracking_id") or ""

@@ -165,8 +165,11 @@ def test_closed_offers_offer_to_ask_for_a_new_quotation(
 
     text = client.get(f"/{offer.id}").text
 
-    assert "Ask for a new quotation" in text
-    assert f"mailto:{settings.company_email}?subject=New%20quotation%20for%20offer" in text
+    # A form that reaches the owner through the question mail, not a mailto: link.
+    assert "Ask for a new quotation</button>" in text
+    assert f'/{offer.id}/question" novalidate' in text
+    assert 'name="topic" value="new_quotation"' in text
+    assert "mailto:" + settings.company_email + "?subject" not in text
 
 
 def test_the_contact_block_names_the_owner_or_else_the_company(

@@ -1,0 +1,179 @@
+"""Customers' mails and the notifications' public pages in the offer's language."""
+
+import re
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from app.audit import AuditLogEntry
+from app.auth.service import create_api_key
+from app.auth.staff import Role, StaffUser
+from app.config import Settings
+from app.offers import service as offers_service
+from app.offers.models import Offer
+from app.tracking import service as tracking_service
+from tests.factories import make_offer
+from tests.notifications.conftest import Inbox, run_worker
+
+pytestmark = pytest.mark.concurrency
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _order(engine: Engine, settings: Settings, language: str) -> Offer:
+    with Session(engine, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True, company="Müller GmbH", language=language)
+        return tracking_service.activate_offer(session, offer.id, actor="tests", settings=settings)
+
+
+def _text(mail: EmailMessage) -> str:
+    return mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def _html(mail: EmailMessage) -> str:
+    return mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_german_order_gets_its_confirmation_and_updates_in_german(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings, "de")
+    page = web.get(f"/{order.tracking_id}", headers={"Accept-Language": "de"})
+    assert "Benachrichtigungen per E-Mail erhalten" in page.text
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    sent = web.post(
+        f"/{order.tracking_id}/subscribe",
+        data={"email": "jonas@example.com", "csrf_token": token},
+        headers={"Accept-Language": "de"},
+    )
+    assert "Bitte sehen Sie in Ihr Postfach" in sent.text
+    run_worker(committed, mail_settings)
+
+    [confirmation] = inbox.to("jonas@example.com")
+    assert confirmation["Subject"].startswith("Bitte bestätigen Sie die Benachrichtigungen")
+    assert "jemand, hoffentlich Sie, hat E-Mail-Benachrichtigungen" in _text(confirmation)
+    assert '<html lang="de">' in _html(confirmation)
+    assert "Confirm" not in _text(confirmation)
+
+    link = re.search(r"https://track\.example\.com/updates/confirm/\S+", _text(confirmation))
+    path = urlsplit(link.group(0)).path  # type: ignore[union-attr]
+    opened = web.get(path, headers={"Accept-Language": "de"})
+    assert "Bestätigen</button>" in opened.text
+    token = CSRF.search(opened.text).group(1)  # type: ignore[union-attr]
+    web.post(path, data={"csrf_token": token})
+    with Session(committed) as session:
+        api_key = create_api_key(session, "tests", actor="tests")[1]
+    update = {"stage": "In production", "public_note": "Fräsen begonnen"}
+    answer = web.post(
+        f"/api/v1/orders/{order.tracking_id}/updates",
+        json=update,
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    assert answer.status_code == 201, answer.text
+    run_worker(committed, mail_settings)
+
+    [_, news] = inbox.to("jonas@example.com")
+    assert "In Produktion" in news["Subject"] and news["Subject"].startswith("Auftrag ")
+    assert "es gibt Neuigkeiten zu Ihrem Auftrag" in _text(news)
+    assert "Aktueller Stand: In Produktion." in _text(news)
+    assert "Abbestellen" in _html(news) and "Unsubscribe" not in _html(news)
+
+
+def test_an_english_order_still_mails_in_english(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings, "en")
+    page = web.get(f"/{order.tracking_id}", headers={"Accept-Language": "de"})
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    web.post(
+        f"/{order.tracking_id}/subscribe", data={"email": "ann@example.com", "csrf_token": token}
+    )
+    run_worker(committed, mail_settings)
+
+    [confirmation] = inbox.to("ann@example.com")
+    assert confirmation["Subject"].startswith("Confirm updates for order")
+    assert "someone, hopefully you" in _text(confirmation)
+
+
+def test_a_greek_page_shows_the_subscribe_form_in_greek(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    order = _order(committed, settings, "el")
+
+    text = web.get(f"/{order.tracking_id}", headers={"Accept-Language": "el"}).text
+
+    assert '<html lang="el"' in text
+    assert "Ενημερώσεις μέσω e-mail" in text and "Λήψη ενημερώσεων</button>" in text
+    assert "Get updates" not in text
+    bad = web.post(
+        f"/{order.tracking_id}/subscribe?lang=el",
+        data={"email": "maria@", "csrf_token": CSRF.search(text).group(1)},  # type: ignore[union-attr]
+    )
+    assert bad.status_code == 422
+    assert "Εισαγάγετε μια έγκυρη διεύθυνση e-mail." in bad.text and 'value="maria@"' in bad.text
+
+
+def _declined(engine: Engine, settings: Settings, language: str = "en") -> Offer:
+    with Session(engine, expire_on_commit=False) as session:
+        owner = StaffUser(email="ana@acme.example", role=Role.SALES, password_hash="-")
+        session.add(owner)
+        session.flush()
+        offer = make_offer(session, settings, issued=True, language=language)
+        offer.owner_id = owner.id
+        session.add(offer)
+        session.commit()
+        return offers_service.decline_offer(session, offer.id, reason="Too dear", settings=settings)
+
+
+def test_a_declined_offer_asks_for_a_new_quotation_through_the_form(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    offer = _declined(committed, settings)
+    page = web.get(f"/{offer.id}").text
+    assert 'name="topic" value="new_quotation"' in page
+    assert "Ask for a new quotation</button>" in page
+    assert "mailto:" + settings.company_email + "?subject" not in page
+
+    sent = web.post(
+        f"/{offer.id}/question",
+        data={
+            "email": "maria@example.com",
+            "message": "Same again with 10 more units, please.",
+            "topic": "new_quotation",
+            "csrf_token": CSRF.search(page).group(1),  # type: ignore[union-attr]
+        },
+    )
+    run_worker(committed, mail_settings)
+
+    assert sent.status_code == 200 and "Your request is on its way" in sent.text
+    [mail] = [m for m in inbox.to("ana@acme.example") if "new quotation" in m["Subject"]]
+    assert mail["Reply-To"] == "maria@example.com"
+    assert "Same again with 10 more units" in _text(mail)
+    with Session(committed) as session:
+        [entry] = session.execute(
+            select(AuditLogEntry).where(AuditLogEntry.action == "offer.new_quotation")
+        ).scalars()
+    assert entry.offer_id == offer.id and entry.actor == "customer"
+
+
+def test_the_new_quotation_form_needs_csrf_and_speaks_the_offers_language(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    offer = _declined(committed, settings, "de")
+    page = web.get(f"/{offer.id}", headers={"Accept-Language": "de"}).text
+    assert "Neues Angebot anfragen</button>" in page
+    assert "Was soll das neue Angebot umfassen?" in page
+
+    form = {"email": "maria@example.com", "message": "Bitte neu.", "topic": "new_quotation"}
+    assert web.post(f"/{offer.id}/question", data=form).status_code == 403
+    empty = web.post(
+        f"/{offer.id}/question",
+        data={**form, "message": " ", "csrf_token": CSRF.search(page).group(1)},  # type: ignore[union-attr]
+        headers={"Accept-Language": "de"},
+    )
+    assert empty.status_code == 422
+    assert "Bitte schreiben Sie Ihre Nachricht" in empty.text
+    assert 'name="topic" value="new_quotation"' in empty.text
