@@ -17,7 +17,7 @@ from app.errors import AppError, Unprocessable
 from app.notifications import feeds, questions, subscriptions
 from app.notifications.mail import InvalidAddress
 from app.offers.ids import tracking_id_of
-from app.templating import render_html
+from app.templating import render_html, requested_language
 from app.tracking import service as tracking_service
 from app.tracking.codes import InvalidCode, TrackingCode, parse_tracking_code
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
@@ -82,11 +82,16 @@ def _page(
     settings: Settings,
     *,
     status_code: int = 200,
+    offer_language: str | None = None,
 ) -> Response:
-    # A language chosen in the switcher (``?lang=``) travels with the page's forms.
-    chosen = request.query_params.get("lang", "")
-    lang_query = f"?lang={chosen}" if i18n.is_supported(chosen) else ""
-    html = render_html(request, template, {"lang_query": lang_query, **context})
+    # A language chosen in the switcher (``?lang=``) travels with the page's forms; a page
+    # about one offer speaks its language like the offer's own page, else the visitor's.
+    requested = requested_language(request)
+    extra: dict[str, Any] = {"lang_query": f"?lang={requested}" if requested else ""}
+    if offer_language is not None:
+        accepted = i18n.accepted_languages(request.headers.get("accept-language", ""))
+        extra["lang"] = i18n.choose_language(offer_language, requested=requested, accepted=accepted)
+    html = render_html(request, template, {**extra, **context})
     response = HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
     set_csrf_cookie(request, response, settings)
     return response
@@ -115,8 +120,21 @@ def subscribe(
         form = {"email": email, "errors": {"email": _reason(exc)}}
         csrf = csrf_token(request, settings)
         page = {**context, **form, "csrf_token": csrf}
-        return _page(request, "notifications/subscribe.html", page, settings, status_code=422)
-    return _page(request, "notifications/subscribe_sent.html", context, settings)
+        return _page(
+            request,
+            "notifications/subscribe.html",
+            page,
+            settings,
+            status_code=422,
+            offer_language=offer.language,
+        )
+    return _page(
+        request,
+        "notifications/subscribe_sent.html",
+        context,
+        settings,
+        offer_language=offer.language,
+    )
 
 
 def _reason(exc: InvalidAddress) -> str:
@@ -132,7 +150,8 @@ def confirm_form(
     context = _subscription_context(subscription.offer_id, token)
     context["csrf_token"] = csrf_token(request, settings)
     context["confirmed"] = subscription.confirmed_at is not None
-    return _page(request, "notifications/confirm.html", context, settings)
+    language = subscriptions.offer_language(session, subscription.offer_id)
+    return _page(request, "notifications/confirm.html", context, settings, offer_language=language)
 
 
 @router.post("/updates/confirm/{token}", name="notifications:confirm")
@@ -141,7 +160,10 @@ def confirm(
 ) -> Response:
     subscription = subscriptions.confirm(session, token, settings=settings)
     context = _subscription_context(subscription.offer_id, token)
-    return _page(request, "notifications/confirmed.html", context, settings)
+    language = subscriptions.offer_language(session, subscription.offer_id)
+    return _page(
+        request, "notifications/confirmed.html", context, settings, offer_language=language
+    )
 
 
 @router.get("/updates/unsubscribe/{token}", name="notifications:unsubscribe_form")
@@ -198,8 +220,21 @@ def ask_question(
             "q_errors": {field: detail},
             "csrf_token": csrf_token(request, settings),
         }
-        return _page(request, "notifications/question.html", page, settings, status_code=422)
-    return _page(request, "notifications/question_sent.html", context, settings)
+        return _page(
+            request,
+            "notifications/question.html",
+            page,
+            settings,
+            status_code=422,
+            offer_language=offer.language,
+        )
+    return _page(
+        request,
+        "notifications/question_sent.html",
+        context,
+        settings,
+        offer_language=offer.language,
+    )
 
 
 def _counted_code(request: Request, code: str, settings: Settings) -> TrackingCode:

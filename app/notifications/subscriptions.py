@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlmodel import Session, col
 
+from app import i18n
 from app.config import Settings
 from app.db import read_only, utcnow
 from app.errors import NotFound
@@ -155,6 +156,12 @@ def pending_subscription(session: Session, token: str, *, settings: Settings) ->
     if subscription is None:
         raise LinkInvalid()
     return subscription
+
+
+def offer_language(session: Session, offer_id: str) -> str:
+    """The language of the subscribed offer: its confirmation pages speak it."""
+    offer = session.get(Offer, offer_id)
+    return offer.language if offer is not None else i18n.DEFAULT_LANGUAGE
 
 
 def confirm(session: Session, token: str, *, settings: Settings) -> OrderSubscription:

@@ -60,10 +60,11 @@ def test_a_german_order_gets_its_confirmation_and_updates_in_german(
 
     link = re.search(r"https://track\.example\.com/updates/confirm/\S+", _text(confirmation))
     path = urlsplit(link.group(0)).path  # type: ignore[union-attr]
-    opened = web.get(path, headers={"Accept-Language": "de"})
-    assert "Bestätigen</button>" in opened.text
+    opened = web.get(path)  # no Accept-Language: the offer's language
+    assert "Bestätigen</button>" in opened.text and '<html lang="de"' in opened.text
     token = CSRF.search(opened.text).group(1)  # type: ignore[union-attr]
-    web.post(path, data={"csrf_token": token})
+    confirmed = web.post(path, data={"csrf_token": token})
+    assert "Sie erhalten nun E-Mail-Benachrichtigungen" in confirmed.text
     with Session(committed) as session:
         api_key = create_api_key(session, "tests", actor="tests")[1]
     update = {"stage": "In production", "public_note": "Fräsen begonnen"}
