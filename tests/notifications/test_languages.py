@@ -80,6 +80,8 @@ def test_a_german_order_gets_its_confirmation_and_updates_in_german(
     assert "In Produktion" in news["Subject"] and news["Subject"].startswith("Auftrag ")
     assert "es gibt Neuigkeiten zu Ihrem Auftrag" in _text(news)
     assert "Aktueller Stand: In Produktion." in _text(news)
+    # the footer's reason sits on its own line, not glued to the company's address
+    assert "\nSie erhalten diese E-Mail, weil Sie Benachrichtigungen" in _text(news)
     assert "Abbestellen" in _html(news) and "Unsubscribe" not in _html(news)
 
 
