@@ -31,6 +31,7 @@ from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
 from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, get_settings
+from app.customers.router import router as customers_router
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
 from app.health import ReadinessCheck
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
+    app.include_router(customers_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)

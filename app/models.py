@@ -13,8 +13,9 @@ from app.analytics.models import (
     WebhookOutbox,
 )
 from app.auth.models import ApiKey
+from app.customers.models import Customer
 from app.db import metadata
-from app.offers.models import Offer, OfferLine, OfferPdf
+from app.offers.models import Offer, OfferLine, OfferPdf, TermsTemplate
 from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "LoginFailure",
     "Campaign",
     "Conversion",
+    "Customer",
     "Creative",
     "CampaignDayTotal",
     "Placement",
@@ -38,6 +40,7 @@ __all__ = [
     "ScanEvent",
     "StaffUser",
     "StageUpdate",
+    "TermsTemplate",
     "VisitorKey",
     "metadata",
 ]
