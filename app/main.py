@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app.admin.customers import CUSTOMER_PAGES
+from app.admin.editor import EDITOR_PAGES
 from app.admin.site import mount_staff_site
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
@@ -140,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_reports_router)
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
-    mount_staff_site(app, settings, pages=[ANALYTICS_PAGES])
+    mount_staff_site(app, settings, pages=[EDITOR_PAGES, CUSTOMER_PAGES, ANALYTICS_PAGES])
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other
     # path starts with /c/).

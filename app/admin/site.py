@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import jinja_partials
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
@@ -85,6 +86,8 @@ class StaffAdmin(Admin):
         # module are found by their path under templates/ ("admin/...", "analytics/...").
         loader.loaders = [loader.loaders[0], FileSystemLoader(TEMPLATES_DIR), *loader.loaders[1:]]
         install_filters(templates.env)
+        # Partials (the offer editor's totals) render the same for the page and for htmx.
+        jinja_partials.register_environment(templates.env, markup=True)
         templates.env.globals["csrf_token"] = csrf_token
         templates.env.globals["staff"] = lambda request: getattr(request.state, "staff", None)
         templates.env.globals["Role"] = Role
