@@ -48,8 +48,8 @@ fuzz: install
 
 # Debian packages the suite needs: chromium for the browser tests (Playwright cannot download
 # browsers here) and HarfBuzz's subset library, which WeasyPrint warns about (and the suite
-# turns warnings into errors) when it is missing.
-SYSTEM_PACKAGES := chromium libharfbuzz-subset0
+# turns warnings into errors) when it is missing; pg_dump and pg_restore for the backup tests.
+SYSTEM_PACKAGES := chromium libharfbuzz-subset0 postgresql-client
 browser:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -91,7 +91,12 @@ def webhook_worker() -> None:
 
     from app.analytics.delivery import DeliveryWorker
     from app.db import get_engine
+    from app.restore import claim_database
 
+    try:
+        claim = claim_database(get_settings())  # `offertrack restore` waits for us to stop
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -100,6 +105,8 @@ def webhook_worker() -> None:
     typer.echo(f"Delivering webhooks from {_display_url()}; Ctrl+C stops.", err=True)
     stop.wait()
     worker.stop()
+    if claim is not None:
+        claim.release()
 
 
 @cli.command("rebuild-rollup")
@@ -210,19 +217,54 @@ def backup(
     path: Annotated[Path, typer.Argument(help="File to write, or a directory for a dated file.")],
     overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
 ) -> None:
-    """Write a consistent copy of the SQLite database while the server runs."""
-    from app.backup import PG_DUMP_HELP, BackupError, backup_sqlite, sqlite_file
+    """Write a consistent copy of the database while the server runs, and check it: SQLite's
+    online backup, or pg_dump's custom format on PostgreSQL."""
+    from app.backup import (
+        BackupError,
+        PgToolMissing,
+        backup_postgresql,
+        backup_sqlite,
+        sqlite_file,
+    )
 
     settings = get_settings()
-    if not settings.is_sqlite:
-        typer.echo(PG_DUMP_HELP, err=True)
-        raise typer.Exit(2)
     try:
-        report = backup_sqlite(sqlite_file(settings.database_url), path, overwrite=overwrite)
+        if settings.is_sqlite:
+            report = backup_sqlite(sqlite_file(settings.database_url), path, overwrite=overwrite)
+        else:
+            report = backup_postgresql(settings.database_url, path, overwrite=overwrite)
+    except PgToolMissing as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     except BackupError as exc:
         typer.echo(f"Backup failed: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"Backup written: {report.path} ({report.size / 1e6:.1f} MB)")
+    typer.echo(f"Backup written: {report.path} ({report.size / 1e6:.1f} MB; {report.check})")
+
+
+@cli.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A file written by `offertrack backup`.")],
+) -> None:
+    """Put a backup in place of the database. SQLite: refused while a server uses it; the
+    current files are kept, renamed. PostgreSQL: into an empty database only."""
+    from app.backup import BackupError, PgToolMissing
+    from app.health import migration_heads
+    from app.restore import restore as restore_backup
+
+    try:
+        report = restore_backup(get_settings(), path)
+    except PgToolMissing as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except BackupError as exc:
+        typer.echo(f"Restore refused or failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for kept in report.set_aside:
+        typer.echo(f"Previous file kept as {kept}")
+    typer.echo(f"Restored {path} into {report.database} (schema {report.revision}).")
+    if report.revision not in migration_heads():
+        typer.echo("Its schema is older than this version: run `offertrack migrate` next.")
 
 
 @cli.command()

@@ -1,20 +1,26 @@
 """Settings, read once from ``OFFERTRACK_*`` environment variables."""
 
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT_DIR / "static"
 TEMPLATES_DIR = ROOT_DIR / "templates"
 DEFAULT_SECRET = "change-me"
+# HMAC-SHA256 keys shorter than its block gain nothing from being so; below 32 bytes a key
+# is weaker than the hash.
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -55,6 +61,9 @@ class Settings(BaseSettings):
     # them while the database is away), each on its own connection. One suffices: the loop
     # commits the rest, and concurrent writers wait on the same rollup rows anyway.
     scan_writers: int = Field(default=1, ge=1, le=32)
+    # SQLite: how long a write waits for the one writer's lock before the request answers 503
+    # with Retry-After (PostgreSQL rows lock one by one and need no such wait).
+    write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
@@ -83,6 +92,15 @@ class Settings(BaseSettings):
     webhook_max_failures: int = Field(default=20, ge=1)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Webhooks never reach loopback, private, link-local and other internal addresses unless
+    # their network is listed here, e.g. '["10.20.0.0/16"]' for a receiver on the LAN.
+    webhook_allowed_networks: list[IPvAnyNetwork] = []
+
+    # TLS is terminated by a reverse proxy in front: cookies are Secure and HSTS is sent even
+    # though the public base URL says http (production refuses http without this).
+    behind_tls_proxy: bool = False
+    # Admins must sign in with a second factor (TOTP); they enrol at their next sign-in.
+    require_admin_2fa: bool = False
 
     @field_validator("public_base_url")
     @classmethod
@@ -128,6 +146,11 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def uses_tls(self) -> bool:
+        """Browsers reach us over https: cookies are Secure and HSTS is sent."""
+        return self.public_base_url.startswith("https://") or self.behind_tls_proxy
+
     def resolved_secret_key(self) -> str:
         """The signing key; generated once per development checkout, required in production."""
         if self.secret_key and self.secret_key != DEFAULT_SECRET:
@@ -144,15 +167,97 @@ class Settings(BaseSettings):
 @lru_cache
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
-    var_dir.mkdir(parents=True, exist_ok=True)
     try:
-        # O_EXCL: when several workers start at once, exactly one writes the key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as file:
-        file.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+        var_dir.mkdir(parents=True, exist_ok=True)
+        # Several workers may start at once: one generates the key, the others read it.
+        with _exclusive_lock(var_dir / ".secret_key.lock"):
+            key = _read_key(path)
+            if key is None:
+                key = secrets.token_urlsafe(48)
+                _write_atomically(path, key)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not write the development secret key to {path} ({exc.strerror or exc}). "
+            "Free some disk space, or set OFFERTRACK_SECRET_KEY."
+        ) from exc
+    return key
+
+
+def _read_key(path: Path) -> str | None:
+    """The key in ``path``; None when there is none yet, or only an empty file (left behind
+    by an older version on a full disk: it never signed anything, so a new key replaces it)."""
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` in ``path``, complete or not at all: written to a temporary file, flushed to
+    disk, then renamed over ``path`` (a full disk must never leave an empty key behind)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+
+
+def configuration_problems(settings: Settings) -> list[str]:
+    """What keeps this configuration from running safely, each with what to change; empty when
+    it is fine. Production is held to more than development (``check_configuration``)."""
+    if settings.env != "production":
+        return []
+    problems = []
+    key = settings.secret_key
+    if not key or key == DEFAULT_SECRET:
+        problems.append(
+            "OFFERTRACK_SECRET_KEY is missing or still the default. In production set it to a "
+            "long random value, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
+    elif len(key.encode()) < MIN_SECRET_BYTES:
+        problems.append(
+            f"OFFERTRACK_SECRET_KEY is {len(key.encode())} bytes long; production needs at "
+            f"least {MIN_SECRET_BYTES} (`python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`)."
+        )
+    if not settings.public_base_url.startswith("https://") and not settings.behind_tls_proxy:
+        problems.append(
+            f"OFFERTRACK_PUBLIC_BASE_URL is {settings.public_base_url!r}: production serves "
+            "customers over https. Set an https:// address, or, when a proxy in front "
+            "terminates TLS, OFFERTRACK_BEHIND_TLS_PROXY=true."
+        )
+    return problems
+
+
+def check_configuration(settings: Settings) -> None:
+    """Raise ConfigError naming every problem of ``configuration_problems``."""
+    problems = configuration_problems(settings)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 @lru_cache

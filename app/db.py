@@ -1,5 +1,6 @@
 """Engine, session dependency and the column types every domain shares."""
 
+import logging
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -11,13 +12,20 @@ from typing import Annotated, Any, Final
 from fastapi import Depends
 from sqlalchemy import Column, DateTime, Engine, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    PendingRollbackError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
+
+log = logging.getLogger(__name__)
 
 # One naming convention so constraint names, and so migrations, are the same on both databases.
 NAMING_CONVENTION = {
@@ -31,7 +39,12 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 
+# How long a backup's reader waits for SQLite's lock (a checkpoint, another process).
 SQLITE_LOCK_TIMEOUT = 30.0
+# How long a write waits for SQLite's one writer's lock before it gives up: the request then
+# answers 503 with Retry-After. A few seconds, not 30: a client (and the thread and connection
+# it holds) left waiting half a minute behind a queue of writers only makes the queue longer.
+SQLITE_WRITE_WAIT_SECONDS = 5.0
 Processor = Callable[[Any], Any]
 READ_ONLY: Final = "offertrack_read_only"
 # A write transaction that fails at once, instead of waiting, when another writer holds SQLite's
@@ -80,18 +93,30 @@ class _WriterQueue:
             return cls._locks.setdefault(database, threading.Lock())
 
 
+class WriterBusy(OperationalError):
+    """A write waited its whole deadline for SQLite's writer lock: answered like a database
+    that is away (503 with Retry-After), never as a 500."""
+
+    def __init__(self, seconds: float) -> None:
+        message = f"database is locked (another writer held it for {seconds:g} s)"
+        super().__init__("BEGIN IMMEDIATE", None, sqlite3.OperationalError(message))
+
+
 class _QueuedWriterConnection(sqlite3.Connection):
     write_lock: "threading.Lock | None" = None
+    write_wait_seconds = SQLITE_WRITE_WAIT_SECONDS
     holds_write_lock = False
 
     def acquire_write_lock(self, *, wait: bool = True) -> None:
         assert self.write_lock is not None
         if wait:
-            acquired = self.write_lock.acquire(timeout=SQLITE_LOCK_TIMEOUT)
+            acquired = self.write_lock.acquire(timeout=self.write_wait_seconds)
         else:
             acquired = self.write_lock.acquire(blocking=False)
         if not acquired:
-            raise sqlite3.OperationalError("database is locked (another writer holds it)")
+            # SQLAlchemy's error, not the driver's: the "begin" event runs outside the code
+            # that wraps driver errors, and a bare sqlite3 error would reach the client as a 500.
+            raise WriterBusy(self.write_wait_seconds if wait else 0)
         self.holds_write_lock = True
 
     def release_write_lock(self) -> None:
@@ -139,20 +164,29 @@ def as_is(value: Any) -> Any:
 
 
 # Errors that mean "the database cannot be reached", not "this request is wrong": they become
-# a 503 with Retry-After, and scan rows go to the spool.
-DB_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+# a 503 with Retry-After, and scan rows go to the spool. PendingRollbackError is what a session
+# raises when it is used again after its connection died (PostgreSQL shutting down).
+DB_UNREACHABLE = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    DisconnectionError,
+    PendingRollbackError,
+)
 PG_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS, **kwargs: Any
+) -> Engine:
     if url.startswith("sqlite"):
         connect_args = {
             "check_same_thread": False,
-            "timeout": SQLITE_LOCK_TIMEOUT,
+            "timeout": write_wait_seconds,
             "factory": _QueuedWriterConnection,
         }
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, write_wait_seconds)
         return engine
     connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
     if "poolclass" not in kwargs:
@@ -160,7 +194,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, write_wait_seconds: float) -> None:
     write_lock = _WriterQueue.lock_for(str(engine.url.database))
 
     # pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy's documented recipe is to
@@ -170,11 +204,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.write_lock = write_lock
+        dbapi_connection.write_wait_seconds = write_wait_seconds
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={round(write_wait_seconds * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -199,7 +234,7 @@ def get_engine() -> Engine:
     settings = get_settings()
     if settings.is_sqlite:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return make_engine(settings.database_url)
+    return make_engine(settings.database_url, write_wait_seconds=settings.write_wait_seconds)
 
 
 async def get_session() -> AsyncIterator[Session]:
@@ -241,9 +276,21 @@ def read_only(session: Session) -> Iterator[Session]:
         session.connection(execution_options={READ_ONLY: True})
     try:
         yield session
-    finally:
+    except BaseException:
+        # Never commit after the body failed: on a connection that died with it (PostgreSQL
+        # shutting down) the commit raises an error of its own that would hide the real one.
         if began:
-            session.commit()
+            _roll_back_quietly(session)
+        raise
+    if began:
+        session.commit()
+
+
+def _roll_back_quietly(session: Session) -> None:
+    try:
+        session.rollback()
+    except Exception:  # the connection is gone; the pool throws it away
+        log.debug("rolling back a read-only transaction failed", exc_info=True)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

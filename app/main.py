@@ -32,7 +32,7 @@ from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
 from app.analytics.staff import ANALYTICS_PAGES
-from app.config import STATIC_DIR, Settings, get_settings
+from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.customers.router import router as customers_router
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
@@ -42,6 +42,8 @@ from app.metrics import worker_stopped
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
+from app.requestguard import HeadAsGetMiddleware, RelativeLocationMiddleware
+from app.restore import claim_database
 from app.security import (
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
@@ -65,10 +67,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.resolved_secret_key()  # refuse to start in production without a real key
+    check_configuration(settings)  # production: a long secret key, https (or a TLS proxy)
+    settings.resolved_secret_key()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
         renderer.start()
         app.state.pdf_renderer = renderer
@@ -101,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             renderer.shutdown()
             app.state.readiness.close()
             worker_stopped()
+            if claim is not None:
+                claim.release()
 
     app = FastAPI(
         title="OfferTrack",
@@ -115,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RelativeLocationMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")

@@ -73,7 +73,7 @@ class HeaderSet:
             ("Cross-Origin-Opener-Policy", "same-origin"),
             ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
         ]
-        if settings.public_base_url.startswith("https://"):
+        if settings.uses_tls:
             common.append(("Strict-Transport-Security", HSTS))
         return cls(tuple(common))
 
@@ -124,6 +124,18 @@ def apply_headers(
         (b"content-security-policy", policy.encode("latin-1")),
     )
     raw.extend(header for header in ours if header[0] not in present)
+    if is_staff_content(path):
+        # Customer data must not stay in the browser's cache after sign-out: every staff page
+        # and download is no-store, whatever its route asked for (a PDF's ETag caching).
+        raw[:] = [(n, v) for n, v in raw if n.lower() != b"cache-control"]
+        raw.append((b"cache-control", b"no-store"))
+
+
+def is_staff_content(path: str) -> bool:
+    """A staff page or download: everything under /admin except sqladmin's static files."""
+    return (path == "/admin" or path.startswith("/admin/")) and not path.startswith(
+        "/admin/statics/"
+    )
 
 
 def secure_response(request: Request, response: Response, settings: Settings) -> None:

@@ -51,6 +51,23 @@ def client_address(request: Request, settings: Settings) -> str:
     return forwarded[0] if forwarded else peer
 
 
+def rate_limit_key(address: str) -> str:
+    """Whom a rate limit counts: the address, or for IPv6 its /64, which one subscriber or
+    host usually holds whole (counting each of its 2^64 addresses apart would be no limit)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
+
+
+def client_key(request: Request, settings: Settings) -> str:
+    """The client as rate limits count it (see ``rate_limit_key``)."""
+    return rate_limit_key(client_address(request, settings))
+
+
 def _is_trusted(address: str, settings: Settings) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -87,7 +104,7 @@ def set_csrf_cookie(request: Request, response: Response, settings: Settings) ->
     if token:
         # What Response.set_cookie writes, without http.cookies' Morsel on every first view
         # (a token is letters, digits, "-", "_" and ".": nothing to quote).
-        secure = "; Secure" if settings.public_base_url.startswith("https://") else ""
+        secure = "; Secure" if settings.uses_tls else ""
         cookie = f"{CSRF_COOKIE}={token}; HttpOnly; Path=/; SameSite=lax{secure}"
         response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
 

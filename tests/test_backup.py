@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
+from app.backup import copy_sqlite
 from app.config import get_settings
 from app.tracking.models import ScanEvent
 from tests.conftest import TEST_DATABASE_URL
@@ -68,7 +69,7 @@ def test_a_backup_taken_during_writes_is_consistent_and_complete(
         writer.join(timeout=30)
 
     assert result.exit_code == 0, result.output
-    assert "Backup written" in result.output
+    assert "Backup written" in result.output and "integrity ok" in result.output
     with sqlite3.connect(tmp_path / "copy.db") as copy:
         (rows,) = copy.execute("SELECT count(*) FROM scan_event").fetchone()
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -107,9 +108,37 @@ def test_a_directory_gets_a_dated_file(engine: Engine, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(TEST_DATABASE_URL.startswith("sqlite"), reason="the PostgreSQL answer")
-def test_on_postgresql_it_explains_pg_dump_and_fails(engine: Engine, tmp_path: Path) -> None:
-    result = backup(str(tmp_path / "copy.db"))
+def test_on_postgresql_without_pg_dump_it_explains_and_fails(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.backup.shutil.which", lambda name: None)
+    monkeypatch.setattr("app.backup.glob.glob", lambda pattern: [])
+
+    result = backup(str(tmp_path / "copy.dump"))
 
     assert result.exit_code == 2
-    assert "pg_dump" in result.output and "pg_restore" in result.output
-    assert not (tmp_path / "copy.db").exists()
+    assert "pg_dump" in result.output and "apt-get install postgresql-client" in result.output
+    assert not (tmp_path / "copy.dump").exists()
+
+
+@on_sqlite
+def test_a_backup_that_does_not_read_back_is_reported(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_copy = copy_sqlite
+
+    def damaged_on_disk(source: Path, destination: Path) -> None:
+        real_copy(source, destination)
+        with destination.open("r+b") as file:  # the pages' headers, as a failing disk would
+            page_size = int.from_bytes(file.read(18)[16:18])
+            for page in range(1, destination.stat().st_size // page_size):
+                file.seek(page * page_size)
+                file.write(b"\xff" * 12)
+
+    monkeypatch.setattr("app.backup.copy_sqlite", damaged_on_disk)
+
+    result = backup(str(tmp_path / "copy.db"))
+
+    assert result.exit_code == 1
+    assert "Backup failed" in result.output and "integrity check" in result.output
+    assert not list(tmp_path.iterdir())

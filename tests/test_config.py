@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,43 @@ def test_development_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert len(first) >= 40
     assert first == second
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def _first_start_on_a_full_disk(var_dir: Path) -> subprocess.CompletedProcess[str]:
+    # A file size limit of 0 makes every write fail, as a full disk does (EFBIG for ENOSPC).
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+        "from app.config import Settings\n"
+        f"Settings(env='development', var_dir={str(var_dir)!r}).resolved_secret_key()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_full_disk_at_first_start_leaves_no_empty_key_behind(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var"
+
+    failed = _first_start_on_a_full_disk(var_dir)
+
+    assert failed.returncode != 0
+    assert "Could not write the development secret key" in failed.stderr
+    assert "OFFERTRACK_SECRET_KEY" in failed.stderr
+    assert not (var_dir / "secret_key").exists()
+    assert not list(var_dir.glob("*.partial"))
+    key = Settings(env="development", var_dir=var_dir).resolved_secret_key()
+    assert len(key) >= 40 and (var_dir / "secret_key").read_text() == key
+
+
+def test_an_empty_key_file_is_replaced_by_a_new_key(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("")
+
+    key = Settings(env="development", var_dir=tmp_path).resolved_secret_key()
+
+    assert len(key) >= 40
+    assert (tmp_path / "secret_key").read_text() == key
 
 
 def test_settings_are_read_from_offertrack_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ from app.offers.router import pdf_response
 from app.tracking import service as tracking_service
 from app.tracking.models import OrderStage
 from app.tracking.schemas import StageUpdateCreate
-from app.web import client_address
+from app.web import client_key
 
 router = APIRouter(include_in_schema=False)
 STAGE_FIELDS = (
@@ -84,9 +84,7 @@ async def login(
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    who = throttle.attempt(
-        email, client_address(request, settings), key=settings.resolved_secret_key()
-    )
+    who = throttle.attempt(email, client_key(request, settings), key=settings.resolved_secret_key())
     try:
         staff = await anyio.to_thread.run_sync(users.sign_in, session, email, password, who)
     except (InvalidCredentials, throttle.TooManyLogins) as exc:

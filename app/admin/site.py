@@ -131,7 +131,7 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
                 max_age=settings.admin_idle_minutes * 60,  # re-signed on every response: idle
                 path=STAFF_PREFIX,
                 same_site="lax",
-                https_only=settings.public_base_url.startswith("https://"),
+                https_only=settings.uses_tls,
             ),
             Middleware(CsrfMiddleware),
         ],

@@ -190,15 +190,20 @@ def list_endpoints(session: SessionDep) -> list[WebhookEndpointRead]:
 
 
 @router.get("/webhooks/{endpoint_id}", name="webhooks:get", tags=["webhooks"])
-def read_endpoint(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointCreated:
-    return _endpoint(webhooks.get_endpoint(session, endpoint_id))
+def read_endpoint(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointRead:
+    """The endpoint without its secret: only creation and rotate-secret show that."""
+    return WebhookEndpointRead.model_validate(
+        webhooks.get_endpoint(session, endpoint_id), from_attributes=True
+    )
 
 
 @router.patch("/webhooks/{endpoint_id}", name="webhooks:update", tags=["webhooks"])
 def update_endpoint(
     endpoint_id: PathId, data: WebhookEndpointUpdate, session: SessionDep
-) -> WebhookEndpointCreated:
-    return _endpoint(webhooks.update_endpoint(session, endpoint_id, data))
+) -> WebhookEndpointRead:
+    return WebhookEndpointRead.model_validate(
+        webhooks.update_endpoint(session, endpoint_id, data), from_attributes=True
+    )
 
 
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="webhooks:rotate", tags=["webhooks"])

@@ -10,15 +10,16 @@ sent again: a receiver deduplicates by the event id.
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http.client import HTTPException
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
+from app import netguard
+from app.analytics import egress
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox, table_of
 from app.analytics.outbox import SIGNATURE_HEADER, sign
 from app.config import Settings
@@ -51,15 +52,6 @@ class Outcome:
     status_code: int | None
     error: str
     duration_ms: int
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect is an answer we do not follow: a POST turned into a GET would lose the event.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def backoff(attempts: int, settings: Settings) -> timedelta:
@@ -103,8 +95,9 @@ def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[C
     return rows
 
 
-def send(row: Claimed, timeout: float) -> Outcome:
-    """POST the event, signed; any 2xx is a delivery, anything else a failure."""
+def send(row: Claimed, settings: Settings) -> Outcome:
+    """POST the event, signed, to an address the egress rules allow; any 2xx is a delivery,
+    anything else (a redirect, a refused address) a failure."""
     body = row.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -113,16 +106,17 @@ def send(row: Claimed, timeout: float) -> Outcome:
         "OfferTrack-Event-Id": row.event_id,
         "OfferTrack-Event-Type": row.event_type,
     }
-    request = urllib.request.Request(row.url, data=body, headers=headers, method="POST")
     started = time.monotonic()
     status, error = None, ""
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status, error = exc.code, f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
+        target = netguard.resolve(row.url, settings.webhook_allowed_networks)
+        status = egress.post(target, row.url, body, headers, settings.webhook_timeout_seconds)
+    except netguard.EgressRefused as exc:
+        error = f"Refused: {exc.detail}"
+    except (OSError, ValueError, HTTPException) as exc:
         error = f"{type(exc).__name__}: {exc}"
+    if status is not None and not 200 <= status < 300:
+        error = f"HTTP {status}"
     duration = int((time.monotonic() - started) * 1000)
     succeeded = status is not None and 200 <= status < 300
     return Outcome(succeeded, status, error[:500], duration)
@@ -223,7 +217,7 @@ def deliver_batch(engine: Engine, settings: Settings) -> int:
         if row.endpoint_id in failed:
             postponed.append(row)
             continue
-        outcome = send(row, settings.webhook_timeout_seconds)
+        outcome = send(row, settings)
         record(engine, row, outcome, settings)
         if not outcome.succeeded:
             failed.add(row.endpoint_id)

@@ -1,7 +1,6 @@
 """The dashboard's aggregates as JSON under /api/v1/analytics, each also as CSV
 (``?format=csv``), and the raw events as CSV."""
 
-import csv
 import io
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -13,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
+from app import csvsafe
 from app.analytics import attribution
 from app.analytics.attribution import (
     AttributionRow,
@@ -76,7 +76,7 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
     # Spooled: small exports stay in memory, a million events go to a temporary file.
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")  # noqa: SIM115
     text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    writer = csv.writer(text)
+    writer = csvsafe.SafeWriter(text)
     writer.writerow(header)
     writer.writerows(rows)
     text.flush()
@@ -88,7 +88,10 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
             while chunk := spool.read(64 * 1024):
                 yield chunk
 
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store",  # customer data: never kept in a cache
+    }
     return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
 
 

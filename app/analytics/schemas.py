@@ -254,7 +254,7 @@ class WebhookEndpointRead(BaseModel):
 
 
 class WebhookEndpointCreated(WebhookEndpointRead):
-    secret: str  # shown here and on GET: the receiver needs it to verify signatures
+    secret: str  # shown on creation and rotation only: the receiver needs it to verify
 
 
 class DeliveryRead(BaseModel):

@@ -5,8 +5,10 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from app import netguard
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
 from app.analytics.schemas import DeliveryRead, WebhookEndpointCreate, WebhookEndpointUpdate
+from app.config import get_settings
 from app.db import read_only
 from app.errors import NotFound, Unprocessable
 
@@ -22,6 +24,7 @@ def new_secret() -> str:
 
 def create_endpoint(session: Session, data: WebhookEndpointCreate) -> WebhookEndpoint:
     """An endpoint with a fresh signing secret; events from now on are queued for it."""
+    _check_egress(data.url)
     endpoint = WebhookEndpoint(
         url=data.url,
         secret=new_secret(),
@@ -31,6 +34,11 @@ def create_endpoint(session: Session, data: WebhookEndpointCreate) -> WebhookEnd
     session.add(endpoint)
     session.commit()
     return endpoint
+
+
+def _check_egress(url: str) -> None:
+    # At delivery the resolved addresses are checked again (app.analytics.delivery).
+    netguard.check_url(url, get_settings().webhook_allowed_networks)
 
 
 def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
@@ -55,6 +63,7 @@ def update_endpoint(
         if name in changes and changes[name] is None:
             raise Unprocessable(f"{name} cannot be null.", loc=("body", name))
     if "url" in changes:
+        _check_egress(changes["url"])
         endpoint.url = changes["url"]
     if "event_types" in changes:
         endpoint.event_types = sorted(set(changes["event_types"]))

@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.config import Settings
+from app.db import read_only
 from app.offers import service
 from app.offers.ids import ULID_LENGTH, hyphenate_tracking_id, tracking_id_of
-from app.offers.models import Offer, OfferPdf, OfferStatus
+from app.offers.models import OfferPdf, OfferStatus
 from app.offers.pdf import pdf_etag, quotation_html
 
 
@@ -60,30 +61,36 @@ class PdfDocument:
 def offer_pdf(
     session: Session, offer_id: str, *, renderer: Renderer, settings: Settings
 ) -> PdfDocument:
-    """The offer's quotation PDF; an issued offer's is rendered once and stored."""
+    """The offer's quotation PDF; an issued offer's is rendered once and stored.
+
+    The render (a second or more for a long offer) runs with no transaction open: the offer is
+    read first, and an issued offer's PDF is stored afterwards in a short write transaction of
+    its own. On SQLite a transaction held across the render would keep every other writer
+    waiting for it.
+    """
     offer_id = offer_id.upper()
     filename = f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
     cached = stored_pdfs.get(offer_id)
     if cached is not None:
         return PdfDocument(cached[0], filename, cached[1])
-    # Only issued offers have a stored PDF, so the common path is this one lookup.
-    stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
+    with read_only(session):
+        # Only issued offers have a stored PDF, so the common path is this one lookup.
+        stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
+        if stored is None:
+            offer = service.get_offer(session, offer_id)
+            draft = offer.status == OfferStatus.DRAFT
+            html = quotation_html(offer, settings=settings, today=service.today(settings))
     if stored is None:
-        offer = service.get_offer(session, offer_id)
-        if offer.status == OfferStatus.DRAFT:
-            return PdfDocument(_render(offer, renderer, settings), filename, None)
-        stored = _store(session, offer, _render(offer, renderer, settings))
+        content = renderer.render_sync(html)
+        if draft:
+            return PdfDocument(content, filename, None)
+        stored = _store(session, offer.id, content)
     stored_pdfs.put(offer_id, stored.content, stored.etag)
     return PdfDocument(stored.content, filename, stored.etag)
 
 
-def _render(offer: Offer, renderer: Renderer, settings: Settings) -> bytes:
-    html = quotation_html(offer, settings=settings, today=service.today(settings))
-    return renderer.render_sync(html)
-
-
-def _store(session: Session, offer: Offer, content: bytes) -> OfferPdf:
-    stored = OfferPdf(offer_id=offer.id, etag=pdf_etag(content), content=content)
+def _store(session: Session, offer_id: str, content: bytes) -> OfferPdf:
+    stored = OfferPdf(offer_id=offer_id, etag=pdf_etag(content), content=content)
     try:
         with session.begin_nested():
             session.add(stored)
@@ -91,7 +98,8 @@ def _store(session: Session, offer: Offer, content: bytes) -> OfferPdf:
     except IntegrityError:
         # A concurrent request stored it first; serve that copy so every client sees one ETag.
         session.rollback()
-        existing = session.get(OfferPdf, offer.id)
+        with read_only(session):
+            existing = session.get(OfferPdf, offer_id)
         assert existing is not None
         return existing
     return stored

@@ -1,8 +1,9 @@
 """One parser for every code a person types, reads aloud or scans: page, search box and API.
 
 Accepted: the 26-character ULID or the 10-character tracking ID, in any case, with hyphens,
-spaces, dots and dashes of any kind anywhere, and Crockford's aliases (I and L read as 1,
-O as 0). Anything else is an InvalidCode that explains the format.
+spaces, dots and dashes of any kind anywhere, full-width forms and invisible format characters
+(zero-width space, soft hyphen), and Crockford's aliases (I and L read as 1, O as 0).
+Anything else is an InvalidCode that explains the format.
 """
 
 import re
@@ -47,6 +48,10 @@ def _is_separator(char: str) -> bool:
     return char.isspace() or char in ".\u2212" or unicodedata.category(char) == "Pd"
 
 
+def _is_ignorable(char: str) -> bool:
+    return _is_separator(char) or unicodedata.category(char) == "Cf"
+
+
 # A code already in canonical form, as the QR code and every link we print carry it.
 CANONICAL = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{9}(?:[0-9A-HJKMNP-TV-Z]{16})?")
 
@@ -57,7 +62,11 @@ def parse_tracking_code(raw: str) -> TrackingCode:
         return TrackingCode(raw, CodeForm.FULL if len(raw) == FULL_LENGTH else CodeForm.SHORT)
     if len(raw) > MAX_INPUT_LENGTH:
         raise InvalidCode("That code is far too long.")
-    cleaned = "".join(char for char in raw if not _is_separator(char))
+    # Full-width letters and digits (an East Asian keyboard), and the zero-width spaces and
+    # soft hyphens that copying from a PDF or a mail leaves in: NFKC folds the former into
+    # ASCII, and format characters (Unicode category Cf) are invisible, so they go.
+    normalized = unicodedata.normalize("NFKC", raw)
+    cleaned = "".join(char for char in normalized if not _is_ignorable(char))
     value = cleaned.upper().translate(ALIASES)
     bad = sorted({char for char in value if char not in CROCKFORD})
     if bad:

@@ -28,6 +28,7 @@ from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
 from app.offers.models import OfferStatus
 from app.offers.router import RendererDep, pdf_response
+from app.requestguard import is_head
 from app.templating import html_response, is_htmx, render, render_html
 from app.tracking import service
 from app.tracking.codes import (
@@ -43,7 +44,14 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit, referrer_host
 from app.tracking.schemas import AcceptForm, DeclineForm
-from app.web import CsrfChecked, client_address, csrf_token, overridable, set_csrf_cookie
+from app.web import (
+    CsrfChecked,
+    client_address,
+    client_key,
+    csrf_token,
+    overridable,
+    set_csrf_cookie,
+)
 
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -72,7 +80,7 @@ def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) 
     try:
         yield
     except (InvalidCode, service.CodeNotFound):
-        client = client_address(request, settings)
+        client = client_key(request, settings)
         limiter.check(client)
         limiter.record_miss(client)
         raise
@@ -218,7 +226,7 @@ async def tracking_page(request: Request) -> Response:
         parsed = parse_tracking_code(str(request.path_params["code"]))
         page = await _page(request, sessions, parsed, settings, htmx)
     visit = visit_of(request, settings)
-    if not htmx and not _is_internal_navigation(visit, settings):
+    if not htmx and not is_head(request) and not _is_internal_navigation(visit, settings):
         scan_log: ScanLog = overridable(request, get_scan_log, request.app.state.scan_log)
         await service.log_scan(sessions, page, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""

@@ -141,15 +141,17 @@ def find_order(session: Session, raw_code: str) -> Offer:
 
 def find_by_code(session: Session, code: TrackingCode) -> Offer:
     """A full ULID finds any non-draft offer; a tracking ID finds only an activated order."""
-    if code.form == CodeForm.FULL:
-        offer = session.get(Offer, code.value)
-        if offer is None or offer.status == OfferStatus.DRAFT:
-            raise CodeNotFound()
-        return offer
-    offer = session.exec(
-        select(Offer).where(Offer.tracking_id == code.value, col(Offer.ordered_at).is_not(None))
-    ).first()
-    if offer is None:
+    # Read-only unless a write is under way: a lookup that opened a write transaction would
+    # hold SQLite's writer lock through whatever the request does next (a PDF render).
+    with read_only(session):
+        if code.form == CodeForm.FULL:
+            offer = session.get(Offer, code.value)
+        else:
+            query = select(Offer).where(
+                Offer.tracking_id == code.value, col(Offer.ordered_at).is_not(None)
+            )
+            offer = session.exec(query).first()
+    if offer is None or offer.status == OfferStatus.DRAFT:
         raise CodeNotFound()
     return offer
 

@@ -24,7 +24,7 @@ from app.offers import service as offers_service
 from app.templating import format_date
 from tests.admin.conftest import csrf_from
 from tests.analytics.test_attribution import BREAKDOWNS, World
-from tests.analytics.test_webhooks import Receiver, _drain
+from tests.analytics.test_webhooks import Receiver, _drain, _loopback_allowed  # noqa: F401
 from tests.factories import make_campaign, make_creative, make_placement
 
 pytestmark = pytest.mark.concurrency
@@ -362,6 +362,7 @@ def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
     return endpoint.id, endpoint.secret, types
 
 
+@pytest.mark.usefixtures("_loopback_allowed")
 def test_the_delivery_log_lists_each_attempt(web: TestClient, as_role: SignIn, db: Session) -> None:
     endpoint_id, _, arrived = _deliver_two_events(db)
     assert arrived == ["conversion.created", "offer.accepted"]

@@ -4,6 +4,7 @@ several workers, and no event lost when a worker is killed mid-run."""
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -98,6 +99,13 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The receivers here listen on loopback, which an operator has to allow deliberately.
+    loopback = [ipaddress.ip_network("127.0.0.0/8")]
+    monkeypatch.setattr(get_settings(), "webhook_allowed_networks", loopback)
 
 
 @pytest.fixture
@@ -449,6 +457,7 @@ def _worker_process(log_path: Any) -> subprocess.Popen[bytes]:
         "OFFERTRACK_WEBHOOK_LEASE_SECONDS": "1",
         "OFFERTRACK_WEBHOOK_POLL_SECONDS": "0.05",
         "OFFERTRACK_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
+        "OFFERTRACK_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
     with open(log_path, "ab") as log:
         return subprocess.Popen(

@@ -1,0 +1,174 @@
+"""``offertrack restore FILE``: put a backup in place of the database, safely.
+
+SQLite: a server keeps its database file and its ``-wal``/``-shm`` companions open, so a file
+put in place under it (or next to a leftover ``-wal`` that SQLite would replay into it)
+corrupts the database. Every server process therefore holds a shared lock on
+``<database>.lock`` while it runs; a restore takes that lock exclusively or refuses, checks the
+backup, moves the current files aside (companions included), puts the backup in place and
+checks the result.
+
+PostgreSQL: ``pg_restore`` into an empty database, which the operator creates; a database that
+holds tables is refused, since restoring over live data would mix the two.
+"""
+
+import fcntl
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from app.backup import (
+    BackupError,
+    check_pg_archive,
+    check_sqlite,
+    copy_sqlite,
+    libpq_target,
+    pg_tool,
+    run_pg_tool,
+    sqlite_file,
+)
+from app.config import ConfigError, Settings
+from app.db import make_engine
+
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+class RestoreError(BackupError):
+    """The restore was refused or failed; the message says why and what is where."""
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    database: str
+    revision: str
+    set_aside: tuple[Path, ...] = ()
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+class DatabaseInUse:
+    """A server's claim on its SQLite database (shared: any number of workers hold it)."""
+
+    def __init__(self, database: Path) -> None:
+        self._file: IO[bytes] | None = lock_path(database).open("ab")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise ConfigError(
+                f"{database} is being restored (`offertrack restore` holds {lock_path(database)});"
+                " start the server when it has finished."
+            ) from None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing lets go of the lock
+            self._file = None
+
+
+def claim_database(settings: Settings) -> DatabaseInUse | None:
+    """For a process that uses the database for as long as it runs (serve, worker)."""
+    if not settings.is_sqlite:
+        return None
+    database = sqlite_file(settings.database_url)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return DatabaseInUse(database)
+
+
+def restore(settings: Settings, backup: Path) -> RestoreReport:
+    if settings.is_sqlite:
+        return restore_sqlite(backup, sqlite_file(settings.database_url))
+    return restore_postgresql(backup, settings.database_url)
+
+
+def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
+    """Put the SQLite backup ``backup`` in place of ``database``; the current files are kept
+    beside it, renamed, and listed in the report."""
+    if not backup.is_file():
+        raise RestoreError(f"there is no backup at {backup}")
+    check_sqlite(backup)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path(database).open("ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RestoreError(
+                f"a server (or `offertrack worker`) is using {database}: stop it, then restore"
+            ) from None
+        staged = database.with_name(database.name + ".restoring")
+        try:
+            copy_sqlite(backup, staged)
+            set_aside = _move_aside(database)
+            os.replace(staged, database)
+        finally:
+            staged.unlink(missing_ok=True)
+        _sync_directory(database.parent)
+        try:
+            revision = check_sqlite(database)
+        except BackupError as exc:
+            kept = ", ".join(map(str, set_aside)) or "nothing"
+            detail = f"the restored database failed its check ({exc}); kept: {kept}"
+            raise RestoreError(detail) from exc
+    return RestoreReport(str(database), revision, set_aside)
+
+
+def _move_aside(database: Path) -> tuple[Path, ...]:
+    # The companions keep their suffixes after the new name, so SQLite opens the set-aside
+    # database together with its own -wal (the writes a backup may lack are still in there).
+    aside = database.with_name(f"{database.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    moved = []
+    for suffix in ("", *COMPANIONS):
+        current = Path(f"{database}{suffix}")
+        if current.exists():
+            target = Path(f"{aside}{suffix}")
+            os.replace(current, target)
+            moved.append(target)
+    return tuple(moved)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def restore_postgresql(backup: Path, database_url: str) -> RestoreReport:
+    """pg_restore the custom-format archive ``backup`` into the empty database at the URL."""
+    if not backup.is_file():
+        raise RestoreError(f"there is no backup at {backup}")
+    pg_restore = pg_tool("pg_restore")
+    check_pg_archive(backup)
+    engine = make_engine(database_url, poolclass=NullPool)
+    try:
+        tables = _user_tables(engine)
+        if tables:
+            raise RestoreError(
+                f"the database holds {tables} tables: restore into an empty database "
+                "(createdb NAME, point OFFERTRACK_DATABASE_URL at it, run restore again)"
+            )
+        conninfo, env = libpq_target(database_url)
+        args = [pg_restore, "--exit-on-error", "--single-transaction", "--no-owner"]
+        run_pg_tool([*args, f"--dbname={conninfo}", str(backup)], env)
+        with engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    return RestoreReport(make_url(database_url).render_as_string(hide_password=True), str(revision))
+
+
+def _user_tables(engine: Engine) -> int:
+    query = text(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar() or 0)

@@ -1,0 +1,195 @@
+"""Short write transactions: slow work never holds the database, and a database that is busy
+or shutting down answers 503 with Retry-After, never 500.
+
+These tests use the server's own sessions (no rolled-back test transaction), on committed data.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+from app.auth.service import create_api_key
+from app.config import Settings
+from app.db import read_only
+from app.offers.pdf import PdfRenderer
+from tests.conftest import TEST_DATABASE_URL
+from tests.factories import make_offer, offer_data
+
+on_sqlite = pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("sqlite"), reason="SQLite's one writer"
+)
+on_postgresql = pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("postgresql"), reason="a PostgreSQL server's connections"
+)
+
+
+class SlowRenderer:
+    """The real renderer, after a pause: a long offer's render, made predictable."""
+
+    def __init__(self, renderer: PdfRenderer, seconds: float) -> None:
+        self.renderer = renderer
+        self.seconds = seconds
+        self.started = threading.Event()
+
+    def render_sync(self, html: str) -> bytes:
+        self.started.set()
+        time.sleep(self.seconds)
+        return self.renderer.render_sync(html)
+
+
+@pytest.fixture
+def server(app: FastAPI, _running_client: TestClient, committed: Engine) -> Iterator[TestClient]:
+    """The app with its real sessions: each request opens and ends its own transactions."""
+    app.dependency_overrides.clear()
+    _running_client.headers.clear()
+    yield _running_client
+    _running_client.headers.clear()
+
+
+@pytest.fixture
+def token(committed: Engine) -> str:
+    with Session(committed) as session:
+        _, token = create_api_key(session, "writes", actor="tests")
+    return token
+
+
+def test_a_write_during_a_slow_draft_render_is_answered_at_once(
+    app: FastAPI,
+    server: TestClient,
+    committed: Engine,
+    settings: Settings,
+    token: str,
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        draft = make_offer(session, settings)
+    renderer = app.state.pdf_renderer
+    slow = SlowRenderer(renderer, seconds=3)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    # Not monkeypatch: Starlette's State keeps attributes in a dict monkeypatch cannot restore.
+    app.state.pdf_renderer = slow
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pdf = pool.submit(server.get, f"/api/v1/offers/{draft.id}/pdf", headers=headers)
+            assert slow.started.wait(30)
+            started = time.perf_counter()
+            created = server.post("/api/v1/offers", json=offer_data(), headers=headers)
+            waited = time.perf_counter() - started
+            rendered = pdf.result(timeout=60)
+    finally:
+        app.state.pdf_renderer = renderer
+
+    assert created.status_code == 201, created.text
+    assert rendered.status_code == 200 and rendered.content.startswith(b"%PDF")
+    assert waited < 1, f"the write waited {waited:.1f} s for the render"
+
+
+@on_sqlite
+def test_a_write_that_cannot_get_the_lock_in_time_answers_503(
+    server: TestClient, committed: Engine, settings: Settings, token: str
+) -> None:
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold_the_writer_lock() -> None:
+        with committed.begin() as connection:  # BEGIN IMMEDIATE: SQLite's one writer
+            connection.execute(text("SELECT 1"))
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_writer_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        started = time.perf_counter()
+        response = server.post(
+            "/api/v1/offers", json=offer_data(), headers={"Authorization": f"Bearer {token}"}
+        )
+        waited = time.perf_counter() - started
+    finally:
+        release.set()
+        holder.join(30)
+
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"].isdigit()
+    assert "unavailable" in response.json()["detail"]
+    assert settings.write_wait_seconds <= waited < settings.write_wait_seconds + 2
+
+
+@contextmanager
+def backend_killed_at(engine: Engine, table: str) -> Iterator[list[int]]:
+    """PostgreSQL ends the server connection that is about to read ``table`` (once), as it does
+    to every connection when it shuts down; yields the ended backends' pids."""
+    killed: list[int] = []
+    admin_url = make_url(TEST_DATABASE_URL).set(drivername="postgresql+psycopg")
+
+    def kill(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if killed or f"FROM {table}" not in statement:
+            return
+        pid = connection.connection.dbapi_connection.info.backend_pid
+        killed.append(pid)
+        admin = create_engine(admin_url, poolclass=NullPool)
+        with admin.connect() as other:
+            # Waits (up to 5 s) until the backend is gone, so the statement meets a dead one.
+            other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+        admin.dispose()
+
+    event.listen(engine, "before_cursor_execute", kill)
+    try:
+        yield killed
+    finally:
+        event.remove(engine, "before_cursor_execute", kill)
+
+
+@on_postgresql
+@pytest.mark.parametrize(
+    ("path", "json"), [("/api/v1/offers/{id}/pdf", True), ("/{id}/pdf", False)]
+)
+def test_postgresql_ending_a_connection_mid_request_answers_503(
+    server: TestClient,
+    committed: Engine,
+    settings: Settings,
+    token: str,
+    path: str,
+    json: bool,
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=not json)
+    url = path.format(id=offer.id)
+
+    with backend_killed_at(committed, "offer") as killed:
+        response = server.get(url, headers={"Authorization": f"Bearer {token}"})
+
+    assert killed, "the request never read the offer"
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"].isdigit()
+    if json:
+        assert "unavailable" in response.json()["detail"]
+    else:
+        assert response.headers["content-type"].startswith("text/html")
+        assert "unavailable" in response.text
+    assert server.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+@on_postgresql
+def test_read_only_reports_the_error_that_ended_it(committed: Engine) -> None:
+    with Session(committed) as session:
+        with backend_killed_at(committed, "offer"), pytest.raises(OperationalError) as raised:
+            with read_only(session):
+                session.execute(text("SELECT count(*) FROM offer"))
+
+        assert "terminat" in str(raised.value) or "closed" in str(raised.value)
+        assert not session.in_transaction()
+        assert session.execute(text("SELECT 1")).scalar() == 1
