@@ -35,7 +35,7 @@ def _search(session: Session, term: str, offset: int) -> tuple[Any, int]:
         return service.search_customers(session, term, limit=PAGE_SIZE, offset=offset)
 
 
-@router.get("", name="customers:list_page")
+@router.get("", name="customer_pages:list")
 async def list_page(
     request: Request,
     staff: StaffDep,
@@ -72,7 +72,7 @@ async def _form_page(
     return await render_staff_page(request, "admin/customers/form.html", context, status)
 
 
-@router.get("/new", name="customers:new")
+@router.get("/new", name="customer_pages:new")
 async def new_page(request: Request, staff: StaffDep) -> Response:
     return await _form_page(request, {"language": "en"})
 
@@ -81,7 +81,7 @@ def _values(form: Any) -> dict[str, str]:
     return {name: str(form.get(name, "")) for name in FIELDS}
 
 
-@router.post("/new", name="customers:create")
+@router.post("/new", name="customer_pages:create")
 async def create(request: Request, staff: SalesDep) -> Response:
     values = _values(await request.form())
     try:
@@ -90,7 +90,7 @@ async def create(request: Request, staff: SalesDep) -> Response:
         return await _form_page(request, values, errors=errors_by_field(error.errors()), status=422)
     customer = await in_session(lambda s: service.create_customer(s, data, actor=staff.actor))
     Flash.success(request, f"Customer {customer.company} saved.")
-    return RedirectResponse(request.url_for("customers:edit", customer_id=customer.id), 303)
+    return RedirectResponse(request.url_for("customer_pages:edit", customer_id=customer.id), 303)
 
 
 def _load(session: Session, customer_id: int) -> Customer:
@@ -98,14 +98,14 @@ def _load(session: Session, customer_id: int) -> Customer:
         return service.get_customer(session, customer_id)
 
 
-@router.get("/{customer_id}", name="customers:edit")
+@router.get("/{customer_id}", name="customer_pages:edit")
 async def edit_page(request: Request, customer_id: PathId, staff: StaffDep) -> Response:
     customer = await in_session(lambda s: _load(s, customer_id))
     values = {name: str(getattr(customer, name)) for name in FIELDS}
     return await _form_page(request, values, customer=customer)
 
 
-@router.post("/{customer_id}", name="customers:save")
+@router.post("/{customer_id}", name="customer_pages:save")
 async def save(request: Request, customer_id: PathId, staff: SalesDep) -> Response:
     values = _values(await request.form())
     try:
@@ -118,10 +118,10 @@ async def save(request: Request, customer_id: PathId, staff: SalesDep) -> Respon
         lambda s: service.update_customer(s, customer_id, data, actor=staff.actor)
     )
     Flash.success(request, f"Customer {customer.company} saved. Issued offers keep their copy.")
-    return RedirectResponse(request.url_for("customers:edit", customer_id=customer_id), 303)
+    return RedirectResponse(request.url_for("customer_pages:edit", customer_id=customer_id), 303)
 
 
 CUSTOMER_PAGES = StaffPages(
     router=router,
-    menu=[MenuLink("Customers", "customers:list_page", Role.VIEWER, icon="fa-solid fa-building")],
+    menu=[MenuLink("Customers", "customer_pages:list", Role.VIEWER, icon="fa-solid fa-building")],
 )
