@@ -26,6 +26,7 @@ from starlette.routing import Match
 from app.admin.customers import CUSTOMER_PAGES
 from app.admin.editor import EDITOR_PAGES
 from app.admin.site import mount_staff_site
+from app.admin.terms_pages import TERMS_PAGES
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.delivery import DeliveryWorker
@@ -150,7 +151,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analytics_reports_router)
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
-    mount_staff_site(app, settings, pages=[EDITOR_PAGES, CUSTOMER_PAGES, ANALYTICS_PAGES])
+    mount_staff_site(
+        app, settings, pages=[EDITOR_PAGES, CUSTOMER_PAGES, TERMS_PAGES, ANALYTICS_PAGES]
+    )
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other
     # path starts with /c/).

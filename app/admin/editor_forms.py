@@ -148,7 +148,7 @@ def errors_by_field(details: Any) -> Errors:
     """Pydantic's errors keyed by form field name; the first error of a field wins."""
     errors: Errors = {}
     for detail in details:
-        loc = [str(part) for part in detail["loc"] if part != "body"]
+        loc = [str(part) for part in detail["loc"]]
         name = "-".join(loc) or "form"
         if name == "customer" or name.startswith("customer-") and name.count("-") > 1:
             name = "customer-company"

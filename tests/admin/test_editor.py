@@ -339,3 +339,38 @@ def test_activating_and_revising_ask_first(
         page = web.get(f"/admin/offers/{offer_id}/{step}")
         assert page.status_code == 200 and words in page.text
     assert _offers(db)[0].status == OfferStatus.ISSUED
+
+
+def test_admins_keep_terms_templates_and_others_may_not(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    sales_token = sign_in(web, make_staff(Role.SALES))
+    refused = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": sales_token, "name": "X", "kind": "terms", "body": "Y"},
+    )
+    assert refused.status_code == 403
+    web.cookies.clear()
+    token = sign_in(web, make_staff(Role.ADMIN))
+
+    empty = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": token, "name": "Standard", "kind": "terms", "body": ""},
+    )
+    assert empty.status_code == 422 and 'id="body-error"' in empty.text
+    assert 'value="Standard"' in empty.text
+    saved = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": token, "name": "Standard", "kind": "terms", "body": "Net 30."},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    again = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": token, "name": "Standard", "kind": "notes", "body": "Other"},
+    )
+    assert again.status_code == 422 and "exists already" in again.text
+    with Session(db.get_bind()) as session:
+        assert [(t.name, t.body) for t in terms.list_templates(session)] == [
+            ("Standard", "Net 30.")
+        ]
