@@ -12,3 +12,17 @@ document.addEventListener("DOMContentLoaded", () => {
     nav.classList.toggle("open", open);
   });
 });
+// "Select all" ticks every row of the list for a bulk action (only with JavaScript: without it
+// the rows are ticked one by one).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const box of document.querySelectorAll("input.select-all")) {
+    box.hidden = false;
+    const label = box.parentElement.querySelector(".select-all-label");
+    if (label) label.remove();
+    box.addEventListener("change", () => {
+      for (const row of document.querySelectorAll('input[name="pks"][form="selection-form"]')) {
+        row.checked = box.checked;
+      }
+    });
+  }
+});

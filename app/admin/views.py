@@ -27,7 +27,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app.admin import audit, queries, users
+from app.admin import audit, listfilters, queries, users
 from app.admin.export import csv_export
 from app.admin.models import AuditLogEntry, Role, StaffUser
 from app.admin.passwords import MAX_LENGTH, MIN_LENGTH
@@ -42,7 +42,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
-from app.templating import format_date
+from app.templating import format_date, format_money
 from app.tracking import service as tracking_service
 from app.tracking import stages as stages_service
 from app.tracking.models import OrderStage, StageUpdate
@@ -151,6 +151,30 @@ def _tracking_id(model: Offer, attribute: str) -> str:
     return hyphenate_tracking_id(model.tracking_id)
 
 
+def _gross_total(model: Offer, attribute: str) -> str:
+    # The lines come with the row (selectin): the same pricing code as the API and the PDF.
+    return format_money(compute_totals(model.lines, model.currency).gross, model.currency)
+
+
+def _owners(session: Session) -> list[tuple[str, str]]:
+    with read_only(session):
+        rows = session.exec(select(StaffUser).order_by(col(StaffUser.email))).all()
+        return [(str(user.id), user.full_name or user.email) for user in rows]
+
+
+async def _offer_list_state(request: Request) -> None:
+    """What the list's filter form offers, for the template (sqladmin passes no extras)."""
+    owners = await in_session(_owners)
+    request.state.filter_fields = listfilters.OFFER_FIELDS
+    request.state.filter_choices = {"owner": [("", "Anyone"), ("mine", "Mine"), *owners]}
+
+
+def _offer_list_query(request: Request, stmt: Select[Any]) -> Select[Any]:
+    staff = getattr(request.state, "staff", None)
+    conditions = listfilters.offer_conditions(request, staff.id if staff else None)
+    return listfilters.apply(stmt, conditions)
+
+
 class OfferAdmin(StaffModelView, model=Offer):
     name = "Offer"
     name_plural = "Offers"
@@ -161,6 +185,7 @@ class OfferAdmin(StaffModelView, model=Offer):
         Offer.customer_company,
         Offer.customer_reference,
         Offer.status,
+        "gross_total",
         Offer.valid_until,
         Offer.created_at,
     ]
@@ -168,12 +193,15 @@ class OfferAdmin(StaffModelView, model=Offer):
         Offer.tracking_id: "Tracking ID",
         Offer.customer_company: "Company",
         Offer.customer_reference: "Customer reference",
+        Offer.status: "Status",
+        "gross_total": "Total (gross)",
         Offer.valid_until: "Valid until",
         Offer.created_at: "Created",
     }
     column_formatters: ClassVar[Any] = {
         Offer.tracking_id: _tracking_id,
         Offer.status: _status_label,
+        "gross_total": _gross_total,
         Offer.created_at: _when,
     }
     column_searchable_list: ClassVar[Any] = [
@@ -208,6 +236,13 @@ class OfferAdmin(StaffModelView, model=Offer):
 
     def search_placeholder(self) -> str:
         return "Tracking ID or offer ID (any spelling), company, reference"
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return _offer_list_query(request, super().list_query(request))
+
+    async def list(self, request: Request) -> Any:
+        await _offer_list_state(request)
+        return await super().list(request)
 
     def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
         return stmt.where(queries.offer_search(term))
@@ -278,6 +313,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         Offer.customer_reference,
         "current_stage",
         "expected_delivery",
+        "gross_total",
         Offer.ordered_at,
         Offer.activated_by,
     ]
@@ -287,6 +323,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         Offer.customer_reference: "Customer reference",
         "current_stage": "Current stage",
         "expected_delivery": "Expected delivery",
+        "gross_total": "Total (gross)",
         Offer.ordered_at: "Ordered",
         Offer.activated_by: "Activated by",
     }
@@ -294,6 +331,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         Offer.tracking_id: _tracking_id,
         "current_stage": _current_stage,
         "expected_delivery": _expected,
+        "gross_total": _gross_total,
         Offer.ordered_at: _when,
     }
     column_searchable_list = OfferAdmin.column_searchable_list
@@ -310,7 +348,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         return stmt.where(queries.offer_search(term))
 
     def list_query(self, request: Request) -> Select[Any]:
-        return select(Offer).where(_is_order())
+        return _offer_list_query(request, select(Offer).where(_is_order()))
 
     def count_query(self, request: Request) -> Select[Any]:
         return super().count_query(request).where(_is_order())
@@ -319,6 +357,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         return super().details_query(request).where(_is_order())
 
     async def list(self, request: Request) -> Any:
+        await _offer_list_state(request)
         pagination = await super().list(request)
         ids = [row.id for row in pagination.rows]
         request.state.order_progress = await in_session(
@@ -511,6 +550,16 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         StaffUser.last_login_at,
         StaffUser.created_at,
     ]
+    column_labels: ClassVar[Any] = {
+        StaffUser.email: "E-mail",
+        StaffUser.role: "Role",
+        StaffUser.is_active: "Active",
+        StaffUser.last_login_at: "Last sign-in",
+        StaffUser.created_at: "Created",
+        StaffUser.updated_at: "Changed",
+        StaffUser.full_name: "Name",
+        StaffUser.phone: "Phone",
+    }
     column_details_exclude_list: ClassVar[Any] = [
         StaffUser.password_hash,
         StaffUser.session_version,
@@ -591,6 +640,13 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
         ApiKey.last_used_at,
         ApiKey.revoked_at,
     ]
+    column_labels: ClassVar[Any] = {
+        ApiKey.name: "Name",
+        ApiKey.prefix: "Starts with",
+        ApiKey.created_at: "Created",
+        ApiKey.last_used_at: "Last used",
+        ApiKey.revoked_at: "Revoked",
+    }
     column_details_exclude_list: ClassVar[Any] = [ApiKey.token_hash]
     column_export_list: ClassVar[Any] = [
         ApiKey.name,
@@ -666,8 +722,18 @@ class AuditLogAdmin(StaffModelView, model=AuditLogEntry):
     ]
     column_labels: ClassVar[Any] = {
         AuditLogEntry.occurred_at: "When",
+        AuditLogEntry.actor: "Who",
+        AuditLogEntry.action: "Action",
+        AuditLogEntry.summary: "What happened",
         AuditLogEntry.offer_id: "Offer",
     }
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return listfilters.apply(super().list_query(request), listfilters.audit_conditions(request))
+
+    async def list(self, request: Request) -> Any:
+        request.state.filter_fields = listfilters.AUDIT_FIELDS
+        return await super().list(request)
 
 
 ALL_VIEWS: list[type[StaffModelView]] = [
