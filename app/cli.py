@@ -85,14 +85,17 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
 
 @cli.command("worker")
 def webhook_worker() -> None:
-    """Deliver webhook events until stopped (Ctrl+C or SIGTERM); any number may run."""
+    """Deliver webhook events and mails until stopped (Ctrl+C or SIGTERM); any number may run."""
     import signal
     import threading
 
     from app.analytics.delivery import DeliveryWorker
     from app.db import get_engine
+    from app.notifications.worker import MailWorker
     from app.restore import claim_database
+    from app.subscribers import wire
 
+    wire()
     try:
         claim = claim_database(get_settings())  # `offertrack restore` waits for us to stop
     except ConfigError as exc:
@@ -100,11 +103,16 @@ def webhook_worker() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    worker = DeliveryWorker(get_engine(), get_settings())
-    worker.start()
-    typer.echo(f"Delivering webhooks from {_display_url()}; Ctrl+C stops.", err=True)
+    workers: list[DeliveryWorker | MailWorker] = [
+        DeliveryWorker(get_engine(), get_settings()),
+        MailWorker(get_engine(), get_settings()),
+    ]
+    for worker in workers:
+        worker.start()
+    typer.echo(f"Delivering webhooks and mails from {_display_url()}; Ctrl+C stops.", err=True)
     stop.wait()
-    worker.stop()
+    for worker in workers:
+        worker.stop()
     if claim is not None:
         claim.release()
 
@@ -126,7 +134,9 @@ def demo() -> None:
 
     from app.db import get_engine
     from app.demo import demo_links, load_demo_data
+    from app.subscribers import wire
 
+    wire()  # the demo accepts and activates offers, which publishes events
     settings = get_settings()
     with Session(get_engine(), expire_on_commit=False) as session:
         created = load_demo_data(session, settings=settings)

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     webhook_max_failures: int = Field(default=20, ge=1)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # Mail: `smtp://user:pass@host:587` (STARTTLS) or `smtps://user:pass@host:465` (TLS). Empty
+    # (the default): mails are written as .eml files under {var_dir}/mail/ instead of sent.
+    smtp_url: str = ""
+    # The From of every mail; empty: the company's name and e-mail address.
+    mail_from: str = ""
+    mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0)
+    mail_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    mail_lease_seconds: float = Field(default=120.0, gt=0)
+    # Staff alerts about offers that have no owner go here; empty: the company's e-mail.
+    sales_email: str = ""
+    # "Expiring soon" alerts go out this many days before an offer's validity ends.
+    alert_expiring_days: int = Field(default=3, ge=1, le=60)
+
     # Webhooks never reach loopback, private, link-local and other internal addresses unless
     # their network is listed here, e.g. '["10.20.0.0/16"]' for a receiver on the LAN.
     webhook_allowed_networks: list[IPvAnyNetwork] = []
@@ -114,6 +128,13 @@ class Settings(BaseSettings):
         for prefix in ("postgresql://", "postgres://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value.removeprefix(prefix)
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("use smtp://host:587 (STARTTLS) or smtps://host:465 (TLS)")
         return value
 
     @field_validator("timezone")

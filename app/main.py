@@ -25,6 +25,7 @@ from starlette.routing import Match
 
 from app.admin.customers import CUSTOMER_PAGES
 from app.admin.editor import EDITOR_PAGES
+from app.admin.notification_pages import notification_pages
 from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
 from app.analytics import outbox, rollup
@@ -40,6 +41,9 @@ from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessabl
 from app.health import ReadinessCheck
 from app.health import router as health_router
 from app.metrics import worker_stopped
+from app.notifications.router import FormLimits
+from app.notifications.router import router as notifications_router
+from app.notifications.worker import MailWorker
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
@@ -51,6 +55,7 @@ from app.security import (
     body_too_large_detail,
     secure_response,
 )
+from app.subscribers import wire
 from app.templating import render, templates
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import page_cache
@@ -70,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     check_configuration(settings)  # production: a long secret key, https (or a TLS proxy)
     settings.resolved_secret_key()
+    wire()  # who reacts to which domain event, before the first request publishes one
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,8 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.readiness = ReadinessCheck(settings)
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
+        mail_worker = MailWorker(get_engine(), settings)
         if settings.webhook_worker:
             worker.start()
+            mail_worker.start()
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -101,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             worker.stop()
+            mail_worker.stop()
             housekeeping.cancel()
             scan_log.close()
             renderer.shutdown()
@@ -130,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
     app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    app.state.notification_limits = FormLimits()
     page_cache.ttl = settings.page_cache_seconds
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)
@@ -143,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     app.add_api_route("/admin", to_staff_site, include_in_schema=False)
     app.include_router(tracking_router)
+    app.include_router(notifications_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
     app.include_router(customers_router)
@@ -152,7 +163,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
     mount_staff_site(
-        app, settings, pages=[EDITOR_PAGES, CUSTOMER_PAGES, TERMS_PAGES, ANALYTICS_PAGES]
+        app,
+        settings,
+        pages=[
+            EDITOR_PAGES,
+            CUSTOMER_PAGES,
+            TERMS_PAGES,
+            ANALYTICS_PAGES,
+            notification_pages(settings),
+        ],
     )
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other

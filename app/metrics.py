@@ -66,6 +66,20 @@ WEBHOOK_FAILURES = Counter(
     "Webhook delivery attempts that failed (network error or non-2xx answer).",
 )
 
+# Fed by the mail worker (app.notifications.delivery) after each pass over its outbox.
+MAIL_OUTBOX_DEPTH = Gauge(
+    "offertrack_mail_outbox_depth",
+    "Mails waiting in the outbox to be sent (as seen by the last mail worker pass).",
+    multiprocess_mode="mostrecent",
+)
+MAIL_FAILURES = Counter(
+    "offertrack_mail_delivery_failures",
+    "Mail delivery attempts that failed (server away, deferred or refused).",
+)
+MAILS_SENT = Counter(
+    "offertrack_mails_sent", "Mails handed to the SMTP server (or written to disk)."
+)
+
 
 def prepare_multiprocess_dir(var_dir: Path) -> Path:
     """An empty directory for the workers' metric files; call before the workers start."""

@@ -15,11 +15,23 @@ from app.analytics.models import (
 from app.auth.models import ApiKey
 from app.customers.models import Customer
 from app.db import metadata
+from app.notifications.models import (
+    AlertPreference,
+    MailOutbox,
+    OrderSubscription,
+    StaffAlert,
+    UpdateFanout,
+)
 from app.offers.models import Offer, OfferLine, OfferPdf, TermsTemplate
 from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
     "ApiKey",
+    "AlertPreference",
+    "MailOutbox",
+    "StaffAlert",
+    "OrderSubscription",
+    "UpdateFanout",
     "AuditLogEntry",
     "LoginFailure",
     "Campaign",

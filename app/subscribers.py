@@ -7,6 +7,8 @@ workers. Wiring is code, identical for every app in a process, so a second call 
 
 import threading
 
+from sqlmodel import Session
+
 from app.events import EventBus, bus
 
 _lock = threading.Lock()
@@ -23,3 +25,19 @@ def wire(target: EventBus = bus) -> EventBus:
 
 def _subscribe(target: EventBus) -> None:
     """Each package's reactions. Analytics (conversions, webhooks) and notifications add theirs."""
+    from app.analytics import outbox
+    from app.notifications import alerts, subscriptions
+    from app.notifications.events import OfferAlertRaised
+    from app.offers.events import OfferAccepted, OfferDeclined
+    from app.tracking.events import ScanRecorded, StageUpdated
+
+    target.subscribe(StageUpdated, subscriptions.on_stage_updated)
+    target.subscribe(ScanRecorded, alerts.on_scan_recorded)
+    target.subscribe(OfferAccepted, alerts.on_offer_accepted)
+    target.subscribe(OfferDeclined, alerts.on_offer_declined)
+
+    def alert_webhook(session: Session, event: OfferAlertRaised) -> None:
+        # Staff alerts are webhook events too: offer.scanned, offer.question, ...
+        outbox.emit(session, f"offer.{event.kind}", event.data)
+
+    target.subscribe(OfferAlertRaised, alert_webhook)

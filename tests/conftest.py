@@ -46,11 +46,15 @@ from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, get_session_factory, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.subscribers import wire  # noqa: E402
 from app.tracking.pagecache import page_cache  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
 from app.tracking.router import get_scan_log  # noqa: E402
 from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
+
+# Tests call services directly too, without create_app: the composition root wires first.
+wire()
 
 SEEDED_TABLES = {"order_stage"}
 

@@ -2,7 +2,7 @@
 existing offers backfilled into customer records
 
 Revision ID: c0570e000001
-Revises: a1c0ffee0001
+Revises: d5a0e6b3c8f1
 Create Date: 2026-12-06 18:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c0570e000001"
-down_revision: str | None = "a1c0ffee0001"
+down_revision: str | None = "d5a0e6b3c8f1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -31,8 +31,24 @@ WEBHOOK_EVENT_TYPES = (
     "conversion.created",
     "offer.accepted",
     "order.stage_changed",
+    # Staff alerts (app.notifications.alerts), the same moments a salesperson is told of.
+    "offer.scanned",
+    "offer.declined",
+    "offer.expiring",
+    "offer.expired",
+    "offer.question",
 )
-EventType = Literal["scan.created", "conversion.created", "offer.accepted", "order.stage_changed"]
+EventType = Literal[
+    "scan.created",
+    "conversion.created",
+    "offer.accepted",
+    "order.stage_changed",
+    "offer.scanned",
+    "offer.declined",
+    "offer.expiring",
+    "offer.expired",
+    "offer.question",
+]
 
 
 def _web_url(value: str) -> str:

@@ -17,7 +17,9 @@ from app.config import Settings
 from app.customers import service as customers_service
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
+from app.events import publish
 from app.offers import ids
+from app.offers.events import OfferAccepted, OfferDeclined
 from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 
@@ -467,6 +469,7 @@ def accept_offer(
         {"signer_name": signer_name, "po_number": po_number},
     )
     conversions.record_offer_conversion(session, offer, conversions.OFFER_ACCEPTED)
+    publish(session, OfferAccepted(offer_id=offer.id, signer_name=signer_name, po_number=po_number))
     session.commit()
     return offer
 
@@ -480,5 +483,6 @@ def decline_offer(session: Session, offer_id: str, *, reason: str, settings: Set
     offer.declined_at = offer.updated_at = utcnow()
     session.add(offer)
     _audit(session, offer, CUSTOMER, "decline", "Declined by the customer", {"reason": reason})
+    publish(session, OfferDeclined(offer_id=offer.id, reason=reason))
     session.commit()
     return offer

@@ -26,7 +26,6 @@ from app.db import (
 from app.observability import LabelledRoute
 from app.offers import service as offers_service
 from app.offers.documents import offer_pdf
-from app.offers.models import OfferStatus
 from app.offers.router import RendererDep, pdf_response
 from app.requestguard import is_head
 from app.templating import html_response, is_htmx, render, render_html
@@ -112,7 +111,9 @@ def _host_of(url: str) -> str | None:
 
 
 def _has_forms(page: service.TrackingPage) -> bool:
-    return page.code.form == CodeForm.FULL and page.status == OfferStatus.ISSUED
+    # An order's page, by either code, has "Get updates by e-mail"; an offer's (full ULID)
+    # has "Ask a question", and while it is issued the accept and decline forms.
+    return page.timeline is not None or page.code.form == CodeForm.FULL
 
 
 def _render_page(request: Request, page: service.TrackingPage, *, csrf: str, **extra: Any) -> str:

@@ -12,11 +12,13 @@ from app.analytics import conversions, outbox
 from app.config import Settings
 from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
+from app.events import publish
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
 from app.tracking.codes import TrackingCode, parse_tracking_code
+from app.tracking.events import StageUpdated
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
 from app.tracking.pagecache import CachedPage
 from app.tracking.scanlog import ScanLog
@@ -208,7 +210,37 @@ def _append_update(
         "order.stage_changed",
         outbox.stage_data(offer, stage.key, stage.label, update.happened_at),
     )
+    publish(session, _stage_updated(session, update, stage))
     return update
+
+
+def _stage_updated(session: Session, update: StageUpdate, stage: OrderStage) -> StageUpdated:
+    assert update.id is not None
+    earlier_date = session.execute(
+        select(col(StageUpdate.expected_delivery_date))
+        .where(
+            StageUpdate.offer_id == update.offer_id,
+            col(StageUpdate.id) != update.id,
+            col(StageUpdate.expected_delivery_date).is_not(None),
+        )
+        .order_by(col(StageUpdate.happened_at).desc(), col(StageUpdate.id).desc())
+        .limit(1)
+    ).scalar()
+    last_position = max(s.position for s in list_stages(session))
+    return StageUpdated(
+        offer_id=update.offer_id,
+        stage_update_id=update.id,
+        stage_key=stage.key,
+        stage_label=stage.label,
+        happened_at=update.happened_at,
+        public_note=update.public_note,
+        expected_delivery_date=update.expected_delivery_date,
+        expected_delivery_changed=(
+            update.expected_delivery_date is not None
+            and update.expected_delivery_date != earlier_date
+        ),
+        is_final=stage.position == last_position,
+    )
 
 
 def _audit_stage_update(

@@ -1,0 +1,284 @@
+"""Mail delivery: the worker sends outbox rows, at least once, with exponential backoff.
+
+The webhook worker's design (app.analytics.delivery): a worker leases a batch of due rows
+(``locked_until``) in a short transaction, on PostgreSQL with SELECT ... FOR UPDATE SKIP LOCKED,
+on SQLite under its writer lock; a worker killed mid-batch leaves leases that expire and the
+mails are sent again, with the same Message-ID.
+
+SMTP is the standard library's smtplib, in the worker's thread: the worker is a thread doing
+blocking database work already (as the webhook worker does with urllib), smtplib is maintained
+with Python itself and does STARTTLS, implicit TLS and AUTH; an asyncio client (aiosmtplib)
+would need an event loop inside that thread and buy nothing here.
+"""
+
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
+
+from app.config import Settings
+from app.db import utcnow
+from app.metrics import MAIL_FAILURES, MAIL_OUTBOX_DEPTH, MAILS_SENT
+from app.notifications.mail import sender
+from app.notifications.models import MailOutbox
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 100
+KEEP_SENT = timedelta(days=7)
+
+_mail = MailOutbox.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ClaimedMail:
+    id: int
+    recipient: str
+    message: bytes
+    attempts: int
+    message_id: str
+
+
+class TransientFailure(Exception):
+    """Try again later: the server is away, busy (4xx), or the connection broke."""
+
+
+class PermanentFailure(Exception):
+    """The server refused this mail for good (5xx): it is not tried again."""
+
+
+class Deferred(Exception):
+    """The server put off this one mail (4xx, e.g. greylisting); the session goes on."""
+
+
+class Transport(Protocol):
+    def send(self, mail: ClaimedMail) -> None: ...
+
+
+def backoff(attempts: int, settings: Settings) -> timedelta:
+    """Wait before the next attempt: base, 2 x base, 4 x base ... capped."""
+    seconds = settings.mail_retry_base_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.mail_retry_max_seconds))
+
+
+def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[ClaimedMail]:
+    """Lease up to ``limit`` due mails to this worker."""
+    now = utcnow()
+    query = (
+        select(_mail.id, _mail.recipient, _mail.message, _mail.attempts, _mail.message_id)
+        .where(_mail.sent_at.is_(None), _mail.failed_at.is_(None), _mail.next_attempt_at <= now)
+        .where(or_(_mail.locked_until.is_(None), _mail.locked_until < now))
+        .order_by(_mail.id)
+        .limit(limit)
+    )
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        found: Sequence[Any] = connection.execute(query).all()
+        rows = [ClaimedMail(*row) for row in found]
+        if rows:
+            lease = now + timedelta(seconds=settings.mail_lease_seconds)
+            connection.execute(
+                update(MailOutbox)
+                .where(_mail.id.in_([row.id for row in rows]))
+                .values(locked_until=lease)
+            )
+    return rows
+
+
+class SmtpTransport:
+    """One SMTP session for a batch of mails, opened on the first mail."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._url = urlsplit(settings.smtp_url)
+        self._client: smtplib.SMTP | None = None
+        self._envelope_from = sender(settings)[1]
+
+    def _connect(self) -> smtplib.SMTP:
+        url, timeout = self._url, self._settings.mail_timeout_seconds
+        host = url.hostname or "localhost"
+        context = ssl.create_default_context()
+        client: smtplib.SMTP
+        if url.scheme == "smtps":
+            client = smtplib.SMTP_SSL(host, url.port or 465, timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(host, url.port or 587, timeout=timeout)
+            client.ehlo()
+            if client.has_extn("starttls"):
+                client.starttls(context=context)
+                client.ehlo()
+            elif url.username:
+                client.close()  # never send a password in the clear
+                raise TransientFailure(f"{host} offers no STARTTLS; refusing to log in")
+        if url.username:
+            client.login(unquote(url.username), unquote(url.password or ""))
+        return client
+
+    def send(self, mail: ClaimedMail) -> None:
+        try:
+            if self._client is None:
+                self._client = self._connect()
+            self._client.sendmail(self._envelope_from, [mail.recipient], mail.message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise _classified(code, reply) from exc
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            raise _classified(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self._client = None  # the session is in an unknown state: a new one next time
+            raise TransientFailure(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.quit()
+            except (smtplib.SMTPException, OSError):
+                pass  # the mails are sent; a session that ends badly changes nothing
+            self._client = None
+
+
+def _classified(code: int, reply: bytes | str) -> Exception:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+    message = f"SMTP {code}: {text}"
+    return PermanentFailure(message) if 500 <= code < 600 else Deferred(message)
+
+
+class FileTransport:
+    """No SMTP configured (development): each mail becomes ``{var_dir}/mail/<id>.eml``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, mail: ClaimedMail) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{mail.id:08d}.eml"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(mail.message)
+        temporary.replace(path)  # a reader never sees half a mail; a retry writes the same file
+        log.info("mail %s written to %s (no OFFERTRACK_SMTP_URL set)", mail.id, path)
+
+    def close(self) -> None:
+        pass
+
+
+def mail_directory(settings: Settings) -> Path:
+    return settings.var_dir / "mail"
+
+
+@contextmanager
+def transport_for(settings: Settings) -> Iterator[SmtpTransport | FileTransport]:
+    transport: SmtpTransport | FileTransport = (
+        SmtpTransport(settings) if settings.smtp_url else FileTransport(mail_directory(settings))
+    )
+    try:
+        yield transport
+    finally:
+        transport.close()
+
+
+def mark_sent(engine: Engine, mail: ClaimedMail) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(MailOutbox)
+            .where(_mail.id == mail.id)
+            .values(sent_at=utcnow(), attempts=mail.attempts + 1, locked_until=None, last_error="")
+        )
+    MAILS_SENT.inc()
+
+
+def mark_failed(
+    engine: Engine, mails: Sequence[ClaimedMail], error: str, settings: Settings, *, final: bool
+) -> None:
+    """A refused mail is kept as failed; mails that met a transient failure wait and retry."""
+    now = utcnow()
+    with engine.begin() as connection:
+        for mail in mails:
+            attempts = mail.attempts + 1
+            values: dict[str, Any] = {
+                "attempts": attempts,
+                "locked_until": None,
+                "last_error": error[:500],
+            }
+            if final:
+                values["failed_at"] = now
+            else:
+                values["next_attempt_at"] = now + backoff(attempts, settings)
+            connection.execute(update(MailOutbox).where(_mail.id == mail.id).values(values))
+    MAIL_FAILURES.inc(len(mails))
+
+
+def extend_lease(engine: Engine, mails: Sequence[ClaimedMail], settings: Settings) -> None:
+    lease = utcnow() + timedelta(seconds=settings.mail_lease_seconds)
+    with engine.begin() as connection:
+        connection.execute(
+            update(MailOutbox)
+            .where(_mail.id.in_([mail.id for mail in mails]))
+            .values(locked_until=lease)
+        )
+
+
+def deliver_batch(engine: Engine, settings: Settings) -> int:
+    """Claim and send one batch over one connection; returns how many mails were settled
+    before the server (if it did) went away."""
+    mails = claim(engine, settings)
+    if not mails:
+        return 0
+    leased_at = time.monotonic()
+    with transport_for(settings) as transport:
+        for index, mail in enumerate(mails):
+            if time.monotonic() - leased_at > settings.mail_lease_seconds / 2:
+                # A slow batch keeps its mails: another worker must not send them meanwhile.
+                extend_lease(engine, mails[index:], settings)
+                leased_at = time.monotonic()
+            try:
+                transport.send(mail)
+            except PermanentFailure as exc:
+                log.warning("mail %s refused for good: %s", mail.id, exc)
+                mark_failed(engine, [mail], str(exc), settings, final=True)
+                continue
+            except Deferred as exc:
+                log.info("mail %s deferred by the server: %s", mail.id, exc)
+                mark_failed(engine, [mail], str(exc), settings, final=False)
+                continue
+            except TransientFailure as exc:
+                # The server is away or broke the session: the rest of the batch waits with it.
+                log.warning("mail %s not sent, retrying later: %s", mail.id, exc)
+                mark_failed(engine, mails[index:], str(exc), settings, final=False)
+                return index
+            mark_sent(engine, mail)
+    return len(mails)
+
+
+def backlog(engine: Engine) -> int:
+    """Mails waiting to be sent (failed for good ones not counted), for the operators' metric."""
+    query = (
+        select(func.count())
+        .select_from(MailOutbox)
+        .where(_mail.sent_at.is_(None), _mail.failed_at.is_(None))
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def update_backlog_metric(engine: Engine) -> int:
+    waiting = backlog(engine)
+    MAIL_OUTBOX_DEPTH.set(waiting)
+    return waiting
+
+
+def purge_sent(engine: Engine) -> None:
+    """Sent mails (their addresses and contents) go KEEP_SENT after sending."""
+    cutoff = utcnow() - KEEP_SENT
+    with engine.begin() as connection:
+        connection.execute(
+            delete(MailOutbox).where(and_(_mail.sent_at.is_not(None), _mail.sent_at < cutoff))
+        )

@@ -1,0 +1,102 @@
+"""For procurement systems: an order's public updates as an Atom feed, and its expected
+delivery as an iCalendar event. Both show what the order's page shows for the same code and
+nothing more: the tracking ID's feed has no prices, lines or contacts (only stage updates and
+their public notes, which the tracking ID's page shows too)."""
+
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
+from icalendar import Calendar, Event
+from sqlmodel import Session
+
+from app.config import Settings
+from app.db import read_only, utcnow
+from app.errors import NotFound
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer, OfferStatus
+from app.tracking import service as tracking_service
+from app.tracking.codes import TrackingCode
+from app.tracking.service import Timeline
+
+
+class NoDeliveryDate(NotFound):
+    def __init__(self, tracking_id: str) -> None:
+        super().__init__(
+            f"Order {hyphenate_tracking_id(tracking_id)} has no expected delivery date yet."
+        )
+
+
+def _order(session: Session, code: TrackingCode) -> tuple[Offer, Timeline]:
+    offer = tracking_service.find_by_code(session, code)
+    if offer.status != OfferStatus.ORDERED:
+        raise tracking_service.CodeNotFound()
+    return offer, tracking_service.build_timeline(session, offer)
+
+
+def order_feed(session: Session, code: TrackingCode, *, settings: Settings) -> bytes:
+    """The order's stage updates, newest first, as an Atom 1.0 document."""
+    with read_only(session):
+        offer, timeline = _order(session, code)
+    page_url = f"{settings.public_base_url}/{code.value}"
+    shown = hyphenate_tracking_id(offer.tracking_id)
+    feed = FeedGenerator()
+    feed.id(page_url)
+    feed.title(f"Order {shown} · {settings.company_name}")
+    feed.author({"name": settings.company_name})
+    feed.link(href=page_url, rel="alternate")
+    feed.link(href=f"{page_url}/feed.atom", rel="self")
+    feed.updated(_newest(timeline, offer))
+    for update, stage in reversed(timeline.updates):  # feedgen puts the last added first
+        entry = feed.add_entry()
+        entry.id(f"{page_url}#update-{update.id}")
+        entry.title(stage.label)
+        entry.updated(update.happened_at)
+        entry.published(update.happened_at)
+        entry.link(href=page_url)
+        entry.content(_entry_text(update.public_note, update.expected_delivery_date), type="text")
+    atom: bytes = feed.atom_str(pretty=True)
+    return atom
+
+
+def _newest(timeline: Timeline, offer: Offer) -> datetime:
+    moments = [update.happened_at for update, _ in timeline.updates]
+    return max(moments, default=offer.ordered_at or offer.updated_at)
+
+
+def _entry_text(note: str, expected: object) -> str:
+    lines = [note] if note else []
+    if expected:
+        lines.append(f"Expected delivery: {expected}")
+    return "\n".join(lines) or "Stage reached."
+
+
+def delivery_calendar(session: Session, code: TrackingCode, *, settings: Settings) -> bytes:
+    """The expected delivery date as an all-day iCalendar event; NoDeliveryDate without one.
+
+    Its UID is the order's, and its SEQUENCE the number of updates, so a calendar that
+    imports it again moves the event rather than adding a second one."""
+    with read_only(session):
+        offer, timeline = _order(session, code)
+    if timeline.expected_delivery is None:
+        raise NoDeliveryDate(offer.tracking_id)
+    page_url = f"{settings.public_base_url}/{code.value}"
+    shown = hyphenate_tracking_id(offer.tracking_id)
+    calendar = Calendar()
+    calendar.add("prodid", "-//OfferTrack//Order delivery//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    host = urlsplit(settings.public_base_url).hostname or "offertrack"
+    event.add("uid", f"delivery-{offer.tracking_id}@{host}")
+    event.add("dtstamp", utcnow())
+    event.add("sequence", len(timeline.updates))
+    event.add("dtstart", timeline.expected_delivery)
+    event.add("dtend", timeline.expected_delivery + timedelta(days=1))
+    event.add("summary", f"Delivery of order {shown} ({settings.company_name})")
+    event.add("description", f"Expected delivery of order {shown}. Follow it: {page_url}")
+    event.add("url", page_url)
+    event.add("transp", "TRANSPARENT")
+    calendar.add_component(event)
+    ical: bytes = calendar.to_ical()
+    return ical

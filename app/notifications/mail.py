@@ -1,0 +1,187 @@
+"""Mail, queued: a service adds a mail to the outbox in its own transaction; the worker sends it.
+
+No request ever waits for SMTP. ``queue_mail`` builds the whole message at once (multipart
+text and HTML, attachments, a ``Message-ID`` derived from the caller's dedupe key) and adds it
+as one ``mail_outbox`` row to the caller's session: the caller's commit writes the change and
+its mail together, a rollback drops both, and queueing the same key twice adds one mail. The
+worker (app.notifications.delivery) sends it at least once.
+"""
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from app.config import Settings, get_settings
+from app.db import utcnow
+from app.errors import Unprocessable
+from app.notifications.models import MailOutbox
+from app.notifications.templates import RenderedMail
+
+MAX_SUBJECT = 300
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+
+class InvalidAddress(Unprocessable):
+    """An e-mail address that cannot receive mail; the message says what is wrong with it."""
+
+    def __init__(self, detail: str, loc: Sequence[str | int] = ("body", "email")) -> None:
+        super().__init__(detail, loc=tuple(loc))
+
+
+def normalize_address(value: str, *, loc: Sequence[str | int] = ("body", "email")) -> str:
+    """The address in its normalized form, or InvalidAddress with a reason a person can act on.
+
+    email-validator rather than a regular expression: it knows RFC 5322's and 6531's syntax,
+    internationalized domains and the special-use domains; no DNS lookup (that would make a
+    form wait on the network, and a test depend on it).
+    """
+    try:
+        return str(validate_email(value.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise InvalidAddress(str(exc), loc) from exc
+
+
+def sender(settings: Settings) -> tuple[str, str]:
+    """The From header's display name and address: OFFERTRACK_MAIL_FROM, else the company's."""
+    if settings.mail_from:
+        name, address = parseaddr(settings.mail_from)
+        return name, address
+    return settings.company_name, settings.company_email
+
+
+def message_id_for(dedupe_key: str, settings: Settings) -> str:
+    """A Message-ID that is a function of the dedupe key: the same event gives the same id."""
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]
+    domain = sender(settings)[1].rpartition("@")[2] or "offertrack.invalid"
+    return f"<{digest}@{domain}>"
+
+
+def build_message(
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    attachments: Sequence[Attachment] = (),
+    reply_to: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    settings: Settings,
+) -> EmailMessage:
+    """The RFC 5322 message: text and HTML alternatives, then any attachments."""
+    message = EmailMessage(policy=SMTP)
+    name, address = sender(settings)
+    message["From"] = Address(display_name=name, addr_spec=address)
+    message["To"] = to
+    message["Subject"] = " ".join(subject.split())[:MAX_SUBJECT]
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = message_id
+    if reply_to:
+        message["Reply-To"] = reply_to
+    for header, value in (headers or {}).items():
+        message[header] = value
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
+    return message
+
+
+def queue_mail(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    dedupe_key: str,
+    attachments: Sequence[Attachment] = (),
+    reply_to: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    category: str = "",
+    settings: Settings | None = None,
+) -> str:
+    """Add one mail to the caller's transaction (the caller commits); returns its Message-ID.
+
+    ``dedupe_key`` names the event the mail reports (``offer-sent:<ulid>``): queueing the same
+    key again, in a retried request or a redelivered event, adds nothing. ``to`` must be valid
+    (InvalidAddress otherwise, with the field ``body.email``)."""
+    settings = settings or get_settings()
+    recipient = normalize_address(to, loc=("body", "to"))
+    message_id = message_id_for(dedupe_key, settings)
+    message = build_message(
+        to=recipient,
+        subject=subject,
+        text=text,
+        html=html,
+        message_id=message_id,
+        attachments=attachments,
+        reply_to=normalize_address(reply_to, loc=("body", "reply_to")) if reply_to else None,
+        headers=headers,
+        settings=settings,
+    )
+    now = utcnow()
+    row = {
+        "dedupe_key": dedupe_key[:200],
+        "message_id": message_id,
+        "category": category[:40],
+        "recipient": recipient,
+        "subject": str(message["Subject"]),
+        "message": message.as_bytes(),
+        "created_at": now,
+        "next_attempt_at": now,
+        "attempts": 0,
+        "last_error": "",
+    }
+    session.execute(_insert_once(session, row))
+    return message_id
+
+
+def queue_rendered(
+    session: Session,
+    mail: RenderedMail,
+    *,
+    to: str,
+    dedupe_key: str,
+    category: str,
+    settings: Settings,
+    **options: Any,
+) -> str:
+    """``queue_mail`` for a mail rendered from templates (app.notifications.templates)."""
+    return queue_mail(
+        session,
+        to=to,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        dedupe_key=dedupe_key,
+        category=category,
+        settings=settings,
+        **options,
+    )
+
+
+def _insert_once(session: Session, row: dict[str, Any]) -> Insert:
+    # Both databases say ON CONFLICT DO NOTHING; SQLAlchemy builds it per dialect.
+    dialect = session.connection().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(MailOutbox).values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])

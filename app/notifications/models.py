@@ -1,0 +1,117 @@
+"""Notification tables: the mail outbox. The schema itself comes from Alembic migrations."""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, utcnow
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class MailOutbox(SQLModel, table=True):
+    """One mail, written in the transaction of the change it reports, sent later by the worker.
+
+    The message is stored as the exact bytes to send (headers, Message-ID and Date included), so
+    every attempt sends the same mail and a receiver can tell a retry by its Message-ID."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        Index("ix_mail_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    # What makes two queued mails the same mail: queueing a key again adds nothing.
+    dedupe_key: str = Field(sa_type=String(200), unique=True)
+    message_id: str = Field(sa_type=String(255))
+    category: str = Field(default="", sa_type=String(40))
+    recipient: str = Field(sa_type=String(320))
+    subject: str = Field(sa_type=String(300))
+    message: bytes = Field(sa_type=LargeBinary)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempts: int = 0
+    last_error: str = Field(default="", sa_type=String(500))
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A permanent refusal (5xx): the mail is not tried again, and is kept for the operators.
+    failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OrderSubscription(SQLModel, table=True):
+    """A customer's request for e-mail updates about one order: the address, the order, the
+    state (pending until confirmed) and its times; nothing else. Unsubscribing deletes it."""
+
+    __tablename__ = "order_subscription"
+    __table_args__ = (
+        Index("ix_order_subscription_offer_id_email", "offer_id", "email", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    offer_id: str = Field(
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False)
+    )
+    email: str = Field(sa_type=String(320))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UpdateFanout(SQLModel, table=True):
+    """A stage update to mail to an order's subscribers, written in the update's transaction.
+
+    One row however many subscribers: the mail worker turns it into their mails, so a stage
+    update through the API costs one insert whatever the audience."""
+
+    __tablename__ = "update_fanout"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    offer_id: str = Field(
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False)
+    )
+    stage_update_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("stage_update.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    reason: str = Field(sa_type=String(20))  # "note", "delivery_date" or "delivered"
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class AlertPreference(SQLModel, table=True):
+    """How a staff user wants to hear of one kind of alert; no row means "immediately"."""
+
+    __tablename__ = "alert_preference"
+    __table_args__ = (
+        Index("ix_alert_preference_staff_user_id_kind", "staff_user_id", "kind", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_user_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("staff_user.id", ondelete="CASCADE"), nullable=False)
+    )
+    kind: str = Field(sa_type=String(20))
+    mode: str = Field(sa_type=String(12))  # "immediately", "digest" or "off"
+
+
+class StaffAlert(SQLModel, table=True):
+    """One alert about an offer, once: its key ("scanned:<offer>:<day>") makes a second scan
+    the same day, or a redelivered event, add nothing. Digest alerts wait here for the digest."""
+
+    __tablename__ = "staff_alert"
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    dedupe_key: str = Field(sa_type=String(200), unique=True)
+    offer_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    kind: str = Field(sa_type=String(20))
+    recipient: str = Field(sa_type=String(320))
+    mode: str = Field(sa_type=String(12))
+    summary: str = Field(sa_type=String(500))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    digest_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,247 @@
+"""Public pages of notifications: "Get updates by e-mail", its confirmation and unsubscribing.
+
+Every change is a POST. Subscribing and confirming carry the public site's CSRF token (the
+forms sit on our pages); the unsubscribe POST does not, because RFC 8058's one-click POST comes
+from the recipient's mail provider, which has no cookie: its signed token is the authority.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from starlette.responses import HTMLResponse
+
+from app.config import Settings, SettingsDep
+from app.db import SessionDep
+from app.errors import AppError, Unprocessable
+from app.notifications import feeds, questions, subscriptions
+from app.notifications.mail import InvalidAddress
+from app.offers.ids import tracking_id_of
+from app.templating import render_html
+from app.tracking import service as tracking_service
+from app.tracking.codes import InvalidCode, TrackingCode, parse_tracking_code
+from app.tracking.ratelimit import MissLimiter, TooManyMisses
+from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
+
+router = APIRouter(tags=["notifications"], include_in_schema=False)
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many requests for e-mail updates. Please wait {retry_after} seconds and "
+            "try again."
+        )
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class FormLimits:
+    """Attempts of the public forms, per client and per order (in process memory, like the
+    tracking page's miss limiter it reuses: a restart forgives everyone)."""
+
+    def __init__(
+        self, *, per_client: int = 5, per_order: int = 20, window_seconds: float = 600.0
+    ) -> None:
+        self.per_client = MissLimiter(per_client, window_seconds)
+        self.per_order = MissLimiter(per_order, window_seconds)
+
+    def attempt(self, limiter: MissLimiter, key: str) -> None:
+        """Count one attempt against ``key``; TooManyRequests once its budget is used up."""
+        try:
+            limiter.check(key)
+        except TooManyMisses as exc:
+            raise TooManyRequests(exc.retry_after) from exc
+        limiter.record_miss(key)
+
+    def client_attempt(self, client: str) -> None:
+        self.attempt(self.per_client, client)
+
+    def order_attempt(self, offer_id: str, action: str = "subscribe") -> None:
+        self.attempt(self.per_order, f"{action}:{offer_id}")
+
+
+async def get_form_limits(request: Request) -> FormLimits:
+    limits: FormLimits = request.app.state.notification_limits
+    return limits
+
+
+LimitsDep = Annotated[FormLimits, Depends(get_form_limits)]
+
+
+def _page(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    settings: Settings,
+    *,
+    status_code: int = 200,
+) -> Response:
+    html = render_html(request, template, context)
+    response = HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
+    set_csrf_cookie(request, response, settings)
+    return response
+
+
+@router.post("/{code}/subscribe", name="notifications:subscribe")
+def subscribe(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
+    _csrf: CsrfChecked,
+    email: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    # Counted before the lookup: an unknown code costs a guesser an attempt too.
+    limits.client_attempt(client_address(request, settings))
+    parsed = parse_tracking_code(code)
+    offer = subscriptions.subscribable_order(session, parsed)
+    limits.order_attempt(offer.id)
+    context = {"code": parsed.value, "tracking_id": offer.tracking_id}
+    try:
+        subscriptions.subscribe(session, parsed, email, settings=settings)
+    except InvalidAddress as exc:
+        session.rollback()
+        form = {"email": email, "errors": {"email": _reason(exc)}}
+        csrf = csrf_token(request, settings)
+        page = {**context, **form, "csrf_token": csrf}
+        return _page(request, "notifications/subscribe.html", page, settings, status_code=422)
+    return _page(request, "notifications/subscribe_sent.html", context, settings)
+
+
+def _reason(exc: InvalidAddress) -> str:
+    return f"Please enter a valid e-mail address ({exc.detail.rstrip('.')})."
+
+
+@router.get("/updates/confirm/{token}", name="notifications:confirm_form")
+def confirm_form(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The link in the confirmation mail: a page with a button; opening it confirms nothing."""
+    subscription = subscriptions.pending_subscription(session, token, settings=settings)
+    context = _subscription_context(subscription.offer_id, token)
+    context["csrf_token"] = csrf_token(request, settings)
+    context["confirmed"] = subscription.confirmed_at is not None
+    return _page(request, "notifications/confirm.html", context, settings)
+
+
+@router.post("/updates/confirm/{token}", name="notifications:confirm")
+def confirm(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep, _csrf: CsrfChecked
+) -> Response:
+    subscription = subscriptions.confirm(session, token, settings=settings)
+    context = _subscription_context(subscription.offer_id, token)
+    return _page(request, "notifications/confirmed.html", context, settings)
+
+
+@router.get("/updates/unsubscribe/{token}", name="notifications:unsubscribe_form")
+def unsubscribe_form(request: Request, token: str, settings: SettingsDep) -> Response:
+    """The List-Unsubscribe link opened in a browser: a button; opening it changes nothing."""
+    subscriptions.check_unsubscribe_token(token, settings=settings)
+    return _page(request, "notifications/unsubscribe.html", {"token": token}, settings)
+
+
+@router.post("/updates/unsubscribe/{token}", name="notifications:unsubscribe")
+def unsubscribe(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """One-click unsubscribe (RFC 8058) and the page's button alike: the address is deleted."""
+    subscriptions.unsubscribe(session, token, settings=settings)
+    return _page(request, "notifications/unsubscribed.html", {}, settings)
+
+
+def _subscription_context(offer_id: str, token: str) -> dict[str, Any]:
+    tracking_id = tracking_id_of(offer_id)
+    return {"token": token, "tracking_id": tracking_id, "code": tracking_id}
+
+
+@router.post("/{code}/question", name="notifications:question")
+def ask_question(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    limits: LimitsDep,
+    _csrf: CsrfChecked,
+    email: Annotated[str, Form(max_length=500)] = "",
+    message: Annotated[str, Form(max_length=10000)] = "",
+    topic: Annotated[str, Form(max_length=20)] = "question",
+) -> Response:
+    """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""
+    limits.client_attempt(client_address(request, settings))
+    parsed = parse_tracking_code(code)
+    offer = questions.customer_offer(session, parsed)
+    limits.order_attempt(offer.id, "question")
+    chosen = questions.Topic.NEW_QUOTATION if topic == "new_quotation" else questions.Topic.QUESTION
+    context = {"code": parsed.value, "tracking_id": offer.tracking_id, "topic": chosen}
+    try:
+        questions.ask_question(
+            session, parsed, email=email, message=message, settings=settings, topic=chosen
+        )
+    except Unprocessable as exc:
+        session.rollback()
+        field = str(exc.loc[-1]) if exc.loc else "message"
+        detail = _reason(exc) if isinstance(exc, InvalidAddress) else exc.detail
+        page = {
+            **context,
+            "q_form": {"email": email, "message": message},
+            "q_errors": {field: detail},
+            "csrf_token": csrf_token(request, settings),
+        }
+        return _page(request, "notifications/question.html", page, settings, status_code=422)
+    return _page(request, "notifications/question_sent.html", context, settings)
+
+
+def _counted_code(request: Request, code: str, settings: Settings) -> TrackingCode:
+    """The code, parsed; a malformed or unknown one counts as a miss like on the page itself."""
+    limiter: MissLimiter = request.app.state.miss_limiter
+    client = client_address(request, settings)
+    try:
+        return parse_tracking_code(code)
+    except InvalidCode:
+        limiter.check(client)
+        limiter.record_miss(client)
+        raise
+
+
+def _missed(request: Request, settings: Settings) -> None:
+    limiter: MissLimiter = request.app.state.miss_limiter
+    client = client_address(request, settings)
+    limiter.check(client)
+    limiter.record_miss(client)
+
+
+@router.get("/{code}/feed.atom", name="notifications:feed")
+def order_feed(request: Request, code: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """The order's public updates for feed readers and procurement systems."""
+    parsed = _counted_code(request, code, settings)
+    try:
+        body = feeds.order_feed(session, parsed, settings=settings)
+    except tracking_service.CodeNotFound:
+        _missed(request, settings)
+        raise
+    return Response(body, media_type="application/atom+xml", headers=_NO_STORE)
+
+
+@router.get("/{code}/delivery.ics", name="notifications:delivery_calendar")
+def delivery_calendar(
+    request: Request, code: str, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The expected delivery date as a calendar event."""
+    parsed = _counted_code(request, code, settings)
+    try:
+        body = feeds.delivery_calendar(session, parsed, settings=settings)
+    except tracking_service.CodeNotFound:
+        _missed(request, settings)
+        raise
+    headers = {
+        **_NO_STORE,
+        "Content-Disposition": f'attachment; filename="delivery-{parsed.value[:10]}.ics"',
+    }
+    return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)

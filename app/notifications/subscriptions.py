@@ -1,0 +1,270 @@
+"""Customers subscribe to their order: double opt-in, one-click unsubscribe, fan-out in the worker.
+
+Privacy: a subscription is the address, the order, pending or confirmed, and when. Nothing
+tells a visitor whether an address is already subscribed: every request answers alike, and
+only a new or still pending address gets a (new) confirmation mail. Unsubscribing deletes the
+row; pending subscriptions nobody confirmed are deleted after CONFIRM_DAYS.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import Engine, delete, or_, select, update
+from sqlmodel import Session, col
+
+from app.config import Settings
+from app.db import utcnow
+from app.errors import NotFound
+from app.notifications.mail import normalize_address, queue_rendered
+from app.notifications.models import OrderSubscription, UpdateFanout
+from app.notifications.templates import render_mail
+from app.offers.models import Offer, OfferStatus
+from app.tracking import service as tracking_service
+from app.tracking.codes import TrackingCode
+from app.tracking.events import StageUpdated
+from app.tracking.models import StageUpdate
+
+CONFIRM_DAYS = 7
+FANOUT_LEASE = timedelta(minutes=5)
+_CONFIRM = "order-subscription.confirm"
+_UNSUBSCRIBE = "order-subscription.unsubscribe"
+
+
+class LinkInvalid(NotFound):
+    """A confirmation link that is wrong, expired or for a subscription that is gone."""
+
+    title = "This link no longer works"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This confirmation link is not valid any more (links work for "
+            f"{CONFIRM_DAYS} days). Please ask for e-mail updates again on the order page."
+        )
+
+
+@dataclass(frozen=True)
+class Links:
+    confirm: str
+    unsubscribe: str
+
+
+def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.resolved_secret_key(), salt=salt)
+
+
+def confirm_token(subscription_id: int, settings: Settings) -> str:
+    return _serializer(settings, _CONFIRM).dumps(subscription_id)
+
+
+def unsubscribe_token(subscription_id: int, settings: Settings) -> str:
+    return _serializer(settings, _UNSUBSCRIBE).dumps(subscription_id)
+
+
+def unsubscribe_url(subscription_id: int, settings: Settings) -> str:
+    token = unsubscribe_token(subscription_id, settings)
+    return f"{settings.public_base_url}/updates/unsubscribe/{token}"
+
+
+def confirm_url(subscription_id: int, settings: Settings) -> str:
+    token = confirm_token(subscription_id, settings)
+    return f"{settings.public_base_url}/updates/confirm/{token}"
+
+
+def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int:
+    try:
+        value = _serializer(settings, salt).loads(token, max_age=max_age)
+    except (SignatureExpired, BadSignature) as exc:
+        raise LinkInvalid() from exc
+    if not isinstance(value, int):
+        raise LinkInvalid()
+    return value
+
+
+def unsubscribe_headers(subscription_id: int, settings: Settings) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL)."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(subscription_id, settings)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Auto-Submitted": "auto-generated",
+    }
+
+
+def subscribable_order(session: Session, code: TrackingCode) -> Offer:
+    """The order a tracking page shows, by tracking ID or full ULID; offers are not orders."""
+    offer = tracking_service.find_by_code(session, code)
+    if offer.status != OfferStatus.ORDERED:
+        raise tracking_service.CodeNotFound()
+    return offer
+
+
+def subscribe(session: Session, code: TrackingCode, email: str, *, settings: Settings) -> None:
+    """Ask for updates: a new or pending address gets a confirmation mail, a confirmed one
+    nothing (the caller answers alike either way)."""
+    address = normalize_address(email, loc=("email",))
+    offer = subscribable_order(session, code)
+    existing = session.execute(
+        select(OrderSubscription).where(
+            col(OrderSubscription.offer_id) == offer.id, col(OrderSubscription.email) == address
+        )
+    ).scalar_one_or_none()
+    if existing is not None and existing.confirmed_at is not None:
+        session.rollback()
+        return
+    subscription = existing or OrderSubscription(offer_id=offer.id, email=address)
+    subscription.created_at = utcnow()  # a new request restarts the time to confirm
+    session.add(subscription)
+    session.flush()
+    assert subscription.id is not None
+    _queue_confirmation(session, offer, subscription, settings)
+    session.commit()
+
+
+def _queue_confirmation(
+    session: Session, offer: Offer, subscription: OrderSubscription, settings: Settings
+) -> None:
+    assert subscription.id is not None
+    context = {
+        "tracking_id": offer.tracking_id,
+        "confirm_url": confirm_url(subscription.id, settings),
+    }
+    queue_rendered(
+        session,
+        render_mail("subscription_confirm", context, settings=settings),
+        to=subscription.email,
+        # One confirmation mail per request: asking again sends a fresh link.
+        dedupe_key=f"subscription-confirm:{subscription.id}:{subscription.created_at.isoformat()}",
+        category="subscription.confirm",
+        settings=settings,
+        headers=unsubscribe_headers(subscription.id, settings),
+    )
+
+
+def pending_subscription(session: Session, token: str, *, settings: Settings) -> OrderSubscription:
+    """The subscription a confirmation link names, for the page with the button."""
+    subscription_id = _read(token, _CONFIRM, settings, CONFIRM_DAYS * 86400)
+    subscription = session.get(OrderSubscription, subscription_id)
+    if subscription is None:
+        raise LinkInvalid()
+    return subscription
+
+
+def confirm(session: Session, token: str, *, settings: Settings) -> OrderSubscription:
+    """The subscriber pressed "Confirm": updates from now on (confirming twice changes nothing)."""
+    subscription = pending_subscription(session, token, settings=settings)
+    if subscription.confirmed_at is None:
+        subscription.confirmed_at = utcnow()
+        session.add(subscription)
+    session.commit()
+    return subscription
+
+
+def unsubscribe(session: Session, token: str, *, settings: Settings) -> None:
+    """Delete the subscription (its address with it); a second click finds nothing to do."""
+    subscription_id = _read(token, _UNSUBSCRIBE, settings, None)
+    session.execute(delete(OrderSubscription).where(col(OrderSubscription.id) == subscription_id))
+    session.commit()
+
+
+def check_unsubscribe_token(token: str, *, settings: Settings) -> None:
+    _read(token, _UNSUBSCRIBE, settings, None)
+
+
+def on_stage_updated(session: Session, event: StageUpdated) -> None:
+    """A stage update subscribers hear of becomes one fan-out row (the worker does the rest)."""
+    if event.is_final:
+        reason = "delivered"
+    elif event.expected_delivery_changed:
+        reason = "delivery_date"
+    elif event.public_note.strip():
+        reason = "note"
+    else:
+        return
+    session.add(
+        UpdateFanout(offer_id=event.offer_id, stage_update_id=event.stage_update_id, reason=reason)
+    )
+
+
+def fan_out(engine: Engine, settings: Settings) -> int:
+    """Worker job: turn one pending fan-out row into a mail per confirmed subscriber."""
+    with Session(engine, expire_on_commit=False) as session:
+        fanout = _claim_fanout(session)
+        if fanout is None:
+            return 0
+        offer = session.get(Offer, fanout.offer_id)
+        stage_update = session.get(StageUpdate, fanout.stage_update_id)
+        if offer is not None and stage_update is not None:
+            _queue_update_mails(session, offer, stage_update, fanout.reason, settings)
+        fanout.done_at = utcnow()
+        session.add(fanout)
+        session.commit()
+    return 1
+
+
+def _claim_fanout(session: Session) -> UpdateFanout | None:
+    now = utcnow()
+    query = (
+        select(UpdateFanout)
+        .where(col(UpdateFanout.done_at).is_(None))
+        .where(or_(col(UpdateFanout.locked_until).is_(None), col(UpdateFanout.locked_until) < now))
+        .order_by(col(UpdateFanout.id))
+        .limit(1)
+    )
+    if session.connection().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    fanout = session.execute(query).scalar_one_or_none()
+    if fanout is not None:
+        # Held for this transaction (PostgreSQL's row lock, SQLite's writer lock); the lease
+        # covers a worker that dies after its commit was sent but before it was acknowledged.
+        session.execute(
+            update(UpdateFanout)
+            .where(col(UpdateFanout.id) == fanout.id)
+            .values(locked_until=now + FANOUT_LEASE)
+        )
+    return fanout
+
+
+def _queue_update_mails(
+    session: Session, offer: Offer, stage_update: StageUpdate, reason: str, settings: Settings
+) -> None:
+    stage = tracking_service.resolve_stage(session, stage_update.stage_key)
+    subscribers: Sequence[tuple[int, str]] = session.execute(
+        select(col(OrderSubscription.id), col(OrderSubscription.email)).where(
+            col(OrderSubscription.offer_id) == offer.id,
+            col(OrderSubscription.confirmed_at).is_not(None),
+        )
+    ).all()
+    context: dict[str, Any] = {
+        "tracking_id": offer.tracking_id,
+        "stage_label": stage.label,
+        "public_note": stage_update.public_note,
+        "expected_delivery": stage_update.expected_delivery_date,
+        "reason": reason,
+        "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
+    }
+    for subscription_id, email in subscribers:
+        context["unsubscribe_url"] = unsubscribe_url(subscription_id, settings)
+        queue_rendered(
+            session,
+            render_mail("order_update", context, settings=settings),
+            to=email,
+            dedupe_key=f"order-update:{stage_update.id}:{subscription_id}",
+            category="order.update",
+            settings=settings,
+            headers=unsubscribe_headers(subscription_id, settings),
+        )
+
+
+def purge_unconfirmed(engine: Engine) -> int:
+    """Pending subscriptions nobody confirmed within CONFIRM_DAYS are deleted."""
+    cutoff = utcnow() - timedelta(days=CONFIRM_DAYS)
+    with engine.begin() as connection:
+        result = connection.execute(
+            delete(OrderSubscription).where(
+                col(OrderSubscription.confirmed_at).is_(None),
+                col(OrderSubscription.created_at) < cutoff,
+            )
+        )
+    return int(result.rowcount or 0)

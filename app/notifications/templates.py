@@ -1,0 +1,60 @@
+"""Mails from templates: each mail is ``templates/notifications/mail/NAME.txt`` and ``.html``.
+
+The text template's ``subject`` block is the subject line; the rest of each template is the
+body. Both extend a layout that signs with the company's name and names the offer's tracking
+ID, so every mail says who sends it and which offer it is about.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from app.config import TEMPLATES_DIR, Settings
+from app.offers.ids import hyphenate_tracking_id
+from app.templating import install_filters
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+@lru_cache(maxsize=1)
+def mail_environment() -> Environment:
+    # Its own environment: the text part must not be HTML-escaped (autoescape only for .html),
+    # and a missing variable in a mail is a bug to see at once, not an empty line.
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(["html"], default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    install_filters(env)
+    return env
+
+
+def render_mail(name: str, context: dict[str, Any], *, settings: Settings) -> RenderedMail:
+    """Subject, text and HTML of the mail ``name``; ``tracking_id`` names the offer (a digest,
+    about several offers, names each in its body instead)."""
+    env = mail_environment()
+    full = {
+        "company_name": settings.company_name,
+        "company_email": settings.company_email,
+        "public_base_url": settings.public_base_url,
+        **context,
+    }
+    tracking_id = full.get("tracking_id") or ""
+    full["tracking_id_display"] = hyphenate_tracking_id(tracking_id) if tracking_id else ""
+    text_template = env.get_template(f"notifications/mail/{name}.txt")
+    subject = "".join(text_template.blocks["subject"](text_template.new_context(full)))
+    return RenderedMail(
+        subject=" ".join(subject.split()),
+        text=text_template.render(full),
+        html=env.get_template(f"notifications/mail/{name}.html").render(full),
+    )

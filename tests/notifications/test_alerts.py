@@ -1,0 +1,220 @@
+"""Staff alerts: the owner hears of the first scan of the day, answers and expiry, once."""
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from app.admin.models import Role, StaffUser
+from app.analytics import webhooks
+from app.analytics.models import WebhookOutbox
+from app.analytics.schemas import WebhookEndpointCreate
+from app.config import Settings
+from app.db import utcnow
+from app.events import publish
+from app.notifications import alerts
+from app.notifications.alerts import AlertKind, AlertMode
+from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer
+from app.tracking.events import ScanRecorded
+from tests.factories import make_offer
+from tests.notifications.conftest import Inbox, run_worker
+
+pytestmark = pytest.mark.concurrency
+OWNER = "ana@acme.example"
+
+
+def _owner(engine: Engine, email: str = OWNER) -> int:
+    with Session(engine) as session:
+        user = StaffUser(email=email, full_name="Ana K.", role=Role.SALES, password_hash="-")
+        session.add(user)
+        session.commit()
+        assert user.id is not None
+        return user.id
+
+
+def _offer(engine: Engine, settings: Settings, owner_id: int | None, **data: Any) -> Offer:
+    with Session(engine, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True, company="Acme Hellas", **data)
+        offer.owner_id = owner_id
+        session.add(offer)
+        session.commit()
+        return offer
+
+
+def _scan(
+    engine: Engine,
+    offer: Offer,
+    *,
+    at: datetime | None = None,
+    is_bot: bool = False,
+    channel: str = "qr",
+    device_class: str = "mobile",
+) -> None:
+    event = ScanRecorded(
+        scan_id=1,
+        offer_id=offer.id,
+        campaign_id=None,
+        placement_id=None,
+        code_form="full",
+        channel=channel,
+        device_class="bot" if is_bot else device_class,
+        is_bot=is_bot,
+        occurred_at=at or utcnow(),
+    )
+    with Session(engine) as session:
+        publish(session, event)
+        session.commit()
+
+
+def test_the_first_qr_scan_mails_the_owner_once_a_day_and_bots_never(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    offer = _offer(committed, settings, _owner(committed))
+    shown = hyphenate_tracking_id(offer.tracking_id)
+
+    _scan(committed, offer, is_bot=True)
+    run_worker(committed, mail_settings)
+    assert inbox.messages == []
+
+    _scan(committed, offer)
+    _scan(committed, offer, channel="web", device_class="desktop")  # the same day
+    run_worker(committed, mail_settings)
+    [alert] = inbox.to(OWNER)
+    assert alert["Subject"].strip() == (
+        f"The printed offer {shown} for Acme Hellas was just scanned with a phone"
+    )
+    assert "Hello Ana K.," in alert.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    _scan(committed, offer, at=utcnow() + timedelta(days=1), channel="pdf", device_class="desktop")
+    run_worker(committed, mail_settings)
+    assert [m["Subject"].strip() for m in inbox.to(OWNER)][1] == (
+        f"The PDF of offer {shown} for Acme Hellas was just opened on a computer"
+    )
+
+
+def test_an_offer_without_an_owner_alerts_the_sales_address(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    offer = _offer(committed, settings, None)
+
+    _scan(committed, offer)
+    run_worker(committed, mail_settings)
+
+    assert len(inbox.to(settings.company_email)) == 1
+
+
+def test_answers_reach_the_owner_with_signer_po_and_reason(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    owner = _owner(committed)
+    accepted, declined = (_offer(committed, settings, owner) for _ in range(2))
+    with Session(committed) as session:
+        offers_service.accept_offer(
+            session, accepted.id, signer_name="Maria P.", po_number="PO-77", settings=settings
+        )
+        offers_service.decline_offer(
+            session, declined.id, reason="Too expensive for us", settings=settings
+        )
+    run_worker(committed, mail_settings)
+
+    by_subject = {
+        m["Subject"].strip(): m.get_body(("plain",)).get_content() for m in inbox.to(OWNER)
+    }  # type: ignore[union-attr]
+    accepted_text = by_subject[
+        f"Acme Hellas accepted offer {hyphenate_tracking_id(accepted.tracking_id)}"
+    ]
+    assert "Signed by: Maria P." in accepted_text and "PO number: PO-77" in accepted_text
+    declined_text = by_subject[
+        f"Acme Hellas declined offer {hyphenate_tracking_id(declined.tracking_id)}"
+    ]
+    assert "Too expensive for us" in declined_text
+
+
+def test_offers_about_to_expire_and_expired_without_an_answer_alert_once(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    owner = _owner(committed)
+    today = offers_service.today(settings)
+    soon = _offer(committed, settings, owner, valid_until=today + timedelta(days=3))
+    later = _offer(committed, settings, owner, valid_until=today + timedelta(days=4))
+    lapsed = _offer(committed, settings, owner, valid_until=today + timedelta(days=1))
+
+    assert alerts.check_validity(committed, settings, today=today) == 2
+    assert alerts.check_validity(committed, settings, today=today) == 0
+    # Two days on: the first expired, and the last now expires within 3 days.
+    assert alerts.check_validity(committed, settings, today=today + timedelta(days=2)) == 2
+    run_worker(committed, mail_settings)
+
+    subjects = sorted(m["Subject"].strip() for m in inbox.to(OWNER))
+    assert subjects == sorted(
+        [
+            f"Offer {hyphenate_tracking_id(soon.tracking_id)} for Acme Hellas expires in 3 days,"
+            " without an answer yet",
+            f"Offer {hyphenate_tracking_id(lapsed.tracking_id)} for Acme Hellas expires tomorrow,"
+            " without an answer yet",
+            f"Offer {hyphenate_tracking_id(lapsed.tracking_id)} for Acme Hellas expired without"
+            " an answer",
+            f"Offer {hyphenate_tracking_id(later.tracking_id)} for Acme Hellas expires in 2 days,"
+            " without an answer yet",
+        ]
+    )
+
+
+def test_a_digest_preference_collects_alerts_into_one_mail_the_next_day(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    owner = _owner(committed)
+    with Session(committed) as session:
+        modes = dict.fromkeys(AlertKind, AlertMode.DIGEST)
+        alerts.set_preferences(session, owner, modes | {AlertKind.DECLINED: AlertMode.OFF})
+    first, second = (_offer(committed, settings, owner) for _ in range(2))
+    _scan(committed, first)
+    _scan(committed, second)
+    with Session(committed) as session:
+        offers_service.decline_offer(session, first.id, reason="No", settings=settings)
+    run_worker(committed, mail_settings)
+    assert inbox.to(OWNER) == []  # nothing at once
+
+    assert alerts.send_digests(committed, settings) == 0  # today's wait for tomorrow
+    tomorrow = datetime.combine(
+        offers_service.today(settings) + timedelta(days=1), time(8), tzinfo=settings.zone
+    )
+    assert alerts.send_digests(committed, settings, now=tomorrow) == 1
+    assert alerts.send_digests(committed, settings, now=tomorrow) == 0
+    run_worker(committed, mail_settings)
+
+    [digest] = inbox.to(OWNER)
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "2 alerts" in digest["Subject"].strip()
+    assert hyphenate_tracking_id(first.tracking_id) in text
+    assert hyphenate_tracking_id(second.tracking_id) in text
+    assert "declined" not in text  # that kind is off
+
+
+def test_alerts_become_webhook_events_without_contact_details(
+    committed: Engine, settings: Settings
+) -> None:
+    with Session(committed) as session:
+        webhooks.create_endpoint(
+            session,
+            WebhookEndpointCreate(
+                url="https://hooks.example.com/in",
+                event_types=["offer.scanned", "offer.declined"],
+            ),
+        )
+    offer = _offer(committed, settings, _owner(committed))
+
+    _scan(committed, offer)
+    _scan(committed, offer, is_bot=True)
+    with Session(committed) as session:
+        offers_service.decline_offer(session, offer.id, reason="Later", settings=settings)
+
+    with Session(committed) as session:
+        rows = session.execute(select(WebhookOutbox).order_by(WebhookOutbox.id)).scalars().all()
+    assert [row.event_type for row in rows] == ["offer.scanned", "offer.declined"]
+    assert '"channel":"qr"' in rows[0].body and '"device_class":"mobile"' in rows[0].body
+    assert OWNER not in rows[0].body and "Acme Hellas" not in rows[0].body

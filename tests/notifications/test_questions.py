@@ -1,0 +1,116 @@
+"""Ask a question: the owner gets it with Reply-To the customer; it joins the offer's history."""
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from app.admin.models import AuditLogEntry, Role, StaffUser
+from app.config import Settings
+from app.notifications import questions
+from app.notifications.questions import Topic
+from app.offers.ids import hyphenate_tracking_id
+from app.offers.models import Offer
+from app.tracking.codes import parse_tracking_code
+from tests.factories import make_offer
+from tests.notifications.conftest import Inbox, run_worker
+
+pytestmark = pytest.mark.concurrency
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _offer(engine: Engine, settings: Settings) -> Offer:
+    with Session(engine, expire_on_commit=False) as session:
+        owner = StaffUser(email="ana@acme.example", role=Role.SALES, password_hash="-")
+        session.add(owner)
+        session.flush()
+        offer = make_offer(session, settings, issued=True, company="Acme Hellas")
+        offer.owner_id = owner.id
+        session.add(offer)
+        session.commit()
+        return offer
+
+
+def _ask(web: TestClient, code: str, **form: str) -> "object":
+    token = CSRF.search(web.get(f"/{code}").text)
+    assert token, "the offer page has no form"
+    return web.post(f"/{code}/question", data={**form, "csrf_token": token.group(1)})
+
+
+def test_a_question_reaches_the_owner_with_reply_to_and_joins_the_history(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    offer = _offer(committed, settings)
+
+    page = web.get(f"/{offer.id}")
+    assert "Ask a question" in page.text
+    sent = _ask(web, offer.id, email="maria@example.com", message="Can you deliver in May?")
+    run_worker(committed, mail_settings)
+
+    assert sent.status_code == 200 and "Your question is on its way" in sent.text  # type: ignore[attr-defined]
+    [mail] = inbox.to("ana@acme.example")
+    assert mail["Reply-To"] == "maria@example.com"
+    assert mail["Subject"].strip() == (
+        f"Acme Hellas asks a question about offer {hyphenate_tracking_id(offer.tracking_id)}"
+    )
+    assert "Can you deliver in May?" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    with Session(committed) as session:
+        [entry] = session.execute(
+            select(AuditLogEntry).where(AuditLogEntry.action == "offer.question")
+        ).scalars()
+    assert entry.offer_id == offer.id and entry.actor == "customer"
+    assert "Can you deliver in May?" in entry.summary
+
+
+def test_bad_input_re_renders_the_form_with_the_error_beside_its_field(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    offer = _offer(committed, settings)
+
+    bad_address = _ask(web, offer.id, email="maria@", message="Price?")
+    no_question = _ask(web, offer.id, email="maria@example.com", message="   ")
+
+    assert bad_address.status_code == no_question.status_code == 422  # type: ignore[attr-defined]
+    assert 'id="email-error"' in bad_address.text and ">Price?</textarea>" in bad_address.text  # type: ignore[attr-defined]
+    assert 'id="message-error"' in no_question.text  # type: ignore[attr-defined]
+    assert 'value="maria@example.com"' in no_question.text  # type: ignore[attr-defined]
+    with Session(committed) as session:
+        assert (
+            session.execute(
+                select(AuditLogEntry).where(AuditLogEntry.action == "offer.question")
+            ).first()
+            is None
+        )
+
+
+def test_the_tracking_id_cannot_ask_and_csrf_is_required(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    offer = _offer(committed, settings)
+    form = {"email": "maria@example.com", "message": "Hello?"}
+
+    assert web.post(f"/{offer.id}/question", data=form).status_code == 403
+    token = CSRF.search(web.get(f"/{offer.id}").text).group(1)  # type: ignore[union-attr]
+    short = web.post(f"/{offer.tracking_id}/question", data={**form, "csrf_token": token})
+    assert short.status_code == 404
+
+
+def test_asking_for_a_new_quotation_is_the_same_service(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    offer = _offer(committed, settings)
+    with Session(committed) as session:
+        questions.ask_question(
+            session,
+            parse_tracking_code(offer.id),
+            email="maria@example.com",
+            message="Same again for 2027, please.",
+            settings=settings,
+            topic=Topic.NEW_QUOTATION,
+        )
+    run_worker(committed, mail_settings)
+
+    [mail] = inbox.to("ana@acme.example")
+    assert "asks for a new quotation" in mail["Subject"]

@@ -1,0 +1,188 @@
+"""Customers subscribe to their order: double opt-in, updates, one-click unsubscribe."""
+
+import re
+from datetime import timedelta
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from app.auth.service import create_api_key
+from app.config import Settings
+from app.notifications.models import MailOutbox, OrderSubscription
+from app.offers import service as offers_service
+from app.offers.models import Offer
+from app.tracking import service as tracking_service
+from tests.factories import make_offer
+from tests.notifications.conftest import Inbox, run_worker
+
+pytestmark = pytest.mark.concurrency
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _order(engine: Engine, settings: Settings) -> Offer:
+    with Session(engine, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True, company="Acme Hellas SA")
+        return tracking_service.activate_offer(session, offer.id, actor="tests", settings=settings)
+
+
+def _token(engine: Engine) -> str:
+    with Session(engine) as session:
+        return create_api_key(session, "tests", actor="tests")[1]
+
+
+def _subscribe(web: TestClient, code: str, email: str) -> "object":
+    page = web.get(f"/{code}")
+    match = CSRF.search(page.text)
+    assert match, "the order page has no subscribe form"
+    return web.post(f"/{code}/subscribe", data={"email": email, "csrf_token": match.group(1)})
+
+
+def _link(mail: EmailMessage, pattern: str) -> str:
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    match = re.search(pattern, text)
+    assert match, text
+    return urlsplit(match.group(0)).path
+
+
+def _subscriptions(engine: Engine) -> list[OrderSubscription]:
+    with Session(engine) as session:
+        return list(session.execute(select(OrderSubscription)).scalars())
+
+
+def test_subscribe_confirm_update_and_unsubscribe(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings)
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+
+    response = _subscribe(web, order.tracking_id, "maria@example.com")
+    assert response.status_code == 200 and "Check your inbox" in response.text  # type: ignore[attr-defined]
+    run_worker(committed, mail_settings)
+    [confirmation] = inbox.to("maria@example.com")
+    assert "Confirm" in confirmation["Subject"] and order.tracking_id[:5] in confirmation["Subject"]
+    confirm_path = _link(confirmation, r"https://track\.example\.com/updates/confirm/\S+")
+
+    opened = web.get(confirm_path)  # a mail scanner opening the link
+    assert opened.status_code == 200 and "Confirm</button>" in opened.text
+    assert [s.confirmed_at for s in _subscriptions(committed)] == [None]
+    confirmed = web.post(confirm_path, data={"csrf_token": CSRF.search(opened.text).group(1)})  # type: ignore[union-attr]
+    assert confirmed.status_code == 200 and "You will get e-mail updates" in confirmed.text
+    assert _subscriptions(committed)[0].confirmed_at is not None
+
+    update = {"stage": "In production", "public_note": "Machining started on line 3"}
+    started = web.post(f"/api/v1/orders/{order.tracking_id}/updates", json=update, headers=api)
+    assert started.status_code == 201, started.text
+    run_worker(committed, mail_settings)
+
+    [_, news] = inbox.to("maria@example.com")
+    assert "Machining started on line 3" in news.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Machining started on line 3" in news.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "In production" in news["Subject"]
+    unsubscribe = news["List-Unsubscribe"]
+    assert re.fullmatch(r"<https://track\.example\.com/updates/unsubscribe/[^>\s]+>", unsubscribe)
+    assert news["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    unsubscribe_path = urlsplit(unsubscribe.strip("<>")).path
+    shown = web.get(unsubscribe_path)
+    assert shown.status_code == 200 and "Unsubscribe</button>" in shown.text
+    assert len(_subscriptions(committed)) == 1  # opening the link changed nothing
+    web.cookies.clear()  # the one-click POST comes from the mail provider: no cookie, no token
+    gone = web.post(unsubscribe_path, data={"List-Unsubscribe": "One-Click"})
+    assert gone.status_code == 200 and "unsubscribed" in gone.text
+    assert _subscriptions(committed) == []
+
+    shipped = {"stage": "Shipped", "public_note": "On its way"}
+    web.post(f"/api/v1/orders/{order.tracking_id}/updates", json=shipped, headers=api)
+    run_worker(committed, mail_settings)
+    assert len(inbox.to("maria@example.com")) == 2
+
+
+def test_only_updates_with_news_for_the_customer_are_mailed(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        session.add(OrderSubscription(offer_id=order.id, email="a@example.com"))
+        session.add(
+            OrderSubscription(
+                offer_id=order.id, email="b@example.com", confirmed_at=order.ordered_at
+            )
+        )
+        session.commit()
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    later = str(offers_service.today(settings) + timedelta(days=9))
+    for update in (
+        {"stage": "Quality check"},  # nothing public to say
+        {"stage": "Quality check", "expected_delivery_date": later},
+        {"stage": "Delivered"},
+    ):
+        web.post(f"/api/v1/orders/{order.id}/updates", json=update, headers=api)
+    run_worker(committed, mail_settings)
+
+    assert inbox.to("a@example.com") == []  # never confirmed
+    subjects = [m["Subject"] for m in inbox.to("b@example.com")]
+    assert len(subjects) == 2
+    assert "new expected delivery" in subjects[0] and "delivered" in subjects[1]
+
+
+def test_the_page_never_tells_whether_an_address_is_subscribed(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        session.add(
+            OrderSubscription(
+                offer_id=order.id, email="known@example.com", confirmed_at=order.ordered_at
+            )
+        )
+        session.commit()
+
+    known = _subscribe(web, order.id, "known@example.com")
+    new = _subscribe(web, order.id, "new@example.com")
+    run_worker(committed, mail_settings)
+
+    assert known.status_code == new.status_code == 200  # type: ignore[attr-defined]
+    assert known.text == new.text  # type: ignore[attr-defined]
+    assert inbox.to("known@example.com") == [] and len(inbox.to("new@example.com")) == 1
+
+
+def test_an_invalid_address_gets_a_form_error_and_keeps_what_was_typed(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    order = _order(committed, settings)
+
+    response = _subscribe(web, order.tracking_id, "maria@example")
+
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    html = response.text  # type: ignore[attr-defined]
+    assert 'id="email-error"' in html and "valid e-mail address" in html
+    assert 'value="maria@example"' in html and 'aria-invalid="true"' in html
+    assert _subscriptions(committed) == []
+    with Session(committed) as session:
+        assert session.execute(select(MailOutbox)).first() is None
+
+
+def test_subscribing_is_rate_limited_per_client_and_needs_csrf(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    order = _order(committed, settings)
+    forged = web.post(f"/{order.tracking_id}/subscribe", data={"email": "x@example.com"})
+    assert forged.status_code == 403
+
+    answers: list[int] = []
+    for n in range(6):
+        answers.append(_subscribe(web, order.tracking_id, f"p{n}@example.com").status_code)  # type: ignore[attr-defined]
+
+    assert answers == [200] * 5 + [429]
+    assert len(_subscriptions(committed)) == 5
+
+
+def test_a_forged_or_expired_confirmation_link_confirms_nothing(
+    web: TestClient, committed: Engine
+) -> None:
+    for path in ("/updates/confirm/garbage", "/updates/unsubscribe/garbage"):
+        assert web.get(path).status_code == 404
