@@ -26,6 +26,7 @@ from starlette.routing import Match
 from app.admin.customers import CUSTOMER_PAGES
 from app.admin.editor import EDITOR_PAGES
 from app.admin.notification_pages import notification_pages
+from app.admin.sending import SENDING_PAGES
 from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
 from app.analytics import outbox, rollup
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         pages=[
             EDITOR_PAGES,
+            SENDING_PAGES,
             CUSTOMER_PAGES,
             TERMS_PAGES,
             ANALYTICS_PAGES,
