@@ -374,3 +374,22 @@ def test_admins_keep_terms_templates_and_others_may_not(
         assert [(t.name, t.body) for t in terms.list_templates(session)] == [
             ("Standard", "Net 30.")
         ]
+
+
+def test_disabling_a_user_needs_the_confirmation_box(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.SALES, "leaving@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+    form = {"csrf_token": token, "role": "sales", "new_password": ""}
+
+    unconfirmed = web.post(f"/admin/staff-user/edit/{user_id}", data=form)
+
+    assert unconfirmed.status_code == 400 and "to confirm. Nothing was changed." in unconfirmed.text
+    with Session(db.get_bind()) as session:
+        assert session.get(StaffUser, user_id).is_active  # type: ignore[union-attr]
+    confirmed = web.post(f"/admin/staff-user/edit/{user_id}", data=form | {"confirm_disable": "y"})
+    assert confirmed.status_code in (200, 302, 303)
+    with Session(db.get_bind()) as session:
+        assert not session.get(StaffUser, user_id).is_active  # type: ignore[union-attr]
