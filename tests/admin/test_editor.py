@@ -393,3 +393,21 @@ def test_disabling_a_user_needs_the_confirmation_box(
     assert confirmed.status_code in (200, 302, 303)
     with Session(db.get_bind()) as session:
         assert not session.get(StaffUser, user_id).is_active  # type: ignore[union-attr]
+
+
+def test_the_fallback_creative_is_chosen_by_name(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    from tests.factories import make_campaign, make_creative, make_placement
+
+    campaign = make_campaign(db)
+    assert campaign.id is not None
+    creative = make_creative(db, campaign.id, name="Blue poster")
+    placement = make_placement(db, campaign.id)
+    db.rollback()
+    as_role(Role.SALES)
+
+    page = web.get(f"/admin/analytics/placements/{placement.id}").text
+
+    assert re.search(rf'<option value="{creative.id}"[^>]*>Blue poster</option>', page)
+    assert "Fallback creative id" not in page
