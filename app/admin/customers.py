@@ -121,6 +121,18 @@ async def save(request: Request, customer_id: PathId, staff: SalesDep) -> Respon
     return RedirectResponse(request.url_for("customer_pages:edit", customer_id=customer_id), 303)
 
 
+@router.post("/{customer_id}/delete", name="customer_pages:delete")
+async def delete(request: Request, customer_id: PathId, staff: SalesDep) -> Response:
+    form = await request.form()
+    customer = await in_session(lambda s: _load(s, customer_id))
+    if form.get("confirmed") != "yes":
+        context = {"title": f"Delete {customer.company}?", "customer": customer}
+        return await render_staff_page(request, "admin/customers/confirm_delete.html", context)
+    await in_session(lambda s: service.delete_customer(s, customer_id, actor=staff.actor))
+    Flash.success(request, f"Customer {customer.company} deleted; offers keep their copy.")
+    return RedirectResponse(request.url_for("customer_pages:list"), 303)
+
+
 CUSTOMER_PAGES = StaffPages(
     router=router,
     menu=[MenuLink("Customers", "customer_pages:list", Role.VIEWER, icon="fa-solid fa-building")],

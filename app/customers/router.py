@@ -47,3 +47,9 @@ def update_customer(
 ) -> CustomerRead:
     customer = service.update_customer(session, customer_id, data, actor=key.actor)
     return CustomerRead.model_validate(customer)
+
+
+@router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, name="customers:delete")
+def delete_customer(customer_id: PathId, session: SessionDep, key: ApiKeyDep) -> None:
+    """Delete the record; offers keep their own copy of the customer's details."""
+    service.delete_customer(session, customer_id, actor=key.actor)

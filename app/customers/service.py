@@ -49,6 +49,15 @@ def update_customer(
     return customer
 
 
+def delete_customer(session: Session, customer_id: int, *, actor: str) -> None:
+    """Delete a customer record (the deletion path for its personal data); offers keep the
+    snapshot they were written with and lose only their link to the record."""
+    customer = get_customer(session, customer_id)
+    _audit(session, customer, actor, "delete", f"Deleted customer {customer.company}")
+    session.delete(customer)
+    session.commit()
+
+
 def search_customers(
     session: Session, term: str = "", *, limit: int = 50, offset: int = 0
 ) -> tuple[Sequence[Customer], int]:

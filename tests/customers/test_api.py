@@ -133,3 +133,17 @@ def test_the_migration_backfills_customers_from_existing_offers(
     record = session.get(Customer, linked.pop())
     assert record is not None and record.company == "Backfill Ltd"
     assert session.get(Offer, other.id).customer_id != record.id  # type: ignore[union-attr]
+
+
+def test_deleting_a_customer_keeps_the_offers_copy(api: TestClient, session: Session) -> None:
+    customer = _create(api)
+    offer = api.post(
+        "/api/v1/offers", json={"customer_id": customer["id"], "lines": [line_data()]}
+    ).json()
+
+    assert api.delete(f"/api/v1/customers/{customer['id']}").status_code == 204
+
+    assert api.get(f"/api/v1/customers/{customer['id']}").status_code == 404
+    session.expire_all()  # the database unlinked the offer (ON DELETE SET NULL)
+    kept = api.get(f"/api/v1/offers/{offer['id']}").json()["customer"]
+    assert (kept["company"], kept["vat_id"], kept["id"]) == ("Acme Hellas SA", "EL123456789", None)
