@@ -64,6 +64,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff format .
@@ -78,6 +79,8 @@ bench: install
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/analytics.py
+	command -v haproxy >/dev/null 2>&1 || apt-get install -y -qq haproxy >/dev/null
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

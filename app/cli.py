@@ -5,23 +5,33 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from alembic import command
-from alembic.config import Config
 
-from app.config import ROOT_DIR, ConfigError, get_settings
+from app.config import ConfigError, get_settings
+from app.migrations import alembic_config
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
 # Changes made from the command line appear in the audit log under this actor.
 CLI = "cli"
 
 
-def alembic_config() -> Config:
-    return Config(str(ROOT_DIR / "alembic.ini"))
+@cli.callback()
+def _wire_subscribers() -> None:
+    # Before every command: the demo, user and key commands run use cases that publish events.
+    from app.subscribers import wire
+
+    wire()
 
 
 @cli.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Bring the database schema up to date (or to REVISION)."""
+    import logging
+
+    # alembic.ini's logging section is not read any more: show each step as it used to.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)-5.5s [%(name)s] %(message)s")
+    logging.getLogger("alembic").setLevel(logging.INFO)
+    from alembic import command
+
     command.upgrade(alembic_config(), revision)
     typer.echo(f"Database at {revision}: {_display_url()}")
 
@@ -81,6 +91,31 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
 
     # Our JSON access line (with request id, without client address) replaces uvicorn's.
     return {"log_config": uvicorn_log_config(level), "access_log": False}
+
+
+@cli.command("check-config")
+def check_config() -> None:
+    """Print what is wrong with the settings (exit status 1), or that they look right."""
+    from pydantic import ValidationError
+
+    from app.checks import problems, settings_errors
+    from app.config import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        found = settings_errors(exc)
+    else:
+        found = problems(settings)
+    for problem in found:
+        typer.echo(f"PROBLEM {problem}", err=True)
+    if found:
+        raise typer.Exit(1)
+    typer.echo(
+        f"Configuration looks right: {settings.env}, database {_display_url()} at the "
+        f"migrations' head, data in {settings.var_dir.resolve()}, "
+        + ("Redis answers." if settings.redis_url else "no Redis (fine for one node).")
+    )
 
 
 @cli.command("worker")
@@ -163,6 +198,31 @@ def create_api_key(name: Annotated[str, typer.Argument(help="Who or what uses th
     typer.echo(f"API key {name!r} created. Store the token now: it is not shown again.", err=True)
 
 
+@cli.command("revoke-api-key")
+def revoke_api_key(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke the active API key called NAME: every server refuses it within a second."""
+    from sqlmodel import Session
+
+    from app import invalidation
+    from app.auth import service
+    from app.db import get_engine
+    from app.errors import AppError
+
+    settings = get_settings()
+    started = invalidation.start(settings.redis_url, settings.database_url, listen=False)
+    try:
+        with Session(get_engine()) as session:
+            key = service.find_active_key(session, name)
+            assert key.id is not None
+            service.revoke_api_key(session, key.id, actor=CLI)
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail) from exc
+    finally:
+        if started:
+            invalidation.stop()
+    typer.echo(f"API key {name!r} revoked.")
+
+
 @cli.command("create-user")
 def create_user(
     email: Annotated[str, typer.Argument(help="The staff member's e-mail address (their login).")],
@@ -175,7 +235,7 @@ def create_user(
     from sqlmodel import Session
 
     from app.admin import users
-    from app.admin.models import Role
+    from app.auth.staff import Role
     from app.db import get_engine
     from app.errors import AppError
 
@@ -211,6 +271,24 @@ def set_password(email: Annotated[str, typer.Argument(help="The staff user's e-m
     except AppError as exc:
         raise typer.BadParameter(exc.detail) from exc
     typer.echo(f"New password set for {user.email}.")
+
+
+@cli.command("reset-2fa")
+def reset_2fa(email: Annotated[str, typer.Argument(help="The staff user's e-mail.")]) -> None:
+    """Remove a staff user's second factor (a lost phone and no recovery code left) and end
+    their sessions; they set it up anew at their next sign-in or on their account page."""
+    from sqlmodel import Session
+
+    from app.admin import sessions, twofactor, users
+    from app.db import get_engine
+
+    with Session(get_engine(), expire_on_commit=False) as session:
+        user = users.find_by_email(session, email)
+        if user is None or user.id is None:
+            raise typer.BadParameter(f"no staff user {email!r}", param_hint="EMAIL")
+        sessions.end_others(session, user.id, keep=None)
+        twofactor.reset(session, user.id, user.email, actor=CLI)
+    typer.echo(f"Two-factor sign-in reset for {user.email}.")
 
 
 def _read_password() -> str:

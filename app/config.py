@@ -14,9 +14,23 @@ from fastapi import Depends
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT_DIR / "static"
-TEMPLATES_DIR = ROOT_DIR / "templates"
+from app.files import write_atomically
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout (README, tests, bench); an installed package has none around it.
+ROOT_DIR = PACKAGE_DIR.parent
+
+
+def resource_path(name: str) -> Path:
+    """``templates``, ``static`` or ``alembic``: the copy a wheel carries inside the package
+    (see setup.py), else the checkout's top-level folder (a git checkout, an editable install)."""
+    bundled = PACKAGE_DIR / "_resources" / name
+    return bundled if bundled.is_dir() else ROOT_DIR / name
+
+
+STATIC_DIR = resource_path("static")
+TEMPLATES_DIR = resource_path("templates")
+MIGRATIONS_DIR = resource_path("alembic")
 DEFAULT_SECRET = "change-me"
 # HMAC-SHA256 keys shorter than its block gain nothing from being so; below 32 bytes a key
 # is weaker than the hash.
@@ -50,6 +64,10 @@ class Settings(BaseSettings):
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed, e.g.
     # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
     trusted_proxies: list[str] = []
+    # Shared by every process and node: the miss rate limit's counts and cache invalidation
+    # (pub/sub), e.g. redis://127.0.0.1:6379/0. Empty: counts in process memory, invalidation
+    # through PostgreSQL's LISTEN/NOTIFY (none on SQLite).
+    redis_url: str = ""
     miss_limit_per_minute: int = Field(default=20, ge=1)
     # How long a rendered tracking page is reused (0 turns it off). Changes made in this
     # process show at once; other worker processes show them within this time.
@@ -67,6 +85,10 @@ class Settings(BaseSettings):
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Argon2id's cost per password check (RFC 9106's low-memory profile by default: 3 passes
+    # over 64 MiB). Raising either rehashes each password at its owner's next sign-in.
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
 
     pdf_workers: int = Field(default=2, ge=1, le=32)
     pdf_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -195,7 +217,7 @@ def _development_key(var_dir: Path) -> str:
             key = _read_key(path)
             if key is None:
                 key = secrets.token_urlsafe(48)
-                _write_atomically(path, key)
+                write_atomically(path, key.encode())
     except OSError as exc:
         raise ConfigError(
             f"Could not write the development secret key to {path} ({exc.strerror or exc}). "
@@ -221,29 +243,6 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """``text`` in ``path``, complete or not at all: written to a temporary file, flushed to
-    disk, then renamed over ``path`` (a full disk must never leave an empty key behind)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            data = text.encode()
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
 
 
 def configuration_problems(settings: Settings) -> list[str]:

@@ -7,17 +7,19 @@ at the migrations' head (readiness; 503 otherwise, within ``readiness_timeout_se
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 from app.db import READ_ONLY, make_engine
 from app.metrics import exposition
+from app.migrations import alembic_config
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -30,7 +32,7 @@ class Readiness:
 
 
 def migration_heads() -> frozenset[str]:
-    from app.cli import alembic_config
+    from alembic.script import ScriptDirectory  # when first needed: it slows every start
 
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
@@ -52,7 +54,9 @@ class ReadinessCheck:
     def __init__(self, settings: Settings) -> None:
         self.timeout = settings.readiness_timeout_seconds
         self._engine = _probe_engine(settings)
-        self._heads = migration_heads()
+        # Read beside the server's start, not in its way (importing Alembic takes a while).
+        self._heads: frozenset[str] | None = None
+        threading.Thread(target=self._expected_heads, name="migration-heads", daemon=True).start()
         self._running: asyncio.Future[Readiness] | None = None
 
     async def check(self) -> Readiness:
@@ -64,25 +68,48 @@ class ReadinessCheck:
         except TimeoutError:
             return Readiness(False, f"the database did not answer within {self.timeout:g} s")
 
+    def probe(self) -> Readiness:
+        """One probe, here and now, without a deadline (``offertrack check-config``)."""
+        return self._probe()
+
     def _probe(self) -> Readiness:
         try:
             with self._engine.connect() as connection:
                 connection = connection.execution_options(**{READ_ONLY: True})
-                rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-                versions: frozenset[str] = frozenset(rows.scalars())
+                versions = _schema_versions(connection)
         except Exception as exc:
             log.warning("readiness probe failed: %s", exc)
             return Readiness(False, f"the database is not reachable ({type(exc).__name__})")
-        if versions != self._heads:
+        heads = self._expected_heads()
+        if versions != heads:
             return Readiness(
                 False,
                 f"the database schema is at {', '.join(sorted(versions)) or 'no revision'}, "
-                f"the code expects {', '.join(sorted(self._heads))}: run `offertrack migrate`",
+                f"the code expects {', '.join(sorted(heads))}: run `offertrack migrate`",
             )
         return Readiness(True, "ok")
 
+    def _expected_heads(self) -> frozenset[str]:
+        if self._heads is None:
+            self._heads = migration_heads()
+        return self._heads
+
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _schema_versions(connection: Connection) -> frozenset[str]:
+    """The revisions the database is at; none when it was never migrated."""
+    connection.execute(text("SELECT 1"))  # unreachable: raises here
+    try:
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+    except ProgrammingError:  # PostgreSQL: no such table
+        return frozenset()
+    except OperationalError as exc:  # SQLite says "no such table" this way
+        if "no such table" not in str(exc):
+            raise
+        return frozenset()
+    return frozenset(rows.scalars())
 
 
 @router.get("/healthz", name="ops:healthz")

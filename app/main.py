@@ -23,6 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app import invalidation
+from app.admin.account import ACCOUNT_PAGES
+from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.customers import CUSTOMER_PAGES
 from app.admin.editor import EDITOR_PAGES
 from app.admin.notification_pages import notification_pages
@@ -31,10 +34,10 @@ from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
 from app.analytics import outbox, rollup
 from app.analytics.api import router as analytics_api_router
+from app.analytics.codes import routing_table
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
-from app.analytics.staff import ANALYTICS_PAGES
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.customers.router import router as customers_router
 from app.db import DB_UNREACHABLE, get_engine
@@ -48,7 +51,11 @@ from app.notifications.worker import MailWorker
 from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
-from app.requestguard import HeadAsGetMiddleware, RelativeLocationMiddleware
+from app.requestguard import (
+    HeadAsGetMiddleware,
+    LoneSurrogateMiddleware,
+    RelativeLocationMiddleware,
+)
 from app.restore import claim_database
 from app.security import (
     BodyLimitMiddleware,
@@ -58,8 +65,9 @@ from app.security import (
 )
 from app.subscribers import wire
 from app.templating import render, templates
+from app.tracking.api import offer_router as order_activation_router
 from app.tracking.api import router as orders_router
-from app.tracking.pagecache import page_cache
+from app.tracking.pagecache import PageCache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
@@ -68,8 +76,15 @@ from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.scanrows import on_scans_inserted
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
+from app.web import ForwardedSchemeMiddleware
 
 log = logging.getLogger(__name__)
+
+# The routes served outside FastAPI's dependency injection (plain Starlette routes: solving
+# dependencies costs more than the rest of these requests). Their endpoints take only the
+# request; a Depends there would never run. See ARCHITECTURE.md, "Hot-path routes";
+# tests/test_hot_paths.py keeps this list and the app in step.
+HOT_PATH_ROUTES = frozenset({"tracking:page", "analytics:code"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         claim = claim_database(settings)  # `offertrack restore` refuses while we run
         renderer = PdfRenderer(settings)
-        renderer.start()
+        renderer.start_in_background()
         app.state.pdf_renderer = renderer
         classify_user_agent("Mozilla/5.0")  # load the user-agent regexes before the first scan
         # Compiled now, not in the first visitor's page load (which has a deadline).
@@ -102,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.webhook_worker:
             worker.start()
             mail_worker.start()
+        # Hear the other processes' changes: pages, API keys and routing rules they changed.
+        listening = invalidation.start(settings.redis_url, settings.database_url)
         # Everything loaded so far (modules, the user-agent regexes, templates, mappers) lives
         # as long as the process: left to the collector, each full collection walked all of it
         # and stalled every request for a moment (p99 of the tracking page 260 ms -> 65 ms).
@@ -109,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if listening:
+                invalidation.stop()
             worker.stop()
             mail_worker.stop()
             housekeeping.cancel()
@@ -132,16 +151,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
+    app.add_middleware(LoneSurrogateMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RelativeLocationMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
+    if settings.trusted_proxies:
+        app.add_middleware(ForwardedSchemeMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
-    app.state.miss_limiter = MissLimiter(settings.miss_limit_per_minute)
+    app.state.miss_limiter = MissLimiter(
+        settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
+    )
     app.state.notification_limits = FormLimits()
-    page_cache.ttl = settings.page_cache_seconds
+    app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
+    routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
     # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
     on_scans_inserted(rollup.SCAN_HOOK)
     on_scans_inserted(outbox.SCAN_HOOK)
@@ -158,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
     app.include_router(customers_router)
+    app.include_router(order_activation_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
     app.include_router(analytics_reports_router)
@@ -172,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CUSTOMER_PAGES,
             TERMS_PAGES,
             ANALYTICS_PAGES,
+            ACCOUNT_PAGES,
             notification_pages(settings),
         ],
     )

@@ -1,6 +1,7 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
-from app.admin.models import AuditLogEntry, LoginFailure, StaffUser
+from app.admin.sessions import StaffSession
+from app.admin.twofactor import StaffTotp
 from app.analytics.models import (
     Campaign,
     CampaignDayTotal,
@@ -12,7 +13,9 @@ from app.analytics.models import (
     WebhookEndpoint,
     WebhookOutbox,
 )
+from app.audit import AuditLogEntry
 from app.auth.models import ApiKey
+from app.auth.staff import LoginFailure, StaffUser
 from app.customers.models import Customer
 from app.db import metadata
 from app.notifications.models import (
@@ -50,6 +53,8 @@ __all__ = [
     "OrderStage",
     "ScanDaily",
     "ScanEvent",
+    "StaffSession",
+    "StaffTotp",
     "StaffUser",
     "StageUpdate",
     "TermsTemplate",

@@ -1,4 +1,4 @@
-"""Two rules every response obeys, whichever route or sub-application made it.
+"""Rules every request and response obeys, whichever route or sub-application handles it.
 
 - HEAD is answered as GET without a body, and the application only ever sees GET: a handler
   that takes anything but GET for a submission (sqladmin's create and edit forms do) can never
@@ -8,11 +8,18 @@
   built from the Host header the client chose: ``Host: evil.example`` cannot turn our
   redirects into links to another site. Locations to other sites (a campaign's destination)
   pass as they are.
+- JSON text holding a lone UTF-16 surrogate or a NUL is refused with a 422 naming the field;
+  a form's encoded NUL characters are dropped.
 """
 
+import json
+import re
+from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEAD_FLAG = "head_request"
@@ -31,8 +38,9 @@ class HeadAsGetMiddleware:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        scope["method"] = "GET"
-        scope.setdefault("state", {})[HEAD_FLAG] = True
+        # A copy: the server keeps reading the original scope, where the request stays a HEAD
+        # (uvicorn sends no body for it, and expects none).
+        scope = {**scope, "method": "GET", "state": {**scope.get("state", {}), HEAD_FLAG: True}}
         body_given = False
 
         async def no_body() -> Message:
@@ -59,14 +67,17 @@ class RelativeLocationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        own = _own_origins(scope)
 
         async def send_relative(message: Message) -> None:
+            # Most responses carry no Location: they cost one scan of their header names.
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    (name, _relative(value, own) if name.lower() == b"location" else value)
-                    for name, value in message.get("headers", [])
-                ]
+                headers = message.get("headers", [])
+                if any(name.lower() == b"location" for name, _ in headers):
+                    own = _own_origins(scope)
+                    message["headers"] = [
+                        (name, _relative(value, own) if name.lower() == b"location" else value)
+                        for name, value in headers
+                    ]
             await send(message)
 
         await self.app(scope, receive, send_relative)
@@ -95,3 +106,139 @@ def _relative(location: bytes, own: set[str]) -> bytes:
     if parts.fragment:
         relative += "#" + parts.fragment
     return relative.encode("latin-1")
+
+
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff) or of NUL (\u0000). Raw bytes cannot
+# carry either (a surrogate is no UTF-8, a raw control character no JSON), so a body without
+# this pattern needs no closer look.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
+SURROGATE_MESSAGE = (
+    "Text must not contain a NUL character (\\u0000) or a lone UTF-16 surrogate "
+    "(\\ud800-\\udfff): neither can be stored."
+)
+
+
+class LoneSurrogateMiddleware:
+    """A JSON body whose text holds a lone surrogate gets a 422 naming the field, before any
+    route sees it: such text can be neither stored nor echoed back in an error (the 422 would
+    itself fail to encode). Form bodies need no check: Starlette decodes them with
+    replacement characters."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _is_urlencoded_form(scope):
+            await self.app(scope, _without_nul(receive), send)
+            return
+        if not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+        except HTTPException as exc:  # the body limit, counted while the body arrives
+            response = JSONResponse({"detail": exc.detail}, exc.status_code)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        loc = _surrogate_location(body) if _UNSTORABLE_ESCAPE.search(body) else None
+        if loc is not None:
+            error = {"type": "string_unicode", "loc": ["body", *loc], "msg": SURROGATE_MESSAGE}
+            await JSONResponse({"detail": [error]}, 422)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _is_urlencoded_form(scope: Scope) -> bool:
+    return any(
+        name == b"content-type" and value.startswith(b"application/x-www-form-urlencoded")
+        for name, value in scope["headers"]
+    )
+
+
+def _without_nul(receive: Receive) -> Receive:
+    """A form's encoded NUL characters (%00) dropped: PostgreSQL cannot store one, and no
+    person types one. (Starlette already replaces what is not UTF-8.) An escape split
+    across two chunks of the body is rare enough to be left to the database."""
+
+    async def receive_without_nul() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and b"%00" in message.get("body", b""):
+            message = {**message, "body": message["body"].replace(b"%00", b"")}
+        return message
+
+    return receive_without_nul
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media: bytes = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _surrogate_location(body: bytes) -> list[str | int] | None:
+    """The path of the first key or string holding a lone surrogate; None when there is none
+    (or the body is no JSON: the route's own parsing answers that)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return _find(document, [])
+
+
+def _find(value: Any, path: list[str | int]) -> list[str | int] | None:
+    # Iterative: a deeply nested document must not exhaust the stack here.
+    stack: list[tuple[Any, list[str | int]]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if not _encodable(key):
+                    return [*where, key.encode("utf-8", "backslashreplace").decode()]
+                stack.append((child, [*where, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*where, i]) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    if "\x00" in text:  # PostgreSQL's text refuses NUL
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,7 +9,13 @@ import threading
 
 from sqlmodel import Session
 
+# Every table, in every process that wires: the offer's foreign keys name the campaign and
+# staff user tables, which its own package does not import; a flush needs them in the metadata.
+import app.models  # noqa: F401
+from app.analytics import handlers
 from app.events import EventBus, bus
+from app.offers.events import OfferAccepted, OfferAssigned
+from app.tracking.events import OrderActivated, StageUpdated
 
 _lock = threading.Lock()
 
@@ -25,11 +31,23 @@ def wire(target: EventBus = bus) -> EventBus:
 
 def _subscribe(target: EventBus) -> None:
     """Each package's reactions. Analytics (conversions, webhooks) and notifications add theirs."""
+    _subscribe_analytics(target)
+    _subscribe_notifications(target)
+
+
+def _subscribe_analytics(target: EventBus) -> None:
+    target.subscribe(OfferAssigned, handlers.check_offer_assignment)
+    target.subscribe(OfferAccepted, handlers.record_acceptance)
+    target.subscribe(OrderActivated, handlers.record_order)
+    target.subscribe(StageUpdated, handlers.announce_stage)
+
+
+def _subscribe_notifications(target: EventBus) -> None:
     from app.analytics import outbox
     from app.notifications import alerts, subscriptions
     from app.notifications.events import OfferAlertRaised
-    from app.offers.events import OfferAccepted, OfferDeclined
-    from app.tracking.events import ScanRecorded, StageUpdated
+    from app.offers.events import OfferDeclined
+    from app.tracking.events import ScanRecorded
 
     target.subscribe(StageUpdated, subscriptions.on_stage_updated)
     target.subscribe(ScanRecorded, alerts.on_scan_recorded)

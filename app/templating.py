@@ -11,8 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from app.config import TEMPLATES_DIR, get_settings
-from app.offers.ids import hyphenate_tracking_id
-from app.offers.pricing import minor_unit
+from app.formats import hyphenate_tracking_id, minor_unit
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 jinja_partials.register_starlette_extensions(templates)

@@ -16,13 +16,13 @@ from typing import Annotated, Any, TypeVar, cast
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from app import randomness
+from app import csrf, randomness
 from app.config import Settings, SettingsDep
 from app.errors import AppError
 
 T = TypeVar("T")
 CSRF_COOKIE = "ot_csrf"
-CSRF_FIELD = "csrf_token"
+CSRF_FIELD = csrf.CSRF_FIELD
 
 
 class CsrfFailed(AppError):
@@ -111,22 +111,23 @@ def set_csrf_cookie(request: Request, response: Response, settings: Settings) ->
 
 def _valid(token: str, settings: Settings) -> bool:
     nonce, _, signature = token.partition(".")
-    return bool(nonce) and _same(signature, _signature(nonce, settings))
+    return bool(nonce) and csrf.same(signature, _signature(nonce, settings))
 
 
-def _same(a: str, b: str) -> bool:
-    # Bytes: compare_digest refuses non-ASCII text, and a forged form may well contain some.
-    return hmac.compare_digest(a.encode(), b.encode())
+class SignedCookiePolicy:
+    """The public site's CSRF policy (see app.csrf): the visitor's signed cookie."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def expected(self, request: Request) -> str | None:
+        cookie = request.cookies.get(CSRF_COOKIE)
+        return cookie if cookie and _valid(cookie, self.settings) else None
 
 
 async def verify_csrf(request: Request, settings: SettingsDep) -> None:
-    """Dependency for every state-changing form POST."""
-    form = await request.form()
-    sent = form.get(CSRF_FIELD)
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not isinstance(sent, str) or not cookie or not _valid(cookie, settings):
-        raise CsrfFailed()
-    if not _same(sent, cookie):
+    """Dependency for every state-changing form POST of the public site."""
+    if not await csrf.passes(request, SignedCookiePolicy(settings)):
         raise CsrfFailed()
 
 
@@ -138,3 +139,31 @@ def overridable(request: Request, dependency: Callable[..., Any], default: T) ->
     plain Starlette routes, which FastAPI's dependency injection does not serve."""
     override = request.app.dependency_overrides.get(dependency)
     return cast(T, override()) if override is not None else default
+
+
+class ForwardedSchemeMiddleware:
+    """Behind a TLS proxy the app is spoken to in plain http: take the scheme from the
+    proxy's ``X-Forwarded-Proto`` (only from OFFERTRACK_TRUSTED_PROXIES), so that the URLs a
+    page links to (scripts, styles, forms) are https, not blocked as mixed content.
+
+    Uvicorn's proxy-headers middleware would do this and also rewrite the client address, which
+    ``client_address`` already works out under our own rules; so this sets the scheme only.
+    """
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            proto = _header(scope, b"x-forwarded-proto")
+            if proto in (b"https", b"http") and _is_trusted(scope["client"][0], self.settings):
+                scope = {**scope, "scheme": proto.decode()}
+        await self.app(scope, receive, send)
+
+
+def _header(scope: Any, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).split(b",")[-1].strip().lower()  # the nearest proxy's word
+    return None

@@ -86,15 +86,19 @@ def seed(engine: Engine, rng: random.Random, now: datetime) -> World:
     world = World()
     with Session(engine, expire_on_commit=False) as session:
         for c in range(6):
-            campaign = campaigns.create_campaign(session, CampaignCreate(name=f"Campaign {c}"))
+            campaign = campaigns.create_campaign(
+                session, CampaignCreate(name=f"Campaign {c}"), actor="bench"
+            )
             assert campaign.id is not None
             creatives = [
-                campaigns.create_creative(session, campaign.id, CreativeCreate(name=f"C{c}-{k}")).id
+                campaigns.create_creative(
+                    session, campaign.id, CreativeCreate(name=f"C{c}-{k}"), actor="bench"
+                ).id
                 for k in range(3)
             ]
             for p in range(4):
                 placement = campaigns.create_placement(
-                    session, campaign.id, _placement(f"Store {c}-{p}", creatives)
+                    session, campaign.id, _placement(f"Store {c}-{p}", creatives), actor="bench"
                 )
                 assert placement.id is not None
                 world.placements.append((campaign.id, placement.id, [i for i in creatives if i]))

@@ -52,7 +52,8 @@ def main() -> None:
     from app.config import STATIC_DIR, get_settings
     from app.db import get_engine
     from app.offers import service
-    from app.offers.pdf import StaticOnlyFetcher, quotation_html
+    from app.offers.pdf import quotation_html
+    from app.offers.rendering import StaticOnlyFetcher
     from tests.factories import line_data, make_offer
 
     settings = get_settings()

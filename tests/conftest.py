@@ -30,6 +30,10 @@ os.environ.update(
     OFFERTRACK_PDF_WORKERS="1",
     # Webhook tests run their own workers; a server's worker would race them for the outbox.
     OFFERTRACK_WEBHOOK_WORKER="false",
+    # Production's cost (64 MiB, 3 passes) per sign-in would make the suite crawl; the
+    # algorithm and code path stay the same.
+    OFFERTRACK_PASSWORD_HASH_TIME_COST="1",
+    OFFERTRACK_PASSWORD_HASH_MEMORY_KIB="1024",
 )
 
 import pytest  # noqa: E402
@@ -42,14 +46,13 @@ from sqlmodel import Session  # noqa: E402
 from app.analytics.codes import routing_table  # noqa: E402
 from app.analytics.router import session_scope  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
-from app.cli import alembic_config  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
 from app.db import get_engine, get_session, get_session_factory, metadata  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.migrations import alembic_config  # noqa: E402
 from app.subscribers import wire  # noqa: E402
-from app.tracking.pagecache import page_cache  # noqa: E402
+from app.tracking.dependencies import get_scan_log  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
-from app.tracking.router import get_scan_log  # noqa: E402
 from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
 
@@ -138,7 +141,7 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
     app.dependency_overrides[get_scan_log] = lambda: SessionScanLog(session)
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
-    page_cache.clear()  # a rolled-back test leaves no trace in the data; nor may it here
+    app.state.page_cache.clear()  # a rolled-back test leaves no trace in the data; nor may it here
     routing_table.forget()  # codes loaded by another test's rolled-back transaction
     _running_client.headers.clear()
     _running_client.cookies.clear()

@@ -12,6 +12,11 @@ from app.config import Settings
 from app.offers import service
 from app.offers.models import Offer
 from app.offers.schemas import OfferCreate
+from app.subscribers import wire
+
+# The use cases these factories call publish events: wired in whichever process imports this
+# (the test run, or a process a test starts).
+wire()
 
 
 def line_data(
@@ -59,11 +64,13 @@ def make_offer(session: Session, settings: Settings, *, issued: bool = False, **
 
 
 def make_campaign(session: Session, *, name: str = "Spring fair", **data: Any) -> Campaign:
-    return campaigns.create_campaign(session, CampaignCreate.model_validate({"name": name, **data}))
+    return campaigns.create_campaign(
+        session, CampaignCreate.model_validate({"name": name, **data}), actor="test"
+    )
 
 
 def make_creative(session: Session, campaign_id: int, *, name: str = "Blue poster") -> Creative:
-    return campaigns.create_creative(session, campaign_id, CreativeCreate(name=name))
+    return campaigns.create_creative(session, campaign_id, CreativeCreate(name=name), actor="test")
 
 
 def make_placement(
@@ -75,4 +82,6 @@ def make_placement(
     **data: Any,
 ) -> Placement:
     payload = {"name": name, "fallback_url": fallback_url, **data}
-    return campaigns.create_placement(session, campaign_id, PlacementCreate.model_validate(payload))
+    return campaigns.create_placement(
+        session, campaign_id, PlacementCreate.model_validate(payload), actor="test"
+    )

@@ -74,8 +74,8 @@ def test_a_revoked_key_is_refused_at_once(committed: Engine) -> None:
 def test_create_user_reads_the_password_from_stdin_and_stores_an_argon2_hash(
     committed: Engine,
 ) -> None:
-    from app.admin import passwords
-    from app.admin.models import StaffUser
+    from app.auth import passwords
+    from app.auth.staff import StaffUser
 
     result = runner.invoke(
         cli, ["create-user", "Ana@Example.com", "--role", "admin"], input="a long password\n"

@@ -8,8 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
 
-from app.cli import alembic_config
 from app.db import make_engine, metadata
+from app.migrations import alembic_config
 from tests.conftest import TEST_DATABASE_URL
 
 

@@ -303,16 +303,23 @@ def test_serve_passes_json_logging_to_uvicorn() -> None:
 
 
 @pytest.mark.concurrency
-def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine) -> None:
+def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine, monkeypatch) -> None:
+    import ipaddress
+
     from app.analytics import outbox, webhooks
     from app.analytics.models import WebhookEndpoint
     from app.analytics.schemas import WebhookEndpointCreate
     from app.db import utcnow
     from app.main import create_app
 
+    # A loopback endpoint, allowed as an operator would allow it (webhook egress rules).
+    loopback = [ipaddress.ip_network("127.0.0.0/8")]
+    monkeypatch.setattr(get_settings(), "webhook_allowed_networks", loopback)
     with Session(committed, expire_on_commit=False) as session:
         data = {"url": "http://127.0.0.1:9/hook", "event_types": ["conversion.created"]}
-        endpoint = webhooks.create_endpoint(session, WebhookEndpointCreate.model_validate(data))
+        endpoint = webhooks.create_endpoint(
+            session, WebhookEndpointCreate.model_validate(data), actor="test"
+        )
         # Disabled after failures: its events are queued and wait for it, unsent.
         disabled = session.get(WebhookEndpoint, endpoint.id)
         assert disabled is not None
@@ -340,7 +347,7 @@ def test_a_scan_spooled_while_the_database_is_down_is_counted(
     client: TestClient, session: Session, tmp_path: Path
 ) -> None:
     from app.db import make_engine
-    from app.tracking.router import get_scan_log
+    from app.tracking.dependencies import get_scan_log
     from app.tracking.scanlog import GroupCommitScanLog
     from app.tracking.spool import ScanSpool
 

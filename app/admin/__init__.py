@@ -4,8 +4,8 @@ How another module adds a staff-only page (see README, "Staff admin"):
 
     from fastapi import APIRouter, Depends, Request
     from app.admin.access import StaffDep, require_role
-    from app.admin.models import Role
-    from app.admin.site import MenuLink, StaffPages, render_staff_page
+    from app.auth.staff import Role
+    from app.admin.layout import MenuLink, StaffPages, render_staff_page
 
     router = APIRouter(prefix="/analytics", dependencies=[Depends(require_role(Role.VIEWER))])
 

@@ -1,15 +1,15 @@
 """Who is signed in, and what their role lets them do: one answer for sqladmin's views and
 for plain FastAPI routes of the staff site.
 
-The staff session is a signed cookie of its own (``ot_staff``, path ``/admin``), so it never
-meets the public site's ``ot_csrf`` cookie. It holds the user's id and session version, the
-sign-in time and the CSRF token of the staff forms.
+The staff session is kept on the server (app.admin.sessions); its signed cookie of its own
+(``ot_staff``, path ``/admin``, never meeting the public site's ``ot_csrf``) holds the
+session's random id, the CSRF token of the staff forms and flash messages.
 """
 
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -17,18 +17,21 @@ from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import AuthorizationBackend
 from sqlmodel import Session
 
-from app.admin import users
-from app.admin.models import Role
+from app import csrf
+from app.admin import sessions, users
 from app.admin.users import Staff
+from app.auth.staff import Role
+from app.config import get_settings
 from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
 
+T = TypeVar("T")
+
 SESSION_COOKIE = "ot_staff"
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
-_UID, _VERSION, _CSRF, _SIGNED_IN = "uid", "ver", "csrf", "signed_in"
-# However busy, a session ends this long after sign-in; idleness ends it sooner (cookie age).
-MAX_SESSION_AGE = timedelta(hours=12)
+CSRF_FIELD, CSRF_HEADER = csrf.CSRF_FIELD, csrf.CSRF_HEADER
+_SID, _CSRF, _PENDING = "sid", "csrf", "pending_2fa"
+# How long the second step of a sign-in may take after the password.
+PENDING_FOR = timedelta(minutes=5)
 
 
 class LoginRequired(AppError):
@@ -61,36 +64,63 @@ def expected_csrf_token(session: dict[str, Any]) -> str | None:
     return token if isinstance(token, str) else None
 
 
-def start_session(request: Request, staff: Staff) -> None:
+async def start_session(request: Request, staff: Staff) -> None:
     """A fresh session (and CSRF token) at every sign-in, so none can be planted beforehand."""
+    user_agent = request.headers.get("user-agent", "")
+
+    def start(session: Session) -> str:
+        return sessions.start(session, staff.id, user_agent)
+
+    token = await anyio.to_thread.run_sync(_in_session, start)
     request.session.clear()
-    request.session.update(
-        {
-            _UID: staff.id,
-            _VERSION: staff.session_version,
-            _SIGNED_IN: utcnow().isoformat(),
-            _CSRF: secrets.token_urlsafe(32),
-        }
-    )
+    request.session.update({_SID: token, _CSRF: secrets.token_urlsafe(32)})
     request.state.staff = staff
 
 
-def end_session(request: Request) -> None:
+def hold_for_second_factor(request: Request, staff: Staff, next_path: str) -> None:
+    """The password was right; the session starts once the second factor is given too. Until
+    then the cookie only says whose code is awaited (for PENDING_FOR)."""
+    request.session.clear()
+    pending = {"uid": staff.id, "at": utcnow().isoformat(), "next": next_path}
+    request.session.update({_PENDING: pending, _CSRF: secrets.token_urlsafe(32)})
+
+
+def pending_second_factor(request: Request) -> tuple[int, str] | None:
+    """Whose second factor is awaited, and where to go then; None when nobody's is."""
+    pending = request.session.get(_PENDING)
+    if not isinstance(pending, dict) or not isinstance(pending.get("uid"), int):
+        return None
+    try:
+        since = datetime.fromisoformat(str(pending.get("at")))
+    except ValueError:
+        return None
+    if utcnow() - since > PENDING_FOR:
+        return None
+    return pending["uid"], str(pending.get("next", ""))
+
+
+async def end_session(request: Request) -> None:
+    """Sign-out: the server forgets the session, so a copy of the cookie is worthless too."""
+    token = request.session.get(_SID)
+    if isinstance(token, str):
+        await anyio.to_thread.run_sync(_in_session, lambda s: sessions.end(s, token))
     request.session.clear()
     request.state.staff = None
 
 
-def _expired(signed_in: object) -> bool:
-    try:
-        started = datetime.fromisoformat(str(signed_in))
-    except ValueError:
-        return True
-    return utcnow() - started > MAX_SESSION_AGE
+def _in_session(work: Callable[[Session], T]) -> T:
+    with Session(get_engine(), expire_on_commit=False) as session:
+        return work(session)
 
 
-def _load(user_id: int, version: int) -> Staff | None:
+def _load(token: str, idle: timedelta) -> tuple[Staff, int] | None:
     with Session(get_engine()) as session, read_only(session):
-        return users.load_staff(session, user_id, version)
+        live = sessions.find_live(session, token, idle)
+        staff = users.load_active(session, live.user_id) if live else None
+    if staff is None or live is None:
+        return None
+    sessions.touch(get_engine(), live)
+    return staff, live.id
 
 
 async def current_staff(request: Request) -> Staff | None:
@@ -98,15 +128,17 @@ async def current_staff(request: Request) -> Staff | None:
     if "staff" in request.state._state:
         staff: Staff | None = request.state.staff
         return staff
-    uid, version = request.session.get(_UID), request.session.get(_VERSION)
+    token = request.session.get(_SID)
     staff = None
-    if isinstance(uid, int) and isinstance(version, int):
-        if _expired(request.session.get(_SIGNED_IN)):
+    if isinstance(token, str):
+        idle = timedelta(minutes=get_settings().admin_idle_minutes)
+        found = await anyio.to_thread.run_sync(_load, token, idle)
+        if found is None:  # signed out, ended elsewhere, expired, or the user deactivated
             request.session.clear()
         else:
-            staff = await anyio.to_thread.run_sync(_load, uid, version)
-            if staff is None:  # deactivated, or the password changed since
-                request.session.clear()
+            staff, session_id = found
+            request.state.staff_session_id = session_id
+            sessions.current_session_id.set(session_id)
     request.state.staff = staff
     return staff
 
@@ -153,7 +185,7 @@ class StaffAuthentication(AuthenticationBackend):
         return False
 
     async def logout(self, request: Request) -> bool:
-        end_session(request)
+        await end_session(request)
         return False
 
 

@@ -1,20 +1,19 @@
 """CSRF protection for every state-changing request of the staff site, sqladmin's included.
 
 sqladmin has none of its own, so this middleware sits in front of it: a POST, PUT, PATCH or
-DELETE passes only with the session's token (form field ``csrf_token`` or header
-``X-CSRF-Token``) and, when the browser names one, an Origin of this very site.
+DELETE passes only with the session's token (app.csrf's one check, with the staff session as
+its policy) and, when the browser names one, an Origin of this very site.
 """
 
-import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.admin.access import CSRF_FIELD, CSRF_HEADER, expected_csrf_token
+from app import csrf
+from app.admin.access import expected_csrf_token
 from app.config import get_settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -91,27 +90,22 @@ def _cross_origin(request: Request) -> bool:
     return origin == "null" or (parts.scheme, parts.netloc) not in own
 
 
+class StaffSessionPolicy:
+    """The staff site's CSRF policy (see app.csrf): the token kept in the staff session."""
+
+    def expected(self, request: Request) -> str | None:
+        return expected_csrf_token(request.session)
+
+
 async def _problem(request: Request) -> str | None:
     if _cross_origin(request):
         return "It was sent from another site."
-    expected = expected_csrf_token(request.session)
-    sent: Any = request.headers.get(CSRF_HEADER)
-    if sent is None and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
-    ):
-        async with request.form() as form:
-            sent = form.get(CSRF_FIELD)
-    if not expected or not isinstance(sent, str) or not _same(sent, expected):
+    if not await csrf.passes(request, StaffSessionPolicy()):
         return (
             "Its security token is missing or out of date (the page may be old, or it was "
             "sent from another site)."
         )
     return None
-
-
-def _same(sent: str, expected: str) -> bool:
-    # Bytes: compare_digest refuses non-ASCII text, and a forged form may well contain some.
-    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, reason: str, status: int) -> None:

@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from app.admin.access import SalesDep, StaffDep
 from app.admin.editor_forms import Errors, errors_by_field
-from app.admin.models import Role
-from app.admin.site import MenuLink, StaffPages, render_staff_page
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views import in_session
+from app.auth.staff import Role
 from app.customers import service
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate, CustomerUpdate

@@ -30,10 +30,10 @@ from app.admin.editor_forms import (
     to_create,
     to_update,
 )
-from app.admin.models import Role, StaffUser
-from app.admin.site import MenuLink, StaffPages, render_staff_page
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
 from app.admin.views import in_session
+from app.auth.staff import Role, StaffUser
 from app.config import Settings, SettingsDep
 from app.customers import service as customers_service
 from app.db import read_only

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, func, or_
 from sqlmodel import col, select
 from starlette.requests import Request
 
-from app.admin.models import AuditLogEntry
+from app.audit import AuditLogEntry
 from app.config import get_settings
 from app.offers.models import Offer, OfferLine
 

@@ -20,9 +20,9 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import AdminDep, StaffDep, require_role
-from app.admin.models import Role
-from app.admin.site import MenuLink, StaffPages, render_staff_page
-from app.admin.views import in_session
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
+from app.admin.views.base import in_session
+from app.auth.staff import Role
 from app.config import Settings, SettingsDep
 from app.errors import NotFound
 from app.notifications import alerts, delivery

@@ -9,32 +9,35 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
-from pydantic import ValidationError
 from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from app.admin import throttle, users
+from app.admin import throttle, twofactor, users
 from app.admin.access import (
     AdminDep,
     SalesDep,
     StaffDep,
     current_staff,
     end_session,
+    hold_for_second_factor,
     start_session,
 )
+from app.admin.forms import Errors, save_and_redirect, validate
+from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
 from app.admin.views import in_session
+from app.admin.views.orders import _orders_and_stages
 from app.config import SettingsDep
 from app.db import SessionDep, read_only
 from app.errors import AppError
 from app.offers import service as offers_service
+from app.offers.dependencies import pdf_response
 from app.offers.documents import offer_pdf
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.offers.pdf import PdfRenderer
-from app.offers.router import pdf_response
 from app.tracking import service as tracking_service
 from app.tracking.models import OrderStage
 from app.tracking.schemas import StageUpdateCreate
@@ -55,8 +58,6 @@ STAGE_FIELDS = (
 async def _render(
     request: Request, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
-    from app.admin.site import render_staff_page
-
     return await render_staff_page(request, template, context, status)
 
 
@@ -92,7 +93,11 @@ async def login(
         response = await _render(request, "admin/login.html", context, exc.status_code)
         response.headers.update(exc.headers())
         return response
-    start_session(request, staff)
+    step = await in_session(lambda s: twofactor.prepare_second_step(s, staff, settings))
+    if step is not twofactor.SecondStep.NONE:
+        hold_for_second_factor(request, staff, _safe_next(next))
+        return RedirectResponse(request.url_for("staff:login_2fa"), 303)
+    await start_session(request, staff)
     return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
 
 
@@ -104,7 +109,7 @@ async def logout_page(request: Request, staff: StaffDep) -> Response:
 
 @router.post("/logout", name="staff:logout")
 async def logout(request: Request) -> Response:
-    end_session(request)
+    await end_session(request)
     Flash.info(request, "You are signed out.")
     return RedirectResponse(request.url_for("staff:login"), 303)
 
@@ -180,14 +185,25 @@ def _stage_form(form: FormData) -> dict[str, str]:
 
 def _validate_stage_update(
     values: dict[str, str],
-) -> tuple[StageUpdateCreate | None, dict[str, str]]:
-    data = {k: v for k, v in values.items() if v != "" or k == "stage"}
-    try:
-        return StageUpdateCreate.model_validate(data), {}
-    except ValidationError as error:
-        return None, {
-            str(e["loc"][0]): e["msg"].removeprefix("Value error, ") for e in error.errors()
-        }
+) -> tuple[StageUpdateCreate | None, Errors]:
+    # Empty optional fields take the schema's default; an empty stage is refused by name.
+    return validate(StageUpdateCreate, {k: v for k, v in values.items() if v != "" or k == "stage"})
+
+
+def _unknown_stage(exc: AppError) -> Errors:
+    if isinstance(exc, tracking_service.UnknownStage):
+        return {"stage": exc.detail}
+    raise exc  # not the form's fault: the staff site's error page
+
+
+def _stage_or_orders(exc: AppError) -> Errors:
+    if isinstance(exc, tracking_service.UnknownStage):
+        return {"stage": exc.detail}
+    return {"orders": f"{exc.detail} Nothing was changed."}
+
+
+def _orders(n: int) -> str:
+    return f"{n} order{'s' if n != 1 else ''}"
 
 
 def _order_and_stages(session: Session, offer_id: str) -> tuple[Offer, list[OrderStage]]:
@@ -214,19 +230,18 @@ def _next_stage(session: Session, offer: Offer) -> str:
 @router.post("/orders/{offer_id}/stage-update", name="staff:stage_update")
 async def add_stage_update(request: Request, offer_id: str, staff: SalesDep) -> Response:
     values = _stage_form(await request.form())
-    data, errors = _validate_stage_update(values)
-    if data is not None:
-        try:
-            update, offer, stage = await in_session(
-                lambda s: tracking_service.add_stage_update(s, offer_id, data, actor=staff.actor)
-            )
-        except tracking_service.UnknownStage as exc:
-            errors = {"stage": exc.detail}
-        else:
-            Flash.success(request, f"Stage update “{stage.label}” added; the customer sees it now.")
-            return _details(request, "order", offer.id)
+    outcome = await save_and_redirect(
+        request,
+        _validate_stage_update(values),
+        lambda s, data: tracking_service.add_stage_update(s, offer_id, data, actor=staff.actor),
+        success=lambda added: f"Stage update “{added[2].label}” added; the customer sees it now.",
+        to=lambda added: request.url_for("admin:details", identity="order", pk=added[1].id),
+        errors_of=_unknown_stage,
+    )
+    if isinstance(outcome, Response):
+        return outcome
     offer, stages = await in_session(lambda s: _order_and_stages(s, offer_id))
-    context = {"offer": offer, "stages": stages, "form": values, "errors": errors}
+    context = {"offer": offer, "stages": stages, "form": values, "errors": outcome}
     return await _render(request, "admin/stage_update.html", context, 422)
 
 
@@ -235,27 +250,21 @@ async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
     form = await request.form()
     pks = [str(pk) for pk in form.getlist("pks") if pk]
     values = _stage_form(form)
-    data, errors = _validate_stage_update(values)
     if not pks:
         Flash.warning(request, "Select at least one order first.")
         return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
-    if data is not None:
-        try:
-            offers = await in_session(
-                lambda s: tracking_service.add_stage_updates(s, pks, data, actor=staff.actor)
-            )
-        except tracking_service.UnknownStage as exc:
-            errors = {"stage": exc.detail}
-        except AppError as exc:
-            errors = {"orders": f"{exc.detail} Nothing was changed."}
-        else:
-            n = len(offers)
-            Flash.success(request, f"Stage update added to {n} order{'s' if n != 1 else ''}.")
-            return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
-    from app.admin.views import _orders_and_stages
-
+    outcome = await save_and_redirect(
+        request,
+        _validate_stage_update(values),
+        lambda s, data: tracking_service.add_stage_updates(s, pks, data, actor=staff.actor),
+        success=lambda offers: f"Stage update added to {_orders(len(offers))}.",
+        to=lambda _: request.url_for("admin:list", identity="order"),
+        errors_of=_stage_or_orders,
+    )
+    if isinstance(outcome, Response):
+        return outcome
     orders, stages = await in_session(lambda s: _orders_and_stages(s, pks))
-    context = {"orders": orders, "stages": stages, "form": values, "errors": errors}
+    context = {"orders": orders, "stages": stages, "form": values, "errors": outcome}
     return await _render(request, "admin/bulk_stage_update.html", context, 422)
 
 

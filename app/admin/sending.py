@@ -9,7 +9,7 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import SalesDep
-from app.admin.site import StaffPages, render_staff_page
+from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.config import Settings, SettingsDep
 from app.db import read_only

@@ -5,11 +5,10 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import jinja_partials
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from jinja2 import ChoiceLoader, FileSystemLoader
@@ -26,7 +25,8 @@ from starlette.responses import Response
 from app.admin import access, queries, routes, views
 from app.admin.access import SESSION_COOKIE, LoginRequired, csrf_token
 from app.admin.csrf import CsrfMiddleware
-from app.admin.models import Role
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
+from app.auth.staff import Role
 from app.config import TEMPLATES_DIR, Settings, get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError
@@ -34,25 +34,6 @@ from app.templating import install_filters
 
 log = logging.getLogger(__name__)
 STAFF_PREFIX = "/admin"
-
-
-@dataclass(frozen=True)
-class MenuLink:
-    """A menu entry for a staff page served by a plain FastAPI route named ``route_name``."""
-
-    name: str
-    route_name: str
-    role: Role
-    icon: str = "fa-solid fa-chart-line"
-
-
-@dataclass(frozen=True)
-class StaffPages:
-    """Pages another module adds to the staff site: its router (each route guarded with
-    ``require_role``) and the menu entries that lead there."""
-
-    router: APIRouter
-    menu: Sequence[MenuLink] = field(default_factory=tuple)
 
 
 class _LinkMenu(ItemMenu):
@@ -86,8 +67,13 @@ class StaffAdmin(Admin):
         # module are found by their path under templates/ ("admin/...", "analytics/...").
         loader.loaders = [loader.loaders[0], FileSystemLoader(TEMPLATES_DIR), *loader.loaders[1:]]
         install_filters(templates.env)
-        # Partials (the offer editor's totals) render the same for the page and for htmx.
-        jinja_partials.register_environment(templates.env, markup=True)
+        # htmx partials render through jinja-partials (render_partial), from a synchronous
+        # overlay of this async environment: the same loader, filters and globals (the overlay
+        # shares the globals, so render_partial lands in both), its own template cache, and no
+        # thread and event loop per partial as jinja-partials needs for an async environment.
+        jinja_partials.register_environment(
+            templates.env.overlay(enable_async=False, cache_size=100), markup=True
+        )
         templates.env.globals["csrf_token"] = csrf_token
         templates.env.globals["staff"] = lambda request: getattr(request.state, "staff", None)
         templates.env.globals["Role"] = Role
@@ -102,14 +88,6 @@ class StaffAdmin(Admin):
         dashboard = await views.in_session(load)
         context = {"dashboard": dashboard, "title": "Dashboard"}
         return await self.templates.TemplateResponse(request, "admin/dashboard.html", context)
-
-
-async def render_staff_page(
-    request: Request, template: str, context: dict[str, Any], status_code: int = 200
-) -> Response:
-    """A page in the staff site's layout (menu, flash messages, sign-out)."""
-    admin: StaffAdmin = request.app.state.admin
-    return await admin.templates.TemplateResponse(request, template, context, status_code)
 
 
 def _session_key(settings: Settings) -> str:
@@ -140,7 +118,8 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
     # the root of this app would otherwise take every path.
     staff_app.include_router(routes.router)
     for page in pages:
-        staff_app.include_router(page.router)
+        for router in page.routers:
+            staff_app.include_router(router)
     authorization = access.RoleAuthorization()
     admin = StaffAdmin(
         staff_app,

@@ -12,9 +12,9 @@ from starlette.responses import Response
 
 from app.admin.access import AdminDep
 from app.admin.editor_forms import Errors, errors_by_field
-from app.admin.models import Role
-from app.admin.site import MenuLink, StaffPages, render_staff_page
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views import in_session
+from app.auth.staff import Role
 from app.db import read_only
 from app.errors import Unprocessable
 from app.fields import RequiredText100

@@ -1,21 +1,30 @@
-"""Failed sign-ins throttled per account and per address, counted in the database so every
-worker process shares one count and a restart forgives nobody."""
+"""Failed sign-ins throttled, counted in the database so every worker process shares one count
+and a restart forgives nobody.
+
+Two rules, neither of which lets a stranger lock the owner out:
+
+- an account *from one address* gets FREE_TRIES failures, then waits before each further try,
+  1 s, 2 s, 4 s ... up to MAX_DELAY: guessing one password from one place gets slow fast, while
+  the owner, whose own address has no failures, signs in at once;
+- one address gets MAX_PER_ADDRESS failures in WINDOW whatever the accounts (password spraying).
+"""
 
 import hashlib
 import hmac
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from app.admin.models import LoginFailure
+from app.auth.staff import LoginFailure
 from app.db import utcnow
 from app.errors import AppError
 
 WINDOW = timedelta(minutes=15)
-MAX_PER_ACCOUNT = 5
+FREE_TRIES = 3
+MAX_DELAY = timedelta(minutes=15)
 MAX_PER_ADDRESS = 20
 
 
@@ -24,16 +33,21 @@ class TooManyLogins(AppError):
     title = "Too many failed sign-ins"
 
     def __init__(self, retry_after: int) -> None:
-        minutes = max(1, math.ceil(retry_after / 60))
         super().__init__(
-            f"Too many failed sign-ins for this account or from this address. Please wait "
-            f"{minutes} minute{'s' if minutes > 1 else ''} and try again, or ask an admin to "
-            "reset your password."
+            f"Too many failed sign-ins from this address. Please wait {_wait_text(retry_after)} "
+            "and try again, or ask an admin to reset your password."
         )
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+def _wait_text(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @dataclass(frozen=True)
@@ -48,20 +62,38 @@ def attempt(email: str, address: str, *, key: str) -> Attempt:
 
 
 def check(session: Session, who: Attempt) -> None:
-    """Raise TooManyLogins while the account or the address has used up its attempts."""
+    """Raise TooManyLogins while this account from this address must wait, or while the
+    address has used up its attempts."""
     since = utcnow() - WINDOW
-    for column, value, limit in (
-        (LoginFailure.email, who.email, MAX_PER_ACCOUNT),
-        (LoginFailure.address_hash, who.address_hash, MAX_PER_ADDRESS),
-    ):
-        count, oldest = session.exec(
-            select(func.count(), func.min(LoginFailure.failed_at)).where(
-                column == value, col(LoginFailure.failed_at) > since
-            )
-        ).one()
-        if count >= limit and oldest is not None:
-            wait = (oldest + WINDOW - utcnow()).total_seconds()
-            raise TooManyLogins(max(1, math.ceil(wait)))
+    count, last = session.exec(
+        select(func.count(), func.max(LoginFailure.failed_at)).where(
+            LoginFailure.email == who.email,
+            LoginFailure.address_hash == who.address_hash,
+            col(LoginFailure.failed_at) > since,
+        )
+    ).one()
+    if count >= FREE_TRIES and last is not None:
+        _wait_until(last + delay_after(count))
+    count, oldest = session.exec(
+        select(func.count(), func.min(LoginFailure.failed_at)).where(
+            LoginFailure.address_hash == who.address_hash, col(LoginFailure.failed_at) > since
+        )
+    ).one()
+    if count >= MAX_PER_ADDRESS and oldest is not None:
+        _wait_until(oldest + WINDOW)
+
+
+def delay_after(failures: int) -> timedelta:
+    """The wait after ``failures`` failures of one account from one address."""
+    if failures < FREE_TRIES:
+        return timedelta(0)
+    return min(timedelta(seconds=2 ** min(failures - FREE_TRIES, 20)), MAX_DELAY)
+
+
+def _wait_until(moment: datetime) -> None:
+    wait = (moment - utcnow()).total_seconds()
+    if wait > 0:
+        raise TooManyLogins(max(1, math.ceil(wait)))
 
 
 def record_failure(session: Session, who: Attempt) -> None:
@@ -72,5 +104,17 @@ def record_failure(session: Session, who: Attempt) -> None:
 
 
 def forgive_account(session: Session, email: str) -> None:
-    """A successful sign-in clears the account's count (not the address's)."""
+    """A successful sign-in (or a new password) clears the account's count, from every
+    address; an address's count for other accounts stays."""
     session.execute(delete(LoginFailure).where(col(LoginFailure.email) == email))
+
+
+def forgive(session: Session, who: Attempt) -> None:
+    """A successful sign-in clears the count of this account from this address only: the
+    owner signing in elsewhere does not reset a guesser's delays."""
+    session.execute(
+        delete(LoginFailure).where(
+            col(LoginFailure.email) == who.email,
+            col(LoginFailure.address_hash) == who.address_hash,
+        )
+    )

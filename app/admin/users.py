@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.admin import audit, passwords, throttle
-from app.admin.models import Role, StaffUser
+from app import audit
+from app.admin import sessions as staff_sessions
+from app.admin import throttle
+from app.auth import passwords
+from app.auth.staff import Role, StaffUser
 from app.db import utcnow
 from app.errors import AppError, Conflict, NotFound, Unprocessable
 
@@ -129,6 +132,7 @@ def update_user(
     if not is_active:
         user.session_version += 1
     session.add(user)
+    staff_sessions.end_for_account_change(session, user_id)
     audit.record(
         session,
         actor=actor,
@@ -143,13 +147,14 @@ def update_user(
 
 
 def set_password(session: Session, user_id: int, password: str, *, actor: str) -> StaffUser:
-    """Set a new password; every session of the user ends."""
+    """Set a new password; every other session of the user ends."""
     _check_password(password)
     user = get_user(session, user_id)
     user.password_hash = passwords.hash_password(password)
     user.session_version += 1
     user.updated_at = utcnow()
     session.add(user)
+    staff_sessions.end_for_account_change(session, user_id)
     throttle.forgive_account(session, user.email)
     audit.record(
         session,
@@ -177,9 +182,15 @@ def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) 
         user.password_hash = passwords.hash_password(password)
     user.last_login_at = utcnow()
     session.add(user)
-    throttle.forgive_account(session, user.email)
+    throttle.forgive(session, who)
     session.commit()
     return _staff(user)
+
+
+def load_active(session: Session, user_id: int) -> Staff | None:
+    """The user a live session belongs to, while active."""
+    user = session.get(StaffUser, user_id)
+    return _staff(user) if user is not None and user.is_active else None
 
 
 def load_staff(session: Session, user_id: int, session_version: int) -> Staff | None:

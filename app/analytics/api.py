@@ -26,7 +26,7 @@ from app.analytics.schemas import (
     WebhookEndpointRead,
     WebhookEndpointUpdate,
 )
-from app.auth.dependencies import require_api_key
+from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.openapi import PathId, error_responses, single_query_values
@@ -64,8 +64,8 @@ def placement_read(request: Request, placement: Placement, settings: Settings) -
 
 
 @router.post("/campaigns", status_code=status.HTTP_201_CREATED, name="campaigns:create")
-def create_campaign(data: CampaignCreate, session: SessionDep) -> CampaignRead:
-    return _campaign(campaigns.create_campaign(session, data))
+def create_campaign(data: CampaignCreate, session: SessionDep, key: ApiKeyDep) -> CampaignRead:
+    return _campaign(campaigns.create_campaign(session, data, actor=key.actor))
 
 
 @router.get("/campaigns", name="campaigns:list")
@@ -79,8 +79,10 @@ def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignRead:
 
 
 @router.patch("/campaigns/{campaign_id}", name="campaigns:update")
-def update_campaign(campaign_id: PathId, data: CampaignUpdate, session: SessionDep) -> CampaignRead:
-    return _campaign(campaigns.update_campaign(session, campaign_id, data))
+def update_campaign(
+    campaign_id: PathId, data: CampaignUpdate, session: SessionDep, key: ApiKeyDep
+) -> CampaignRead:
+    return _campaign(campaigns.update_campaign(session, campaign_id, data, actor=key.actor))
 
 
 @router.post(
@@ -88,8 +90,10 @@ def update_campaign(campaign_id: PathId, data: CampaignUpdate, session: SessionD
     status_code=status.HTTP_201_CREATED,
     name="creatives:create",
 )
-def create_creative(campaign_id: PathId, data: CreativeCreate, session: SessionDep) -> CreativeRead:
-    return _creative(campaigns.create_creative(session, campaign_id, data))
+def create_creative(
+    campaign_id: PathId, data: CreativeCreate, session: SessionDep, key: ApiKeyDep
+) -> CreativeRead:
+    return _creative(campaigns.create_creative(session, campaign_id, data, actor=key.actor))
 
 
 @router.get("/campaigns/{campaign_id}/creatives", name="creatives:list")
@@ -108,9 +112,10 @@ def create_placement(
     data: PlacementCreate,
     session: SessionDep,
     settings: SettingsDep,
+    key: ApiKeyDep,
 ) -> PlacementRead:
     """A placement and its dynamic code (`code_url`, the URL its QR code opens)."""
-    placement = campaigns.create_placement(session, campaign_id, data)
+    placement = campaigns.create_placement(session, campaign_id, data, actor=key.actor)
     return placement_read(request, placement, settings)
 
 
@@ -136,9 +141,10 @@ def update_placement(
     data: PlacementUpdate,
     session: SessionDep,
     settings: SettingsDep,
+    key: ApiKeyDep,
 ) -> PlacementRead:
     """Change the routing rules (`rules` replaces them all), fallback or split mode."""
-    placement = campaigns.update_placement(session, placement_id, data)
+    placement = campaigns.update_placement(session, placement_id, data, actor=key.actor)
     return placement_read(request, placement, settings)
 
 
@@ -176,9 +182,11 @@ def _endpoint(endpoint: WebhookEndpoint) -> WebhookEndpointCreated:
 @router.post(
     "/webhooks", status_code=status.HTTP_201_CREATED, name="webhooks:create", tags=["webhooks"]
 )
-def create_endpoint(data: WebhookEndpointCreate, session: SessionDep) -> WebhookEndpointCreated:
+def create_endpoint(
+    data: WebhookEndpointCreate, session: SessionDep, key: ApiKeyDep
+) -> WebhookEndpointCreated:
     """Register an endpoint; the answer carries the secret that signs its deliveries."""
-    return _endpoint(webhooks.create_endpoint(session, data))
+    return _endpoint(webhooks.create_endpoint(session, data, actor=key.actor))
 
 
 @router.get("/webhooks", name="webhooks:list", tags=["webhooks"])
@@ -199,16 +207,18 @@ def read_endpoint(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointRe
 
 @router.patch("/webhooks/{endpoint_id}", name="webhooks:update", tags=["webhooks"])
 def update_endpoint(
-    endpoint_id: PathId, data: WebhookEndpointUpdate, session: SessionDep
+    endpoint_id: PathId, data: WebhookEndpointUpdate, session: SessionDep, key: ApiKeyDep
 ) -> WebhookEndpointRead:
     return WebhookEndpointRead.model_validate(
-        webhooks.update_endpoint(session, endpoint_id, data), from_attributes=True
+        webhooks.update_endpoint(session, endpoint_id, data, actor=key.actor), from_attributes=True
     )
 
 
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="webhooks:rotate", tags=["webhooks"])
-def rotate_secret(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointCreated:
-    return _endpoint(webhooks.rotate_secret(session, endpoint_id))
+def rotate_secret(
+    endpoint_id: PathId, session: SessionDep, key: ApiKeyDep
+) -> WebhookEndpointCreated:
+    return _endpoint(webhooks.rotate_secret(session, endpoint_id, actor=key.actor))
 
 
 @router.delete(

@@ -2,12 +2,13 @@
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app import audit
 from app.analytics import codes
 from app.analytics.models import Campaign, Creative, Placement
 from app.analytics.schemas import (
@@ -39,23 +40,32 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100] or "campaign"
 
 
-def _commit_unique(session: Session, what: str) -> None:
+def _commit_unique(session: Session, what: str, audit_entry: Callable[[], object]) -> None:
+    """Commit with its audit entry; a taken name or slug becomes a Conflict naming ``what``."""
     try:
+        session.flush()  # a clash shows here, and a new row gets the id its entry names
+        audit_entry()
         session.commit()
     except IntegrityError as exc:
         session.rollback()
         raise Conflict(f"{what} is taken already; choose another.") from exc
 
 
-def create_campaign(session: Session, data: CampaignCreate) -> Campaign:
+def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Campaign:
     """A campaign; its utm_campaign defaults to its name in lower case with hyphens."""
     campaign = Campaign(
         **data.model_dump(exclude={"utm_campaign"}),
         utm_campaign=data.utm_campaign or slugify(data.name),
     )
     session.add(campaign)
-    _commit_unique(session, f"The campaign name {data.name!r}")
-    codes.routing_table.invalidate()
+    _commit_unique(
+        session,
+        f"The campaign name {data.name!r}",
+        lambda: _audit(
+            session, actor, "campaign.created", campaign, f"Campaign “{data.name}” created"
+        ),
+    )
+    codes.rules_changed()
     return campaign
 
 
@@ -70,7 +80,9 @@ def list_campaigns(session: Session) -> Sequence[Campaign]:
     return session.exec(select(Campaign).order_by(col(Campaign.id).desc())).all()
 
 
-def update_campaign(session: Session, campaign_id: int, data: CampaignUpdate) -> Campaign:
+def update_campaign(
+    session: Session, campaign_id: int, data: CampaignUpdate, *, actor: str
+) -> Campaign:
     """Change a campaign; its codes redirect with the new UTM values at once."""
     campaign = get_campaign(session, campaign_id)
     for name, value in data.model_dump(exclude_unset=True).items():
@@ -81,21 +93,35 @@ def update_campaign(session: Session, campaign_id: int, data: CampaignUpdate) ->
         raise Unprocessable("starts_on must not be after ends_on.", loc=("body", "ends_on"))
     campaign.updated_at = utcnow()
     session.add(campaign)
-    _commit_unique(session, f"The campaign name {campaign.name!r}")
-    codes.routing_table.invalidate()
+    _commit_unique(
+        session,
+        f"The campaign name {campaign.name!r}",
+        lambda: _audit(
+            session, actor, "campaign.updated", campaign, f"Campaign “{campaign.name}” changed"
+        ),
+    )
+    codes.rules_changed()
     return campaign
 
 
-def create_creative(session: Session, campaign_id: int, data: CreativeCreate) -> Creative:
+def create_creative(
+    session: Session, campaign_id: int, data: CreativeCreate, *, actor: str
+) -> Creative:
     """A creative of a campaign; its utm_content defaults to its name, slugified."""
-    get_campaign(session, campaign_id)
+    campaign = get_campaign(session, campaign_id)
     creative = Creative(
         campaign_id=campaign_id,
         name=data.name,
         utm_content=data.utm_content or slugify(data.name),
     )
     session.add(creative)
-    _commit_unique(session, f"The creative name {data.name!r}")
+    _commit_unique(
+        session,
+        f"The creative name {data.name!r}",
+        lambda: _audit(
+            session, actor, "creative.created", campaign, f"Creative “{data.name}” added"
+        ),
+    )
     return creative
 
 
@@ -109,7 +135,9 @@ def new_slug() -> str:
     return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
 
 
-def create_placement(session: Session, campaign_id: int, data: PlacementCreate) -> Placement:
+def create_placement(
+    session: Session, campaign_id: int, data: PlacementCreate, *, actor: str
+) -> Placement:
     """A placement with its dynamic code: a given slug, or a fresh random one."""
     get_campaign(session, campaign_id)
     _check_creatives(session, campaign_id, data.fallback_creative_id, data.rules)
@@ -123,8 +151,14 @@ def create_placement(session: Session, campaign_id: int, data: PlacementCreate) 
         rules=[rule.model_dump(mode="json", exclude_none=True) for rule in data.rules],
     )
     session.add(placement)
-    _commit_unique(session, f"The code {placement.slug!r} or placement name {data.name!r}")
-    codes.routing_table.invalidate()
+    _commit_unique(
+        session,
+        f"The code {placement.slug!r} or placement name {data.name!r}",
+        lambda: _audit(
+            session, actor, "placement.created", placement, f"Placement “{data.name}” created"
+        ),
+    )
+    codes.rules_changed()
     return placement
 
 
@@ -141,7 +175,9 @@ def list_placements(session: Session, campaign_id: int) -> Sequence[Placement]:
     return session.exec(query.order_by(col(Placement.id))).all()
 
 
-def update_placement(session: Session, placement_id: int, data: PlacementUpdate) -> Placement:
+def update_placement(
+    session: Session, placement_id: int, data: PlacementUpdate, *, actor: str
+) -> Placement:
     """Change a placement's rules or fallback; every server routes by them within seconds."""
     placement = get_placement(session, placement_id)
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"rules"})
@@ -157,8 +193,13 @@ def update_placement(session: Session, placement_id: int, data: PlacementUpdate)
         placement.rules = [rule.model_dump(mode="json", exclude_none=True) for rule in rules]
     placement.updated_at = utcnow()
     session.add(placement)
-    _commit_unique(session, f"The placement name {placement.name!r}")
-    codes.routing_table.invalidate()
+    summary = f"Placement “{placement.name}” changed ({len(data.rules or [])} rules)"
+    _commit_unique(
+        session,
+        f"The placement name {placement.name!r}",
+        lambda: _audit(session, actor, "placement.updated", placement, summary),
+    )
+    codes.rules_changed()
     return placement
 
 
@@ -179,3 +220,13 @@ def _check_creatives(
                     f"Creative {target.creative_id} is not a creative of this campaign.",
                     loc=("body", "rules", i, "destinations", j, "creative_id"),
                 )
+
+
+def _audit(
+    session: Session, actor: str, action: str, row: Campaign | Placement, summary: str
+) -> None:
+    assert row.id is not None
+    kind = "campaign" if isinstance(row, Campaign) else "placement"
+    audit.record(
+        session, actor=actor, action=action, entity_type=kind, entity_id=row.id, summary=summary
+    )

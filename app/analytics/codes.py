@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from app import invalidation
 from app.analytics.models import (
     Campaign,
     CampaignDayTotal,
@@ -37,6 +39,7 @@ from app.analytics.routing import (
     os_of,
     preferred_language,
 )
+from app.analytics.rulesfile import RulesFile
 from app.analytics.schemas import RoutingRule
 from app.config import Settings
 from app.db import read_only, utcnow
@@ -84,6 +87,12 @@ class RoutingTable:
         self._loaded_at = 0.0
         self._arms_at = float("-inf")
         self._lock = threading.Lock()
+        self._copy: RulesFile | None = None
+
+    def keep_copy_in(self, path: Path) -> None:
+        """Save the rules to ``path`` whenever they change, and start from that copy when the
+        database is away at the first load."""
+        self._copy = RulesFile(path)
 
     def lookup(self, session: Session, slug: str) -> CompiledCode | None:
         if self._codes is None or time.monotonic() - self._loaded_at > RULES_TTL_SECONDS:
@@ -136,9 +145,22 @@ class RoutingTable:
             log.warning("could not load campaign codes; routing with the rules last loaded")
             session.rollback()
             self._loaded_at = started - RULES_TTL_SECONDS + RETRY_AFTER_FAILURE_SECONDS
+            if self._codes is None and self._copy is not None:
+                self._codes = self._copy.load()  # a cold start during an outage
+            return
+        if self._copy is not None:
+            self._copy.save(self._codes)
 
 
 routing_table = RoutingTable()
+ROUTING_TOPIC = "routing"
+invalidation.subscribe(ROUTING_TOPIC, lambda _payload: routing_table.invalidate())
+
+
+def rules_changed() -> None:
+    """Reload the routing rules here at once, and in every other process as soon as it hears."""
+    routing_table.invalidate()
+    invalidation.publish(ROUTING_TOPIC)
 
 
 def _placements(session: Session) -> Sequence[tuple[Placement, Campaign]]:

@@ -1,19 +1,13 @@
 """The dashboard's aggregates as JSON under /api/v1/analytics, each also as CSV
-(``?format=csv``), and the raw events as CSV."""
+(``?format=csv``), and the raw events as CSV (built by app.analytics.exports)."""
 
-import io
-import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from app import csvsafe
-from app.analytics import attribution
+from app.analytics import exports
 from app.analytics.attribution import (
     AttributionRow,
     Breakdown,
@@ -24,16 +18,11 @@ from app.analytics.attribution import (
     Model,
     Period,
 )
+from app.analytics.exports import Format
 from app.auth.dependencies import require_api_key
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.errors import Unprocessable
-from app.offers import service as offers_service
 from app.openapi import error_responses, single_query_values
-
-MAX_DAYS = 366
-DEFAULT_DAYS = 30
-Format = Literal["json", "csv"]
 
 # With ?format=csv a report answers CSV instead of JSON; the schema says so.
 CSV_TOO: dict[int | str, dict[str, Any]] = {
@@ -57,46 +46,11 @@ def get_period(
     to: Annotated[date | None, Query(description="Last local day, included")] = None,
 ) -> Period:
     """The date range: local days in the configured zone; the last 30 days by default."""
-    end = to or offers_service.today(settings)
-    start = from_ or end - timedelta(days=DEFAULT_DAYS - 1)
-    if start > end:
-        raise Unprocessable("from must not be after to.", loc=("query", "from"))
-    if (end - start).days >= MAX_DAYS:
-        raise Unprocessable(f"A range spans at most {MAX_DAYS} days.", loc=("query", "to"))
-    if start.year < 2000 or end.year > 2999:
-        raise Unprocessable("Dates must lie between 2000 and 2999.", loc=("query", "from"))
-    return Period(start, end, settings.zone)
+    return exports.get_period(settings, from_, to)
 
 
 PeriodDep = Annotated[Period, Depends(get_period)]
 FormatQuery = Annotated[Format, Query(alias="format")]
-
-
-def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
-    # Spooled: small exports stay in memory, a million events go to a temporary file.
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")  # noqa: SIM115
-    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    writer = csvsafe.SafeWriter(text)
-    writer.writerow(header)
-    writer.writerows(rows)
-    text.flush()
-    spool.seek(0)
-    text.detach()
-
-    def chunks() -> Iterable[bytes]:
-        with spool:
-            while chunk := spool.read(64 * 1024):
-                yield chunk
-
-    headers = {
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "no-store",  # customer data: never kept in a cache
-    }
-    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
-
-
-def _name(period: Period, what: str) -> str:
-    return f"{what}_{period.start.isoformat()}_{period.end.isoformat()}.csv"
 
 
 @router.get(
@@ -104,14 +58,7 @@ def _name(period: Period, what: str) -> str:
 )
 def scans_per_day(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Scans and unique visitors per local day (bots excluded)."""
-    rows = attribution.scans_per_day(session, period)
-    if format_ == "csv":
-        return _csv(
-            _name(period, "scans_per_day"),
-            ("day", "scans", "unique_visitors"),
-            ((r.day.isoformat(), r.scans, r.visitors) for r in rows),
-        )
-    return rows
+    return exports.scans_per_day(session, period, format_)
 
 
 @router.get(
@@ -124,59 +71,13 @@ def breakdown(
     format_: FormatQuery = "json",
 ) -> Any:
     """Scans and unique visitors by channel, device, campaign, placement or creative."""
-    rows = attribution.scan_breakdown(session, period, by)
-    if format_ == "csv":
-        return _csv(
-            _name(period, f"scans_by_{by}"),
-            (by, "label", "scans", "unique_visitors"),
-            ((r.key, r.label, r.scans, r.visitors) for r in rows),
-        )
-    return rows
+    return exports.breakdown(session, period, by, format_)
 
 
 @router.get("/funnel", name="analytics:funnel", response_model=Funnel, responses=CSV_TOO)
 def funnel(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Offers issued in the range, and how many were then scanned, accepted and ordered."""
-    result = attribution.funnel(session, period)
-    if format_ == "csv":
-        return _csv(_name(period, "funnel"), ("step", "offers"), asdict(result).items())
-    return result
-
-
-ATTRIBUTION_CSV = (
-    "id",
-    "label",
-    "scans",
-    "unique_visitors",
-    "conversions",
-    "conversion_rate",
-    "revenue",
-    "mean_seconds_to_convert",
-    "median_seconds_to_convert",
-    "posterior_mean",
-    "interval_90_low",
-    "interval_90_high",
-    "probability_best",
-)
-
-
-def _attribution_csv_row(row: AttributionRow) -> tuple[Any, ...]:
-    revenue = "; ".join(f"{cur} {amount}" for cur, amount in sorted(row.revenue.items()))
-    return (
-        row.id,
-        row.label,
-        row.scans,
-        row.visitors,
-        row.conversions,
-        row.conversion_rate,
-        revenue,
-        row.mean_seconds_to_convert,
-        row.median_seconds_to_convert,
-        round(row.posterior_mean, 6),
-        round(row.interval_low, 6),
-        round(row.interval_high, 6),
-        round(row.probability_best, 4),
-    )
+    return exports.funnel(session, period, format_)
 
 
 @router.get(
@@ -195,24 +96,13 @@ def attribution_report(
     """Per campaign, placement or creative: scans, unique visitors, conversions (credited to
     the first or last touch), conversion rate, revenue per currency, time to convert, and a
     Bayesian estimate of the rate (Beta posterior mean, 90% interval, probability best)."""
-    rows = attribution.attribution(session, period, by, model)
-    if format_ == "csv":
-        return _csv(
-            _name(period, f"attribution_{by}_{model}"),
-            ATTRIBUTION_CSV,
-            (_attribution_csv_row(r) for r in rows),
-        )
-    return rows
+    return exports.attribution_report(session, period, by, model, format_)
 
 
 @router.get("/time-to-convert", name="analytics:time_to_convert", responses=CSV_TOO)
 def time_to_convert(session: SessionDep, period: PeriodDep, format_: FormatQuery = "json") -> Any:
     """Conversions in the range by time from their first scan."""
-    buckets = attribution.time_to_convert(session, period)
-    if format_ == "csv":
-        header = ("time_from_first_scan", "conversions")
-        return _csv(_name(period, "time_to_convert"), header, buckets)
-    return [{"bucket": label, "conversions": count} for label, count in buckets]
+    return exports.time_to_convert(session, period, format_)
 
 
 @router.get(
@@ -222,6 +112,4 @@ def export_events(
     session: SessionDep, period: PeriodDep, kind: Literal["scans", "conversions"]
 ) -> Response:
     """Every scan event (bots flagged) or conversion in the range, as CSV."""
-    columns = attribution.EXPORT_COLUMNS[kind]
-    rows = attribution.export_events(session, period, kind)
-    return _csv(_name(period, kind), columns, rows)
+    return exports.export_events(session, period, kind)

@@ -21,8 +21,8 @@ from app.analytics import codes
 from app.config import get_settings
 from app.db import get_engine
 from app.observability import LabelledRoute
+from app.tracking.dependencies import counting_misses, get_scan_log, visit_of
 from app.tracking.ratelimit import MissLimiter
-from app.tracking.router import counting_misses, get_scan_log, visit_of
 from app.tracking.scanlog import ScanLog, ScanNotRecorded
 from app.web import overridable
 

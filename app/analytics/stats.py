@@ -9,13 +9,15 @@ seed, so the same data always gives the same figures.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import exp, lgamma, log, sqrt
+from random import Random
 from statistics import NormalDist
-
-import numpy as np
 
 PRIOR = 1.0
 INTERVAL = 0.90
-DRAWS = 20_000
+# Pure Python (random.betavariate) costs microseconds a draw: 5,000 joint draws keep the
+# estimate's standard error under 0.71 percentage points (sqrt(0.25 / 5000)), finer than the
+# whole percent the dashboard shows, at some 20 ms to rank three arms on a busy machine.
+DRAWS = 5_000
 SEED = 20_261_123
 
 
@@ -106,9 +108,10 @@ def probability_best(posteriors: Sequence[Posterior], draws: int = DRAWS) -> lis
         return []
     if len(posteriors) == 1:
         return [1.0]
-    rng = np.random.default_rng(SEED)
-    alphas = np.array([p.alpha for p in posteriors])
-    betas = np.array([p.beta for p in posteriors])
-    samples = rng.beta(alphas, betas, size=(draws, len(posteriors)))
-    wins = np.bincount(samples.argmax(axis=1), minlength=len(posteriors))
-    return [float(w) / draws for w in wins]
+    beta = Random(SEED).betavariate
+    arms = [(p.alpha, p.beta) for p in posteriors]
+    wins = [0] * len(arms)
+    for _ in range(draws):
+        rates = [beta(a, b) for a, b in arms]
+        wins[rates.index(max(rates))] += 1
+    return [w / draws for w in wins]

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from app import netguard
+from app import audit, netguard
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
 from app.analytics.schemas import DeliveryRead, WebhookEndpointCreate, WebhookEndpointUpdate
 from app.config import get_settings
@@ -22,7 +22,9 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def create_endpoint(session: Session, data: WebhookEndpointCreate) -> WebhookEndpoint:
+def create_endpoint(
+    session: Session, data: WebhookEndpointCreate, *, actor: str
+) -> WebhookEndpoint:
     """An endpoint with a fresh signing secret; events from now on are queued for it."""
     _check_egress(data.url)
     endpoint = WebhookEndpoint(
@@ -32,6 +34,8 @@ def create_endpoint(session: Session, data: WebhookEndpointCreate) -> WebhookEnd
         enabled=data.enabled,
     )
     session.add(endpoint)
+    session.flush()
+    _audit(session, actor, "webhook.created", endpoint, f"Webhook endpoint {data.url} added")
     session.commit()
     return endpoint
 
@@ -54,7 +58,7 @@ def list_endpoints(session: Session) -> Sequence[WebhookEndpoint]:
 
 
 def update_endpoint(
-    session: Session, endpoint_id: int, data: WebhookEndpointUpdate
+    session: Session, endpoint_id: int, data: WebhookEndpointUpdate, *, actor: str
 ) -> WebhookEndpoint:
     """Change an endpoint; enabling it again clears its failures and resumes its backlog."""
     endpoint = get_endpoint(session, endpoint_id)
@@ -72,15 +76,23 @@ def update_endpoint(
     elif changes.get("enabled") is False:
         endpoint.enabled, endpoint.disabled_at = False, None  # off by staff: nothing queued
     session.add(endpoint)
+    if changes.keys() == {"enabled"}:
+        verb = "enabled" if changes["enabled"] else "disabled"
+        _audit(session, actor, f"webhook.{verb}", endpoint, f"Webhook endpoint {verb}")
+    else:
+        _audit(
+            session, actor, "webhook.updated", endpoint, f"Webhook endpoint {endpoint.url} changed"
+        )
     session.commit()
     return endpoint
 
 
-def rotate_secret(session: Session, endpoint_id: int) -> WebhookEndpoint:
+def rotate_secret(session: Session, endpoint_id: int, *, actor: str) -> WebhookEndpoint:
     """A new signing secret; the old one stops working with the next delivery."""
     endpoint = get_endpoint(session, endpoint_id)
     endpoint.secret = new_secret()
     session.add(endpoint)
+    _audit(session, actor, "webhook.secret_rotated", endpoint, "Webhook signing secret rotated")
     session.commit()
     return endpoint
 
@@ -109,3 +121,17 @@ def deliveries(session: Session, endpoint_id: int, *, limit: int) -> list[Delive
 
 def _attempt(delivery: WebhookDelivery, event_type: str) -> DeliveryRead:
     return DeliveryRead.model_validate({**delivery.model_dump(), "event_type": event_type})
+
+
+def _audit(
+    session: Session, actor: str, action: str, endpoint: WebhookEndpoint, summary: str
+) -> None:
+    assert endpoint.id is not None
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="webhook_endpoint",
+        entity_id=endpoint.id,
+        summary=summary,
+    )

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from app.admin import audit
+from app import audit, invalidation
 from app.auth.models import ApiKey
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized
@@ -17,7 +17,12 @@ from app.errors import NotFound, Unauthorized
 TOKEN_PREFIX = "ot_"
 # Writing last_used_at on every call would turn each read into a write; a minute is enough detail.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A verified key is trusted this long without asking the database while this process hears
+# the other processes' revocations (app.invalidation), and only for REVOCATION_SECONDS while it
+# does not: a key revoked anywhere is refused everywhere within a second either way.
 VERIFIED_TTL_SECONDS = 30.0
+REVOCATION_SECONDS = 1.0
+API_KEYS_TOPIC = "api_keys"
 
 
 class InvalidApiKey(Unauthorized):
@@ -67,8 +72,9 @@ class Caller:
 class _VerifiedKeys:
     """Recently verified keys, so a burst of calls does not query the key table each time.
 
-    Kept for VERIFIED_TTL at most: a key revoked in another process stops working within that
-    time; in this process at once (forget).
+    A key revoked in this process stops working at once (forget), in the others as soon as
+    they hear of it, and within REVOCATION_SECONDS in a process that cannot hear (no channel,
+    or reconnecting).
     """
 
     def __init__(self) -> None:
@@ -77,7 +83,8 @@ class _VerifiedKeys:
 
     def get(self, token_hash: str) -> Caller | None:
         entry = self._entries.get(token_hash)
-        if entry is None or time.monotonic() - entry[0] > VERIFIED_TTL_SECONDS:
+        ttl = VERIFIED_TTL_SECONDS if invalidation.is_live() else REVOCATION_SECONDS
+        if entry is None or time.monotonic() - entry[0] > ttl:
             return None
         return entry[1]
 
@@ -93,6 +100,7 @@ class _VerifiedKeys:
 
 
 verified_keys = _VerifiedKeys()
+invalidation.subscribe(API_KEYS_TOPIC, lambda _payload: verified_keys.forget())
 
 
 def authenticate(session: Session, token: str | None) -> Caller:
@@ -116,8 +124,18 @@ def authenticate(session: Session, token: str | None) -> Caller:
     return caller
 
 
+def find_active_key(session: Session, name: str) -> ApiKey:
+    """The one active key called ``name``; NotFound when there is none or several."""
+    keys = session.exec(
+        select(ApiKey).where(ApiKey.name == name.strip(), col(ApiKey.revoked_at).is_(None))
+    ).all()
+    if len(keys) != 1:
+        raise NotFound(f"{len(keys) or 'No'} active API keys are called {name!r}.")
+    return keys[0]
+
+
 def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
-    """Revoke a key: refused at once here, and by every process within VERIFIED_TTL_SECONDS."""
+    """Revoke a key: refused at once here, and by every other process within a second."""
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.")
@@ -134,3 +152,4 @@ def revoke_api_key(session: Session, key_id: int, *, actor: str) -> None:
         )
     session.commit()
     verified_keys.forget()
+    invalidation.publish(API_KEYS_TOPIC)

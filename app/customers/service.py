@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from app.admin import audit
+from app import audit
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate, CustomerUpdate
 from app.db import utcnow

@@ -15,11 +15,11 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, column, table, update
-from sqlalchemy import select as core_select
+from sqlalchemy import Engine, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from app.auth.staff import StaffUser
 from app.config import Settings, get_settings
 from app.db import utcnow
 from app.events import publish
@@ -53,11 +53,6 @@ WEBHOOK_KINDS = frozenset(AlertKind) - {AlertKind.ACCEPTED}
 # worker on an old database must not mail about every offer that ever lapsed).
 EXPIRED_LOOKBACK_DAYS = 7
 
-# The staff site sits above this package: its user table is read here as a plain table.
-_staff_user = table(
-    "staff_user", column("id"), column("email"), column("full_name"), column("is_active")
-)
-
 
 @dataclass(frozen=True)
 class Recipient:
@@ -69,13 +64,9 @@ class Recipient:
 def recipient_for(session: Session, offer: Offer, settings: Settings) -> Recipient:
     """The offer's owner while they are an active user; the sales address otherwise."""
     if offer.owner_id is not None:
-        row = session.execute(
-            core_select(_staff_user.c.email, _staff_user.c.full_name).where(
-                _staff_user.c.id == offer.owner_id, _staff_user.c.is_active.is_(True)
-            )
-        ).first()
-        if row is not None:
-            return Recipient(row.email, offer.owner_id, row.full_name)
+        owner = session.get(StaffUser, offer.owner_id)
+        if owner is not None and owner.is_active:
+            return Recipient(owner.email, offer.owner_id, owner.full_name)
     return Recipient(settings.sales_email or settings.company_email, None, "")
 
 
@@ -115,6 +106,8 @@ def raise_alert(
     reply_to: str | None = None,
 ) -> bool:
     """Record the alert ``key`` once and mail or queue it for the digest; False if known."""
+    if _known(session, key):
+        return False  # the usual case for scans: nothing to render (the insert still decides)
     recipient = recipient_for(session, offer, settings)
     mode = (
         preferences(session, recipient.user_id)[kind]
@@ -162,6 +155,11 @@ def _context(
         "preferences_url": f"{settings.public_base_url}/admin/alerts/",
         **context,
     }
+
+
+def _known(session: Session, key: str) -> bool:
+    query = select(col(StaffAlert.id)).where(col(StaffAlert.dedupe_key) == key)
+    return session.exec(query).first() is not None
 
 
 def _insert_once(session: Session, row: dict[str, Any]) -> bool:

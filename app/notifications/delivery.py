@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Engine, and_, delete, func, or_, select, update
@@ -33,6 +33,10 @@ from app.notifications.models import MailOutbox
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 100
+# Sent mails are marked in groups of this many, one transaction each: a worker that dies
+# before marking sends at most this many again (at least once, as promised), and a batch costs
+# a few commits rather than one per mail.
+SENT_FLUSH = 20
 KEEP_SENT = timedelta(days=7)
 
 _mail = MailOutbox.__table__.c  # type: ignore[attr-defined]
@@ -185,14 +189,16 @@ def transport_for(settings: Settings) -> Iterator[SmtpTransport | FileTransport]
         transport.close()
 
 
-def mark_sent(engine: Engine, mail: ClaimedMail) -> None:
+def mark_sent(engine: Engine, mails: Sequence[ClaimedMail]) -> None:
+    if not mails:
+        return
     with engine.begin() as connection:
         connection.execute(
             update(MailOutbox)
-            .where(_mail.id == mail.id)
-            .values(sent_at=utcnow(), attempts=mail.attempts + 1, locked_until=None, last_error="")
+            .where(_mail.id.in_([mail.id for mail in mails]))
+            .values(sent_at=utcnow(), attempts=_mail.attempts + 1, locked_until=None, last_error="")
         )
-    MAILS_SENT.inc()
+    MAILS_SENT.inc(len(mails))
 
 
 def mark_failed(
@@ -233,29 +239,51 @@ def deliver_batch(engine: Engine, settings: Settings) -> int:
     if not mails:
         return 0
     leased_at = time.monotonic()
-    with transport_for(settings) as transport:
-        for index, mail in enumerate(mails):
-            if time.monotonic() - leased_at > settings.mail_lease_seconds / 2:
-                # A slow batch keeps its mails: another worker must not send them meanwhile.
-                extend_lease(engine, mails[index:], settings)
-                leased_at = time.monotonic()
-            try:
-                transport.send(mail)
-            except PermanentFailure as exc:
-                log.warning("mail %s refused for good: %s", mail.id, exc)
-                mark_failed(engine, [mail], str(exc), settings, final=True)
-                continue
-            except Deferred as exc:
-                log.info("mail %s deferred by the server: %s", mail.id, exc)
-                mark_failed(engine, [mail], str(exc), settings, final=False)
-                continue
-            except TransientFailure as exc:
-                # The server is away or broke the session: the rest of the batch waits with it.
-                log.warning("mail %s not sent, retrying later: %s", mail.id, exc)
-                mark_failed(engine, mails[index:], str(exc), settings, final=False)
-                return index
-            mark_sent(engine, mail)
+    sent: list[ClaimedMail] = []
+    try:
+        with transport_for(settings) as transport:
+            for index, mail in enumerate(mails):
+                if time.monotonic() - leased_at > settings.mail_lease_seconds / 2:
+                    # A slow batch keeps its mails: another worker must not send them meanwhile.
+                    extend_lease(engine, mails[index:], settings)
+                    leased_at = time.monotonic()
+                outcome = _send(engine, transport, mail, mails[index:], settings)
+                if outcome == "server away":
+                    return index
+                if outcome == "sent":
+                    sent.append(mail)
+                if len(sent) >= SENT_FLUSH:
+                    mark_sent(engine, sent)
+                    sent = []
+    finally:
+        mark_sent(engine, sent)
     return len(mails)
+
+
+def _send(
+    engine: Engine,
+    transport: Transport,
+    mail: ClaimedMail,
+    rest: Sequence[ClaimedMail],
+    settings: Settings,
+) -> Literal["sent", "refused", "server away"]:
+    """Send one mail; when the server went away, ``rest`` waits for a retry."""
+    try:
+        transport.send(mail)
+    except PermanentFailure as exc:
+        log.warning("mail %s refused for good: %s", mail.id, exc)
+        mark_failed(engine, [mail], str(exc), settings, final=True)
+        return "refused"
+    except Deferred as exc:
+        log.info("mail %s deferred by the server: %s", mail.id, exc)
+        mark_failed(engine, [mail], str(exc), settings, final=False)
+        return "refused"
+    except TransientFailure as exc:
+        # The server is away or broke the session: the rest of the batch waits with it.
+        log.warning("mail %s not sent, retrying later: %s", mail.id, exc)
+        mark_failed(engine, rest, str(exc), settings, final=False)
+        return "server away"
+    return "sent"
 
 
 def backlog(engine: Engine) -> int:

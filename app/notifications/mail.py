@@ -17,7 +17,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Insert
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -124,8 +124,37 @@ def queue_mail(
 
     ``dedupe_key`` names the event the mail reports (``offer-sent:<ulid>``): queueing the same
     key again, in a retried request or a redelivered event, adds nothing. ``to`` must be valid
-    (InvalidAddress otherwise, with the field ``body.email``)."""
-    settings = settings or get_settings()
+    (InvalidAddress otherwise, with the field ``body.to``)."""
+    row = prepare_mail(
+        to=to,
+        subject=subject,
+        text=text,
+        html=html,
+        dedupe_key=dedupe_key,
+        attachments=attachments,
+        reply_to=reply_to,
+        headers=headers,
+        category=category,
+        settings=settings or get_settings(),
+    )
+    insert_mails(session.connection(), [row])
+    return str(row["message_id"])
+
+
+def prepare_mail(
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    dedupe_key: str,
+    settings: Settings,
+    attachments: Sequence[Attachment] = (),
+    reply_to: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    category: str = "",
+) -> dict[str, Any]:
+    """The outbox row of one mail, built outside any transaction (see ``insert_mails``)."""
     recipient = normalize_address(to, loc=("body", "to"))
     message_id = message_id_for(dedupe_key, settings)
     message = build_message(
@@ -140,7 +169,7 @@ def queue_mail(
         settings=settings,
     )
     now = utcnow()
-    row = {
+    return {
         "dedupe_key": dedupe_key[:200],
         "message_id": message_id,
         "category": category[:40],
@@ -152,8 +181,28 @@ def queue_mail(
         "attempts": 0,
         "last_error": "",
     }
-    session.execute(_insert_once(session, row))
-    return message_id
+
+
+def prepare_rendered(
+    mail: RenderedMail,
+    *,
+    to: str,
+    dedupe_key: str,
+    category: str,
+    settings: Settings,
+    **options: Any,
+) -> dict[str, Any]:
+    """``prepare_mail`` for a mail rendered from templates (app.notifications.templates)."""
+    return prepare_mail(
+        to=to,
+        subject=mail.subject,
+        text=mail.text,
+        html=mail.html,
+        dedupe_key=dedupe_key,
+        category=category,
+        settings=settings,
+        **options,
+    )
 
 
 def queue_rendered(
@@ -166,22 +215,19 @@ def queue_rendered(
     settings: Settings,
     **options: Any,
 ) -> str:
-    """``queue_mail`` for a mail rendered from templates (app.notifications.templates)."""
-    return queue_mail(
-        session,
-        to=to,
-        subject=mail.subject,
-        text=mail.text,
-        html=mail.html,
-        dedupe_key=dedupe_key,
-        category=category,
-        settings=settings,
-        **options,
+    """``queue_mail`` for a mail rendered from templates."""
+    row = prepare_rendered(
+        mail, to=to, dedupe_key=dedupe_key, category=category, settings=settings, **options
     )
+    insert_mails(session.connection(), [row])
+    return str(row["message_id"])
 
 
-def _insert_once(session: Session, row: dict[str, Any]) -> Insert:
-    # Both databases say ON CONFLICT DO NOTHING; SQLAlchemy builds it per dialect.
-    dialect = session.connection().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(MailOutbox).values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+def insert_mails(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Add prepared mails; a dedupe key already queued adds nothing (ON CONFLICT DO NOTHING,
+    which both databases speak; SQLAlchemy builds it per dialect)."""
+    if not rows:
+        return
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(MailOutbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    connection.execute(statement, list(rows))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 from sqlmodel import Session
 
-from app.admin import audit
+from app import audit
 from app.config import Settings
 from app.errors import Unprocessable
 from app.notifications.mail import Attachment, queue_mail

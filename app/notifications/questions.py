@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlmodel import Session
 from ulid import ULID
 
-from app.admin import audit
+from app import audit
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Unprocessable

@@ -46,7 +46,7 @@ class FormLimits:
     tracking page's miss limiter it reuses: a restart forgives everyone)."""
 
     def __init__(
-        self, *, per_client: int = 5, per_order: int = 20, window_seconds: float = 600.0
+        self, *, per_client: int = 5, per_order: int = 20, window_seconds: int = 600
     ) -> None:
         self.per_client = MissLimiter(per_client, window_seconds)
         self.per_order = MissLimiter(per_order, window_seconds)

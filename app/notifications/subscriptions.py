@@ -16,9 +16,14 @@ from sqlalchemy import Engine, delete, or_, select, update
 from sqlmodel import Session, col
 
 from app.config import Settings
-from app.db import utcnow
+from app.db import read_only, utcnow
 from app.errors import NotFound
-from app.notifications.mail import normalize_address, queue_rendered
+from app.notifications.mail import (
+    insert_mails,
+    normalize_address,
+    prepare_rendered,
+    queue_rendered,
+)
 from app.notifications.models import OrderSubscription, UpdateFanout
 from app.notifications.templates import render_mail
 from app.offers.models import Offer, OfferStatus
@@ -29,6 +34,7 @@ from app.tracking.models import StageUpdate
 
 CONFIRM_DAYS = 7
 FANOUT_LEASE = timedelta(minutes=5)
+FANOUT_CHUNK = 100
 _CONFIRM = "order-subscription.confirm"
 _UNSUBSCRIBE = "order-subscription.unsubscribe"
 
@@ -188,22 +194,45 @@ def on_stage_updated(session: Session, event: StageUpdated) -> None:
 
 
 def fan_out(engine: Engine, settings: Settings) -> int:
-    """Worker job: turn one pending fan-out row into a mail per confirmed subscriber."""
-    with Session(engine, expire_on_commit=False) as session:
-        fanout = _claim_fanout(session)
-        if fanout is None:
-            return 0
-        offer = session.get(Offer, fanout.offer_id)
-        stage_update = session.get(StageUpdate, fanout.stage_update_id)
-        if offer is not None and stage_update is not None:
-            _queue_update_mails(session, offer, stage_update, fanout.reason, settings)
-        fanout.done_at = utcnow()
-        session.add(fanout)
-        session.commit()
+    """Worker job: turn one pending fan-out row into a mail per confirmed subscriber.
+
+    Mails are built outside any transaction and inserted FANOUT_CHUNK at a time, each chunk a
+    short transaction of its own: on SQLite a long one would hold the one writer lock for the
+    whole fan-out and every page, scan and API call waiting to write would wait for it. A
+    worker that dies midway leaves the lease to expire; the next one queues the rest (the
+    mails already queued are recognised by their dedupe keys)."""
+    claimed = _claim_fanout(engine)
+    if claimed is None:
+        return 0
+    with Session(engine, expire_on_commit=False) as session, read_only(session):
+        offer = session.get(Offer, claimed.offer_id)
+        stage_update = session.get(StageUpdate, claimed.stage_update_id)
+        audience = _confirmed_subscribers(session, claimed.offer_id)
+        stage = (
+            tracking_service.resolve_stage(session, stage_update.stage_key)
+            if stage_update is not None
+            else None
+        )
+    if offer is not None and stage_update is not None and stage is not None:
+        context = _update_context(offer, stage_update, stage.label, claimed.reason, settings)
+        for start in range(0, len(audience), FANOUT_CHUNK):
+            rows = [
+                _update_mail(context, stage_update, subscriber, settings)
+                for subscriber in audience[start : start + FANOUT_CHUNK]
+            ]
+            with engine.begin() as connection:
+                insert_mails(connection, rows)
+    with engine.begin() as connection:
+        connection.execute(
+            update(UpdateFanout)
+            .where(col(UpdateFanout.id) == claimed.id)
+            .values(done_at=utcnow(), locked_until=None)
+        )
     return 1
 
 
-def _claim_fanout(session: Session) -> UpdateFanout | None:
+def _claim_fanout(engine: Engine) -> UpdateFanout | None:
+    """Lease the oldest pending fan-out to this worker (PostgreSQL: SKIP LOCKED)."""
     now = utcnow()
     query = (
         select(UpdateFanout)
@@ -212,49 +241,56 @@ def _claim_fanout(session: Session) -> UpdateFanout | None:
         .order_by(col(UpdateFanout.id))
         .limit(1)
     )
-    if session.connection().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    fanout = session.execute(query).scalar_one_or_none()
-    if fanout is not None:
-        # Held for this transaction (PostgreSQL's row lock, SQLite's writer lock); the lease
-        # covers a worker that dies after its commit was sent but before it was acknowledged.
-        session.execute(
-            update(UpdateFanout)
-            .where(col(UpdateFanout.id) == fanout.id)
-            .values(locked_until=now + FANOUT_LEASE)
-        )
+    with Session(engine, expire_on_commit=False) as session:
+        if session.connection().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        fanout = session.execute(query).scalar_one_or_none()
+        if fanout is not None:
+            fanout.locked_until = now + FANOUT_LEASE
+            session.add(fanout)
+        session.commit()
     return fanout
 
 
-def _queue_update_mails(
-    session: Session, offer: Offer, stage_update: StageUpdate, reason: str, settings: Settings
-) -> None:
-    stage = tracking_service.resolve_stage(session, stage_update.stage_key)
-    subscribers: Sequence[tuple[int, str]] = session.execute(
+def _confirmed_subscribers(session: Session, offer_id: str) -> list[tuple[int, str]]:
+    rows: Sequence[Any] = session.execute(
         select(col(OrderSubscription.id), col(OrderSubscription.email)).where(
-            col(OrderSubscription.offer_id) == offer.id,
+            col(OrderSubscription.offer_id) == offer_id,
             col(OrderSubscription.confirmed_at).is_not(None),
         )
     ).all()
-    context: dict[str, Any] = {
+    return [(subscription_id, email) for subscription_id, email in rows]
+
+
+def _update_context(
+    offer: Offer, stage_update: StageUpdate, stage_label: str, reason: str, settings: Settings
+) -> dict[str, Any]:
+    return {
         "tracking_id": offer.tracking_id,
-        "stage_label": stage.label,
+        "stage_label": stage_label,
         "public_note": stage_update.public_note,
         "expected_delivery": stage_update.expected_delivery_date,
         "reason": reason,
         "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
     }
-    for subscription_id, email in subscribers:
-        context["unsubscribe_url"] = unsubscribe_url(subscription_id, settings)
-        queue_rendered(
-            session,
-            render_mail("order_update", context, settings=settings),
-            to=email,
-            dedupe_key=f"order-update:{stage_update.id}:{subscription_id}",
-            category="order.update",
-            settings=settings,
-            headers=unsubscribe_headers(subscription_id, settings),
-        )
+
+
+def _update_mail(
+    context: dict[str, Any],
+    stage_update: StageUpdate,
+    subscriber: tuple[int, str],
+    settings: Settings,
+) -> dict[str, Any]:
+    subscription_id, email = subscriber
+    personal = {**context, "unsubscribe_url": unsubscribe_url(subscription_id, settings)}
+    return prepare_rendered(
+        render_mail("order_update", personal, settings=settings),
+        to=email,
+        dedupe_key=f"order-update:{stage_update.id}:{subscription_id}",
+        category="order.update",
+        settings=settings,
+        headers=unsubscribe_headers(subscription_id, settings),
+    )
 
 
 def purge_unconfirmed(engine: Engine) -> int:

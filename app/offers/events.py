@@ -12,6 +12,22 @@ class OfferCreated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OfferAssigned(Event):
+    """A new or changed offer names its campaign, placement and creative (any may be None),
+    before the change is committed; ``offer_id`` is empty for an offer being created.
+
+    Offers know no campaigns: the package that does subscribes and refuses ids that do not
+    exist or do not belong together by raising ``Unprocessable`` (field path in ``loc``), which
+    the publisher lets through, so nothing is committed.
+    """
+
+    offer_id: str
+    campaign_id: int | None
+    placement_id: int | None
+    creative_id: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OfferIssued(Event):
     offer_id: str
     actor: str

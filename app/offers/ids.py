@@ -12,7 +12,10 @@ import time
 
 from ulid import ULID
 
-TRACKING_ID_LENGTH = 10
+# The format of a tracking ID is written once, in app.formats (core), and offered here too.
+from app.formats import TRACKING_ID_LENGTH as TRACKING_ID_LENGTH
+from app.formats import hyphenate_tracking_id as hyphenate_tracking_id
+
 ULID_LENGTH = 26
 
 
@@ -45,8 +48,3 @@ def ulid_millis(value: str) -> int:
 
 def tracking_id_of(ulid: str) -> str:
     return ulid[:TRACKING_ID_LENGTH]
-
-
-def hyphenate_tracking_id(tracking_id: str) -> str:
-    """``01H0WARY2W`` → ``01H0W-ARY2W``: two groups of five are easier to read aloud and type."""
-    return f"{tracking_id[:5]}-{tracking_id[5:TRACKING_ID_LENGTH]}"

@@ -6,23 +6,15 @@ a link annotation. WeasyPrint repeats ``position: fixed`` boxes on every page, l
 
 import hashlib
 import logging
-import mimetypes
 import multiprocessing
-import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
-from multiprocessing.connection import wait
-from pathlib import Path
-from threading import BoundedSemaphore, Lock, Thread
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from threading import BoundedSemaphore, Event, Lock, Thread
 
 import segno
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from app.config import STATIC_DIR, Settings
 from app.errors import ServiceUnavailable
@@ -36,6 +28,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 PDF_LINK_MARKER = "pdf"
 RETRY_AFTER_SECONDS = 5
+STARTUP_SECONDS = 120  # the renderer processes' start, on a slow machine
 
 
 class PdfRenderTimeout(ServiceUnavailable):
@@ -123,61 +116,22 @@ def _logo_url(settings: Settings) -> str | None:
     return (STATIC_DIR / settings.company_logo).resolve().as_uri()
 
 
-class StaticOnlyFetcher(URLFetcher):  # type: ignore[misc]
-    """Serves our static files and data: URIs; refuses the network and every other file.
-
-    WeasyPrint 70 wants a ``URLFetcher``: it reads ``_fail_on_errors`` from the fetcher when
-    a fetch fails, so a plain function would turn a refused URL into a failed render.
-    """
-
-    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-        if url.startswith("data:"):
-            return super().fetch(url, headers)
-        path = _static_path(url)
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": media_type})
-
-
-def _static_path(url: str) -> Path:
-    parts = urlsplit(url)
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        raise ValueError(f"refused to fetch {url!r}: only our own static files are served")
-    # resolve() before the check: neither "../" nor a symlink may lead out of static/.
-    path = Path(unquote(parts.path)).resolve()
-    if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file():
-        raise ValueError(f"refused to fetch {url!r}: not a file in static/")
-    return path
-
-
-def render_pdf(html: str) -> bytes:
-    """HTML to PDF bytes. Runs in a worker process; module-level so it pickles."""
-    document = HTML(
-        string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=StaticOnlyFetcher()
-    )
-    pdf: bytes = document.write_pdf()
-    return pdf
-
-
 def pdf_etag(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def _render_in_worker(html: str) -> bytes:
+    # Runs in a renderer process, where the forkserver has imported WeasyPrint already; the
+    # server process itself never imports it (seconds of its start-up).
+    from app.offers.rendering import render_pdf
+
+    return render_pdf(html)
+
+
 def _init_worker() -> None:
-    _exit_with_parent()
-    render_pdf("<p>warm-up</p>")  # fonts load now rather than during a customer's render
+    from app.offers.rendering import init_worker
 
-
-def _exit_with_parent() -> None:
-    # A worker waits on its task queue forever if the server dies without shutting the pool
-    # down (SIGKILL, OOM killer), and keeps the forkserver alive with it: ~100 MB each.
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_when_ready(sentinel: int) -> None:
-    wait([sentinel])
-    os._exit(1)
+    init_worker()
 
 
 def _worker_ready() -> None:
@@ -198,13 +152,14 @@ class PdfRenderer:
         # queue in front of it, so a busy pool is not mistaken for a stuck one and killed.
         self._slots = BoundedSemaphore(self.workers)
         self._lock = Lock()
+        self._ready = Event()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver, not fork: forking the threaded server process itself is unsafe. Workers
         # fork from a server that has imported WeasyPrint once, so a replaced pool starts fast.
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(["app.offers.rendering"])
         return ProcessPoolExecutor(
             max_workers=self.workers, mp_context=context, initializer=_init_worker
         )
@@ -214,8 +169,23 @@ class PdfRenderer:
 
     def start(self) -> None:
         """Start and warm up every worker now, so the first customer does not wait for it."""
-        for future in self._start_workers():
-            future.result(timeout=120)
+        try:
+            for future in self._start_workers():
+                future.result(timeout=STARTUP_SECONDS)
+        finally:
+            self._ready.set()
+
+    def start_in_background(self) -> None:
+        """Start the workers while the server already answers (their start, WeasyPrint's
+        import and a warm-up render, took seconds of the server's start-up). A PDF asked for
+        meanwhile waits for them before its own time limit starts."""
+        Thread(target=self._start_logging_failure, name="pdf-renderer-start", daemon=True).start()
+
+    def _start_logging_failure(self) -> None:
+        try:
+            self.start()
+        except Exception:  # the first render tries again on a fresh pool
+            log.warning("the PDF renderer processes did not start", exc_info=True)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -233,6 +203,7 @@ class PdfRenderer:
         return content
 
     def _render_in_slot(self, html: str) -> bytes:
+        self._ready.wait(STARTUP_SECONDS)
         if not self._slots.acquire(timeout=self.timeout):
             raise PdfRendererBusy(self.timeout)
         try:
@@ -246,7 +217,7 @@ class PdfRenderer:
         for _ in range(2):
             pool = self._pool
             try:
-                return pool.submit(render_pdf, html).result(timeout=self.timeout)
+                return pool.submit(_render_in_worker, html).result(timeout=self.timeout)
             except FutureTimeout:
                 log.warning("PDF render exceeded %g s; restarting the renderer", self.timeout)
                 self._replace_pool(pool)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
+# The currency rules live in app.formats (core); offered here too.
+from app.formats import ZERO_DECIMAL_CURRENCIES as ZERO_DECIMAL_CURRENCIES
+from app.formats import minor_unit as minor_unit
+
 HUNDRED = Decimal(100)
-# ISO 4217 currencies without a minor unit; every other supported currency has two decimals.
-ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "ISK", "CLP", "VND", "PYG", "UGX", "XAF", "XOF"})
 
 
 class PricedLine(Protocol):
@@ -37,10 +39,6 @@ class Totals:
     net: Decimal
     vat_total: Decimal
     gross: Decimal
-
-
-def minor_unit(currency: str) -> Decimal:
-    return Decimal(1) if currency in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:

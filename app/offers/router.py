@@ -12,12 +12,11 @@ from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.offers import service
-from app.offers.documents import PdfDocument, offer_pdf
+from app.offers.dependencies import RendererDep, offer_read, pdf_response
+from app.offers.documents import offer_pdf
 from app.offers.models import Offer, OfferStatus
-from app.offers.pdf import PdfRenderer
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
 from app.openapi import error_responses, single_query_values
-from app.tracking import service as tracking_service
 
 router = APIRouter(
     prefix="/api/v1/offers",
@@ -52,32 +51,11 @@ def get_offer(session: SessionDep, offer_id: str) -> Offer:
 OfferDep = Annotated[Offer, Depends(get_offer)]
 
 
-async def get_renderer(request: Request) -> PdfRenderer:
-    renderer: PdfRenderer = request.app.state.pdf_renderer
-    return renderer
-
-
-RendererDep = Annotated[PdfRenderer, Depends(get_renderer)]
-
-
-def _read(
-    request: Request, offer: Offer, settings: Settings, superseded_by_id: str | None
-) -> OfferRead:
-    return OfferRead.from_offer(
-        offer,
-        status=offer.effective_status(service.today(settings)),
-        base_url=settings.public_base_url,
-        pdf_url=settings.public_base_url
-        + request.app.url_path_for("offers:pdf", offer_id=offer.id),
-        superseded_by_id=superseded_by_id,
-    )
-
-
 def _read_many(
     request: Request, session: SessionDep, offers: Sequence[Offer], settings: Settings
 ) -> list[OfferRead]:
     revisions = service.superseded_by(session, [offer.id for offer in offers])
-    return [_read(request, offer, settings, revisions.get(offer.id)) for offer in offers]
+    return [offer_read(request, offer, settings, revisions.get(offer.id)) for offer in offers]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, name="offers:create")
@@ -89,7 +67,7 @@ def create_offer(
     key: ApiKeyDep,
 ) -> OfferRead:
     offer = service.create_offer(session, data, actor=key.actor, settings=settings)
-    return _read(request, offer, settings, None)
+    return offer_read(request, offer, settings, None)
 
 
 @router.get("", name="offers:list")
@@ -131,7 +109,7 @@ def update_offer(
     key: ApiKeyDep,
 ) -> OfferRead:
     offer = service.update_offer(session, offer_id, data, actor=key.actor, settings=settings)
-    return _read(request, offer, settings, None)
+    return offer_read(request, offer, settings, None)
 
 
 @router.post("/{offer_id}/issue", name="offers:issue")
@@ -139,7 +117,7 @@ def issue_offer(
     request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
 ) -> OfferRead:
     offer = service.issue_offer(session, offer_id, actor=key.actor, settings=settings)
-    return _read(request, offer, settings, None)
+    return offer_read(request, offer, settings, None)
 
 
 @router.post("/{offer_id}/revise", status_code=status.HTTP_201_CREATED, name="offers:revise")
@@ -147,17 +125,7 @@ def revise_offer(
     request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
 ) -> OfferRead:
     revision = service.revise_offer(session, offer_id, actor=key.actor, settings=settings)
-    return _read(request, revision, settings, None)
-
-
-@router.post("/{offer_id}/activate", name="offers:activate")
-def activate_offer(
-    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
-) -> OfferRead:
-    """Make an issued or accepted offer an order; its tracking ID then opens the order page.
-    Calling it again for an order changes nothing."""
-    offer = tracking_service.activate_offer(session, offer_id, actor=key.actor, settings=settings)
-    return _read(request, offer, settings, None)
+    return offer_read(request, revision, settings, None)
 
 
 @router.get(
@@ -179,16 +147,3 @@ def download_pdf(
 ) -> Response:
     document = offer_pdf(session, offer_id, renderer=renderer, settings=settings)
     return pdf_response(document, if_none_match)
-
-
-def pdf_response(document: PdfDocument, if_none_match: str | None) -> Response:
-    """The PDF, or 304 when the client holds this exact version already."""
-    headers = {"Content-Disposition": f'inline; filename="{document.filename}"'}
-    if document.etag is None:
-        headers["Cache-Control"] = "no-store"
-        return Response(document.content, media_type="application/pdf", headers=headers)
-    etag = f'"{document.etag}"'
-    headers |= {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if if_none_match and etag in (tag.strip() for tag in if_none_match.split(",")):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return Response(document.content, media_type="application/pdf", headers=headers)

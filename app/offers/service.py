@@ -10,16 +10,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from app.admin import audit
-from app.analytics import conversions
-from app.analytics.assignment import check_assignment
+from app import audit
 from app.config import Settings
 from app.customers import service as customers_service
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
 from app.events import publish
 from app.offers import ids
-from app.offers.events import OfferAccepted, OfferDeclined
+from app.offers.events import (
+    OfferAccepted,
+    OfferAssigned,
+    OfferCreated,
+    OfferDeclined,
+    OfferIssued,
+    OfferRevised,
+)
 from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 
@@ -99,9 +104,9 @@ def create_offer(
     )
     _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
     offer.lines = _build_lines(data.lines)
-    check_assignment(session, data.campaign_id, data.placement_id, data.creative_id)
     offer.campaign_id, offer.placement_id = data.campaign_id, data.placement_id
     offer.creative_id = data.creative_id
+    _publish_assignment(session, offer)
     _insert_with_unique_tracking_id(session, offer)
     _audit(
         session,
@@ -115,8 +120,22 @@ def create_offer(
             "lines": len(offer.lines),
         },
     )
+    publish(session, OfferCreated(offer_id=offer.id, actor=actor))
     session.commit()
     return offer
+
+
+def _publish_assignment(session: Session, offer: Offer) -> None:
+    """Let the package that owns campaigns refuse ids that do not exist or belong together."""
+    publish(
+        session,
+        OfferAssigned(
+            offer_id=offer.id,
+            campaign_id=offer.campaign_id,
+            placement_id=offer.placement_id,
+            creative_id=offer.creative_id,
+        ),
+    )
 
 
 def _audit(
@@ -327,7 +346,10 @@ def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> Non
         return
     for field in data.model_fields_set & set(fields):
         setattr(offer, field, getattr(data, field))
-    check_assignment(session, offer.campaign_id, offer.placement_id, offer.creative_id)
+    # The check reads campaigns: flushing the changed offer first would turn an unknown id into
+    # a foreign-key error (a 500) instead of the 422 naming the field.
+    with session.no_autoflush:
+        _publish_assignment(session, offer)
 
 
 def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
@@ -342,6 +364,7 @@ def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settin
     offer.issued_at = offer.updated_at = utcnow()
     session.add(offer)
     _audit(session, offer, actor, "issue", "Issued the offer")
+    publish(session, OfferIssued(offer_id=offer.id, actor=actor))
     session.commit()
     return offer
 
@@ -373,6 +396,7 @@ def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Setti
         f"Created as the revision of {offer.id}",
         {"supersedes": offer.id, "lines": len(revision.lines)},
     )
+    publish(session, OfferRevised(offer_id=offer.id, new_offer_id=revision.id, actor=actor))
     session.commit()
     return revision
 
@@ -394,6 +418,7 @@ def duplicate_offer(
         f"Created as a copy of {offer.id}",
         {"copy_of": offer.id, "lines": len(copy.lines)},
     )
+    publish(session, OfferCreated(offer_id=copy.id, actor=actor))
     session.commit()
     return copy
 
@@ -468,7 +493,6 @@ def accept_offer(
         f"Accepted by {signer_name}",
         {"signer_name": signer_name, "po_number": po_number},
     )
-    conversions.record_offer_conversion(session, offer, conversions.OFFER_ACCEPTED)
     publish(session, OfferAccepted(offer_id=offer.id, signer_name=signer_name, po_number=po_number))
     session.commit()
     return offer

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.admin import audit
+from app import audit
 from app.db import utcnow
 from app.errors import NotFound, Unprocessable
 from app.offers.models import TermsTemplate

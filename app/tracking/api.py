@@ -1,10 +1,13 @@
 """The order API: stage updates pushed by integrations."""
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 
 from app.auth.dependencies import ApiKeyDep, require_api_key
+from app.config import SettingsDep
 from app.db import SessionDep
+from app.offers.dependencies import offer_read
 from app.offers.models import Offer
+from app.offers.schemas import OfferRead
 from app.openapi import error_responses, single_query_values
 from app.tracking import service
 from app.tracking.models import OrderStage, StageUpdate
@@ -15,6 +18,14 @@ router = APIRouter(
     tags=["orders"],
     dependencies=[Depends(require_api_key), Depends(single_query_values)],
     responses=error_responses(400, 401, 404, 413),
+)
+# Activation is an offer's URL (/api/v1/offers/{id}/activate) but a use case of orders, so its
+# route lives here: offers know nothing of orders.
+offer_router = APIRouter(
+    prefix="/api/v1/offers",
+    tags=["offers"],
+    dependencies=[Depends(require_api_key), Depends(single_query_values)],
+    responses=error_responses(400, 401, 404, 409, 413),
 )
 
 
@@ -44,3 +55,13 @@ def list_stage_updates(code: str, session: SessionDep) -> list[StageUpdateRead]:
     offer = service.find_order(session, code)
     timeline = service.build_timeline(session, offer)
     return [_read(update, offer, stage) for update, stage in timeline.updates]
+
+
+@offer_router.post("/{offer_id}/activate", name="offers:activate")
+def activate_offer(
+    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
+) -> OfferRead:
+    """Make an issued or accepted offer an order; its tracking ID then opens the order page.
+    Calling it again for an order changes nothing."""
+    offer = service.activate_offer(session, offer_id, actor=key.actor, settings=settings)
+    return offer_read(request, offer, settings, None)

@@ -8,8 +8,13 @@ from app.events import Event
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderActivated(Event):
+    """An offer became an order; its history starts with the first stage, named here."""
+
     offer_id: str
     actor: str
+    stage_key: str
+    stage_label: str
+    happened_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,15 +4,20 @@ A printed offer is scanned in bursts (a meeting, a trade fair, a warehouse), and
 same for every visitor until someone changes the offer or its order. So a rendered page is kept
 for ``page_cache_seconds`` (2 s by default). Every view still records its own scan event.
 
+Each app keeps its cache on ``app.state.page_cache`` (made by ``create_app`` with the setting).
 Changes committed through any ORM session of this process (services, the admin) drop the
-affected pages at once; another worker process serves what it rendered for at most the time
-to live. The CSRF token is stamped into the cached HTML per visitor, so forms keep working.
+affected pages of every cache at once, and are announced to the other processes and nodes
+(app.invalidation), which drop theirs as soon as the message arrives; without a channel
+(SQLite, no Redis) another process serves what it rendered for at most the time to live.
+
+The CSRF token is stamped into the cached HTML per visitor, so forms keep working.
 """
 
 import asyncio
 import secrets
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 from starlette.concurrency import run_in_threadpool
 
+from app import invalidation
 from app.offers.models import Offer, OfferLine
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
 
@@ -50,15 +56,22 @@ CacheKey = tuple[str, bool, str]  # (code, htmx fragment?, base URL the links we
 
 
 class PageCache:
-    """A bounded LRU of rendered pages with a time to live; thread-safe."""
+    """A bounded LRU of rendered pages with a time to live; thread-safe.
+
+    It also remembers when the database last failed a page load (``unavailable_until``):
+    until then, a page it does not hold gets its 503 at once instead of waiting for a
+    connection attempt to time out.
+    """
 
     def __init__(self, ttl_seconds: float, max_entries: int = MAX_ENTRIES) -> None:
         self.ttl = ttl_seconds
+        self.unavailable_until = 0.0
         self._max = max_entries
         self._pages: OrderedDict[CacheKey, CachedPage] = OrderedDict()
         self._lock = threading.Lock()
         self._epoch = 0  # bumped by every invalidation
         self._loading: dict[CacheKey, asyncio.Future[CachedPage]] = {}  # event loop only
+        _live_caches.add(self)
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +138,9 @@ class PageCache:
             self._pages.clear()
 
 
-page_cache = PageCache(ttl_seconds=0)
+# Every cache of this process, so a commit anywhere drops the pages it changed in each; weak,
+# so an app that goes away takes its cache along.
+_live_caches: "weakref.WeakSet[PageCache]" = weakref.WeakSet()
 _ALL = "*"
 
 
@@ -151,10 +166,24 @@ def _drop_changed_pages(session: Session) -> None:
     changed = session.info.pop("offertrack_changed_pages", None)
     if not changed:
         return
-    if _ALL in changed:
-        page_cache.clear()
-    else:
-        page_cache.invalidate(changed)
+    payload = _ALL if _ALL in changed else ",".join(sorted(changed))
+    _drop_pages(payload)
+    invalidation.publish(PAGES_TOPIC, payload)
+
+
+PAGES_TOPIC = "pages"
+
+
+def _drop_pages(payload: str) -> None:
+    """``payload``: offer ids separated by commas, or ``*`` for every page; in every cache."""
+    for cache in list(_live_caches):
+        if payload == _ALL:
+            cache.clear()
+        else:
+            cache.invalidate(payload.split(","))
+
+
+invalidation.subscribe(PAGES_TOPIC, _drop_pages)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -1,17 +1,27 @@
 """Throttle for failed code lookups: guessing codes gets slow, valid codes never are.
 
-Kept in process memory: a guesser gets at most ``limit`` misses a minute per worker process,
-which is what the limit is for, and a restart forgives everyone.
+Counted by the ``limits`` library in a moving window: in process memory by default (one
+process), in Redis when ``OFFERTRACK_REDIS_URL`` is set, so that every process and node
+shares one budget per client. A Redis that does not answer lets lookups through (logged):
+the throttle slows guessing down, it must not take the tracking pages with it.
+
+With Redis, a check is a round trip made on the event loop (a fraction of a millisecond on
+the same network), and only for lookups that already failed: views of valid codes never
+touch the limiter.
 """
 
+import logging
 import math
-import threading
 import time
-from collections import OrderedDict, deque
+
+from limits import RateLimitItemPerSecond, strategies
+from limits.errors import StorageError
+from limits.storage import storage_from_string
 
 from app.errors import AppError
 
-MAX_TRACKED_CLIENTS = 100_000
+log = logging.getLogger(__name__)
+NAMESPACE = "offertrack-miss"
 
 
 class TooManyMisses(AppError):
@@ -31,28 +41,27 @@ class TooManyMisses(AppError):
 
 
 class MissLimiter:
-    def __init__(self, limit: int, window_seconds: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window_seconds
-        self._misses: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(
+        self, limit: int, window_seconds: int = 60, storage_uri: str = "memory://"
+    ) -> None:
+        self.item = RateLimitItemPerSecond(limit, window_seconds, namespace=NAMESPACE)
+        options = {"wrap_exceptions": True} if not storage_uri.startswith("memory") else {}
+        self.storage = storage_from_string(storage_uri, **options)
+        self._window = strategies.MovingWindowRateLimiter(self.storage)
 
     def check(self, client: str) -> None:
         """Raise TooManyMisses while ``client`` has used up its misses."""
-        with self._lock:
-            misses = self._recent(client, time.monotonic())
-            if len(misses) >= self.limit:
-                raise TooManyMisses(max(1, math.ceil(misses[0] + self.window - time.monotonic())))
+        try:
+            if self._window.test(self.item, client):
+                return
+            reset_at = self._window.get_window_stats(self.item, client).reset_time
+        except StorageError:
+            log.warning("miss limit not checked: its storage does not answer")
+            return
+        raise TooManyMisses(max(1, math.ceil(reset_at - time.time())))
 
     def record_miss(self, client: str) -> None:
-        with self._lock:
-            self._recent(client, time.monotonic()).append(time.monotonic())
-            self._misses.move_to_end(client)
-            while len(self._misses) > MAX_TRACKED_CLIENTS:
-                self._misses.popitem(last=False)
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        misses = self._misses.setdefault(client, deque())
-        while misses and misses[0] <= now - self.window:
-            misses.popleft()
-        return misses
+        try:
+            self._window.hit(self.item, client)
+        except StorageError:
+            log.warning("miss not counted: the rate limit storage does not answer")

@@ -3,13 +3,11 @@
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
+from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.routing import BaseRoute, Match
@@ -25,76 +23,31 @@ from app.db import (
 )
 from app.observability import LabelledRoute
 from app.offers import service as offers_service
+from app.offers.dependencies import RendererDep, pdf_response
 from app.offers.documents import offer_pdf
-from app.offers.router import RendererDep, pdf_response
 from app.requestguard import is_head
 from app.templating import html_response, is_htmx, render, render_html
 from app.tracking import service
 from app.tracking.codes import (
     CANONICAL,
     FORMAT_HELP,
-    InvalidCode,
     TrackingCode,
     parse_tracking_code,
 )
+from app.tracking.dependencies import LimiterDep, counting_misses, get_scan_log, visit_of
 from app.tracking.models import CodeForm
-from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, page_cache
+from app.tracking.pagecache import CSRF_PLACEHOLDER, CachedPage, CacheKey, PageCache
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import FORM_MARKER, Visit, referrer_host
 from app.tracking.schemas import AcceptForm, DeclineForm
-from app.web import (
-    CsrfChecked,
-    client_address,
-    client_key,
-    csrf_token,
-    overridable,
-    set_csrf_cookie,
-)
+from app.web import CsrfChecked, csrf_token, overridable, set_csrf_cookie
 
 router = APIRouter(tags=["tracking pages"], include_in_schema=False)
 log = logging.getLogger(__name__)
 # After the database failed a page, pages that are not cached get their 503 at once for this
 # long instead of each waiting for a connection attempt to time out.
 DATABASE_RETRY_SECONDS = 1.0
-_database_down_until = [0.0]
-
-
-async def get_miss_limiter(request: Request) -> MissLimiter:
-    limiter: MissLimiter = request.app.state.miss_limiter
-    return limiter
-
-
-LimiterDep = Annotated[MissLimiter, Depends(get_miss_limiter)]
-
-
-async def get_scan_log(request: Request) -> ScanLog:
-    scan_log: ScanLog = request.app.state.scan_log
-    return scan_log
-
-
-@contextmanager
-def counting_misses(request: Request, limiter: MissLimiter, settings: Settings) -> Iterator[None]:
-    """Count a failed lookup against the client; past the limit it becomes a 429."""
-    try:
-        yield
-    except (InvalidCode, service.CodeNotFound):
-        client = client_key(request, settings)
-        limiter.check(client)
-        limiter.record_miss(client)
-        raise
-
-
-def visit_of(request: Request, settings: Settings) -> Visit:
-    headers = request.headers
-    return Visit(
-        client_ip=client_address(request, settings),
-        user_agent=headers.get("user-agent", ""),
-        referrer=headers.get("referer", ""),
-        do_not_track=headers.get("dnt") == "1" or headers.get("sec-gpc") == "1",
-        # Parsing the query string costs more than all of the rest: most views have none.
-        marker=request.query_params.get("src", "") if request.scope["query_string"] else "",
-    )
 
 
 def _is_internal_navigation(visit: Visit, settings: Settings) -> bool:
@@ -129,6 +82,7 @@ def _load_page(
     code: TrackingCode,
     settings: Settings,
     key: CacheKey,
+    page_cache: PageCache,
 ) -> CachedPage:
     """Read and render the page, with a stand-in for the CSRF token, to keep it a moment."""
     epoch = page_cache.epoch()
@@ -150,11 +104,12 @@ def _load_page(
 async def _page(
     request: Request, sessions: SessionFactory, code: TrackingCode, settings: Settings, htmx: bool
 ) -> CachedPage:
+    page_cache: PageCache = request.app.state.page_cache
     key = _cache_key(request, code, htmx)
     cached = page_cache.get(key)
     if cached is not None:
         return cached  # needs no database, so it is served while the database is away too
-    if time.monotonic() < _database_down_until[0]:
+    if time.monotonic() < page_cache.unavailable_until:
         raise service.StatusUnavailable(code)  # answer at once; no wait for a timeout
     try:
         # A database that drops packets, or a full pool, would hold the visitor for the
@@ -162,11 +117,11 @@ async def _page(
         # goes on in its thread (shielded in get_or_load) and fills the cache if it succeeds.
         async with asyncio.timeout(settings.page_deadline_seconds):
             return await page_cache.get_or_load(
-                key, partial(_load_page, request, sessions, code, settings, key)
+                key, partial(_load_page, request, sessions, code, settings, key, page_cache)
             )
     except (TimeoutError, *DB_UNREACHABLE) as exc:
         log.warning("tracking page without its database: %r", exc)
-        _database_down_until[0] = time.monotonic() + DATABASE_RETRY_SECONDS
+        page_cache.unavailable_until = time.monotonic() + DATABASE_RETRY_SECONDS
         raise service.StatusUnavailable(code) from exc
 
 

@@ -7,8 +7,7 @@ from datetime import date
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from app.admin import audit
-from app.analytics import conversions, outbox
+from app import audit
 from app.config import Settings
 from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
@@ -18,7 +17,7 @@ from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
 from app.tracking.codes import TrackingCode, parse_tracking_code
-from app.tracking.events import StageUpdated
+from app.tracking.events import OrderActivated, StageUpdated
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
 from app.tracking.pagecache import CachedPage
 from app.tracking.scanlog import ScanLog
@@ -125,9 +124,15 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
         offer_id=offer.id,
         summary=f"Activated as order (stage {first.label!r})",
     )
-    conversions.record_offer_conversion(session, offer, conversions.ORDER)
-    outbox.emit(
-        session, "order.stage_changed", outbox.stage_data(offer, first.key, first.label, now)
+    publish(
+        session,
+        OrderActivated(
+            offer_id=offer.id,
+            actor=actor,
+            stage_key=first.key,
+            stage_label=first.label,
+            happened_at=now,
+        ),
     )
     session.commit()
     return offer
@@ -205,11 +210,6 @@ def _append_update(
     session.add(update)
     session.flush()
     _audit_stage_update(session, update, offer, stage, actor)
-    outbox.emit(
-        session,
-        "order.stage_changed",
-        outbox.stage_data(offer, stage.key, stage.label, update.happened_at),
-    )
     publish(session, _stage_updated(session, update, stage))
     return update
 

@@ -6,7 +6,7 @@ import re
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.admin import audit
+from app import audit
 from app.errors import Conflict, NotFound, Unprocessable
 from app.tracking.models import OrderStage
 

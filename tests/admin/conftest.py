@@ -6,26 +6,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from app.admin import passwords, users
-from app.admin.models import Role
+from app.admin import users
+from app.auth.staff import Role
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scans import visitor_keys
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cheap_password_hashes() -> None:
-    # Production cost (64 MiB, 3 passes) per sign-in would make the suite crawl; the
-    # algorithm and code path stay the same.
-    passwords.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from sqlmodel import Session, select
 from starlette.routing import Mount
 
 from app.admin import users
-from app.admin.models import AuditLogEntry, Role, StaffUser
+from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service

@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin.models import AuditLogEntry, Role
+from app.admin.analytics.webhooks import EVENT_TYPES
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
 from app.analytics.schemas import WebhookEndpointCreate
-from app.analytics.staff import EVENT_TYPES
+from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
+from app.auth.staff import Role
 from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
@@ -111,6 +112,31 @@ def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: W
     assert "HX-Push-Url" not in wrong.headers
     old = web.get("/admin/analytics/panels", params={"from": "2020-01-01", "to": "2020-01-31"})
     assert "<strong>0</strong> scans" in old.text and "No data in this range" in old.text
+
+
+def test_htmx_asking_for_the_dashboard_gets_only_its_panels(
+    web: TestClient, as_role: SignIn, world: World
+) -> None:
+    as_role(Role.VIEWER)
+    today = offers_service.today(get_settings())
+    params = {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
+
+    fragment = web.get("/admin/analytics/", params=params, headers={"HX-Request": "true"})
+    page = web.get("/admin/analytics/", params=params)
+
+    assert fragment.status_code == page.status_code == 200
+    assert "HX-Request" in fragment.headers["Vary"] and "HX-Request" in page.headers["Vary"]
+    # The fragment: the panels (rendered by jinja-partials), without the layout or the form.
+    assert "<strong>2</strong> scans" in fragment.text
+    assert "<html" not in fragment.text and 'class="analytics-range"' not in fragment.text
+    assert fragment.headers["HX-Push-Url"].startswith("/admin/analytics/?from=")
+    # The page: layout, form and the same panels, rendered by the same partial.
+    assert "<html" in page.text and 'class="analytics-range"' in page.text
+    assert "<strong>2</strong> scans" in page.text
+    assert 'hx-get="https://track.example.com/admin/analytics/"' in page.text  # asks the page
+    # htmx restoring the page from history gets all of it.
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    assert "<html" in web.get("/admin/analytics/", params=params, headers=restore).text
 
 
 def test_a_bad_range_is_explained_next_to_its_field(web: TestClient, as_role: SignIn) -> None:
@@ -348,7 +374,7 @@ def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
     receiver = Receiver(fail_first=1)
     try:
         data = WebhookEndpointCreate(url=receiver.url, event_types=list(EVENT_TYPES))
-        endpoint = webhooks.create_endpoint(db, data)
+        endpoint = webhooks.create_endpoint(db, data, actor="test")
         receiver.secret = endpoint.secret
         outbox.emit(db, "conversion.created", {"n": 1})
         outbox.emit(db, "offer.accepted", {"n": 2})
@@ -489,7 +515,9 @@ def ids(db: Session) -> dict[str, int]:
     campaign = make_campaign(db, name="Matrix")
     placement = make_placement(db, campaign.id or 0)
     endpoint = webhooks.create_endpoint(
-        db, WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"])
+        db,
+        WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"]),
+        actor="test",
     )
     found = {"c": campaign.id or 0, "p": placement.id or 0, "w": endpoint.id or 0}
     db.rollback()
@@ -518,7 +546,8 @@ def test_each_role_against_each_action(
         )
         expected = allowed if role.includes(lowest) else 403
         assert response.status_code == expected, (role, path, response.text[:300])
-    entries = db.exec(select(AuditLogEntry.action)).all()
+    # The fixture's own rows were created with actor "test"; count what the staff user did.
+    entries = db.exec(select(AuditLogEntry.action).where(AuditLogEntry.actor != "test")).all()
     changed = [
         a for a in entries if a.split(".")[0] in {"campaign", "creative", "placement", "webhook"}
     ]

@@ -7,8 +7,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from app.admin.models import AuditLogEntry, Role
+from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
+from app.auth.staff import Role
 from app.cli import cli
 from app.config import get_settings
 from app.errors import Conflict

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.admin.models import Role, StaffUser
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate

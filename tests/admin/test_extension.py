@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 from starlette.responses import Response
 
 from app.admin.access import StaffDep, require_role
-from app.admin.models import Role
-from app.admin.site import MenuLink, StaffPages, mount_staff_site, render_staff_page
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
+from app.admin.site import mount_staff_site
+from app.auth.staff import Role
 from app.config import STATIC_DIR, get_settings
 from tests.admin.conftest import StaffLogin, sign_in
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.admin.models import Role, StaffUser
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import utcnow
 from app.offers.models import Offer

@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from app.admin.models import Role
 from app.admin.users import find_by_email
+from app.auth.staff import Role
 from app.config import Settings
 from app.notifications import alerts, delivery
 from app.notifications.alerts import AlertKind, AlertMode

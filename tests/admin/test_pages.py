@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.admin.models import Role
 from app.auth.service import authenticate, create_api_key
+from app.auth.staff import Role
 from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.admin.models import AuditLogEntry, Role
+from app.audit import AuditLogEntry
+from app.auth.staff import Role
 from app.config import get_settings
 from app.notifications.models import MailOutbox
 from tests.factories import make_offer

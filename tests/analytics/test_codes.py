@@ -17,8 +17,8 @@ from app.analytics.models import Campaign, Placement
 from app.analytics.router import session_scope
 from app.analytics.routing import Target, with_utm
 from app.config import Settings
+from app.tracking.dependencies import get_scan_log
 from app.tracking.models import ScanEvent
-from app.tracking.router import get_scan_log
 from app.tracking.scanlog import SessionScanLog
 from tests.factories import make_campaign, make_creative, make_placement
 

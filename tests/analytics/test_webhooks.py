@@ -133,7 +133,7 @@ def _endpoint(engine: Engine, receiver: Receiver, *types: str) -> int:
         data = WebhookEndpointCreate.model_validate(
             {"url": receiver.url, "event_types": list(types)}
         )
-        endpoint = webhooks.create_endpoint(session, data)
+        endpoint = webhooks.create_endpoint(session, data, actor="test")
     receiver.secret = endpoint.secret
     assert endpoint.id is not None
     return endpoint.id
@@ -150,6 +150,15 @@ def _drain(
 
 
 ALL_TYPES = ("scan.created", "conversion.created", "offer.accepted", "order.stage_changed")
+# The staff alerts' types; their payloads are checked against the README in
+# tests/notifications/test_alerts.py.
+ALERT_TYPES = (
+    "offer.scanned",
+    "offer.declined",
+    "offer.expiring",
+    "offer.expired",
+    "offer.question",
+)
 
 
 def _one_of_each_type(engine: Engine) -> str:
@@ -273,7 +282,7 @@ def test_payloads_and_headers_are_as_the_readme_documents(
         event: set(_backticked(row))
         for event, row in re.findall(r"^\| `([a-z_.]+)` \| (.+) \|$", section, re.M)
     }
-    assert set(fields) == set(ALL_TYPES)
+    assert set(fields) == set(ALL_TYPES + ALERT_TYPES)
     touch = re.search(r"`last_touch` are objects with the fields (.*?) of the scan", section, re.S)
     assert touch
     touch_fields = set(_backticked(touch.group(1)))
@@ -399,7 +408,9 @@ def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
         with Session(committed) as session:
             from app.analytics.schemas import WebhookEndpointUpdate
 
-            webhooks.update_endpoint(session, endpoint_id, WebhookEndpointUpdate(enabled=True))
+            webhooks.update_endpoint(
+                session, endpoint_id, WebhookEndpointUpdate(enabled=True), actor="test"
+            )
         _drain(committed, fast, lambda: len(receiver.events) == 3)
     finally:
         receiver.close()
@@ -412,7 +423,9 @@ def test_switched_off_endpoints_get_nothing_queued(committed: Engine, receiver: 
 
     endpoint_id = _endpoint(committed, receiver, "conversion.created")
     with Session(committed) as session:
-        webhooks.update_endpoint(session, endpoint_id, WebhookEndpointUpdate(enabled=False))
+        webhooks.update_endpoint(
+            session, endpoint_id, WebhookEndpointUpdate(enabled=False), actor="test"
+        )
         outbox.emit(session, "conversion.created", {"n": 1})
         outbox.emit(session, "scan.created", {"n": 2})  # not subscribed anyway
         session.commit()
@@ -533,7 +546,7 @@ def test_a_conversion_sent_with_an_offset_is_reported_in_utc(
     endpoint = WebhookEndpointCreate.model_validate(
         {"url": "https://warehouse.example.com/in", "event_types": ["conversion.created"]}
     )
-    webhooks.create_endpoint(session, endpoint)
+    webhooks.create_endpoint(session, endpoint, actor="test")
     local = (datetime.now(settings.zone) - timedelta(hours=1)).replace(microsecond=0)
     body: dict[str, Any] = {
         "external_key": "pos-offset-1",

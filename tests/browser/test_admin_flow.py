@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.admin import users
-from app.admin.models import Role
+from app.auth.staff import Role
 from app.config import get_settings
 from app.offers.ids import hyphenate_tracking_id
 from app.tracking import service as tracking_service

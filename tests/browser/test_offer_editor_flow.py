@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.admin import users
-from app.admin.models import Role
+from app.auth.staff import Role
 from tests.browser.conftest import PHONE
 from tests.browser.staffpages import assert_usable
 from tests.conftest import _free_port, _wait_until_up

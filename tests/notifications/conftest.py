@@ -95,7 +95,6 @@ def deliver_all(engine: Engine, settings: Settings, passes: int = 5) -> None:
 def web(app: Any, _running_client: Any, committed: Engine) -> Any:
     """A browser on the public site: no session override, everything really committed."""
     from app.notifications.router import FormLimits
-    from app.tracking.pagecache import page_cache
     from app.tracking.ratelimit import MissLimiter
     from app.tracking.scans import visitor_keys
 
@@ -103,7 +102,7 @@ def web(app: Any, _running_client: Any, committed: Engine) -> Any:
     app.state.miss_limiter = MissLimiter(20)
     app.state.notification_limits = FormLimits()
     visitor_keys.forget()
-    page_cache.clear()
+    app.state.page_cache.clear()
     _running_client.headers.clear()
     _running_client.cookies.clear()
     return _running_client

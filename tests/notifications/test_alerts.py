@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from app.admin.models import Role, StaffUser
 from app.analytics import webhooks
 from app.analytics.models import WebhookOutbox
 from app.analytics.schemas import WebhookEndpointCreate
+from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.db import utcnow
 from app.events import publish
@@ -205,6 +205,7 @@ def test_alerts_become_webhook_events_without_contact_details(
                 url="https://hooks.example.com/in",
                 event_types=["offer.scanned", "offer.declined"],
             ),
+            actor="tests",
         )
     offer = _offer(committed, settings, _owner(committed))
 
@@ -218,3 +219,51 @@ def test_alerts_become_webhook_events_without_contact_details(
     assert [row.event_type for row in rows] == ["offer.scanned", "offer.declined"]
     assert '"channel":"qr"' in rows[0].body and '"device_class":"mobile"' in rows[0].body
     assert OWNER not in rows[0].body and "Acme Hellas" not in rows[0].body
+
+
+def test_alert_webhook_payloads_are_as_the_readme_documents(
+    committed: Engine, settings: Settings
+) -> None:
+    import json
+    import re
+
+    from app.notifications import questions
+    from app.tracking.codes import parse_tracking_code
+    from tests.analytics.test_webhooks import ALERT_TYPES, _backticked, _readme_webhooks
+
+    documented = {
+        event: set(_backticked(row))
+        for event, row in re.findall(r"^\| `([a-z_.]+)` \| (.+) \|$", _readme_webhooks(), re.M)
+        if event in ALERT_TYPES
+    }
+    with Session(committed) as session:
+        webhooks.create_endpoint(
+            session,
+            WebhookEndpointCreate(
+                url="https://hooks.example.com/in", event_types=list(ALERT_TYPES)
+            ),
+            actor="tests",
+        )
+    owner = _owner(committed)
+    today = offers_service.today(settings)
+    scanned = _offer(committed, settings, owner)
+    _scan(committed, scanned)
+    with Session(committed) as session:
+        offers_service.decline_offer(session, scanned.id, reason="No", settings=settings)
+        asked = _offer(committed, settings, owner)
+        questions.ask_question(
+            session,
+            parse_tracking_code(asked.id),
+            email="m@example.com",
+            message="?",
+            settings=settings,
+        )
+    _offer(committed, settings, owner, valid_until=today + timedelta(days=1))
+    alerts.check_validity(committed, settings, today=today)
+    alerts.check_validity(committed, settings, today=today + timedelta(days=2))
+
+    with Session(committed) as session:
+        bodies = [json.loads(row.body) for row in session.execute(select(WebhookOutbox)).scalars()]
+    assert {body["type"] for body in bodies} == set(ALERT_TYPES)
+    for body in bodies:
+        assert set(body["data"]) == documented[body["type"]], body["type"]

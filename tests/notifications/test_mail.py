@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from app.config import Settings
-from app.metrics import MAIL_OUTBOX_DEPTH
+from app.metrics import MAIL_OUTBOX_DEPTH, exposition
 from app.notifications import delivery
 from app.notifications.mail import Attachment, InvalidAddress, normalize_address, queue_mail
 from app.notifications.models import MailOutbox
@@ -137,6 +137,7 @@ def test_an_unreachable_server_leaves_mails_waiting_and_the_metric_shows_the_bac
 
     assert queued_in < 0.5  # queueing never talks to the server
     assert MAIL_OUTBOX_DEPTH._value.get() == 3  # type: ignore[attr-defined]
+    assert b"offertrack_mail_outbox_depth 3.0" in exposition()[0]  # what /metrics serves
     with Session(committed) as session:
         rows = session.execute(select(MailOutbox)).scalars().all()
     assert all(r.sent_at is None and r.failed_at is None for r in rows)

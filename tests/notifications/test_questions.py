@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from app.admin.models import AuditLogEntry, Role, StaffUser
+from app.audit import AuditLogEntry
+from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.notifications import questions
 from app.notifications.questions import Topic

@@ -186,3 +186,38 @@ def test_a_forged_or_expired_confirmation_link_confirms_nothing(
 ) -> None:
     for path in ("/updates/confirm/garbage", "/updates/unsubscribe/garbage"):
         assert web.get(path).status_code == 404
+
+
+def test_the_request_adds_one_fan_out_row_and_the_worker_the_mails_once(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    from sqlalchemy import func, update
+
+    from app.notifications import subscriptions
+    from app.notifications.models import UpdateFanout
+
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        for n in range(120):  # more than one chunk
+            session.add(
+                OrderSubscription(
+                    offer_id=order.id, email=f"b{n}@example.com", confirmed_at=order.ordered_at
+                )
+            )
+        session.commit()
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    update_body = {"stage": "In production", "public_note": "Started"}
+
+    web.post(f"/api/v1/orders/{order.id}/updates", json=update_body, headers=api)
+    with Session(committed) as session:
+        assert session.execute(select(func.count()).select_from(MailOutbox)).scalar() == 0
+        assert session.execute(select(func.count()).select_from(UpdateFanout)).scalar() == 1
+    assert subscriptions.fan_out(committed, mail_settings) == 1
+    with Session(committed) as session:  # a worker that died before marking it done
+        session.execute(update(UpdateFanout).values(done_at=None, locked_until=None))
+        session.commit()
+    assert subscriptions.fan_out(committed, mail_settings) == 1
+    run_worker(committed, mail_settings)
+
+    assert len(inbox.messages) == 120
+    assert len({m["To"] for m in inbox.messages}) == 120

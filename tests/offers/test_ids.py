@@ -70,6 +70,9 @@ def test_1000_offers_from_8_threads_have_distinct_tracking_ids(committed: Engine
 
 
 def _create_in_process(url: str, count: int, start: "multiprocessing.synchronize.Event") -> None:
+    from app.subscribers import wire
+
+    wire()  # a process of its own: an entry point like any other
     engine = make_engine(url)
     settings = get_settings()
     start.wait()

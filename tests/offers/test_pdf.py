@@ -24,14 +24,8 @@ from pypdf import PdfReader
 from app.config import ROOT_DIR, STATIC_DIR, Settings
 from app.offers.ids import hyphenate_tracking_id, new_offer_ulid
 from app.offers.models import Offer, OfferLine, OfferStatus
-from app.offers.pdf import (
-    PdfRenderer,
-    PdfRenderTimeout,
-    StaticOnlyFetcher,
-    pdf_etag,
-    quotation_html,
-    render_pdf,
-)
+from app.offers.pdf import PdfRenderer, PdfRenderTimeout, pdf_etag, quotation_html
+from app.offers.rendering import StaticOnlyFetcher, render_pdf
 
 BASE = "https://track.example.com"
 MM = 72 / 25.4  # PDF points per millimetre

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app import csvsafe
-from app.admin.models import Role
+from app.auth.staff import Role
 from app.config import Settings, get_settings
 from tests.factories import make_campaign, make_offer, make_placement
 

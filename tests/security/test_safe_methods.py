@@ -9,8 +9,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.admin import users
-from app.admin.models import Role, StaffUser
 from app.auth.models import ApiKey
+from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.tracking.models import ScanEvent
 from tests.admin.conftest import StaffLogin, sign_in
@@ -80,3 +80,21 @@ def test_head_of_a_staff_page_answers_like_get_without_a_body(
 
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"].startswith("text/html")
+
+
+def test_a_real_server_answers_head_with_headers_only(live_server: str) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(live_server)
+    for path in ("/robots.txt", "/admin/login", "/"):
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
+        connection.request("HEAD", path)
+        response = connection.getresponse()
+        # uvicorn keeps the request a HEAD: no body, and the connection stays usable.
+        assert response.status == 200, path
+        assert response.read() == b""
+        assert int(response.headers["content-length"]) > 0
+        connection.request("GET", "/robots.txt")
+        assert connection.getresponse().status == 200
+        connection.close()

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.admin.models import Role
+from app.auth.staff import Role
 from app.config import get_settings
 from tests.factories import make_offer
 

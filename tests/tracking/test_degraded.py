@@ -16,8 +16,7 @@ from sqlmodel import Session
 from app.auth import service as auth_service
 from app.config import Settings
 from app.db import PG_CONNECT_TIMEOUT_SECONDS, get_session, get_session_factory, make_engine
-from app.tracking import router as tracking_router
-from app.tracking.router import get_scan_log
+from app.tracking.dependencies import get_scan_log
 from app.tracking.scanlog import GroupCommitScanLog
 from app.tracking.spool import ScanSpool
 from tests.conftest import TEST_DATABASE_URL
@@ -32,9 +31,9 @@ UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:9/offertrack"
 def database_down(app: FastAPI, client: TestClient) -> Iterator[None]:
     engine = make_engine(UNREACHABLE)
     app.dependency_overrides[get_session_factory] = lambda: lambda: Session(engine)
-    tracking_router._database_down_until[0] = 0.0
+    app.state.page_cache.unavailable_until = 0.0
     yield
-    tracking_router._database_down_until[0] = 0.0
+    app.state.page_cache.unavailable_until = 0.0
     engine.dispose()
 
 
@@ -98,7 +97,7 @@ def test_a_cached_page_is_served_even_just_after_another_page_met_the_outage(
     offer = make_offer(session, settings, issued=True)
     app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
     assert client.get(f"/{offer.id}").status_code == 200
-    tracking_router._database_down_until[0] = time.monotonic() + 60  # another page just failed
+    app.state.page_cache.unavailable_until = time.monotonic() + 60  # another page just failed
 
     assert client.get(f"/{offer.id}").status_code == 200
     assert client.get(f"/{make_offer(session, settings, issued=True).id}").status_code == 503
@@ -126,12 +125,12 @@ def test_a_database_that_never_answers_gets_a_503_within_a_second(
     order = make_order(session, settings)
     engine = make_engine(blackholed_database)
     app.dependency_overrides[get_session_factory] = lambda: lambda: Session(engine)
-    tracking_router._database_down_until[0] = 0.0
+    app.state.page_cache.unavailable_until = 0.0
     try:
         elapsed, status, text = _timed_get(client, f"/{order.tracking_id}")
         time.sleep(PG_CONNECT_TIMEOUT_SECONDS + 0.5)  # the abandoned load times out meanwhile
     finally:
-        tracking_router._database_down_until[0] = 0.0
+        app.state.page_cache.unavailable_until = 0.0
         engine.dispose()
 
     print(f"\n503 from a blackholed database after {elapsed * 1000:.0f} ms")
@@ -148,13 +147,13 @@ def test_a_full_connection_pool_gets_a_503_within_a_second(
     returned = threading.Semaphore(0)
     event.listen(engine, "checkin", lambda *_: returned.release())
     app.dependency_overrides[get_session_factory] = lambda: lambda: Session(engine)
-    tracking_router._database_down_until[0] = 0.0
+    app.state.page_cache.unavailable_until = 0.0
     held = engine.connect()  # the pool's only connection, busy elsewhere
     try:
         elapsed, status, text = _timed_get(client, f"/{offer.id}")
     finally:
         held.close()  # the abandoned load gets it now, and ends
-        tracking_router._database_down_until[0] = 0.0
+        app.state.page_cache.unavailable_until = 0.0
     # Disposing of the pool before the load gave the connection back would leave it open.
     assert returned.acquire(timeout=10) and returned.acquire(timeout=10)
     engine.dispose()

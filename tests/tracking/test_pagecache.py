@@ -3,14 +3,16 @@
 import asyncio
 import time
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.config import Settings
+from app.db import get_engine
 from app.offers.models import OfferStatus
 from app.tracking import service
 from app.tracking.models import CodeForm
-from app.tracking.pagecache import CachedPage, PageCache, page_cache
+from app.tracking.pagecache import CachedPage, PageCache
 from app.tracking.schemas import StageUpdateCreate
 from tests.aio import run_async
 from tests.factories import make_offer
@@ -120,8 +122,26 @@ def test_pages_expire(monkeypatch) -> None:
     assert cache.get(key) is None
 
 
-def test_the_cache_is_on_in_the_app(settings: Settings) -> None:
-    assert settings.page_cache_seconds > 0 and page_cache.ttl == settings.page_cache_seconds
+def test_the_cache_is_on_in_the_app(app: FastAPI, settings: Settings) -> None:
+    cache = app.state.page_cache
+    assert settings.page_cache_seconds > 0 and cache.ttl == settings.page_cache_seconds
+
+
+def test_each_app_has_its_own_cache_and_a_commit_drops_pages_in_each(settings: Settings) -> None:
+    from app.main import create_app
+
+    other = settings.model_copy(update={"page_cache_seconds": 30})
+    first, second = create_app(settings), create_app(other)
+    caches = [first.state.page_cache, second.state.page_cache]
+    assert [c.ttl for c in caches] == [settings.page_cache_seconds, 30]
+    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+    for cache in caches:
+        cache.put(key, CachedPage(key[0], CodeForm.FULL, "page", False, cache.expiry()), 0)
+    assert all(cache.get(key) for cache in caches)
+    # A commit of any session in the process that changed the offer drops its page in each.
+    with Session(get_engine()) as session, session.begin():
+        session.info["offertrack_changed_pages"] = {key[0]}
+    assert [cache.get(key) for cache in caches] == [None, None]
 
 
 def test_concurrent_misses_share_one_load() -> None:

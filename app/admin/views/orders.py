@@ -1,43 +1,30 @@
-"""sqladmin views of the staff site. Every view names, per action, the lowest role allowed
-(``permissions``); RoleAuthorization refuses anything not listed. Nothing is ever deleted
-through sqladmin, and every change goes through the domain services (and so into the audit
-log) rather than sqladmin's generic model writes."""
+"""The staff site's views of offers, orders, their stage updates and the stage list. Every
+change goes through the domain services (and so into the audit log) rather than sqladmin's
+generic model writes."""
 
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-import anyio
 from fastapi import Request
-from sqladmin import ModelView, action
+from sqladmin import action
 from sqladmin.authorization import Action, custom_action
 from sqladmin.flash import Flash
-from sqladmin.helpers import get_primary_keys, object_identifier_values
-from sqlalchemy import BigInteger, ColumnElement, Select
+from sqlalchemy import ColumnElement, Select
 from sqlmodel import Session, col, select
-from starlette.exceptions import HTTPException
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 from wtforms import (
-    BooleanField,
-    EmailField,
     Form,
     IntegerField,
-    PasswordField,
-    SelectField,
     StringField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app.admin import audit, listfilters, queries, users
-from app.admin.export import csv_export
-from app.admin.models import AuditLogEntry, Role, StaffUser
-from app.admin.passwords import MAX_LENGTH, MIN_LENGTH
-from app.admin.users import EMAIL_PATTERN, Staff
-from app.auth import service as auth_service
-from app.auth.models import ApiKey
+from app import audit
+from app.admin import listfilters, queries
+from app.admin.views.base import ADMIN_READ, READ, StaffModelView, _when, in_session, staff_of
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
-from app.db import get_engine, read_only
-from app.errors import AppError
-from app.fields import MAX_ROW_ID
+from app.db import read_only
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
@@ -46,76 +33,6 @@ from app.templating import format_date, format_money
 from app.tracking import service as tracking_service
 from app.tracking import stages as stages_service
 from app.tracking.models import OrderStage, StageUpdate
-
-T = TypeVar("T")
-READ: dict[str, Role] = {
-    Action.LIST: Role.VIEWER,
-    Action.DETAILS: Role.VIEWER,
-    Action.EXPORT: Role.VIEWER,
-}
-ADMIN_READ: dict[str, Role] = {
-    Action.LIST: Role.ADMIN,
-    Action.DETAILS: Role.ADMIN,
-    Action.EXPORT: Role.ADMIN,
-}
-
-
-async def in_session(work: Callable[[Session], T]) -> T:
-    """Run blocking database work in a worker thread, in a session of its own."""
-
-    def run() -> T:
-        with Session(get_engine(), expire_on_commit=False) as session:
-            return work(session)
-
-    return await anyio.to_thread.run_sync(run)
-
-
-def staff_of(request: Request) -> Staff:
-    staff: Staff | None = getattr(request.state, "staff", None)
-    if staff is None:  # sqladmin checked the sign-in before any view code runs
-        raise RuntimeError("no signed-in staff user on a staff view")
-    return staff
-
-
-def _when(model: Any, attribute: str) -> str:
-    value = getattr(model, attribute)
-    return format_date(value) if value else ""
-
-
-class StaffModelView(ModelView):
-    permissions: ClassVar[dict[str, Role]] = {}
-    can_create = False
-    can_edit = False
-    can_delete = False
-    can_export = True
-    export_types: ClassVar[list[str]] = ["csv"]
-    page_size = 25
-    page_size_options: ClassVar[Sequence[int]] = [25, 50, 100]
-    search_auto_submit = False
-
-    async def export_data(
-        self, data: list[Any], export_type: str = "csv", request: Request | None = None
-    ) -> StreamingResponse:
-        # Through app.csvsafe: customer-typed text must not reach a spreadsheet as a formula.
-        if export_type != "csv":
-            raise HTTPException(status_code=404)
-        return await csv_export(self, data)
-
-    def _stmt_by_identifier(self, identifier: str) -> Any:
-        # Every detail, edit and action page finds its row here. A number its column cannot
-        # hold names no row; sent to the database it would be an error (a 500), not a miss.
-        columns = get_primary_keys(self.model)
-        pairs = zip(columns, object_identifier_values(identifier, self.model), strict=True)
-        if not all(_fits(column, value) for column, value in pairs):
-            raise HTTPException(status_code=404)
-        return super()._stmt_by_identifier(identifier)
-
-
-def _fits(column: Any, value: Any) -> bool:
-    if not isinstance(value, int):
-        return True
-    limit = 2**63 - 1 if isinstance(column.type, BigInteger) else MAX_ROW_ID
-    return -limit - 1 <= value <= limit
 
 
 class OfferStatusFilter:
@@ -505,275 +422,3 @@ class OrderStageAdmin(StaffModelView, model=OrderStage):
                 session, pk, data["label"], position or 0, actor=actor
             )
         )
-
-
-ROLE_CHOICES = [(role.value, role.label) for role in Role]
-EMAIL_MESSAGE = "Enter an e-mail address like ana@example.com."
-PASSWORD_LENGTH = Length(min=MIN_LENGTH, max=MAX_LENGTH)
-
-
-class StaffUserCreateForm(Form):
-    email = EmailField(
-        "E-mail", [DataRequired(), Length(max=320), Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE)]
-    )
-    role = SelectField("Role", choices=ROLE_CHOICES, default=Role.VIEWER.value)
-    password = PasswordField(
-        "Password",
-        [DataRequired(), PASSWORD_LENGTH],
-        description=f"At least {MIN_LENGTH} characters.",
-    )
-
-
-class StaffUserEditForm(Form):
-    role = SelectField("Role", choices=ROLE_CHOICES)
-    is_active = BooleanField(
-        "Active", description="Inactive users cannot sign in; their sessions end."
-    )
-    new_password = PasswordField(
-        "New password",
-        [Optional(), PASSWORD_LENGTH],
-        description="Leave empty to keep the current one; a new password ends the user's sessions.",
-    )
-    confirm_disable = BooleanField(
-        "Yes, disable this user",
-        description="Needed when you untick Active: the user is signed out at once.",
-    )
-
-
-class StaffUserAdmin(StaffModelView, model=StaffUser):
-    name = "Staff user"
-    name_plural = "Staff users"
-    icon = "fa-solid fa-users"
-    permissions = {**ADMIN_READ, Action.CREATE.value: Role.ADMIN, Action.EDIT.value: Role.ADMIN}
-    can_create = True
-    can_edit = True
-    column_list: ClassVar[Any] = [
-        StaffUser.email,
-        StaffUser.role,
-        StaffUser.is_active,
-        StaffUser.last_login_at,
-        StaffUser.created_at,
-    ]
-    column_labels: ClassVar[Any] = {
-        StaffUser.email: "E-mail",
-        StaffUser.role: "Role",
-        StaffUser.is_active: "Active",
-        StaffUser.last_login_at: "Last sign-in",
-        StaffUser.created_at: "Created",
-        StaffUser.updated_at: "Changed",
-        StaffUser.full_name: "Name",
-        StaffUser.phone: "Phone",
-    }
-    column_details_exclude_list: ClassVar[Any] = [
-        StaffUser.password_hash,
-        StaffUser.session_version,
-    ]
-    column_export_list: ClassVar[Any] = [
-        StaffUser.email,
-        StaffUser.role,
-        StaffUser.is_active,
-        StaffUser.last_login_at,
-        StaffUser.created_at,
-    ]
-    column_formatters: ClassVar[Any] = {StaffUser.last_login_at: _when, StaffUser.created_at: _when}
-    column_formatters_detail: ClassVar[Any] = {
-        StaffUser.last_login_at: _when,
-        StaffUser.created_at: _when,
-        StaffUser.updated_at: _when,
-    }
-    column_searchable_list: ClassVar[Any] = [StaffUser.email]
-    column_default_sort: ClassVar[Any] = [(StaffUser.email, False)]
-    form_create_rules: ClassVar[list[str]] = ["email", "role", "password"]
-    form_edit_rules: ClassVar[list[str]] = [
-        "role",
-        "is_active",
-        "confirm_disable",
-        "new_password",
-    ]
-
-    async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
-        return StaffUserEditForm if rules == self.form_edit_rules else StaffUserCreateForm
-
-    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
-        return {"role": obj.role, "is_active": obj.is_active}
-
-    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
-        actor = staff_of(request).actor
-        return await in_session(
-            lambda session: users.create_user(
-                session, data["email"], Role(data["role"]), data["password"], actor=actor
-            )
-        )
-
-    async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
-        actor = staff_of(request).actor
-
-        def update(session: Session) -> StaffUser:
-            disabling = users.get_user(session, int(pk)).is_active and not data["is_active"]
-            if disabling and not data.get("confirm_disable"):
-                # Irreversible for the user's sessions: asked for on the form, which works
-                # without JavaScript (sqladmin shows this message above it, nothing saved).
-                raise ValueError(
-                    "Disabling a user signs them out at once: tick “Yes, disable this user” "
-                    "to confirm. Nothing was changed."
-                )
-            user = users.update_user(
-                session,
-                int(pk),
-                role=Role(data["role"]),
-                is_active=bool(data["is_active"]),
-                actor=actor,
-            )
-            if data.get("new_password"):
-                user = users.set_password(session, int(pk), data["new_password"], actor=actor)
-            return user
-
-        return await in_session(update)
-
-
-class ApiKeyCreateForm(Form):
-    name = StringField(
-        "Name",
-        [DataRequired(), Length(max=100)],
-        description="Who or what uses the key, e.g. erp-sync. The token is shown once.",
-    )
-
-
-class ApiKeyAdmin(StaffModelView, model=ApiKey):
-    name = "API key"
-    name_plural = "API keys"
-    icon = "fa-solid fa-key"
-    permissions = {
-        **ADMIN_READ,
-        Action.CREATE.value: Role.ADMIN,
-        custom_action("revoke"): Role.ADMIN,
-    }
-    can_create = True
-    form = ApiKeyCreateForm
-    column_list: ClassVar[Any] = [
-        ApiKey.name,
-        ApiKey.prefix,
-        ApiKey.created_at,
-        ApiKey.last_used_at,
-        ApiKey.revoked_at,
-    ]
-    column_labels: ClassVar[Any] = {
-        ApiKey.name: "Name",
-        ApiKey.prefix: "Starts with",
-        ApiKey.created_at: "Created",
-        ApiKey.last_used_at: "Last used",
-        ApiKey.revoked_at: "Revoked",
-    }
-    column_details_exclude_list: ClassVar[Any] = [ApiKey.token_hash]
-    column_export_list: ClassVar[Any] = [
-        ApiKey.name,
-        ApiKey.prefix,
-        ApiKey.created_at,
-        ApiKey.last_used_at,
-        ApiKey.revoked_at,
-    ]
-    column_formatters: ClassVar[Any] = {
-        ApiKey.created_at: _when,
-        ApiKey.last_used_at: _when,
-        ApiKey.revoked_at: _when,
-    }
-    column_default_sort: ClassVar[Any] = [(ApiKey.created_at, True)]
-
-    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
-        from sqladmin import Secret
-
-        actor = staff_of(request).actor
-        key, token = await in_session(
-            lambda session: auth_service.create_api_key(session, data["name"], actor=actor)
-        )
-        Secret.reveal_once(
-            request,
-            token,
-            title=f"API key {key.name!r}",
-            label="Copy the token now: it is not shown again, only its hash is kept.",
-        )
-        return key
-
-    @action(
-        "revoke",
-        label="Revoke",
-        confirmation_message="Revoke the selected API keys? Integrations using them stop working.",
-    )
-    async def revoke(self, request: Request) -> Response:
-        form = await request.form()
-        actor = staff_of(request).actor
-        ids = [int(str(pk)) for pk in form.getlist("pks") if str(pk).isdigit()]
-        if form.get("confirmed") != "yes":
-            return await self._confirm_revoke(request, ids)
-
-        def revoke_all(session: Session) -> None:
-            for key_id in ids:
-                auth_service.revoke_api_key(session, key_id, actor=actor)
-
-        try:
-            await in_session(revoke_all)
-        except AppError as exc:
-            Flash.error(request, exc.detail)
-        else:
-            Flash.success(request, f"Revoked {len(ids)} API key{'s' if len(ids) != 1 else ''}.")
-        return RedirectResponse(request.url_for("admin:list", identity="api-key"), 303)
-
-    async def _confirm_revoke(self, request: Request, ids: list[int]) -> Response:
-        """Revoking cannot be undone: a page asks first (a form, so no JavaScript needed)."""
-        if not ids:
-            Flash.warning(request, "Select at least one API key first.")
-            return RedirectResponse(request.url_for("admin:list", identity="api-key"), 303)
-
-        def load(session: Session) -> list[ApiKey]:
-            with read_only(session):
-                return list(session.exec(select(ApiKey).where(col(ApiKey.id).in_(ids))).all())
-
-        context = {"title": "Revoke API keys?", "keys": await in_session(load)}
-        return await self.templates.TemplateResponse(request, "admin/confirm_revoke.html", context)
-
-
-class AuditLogAdmin(StaffModelView, model=AuditLogEntry):
-    name = "Audit log entry"
-    name_plural = "Audit log"
-    icon = "fa-solid fa-clock-rotate-left"
-    permissions = ADMIN_READ
-    column_list: ClassVar[Any] = [
-        AuditLogEntry.occurred_at,
-        AuditLogEntry.actor,
-        AuditLogEntry.action,
-        AuditLogEntry.summary,
-        AuditLogEntry.offer_id,
-    ]
-    column_formatters: ClassVar[Any] = {AuditLogEntry.occurred_at: _when}
-    column_default_sort: ClassVar[Any] = [(AuditLogEntry.occurred_at, True)]
-    column_searchable_list: ClassVar[Any] = [
-        AuditLogEntry.actor,
-        AuditLogEntry.action,
-        AuditLogEntry.summary,
-        AuditLogEntry.offer_id,
-    ]
-    column_labels: ClassVar[Any] = {
-        AuditLogEntry.occurred_at: "When",
-        AuditLogEntry.actor: "Who",
-        AuditLogEntry.action: "Action",
-        AuditLogEntry.summary: "What happened",
-        AuditLogEntry.offer_id: "Offer",
-    }
-
-    def list_query(self, request: Request) -> Select[Any]:
-        return listfilters.apply(super().list_query(request), listfilters.audit_conditions(request))
-
-    async def list(self, request: Request) -> Any:
-        request.state.filter_fields = listfilters.AUDIT_FIELDS
-        return await super().list(request)
-
-
-ALL_VIEWS: list[type[StaffModelView]] = [
-    OfferAdmin,
-    OrderAdmin,
-    StageUpdateAdmin,
-    OrderStageAdmin,
-    StaffUserAdmin,
-    ApiKeyAdmin,
-    AuditLogAdmin,
-]

@@ -12,12 +12,37 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
+from sqlmodel import Field, Session, SQLModel, col, select
 
-from app.admin.models import AuditLogEntry
-from app.db import utcnow
+from app.db import UTCDateTime, utcnow
 
 MAX_SUMMARY = 500
+
+
+class AuditLogEntry(SQLModel, table=True):
+    """One change, by whom and when. Rows are only ever added: no code path updates or
+    deletes them, and ``offer_id`` has no foreign key so history outlives what it describes."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_offer_id_occurred_at", "offer_id", "occurred_at"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor: str = Field(sa_type=String(200))
+    action: str = Field(sa_type=String(50), index=True)
+    entity_type: str = Field(sa_type=String(30))
+    entity_id: str = Field(sa_type=String(64))
+    offer_id: str | None = Field(default=None, sa_type=String(26))
+    summary: str = Field(sa_type=String(500))
+    changes: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+
+    @property
+    def actor_kind(self) -> str:
+        return self.actor.partition(":")[0]
 
 
 def record(

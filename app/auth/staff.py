@@ -1,10 +1,13 @@
-"""Staff users, failed sign-ins and the audit log."""
+"""Staff users and failed sign-ins: who may sign in to the staff site, and with which role.
+
+Identity is core: offers name their owner (a staff user) and tracking pages show the owner's
+name, so the model lives here, below every domain; the staff site's views stay in app.admin.
+"""
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
+from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -69,28 +72,3 @@ class LoginFailure(SQLModel, table=True):
     email: str = Field(sa_type=String(320), index=True)
     address_hash: str = Field(sa_type=String(64), index=True)
     failed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-
-
-class AuditLogEntry(SQLModel, table=True):
-    """One change, by whom and when. Rows are only ever added: no code path updates or
-    deletes them, and ``offer_id`` has no foreign key so history outlives what it describes."""
-
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_offer_id_occurred_at", "offer_id", "occurred_at"),)
-
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-    )
-    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-    actor: str = Field(sa_type=String(200))
-    action: str = Field(sa_type=String(50), index=True)
-    entity_type: str = Field(sa_type=String(30))
-    entity_id: str = Field(sa_type=String(64))
-    offer_id: str | None = Field(default=None, sa_type=String(26))
-    summary: str = Field(sa_type=String(500))
-    changes: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-
-    @property
-    def actor_kind(self) -> str:
-        return self.actor.partition(":")[0]

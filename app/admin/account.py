@@ -1,0 +1,198 @@
+"""A staff user's own account: the second step of sign-in (a TOTP or recovery code, or the
+set-up an admin must do first), their sessions (and ending the others), and two-factor
+sign-in on or off. Every change is a POST through the staff site's CSRF check."""
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from sqladmin.flash import Flash
+from sqlmodel import Session
+from starlette.responses import Response
+
+from app.admin import sessions, throttle, twofactor, users
+from app.admin.access import StaffDep, pending_second_factor, start_session
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
+from app.admin.users import Staff
+from app.admin.views import in_session
+from app.auth.staff import Role
+from app.config import SettingsDep, get_settings
+from app.errors import AppError
+from app.web import client_key
+
+router = APIRouter()
+CodeField = Annotated[str, Form(max_length=64)]
+
+
+def _idle() -> timedelta:
+    return timedelta(minutes=get_settings().admin_idle_minutes)
+
+
+# --- the second step of sign-in ----------------------------------------------------------
+
+
+async def _pending_user(request: Request) -> tuple[Staff, str] | None:
+    pending = pending_second_factor(request)
+    if pending is None:
+        return None
+    user_id, next_path = pending
+    staff = await in_session(lambda s: users.load_active(s, user_id))
+    return None if staff is None else (staff, next_path)
+
+
+async def _second_step_page(
+    request: Request, staff: Staff, *, error: str = "", status: int = 200
+) -> Response:
+    def context(session: Session) -> dict[str, Any]:
+        enabled = twofactor.is_enabled(session, staff.id)
+        secret = None if enabled else twofactor.pending_secret(session, staff.id)
+        return {
+            "enrol": secret is not None,
+            "secret": secret,
+            "qr": twofactor.provisioning_qr(secret, staff.email) if secret else "",
+            "error": error,
+        }
+
+    values = await in_session(context)
+    return await render_staff_page(request, "admin/login_2fa.html", values, status)
+
+
+@router.get("/login/2fa", name="staff:login_2fa")
+async def second_step(request: Request) -> Response:
+    pending = await _pending_user(request)
+    if pending is None:
+        return RedirectResponse(request.url_for("staff:login"), 303)
+    return await _second_step_page(request, pending[0])
+
+
+@router.post("/login/2fa", name="staff:login_2fa_submit")
+async def second_step_submit(
+    request: Request, settings: SettingsDep, code: CodeField = ""
+) -> Response:
+    pending = await _pending_user(request)
+    if pending is None:
+        Flash.warning(request, "Please sign in again: the sign-in took too long.")
+        return RedirectResponse(request.url_for("staff:login"), 303)
+    staff, next_path = pending
+    who = throttle.attempt(
+        staff.email, client_key(request, settings), key=settings.resolved_secret_key()
+    )
+
+    def check(session: Session) -> list[str] | None:
+        throttle.check(session, who)
+        if twofactor.is_enabled(session, staff.id):
+            if twofactor.verify(session, staff.id, code):
+                return None
+            raise twofactor.WrongCode()
+        return twofactor.confirm_enrolment(session, staff, code)
+
+    try:
+        recovery_codes = await in_session(check)
+    except twofactor.WrongCode as exc:
+        await in_session(lambda s: throttle.record_failure(s, who))
+        return await _second_step_page(request, staff, error=exc.detail, status=422)
+    except AppError as exc:
+        response = await _second_step_page(request, staff, error=exc.detail, status=exc.status_code)
+        response.headers.update(exc.headers())
+        return response
+    await start_session(request, staff)
+    target = next_path or str(request.url_for("admin:index"))
+    if recovery_codes:
+        return await _recovery_codes_page(request, recovery_codes, target)
+    return RedirectResponse(target, 303)
+
+
+async def _recovery_codes_page(request: Request, codes: list[str], target: str) -> Response:
+    context = {"title": "Your recovery codes", "codes": codes, "continue_to": target}
+    return await render_staff_page(request, "admin/recovery_codes.html", context)
+
+
+# --- the account page: sessions and two-factor sign-in --------------------------------------
+
+
+async def _account_page(
+    request: Request, staff: Staff, *, error: str = "", status: int = 200
+) -> Response:
+    def load(session: Session) -> dict[str, Any]:
+        return {
+            "sessions": sessions.live_sessions(session, staff.id, _idle()),
+            "twofactor_on": twofactor.is_enabled(session, staff.id),
+            "pending_secret": twofactor.pending_secret(session, staff.id),
+            "recovery_left": twofactor.remaining_recovery_codes(session, staff.id),
+        }
+
+    context = await in_session(load)
+    required = get_settings().require_admin_2fa and staff.role == Role.ADMIN
+    qr = ""
+    if context["pending_secret"] and not context["twofactor_on"]:
+        qr = twofactor.provisioning_qr(context["pending_secret"], staff.email)
+    context |= {
+        "title": "Your account",
+        "current_id": getattr(request.state, "staff_session_id", None),
+        "twofactor_required": required,
+        "qr": qr,
+        "error": error,
+    }
+    return await render_staff_page(request, "admin/account.html", context, status)
+
+
+@router.get("/account", name="staff:account")
+async def account(request: Request, staff: StaffDep) -> Response:
+    return await _account_page(request, staff)
+
+
+@router.post("/account/sessions/end-others", name="staff:end_other_sessions")
+async def end_other_sessions(request: Request, staff: StaffDep) -> Response:
+    keep = getattr(request.state, "staff_session_id", None)
+
+    def end(session: Session) -> int:
+        ended = sessions.end_others(session, staff.id, keep)
+        session.commit()
+        return ended
+
+    ended = await in_session(end)
+    Flash.success(request, f"Signed out {ended} other session{'s' if ended != 1 else ''}.")
+    return RedirectResponse(request.url_for("staff:account"), 303)
+
+
+@router.post("/account/sessions/{session_id}/end", name="staff:end_session")
+async def end_one_session(request: Request, session_id: int, staff: StaffDep) -> Response:
+    await in_session(lambda s: sessions.end_one(s, staff.id, session_id))
+    Flash.success(request, "That session is signed out.")
+    return RedirectResponse(request.url_for("staff:account"), 303)
+
+
+@router.post("/account/2fa/start", name="staff:2fa_start")
+async def start_2fa(request: Request, staff: StaffDep) -> Response:
+    try:
+        await in_session(lambda s: twofactor.begin_enrolment(s, staff))
+    except AppError as exc:
+        Flash.error(request, exc.detail)
+    return RedirectResponse(str(request.url_for("staff:account")) + "#two-factor", 303)
+
+
+@router.post("/account/2fa/confirm", name="staff:2fa_confirm")
+async def confirm_2fa(request: Request, staff: StaffDep, code: CodeField = "") -> Response:
+    try:
+        codes = await in_session(lambda s: twofactor.confirm_enrolment(s, staff, code))
+    except AppError as exc:
+        return await _account_page(request, staff, error=exc.detail, status=exc.status_code)
+    return await _recovery_codes_page(request, codes, str(request.url_for("staff:account")))
+
+
+@router.post("/account/2fa/disable", name="staff:2fa_disable")
+async def disable_2fa(
+    request: Request, staff: StaffDep, settings: SettingsDep, code: CodeField = ""
+) -> Response:
+    try:
+        await in_session(lambda s: twofactor.disable(s, staff, code, settings))
+    except AppError as exc:
+        return await _account_page(request, staff, error=exc.detail, status=exc.status_code)
+    Flash.success(request, "Two-factor sign-in is off.")
+    return RedirectResponse(request.url_for("staff:account"), 303)
+
+
+ACCOUNT_PAGES = StaffPages(
+    router, [MenuLink("Your account", "staff:account", Role.VIEWER, icon="fa-solid fa-user-shield")]
+)

@@ -1,0 +1,218 @@
+"""The campaign dashboard of the staff site (/admin/analytics/): figures for a date range,
+their htmx panel, and their CSV downloads (built by app.analytics.exports, as the API's are)."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlmodel import Session
+from starlette.responses import Response
+
+from app.admin.access import StaffDep, require_role
+from app.admin.layout import render_staff_page, render_staff_partial
+from app.admin.views import in_session
+from app.analytics import attribution, charts, exports
+from app.analytics.attribution import Funnel, Period
+from app.auth.staff import Role
+from app.config import Settings, SettingsDep
+from app.db import read_only
+from app.errors import Unprocessable
+from app.templating import is_htmx
+
+router = APIRouter(
+    prefix="/analytics",
+    include_in_schema=False,
+    dependencies=[Depends(require_role(Role.VIEWER))],
+)
+
+
+DIMENSIONS: tuple[attribution.Dimension, ...] = ("campaign", "creative", "placement")
+MODELS: tuple[attribution.Model, ...] = ("first_touch", "last_touch")
+BREAKDOWNS: tuple[attribution.Breakdown, ...] = ("channel", "device", "placement", "creative")
+CsvTable = Literal[
+    "scans_per_day", "breakdown", "funnel", "attribution", "time_to_convert", "scans", "conversions"
+]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    period: Period
+    days: list[attribution.DayRow]
+    breakdowns: dict[str, list[attribution.BreakdownRow]]
+    funnel: Funnel
+    attribution: dict[tuple[str, str], list[attribution.AttributionRow]]
+    time_to_convert: list[tuple[str, int]]
+
+
+def _dashboard(session: Session, period: Period) -> Dashboard:
+    with read_only(session):
+        return Dashboard(
+            period=period,
+            days=attribution.scans_per_day(session, period),
+            breakdowns={by: attribution.scan_breakdown(session, period, by) for by in BREAKDOWNS},
+            funnel=attribution.funnel(session, period),
+            attribution={
+                (by, model): attribution.attribution(session, period, by, model)
+                for by in DIMENSIONS
+                for model in MODELS
+            },
+            time_to_convert=attribution.time_to_convert(session, period),
+        )
+
+
+def _period(settings: Settings, start: str, end: str) -> tuple[Period, dict[str, str]]:
+    """The range asked for, or the default range with an error naming the field."""
+    try:
+        return exports.get_period(settings, _date(start, "from"), _date(end, "to")), {}
+    except Unprocessable as exc:
+        field = str(exc.loc[-1]) if exc.loc else "from"
+        return exports.get_period(settings), {field: exc.detail}
+
+
+def _date(text: str, field: str) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise Unprocessable("Enter a date as YYYY-MM-DD.", loc=("query", field)) from None
+
+
+def _charts(d: Dashboard) -> dict[str, Any]:
+    s = charts.Series
+    out: dict[str, Any] = {
+        "daily": charts.daily(
+            "chart-daily",
+            "Scans and unique visitors per day",
+            [r.day for r in d.days],
+            [
+                s("Scans", [r.scans for r in d.days]),
+                s("Unique visitors", [r.visitors for r in d.days]),
+            ],
+        ),
+        "funnel": charts.bars(
+            "chart-funnel",
+            "Funnel: offers issued, scanned, accepted, ordered",
+            ["Issued", "Scanned", "Accepted", "Ordered"],
+            [s("Offers", [d.funnel.issued, d.funnel.scanned, d.funnel.accepted, d.funnel.ordered])],
+        ),
+        "time_to_convert": charts.bars(
+            "chart-ttc",
+            "Conversions by time from first scan",
+            [label for label, _ in d.time_to_convert],
+            [s("Conversions", [n for _, n in d.time_to_convert])],
+        ),
+    }
+    for by, rows in d.breakdowns.items():
+        out[f"by_{by}"] = charts.bars(
+            f"chart-by-{by}",
+            f"Scans by {by}",
+            [r.label for r in rows],
+            [s("Scans", [r.scans for r in rows]), s("Unique visitors", [r.visitors for r in rows])],
+        )
+    for (by, model), ranked in d.attribution.items():
+        if model != "last_touch":
+            continue
+        out[f"rate_{by}"] = charts.bars(
+            f"chart-rate-{by}",
+            f"Conversion rate by {by} (last touch)",
+            [r.label for r in ranked],
+            [s("Conversion rate", [round((r.conversion_rate or 0) * 100, 1) for r in ranked])],
+            unit="%",
+        )
+        out[f"estimate_{by}"] = charts.intervals(
+            f"chart-estimate-{by}",
+            f"Estimated conversion rate by {by}: posterior mean and 90% interval",
+            [
+                charts.Estimate(
+                    r.label, r.posterior_mean, r.interval_low, r.interval_high, r.probability_best
+                )
+                for r in ranked
+            ],
+        )
+    return out
+
+
+async def _dashboard_context(request: Request, settings: Settings) -> dict[str, Any]:
+    query = request.query_params
+    period, errors = _period(settings, query.get("from", ""), query.get("to", ""))
+    data = await in_session(lambda s: _dashboard(s, period))
+    return {
+        "title": "Campaign dashboard",
+        "d": data,
+        "charts": _charts(data),
+        "errors": errors,
+        "form": {"from": query.get("from", ""), "to": query.get("to", "")},
+        "range": {"from": period.start.isoformat(), "to": period.end.isoformat()},
+    }
+
+
+@router.get("/", name="analytics:dashboard")
+async def dashboard(request: Request, settings: SettingsDep, staff: StaffDep) -> Response:
+    """The dashboard; htmx asking (HX-Request) gets only its panels, for the range chosen."""
+    context = await _dashboard_context(request, settings)
+    # htmx restoring a page from history (its cache missed) wants the whole page.
+    if is_htmx(request) and "HX-History-Restore-Request" not in request.headers:
+        return _panels(request, context)
+    status = 422 if context["errors"] else 200
+    response = await render_staff_page(request, "analytics/dashboard.html", context, status)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+@router.get("/panels", name="analytics:panels")
+async def panels(request: Request, settings: SettingsDep, staff: StaffDep) -> Response:
+    """The dashboard's figures alone, for a link or script that wants only them."""
+    return _panels(request, await _dashboard_context(request, settings))
+
+
+def _panels(request: Request, context: dict[str, Any]) -> Response:
+    # 200 even for a bad range (htmx swaps only successes): the panel says what was wrong and
+    # shows the default range. The address bar follows, so a reload or a link shows the same.
+    figures = {name: context[name] for name in ("d", "charts", "errors")}
+    response = render_staff_partial(request, "analytics/_panels.html", **figures)
+    if not context["errors"]:
+        shown = request.url_for("analytics:dashboard").include_query_params(**context["range"])
+        response.headers["HX-Push-Url"] = shown.path + "?" + shown.query
+    return response
+
+
+@router.get("/csv/{table}", name="analytics:csv")
+async def csv_export(
+    table: CsvTable,
+    settings: SettingsDep,
+    staff: StaffDep,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    by: Annotated[str, Query(max_length=20)] = "campaign",
+    model: Annotated[attribution.Model, Query()] = "last_touch",
+) -> Response:
+    """The same CSV as the API's ``format=csv``, for a signed-in staff user (no API key)."""
+    period = exports.get_period(settings, from_, to)
+
+    def export(session: Session) -> Any:  # the report functions answer Any (JSON or CSV)
+        match table:
+            case "scans_per_day":
+                return exports.scans_per_day(session, period, "csv")
+            case "breakdown":
+                return exports.breakdown(session, period, _one_of(by, BREAKDOWNS), "csv")
+            case "funnel":
+                return exports.funnel(session, period, "csv")
+            case "attribution":
+                dims = ("campaign", "placement", "creative")
+                by_dim = _one_of(by, dims)
+                return exports.attribution_report(session, period, by_dim, model, "csv")
+            case "time_to_convert":
+                return exports.time_to_convert(session, period, "csv")
+            case "scans" | "conversions":
+                return exports.export_events(session, period, table)
+
+    response: Response = await in_session(export)
+    return response
+
+
+def _one_of(value: str, allowed: tuple[Any, ...]) -> Any:
+    if value not in allowed:
+        raise Unprocessable(f"by must be one of {', '.join(allowed)}.", loc=("query", "by"))
+    return value

@@ -1,0 +1,131 @@
+"""Webhook endpoints in the staff site (/admin/analytics/webhooks), for admins only: add,
+enable or disable, rotate the signing secret, read the delivery log."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from sqladmin.flash import Flash
+from sqlmodel import Session
+from starlette.responses import Response
+
+from app.admin.access import AdminDep, require_role
+from app.admin.forms import service_errors, validate
+from app.admin.layout import render_staff_page
+from app.admin.views import in_session
+from app.analytics import webhooks
+from app.analytics.models import WebhookEndpoint
+from app.analytics.schemas import (
+    DeliveryRead,
+    WebhookEndpointCreate,
+    WebhookEndpointUpdate,
+)
+from app.auth.staff import Role
+from app.db import read_only
+from app.errors import AppError
+from app.openapi import PathId
+
+router = APIRouter(
+    prefix="/analytics",
+    include_in_schema=False,
+    dependencies=[Depends(require_role(Role.VIEWER))],
+)
+
+
+EVENT_TYPES = ("scan.created", "conversion.created", "offer.accepted", "order.stage_changed")
+
+
+def _endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(webhooks.list_endpoints(session))
+
+
+async def _render_webhooks(request: Request, status: int = 200, **extra: Any) -> Response:
+    rows = await in_session(_endpoints)
+    context: dict[str, Any] = {
+        "title": "Webhooks",
+        "endpoints": rows,
+        "event_types": EVENT_TYPES,
+        "form": {"event_types": list(EVENT_TYPES)},
+        "errors": {},
+        **extra,
+    }
+    return await render_staff_page(request, "analytics/webhooks.html", context, status)
+
+
+@router.get("/webhooks", name="analytics:webhooks")
+async def webhook_list(request: Request, staff: AdminDep) -> Response:
+    return await _render_webhooks(request)
+
+
+@router.post("/webhooks", name="analytics:webhook_create")
+async def webhook_create(request: Request, staff: AdminDep) -> Response:
+    form = await request.form()
+    values: dict[str, Any] = {
+        "url": str(form.get("url", "")).strip(),
+        "event_types": [str(t) for t in form.getlist("event_types")],
+    }
+    data, errors = validate(WebhookEndpointCreate, values)
+    if data is not None:
+
+        def work(s: Session) -> WebhookEndpoint:
+            return webhooks.create_endpoint(s, data, actor=staff.actor)
+
+        try:
+            endpoint = await in_session(work)
+        except AppError as exc:
+            errors = service_errors(exc)
+        else:
+            return await _render_endpoint(request, endpoint.id or 0, secret=endpoint.secret)
+    return await _render_webhooks(request, 422, form=values, errors=errors)
+
+
+def _endpoint_page(
+    session: Session, endpoint_id: int
+) -> tuple[WebhookEndpoint, list[DeliveryRead]]:
+    with read_only(session):
+        endpoint = webhooks.get_endpoint(session, endpoint_id)
+        return endpoint, webhooks.deliveries(session, endpoint_id, limit=100)
+
+
+async def _render_endpoint(
+    request: Request, endpoint_id: int, status: int = 200, secret: str = ""
+) -> Response:
+    endpoint, deliveries = await in_session(lambda s: _endpoint_page(s, endpoint_id))
+    context = {
+        "title": f"Webhook endpoint {endpoint.id}",
+        "endpoint": endpoint,
+        "deliveries": deliveries,
+        "secret": secret,  # shown once, on the page answering its creation or rotation
+    }
+    return await render_staff_page(request, "analytics/webhook.html", context, status)
+
+
+@router.get("/webhooks/{endpoint_id}", name="analytics:webhook")
+async def webhook_detail(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
+    return await _render_endpoint(request, endpoint_id)
+
+
+@router.post("/webhooks/{endpoint_id}/enabled", name="analytics:webhook_enabled")
+async def webhook_enabled(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
+    enable = str((await request.form()).get("enabled", "")) == "true"
+
+    def work(s: Session) -> WebhookEndpoint:
+        return webhooks.update_endpoint(
+            s, endpoint_id, WebhookEndpointUpdate(enabled=enable), actor=staff.actor
+        )
+
+    await in_session(work)
+    Flash.success(
+        request,
+        "Endpoint enabled; its backlog is delivered again." if enable else "Endpoint disabled.",
+    )
+    return RedirectResponse(request.url_for("analytics:webhook", endpoint_id=endpoint_id), 303)
+
+
+@router.post("/webhooks/{endpoint_id}/rotate-secret", name="analytics:webhook_rotate")
+async def webhook_rotate(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
+    def work(s: Session) -> WebhookEndpoint:
+        return webhooks.rotate_secret(s, endpoint_id, actor=staff.actor)
+
+    endpoint = await in_session(work)
+    return await _render_endpoint(request, endpoint_id, secret=endpoint.secret)

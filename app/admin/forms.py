@@ -1,0 +1,85 @@
+"""Staff forms, one way: read the fields, validate, save through one service call, flash,
+redirect (303). Invalid input or a refused save comes back as errors by field, for the page
+to re-render with each error beside its field and what was typed kept (422)."""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from sqladmin.flash import Flash
+from sqlmodel import Session
+from starlette.datastructures import URL, FormData
+from starlette.responses import RedirectResponse, Response
+
+from app.admin.views import in_session
+from app.errors import AppError, Unprocessable
+
+Errors = dict[str, str]
+M = TypeVar("M")
+Model = TypeVar("Model", bound=BaseModel)
+T = TypeVar("T")
+
+
+def fields(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: str(form.get(name, "")).strip() for name in names}
+
+
+def present(values: dict[str, str]) -> dict[str, Any]:
+    """The fields that were filled in: an empty one takes the schema's default."""
+    return {k: v for k, v in values.items() if v != ""}
+
+
+def validate(model: type[Model], data: dict[str, Any]) -> tuple[Model | None, Errors]:
+    try:
+        return model.model_validate(data), {}
+    except ValidationError as error:
+        found: dict[str, list[str]] = {}
+        for e in error.errors():
+            field, rest = (str(e["loc"][0]) if e["loc"] else "form"), list(e["loc"][1:])
+            message = e["msg"].removeprefix("Value error, ")
+            found.setdefault(field, []).append(f"{_where(rest)}{message}")
+        return None, {field: "; ".join(messages) for field, messages in found.items()}
+
+
+def _where(path: list[Any]) -> str:
+    """Where in a nested field (a rule's JSON) an error is, counted from 1 as people do."""
+    if not path:
+        return ""
+    head = f"Rule {path[0] + 1}" if isinstance(path[0], int) else str(path[0])
+    tail = ".".join(str(p) for p in path[1:])
+    return f"{head}{', ' + tail if tail else ''}: "
+
+
+def service_errors(exc: AppError) -> Errors:
+    """A service's refusal beside the field it names, else above the form."""
+    if isinstance(exc, Unprocessable) and exc.loc:
+        loc = [str(p) for p in exc.loc if p not in {"body", "query"}]
+        return {loc[0] if loc else "form": exc.detail}
+    return {"form": exc.detail}
+
+
+async def save_and_redirect(
+    request: Request,
+    parsed: tuple[M | None, Errors],
+    save: Callable[[Session, M], T],
+    *,
+    success: Callable[[T], str],
+    to: Callable[[T], URL | str],
+    errors_of: Callable[[AppError], Errors] = service_errors,
+) -> Response | Errors:
+    """Save valid input, flash ``success`` and redirect to ``to``; else the errors by field.
+
+    ``errors_of`` places a service's refusal (it may re-raise one that no field explains,
+    for the staff site's error page).
+    """
+    data, errors = parsed
+    if data is None:
+        return errors
+    valid: M = data
+    try:
+        saved = await in_session(lambda session: save(session, valid))
+    except AppError as exc:
+        return errors_of(exc)
+    Flash.success(request, success(saved))
+    return RedirectResponse(to(saved), status_code=303)

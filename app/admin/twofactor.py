@@ -1,0 +1,230 @@
+"""Optional second factor for staff sign-in: TOTP codes (RFC 6238, any authenticator app)
+through pyotp, with ten single-use recovery codes for a lost phone. Stored: the TOTP secret,
+the last time step used (a code works once) and SHA-256 hashes of the unused recovery codes
+(each 80 random bits, so a hash is as good as the code is unguessable).
+
+``OFFERTRACK_REQUIRE_ADMIN_2FA`` makes it compulsory for admins: an admin without it enrols at
+sign-in before the session starts, and cannot switch it off.
+"""
+
+import hashlib
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import pyotp
+import segno
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlmodel import Column, Field, Session, SQLModel
+
+from app import audit
+from app.admin.users import Staff
+from app.auth.staff import Role
+from app.config import Settings
+from app.db import UTCDateTime, utcnow
+from app.errors import Conflict, Unprocessable
+
+ISSUER = "OfferTrack"
+RECOVERY_CODES = 10
+# Crockford's alphabet without look-alikes, as the tracking IDs use.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class StaffTotp(SQLModel, table=True):
+    __tablename__ = "staff_totp"
+
+    user_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("staff_user.id", ondelete="CASCADE"), primary_key=True
+        ),
+    )
+    secret: str = Field(sa_type=String(64))
+    # None while enrolment waits for the first code from the app.
+    enabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_step: int = 0
+    recovery_hashes: list[str] = Field(default_factory=list, sa_type=JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SecondStep(StrEnum):
+    """What sign-in needs after the password."""
+
+    NONE = "none"
+    VERIFY = "verify"  # a code from the app (or a recovery code)
+    ENROL = "enrol"  # an admin without 2FA where it is required: set it up first
+
+
+class WrongCode(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__(
+            "That code is not right. Enter the 6-digit code your app shows now, or one of your "
+            "recovery codes.",
+            loc=("code",),
+        )
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(_clean(code).encode()).hexdigest()
+
+
+def _clean(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _enabled(session: Session, user_id: int) -> StaffTotp | None:
+    row = session.get(StaffTotp, user_id)
+    return row if row is not None and row.enabled_at is not None else None
+
+
+def is_enabled(session: Session, user_id: int) -> bool:
+    return _enabled(session, user_id) is not None
+
+
+def second_step(session: Session, staff: Staff, settings: Settings) -> SecondStep:
+    if is_enabled(session, staff.id):
+        return SecondStep.VERIFY
+    if settings.require_admin_2fa and staff.role == Role.ADMIN:
+        return SecondStep.ENROL
+    return SecondStep.NONE
+
+
+def prepare_second_step(session: Session, staff: Staff, settings: Settings) -> SecondStep:
+    """What sign-in needs after the password; an admin who must enrol gets a secret waiting
+    for its first code (a pending one is kept, so a reload shows the same QR code)."""
+    step = second_step(session, staff, settings)
+    if step is SecondStep.ENROL and pending_secret(session, staff.id) is None:
+        begin_enrolment(session, staff)
+    return step
+
+
+def begin_enrolment(session: Session, staff: Staff) -> str:
+    """A new secret waiting for its first code; returns it. Commits."""
+    if is_enabled(session, staff.id):
+        raise Conflict("Two-factor sign-in is on already; switch it off first to start anew.")
+    row = session.get(StaffTotp, staff.id) or StaffTotp(user_id=staff.id, secret="")
+    row.secret, row.enabled_at, row.last_step, row.recovery_hashes = (
+        pyotp.random_base32(),
+        None,
+        0,
+        [],
+    )
+    session.add(row)
+    session.commit()
+    return row.secret
+
+
+def pending_secret(session: Session, user_id: int) -> str | None:
+    row = session.get(StaffTotp, user_id)
+    return row.secret if row is not None and row.enabled_at is None else None
+
+
+def provisioning_qr(secret: str, email: str) -> str:
+    """The otpauth:// URI as an inline SVG QR code for the authenticator app."""
+    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
+    svg: str = segno.make(uri, error="m").svg_inline(scale=4, title="Two-factor set-up code")
+    return svg
+
+
+def confirm_enrolment(session: Session, staff: Staff, code: str) -> list[str]:
+    """Switch 2FA on with the first code from the app; returns the recovery codes, shown
+    once. Commits."""
+    row = session.get(StaffTotp, staff.id)
+    if row is None or row.enabled_at is not None:
+        raise Conflict("Start the set-up again: there is no code waiting to be confirmed.")
+    if not _take_totp(row, code):
+        raise WrongCode()
+    codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
+    row.enabled_at, row.recovery_hashes = utcnow(), [_hash(c) for c in codes]
+    session.add(row)
+    _audit(session, staff, "staff_user.2fa_on", f"Two-factor sign-in on for {staff.email}")
+    session.commit()
+    return codes
+
+
+def verify(session: Session, user_id: int, code: str) -> bool:
+    """Whether ``code`` is the app's current code (once) or an unused recovery code, which
+    it uses up. Commits on success."""
+    row = _enabled(session, user_id)
+    if row is None:
+        return False
+    if _take_totp(row, code) or _take_recovery(row, code):
+        session.add(row)
+        session.commit()
+        return True
+    return False
+
+
+def disable(session: Session, staff: Staff, code: str, settings: Settings) -> None:
+    """Switch 2FA off, proven with a current code. Commits."""
+    if settings.require_admin_2fa and staff.role == Role.ADMIN:
+        raise Conflict("Admins must sign in with two factors here (OFFERTRACK_REQUIRE_ADMIN_2FA).")
+    row = _enabled(session, staff.id)
+    if row is None:
+        raise Conflict("Two-factor sign-in is off already.")
+    if not (_take_totp(row, code) or _take_recovery(row, code)):
+        raise WrongCode()
+    session.delete(row)
+    _audit(session, staff, "staff_user.2fa_off", f"Two-factor sign-in off for {staff.email}")
+    session.commit()
+
+
+def reset(session: Session, user_id: int, email: str, *, actor: str) -> None:
+    """Remove a user's second factor (a lost phone without recovery codes). Commits."""
+    row = session.get(StaffTotp, user_id)
+    if row is not None:
+        session.delete(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="staff_user.2fa_reset",
+        entity_type="staff_user",
+        entity_id=user_id,
+        summary=f"Two-factor sign-in reset for {email}",
+    )
+    session.commit()
+
+
+def remaining_recovery_codes(session: Session, user_id: int) -> int:
+    row = _enabled(session, user_id)
+    return len(row.recovery_hashes) if row is not None else 0
+
+
+def _take_totp(row: StaffTotp, code: str) -> bool:
+    """Accept the code of the current 30-second step or a neighbour (clock drift), never a
+    step already used: an overheard code cannot be replayed."""
+    digits = _clean(code)
+    if len(digits) != 6 or not digits.isdigit():
+        return False
+    totp = pyotp.TOTP(row.secret)
+    now_step = totp.timecode(utcnow())
+    for step in (now_step - 1, now_step, now_step + 1):
+        if step > row.last_step and secrets.compare_digest(totp.generate_otp(step), digits):
+            row.last_step = step
+            return True
+    return False
+
+
+def _take_recovery(row: StaffTotp, code: str) -> bool:
+    hashed = _hash(code)
+    if len(_clean(code)) != 16 or hashed not in row.recovery_hashes:
+        return False
+    row.recovery_hashes = [h for h in row.recovery_hashes if h != hashed]
+    return True
+
+
+def _recovery_code() -> str:
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(16))  # 80 bits
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def _audit(session: Session, staff: Staff, action: str, summary: str) -> Any:
+    return audit.record(
+        session,
+        actor=staff.actor,
+        action=action,
+        entity_type="staff_user",
+        entity_id=staff.id,
+        summary=summary,
+    )

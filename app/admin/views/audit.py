@@ -1,0 +1,46 @@
+"""The audit log in the staff site: read only, for admins."""
+
+from typing import Any, ClassVar
+
+from fastapi import Request
+from sqlalchemy import Select
+
+from app.admin import listfilters
+from app.admin.views.base import ADMIN_READ, StaffModelView, _when
+from app.audit import AuditLogEntry
+
+
+class AuditLogAdmin(StaffModelView, model=AuditLogEntry):
+    name = "Audit log entry"
+    name_plural = "Audit log"
+    icon = "fa-solid fa-clock-rotate-left"
+    permissions = ADMIN_READ
+    column_list: ClassVar[Any] = [
+        AuditLogEntry.occurred_at,
+        AuditLogEntry.actor,
+        AuditLogEntry.action,
+        AuditLogEntry.summary,
+        AuditLogEntry.offer_id,
+    ]
+    column_formatters: ClassVar[Any] = {AuditLogEntry.occurred_at: _when}
+    column_default_sort: ClassVar[Any] = [(AuditLogEntry.occurred_at, True)]
+    column_searchable_list: ClassVar[Any] = [
+        AuditLogEntry.actor,
+        AuditLogEntry.action,
+        AuditLogEntry.summary,
+        AuditLogEntry.offer_id,
+    ]
+    column_labels: ClassVar[Any] = {
+        AuditLogEntry.occurred_at: "When",
+        AuditLogEntry.actor: "Who",
+        AuditLogEntry.action: "Action",
+        AuditLogEntry.summary: "What happened",
+        AuditLogEntry.offer_id: "Offer",
+    }
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return listfilters.apply(super().list_query(request), listfilters.audit_conditions(request))
+
+    async def list(self, request: Request) -> Any:
+        request.state.filter_fields = listfilters.AUDIT_FIELDS
+        return await super().list(request)

@@ -1,0 +1,93 @@
+"""What every sqladmin view of the staff site shares: a role per action (``permissions``;
+RoleAuthorization refuses anything not listed), nothing deleted through sqladmin, and blocking
+database work run in a worker thread (``in_session``)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import anyio
+from fastapi import Request
+from sqladmin import ModelView
+from sqladmin.authorization import Action
+from sqladmin.helpers import get_primary_keys, object_identifier_values
+from sqlalchemy import BigInteger
+from sqlmodel import Session
+from starlette.exceptions import HTTPException
+from starlette.responses import StreamingResponse
+
+from app.admin.export import csv_export
+from app.admin.users import Staff
+from app.auth.staff import Role
+from app.db import get_engine
+from app.fields import MAX_ROW_ID
+from app.templating import format_date
+
+T = TypeVar("T")
+READ: dict[str, Role] = {
+    Action.LIST: Role.VIEWER,
+    Action.DETAILS: Role.VIEWER,
+    Action.EXPORT: Role.VIEWER,
+}
+ADMIN_READ: dict[str, Role] = {
+    Action.LIST: Role.ADMIN,
+    Action.DETAILS: Role.ADMIN,
+    Action.EXPORT: Role.ADMIN,
+}
+
+
+async def in_session(work: Callable[[Session], T]) -> T:
+    """Run blocking database work in a worker thread, in a session of its own."""
+
+    def run() -> T:
+        with Session(get_engine(), expire_on_commit=False) as session:
+            return work(session)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def staff_of(request: Request) -> Staff:
+    staff: Staff | None = getattr(request.state, "staff", None)
+    if staff is None:  # sqladmin checked the sign-in before any view code runs
+        raise RuntimeError("no signed-in staff user on a staff view")
+    return staff
+
+
+def _when(model: Any, attribute: str) -> str:
+    value = getattr(model, attribute)
+    return format_date(value) if value else ""
+
+
+class StaffModelView(ModelView):
+    permissions: ClassVar[dict[str, Role]] = {}
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_export = True
+    export_types: ClassVar[list[str]] = ["csv"]
+    page_size = 25
+    page_size_options: ClassVar[Sequence[int]] = [25, 50, 100]
+    search_auto_submit = False
+
+    async def export_data(
+        self, data: list[Any], export_type: str = "csv", request: Request | None = None
+    ) -> StreamingResponse:
+        # Through app.csvsafe: customer-typed text must not reach a spreadsheet as a formula.
+        if export_type != "csv":
+            raise HTTPException(status_code=404)
+        return await csv_export(self, data)
+
+    def _stmt_by_identifier(self, identifier: str) -> Any:
+        # Every detail, edit and action page finds its row here. A number its column cannot
+        # hold names no row; sent to the database it would be an error (a 500), not a miss.
+        columns = get_primary_keys(self.model)
+        pairs = zip(columns, object_identifier_values(identifier, self.model), strict=True)
+        if not all(_fits(column, value) for column, value in pairs):
+            raise HTTPException(status_code=404)
+        return super()._stmt_by_identifier(identifier)
+
+
+def _fits(column: Any, value: Any) -> bool:
+    if not isinstance(value, int):
+        return True
+    limit = 2**63 - 1 if isinstance(column.type, BigInteger) else MAX_ROW_ID
+    return -limit - 1 <= value <= limit

@@ -1,0 +1,91 @@
+"""``offertrack check-config``: exit status 1 with one line per problem, 0 when all is well."""
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from app.checks import _smtp_url
+from app.cli import cli
+
+runner = CliRunner()
+
+
+def check_config(**env: str) -> Any:
+    return runner.invoke(cli, ["check-config"], env=env)
+
+
+def test_a_sound_configuration_passes(engine: Engine, tmp_path: Path, redis_url: str) -> None:
+    result = check_config(OFFERTRACK_VAR_DIR=str(tmp_path), OFFERTRACK_REDIS_URL=redis_url)
+    assert result.exit_code == 0, result.output
+    assert "Configuration looks right" in result.output and "Redis" in result.output
+
+
+def test_each_problem_is_named_by_its_setting(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = check_config(
+        OFFERTRACK_ENV="production",
+        OFFERTRACK_SECRET_KEY="",
+        OFFERTRACK_VAR_DIR=str(tmp_path / "a-file" / "var"),
+        OFFERTRACK_DATABASE_URL="postgresql://postgres@127.0.0.1:1/offertrack",
+        OFFERTRACK_REDIS_URL="redis://127.0.0.1:1/0",
+        OFFERTRACK_TRUSTED_PROXIES='["10.0.0.0/8", "proxy.internal"]',
+    )
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("PROBLEM")]
+    for setting in ("SECRET_KEY", "VAR_DIR", "DATABASE_URL", "REDIS_URL", "TRUSTED_PROXIES"):
+        assert any(f"OFFERTRACK_{setting}" in line for line in problems), (setting, problems)
+    assert "looks right" not in result.output
+
+
+def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) -> None:
+    result = check_config(
+        OFFERTRACK_ENV="production",
+        OFFERTRACK_SECRET_KEY="short",
+        OFFERTRACK_PUBLIC_BASE_URL="http://track.example.com",
+        OFFERTRACK_VAR_DIR=str(tmp_path),
+    )
+    assert result.exit_code == 1
+    assert "OFFERTRACK_SECRET_KEY is 5 bytes long" in result.output
+    assert "OFFERTRACK_PUBLIC_BASE_URL" in result.output
+
+
+def test_a_database_behind_the_code_says_to_migrate(tmp_path: Path) -> None:
+    result = check_config(
+        OFFERTRACK_VAR_DIR=str(tmp_path), OFFERTRACK_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}"
+    )
+    assert result.exit_code == 1
+    assert "offertrack migrate" in result.output
+
+
+def test_a_value_that_does_not_parse_is_named_not_a_traceback() -> None:
+    result = check_config(OFFERTRACK_TIMEZONE="Mars/Olympus_Mons", OFFERTRACK_PDF_WORKERS="lots")
+    assert result.exit_code == 1
+    assert "OFFERTRACK_TIMEZONE: " in result.output and "OFFERTRACK_PDF_WORKERS: " in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "wrong"),
+    [
+        ("smtp://mail.example.com:587", False),
+        ("smtps://user:pw@mail.example.com:465", False),
+        ("", False),
+        ("smtp://mail.example.com", True),
+        ("mail.example.com:25", True),
+        ("smtp://:25", True),
+        ("smtp://mail.example.com:99999", True),
+    ],
+)
+def test_the_smtp_url_is_checked_when_set(url: str, wrong: bool) -> None:
+    assert bool(_smtp_url(SimpleNamespace(smtp_url=url))) is wrong  # type: ignore[arg-type]
+
+
+def test_the_environment_is_left_as_it_was() -> None:
+    before = dict(os.environ)
+    check_config(OFFERTRACK_ENV="production")
+    assert dict(os.environ) == before

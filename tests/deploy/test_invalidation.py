@@ -1,0 +1,183 @@
+"""Shared state between processes: the miss limit in Redis, invalidation over Redis pub/sub or
+PostgreSQL LISTEN/NOTIFY, and how long another process may trust a verified API key."""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app import invalidation
+from app.auth import service as auth_service
+from app.auth.models import ApiKey
+from app.db import utcnow
+from app.tracking.ratelimit import MissLimiter, TooManyMisses
+
+
+def test_two_processes_share_one_miss_budget_through_redis(redis_url: str) -> None:
+    first, second = (MissLimiter(3, storage_uri=redis_url) for _ in range(2))
+    client = f"203.0.113.{uuid.uuid4().int % 250}-{uuid.uuid4().hex}"
+    first.record_miss(client)
+    first.record_miss(client)
+    second.check(client)  # 2 of 3 used, wherever they were counted
+    second.record_miss(client)
+    with pytest.raises(TooManyMisses) as refused:
+        first.check(client)
+    assert 1 <= refused.value.retry_after <= 60
+    second.check("someone-else-" + client)  # a budget per client
+
+
+def test_the_in_memory_default_counts_per_process() -> None:
+    first, second = MissLimiter(1), MissLimiter(1)
+    first.record_miss("198.51.100.7")
+    with pytest.raises(TooManyMisses):
+        first.check("198.51.100.7")
+    second.check("198.51.100.7")
+
+
+def test_a_redis_that_does_not_answer_lets_lookups_through() -> None:
+    limiter = MissLimiter(1, storage_uri="redis://127.0.0.1:1/0")
+    limiter.record_miss("198.51.100.8")
+    limiter.check("198.51.100.8")  # no 500, no 429: the pages stay up
+
+
+@pytest.fixture
+def heard() -> Iterator[list[str]]:
+    received: list[str] = []
+    invalidation.subscribe("test-topic", received.append)
+    yield received
+    invalidation._handlers.pop("test-topic", None)
+
+
+@contextmanager
+def _listening(transport: invalidation.Transport) -> Iterator[invalidation.Bus]:
+    bus = invalidation.Bus(transport)
+    bus.start()
+    assert bus.connected.wait(10), "the listener did not connect"
+    try:
+        yield bus
+    finally:
+        bus.stop()
+
+
+def _from_another_process(topic: str, payload: str) -> str:
+    return json.dumps({"origin": "another-process", "topic": topic, "payload": payload})
+
+
+def _wait_for(received: list[str], expected: str, seconds: float = 1.0) -> None:
+    deadline = time.monotonic() + seconds
+    while expected not in received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert expected in received
+
+
+@pytest.mark.parametrize("channel", ["redis", "postgresql"])
+def test_a_message_from_another_process_arrives_within_a_second(
+    channel: str, redis_url: str, engine: Engine, heard: list[str]
+) -> None:
+    if channel == "redis":
+        transport: invalidation.Transport = invalidation.RedisTransport(redis_url)
+    elif engine.dialect.name == "postgresql":
+        transport = invalidation.PostgresTransport(engine.url.render_as_string(hide_password=False))
+    else:
+        pytest.skip("LISTEN/NOTIFY: the PostgreSQL run of the suite")
+    with _listening(transport):
+        assert heard == [invalidation.EVERYTHING]  # on connecting: drop what may be stale
+        transport.publish(_from_another_process("test-topic", "01ABC,01DEF"))
+        _wait_for(heard, "01ABC,01DEF")
+        transport.publish(
+            json.dumps({"origin": invalidation.ORIGIN, "topic": "test-topic", "payload": "mine"})
+        )
+        transport.publish(_from_another_process("other-topic", "not for us"))
+        transport.publish(_from_another_process("test-topic", "last"))
+        _wait_for(heard, "last")
+        assert heard == [invalidation.EVERYTHING, "01ABC,01DEF", "last"]  # not our own echo
+
+
+def test_a_listener_that_loses_its_connection_reconnects_and_drops_everything(
+    redis_url: str, heard: list[str]
+) -> None:
+    transport = invalidation.RedisTransport(redis_url)
+    with _listening(transport) as bus:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        (ours,) = [c for c in client.client_list() if c["name"] == transport.client_name]
+        client.client_kill_filter(_id=ours["id"])  # what a Redis restart does to a listener
+        deadline = time.monotonic() + 10
+        while heard.count(invalidation.EVERYTHING) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heard.count(invalidation.EVERYTHING) == 2
+        assert bus.connected.wait(5)
+
+
+def test_a_verified_key_is_trusted_for_a_second_only_while_revocations_cannot_be_heard(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, token = auth_service.create_api_key(session, "erp", actor="tests")
+    auth_service.verified_keys.forget()
+    assert auth_service.authenticate(session, token).key_id == key.id
+    _revoke_behind_our_back(session, key)  # as another process does, unheard here
+    assert auth_service.authenticate(session, token).key_id == key.id  # from memory
+    time.sleep(auth_service.REVOCATION_SECONDS + 0.1)
+    with pytest.raises(auth_service.InvalidApiKey):
+        auth_service.authenticate(session, token)
+
+
+def test_while_revocations_are_heard_a_verified_key_needs_no_database_read(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(invalidation, "is_live", lambda: True)
+    key, token = auth_service.create_api_key(session, "crm", actor="tests")
+    auth_service.verified_keys.forget()
+    auth_service.authenticate(session, token)
+    _revoke_behind_our_back(session, key)
+    time.sleep(auth_service.REVOCATION_SECONDS + 0.1)
+    assert auth_service.authenticate(session, token).key_id == key.id  # no query: cached
+    invalidation._deliver(auth_service.API_KEYS_TOPIC, invalidation.EVERYTHING)  # it is heard
+    with pytest.raises(auth_service.InvalidApiKey):
+        auth_service.authenticate(session, token)
+
+
+def _revoke_behind_our_back(session: Session, key: ApiKey) -> None:
+    key.revoked_at = utcnow()
+    session.add(key)
+    session.flush()
+
+
+def test_publishing_without_a_channel_or_to_a_dead_one_never_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    invalidation.publish("pages", "01ABC")  # no bus started: nothing to do
+    bus = invalidation.Bus(invalidation.RedisTransport("redis://127.0.0.1:1/0"))
+    monkeypatch.setattr(invalidation, "_bus", bus)
+    invalidation.publish("pages", "01ABC")
+    assert not invalidation.is_live()
+
+
+def test_installations_on_different_redis_databases_do_not_hear_each_other(redis_url: str) -> None:
+    base = redis_url.rsplit("/", 1)[0]
+    assert (
+        invalidation.RedisTransport(base + "/5").channel
+        != invalidation.RedisTransport(base + "/6").channel
+    )
+
+
+def test_revoke_api_key_from_the_command_line(committed: Engine) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    with Session(committed) as session:
+        _, token = auth_service.create_api_key(session, "old-laptop", actor="tests")
+        assert auth_service.authenticate(session, token)
+    result = CliRunner().invoke(cli, ["revoke-api-key", "old-laptop"])
+    assert result.exit_code == 0, result.output
+    with Session(committed) as session, pytest.raises(auth_service.InvalidApiKey):
+        auth_service.authenticate(session, token)
+    again = CliRunner().invoke(cli, ["revoke-api-key", "old-laptop"])
+    assert again.exit_code == 2 and "No active API keys are called 'old-laptop'" in again.output

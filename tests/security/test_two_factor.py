@@ -1,0 +1,200 @@
+"""Issue 14.5 (two factors): optional TOTP sign-in for staff with single-use recovery codes,
+compulsory for admins when OFFERTRACK_REQUIRE_ADMIN_2FA is set."""
+
+import re
+import time
+from collections.abc import Callable
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app.admin import twofactor
+from app.auth.staff import Role
+from app.config import get_settings
+from tests.admin.conftest import StaffLogin, csrf_from, sign_in
+
+pytestmark = pytest.mark.concurrency
+
+
+def _password_step(web: TestClient, who: StaffLogin) -> TestClient:
+    page = web.get("/admin/login")
+    answer = web.post(
+        "/admin/login",
+        data={"email": who.email, "password": who.password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/admin/login/2fa"
+    return web
+
+
+def _enter(web: TestClient, code: str, follow: bool = False) -> object:
+    page = web.get("/admin/login/2fa")
+    return web.post(
+        "/admin/login/2fa",
+        data={"code": code, "csrf_token": csrf_from(page.text)},
+        follow_redirects=follow,
+    )
+
+
+def _next_code(secret: str) -> str:
+    """The app's code of the next 30 s step: the current one went into the enrolment, and a
+    code works once."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
+def _signed_in(web: TestClient) -> bool:
+    return web.get("/admin/", follow_redirects=False).status_code == 200
+
+
+def _enrol_from_account_page(web: TestClient, token: str) -> tuple[str, list[str]]:
+    web.post("/admin/account/2fa/start", data={"csrf_token": token})
+    page = web.get("/admin/account")
+    assert "<svg" in page.text  # the QR code, inline: no request to another site
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+    assert secret
+    done = web.post(
+        "/admin/account/2fa/confirm",
+        data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf_token": token},
+    )
+    assert done.status_code == 200
+    codes = re.findall(r"<li><code>([0-9A-Z-]{19})</code></li>", done.text)
+    assert len(codes) == twofactor.RECOVERY_CODES
+    return secret.group(1), codes
+
+
+def test_enrolment_then_sign_in_needs_the_code(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    who = make_staff(Role.SALES)
+    token = sign_in(web, who)
+    secret, _ = _enrol_from_account_page(web, token)
+    assert "On: signing in needs a code" in web.get("/admin/account").text
+    web.post("/admin/logout", data={"csrf_token": token})
+
+    _password_step(web, who)
+    assert not _signed_in(web)  # the password alone is not enough
+    wrong = _enter(web, "000000")
+    assert wrong.status_code == 422  # type: ignore[attr-defined]
+    assert 'id="code-error"' in wrong.text  # type: ignore[attr-defined]
+    right = _enter(web, _next_code(secret))
+
+    assert right.status_code == 303  # type: ignore[attr-defined]
+    assert _signed_in(web)
+
+
+def test_a_code_works_once(web: TestClient, make_staff: Callable[..., StaffLogin]) -> None:
+    who = make_staff(Role.VIEWER)
+    token = sign_in(web, who)
+    secret, _ = _enrol_from_account_page(web, token)
+    web.post("/admin/logout", data={"csrf_token": token})
+    code = _next_code(secret)
+    _password_step(web, who)
+    assert _enter(web, code).status_code == 303  # type: ignore[attr-defined]
+    web.post("/admin/logout", data={"csrf_token": csrf_from(web.get("/admin/logout").text)})
+
+    _password_step(web, who)
+    replayed = _enter(web, code)
+
+    assert replayed.status_code == 422  # type: ignore[attr-defined]
+    assert not _signed_in(web)
+
+
+def test_a_recovery_code_signs_in_once(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    who = make_staff(Role.VIEWER)
+    token = sign_in(web, who)
+    _, codes = _enrol_from_account_page(web, token)
+    web.post("/admin/logout", data={"csrf_token": token})
+
+    _password_step(web, who)
+    assert _enter(web, codes[0].lower()).status_code == 303  # type: ignore[attr-defined]
+    assert "Recovery codes left: 9" in web.get("/admin/account").text
+    web.post("/admin/logout", data={"csrf_token": csrf_from(web.get("/admin/logout").text)})
+    _password_step(web, who)
+
+    assert _enter(web, codes[0]).status_code == 422  # type: ignore[attr-defined]
+
+
+def test_switching_off_needs_a_code(web: TestClient, make_staff: Callable[..., StaffLogin]) -> None:
+    who = make_staff(Role.SALES)
+    token = sign_in(web, who)
+    secret, _ = _enrol_from_account_page(web, token)
+
+    refused = web.post("/admin/account/2fa/disable", data={"code": "123", "csrf_token": token})
+    assert refused.status_code == 422
+    off = web.post(
+        "/admin/account/2fa/disable",
+        data={"code": _next_code(secret), "csrf_token": token},
+    )
+    assert "Two-factor sign-in is off" in off.text
+    web.post("/admin/logout", data={"csrf_token": token})
+    assert sign_in(web, who)  # the password alone again
+
+
+def test_a_second_factor_is_throttled_like_a_password(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    who = make_staff(Role.VIEWER)
+    token = sign_in(web, who)
+    _enrol_from_account_page(web, token)
+    web.post("/admin/logout", data={"csrf_token": token})
+    _password_step(web, who)
+
+    statuses = [_enter(web, "111111").status_code for _ in range(4)]  # type: ignore[attr-defined]
+
+    assert statuses == [422, 422, 422, 429]
+
+
+@pytest.fixture
+def admins_need_2fa(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "require_admin_2fa", True)
+
+
+@pytest.mark.usefixtures("admins_need_2fa")
+def test_an_admin_without_2fa_must_enrol_before_the_session_starts(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    admin = make_staff(Role.ADMIN)
+    _password_step(web, admin)
+    page = web.get("/admin/login/2fa")
+    assert "Set up two-factor sign-in" in page.text and "<svg" in page.text
+    assert not _signed_in(web)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+    assert secret
+
+    done = _enter(web, pyotp.TOTP(secret.group(1)).now())
+
+    assert done.status_code == 200  # type: ignore[attr-defined]
+    assert "recovery-codes" in done.text  # type: ignore[attr-defined]
+    assert _signed_in(web)
+    account = web.get("/admin/account").text
+    assert "Admins of this site must keep it on" in account
+
+
+@pytest.mark.usefixtures("admins_need_2fa")
+def test_other_roles_may_still_sign_in_with_a_password(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    assert sign_in(web, make_staff(Role.SALES))
+
+
+def test_the_cli_resets_a_lost_second_factor(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    who = make_staff(Role.SALES)
+    token = sign_in(web, who)
+    _enrol_from_account_page(web, token)
+
+    result = CliRunner().invoke(cli, ["reset-2fa", who.email])
+
+    assert result.exit_code == 0, result.output
+    assert not _signed_in(web)  # the sessions ended with it
+    assert sign_in(web, who)  # and the password alone signs in again

@@ -1,0 +1,68 @@
+"""The routes that bypass FastAPI's dependency injection are the ones ARCHITECTURE.md lists
+(app.main.HOT_PATH_ROUTES), and their endpoints take nothing a Depends could fill: Starlette
+calls them with the request alone, so a dependency added there would silently never run."""
+
+import inspect
+from typing import Annotated, get_args, get_origin
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Mount, Route
+
+from app.main import HOT_PATH_ROUTES
+
+
+def _plain_routes(app: FastAPI) -> list[Route]:
+    """Our routes that FastAPI does not serve (its own /openapi.json is one too)."""
+    return [
+        route
+        for route in app.router.routes
+        if isinstance(route, Route)
+        and not isinstance(route, APIRoute)
+        and not route.endpoint.__module__.startswith("fastapi.")
+    ]
+
+
+def _injection_problems(route: BaseRoute) -> list[str]:
+    """What in a plain route's endpoint signature expects dependency injection."""
+    assert isinstance(route, Route)
+    problems = []
+    parameters = inspect.signature(route.endpoint).parameters
+    for position, (name, parameter) in enumerate(parameters.items()):
+        annotation = parameter.annotation
+        in_annotation = get_origin(annotation) is Annotated and any(
+            isinstance(extra, DependsParam) for extra in get_args(annotation)[1:]
+        )
+        if in_annotation or isinstance(parameter.default, DependsParam):
+            problems.append(f"{route.name}: parameter {name!r} is a Depends that never runs")
+        elif position > 0:
+            problems.append(f"{route.name}: parameter {name!r} is never passed")
+    return problems
+
+
+def test_only_the_listed_routes_bypass_dependency_injection(app: FastAPI) -> None:
+    names = {route.name for route in _plain_routes(app) if not isinstance(route, Mount)}
+    assert names == HOT_PATH_ROUTES
+
+
+def test_hot_path_endpoints_take_only_the_request(app: FastAPI) -> None:
+    problems = [p for route in _plain_routes(app) for p in _injection_problems(route)]
+    assert problems == []
+
+
+def test_a_depends_on_a_hot_path_endpoint_is_caught() -> None:
+    def settings() -> str:
+        return "never called"
+
+    async def endpoint(request: Request, value: Annotated[str, Depends(settings)]) -> None: ...
+
+    async def other(request: Request, value: str = Depends(settings)) -> None: ...
+
+    found = _injection_problems(Route("/x", endpoint, name="x")) + _injection_problems(
+        Route("/y", other, name="y")
+    )
+    assert found == [
+        "x: parameter 'value' is a Depends that never runs",
+        "y: parameter 'value' is a Depends that never runs",
+    ]
