@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test fuzz install browser migrate demo lint fmt revision bench clean
+.PHONY: run test fuzz install browser fonts migrate demo lint fmt revision bench clean i18n
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ migrate: install
 # starts, on whatever HOST and PORT it is given (unless OFFERTRACK_PUBLIC_BASE_URL says otherwise).
 demo run: export OFFERTRACK_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 
-demo: migrate
+demo: migrate fonts
 	$(BIN)/offertrack demo
 
 run: demo
@@ -47,11 +47,16 @@ fuzz: install
 	OFFERTRACK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/api $(PYTEST_ARGS)
 
 # Debian packages the suite needs: chromium for the browser tests (Playwright cannot download
-# browsers here) and HarfBuzz's subset library, which WeasyPrint warns about (and the suite
-# turns warnings into errors) when it is missing; pg_dump and pg_restore for the backup tests.
-SYSTEM_PACKAGES := chromium libharfbuzz-subset0 postgresql-client
-browser:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# browsers here), HarfBuzz's subset library, which WeasyPrint warns about (and the suite
+# turns warnings into errors) when it is missing, the Noto fonts the PDF prints Latin,
+# Greek, Cyrillic, Arabic and CJK names with (without them: empty boxes), and pg_dump and
+# pg_restore for the backup tests.
+PDF_PACKAGES := libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk
+SYSTEM_PACKAGES := chromium postgresql-client $(PDF_PACKAGES)
+browser: PACKAGES = $(SYSTEM_PACKAGES)
+fonts: PACKAGES = $(PDF_PACKAGES)
+browser fonts:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing $$missing (apt-get)"; \
@@ -59,6 +64,21 @@ browser:
 	  else \
 	    echo "Missing Debian packages: $$missing (sudo apt-get install $$missing)"; \
 	  fi; fi
+
+# Message catalogs: extract the marked strings of the customer's pages, the PDF and the mails
+# (babel.cfg), merge them into each language's .po (translate the new ones there), compile the
+# .mo files the app reads. Both are committed, so a fresh checkout runs without this step.
+LOCALE_DIR := app/locale
+i18n: install
+	$(BIN)/pybabel extract -F babel.cfg -k translate:2 -k translate_plural:2,3 \
+	  --no-location --sort-output --project OfferTrack -o $(LOCALE_DIR)/messages.pot .
+	for lang in de el; do \
+	  if [ -f $(LOCALE_DIR)/$$lang/LC_MESSAGES/messages.po ]; then \
+	    $(BIN)/pybabel update --no-fuzzy-matching -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l $$lang; \
+	  else \
+	    $(BIN)/pybabel init -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -l $$lang; \
+	  fi; done
+	$(BIN)/pybabel compile --statistics -d $(LOCALE_DIR)
 
 lint: install
 	$(BIN)/ruff check .
@@ -81,6 +101,7 @@ bench: install
 	$(BIN)/python bench/analytics.py
 	command -v haproxy >/dev/null 2>&1 || apt-get install -y -qq haproxy >/dev/null
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/notify.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -155,10 +155,10 @@ def webhook_worker() -> None:
 @cli.command("rebuild-rollup")
 def rebuild_rollup() -> None:
     """Recompute the dashboard's daily rollup from scan events; days already purged are kept."""
-    from app.analytics import rollup
+    from app.analytics import scanfeed
     from app.db import get_engine
 
-    rollup.rebuild(get_engine(), get_settings().zone)
+    scanfeed.rebuild(get_engine(), get_settings().zone)
     typer.echo("Daily scan rollup rebuilt.")
 
 

@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from fastapi import Depends
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app import i18n
 from app.files import write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -55,6 +57,18 @@ class Settings(BaseSettings):
     company_vat_number: str = "DE123456789"
     company_email: str = "sales@example.com"
     company_logo: Path | None = None
+    company_phone: str = ""
+    # The public pages' icon: a file name inside static/ (SVG, PNG or ICO).
+    company_favicon: str = "favicon.svg"
+    # Free-text lines at the foot of every PDF page (bank and IBAN, commercial register,
+    # managing directors), separated by "\n", as a European business letter needs.
+    company_legal_lines: str = ""
+    # The letterhead's colour on the public pages, the PDF and the mails (#rgb or #rrggbb).
+    accent_color: str = "#0b5394"
+    # A small "powered by OfferTrack" link in the public pages' footer; false removes it.
+    powered_by: bool = True
+    # The language of offers and customers that name none (one of app.i18n.LANGUAGES).
+    default_language: str = "en"
 
     page_size: Literal["A4", "Letter"] = "A4"
     timezone: str = "Europe/Berlin"
@@ -75,10 +89,12 @@ class Settings(BaseSettings):
     # A tracking page that is not cached answers 503 once reading it takes longer than this
     # (a database that drops packets, a full pool), instead of after the connect timeout.
     page_deadline_seconds: float = Field(default=0.75, gt=0, le=30)
-    # Threads committing the scan rows the event loop could not commit at once (and spooling
-    # them while the database is away), each on its own connection. One suffices: the loop
-    # commits the rest, and concurrent writers wait on the same rollup rows anyway.
-    scan_writers: int = Field(default=1, ge=1, le=32)
+    # Where scan events wait while the database cannot take them (default {var_dir}/spool):
+    # another disk keeps scans safe when the database's disk is full.
+    spool_dir: Path | None = None
+    # Campaign scans held in memory while neither database nor spool takes them; past this
+    # they are dropped (counted in offertrack_scans_dropped_total). About 1 KB each.
+    scan_hold_limit: int = Field(default=20_000, ge=0, le=1_000_000)
     # SQLite: how long a write waits for the one writer's lock before the request answers 503
     # with Retry-After (PostgreSQL rows lock one by one and need no such wait).
     write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -168,6 +184,21 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("accent_color")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        # It is written into CSS: only a hex colour can never break out of its declaration.
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", value):
+            raise ValueError("a colour like #0b5394")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if not i18n.is_supported(value):
+            raise ValueError(f"one of {', '.join(i18n.LANGUAGES)}")
+        return value
+
     @field_validator("default_currency")
     @classmethod
     def _currency_code(cls, value: str) -> str:
@@ -182,8 +213,16 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def legal_lines(self) -> list[str]:
+        return [line.strip() for line in self.company_legal_lines.split("\n") if line.strip()]
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def scan_spool_dir(self) -> Path:
+        return self.spool_dir or self.var_dir / "spool"
 
     @property
     def is_sqlite(self) -> bool:

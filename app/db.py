@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Annotated, Any, Final
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends
 from sqlalchemy import Column, DateTime, Engine, MetaData, event
@@ -107,10 +108,12 @@ class _QueuedWriterConnection(sqlite3.Connection):
     write_wait_seconds = SQLITE_WRITE_WAIT_SECONDS
     holds_write_lock = False
 
-    def acquire_write_lock(self, *, wait: bool = True) -> None:
+    def acquire_write_lock(self, *, wait: bool = True, timeout: float | None = None) -> None:
         assert self.write_lock is not None
         if wait:
-            acquired = self.write_lock.acquire(timeout=self.write_wait_seconds)
+            acquired = self.write_lock.acquire(
+                timeout=self.write_wait_seconds if timeout is None else timeout
+            )
         else:
             acquired = self.write_lock.acquire(blocking=False)
         if not acquired:
@@ -176,6 +179,27 @@ DB_UNREACHABLE = (
 PG_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
 
 
+# SQLite has no time zones: the rollups' SQL calls this for the local day of a stored UTC time
+# (PostgreSQL writes ``CAST(t AT TIME ZONE zone AS DATE)``).
+LOCAL_DAY_FUNCTION: Final = "offertrack_local_day"
+
+
+def local_day_of_stored(stored: str, zone: str) -> str:
+    """The local date, as SQLite stores dates, of a UTC time as SQLite stores it."""
+    return _local_day(stored[:16], zone)  # zones differ from UTC by whole minutes
+
+
+@lru_cache(maxsize=4096)
+def _local_day(minute: str, zone: str) -> str:
+    utc = datetime.fromisoformat(minute).replace(tzinfo=UTC)
+    return utc.astimezone(_zone(zone)).date().isoformat()
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 def make_engine(
     url: str, *, write_wait_seconds: float = SQLITE_WRITE_WAIT_SECONDS, **kwargs: Any
 ) -> Engine:
@@ -211,6 +235,9 @@ def _configure_sqlite(engine: Engine, write_wait_seconds: float) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={round(write_wait_seconds * 1000)}")
         cursor.close()
+        dbapi_connection.create_function(
+            LOCAL_DAY_FUNCTION, 2, local_day_of_stored, deterministic=True
+        )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

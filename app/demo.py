@@ -43,8 +43,11 @@ PUMPS = [
 ]
 
 
-def _offer(company: str, contact: str, reference: str, lines: list[LineIn]) -> OfferCreate:
+def _offer(
+    company: str, contact: str, reference: str, lines: list[LineIn], language: str = "en"
+) -> OfferCreate:
     return OfferCreate(
+        language=language,
         customer=CustomerIn(
             company=company,
             contact_name=contact,
@@ -102,12 +105,13 @@ def demo_links(session: Session, *, settings: Settings) -> list[tuple[str, str]]
 
 
 def _draft(session: Session, settings: Settings, reference: str) -> Offer:
-    data = _offer("Nordwind Logistik GmbH", "Jonas Weber", reference, PUMPS[:2])
+    data = _offer("Nordwind Logistik GmbH", "Jonas Weber", reference, PUMPS[:2], "de")
     return offers.create_offer(session, data, actor=DEMO, settings=settings)
 
 
 def _issued(session: Session, settings: Settings, reference: str) -> Offer:
-    data = _offer("Acme Hellas SA", "Maria Papadopoulou", reference, PUMPS)
+    # In Greek: the demo shows an offer in its customer's language (the switcher offers others).
+    data = _offer("Acme Hellas SA", "Maria Papadopoulou", reference, PUMPS, "el")
     offer = offers.create_offer(session, data, actor=DEMO, settings=settings)
     return offers.issue_offer(session, offer.id, actor=DEMO, settings=settings)
 

@@ -1,13 +1,15 @@
 """Probes for the orchestrator and the load balancer, and the Prometheus scrape endpoint.
 
 ``/healthz``: the process answers (liveness; never touches the database, so a database outage
-does not get healthy workers restarted). ``/readyz``: the database answers and its schema is
-at the migrations' head (readiness; 503 otherwise, within ``readiness_timeout_seconds``).
+does not get healthy workers restarted). ``/readyz``: the database answers, its schema is
+at the migrations' head and scan events are being committed (readiness; 503 otherwise,
+within ``readiness_timeout_seconds``).
 """
 
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -51,8 +53,11 @@ def _probe_engine(settings: Settings) -> Engine:
 class ReadinessCheck:
     """At most one probe at a time: a hung database must not pile up probe threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, write_problem: Callable[[], str | None] = lambda: None
+    ) -> None:
         self.timeout = settings.readiness_timeout_seconds
+        self._write_problem = write_problem
         self._engine = _probe_engine(settings)
         # Read beside the server's start, not in its way (importing Alembic takes a while).
         self._heads: frozenset[str] | None = None
@@ -60,6 +65,10 @@ class ReadinessCheck:
         self._running: asyncio.Future[Readiness] | None = None
 
     async def check(self) -> Readiness:
+        # Reads can succeed while writes fail (a full disk, a table locked for long): the
+        # scan writer's recent commits tell.
+        if (problem := self._write_problem()) is not None:
+            return Readiness(False, problem)
         if self._running is not None and not self._running.done():
             return Readiness(False, "the previous readiness probe has not finished yet")
         self._running = asyncio.ensure_future(asyncio.to_thread(self._probe))

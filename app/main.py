@@ -32,12 +32,13 @@ from app.admin.notification_pages import notification_pages
 from app.admin.sending import SENDING_PAGES
 from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
-from app.analytics import outbox, rollup
+from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.codes import routing_table
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
+from app.analytics.scanfeed import ScanFeed
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.customers.router import router as customers_router
 from app.db import DB_UNREACHABLE, get_engine
@@ -72,8 +73,7 @@ from app.tracking.ratelimit import MissLimiter
 from app.tracking.retention import purge_old_scans
 from app.tracking.router import canonical_page_route, page_routes
 from app.tracking.router import router as tracking_router
-from app.tracking.scanlog import GroupCommitScanLog
-from app.tracking.scanrows import on_scans_inserted
+from app.tracking.scanlog import ScanWriter
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
 from app.web import ForwardedSchemeMiddleware
@@ -104,13 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name in ("tracking/page.html", "base.html", "_macros.html"):
             templates.env.get_template(name)
         engine = get_engine()
-        scan_log = GroupCommitScanLog(
-            engine,
-            writers=settings.scan_writers,
-            spool=ScanSpool(settings.var_dir / "spool"),
+        scan_log = ScanWriter(
+            engine, spool=ScanSpool(settings.scan_spool_dir), hold_limit=settings.scan_hold_limit
         )
         app.state.scan_log = scan_log
-        app.state.readiness = ReadinessCheck(settings)
+        app.state.readiness = ReadinessCheck(settings, write_problem=scan_log.write_problem)
+        # Rollups, scan.created events and ScanRecorded follow committed scans from here.
+        scan_feed = ScanFeed(engine, settings.zone)
+        scan_feed.start()
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
         mail_worker = MailWorker(get_engine(), settings)
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mail_worker.stop()
             housekeeping.cancel()
             scan_log.close()
+            scan_feed.stop()
             renderer.shutdown()
             app.state.readiness.close()
             worker_stopped()
@@ -167,9 +169,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.notification_limits = FormLimits()
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
-    # In the transaction of each batch of scans: the dashboard's rollup, scan.created events.
-    on_scans_inserted(rollup.SCAN_HOOK)
-    on_scans_inserted(outbox.SCAN_HOOK)
     # Routes are matched in order, and the public pages are the busiest paths: every other
     # single-segment path before the tracking pages (whose /{code} would shadow those); the
     # API and the staff site, deeper paths all, come last. Campaign redirects and canonical

@@ -42,6 +42,25 @@ SCANS_SPOOLED = Counter(
     "offertrack_scans_spooled",
     "Scan events written to the local spool file because the database could not take them.",
 )
+SCAN_COMMIT_SECONDS = Histogram(
+    "offertrack_scan_commit_duration_seconds",
+    "Time the scan writer took to commit a batch of scan events.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SCAN_SPOOL_BYTES = Gauge(
+    "offertrack_scan_spool_bytes",
+    "Size of the spool files waiting to be replayed into the database (the spool's depth).",
+    multiprocess_mode="max",
+)
+SCANS_HELD = Gauge(
+    "offertrack_scans_held",
+    "Campaign scan events held in memory because neither database nor spool could take them.",
+    multiprocess_mode="livesum",
+)
+SCANS_DROPPED = Counter(
+    "offertrack_scans_dropped",
+    "Campaign scan events dropped because the memory buffer for them was full.",
+)
 
 PDF_RENDERS = Counter(
     "offertrack_pdf_renders",

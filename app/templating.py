@@ -1,49 +1,162 @@
-"""The Jinja2 environment shared by pages, htmx fragments and PDFs."""
+"""The Jinja2 environment shared by pages, htmx fragments, PDFs and mails.
 
+Translation: templates mark text with ``{{ _("...") }}`` or ``{% trans %}`` (Jinja's i18n
+extension, new-style gettext) and are rendered with ``lang`` in their context, one of
+``app.i18n.LANGUAGES``: ``template.render(lang=offer.language, ...)`` for a PDF or a mail.
+Pages rendered through ``render``/``render_html`` without a ``lang`` get the visitor's (the
+``lang`` query parameter, else ``Accept-Language``). The filters ``money``, ``price``,
+``decimal``, ``percent`` and ``date`` format for the same ``lang``.
+"""
+
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja_partials
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from app import i18n
 from app.config import TEMPLATES_DIR, get_settings
-from app.formats import hyphenate_tracking_id, minor_unit
+from app.formats import hyphenate_tracking_id
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 jinja_partials.register_starlette_extensions(templates)
 
 
-def format_money(amount: Decimal, currency: str) -> str:
-    """``1234.5`` → ``1,234.50 EUR``: grouping makes long amounts readable on paper."""
-    places = -minor_unit(currency).as_tuple().exponent  # type: ignore[operator]
-    return f"{amount:,.{places}f} {currency}"
+def language_of(context: Context) -> str:
+    language = context.get("lang")
+    return language if isinstance(language, str) else i18n.DEFAULT_LANGUAGE
 
 
-def format_decimal(value: Decimal) -> str:
-    """Quantities and rates without trailing zeros: ``2.000`` → ``2``, ``24.00`` → ``24``."""
-    return f"{value.normalize():f}"
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    return i18n.translate(language_of(context), message)
 
 
-def format_date(value: date | datetime) -> str:
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, count: int) -> str:
+    return i18n.translate_plural(language_of(context), singular, plural, count)
+
+
+def format_date(value: date | datetime, language: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """A date, or a time in the configured zone, as ``language`` writes it."""
     if isinstance(value, datetime):
-        return value.astimezone(get_settings().zone).strftime("%d %b %Y, %H:%M")
-    return value.strftime("%d %b %Y")
+        return i18n.format_datetime(value, language, get_settings().zone)
+    return i18n.format_date(value, language)
+
+
+# The filters format for the language of the render they are used in.
+@pass_context
+def _money(context: Context, amount: Decimal, currency: str) -> str:
+    return i18n.format_money(amount, currency, language_of(context))
+
+
+@pass_context
+def _price(context: Context, amount: Decimal, currency: str) -> str:
+    return i18n.format_price(amount, currency, language_of(context))
+
+
+@pass_context
+def _decimal(context: Context, value: Decimal) -> str:
+    return i18n.format_number(value, language_of(context))
+
+
+@pass_context
+def _percent(context: Context, value: Decimal) -> str:
+    return i18n.format_percent(value, language_of(context))
+
+
+@pass_context
+def _date(context: Context, value: date | datetime) -> str:
+    return format_date(value, language_of(context))
+
+
+def css_string(value: str) -> Markup:
+    """``value`` as a quoted CSS string, safe inside a ``<style>`` (which is not HTML-escaped):
+    every character that could end the string, the declaration or the element is escaped."""
+    escaped = "".join(
+        ch if ch.isalnum() or ch in " .,-_·:/@&()'" or ord(ch) > 127 else f"\\{ord(ch):x} "
+        for ch in value
+    )
+    return Markup(f'"{escaped}"')
+
+
+def text_direction(value: str) -> str:
+    """``rtl`` for text whose first strong character is right-to-left (Arabic, Hebrew)."""
+    for ch in value:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "auto"
 
 
 def install_filters(env: Environment) -> None:
-    env.filters["money"] = format_money
-    env.filters["decimal"] = format_decimal
-    env.filters["date"] = format_date
+    env.filters["money"] = _money
+    env.filters["price"] = _price  # unit prices: every stored digit
+    env.filters["decimal"] = _decimal
+    env.filters["percent"] = _percent
+    env.filters["date"] = _date
     env.filters["hyphenated"] = hyphenate_tracking_id
+    env.filters["css_string"] = css_string
+    env.filters["direction"] = text_direction
+
+
+def install_translations(env: Environment) -> None:
+    """Jinja's i18n extension, translating into each render's ``lang`` (mails too: their own
+    environment calls this and renders with ``lang=offer.language``)."""
+    if "jinja2.ext.InternationalizationExtension" not in env.extensions:
+        env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
 
 
 install_filters(templates.env)
+install_translations(templates.env)
 templates.env.globals["get_settings"] = get_settings
 templates.env.globals["zip"] = zip
+templates.env.globals["LANGUAGE_NAMES"] = i18n.LANGUAGE_NAMES
+templates.env.globals["default_language"] = i18n.DEFAULT_LANGUAGE
+templates.env.globals["example_code"] = "01H0W-ARY2W"
+
+
+def language_link(request: Request, language: str) -> str:
+    """This page in ``language``: same path and query (what was typed stays), ``lang`` set.
+    Relative, as the switcher's links need no host; ``src`` goes, a switch is no new visit."""
+    if request.method not in ("GET", "HEAD"):
+        # An answer to a form: its address takes no GET, the page the form was on does.
+        code = request.path_params.get("code")
+        root = request.scope.get("root_path", "")
+        return f"{root}/{code}?lang={language}" if code else f"{root}/?lang={language}"
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "src")]
+    return f"{request.url.path}?{urlencode([*params, ('lang', language)])}"
+
+
+templates.env.globals["language_link"] = language_link
+
+
+def requested_language(request: Request) -> str | None:
+    """The switcher's ``?lang=``, when it names one of our languages."""
+    if not request.scope["query_string"]:
+        return None  # most views have no query string; parsing one costs more than the rest
+    language = request.query_params.get("lang", "")
+    return language if i18n.is_supported(language) else None
+
+
+def request_language(request: Request) -> str:
+    """The visitor's language where no offer says otherwise: switcher, header, default."""
+    requested = requested_language(request)
+    if requested:
+        return requested
+    accepted = i18n.accepted_languages(request.headers.get("accept-language", ""))
+    return accepted[0] if accepted else i18n.DEFAULT_LANGUAGE
 
 
 def render_html(
@@ -52,6 +165,8 @@ def render_html(
     """The page as text, or only ``block`` of it."""
     tmpl = templates.env.get_template(template)
     full_context = {"request": request, **context}
+    if "lang" not in full_context:
+        full_context["lang"] = request_language(request)
     if block is None:
         return tmpl.render(full_context)
     return "".join(tmpl.blocks[block](tmpl.new_context(full_context)))
@@ -65,7 +180,9 @@ def html_response(
     html: str, *, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> HTMLResponse:
     return HTMLResponse(
-        html, status_code=status_code, headers={"Vary": "HX-Request", **(headers or {})}
+        html,
+        status_code=status_code,
+        headers={"Vary": "HX-Request, Accept-Language", **(headers or {})},
     )
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import Engine, insert, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from app.analytics import attribution, campaigns, rollup  # noqa: E402
+from app.analytics import attribution, campaigns, scanfeed  # noqa: E402
 from app.analytics.attribution import Period  # noqa: E402
 from app.analytics.models import Conversion  # noqa: E402
 from app.analytics.schemas import CampaignCreate, CreativeCreate, PlacementCreate  # noqa: E402
@@ -308,7 +308,7 @@ def bench_queries(name: str, env: dict[str, str]) -> World:
     world = seed(engine, rng, now)
     load_scans(engine, world, rng, now)
     load_conversions(engine, world, rng, now)
-    rollup.rebuild(engine, ZoneInfo("Europe/Berlin"))  # the scan writer does this as it goes
+    scanfeed.rebuild(engine, ZoneInfo("Europe/Berlin"))  # the scan writer does this as it goes
     with engine.connect() as connection:
         connection.execute(text("ANALYZE"))
         connection.commit()

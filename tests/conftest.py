@@ -56,7 +56,8 @@ from app.tracking.ratelimit import MissLimiter  # noqa: E402
 from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
 
-# Tests call services directly too, without create_app: the composition root wires first.
+# Tests call services directly too, without create_app: the composition root wires first
+# (the scan feed publishes ScanRecorded, offers and tracking their events).
 wire()
 
 SEEDED_TABLES = {"order_stage"}
@@ -76,6 +77,9 @@ def reset_schema(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        # The scan feed's mark starts before the first scan a test stores (rolled-back tests
+        # use up PostgreSQL's ids; a mark at 0 would wait at their gap).
+        connection.execute(text("DELETE FROM scan_feed_mark"))
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +119,11 @@ def committed(engine: Engine) -> Iterator[Engine]:
     (reference data that migrations seed, such as the stage list, stays)."""
     yield engine
     with engine.begin() as connection:
+        # The scan feed's mark first, locked until the end: a feed round running in this
+        # process (a server's, a live server's) holds it, then writes the rollups.
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("LOCK TABLE scan_feed_mark"))
+        connection.execute(text("DELETE FROM scan_feed_mark"))
         for table in reversed(metadata.sorted_tables):
             if table.name not in SEEDED_TABLES:
                 connection.execute(table.delete())

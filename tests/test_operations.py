@@ -348,7 +348,7 @@ def test_a_scan_spooled_while_the_database_is_down_is_counted(
 ) -> None:
     from app.db import make_engine
     from app.tracking.dependencies import get_scan_log
-    from app.tracking.scanlog import GroupCommitScanLog
+    from app.tracking.scanlog import ScanWriter
     from app.tracking.spool import ScanSpool
 
     offer = make_offer(session, get_settings(), issued=True)
@@ -358,7 +358,7 @@ def test_a_scan_spooled_while_the_database_is_down_is_counted(
 
     # Nothing listens on port 9: the scan writer's commit fails, so the row goes to the spool.
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/offertrack")
-    scan_log = GroupCommitScanLog(engine, spool=ScanSpool(tmp_path / "spool"))
+    scan_log = ScanWriter(engine, spool=ScanSpool(tmp_path / "spool"))
     client.app.dependency_overrides[get_scan_log] = lambda: scan_log  # type: ignore[attr-defined]
     before = spooled()
     try:
@@ -370,5 +370,28 @@ def test_a_scan_spooled_while_the_database_is_down_is_counted(
 
     assert response.status_code == 200
     assert after == before + 1
+    depth = samples(client.get("/metrics").text, "offertrack_scan_spool_bytes")
+    assert depth and depth[0][1] > 0  # the spool's depth: the line waits for the database
     (spool_file,) = (tmp_path / "spool").glob("*.jsonl")
     assert offer.id in spool_file.read_text()
+
+
+@pytest.mark.concurrency
+def test_the_scan_writer_spools_to_the_configured_directory_and_times_its_commits(
+    committed: Engine, tmp_path: Path
+) -> None:
+    from app.main import create_app
+
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, get_settings(), issued=True)
+    settings = get_settings().model_copy(update={"spool_dir": tmp_path / "other-disk"})
+
+    def commits(client: TestClient) -> float:
+        text = client.get("/metrics").text
+        return samples(text, "offertrack_scan_commit_duration_seconds_count")[0][1]
+
+    with TestClient(create_app(settings)) as client:
+        assert client.app.state.scan_log._spool.directory == tmp_path / "other-disk"  # type: ignore[attr-defined]
+        before = commits(client)
+        assert client.get(f"/{offer.id}").status_code == 200
+        assert commits(client) == before + 1

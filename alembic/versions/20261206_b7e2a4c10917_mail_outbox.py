@@ -1,7 +1,7 @@
 """mail outbox
 
 Revision ID: b7e2a4c10917
-Revises: 5ec0a1e50001
+Revises: 5ca4feed0001
 Create Date: 2026-12-06 18:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "b7e2a4c10917"
-down_revision: str | None = "5ec0a1e50001"
+down_revision: str | None = "5ca4feed0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

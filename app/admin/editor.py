@@ -8,6 +8,7 @@ the form to ``editor:totals`` as staff type and swaps in the partial; without Ja
 """
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 import anyio
@@ -42,10 +43,15 @@ from app.fields import MAX_ROW_ID
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
-from app.templating import format_decimal
 
 router = APIRouter(prefix="/offers", include_in_schema=False)
 PARTIAL = "admin/editor/_totals.html"
+
+
+def format_decimal(value: Decimal) -> str:
+    """What the form's number inputs take back: no grouping, no trailing zeros (``2.000`` ->
+    ``2``); the templates' ``decimal`` filter writes for reading, by language, with grouping."""
+    return f"{value.normalize():f}"
 
 
 def offer_form(offer: Offer) -> OfferForm:

@@ -224,3 +224,17 @@ class VisitorSeen(SQLModel, table=True):
 
     visitor_hash: str = Field(sa_type=String(64), primary_key=True)
     seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class ScanFeedMark(SQLModel, table=True):
+    """How far the derivation from committed scans has got (app.analytics.scanfeed): every
+    scan with an id up to ``last_scan_id`` is rolled up, sent as webhook events and published.
+    Advanced in the transaction of what it derived; its row lock keeps two servers apart.
+    ``gap_since``: when the feed first waited at a missing id (a batch still in flight, or
+    rolled back), so that a gap left by a rollback is passed after a while."""
+
+    __tablename__ = "scan_feed_mark"
+
+    name: str = Field(sa_type=String(40), primary_key=True)
+    last_scan_id: int = Field(default=0, sa_type=BigInteger)
+    gap_since: datetime | None = Field(default=None, sa_type=UTCDateTime)

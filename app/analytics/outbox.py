@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -19,7 +19,6 @@ from ulid import ULID
 from app.analytics.models import Conversion, WebhookOutbox
 from app.db import utcnow
 from app.offers.models import Offer
-from app.tracking.scanrows import ScanHook
 
 SIGNATURE_HEADER = "OfferTrack-Signature"
 SCAN_FIELDS = (
@@ -106,65 +105,30 @@ def _queue(
 
 
 def _body(event_id: str, event_type: str, now: datetime, data: Mapping[str, Any]) -> str:
-    payload = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": data}
+    payload = {"id": event_id, "type": event_type, "created_at": _timestamp(now), "data": data}
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
-def scans_inserted(
-    connection: Connection, rows: Sequence[dict[str, Any]], ids: Sequence[int]
-) -> None:
-    """The scan writer's hook (app.tracking.scanrows.on_scans_inserted): scan.created events."""
+def queue_scans(connection: Connection, scans: Sequence[Mapping[str, Any]]) -> None:
+    """scan.created events of committed scans (app.analytics.scanfeed), in its transaction;
+    ``scans`` holds id, occurred_at and the SCAN_FIELDS of each."""
     endpoint_ids = subscribers(connection, "scan.created")
     if not endpoint_ids:
         return  # the usual case; the events are not even built
     events = [
         {
-            "scan_id": scan_id,
-            "occurred_at": row["occurred_at"].isoformat(),
-            **{name: row.get(name) for name in SCAN_FIELDS},
+            "scan_id": scan["id"],
+            "occurred_at": _timestamp(scan["occurred_at"]),
+            **{name: scan[name] for name in SCAN_FIELDS},
         }
-        for row, scan_id in zip(rows, ids, strict=True)
+        for scan in scans
     ]
     _queue(connection, "scan.created", endpoint_ids, events)
 
 
-# scans_inserted as CTEs of PostgreSQL's batch statement (app.tracking.scanrows): the same
-# events, one outbox row per event and endpoint, the body built by the database (json_build_object
-# puts a space around each colon; the keys, their order and the values are the same).
-_PG_OCCURRED_AT = (
-    "to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'"
-)
-_PG_SCAN_DATA = ", ".join(
-    ["'scan_id', i.id", f"'occurred_at', {_PG_OCCURRED_AT}"]
-    + [f"'{name}', i.{name}" for name in SCAN_FIELDS]
-)
-_PG_SCANS_INSERTED = (
-    "outbox_endpoint AS (SELECT id FROM webhook_endpoint"
-    " WHERE (enabled OR disabled_at IS NOT NULL)"
-    " AND CAST(event_types AS JSONB) ? 'scan.created'),"
-    " outbox_event AS (SELECT i.*, row_number() OVER (ORDER BY i.id) AS n FROM inserted i"
-    " WHERE EXISTS (SELECT FROM outbox_endpoint)),"
-    " outbox_add AS (INSERT INTO webhook_outbox"
-    " (endpoint_id, event_id, event_type, body, created_at, next_attempt_at, attempts)"
-    " SELECT e.id, i.event_id, 'scan.created', CAST(json_build_object('id', i.event_id,"
-    " 'type', 'scan.created', 'created_at', CAST(%(outbox_now_text)s AS TEXT),"
-    f" 'data', json_build_object({_PG_SCAN_DATA})) AS TEXT), %(outbox_now)s, %(outbox_now)s, 0"
-    " FROM outbox_endpoint e CROSS JOIN (SELECT i.*,"
-    " (CAST(%(outbox_event_ids)s AS VARCHAR[]))[i.n] AS event_id FROM outbox_event i) i"
-    " ORDER BY i.id, e.id)"
-)
-
-
-def _pg_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "outbox_now": now,
-        "outbox_now_text": now.isoformat(),
-        "outbox_event_ids": [str(ULID()) for _ in rows],
-    }
-
-
-SCAN_HOOK = ScanHook(run=scans_inserted, postgresql=_PG_SCANS_INSERTED, params=_pg_params)
+def _timestamp(moment: datetime) -> str:
+    """One form for every event: UTC, with microseconds even when they are 0."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def conversion_data(conversion: Conversion) -> dict[str, Any]:

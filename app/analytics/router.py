@@ -50,9 +50,10 @@ def _session_scope(request: Request) -> SessionScope:
 
 
 async def _record(scan_log: ScanLog, redirect: codes.Redirect) -> None:
-    """Wait for the scan's commit (or its place in the spool) without holding a thread."""
+    """Wait for the scan's commit (or its place in the spool, or in memory while neither can
+    take it) without holding a thread."""
     try:
-        await scan_log.record(redirect.scan)
+        await scan_log.record(redirect.scan, hold=True)
     except (ScanNotRecorded, SQLAlchemyError):
         # The visitor still gets where the code leads; a lost campaign scan costs a count,
         # a failed redirect costs the customer.

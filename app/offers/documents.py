@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.config import Settings
 from app.db import read_only
 from app.offers import service
+from app.offers.contact import offer_contact
 from app.offers.ids import ULID_LENGTH, hyphenate_tracking_id, tracking_id_of
-from app.offers.models import OfferPdf, OfferStatus
+from app.offers.models import Offer, OfferPdf, OfferStatus
 from app.offers.pdf import pdf_etag, quotation_html
 
 
@@ -79,14 +80,28 @@ def offer_pdf(
         if stored is None:
             offer = service.get_offer(session, offer_id)
             draft = offer.status == OfferStatus.DRAFT
-            html = quotation_html(offer, settings=settings, today=service.today(settings))
+            contact = offer_contact(session, offer, settings)
+            today = service.today(settings)
+            html = quotation_html(offer, settings=settings, today=today, contact=contact)
+            final = offer.status != OfferStatus.ISSUED
+        else:
+            final = _is_final(session, offer_id)
     if stored is None:
         content = renderer.render_sync(html)
         if draft:
             return PdfDocument(content, filename, None)
         stored = _store(session, offer.id, content)
-    stored_pdfs.put(offer_id, stored.content, stored.etag)
+    if final:
+        stored_pdfs.put(offer_id, stored.content, stored.etag)
     return PdfDocument(stored.content, filename, stored.etag)
+
+
+def _is_final(session: Session, offer_id: str) -> bool:
+    # An issued offer's PDF is printed again once it is accepted (with the acceptance), so
+    # only the database copy, which the acceptance deletes, may serve it: a copy in this
+    # process's memory would outlive an acceptance taken by another process.
+    status = session.exec(select(Offer.status).where(Offer.id == offer_id)).first()
+    return status is not None and status != OfferStatus.ISSUED
 
 
 def _store(session: Session, offer_id: str, content: bytes) -> OfferPdf:

@@ -25,6 +25,7 @@ from app.fields import (
     Text200,
     Unit,
 )
+from app.i18n import LanguageCode
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
 
@@ -113,6 +114,9 @@ class OfferCreate(StrictModel):
     # customer.reference when both are given.
     customer_reference: Text100 | None = None
     currency: Currency | None = None
+    # The PDF's, the mails' and (unless the visitor asks otherwise) the pages' language;
+    # OFFERTRACK_DEFAULT_LANGUAGE when left out.
+    language: LanguageCode | None = None
     valid_until: PlausibleDate | None = None
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] = []
     notes: LongText = ""
@@ -135,6 +139,7 @@ class OfferUpdate(StrictModel):
     customer_id: RowId | None = None
     customer_reference: Text100 | None = None
     currency: Currency | None = None
+    language: LanguageCode | None = None
     valid_until: PlausibleDate | None = None
     lines: Annotated[list[LineIn], Field(max_length=MAX_LINES)] | None = None
     notes: LongText | None = None
@@ -197,6 +202,7 @@ class OfferRead(BaseModel):
     status: OfferStatus
     customer: CustomerRead
     currency: str
+    language: str
     valid_until: date
     lines: list[LineRead]
     totals: TotalsRead
@@ -259,6 +265,7 @@ class OfferRead(BaseModel):
             **offer.model_dump(
                 include={
                     "currency",
+                    "language",
                     "valid_until",
                     "notes",
                     "terms",

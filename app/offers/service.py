@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, and_, delete, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -25,7 +25,7 @@ from app.offers.events import (
     OfferIssued,
     OfferRevised,
 )
-from app.offers.models import Offer, OfferLine, OfferStatus
+from app.offers.models import Offer, OfferLine, OfferPdf, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 
 # The customer snapshot an offer carries: copied on revise and duplicate.
@@ -96,6 +96,7 @@ def create_offer(
         id="",
         tracking_id="",
         currency=data.currency or settings.default_currency,
+        language=data.language or settings.default_language,
         valid_until=valid_until,
         notes=data.notes,
         terms=data.terms,
@@ -325,7 +326,7 @@ def update_offer(
     _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
     if data.lines is not None:
         offer.lines = _build_lines(data.lines)
-    for field in ("currency", "valid_until", "notes", "terms"):
+    for field in ("currency", "language", "valid_until", "notes", "terms"):
         value = getattr(data, field)
         if value is not None:
             setattr(offer, field, value)
@@ -485,6 +486,8 @@ def accept_offer(
     offer.accepted_po_number = po_number
     offer.accepted_at = offer.updated_at = utcnow()
     session.add(offer)
+    # The stored PDF goes: the next download prints the acceptance (signer, PO, time).
+    session.execute(delete(OfferPdf).where(col(OfferPdf.offer_id) == offer.id))
     _audit(
         session,
         offer,

@@ -52,7 +52,9 @@ class CachedPage:
         return self.html.replace(CSRF_PLACEHOLDER, csrf_token) if self.has_forms else self.html
 
 
-CacheKey = tuple[str, bool, str]  # (code, htmx fragment?, base URL the links were built on)
+# (code, htmx fragment?, base URL the links were built on, the switcher's language, the
+# visitor's languages of ours by preference): every input the rendered page depends on.
+CacheKey = tuple[str, bool, str, str | None, tuple[str, ...]]
 
 
 class PageCache:

@@ -10,9 +10,11 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from sqlmodel import Session
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from app import i18n
 from app.config import Settings, SettingsDep, get_settings
 from app.db import (
     DB_UNREACHABLE,
@@ -22,11 +24,13 @@ from app.db import (
     new_session,
 )
 from app.observability import LabelledRoute
+from app.offers import contact as offers_contact
 from app.offers import service as offers_service
+from app.offers.contact import Contact
 from app.offers.dependencies import RendererDep, pdf_response
 from app.offers.documents import offer_pdf
 from app.requestguard import is_head
-from app.templating import html_response, is_htmx, render, render_html
+from app.templating import html_response, is_htmx, render, render_html, requested_language
 from app.tracking import service
 from app.tracking.codes import (
     CANONICAL,
@@ -69,6 +73,25 @@ def _has_forms(page: service.TrackingPage) -> bool:
     return page.timeline is not None or page.code.form == CodeForm.FULL
 
 
+def _contact(session: Session, page: service.TrackingPage, settings: Settings) -> Contact:
+    # The tracking ID is guessable: its page names the company, never a person.
+    if page.code.form != CodeForm.FULL:
+        return offers_contact.company_contact(settings)
+    return offers_contact.offer_contact(session, page.offer, settings)
+
+
+def _page_language(request: Request, page: service.TrackingPage) -> str:
+    accepted = i18n.accepted_languages(request.headers.get("accept-language", ""))
+    requested = requested_language(request)
+    return i18n.choose_language(page.offer.language, requested=requested, accepted=accepted)
+
+
+def _lang_query(requested: str | None) -> str:
+    # The switcher's choice travels with the page's links and forms, so that an answer comes
+    # back in the language chosen; without a choice they leave the language to the visitor.
+    return f"?lang={requested}" if requested else ""
+
+
 def _render_page(request: Request, page: service.TrackingPage, *, csrf: str, **extra: Any) -> str:
     # Only a full-ULID page of an issued offer has forms, so only it needs a CSRF token.
     context = {"page": page, "csrf_token": csrf, "errors": {}, "form": {}, **extra}
@@ -89,7 +112,12 @@ def _load_page(
     with sessions() as session:
         page = service.tracking_page(session, code, settings=settings)
         has_forms = _has_forms(page)
-        html = _render_page(request, page, csrf=CSRF_PLACEHOLDER if has_forms else "")
+        language = i18n.choose_language(page.offer.language, requested=key[3], accepted=key[4])
+        contact = _contact(session, page, settings)
+        csrf = CSRF_PLACEHOLDER if has_forms else ""
+        html = _render_page(
+            request, page, csrf=csrf, lang=language, contact=contact, lang_query=_lang_query(key[3])
+        )
     offer = page.offer
     campaign = {
         "campaign_id": offer.campaign_id,
@@ -126,11 +154,25 @@ async def _page(
 
 
 def _cache_key(request: Request, code: TrackingCode, htmx: bool) -> CacheKey:
-    # What the page's absolute links are built from (request.base_url, which costs more to
-    # build than the rest of a cached view).
+    """What the page depends on besides its data: the base of its absolute links, the
+    switcher's ``?lang=``, and our languages in the visitor's ``Accept-Language`` order."""
     scope = request.scope
-    host = request.headers.get("host") or "{}:{}".format(*scope.get("server") or ("", ""))
-    return (code.value, htmx, f"{scope['scheme']}://{host}{scope.get('root_path', '')}")
+    # One pass over the raw headers: cheaper than two lookups in Starlette's Headers, and the
+    # busiest path computes this on every view (7 us instead of 15 in-process).
+    host = accept = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+        elif name == b"accept-language":
+            accept = value
+    where = host.decode("latin-1") if host else "{}:{}".format(*scope.get("server") or ("", ""))
+    base = f"{scope['scheme']}://{where}{scope.get('root_path', '')}"
+    return (code.value, htmx, base, requested_language(request), _accepted_languages(accept))
+
+
+@lru_cache(maxsize=256)
+def _accepted_languages(header: bytes) -> tuple[str, ...]:
+    return i18n.accepted_languages(header.decode("latin-1"))
 
 
 # Live data for one customer: never cached by proxies, and never handed on to the carrier's
@@ -161,7 +203,8 @@ def lookup(
     """The entry form's target: normalize the typed code and go to its page."""
     with counting_misses(request, limiter, settings):
         parsed = parse_tracking_code(code)
-    url = request.url_for("tracking:page", code=parsed.value).include_query_params(src=FORM_MARKER)
+    url = request.url_for("tracking:page", code=parsed.value)
+    url = url.include_query_params(src=FORM_MARKER, **_lang_param(request))
     return RedirectResponse(str(url), status_code=303)
 
 
@@ -239,10 +282,21 @@ def _invalid_form(
     form: dict[str, str],
     action: str,
 ) -> Response:
-    errors = {str(e["loc"][0]): e["msg"] for e in error.errors()}
+    # The template words each field's error in the page's language.
+    errors = {str(e["loc"][0]): True for e in error.errors()}
     page = service.tracking_page(session, parsed, settings=settings)
     csrf = csrf_token(request, settings)
-    html = _render_page(request, page, csrf=csrf, errors=errors, form=form, open_form=action)
+    html = _render_page(
+        request,
+        page,
+        csrf=csrf,
+        errors=errors,
+        form=form,
+        open_form=action,
+        lang=_page_language(request, page),
+        contact=_contact(session, page, settings),
+        lang_query=_lang_query(requested_language(request)),
+    )
     return _page_response(request, html, settings, status_code=422)
 
 
@@ -256,9 +310,10 @@ def accept(
     _csrf: CsrfChecked,
     signer_name: Annotated[str, Form(max_length=500)] = "",
     po_number: Annotated[str, Form(max_length=500)] = "",
+    accept_terms: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     parsed = _customer_offer(request, code, session, settings, limiter)
-    form = {"signer_name": signer_name, "po_number": po_number}
+    form = {"signer_name": signer_name, "po_number": po_number, "accept_terms": accept_terms}
     try:
         data = AcceptForm.model_validate(form)
     except ValidationError as error:
@@ -270,7 +325,40 @@ def accept(
         po_number=data.po_number,
         settings=settings,
     )
-    return _back_to_page(request, parsed)
+    confirmation = request.url_for("tracking:accepted", code=parsed.value)
+    return RedirectResponse(str(confirmation.include_query_params(**_lang_param(request))), 303)
+
+
+def _lang_param(request: Request) -> dict[str, str]:
+    requested = requested_language(request)
+    return {"lang": requested} if requested else {}
+
+
+@router.get("/{code}/accepted", name="tracking:accepted")
+def accepted(
+    request: Request, code: str, session: SessionDep, settings: SettingsDep, limiter: LimiterDep
+) -> Response:
+    """After accepting: what was accepted and what happens next. Only shows; changes nothing."""
+    parsed = _customer_offer(request, code, session, settings, limiter)
+    page = service.tracking_page(session, parsed, settings=settings)
+    if page.offer.accepted_at is None:
+        return _back_to_page(request, parsed)
+    context = {
+        "page": page,
+        "lang": _page_language(request, page),
+        "contact": _contact(session, page, settings),
+        "lang_query": _lang_query(requested_language(request)),
+    }
+    return html_response(
+        render_html(request, "tracking/accepted.html", context), headers=_PAGE_HEADERS
+    )
+
+
+@router.get("/brand.css", name="tracking:brand_css")
+async def brand_css(settings: SettingsDep) -> Response:
+    """The seller's accent colour for the public pages (their CSP allows no inline style)."""
+    css = f":root {{ --brand: {settings.accent_color}; }}\n"
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.post("/{code}/decline", name="tracking:decline")
@@ -294,7 +382,8 @@ def decline(
 
 
 def _back_to_page(request: Request, parsed: TrackingCode) -> Response:
-    return RedirectResponse(str(request.url_for("tracking:page", code=parsed.value)), 303)
+    url = request.url_for("tracking:page", code=parsed.value)
+    return RedirectResponse(str(url.include_query_params(**_lang_param(request))), 303)
 
 
 @router.get("/{code}/pdf", name="tracking:pdf")

@@ -1,7 +1,7 @@
 """Schemas of the order API and the customer's forms."""
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
@@ -61,6 +61,8 @@ class AcceptForm(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)
     ]
     po_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    # The "I accept these terms" checkbox: without it nothing is accepted.
+    accept_terms: Literal["yes"]
 
 
 class DeclineForm(BaseModel):

@@ -58,20 +58,42 @@ class ScanSpool:
         self._path: Path | None = None
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Durably keep ``rows``; returns only after they reached the disk."""
+        """Durably keep ``rows``; returns only after they reached the disk. A failed append
+        (a full disk) leaves none of them: their views answer 503, so none may be replayed."""
         data = b"".join(_encode(row) for row in rows)
         with self._lock:
-            file = self._active_file()
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+            fd = self._active_file().fileno()
+            end = os.fstat(fd).st_size
+            try:
+                written = memoryview(data)
+                while written:  # unbuffered: what failed to reach the file is not retried
+                    written = written[os.write(fd, written) :]
+                os.fsync(fd)
+            except BaseException:
+                self._cut_back(fd, end)
+                raise
+
+    def _cut_back(self, fd: int, end: int) -> None:
+        try:
+            os.ftruncate(fd, end)
+        except OSError:  # sealed as it is: its cut-short last line is never replayed
+            log.exception("spool file %s not cut back after a failed append", self._path)
+            assert self._file is not None
+            self._file.close()
+            self._file = self._path = None
+
+    def size(self) -> int:
+        """Bytes in the directory's spool files: the spool's depth."""
+        if not self.directory.is_dir():
+            return 0
+        return sum(path.stat().st_size for path in self.directory.glob(PATTERN))
 
     def _active_file(self) -> IO[bytes]:
         if self._file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = utcnow().strftime("%Y%m%dT%H%M%S")
             path = self.directory / f"scans-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-            file = path.open("ab")
+            file = path.open("ab", buffering=0)
             fcntl.flock(file, fcntl.LOCK_EX)  # ours while we append: nobody replays it
             self._file, self._path = file, path
         return self._file
@@ -152,6 +174,8 @@ def _replayed_bytes(connection: Connection, name: str) -> int:
 
 
 def _insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    # The rows are inserted here, in the transaction that records the file's progress; the
+    # rollups and webhook events follow from them after commit, as for any scan.
     try:
         with connection.begin_nested():
             insert_scans(connection, rows)

@@ -74,8 +74,8 @@ def test_sales_writes_a_three_line_draft_with_two_vat_rates(
     assert offer.owner_id == _user_id(db, "sales@example.com")
     page = web.get(response.headers["location"]).text
     # 2500 + 680 at 24 % (763.20) and 30 at 6 % (1.80): 3,975.00 gross
-    assert "3,975.00 EUR" in page
-    assert "VAT 24 % on 3,180.00 EUR" in page and "VAT 6 % on 30.00 EUR" in page
+    assert "€3,975.00" in page
+    assert "VAT 24 % on €3,180.00" in page and "VAT 6 % on €30.00" in page
 
 
 def test_an_offer_with_an_invalid_line_is_not_stored_and_the_error_sits_beside_it(
@@ -152,8 +152,8 @@ def test_totals_partial_comes_back_alone_with_each_lines_net(
     html = response.text
     assert "<html" not in html and "Save draft" not in html
     assert 'id="totals"' in html
-    assert "3,943.20 EUR" in html  # lines 1 and 2 only: 3180 net + 763.20 VAT
-    assert re.search(r'id="line-net-1" hx-swap-oob="true">680.00 EUR<', html)
+    assert "€3,943.20" in html  # lines 1 and 2 only: 3180 net + 763.20 VAT
+    assert re.search(r'id="line-net-1" hx-swap-oob="true">€680.00<', html)
     assert re.search(r'id="line-net-2" hx-swap-oob="true">—<', html)
     assert "1 line not counted until complete" in html
 
@@ -172,7 +172,7 @@ def test_line_buttons_change_the_form_without_storing(
     assert re.search(r'id="lines-2-description"[^>]*value="Installation"', moved)
     assert re.search(r'id="lines-0-description"[^>]*value="Installation"', removed)
     assert 'id="lines-3-description"' in added
-    assert "875.00 EUR" in removed  # 680 at 24 % and 30 at 6 %: the pump is gone
+    assert "€875.00" in removed  # 680 at 24 % and 30 at 6 %: the pump is gone
     assert _offers(db) == []
 
 

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from app.analytics import attribution, conversions, rollup
+from app.analytics import attribution, conversions, rollup, scanfeed
 from app.analytics.attribution import Period
 from app.analytics.schemas import ConversionCreate
 from app.analytics.stats import Posterior, beta_cdf, probability_best
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
 from app.tracking import service as tracking_service
@@ -43,7 +43,7 @@ def _scan(
     scan_id = int(
         connection.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id)).scalar_one()
     )
-    rollup.scans_inserted(connection, [row], [scan_id])  # what the scan writer's hook does
+    scanfeed.derive(session, get_settings().zone)  # what the server's scan feed does
     return scan_id
 
 
@@ -457,7 +457,7 @@ def test_rebuild_reproduces_the_rollup_the_writer_kept(committed: Any, settings:
 
     kept = snapshot()
     assert sum(row[5] for row in kept) == 13  # the 400-day-old scan too
-    rollup.rebuild(committed, settings.zone)
+    scanfeed.rebuild(committed, settings.zone)
     assert snapshot() == kept
 
 
@@ -467,8 +467,10 @@ def test_visitor_sightings_are_forgotten_after_48_hours(session: Session) -> Non
     from app.analytics.models import VisitorSeen
 
     connection = session.connection()
-    assert rollup.first_sightings(connection, {"old", "new"}) == {"old", "new"}
-    assert rollup.first_sightings(connection, {"old", "other"}) == {"other"}
+    connection.execute(
+        insert(VisitorSeen),
+        [{"visitor_hash": h, "seen_at": utcnow()} for h in ("old", "new", "other")],
+    )
     connection.execute(
         update(VisitorSeen)
         .where(VisitorSeen.visitor_hash == "old")

@@ -1,10 +1,10 @@
-"""The daily rollup the scan writer keeps, batch by batch, against a recount of the events.
+"""The daily rollup the scan feed keeps, range by range, against a recount of the events.
 
-On PostgreSQL the writer's batch is one statement whose CTEs keep the rollup
-(app.analytics.rollup._PG_SCANS_INSERTED); on SQLite a Python hook does. Both must count alike.
-"""
+The same statement rolls up on both databases (app.analytics.rollup); the feed runs after the
+writer's commits, and ``rebuild`` recounts with it."""
 
 import asyncio
+import threading
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from app.analytics import rollup
+from app.analytics import scanfeed
 from app.analytics.models import CampaignDayTotal
 from app.config import Settings
-from app.tracking.scanlog import GroupCommitScanLog
-from app.tracking.scanrows import on_scans_inserted
+from app.tracking.scanlog import ScanWriter
+from app.tracking.scanrows import insert_scans
 from tests.aio import run_async
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
 
@@ -36,13 +36,15 @@ def _row(at: datetime, visitor: str | None, *, bot: bool = False, **dims: Any) -
     }
 
 
-def _record(scan_log: GroupCommitScanLog, rows: list[dict[str, Any]]) -> None:
-    """The rows as concurrent views hand them over: one batch of the event loop's writer."""
+def _record(scan_log: ScanWriter, rows: list[dict[str, Any]], settings: Settings) -> None:
+    """The rows as concurrent views hand them over (one batch of the event loop's writer),
+    then the feed's round after their commit."""
 
     async def views() -> None:
         await asyncio.gather(*(scan_log.record(row) for row in rows))
 
     run_async(views)
+    scanfeed.catch_up(scan_log._engine, settings.zone)
 
 
 def _totals(engine: Engine) -> list[tuple[Any, ...]]:
@@ -71,10 +73,9 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
     noon = datetime.combine(day, time(12), zone).astimezone(UTC)
     # Half past midnight local time: the next local day, whatever day it is in UTC.
     after_midnight = datetime.combine(day + timedelta(days=1), time(0, 30), zone).astimezone(UTC)
-    on_scans_inserted(rollup.SCAN_HOOK)
-    scan_log = GroupCommitScanLog(committed, writers=0)  # the event loop's writer or nothing
+    scan_log = ScanWriter(committed)
     try:
-        _record(scan_log, [_row(noon, "seen-before", **tent)])
+        _record(scan_log, [_row(noon, "seen-before", **tent)], settings)
         _record(
             scan_log,
             [
@@ -87,6 +88,7 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
                 _row(after_midnight, "c", **tent),
                 _row(after_midnight, "c", **{**tent, "channel": "pdf"}),
             ],
+            settings,
         )
     finally:
         scan_log.close()
@@ -99,5 +101,39 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
         (day + timedelta(days=1), *campaign_key, "qr", "mobile", 1, 1),
     ]
     assert _totals(committed) == sorted(expected)
-    rollup.rebuild(committed, zone)
+    scanfeed.rebuild(committed, zone)
     assert _totals(committed) == sorted(expected)
+
+
+@pytest.mark.concurrency
+def test_two_servers_feeds_derive_each_scan_once(committed: Engine, settings: Settings) -> None:
+    """Two feeds (two servers) run while scans keep coming: the mark's lock lets one of them
+    do each round, so no scan is counted twice or left out."""
+    with Session(committed, expire_on_commit=False) as session:
+        campaign = make_campaign(session, name="Twice?")
+    assert campaign.id is not None
+    noon = datetime.combine(datetime.now(settings.zone).date(), time(12), settings.zone)
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            scanfeed.catch_up(committed, settings.zone, wait=False)
+
+    feeds = [threading.Thread(target=feed) for _ in range(2)]
+    for thread in feeds:
+        thread.start()
+    try:
+        for chunk in range(6):
+            with committed.begin() as connection:
+                rows = [
+                    _row(noon.astimezone(UTC), f"v{chunk}-{n}", campaign_id=campaign.id)
+                    for n in range(50)
+                ]
+                insert_scans(connection, rows)
+    finally:
+        stop.set()
+        for thread in feeds:
+            thread.join()
+    scanfeed.catch_up(committed, settings.zone)
+    totals = [row for row in _totals(committed) if row[1] == campaign.id]
+    assert [(scans, visitors) for *_, scans, visitors in totals] == [(300, 300)]

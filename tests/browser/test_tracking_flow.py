@@ -51,8 +51,11 @@ def test_scan_watch_progress_then_accept(committed: Engine, live_server: str, ph
     phone.goto(f"{live_server}/{offer.id}")
     phone.get_by_label("Your name").fill("Maria Papadopoulou")
     phone.get_by_label(re.compile("Purchase order number")).fill("PO-2026-117")
+    phone.get_by_role("checkbox", name="I accept this offer and its conditions").check()
     phone.get_by_role("button", name="Accept offer").click()
 
+    expect(phone.get_by_role("heading", name=re.compile("Thank you"))).to_be_visible()
+    phone.get_by_role("link", name="Back to the offer").click()
     expect(phone.locator(".status")).to_have_text("Accepted")
     expect(phone.get_by_text("by Maria Papadopoulou, PO PO-2026-117")).to_be_visible()
     phone.screenshot(path=str(SCREENSHOTS / "accepted.png"), full_page=True)

@@ -89,8 +89,11 @@ def test_accepting_an_offer_without_javascript(
     _assert_landmarks_and_labels(no_js_phone)
     no_js_phone.get_by_label("Your name").fill("Maria Papadopoulou")
     no_js_phone.get_by_label(re.compile("Purchase order number")).fill("PO-2026-117")
+    no_js_phone.get_by_role("checkbox", name="I accept this offer and its conditions").check()
     no_js_phone.get_by_role("button", name="Accept offer").click()
 
+    expect(no_js_phone.get_by_role("heading", name=re.compile("Thank you"))).to_be_visible()
+    no_js_phone.get_by_role("link", name="Back to the offer").click()
     expect(no_js_phone.locator(".status")).to_have_text("Accepted")
     expect(no_js_phone.get_by_text("by Maria Papadopoulou, PO PO-2026-117")).to_be_visible()
     with Session(committed) as session:

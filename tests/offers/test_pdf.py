@@ -17,17 +17,26 @@ from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
-import segno
 import zxingcpp
+from PIL.ImageFilter import GaussianBlur
 from pypdf import PdfReader
+from pypdf.generic import ContentStream
 
 from app.config import ROOT_DIR, STATIC_DIR, Settings
 from app.offers.ids import hyphenate_tracking_id, new_offer_ulid
 from app.offers.models import Offer, OfferLine, OfferStatus
-from app.offers.pdf import PdfRenderer, PdfRenderTimeout, pdf_etag, quotation_html
+from app.offers.pdf import (
+    PdfRenderer,
+    PdfRenderTimeout,
+    pdf_etag,
+    qr_symbol,
+    qr_url,
+    quotation_html,
+)
 from app.offers.rendering import StaticOnlyFetcher, render_pdf
 
 BASE = "https://track.example.com"
+QR_BASE = "HTTPS://TRACK.EXAMPLE.COM"  # upper case: the URL fits QR alphanumeric mode
 MM = 72 / 25.4  # PDF points per millimetre
 DPI = 150
 BOTTOM_MARGIN_MM = 30  # the @page bottom margin in print.css
@@ -140,7 +149,7 @@ def test_every_page_has_one_qr_code_of_the_tracking_page_bottom_right(
     long_pdf: bytes, long_offer: Offer
 ) -> None:
     for number, (codes, width, height) in enumerate(decoded_qr_codes(long_pdf), start=1):
-        assert [c.text for c in codes] == [f"{BASE}/{long_offer.id}"], f"page {number}"
+        assert [c.text for c in codes] == [f"{QR_BASE}/{long_offer.id}"], f"page {number}"
         assert codes[0].format == zxingcpp.BarcodeFormat.QRCode  # never a Micro QR
         corner = codes[0].position.top_left
         assert corner.x > width * 0.75 and corner.y > height * 5 / 6, f"page {number}"
@@ -172,7 +181,7 @@ def test_the_qr_code_fills_the_15mm_link_square_with_its_quiet_zone(
     y0 = min(float(v) for v in link["/Rect"][1::2])
     px_per_mm = DPI / 25.4
     position = codes[0].position
-    qr = segno.make_qr(f"{BASE}/{long_offer.id}", error="m")
+    qr = qr_symbol(f"{QR_BASE}/{long_offer.id}")
     modules = qr.symbol_size(scale=1, border=0)[0]
     module_mm = 15 / qr.symbol_size(scale=1, border=4)[0]
 
@@ -197,17 +206,17 @@ def test_customer_details_validity_notes_and_terms(long_pdf: bytes) -> None:
 
     for expected in ("Acme Hellas SA", "Maria P.", "maria@example.com", "PO-4711"):
         assert expected in text
-    assert "31 Dec 2026" in text
+    assert "Dec 31, 2026" in text
     assert "Delivery in three weeks." in text and "Payment 30 days net." in text
 
 
 def test_totals_with_the_vat_breakdown(long_pdf: bytes) -> None:
     text = "".join(page_texts(long_pdf))
 
-    assert "Net total" in text and "800.00 EUR" in text
-    assert "VAT 13% on 400.00 EUR" in text and "52.00 EUR" in text
-    assert "VAT 24% on 400.00 EUR" in text and "96.00 EUR" in text
-    assert "948.00 EUR" in text
+    assert "Net total" in text and "€800.00" in text
+    assert "VAT 13% on €400.00" in text and "€52.00" in text
+    assert "VAT 24% on €400.00" in text and "€96.00" in text
+    assert "€948.00" in text
 
 
 def test_a_draft_carries_a_watermark_on_every_page(long_pdf: bytes) -> None:
@@ -415,3 +424,183 @@ def test_the_qr_code_is_vector_not_a_picture(long_pdf: bytes) -> None:
     reader = PdfReader(io.BytesIO(long_pdf))
 
     assert all(_raster_images(page, set()) == 0 for page in reader.pages)
+
+
+def _line(offer_id: str, position: int, *, quantity: str, unit_price: str) -> OfferLine:
+    return OfferLine(
+        offer_id=offer_id,
+        position=position,
+        description=f"Item {position}",
+        quantity=Decimal(quantity),
+        unit="pc",
+        unit_price=Decimal(unit_price),
+        vat_rate=Decimal(24),
+    )
+
+
+def test_unit_prices_and_quantities_print_at_the_precision_stored() -> None:
+    offer = make_offer(lines=0)
+    offer.lines = [
+        _line(offer.id, 1, quantity="12345.500", unit_price="1234.5678"),
+        _line(offer.id, 2, quantity="1.000", unit_price="0.0040"),
+        _line(offer.id, 3, quantity="3.000", unit_price="10.5000"),
+    ]
+    text = page_texts(render(offer))[0]
+
+    # The line net can be recomputed from the printed figures: 12,345.5 × 1,234.5678.
+    assert "12,345.5" in text and "€1,234.5678" in text and "€15,241,356.77" in text
+    assert "€0.004" in text and "€0.00 " not in text
+    assert "€10.50" in text and "10.5000" not in text
+
+
+def test_continuation_pages_carry_the_running_header(long_pdf: bytes, long_offer: Offer) -> None:
+    texts = page_texts(long_pdf)
+    title = f"Quotation {hyphenate_tracking_id(long_offer.tracking_id)}"
+
+    assert title not in texts[0]  # the first page has the letterhead instead
+    for number, text in enumerate(texts[1:], start=2):
+        assert SETTINGS.company_name in text and title in text, f"page {number}"
+        assert text.count(f"Page {number} of {len(texts)}") == 2, f"page {number}"
+
+
+def _catalog(pdf: bytes) -> Any:
+    return PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+
+
+def test_the_pdf_is_pdf_a_3b_with_xmp_metadata_and_tagged(issued_pdf: bytes) -> None:
+    catalog = _catalog(issued_pdf)
+    reader = PdfReader(io.BytesIO(issued_pdf))
+    xmp = catalog["/Metadata"].get_object().get_data().decode()
+
+    intents = [intent.get_object() for intent in catalog["/OutputIntents"]]
+    assert [intent["/S"] for intent in intents] == ["/GTS_PDFA1"]
+    assert 'pdfaid:part="3"' in xmp and 'pdfaid:conformance="B"' in xmp
+    assert reader.xmp_metadata is not None
+    assert reader.xmp_metadata.dc_title["x-default"].startswith("Quotation ")
+    assert reader.xmp_metadata.dc_creator == [SETTINGS.company_name]
+    assert reader.xmp_metadata.xmp_creator_tool == "OfferTrack"
+    assert "<dc:language><rdf:Bag><rdf:li>en</rdf:li>" in xmp and catalog["/Lang"] == "en"
+    assert bool(catalog["/MarkInfo"]["/Marked"]) and "/StructTreeRoot" in catalog
+
+
+def _notdef_glyphs(pdf: bytes) -> int:
+    """Glyph 0 (.notdef, an empty box) shown anywhere. WeasyPrint writes Identity-H fonts,
+    whose two-byte codes are glyph ids."""
+    reader = PdfReader(io.BytesIO(pdf))
+    count = 0
+    for page in reader.pages:
+        for operands, operator in ContentStream(page.get_contents(), reader).operations:
+            if operator not in (b"Tj", b"TJ"):
+                continue
+            items = operands[0] if operator == b"TJ" else operands
+            for item in items:
+                if isinstance(item, str | bytes):
+                    raw = item.get_original_bytes() if isinstance(item, str) else bytes(item)
+                    count += sum(raw[i : i + 2] == b"\0\0" for i in range(0, len(raw), 2))
+    return count
+
+
+SCRIPTS = {
+    "latin": "Łukasz Müller-Þórsdóttir",
+    "greek": "Γιώργος Παπαδόπουλος",
+    "cyrillic": "Дмитрий Иванов",
+    "arabic": "مؤسسة النور للتجارة",
+    "cjk": "张伟 山田太郎 김민준",
+}
+
+
+@pytest.fixture(scope="module")
+def scripts_pdf() -> bytes:
+    offer = make_offer(lines=len(SCRIPTS))
+    for line, name in zip(offer.lines, SCRIPTS.values(), strict=True):
+        line.description = name
+    offer.customer_company = SCRIPTS["arabic"]
+    return render(offer)
+
+
+def test_names_in_every_script_render_with_real_glyphs_and_extract(scripts_pdf: bytes) -> None:
+    text = PdfReader(io.BytesIO(scripts_pdf)).pages[0].extract_text()
+
+    assert _notdef_glyphs(scripts_pdf) == 0
+    for script, name in SCRIPTS.items():
+        if script != "arabic":  # extracted in visual order; checked through pdfium below
+            assert name in text, script
+    assert SCRIPTS["arabic"] in page_texts(scripts_pdf)[0]
+
+
+def test_arabic_text_is_right_aligned(scripts_pdf: bytes) -> None:
+    page = pdfium.PdfDocument(scripts_pdf)[0]
+    textpage = page.get_textpage()
+    whole = textpage.get_text_range()
+    width = page.get_width()
+    starts = [i for i in range(len(whole)) if whole.startswith(SCRIPTS["arabic"], i)]
+    company, description = (
+        min(textpage.get_charbox(start + i)[0] for i in range(len(SCRIPTS["arabic"])))
+        for start in starts
+    )
+    latin = textpage.get_charbox(whole.index(SCRIPTS["latin"]))[0]
+    assert company > width / 2  # "Prepared for" reads from the right margin
+    assert description > latin + 20  # the line's description ends at its column's right edge
+
+
+def test_a_german_offer_prints_in_german_with_german_numbers() -> None:
+    offer = make_offer(lines=0)
+    offer.language = "de"
+    offer.lines = [_line(offer.id, 1, quantity="1500", unit_price="1234.5")]
+    text = page_texts(render(offer))[0].replace("\xa0", " ")
+
+    assert "Angebot" in text and "Gültig bis" in text and "31.12.2026" in text
+    assert "1.500" in text and "1.234,50 €" in text and "1.851.750,00 €" in text
+    assert "Seite 1 von 1" in text
+    assert _catalog(render(offer))["/Lang"] == "de"
+
+
+def test_legal_lines_are_printed_on_every_page(long_offer: Offer) -> None:
+    settings = Settings(
+        public_base_url=BASE,
+        company_legal_lines="Bank: Alpha Bank · IBAN GR16 0110 1250 0000 0001 2300 695\n"
+        "Registered at GEMI 123456789000 · Managing director: Eleni K.",
+    )
+    texts = page_texts(render(long_offer, settings))
+
+    assert len(texts) >= 2
+    for text in texts:
+        assert "IBAN GR16 0110 1250 0000 0001 2300 695" in text
+        assert "Managing director: Eleni K." in text
+
+
+def _blurred_pages(pdf: bytes) -> list[Any]:
+    document = pdfium.PdfDocument(pdf)
+    return [
+        document[i].render(scale=DPI / 72).to_pil().convert("L").filter(GaussianBlur(1))
+        for i in range(len(document))
+    ]
+
+
+def test_every_pages_qr_code_decodes_at_150_dpi_after_a_blur(
+    long_pdf: bytes, long_offer: Offer
+) -> None:
+    for number, image in enumerate(_blurred_pages(long_pdf), start=1):
+        codes = zxingcpp.read_barcodes(image)
+        assert [c.text for c in codes] == [f"{QR_BASE}/{long_offer.id}"], f"page {number}"
+
+
+@pytest.mark.parametrize(
+    "base", ["https://track.tectra.gr", "https://track.example.com", "http://127.0.0.1:8000"]
+)
+def test_qr_modules_are_at_least_0_40_mm_in_the_15_mm_square(base: str) -> None:
+    offer = make_offer(lines=1)
+    url = qr_url(offer, Settings(public_base_url=base))
+    symbol = qr_symbol(url)
+
+    assert url == f"{base.upper()}/{offer.id}"
+    assert symbol.mode == "alphanumeric" and symbol.error in ("M", "Q", "H")
+    assert 15 / symbol.symbol_size(scale=1, border=4)[0] >= 0.40
+
+
+def test_the_page_opens_from_the_upper_case_url_of_the_qr_code() -> None:
+    from app.tracking.codes import parse_tracking_code
+
+    offer = make_offer(lines=1)
+    path = qr_url(offer, SETTINGS).rsplit("/", 1)[1]
+    assert parse_tracking_code(path).value == offer.id

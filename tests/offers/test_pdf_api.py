@@ -73,3 +73,28 @@ def test_the_memory_of_stored_pdfs_stays_within_its_bound() -> None:
     assert cache.get("offer-0") is None and cache.get("offer-2") is None
     assert cache.get("offer-3") == (b"x" * 40, "etag-3")
     assert cache.get("offer-4") == (b"x" * 40, "etag-4")
+
+
+def test_after_acceptance_the_pdf_is_printed_again_with_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from app.offers import service
+
+    offer = make_offer(session, settings, issued=True)
+    before = client.get(f"/{offer.id}/pdf")
+    service.accept_offer(
+        session, offer.id, signer_name="Maria Papadopoulou", po_number="PO-77", settings=settings
+    )
+
+    after = client.get(f"/{offer.id}/pdf")
+    again = client.get(f"/{offer.id}/pdf")
+
+    text = PdfReader(io.BytesIO(after.content)).pages[0].extract_text()
+    assert "Accepted" not in PdfReader(io.BytesIO(before.content)).pages[0].extract_text()
+    assert "by Maria Papadopoulou" in text and "Purchase order number: PO-77" in text
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert again.content == after.content  # stored again, once

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app import csvsafe
+from app.analytics import scanfeed
 from app.auth.staff import Role
 from app.config import Settings, get_settings
 from tests.factories import make_campaign, make_offer, make_placement
@@ -73,6 +74,7 @@ def test_campaign_and_placement_names_are_neutralised_in_breakdowns(
     offer = make_offer(session, settings, issued=True)
     assert api.get(f"/c/{placement.slug}", follow_redirects=False).status_code in (302, 303, 307)
     assert api.get(f"/{offer.id}").status_code == 200
+    scanfeed.derive(session, settings.zone)  # the server's scan feed, after the commits
 
     by_campaign = api.get("/api/v1/analytics/breakdown", params={"by": "campaign", "format": "csv"})
     by_placement = api.get(

@@ -17,7 +17,7 @@ from app.auth import service as auth_service
 from app.config import Settings
 from app.db import PG_CONNECT_TIMEOUT_SECONDS, get_session, get_session_factory, make_engine
 from app.tracking.dependencies import get_scan_log
-from app.tracking.scanlog import GroupCommitScanLog
+from app.tracking.scanlog import ScanWriter
 from app.tracking.spool import ScanSpool
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
@@ -178,7 +178,7 @@ def test_a_scan_for_a_database_that_never_answers_is_spooled_within_a_second(
     app.dependency_overrides[get_session_factory] = lambda: lambda: nullcontext(session)
     engine = make_engine(blackholed_database)
     spool = ScanSpool(tmp_path / "spool")
-    scan_log = GroupCommitScanLog(engine, spool=spool)
+    scan_log = ScanWriter(engine, spool=spool)
     app.dependency_overrides[get_scan_log] = lambda: scan_log
     try:
         timings = [_timed_get(client, f"/{offer.id}") for _ in range(3)]

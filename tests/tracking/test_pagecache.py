@@ -58,7 +58,10 @@ def test_accepting_changes_the_page_at_once(
     offer = make_offer(session, settings, issued=True)
     token = csrf_of(client.get(f"/{offer.id}").text)
 
-    client.post(f"/{offer.id}/accept", data={"signer_name": "Maria P.", "csrf_token": token})
+    client.post(
+        f"/{offer.id}/accept",
+        data={"signer_name": "Maria P.", "csrf_token": token, "accept_terms": "yes"},
+    )
     page = client.get(f"/{offer.id}").text
 
     assert "Accept this offer" not in page
@@ -79,7 +82,7 @@ def test_each_visitor_gets_their_own_csrf_token_from_a_reused_page(
     assert second.cookies["ot_csrf"] == second_token
     accepted = client.post(
         f"/{offer.id}/accept",
-        data={"signer_name": "Second Visitor", "csrf_token": second_token},
+        data={"signer_name": "Second Visitor", "csrf_token": second_token, "accept_terms": "yes"},
         follow_redirects=False,
     )
     assert accepted.status_code == 303

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from app.analytics import attribution, rollup
+from app.analytics import attribution, rollup, scanfeed
 from app.analytics.attribution import Period
 from app.cli import cli
 from app.config import Settings, get_settings
@@ -223,11 +223,12 @@ def test_offertrack_purge_reports_what_it_did(committed: Engine) -> None:
 
 
 def add_rolled_up_scans(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Scans as the scan writer stores them: with the dashboard's rollup kept alongside."""
+    """Scans as the scan writer stores them, and the dashboard's rollup the feed derives."""
     connection = session.connection()
     for row in rows:
         scan_id = connection.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id))
-        rollup.scans_inserted(connection, [row], [int(scan_id.scalar_one())])
+        scan_id.scalar_one()
+    scanfeed.derive(session, get_settings().zone)  # what the server's scan feed does
     session.commit()
 
 
@@ -269,7 +270,7 @@ def test_the_campaign_dashboard_reads_the_same_after_a_purge_and_a_rebuild(
     with Session(committed, expire_on_commit=False) as session:
         assert purge_old_scans(session, retention_days=RETENTION, now=NOW).events == 14
     after_purge = campaign_dashboard(committed, period)
-    rollup.rebuild(committed, settings.zone)
+    scanfeed.rebuild(committed, settings.zone)
     after_rebuild = campaign_dashboard(committed, period)
 
     assert before[0] == attribution.Funnel(issued=3, scanned=2, accepted=0, ordered=0)

@@ -1,18 +1,23 @@
 """Scans while the database is away: spooled to a local file, replayed exactly once."""
 
+import asyncio
+import errno
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from app.config import get_settings
+from app.tracking import spool as spool_module
 from app.tracking.models import ScanEvent
-from app.tracking.scanlog import GroupCommitScanLog, ScanNotRecorded
+from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
+from tests.aio import run_async
 from tests.factories import make_offer
 from tests.tracking.test_scanlog import _count, _row
 
@@ -36,7 +41,7 @@ def _offer(engine: Engine) -> str:
         return make_offer(session, get_settings(), issued=True).id
 
 
-def _record(scan_log: GroupCommitScanLog, engine: Engine, rows: list[dict[str, object]]) -> None:
+def _record(scan_log: ScanWriter, engine: Engine, rows: list[dict[str, object]]) -> None:
     for row in rows:
         with Session(engine) as session:
             scan_log.write(session, row)
@@ -47,14 +52,14 @@ def test_scans_during_an_outage_are_spooled_and_replayed_once(
 ) -> None:
     offer_id = _offer(committed)
     spool = ScanSpool(tmp_path)
-    scan_log = GroupCommitScanLog(committed, spool=spool)
+    scan_log = ScanWriter(committed, spool=spool)
     try:
         with scan_table_away(committed):
             _record(scan_log, committed, [_row(offer_id) for _ in range(30)])  # all answered
         assert _count(committed, offer_id) == 0
         assert sum(len(p.read_bytes().splitlines()) for p in tmp_path.glob("*.jsonl")) == 30
 
-        scan_log._down_until = 0  # do not wait for the writer's back-off in a test
+        scan_log._away_until = 0  # do not wait for the writer's back-off in a test
         assert scan_log.replay_spool() == 30
         assert scan_log.replay_spool() == 0
     finally:
@@ -105,7 +110,7 @@ def test_a_file_another_process_appends_to_is_left_alone(committed: Engine, tmp_
 
 def test_without_a_spool_an_outage_is_refused_not_lost(committed: Engine) -> None:
     offer_id = _offer(committed)
-    scan_log = GroupCommitScanLog(committed)
+    scan_log = ScanWriter(committed)
     try:
         with scan_table_away(committed), pytest.raises(ScanNotRecorded):
             _record(scan_log, committed, [_row(offer_id)])
@@ -127,3 +132,52 @@ def test_the_spool_keeps_every_field(committed: Engine, tmp_path: Path) -> None:
     assert stored.occurred_at == row["occurred_at"]
     assert (stored.visitor_hash, stored.referrer_host) == ("ab" * 32, "mail.example.com")
     assert (stored.channel, stored.code_form, stored.device_class) == ("qr", "full", "mobile")
+
+
+def test_a_failed_append_leaves_none_of_its_rows(
+    committed: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk fails the append: its views answer 503, so none of its rows may be replayed
+    (a phantom scan), even those that reached the file before the disk filled."""
+    offer_id = _offer(committed)
+    spool = ScanSpool(tmp_path)
+    spool.append([_row(offer_id)])
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        spool.append([_row(offer_id), _row(offer_id)])
+    monkeypatch.undo()
+    spool.append([_row(offer_id)])  # the same file goes on
+    spool.seal()
+
+    assert spool.replay(committed) == 2
+    assert _count(committed, offer_id) == 2
+
+
+def test_campaign_scans_nothing_can_take_are_held_in_memory_up_to_a_bound(
+    committed: Engine,
+) -> None:
+    """Neither database nor spool (here: none) takes the rows: a campaign redirect's scans
+    wait in memory and are stored once the database answers; past the bound they are dropped
+    and counted, never silently."""
+    offer_id = _offer(committed)
+    scan_log = ScanWriter(committed, hold_limit=3)
+
+    async def redirects(count: int) -> None:
+        await asyncio.gather(*(scan_log.record(_row(offer_id), hold=True) for _ in range(count)))
+
+    dropped_before = REGISTRY.get_sample_value("offertrack_scans_dropped_total") or 0.0
+    try:
+        with scan_table_away(committed):
+            run_async(lambda: redirects(5))  # all answered
+            assert scan_log.write_problem() is not None  # /readyz: 503
+        dropped = REGISTRY.get_sample_value("offertrack_scans_dropped_total") or 0.0
+        assert scan_log.flush_held() == 3
+        assert scan_log.write_problem() is None
+    finally:
+        scan_log.close()
+    assert dropped - dropped_before == 2
+    assert _count(committed, offer_id) == 3

@@ -19,7 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app import audit
+from app import audit, i18n
 from app.admin import listfilters, queries
 from app.admin.views.base import ADMIN_READ, READ, StaffModelView, _when, in_session, staff_of
 from app.auth.staff import Role, StaffUser
@@ -29,7 +29,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import compute_totals
-from app.templating import format_date, format_money
+from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking import stages as stages_service
 from app.tracking.models import OrderStage, StageUpdate
@@ -70,7 +70,8 @@ def _tracking_id(model: Offer, attribute: str) -> str:
 
 def _gross_total(model: Offer, attribute: str) -> str:
     # The lines come with the row (selectin): the same pricing code as the API and the PDF.
-    return format_money(compute_totals(model.lines, model.currency).gross, model.currency)
+    gross = compute_totals(model.lines, model.currency).gross
+    return i18n.format_money(gross, model.currency, i18n.DEFAULT_LANGUAGE)  # staff site: English
 
 
 def _owners(session: Session) -> list[tuple[str, str]]:
