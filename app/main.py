@@ -26,8 +26,12 @@ from starlette.routing import Match
 from app import invalidation
 from app.admin.account import ACCOUNT_PAGES
 from app.admin.analytics import ANALYTICS_PAGES
+from app.admin.customers import CUSTOMER_PAGES
+from app.admin.editor import EDITOR_PAGES
 from app.admin.notification_pages import notification_pages
+from app.admin.sending import SENDING_PAGES
 from app.admin.site import mount_staff_site
+from app.admin.terms_pages import TERMS_PAGES
 from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.codes import routing_table
@@ -36,6 +40,7 @@ from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
 from app.analytics.scanfeed import ScanFeed
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
+from app.customers.router import router as customers_router
 from app.db import DB_UNREACHABLE, get_engine
 from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
 from app.health import ReadinessCheck
@@ -176,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router)
     app.router.routes.extend(page_routes())
     app.include_router(offers_router)
+    app.include_router(customers_router)
     app.include_router(order_activation_router)
     app.include_router(orders_router)
     app.include_router(analytics_api_router)
@@ -183,7 +189,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The staff site at /admin/ (sqladmin and staff pages, its own session cookie and CSRF
     # check).
     mount_staff_site(
-        app, settings, pages=[ANALYTICS_PAGES, ACCOUNT_PAGES, notification_pages(settings)]
+        app,
+        settings,
+        pages=[
+            EDITOR_PAGES,
+            SENDING_PAGES,
+            CUSTOMER_PAGES,
+            TERMS_PAGES,
+            ANALYTICS_PAGES,
+            ACCOUNT_PAGES,
+            notification_pages(settings),
+        ],
     )
     # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
     # before every other route (neither can shadow one: see canonical_page_route; no other

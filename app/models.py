@@ -16,6 +16,7 @@ from app.analytics.models import (
 from app.audit import AuditLogEntry
 from app.auth.models import ApiKey
 from app.auth.staff import LoginFailure, StaffUser
+from app.customers.models import Customer
 from app.db import metadata
 from app.notifications.models import (
     AlertPreference,
@@ -24,7 +25,7 @@ from app.notifications.models import (
     StaffAlert,
     UpdateFanout,
 )
-from app.offers.models import Offer, OfferLine, OfferPdf
+from app.offers.models import Offer, OfferLine, OfferPdf, TermsTemplate
 from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, VisitorKey
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "LoginFailure",
     "Campaign",
     "Conversion",
+    "Customer",
     "Creative",
     "CampaignDayTotal",
     "Placement",
@@ -55,6 +57,7 @@ __all__ = [
     "StaffTotp",
     "StaffUser",
     "StageUpdate",
+    "TermsTemplate",
     "VisitorKey",
     "metadata",
 ]

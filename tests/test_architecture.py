@@ -18,6 +18,7 @@ APP_DIR = Path(__file__).resolve().parent.parent / "app"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ()),  # every top-level module not named below: config, db, errors, events, ...
     ("identity", ("app.auth",)),
+    ("customers", ("app.customers",)),  # the address book offers snapshot a customer from
     ("offers", ("app.offers",)),
     ("tracking", ("app.tracking",)),
     ("analytics / notifications", ("app.analytics", "app.notifications")),

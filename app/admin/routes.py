@@ -215,8 +215,16 @@ def _order_and_stages(session: Session, offer_id: str) -> tuple[Offer, list[Orde
 @router.get("/orders/{offer_id}/stage-update", name="staff:stage_update_form")
 async def stage_update_form(request: Request, offer_id: str, staff: SalesDep) -> Response:
     offer, stages = await in_session(lambda s: _order_and_stages(s, offer_id))
-    context = {"offer": offer, "stages": stages, "form": {}, "errors": {}}
+    upcoming = await in_session(lambda s: _next_stage(s, offer))
+    context = {"offer": offer, "stages": stages, "form": {"stage": upcoming}, "errors": {}}
     return await _render(request, "admin/stage_update.html", context)
+
+
+def _next_stage(session: Session, offer: Offer) -> str:
+    """The stage after the order's current one: the update staff most likely post next."""
+    with read_only(session):
+        steps = tracking_service.build_timeline(session, offer).steps
+    return next((step.stage.key for step in steps if step.state == "upcoming"), "")
 
 
 @router.post("/orders/{offer_id}/stage-update", name="staff:stage_update")

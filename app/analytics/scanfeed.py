@@ -42,21 +42,8 @@ POLL_SECONDS = 0.2
 GAP_PATIENCE = timedelta(seconds=10)
 _mark = table_of(ScanFeedMark)
 _scans = table_of(ScanEvent)
-_EVENT_COLUMNS = (
-    "id",
-    "occurred_at",
-    "offer_id",
-    "campaign_id",
-    "placement_id",
-    "creative_id",
-    "code_form",
-    "channel",
-    "device_class",
-    "os_family",
-    "browser_family",
-    "referrer_host",
-    "is_bot",
-)
+# What a scan.created event carries, and so what a round reads of each scan.
+_EVENT_COLUMNS = ("id", "occurred_at", *outbox.SCAN_FIELDS)
 
 
 def derive(session: Session, zone: ZoneInfo, *, wait: bool = True) -> int:

@@ -32,6 +32,18 @@ class Offer(SQLModel, table=True):
     customer_email: str = Field(default="", sa_type=String(320))
     customer_phone: str = Field(default="", sa_type=String(50))
     customer_reference: str = Field(default="", sa_type=String(100))
+    # The postal address and VAT ID as printed on this offer: a snapshot, like the fields
+    # above, so the customer record can change without changing an issued document.
+    customer_address_lines: str = Field(default="", sa_type=Text)
+    customer_postcode: str = Field(default="", sa_type=String(20))
+    customer_city: str = Field(default="", sa_type=String(100))
+    customer_country: str = Field(default="", sa_type=String(100))
+    customer_vat_id: str = Field(default="", sa_type=String(50))
+    # The customer record the snapshot was taken from, when there is one.
+    customer_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("customer.id", ondelete="SET NULL"), index=True),
+    )
 
     currency: str = Field(sa_type=String(3))
     notes: str = Field(default="", sa_type=Text)
@@ -125,3 +137,16 @@ class OfferPdf(SQLModel, table=True):
     etag: str = Field(sa_type=String(64))
     content: bytes = Field(sa_type=LargeBinary)
     rendered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TermsTemplate(SQLModel, table=True):
+    """A named block of terms or notes that staff insert into an offer instead of retyping."""
+
+    __tablename__ = "terms_template"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(100), unique=True)
+    kind: str = Field(default="terms", sa_type=String(10))  # "terms" or "notes"
+    body: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.customers.schemas import AddressLines, Postcode
 from app.fields import (
     Currency,
     Email,
@@ -57,11 +58,18 @@ class StrictModel(BaseModel):
 
 
 class CustomerIn(StrictModel):
+    """The customer typed inline: stored on the offer only, as its snapshot."""
+
     company: RequiredText200
     contact_name: Text200 = ""
     email: Email = ""
     phone: Text50 = ""
     reference: Text100 = ""
+    address_lines: AddressLines = ""
+    postcode: Postcode = ""
+    city: Text100 = ""
+    country: Text100 = ""
+    vat_id: Text50 = ""
 
 
 class LineIn(StrictModel):
@@ -89,8 +97,22 @@ def _check_offer_total(lines: list[LineIn] | None) -> None:
         raise ValueError(f"the offer's total must stay below {MAX_AMOUNT:,.0f}")
 
 
+def _one_customer(customer: CustomerIn | None, customer_id: int | None, required: bool) -> None:
+    if customer is not None and customer_id is not None:
+        raise ValueError("give either customer or customer_id, not both")
+    if required and customer is None and customer_id is None:
+        raise ValueError("give either customer (typed inline) or customer_id (a customer record)")
+
+
 class OfferCreate(StrictModel):
-    customer: CustomerIn
+    """A new draft. The customer comes either inline (``customer``) or from a customer record
+    (``customer_id``); either way the offer stores a snapshot of it."""
+
+    customer: CustomerIn | None = None
+    customer_id: RowId | None = None
+    # The customer's own reference for this offer (their RFQ number); overrides
+    # customer.reference when both are given.
+    customer_reference: Text100 | None = None
     currency: Currency | None = None
     # The PDF's, the mails' and (unless the visitor asks otherwise) the pages' language;
     # OFFERTRACK_DEFAULT_LANGUAGE when left out.
@@ -105,6 +127,7 @@ class OfferCreate(StrictModel):
 
     @model_validator(mode="after")
     def _plausible_total(self) -> "OfferCreate":
+        _one_customer(self.customer, self.customer_id, required=True)
         _check_offer_total(self.lines)
         return self
 
@@ -113,6 +136,8 @@ class OfferUpdate(StrictModel):
     """A partial update of a draft; ``lines``, when given, replaces all lines."""
 
     customer: CustomerIn | None = None
+    customer_id: RowId | None = None
+    customer_reference: Text100 | None = None
     currency: Currency | None = None
     language: LanguageCode | None = None
     valid_until: PlausibleDate | None = None
@@ -126,16 +151,23 @@ class OfferUpdate(StrictModel):
 
     @model_validator(mode="after")
     def _plausible_total(self) -> "OfferUpdate":
+        _one_customer(self.customer, self.customer_id, required=False)
         _check_offer_total(self.lines)
         return self
 
 
 class CustomerRead(BaseModel):
+    id: int | None = None
     company: str
     contact_name: str
     email: str
     phone: str
     reference: str
+    address_lines: str = ""
+    postcode: str = ""
+    city: str = ""
+    country: str = ""
+    vat_id: str = ""
 
 
 class LineRead(BaseModel):
@@ -207,11 +239,17 @@ class OfferRead(BaseModel):
             pdf_url=pdf_url,
             status=status,
             customer=CustomerRead(
+                id=offer.customer_id,
                 company=offer.customer_company,
                 contact_name=offer.customer_contact_name,
                 email=offer.customer_email,
                 phone=offer.customer_phone,
                 reference=offer.customer_reference,
+                address_lines=offer.customer_address_lines,
+                postcode=offer.customer_postcode,
+                city=offer.customer_city,
+                country=offer.customer_country,
+                vat_id=offer.customer_vat_id,
             ),
             lines=[
                 LineRead(net=net, **line.model_dump(exclude={"id", "offer_id"}))

@@ -12,6 +12,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app import audit
 from app.config import Settings
+from app.customers import service as customers_service
 from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
 from app.events import publish
@@ -26,6 +27,22 @@ from app.offers.events import (
 )
 from app.offers.models import Offer, OfferLine, OfferPdf, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
+
+# The customer snapshot an offer carries: copied on revise and duplicate.
+SNAPSHOT_FIELDS = (
+    "customer_id",
+    "customer_company",
+    "customer_contact_name",
+    "customer_email",
+    "customer_phone",
+    "customer_reference",
+    "customer_address_lines",
+    "customer_postcode",
+    "customer_city",
+    "customer_country",
+    "customer_vat_id",
+    "language",
+)
 
 # A clash on the tracking ID means another process took our millisecond; a handful of retries
 # on later milliseconds always suffices unless the database itself is failing.
@@ -62,7 +79,14 @@ def today(settings: Settings) -> date:
     return utcnow().astimezone(settings.zone).date()
 
 
-def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: Settings) -> Offer:
+def create_offer(
+    session: Session,
+    data: OfferCreate,
+    *,
+    actor: str,
+    settings: Settings,
+    owner_id: int | None = None,
+) -> Offer:
     """Create a draft offer with a fresh ULID whose tracking ID no other offer has."""
     current = today(settings)
     valid_until = data.valid_until or current + timedelta(days=settings.default_validity_days)
@@ -77,8 +101,9 @@ def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: S
         notes=data.notes,
         terms=data.terms,
         customer_company="",
+        owner_id=owner_id,
     )
-    _apply_customer(offer, data.customer)
+    _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
     offer.lines = _build_lines(data.lines)
     offer.campaign_id, offer.placement_id = data.campaign_id, data.placement_id
     offer.creative_id = data.creative_id
@@ -90,7 +115,11 @@ def create_offer(session: Session, data: OfferCreate, *, actor: str, settings: S
         actor,
         "create",
         f"Created draft offer for {offer.customer_company}",
-        {"customer": data.customer.model_dump(), "lines": len(offer.lines)},
+        {
+            "customer": data.customer.model_dump() if data.customer else None,
+            "customer_id": offer.customer_id,
+            "lines": len(offer.lines),
+        },
     )
     publish(session, OfferCreated(offer_id=offer.id, actor=actor))
     session.commit()
@@ -150,12 +179,48 @@ def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
     raise Conflict("Could not allocate a unique tracking ID; try again.")
 
 
-def _apply_customer(offer: Offer, customer: CustomerIn) -> None:
-    offer.customer_company = customer.company
-    offer.customer_contact_name = customer.contact_name
-    offer.customer_email = customer.email
-    offer.customer_phone = customer.phone
-    offer.customer_reference = customer.reference
+def _apply_customer(
+    session: Session,
+    offer: Offer,
+    customer: CustomerIn | None,
+    customer_id: int | None,
+    reference: str | None,
+) -> None:
+    """Take the customer's snapshot: from the record ``customer_id`` or as typed."""
+    if customer_id is not None:
+        _apply_customer_record(session, offer, customer_id)
+    elif customer is not None:
+        offer.customer_id = None
+        offer.customer_company = customer.company
+        offer.customer_contact_name = customer.contact_name
+        offer.customer_email = customer.email
+        offer.customer_phone = customer.phone
+        offer.customer_reference = customer.reference
+        offer.customer_address_lines = customer.address_lines
+        offer.customer_postcode = customer.postcode
+        offer.customer_city = customer.city
+        offer.customer_country = customer.country
+        offer.customer_vat_id = customer.vat_id
+    if reference is not None:
+        offer.customer_reference = reference
+
+
+def _apply_customer_record(session: Session, offer: Offer, customer_id: int) -> None:
+    try:
+        record = customers_service.get_customer(session, customer_id)
+    except customers_service.CustomerNotFound as exc:
+        raise Unprocessable(exc.detail, loc=("body", "customer_id")) from exc
+    offer.customer_id = record.id
+    offer.customer_company = record.company
+    offer.customer_contact_name = record.contact_name
+    offer.customer_email = record.email
+    offer.customer_phone = record.phone
+    offer.customer_address_lines = record.address_lines
+    offer.customer_postcode = record.postcode
+    offer.customer_city = record.city
+    offer.customer_country = record.country
+    offer.customer_vat_id = record.vat_id
+    offer.language = record.language
 
 
 def _build_lines(lines: Sequence[LineIn]) -> list[OfferLine]:
@@ -258,8 +323,7 @@ def update_offer(
     require_status(offer, {OfferStatus.DRAFT}, "update", settings)
     if data.valid_until is not None and data.valid_until < today(settings):
         raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
-    if data.customer is not None:
-        _apply_customer(offer, data.customer)
+    _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
     if data.lines is not None:
         offer.lines = _build_lines(data.lines)
     for field in ("currency", "language", "valid_until", "notes", "terms"):
@@ -310,25 +374,9 @@ def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Setti
     """Start a new draft (new ULID) from an issued offer; the old one becomes superseded."""
     offer = get_offer(session, offer_id, for_update=True)
     require_status(offer, REVISABLE, "revise", settings)
-    revision = Offer(
-        id="",
-        tracking_id="",
-        currency=offer.currency,
-        language=offer.language,
-        valid_until=max(offer.valid_until, today(settings)),
-        notes=offer.notes,
-        terms=offer.terms,
-        customer_company=offer.customer_company,
-        customer_contact_name=offer.customer_contact_name,
-        customer_email=offer.customer_email,
-        customer_phone=offer.customer_phone,
-        customer_reference=offer.customer_reference,
-        supersedes_id=offer.id,
-        campaign_id=offer.campaign_id,
-        placement_id=offer.placement_id,
-        creative_id=offer.creative_id,
-        lines=[_copy_line(line) for line in offer.lines],
-    )
+    revision = _copy_offer(offer, max(offer.valid_until, today(settings)))
+    revision.supersedes_id = offer.id
+    revision.owner_id = offer.owner_id
     offer.status = OfferStatus.SUPERSEDED
     offer.superseded_at = offer.updated_at = utcnow()
     session.add(offer)
@@ -352,6 +400,60 @@ def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Setti
     publish(session, OfferRevised(offer_id=offer.id, new_offer_id=revision.id, actor=actor))
     session.commit()
     return revision
+
+
+def duplicate_offer(
+    session: Session, offer_id: str, *, actor: str, settings: Settings, owner_id: int | None
+) -> Offer:
+    """A new draft with the customer, lines and texts of any offer; the original stays as is."""
+    offer = get_offer(session, offer_id)
+    valid_until = today(settings) + timedelta(days=settings.default_validity_days)
+    copy = _copy_offer(offer, valid_until)
+    copy.owner_id = owner_id
+    _insert_with_unique_tracking_id(session, copy)
+    _audit(
+        session,
+        copy,
+        actor,
+        "create",
+        f"Created as a copy of {offer.id}",
+        {"copy_of": offer.id, "lines": len(copy.lines)},
+    )
+    publish(session, OfferCreated(offer_id=copy.id, actor=actor))
+    session.commit()
+    return copy
+
+
+def assign_owner(session: Session, offer_id: str, owner_id: int | None, *, actor: str) -> Offer:
+    """Hand an offer to another staff user (or to nobody): alerts go to its owner."""
+    offer = get_offer(session, offer_id, for_update=True)
+    offer.owner_id = owner_id
+    offer.updated_at = utcnow()
+    session.add(offer)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Unprocessable(f"No staff user with id {owner_id}.", loc=("owner_id",)) from exc
+    _audit(session, offer, actor, "assign", f"Owner set to user {owner_id}", {"owner_id": owner_id})
+    session.commit()
+    return offer
+
+
+def _copy_offer(offer: Offer, valid_until: date) -> Offer:
+    return Offer(
+        id="",
+        tracking_id="",
+        currency=offer.currency,
+        valid_until=valid_until,
+        notes=offer.notes,
+        terms=offer.terms,
+        campaign_id=offer.campaign_id,
+        placement_id=offer.placement_id,
+        creative_id=offer.creative_id,
+        lines=[_copy_line(line) for line in offer.lines],
+        **{field: getattr(offer, field) for field in SNAPSHOT_FIELDS},
+    )
 
 
 def _copy_line(line: OfferLine) -> OfferLine:

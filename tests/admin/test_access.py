@@ -190,7 +190,8 @@ def _sqladmin_endpoints(identity: str, route: str, role: Role | None) -> list[En
         # No view has an ajax field: past the access check the lookup is a 400.
         return [Endpoint("GET", f"{base}/ajax/lookup?name=role&term=a", role, 400)]
     slug = route.removeprefix(f"action-{identity}-")
-    if slug == "bulk-stage-update":
+    if slug in ("bulk-stage-update", "revoke"):
+        # Both answer with a page first: the stage form, and the question before revoking.
         return [Endpoint("POST", f"{base}/action/{slug}", role, 200, (("pks", pk),))]
     return [Endpoint("POST", f"{base}/action/{slug}", role, 303, (("pks", pk),))]
 

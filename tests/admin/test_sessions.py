@@ -115,7 +115,14 @@ def test_sqladmin_forms_and_actions_need_the_token_too(
     assert db.get(ApiKey, key_id).revoked_at is None  # type: ignore[union-attr]
     db.rollback()
 
-    ok = web.post("/admin/api-key/action/revoke", data={"pks": str(key_id), "csrf_token": token})
+    asked = web.post("/admin/api-key/action/revoke", data={"pks": str(key_id), "csrf_token": token})
+    assert asked.status_code == 200 and "Yes, revoke" in asked.text
+    assert db.get(ApiKey, key_id).revoked_at is None  # type: ignore[union-attr]
+    db.rollback()
+    ok = web.post(
+        "/admin/api-key/action/revoke",
+        data={"pks": str(key_id), "csrf_token": token, "confirmed": "yes"},
+    )
     assert ok.status_code == 200 and "Revoked 1 API key" in ok.text
 
 

@@ -62,7 +62,8 @@ def test_sales_activates_an_offer_and_the_customer_sees_the_update(
     desk.get_by_role("searchbox").fill("acme")
     desk.get_by_role("button", name="Search").click()
     desk.get_by_role("row", name="Acme Hellas SA").locator("a[href*='/details/']").click()
-    desk.get_by_role("button", name="Activate as order").click()
+    desk.get_by_role("link", name="Activate as order…").click()
+    desk.get_by_role("button", name="Yes, activate").click()
     expect(desk.get_by_text("is active")).to_be_visible()
     expect(desk.locator("#current-stage")).to_have_text("Order confirmed")
 
@@ -89,14 +90,14 @@ def test_a_viewer_cannot_activate(committed: Engine, live_server: str, desk: Pag
         users.create_user(session, "sales@example.com", Role.SALES, PASSWORD, actor="tests")
 
     _sign_in(desk, live_server, "sales@example.com")
-    desk.goto(f"{live_server}/admin/offer/details/{offer.id}")
-    form_html = desk.locator("form", has=desk.get_by_role("button", name="Activate as order"))
+    desk.goto(f"{live_server}/admin/offers/{offer.id}/activate")
+    form_html = desk.locator("form", has=desk.get_by_role("button", name="Yes, activate"))
     activate_form = form_html.evaluate("f => f.outerHTML")
     desk.get_by_role("button", name="Sign out").click()
 
     _sign_in(desk, live_server, "viewer@example.com")
     desk.goto(f"{live_server}/admin/offer/details/{offer.id}")
-    expect(desk.get_by_role("button", name="Activate as order")).to_have_count(0)
+    expect(desk.get_by_role("link", name="Activate as order…")).to_have_count(0)
     # Even a form that slipped through (kept from a sales session) is refused by the server.
     token = desk.locator("input[name=csrf_token]").first.get_attribute("value")
     with desk.expect_navigation():

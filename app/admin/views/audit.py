@@ -2,6 +2,10 @@
 
 from typing import Any, ClassVar
 
+from fastapi import Request
+from sqlalchemy import Select
+
+from app.admin import listfilters
 from app.admin.views.base import ADMIN_READ, StaffModelView, _when
 from app.audit import AuditLogEntry
 
@@ -28,5 +32,15 @@ class AuditLogAdmin(StaffModelView, model=AuditLogEntry):
     ]
     column_labels: ClassVar[Any] = {
         AuditLogEntry.occurred_at: "When",
+        AuditLogEntry.actor: "Who",
+        AuditLogEntry.action: "Action",
+        AuditLogEntry.summary: "What happened",
         AuditLogEntry.offer_id: "Offer",
     }
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return listfilters.apply(super().list_query(request), listfilters.audit_conditions(request))
+
+    async def list(self, request: Request) -> Any:
+        request.state.filter_fields = listfilters.AUDIT_FIELDS
+        return await super().list(request)

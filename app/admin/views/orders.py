@@ -19,10 +19,10 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-from app import audit
-from app.admin import queries
+from app import audit, i18n
+from app.admin import listfilters, queries
 from app.admin.views.base import ADMIN_READ, READ, StaffModelView, _when, in_session, staff_of
-from app.auth.staff import Role
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import read_only
 from app.offers import service as offers_service
@@ -68,6 +68,31 @@ def _tracking_id(model: Offer, attribute: str) -> str:
     return hyphenate_tracking_id(model.tracking_id)
 
 
+def _gross_total(model: Offer, attribute: str) -> str:
+    # The lines come with the row (selectin): the same pricing code as the API and the PDF.
+    gross = compute_totals(model.lines, model.currency).gross
+    return i18n.format_money(gross, model.currency, i18n.DEFAULT_LANGUAGE)  # staff site: English
+
+
+def _owners(session: Session) -> list[tuple[str, str]]:
+    with read_only(session):
+        rows = session.exec(select(StaffUser).order_by(col(StaffUser.email))).all()
+        return [(str(user.id), user.full_name or user.email) for user in rows]
+
+
+async def _offer_list_state(request: Request) -> None:
+    """What the list's filter form offers, for the template (sqladmin passes no extras)."""
+    owners = await in_session(_owners)
+    request.state.filter_fields = listfilters.OFFER_FIELDS
+    request.state.filter_choices = {"owner": [("", "Anyone"), ("mine", "Mine"), *owners]}
+
+
+def _offer_list_query(request: Request, stmt: Select[Any]) -> Select[Any]:
+    staff = getattr(request.state, "staff", None)
+    conditions = listfilters.offer_conditions(request, staff.id if staff else None)
+    return listfilters.apply(stmt, conditions)
+
+
 class OfferAdmin(StaffModelView, model=Offer):
     name = "Offer"
     name_plural = "Offers"
@@ -78,6 +103,7 @@ class OfferAdmin(StaffModelView, model=Offer):
         Offer.customer_company,
         Offer.customer_reference,
         Offer.status,
+        "gross_total",
         Offer.valid_until,
         Offer.created_at,
     ]
@@ -85,12 +111,15 @@ class OfferAdmin(StaffModelView, model=Offer):
         Offer.tracking_id: "Tracking ID",
         Offer.customer_company: "Company",
         Offer.customer_reference: "Customer reference",
+        Offer.status: "Status",
+        "gross_total": "Total (gross)",
         Offer.valid_until: "Valid until",
         Offer.created_at: "Created",
     }
     column_formatters: ClassVar[Any] = {
         Offer.tracking_id: _tracking_id,
         Offer.status: _status_label,
+        "gross_total": _gross_total,
         Offer.created_at: _when,
     }
     column_searchable_list: ClassVar[Any] = [
@@ -125,6 +154,13 @@ class OfferAdmin(StaffModelView, model=Offer):
 
     def search_placeholder(self) -> str:
         return "Tracking ID or offer ID (any spelling), company, reference"
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return _offer_list_query(request, super().list_query(request))
+
+    async def list(self, request: Request) -> Any:
+        await _offer_list_state(request)
+        return await super().list(request)
 
     def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
         return stmt.where(queries.offer_search(term))
@@ -195,6 +231,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         Offer.customer_reference,
         "current_stage",
         "expected_delivery",
+        "gross_total",
         Offer.ordered_at,
         Offer.activated_by,
     ]
@@ -204,6 +241,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         Offer.customer_reference: "Customer reference",
         "current_stage": "Current stage",
         "expected_delivery": "Expected delivery",
+        "gross_total": "Total (gross)",
         Offer.ordered_at: "Ordered",
         Offer.activated_by: "Activated by",
     }
@@ -211,6 +249,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         Offer.tracking_id: _tracking_id,
         "current_stage": _current_stage,
         "expected_delivery": _expected,
+        "gross_total": _gross_total,
         Offer.ordered_at: _when,
     }
     column_searchable_list = OfferAdmin.column_searchable_list
@@ -227,7 +266,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         return stmt.where(queries.offer_search(term))
 
     def list_query(self, request: Request) -> Select[Any]:
-        return select(Offer).where(_is_order())
+        return _offer_list_query(request, select(Offer).where(_is_order()))
 
     def count_query(self, request: Request) -> Select[Any]:
         return super().count_query(request).where(_is_order())
@@ -236,6 +275,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         return super().details_query(request).where(_is_order())
 
     async def list(self, request: Request) -> Any:
+        await _offer_list_state(request)
         pagination = await super().list(request)
         ids = [row.id for row in pagination.rows]
         request.state.order_progress = await in_session(

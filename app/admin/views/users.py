@@ -7,7 +7,7 @@ from fastapi import Request
 from sqladmin import action
 from sqladmin.authorization import Action, custom_action
 from sqladmin.flash import Flash
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 from wtforms import (
     BooleanField,
@@ -26,6 +26,7 @@ from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role, StaffUser
+from app.db import read_only
 from app.errors import AppError
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
@@ -55,6 +56,10 @@ class StaffUserEditForm(Form):
         [Optional(), PASSWORD_LENGTH],
         description="Leave empty to keep the current one; a new password ends the user's sessions.",
     )
+    confirm_disable = BooleanField(
+        "Yes, disable this user",
+        description="Needed when you untick Active: the user is signed out at once.",
+    )
 
 
 class StaffUserAdmin(StaffModelView, model=StaffUser):
@@ -71,6 +76,16 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         StaffUser.last_login_at,
         StaffUser.created_at,
     ]
+    column_labels: ClassVar[Any] = {
+        StaffUser.email: "E-mail",
+        StaffUser.role: "Role",
+        StaffUser.is_active: "Active",
+        StaffUser.last_login_at: "Last sign-in",
+        StaffUser.created_at: "Created",
+        StaffUser.updated_at: "Changed",
+        StaffUser.full_name: "Name",
+        StaffUser.phone: "Phone",
+    }
     column_details_exclude_list: ClassVar[Any] = [
         StaffUser.password_hash,
         StaffUser.session_version,
@@ -91,7 +106,12 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
     column_searchable_list: ClassVar[Any] = [StaffUser.email]
     column_default_sort: ClassVar[Any] = [(StaffUser.email, False)]
     form_create_rules: ClassVar[list[str]] = ["email", "role", "password"]
-    form_edit_rules: ClassVar[list[str]] = ["role", "is_active", "new_password"]
+    form_edit_rules: ClassVar[list[str]] = [
+        "role",
+        "is_active",
+        "confirm_disable",
+        "new_password",
+    ]
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         return StaffUserEditForm if rules == self.form_edit_rules else StaffUserCreateForm
@@ -111,6 +131,14 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         actor = staff_of(request).actor
 
         def update(session: Session) -> StaffUser:
+            disabling = users.get_user(session, int(pk)).is_active and not data["is_active"]
+            if disabling and not data.get("confirm_disable"):
+                # Irreversible for the user's sessions: asked for on the form, which works
+                # without JavaScript (sqladmin shows this message above it, nothing saved).
+                raise ValueError(
+                    "Disabling a user signs them out at once: tick “Yes, disable this user” "
+                    "to confirm. Nothing was changed."
+                )
             user = users.update_user(
                 session,
                 int(pk),
@@ -151,6 +179,13 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
         ApiKey.last_used_at,
         ApiKey.revoked_at,
     ]
+    column_labels: ClassVar[Any] = {
+        ApiKey.name: "Name",
+        ApiKey.prefix: "Starts with",
+        ApiKey.created_at: "Created",
+        ApiKey.last_used_at: "Last used",
+        ApiKey.revoked_at: "Revoked",
+    }
     column_details_exclude_list: ClassVar[Any] = [ApiKey.token_hash]
     column_export_list: ClassVar[Any] = [
         ApiKey.name,
@@ -190,6 +225,8 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
         form = await request.form()
         actor = staff_of(request).actor
         ids = [int(str(pk)) for pk in form.getlist("pks") if str(pk).isdigit()]
+        if form.get("confirmed") != "yes":
+            return await self._confirm_revoke(request, ids)
 
         def revoke_all(session: Session) -> None:
             for key_id in ids:
@@ -202,3 +239,16 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
         else:
             Flash.success(request, f"Revoked {len(ids)} API key{'s' if len(ids) != 1 else ''}.")
         return RedirectResponse(request.url_for("admin:list", identity="api-key"), 303)
+
+    async def _confirm_revoke(self, request: Request, ids: list[int]) -> Response:
+        """Revoking cannot be undone: a page asks first (a form, so no JavaScript needed)."""
+        if not ids:
+            Flash.warning(request, "Select at least one API key first.")
+            return RedirectResponse(request.url_for("admin:list", identity="api-key"), 303)
+
+        def load(session: Session) -> list[ApiKey]:
+            with read_only(session):
+                return list(session.exec(select(ApiKey).where(col(ApiKey.id).in_(ids))).all())
+
+        context = {"title": "Revoke API keys?", "keys": await in_session(load)}
+        return await self.templates.TemplateResponse(request, "admin/confirm_revoke.html", context)

@@ -1,0 +1,323 @@
+"""The offer editor of the staff site: create a draft, edit its header and lines, see totals
+while typing, duplicate an offer, and confirm the irreversible steps (issue, activate, revise).
+
+Every save goes through the offers service (create_offer, update_offer, ...), the same
+functions the API calls. Totals are computed on the server by app.offers.pricing: htmx posts
+the form to ``editor:totals`` as staff type and swaps in the partial; without JavaScript the
+"Recalculate" button does the same through a full page.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqladmin.flash import Flash
+from sqlmodel import Session, col, select
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from app.admin.access import SalesDep, StaffDep
+from app.admin.editor_forms import (
+    CUSTOMER_FIELDS,
+    Errors,
+    OfferForm,
+    blank_line,
+    edit_lines,
+    preview,
+    read_form,
+    to_create,
+    to_update,
+)
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
+from app.admin.users import Staff
+from app.admin.views import in_session
+from app.auth.staff import Role, StaffUser
+from app.config import Settings, SettingsDep
+from app.customers import service as customers_service
+from app.db import read_only
+from app.errors import AppError, Unprocessable
+from app.fields import MAX_ROW_ID
+from app.offers import service as offers_service
+from app.offers import terms
+from app.offers.models import Offer, OfferStatus
+
+router = APIRouter(prefix="/offers", include_in_schema=False)
+PARTIAL = "admin/editor/_totals.html"
+
+
+def format_decimal(value: Decimal) -> str:
+    """What the form's number inputs take back: no grouping, no trailing zeros (``2.000`` ->
+    ``2``); the templates' ``decimal`` filter writes for reading, by language, with grouping."""
+    return f"{value.normalize():f}"
+
+
+def offer_form(offer: Offer) -> OfferForm:
+    """The editor's fields filled from a stored offer."""
+    header = {
+        "customer_id": str(offer.customer_id or ""),
+        "customer_reference": offer.customer_reference,
+        "currency": offer.currency,
+        "valid_until": offer.valid_until.isoformat(),
+        "notes": offer.notes,
+        "terms": offer.terms,
+        "owner_id": str(offer.owner_id or ""),
+    }
+    customer = (
+        {}
+        if offer.customer_id
+        else {name: getattr(offer, f"customer_{name}") for name in CUSTOMER_FIELDS}
+    )
+    lines = [
+        {
+            "description": line.description,
+            "quantity": format_decimal(line.quantity),
+            "unit": line.unit,
+            "unit_price": format_decimal(line.unit_price),
+            "discount_percent": format_decimal(line.discount_percent),
+            "vat_rate": format_decimal(line.vat_rate),
+        }
+        for line in offer.lines
+    ]
+    return OfferForm(header, customer, lines)
+
+
+def _choices(session: Session, with_owners: bool) -> dict[str, Any]:
+    with read_only(session):
+        customers, _ = customers_service.search_customers(session, limit=500)
+        owners = (
+            session.exec(
+                select(StaffUser).where(col(StaffUser.is_active)).order_by(col(StaffUser.email))
+            ).all()
+            if with_owners
+            else []
+        )
+        return {
+            "customers": customers,
+            "templates": terms.list_templates(session),
+            "owners": owners,
+        }
+
+
+async def _editor(
+    request: Request,
+    staff: Staff,
+    settings: Settings,
+    form: OfferForm,
+    *,
+    offer: Offer | None = None,
+    errors: Errors | None = None,
+    status: int = 200,
+) -> Response:
+    editable = staff.can(Role.SALES) and (offer is None or offer.status == OfferStatus.DRAFT)
+    choices = await in_session(lambda s: _choices(s, staff.can(Role.ADMIN)))
+    context = {
+        "title": "New offer" if offer is None else f"Offer {offer.tracking_id}",
+        "offer": offer,
+        "form": form,
+        "errors": errors or {},
+        "editable": editable,
+        "preview": preview(form, settings.default_currency),
+        **choices,
+    }
+    return await render_staff_page(request, "admin/editor/offer.html", context, status)
+
+
+def _apply_template(
+    form: OfferForm, op: str, raw: FormData, templates: dict[int | None, Any]
+) -> bool:
+    if op not in ("use-terms", "use-notes"):
+        return False
+    kind = op.removeprefix("use-")
+    chosen = str(raw.get(f"{kind}_template", ""))
+    template = templates.get(int(chosen)) if chosen.isdigit() else None
+    if template is not None:
+        form.header[kind] = template.body
+    return True
+
+
+async def _form_step(raw: FormData, form: OfferForm) -> bool:
+    """A button that only changes the form (lines, templates, recalculate): True if pressed."""
+    op = str(raw.get("op", "save"))
+    if op == "recalc" or edit_lines(form, op):
+        return True
+    if op.startswith("use-"):
+        found = await in_session(lambda s: {t.id: t for t in terms.list_templates(s)})
+        return _apply_template(form, op, raw, found)
+    return False
+
+
+def _service_error(exc: AppError) -> Errors:
+    loc = [str(part) for part in getattr(exc, "loc", ()) if part != "body"]
+    return {"-".join(loc) or "form": exc.detail}
+
+
+@router.get("/new", name="editor:new")
+async def new_offer(
+    request: Request,
+    settings: SettingsDep,
+    staff: StaffDep,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+) -> Response:
+    valid_until = offers_service.today(settings) + timedelta(days=settings.default_validity_days)
+    header = {
+        "currency": settings.default_currency,
+        "valid_until": valid_until.isoformat(),
+        "customer_id": str(customer_id or ""),
+    }
+    form = OfferForm(header=header, lines=[blank_line()])
+    return await _editor(request, staff, settings, form)
+
+
+@router.post("/new", name="editor:create")
+async def create_offer(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
+    raw = await request.form()
+    form = read_form(raw)
+    if await _form_step(raw, form):
+        return await _editor(request, staff, settings, form)
+    data, errors = to_create(form)
+    if data is not None:
+        try:
+            offer = await in_session(
+                lambda s: offers_service.create_offer(
+                    s, data, actor=staff.actor, settings=settings, owner_id=staff.id
+                )
+            )
+        except Unprocessable as exc:
+            errors = _service_error(exc)
+        else:
+            Flash.success(request, "Draft saved. Preview its PDF, then issue it when it is ready.")
+            return RedirectResponse(request.url_for("editor:edit", offer_id=offer.id), 303)
+    return await _editor(request, staff, settings, form, errors=errors, status=422)
+
+
+def _load(session: Session, offer_id: str) -> Offer:
+    with read_only(session):
+        return offers_service.get_offer(session, offer_id)
+
+
+@router.get("/{offer_id}/edit", name="editor:edit")
+async def edit_offer(
+    request: Request, offer_id: str, settings: SettingsDep, staff: StaffDep
+) -> Response:
+    offer = await in_session(lambda s: _load(s, offer_id))
+    return await _editor(request, staff, settings, offer_form(offer), offer=offer)
+
+
+@router.post("/{offer_id}/edit", name="editor:save")
+async def save_offer(
+    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+) -> Response:
+    raw = await request.form()
+    form = read_form(raw)
+    form.header["owner_id"] = str(raw.get("owner_id", ""))
+    offer = await in_session(lambda s: _load(s, offer_id))
+    if await _form_step(raw, form):
+        return await _editor(request, staff, settings, form, offer=offer)
+    data, errors = to_update(form)
+    if data is not None:
+        try:
+            offer = await in_session(
+                lambda s: offers_service.update_offer(
+                    s, offer_id, data, actor=staff.actor, settings=settings
+                )
+            )
+            await _reassign(staff, offer, form.header["owner_id"])
+        except Unprocessable as exc:
+            errors = _service_error(exc)
+        else:
+            Flash.success(request, "Draft saved.")
+            return RedirectResponse(request.url_for("editor:edit", offer_id=offer.id), 303)
+    return await _editor(request, staff, settings, form, offer=offer, errors=errors, status=422)
+
+
+async def _reassign(staff: Staff, offer: Offer, owner: str) -> None:
+    """Only an admin hands an offer to someone else; for others the field is not shown."""
+    if not staff.can(Role.ADMIN) or owner == str(offer.owner_id or ""):
+        return
+    owner_id = int(owner) if owner.isdigit() else None
+    await in_session(
+        lambda s: offers_service.assign_owner(s, offer.id, owner_id, actor=staff.actor)
+    )
+
+
+@router.post("/editor/totals", name="editor:totals")
+async def totals(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
+    """The totals partial for the lines as typed (htmx, while staff type)."""
+    form = read_form(await request.form(), keep_blank=True)
+    context = {"preview": preview(form, settings.default_currency), "oob": True}
+    # The same partial the page includes, rendered through jinja-partials (see site.py).
+    render_partial = request.app.state.admin.templates.env.globals["render_partial"]
+    html = await anyio.to_thread.run_sync(lambda: str(render_partial(PARTIAL, **context)))
+    return HTMLResponse(html, headers={"Vary": "HX-Request"})
+
+
+@router.post("/{offer_id}/duplicate", name="editor:duplicate")
+async def duplicate(
+    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+) -> Response:
+    copy = await in_session(
+        lambda s: offers_service.duplicate_offer(
+            s, offer_id, actor=staff.actor, settings=settings, owner_id=staff.id
+        )
+    )
+    Flash.success(request, f"A new draft, copied from offer {offer_id}. You are its owner.")
+    return RedirectResponse(request.url_for("editor:edit", offer_id=copy.id), 303)
+
+
+CONFIRMATIONS = {
+    "issue": (
+        "staff:issue",
+        "Issue this offer?",
+        "Once issued, the offer and its PDF never change again: to change anything later you "
+        "revise it into a new offer.",
+    ),
+    "activate": (
+        "staff:activate",
+        "Activate this offer as an order?",
+        "Its tracking ID then opens the order page for anyone who has it. This cannot be undone.",
+    ),
+    "revise": (
+        "staff:revise",
+        "Revise this offer?",
+        "A new draft with a new ID is created; the customer's copy is marked superseded. "
+        "This cannot be undone.",
+    ),
+}
+
+
+async def _confirm(request: Request, offer_id: str, step: str) -> Response:
+    offer = await in_session(lambda s: _load(s, offer_id))
+    route, question, consequence = CONFIRMATIONS[step]
+    context = {
+        "title": question,
+        "offer": offer,
+        "question": question,
+        "consequence": consequence,
+        "action_url": request.url_for(route, offer_id=offer.id),
+        "label": question.removesuffix("?").split(" this")[0],
+    }
+    return await render_staff_page(request, "admin/editor/confirm.html", context)
+
+
+@router.get("/{offer_id}/issue", name="editor:confirm_issue")
+async def confirm_issue(request: Request, offer_id: str, staff: SalesDep) -> Response:
+    return await _confirm(request, offer_id, "issue")
+
+
+@router.get("/{offer_id}/activate", name="editor:confirm_activate")
+async def confirm_activate(request: Request, offer_id: str, staff: SalesDep) -> Response:
+    return await _confirm(request, offer_id, "activate")
+
+
+@router.get("/{offer_id}/revise", name="editor:confirm_revise")
+async def confirm_revise(request: Request, offer_id: str, staff: SalesDep) -> Response:
+    return await _confirm(request, offer_id, "revise")
+
+
+EDITOR_PAGES = StaffPages(
+    router=router,
+    menu=[MenuLink("New offer", "editor:new", Role.SALES, icon="fa-solid fa-file-circle-plus")],
+)

@@ -1,0 +1,127 @@
+"""Filters of the staff lists that take a value typed into a form (a date range, an amount
+range, an owner, a customer, an actor), applied together with sqladmin's own lookup filters.
+
+sqladmin's filters take one value from a fixed list each; these read their query parameters
+directly, and a value that does not parse is ignored (the field shows it marked) rather than
+answered with an error page.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_
+from sqlmodel import col, select
+from starlette.requests import Request
+
+from app.audit import AuditLogEntry
+from app.config import get_settings
+from app.offers.models import Offer, OfferLine
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class FilterField:
+    name: str
+    label: str
+    kind: str = "text"  # text | date | number | select
+    choices: tuple[tuple[str, str], ...] = ()
+
+
+OFFER_FIELDS = (
+    FilterField("owner", "Owner", "select"),
+    FilterField("customer", "Customer"),
+    FilterField("created_from", "Created from", "date"),
+    FilterField("created_to", "Created until", "date"),
+    FilterField("gross_min", "Total from", "number"),
+    FilterField("gross_max", "Total up to", "number"),
+)
+AUDIT_FIELDS = (
+    FilterField("actor", "Who"),
+    FilterField("action", "Action"),
+    FilterField("offer", "Offer ID"),
+    FilterField("from", "From", "date"),
+    FilterField("to", "Until", "date"),
+)
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _amount(value: str | None) -> Decimal | None:
+    try:
+        return Decimal(value.replace(",", "")) if value else None
+    except InvalidOperation:
+        return None
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=get_settings().zone)
+
+
+def _gross() -> Any:
+    """An offer's gross total in SQL, before rounding each line to cents: close enough to
+    filter by (a boundary may differ by a cent from the total shown)."""
+    line_gross = (
+        col(OfferLine.quantity)
+        * col(OfferLine.unit_price)
+        * (HUNDRED - col(OfferLine.discount_percent))
+        / HUNDRED
+        * (HUNDRED + col(OfferLine.vat_rate))
+        / HUNDRED
+    )
+    return (
+        select(func.coalesce(func.sum(line_gross), 0))
+        .where(col(OfferLine.offer_id) == col(Offer.id))
+        .scalar_subquery()
+    )
+
+
+def offer_conditions(request: Request, staff_id: int | None) -> list[ColumnElement[bool]]:
+    params = request.query_params
+    conditions: list[ColumnElement[bool]] = []
+    owner = params.get("owner", "")
+    if owner == "mine":
+        conditions.append(col(Offer.owner_id) == staff_id)
+    elif owner.isdigit():
+        conditions.append(col(Offer.owner_id) == int(owner))
+    customer = params.get("customer", "").strip().lower()
+    if customer.isdigit():
+        conditions.append(col(Offer.customer_id) == int(customer))
+    elif customer:
+        conditions.append(func.lower(Offer.customer_company).like(f"%{customer}%"))
+    if (start := _date(params.get("created_from"))) is not None:
+        conditions.append(col(Offer.created_at) >= _start_of(start))
+    if (end := _date(params.get("created_to"))) is not None:
+        conditions.append(col(Offer.created_at) < _start_of(end + timedelta(days=1)))
+    if (low := _amount(params.get("gross_min"))) is not None:
+        conditions.append(_gross() >= low)
+    if (high := _amount(params.get("gross_max"))) is not None:
+        conditions.append(_gross() <= high)
+    return conditions
+
+
+def audit_conditions(request: Request) -> list[ColumnElement[bool]]:
+    params = request.query_params
+    conditions: list[ColumnElement[bool]] = []
+    if actor := params.get("actor", "").strip().lower():
+        conditions.append(func.lower(AuditLogEntry.actor).like(f"%{actor}%"))
+    if action := params.get("action", "").strip().lower():
+        conditions.append(func.lower(AuditLogEntry.action).like(f"%{action}%"))
+    if offer := params.get("offer", "").strip().upper():
+        conditions.append(or_(col(AuditLogEntry.offer_id) == offer))
+    if (start := _date(params.get("from"))) is not None:
+        conditions.append(col(AuditLogEntry.occurred_at) >= _start_of(start))
+    if (end := _date(params.get("to"))) is not None:
+        conditions.append(col(AuditLogEntry.occurred_at) < _start_of(end + timedelta(days=1)))
+    return conditions
+
+
+def apply(stmt: Select[Any], conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    return stmt.where(*conditions) if conditions else stmt

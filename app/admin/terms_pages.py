@@ -1,0 +1,112 @@
+"""Terms templates in the staff site (admins): named blocks of terms or notes that the offer
+editor inserts. Changes go through app.offers.terms, into the audit log."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqladmin.flash import Flash
+from sqlmodel import Session
+from starlette.responses import Response
+
+from app.admin.access import AdminDep
+from app.admin.editor_forms import Errors, errors_by_field
+from app.admin.layout import MenuLink, StaffPages, render_staff_page
+from app.admin.views import in_session
+from app.auth.staff import Role
+from app.db import read_only
+from app.errors import Unprocessable
+from app.fields import RequiredText100
+from app.offers import terms
+from app.offers.models import TermsTemplate
+from app.openapi import PathId
+
+router = APIRouter(prefix="/terms-templates", include_in_schema=False)
+
+
+class TemplateForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: RequiredText100
+    kind: Annotated[str, Field(pattern="^(terms|notes)$")]
+    body: Annotated[str, Field(min_length=1, max_length=20_000)]
+
+
+def _all(session: Session) -> list[TermsTemplate]:
+    with read_only(session):
+        return list(terms.list_templates(session))
+
+
+@router.get("", name="terms_pages:list")
+async def list_page(request: Request, staff: AdminDep) -> Response:
+    context = {"title": "Terms templates", "templates": await in_session(_all)}
+    return await render_staff_page(request, "admin/terms/list.html", context)
+
+
+async def _form(
+    request: Request,
+    values: dict[str, str],
+    template_id: int | None = None,
+    errors: Errors | None = None,
+    status: int = 200,
+) -> Response:
+    context: dict[str, Any] = {
+        "title": "Terms template" if template_id else "New terms template",
+        "template_id": template_id,
+        "form": values,
+        "errors": errors or {},
+    }
+    return await render_staff_page(request, "admin/terms/form.html", context, status)
+
+
+@router.get("/new", name="terms_pages:new")
+async def new_page(request: Request, staff: AdminDep) -> Response:
+    return await _form(request, {"kind": "terms"})
+
+
+@router.get("/{template_id}", name="terms_pages:edit")
+async def edit_page(request: Request, template_id: PathId, staff: AdminDep) -> Response:
+    template = await in_session(lambda s: terms.get_template(s, template_id))
+    values = {"name": template.name, "kind": template.kind, "body": template.body}
+    return await _form(request, values, template_id)
+
+
+@router.post("/new", name="terms_pages:create")
+async def create(request: Request, staff: AdminDep) -> Response:
+    return await _save(request, staff.actor, None)
+
+
+@router.post("/{template_id}", name="terms_pages:save")
+async def save(request: Request, template_id: PathId, staff: AdminDep) -> Response:
+    await in_session(lambda s: terms.get_template(s, template_id))  # 404 for an unknown id
+    return await _save(request, staff.actor, template_id)
+
+
+async def _save(request: Request, actor: str, template_id: int | None) -> Response:
+    raw = await request.form()
+    values = {name: str(raw.get(name, "")) for name in ("name", "kind", "body")}
+    try:
+        data = TemplateForm.model_validate(values)
+        await in_session(
+            lambda s: terms.save_template(s, template_id, **data.model_dump(), actor=actor)
+        )
+    except ValidationError as error:
+        return await _form(request, values, template_id, errors_by_field(error.errors()), 422)
+    except Unprocessable as exc:
+        return await _form(request, values, template_id, {"name": exc.detail}, 422)
+    Flash.success(request, f"Template “{data.name}” saved.")
+    return RedirectResponse(request.url_for("terms_pages:list"), 303)
+
+
+@router.post("/{template_id}/delete", name="terms_pages:delete")
+async def delete(request: Request, template_id: PathId, staff: AdminDep) -> Response:
+    await in_session(lambda s: terms.delete_template(s, template_id, actor=staff.actor))
+    Flash.success(request, "Template deleted; offers that used it keep their text.")
+    return RedirectResponse(request.url_for("terms_pages:list"), 303)
+
+
+TERMS_PAGES = StaffPages(
+    router=router,
+    menu=[MenuLink("Terms templates", "terms_pages:list", Role.ADMIN, icon="fa-solid fa-scroll")],
+)

@@ -1,0 +1,106 @@
+"""Customer use cases. Each public function that changes state commits its own transaction."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from app import audit
+from app.customers.models import Customer
+from app.customers.schemas import CustomerCreate, CustomerUpdate
+from app.db import utcnow
+from app.errors import NotFound
+
+
+class CustomerNotFound(NotFound):
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"No customer with id {customer_id}.")
+
+
+def get_customer(session: Session, customer_id: int) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+def create_customer(session: Session, data: CustomerCreate, *, actor: str) -> Customer:
+    """Add a customer record."""
+    customer = Customer(**data.model_dump())
+    session.add(customer)
+    session.flush()
+    _audit(session, customer, actor, "create", f"Created customer {customer.company}")
+    session.commit()
+    return customer
+
+
+def update_customer(
+    session: Session, customer_id: int, data: CustomerUpdate, *, actor: str
+) -> Customer:
+    """Change a customer record; offers keep the snapshot they were written with."""
+    customer = get_customer(session, customer_id)
+    changed = data.model_dump(exclude_unset=True, exclude_none=True)
+    for field, value in changed.items():
+        setattr(customer, field, value)
+    customer.updated_at = utcnow()
+    session.add(customer)
+    _audit(session, customer, actor, "update", "Changed " + ", ".join(changed), changed)
+    session.commit()
+    return customer
+
+
+def delete_customer(session: Session, customer_id: int, *, actor: str) -> None:
+    """Delete a customer record (the deletion path for its personal data); offers keep the
+    snapshot they were written with and lose only their link to the record."""
+    customer = get_customer(session, customer_id)
+    _audit(session, customer, actor, "delete", f"Deleted customer {customer.company}")
+    session.delete(customer)
+    session.commit()
+
+
+def search_customers(
+    session: Session, term: str = "", *, limit: int = 50, offset: int = 0
+) -> tuple[Sequence[Customer], int]:
+    """Customers whose company, contact, e-mail or VAT ID contains ``term``, by company."""
+    query = select(Customer)
+    term = term.strip().lower()
+    if term:
+        pattern = f"%{term}%"
+        query = query.where(
+            or_(
+                *(
+                    func.lower(column).like(pattern)
+                    for column in (
+                        Customer.company,
+                        Customer.contact_name,
+                        Customer.email,
+                        Customer.vat_id,
+                    )
+                )
+            )
+        )
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    page = session.exec(
+        query.order_by(func.lower(Customer.company), col(Customer.id)).limit(limit).offset(offset)
+    ).all()
+    return page, total
+
+
+def _audit(
+    session: Session,
+    customer: Customer,
+    actor: str,
+    action: str,
+    summary: str,
+    changes: dict[str, object] | None = None,
+) -> None:
+    assert customer.id is not None
+    audit.record(
+        session,
+        actor=actor,
+        action=f"customer.{action}",
+        entity_type="customer",
+        entity_id=customer.id,
+        summary=summary,
+        changes=changes,
+    )

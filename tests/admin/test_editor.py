@@ -1,0 +1,413 @@
+"""The offer editor and customer pages of the staff site, as staff use them through forms."""
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.auth.staff import Role, StaffUser
+from app.config import get_settings
+from app.customers.models import Customer
+from app.customers.schemas import CustomerCreate
+from app.customers.service import create_customer
+from app.offers import terms
+from app.offers.models import Offer, OfferStatus
+from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
+from tests.admin.conftest import StaffLogin, sign_in
+from tests.factories import make_offer
+
+pytestmark = pytest.mark.concurrency
+
+
+def _lines(*rows: tuple[str, str, str, str]) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for i, (description, quantity, price, vat) in enumerate(rows):
+        data |= {
+            f"lines-{i}-description": description,
+            f"lines-{i}-quantity": quantity,
+            f"lines-{i}-unit_price": price,
+            f"lines-{i}-vat_rate": vat,
+        }
+    return data
+
+
+THREE_LINES = _lines(
+    ("Pump PX-200", "2", "1250.00", "24"),
+    ("Installation", "8", "85", "24"),
+    ("Manual (printed)", "1", "30", "6"),
+)
+
+
+def _offers(db: Session) -> list[Offer]:
+    """The stored offers, read in a session of its own that ends at once: on SQLite an open
+    transaction here would hold the write lock the server needs."""
+    with Session(db.get_bind()) as session:
+        return list(session.exec(select(Offer)).all())
+
+
+def _user_id(db: Session, email: str) -> int:
+    with Session(db.get_bind()) as session:
+        user_id = session.exec(select(StaffUser.id).where(StaffUser.email == email)).one()
+    assert user_id is not None
+    return user_id
+
+
+def test_sales_writes_a_three_line_draft_with_two_vat_rates(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA", "currency": "EUR"}
+
+    response = web.post("/admin/offers/new", data=form | THREE_LINES, follow_redirects=False)
+
+    assert response.status_code == 303, response.text
+    [offer] = _offers(db)
+    assert [line.description for line in offer.lines] == [
+        "Pump PX-200",
+        "Installation",
+        "Manual (printed)",
+    ]
+    assert offer.owner_id == _user_id(db, "sales@example.com")
+    page = web.get(response.headers["location"]).text
+    # 2500 + 680 at 24 % (763.20) and 30 at 6 % (1.80): 3,975.00 gross
+    assert "€3,975.00" in page
+    assert "VAT 24 % on €3,180.00" in page and "VAT 6 % on €30.00" in page
+
+
+def test_an_offer_with_an_invalid_line_is_not_stored_and_the_error_sits_beside_it(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    bad = THREE_LINES | {"lines-1-quantity": "eight"}
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | bad
+
+    response = web.post("/admin/offers/new", data=form)
+
+    assert response.status_code == 422
+    assert _offers(db) == []
+    html = response.text
+    assert re.search(r'id="lines-1-quantity"[^>]*value="eight"', html)
+    assert 'id="lines-1-quantity-error"' in html
+    assert 'value="Manual (printed)"' in html
+
+
+def test_a_customer_must_be_picked_or_typed_but_not_both(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    record = create_customer(db, CustomerCreate(company="Nordwind GmbH"), actor="tests")
+    neither = web.post("/admin/offers/new", data={"csrf_token": token} | THREE_LINES)
+    both = web.post(
+        "/admin/offers/new",
+        data={"csrf_token": token, "customer_id": str(record.id), "customer-company": "X"}
+        | THREE_LINES,
+    )
+    assert neither.status_code == both.status_code == 422
+    assert 'id="customer-company-error"' in neither.text
+    assert 'id="customer_id-error"' in both.text
+    assert _offers(db) == []
+
+
+def test_an_offer_for_a_customer_record_prints_its_address(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    record = create_customer(
+        db,
+        CustomerCreate(company="Nordwind GmbH", city="Hamburg", vat_id="DE999", language="de"),
+        actor="tests",
+    )
+    response = web.post(
+        "/admin/offers/new",
+        data={"csrf_token": token, "customer_id": str(record.id)} | THREE_LINES,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    [offer] = _offers(db)
+    assert (offer.customer_id, offer.customer_city, offer.customer_vat_id) == (
+        record.id,
+        "Hamburg",
+        "DE999",
+    )
+    assert offer.language == "de"
+
+
+def test_totals_partial_comes_back_alone_with_each_lines_net(
+    web: TestClient, as_role: Callable[[Role], str]
+) -> None:
+    token = as_role(Role.SALES)
+    half_typed = THREE_LINES | {"lines-2-quantity": ""}
+
+    response = web.post(
+        "/admin/offers/editor/totals",
+        data={"csrf_token": token, "currency": "EUR"} | half_typed,
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    html = response.text
+    assert "<html" not in html and "Save draft" not in html
+    assert 'id="totals"' in html
+    assert "€3,943.20" in html  # lines 1 and 2 only: 3180 net + 763.20 VAT
+    assert re.search(r'id="line-net-1" hx-swap-oob="true">€680.00<', html)
+    assert re.search(r'id="line-net-2" hx-swap-oob="true">—<', html)
+    assert "1 line not counted until complete" in html
+
+
+def test_line_buttons_change_the_form_without_storing(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    base = {"csrf_token": token, "customer-company": "Acme"} | THREE_LINES
+
+    moved = web.post("/admin/offers/new", data=base | {"op": "up-2"}).text
+    removed = web.post("/admin/offers/new", data=base | {"op": "remove-0"}).text
+    added = web.post("/admin/offers/new", data=base | {"op": "add"}).text
+
+    assert re.search(r'id="lines-1-description"[^>]*value="Manual \(printed\)"', moved)
+    assert re.search(r'id="lines-2-description"[^>]*value="Installation"', moved)
+    assert re.search(r'id="lines-0-description"[^>]*value="Installation"', removed)
+    assert 'id="lines-3-description"' in added
+    assert "€875.00" in removed  # 680 at 24 % and 30 at 6 %: the pump is gone
+    assert _offers(db) == []
+
+
+def test_saving_a_draft_changes_it_through_the_service_and_admins_reassign_the_owner(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), company="Acme Hellas SA")
+    make_staff(Role.SALES, "other@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    other = _user_id(db, "other@example.com")
+    form = {
+        "csrf_token": token,
+        "customer-company": "Acme Hellas SA",
+        "currency": "EUR",
+        "owner_id": str(other),
+        "terms": "Payment 14 days net.",
+    } | _lines(("Pump PX-300", "1", "999.99", "24"))
+
+    response = web.post(f"/admin/offers/{offer.id}/edit", data=form, follow_redirects=False)
+
+    assert response.status_code == 303, response.text
+    [stored] = _offers(db)
+    assert [line.description for line in stored.lines] == ["Pump PX-300"]
+    assert (stored.owner_id, stored.terms) == (other, "Payment 14 days net.")
+
+
+def test_an_issued_offer_opens_read_only_and_duplicates_into_a_draft(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    issued = make_offer(db, get_settings(), issued=True, company="Acme Hellas SA")
+    token = as_role(Role.SALES)
+    page = web.get(f"/admin/offers/{issued.id}/edit").text
+    assert "it no longer changes" in page and '<fieldset class="card-body" disabled>' in page
+
+    response = web.post(
+        f"/admin/offers/{issued.id}/duplicate", data={"csrf_token": token}, follow_redirects=False
+    )
+
+    assert response.status_code == 303
+    copy = next(o for o in _offers(db) if o.id != issued.id)
+    assert copy.status == OfferStatus.DRAFT and copy.supersedes_id is None
+    assert copy.owner_id == _user_id(db, "sales@example.com")
+    assert [line.description for line in copy.lines] == [line.description for line in issued.lines]
+
+
+def test_issuing_asks_for_confirmation_on_a_page_that_works_without_javascript(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    draft = make_offer(db, get_settings(), company="Acme Hellas SA")
+    as_role(Role.SALES)
+
+    page = web.get(f"/admin/offers/{draft.id}/issue")
+
+    assert page.status_code == 200
+    assert re.search(
+        rf'<form method="post" action="[^"]*/admin/offers/{draft.id}/issue"', page.text
+    )
+    assert "never change again" in page.text
+    assert _offers(db)[0].status == OfferStatus.DRAFT  # opening the page changed nothing
+
+
+def test_a_terms_template_is_inserted_into_the_terms(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    template = terms.save_template(
+        db, None, name="Standard", kind="terms", body="Payment 30 days net.", actor="tests"
+    )
+    token = as_role(Role.SALES)
+    form = {"csrf_token": token, "op": "use-terms", "terms_template": str(template.id)}
+
+    page = web.post("/admin/offers/new", data=form | THREE_LINES).text
+
+    assert re.search(r'<textarea[^>]*id="terms"[^>]*>Payment 30 days net.</textarea>', page)
+
+
+def test_a_viewer_reads_the_editor_and_every_post_is_refused(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), company="Acme Hellas SA")
+    record = create_customer(db, CustomerCreate(company="Nordwind GmbH"), actor="tests")
+    token = as_role(Role.VIEWER)
+
+    for url in (f"/admin/offers/{offer.id}/edit", "/admin/offers/new", "/admin/customers"):
+        page = web.get(url)
+        assert page.status_code == 200, url
+        assert "Save draft" not in page.text and "New customer" not in page.text
+    assert '<fieldset class="card-body" disabled>' in web.get("/admin/offers/new").text
+    posts = [
+        "/admin/offers/new",
+        f"/admin/offers/{offer.id}/edit",
+        "/admin/offers/editor/totals",
+        f"/admin/offers/{offer.id}/duplicate",
+        f"/admin/offers/{offer.id}/issue",
+        "/admin/customers/new",
+        f"/admin/customers/{record.id}",
+    ]
+    for url in posts:
+        data = {"csrf_token": token, "customer-company": "X", "company": "X"} | THREE_LINES
+        assert web.post(url, data=data).status_code == 403, url
+    assert len(_offers(db)) == 1 and _offers(db)[0].status == OfferStatus.DRAFT
+
+
+def test_customer_form_keeps_what_was_typed_beside_each_error(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    typed = {"csrf_token": token, "company": "", "email": "not-an-address", "city": "Athens"}
+
+    response = web.post("/admin/customers/new", data=typed | {"language": "el"})
+
+    assert response.status_code == 422
+    assert 'id="company-error"' in response.text and 'id="email-error"' in response.text
+    assert 'value="not-an-address"' in response.text and 'value="Athens"' in response.text
+    with Session(db.get_bind()) as session:
+        assert session.exec(select(Customer)).all() == []
+
+    saved = web.post(
+        "/admin/customers/new",
+        data=typed | {"company": "Acme Hellas SA", "email": "m@acme.example", "language": "el"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    listing = web.get("/admin/customers", params={"q": "acme"}).text
+    assert "Acme Hellas SA" in listing
+
+
+def test_totals_use_the_api_pricing() -> None:
+    from app.admin.editor_forms import preview, read_form
+
+    form = read_form({"currency": "JPY"} | _lines(("Bolt", "3", "0.5", "10")))
+    result = preview(form, "EUR")
+    assert result.totals.net == Decimal(2)  # 1.5 rounds half up to 2 yen
+
+
+def test_the_stage_update_form_preselects_the_next_stage(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    settings = get_settings()
+    offer = make_offer(db, settings, issued=True, company="Acme Hellas SA")
+    order_id = offer.id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    first, second = tracking_service.list_stages(db)[:2]
+    tracking_service.add_stage_update(
+        db, order_id, StageUpdateCreate(stage=first.key), actor="tests"
+    )
+    db.rollback()
+    as_role(Role.SALES)
+
+    for url in (f"/admin/orders/{order_id}/stage-update", f"/admin/order/details/{order_id}"):
+        page = web.get(url).text
+        assert re.search(rf'<option value="{second.key}" selected>', page), url
+
+
+def test_activating_and_revising_ask_first(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer_id = make_offer(db, get_settings(), issued=True, company="Acme Hellas SA").id
+    db.rollback()
+    as_role(Role.SALES)
+    details = web.get(f"/admin/offer/details/{offer_id}").text
+    assert f'/admin/offers/{offer_id}/activate"' in details  # a link, to the question
+
+    for step, words in (("activate", "Yes, activate"), ("revise", "Yes, revise")):
+        page = web.get(f"/admin/offers/{offer_id}/{step}")
+        assert page.status_code == 200 and words in page.text
+    assert _offers(db)[0].status == OfferStatus.ISSUED
+
+
+def test_admins_keep_terms_templates_and_others_may_not(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    sales_token = sign_in(web, make_staff(Role.SALES))
+    refused = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": sales_token, "name": "X", "kind": "terms", "body": "Y"},
+    )
+    assert refused.status_code == 403
+    web.cookies.clear()
+    token = sign_in(web, make_staff(Role.ADMIN))
+
+    empty = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": token, "name": "Standard", "kind": "terms", "body": ""},
+    )
+    assert empty.status_code == 422 and 'id="body-error"' in empty.text
+    assert 'value="Standard"' in empty.text
+    saved = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": token, "name": "Standard", "kind": "terms", "body": "Net 30."},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    again = web.post(
+        "/admin/terms-templates/new",
+        data={"csrf_token": token, "name": "Standard", "kind": "notes", "body": "Other"},
+    )
+    assert again.status_code == 422 and "exists already" in again.text
+    with Session(db.get_bind()) as session:
+        assert [(t.name, t.body) for t in terms.list_templates(session)] == [
+            ("Standard", "Net 30.")
+        ]
+
+
+def test_disabling_a_user_needs_the_confirmation_box(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.SALES, "leaving@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+    form = {"csrf_token": token, "role": "sales", "new_password": ""}
+
+    unconfirmed = web.post(f"/admin/staff-user/edit/{user_id}", data=form)
+
+    assert unconfirmed.status_code == 400 and "to confirm. Nothing was changed." in unconfirmed.text
+    with Session(db.get_bind()) as session:
+        assert session.get(StaffUser, user_id).is_active  # type: ignore[union-attr]
+    confirmed = web.post(f"/admin/staff-user/edit/{user_id}", data=form | {"confirm_disable": "y"})
+    assert confirmed.status_code in (200, 302, 303)
+    with Session(db.get_bind()) as session:
+        assert not session.get(StaffUser, user_id).is_active  # type: ignore[union-attr]
+
+
+def test_the_fallback_creative_is_chosen_by_name(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    from tests.factories import make_campaign, make_creative, make_placement
+
+    campaign = make_campaign(db)
+    assert campaign.id is not None
+    creative = make_creative(db, campaign.id, name="Blue poster")
+    placement = make_placement(db, campaign.id)
+    db.rollback()
+    as_role(Role.SALES)
+
+    page = web.get(f"/admin/analytics/placements/{placement.id}").text
+
+    assert re.search(rf'<option value="{creative.id}"[^>]*>Blue poster</option>', page)
+    assert "Fallback creative id" not in page

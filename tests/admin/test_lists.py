@@ -1,0 +1,69 @@
+"""The staff lists: several filters at once, human column labels, the gross total column."""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from app.auth.staff import Role, StaffUser
+from app.config import get_settings
+from app.db import utcnow
+from app.offers.models import Offer
+from tests.admin.conftest import StaffLogin, sign_in
+from tests.factories import line_data, make_offer
+
+pytestmark = pytest.mark.concurrency
+
+
+def _offer(db: Session, company: str, price: str, **extra: object) -> str:
+    lines = [line_data(quantity="1", unit_price=price, vat_rate="20")]
+    return make_offer(db, get_settings(), company=company, lines=lines, **extra).id
+
+
+def test_offers_filter_by_owner_customer_date_and_amount_at_once(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    me = make_staff(Role.SALES)
+    my_id = db.exec(select(StaffUser.id).where(StaffUser.email == me.email)).one()
+    small = _offer(db, "Alpha Small GmbH", "100")  # 120.00 gross
+    big = _offer(db, "Alpha Big GmbH", "1000")  # 1,200.00 gross
+    old = _offer(db, "Alpha Old GmbH", "1000")
+    _offer(db, "Beta AG", "1000")
+    mine = [small, big, old]
+    db.execute(update(Offer).where(Offer.id.in_(mine)).values(owner_id=my_id))  # type: ignore[attr-defined]
+    long_ago = utcnow() - timedelta(days=90)
+    db.execute(update(Offer).where(Offer.id == old).values(created_at=long_ago))  # type: ignore[arg-type]
+    db.commit()
+    sign_in(web, me)
+    since = (utcnow() - timedelta(days=7)).date().isoformat()
+
+    page = web.get(
+        "/admin/offer/list",
+        params={"owner": "mine", "customer": "alpha", "created_from": since, "gross_min": "500"},
+    ).text
+
+    assert "Alpha Big GmbH" in page
+    for absent in ("Alpha Small GmbH", "Alpha Old GmbH", "Beta AG"):
+        assert absent not in page, absent
+    assert "Total (gross)" in page and "€1,200.00" in page
+    assert "Beta AG" in web.get("/admin/offer/list", params={"gross_max": "2000"}).text
+
+
+def test_orders_and_audit_log_read_in_human_words(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    _offer(db, "Gamma SA", "10")
+    sign_in(web, make_staff(Role.ADMIN))
+    assert "Total (gross)" in web.get("/admin/order/list").text
+    users_page = web.get("/admin/staff-user/list").text
+    assert "Last sign-in" in users_page and "last_login_at" not in users_page
+    keys_page = web.get("/admin/api-key/list").text
+    assert "Last used" in keys_page and "last_used_at" not in keys_page
+
+    audit = web.get("/admin/audit-log-entry/list", params={"action": "offer.create"}).text
+    assert "Created draft offer for Gamma SA" in audit and "What happened" in audit
+    none = web.get("/admin/audit-log-entry/list", params={"actor": "nobody-at-all"}).text
+    assert "Created draft offer for Gamma SA" not in none

@@ -1,0 +1,81 @@
+"""'Send to customer': the mail is queued with the PDF and the tracking link, and recorded."""
+
+import email
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import default
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.audit import AuditLogEntry
+from app.auth.staff import Role
+from app.config import get_settings
+from app.notifications.models import MailOutbox
+from tests.factories import make_offer
+
+pytestmark = pytest.mark.concurrency
+
+
+def _outbox(db: Session) -> list[EmailMessage]:
+    with Session(db.get_bind()) as session:
+        rows = session.exec(select(MailOutbox)).all()
+        parsed = [email.message_from_bytes(row.message, policy=default) for row in rows]
+    return [m for m in parsed if isinstance(m, EmailMessage)]
+
+
+def test_sales_sends_an_issued_offer_with_its_pdf_and_link(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer_id = make_offer(db, get_settings(), issued=True, company="Acme Hellas SA").id
+    token = as_role(Role.SALES)
+    form = web.get(f"/admin/offers/{offer_id}/send").text
+    assert 'value="maria@example.com"' in form  # the customer's address, prefilled
+
+    bad = web.post(
+        f"/admin/offers/{offer_id}/send",
+        data={"csrf_token": token, "to": "maria@", "subject": "Offer", "message": "Hi Maria"},
+    )
+    assert bad.status_code == 422 and 'id="to-error"' in bad.text and "Hi Maria" in bad.text
+    assert _outbox(db) == []
+
+    sent = web.post(
+        f"/admin/offers/{offer_id}/send",
+        data={
+            "csrf_token": token,
+            "to": "maria@example.com",
+            "subject": "Your offer",
+            "message": "Dear Maria,\n\nhere it is.",
+        },
+        follow_redirects=False,
+    )
+
+    assert sent.status_code == 303
+    [mail] = _outbox(db)
+    assert mail["To"] == "maria@example.com" and mail["Subject"] == "Your offer"
+    body = mail.get_body(("plain",))
+    assert body is not None and f"/{offer_id}" in body.get_content()
+    [pdf] = list(mail.iter_attachments())
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_content().startswith(b"%PDF")
+    with Session(db.get_bind()) as session:
+        actions = session.exec(
+            select(AuditLogEntry.action).where(AuditLogEntry.offer_id == offer_id)
+        ).all()
+    assert "offer.send" in actions
+    assert "Sent to maria@example.com" in web.get(f"/admin/offer/details/{offer_id}").text
+
+
+def test_a_draft_cannot_be_sent_and_a_viewer_cannot_send(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    draft_id = make_offer(db, get_settings(), company="Acme Hellas SA").id
+    token = as_role(Role.SALES)
+    data = {"csrf_token": token, "to": "maria@example.com", "subject": "S", "message": "M"}
+    assert web.post(f"/admin/offers/{draft_id}/send", data=data).status_code == 409
+    web.cookies.clear()
+    viewer_token = as_role(Role.VIEWER)
+    data["csrf_token"] = viewer_token
+    assert web.post(f"/admin/offers/{draft_id}/send", data=data).status_code == 403
+    assert _outbox(db) == []

@@ -1,0 +1,37 @@
+"""Checks every staff page a browser test visits must pass: no sideways page scroll, and no
+serious or critical axe-core violation (axe-core vendored under tests/browser/vendor)."""
+
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page
+
+AXE_SOURCE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
+BLOCKING = ("serious", "critical")
+RUN_AXE = """async () => {
+    const result = await axe.run(document, {resultTypes: ["violations"]});
+    return result.violations
+        .filter(v => ["serious", "critical"].includes(v.impact))
+        .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(" "))}));
+}"""
+
+
+def problems(page: Page) -> list[str]:
+    """What is wrong with the page as shown: sideways scroll and blocking axe violations."""
+    found: list[str] = []
+    width, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    if width > inner:
+        found.append(f"{page.url} scrolls sideways: {width} > {inner}")
+    # axe is injected through the DevTools protocol (the context bypasses CSP for this only):
+    # the page under test keeps its own policy for everything it loads itself.
+    page.evaluate(AXE_SOURCE + "\n;0")
+    violations: list[dict[str, Any]] = page.evaluate(RUN_AXE)
+    found += [f"{page.url} {v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in violations]
+    return found
+
+
+def assert_usable(page: Page, visited: list[str]) -> None:
+    """Check the page now shown and remember it was seen."""
+    page.wait_for_load_state("load")
+    visited.append(page.url)
+    assert problems(page) == []
