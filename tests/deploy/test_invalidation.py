@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app import invalidation
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
+from app.config import Settings
 from app.db import utcnow
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
 
@@ -46,7 +47,18 @@ def test_a_redis_that_does_not_answer_lets_lookups_through() -> None:
 
 
 @pytest.fixture
-def heard() -> Iterator[list[str]]:
+def own_listener_stopped(settings: Settings) -> Iterator[None]:
+    """The test app's lifespan started this process's listener; on PostgreSQL it listens on
+    the same channel and would hand each message to the same handlers a second time."""
+    was_running = invalidation._bus is not None
+    invalidation.stop()
+    yield
+    if was_running:
+        invalidation.start(settings.redis_url, settings.database_url)
+
+
+@pytest.fixture
+def heard(own_listener_stopped: None) -> Iterator[list[str]]:
     received: list[str] = []
     invalidation.subscribe("test-topic", received.append)
     yield received
@@ -118,6 +130,7 @@ def test_a_listener_that_loses_its_connection_reconnects_and_drops_everything(
 def test_a_verified_key_is_trusted_for_a_second_only_while_revocations_cannot_be_heard(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(invalidation, "is_live", lambda: False)  # no channel to hear it on
     key, token = auth_service.create_api_key(session, "erp", actor="tests")
     auth_service.verified_keys.forget()
     assert auth_service.authenticate(session, token).key_id == key.id
