@@ -3,6 +3,7 @@
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -42,10 +43,13 @@ metadata: MetaData = SQLModel.metadata
 
 # How long a backup's reader waits for SQLite's lock (a checkpoint, another process).
 SQLITE_LOCK_TIMEOUT = 30.0
-# How long a write waits for SQLite's one writer's lock before it gives up: the request then
-# answers 503 with Retry-After. A few seconds, not 30: a client (and the thread and connection
-# it holds) left waiting half a minute behind a queue of writers only makes the queue longer.
+# How long a write waits for SQLite's one writer's lock without seeing it change hands before it
+# gives up: the request then answers 503 with Retry-After. A few seconds: a holder that long is
+# stuck (a backup, another process), and waiting behind it only makes the queue longer. A queue
+# of short transactions that keeps moving is worth waiting in, up to QUEUE_WAIT_FACTOR times
+# that: a burst of forty writers on a loaded machine is a queue, not an outage.
 SQLITE_WRITE_WAIT_SECONDS = 5.0
+QUEUE_WAIT_FACTOR = 6
 Processor = Callable[[Any], Any]
 READ_ONLY: Final = "offertrack_read_only"
 # A write transaction that fails at once, instead of waiting, when another writer holds SQLite's
@@ -76,22 +80,51 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _WriterQueue:
-    """One writer at a time per SQLite file within this process, waiting in a queue.
+class _WriterLock:
+    """SQLite's one writer, for the threads of this process, as a lock they queue on.
 
     SQLite allows one writer; left to itself, a blocked writer polls with sleeps of up to
     100 ms (its busy handler), which under concurrent page views costs far more than the
     writes themselves. Threads of one process instead wait on a lock that is handed over the
     moment the previous transaction ends. Other processes still meet busy_timeout.
+
+    ``handovers`` counts releases, so a waiter can tell a queue that moves (short
+    transactions, one after another: worth waiting in) from a holder that is stuck.
     """
 
-    _locks: dict[str, threading.Lock] = {}
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.handovers = 0
+
+    def acquire(self, stall_seconds: float) -> bool:
+        """Wait while the lock keeps changing hands; give up after ``stall_seconds`` without a
+        hand-over, or after ``QUEUE_WAIT_FACTOR`` times that in all."""
+        deadline = time.monotonic() + stall_seconds * QUEUE_WAIT_FACTOR
+        while True:
+            seen = self.handovers
+            slice_seconds = min(stall_seconds, deadline - time.monotonic())
+            if slice_seconds <= 0:
+                return False
+            if self.lock.acquire(timeout=slice_seconds):
+                return True
+            if self.handovers == seen:
+                return False
+
+    def release(self) -> None:
+        self.handovers += 1  # under the lock: only its holder writes it
+        self.lock.release()
+
+
+class _WriterQueue:
+    """One ``_WriterLock`` per SQLite file within this process."""
+
+    _locks: dict[str, _WriterLock] = {}
     _guard = threading.Lock()
 
     @classmethod
-    def lock_for(cls, database: str) -> threading.Lock:
+    def lock_for(cls, database: str) -> _WriterLock:
         with cls._guard:
-            return cls._locks.setdefault(database, threading.Lock())
+            return cls._locks.setdefault(database, _WriterLock())
 
 
 class WriterBusy(OperationalError):
@@ -104,18 +137,18 @@ class WriterBusy(OperationalError):
 
 
 class _QueuedWriterConnection(sqlite3.Connection):
-    write_lock: "threading.Lock | None" = None
+    write_lock: "_WriterLock | None" = None
     write_wait_seconds = SQLITE_WRITE_WAIT_SECONDS
     holds_write_lock = False
 
     def acquire_write_lock(self, *, wait: bool = True, timeout: float | None = None) -> None:
         assert self.write_lock is not None
-        if wait:
-            acquired = self.write_lock.acquire(
-                timeout=self.write_wait_seconds if timeout is None else timeout
-            )
+        if not wait:
+            acquired = self.write_lock.lock.acquire(blocking=False)
+        elif timeout is not None:
+            acquired = self.write_lock.lock.acquire(timeout=timeout)
         else:
-            acquired = self.write_lock.acquire(blocking=False)
+            acquired = self.write_lock.acquire(self.write_wait_seconds)
         if not acquired:
             # SQLAlchemy's error, not the driver's: the "begin" event runs outside the code
             # that wraps driver errors, and a bare sqlite3 error would reach the client as a 500.

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from sqlmodel import Session
 
 from app.auth.service import create_api_key
 from app.config import Settings
-from app.db import read_only
+from app.db import make_engine, read_only
 from app.offers.pdf import PdfRenderer
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer, offer_data
@@ -126,6 +127,58 @@ def test_a_write_that_cannot_get_the_lock_in_time_answers_503(
     assert response.headers["Retry-After"].isdigit()
     assert "unavailable" in response.json()["detail"]
     assert settings.write_wait_seconds <= waited < settings.write_wait_seconds + 2
+
+
+@on_sqlite
+def test_a_write_waits_in_a_queue_that_moves_longer_than_behind_a_stuck_holder(
+    tmp_path: Path,
+) -> None:
+    """Forty writers at once on a loaded machine are a queue, not an outage: a write behind
+    short transactions that add up to more than the wait still gets its turn."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}", write_wait_seconds=0.5)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    holders_done = threading.Event()
+
+    def short_holders() -> None:
+        for n in range(6):  # 6 x 0.2 s: more than twice the 0.5 s wait, never stuck
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                if n == 0:
+                    first_holding.set()
+                time.sleep(0.2)
+        holders_done.set()
+
+    first_holding = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(short_holders)
+        assert first_holding.wait(10)
+        with engine.begin() as connection:  # queues behind the holders' transactions
+            connection.execute(text("INSERT INTO t VALUES (99)"))
+        assert holders_done.wait(10)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 7
+
+    release = threading.Event()
+    holding = threading.Event()
+
+    def stuck_holder() -> None:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (0)"))
+            holding.set()
+            release.wait(10)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(stuck_holder)
+        assert holding.wait(10)
+        started = time.perf_counter()
+        with pytest.raises(OperationalError, match="database is locked"):
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (100)"))
+        waited = time.perf_counter() - started
+        release.set()
+    assert 0.5 <= waited < 2
+    engine.dispose()
 
 
 @contextmanager
