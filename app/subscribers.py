@@ -47,10 +47,10 @@ def _subscribe_notifications(target: EventBus) -> None:
     from app.notifications import alerts, subscriptions
     from app.notifications.events import OfferAlertRaised
     from app.offers.events import OfferDeclined
-    from app.tracking.events import ScanRecorded
+    from app.tracking.events import ScansRecorded
 
     target.subscribe(StageUpdated, subscriptions.on_stage_updated)
-    target.subscribe(ScanRecorded, alerts.on_scan_recorded)
+    target.subscribe(ScansRecorded, alerts.on_scans_recorded)
     target.subscribe(OfferAccepted, alerts.on_offer_accepted)
     target.subscribe(OfferDeclined, alerts.on_offer_declined)
 

@@ -3,7 +3,7 @@
 The scan writer only makes each view's row durable (app.tracking.scanlog). The feed then takes
 the scans past its high-water mark (``scan_feed_mark``), in id order, and in one transaction
 rolls them up for the dashboard (app.analytics.rollup), queues their ``scan.created`` webhook
-events, publishes ``ScanRecorded`` for each (app.events: handlers add their rows to the same
+events, publishes ``ScansRecorded`` for them (app.events: handlers add their rows to the same
 transaction) and moves the mark past them. Whatever path stored a scan (a view, the spool's
 replay, a tool), it is derived exactly once.
 
@@ -32,7 +32,7 @@ from app import events
 from app.analytics import outbox, rollup
 from app.analytics.models import ScanFeedMark, table_of
 from app.db import READ_ONLY, utcnow
-from app.tracking.events import ScanRecorded
+from app.tracking.events import RecordedScan, ScansRecorded
 from app.tracking.models import ScanEvent
 
 log = logging.getLogger(__name__)
@@ -61,15 +61,15 @@ def derive(session: Session, zone: ZoneInfo, *, wait: bool = True) -> int:
         return 0
     upto = run[-1]
     rollup.add_range(connection, after, upto, zone)
-    handlers = events.bus.handlers(ScanRecorded)
+    handlers = events.bus.handlers(ScansRecorded)
     if handlers or outbox.subscribers(connection, "scan.created"):
         # The rows themselves only when someone wants them (a row costs some 10 us here).
         columns = (_scans.c[name] for name in _EVENT_COLUMNS)
         in_run = (_scans.c.id > after) & (_scans.c.id <= upto)
         scans = connection.execute(select(*columns).where(in_run).order_by(_scans.c.id)).all()
         outbox.queue_scans(connection, [dict(row._mapping) for row in scans])
-        for row in scans if handlers else ():
-            events.publish(session, _event(row))
+        if handlers:
+            events.publish(session, ScansRecorded(scans=tuple(map(_recorded, scans))))
     connection.execute(
         _mark.update().where(_mark.c.name == FEED).values(last_scan_id=upto, gap_since=None)
     )
@@ -142,8 +142,8 @@ def rebuild(engine: Engine, zone: ZoneInfo) -> None:
         rollup.recount(connection, zone, hold_mark(connection))
 
 
-def _event(row: Row[Any]) -> ScanRecorded:
-    return ScanRecorded(
+def _recorded(row: Row[Any]) -> RecordedScan:
+    return RecordedScan(
         scan_id=row.id,
         offer_id=row.offer_id,
         campaign_id=row.campaign_id,

@@ -29,7 +29,7 @@ from app.notifications.models import AlertPreference, StaffAlert
 from app.notifications.templates import render_mail
 from app.offers.events import OfferAccepted, OfferDeclined
 from app.offers.models import Offer, OfferStatus
-from app.tracking.events import ScanRecorded
+from app.tracking.events import RecordedScan, ScansRecorded
 
 
 class AlertKind(StrEnum):
@@ -173,29 +173,51 @@ def local_day(moment: datetime, settings: Settings) -> date:
     return moment.astimezone(settings.zone).date()
 
 
-def on_scan_recorded(session: Session, event: ScanRecorded) -> None:
-    """The first human scan of an issued offer, and the first of each later day."""
-    if event.is_bot or event.offer_id is None or event.code_form == "campaign":
-        return
+def on_scans_recorded(session: Session, event: ScansRecorded) -> None:
+    """The first human scan of an issued offer, and the first of each later day.
+
+    A round of the scan feed may hold thousands of scans of a few offers; only the first of
+    each offer and day can raise anything, so that is all that is looked up.
+    """
     settings = get_settings()
-    offer = session.get(Offer, event.offer_id)
-    if offer is None or offer.effective_status(local_day(utcnow(), settings)) != OfferStatus.ISSUED:
+    firsts: dict[tuple[str, date], RecordedScan] = {}
+    for scan in event.scans:
+        if scan.is_bot or scan.offer_id is None or scan.code_form == "campaign":
+            continue
+        firsts.setdefault((scan.offer_id, local_day(scan.occurred_at, settings)), scan)
+    today = local_day(utcnow(), settings)
+    for (offer_id, day), scan in firsts.items():
+        _alert_scan(session, offer_id, day, scan, today, settings)
+
+
+def _alert_scan(
+    session: Session,
+    offer_id: str,
+    day: date,
+    scan: RecordedScan,
+    today: date,
+    settings: Settings,
+) -> None:
+    key = f"scanned:{offer_id}:{day.isoformat()}"
+    if _known(session, key):
+        return  # the usual case: the offer was scanned earlier that day
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.effective_status(today) != OfferStatus.ISSUED:
         return
-    day = local_day(event.occurred_at, settings)
     raise_alert(
         session,
         offer,
         AlertKind.SCANNED,
-        f"scanned:{offer.id}:{day.isoformat()}",
-        {"channel": event.channel, "device_class": event.device_class},
+        key,
+        {"channel": scan.channel, "device_class": scan.device_class},
         settings=settings,
         webhook={
             "offer_id": offer.id,
             "tracking_id": offer.tracking_id,
-            "scan_id": event.scan_id,
-            "channel": event.channel,
-            "device_class": event.device_class,
-            "occurred_at": event.occurred_at.isoformat(),
+            "scan_id": scan.scan_id,
+            "channel": scan.channel,
+            "device_class": scan.device_class,
+            "occurred_at": scan.occurred_at.isoformat(),
         },
     )
 

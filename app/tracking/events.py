@@ -33,8 +33,8 @@ class StageUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ScanRecorded(Event):
-    """A committed scan, published by the post-commit scan feed (never on the request path)."""
+class RecordedScan:
+    """One committed scan, as ``ScansRecorded`` carries it."""
 
     scan_id: int
     offer_id: str | None
@@ -45,3 +45,12 @@ class ScanRecorded(Event):
     device_class: str
     is_bot: bool
     occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScansRecorded(Event):
+    """Committed scans, in id order, published by the post-commit scan feed (never on the
+    request path), once per round: a handler reacts to a round of thousands of scans with a few
+    queries, not a few per scan (its transaction holds SQLite's one writer meanwhile)."""
+
+    scans: tuple[RecordedScan, ...]

@@ -19,7 +19,7 @@ from app.notifications.alerts import AlertKind, AlertMode
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
-from app.tracking.events import ScanRecorded
+from app.tracking.events import RecordedScan, ScansRecorded
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, run_worker
 
@@ -54,7 +54,7 @@ def _scan(
     channel: str = "qr",
     device_class: str = "mobile",
 ) -> None:
-    event = ScanRecorded(
+    scan = RecordedScan(
         scan_id=1,
         offer_id=offer.id,
         campaign_id=None,
@@ -66,7 +66,7 @@ def _scan(
         occurred_at=at or utcnow(),
     )
     with Session(engine) as session:
-        publish(session, event)
+        publish(session, ScansRecorded(scans=(scan,)))
         session.commit()
 
 
