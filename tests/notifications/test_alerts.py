@@ -4,10 +4,10 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlmodel import Session
 
-from app.analytics import webhooks
+from app.analytics import scanfeed, webhooks
 from app.analytics.models import WebhookOutbox
 from app.analytics.schemas import WebhookEndpointCreate
 from app.auth.staff import Role, StaffUser
@@ -20,6 +20,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking.events import RecordedScan, ScansRecorded
+from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, run_worker
 
@@ -267,3 +268,39 @@ def test_alert_webhook_payloads_are_as_the_readme_documents(
     assert {body["type"] for body in bodies} == set(ALERT_TYPES)
     for body in bodies:
         assert set(body["data"]) == documented[body["type"]], body["type"]
+
+
+def test_a_round_of_many_scans_of_one_offer_alerts_once_with_a_few_queries(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    """The scan feed's round holds SQLite's one writer: what the alerts do in it must not grow
+    with the number of scans (a busy printed offer is scanned thousands of times a day)."""
+    offer = _offer(committed, settings, _owner(committed))
+    row = {
+        "offer_id": offer.id,
+        "occurred_at": utcnow(),
+        "code_form": "full",
+        "channel": "qr",
+        "device_class": "mobile",
+        "os_family": "",
+        "browser_family": "",
+        "referrer_host": "",
+        "is_bot": False,
+        "visitor_hash": None,
+    }
+    scanfeed.catch_up(committed, settings.zone)  # whatever came before
+    with committed.begin() as connection:
+        insert_scans(connection, [row] * 1000)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(committed, "before_cursor_execute", count)
+    try:
+        assert scanfeed.catch_up(committed, settings.zone) == 1000
+    finally:
+        event.remove(committed, "before_cursor_execute", count)
+    assert len(statements) < 30, statements
+    run_worker(committed, mail_settings)
+    assert len(inbox.to(OWNER)) == 1
