@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends
-from sqlalchemy import Column, DateTime, Engine, MetaData, event
+from sqlalchemy import Column, DateTime, Engine, MetaData, Select, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DisconnectionError,
@@ -351,6 +351,19 @@ def _roll_back_quietly(session: Session) -> None:
         session.rollback()
     except Exception:  # the connection is gone; the pool throws it away
         log.debug("rolling back a read-only transaction failed", exc_info=True)
+
+
+def nothing_to_claim(engine: Engine, query: Select[Any]) -> bool:
+    """Whether a worker's claim would find nothing, read without taking a writer's lock.
+
+    On SQLite a claim's transaction takes the one writer's lock; a worker polling an empty
+    queue every second would take it for nothing, and the scan writer would meet it held.
+    PostgreSQL's claims lock only the rows they find (SKIP LOCKED): they need no look first.
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+        return connection.execute(query.limit(1)).first() is None
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -21,9 +21,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
+from app.analytics import delivery as webhook_delivery
 from app.auth.service import create_api_key
 from app.config import Settings
 from app.db import make_engine, read_only
+from app.notifications import delivery as mail_delivery
+from app.notifications import subscriptions
 from app.offers.pdf import PdfRenderer
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer, offer_data
@@ -179,6 +182,37 @@ def test_a_write_waits_in_a_queue_that_moves_longer_than_behind_a_stuck_holder(
         release.set()
     assert 0.5 <= waited < 2
     engine.dispose()
+
+
+@on_sqlite
+def test_idle_workers_polls_never_take_the_writer_lock(
+    committed: Engine, settings: Settings
+) -> None:
+    """An empty mail, webhook or fan-out queue is polled every second by every worker: on
+    SQLite those polls must not take the one writer's lock that scans and requests queue for.
+    With the lock held elsewhere, they answer "nothing to do" at once."""
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold_the_writer_lock() -> None:
+        with committed.begin() as connection:
+            connection.execute(text("SELECT 1"))
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_writer_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        started = time.perf_counter()
+        assert mail_delivery.claim(committed, settings) == []
+        assert webhook_delivery.claim(committed, settings) == []
+        assert subscriptions.fan_out(committed, settings) == 0
+        waited = time.perf_counter() - started
+    finally:
+        release.set()
+        holder.join(30)
+    assert waited < 1
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from app.analytics import egress
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox, table_of
 from app.analytics.outbox import SIGNATURE_HEADER, sign
 from app.config import Settings
-from app.db import utcnow
+from app.db import nothing_to_claim, utcnow
 from app.metrics import WEBHOOK_FAILURES, WEBHOOK_OUTBOX_DEPTH
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[C
         .order_by(_outbox.id)
         .limit(limit)
     )
+    if nothing_to_claim(engine, query):
+        return []
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=table_of(WebhookOutbox))

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import Engine, and_, delete, func, or_, select, update
 
 from app.config import Settings
-from app.db import utcnow
+from app.db import nothing_to_claim, utcnow
 from app.metrics import MAIL_FAILURES, MAIL_OUTBOX_DEPTH, MAILS_SENT
 from app.notifications.mail import sender
 from app.notifications.models import MailOutbox
@@ -83,6 +83,8 @@ def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[C
         .order_by(_mail.id)
         .limit(limit)
     )
+    if nothing_to_claim(engine, query):
+        return []
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)

@@ -17,7 +17,7 @@ from sqlmodel import Session, col
 
 from app import i18n
 from app.config import Settings
-from app.db import read_only, utcnow
+from app.db import nothing_to_claim, read_only, utcnow
 from app.errors import NotFound
 from app.notifications.mail import (
     insert_mails,
@@ -248,6 +248,8 @@ def _claim_fanout(engine: Engine) -> UpdateFanout | None:
         .order_by(col(UpdateFanout.id))
         .limit(1)
     )
+    if nothing_to_claim(engine, query):
+        return None
     with Session(engine, expire_on_commit=False) as session:
         if session.connection().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
