@@ -53,9 +53,7 @@ from app.observability import RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
 from app.requestguard import (
-    HeadAsGetMiddleware,
-    LoneSurrogateMiddleware,
-    RelativeLocationMiddleware,
+    RequestGuardMiddleware,
 )
 from app.restore import claim_database
 from app.security import (
@@ -153,9 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
-    app.add_middleware(LoneSurrogateMiddleware)
-    app.add_middleware(HeadAsGetMiddleware)
-    app.add_middleware(RelativeLocationMiddleware)
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")

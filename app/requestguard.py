@@ -30,14 +30,27 @@ def is_head(request: Request) -> bool:
     return bool(request.scope.get("state", {}).get(HEAD_FLAG))
 
 
-class HeadAsGetMiddleware:
+class RequestGuardMiddleware:
+    """The request-side rules, in one layer: a plain GET (every tracking page view) passes
+    straight through it. The response-side rule (relative Locations) runs in the security
+    headers' pass over the response's header list (app.security)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif scope["method"] == "HEAD":
+            await self._head_as_get(scope, receive, send)
+        elif _is_urlencoded_form(scope):
+            await self.app(scope, _without_nul(receive), send)
+        elif _is_json(scope):
+            await self._json_without_surrogates(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _head_as_get(self, scope: Scope, receive: Receive, send: Send) -> None:
         # A copy: the server keeps reading the original scope, where the request stays a HEAD
         # (uvicorn sends no body for it, and expects none).
         scope = {**scope, "method": "GET", "state": {**scope.get("state", {}), HEAD_FLAG: True}}
@@ -58,29 +71,35 @@ class HeadAsGetMiddleware:
 
         await self.app(scope, no_body, send_headers_only)
 
-
-class RelativeLocationMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    async def _json_without_surrogates(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A JSON body whose text holds a lone surrogate gets a 422 naming the field, before any
+        route sees it: such text can be neither stored nor echoed back in an error (the 422
+        would itself fail to encode). Form bodies need no check: Starlette decodes them with
+        replacement characters."""
+        try:
+            body = await _read_body(receive)
+        except HTTPException as exc:  # the body limit, counted while the body arrives
+            response = JSONResponse({"detail": exc.detail}, exc.status_code)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
             return
+        loc = _surrogate_location(body) if _UNSTORABLE_ESCAPE.search(body) else None
+        if loc is not None:
+            error = {"type": "string_unicode", "loc": ["body", *loc], "msg": SURROGATE_MESSAGE}
+            await JSONResponse({"detail": [error]}, 422)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-        async def send_relative(message: Message) -> None:
-            # Most responses carry no Location: they cost one scan of their header names.
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                if any(name.lower() == b"location" for name, _ in headers):
-                    own = _own_origins(scope)
-                    message["headers"] = [
-                        (name, _relative(value, own) if name.lower() == b"location" else value)
-                        for name, value in headers
-                    ]
-            await send(message)
 
-        await self.app(scope, receive, send_relative)
+def relative_locations(raw: list[tuple[bytes, bytes]], scope: Scope) -> None:
+    """Make a Location that points back at this site relative, in a response's raw header
+    list. Most responses carry none: they cost one scan of their header names."""
+    if any(name.lower() == b"location" for name, _ in raw):
+        own = _own_origins(scope)
+        raw[:] = [
+            (name, _relative(value, own) if name.lower() == b"location" else value)
+            for name, value in raw
+        ]
 
 
 def _own_origins(scope: Scope) -> set[str]:
@@ -116,40 +135,6 @@ SURROGATE_MESSAGE = (
     "Text must not contain a NUL character (\\u0000) or a lone UTF-16 surrogate "
     "(\\ud800-\\udfff): neither can be stored."
 )
-
-
-class LoneSurrogateMiddleware:
-    """A JSON body whose text holds a lone surrogate gets a 422 naming the field, before any
-    route sees it: such text can be neither stored nor echoed back in an error (the 422 would
-    itself fail to encode). Form bodies need no check: Starlette decodes them with
-    replacement characters."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if _is_urlencoded_form(scope):
-            await self.app(scope, _without_nul(receive), send)
-            return
-        if not _is_json(scope):
-            await self.app(scope, receive, send)
-            return
-        try:
-            body = await _read_body(receive)
-        except HTTPException as exc:  # the body limit, counted while the body arrives
-            response = JSONResponse({"detail": exc.detail}, exc.status_code)
-            response.headers["Connection"] = "close"
-            await response(scope, receive, send)
-            return
-        loc = _surrogate_location(body) if _UNSTORABLE_ESCAPE.search(body) else None
-        if loc is not None:
-            error = {"type": "string_unicode", "loc": ["body", *loc], "msg": SURROGATE_MESSAGE}
-            await JSONResponse({"detail": [error]}, 422)(scope, receive, send)
-            return
-        await self.app(scope, _replay(body, receive), send)
 
 
 def _is_urlencoded_form(scope: Scope) -> bool:

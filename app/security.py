@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import randomness
 from app.config import Settings
+from app.requestguard import relative_locations
 
 NONCE = "{nonce}"
 
@@ -162,6 +163,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", []))
                 apply_headers(raw, self.headers, path, nonce)
+                relative_locations(raw, scope)
                 message["headers"] = raw
             await send(message)
 
