@@ -34,7 +34,7 @@ from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
 from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
-from app.analytics.codes import routing_table
+from app.analytics.codes import RoutingTable
 from app.analytics.delivery import DeliveryWorker
 from app.analytics.reports import router as analytics_reports_router
 from app.analytics.router import routes as campaign_code_routes
@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.notification_limits = FormLimits()
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
-    routing_table.keep_copy_in(settings.var_dir / "campaign_rules.json")
+    app.state.routing_table = RoutingTable(rules_file=settings.var_dir / "campaign_rules.json")
     # Routes are matched in order, and the public pages are the busiest paths: every other
     # single-segment path before the tracking pages (whose /{code} would shadow those); the
     # API and the staff site, deeper paths all, come last. Campaign redirects and canonical

@@ -43,7 +43,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from app.analytics.codes import routing_table  # noqa: E402
 from app.analytics.router import session_scope  # noqa: E402
 from app.auth.service import create_api_key  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
@@ -151,7 +150,7 @@ def client(app: FastAPI, _running_client: TestClient, session: Session) -> Itera
     app.state.miss_limiter = MissLimiter(get_settings().miss_limit_per_minute)
     visitor_keys.forget()
     app.state.page_cache.clear()  # a rolled-back test leaves no trace in the data; nor may it here
-    routing_table.forget()  # codes loaded by another test's rolled-back transaction
+    app.state.routing_table.forget()  # codes loaded by another test's rolled-back transaction
     _running_client.headers.clear()
     _running_client.cookies.clear()
     try:

@@ -8,6 +8,7 @@ process), and keeps routing with the rules last loaded while the database is dow
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,20 +80,20 @@ class RoutingUnavailable(ServiceUnavailable):
 
 
 class RoutingTable:
-    """Every code's compiled rules, shared by the threads of one process."""
+    """Every code's compiled rules, shared by the threads of one app (``app.state``).
 
-    def __init__(self) -> None:
+    ``rules_file``: where the rules are saved whenever they change, and started from when the
+    database is away at the first load (a cold start during an outage).
+    """
+
+    def __init__(self, rules_file: Path | None = None) -> None:
         self._codes: dict[str, CompiledCode] | None = None
         self._arms: ArmTable = {}
         self._loaded_at = 0.0
         self._arms_at = float("-inf")
         self._lock = threading.Lock()
-        self._copy: RulesFile | None = None
-
-    def keep_copy_in(self, path: Path) -> None:
-        """Save the rules to ``path`` whenever they change, and start from that copy when the
-        database is away at the first load."""
-        self._copy = RulesFile(path)
+        self._copy = None if rules_file is None else RulesFile(rules_file)
+        _live_tables.add(self)
 
     def lookup(self, session: Session, slug: str) -> CompiledCode | None:
         if self._codes is None or time.monotonic() - self._loaded_at > RULES_TTL_SECONDS:
@@ -152,14 +153,22 @@ class RoutingTable:
             self._copy.save(self._codes)
 
 
-routing_table = RoutingTable()
+# Every app's table in this process (tests make several apps), for the invalidation below.
+_live_tables: "weakref.WeakSet[RoutingTable]" = weakref.WeakSet()
 ROUTING_TOPIC = "routing"
-invalidation.subscribe(ROUTING_TOPIC, lambda _payload: routing_table.invalidate())
+
+
+def _invalidate_tables(_payload: str = "") -> None:
+    for table in list(_live_tables):
+        table.invalidate()
+
+
+invalidation.subscribe(ROUTING_TOPIC, _invalidate_tables)
 
 
 def rules_changed() -> None:
     """Reload the routing rules here at once, and in every other process as soon as it hears."""
-    routing_table.invalidate()
+    _invalidate_tables()
     invalidation.publish(ROUTING_TOPIC)
 
 
@@ -243,8 +252,8 @@ def load_arm_stats(session: Session, placement_ids: list[int]) -> ArmTable:
     return arms
 
 
-def resolve_code(session: Session, slug: str) -> CompiledCode:
-    code = routing_table.lookup(session, slug)
+def resolve_code(session: Session, table: RoutingTable, slug: str) -> CompiledCode:
+    code = table.lookup(session, slug)
     if code is None:
         raise CampaignCodeNotFound()
     return code
@@ -278,11 +287,11 @@ def plan_redirect(
 
 
 def redirect_from_memory(
-    slug: str, visit: Visit, accept_language: str, settings: Settings
+    table: RoutingTable, slug: str, visit: Visit, accept_language: str, settings: Settings
 ) -> Redirect | None:
     """The redirect from what this process holds, or None when the database is needed first
     (rules due for a reload, no visitor key of the day yet)."""
-    fresh, code = routing_table.peek(slug)
+    fresh, code = table.peek(slug)
     if not fresh:
         return None
     if code is None:
@@ -297,10 +306,15 @@ def redirect_from_memory(
 
 
 def redirect_with_database(
-    session: Session, slug: str, visit: Visit, accept_language: str, settings: Settings
+    session: Session,
+    table: RoutingTable,
+    slug: str,
+    visit: Visit,
+    accept_language: str,
+    settings: Settings,
 ) -> Redirect:
     """The redirect after loading what is missing; with the rules last loaded if it fails."""
-    code = resolve_code(session, slug)
+    code = resolve_code(session, table, slug)
     hashed = _visitor_hash(session, visit, code.slug)
     return plan_redirect(code, visit, accept_language, hashed, settings)
 

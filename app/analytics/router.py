@@ -70,6 +70,7 @@ async def follow_code(request: Request) -> Response:
     """
     settings = get_settings()
     limiter: MissLimiter = request.app.state.miss_limiter
+    table: codes.RoutingTable = request.app.state.routing_table
     slug = str(request.path_params["slug"])[:40]
     accept_language = request.headers.get("accept-language", "")[:500]
     visit = visit_of(request, settings)
@@ -77,10 +78,12 @@ async def follow_code(request: Request) -> Response:
 
     def load_and_plan() -> codes.Redirect:
         with open_session() as session:
-            return codes.redirect_with_database(session, slug, visit, accept_language, settings)
+            return codes.redirect_with_database(
+                session, table, slug, visit, accept_language, settings
+            )
 
     with counting_misses(request, limiter, settings):
-        redirect = codes.redirect_from_memory(slug, visit, accept_language, settings)
+        redirect = codes.redirect_from_memory(table, slug, visit, accept_language, settings)
         if redirect is None:
             redirect = await run_in_threadpool(load_and_plan)
     await _record(scan_log, redirect)

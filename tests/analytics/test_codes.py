@@ -305,7 +305,7 @@ def test_redirects_keep_working_from_the_last_rules_while_the_database_is_down(
     )
     assert _base(_go(client, placement.slug)) == "https://x.example/i"  # loads the table
     dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", pool_pre_ping=False)
-    codes.routing_table.invalidate()  # due for a reload, which fails
+    client.app.state.routing_table.invalidate()  # type: ignore[attr-defined]
     dead_session = Session(dead)
     overrides = client.app.dependency_overrides  # type: ignore[attr-defined]
     overrides[session_scope] = lambda: lambda: nullcontext(dead_session)

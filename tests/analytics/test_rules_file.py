@@ -12,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.analytics.codes import routing_table
 from app.analytics.models import Campaign, SplitMode
 from app.analytics.routing import ArmStats, CompiledCode, Rule, Target
 from app.analytics.rulesfile import RulesFile
@@ -43,10 +42,10 @@ def test_the_rules_file_follows_every_change(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The table is the process's; the file it keeps is where the last app created said (other
-    # tests create apps with var directories of their own).
+    # The table is the app's; its file goes to this test's own directory.
     saved = tmp_path / "campaign_rules.json"
-    monkeypatch.setattr(routing_table, "_copy", RulesFile(saved))
+    table = api.app.state.routing_table  # type: ignore[attr-defined]
+    monkeypatch.setattr(table, "_copy", RulesFile(saved))
     rules = [{"when": {"os": ["ios"]}, "destinations": [{"url": "https://x.example/first"}]}]
     placement = _code(session, campaign, rules)
     _go(api, placement.slug)  # loads the table
