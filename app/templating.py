@@ -127,15 +127,21 @@ templates.env.globals["default_language"] = i18n.DEFAULT_LANGUAGE
 templates.env.globals["example_code"] = "01H0W-ARY2W"
 
 
+SWITCHER_KEEPS = frozenset({"code"})
+
+
 def language_link(request: Request, language: str) -> str:
-    """This page in ``language``: same path and query (what was typed stays), ``lang`` set.
-    Relative, as the switcher's links need no host; ``src`` goes, a switch is no new visit."""
+    """This page in ``language``: same path, what was typed in the entry form (``code``)
+    kept, ``lang`` set. Relative, as the switcher's links need no host. Nothing else of the
+    query: a tracking page is cached and served to the next visitors, who must not carry the
+    first one's parameters (``src`` would count their switch as a new visit, any other could
+    tell them where the first came from)."""
     if request.method not in ("GET", "HEAD"):
         # An answer to a form: its address takes no GET, the page the form was on does.
         code = request.path_params.get("code")
         root = request.scope.get("root_path", "")
         return f"{root}/{code}?lang={language}" if code else f"{root}/?lang={language}"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("lang", "src")]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k in SWITCHER_KEEPS]
     return f"{request.url.path}?{urlencode([*params, ('lang', language)])}"
 
 

@@ -92,6 +92,19 @@ def test_cached_pages_vary_by_language(
     assert "Accept-Language" in views[0].headers["Vary"]
 
 
+def test_a_cached_page_never_carries_another_visitors_query(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True, language="de")
+
+    first = client.get(f"/{offer.id}?utm_source=newsletter-anna&src=pdf")
+    second = client.get(f"/{offer.id}")  # the same cache entry
+
+    for page in (first.text, second.text):
+        assert "newsletter-anna" not in page and "src=pdf" not in page
+        assert f'<a href="/{offer.id}?lang=el" hreflang="el"' in page
+
+
 def test_the_order_timeline_and_its_htmx_fragment_are_translated(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
