@@ -16,6 +16,7 @@ from sqlalchemy import Engine, ForeignKey, Integer, String, delete, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
+from app.auth.staff import StaffUser
 from app.db import NO_WAIT, UTCDateTime, utcnow
 from app.tracking.scans import classify_user_agent
 
@@ -67,11 +68,14 @@ def client_label(user_agent: str) -> str:
 
 
 def start(session: Session, user_id: int, user_agent: str) -> str:
-    """A new session for the user; returns the token for the cookie. Commits."""
+    """A new session for the user, who is now signed in (every factor given); returns the
+    token for the cookie. Commits."""
     token = secrets.token_urlsafe(32)
     session.add(
         StaffSession(token_hash=_hash(token), user_id=user_id, client=client_label(user_agent))
     )
+    signed_in = update(StaffUser).where(col(StaffUser.id) == user_id)
+    session.execute(signed_in.values(last_login_at=utcnow()))
     session.execute(
         delete(StaffSession).where(col(StaffSession.last_seen_at) < utcnow() - KEEP_ENDED)
     )

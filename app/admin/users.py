@@ -180,8 +180,7 @@ def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) 
     assert user is not None
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
-    user.last_login_at = utcnow()
-    session.add(user)
+    session.add(user)  # last_login_at waits for the session itself (a second factor may follow)
     throttle.forgive(session, who)
     session.commit()
     return _staff(user)

@@ -4,14 +4,15 @@ compulsory for admins when OFFERTRACK_REQUIRE_ADMIN_2FA is set."""
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.admin import twofactor
-from app.auth.staff import Role
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 
@@ -49,6 +50,12 @@ def _signed_in(web: TestClient) -> bool:
     return web.get("/admin/", follow_redirects=False).status_code == 200
 
 
+def _last_login(db: Session, who: StaffLogin) -> datetime | None:
+    query = select(StaffUser.last_login_at).where(StaffUser.email == who.email)
+    with Session(db.get_bind()) as fresh:
+        return fresh.exec(query).one()
+
+
 def _enrol_from_account_page(web: TestClient, token: str) -> tuple[str, list[str]]:
     web.post("/admin/account/2fa/start", data={"csrf_token": token})
     page = web.get("/admin/account")
@@ -74,8 +81,13 @@ def test_enrolment_then_sign_in_needs_the_code(
     assert "On: signing in needs a code" in web.get("/admin/account").text
     web.post("/admin/logout", data={"csrf_token": token})
 
+    user = db.exec(select(StaffUser).where(StaffUser.email == who.email)).one()
+    user.last_login_at = None
+    db.add(user)
+    db.commit()
     _password_step(web, who)
     assert not _signed_in(web)  # the password alone is not enough
+    assert _last_login(db, who) is None  # nor is it a sign-in to show in the users list
     wrong = _enter(web, "000000")
     assert wrong.status_code == 422  # type: ignore[attr-defined]
     assert 'id="code-error"' in wrong.text  # type: ignore[attr-defined]
@@ -83,6 +95,7 @@ def test_enrolment_then_sign_in_needs_the_code(
 
     assert right.status_code == 303  # type: ignore[attr-defined]
     assert _signed_in(web)
+    assert _last_login(db, who) is not None
 
 
 def test_a_code_works_once(web: TestClient, make_staff: Callable[..., StaffLogin]) -> None:
