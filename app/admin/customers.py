@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
-from pydantic import ValidationError
 from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import SalesDep, StaffDep
-from app.admin.editor_forms import Errors, errors_by_field
+from app.admin.forms import Errors, refusal_errors, save_and_redirect, validate
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.auth.staff import Role
@@ -84,13 +83,17 @@ def _values(form: Any) -> dict[str, str]:
 @router.post("/new", name="customer_pages:create")
 async def create(request: Request, staff: SalesDep) -> Response:
     values = _values(await request.form())
-    try:
-        data = CustomerCreate.model_validate(values)
-    except ValidationError as error:
-        return await _form_page(request, values, errors=errors_by_field(error.errors()), status=422)
-    customer = await in_session(lambda s: service.create_customer(s, data, actor=staff.actor))
-    Flash.success(request, f"Customer {customer.company} saved.")
-    return RedirectResponse(request.url_for("customer_pages:edit", customer_id=customer.id), 303)
+    outcome = await save_and_redirect(
+        request,
+        validate(CustomerCreate, values),
+        lambda s, data: service.create_customer(s, data, actor=staff.actor),
+        success=lambda customer: f"Customer {customer.company} saved.",
+        to=lambda customer: request.url_for("customer_pages:edit", customer_id=customer.id),
+        errors_of=refusal_errors,
+    )
+    if isinstance(outcome, Response):
+        return outcome
+    return await _form_page(request, values, errors=outcome, status=422)
 
 
 def _load(session: Session, customer_id: int) -> Customer:
@@ -108,17 +111,20 @@ async def edit_page(request: Request, customer_id: PathId, staff: StaffDep) -> R
 @router.post("/{customer_id}", name="customer_pages:save")
 async def save(request: Request, customer_id: PathId, staff: SalesDep) -> Response:
     values = _values(await request.form())
-    try:
-        data = CustomerUpdate.model_validate(values)
-    except ValidationError as error:
-        customer = await in_session(lambda s: _load(s, customer_id))
-        errors = errors_by_field(error.errors())
-        return await _form_page(request, values, customer=customer, errors=errors, status=422)
-    customer = await in_session(
-        lambda s: service.update_customer(s, customer_id, data, actor=staff.actor)
+    outcome = await save_and_redirect(
+        request,
+        validate(CustomerUpdate, values),
+        lambda s, data: service.update_customer(s, customer_id, data, actor=staff.actor),
+        success=lambda customer: (
+            f"Customer {customer.company} saved. Issued offers keep their copy."
+        ),
+        to=lambda _: request.url_for("customer_pages:edit", customer_id=customer_id),
+        errors_of=refusal_errors,
     )
-    Flash.success(request, f"Customer {customer.company} saved. Issued offers keep their copy.")
-    return RedirectResponse(request.url_for("customer_pages:edit", customer_id=customer_id), 303)
+    if isinstance(outcome, Response):
+        return outcome
+    customer = await in_session(lambda s: _load(s, customer_id))
+    return await _form_page(request, values, customer=customer, errors=outcome, status=422)
 
 
 @router.post("/{customer_id}/delete", name="customer_pages:delete")

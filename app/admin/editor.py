@@ -31,6 +31,7 @@ from app.admin.editor_forms import (
     to_create,
     to_update,
 )
+from app.admin.forms import save_and_redirect
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
 from app.admin.views import in_session
@@ -43,6 +44,7 @@ from app.fields import MAX_ROW_ID
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
+from app.offers.schemas import OfferUpdate
 
 router = APIRouter(prefix="/offers", include_in_schema=False)
 PARTIAL = "admin/editor/_totals.html"
@@ -150,7 +152,11 @@ async def _form_step(raw: FormData, form: OfferForm) -> bool:
 
 
 def _service_error(exc: AppError) -> Errors:
-    loc = [str(part) for part in getattr(exc, "loc", ()) if part != "body"]
+    """A refusal beside the field its location names (``lines-0-quantity``, as the form's
+    names go); any other error is the staff site's error page."""
+    if not isinstance(exc, Unprocessable):
+        raise exc
+    loc = [str(part) for part in exc.loc if part != "body"]
     return {"-".join(loc) or "form": exc.detail}
 
 
@@ -177,20 +183,19 @@ async def create_offer(request: Request, settings: SettingsDep, staff: SalesDep)
     form = read_form(raw)
     if await _form_step(raw, form):
         return await _editor(request, staff, settings, form)
-    data, errors = to_create(form)
-    if data is not None:
-        try:
-            offer = await in_session(
-                lambda s: offers_service.create_offer(
-                    s, data, actor=staff.actor, settings=settings, owner_id=staff.id
-                )
-            )
-        except Unprocessable as exc:
-            errors = _service_error(exc)
-        else:
-            Flash.success(request, "Draft saved. Preview its PDF, then issue it when it is ready.")
-            return RedirectResponse(request.url_for("editor:edit", offer_id=offer.id), 303)
-    return await _editor(request, staff, settings, form, errors=errors, status=422)
+    outcome = await save_and_redirect(
+        request,
+        to_create(form),
+        lambda s, data: offers_service.create_offer(
+            s, data, actor=staff.actor, settings=settings, owner_id=staff.id
+        ),
+        success=lambda _: "Draft saved. Preview its PDF, then issue it when it is ready.",
+        to=lambda offer: request.url_for("editor:edit", offer_id=offer.id),
+        errors_of=_service_error,
+    )
+    if isinstance(outcome, Response):
+        return outcome
+    return await _editor(request, staff, settings, form, errors=outcome, status=422)
 
 
 def _load(session: Session, offer_id: str) -> Offer:
@@ -216,31 +221,35 @@ async def save_offer(
     offer = await in_session(lambda s: _load(s, offer_id))
     if await _form_step(raw, form):
         return await _editor(request, staff, settings, form, offer=offer)
-    data, errors = to_update(form)
-    if data is not None:
-        try:
-            offer = await in_session(
-                lambda s: offers_service.update_offer(
-                    s, offer_id, data, actor=staff.actor, settings=settings
-                )
-            )
-            await _reassign(staff, offer, form.header["owner_id"])
-        except Unprocessable as exc:
-            errors = _service_error(exc)
-        else:
-            Flash.success(request, "Draft saved.")
-            return RedirectResponse(request.url_for("editor:edit", offer_id=offer.id), 303)
-    return await _editor(request, staff, settings, form, offer=offer, errors=errors, status=422)
-
-
-async def _reassign(staff: Staff, offer: Offer, owner: str) -> None:
-    """Only an admin hands an offer to someone else; for others the field is not shown."""
-    if not staff.can(Role.ADMIN) or owner == str(offer.owner_id or ""):
-        return
-    owner_id = int(owner) if owner.isdigit() else None
-    await in_session(
-        lambda s: offers_service.assign_owner(s, offer.id, owner_id, actor=staff.actor)
+    outcome = await save_and_redirect(
+        request,
+        to_update(form),
+        lambda s, data: _save_draft(s, offer_id, data, staff, form.header["owner_id"], settings),
+        success=lambda _: "Draft saved.",
+        to=lambda saved: request.url_for("editor:edit", offer_id=saved.id),
+        errors_of=_service_error,
     )
+    if isinstance(outcome, Response):
+        return outcome
+    return await _editor(request, staff, settings, form, offer=offer, errors=outcome, status=422)
+
+
+def _save_draft(
+    session: Session,
+    offer_id: str,
+    data: OfferUpdate,
+    staff: Staff,
+    owner: str,
+    settings: Settings,
+) -> Offer:
+    offer = offers_service.update_offer(
+        session, offer_id, data, actor=staff.actor, settings=settings
+    )
+    # Only an admin hands an offer to someone else; for others the field is not shown.
+    if not staff.can(Role.ADMIN) or owner == str(offer.owner_id or ""):
+        return offer
+    owner_id = int(owner) if owner.isdigit() else None
+    return offers_service.assign_owner(session, offer.id, owner_id, actor=staff.actor)
 
 
 @router.post("/editor/totals", name="editor:totals")

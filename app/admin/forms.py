@@ -59,6 +59,14 @@ def service_errors(exc: AppError) -> Errors:
     return {"form": exc.detail}
 
 
+def refusal_errors(exc: AppError) -> Errors:
+    """A refusal of the input (Unprocessable) beside its field, as ``service_errors`` places it;
+    any other error (the row is gone, the step is not allowed now) is the error page's."""
+    if not isinstance(exc, Unprocessable):
+        raise exc
+    return service_errors(exc)
+
+
 async def save_and_redirect(
     request: Request,
     parsed: tuple[M | None, Errors],

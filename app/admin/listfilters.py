@@ -1,11 +1,12 @@
-"""Filters of the staff lists that take a value typed into a form (a date range, an amount
-range, an owner, a customer, an actor), applied together with sqladmin's own lookup filters.
+"""Filters of the staff lists: sqladmin's lookup filters (one value from a fixed list each,
+``LookupFilter``), and fields typed into a form (a date range, an amount range, an owner, a
+customer, an actor), applied together.
 
-sqladmin's filters take one value from a fixed list each; these read their query parameters
-directly, and a value that does not parse is ignored (the field shows it marked) rather than
-answered with an error page.
+The typed fields read their query parameters directly, and a value that does not parse is
+ignored (the field shows it marked) rather than answered with an error page.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -20,6 +21,33 @@ from app.config import get_settings
 from app.offers.models import Offer, OfferLine
 
 HUNDRED = Decimal(100)
+ALL = "__all"
+
+
+class LookupFilter(ABC):
+    """A filter as sqladmin's list page and lookup template take it: "All", then the values a
+    subclass lists; picking one narrows the list by the subclass's condition."""
+
+    has_operator = False
+    template = "sqladmin/filters/lookup_filter.html"
+    title: str
+    parameter_name: str
+
+    async def lookups(self, request: Request, model: Any, run_query: Any) -> list[tuple[str, str]]:
+        return [(ALL, "All"), *await self.choices()]
+
+    async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Any:
+        if value in ("", ALL, None):
+            return query
+        return query.where(self.condition(str(value)))
+
+    @abstractmethod
+    async def choices(self) -> list[tuple[str, str]]:
+        """The values to pick from, each with its label."""
+
+    @abstractmethod
+    def condition(self, value: str) -> ColumnElement[bool]:
+        """The rows a picked value keeps."""
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,11 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse, RedirectResponse
-from sqladmin.flash import Flash
-from sqlmodel import Session
+from fastapi.responses import PlainTextResponse
 from starlette.responses import Response
 
 from app.admin.access import AdminDep, StaffDep, require_role
+from app.admin.forms import save_and_redirect
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views.base import in_session
 from app.auth.staff import Role
@@ -45,18 +44,21 @@ async def save_alert_preferences(request: Request, staff: StaffDep) -> Response:
     form = await request.form()
     chosen = {kind: str(form.get(kind, "")) for kind in AlertKind}
     allowed = {mode.value for mode in AlertMode}
-    errors = {kind: "Choose one of the options." for kind, v in chosen.items() if v not in allowed}
-    if errors:
-        context = {"title": "My alerts", "modes": chosen, "errors": errors, **_choices()}
-        return await render_staff_page(request, "notifications/alerts.html", context, 422)
-    modes = {kind: AlertMode(value) for kind, value in chosen.items()}
-
-    def save(session: Session) -> None:
-        alerts.set_preferences(session, staff.id, modes)
-
-    await in_session(save)
-    Flash.success(request, "Your alert preferences are saved.")
-    return RedirectResponse(request.url_for("notifications:alerts"), status_code=303)
+    errors = {
+        kind.value: "Choose one of the options." for kind, v in chosen.items() if v not in allowed
+    }
+    modes = None if errors else {kind: AlertMode(value) for kind, value in chosen.items()}
+    outcome = await save_and_redirect(
+        request,
+        (modes, errors),
+        lambda s, valid: alerts.set_preferences(s, staff.id, valid),
+        success=lambda _: "Your alert preferences are saved.",
+        to=lambda _: request.url_for("notifications:alerts"),
+    )
+    if isinstance(outcome, Response):
+        return outcome
+    context = {"title": "My alerts", "modes": chosen, "errors": outcome, **_choices()}
+    return await render_staff_page(request, "notifications/alerts.html", context, 422)
 
 
 def _choices() -> dict[str, object]:

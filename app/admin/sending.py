@@ -3,17 +3,15 @@ editable message; app.notifications.offer_mail queues the mail (PDF attached, tr
 and records it in the offer's history."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
-from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import SalesDep
+from app.admin.forms import refusal_errors, save_and_redirect
 from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.config import Settings, SettingsDep
 from app.db import read_only
-from app.errors import Unprocessable
 from app.notifications import offer_mail
 from app.offers import service as offers_service
 from app.offers.models import Offer
@@ -61,18 +59,20 @@ async def send(request: Request, offer_id: str, settings: SettingsDep, staff: Sa
         message=str(form.get("message", "")),
     )
     renderer = request.app.state.root.state.pdf_renderer
-    try:
-        await in_session(
-            lambda s: offer_mail.send_offer(
-                s, offer_id, mail, renderer=renderer, actor=staff.actor, settings=settings
-            )
-        )
-    except Unprocessable as exc:
-        field = str(exc.loc[-1]) if exc.loc else "message"
-        offer = await in_session(lambda s: _load(s, offer_id))
-        return await _page(request, offer, mail, settings, {field: exc.detail}, 422)
-    Flash.success(request, f"The offer is on its way to {mail.to}, with the PDF attached.")
-    return RedirectResponse(request.url_for("admin:details", identity="offer", pk=offer_id), 303)
+    outcome = await save_and_redirect(
+        request,
+        (mail, {}),  # the service checks the mail: a refusal names its field
+        lambda s, checked: offer_mail.send_offer(
+            s, offer_id, checked, renderer=renderer, actor=staff.actor, settings=settings
+        ),
+        success=lambda _: f"The offer is on its way to {mail.to}, with the PDF attached.",
+        to=lambda _: request.url_for("admin:details", identity="offer", pk=offer_id),
+        errors_of=refusal_errors,
+    )
+    if isinstance(outcome, Response):
+        return outcome
+    offer = await in_session(lambda s: _load(s, offer_id))
+    return await _page(request, offer, mail, settings, outcome, 422)
 
 
 SENDING_PAGES = StaffPages(router=router)

@@ -5,18 +5,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import AdminDep
-from app.admin.editor_forms import Errors, errors_by_field
+from app.admin.forms import Errors, refusal_errors, save_and_redirect, validate
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.auth.staff import Role
 from app.db import read_only
-from app.errors import Unprocessable
 from app.fields import RequiredText100
 from app.offers import terms
 from app.offers.models import TermsTemplate
@@ -86,17 +85,17 @@ async def save(request: Request, template_id: PathId, staff: AdminDep) -> Respon
 async def _save(request: Request, actor: str, template_id: int | None) -> Response:
     raw = await request.form()
     values = {name: str(raw.get(name, "")) for name in ("name", "kind", "body")}
-    try:
-        data = TemplateForm.model_validate(values)
-        await in_session(
-            lambda s: terms.save_template(s, template_id, **data.model_dump(), actor=actor)
-        )
-    except ValidationError as error:
-        return await _form(request, values, template_id, errors_by_field(error.errors()), 422)
-    except Unprocessable as exc:
-        return await _form(request, values, template_id, {"name": exc.detail}, 422)
-    Flash.success(request, f"Template “{data.name}” saved.")
-    return RedirectResponse(request.url_for("terms_pages:list"), 303)
+    outcome = await save_and_redirect(
+        request,
+        validate(TemplateForm, values),
+        lambda s, data: terms.save_template(s, template_id, **data.model_dump(), actor=actor),
+        success=lambda template: f"Template “{template.name}” saved.",
+        to=lambda _: request.url_for("terms_pages:list"),
+        errors_of=refusal_errors,
+    )
+    if isinstance(outcome, Response):
+        return outcome
+    return await _form(request, values, template_id, outcome, 422)
 
 
 @router.post("/{template_id}/delete", name="terms_pages:delete")

@@ -299,6 +299,18 @@ def test_customer_form_keeps_what_was_typed_beside_each_error(
     assert "Acme Hellas SA" in listing
 
 
+def test_saving_a_customer_that_is_gone_is_not_found_rather_than_a_form_error(
+    web: TestClient, as_role: Callable[[Role], str]
+) -> None:
+    token = as_role(Role.SALES)
+    typed = {"csrf_token": token, "company": "Acme Hellas SA", "language": "en"}
+
+    response = web.post("/admin/customers/999999", data=typed, follow_redirects=False)
+
+    assert response.status_code == 404
+    assert 'id="company-error"' not in response.text
+
+
 def test_totals_use_the_api_pricing() -> None:
     from app.admin.editor_forms import preview, read_form
 

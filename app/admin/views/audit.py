@@ -3,7 +3,7 @@
 from typing import Any, ClassVar
 
 from fastapi import Request
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement
 
 from app.admin import listfilters
 from app.admin.views.base import ADMIN_READ, StaffModelView, _when
@@ -38,9 +38,7 @@ class AuditLogAdmin(StaffModelView, model=AuditLogEntry):
         AuditLogEntry.offer_id: "Offer",
     }
 
-    def list_query(self, request: Request) -> Select[Any]:
-        return listfilters.apply(super().list_query(request), listfilters.audit_conditions(request))
+    filter_fields = listfilters.AUDIT_FIELDS
 
-    async def list(self, request: Request) -> Any:
-        request.state.filter_fields = listfilters.AUDIT_FIELDS
-        return await super().list(request)
+    def filter_conditions(self, request: Request) -> list[ColumnElement[bool]]:
+        return listfilters.audit_conditions(request)

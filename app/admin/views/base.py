@@ -10,12 +10,14 @@ from fastapi import Request
 from sqladmin import ModelView
 from sqladmin.authorization import Action
 from sqladmin.helpers import get_primary_keys, object_identifier_values
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, ColumnElement, Select
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 
+from app.admin import listfilters
 from app.admin.export import csv_export
+from app.admin.listfilters import FilterField
 from app.admin.users import Staff
 from app.auth.staff import Role
 from app.db import get_engine
@@ -67,6 +69,20 @@ class StaffModelView(ModelView):
     page_size = 25
     page_size_options: ClassVar[Sequence[int]] = [25, 50, 100]
     search_auto_submit = False
+    # Typed filters shown above the list (templates/admin/sqladmin/list.html), applied together
+    # with sqladmin's lookup filters (``column_filters``).
+    filter_fields: ClassVar[tuple[FilterField, ...]] = ()
+
+    def filter_conditions(self, request: Request) -> list[ColumnElement[bool]]:
+        """What the typed filters in the request's query keep."""
+        return []
+
+    async def filter_choices(self, request: Request) -> dict[str, list[tuple[str, str]]]:
+        """The options of the typed filters that are a select, by field name."""
+        return {}
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return listfilters.apply(super().list_query(request), self.filter_conditions(request))
 
     async def export_data(
         self, data: list[Any], export_type: str = "csv", request: Request | None = None
@@ -84,6 +100,13 @@ class StaffModelView(ModelView):
         if not all(_fits(column, value) for column, value in pairs):
             raise HTTPException(status_code=404)
         return super()._stmt_by_identifier(identifier)
+
+    # Last in the class: below it, ``list`` in an annotation would name this method.
+    async def list(self, request: Request) -> Any:
+        # sqladmin passes the template no extras of ours: the request carries them.
+        request.state.filter_fields = self.filter_fields
+        request.state.filter_choices = await self.filter_choices(request)
+        return await super().list(request)
 
 
 def _fits(column: Any, value: Any) -> bool:

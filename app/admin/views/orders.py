@@ -35,25 +35,21 @@ from app.tracking import stages as stages_service
 from app.tracking.models import OrderStage, StageUpdate
 
 
-class OfferStatusFilter:
+class OfferStatusFilter(listfilters.LookupFilter):
     """Status as the customer sees it: an issued offer past its validity reads as expired."""
 
-    has_operator = False
-    template = "sqladmin/filters/lookup_filter.html"
     title = "Status"
     parameter_name = "status"
 
-    async def lookups(self, request: Request, model: Any, run_query: Any) -> list[tuple[str, str]]:
-        return [("__all", "All")] + [(s.value, s.value.capitalize()) for s in OfferStatus]
+    async def choices(self) -> list[tuple[str, str]]:
+        return [(s.value, s.value.capitalize()) for s in OfferStatus]
 
-    async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Any:
-        if value in ("", "__all", None):
-            return query
+    def condition(self, value: str) -> ColumnElement[bool]:
         try:
             status = OfferStatus(value)
         except ValueError:
-            return query.where(col(Offer.id).is_(None))  # an unknown status matches nothing
-        return query.where(offers_service.status_condition(status, _today()))
+            return col(Offer.id).is_(None)  # an unknown status matches nothing
+        return offers_service.status_condition(status, _today())
 
 
 def _today() -> Any:
@@ -80,20 +76,22 @@ def _owners(session: Session) -> list[tuple[str, str]]:
         return [(str(user.id), user.full_name or user.email) for user in rows]
 
 
-async def _offer_list_state(request: Request) -> None:
-    """What the list's filter form offers, for the template (sqladmin passes no extras)."""
-    owners = await in_session(_owners)
-    request.state.filter_fields = listfilters.OFFER_FIELDS
-    request.state.filter_choices = {"owner": [("", "Anyone"), ("mine", "Mine"), *owners]}
+class _OfferFilters(StaffModelView):
+    """The typed filters of the offer and order lists: owner (anyone, mine, a person),
+    customer, created dates and gross amount."""
+
+    filter_fields = listfilters.OFFER_FIELDS
+
+    def filter_conditions(self, request: Request) -> list[ColumnElement[bool]]:
+        staff = getattr(request.state, "staff", None)
+        return listfilters.offer_conditions(request, staff.id if staff else None)
+
+    async def filter_choices(self, request: Request) -> dict[str, list[tuple[str, str]]]:
+        owners = await in_session(_owners)
+        return {"owner": [("", "Anyone"), ("mine", "Mine"), *owners]}
 
 
-def _offer_list_query(request: Request, stmt: Select[Any]) -> Select[Any]:
-    staff = getattr(request.state, "staff", None)
-    conditions = listfilters.offer_conditions(request, staff.id if staff else None)
-    return listfilters.apply(stmt, conditions)
-
-
-class OfferAdmin(StaffModelView, model=Offer):
+class OfferAdmin(_OfferFilters, model=Offer):
     name = "Offer"
     name_plural = "Offers"
     icon = "fa-solid fa-file-invoice"
@@ -155,13 +153,6 @@ class OfferAdmin(StaffModelView, model=Offer):
     def search_placeholder(self) -> str:
         return "Tracking ID or offer ID (any spelling), company, reference"
 
-    def list_query(self, request: Request) -> Select[Any]:
-        return _offer_list_query(request, super().list_query(request))
-
-    async def list(self, request: Request) -> Any:
-        await _offer_list_state(request)
-        return await super().list(request)
-
     def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
         return stmt.where(queries.offer_search(term))
 
@@ -200,27 +191,23 @@ def _expected(model: Offer, attribute: str, request: Request) -> str:
     return format_date(progress.expected_delivery)
 
 
-class OrderStageFilter:
-    has_operator = False
-    template = "sqladmin/filters/lookup_filter.html"
+class OrderStageFilter(listfilters.LookupFilter):
     title = "Current stage"
     parameter_name = "stage"
 
-    async def lookups(self, request: Request, model: Any, run_query: Any) -> list[tuple[str, str]]:
+    async def choices(self) -> list[tuple[str, str]]:
         stages = await in_session(tracking_service.list_stages)
-        return [("__all", "All")] + [(s.key, s.label) for s in stages]
+        return [(s.key, s.label) for s in stages]
 
-    async def get_filtered_query(self, query: Select[Any], value: Any, model: Any) -> Any:
-        if value in ("", "__all", None):
-            return query
-        return query.where(queries.at_stage(str(value)))
+    def condition(self, value: str) -> ColumnElement[bool]:
+        return queries.at_stage(value)
 
 
 def _is_order() -> ColumnElement[bool]:
     return col(Offer.status) == OfferStatus.ORDERED
 
 
-class OrderAdmin(StaffModelView, model=Offer):
+class OrderAdmin(_OfferFilters, model=Offer):
     name = "Order"
     name_plural = "Orders"
     icon = "fa-solid fa-truck"
@@ -266,7 +253,7 @@ class OrderAdmin(StaffModelView, model=Offer):
         return stmt.where(queries.offer_search(term))
 
     def list_query(self, request: Request) -> Select[Any]:
-        return _offer_list_query(request, select(Offer).where(_is_order()))
+        return super().list_query(request).where(_is_order())
 
     def count_query(self, request: Request) -> Select[Any]:
         return super().count_query(request).where(_is_order())
@@ -275,7 +262,6 @@ class OrderAdmin(StaffModelView, model=Offer):
         return super().details_query(request).where(_is_order())
 
     async def list(self, request: Request) -> Any:
-        await _offer_list_state(request)
         pagination = await super().list(request)
         ids = [row.id for row in pagination.rows]
         request.state.order_progress = await in_session(
