@@ -8,6 +8,7 @@ from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app import i18n
 from app.admin.access import SalesDep
 from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
@@ -40,6 +41,7 @@ async def _page(
         "mail": mail,
         "errors": errors or {},
         "tracking_url": offer_mail.tracking_url(offer, settings),
+        "language_name": i18n.LANGUAGE_NAMES.get(offer.language, offer.language),
     }
     return await render_staff_page(request, "admin/editor/send.html", context, status)
 
