@@ -36,7 +36,9 @@ async def question_list(request: Request, offer_id: str, staff: StaffDep) -> Res
 async def delete_question(
     request: Request, offer_id: str, question_id: str, staff: SalesDep
 ) -> Response:
-    await in_session(lambda s: questions.delete_question(s, question_id, actor=staff.actor))
+    await in_session(
+        lambda s: questions.delete_question(s, offer_id, question_id, actor=staff.actor)
+    )
     Flash.success(request, "The question and its personal data are deleted.")
     return RedirectResponse(request.url_for("questions:list", offer_id=offer_id), 303)
 

@@ -120,11 +120,13 @@ def offer_questions(session: Session, offer_id: str) -> Sequence[CustomerQuestio
     return session.exec(query.order_by(col(CustomerQuestion.id).desc())).all()
 
 
-def delete_question(session: Session, question_id: str, *, actor: str) -> CustomerQuestion:
+def delete_question(
+    session: Session, offer_id: str, question_id: str, *, actor: str
+) -> CustomerQuestion:
     """Delete a question and its alert mail from the outbox (sent or not, the copy held here
     has the text and address too): the deletion path of the question's personal data."""
     question = session.get(CustomerQuestion, question_id)
-    if question is None:
+    if question is None or question.offer_id != offer_id:
         raise QuestionNotFound()
     session.execute(
         delete(MailOutbox).where(

@@ -85,3 +85,7 @@ def test_a_viewer_reads_but_cannot_delete_and_an_unknown_question_is_404(
     sales_token = as_role(Role.SALES)
     missing = f"/admin/offers/{offer_id}/questions/01J00000000000000000000000/delete"
     assert web.post(missing, data={"csrf_token": sales_token}).status_code == 404
+    other = make_offer(db, get_settings(), issued=True, company="Other AG").id
+    elsewhere = f"/admin/offers/{other}/questions/{question_id}/delete"
+    assert web.post(elsewhere, data={"csrf_token": sales_token}).status_code == 404
+    assert _personal_data_left(db, offer_id)  # a question is deleted from its own offer only
