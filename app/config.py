@@ -218,6 +218,16 @@ class Settings(BaseSettings):
         return [line.strip() for line in self.company_legal_lines.split("\n") if line.strip()]
 
     @property
+    def logo_file(self) -> Path | None:
+        """OFFERTRACK_COMPANY_LOGO as a file inside static/, or None: the PDF, the pages and the
+        mails show a logo only from there (a path that climbs out is left out, not read)."""
+        if self.company_logo is None:
+            return None
+        static = STATIC_DIR.resolve()
+        path = (static / self.company_logo).resolve()
+        return path if path.is_relative_to(static) and path.is_file() else None
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

@@ -29,6 +29,7 @@ from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.customers import CUSTOMER_PAGES
 from app.admin.editor import EDITOR_PAGES
 from app.admin.notification_pages import notification_pages
+from app.admin.questions import QUESTION_PAGES
 from app.admin.sending import SENDING_PAGES
 from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
@@ -162,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.miss_limiter = MissLimiter(
         settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
     )
-    app.state.notification_limits = FormLimits()
+    app.state.notification_limits = FormLimits(storage_uri=settings.redis_url or "memory://")
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     app.state.routing_table = RoutingTable(rules_file=settings.var_dir / "campaign_rules.json")
     # Routes are matched in order, and the public pages are the busiest paths: every other
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages=[
             EDITOR_PAGES,
             SENDING_PAGES,
+            QUESTION_PAGES,
             CUSTOMER_PAGES,
             TERMS_PAGES,
             ANALYTICS_PAGES,

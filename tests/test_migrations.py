@@ -60,3 +60,42 @@ def test_upgrade_to_head_and_downgrade_to_base(scratch_engine: Engine) -> None:
     with scratch_engine.begin() as connection:
         command.upgrade(_config(connection), "head")
     assert set(metadata.tables) <= set(inspect(scratch_engine).get_table_names())
+
+
+def test_questions_move_out_of_the_audit_log(scratch_engine: Engine) -> None:
+    """3e1100000001: a question's text and address leave the history for their own table."""
+    from sqlmodel import Session
+
+    from app.audit import record
+    from app.config import get_settings
+    from tests.factories import make_offer
+
+    with scratch_engine.begin() as connection:
+        command.upgrade(_config(connection), "c0570e000001")
+    with Session(scratch_engine) as session:
+        offer_id = make_offer(session, get_settings()).id
+        for offer in (offer_id, "01J00000000000000000000000"):  # the second one is gone
+            record(
+                session,
+                actor="customer",
+                action="offer.question",
+                entity_type="offer",
+                entity_id=offer,
+                offer_id=offer,
+                summary="Question from maria@example.com: Delivery in May?",
+                changes={"email": "maria@example.com", "message": "Delivery in May?"},
+            )
+        session.commit()
+
+    with scratch_engine.begin() as connection:
+        command.upgrade(_config(connection), "head")
+
+    with scratch_engine.connect() as connection:
+        history = connection.execute(
+            text("SELECT summary, changes FROM audit_log WHERE action = 'offer.question'")
+        ).all()
+        kept = connection.execute(text("SELECT offer_id, email, message FROM customer_question"))
+        assert kept.all() == [(offer_id, "maria@example.com", "Delivery in May?")]
+    assert len(history) == 2
+    assert all("maria" not in f"{row[0]}{row[1]}" and "May" not in row[0] for row in history)
+    assert all("question_id" in str(row[1]) for row in history)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app import i18n
 from app.admin.access import SalesDep
 from app.admin.forms import refusal_errors, save_and_redirect
 from app.admin.layout import StaffPages, render_staff_page
@@ -38,6 +39,7 @@ async def _page(
         "mail": mail,
         "errors": errors or {},
         "tracking_url": offer_mail.tracking_url(offer, settings),
+        "language_name": i18n.LANGUAGE_NAMES.get(offer.language, offer.language),
     }
     return await render_staff_page(request, "admin/editor/send.html", context, status)
 

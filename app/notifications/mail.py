@@ -8,6 +8,7 @@ worker (app.notifications.delivery) sends it at least once.
 """
 
 import hashlib
+import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -25,7 +26,7 @@ from app.config import Settings, get_settings
 from app.db import utcnow
 from app.errors import Unprocessable
 from app.notifications.models import MailOutbox
-from app.notifications.templates import RenderedMail
+from app.notifications.templates import LOGO_CID, RenderedMail
 
 MAX_SUBJECT = 300
 
@@ -98,12 +99,31 @@ def build_message(
         message[header] = value
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    _embed_logo(message, html, settings)
     for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(
             attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
         )
     return message
+
+
+def _embed_logo(message: EmailMessage, html: str, settings: Settings) -> None:
+    """The company logo as a part related to the HTML (multipart/related), where the HTML
+    shows ``cid:`` it: the mail carries its image, so no client fetches one from a server."""
+    logo = settings.logo_file
+    html_part = message.get_body(("html",))
+    if logo is None or html_part is None or f"cid:{LOGO_CID}" not in html:
+        return
+    maintype, _, subtype = (mimetypes.guess_type(logo.name)[0] or "image/png").partition("/")
+    html_part.add_related(
+        logo.read_bytes(),
+        maintype=maintype,
+        subtype=subtype,
+        cid=f"<{LOGO_CID}>",
+        filename=logo.name,
+        disposition="inline",
+    )
 
 
 def queue_mail(

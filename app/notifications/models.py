@@ -1,4 +1,5 @@
-"""Notification tables: the mail outbox. The schema itself comes from Alembic migrations."""
+"""Notification tables: the mail outbox, subscriptions, alerts and customer questions. The
+schema itself comes from Alembic migrations."""
 
 from datetime import datetime
 
@@ -115,3 +116,22 @@ class StaffAlert(SQLModel, table=True):
     summary: str = Field(sa_type=String(500))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     digest_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CustomerQuestion(SQLModel, table=True):
+    """A customer's question about an offer (or request for a new quotation): the only place
+    that keeps its text and the asker's address. The offer's history refers to it by id, so
+    deleting the row (staff site, "Questions" of the offer) removes the personal data."""
+
+    __tablename__ = "customer_question"
+
+    id: str = Field(sa_type=String(26), primary_key=True)  # a ULID, also in the history entry
+    offer_id: str = Field(
+        sa_column=Column(
+            String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    topic: str = Field(sa_type=String(20))  # "question" or "new_quotation"
+    email: str = Field(sa_type=String(320))
+    message: str = Field(sa_type=String(2000))
+    asked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

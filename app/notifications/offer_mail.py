@@ -6,13 +6,13 @@ records it, so the offer's history never claims a mail that was not queued (or t
 import secrets
 from dataclasses import dataclass
 
-from markupsafe import Markup, escape
 from sqlmodel import Session
 
-from app import audit
+from app import audit, i18n
 from app.config import Settings
 from app.errors import Unprocessable
-from app.notifications.mail import Attachment, queue_mail
+from app.notifications.mail import Attachment, queue_rendered
+from app.notifications.templates import RenderedMail, render_mail
 from app.offers import service as offers_service
 from app.offers.documents import Renderer, offer_pdf
 from app.offers.ids import hyphenate_tracking_id
@@ -36,14 +36,25 @@ def tracking_url(offer: Offer, settings: Settings) -> str:
 
 
 def draft_mail(offer: Offer, settings: Settings) -> OfferMail:
-    """What the send form starts with; staff change any of it."""
-    greeting = f"Dear {offer.customer_contact_name}," if offer.customer_contact_name else "Hello,"
-    message = (
-        f"{greeting}\n\nplease find attached our offer {hyphenate_tracking_id(offer.tracking_id)}"
-        f" for {offer.customer_company}. We look forward to hearing from you.\n\n"
-        f"Kind regards,\n{settings.company_name}"
-    )
-    subject = f"Offer {hyphenate_tracking_id(offer.tracking_id)} from {settings.company_name}"
+    """What the send form starts with, in the offer's language; staff change any of it."""
+    language = offer.language
+    code = hyphenate_tracking_id(offer.tracking_id)
+    name = offer.customer_contact_name
+    if name:
+        greeting = i18n.translate(language, "Dear %(name)s,") % {"name": name}
+    else:
+        greeting = i18n.translate(language, "Hello,")
+    text = i18n.translate(
+        language,
+        "please find attached our offer %(code)s for %(company)s. "
+        "We look forward to hearing from you.",
+    ) % {"code": code, "company": offer.customer_company}
+    regards = i18n.translate(language, "Kind regards,")
+    subject = i18n.translate(language, "Offer %(code)s from %(company)s") % {
+        "code": code,
+        "company": settings.company_name,
+    }
+    message = f"{greeting}\n\n{text}\n\n{regards}\n{settings.company_name}"
     return OfferMail(offer.customer_email, subject, message)
 
 
@@ -66,13 +77,10 @@ def send_offer(
             "Give the mail a subject (and a message of sensible length).", loc=("body", "subject")
         )
     document = offer_pdf(session, offer.id, renderer=renderer, settings=settings)
-    url = tracking_url(offer, settings)
-    message_id = queue_mail(
+    message_id = queue_rendered(
         session,
+        _rendered(offer, mail, settings),
         to=mail.to,
-        subject=mail.subject,
-        text=f"{mail.message.strip()}\n\nYour offer online, always up to date: {url}\n",
-        html=_html(mail.message, url),
         dedupe_key=f"offer-sent:{offer.id}:{secrets.token_hex(8)}",
         attachments=[Attachment(document.filename, document.content, "application/pdf")],
         category="offer",
@@ -92,11 +100,14 @@ def send_offer(
     return message_id
 
 
-def _html(message: str, url: str) -> str:
-    paragraphs = [p.strip() for p in message.strip().split("\n\n") if p.strip()]
-    body = "".join(
-        Markup("<p>{}</p>").format(Markup("<br>").join(escape(line) for line in p.splitlines()))
-        for p in paragraphs
-    )
-    link = Markup('<p>Your offer online, always up to date: <a href="{0}">{0}</a></p>').format(url)
-    return str(Markup("<!doctype html><html><body>") + body + link + Markup("</body></html>"))
+def _rendered(offer: Offer, mail: OfferMail, settings: Settings) -> RenderedMail:
+    """The staff's subject and message on the letterhead, in the offer's language (the
+    link's line and the signature around the message are the template's)."""
+    context = {
+        "subject": mail.subject,
+        "message": mail.message.strip(),
+        "paragraphs": [p.strip().splitlines() for p in mail.message.split("\n\n") if p.strip()],
+        "tracking_id": offer.tracking_id,
+        "page_url": tracking_url(offer, settings),
+    }
+    return render_mail("offer_sent", context, settings=settings, lang=offer.language)

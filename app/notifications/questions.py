@@ -1,19 +1,24 @@
 """A customer asks a question about an offer (or, on a declined or expired one, for a new
-quotation): the owner gets it by mail with Reply-To the customer's address, and it is written
-to the offer's history (the audit log the staff site shows on the offer's page)."""
+quotation): the owner gets it by mail with Reply-To the customer's address. The question, text
+and address, is kept in ``customer_question``; the offer's history (the audit log, which never
+forgets) records only that one was asked, by the question's id. Deleting the question removes
+its personal data: the row, and the copy of its alert mail in the outbox."""
 
+from collections.abc import Sequence
 from enum import StrEnum
 
-from sqlmodel import Session
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 from ulid import ULID
 
 from app import audit
 from app.config import Settings
 from app.db import utcnow
-from app.errors import Unprocessable
+from app.errors import NotFound, Unprocessable
 from app.notifications import alerts
 from app.notifications.alerts import AlertKind
 from app.notifications.mail import normalize_address
+from app.notifications.models import CustomerQuestion, MailOutbox
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
 from app.tracking.codes import TrackingCode
@@ -66,6 +71,15 @@ def ask_question(
         raise QuestionTooLong()
     offer = customer_offer(session, code)
     asked_at = utcnow()
+    question = CustomerQuestion(
+        id=str(ULID()),
+        offer_id=offer.id,
+        topic=topic,
+        email=address,
+        message=text,
+        asked_at=asked_at,
+    )
+    session.add(question)
     audit.record(
         session,
         actor=CUSTOMER,
@@ -73,14 +87,14 @@ def ask_question(
         entity_type="offer",
         entity_id=offer.id,
         offer_id=offer.id,
-        summary=f"{_label(topic)} from {address}: {text}",
-        changes={"email": address, "message": text},
+        summary=f"{_label(topic)} from the customer (question {question.id})",
+        changes={"question_id": question.id, "topic": topic},
     )
     alerts.raise_alert(
         session,
         offer,
         AlertKind.QUESTION,
-        f"question:{offer.id}:{ULID()}",
+        _alert_key(offer.id, question.id),
         {"customer_email": address, "question": text, "topic": topic},
         settings=settings,
         reply_to=address,
@@ -93,6 +107,49 @@ def ask_question(
     )
     session.commit()
     return offer
+
+
+class QuestionNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("This question does not exist (any more).")
+
+
+def offer_questions(session: Session, offer_id: str) -> Sequence[CustomerQuestion]:
+    """The questions about an offer still kept, newest first."""
+    query = select(CustomerQuestion).where(col(CustomerQuestion.offer_id) == offer_id)
+    return session.exec(query.order_by(col(CustomerQuestion.id).desc())).all()
+
+
+def delete_question(
+    session: Session, offer_id: str, question_id: str, *, actor: str
+) -> CustomerQuestion:
+    """Delete a question and its alert mail from the outbox (sent or not, the copy held here
+    has the text and address too): the deletion path of the question's personal data."""
+    question = session.get(CustomerQuestion, question_id)
+    if question is None or question.offer_id != offer_id:
+        raise QuestionNotFound()
+    session.execute(
+        delete(MailOutbox).where(
+            col(MailOutbox.dedupe_key) == f"alert:{_alert_key(question.offer_id, question.id)}"
+        )
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="offer.question_deleted",
+        entity_type="offer",
+        entity_id=question.offer_id,
+        offer_id=question.offer_id,
+        summary=f"Deleted the customer's question {question.id} and its personal data",
+        changes={"question_id": question.id},
+    )
+    session.delete(question)
+    session.commit()
+    return question
+
+
+def _alert_key(offer_id: str, question_id: str) -> str:
+    return f"question:{offer_id}:{question_id}"
 
 
 def _label(topic: Topic) -> str:

@@ -43,14 +43,24 @@ class TooManyRequests(AppError):
 
 
 class FormLimits:
-    """Attempts of the public forms, per client and per order (in process memory, like the
-    tracking page's miss limiter it reuses: a restart forgives everyone)."""
+    """Attempts of the public forms (subscribe, question), per client and per order, counted
+    where the tracking page's misses are: in Redis when OFFERTRACK_REDIS_URL is set, so every
+    process and node shares one budget; in process memory otherwise."""
 
     def __init__(
-        self, *, per_client: int = 5, per_order: int = 20, window_seconds: int = 600
+        self,
+        *,
+        per_client: int = 5,
+        per_order: int = 20,
+        window_seconds: int = 600,
+        storage_uri: str = "memory://",
     ) -> None:
-        self.per_client = MissLimiter(per_client, window_seconds)
-        self.per_order = MissLimiter(per_order, window_seconds)
+        self.per_client = MissLimiter(
+            per_client, window_seconds, storage_uri, namespace="offertrack-form-client"
+        )
+        self.per_order = MissLimiter(
+            per_order, window_seconds, storage_uri, namespace="offertrack-form-order"
+        )
 
     def attempt(self, limiter: MissLimiter, key: str) -> None:
         """Count one attempt against ``key``; TooManyRequests once its budget is used up."""

@@ -1,8 +1,9 @@
 """Mails from templates: each mail is ``templates/notifications/mail/NAME.txt`` and ``.html``.
 
 The text template's ``subject`` block is the subject line; the rest of each template is the
-body. Both extend a layout that signs with the company's name and names the offer's tracking
-ID, so every mail says who sends it and which offer it is about.
+body. Both extend a layout on the seller's letterhead (logo, accent colour, name and address,
+from the same settings as the public pages and the PDF) that names the offer's tracking ID, so
+every mail says who sends it and which offer it is about.
 """
 
 from dataclasses import dataclass
@@ -41,6 +42,26 @@ def mail_environment() -> Environment:
     return env
 
 
+# The Content-ID of the logo inside the mail (app.notifications.mail attaches the file where
+# the HTML refers to it): mail clients show an inline part without fetching anything remote.
+LOGO_CID = "company-logo@offertrack"
+
+
+def brand(settings: Settings) -> dict[str, Any]:
+    """The letterhead every mail's layout shows, from the settings the public pages use."""
+    return {
+        "company_name": settings.company_name,
+        "company_email": settings.company_email,
+        "company_address_lines": [
+            line.strip() for line in settings.company_address.split("\n") if line.strip()
+        ],
+        "accent_color": settings.accent_color,
+        "logo_cid": LOGO_CID if settings.logo_file is not None else "",
+        "powered_by": settings.powered_by,
+        "public_base_url": settings.public_base_url,
+    }
+
+
 def render_mail(
     name: str, context: dict[str, Any], *, settings: Settings, lang: str = i18n.DEFAULT_LANGUAGE
 ) -> RenderedMail:
@@ -49,9 +70,7 @@ def render_mail(
     several offers, names each in its body instead)."""
     env = mail_environment()
     full = {
-        "company_name": settings.company_name,
-        "company_email": settings.company_email,
-        "public_base_url": settings.public_base_url,
+        **brand(settings),
         "lang": lang if i18n.is_supported(lang) else i18n.DEFAULT_LANGUAGE,
         **context,
     }

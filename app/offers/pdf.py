@@ -21,7 +21,7 @@ import segno
 from markupsafe import Markup
 
 from app import i18n
-from app.config import STATIC_DIR, Settings
+from app.config import Settings
 from app.errors import ServiceUnavailable
 from app.metrics import PDF_RENDER_SECONDS, PDF_RENDERS
 from app.offers.contact import Contact
@@ -150,10 +150,8 @@ def _issued_on(offer: Offer, settings: Settings, today: date) -> date:
 
 
 def _logo_url(settings: Settings) -> str | None:
-    # A logo outside static/ resolves to a URL the fetcher refuses, so it is simply left out.
-    if settings.company_logo is None:
-        return None
-    return (STATIC_DIR / settings.company_logo).resolve().as_uri()
+    logo = settings.logo_file
+    return logo.as_uri() if logo is not None else None
 
 
 def pdf_etag(content: bytes) -> str:

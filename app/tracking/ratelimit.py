@@ -42,9 +42,15 @@ class TooManyMisses(AppError):
 
 class MissLimiter:
     def __init__(
-        self, limit: int, window_seconds: int = 60, storage_uri: str = "memory://"
+        self,
+        limit: int,
+        window_seconds: int = 60,
+        storage_uri: str = "memory://",
+        namespace: str = NAMESPACE,
     ) -> None:
-        self.item = RateLimitItemPerSecond(limit, window_seconds, namespace=NAMESPACE)
+        # ``namespace`` keeps other budgets kept the same way (the public forms') apart from
+        # the misses in a shared Redis, even for the same client address.
+        self.item = RateLimitItemPerSecond(limit, window_seconds, namespace=namespace)
         options = {"wrap_exceptions": True} if not storage_uri.startswith("memory") else {}
         self.storage = storage_from_string(storage_uri, **options)
         self._window = strategies.MovingWindowRateLimiter(self.storage)

@@ -100,7 +100,7 @@ def test_viewers_do_not_see_written_mails(web: TestClient, as_role: Callable[[Ro
     assert web.get("/admin/alerts/mail").status_code == 403
 
 
-def test_a_customer_question_appears_in_the_offers_history(
+def test_a_customer_question_is_referenced_in_the_history_and_read_on_its_page(
     web: TestClient, as_role: Callable[[Role], str], db: Session, settings: Settings
 ) -> None:
     from app.notifications import questions
@@ -118,7 +118,12 @@ def test_a_customer_question_appears_in_the_offers_history(
     as_role(Role.VIEWER)
 
     page = web.get(f"/admin/offer/details/{offer.id}")
+    [question] = questions.offer_questions(db, offer.id)
 
     assert page.status_code == 200
-    assert "Is the pump available in stainless steel?" in page.text
-    assert "maria@example.com" in page.text
+    # The history (the audit log, never deleted) names the question, not its personal data.
+    assert f"Question from the customer (question {question.id})" in page.text
+    assert "stainless steel" not in page.text
+    listed = web.get(f"/admin/offers/{offer.id}/questions").text
+    assert "Is the pump available in stainless steel?" in listed
+    assert "maria@example.com" in listed

@@ -79,3 +79,16 @@ def test_a_draft_cannot_be_sent_and_a_viewer_cannot_send(
     data["csrf_token"] = viewer_token
     assert web.post(f"/admin/offers/{draft_id}/send", data=data).status_code == 403
     assert _outbox(db) == []
+
+
+def test_a_german_offer_s_send_form_starts_with_a_german_message(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True, company="Müller GmbH", language="de")
+    as_role(Role.SALES)
+
+    form = web.get(f"/admin/offers/{offer.id}/send").text
+
+    assert 'value="Angebot ' in form and f"von {get_settings().company_name}" in form
+    assert "Guten Tag Maria P.," in form and "Mit freundlichen Grüßen" in form
+    assert "Deutsch" in form and "Dear" not in form

@@ -46,6 +46,36 @@ def test_a_redis_that_does_not_answer_lets_lookups_through() -> None:
     limiter.check("198.51.100.8")  # no 500, no 429: the pages stay up
 
 
+def test_two_app_instances_share_the_public_forms_limits_through_redis(
+    redis_url: str, settings: Settings
+) -> None:
+    """Subscribe and question attempts count in the miss limit's storage: with Redis, what one
+    instance counted, the other refuses (5 attempts per client in 10 minutes)."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.web import verify_csrf
+
+    shared = settings.model_copy(update={"redis_url": redis_url})
+    visitor = (f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::7", 50000)
+    clients = []
+    for _ in range(2):
+        app = create_app(shared)
+        app.dependency_overrides[verify_csrf] = lambda: None  # not what this test is about
+        clients.append(TestClient(app, base_url="https://track.example.com", client=visitor))
+    form = {"email": "maria@example.com", "message": "Delivery in May?"}
+
+    answers = [
+        clients[n % 2].post(f"/01H0WARY2W/{action}", data=form).status_code
+        for n, action in enumerate(["subscribe", "question"] * 3)
+    ]
+
+    assert 429 not in answers[:5] and answers[5] == 429
+    other = ("2001:db8::1:2:3", 50000)
+    fresh = TestClient(clients[0].app, base_url="https://track.example.com", client=other)
+    assert fresh.post("/01H0WARY2W/subscribe", data=form).status_code != 429
+
+
 @pytest.fixture
 def own_listener_stopped(settings: Settings) -> Iterator[None]:
     """The test app's lifespan started this process's listener; on PostgreSQL it listens on

@@ -1,4 +1,5 @@
-"""Ask a question: the owner gets it with Reply-To the customer; it joins the offer's history."""
+"""Ask a question: the owner gets it with Reply-To the customer; the offer's history records
+that it was asked, by reference, while its text and address stay deletable."""
 
 import re
 
@@ -11,6 +12,7 @@ from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.notifications import questions
+from app.notifications.models import CustomerQuestion
 from app.notifications.questions import Topic
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
@@ -62,8 +64,13 @@ def test_a_question_reaches_the_owner_with_reply_to_and_joins_the_history(
         [entry] = session.execute(
             select(AuditLogEntry).where(AuditLogEntry.action == "offer.question")
         ).scalars()
+        question = session.get(CustomerQuestion, entry.changes["question_id"])  # type: ignore[index]
     assert entry.offer_id == offer.id and entry.actor == "customer"
-    assert "Can you deliver in May?" in entry.summary
+    # The audit log never forgets: it holds neither the text nor the address, only the id.
+    assert "Can you deliver in May?" not in f"{entry.summary}{entry.changes}"
+    assert "maria@example.com" not in f"{entry.summary}{entry.changes}"
+    assert question is not None and question.offer_id == offer.id
+    assert question.message == "Can you deliver in May?" and question.email == "maria@example.com"
 
 
 def test_bad_input_re_renders_the_form_with_the_error_beside_its_field(
