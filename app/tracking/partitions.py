@@ -14,6 +14,7 @@ more in place; retention (app.tracking.retention) drops whole expired months.
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -83,13 +84,17 @@ def is_partitioned(connection: Connection) -> bool:
 
 def month_partitions(connection: Connection) -> list[Month]:
     """The months that have a partition, oldest first."""
-    names = connection.execute(
-        text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = to_regclass(:table)"
-        ),
-        {"table": TABLE},
-    ).scalars()
+    names: Sequence[str] = (
+        connection.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = to_regclass(:table)"
+            ),
+            {"table": TABLE},
+        )
+        .scalars()
+        .all()
+    )
     return sorted(month for month in map(Month.named, names) if month is not None)
 
 
@@ -132,9 +137,7 @@ def add_month(connection: Connection, month: Month) -> None:
         ),
         {"start": month.start, "end": month.end},
     )
-    connection.execute(
-        text(f"ALTER TABLE {TABLE} ATTACH PARTITION {month.name} {_bounds(month)}")
-    )
+    connection.execute(text(f"ALTER TABLE {TABLE} ATTACH PARTITION {month.name} {_bounds(month)}"))
 
 
 def freeze_month(connection: Connection, month: Month) -> None:
@@ -160,6 +163,4 @@ def _limit_lock_wait(connection: Connection) -> None:
 
 def _bounds(month: Month) -> str:
     # Literal UTC instants: a bound written in the session's time zone would shift the month.
-    return (
-        f"FOR VALUES FROM ('{month.start.isoformat()}') TO ('{month.end.isoformat()}')"
-    )
+    return f"FOR VALUES FROM ('{month.start.isoformat()}') TO ('{month.end.isoformat()}')"

@@ -278,7 +278,7 @@ def _live_counts(
     return {day: (count, len(visitors.get(day, ()))) for day, count in scans.items()}
 
 
-def live_scans_query(offer_id: str, start: date, end: date) -> Select[tuple[datetime, str | None]]:
+def live_scans_query(offer_id: str, start: date, end: date) -> Select[datetime, str | None]:
     """An offer's scan events of the UTC days ``start`` to ``end``: a range on occurred_at, so
     that PostgreSQL reads only the partitions of those months."""
     return select(col(ScanEvent.occurred_at), col(ScanEvent.visitor_hash)).where(
