@@ -176,3 +176,31 @@ def test_the_server_makes_the_coming_months_partitions(
 def months_of(engine: Engine) -> list[Month]:
     with engine.connect() as connection:
         return partitions.month_partitions(connection)
+
+
+@postgresql_only
+@pytest.mark.concurrency
+def test_a_month_locked_by_a_long_read_goes_row_by_row_and_its_partition_later(
+    committed: Engine,
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        partitions.add_month(session.connection(), Month(2025, 1))
+        offer = make_offer(session, get_settings(), issued=True)
+        add_scans(session, [scan(offer.id, datetime(2025, 1, day, tzinfo=UTC)) for day in (5, 6)])
+    try:
+        with committed.connect() as reader:  # a long report: its transaction holds scan_event
+            reader.execute(select(ScanEvent.id)).all()
+            with Session(committed, expire_on_commit=False) as session:
+                first = purge_old_scans(session, retention_days=RETENTION, now=NOW)
+            reader.rollback()
+        with Session(committed, expire_on_commit=False) as session:
+            second = purge_old_scans(session, retention_days=RETENTION, now=NOW)
+            rolled_up = sum(row.scans for row in session.exec(select(ScanDaily)).all())
+    finally:
+        with committed.begin() as connection:
+            if Month(2025, 1) in partitions.month_partitions(connection):
+                partitions.drop_month(connection, Month(2025, 1))
+
+    assert (first.months_dropped, first.events) == (0, 2)  # deleted day by day instead
+    assert (second.months_dropped, second.events) == (1, 0)  # the empty partition goes
+    assert rolled_up == 2  # counted once
