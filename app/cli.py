@@ -366,8 +366,9 @@ def purge() -> None:
     from app.tracking.retention import purge_old_scans
 
     days = get_settings().scan_retention_days
-    with get_engine().begin() as connection:
+    with get_engine().connect() as connection:  # on SQLite: no transaction, nothing to do
         made = add_coming_months(connection)
+        connection.commit()
     with Session(get_engine(), expire_on_commit=False) as session:
         report = purge_old_scans(session, retention_days=days)
     typer.echo(

@@ -231,8 +231,10 @@ def _purge_visitor_keys(settings: Settings) -> None:
 
 
 def _add_scan_partitions(settings: Settings) -> None:
-    with get_engine().begin() as connection:
+    # connect(), not begin(): on SQLite, where there is nothing to do, no write lock is taken.
+    with get_engine().connect() as connection:
         made = partitions.add_coming_months(connection)
+        connection.commit()
     if made:
         log.info("scan event partitions made: %s", ", ".join(month.name for month in made))
 

@@ -102,7 +102,7 @@ def add_coming_months(
     connection: Connection, *, now: datetime | None = None, ahead: int = MONTHS_AHEAD
 ) -> list[Month]:
     """Make the partitions of this month and ``ahead`` more that are missing; returns those
-    made. Nothing on SQLite. The caller commits."""
+    made. Nothing on SQLite, where it executes no statement. The caller commits."""
     if not is_partitioned(connection):
         return []
     have = set(month_partitions(connection))
