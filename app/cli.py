@@ -357,19 +357,26 @@ def restore(
 
 @cli.command()
 def purge() -> None:
-    """Roll scan events past OFFERTRACK_SCAN_RETENTION_DAYS up into daily counts; delete them."""
+    """Roll scan events past OFFERTRACK_SCAN_RETENTION_DAYS up into daily counts; delete them.
+    On PostgreSQL also make the coming months' scan partitions and drop expired ones."""
     from sqlmodel import Session
 
     from app.db import get_engine
+    from app.tracking.partitions import add_coming_months
     from app.tracking.retention import purge_old_scans
 
     days = get_settings().scan_retention_days
+    with get_engine().connect() as connection:  # on SQLite: no transaction, nothing to do
+        made = add_coming_months(connection)
+        connection.commit()
     with Session(get_engine(), expire_on_commit=False) as session:
         report = purge_old_scans(session, retention_days=days)
     typer.echo(
         f"Scan events older than {days} days: {report.events} rolled up into "
         f"{report.rows} daily rows over {report.days} days, and deleted."
     )
+    if made or report.months_dropped:
+        typer.echo(f"Monthly scan partitions: {len(made)} made, {report.months_dropped} dropped.")
 
 
 def _display_url() -> str:

@@ -65,6 +65,7 @@ from app.security import (
 )
 from app.subscribers import wire
 from app.templating import render, templates
+from app.tracking import partitions
 from app.tracking.api import offer_router as order_activation_router
 from app.tracking.api import router as orders_router
 from app.tracking.pagecache import PageCache
@@ -208,10 +209,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _hourly_housekeeping(settings: Settings) -> None:
-    """Delete visitor keys past 48 hours (also on days without scans), and roll scan events
-    past the retention period up into daily counts."""
+    """Delete visitor keys past 48 hours (also on days without scans), make the coming months'
+    scan partitions (PostgreSQL), and roll scan events past the retention period up into
+    daily counts."""
     while True:
-        for task in (_purge_visitor_keys, _purge_old_scans):
+        for task in (_purge_visitor_keys, _add_scan_partitions, _purge_old_scans):
             try:
                 await asyncio.to_thread(task, settings)
             except Exception:  # the next hour tries again; the server must not stop for this
@@ -226,11 +228,25 @@ def _purge_visitor_keys(settings: Settings) -> None:
         rollup.forget_old_sightings(connection)
 
 
+def _add_scan_partitions(settings: Settings) -> None:
+    # connect(), not begin(): on SQLite, where there is nothing to do, no write lock is taken.
+    with get_engine().connect() as connection:
+        made = partitions.add_coming_months(connection)
+        connection.commit()
+    if made:
+        log.info("scan event partitions made: %s", ", ".join(month.name for month in made))
+
+
 def _purge_old_scans(settings: Settings) -> None:
     with Session(get_engine(), expire_on_commit=False) as session:
         report = purge_old_scans(session, retention_days=settings.scan_retention_days)
-    if report.events:
-        log.info("rolled up %d scan events of %d days", report.events, report.days)
+    if report.events or report.months_dropped:
+        log.info(
+            "rolled up %d scan events of %d days (%d monthly partitions dropped)",
+            report.events,
+            report.days,
+            report.months_dropped,
+        )
 
 
 async def favicon() -> Response:

@@ -1,16 +1,22 @@
 """The schema comes only from migrations: no drift, and every migration runs both ways."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from app.db import make_engine, metadata
 from app.migrations import alembic_config
+from app.tracking import partitions
+from app.tracking.partitions import Month
 from tests.conftest import TEST_DATABASE_URL
+
+# The revision before scan_event was partitioned by month (PostgreSQL).
+PARTITIONED_FROM = "3e1100000001"
 
 
 def _config(connection: object) -> Config:
@@ -99,3 +105,72 @@ def test_questions_move_out_of_the_audit_log(scratch_engine: Engine) -> None:
     assert len(history) == 2
     assert all("maria" not in f"{row[0]}{row[1]}" and "May" not in row[0] for row in history)
     assert all("question_id" in str(row[1]) for row in history)
+
+
+SCAN_COLUMNS = (
+    "occurred_at, code_form, channel, device_class, os_family, browser_family, referrer_host,"
+    " is_bot"
+)
+
+
+def _add_old_scans(connection: Connection, *moments: str) -> None:
+    for moment in moments:
+        connection.execute(
+            text(
+                f"INSERT INTO scan_event ({SCAN_COLUMNS})"
+                " VALUES (:at, 'full', 'qr', 'mobile', '', '', '', false)"
+            ),
+            {"at": datetime.fromisoformat(moment)},
+        )
+
+
+def _scans(engine: Engine) -> list[tuple[int, datetime]]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, occurred_at FROM scan_event ORDER BY id"))
+        return [(int(row[0]), _utc(row[1])) for row in rows]
+
+
+def _utc(value: datetime | str) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+
+
+def _scan_indexes(engine: Engine) -> set[str]:
+    return {str(index["name"]) for index in inspect(engine).get_indexes("scan_event")}
+
+
+def test_partitioning_scan_events_keeps_every_row_id_and_index(scratch_engine: Engine) -> None:
+    with scratch_engine.begin() as connection:
+        command.upgrade(_config(connection), PARTITIONED_FROM)
+        _add_old_scans(
+            connection,
+            "2024-01-31T23:59:59+00:00",
+            "2024-02-01T00:00:00+00:00",
+            "2025-07-04T12:00:00+02:00",
+        )
+    before, indexes = _scans(scratch_engine), _scan_indexes(scratch_engine)
+    assert "ix_scan_event_offer_id_occurred_at" in indexes
+
+    with scratch_engine.begin() as connection:
+        command.upgrade(_config(connection), "head")
+        partitioned = partitions.is_partitioned(connection)
+        months = partitions.month_partitions(connection) if partitioned else []
+        _add_old_scans(connection, "2024-01-15T00:00:00+00:00")
+
+    assert partitioned == (scratch_engine.dialect.name == "postgresql")
+    after = _scans(scratch_engine)
+    assert after[:3] == before
+    assert after[3][0] > before[-1][0]  # the id sequence goes on where it stopped
+    assert _scan_indexes(scratch_engine) == indexes
+    if partitioned:
+        assert {Month(2024, 1), Month(2024, 2), Month(2025, 7)} <= set(months)
+        assert Month.of(datetime.now(UTC)).next().next() in months
+
+    with scratch_engine.begin() as connection:
+        command.downgrade(_config(connection), PARTITIONED_FROM)
+        assert not partitions.is_partitioned(connection)
+        _add_old_scans(connection, "2024-01-16T00:00:00+00:00")
+    back = _scans(scratch_engine)
+    assert back[:4] == after
+    assert back[4][0] > after[3][0]
+    assert _scan_indexes(scratch_engine) == indexes

@@ -57,7 +57,11 @@ class Channel(StrEnum):
 
 
 class ScanEvent(SQLModel, table=True):
-    """One view of a tracking page. No raw IP address or user agent is ever stored."""
+    """One view of a tracking page. No raw IP address or user agent is ever stored.
+
+    On PostgreSQL the table is partitioned by UTC month (app.tracking.partitions) and its
+    primary key is (id, occurred_at); ids still come from one sequence and identify a row.
+    """
 
     __tablename__ = "scan_event"
     __table_args__ = (

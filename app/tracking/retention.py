@@ -6,21 +6,35 @@ are still about one visit; after the retention period only counts per day remain
 into ScanDaily and deletes them, so a run that stops half-way leaves whole days done and the
 rest untouched, and running it again only picks up what is left.
 
+On PostgreSQL, where scan_event has a partition per UTC month (app.tracking.partitions), a month
+wholly past the cutoff is rolled up day by day and then dropped as a whole, in one transaction:
+no row is deleted, and nothing is left for VACUUM. The month the cutoff falls in loses its
+expired days row by row as above, so that no event outlives the retention period by up to a
+month; its partition goes once all of it has expired. When the partition cannot be locked in
+time (a long report reading scan_event), the month's rows go day by day too, and the emptied
+partition is dropped on a later run.
+
 Several runs at once (every ``serve`` worker's housekeeping, a cron'd ``offertrack purge``)
 take turns: PostgreSQL through a transaction-level advisory lock, SQLite through its single
 writer. New scans are never touched: they are younger than any day being rolled up.
 """
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, select, text
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, delete, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col
 
 from app.db import read_only, utcnow
+from app.tracking import partitions
 from app.tracking.models import ScanDaily, ScanEvent
+from app.tracking.partitions import Month
+
+log = logging.getLogger(__name__)
 
 # Any constant, as long as nothing else in the database uses it as an advisory lock key.
 ADVISORY_LOCK_KEY = 0x0FF3_7124_5CA1_0001
@@ -43,6 +57,15 @@ class PurgeReport:
     days: int = 0
     events: int = 0
     rows: int = 0
+    months_dropped: int = 0
+
+    def __add__(self, other: "PurgeReport") -> "PurgeReport":
+        return PurgeReport(
+            self.days + other.days,
+            self.events + other.events,
+            self.rows + other.rows,
+            self.months_dropped + other.months_dropped,
+        )
 
 
 @dataclass(frozen=True)
@@ -63,12 +86,51 @@ def purge_old_scans(
 ) -> PurgeReport:
     """Roll scan events older than the retention period up into daily counts and delete them."""
     cutoff = retention_cutoff(retention_days, now)
-    report = PurgeReport()
+    report = _drop_expired_months(session, cutoff)
     day = _first_day_before(session, cutoff, after=None)
     while day is not None:
         events, rows = _roll_up_day(session, day)
-        report = PurgeReport(report.days + 1, report.events + events, report.rows + rows)
+        report += PurgeReport(1, events, rows)
         day = _first_day_before(session, cutoff, after=day)
+    return report
+
+
+def _drop_expired_months(session: Session, cutoff: datetime) -> PurgeReport:
+    """PostgreSQL: roll up and drop each month partition that lies wholly before ``cutoff``."""
+    with read_only(session):
+        connection = session.connection()
+        partitioned = partitions.is_partitioned(connection)
+        months = partitions.month_partitions(connection) if partitioned else []
+    report = PurgeReport()
+    for month in (month for month in months if month.end <= cutoff):
+        try:
+            report += _roll_up_month(session, month)
+        except OperationalError as exc:  # locked past the timeout: its rows go day by day
+            session.rollback()
+            log.warning("scan partition %s not dropped this time: %s", month.name, exc)
+            break
+    return report
+
+
+def _roll_up_month(session: Session, month: Month) -> PurgeReport:
+    """One month in one transaction: count each of its days into ScanDaily, then drop it."""
+    _take_turns(session)
+    connection = session.connection()
+    if month not in partitions.month_partitions(connection):
+        session.commit()  # another purge dropped it while this one waited its turn
+        return PurgeReport()
+    partitions.freeze_month(connection, month)
+    report = PurgeReport(months_dropped=1)
+    day = _first_day_in(session, month.start, month.end)
+    while day is not None:
+        groups = _day_groups(session, _within(day))
+        for key, counts in groups.items():
+            _add_counts(session, day, key, counts)
+        events = sum(counts["scans"] for counts in groups.values())
+        report += PurgeReport(1, events, len(groups))
+        day = _first_day_in(session, _midnight(day + timedelta(days=1)), month.end)
+    partitions.drop_month(connection, month)
+    session.commit()
     return report
 
 
@@ -86,13 +148,27 @@ def _first_day_before(session: Session, cutoff: datetime, after: date | None) ->
     return oldest.astimezone(UTC).date() if oldest is not None else None
 
 
-def _roll_up_day(session: Session, day: date) -> tuple[int, int]:
-    """One day in one transaction: count its events into ScanDaily, then delete them."""
-    _take_turns(session)
-    in_day = and_(
+def _first_day_in(session: Session, start: datetime, end: datetime) -> date | None:
+    """The oldest day with events in [start, end), read in the caller's transaction."""
+    oldest = session.execute(
+        select(func.min(ScanEvent.occurred_at)).where(
+            col(ScanEvent.occurred_at) >= start, col(ScanEvent.occurred_at) < end
+        )
+    ).scalar_one_or_none()
+    return oldest.astimezone(UTC).date() if oldest is not None else None
+
+
+def _within(day: date) -> ColumnElement[bool]:
+    return and_(
         col(ScanEvent.occurred_at) >= _midnight(day),
         col(ScanEvent.occurred_at) < _midnight(day + timedelta(days=1)),
     )
+
+
+def _roll_up_day(session: Session, day: date) -> tuple[int, int]:
+    """One day in one transaction: count its events into ScanDaily, then delete them."""
+    _take_turns(session)
+    in_day = _within(day)
     groups = _day_groups(session, in_day)
     for key, counts in groups.items():
         _add_counts(session, day, key, counts)
@@ -190,13 +266,7 @@ def _live_counts(
 ) -> dict[date, tuple[int, int]]:
     # Grouped here rather than in SQL: "the UTC day of a timestamp" is spelled differently on
     # each database (and PostgreSQL's date() follows the session's time zone).
-    rows = session.execute(
-        select(col(ScanEvent.occurred_at), col(ScanEvent.visitor_hash)).where(
-            col(ScanEvent.offer_id) == offer_id,
-            col(ScanEvent.occurred_at) >= _midnight(start),
-            col(ScanEvent.occurred_at) < _midnight(end + timedelta(days=1)),
-        )
-    )
+    rows = session.execute(live_scans_query(offer_id, start, end))
     scans: Counter[date] = Counter()
     visitors: dict[date, set[str]] = {}
     for row in rows:
@@ -206,3 +276,13 @@ def _live_counts(
         if visitor is not None:
             visitors.setdefault(day, set()).add(visitor)
     return {day: (count, len(visitors.get(day, ()))) for day, count in scans.items()}
+
+
+def live_scans_query(offer_id: str, start: date, end: date) -> Select[datetime, str | None]:
+    """An offer's scan events of the UTC days ``start`` to ``end``: a range on occurred_at, so
+    that PostgreSQL reads only the partitions of those months."""
+    return select(col(ScanEvent.occurred_at), col(ScanEvent.visitor_hash)).where(
+        col(ScanEvent.offer_id) == offer_id,
+        col(ScanEvent.occurred_at) >= _midnight(start),
+        col(ScanEvent.occurred_at) < _midnight(end + timedelta(days=1)),
+    )
