@@ -242,6 +242,13 @@ def make_engine(
             "timeout": write_wait_seconds,
             "factory": _QueuedWriterConnection,
         }
+        if "poolclass" not in kwargs:
+            # A connection for every request thread (anyio's 40) and the workers besides:
+            # writers queue for SQLite's one lock (_WriterLock) holding their connection, and a
+            # request that also had to queue for the pool's 15 (the default) timed out there
+            # in a burst of writes. A SQLite connection costs a file handle and its page cache.
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 50)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, write_wait_seconds)
         return engine

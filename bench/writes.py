@@ -87,7 +87,7 @@ def one_flow(base: str, token: str, client: int, start: threading.Barrier) -> Fl
                 status, body = _call(base, "POST", "/api/v1/offers", token, offer_body(client))
                 offer_id = json.loads(body).get("id", "") if status == 201 else ""
             elif step == "issue":
-                status, _ = _call(base, "POST", f"/api/v1/offers/{offer_id}/issue", token)
+                status, body = _call(base, "POST", f"/api/v1/offers/{offer_id}/issue", token)
             else:
                 status, body = _call(base, "GET", f"/api/v1/offers/{offer_id}/pdf", token)
                 if status == 200 and not body.startswith(b"%PDF"):
@@ -95,6 +95,7 @@ def one_flow(base: str, token: str, client: int, start: threading.Barrier) -> Fl
             flow.seconds[step] = time.perf_counter() - t0
             flow.statuses.append(status)
             if not 200 <= status < 300:
+                flow.error = f"{step}: {body[:300]!r}"  # what the server said, to tell why
                 break
     except OSError as exc:
         flow.error = f"{type(exc).__name__}: {exc}"
