@@ -4,12 +4,12 @@ app.analytics.attribution and CSV downloads from app.analytics.exports, so the p
 and the CSV always agree. Every change is a POST (the staff site's CSRF middleware checked it).
 """
 
-from app.admin.analytics import campaigns, dashboard, webhooks
+from app.admin.analytics import campaigns, dashboard, placements, webhooks
 from app.admin.layout import MenuLink, StaffPages
 from app.auth.staff import Role
 
 ANALYTICS_PAGES = StaffPages(
-    router=(dashboard.router, campaigns.router, webhooks.router),
+    router=(dashboard.router, campaigns.router, placements.router, webhooks.router),
     menu=[
         MenuLink("Campaign dashboard", "analytics:dashboard", Role.VIEWER),
         MenuLink("Campaigns", "analytics:campaigns", Role.VIEWER, icon="fa-solid fa-bullhorn"),
