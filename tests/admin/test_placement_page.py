@@ -211,6 +211,9 @@ def test_rows_move_and_go_and_blank_rows_are_left_out(
     assert "https://shop.example.com/2b" not in fewer
     gone = web.post(url, data={**rows, "op": "remove-rule-0"}).text
     assert 'value="first"' not in gone and 'id="rules-0-name"' in gone
+    stale = web.post(url, data={**rows, "op": "remove-rule-7"})  # a row gone in another tab
+    assert stale.status_code == 200 and 'value="first"' in stale.text
+    assert _rules(db, placement) == []  # a row button never saves
 
     assert web.post(url, data=rows, follow_redirects=False).status_code == 303
     stored = _rules(db, placement)
@@ -275,3 +278,19 @@ def test_the_page_shows_its_scans_and_conversions_of_the_last_30_days(
     assert '<svg class="ot-chart" id="chart-placement"' in html
     other = web.get(f"/admin/analytics/placements/{world.p1}").text
     assert _cells(other, "placement-totals")[0][:3] == ["7", "5", "1"]
+
+
+def test_rules_sent_as_json_through_the_api_show_in_the_form_as_stored(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign = make_campaign(db, name="From the API")
+    rule = {
+        "when": {"time_from": "08:30:15", "time_to": "17:00:00", "languages": ["pt-br"]},
+        "destinations": [{"url": "https://shop.example.com/pt"}],
+    }
+    placement = make_placement(db, campaign.id or 0, rules=[rule])
+    as_role(Role.SALES)
+    html = web.get(f"/admin/analytics/placements/{placement.id}").text
+    assert 'id="rules-0-time_from" name="rules-0-time_from" value="08:30:15"' in html
+    assert 'id="rules-0-time_to" name="rules-0-time_to" value="17:00"' in html
+    assert 'value="pt-br"' in html and 'value="https://shop.example.com/pt"' in html

@@ -95,8 +95,8 @@ def rows_of(rules: Sequence[Mapping[str, Any]]) -> list[RuleRow]:
             "languages": ", ".join(when.get("languages", [])),
             "date_from": when.get("date_from", ""),
             "date_to": when.get("date_to", ""),
-            "time_from": str(when.get("time_from", ""))[:5],
-            "time_to": str(when.get("time_to", ""))[:5],
+            "time_from": _clock(when.get("time_from", "")),
+            "time_to": _clock(when.get("time_to", "")),
         }
         targets = [
             {
@@ -111,26 +111,29 @@ def rows_of(rules: Sequence[Mapping[str, Any]]) -> list[RuleRow]:
     return rows
 
 
-def edit_rows(rows: list[RuleRow], op: str) -> bool:
+def _clock(stored: str) -> str:
+    """A stored time as a time field shows it: ``22:00:00`` is ``22:00``; seconds, when the
+    API was given some, stay."""
+    return stored.removesuffix(":00") if len(stored) == 8 else stored
+
+
+def edit_rows(rows: list[RuleRow], op: str) -> None:
     """Apply a row button: add-rule, add-variant-I, remove-rule-I, remove-variant-I-J,
-    up-rule-I, down-rule-I. False when ``op`` is none of them (a save)."""
+    up-rule-I, down-rule-I; anything else (a row gone already) leaves the rows as they are."""
     if op == "add-rule":
         if len(rows) < MAX_ROWS:
             rows.append(RuleRow())
-        return True
+        return
     verb, _, rest = op.partition("-")
     what, _, numbers = rest.partition("-")
     parts = numbers.split("-")
-    if what not in ("rule", "variant") or not all(p.isdigit() for p in parts):
-        return False
+    if not all(p.isdigit() for p in parts) or not 0 <= int(parts[0]) < len(rows):
+        return
     index = [int(p) for p in parts]
-    if not 0 <= index[0] < len(rows):
-        return True  # a row that is gone already: show the form as it is
     if what == "variant":
         _edit_variants(rows[index[0]].destinations, verb, index[1:])
-    else:
+    elif what == "rule":
         _move_or_remove(rows, verb, index[0])
-    return True
 
 
 def _edit_variants(targets: list[dict[str, str]], verb: str, index: list[int]) -> None:

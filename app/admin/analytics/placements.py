@@ -145,7 +145,9 @@ async def placement_update(request: Request, placement_id: PathId, staff: SalesD
     posted = await request.form()
     values = fields(posted, FIELDS)
     rows = placement_form.read_rules(posted)
-    if placement_form.edit_rows(rows, str(posted.get("op", "save"))):
+    op = str(posted.get("op", "save"))
+    if op != "save":  # a row button: the form comes back changed, nothing is saved
+        placement_form.edit_rows(rows, op)
         return await _render(request, placement_id, form=values, rows=rows)
     rows = placement_form.compact(rows)
     outcome = await save_and_redirect(
