@@ -1,7 +1,8 @@
 """The analytics pages of the staff site (/admin/analytics), by family: the dashboard,
-campaigns with their creatives and placements, webhook endpoints. Figures come from
-app.analytics.attribution and CSV downloads from app.analytics.exports, so the page, the API
-and the CSV always agree. Every change is a POST (the staff site's CSRF middleware checked it).
+campaigns with their creatives, a placement with its rules form, webhook endpoints. Figures
+come from app.analytics.attribution and CSV downloads from app.analytics.exports, so the page,
+the API and the CSV always agree. Every change is a POST (the staff site's CSRF middleware
+checked it).
 """
 
 from app.admin.analytics import campaigns, dashboard, placements, webhooks
