@@ -12,13 +12,15 @@ document.addEventListener("DOMContentLoaded", () => {
     nav.classList.toggle("open", open);
   });
 });
-// "Select all" ticks every row of the list for a bulk action (only with JavaScript: without it
-// the rows are ticked one by one).
+// "Select all" ticks every row of the list for a bulk action in place. Without JavaScript the
+// "Select all on this page" link does it by loading the page again with every row ticked; with
+// it, the header's checkbox takes over and the link goes.
 document.addEventListener("DOMContentLoaded", () => {
   for (const box of document.querySelectorAll("input.select-all")) {
     box.hidden = false;
     const label = box.parentElement.querySelector(".select-all-label");
     if (label) label.remove();
+    for (const link of document.querySelectorAll("a.select-all-link")) link.hidden = true;
     box.addEventListener("change", () => {
       for (const row of document.querySelectorAll('input[name="pks"][form="selection-form"]')) {
         row.checked = box.checked;

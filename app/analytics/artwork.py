@@ -81,3 +81,10 @@ def render(
         qr.save(out, kind="png", scale=pixels, border=QUIET_ZONE, dpi=dpi)
     filename = f"{name}-{size_mm:g}mm-{error}.{fmt}"
     return Artwork(out.getvalue(), MEDIA_TYPES[fmt], filename, module_mm)
+
+
+def preview_svg(url: str, *, error: ErrorLevel = "M") -> str:
+    """The code for ``url`` as SVG to show on a page (sized by its container): the same
+    symbol ``render`` prints at this error level, quiet zone included."""
+    qr = segno.make(url, error=error.lower(), micro=False, boost_error=False)
+    return str(qr.svg_inline(scale=4, border=QUIET_ZONE, light="#fff", svgclass="qr-preview"))

@@ -6,7 +6,7 @@ from the daily rollup (app.analytics.rollup), conversions from a range of
 day per code or offer; a visitor who sent DNT/GPC counts as a scan but not as a visitor.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -124,13 +124,18 @@ def _days(period: Period) -> ColumnElement[bool]:
     return and_(daily.day >= period.start, daily.day <= period.end)
 
 
-def scans_per_day(session: Session, period: Period) -> list[DayRow]:
-    """Scans and unique visitors on each local day, days without scans included."""
+def scans_per_day(
+    session: Session, period: Period, placement_id: int | None = None
+) -> list[DayRow]:
+    """Scans and unique visitors on each local day, days without scans included; of one
+    placement's code when ``placement_id`` is given."""
     query = (
         select(daily.day, func.sum(daily.scans), func.sum(daily.visitors))
         .where(_days(period))
         .group_by(daily.day)
     )
+    if placement_id is not None:
+        query = query.where(daily.placement_id == placement_id)
     with read_only(session):
         result: Sequence[Any] = session.execute(query).all()
     found = {day: (int(n), int(v)) for day, n, v in result}
@@ -197,6 +202,22 @@ def funnel(session: Session, period: Period) -> Funnel:
         counts: Any = session.execute(query).one()
         issued, seen, accepted, ordered = counts
     return Funnel(int(issued), int(seen or 0), int(accepted), int(ordered))
+
+
+def conversions_per_day(
+    session: Session, period: Period, placement_id: int, model: Model = "last_touch"
+) -> list[int]:
+    """Conversions credited to one placement on each local day of the period."""
+    column = conversions["first_placement_id" if model == "first_touch" else "last_placement_id"]
+    query = select(conversions.occurred_at).where(
+        _in_range(conversions.occurred_at, period), column == placement_id
+    )
+    with read_only(session):
+        found: Sequence[datetime] = session.execute(query).scalars().all()
+    # A placement's conversions in a month are few: counted here by local day, where SQL
+    # would need one expression per database for the day in the configured zone.
+    counts = Counter(moment.astimezone(period.zone).date() for moment in found)
+    return [counts.get(day, 0) for day in period.days()]
 
 
 def attribution(

@@ -3,7 +3,6 @@ downloads, campaign/placement/webhook screens per role, field errors, CSRF and t
 
 import csv
 import io
-import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -234,63 +233,36 @@ def test_campaign_field_errors_are_shown_next_to_the_field(
     )
 
 
-def test_placement_rules_are_shown_readably_and_validated(
+def test_a_placement_is_created_from_its_campaign_and_lands_on_its_rules_form(
     web: TestClient, as_role: SignIn, db: Session
 ) -> None:
-    campaign = make_campaign(db, name="Rules")
-    creative = make_creative(db, campaign.id or 0, name="Blue")
+    campaign_id = make_campaign(db, name="Rules").id or 0
+    creative = make_creative(db, campaign_id, name="Blue")
     token = as_role(Role.SALES)
-    rule = {
-        "name": "apps",
-        "when": {"os": ["ios"]},
-        "destinations": [{"url": "https://apps.example.com/x", "creative_id": creative.id}],
+    form = {
+        "name": "Table tent",
+        "fallback_url": "https://shop.example.com/",
+        "fallback_creative_id": str(creative.id),
+        "split_mode": "weighted",
+        "csrf_token": token,
     }
-    rules = json.dumps([rule])
+    bad = web.post(
+        f"/admin/analytics/campaigns/{campaign_id}/placements",
+        data={**form, "fallback_url": "shop.example.com"},
+    )
+    assert bad.status_code == 422 and 'id="fallback_url-error"' in bad.text
+    assert 'value="Table tent"' in bad.text
+    assert db.exec(select(Placement)).first() is None
+    db.rollback()
     response = web.post(
-        f"/admin/analytics/campaigns/{campaign.id}/placements",
-        data={
-            "name": "Table tent",
-            "fallback_url": "https://shop.example.com/",
-            "split_mode": "weighted",
-            "rules": rules,
-            "csrf_token": token,
-        },
-        follow_redirects=False,
+        f"/admin/analytics/campaigns/{campaign_id}/placements", data=form, follow_redirects=False
     )
     assert response.status_code == 303, response.text
     page = web.get(response.headers["location"]).text
-    assert "device is iOS" in page and "(creative Blue)" in page
-    placement = db.exec(select(Placement).where(Placement.name == "Table tent")).one()
-    db.rollback()
-    bad = web.post(
-        f"/admin/analytics/placements/{placement.id}",
-        data={
-            "name": "Table tent",
-            "fallback_url": "https://shop.example.com/",
-            "split_mode": "weighted",
-            "rules": '[{"when": {"os": ["windows"]}, "destinations": []}]',
-            "csrf_token": token,
-        },
-    )
-    assert bad.status_code == 422
-    assert 'id="rules-error"' in bad.text
-    assert "Rule 1, when.os.0: Input should be" in bad.text  # both problems, where they are
-    assert "Rule 1, destinations: List should have at least 1 item" in bad.text
-    broken = web.post(
-        f"/admin/analytics/placements/{placement.id}",
-        data={
-            "name": "Table tent",
-            "fallback_url": "https://shop.example.com/",
-            "split_mode": "weighted",
-            "rules": "[{",
-            "csrf_token": token,
-        },
-    )
-    assert broken.status_code == 422 and "Not valid JSON" in broken.text
-    db.refresh(placement)
-    assert placement.rules[0]["when"] == {"os": ["ios"]}  # nothing half-written
+    assert "add its routing rules below" in page and "Add rule" in page
+    assert "(creative Blue)" in page  # the fallback, by name
     actions = db.exec(select(AuditLogEntry.action)).all()
-    assert "placement.created" in actions and "placement.updated" not in actions
+    assert "placement.created" in actions
 
 
 def test_qr_artwork_download_and_too_dense_message(

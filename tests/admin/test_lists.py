@@ -1,5 +1,6 @@
 """The staff lists: several filters at once, human column labels, the gross total column."""
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import utcnow
 from app.offers.models import Offer
+from app.tracking import service as tracking_service
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import line_data, make_offer
 
@@ -67,3 +69,35 @@ def test_orders_and_audit_log_read_in_human_words(
     assert "Created draft offer for Gamma SA" in audit and "What happened" in audit
     none = web.get("/admin/audit-log-entry/list", params={"actor": "nobody-at-all"}).text
     assert "Created draft offer for Gamma SA" not in none
+
+
+def _activated(db: Session, company: str) -> str:
+    settings = get_settings()
+    offer = make_offer(db, settings, issued=True, company=company)
+    tracking_service.activate_offer(db, offer.id, actor="tests", settings=settings)
+    return offer.id
+
+
+def test_select_all_on_a_page_without_javascript_ticks_every_row_of_that_page_only(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    orders = [_activated(db, f"Order {n} GmbH") for n in range(3)]
+    token = sign_in(web, make_staff(Role.SALES))
+    plain = web.get("/admin/order/list").text
+    assert re.search(r'href="[^"]*/admin/order/list\?select=1">Select all on this page', plain)
+    assert " checked>" not in plain
+
+    ticked = web.get("/admin/order/list", params={"select": "1"}).text
+    boxes = re.findall(r'<input[^>]*name="pks" value="([^"]+)"[^>]* checked>', ticked)
+    assert sorted(boxes) == sorted(orders)
+    assert 'aria-label="Select all rows on this page" checked hidden>' in ticked
+    assert "Clear selection" in ticked
+    # Another page's number ticks nothing here: "select all" never carries over to page 2.
+    assert " checked>" not in web.get("/admin/order/list", params={"select": "2"}).text
+
+    # The ticked boxes post as any ticked by hand would: the bulk action gets every order.
+    bulk = web.post(
+        "/admin/order/action/bulk-stage-update",
+        data={"pks": boxes, "csrf_token": token},
+    )
+    assert "Add a stage update to 3 orders" in bulk.text

@@ -1,5 +1,6 @@
-"""The public pages with JavaScript turned off: the timeline is there, refreshing is a plain
-link, accepting is a plain form post; and the pages have landmarks and labelled controls."""
+"""The pages with JavaScript turned off: the timeline is there, refreshing is a plain link,
+accepting is a plain form post, and the pages have landmarks and labelled controls; in the
+staff site "select all" and the routing rules' row buttons work by plain page loads."""
 
 import re
 from collections.abc import Iterator
@@ -10,14 +11,17 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.admin import users
 from app.auth.service import create_api_key
+from app.auth.staff import Role
 from app.config import get_settings
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
 from tests.browser.conftest import PHONE
-from tests.factories import make_offer
+from tests.factories import make_campaign, make_creative, make_offer, make_placement
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
+STAFF_PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -101,3 +105,52 @@ def test_accepting_an_offer_without_javascript(
         assert accepted is not None
         assert accepted.status == OfferStatus.ACCEPTED
         assert accepted.accepted_by_name == "Maria Papadopoulou"
+
+
+def _staff_sign_in(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/admin/")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Orders per stage")).to_be_visible()
+
+
+def test_staff_select_all_and_write_routing_rules_without_javascript(
+    committed: Engine, live_server: str, no_js_phone: Page
+) -> None:
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        for company in ("Nordwind GmbH", "Acme Hellas SA"):
+            offer = make_offer(session, settings, issued=True, company=company)
+            tracking_service.activate_offer(session, offer.id, actor="tests", settings=settings)
+        campaign = make_campaign(session, name="Spring fair")
+        make_creative(session, campaign.id or 0, name="Blue poster")
+        make_creative(session, campaign.id or 0, name="Green poster")
+        placement = make_placement(session, campaign.id or 0, name="Table tent")
+        users.create_user(session, "sales@example.com", Role.SALES, STAFF_PASSWORD, actor="t")
+    page = no_js_phone
+    _staff_sign_in(page, live_server, "sales@example.com")
+
+    # "Select all" is a link that brings the list back with every row ticked.
+    page.goto(f"{live_server}/admin/order/list")
+    page.get_by_role("link", name="Select all on this page").click()
+    expect(page.locator('input[name="pks"]:not(:checked)')).to_have_count(0)
+    page.get_by_role("button", name="Add a stage update to the selected orders").click()
+    expect(page.get_by_role("heading", name="Add a stage update to 2 orders")).to_be_visible()
+
+    # Rules in rows: "Add rule" and "Add variant" post the form and bring it back longer.
+    page.goto(f"{live_server}/admin/analytics/placements/{placement.id}")
+    page.get_by_role("button", name="Add rule").click()
+    page.get_by_label("iOS").check()
+    page.locator("#rules-0-destinations-0-url").fill("https://shop.example.com/a")
+    page.locator("#rules-0-destinations-0-creative_id").select_option(label="Blue poster")
+    page.get_by_role("button", name="Add variant to rule 1").click()
+    expect(page.get_by_label("iOS")).to_be_checked()  # what was typed came back
+    page.locator("#rules-0-destinations-1-url").fill("https://shop.example.com/b")
+    page.locator("#rules-0-destinations-1-creative_id").select_option(label="Green poster")
+    page.locator("#rules-0-destinations-1-weight").fill("3")
+    page.get_by_role("button", name="Save placement").click()
+
+    expect(page.get_by_text("Placement saved")).to_be_visible()
+    expect(page.locator("#rules-readable")).to_contain_text("device is iOS")
+    expect(page.locator("#rules-readable")).to_contain_text("(creative Green poster), weight 3")

@@ -1,27 +1,25 @@
-"""Campaigns, creatives and placements in the staff site (/admin/analytics/campaigns...): their
-forms, routing rules and QR artwork. Viewers read; sales and admins change them, each change
-written to the audit log by the service that makes it."""
+"""Campaigns and creatives in the staff site (/admin/analytics/campaigns...), and a new
+placement of a campaign (its own page is app.admin.analytics.placements). Viewers read; sales
+and admins change them, each change written to the audit log by the service that makes it."""
 
-import json
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin.access import SalesDep, StaffDep, require_role
-from app.admin.forms import Errors, fields, present, save_and_redirect, validate
+from app.admin.forms import fields, present, save_and_redirect, validate
 from app.admin.layout import render_staff_page
 from app.admin.views import in_session
-from app.analytics import artwork, campaigns
+from app.analytics import campaigns
 from app.analytics.models import Campaign, Placement
 from app.analytics.schemas import (
     CampaignCreate,
     CampaignUpdate,
     CreativeCreate,
     PlacementCreate,
-    PlacementUpdate,
 )
 from app.auth.staff import Role
 from app.config import get_settings
@@ -149,46 +147,22 @@ async def creative_create(request: Request, campaign_id: PathId, staff: SalesDep
     )
 
 
-# --- placements --------------------------------------------------------------------------
+# --- placements (their own page, with the rules form, is app.admin.analytics.placements) -
 
-P = TypeVar("P", PlacementCreate, PlacementUpdate)
-PLACEMENT_FIELDS = ("name", "slug", "fallback_url", "fallback_creative_id", "split_mode", "rules")
-
-
-def _rules_json(text: str, errors: Errors) -> Any:
-    if not text:
-        return []
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        errors["rules"] = f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
-        return None
-
-
-def _placement_data(values: dict[str, str], model: type[P]) -> tuple[P | None, Errors]:
-    creating = model is PlacementCreate
-    errors: Errors = {}
-    rules = _rules_json(values["rules"], errors)
-    data: dict[str, Any] = {k: v for k, v in values.items() if k != "rules"}
-    if not creating:
-        data.pop("slug", None)
-    data["fallback_creative_id"] = data["fallback_creative_id"] or None
-    if creating:
-        data = {k: v for k, v in data.items() if v not in ("", None)}
-    data["rules"] = rules if rules is not None else []
-    parsed, more = validate(model, data)
-    errors = {**more, **errors}
-    return (parsed if not errors else None), errors
+PLACEMENT_FIELDS = ("name", "slug", "fallback_url", "fallback_creative_id", "split_mode")
 
 
 @router.post("/campaigns/{campaign_id}/placements", name="analytics:placement_create")
 async def placement_create(request: Request, campaign_id: PathId, staff: SalesDep) -> Response:
+    """A placement without rules yet: its page, where it lands, edits them row by row."""
     values = fields(await request.form(), PLACEMENT_FIELDS)
     outcome = await save_and_redirect(
         request,
-        _placement_data(values, PlacementCreate),
+        validate(PlacementCreate, present(values)),
         lambda s, data: campaigns.create_placement(s, campaign_id, data, actor=staff.actor),
-        success=lambda placement: f"Placement “{placement.name}” created with its code.",
+        success=lambda placement: (
+            f"Placement “{placement.name}” created with its code; add its routing rules below."
+        ),
         to=lambda placement: request.url_for("analytics:placement", placement_id=placement.id),
     )
     if isinstance(outcome, Response):
@@ -196,91 +170,3 @@ async def placement_create(request: Request, campaign_id: PathId, staff: SalesDe
     return await _render_campaign(
         request, campaign_id, 422, placement=values, placement_errors=outcome
     )
-
-
-def _placement(session: Session, placement_id: int) -> tuple[Placement, Campaign, list[Any]]:
-    with read_only(session):
-        placement = campaigns.get_placement(session, placement_id)
-        campaign = campaigns.get_campaign(session, placement.campaign_id)
-        return placement, campaign, list(campaigns.list_creatives(session, campaign.id or 0))
-
-
-async def _render_placement(
-    request: Request, placement_id: int, status: int = 200, **extra: Any
-) -> Response:
-    placement, campaign, creatives = await in_session(lambda s: _placement(s, placement_id))
-    form = {
-        "name": placement.name,
-        "fallback_url": placement.fallback_url,
-        "fallback_creative_id": str(placement.fallback_creative_id or ""),
-        "split_mode": str(placement.split_mode),
-        "rules": json.dumps(placement.rules, indent=2, ensure_ascii=False),
-    }
-    path = request.app.state.root.url_path_for("analytics:code", slug=placement.slug)
-    context: dict[str, Any] = {
-        "title": f"Placement {placement.name}",
-        "placement": placement,
-        "campaign": campaign,
-        "creatives": {c.id: c.name for c in creatives},
-        "code_url": get_settings().public_base_url + path,
-        "form": form,
-        "errors": {},
-        "art": {"size_mm": "30", "error": "M", "fmt": "svg"},
-        "art_error": "",
-        **extra,
-    }
-    return await render_staff_page(request, "analytics/placement.html", context, status)
-
-
-@router.get("/placements/{placement_id}", name="analytics:placement")
-async def placement_detail(request: Request, placement_id: PathId, staff: StaffDep) -> Response:
-    return await _render_placement(request, placement_id)
-
-
-@router.post("/placements/{placement_id}", name="analytics:placement_update")
-async def placement_update(request: Request, placement_id: PathId, staff: SalesDep) -> Response:
-    values = fields(await request.form(), PLACEMENT_FIELDS)
-    outcome = await save_and_redirect(
-        request,
-        _placement_data(values, PlacementUpdate),
-        lambda s, data: campaigns.update_placement(s, placement_id, data, actor=staff.actor),
-        success=lambda _: "Placement saved; its code routes by the new rules now.",
-        to=lambda _: request.url_for("analytics:placement", placement_id=placement_id),
-    )
-    if isinstance(outcome, Response):
-        return outcome
-    return await _render_placement(request, placement_id, 422, form=values, errors=outcome)
-
-
-@router.get("/placements/{placement_id}/qr", name="analytics:placement_qr")
-async def placement_qr(
-    request: Request,
-    placement_id: PathId,
-    staff: StaffDep,
-    size_mm: Annotated[str, Query(max_length=20)] = "30",
-    error: Annotated[str, Query(max_length=1)] = "M",
-    fmt: Annotated[str, Query(max_length=3)] = "svg",
-) -> Response:
-    """The placement's QR artwork; a size too small for the code is explained on the page."""
-    placement, _, _ = await in_session(lambda s: _placement(s, placement_id))
-    path = request.app.state.root.url_path_for("analytics:code", slug=placement.slug)
-    url = get_settings().public_base_url + path
-    art_form = {"size_mm": size_mm, "error": error, "fmt": fmt}
-    problem = ""
-    try:
-        size = float(size_mm)
-    except ValueError:
-        size, problem = 0.0, "Enter the width in millimetres, for example 30."
-    if not problem and not 5 <= size <= 2000:
-        problem = "Choose a width between 5 and 2000 mm."
-    if error not in ("L", "M", "Q", "H") or fmt not in artwork.MEDIA_TYPES:
-        problem = "Choose an error level (L, M, Q, H) and a format (SVG, PNG, PDF)."
-    if not problem:
-        try:
-            art = artwork.render(url, size_mm=size, error=error, fmt=fmt, name=placement.slug)  # type: ignore[arg-type]
-        except artwork.CodeTooDense as exc:
-            problem = exc.detail
-        else:
-            headers = {"Content-Disposition": f'attachment; filename="{art.filename}"'}
-            return Response(art.content, media_type=art.media_type, headers=headers)
-    return await _render_placement(request, placement_id, 422, art=art_form, art_error=problem)
