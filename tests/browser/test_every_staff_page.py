@@ -29,8 +29,10 @@ from app.config import get_settings
 from app.customers import service as customers_service
 from app.customers.schemas import CustomerCreate
 from app.demo import load_demo_data
+from app.notifications import questions
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
+from app.tracking.codes import parse_tracking_code
 from tests.analytics.test_attribution import World
 from tests.browser.conftest import PHONE
 from tests.browser.staffpages import problems
@@ -90,6 +92,13 @@ def _demo_data(engine: Engine) -> Ids:
             query = select(Offer.id).where(Offer.status == status, col(Offer.ordered_at).is_(None))
             return session.exec(query.order_by(col(Offer.id))).first() or ""
 
+        questions.ask_question(  # the questions page of the issued offer has one to show
+            session,
+            parse_tracking_code(offer(OfferStatus.ISSUED)),
+            email="maria@example.com",
+            message="Can you deliver in May?",
+            settings=settings,
+        )
         ordered = session.exec(select(Offer.id).where(col(Offer.ordered_at).is_not(None))).first()
         return Ids(
             draft=offer(OfferStatus.DRAFT),
@@ -131,6 +140,7 @@ def _route_args(ids: Ids) -> dict[str, dict[str, Any]]:
         "analytics:campaign": {"campaign_id": ids.campaign},
         "analytics:placement": {"placement_id": ids.placement},
         "analytics:webhook": {"endpoint_id": ids.endpoint},
+        "questions:list": {"offer_id": ids.issued},
     }
 
 
