@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     scan_hold_limit: int = Field(default=20_000, ge=0, le=1_000_000)
     # SQLite: how long a write waits for the one writer's lock without seeing it change hands
     # before the request answers 503 with Retry-After; a queue that keeps moving is waited in
-    # for up to six times this (PostgreSQL rows lock one by one and need no such wait).
+    # for up to three times this (PostgreSQL rows lock one by one and need no such wait).
     write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).

@@ -47,9 +47,10 @@ SQLITE_LOCK_TIMEOUT = 30.0
 # gives up: the request then answers 503 with Retry-After. A few seconds: a holder that long is
 # stuck (a backup, another process), and waiting behind it only makes the queue longer. A queue
 # of short transactions that keeps moving is worth waiting in, up to QUEUE_WAIT_FACTOR times
-# that: a burst of forty writers on a loaded machine is a queue, not an outage.
+# that: a burst of forty writers on a loaded machine is a queue, not an outage. Not longer: a
+# waiter holds a request thread, and a proxy in front gives up after some 30 s.
 SQLITE_WRITE_WAIT_SECONDS = 5.0
-QUEUE_WAIT_FACTOR = 6
+QUEUE_WAIT_FACTOR = 3
 Processor = Callable[[Any], Any]
 READ_ONLY: Final = "offertrack_read_only"
 # A write transaction that fails at once, instead of waiting, when another writer holds SQLite's
@@ -132,7 +133,7 @@ class WriterBusy(OperationalError):
     that is away (503 with Retry-After), never as a 500."""
 
     def __init__(self, seconds: float) -> None:
-        message = f"database is locked (another writer held it for {seconds:g} s)"
+        message = f"database is locked (waited {seconds:.1f} s for the writers before)"
         super().__init__("BEGIN IMMEDIATE", None, sqlite3.OperationalError(message))
 
 
@@ -143,6 +144,7 @@ class _QueuedWriterConnection(sqlite3.Connection):
 
     def acquire_write_lock(self, *, wait: bool = True, timeout: float | None = None) -> None:
         assert self.write_lock is not None
+        started = time.monotonic()
         if not wait:
             acquired = self.write_lock.lock.acquire(blocking=False)
         elif timeout is not None:
@@ -152,7 +154,7 @@ class _QueuedWriterConnection(sqlite3.Connection):
         if not acquired:
             # SQLAlchemy's error, not the driver's: the "begin" event runs outside the code
             # that wraps driver errors, and a bare sqlite3 error would reach the client as a 500.
-            raise WriterBusy(self.write_wait_seconds if wait else 0)
+            raise WriterBusy(time.monotonic() - started)
         self.holds_write_lock = True
 
     def release_write_lock(self) -> None:

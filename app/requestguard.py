@@ -119,7 +119,8 @@ def _relative(location: bytes, own: set[str]) -> bytes:
         return location
     if parts.scheme not in ("http", "https") or parts.netloc.lower() not in own:
         return location
-    relative = parts.path or "/"
+    # One leading slash only: "//evil.example/x" would be a link to another site.
+    relative = "/" + parts.path.lstrip("/")
     if parts.query:
         relative += "?" + parts.query
     if parts.fragment:

@@ -129,9 +129,7 @@ def delete_question(
     if question is None or question.offer_id != offer_id:
         raise QuestionNotFound()
     session.execute(
-        delete(MailOutbox).where(
-            col(MailOutbox.dedupe_key) == f"alert:{_alert_key(question.offer_id, question.id)}"
-        )
+        delete(MailOutbox).where(col(MailOutbox.id).in_(_alert_mails(session, question)))
     )
     audit.record(
         session,
@@ -146,6 +144,25 @@ def delete_question(
     session.delete(question)
     session.commit()
     return question
+
+
+def _alert_mails(session: Session, question: CustomerQuestion) -> list[int]:
+    """The outbox copies of the question's alert: by its key, and, for a question asked
+    before questions had their own table (its alert's key named another id), any question
+    alert about the offer that carries the asker's address."""
+    key = f"alert:{_alert_key(question.offer_id, question.id)}"
+    about_offer = f"alert:{_alert_key(question.offer_id, '')}%"
+    rows = session.exec(
+        select(MailOutbox.id, MailOutbox.dedupe_key, MailOutbox.message).where(
+            col(MailOutbox.dedupe_key).like(about_offer)
+        )
+    ).all()
+    address = question.email.encode()
+    return [
+        mail_id
+        for mail_id, dedupe_key, message in rows
+        if mail_id is not None and (dedupe_key == key or address in message)
+    ]
 
 
 def _alert_key(offer_id: str, question_id: str) -> str:

@@ -108,23 +108,26 @@ def add_coming_months(
     have = set(month_partitions(connection))
     month, made = Month.of(now or utcnow()), []
     for _ in range(ahead + 1):
-        if month not in have:
-            add_month(connection, month)
+        if month not in have and add_month(connection, month):
             made.append(month)
         month = month.next()
     return made
 
 
-def add_month(connection: Connection, month: Month) -> None:
+def add_month(connection: Connection, month: Month) -> bool:
     """Attach a partition for ``month``, moving into it the rows the default partition holds
     for that month (PostgreSQL refuses a partition whose rows the default already has).
 
     Made apart and then attached: ATTACH takes a lighter lock on scan_event than CREATE TABLE
     … PARTITION OF, so inserts into other months go on meanwhile; the default partition is
     locked against inserts until commit, so no row for the month can slip in before it.
+    False when another server made it first (every server keeps the months ahead): that one
+    held the lock until its commit, so the partition is seen once the lock is ours.
     """
     _limit_lock_wait(connection)
     connection.execute(text(f"LOCK TABLE {DEFAULT_PARTITION} IN EXCLUSIVE MODE"))
+    if month in month_partitions(connection):
+        return False
     connection.execute(
         text(f"CREATE TABLE {month.name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     )
@@ -138,6 +141,7 @@ def add_month(connection: Connection, month: Month) -> None:
         {"start": month.start, "end": month.end},
     )
     connection.execute(text(f"ALTER TABLE {TABLE} ATTACH PARTITION {month.name} {_bounds(month)}"))
+    return True
 
 
 def freeze_month(connection: Connection, month: Month) -> None:

@@ -89,3 +89,21 @@ def test_a_viewer_reads_but_cannot_delete_and_an_unknown_question_is_404(
     elsewhere = f"/admin/offers/{other}/questions/{question_id}/delete"
     assert web.post(elsewhere, data={"csrf_token": sales_token}).status_code == 404
     assert _personal_data_left(db, offer_id)  # a question is deleted from its own offer only
+
+
+def test_deleting_a_question_asked_before_questions_had_a_table_deletes_its_alert_mail(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """Its alert mail was keyed by another id (the migration gave the question a new one)."""
+    offer_id, question_id = _asked(db)
+    [mail] = db.exec(
+        select(MailOutbox).where(col(MailOutbox.dedupe_key).contains(question_id))
+    ).all()
+    mail.dedupe_key = f"alert:question:{offer_id}:01J00000000000000000000000"
+    db.add(mail)
+    db.commit()
+    token = as_role(Role.SALES)
+
+    web.post(f"/admin/offers/{offer_id}/questions/{question_id}/delete", data={"csrf_token": token})
+
+    assert _personal_data_left(db, offer_id) == []

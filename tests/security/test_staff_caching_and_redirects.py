@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from app.auth.staff import Role
 from app.config import get_settings
+from app.requestguard import relative_locations
 from tests.factories import make_offer
 
 
@@ -72,3 +73,14 @@ def test_a_redirect_to_another_site_is_kept(client: TestClient, session: Session
     response = client.get(f"/c/{placement.slug}", follow_redirects=False)
 
     assert response.headers["location"].startswith("https://shop.example.com/x")
+
+
+def test_a_location_back_here_never_becomes_a_link_to_another_site() -> None:
+    """A redirect to our own ``http://host//evil.example/x`` (a path the client chose) made
+    relative must not read ``//evil.example/x``, which browsers take for another site."""
+    scope = {"headers": [(b"host", b"track.example.com")], "server": ("127.0.0.1", 8000)}
+    raw = [(b"location", b"http://track.example.com//evil.example/x?y=1")]
+
+    relative_locations(raw, scope)
+
+    assert raw == [(b"location", b"/evil.example/x?y=1")]

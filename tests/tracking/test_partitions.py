@@ -204,3 +204,23 @@ def test_a_month_locked_by_a_long_read_goes_row_by_row_and_its_partition_later(
     assert (first.months_dropped, first.events) == (0, 2)  # deleted day by day instead
     assert (second.months_dropped, second.events) == (1, 0)  # the empty partition goes
     assert rolled_up == 2  # counted once
+
+
+@postgresql_only
+def test_two_servers_keeping_the_months_ahead_make_each_month_once(committed: Engine) -> None:
+    """Every server process keeps the coming months; one that read the partitions before
+    another made a month finds it once it has the lock, and neither fails."""
+    month = Month(2040, 2)
+    try:
+        with committed.connect() as late:
+            late.execute(text("SELECT 1"))  # read what exists: the month is not there yet
+            assert month not in partitions.month_partitions(late)
+            with committed.begin() as first:
+                assert partitions.add_month(first, month)
+            assert not partitions.add_month(late, month)
+            late.commit()
+        with committed.connect() as connection:
+            assert partitions.month_partitions(connection).count(month) == 1
+    finally:
+        with committed.begin() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {month.name}"))
