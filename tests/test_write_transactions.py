@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-from app.auth.service import create_api_key
+from app.auth.service import authenticate, create_api_key, verified_keys
 from app.config import Settings
 from app.db import make_engine, read_only
 from app.offers.pdf import PdfRenderer
@@ -149,7 +149,7 @@ def test_a_write_is_answered_while_more_pdfs_wait_for_a_renderer_than_there_are_
 
     tokens_before = server.portal.call(_thread_tokens, threads)  # type: ignore[union-attr]
     app.state.pdf_renderer = held
-    pool = ThreadPoolExecutor(queued)
+    pool = ThreadPoolExecutor(queued + 1)
     try:
         pdfs = [
             pool.submit(server.get, f"/api/v1/offers/{draft.id}/pdf", headers=headers)
@@ -173,6 +173,21 @@ def test_a_write_is_answered_while_more_pdfs_wait_for_a_renderer_than_there_are_
     assert waited < 1, f"the write waited {waited:.1f} s behind the queued PDFs"
     assert [r.status_code for r in rendered] == [200] * queued
     assert all(r.content.startswith(b"%PDF") for r in rendered)
+
+
+def test_checking_a_recently_used_api_key_leaves_no_transaction_open(
+    committed: Engine, token: str
+) -> None:
+    """A request's session holding a transaction after the key check held SQLite's writer
+    lock for the rest of that request (a PDF render, say): every write waited behind it."""
+    with Session(committed) as session:
+        authenticate(session, token)  # the first use writes last_used_at
+    verified_keys.forget()
+    with Session(committed) as session:
+        caller = authenticate(session, token)  # used a moment ago: nothing to write
+
+        assert caller.name == "writes"
+        assert not session.in_transaction()
 
 
 @on_sqlite
