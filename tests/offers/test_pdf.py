@@ -36,6 +36,7 @@ from app.offers.pdf import (
     quotation_html,
 )
 from app.offers.rendering import StaticOnlyFetcher, render_pdf
+from tests.aio import run_async
 
 BASE = "https://track.example.com"
 QR_BASE = "HTTPS://TRACK.EXAMPLE.COM"  # upper case: the URL fits QR alphanumeric mode
@@ -374,7 +375,7 @@ def test_awaited_renders_and_a_thread_s_share_the_workers_and_all_complete() -> 
         return await asyncio.gather(*[renderer.render(html) for _ in range(3)], from_thread)
 
     with running_renderer() as (renderer, _):
-        results = asyncio.run(render_all(renderer))
+        results = run_async(lambda: render_all(renderer))
 
     assert len(results) == 4 and all(result.startswith(b"%PDF") for result in results)
 
@@ -384,13 +385,13 @@ def test_an_awaited_render_over_the_time_limit_is_killed_and_the_renderer_recove
     with running_renderer() as (renderer, workers):
         renderer.timeout = 0.2
         with pytest.raises(PdfRenderTimeout, match="longer than 0.2 seconds"):
-            asyncio.run(renderer.render(slow))
+            run_async(lambda: renderer.render(slow))
         renderer.timeout = 60
 
         for process in workers:
             process.join(timeout=10)
             assert process.exitcode == -signal.SIGKILL
-        assert asyncio.run(renderer.render(quick_html())).startswith(b"%PDF")
+        assert run_async(lambda: renderer.render(quick_html())).startswith(b"%PDF")
 
 
 def test_a_render_queued_behind_a_busy_worker_for_too_long_answers_busy() -> None:
@@ -407,9 +408,9 @@ def test_a_render_queued_behind_a_busy_worker_for_too_long_answers_busy() -> Non
 
     with running_renderer() as (renderer, _):
         renderer.timeout = 60
-        outcome = asyncio.run(second_waits(renderer))
+        outcome = run_async(lambda: second_waits(renderer))
         assert isinstance(outcome, PdfRendererBusy)
-        assert asyncio.run(renderer.render(quick_html())).startswith(b"%PDF")
+        assert run_async(lambda: renderer.render(quick_html())).startswith(b"%PDF")
 
 
 SERVER_WITH_A_RENDERER = """
