@@ -4,14 +4,16 @@ or shutting down answers 503 with Retry-After, never 500.
 These tests use the server's own sessions (no rolled-back test transaction), on committed data.
 """
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -22,7 +24,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from app.analytics import delivery as webhook_delivery
-from app.auth.service import create_api_key
+from app.auth.service import authenticate, create_api_key, verified_keys
 from app.config import Settings
 from app.db import make_engine, read_only
 from app.notifications import delivery as mail_delivery
@@ -51,6 +53,11 @@ class SlowRenderer:
         self.started.set()
         time.sleep(self.seconds)
         return self.renderer.render_sync(html)
+
+    async def render(self, html: str) -> bytes:
+        self.started.set()
+        await asyncio.sleep(self.seconds)
+        return await self.renderer.render(html)
 
 
 @pytest.fixture
@@ -98,6 +105,92 @@ def test_a_write_during_a_slow_draft_render_is_answered_at_once(
     assert created.status_code == 201, created.text
     assert rendered.status_code == 200 and rendered.content.startswith(b"%PDF")
     assert waited < 1, f"the write waited {waited:.1f} s for the render"
+
+
+class HeldRenderer:
+    """The real renderer, once the test lets the renders go: until then every PDF request
+    waits for it, as behind a renderer busy with long offers."""
+
+    def __init__(self, renderer: PdfRenderer, expected: int) -> None:
+        self.renderer = renderer
+        self.expected = expected
+        self.waiting = 0
+        self.all_waiting = threading.Event()
+        self.release = threading.Event()
+
+    async def render(self, html: str) -> bytes:
+        self.waiting += 1  # on the event loop: no lock needed
+        if self.waiting == self.expected:
+            self.all_waiting.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.02)
+        return await self.renderer.render(html)
+
+
+def _thread_tokens(tokens: int) -> int:
+    """Sets how many threads the app's sync endpoints and dependencies may use at once;
+    returns the number before."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    before = int(limiter.total_tokens)
+    limiter.total_tokens = tokens
+    return before
+
+
+def test_a_write_is_answered_while_more_pdfs_wait_for_a_renderer_than_there_are_threads(
+    app: FastAPI,
+    server: TestClient,
+    committed: Engine,
+    settings: Settings,
+    token: str,
+) -> None:
+    threads, queued = 4, 8
+    with Session(committed, expire_on_commit=False) as session:
+        drafts = [make_offer(session, settings) for _ in range(queued)]
+    renderer = app.state.pdf_renderer
+    held = HeldRenderer(renderer, expected=queued)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    tokens_before = server.portal.call(_thread_tokens, threads)  # type: ignore[union-attr]
+    app.state.pdf_renderer = held
+    pool = ThreadPoolExecutor(queued + 1)
+    try:
+        pdfs = [
+            pool.submit(server.get, f"/api/v1/offers/{draft.id}/pdf", headers=headers)
+            for draft in drafts
+        ]
+        # More requests wait for a renderer at once than there are threads to hold.
+        all_waiting = held.all_waiting.wait(30)
+        started = time.perf_counter()
+        created = pool.submit(server.post, "/api/v1/offers", json=offer_data(), headers=headers)
+        answered = wait([created], timeout=10).done
+        waited = time.perf_counter() - started
+    finally:
+        held.release.set()  # before anything else: a request held by the test holds a thread
+        server.portal.call(_thread_tokens, tokens_before)  # type: ignore[union-attr]
+        rendered = [pdf.result(timeout=120) for pdf in pdfs]
+        pool.shutdown()
+        app.state.pdf_renderer = renderer
+
+    assert all_waiting, f"only {held.waiting} of {queued} requests reached the renderer at once"
+    assert answered and created.result().status_code == 201
+    assert waited < 1, f"the write waited {waited:.1f} s behind the queued PDFs"
+    assert [r.status_code for r in rendered] == [200] * queued
+    assert all(r.content.startswith(b"%PDF") for r in rendered)
+
+
+def test_checking_a_recently_used_api_key_leaves_no_transaction_open(
+    committed: Engine, token: str
+) -> None:
+    """A request's session holding a transaction after the key check held SQLite's writer
+    lock for the rest of that request (a PDF render, say): every write waited behind it."""
+    with Session(committed) as session:
+        authenticate(session, token)  # the first use writes last_used_at
+    verified_keys.forget()
+    with Session(committed) as session:
+        caller = authenticate(session, token)  # used a moment ago: nothing to write
+
+        assert caller.name == "writes"
+        assert not session.in_transaction()
 
 
 @on_sqlite

@@ -34,7 +34,7 @@ from app.db import SessionDep, read_only
 from app.errors import AppError
 from app.offers import service as offers_service
 from app.offers.dependencies import pdf_response
-from app.offers.documents import offer_pdf
+from app.offers.documents import offer_pdf_async
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.offers.pdf import PdfRenderer
@@ -119,11 +119,11 @@ def _details(request: Request, identity: str, offer_id: str) -> RedirectResponse
 
 
 @router.get("/offers/{offer_id}/pdf", name="staff:offer_pdf")
-def download_pdf(
+async def download_pdf(
     offer_id: str, session: SessionDep, settings: SettingsDep, request: Request, staff: StaffDep
 ) -> Response:
     renderer: PdfRenderer = request.app.state.root.state.pdf_renderer
-    document = offer_pdf(session, offer_id, renderer=renderer, settings=settings)
+    document = await offer_pdf_async(session, offer_id, renderer=renderer, settings=settings)
     return pdf_response(document, None)
 
 

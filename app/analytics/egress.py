@@ -8,11 +8,16 @@ name, and it never follows a redirect. A library would need its own transport fo
 import http.client
 import socket
 import ssl
+from functools import cache
 from urllib.parse import urlsplit
 
 from app.netguard import Target
 
-_tls = ssl.create_default_context()
+
+@cache
+def _tls() -> ssl.SSLContext:
+    # On first use, not on import: loading the system's CA certificates delayed the start.
+    return ssl.create_default_context()
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -27,13 +32,13 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, target: Target, timeout: float) -> None:
-        super().__init__(target.host, target.port, timeout=timeout, context=_tls)
+        super().__init__(target.host, target.port, timeout=timeout, context=_tls())
         self._address = target.address
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
         # The certificate is checked against the host name, as if we had connected by name.
-        self.sock = _tls.wrap_socket(sock, server_hostname=self.host)
+        self.sock = _tls().wrap_socket(sock, server_hostname=self.host)
 
 
 def post(target: Target, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from app import audit, invalidation
 from app.auth.models import ApiKey
-from app.db import utcnow
+from app.db import read_only, utcnow
 from app.errors import NotFound, Unauthorized
 
 TOKEN_PREFIX = "ot_"
@@ -111,15 +111,20 @@ def authenticate(session: Session, token: str | None) -> Caller:
     caller = verified_keys.get(token_hash)
     if caller is not None:
         return caller
-    key = session.exec(select(ApiKey).where(ApiKey.token_hash == token_hash)).first()
-    if key is None or key.revoked_at is not None or key.id is None:
-        raise InvalidApiKey()
+    # A read of its own: on SQLite a plain transaction is a write that holds the one writer
+    # lock until it ends, and a request whose key needs no last_used_at update would have
+    # held it to its end (across a PDF render).
+    with read_only(session):
+        key = session.exec(select(ApiKey).where(ApiKey.token_hash == token_hash)).first()
+        if key is None or key.revoked_at is not None or key.id is None:
+            raise InvalidApiKey()
+        caller = Caller(key_id=key.id, name=key.name)
+        last_used_at = key.last_used_at
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
         session.add(key)
         session.commit()
-    caller = Caller(key_id=key.id, name=key.name)
     verified_keys.put(token_hash, caller)
     return caller
 

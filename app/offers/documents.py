@@ -5,6 +5,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -52,11 +53,27 @@ class Renderer(Protocol):
     def render_sync(self, html: str) -> bytes: ...
 
 
+class AsyncRenderer(Protocol):
+    async def render(self, html: str) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class PdfDocument:
     content: bytes
     filename: str
     etag: str | None  # None for a draft, which changes and is never cached
+
+
+@dataclass(frozen=True)
+class _ToRender:
+    """What a PDF still to be rendered needs once its reads are done."""
+
+    key: str  # as asked for: the memory copy is found by it
+    offer_id: str
+    filename: str
+    html: str
+    draft: bool
+    final: bool
 
 
 def offer_pdf(
@@ -69,30 +86,63 @@ def offer_pdf(
     its own. On SQLite a transaction held across the render would keep every other writer
     waiting for it.
     """
+    found = _read(session, offer_id, settings)
+    if isinstance(found, PdfDocument):
+        return found
+    return _keep(session, found, renderer.render_sync(found.html))
+
+
+async def offer_pdf_async(
+    session: Session, offer_id: str, *, renderer: AsyncRenderer, settings: Settings
+) -> PdfDocument:
+    """offer_pdf for async endpoints: the reads and the store run in worker threads, briefly;
+    the render is awaited and holds no thread, however long it queues for a renderer."""
+    cached = stored_pdfs.get(offer_id.upper())
+    if cached is not None:
+        return PdfDocument(cached[0], _filename(offer_id.upper()), cached[1])
+    found = await to_thread.run_sync(_read, session, offer_id, settings)
+    if isinstance(found, PdfDocument):
+        return found
+    content = await renderer.render(found.html)
+    return await to_thread.run_sync(_keep, session, found, content)
+
+
+def _filename(offer_id: str) -> str:
+    return f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
+
+
+def _read(session: Session, offer_id: str, settings: Settings) -> PdfDocument | _ToRender:
+    """The PDF when it is kept (in memory or stored), else the HTML to render it from."""
     offer_id = offer_id.upper()
-    filename = f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
+    filename = _filename(offer_id)
     cached = stored_pdfs.get(offer_id)
     if cached is not None:
         return PdfDocument(cached[0], filename, cached[1])
     with read_only(session):
         # Only issued offers have a stored PDF, so the common path is this one lookup.
         stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
-        if stored is None:
-            offer = service.get_offer(session, offer_id)
-            draft = offer.status == OfferStatus.DRAFT
-            contact = offer_contact(session, offer, settings)
-            today = service.today(settings)
-            html = quotation_html(offer, settings=settings, today=today, contact=contact)
-            final = offer.status != OfferStatus.ISSUED
-        else:
-            final = _is_final(session, offer_id)
-    if stored is None:
-        content = renderer.render_sync(html)
-        if draft:
-            return PdfDocument(content, filename, None)
-        stored = _store(session, offer.id, content)
+        if stored is not None:
+            return _serve_stored(offer_id, stored, filename, final=_is_final(session, offer_id))
+        offer = service.get_offer(session, offer_id)
+        contact = offer_contact(session, offer, settings)
+        today = service.today(settings)
+        html = quotation_html(offer, settings=settings, today=today, contact=contact)
+    draft = offer.status == OfferStatus.DRAFT
+    final = offer.status != OfferStatus.ISSUED
+    return _ToRender(offer_id, offer.id, filename, html, draft, final)
+
+
+def _keep(session: Session, rendered: _ToRender, content: bytes) -> PdfDocument:
+    """A rendered PDF as served: a draft's as it is, any other stored first."""
+    if rendered.draft:
+        return PdfDocument(content, rendered.filename, None)
+    stored = _store(session, rendered.offer_id, content)
+    return _serve_stored(rendered.key, stored, rendered.filename, final=rendered.final)
+
+
+def _serve_stored(key: str, stored: OfferPdf, filename: str, *, final: bool) -> PdfDocument:
     if final:
-        stored_pdfs.put(offer_id, stored.content, stored.etag)
+        stored_pdfs.put(key, stored.content, stored.etag)
     return PdfDocument(stored.content, filename, stored.etag)
 
 

@@ -4,16 +4,18 @@ Every page carries, bottom right, a 15 mm vector QR code of ``{PUBLIC_BASE_URL}/
 a link annotation. WeasyPrint repeats ``position: fixed`` boxes on every page, links included.
 """
 
+import asyncio
 import hashlib
 import logging
 import multiprocessing
 import re
 import time
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
-from threading import BoundedSemaphore, Event, Lock, Thread
+from threading import Event, Lock, Thread
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -176,6 +178,43 @@ def _worker_ready() -> None:
     """A no-op task: submitting one makes the pool start a worker."""
 
 
+class _Slots:
+    """A counting semaphore whose waiters are futures, served in arrival order: a thread waits
+    on its future, a coroutine awaits it and holds no thread meanwhile (a burst of PDF
+    requests must not take the thread pool that every write needs)."""
+
+    def __init__(self, free: int) -> None:
+        self._free = free
+        self._waiters: deque[Future[None]] = deque()
+        self._lock = Lock()
+
+    def claim(self) -> "Future[None]":
+        """A future that is done once the caller holds a slot."""
+        claim: Future[None] = Future()
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                claim.set_result(None)
+            else:
+                self._waiters.append(claim)
+        return claim
+
+    @staticmethod
+    def withdraw(claim: "Future[None]") -> bool:
+        """Give up a claim still waiting; False when the slot was handed over meanwhile (the
+        caller holds it then, and must release it)."""
+        return claim.cancel()
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                claim = self._waiters.popleft()
+                if claim.set_running_or_notify_cancel():  # False: withdrawn, skip it
+                    claim.set_result(None)
+                    return
+            self._free += 1
+
+
 class PdfRenderer:
     """A bounded pool of renderer processes with a time limit per PDF.
 
@@ -188,7 +227,8 @@ class PdfRenderer:
         self.timeout = settings.pdf_timeout_seconds
         # One render per worker at a time: the time limit then measures a render, never the
         # queue in front of it, so a busy pool is not mistaken for a stuck one and killed.
-        self._slots = BoundedSemaphore(self.workers)
+        # No slot is free before start() has started the workers.
+        self._slots = _Slots(0)
         self._lock = Lock()
         self._ready = Event()
         self._pool = self._new_pool()
@@ -211,7 +251,16 @@ class PdfRenderer:
             for future in self._start_workers():
                 future.result(timeout=STARTUP_SECONDS)
         finally:
+            self._open_slots()
+
+    def _open_slots(self) -> None:
+        # Also after a failed start: the first render then tries on a fresh pool.
+        with self._lock:
+            if self._ready.is_set():
+                return
             self._ready.set()
+        for _ in range(self.workers):
+            self._slots.release()
 
     def start_in_background(self) -> None:
         """Start the workers while the server already answers (their start, WeasyPrint's
@@ -234,20 +283,79 @@ class PdfRenderer:
         try:
             content = self._render_in_slot(html)
         except Exception as exc:
-            PDF_RENDERS.labels(_OUTCOMES.get(type(exc), "failed")).inc()
+            _count_failure(exc)
             raise
-        PDF_RENDERS.labels("ok").inc()
-        PDF_RENDER_SECONDS.observe(time.perf_counter() - started)
+        _count_success(started)
         return content
 
+    async def render(self, html: str) -> bytes:
+        """Render in a worker; the awaiting request holds no thread while it queues for a
+        worker or its PDF is rendered."""
+        started = time.perf_counter()
+        try:
+            content = await self._render_in_slot_async(html)
+        except Exception as exc:
+            _count_failure(exc)
+            raise
+        _count_success(started)
+        return content
+
+    def _slot_wait(self) -> float:
+        # Before the workers are up, a request also waits for their start.
+        return self.timeout if self._ready.is_set() else STARTUP_SECONDS + self.timeout
+
     def _render_in_slot(self, html: str) -> bytes:
-        self._ready.wait(STARTUP_SECONDS)
-        if not self._slots.acquire(timeout=self.timeout):
-            raise PdfRendererBusy(self.timeout)
+        claim = self._slots.claim()
+        try:
+            claim.result(timeout=self._slot_wait())
+        except FutureTimeout:
+            if self._slots.withdraw(claim):
+                raise PdfRendererBusy(self.timeout) from None
         try:
             return self._render_in_pool(html)
         finally:
             self._slots.release()
+
+    async def _render_in_slot_async(self, html: str) -> bytes:
+        await self._claim_slot_async()
+        renders: list[Future[bytes]] = []
+        try:
+            return await self._render_in_pool_async(html, renders)
+        finally:
+            unfinished = renders[-1] if renders and not renders[-1].done() else None
+            if unfinished is None:
+                self._slots.release()
+            else:
+                # Cancelled (the server stopping): the worker renders on regardless, and its
+                # slot stays taken until it is done, as a thread's would.
+                unfinished.add_done_callback(lambda _: self._slots.release())
+
+    async def _claim_slot_async(self) -> None:
+        claim = self._slots.claim()
+        try:
+            done, _ = await asyncio.wait({asyncio.wrap_future(claim)}, timeout=self._slot_wait())
+        except BaseException:  # cancelled while queueing
+            if not self._slots.withdraw(claim):
+                self._slots.release()
+            raise
+        if not done and self._slots.withdraw(claim):
+            raise PdfRendererBusy(self.timeout)
+
+    async def _render_in_pool_async(self, html: str, renders: "list[Future[bytes]]") -> bytes:
+        # As _render_in_pool, awaiting the worker's future instead of blocking on it.
+        for _ in range(2):
+            pool = self._pool
+            try:
+                renders.append(pool.submit(_render_in_worker, html))
+                return await asyncio.wait_for(asyncio.wrap_future(renders[-1]), self.timeout)
+            except TimeoutError:
+                log.warning("PDF render exceeded %g s; restarting the renderer", self.timeout)
+                await asyncio.to_thread(self._replace_pool, pool)
+                raise PdfRenderTimeout(self.timeout) from None
+            except BrokenProcessPool:
+                log.warning("A PDF worker died; restarting the renderer")
+                await asyncio.to_thread(self._replace_pool, pool)
+        raise PdfRendererUnavailable()
 
     def _render_in_pool(self, html: str) -> bytes:
         # Twice at most: a render killed along with another render's stuck worker, or on a
@@ -272,6 +380,15 @@ class PdfRenderer:
             self._pool = self._new_pool()
         _kill_workers(old)
         self._start_workers()
+
+
+def _count_failure(exc: Exception) -> None:
+    PDF_RENDERS.labels(_OUTCOMES.get(type(exc), "failed")).inc()
+
+
+def _count_success(started: float) -> None:
+    PDF_RENDERS.labels("ok").inc()
+    PDF_RENDER_SECONDS.observe(time.perf_counter() - started)
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:

@@ -13,7 +13,7 @@ from app.config import Settings, SettingsDep
 from app.db import SessionDep
 from app.offers import service
 from app.offers.dependencies import RendererDep, offer_read, pdf_response
-from app.offers.documents import offer_pdf
+from app.offers.documents import offer_pdf_async
 from app.offers.models import Offer, OfferStatus
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
 from app.openapi import error_responses, single_query_values
@@ -138,12 +138,13 @@ def revise_offer(
         **error_responses(503),
     },
 )
-def download_pdf(
+async def download_pdf(
     offer_id: str,
     session: SessionDep,
     settings: SettingsDep,
     renderer: RendererDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    document = offer_pdf(session, offer_id, renderer=renderer, settings=settings)
+    # Async: a request waiting for a renderer holds no thread (API writes need them).
+    document = await offer_pdf_async(session, offer_id, renderer=renderer, settings=settings)
     return pdf_response(document, if_none_match)

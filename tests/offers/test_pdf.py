@@ -1,5 +1,6 @@
 """The quotation PDF as a reader meets it: rasterized pages, decoded QR codes, link annotations."""
 
+import asyncio
 import io
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from app.offers.ids import hyphenate_tracking_id, new_offer_ulid
 from app.offers.models import Offer, OfferLine, OfferStatus
 from app.offers.pdf import (
     PdfRenderer,
+    PdfRendererBusy,
     PdfRenderTimeout,
     pdf_etag,
     qr_symbol,
@@ -34,6 +36,7 @@ from app.offers.pdf import (
     quotation_html,
 )
 from app.offers.rendering import StaticOnlyFetcher, render_pdf
+from tests.aio import run_async
 
 BASE = "https://track.example.com"
 QR_BASE = "HTTPS://TRACK.EXAMPLE.COM"  # upper case: the URL fits QR alphanumeric mode
@@ -362,6 +365,52 @@ def test_renders_from_more_threads_than_workers_all_complete() -> None:
         results = list(threads.map(renderer.render_sync, [html] * 3))
 
     assert all(result.startswith(b"%PDF") for result in results)
+
+
+def test_awaited_renders_and_a_thread_s_share_the_workers_and_all_complete() -> None:
+    html = quick_html()
+
+    async def render_all(renderer: PdfRenderer) -> list[bytes]:
+        from_thread = asyncio.to_thread(renderer.render_sync, html)
+        return await asyncio.gather(*[renderer.render(html) for _ in range(3)], from_thread)
+
+    with running_renderer() as (renderer, _):
+        results = run_async(lambda: render_all(renderer))
+
+    assert len(results) == 4 and all(result.startswith(b"%PDF") for result in results)
+
+
+def test_an_awaited_render_over_the_time_limit_is_killed_and_the_renderer_recovers() -> None:
+    slow = quotation_html(make_offer(lines=300), settings=SETTINGS, today=TODAY)
+    with running_renderer() as (renderer, workers):
+        renderer.timeout = 0.2
+        with pytest.raises(PdfRenderTimeout, match="longer than 0.2 seconds"):
+            run_async(lambda: renderer.render(slow))
+        renderer.timeout = 60
+
+        for process in workers:
+            process.join(timeout=10)
+            assert process.exitcode == -signal.SIGKILL
+        assert run_async(lambda: renderer.render(quick_html())).startswith(b"%PDF")
+
+
+def test_a_render_queued_behind_a_busy_worker_for_too_long_answers_busy() -> None:
+    slow = quotation_html(make_offer(lines=300), settings=SETTINGS, today=TODAY)
+
+    async def second_waits(renderer: PdfRenderer) -> BaseException | bytes:
+        first = asyncio.ensure_future(renderer.render(slow))
+        await asyncio.sleep(0.05)  # the first holds the only worker
+        renderer.timeout = 0.1  # read by the second's wait, not the running first
+        waiting = await asyncio.gather(renderer.render(quick_html()), return_exceptions=True)
+        renderer.timeout = 60
+        await first
+        return waiting[0]
+
+    with running_renderer() as (renderer, _):
+        renderer.timeout = 60
+        outcome = run_async(lambda: second_waits(renderer))
+        assert isinstance(outcome, PdfRendererBusy)
+        assert run_async(lambda: renderer.render(quick_html())).startswith(b"%PDF")
 
 
 SERVER_WITH_A_RENDERER = """
