@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Header, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
@@ -28,7 +29,7 @@ from app.offers import contact as offers_contact
 from app.offers import service as offers_service
 from app.offers.contact import Contact
 from app.offers.dependencies import RendererDep, pdf_response
-from app.offers.documents import offer_pdf
+from app.offers.documents import offer_pdf_async
 from app.requestguard import is_head
 from app.templating import html_response, is_htmx, render, render_html, requested_language
 from app.tracking import service
@@ -387,7 +388,7 @@ def _back_to_page(request: Request, parsed: TrackingCode) -> Response:
 
 
 @router.get("/{code}/pdf", name="tracking:pdf")
-def download_pdf(
+async def download_pdf(
     request: Request,
     code: str,
     session: SessionDep,
@@ -396,6 +397,7 @@ def download_pdf(
     limiter: LimiterDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    parsed = _customer_offer(request, code, session, settings, limiter)
-    document = offer_pdf(session, parsed.value, renderer=renderer, settings=settings)
+    parsed = await run_in_threadpool(_customer_offer, request, code, session, settings, limiter)
+    # Async: a customer waiting for a renderer holds no thread (see app.offers.documents).
+    document = await offer_pdf_async(session, parsed.value, renderer=renderer, settings=settings)
     return pdf_response(document, if_none_match)
