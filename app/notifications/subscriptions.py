@@ -135,6 +135,7 @@ def _queue_confirmation(
     assert subscription.id is not None
     context = {
         "tracking_id": offer.tracking_id,
+        "about_order": True,
         "confirm_url": confirm_url(subscription.id, settings),
     }
     queue_rendered(
@@ -282,6 +283,7 @@ def _update_context(
         "reason": reason,
         "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
         "lang": offer.language,
+        "about_order": True,
     }
 
 

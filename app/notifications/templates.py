@@ -72,6 +72,7 @@ def render_mail(
     full = {
         **brand(settings),
         "lang": lang if i18n.is_supported(lang) else i18n.DEFAULT_LANGUAGE,
+        "about_order": False,  # the footer names the offer, or the order it became
         **context,
     }
     tracking_id = full.get("tracking_id") or ""

@@ -82,6 +82,8 @@ def test_subscribe_confirm_update_and_unsubscribe(
     assert "Machining started on line 3" in news.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Machining started on line 3" in news.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "In production" in news["Subject"]
+    shown_id = f"{order.tracking_id[:5]}-{order.tracking_id[5:]}"
+    assert f"Order {shown_id}" in news.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     unsubscribe = news["List-Unsubscribe"]
     assert re.fullmatch(r"<https://track\.example\.com/updates/unsubscribe/[^>\s]+>", unsubscribe)
     assert news["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
