@@ -129,31 +129,47 @@ def partitions_named(connection: Connection) -> list[str]:
 
 
 @postgresql_only
-def test_retention_rolls_up_then_drops_a_wholly_expired_month(session: Session) -> None:
-    connection = session.connection()
-    for month in (Month(2025, 1), Month(2025, 2)):
-        partitions.add_month(connection, month)
-    offer = make_offer(session, get_settings(), issued=True)
-    january = [
-        scan(offer.id, datetime(2025, 1, day, hour, tzinfo=UTC), visitor=f"v{hour % 2}")
-        for day in (3, 17, 31)
-        for hour in (8, 9, 23)
-    ]
-    february = [scan(offer.id, datetime(2025, 2, day, 10, tzinfo=UTC)) for day in (2, 9, 10, 11)]
-    add_scans(session, january + february)
-    span = (date(2025, 1, 1), date(2025, 2, 28))
-    before = daily_scan_counts(session, offer.id, *span)
+def test_retention_rolls_up_then_drops_a_wholly_expired_month(committed: Engine) -> None:
+    # The months' partitions exist before their scans, as the servers make them (committed):
+    # a partition made in the purge's own transaction would hold its lock against every
+    # server's scan feed, whose reads of scan_event the drop must then wait for.
+    with committed.begin() as connection:
+        for month in (Month(2025, 1), Month(2025, 2)):
+            partitions.add_month(connection, month)
+    try:
+        with Session(committed, expire_on_commit=False) as session:
+            offer = make_offer(session, get_settings(), issued=True)
+            january = [
+                scan(offer.id, datetime(2025, 1, day, hour, tzinfo=UTC), visitor=f"v{hour % 2}")
+                for day in (3, 17, 31)
+                for hour in (8, 9, 23)
+            ]
+            february = [
+                scan(offer.id, datetime(2025, 2, day, 10, tzinfo=UTC)) for day in (2, 9, 10, 11)
+            ]
+            add_scans(session, january + february)
+            span = (date(2025, 1, 1), date(2025, 2, 28))
+            before = daily_scan_counts(session, offer.id, *span)
+            session.commit()
 
-    report = purge_old_scans(session, retention_days=RETENTION, now=NOW)
+            report = purge_old_scans(session, retention_days=RETENTION, now=NOW)
 
-    assert report.months_dropped == 1
-    assert report.events == len(january) + 2  # and February's two days before the cutoff
-    assert Month(2025, 1) not in partitions.month_partitions(session.connection())
-    assert Month(2025, 2) in partitions.month_partitions(session.connection())  # half expired
-    assert daily_scan_counts(session, offer.id, *span) == before
-    assert sum(row.scans for row in session.exec(select(ScanDaily)).all()) == len(january) + 2
-    assert count(session, ScanEvent) == 2  # the 10th and the 11th of February
-    assert purge_old_scans(session, retention_days=RETENTION, now=NOW).events == 0
+            assert report.months_dropped == 1
+            assert report.events == len(january) + 2  # and February's two days before the cutoff
+            months = partitions.month_partitions(session.connection())
+            assert Month(2025, 1) not in months
+            assert Month(2025, 2) in months  # half expired
+            assert daily_scan_counts(session, offer.id, *span) == before
+            rolled_up = sum(row.scans for row in session.exec(select(ScanDaily)).all())
+            assert rolled_up == len(january) + 2
+            assert count(session, ScanEvent) == 2  # the 10th and the 11th of February
+            assert purge_old_scans(session, retention_days=RETENTION, now=NOW).events == 0
+            session.commit()
+    finally:
+        with committed.begin() as connection:
+            for month in partitions.month_partitions(connection):
+                if month in (Month(2025, 1), Month(2025, 2)):
+                    partitions.drop_month(connection, month)
 
 
 @postgresql_only
