@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyotp
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -20,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from starlette.routing import Mount
 
-from app.admin import users
+from app.admin import twofactor, users
 from app.analytics import campaigns, webhooks
 from app.analytics.schemas import PlacementUpdate, WebhookEndpointCreate
 from app.auth.service import create_api_key
@@ -41,7 +42,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 PASSWORD = "correct horse battery"
 DESK = {"viewport": {"width": 1280, "height": 900}}
 NOT_PAGES = {  # GET routes of the staff site that answer something else than a page
-    "staff:login_2fa": "the second step of a sign-in with 2FA (tests/admin/test_sessions.py)",
+    "staff:login_2fa": "visited after the others, by a user with 2FA (it needs a password first)",
     "staff:offer_pdf": "a PDF preview",
     "analytics:panels": "the dashboard's htmx fragment; its page is analytics:dashboard",
     "analytics:csv": "a CSV download",
@@ -87,6 +88,7 @@ def _demo_data(engine: Engine) -> Ids:
         _with_rules(session, world)
         for role in Role:
             users.create_user(session, f"{role}@example.com", role, PASSWORD, actor="tests")
+        _with_two_factor(session, TWO_FACTOR_USER)
 
         def offer(status: OfferStatus) -> str:
             query = select(Offer.id).where(Offer.status == status, col(Offer.ordered_at).is_(None))
@@ -110,6 +112,18 @@ def _demo_data(engine: Engine) -> Ids:
             placement=world.p1 or 0,
             endpoint=endpoint.id or 0,
         )
+
+
+TWO_FACTOR_USER = "totp@example.com"
+
+
+def _with_two_factor(session: Session, email: str) -> None:
+    """A sales user who signs in with a code: the second step's page is a page too."""
+    user = users.create_user(session, email, Role.SALES, PASSWORD, actor="tests")
+    staff = users.load_active(session, user.id or 0)
+    assert staff is not None
+    secret = twofactor.begin_enrolment(session, staff)
+    twofactor.confirm_enrolment(session, staff, pyotp.TOTP(secret).now())
 
 
 def _with_rules(session: Session, world: World) -> None:
@@ -229,6 +243,13 @@ def test_every_staff_page_fits_the_screen_and_passes_axe(
         assert response.headers["content-type"].startswith("text/html"), path
         assert "/admin/login" not in page.url, f"{path} sent the admin to sign in"
         found += problems(page)
+    page.context.clear_cookies()  # signed out: now the user whose sign-in needs a code
+    page.goto(f"{live_server}/admin/login")
+    page.get_by_label("E-mail").fill(TWO_FACTOR_USER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/admin/login/2fa")
+    found += problems(page)
     assert not found, "\n".join(found)
     for must in ("/admin/account", f"/admin/analytics/placements/{ids.placement}"):
         assert must in pages, must  # the derivation found the pages named in the task
