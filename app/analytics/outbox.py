@@ -109,12 +109,12 @@ def _body(event_id: str, event_type: str, now: datetime, data: Mapping[str, Any]
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
-def queue_scans(connection: Connection, scans: Sequence[Mapping[str, Any]]) -> None:
-    """scan.created events of committed scans (app.analytics.scanfeed), in its transaction;
-    ``scans`` holds id, occurred_at and the SCAN_FIELDS of each."""
-    endpoint_ids = subscribers(connection, "scan.created")
-    if not endpoint_ids:
-        return  # the usual case; the events are not even built
+def queue_scans(
+    connection: Connection, endpoint_ids: list[int], scans: Sequence[Mapping[Any, Any]]
+) -> None:
+    """scan.created events of committed scans (app.analytics.scanfeed) for the endpoints that
+    subscribe to them (``subscribers``), in its transaction; ``scans`` holds id, occurred_at
+    and the SCAN_FIELDS of each."""
     events = [
         {
             "scan_id": scan["id"],
