@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import Engine, insert, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+import app.models  # noqa: E402, F401  (every table: the offer's foreign keys name staff users)
 from app.analytics import attribution, campaigns, scanfeed  # noqa: E402
 from app.analytics.attribution import Period  # noqa: E402
 from app.analytics.models import Conversion  # noqa: E402
