@@ -193,15 +193,14 @@ def test_checking_a_recently_used_api_key_leaves_no_transaction_open(
         assert not session.in_transaction()
 
 
-@on_sqlite
-def test_a_write_that_cannot_get_the_lock_in_time_answers_503(
-    server: TestClient, committed: Engine, settings: Settings, token: str
-) -> None:
+@contextmanager
+def writer_lock_held(engine: Engine) -> Iterator[None]:
+    """Another thread holds SQLite's one writer lock (BEGIN IMMEDIATE) for the block."""
     release = threading.Event()
     holding = threading.Event()
 
     def hold_the_writer_lock() -> None:
-        with committed.begin() as connection:  # BEGIN IMMEDIATE: SQLite's one writer
+        with engine.begin() as connection:
             connection.execute(text("SELECT 1"))
             holding.set()
             release.wait(30)
@@ -210,14 +209,22 @@ def test_a_write_that_cannot_get_the_lock_in_time_answers_503(
     holder.start()
     try:
         assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(30)
+
+
+@on_sqlite
+def test_a_write_that_cannot_get_the_lock_in_time_answers_503(
+    server: TestClient, committed: Engine, settings: Settings, token: str
+) -> None:
+    with writer_lock_held(committed):
         started = time.perf_counter()
         response = server.post(
             "/api/v1/offers", json=offer_data(), headers={"Authorization": f"Bearer {token}"}
         )
         waited = time.perf_counter() - started
-    finally:
-        release.set()
-        holder.join(30)
 
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"].isdigit()
@@ -284,27 +291,12 @@ def test_idle_workers_polls_never_take_the_writer_lock(
     """An empty mail, webhook or fan-out queue is polled every second by every worker: on
     SQLite those polls must not take the one writer's lock that scans and requests queue for.
     With the lock held elsewhere, they answer "nothing to do" at once."""
-    release = threading.Event()
-    holding = threading.Event()
-
-    def hold_the_writer_lock() -> None:
-        with committed.begin() as connection:
-            connection.execute(text("SELECT 1"))
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold_the_writer_lock)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with writer_lock_held(committed):
         started = time.perf_counter()
         assert mail_delivery.claim(committed, settings) == []
         assert webhook_delivery.claim(committed, settings) == []
         assert subscriptions.fan_out(committed, settings) == 0
         waited = time.perf_counter() - started
-    finally:
-        release.set()
-        holder.join(30)
     assert waited < 1
 
 

@@ -23,6 +23,7 @@ from app.tracking.events import RecordedScan, ScansRecorded
 from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, run_worker
+from tests.tracking.test_retention import scan
 
 pytestmark = pytest.mark.concurrency
 OWNER = "ana@acme.example"
@@ -276,18 +277,7 @@ def test_a_round_of_many_scans_of_one_offer_alerts_once_with_a_few_queries(
     """The scan feed's round holds SQLite's one writer: what the alerts do in it must not grow
     with the number of scans (a busy printed offer is scanned thousands of times a day)."""
     offer = _offer(committed, settings, _owner(committed))
-    row = {
-        "offer_id": offer.id,
-        "occurred_at": utcnow(),
-        "code_form": "full",
-        "channel": "qr",
-        "device_class": "mobile",
-        "os_family": "",
-        "browser_family": "",
-        "referrer_host": "",
-        "is_bot": False,
-        "visitor_hash": None,
-    }
+    row = scan(offer.id, utcnow())
     scanfeed.catch_up(committed, settings.zone)  # whatever came before
     with committed.begin() as connection:
         insert_scans(connection, [row] * 1000)
