@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 _tmp = Path(tempfile.mkdtemp(prefix="offertrack-test-"))
@@ -181,18 +181,28 @@ def _free_port() -> int:
 def live_server(engine: Engine) -> Iterator[str]:
     """OfferTrack served by uvicorn in its own process, on the test database."""
     port = _free_port()
+    env = {**os.environ, "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    with serving(env, port, _tmp / "server.log") as base_url:
+        yield base_url
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def serving(env: dict[str, str], port: int, log_path: Path, *options: str) -> Iterator[str]:
+    """``offertrack serve`` on ``port`` in a process of its own, with ``env``, its output in
+    ``log_path``; yields its base URL once it answers, and stops it after."""
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "OFFERTRACK_PUBLIC_BASE_URL": base_url}
-    command_line = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
-    log_path = _tmp / "server.log"
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *options]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command_line, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_up(base_url, process, log_path)
             yield base_url
         finally:
             process.terminate()
-            process.wait(timeout=20)
+            process.wait(timeout=30)
 
 
 def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -2,8 +2,6 @@
 created, issued and its PDF rendered, and every answer is 2xx (bench/writes.py does 200)."""
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from sqlmodel import Session, func, select
 from app.auth.service import create_api_key
 from app.offers.models import Offer, OfferPdf, OfferStatus
 from bench.writes import burst
-from tests.conftest import _free_port, _tmp, _wait_until_up
+from tests.conftest import _free_port, _tmp, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 40
@@ -25,23 +23,14 @@ def fresh_server(committed: Engine) -> Iterator[str]:
     """`offertrack serve` just started on the test database. Renders may queue for longer than
     the default 30 s on a loaded machine: the burst is about the database, not the CPU."""
     port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "OFFERTRACK_PUBLIC_BASE_URL": base_url,
+        "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "OFFERTRACK_PDF_WORKERS": "2",
         "OFFERTRACK_PDF_TIMEOUT_SECONDS": "300",
     }
-    log_path = _tmp / f"burst-{port}.log"
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-access-log"]
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_up(base_url, server, log_path)
-            yield base_url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with serving(env, port, _tmp / f"burst-{port}.log", "--no-access-log") as base_url:
+        yield base_url
 
 
 @pytest.mark.concurrency

@@ -4,8 +4,6 @@ placement are kept in var/campaign_rules.json, refreshed when they change."""
 import http.client
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from app.analytics.routing import ArmStats, CompiledCode, Rule, Target
 from app.analytics.rulesfile import RulesFile
 from app.analytics.schemas import Conditions
 from tests.analytics.test_codes import IPHONE, _base, _code, _go
-from tests.conftest import _free_port, _wait_until_up
+from tests.conftest import _free_port, serving
 from tests.factories import make_campaign
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,24 +95,11 @@ def test_a_server_started_while_the_database_is_away_routes_with_the_saved_rules
     var_dir = tmp_path / "var"
     RulesFile(var_dir / "campaign_rules.json").save({saved.slug: saved})
     port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "OFFERTRACK_DATABASE_URL": UNREACHABLE, "OFFERTRACK_VAR_DIR": str(var_dir)}
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(base_url, server, log_path)
-            iphone = _get(base_url, "/c/fair-47")
-            unknown = _get(base_url, "/c/nosuchcode")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with serving(env, port, log_path) as base_url:
+        iphone = _get(base_url, "/c/fair-47")
+        unknown = _get(base_url, "/c/nosuchcode")
 
     assert iphone[0] == 302, log_path.read_text()
     assert _base(iphone[1]) == "https://x.example/iphone"

@@ -9,7 +9,6 @@ root); it runs in the SQLite pass, where the database file is on that disk.
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,8 +21,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TEST_DATABASE_URL, _free_port, _wait_until_up
-from tests.tracking.test_outage import ROOT, _make_campaign_code, _opener, _run
+from tests.conftest import TEST_DATABASE_URL, _free_port, serving
+from tests.tracking.test_outage import _make_campaign_code, _opener, _run
 
 pytestmark = pytest.mark.skipif(
     TEST_DATABASE_URL.startswith("postgresql"),
@@ -114,33 +113,21 @@ def test_a_full_disk_fails_readiness_and_loses_no_campaign_scan(small_disk: Path
     placement_id, slug = _make_campaign_code(env)
     redirect = f"{base_url}/c/{slug}"
     log_path = small_disk.parent / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(base_url, server, log_path)
-            before = _redirects(redirect, 1)  # today's visitor key and the rules are loaded
-            filler = _fill(small_disk)
-            during = _redirects(redirect, 4)
-            readiness_while_full = _status(f"{base_url}/readyz")
-            held = _metric(base_url, "offertrack_scans_held")
-            filler.unlink()
-            answered = before[302] + during[302]
-            deadline = time.monotonic() + 30
-            while _stored(database, placement_id) < answered and time.monotonic() < deadline:
-                time.sleep(0.5)
-            stored = _stored(database, placement_id)
-            dropped = _metric(base_url, "offertrack_scans_dropped_total")
-            time.sleep(1)
-            readiness_after = _status(f"{base_url}/readyz")
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+    with serving(env, port, log_path) as base_url:
+        before = _redirects(redirect, 1)  # today's visitor key and the rules are loaded
+        filler = _fill(small_disk)
+        during = _redirects(redirect, 4)
+        readiness_while_full = _status(f"{base_url}/readyz")
+        held = _metric(base_url, "offertrack_scans_held")
+        filler.unlink()
+        answered = before[302] + during[302]
+        deadline = time.monotonic() + 30
+        while _stored(database, placement_id) < answered and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stored = _stored(database, placement_id)
+        dropped = _metric(base_url, "offertrack_scans_dropped_total")
+        time.sleep(1)
+        readiness_after = _status(f"{base_url}/readyz")
     print(f"\nfull disk: before {dict(before)}, during {dict(during)}, held {held:.0f}")
     assert set(during) == {302}, during  # printed codes keep working
     assert held > 0, "the scans during the full disk were not held in memory"

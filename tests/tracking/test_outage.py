@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from tests.conftest import TEST_DATABASE_URL, _free_port, _wait_until_up
+from tests.conftest import TEST_DATABASE_URL, _free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 THREADS_PER_URL = 4
@@ -226,41 +226,29 @@ def test_stopping_postgres_mid_load_loses_no_scan(cluster: Cluster, tmp_path: Pa
     api_key = _run(env, "-m", "app.cli", "create-api-key", "outage test")
     page, redirect = f"{base_url}/{offer_id}", f"{base_url}/c/{slug}"
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    with serving(env, port, log_path) as base_url:
+        with Load([page, redirect], THREADS_PER_URL) as load:
+            time.sleep(3)
+            spooled_before = _spooled(base_url)
+            # A change drops the cached page and the next view reads it afresh, so the
+            # outage begins with a page the cache still serves for most of 2 s.
+            _activate(base_url, offer_id, api_key)
+            time.sleep(0.2)
+            cluster.stop()
+            load.phase = "outage"
+            time.sleep(4)
+            spool_files_during_outage = list(spool.glob("*.jsonl"))
+            spooled_during_outage = _spooled(base_url) - spooled_before
+            load.phase = "after"
+            cluster.start()
+            time.sleep(4)
+        recorded = _wait_for_scans(
+            cluster.url,
+            {
+                "offer_id": (offer_id, load.count(page, status=200)),
+                "placement_id": (placement_id, load.count(redirect, status=302)),
+            },
         )
-        try:
-            _wait_until_up(base_url, server, log_path)
-            with Load([page, redirect], THREADS_PER_URL) as load:
-                time.sleep(3)
-                spooled_before = _spooled(base_url)
-                # A change drops the cached page and the next view reads it afresh, so the
-                # outage begins with a page the cache still serves for most of 2 s.
-                _activate(base_url, offer_id, api_key)
-                time.sleep(0.2)
-                cluster.stop()
-                load.phase = "outage"
-                time.sleep(4)
-                spool_files_during_outage = list(spool.glob("*.jsonl"))
-                spooled_during_outage = _spooled(base_url) - spooled_before
-                load.phase = "after"
-                cluster.start()
-                time.sleep(4)
-            recorded = _wait_for_scans(
-                cluster.url,
-                {
-                    "offer_id": (offer_id, load.count(page, status=200)),
-                    "placement_id": (placement_id, load.count(redirect, status=302)),
-                },
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
 
     answered = {
         "offer_id": load.count(page, status=200),
