@@ -219,6 +219,13 @@ PG_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
 LOCAL_DAY_FUNCTION: Final = "offertrack_local_day"
 
 
+def local_day_sql(dialect: str, column: str) -> str:
+    """SQL for the local date of a stored UTC time, in the zone the ``:zone`` parameter names."""
+    if dialect == "sqlite":
+        return f"{LOCAL_DAY_FUNCTION}({column}, :zone)"
+    return f"CAST({column} AT TIME ZONE CAST(:zone AS TEXT) AS DATE)"
+
+
 def local_day_of_stored(stored: str, zone: str) -> str:
     """The local date, as SQLite stores dates, of a UTC time as SQLite stores it."""
     return _local_day(stored[:16], zone)  # zones differ from UTC by whole minutes

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select, text
 from sqlalchemy.sql.elements import TextClause
 
 from app.analytics.models import CampaignDayTotal, VisitorSeen, table_of
-from app.db import LOCAL_DAY_FUNCTION, UTCDateTime, utcnow
+from app.db import UTCDateTime, local_day_sql, utcnow
 from app.tracking.models import ScanDaily
 
 KEY_COLUMNS = ("day", "campaign_id", "placement_id", "creative_id", "channel", "device_class")
@@ -36,11 +36,7 @@ def add_range(connection: Connection, after: int, upto: int, zone: ZoneInfo) -> 
 def _rollup(dialect: str, *, recount: bool) -> TextClause:
     """Scans and first sightings per key, added to the totals; keys in one order, so that
     concurrent writers cannot deadlock. ``recount`` ignores ``visitor_seen`` (rebuild)."""
-    day = (
-        f"{LOCAL_DAY_FUNCTION}(s.occurred_at, :zone)"
-        if dialect == "sqlite"
-        else "CAST(s.occurred_at AT TIME ZONE CAST(:zone AS TEXT) AS DATE)"
-    )
+    day = local_day_sql(dialect, "s.occurred_at")
     scans = "{s}.id > :after AND {s}.id <= :upto AND {s}.occurred_at >= :since AND NOT {s}.is_bot"
     unseen = (
         ""

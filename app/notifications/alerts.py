@@ -29,7 +29,7 @@ from app.notifications.models import AlertPreference, StaffAlert
 from app.notifications.templates import render_mail
 from app.offers.events import OfferAccepted, OfferDeclined
 from app.offers.models import Offer, OfferStatus
-from app.tracking.events import RecordedScan, ScansRecorded
+from app.tracking.events import FirstScan, OffersScanned
 
 
 class AlertKind(StrEnum):
@@ -173,35 +173,23 @@ def local_day(moment: datetime, settings: Settings) -> date:
     return moment.astimezone(settings.zone).date()
 
 
-def on_scans_recorded(session: Session, event: ScansRecorded) -> None:
-    """The first human scan of an issued offer, and the first of each later day.
-
-    A round of the scan feed may hold thousands of scans of a few offers; only the first of
-    each offer and day can raise anything, so that is all that is looked up.
-    """
+def on_offers_scanned(session: Session, event: OffersScanned) -> None:
+    """The first human scan of an issued offer, and the first of each later day: the feed
+    hands over each offer's first scan of the day in its round, and an earlier round's alert
+    left its key."""
     settings = get_settings()
-    firsts: dict[tuple[str, date], RecordedScan] = {}
-    for scan in event.scans:
-        if scan.is_bot or scan.offer_id is None or scan.code_form == "campaign":
-            continue
-        firsts.setdefault((scan.offer_id, local_day(scan.occurred_at, settings)), scan)
     today = local_day(utcnow(), settings)
-    for (offer_id, day), scan in firsts.items():
-        _alert_scan(session, offer_id, day, scan, today, settings)
+    for scan in event.firsts:
+        _alert_scan(session, scan, local_day(scan.occurred_at, settings), today, settings)
 
 
 def _alert_scan(
-    session: Session,
-    offer_id: str,
-    day: date,
-    scan: RecordedScan,
-    today: date,
-    settings: Settings,
+    session: Session, scan: FirstScan, day: date, today: date, settings: Settings
 ) -> None:
-    key = f"scanned:{offer_id}:{day.isoformat()}"
+    key = f"scanned:{scan.offer_id}:{day.isoformat()}"
     if _known(session, key):
         return  # the usual case: the offer was scanned earlier that day
-    offer = session.get(Offer, offer_id)
+    offer = session.get(Offer, scan.offer_id)
     if offer is None or offer.effective_status(today) != OfferStatus.ISSUED:
         return
     raise_alert(

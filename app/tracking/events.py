@@ -33,24 +33,24 @@ class StageUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RecordedScan:
-    """One committed scan, as ``ScansRecorded`` carries it."""
+class FirstScan:
+    """An offer's first scan by a person on one local day, within a round of the scan feed."""
 
     scan_id: int
-    offer_id: str | None
-    campaign_id: int | None
-    placement_id: int | None
-    code_form: str
+    offer_id: str
     channel: str
     device_class: str
-    is_bot: bool
     occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ScansRecorded(Event):
-    """Committed scans, in id order, published by the post-commit scan feed (never on the
-    request path), once per round: a handler reacts to a round of thousands of scans with a few
-    queries, not a few per scan (its transaction holds SQLite's one writer meanwhile)."""
+class OffersScanned(Event):
+    """Published by the post-commit scan feed (never on the request path), once per round
+    that holds scans of offers by people (bots, link previewers and campaign redirects left
+    out): the first such scan of each offer and local day in the round, in id order.
 
-    scans: tuple[RecordedScan, ...]
+    A round holds thousands of scans of a few offers; what the scans mean for an offer's
+    people (an alert) follows from its first scan of the day, so the feed finds those in
+    one query instead of handing every scan to Python inside its write transaction."""
+
+    firsts: tuple[FirstScan, ...]

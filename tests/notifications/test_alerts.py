@@ -11,15 +11,13 @@ from app.analytics import scanfeed, webhooks
 from app.analytics.models import WebhookOutbox
 from app.analytics.schemas import WebhookEndpointCreate
 from app.auth.staff import Role, StaffUser
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.db import utcnow
-from app.events import publish
 from app.notifications import alerts
 from app.notifications.alerts import AlertKind, AlertMode
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
-from app.tracking.events import RecordedScan, ScansRecorded
 from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, run_worker
@@ -56,20 +54,12 @@ def _scan(
     channel: str = "qr",
     device_class: str = "mobile",
 ) -> None:
-    scan = RecordedScan(
-        scan_id=1,
-        offer_id=offer.id,
-        campaign_id=None,
-        placement_id=None,
-        code_form="full",
-        channel=channel,
-        device_class="bot" if is_bot else device_class,
-        is_bot=is_bot,
-        occurred_at=at or utcnow(),
-    )
-    with Session(engine) as session:
-        publish(session, ScansRecorded(scans=(scan,)))
-        session.commit()
+    """A committed scan of ``offer``, derived by the scan feed as every server does it."""
+    device = "bot" if is_bot else device_class
+    row = scan(offer.id, at or utcnow(), is_bot=is_bot, channel=channel, device_class=device)
+    with engine.begin() as connection:
+        insert_scans(connection, [row])
+    scanfeed.catch_up(engine, get_settings().zone)
 
 
 def test_the_first_qr_scan_mails_the_owner_once_a_day_and_bots_never(
