@@ -52,7 +52,7 @@ from app.notifications import feeds
 from app.notifications.router import FormLimits
 from app.notifications.router import router as notifications_router
 from app.notifications.worker import MailWorker
-from app.observability import RequestContextMiddleware
+from app.observability import HotPaths, RequestContextMiddleware
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
 from app.requestguard import (
@@ -151,10 +151,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.opentelemetry
         else {"tracing": False, "metrics": False, "logs": False},
     )
+    # The busiest paths, a tracking page as the QR code spells it and a campaign code: served
+    # by HotPaths for a GET, and first in the route list for everything else (neither can
+    # shadow a route: see canonical_page_route; no other path starts with /c/).
+    hot_routes = [canonical_page_route(), *campaign_code_routes()]
     # Added last runs first: every response, a refused body's too, gets the request id and the
     # security headers.
     app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(HotPaths, routes=hot_routes)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware, log_requests=settings.log_format == "json")
     if settings.trusted_proxies:
@@ -200,10 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             notification_pages(settings),
         ],
     )
-    # The busiest paths, a tracking page as the QR code spells it and a campaign code, go
-    # before every other route (neither can shadow one: see canonical_page_route; no other
-    # path starts with /c/).
-    app.router.routes[:0] = [canonical_page_route(), *campaign_code_routes()]
+    app.router.routes[:0] = hot_routes
     _register_error_handlers(app)
     return app
 

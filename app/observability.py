@@ -9,11 +9,14 @@ import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,13 +55,81 @@ def route_label(scope: Scope) -> str:
 
 class LabelledRoute(Route):
     """A plain Starlette route (for the busiest paths) that names itself in the scope as
-    FastAPI's routes do, so that its requests are counted under its template too."""
+    FastAPI's routes do, so that its requests are counted under its template too.
+
+    Its endpoint takes the request and returns the response, and is called without Starlette's
+    per-route exception wrapper: the app's ExceptionMiddleware, which every route sits under,
+    maps the same exceptions with the same handlers (the wrapper cost each view a frame and a
+    wrapped ``send`` for nothing)."""
+
+    def __init__(
+        self, path: str, endpoint: Callable[[Request], Awaitable[Response]], **options: Any
+    ) -> None:
+        super().__init__(path, endpoint, **options)
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await endpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+
+        self.app = app
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child_scope = super().matches(scope)
         if match is not Match.NONE:
             child_scope["route"] = self
         return match, child_scope
+
+
+class HotPaths:
+    """GET of the busiest routes (``HOT_PATH_ROUTES``: a tracking page as the QR code spells
+    it, a campaign code), dispatched from here, below the request context and the security
+    headers, which they get as every response does, and above the layers that have nothing to
+    do for them: the body limit and the request guard (a GET without a body), FastAPI's exit
+    stack (no dependencies) and the router's walk. Those cost a view about as much as the
+    page itself (a cached page and its scan's commit).
+
+    An exception goes to the app's own handler for it, as Starlette's ExceptionMiddleware
+    would send it; one without a handler goes up to the server-error layer, as anywhere.
+    Other methods (HEAD is answered as GET by the request guard) take the usual way.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence["LabelledRoute"]) -> None:
+        self.app = app
+        self.routes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            for route in self.routes:
+                match, child_scope = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child_scope)
+                    await self._serve(route, scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self, route: "LabelledRoute", scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await route.endpoint(request)
+        except Exception as exc:
+            handler = _handler_for(scope["app"].exception_handlers, exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+
+def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
+    """The app's handler for ``exc``'s class or its nearest base, as Starlette looks it up;
+    the catch-all one for ``Exception`` belongs to the server-error layer, above us."""
+    for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
+        if cls in handlers:
+            return handlers[cls]
+    return None
 
 
 class RequestContextMiddleware:

@@ -185,7 +185,7 @@ def is_htmx(request: Request) -> bool:
 
 
 def html_response(
-    html: str, *, status_code: int = 200, headers: dict[str, str] | None = None
+    html: str | bytes, *, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> HTMLResponse:
     return HTMLResponse(
         html,

@@ -5,12 +5,20 @@ calls them with the request alone, so a dependency added there would silently ne
 import inspect
 from typing import Annotated, get_args, get_origin
 
+import pytest
 from fastapi import Depends, FastAPI, Request
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, Route
 
+from app.config import Settings
 from app.main import HOT_PATH_ROUTES
+from app.tracking.dependencies import get_scan_log
+from app.tracking.scanlog import ScanNotRecorded
+from tests.factories import make_offer
 
 
 def _plain_routes(app: FastAPI) -> list[Route]:
@@ -66,3 +74,46 @@ def test_a_depends_on_a_hot_path_endpoint_is_caught() -> None:
         "x: parameter 'value' is a Depends that never runs",
         "y: parameter 'value' is a Depends that never runs",
     ]
+
+
+class _FailingScanLog:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def record(self, row: dict[str, object], *, hold: bool = False) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "says"),
+    [
+        (ScanNotRecorded(), 503, "We could not record this visit"),
+        (OperationalError("INSERT", {}, Exception("server closed the connection")), 503, ""),
+        (RuntimeError("a bug"), 500, "An unexpected error occurred"),
+    ],
+)
+def test_an_error_on_a_hot_path_is_answered_as_anywhere_else(
+    app: FastAPI,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    error: Exception,
+    status: int,
+    says: str,
+) -> None:
+    """GET of the busiest routes skips the router and the layers below the security headers
+    (app.observability.HotPaths): its errors still get the app's pages, request id and
+    security headers."""
+    offer = make_offer(session, settings, issued=True)
+    app.dependency_overrides[get_scan_log] = lambda: _FailingScanLog(error)
+    # The client of the other tests raises what reaches the server-error layer; a visitor
+    # gets its page.
+    visitor = TestClient(app, base_url=str(client.base_url), raise_server_exceptions=False)
+    response = visitor.get(f"/{offer.id}", headers={"X-Request-ID": "req-hot-path-1"})
+    assert response.status_code == status
+    assert says in response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["x-request-id"] == "req-hot-path-1"
+    assert "default-src" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+

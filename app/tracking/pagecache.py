@@ -21,6 +21,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 from typing import Any
 
@@ -48,8 +49,19 @@ class CachedPage:
     # attribution needs no join with the offer table.
     campaign: dict[str, int | None] = field(default_factory=dict)
 
-    def html_for(self, csrf_token: str) -> str:
-        return self.html.replace(CSRF_PLACEHOLDER, csrf_token) if self.has_forms else self.html
+    def body_for(self, csrf_token: str) -> bytes:
+        """The page as sent, with the visitor's token in its forms: joined from parts encoded
+        once, where replacing the token in the whole page and encoding it cost every view
+        some 15 us."""
+        return csrf_token.encode().join(self._body_parts) if self.has_forms else self._body
+
+    @cached_property
+    def _body(self) -> bytes:
+        return self.html.encode()
+
+    @cached_property
+    def _body_parts(self) -> list[bytes]:
+        return self._body.split(CSRF_PLACEHOLDER.encode())
 
 
 # (code, htmx fragment?, base URL the links were built on, the switcher's language, the

@@ -182,7 +182,7 @@ _PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 def _page_response(
-    request: Request, html: str, settings: Settings, *, status_code: int = 200
+    request: Request, html: str | bytes, settings: Settings, *, status_code: int = 200
 ) -> Response:
     response = html_response(html, status_code=status_code, headers=_PAGE_HEADERS)
     set_csrf_cookie(request, response, settings)
@@ -230,7 +230,7 @@ async def tracking_page(request: Request) -> Response:
         scan_log: ScanLog = overridable(request, get_scan_log, request.app.state.scan_log)
         await service.log_scan(sessions, page, visit, scan_log=scan_log)
     csrf = csrf_token(request, settings) if page.has_forms else ""
-    return _page_response(request, page.html_for(csrf), settings)
+    return _page_response(request, page.body_for(csrf), settings)
 
 
 def page_routes() -> list[BaseRoute]:
