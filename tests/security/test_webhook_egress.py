@@ -4,7 +4,7 @@ checked when the endpoint is registered and again, after resolving, at every del
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlmodel import Session
 from app import netguard
 from app.analytics import delivery, outbox
 from app.analytics.models import WebhookDelivery, WebhookEndpoint
+from app.auth.staff import Role
 from app.config import Settings, get_settings
 from tests.analytics.test_webhooks import Receiver
 
@@ -277,3 +278,23 @@ def test_unresolvable_hosts_and_bad_urls_are_refused_without_a_request() -> None
         netguard.resolve("http://no-such-host.invalid/", [])
     with pytest.raises(netguard.EgressRefused, match="user name or password"):
         netguard.resolve("http://a:b@hooks.example.com/", [])
+
+
+@pytest.mark.concurrency
+def test_the_staff_form_refuses_an_internal_url_beside_the_field(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.ADMIN)
+
+    refused = web.post(
+        "/admin/analytics/webhooks",
+        data={
+            "url": "http://169.254.169.254/latest/meta-data/",
+            "event_types": "scan.created",
+            "csrf_token": token,
+        },
+    )
+
+    assert refused.status_code == 422
+    assert 'id="url-error"' in refused.text and "internal address" in refused.text
+    assert db.exec(select(WebhookEndpoint)).first() is None
