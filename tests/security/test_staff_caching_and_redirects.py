@@ -146,6 +146,8 @@ def test_api_csv_exports_are_no_store(api: TestClient) -> None:
         "/admin",
         "/admin/offer/list",  # sign-in first
         "/admin/analytics/",  # a staff page of our own, sign-in first
+        "/lookup/?code=01H0W-ARY2W",  # trailing slash, then the lookup
+        "/api/v1/webhooks/",
     ],
 )
 def test_redirects_never_name_the_host_the_client_sent(client: TestClient, path: str) -> None:
