@@ -3,7 +3,8 @@
 - HEAD is answered as GET without a body, and the application only ever sees GET: a handler
   that takes anything but GET for a submission (sqladmin's create and edit forms do) can never
   be driven by a HEAD, and the CSRF check needs no list of methods it trusts. A HEAD is not a
-  visit either: ``is_head`` lets the tracking page leave it out of the scan log.
+  visit either: ``is_head`` lets the tracking page and the campaign redirect leave it out of
+  the scan log.
 - A ``Location`` that points back at this site is sent relative (``/admin/login``), never
   built from the Host header the client chose: ``Host: evil.example`` cannot turn our
   redirects into links to another site. Locations to other sites (a campaign's destination)

@@ -21,6 +21,7 @@ from app.analytics import codes
 from app.config import get_settings
 from app.db import get_engine
 from app.observability import LabelledRoute
+from app.requestguard import is_head
 from app.tracking.dependencies import counting_misses, get_scan_log, visit_of
 from app.tracking.ratelimit import MissLimiter
 from app.tracking.scanlog import ScanLog, ScanNotRecorded
@@ -86,7 +87,8 @@ async def follow_code(request: Request) -> Response:
         redirect = codes.redirect_from_memory(table, slug, visit, accept_language, settings)
         if redirect is None:
             redirect = await run_in_threadpool(load_and_plan)
-    await _record(scan_log, redirect)
+    if not is_head(request):  # a HEAD (a link checker, a preview) is nobody scanning
+        await _record(scan_log, redirect)
     # Each scan must reach us: the destination depends on who scans, when and where.
     return Response(status_code=302, headers=_redirect_headers(redirect.url))
 

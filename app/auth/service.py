@@ -80,6 +80,9 @@ class _VerifiedKeys:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
+        # Counts forgets: a key read from the database before a revocation was heard must not
+        # be remembered after it (it would be trusted for VERIFIED_TTL_SECONDS, revoked).
+        self.generation = 0
 
     def get(self, token_hash: str) -> Caller | None:
         entry = self._entries.get(token_hash)
@@ -88,8 +91,11 @@ class _VerifiedKeys:
             return None
         return entry[1]
 
-    def put(self, token_hash: str, caller: Caller) -> None:
+    def put(self, token_hash: str, caller: Caller, read_in: int) -> None:
+        """Remember a key verified by a read that began in generation ``read_in``."""
         with self._lock:
+            if read_in != self.generation:
+                return
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[token_hash] = (time.monotonic(), caller)
@@ -97,6 +103,7 @@ class _VerifiedKeys:
     def forget(self) -> None:
         with self._lock:
             self._entries.clear()
+            self.generation += 1
 
 
 verified_keys = _VerifiedKeys()
@@ -111,6 +118,7 @@ def authenticate(session: Session, token: str | None) -> Caller:
     caller = verified_keys.get(token_hash)
     if caller is not None:
         return caller
+    read_in = verified_keys.generation
     # A read of its own: on SQLite a plain transaction is a write that holds the one writer
     # lock until it ends, and a request whose key needs no last_used_at update would have
     # held it to its end (across a PDF render).
@@ -125,7 +133,7 @@ def authenticate(session: Session, token: str | None) -> Caller:
         key.last_used_at = now
         session.add(key)
         session.commit()
-    verified_keys.put(token_hash, caller)
+    verified_keys.put(token_hash, caller, read_in)
     return caller
 
 

@@ -21,7 +21,7 @@ from app.templating import render_html, requested_language
 from app.tracking import service as tracking_service
 from app.tracking.codes import InvalidCode, TrackingCode, parse_tracking_code
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
-from app.web import CsrfChecked, client_address, csrf_token, set_csrf_cookie
+from app.web import CsrfChecked, client_key, csrf_token, set_csrf_cookie
 
 router = APIRouter(tags=["notifications"], include_in_schema=False)
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -118,7 +118,7 @@ def subscribe(
     email: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     # Counted before the lookup: an unknown code costs a guesser an attempt too.
-    limits.client_attempt(client_address(request, settings))
+    limits.client_attempt(client_key(request, settings))
     parsed = parse_tracking_code(code)
     offer = subscriptions.subscribable_order(session, parsed)
     limits.order_attempt(offer.id)
@@ -210,7 +210,7 @@ def ask_question(
     topic: Annotated[str, Form(max_length=20)] = "question",
 ) -> Response:
     """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""
-    limits.client_attempt(client_address(request, settings))
+    limits.client_attempt(client_key(request, settings))
     parsed = parse_tracking_code(code)
     offer = questions.customer_offer(session, parsed)
     limits.order_attempt(offer.id, "question")
@@ -250,7 +250,7 @@ def ask_question(
 def _counted_code(request: Request, code: str, settings: Settings) -> TrackingCode:
     """The code, parsed; a malformed or unknown one counts as a miss like on the page itself."""
     limiter: MissLimiter = request.app.state.miss_limiter
-    client = client_address(request, settings)
+    client = client_key(request, settings)
     try:
         return parse_tracking_code(code)
     except InvalidCode:
@@ -261,7 +261,7 @@ def _counted_code(request: Request, code: str, settings: Settings) -> TrackingCo
 
 def _missed(request: Request, settings: Settings) -> None:
     limiter: MissLimiter = request.app.state.miss_limiter
-    client = client_address(request, settings)
+    client = client_key(request, settings)
     limiter.check(client)
     limiter.record_miss(client)
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session
 
 from app import invalidation
@@ -180,8 +181,42 @@ def test_while_revocations_are_heard_a_verified_key_needs_no_database_read(
     auth_service.authenticate(session, token)
     _revoke_behind_our_back(session, key)
     time.sleep(auth_service.REVOCATION_SECONDS + 0.1)
-    assert auth_service.authenticate(session, token).key_id == key.id  # no query: cached
+    queries: list[ORMExecuteState] = []
+    count = queries.append  # one bound method, to remove the listener by
+    event.listen(session, "do_orm_execute", count)
+    try:
+        assert auth_service.authenticate(session, token).key_id == key.id  # from memory
+    finally:
+        event.remove(session, "do_orm_execute", count)
+    assert queries == []  # no database round trip for it
     invalidation._deliver(auth_service.API_KEYS_TOPIC, invalidation.EVERYTHING)  # it is heard
+    with pytest.raises(auth_service.InvalidApiKey):
+        auth_service.authenticate(session, token)
+
+
+def test_a_revocation_heard_while_a_key_is_read_is_not_undone_by_that_read(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read found the key active; a revocation arrived before the answer was remembered:
+    the key must not then be trusted from memory for VERIFIED_TTL_SECONDS."""
+    monkeypatch.setattr(invalidation, "is_live", lambda: True)
+    key, token = auth_service.create_api_key(session, "bi-tool", actor="tests")
+    auth_service.verified_keys.forget()
+    heard: list[bool] = []
+
+    def revocation_arrives(_state: ORMExecuteState) -> None:
+        if not heard:
+            heard.append(True)
+            invalidation._deliver(auth_service.API_KEYS_TOPIC, invalidation.EVERYTHING)
+
+    event.listen(session, "do_orm_execute", revocation_arrives)
+    try:
+        assert auth_service.authenticate(session, token).key_id == key.id  # read it as active
+    finally:
+        event.remove(session, "do_orm_execute", revocation_arrives)
+    assert heard
+    _revoke_behind_our_back(session, key)  # the revocation that message announced
+
     with pytest.raises(auth_service.InvalidApiKey):
         auth_service.authenticate(session, token)
 

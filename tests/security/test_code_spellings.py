@@ -1,5 +1,7 @@
 """Issue 14.12: spellings people produce from other keyboards, PDFs and mails are understood."""
 
+from urllib.parse import quote
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -44,3 +46,16 @@ def test_the_page_opens_for_a_full_width_code_with_a_soft_hyphen(
 
     assert page.status_code == 303
     assert page.headers["location"].startswith(f"/{offer.id}")
+
+
+def test_the_page_opens_at_a_path_with_full_width_digits_and_a_zero_width_space(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in offer.id)
+    typed = full_width[:4] + "\u200b" + full_width[4:]
+
+    page = client.get(f"/{quote(typed)}", follow_redirects=False)
+
+    assert page.status_code == 200
+    assert offer.id in page.text or offer.tracking_id in page.text

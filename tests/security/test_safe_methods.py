@@ -14,7 +14,7 @@ from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.tracking.models import ScanEvent
 from tests.admin.conftest import StaffLogin, sign_in
-from tests.factories import make_offer
+from tests.factories import make_campaign, make_offer, make_placement
 
 
 def _scans(session: Session) -> int:
@@ -34,6 +34,20 @@ def test_head_of_a_tracking_page_records_no_scan(
     assert _scans(session) == 0
 
     assert client.get(f"/{offer.id}").status_code == 200
+    assert _scans(session) == 1
+
+
+def test_head_of_a_campaign_code_records_no_scan(client: TestClient, session: Session) -> None:
+    campaign = make_campaign(session)
+    assert campaign.id is not None
+    placement = make_placement(session, campaign.id, fallback_url="https://shop.example.com/x")
+
+    head = client.head(f"/c/{placement.slug}", follow_redirects=False)
+    assert head.status_code == 302 and head.content == b""
+    assert head.headers["location"].startswith("https://shop.example.com/x")
+    assert _scans(session) == 0
+
+    assert client.get(f"/c/{placement.slug}", follow_redirects=False).status_code == 302
     assert _scans(session) == 1
 
 

@@ -1,15 +1,30 @@
 """Issue 14.7: no staff page or download stays in the browser's cache. Issue 14.10: no
 redirect is built from the Host header the client sent."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any, get_args
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.routing import Mount, Route
 
+from app.admin.analytics.dashboard import CsvTable
 from app.auth.staff import Role
 from app.config import get_settings
 from app.requestguard import relative_locations
+from tests.admin.conftest import StaffLogin, sign_in
+from tests.admin.staffroutes import (
+    NOT_PAGES,
+    PASSWORD,
+    Ids,
+    demo_data,
+    staff_app,
+    staff_pages,
+)
 from tests.factories import make_offer
 
 
@@ -39,6 +54,85 @@ def test_every_staff_page_and_download_is_no_store(
     assert web.get("/admin/statics/css/main.css").headers.get("cache-control") != "no-store"
 
 
+def _downloads(staff: FastAPI, ids: Ids) -> list[str]:
+    """A URL of every staff GET route that is not a page (NOT_PAGES), and sqladmin's exports
+    of every view."""
+    queries: dict[str, list[tuple[dict[str, Any], str]]] = {
+        "staff:login_2fa": [({}, "")],  # signed in already: 303
+        "staff:offer_pdf": [({"offer_id": ids.issued}, "")],
+        "analytics:panels": [({}, "")],
+        "analytics:csv": [
+            ({"table": table}, "?by=channel" if table == "breakdown" else "")
+            for table in get_args(CsvTable)
+        ],
+        "analytics:placement_qr": [
+            ({"placement_id": ids.placement}, f"?fmt={fmt}") for fmt in ("svg", "png", "pdf")
+        ],
+        "notifications:written_mail": [({"name": "20260101.eml"}, "")],  # none written: 404
+    }
+    assert set(queries) == set(NOT_PAGES), "a new staff route that is not a page: add it here"
+    urls = [
+        "/admin" + staff.url_path_for(name, **params) + query
+        for name, calls in queries.items()
+        for params, query in calls
+    ]
+    for view in staff.state.admin.views:
+        urls += [f"/admin/{view.identity}/export/{kind}" for kind in view.export_types]
+    return urls
+
+
+def _posts(staff: FastAPI, ids: Ids) -> Iterator[str]:
+    """A URL of every route of the staff site that takes a POST (or a DELETE)."""
+    values: dict[str, object] = {
+        "offer_id": ids.issued,
+        "customer_id": ids.customer,
+        "template_id": ids.template,
+        "campaign_id": ids.campaign,
+        "placement_id": ids.placement,
+        "endpoint_id": ids.endpoint,
+        "question_id": 1,
+        "session_id": 1,
+        "identity": "offer",
+        "pk": ids.issued,
+    }
+    routes: list[Any] = []
+    for included in staff.router.routes:
+        routes += getattr(getattr(included, "original_router", None), "routes", [included])
+    for mount in [r for r in staff.router.routes if isinstance(r, Mount)]:
+        routes += mount.routes
+    for route in routes:
+        if (
+            isinstance(route, APIRoute | Route)
+            and route.methods
+            and {"POST", "DELETE"} & route.methods
+        ):
+            params = {name: values[name] for name in route.param_convertors}
+            yield "/admin" + route.url_path_for(route.name, **params).rstrip("/")
+
+
+@pytest.mark.concurrency
+def test_every_staff_route_answers_no_store(
+    app: FastAPI, web: TestClient, committed: Engine
+) -> None:
+    """Every page, download and form answer of the staff site, derived from its routes."""
+    ids = demo_data(committed)
+    staff = staff_app(app)
+    assert web.get("/admin/login").headers.get("cache-control") == "no-store"
+    sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
+    pages, downloads = staff_pages(app, ids, committed)[1:], _downloads(staff, ids)
+
+    for url in [*pages, *downloads]:
+        answer = web.get(url, follow_redirects=False)
+        assert answer.headers.get("cache-control") == "no-store", (url, answer.status_code)
+        assert answer.status_code == 200 or url.startswith(("/admin/login", "/admin/alerts/mail"))
+    posts = list(_posts(staff, ids))
+    for url in posts:  # without the form's token: refused, and the refusal is a page too
+        answer = web.post(url, follow_redirects=False)
+        assert answer.status_code == 403, (url, answer.status_code)
+        assert answer.headers.get("cache-control") == "no-store", url
+    assert len(pages) > 40 and len(downloads) > 15 and len(posts) > 30
+
+
 def test_api_csv_exports_are_no_store(api: TestClient) -> None:
     for url in ("/api/v1/analytics/export/scans.csv", "/api/v1/analytics/funnel?format=csv"):
         assert api.get(url).headers["cache-control"] == "no-store", url
@@ -52,6 +146,8 @@ def test_api_csv_exports_are_no_store(api: TestClient) -> None:
         "/admin",
         "/admin/offer/list",  # sign-in first
         "/admin/analytics/",  # a staff page of our own, sign-in first
+        "/lookup/?code=01H0W-ARY2W",  # trailing slash, then the lookup
+        "/api/v1/webhooks/",
     ],
 )
 def test_redirects_never_name_the_host_the_client_sent(client: TestClient, path: str) -> None:

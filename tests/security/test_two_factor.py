@@ -211,3 +211,27 @@ def test_the_cli_resets_a_lost_second_factor(
     assert result.exit_code == 0, result.output
     assert not _signed_in(web)  # the sessions ended with it
     assert sign_in(web, who)  # and the password alone signs in again
+
+
+@pytest.mark.usefixtures("admins_need_2fa")
+def test_an_admin_cannot_switch_it_off_while_it_is_required(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    admin = make_staff(Role.ADMIN)
+    _password_step(web, admin)
+    page = web.get("/admin/login/2fa")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+    assert secret
+    _enter(web, pyotp.TOTP(secret.group(1)).now())
+    token = csrf_from(web.get("/admin/account").text)
+
+    refused = web.post(
+        "/admin/account/2fa/disable",
+        data={"code": _next_code(secret.group(1)), "csrf_token": token},
+    )
+
+    assert refused.status_code == 409
+    assert "Admins must sign in with two factors" in refused.text
+    web.post("/admin/logout", data={"csrf_token": token})
+    _password_step(web, admin)  # the second step is still asked for
+    assert not _signed_in(web)

@@ -3,7 +3,9 @@ checked when the endpoint is registered and again, after resolving, at every del
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from sqlmodel import Session
 from app import netguard
 from app.analytics import delivery, outbox
 from app.analytics.models import WebhookDelivery, WebhookEndpoint
+from app.auth.staff import Role
 from app.config import Settings, get_settings
 from tests.analytics.test_webhooks import Receiver
 
@@ -168,6 +171,74 @@ def test_a_stored_internal_url_is_refused_at_delivery(
 
 
 @pytest.mark.concurrency
+@pytest.mark.parametrize("url", [*INTERNAL_URLS, "https://user:pw@hooks.example.com/x"])
+def test_every_internal_or_credentialed_url_is_refused_at_delivery(
+    committed: Engine, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    _stored_endpoint(committed, url, "whsec_x")
+    connections: list[object] = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connections.append(a))
+
+    (attempt,) = _emit_and_deliver(committed, get_settings())
+
+    assert not attempt.succeeded and attempt.error.startswith("Refused: The URL "), attempt.error
+    assert connections == []  # not even a connection attempt: no port scanning
+
+
+class _Server:
+    """A receiver that counts every request, of any method, and answers each with
+    ``status`` and, given one, a ``location``."""
+
+    def __init__(self, status: int, location: str = "") -> None:
+        self.hits = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                server.hits += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.concurrency
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_from_the_receiver_is_not_followed(committed: Engine, status: int) -> None:
+    internal = _Server(204)  # where a receiver would send us: the metadata service, say
+    redirector = _Server(status, location=internal.url)
+    try:
+        _stored_endpoint(committed, redirector.url, "whsec_x")
+        allowed = get_settings().model_copy(
+            update={"webhook_allowed_networks": [ipaddress.ip_network("127.0.0.0/8")]}
+        )
+
+        (attempt,) = _emit_and_deliver(committed, allowed)
+    finally:
+        redirector.close()
+        internal.close()
+
+    assert redirector.hits == 1 and internal.hits == 0
+    assert not attempt.succeeded and attempt.status_code == status
+    assert attempt.error == f"HTTP {status}"
+
+
+@pytest.mark.concurrency
 def test_a_name_resolving_to_any_internal_address_is_refused_at_delivery(
     committed: Engine, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,3 +278,23 @@ def test_unresolvable_hosts_and_bad_urls_are_refused_without_a_request() -> None
         netguard.resolve("http://no-such-host.invalid/", [])
     with pytest.raises(netguard.EgressRefused, match="user name or password"):
         netguard.resolve("http://a:b@hooks.example.com/", [])
+
+
+@pytest.mark.concurrency
+def test_the_staff_form_refuses_an_internal_url_beside_the_field(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.ADMIN)
+
+    refused = web.post(
+        "/admin/analytics/webhooks",
+        data={
+            "url": "http://169.254.169.254/latest/meta-data/",
+            "event_types": "scan.created",
+            "csrf_token": token,
+        },
+    )
+
+    assert refused.status_code == 422
+    assert 'id="url-error"' in refused.text and "internal address" in refused.text
+    assert db.exec(select(WebhookEndpoint)).first() is None
