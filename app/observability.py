@@ -5,8 +5,10 @@ or a load balancer's), otherwise a new one. Log lines written while the request 
 carry the same id, so a customer's complaint, the proxy's log and ours can be matched up.
 """
 
+import itertools
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,7 +16,6 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
@@ -24,6 +25,7 @@ from app import randomness
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RAW = REQUEST_ID_HEADER.lower().encode("latin-1")
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{8,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
@@ -40,7 +42,23 @@ def request_id_of(scope: Scope) -> str:
             if _SANE_REQUEST_ID.fullmatch(candidate):
                 return str(candidate)
             break
-    return randomness.token_hex(16)
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}"
+
+
+# Our own ids (32 hex digits): unique, not secret (echoed in responses and logs), so a random
+# prefix per process and a counter, where a fresh token cost every request a hash. A forked child
+# draws its own prefix.
+_request_numbers = itertools.count(1)
+_REQUEST_ID_PREFIX = ""
+
+
+def _new_request_id_prefix() -> None:
+    global _REQUEST_ID_PREFIX
+    _REQUEST_ID_PREFIX = randomness.token_hex(8)
+
+
+_new_request_id_prefix()
+os.register_at_fork(after_in_child=_new_request_id_prefix)
 
 
 def route_label(scope: Scope) -> str:
@@ -144,6 +162,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_of(scope)
+        raw_id = request_id.encode("latin-1")
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -153,7 +172,8 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # Appended to the raw list: no response of ours sets the header itself.
+                message["headers"] = [*message.get("headers", ()), (_REQUEST_ID_RAW, raw_id)]
             await send(message)
 
         try:
