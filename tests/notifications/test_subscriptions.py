@@ -1,6 +1,7 @@
 """Customers subscribe to their order: double opt-in, updates, one-click unsubscribe."""
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from app.auth.service import create_api_key
 from app.config import Settings
+from app.db import utcnow
 from app.notifications.models import MailOutbox, OrderSubscription
 from app.offers import service as offers_service
 from app.offers.models import Offer
@@ -223,3 +225,77 @@ def test_the_request_adds_one_fan_out_row_and_the_worker_the_mails_once(
 
     assert len(inbox.messages) == 120
     assert len({m["To"] for m in inbox.messages}) == 120
+
+
+def test_a_mail_server_that_never_answers_slows_no_request_down(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    """The worker waits out its SMTP timeout in its own thread, holding no transaction: the
+    page, the subscribe form and a stage update through the API answer as usual meanwhile."""
+    import socket
+    import time
+
+    from app.metrics import MAIL_OUTBOX_DEPTH
+    from app.notifications.worker import MailWorker
+
+    order = _order(committed, settings)
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    with Session(committed) as session:
+        session.add(
+            OrderSubscription(offer_id=order.id, email="b@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+    silent = socket.socket()  # accepts connections (the kernel does) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    stuck = settings.model_copy(
+        update={
+            "smtp_url": f"smtp://127.0.0.1:{silent.getsockname()[1]}",
+            "mail_timeout_seconds": 4,
+        }
+    )
+    update = {"stage": "In production", "public_note": "Started"}
+    web.post(f"/api/v1/orders/{order.id}/updates", json=update, headers=api)
+    worker = MailWorker(committed, stuck, poll_seconds=0.05)
+    worker.start()
+    try:
+        _wait_for(lambda: _leased(committed))  # the worker is waiting for the server's greeting
+        timings = []
+        for request in (
+            lambda: web.get(f"/{order.tracking_id}"),
+            lambda: _subscribe(web, order.tracking_id, "c@example.com"),
+            lambda: web.post(
+                f"/api/v1/orders/{order.id}/updates",
+                json={"stage": "Shipped", "public_note": "On its way"},
+                headers=api,
+            ),
+        ):
+            started = time.monotonic()
+            assert request().status_code in (200, 201)  # type: ignore[attr-defined]
+            timings.append(time.monotonic() - started)
+        still_waiting = _leased(committed)
+    finally:
+        worker.stop(timeout=15)
+        silent.close()
+
+    assert still_waiting, "the worker was not held by the server during the requests"
+    assert max(timings) < 1.0, timings
+    with Session(committed) as session:
+        waiting = session.execute(select(MailOutbox)).scalars().all()
+    assert waiting and all(m.sent_at is None and m.failed_at is None for m in waiting)
+    assert MAIL_OUTBOX_DEPTH._value.get() == len(waiting)  # type: ignore[attr-defined]
+
+
+def _leased(engine: Engine) -> bool:
+    with Session(engine) as session:
+        rows = session.execute(select(MailOutbox)).scalars().all()
+    return any(m.locked_until is not None and m.attempts == 0 for m in rows)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
