@@ -111,6 +111,31 @@ def test_an_offer_without_an_owner_alerts_the_sales_address(
     assert len(inbox.to(settings.company_email)) == 1
 
 
+def test_the_sales_address_stands_in_for_a_missing_or_departed_owner(
+    committed: Engine,
+    settings: Settings,
+    mail_settings: Settings,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "sales_email", "sales@acme.example")
+    departed = _owner(committed, "gone@acme.example")
+    with Session(committed) as session:
+        user = session.get(StaffUser, departed)
+        assert user is not None
+        user.is_active = False
+        session.add(user)
+        session.commit()
+    unowned, orphaned = _offer(committed, settings, None), _offer(committed, settings, departed)
+
+    _scan(committed, unowned)
+    _scan(committed, orphaned)
+    run_worker(committed, mail_settings)
+
+    assert len(inbox.to("sales@acme.example")) == 2
+    assert inbox.to("gone@acme.example") == inbox.to(settings.company_email) == []
+
+
 def test_answers_reach_the_owner_with_signer_po_and_reason(
     committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:

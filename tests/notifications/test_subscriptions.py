@@ -299,3 +299,32 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_subscription_keeps_only_the_address_the_order_its_state_and_times(
+    committed: Engine, settings: Settings
+) -> None:
+    from sqlalchemy import inspect
+
+    from app.notifications import subscriptions
+
+    columns = {column["name"] for column in inspect(committed).get_columns("order_subscription")}
+    assert columns == {"id", "offer_id", "email", "created_at", "confirmed_at"}
+
+    order = _order(committed, settings)
+    long_ago = utcnow() - timedelta(days=subscriptions.CONFIRM_DAYS, minutes=1)
+    with Session(committed) as session:
+        for email, confirmed in (("never@example.com", None), ("kept@example.com", long_ago)):
+            session.add(
+                OrderSubscription(
+                    offer_id=order.id, email=email, created_at=long_ago, confirmed_at=confirmed
+                )
+            )
+        session.add(OrderSubscription(offer_id=order.id, email="recent@example.com"))
+        session.commit()
+
+    assert subscriptions.purge_unconfirmed(committed) == 1  # nobody confirmed it in time
+    assert sorted(s.email for s in _subscriptions(committed)) == [
+        "kept@example.com",
+        "recent@example.com",
+    ]
