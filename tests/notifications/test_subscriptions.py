@@ -66,6 +66,7 @@ def test_subscribe_confirm_update_and_unsubscribe(
     run_worker(committed, mail_settings)
     [confirmation] = inbox.to("maria@example.com")
     assert "Confirm" in confirmation["Subject"] and order.tracking_id[:5] in confirmation["Subject"]
+    assert confirmation["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     confirm_path = _link(confirmation, r"https://track\.example\.com/updates/confirm/\S+")
 
     opened = web.get(confirm_path)  # a mail scanner opening the link
