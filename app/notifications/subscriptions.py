@@ -72,7 +72,17 @@ def unsubscribe_token(subscription_id: int, settings: Settings) -> str:
 
 def unsubscribe_url(subscription_id: int, settings: Settings) -> str:
     token = unsubscribe_token(subscription_id, settings)
-    return f"{settings.public_base_url}/updates/unsubscribe/{token}"
+    return f"{_served_base_url(settings)}/updates/unsubscribe/{token}"
+
+
+def _served_base_url(settings: Settings) -> str:
+    """The public base URL with the scheme browsers reach it by: behind a TLS proxy an http
+    base URL is served over https (a one-click POST to http would meet the proxy's redirect,
+    which mail providers do not follow with a POST)."""
+    base = settings.public_base_url
+    if settings.uses_tls and base.startswith("http://"):
+        return "https://" + base.removeprefix("http://")
+    return base
 
 
 def confirm_url(subscription_id: int, settings: Settings) -> str:
@@ -91,12 +101,15 @@ def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int
 
 
 def unsubscribe_headers(subscription_id: int, settings: Settings) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL)."""
-    return {
-        "List-Unsubscribe": f"<{unsubscribe_url(subscription_id, settings)}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "Auto-Submitted": "auto-generated",
-    }
+    """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL).
+
+    Over plain http (development without TLS) the link stays, but not the one-click header:
+    RFC 8058 allows it only with an https URL."""
+    url = unsubscribe_url(subscription_id, settings)
+    headers = {"List-Unsubscribe": f"<{url}>", "Auto-Submitted": "auto-generated"}
+    if url.startswith("https://"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 def subscribable_order(session: Session, code: TrackingCode) -> Offer:

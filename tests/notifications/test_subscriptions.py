@@ -329,3 +329,31 @@ def test_a_subscription_keeps_only_the_address_the_order_its_state_and_times(
         "kept@example.com",
         "recent@example.com",
     ]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "behind_tls_proxy", "link", "one_click"),
+    [
+        ("https://track.example.com", False, "https://track.example.com/", True),
+        # A proxy in front terminates TLS: the mail must not send a one-click POST to http.
+        ("http://track.example.com", True, "https://track.example.com/", True),
+        # Development over plain http: a link to the page with the button, but RFC 8058's
+        # one-click header only ever names an https URL.
+        ("http://127.0.0.1:8000", False, "http://127.0.0.1:8000/", False),
+    ],
+)
+def test_one_click_unsubscribe_is_offered_only_with_an_https_url(
+    settings: Settings, base_url: str, behind_tls_proxy: bool, link: str, one_click: bool
+) -> None:
+    from app.notifications.subscriptions import unsubscribe_headers
+
+    configured = settings.model_copy(
+        update={"public_base_url": base_url, "behind_tls_proxy": behind_tls_proxy}
+    )
+
+    headers = unsubscribe_headers(7, configured)
+
+    assert headers["List-Unsubscribe"].startswith(f"<{link}updates/unsubscribe/")
+    assert ("List-Unsubscribe-Post" in headers) is one_click
+    if one_click:
+        assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
