@@ -25,7 +25,7 @@ from app.notifications.mail import (
     prepare_rendered,
     queue_rendered,
 )
-from app.notifications.models import OrderSubscription, UpdateFanout
+from app.notifications.models import MailOutbox, OrderSubscription, UpdateFanout
 from app.notifications.templates import render_mail
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
@@ -156,7 +156,7 @@ def _queue_confirmation(
         render_mail("subscription_confirm", context, settings=settings, lang=offer.language),
         to=subscription.email,
         # One confirmation mail per request: asking again sends a fresh link.
-        dedupe_key=f"subscription-confirm:{subscription.id}:{subscription.created_at.isoformat()}",
+        dedupe_key=_confirm_key(subscription.id, subscription.created_at.isoformat()),
         category="subscription.confirm",
         settings=settings,
         headers=unsubscribe_headers(subscription.id, settings),
@@ -189,10 +189,29 @@ def confirm(session: Session, token: str, *, settings: Settings) -> OrderSubscri
 
 
 def unsubscribe(session: Session, token: str, *, settings: Settings) -> None:
-    """Delete the subscription (its address with it); a second click finds nothing to do."""
+    """Delete the subscription (its address with it) and its mails not sent yet; a second
+    click finds nothing to do."""
     subscription_id = _read(token, _UNSUBSCRIBE, settings, None)
     session.execute(delete(OrderSubscription).where(col(OrderSubscription.id) == subscription_id))
+    # Mails queued while the mail server was away would otherwise still go out after the click.
+    session.execute(
+        delete(MailOutbox).where(
+            col(MailOutbox.sent_at).is_(None),
+            or_(
+                col(MailOutbox.dedupe_key).like(_update_key("%", subscription_id)),
+                col(MailOutbox.dedupe_key).like(_confirm_key(subscription_id, "%")),
+            ),
+        )
+    )
     session.commit()
+
+
+def _update_key(stage_update_id: object, subscription_id: int) -> str:
+    return f"order-update:{stage_update_id}:{subscription_id}"
+
+
+def _confirm_key(subscription_id: int, requested_at: str) -> str:
+    return f"subscription-confirm:{subscription_id}:{requested_at}"
 
 
 def check_unsubscribe_token(token: str, *, settings: Settings) -> None:
@@ -311,7 +330,7 @@ def _update_mail(
     return prepare_rendered(
         render_mail("order_update", personal, settings=settings, lang=personal["lang"]),
         to=email,
-        dedupe_key=f"order-update:{stage_update.id}:{subscription_id}",
+        dedupe_key=_update_key(stage_update.id, subscription_id),
         category="order.update",
         settings=settings,
         headers=unsubscribe_headers(subscription_id, settings),

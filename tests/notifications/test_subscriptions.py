@@ -357,3 +357,35 @@ def test_one_click_unsubscribe_is_offered_only_with_an_https_url(
     assert ("List-Unsubscribe-Post" in headers) is one_click
     if one_click:
         assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_unsubscribing_also_stops_the_mails_still_waiting_in_the_outbox(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    """The mail server was away when the update went out: the mail waits. A click on an
+    earlier mail's unsubscribe link must stop it too, not only the updates after it."""
+    from app.notifications import subscriptions
+    from app.notifications.worker import MailWorker
+    from tests.notifications.conftest import free_port
+
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        for email in ("leaving@example.com", "staying@example.com"):
+            session.add(OrderSubscription(offer_id=order.id, email=email, confirmed_at=utcnow()))
+        session.commit()
+        [leaving] = [s for s in _subscriptions(committed) if s.email == "leaving@example.com"]
+    assert leaving.id is not None
+    down = mail_settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    update_body = {"stage": "In production", "public_note": "Started"}
+    web.post(f"/api/v1/orders/{order.id}/updates", json=update_body, headers=api)
+    MailWorker(committed, down).run_once()  # fanned out, not sent
+    with Session(committed) as session:
+        assert len(session.execute(select(MailOutbox)).all()) == 2
+
+    path = urlsplit(subscriptions.unsubscribe_url(leaving.id, settings)).path
+    assert web.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    run_worker(committed, mail_settings)  # the server is back
+
+    assert inbox.to("leaving@example.com") == []
+    assert len(inbox.to("staying@example.com")) == 1
