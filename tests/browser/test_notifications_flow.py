@@ -8,7 +8,7 @@ from email.policy import default
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.config import get_settings
 from app.notifications.models import MailOutbox, OrderSubscription
@@ -26,7 +26,7 @@ def _confirmations(engine: Engine) -> list[OrderSubscription]:
 def _queued(engine: Engine, category: str) -> EmailMessage:
     with Session(engine) as session:
         [raw] = session.execute(
-            select(MailOutbox.message).where(MailOutbox.category == category)
+            select(col(MailOutbox.message)).where(col(MailOutbox.category) == category)
         ).scalars()
     message = email.message_from_bytes(raw, policy=default)
     assert isinstance(message, EmailMessage)
@@ -42,7 +42,8 @@ def test_subscribe_confirm_with_the_button_then_ask_a_question(
         tracking_service.activate_offer(session, order.id, actor="tests", settings=settings)
         offer = make_offer(session, settings, issued=True, company="Nordwind GmbH")
 
-    phone.goto(f"{live_server}/{order.tracking_id}")
+    page = phone.goto(f"{live_server}/{order.tracking_id}")
+    assert page is not None and page.status == 200, page and page.text()
     updates = phone.get_by_role("region", name="Get updates by e-mail")
     updates.get_by_label("Your e-mail address").fill("maria@example")
     updates.get_by_role("button", name="Get updates").click()
