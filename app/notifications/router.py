@@ -18,8 +18,8 @@ from app.notifications import feeds, questions, subscriptions
 from app.notifications.mail import InvalidAddress
 from app.offers.ids import tracking_id_of
 from app.templating import render_html, requested_language
-from app.tracking import service as tracking_service
-from app.tracking.codes import InvalidCode, TrackingCode, parse_tracking_code
+from app.tracking.codes import parse_tracking_code
+from app.tracking.dependencies import LimiterDep, counting_misses
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
 from app.web import CsrfChecked, client_key, csrf_token, set_csrf_cookie
 
@@ -247,48 +247,25 @@ def ask_question(
     )
 
 
-def _counted_code(request: Request, code: str, settings: Settings) -> TrackingCode:
-    """The code, parsed; a malformed or unknown one counts as a miss like on the page itself."""
-    limiter: MissLimiter = request.app.state.miss_limiter
-    client = client_key(request, settings)
-    try:
-        return parse_tracking_code(code)
-    except InvalidCode:
-        limiter.check(client)
-        limiter.record_miss(client)
-        raise
-
-
-def _missed(request: Request, settings: Settings) -> None:
-    limiter: MissLimiter = request.app.state.miss_limiter
-    client = client_key(request, settings)
-    limiter.check(client)
-    limiter.record_miss(client)
-
-
 @router.get("/{code}/feed.atom", name="notifications:feed")
-def order_feed(request: Request, code: str, session: SessionDep, settings: SettingsDep) -> Response:
+def order_feed(
+    request: Request, code: str, session: SessionDep, settings: SettingsDep, misses: LimiterDep
+) -> Response:
     """The order's public updates for feed readers and procurement systems."""
-    parsed = _counted_code(request, code, settings)
-    try:
-        body = feeds.order_feed(session, parsed, settings=settings)
-    except tracking_service.CodeNotFound:
-        _missed(request, settings)
-        raise
+    # A malformed or unknown code counts as a miss, as on the page itself.
+    with counting_misses(request, misses, settings):
+        body = feeds.order_feed(session, parse_tracking_code(code), settings=settings)
     return Response(body, media_type="application/atom+xml", headers=_NO_STORE)
 
 
 @router.get("/{code}/delivery.ics", name="notifications:delivery_calendar")
 def delivery_calendar(
-    request: Request, code: str, session: SessionDep, settings: SettingsDep
+    request: Request, code: str, session: SessionDep, settings: SettingsDep, misses: LimiterDep
 ) -> Response:
     """The expected delivery date as a calendar event."""
-    parsed = _counted_code(request, code, settings)
-    try:
+    with counting_misses(request, misses, settings):
+        parsed = parse_tracking_code(code)
         body = feeds.delivery_calendar(session, parsed, settings=settings)
-    except tracking_service.CodeNotFound:
-        _missed(request, settings)
-        raise
     headers = {
         **_NO_STORE,
         "Content-Disposition": f'attachment; filename="delivery-{parsed.value[:10]}.ics"',

@@ -25,7 +25,7 @@ from app.notifications.mail import (
     prepare_rendered,
     queue_rendered,
 )
-from app.notifications.models import OrderSubscription, UpdateFanout
+from app.notifications.models import MailOutbox, OrderSubscription, UpdateFanout
 from app.notifications.templates import render_mail
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
@@ -72,7 +72,17 @@ def unsubscribe_token(subscription_id: int, settings: Settings) -> str:
 
 def unsubscribe_url(subscription_id: int, settings: Settings) -> str:
     token = unsubscribe_token(subscription_id, settings)
-    return f"{settings.public_base_url}/updates/unsubscribe/{token}"
+    return f"{_served_base_url(settings)}/updates/unsubscribe/{token}"
+
+
+def _served_base_url(settings: Settings) -> str:
+    """The public base URL with the scheme browsers reach it by: behind a TLS proxy an http
+    base URL is served over https (a one-click POST to http would meet the proxy's redirect,
+    which mail providers do not follow with a POST)."""
+    base = settings.public_base_url
+    if settings.uses_tls and base.startswith("http://"):
+        return "https://" + base.removeprefix("http://")
+    return base
 
 
 def confirm_url(subscription_id: int, settings: Settings) -> str:
@@ -91,12 +101,15 @@ def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int
 
 
 def unsubscribe_headers(subscription_id: int, settings: Settings) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL)."""
-    return {
-        "List-Unsubscribe": f"<{unsubscribe_url(subscription_id, settings)}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "Auto-Submitted": "auto-generated",
-    }
+    """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL).
+
+    Over plain http (development without TLS) the link stays, but not the one-click header:
+    RFC 8058 allows it only with an https URL."""
+    url = unsubscribe_url(subscription_id, settings)
+    headers = {"List-Unsubscribe": f"<{url}>", "Auto-Submitted": "auto-generated"}
+    if url.startswith("https://"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 def subscribable_order(session: Session, code: TrackingCode) -> Offer:
@@ -143,7 +156,7 @@ def _queue_confirmation(
         render_mail("subscription_confirm", context, settings=settings, lang=offer.language),
         to=subscription.email,
         # One confirmation mail per request: asking again sends a fresh link.
-        dedupe_key=f"subscription-confirm:{subscription.id}:{subscription.created_at.isoformat()}",
+        dedupe_key=_confirm_key(subscription.id, subscription.created_at.isoformat()),
         category="subscription.confirm",
         settings=settings,
         headers=unsubscribe_headers(subscription.id, settings),
@@ -176,10 +189,29 @@ def confirm(session: Session, token: str, *, settings: Settings) -> OrderSubscri
 
 
 def unsubscribe(session: Session, token: str, *, settings: Settings) -> None:
-    """Delete the subscription (its address with it); a second click finds nothing to do."""
+    """Delete the subscription (its address with it) and its mails not sent yet; a second
+    click finds nothing to do."""
     subscription_id = _read(token, _UNSUBSCRIBE, settings, None)
     session.execute(delete(OrderSubscription).where(col(OrderSubscription.id) == subscription_id))
+    # Mails queued while the mail server was away would otherwise still go out after the click.
+    session.execute(
+        delete(MailOutbox).where(
+            col(MailOutbox.sent_at).is_(None),
+            or_(
+                col(MailOutbox.dedupe_key).like(_update_key("%", subscription_id)),
+                col(MailOutbox.dedupe_key).like(_confirm_key(subscription_id, "%")),
+            ),
+        )
+    )
     session.commit()
+
+
+def _update_key(stage_update_id: object, subscription_id: int) -> str:
+    return f"order-update:{stage_update_id}:{subscription_id}"
+
+
+def _confirm_key(subscription_id: int, requested_at: str) -> str:
+    return f"subscription-confirm:{subscription_id}:{requested_at}"
 
 
 def check_unsubscribe_token(token: str, *, settings: Settings) -> None:
@@ -298,7 +330,7 @@ def _update_mail(
     return prepare_rendered(
         render_mail("order_update", personal, settings=settings, lang=personal["lang"]),
         to=email,
-        dedupe_key=f"order-update:{stage_update.id}:{subscription_id}",
+        dedupe_key=_update_key(stage_update.id, subscription_id),
         category="order.update",
         settings=settings,
         headers=unsubscribe_headers(subscription_id, settings),

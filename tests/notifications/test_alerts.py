@@ -4,6 +4,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select
 from sqlmodel import Session
 
@@ -21,6 +22,7 @@ from app.offers.models import Offer
 from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, run_worker
+from tests.tracking.test_pages import DESKTOP, GOOGLEBOT, IPHONE
 from tests.tracking.test_retention import scan
 
 pytestmark = pytest.mark.concurrency
@@ -97,6 +99,31 @@ def test_an_offer_without_an_owner_alerts_the_sales_address(
     run_worker(committed, mail_settings)
 
     assert len(inbox.to(settings.company_email)) == 1
+
+
+def test_the_sales_address_stands_in_for_a_missing_or_departed_owner(
+    committed: Engine,
+    settings: Settings,
+    mail_settings: Settings,
+    inbox: Inbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "sales_email", "sales@acme.example")
+    departed = _owner(committed, "gone@acme.example")
+    with Session(committed) as session:
+        user = session.get(StaffUser, departed)
+        assert user is not None
+        user.is_active = False
+        session.add(user)
+        session.commit()
+    unowned, orphaned = _offer(committed, settings, None), _offer(committed, settings, departed)
+
+    _scan(committed, unowned)
+    _scan(committed, orphaned)
+    run_worker(committed, mail_settings)
+
+    assert len(inbox.to("sales@acme.example")) == 2
+    assert inbox.to("gone@acme.example") == inbox.to(settings.company_email) == []
 
 
 def test_answers_reach_the_owner_with_signer_po_and_reason(
@@ -284,3 +311,48 @@ def test_a_round_of_many_scans_of_one_offer_alerts_once_with_a_few_queries(
     assert len(statements) < 30, statements
     run_worker(committed, mail_settings)
     assert len(inbox.to(OWNER)) == 1
+
+
+# What WhatsApp, iMessage, Slack, Teams, Telegram, LinkedIn and Google send when a link to the
+# offer is pasted into a chat: each fetches the page to draw its preview, nobody has looked.
+LINK_PREVIEWERS = (
+    "WhatsApp/2.23.20.0 A",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko)"
+    " Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Mozilla/5.0 (compatible; MSTeams-LinkPreview)",
+    "TelegramBot (like TwitterBot)",
+    "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+    GOOGLEBOT,
+)
+
+
+def test_the_first_qr_scan_through_the_page_alerts_once_and_link_previews_never(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    """The whole path: the page records the scan, the scan feed derives it, the worker mails."""
+    offer = _offer(committed, settings, _owner(committed))
+    shown = hyphenate_tracking_id(offer.tracking_id)
+
+    def derive_and_send() -> None:
+        scanfeed.catch_up(committed, settings.zone)
+        run_worker(committed, mail_settings)
+
+    for previewer in LINK_PREVIEWERS:
+        assert web.get(f"/{offer.id}", headers={"user-agent": previewer}).status_code == 200
+    derive_and_send()
+    assert inbox.messages == []
+
+    # A phone without a referrer or the PDF's marker: the camera read the printed QR code.
+    web.get(f"/{offer.id}", headers={"user-agent": IPHONE})
+    web.get(f"/{offer.id}", headers={"user-agent": IPHONE})
+    web.get(f"/{offer.tracking_id}?src=pdf", headers={"user-agent": DESKTOP})
+    derive_and_send()
+    for previewer in LINK_PREVIEWERS:
+        web.get(f"/{offer.id}", headers={"user-agent": previewer})
+    derive_and_send()
+
+    [alert] = inbox.to(OWNER)
+    assert alert["Subject"].strip() == (
+        f"The printed offer {shown} for Acme Hellas was just scanned with a phone"
+    )

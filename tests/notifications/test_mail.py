@@ -183,3 +183,53 @@ def test_a_rendered_mail_names_the_company_and_the_tracking_id(settings: Setting
     assert url in mail.text  # the text part is not HTML-escaped
     assert 'href="https://track.example.com/updates/confirm/a?b&amp;c"' in mail.html
     assert settings.company_name in mail.html and "01H0W-ARY2W" in mail.html
+
+
+def test_retries_back_off_exponentially_up_to_the_cap(
+    committed: Engine, mail_settings: Settings, inbox: Inbox
+) -> None:
+    patient = mail_settings.model_copy(
+        update={"mail_retry_base_seconds": 30, "mail_retry_max_seconds": 100}
+    )
+    assert [delivery.backoff(n, patient).total_seconds() for n in (1, 2, 3, 4)] == [
+        30,
+        60,
+        100,
+        100,
+    ]
+    inbox.refuse_next = 1
+    message_id = _queue(committed, patient)
+
+    delivery.deliver_batch(committed, patient)  # 451: try again in 30 s
+    delivery.deliver_batch(committed, patient)  # not yet due
+    assert inbox.messages == [] and len(inbox.refused) == 1
+    with Session(committed) as session:
+        row = session.execute(select(MailOutbox)).scalar_one()
+        wait = (row.next_attempt_at - row.created_at).total_seconds()
+        assert 29 < wait < 40, wait
+        row.next_attempt_at = row.created_at  # as if the 30 s had passed
+        session.add(row)
+        session.commit()
+    delivery.deliver_batch(committed, patient)
+
+    [mail] = inbox.messages
+    assert mail["Message-ID"] == message_id
+
+
+def test_a_worker_that_dies_mid_batch_leaves_its_mails_to_the_next_once_the_lease_ends(
+    committed: Engine, mail_settings: Settings, inbox: Inbox
+) -> None:
+    message_id = _queue(committed, mail_settings)
+    [claimed] = delivery.claim(committed, mail_settings)  # ... and the worker dies here
+
+    delivery.deliver_batch(committed, mail_settings)
+    assert inbox.messages == []  # leased to the dead worker: nobody sends it meanwhile
+    with Session(committed) as session:
+        row = session.execute(select(MailOutbox)).scalar_one()
+        row.locked_until = row.created_at  # the lease ran out
+        session.add(row)
+        session.commit()
+    delivery.deliver_batch(committed, mail_settings)
+
+    [mail] = inbox.messages
+    assert mail["Message-ID"] == message_id == claimed.message_id

@@ -1,6 +1,7 @@
 """Customers subscribe to their order: double opt-in, updates, one-click unsubscribe."""
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from app.auth.service import create_api_key
 from app.config import Settings
+from app.db import utcnow
 from app.notifications.models import MailOutbox, OrderSubscription
 from app.offers import service as offers_service
 from app.offers.models import Offer
@@ -64,6 +66,7 @@ def test_subscribe_confirm_update_and_unsubscribe(
     run_worker(committed, mail_settings)
     [confirmation] = inbox.to("maria@example.com")
     assert "Confirm" in confirmation["Subject"] and order.tracking_id[:5] in confirmation["Subject"]
+    assert confirmation["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     confirm_path = _link(confirmation, r"https://track\.example\.com/updates/confirm/\S+")
 
     opened = web.get(confirm_path)  # a mail scanner opening the link
@@ -223,3 +226,166 @@ def test_the_request_adds_one_fan_out_row_and_the_worker_the_mails_once(
 
     assert len(inbox.messages) == 120
     assert len({m["To"] for m in inbox.messages}) == 120
+
+
+def test_a_mail_server_that_never_answers_slows_no_request_down(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    """The worker waits out its SMTP timeout in its own thread, holding no transaction: the
+    page, the subscribe form and a stage update through the API answer as usual meanwhile."""
+    import socket
+    import time
+
+    from app.metrics import MAIL_OUTBOX_DEPTH
+    from app.notifications.worker import MailWorker
+
+    order = _order(committed, settings)
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    with Session(committed) as session:
+        session.add(
+            OrderSubscription(offer_id=order.id, email="b@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+    silent = socket.socket()  # accepts connections (the kernel does) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    stuck = settings.model_copy(
+        update={
+            "smtp_url": f"smtp://127.0.0.1:{silent.getsockname()[1]}",
+            "mail_timeout_seconds": 4,
+        }
+    )
+    update = {"stage": "In production", "public_note": "Started"}
+    web.post(f"/api/v1/orders/{order.id}/updates", json=update, headers=api)
+    worker = MailWorker(committed, stuck, poll_seconds=0.05)
+    worker.start()
+    try:
+        _wait_for(lambda: _leased(committed))  # the worker is waiting for the server's greeting
+        timings = []
+        for request in (
+            lambda: web.get(f"/{order.tracking_id}"),
+            lambda: _subscribe(web, order.tracking_id, "c@example.com"),
+            lambda: web.post(
+                f"/api/v1/orders/{order.id}/updates",
+                json={"stage": "Shipped", "public_note": "On its way"},
+                headers=api,
+            ),
+        ):
+            started = time.monotonic()
+            assert request().status_code in (200, 201)  # type: ignore[attr-defined]
+            timings.append(time.monotonic() - started)
+        still_waiting = _leased(committed)
+    finally:
+        worker.stop(timeout=15)
+        silent.close()
+
+    assert still_waiting, "the worker was not held by the server during the requests"
+    assert max(timings) < 1.0, timings
+    with Session(committed) as session:
+        waiting = session.execute(select(MailOutbox)).scalars().all()
+    assert waiting and all(m.sent_at is None and m.failed_at is None for m in waiting)
+    assert MAIL_OUTBOX_DEPTH._value.get() == len(waiting)  # type: ignore[attr-defined]
+
+
+def _leased(engine: Engine) -> bool:
+    with Session(engine) as session:
+        rows = session.execute(select(MailOutbox)).scalars().all()
+    return any(m.locked_until is not None and m.attempts == 0 for m in rows)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_subscription_keeps_only_the_address_the_order_its_state_and_times(
+    committed: Engine, settings: Settings
+) -> None:
+    from sqlalchemy import inspect
+
+    from app.notifications import subscriptions
+
+    columns = {column["name"] for column in inspect(committed).get_columns("order_subscription")}
+    assert columns == {"id", "offer_id", "email", "created_at", "confirmed_at"}
+
+    order = _order(committed, settings)
+    long_ago = utcnow() - timedelta(days=subscriptions.CONFIRM_DAYS, minutes=1)
+    with Session(committed) as session:
+        for email, confirmed in (("never@example.com", None), ("kept@example.com", long_ago)):
+            session.add(
+                OrderSubscription(
+                    offer_id=order.id, email=email, created_at=long_ago, confirmed_at=confirmed
+                )
+            )
+        session.add(OrderSubscription(offer_id=order.id, email="recent@example.com"))
+        session.commit()
+
+    assert subscriptions.purge_unconfirmed(committed) == 1  # nobody confirmed it in time
+    assert sorted(s.email for s in _subscriptions(committed)) == [
+        "kept@example.com",
+        "recent@example.com",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "behind_tls_proxy", "link", "one_click"),
+    [
+        ("https://track.example.com", False, "https://track.example.com/", True),
+        # A proxy in front terminates TLS: the mail must not send a one-click POST to http.
+        ("http://track.example.com", True, "https://track.example.com/", True),
+        # Development over plain http: a link to the page with the button, but RFC 8058's
+        # one-click header only ever names an https URL.
+        ("http://127.0.0.1:8000", False, "http://127.0.0.1:8000/", False),
+    ],
+)
+def test_one_click_unsubscribe_is_offered_only_with_an_https_url(
+    settings: Settings, base_url: str, behind_tls_proxy: bool, link: str, one_click: bool
+) -> None:
+    from app.notifications.subscriptions import unsubscribe_headers
+
+    configured = settings.model_copy(
+        update={"public_base_url": base_url, "behind_tls_proxy": behind_tls_proxy}
+    )
+
+    headers = unsubscribe_headers(7, configured)
+
+    assert headers["List-Unsubscribe"].startswith(f"<{link}updates/unsubscribe/")
+    assert ("List-Unsubscribe-Post" in headers) is one_click
+    if one_click:
+        assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_unsubscribing_also_stops_the_mails_still_waiting_in_the_outbox(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    """The mail server was away when the update went out: the mail waits. A click on an
+    earlier mail's unsubscribe link must stop it too, not only the updates after it."""
+    from app.notifications import subscriptions
+    from app.notifications.worker import MailWorker
+    from tests.notifications.conftest import free_port
+
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        for email in ("leaving@example.com", "staying@example.com"):
+            session.add(OrderSubscription(offer_id=order.id, email=email, confirmed_at=utcnow()))
+        session.commit()
+        [leaving] = [s for s in _subscriptions(committed) if s.email == "leaving@example.com"]
+    assert leaving.id is not None
+    down = mail_settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    update_body = {"stage": "In production", "public_note": "Started"}
+    web.post(f"/api/v1/orders/{order.id}/updates", json=update_body, headers=api)
+    MailWorker(committed, down).run_once()  # fanned out, not sent
+    with Session(committed) as session:
+        assert len(session.execute(select(MailOutbox)).all()) == 2
+
+    path = urlsplit(subscriptions.unsubscribe_url(leaving.id, settings)).path
+    assert web.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    run_worker(committed, mail_settings)  # the server is back
+
+    assert inbox.to("leaving@example.com") == []
+    assert len(inbox.to("staying@example.com")) == 1
