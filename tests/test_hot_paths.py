@@ -7,11 +7,11 @@ from typing import Annotated, get_args, get_origin
 
 import pytest
 from fastapi import Depends, FastAPI, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
-from fastapi.params import Depends as DependsParam
-from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount, Route
 
 from app.config import Settings
@@ -116,4 +116,3 @@ def test_an_error_on_a_hot_path_is_answered_as_anywhere_else(
     assert response.headers["x-request-id"] == "req-hot-path-1"
     assert "default-src" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
-

@@ -179,16 +179,27 @@ def on_offers_scanned(session: Session, event: OffersScanned) -> None:
     left its key."""
     settings = get_settings()
     today = local_day(utcnow(), settings)
-    for scan in event.firsts:
-        _alert_scan(session, scan, local_day(scan.occurred_at, settings), today, settings)
+    keyed = {_scan_key(scan, settings): scan for scan in event.firsts}
+    # The usual case: every offer of the round was scanned earlier that day. One query for
+    # them all: a busy round names many offers, and it holds SQLite's one writer.
+    known = _known_keys(session, list(keyed))
+    for key, scan in keyed.items():
+        if key not in known:
+            _alert_scan(session, scan, key, today, settings)
+
+
+def _scan_key(scan: FirstScan, settings: Settings) -> str:
+    return f"scanned:{scan.offer_id}:{local_day(scan.occurred_at, settings).isoformat()}"
+
+
+def _known_keys(session: Session, keys: list[str]) -> set[str]:
+    query = select(col(StaffAlert.dedupe_key)).where(col(StaffAlert.dedupe_key).in_(keys))
+    return set(session.exec(query).all()) if keys else set()
 
 
 def _alert_scan(
-    session: Session, scan: FirstScan, day: date, today: date, settings: Settings
+    session: Session, scan: FirstScan, key: str, today: date, settings: Settings
 ) -> None:
-    key = f"scanned:{scan.offer_id}:{day.isoformat()}"
-    if _known(session, key):
-        return  # the usual case: the offer was scanned earlier that day
     offer = session.get(Offer, scan.offer_id)
     if offer is None or offer.effective_status(today) != OfferStatus.ISSUED:
         return

@@ -356,3 +356,29 @@ def test_the_first_qr_scan_through_the_page_alerts_once_and_link_previews_never(
     assert alert["Subject"].strip() == (
         f"The printed offer {shown} for Acme Hellas was just scanned with a phone"
     )
+
+
+def test_a_round_naming_many_offers_scanned_earlier_that_day_takes_a_few_queries(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    """A trade fair: forty printed offers scanned all day. Once each has alerted, a round of
+    their scans looks up what is already known once, not once per offer."""
+    owner = _owner(committed)
+    offers = [_offer(committed, settings, owner) for _ in range(40)]
+    for offer in offers:  # each offer's first scan of the day alerts its owner
+        _scan(committed, offer)
+    with committed.begin() as connection:
+        insert_scans(connection, [scan(offer.id, utcnow()) for offer in offers])
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(committed, "before_cursor_execute", count)
+    try:
+        assert scanfeed.catch_up(committed, settings.zone) == 40
+    finally:
+        event.remove(committed, "before_cursor_execute", count)
+    assert len(statements) < 15, statements
+    run_worker(committed, mail_settings)
+    assert len(inbox.to(OWNER)) == 40
