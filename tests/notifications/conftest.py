@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -57,16 +57,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+InboxT = TypeVar("InboxT", bound=Inbox)
+
+
+def running(controller: Controller, handler: InboxT) -> Iterator[InboxT]:
+    """``handler``'s server, started, with the port it listens on; stopped afterwards."""
     controller.start()
     handler.port = controller.port  # type: ignore[attr-defined]
     try:
         yield handler
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    handler = Inbox()
+    yield from running(Controller(handler, hostname="127.0.0.1", port=free_port()), handler)
 
 
 @pytest.fixture

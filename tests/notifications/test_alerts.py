@@ -1,5 +1,8 @@
 """Staff alerts: the owner hears of the first scan of the day, answers and expiry, once."""
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -62,6 +65,24 @@ def _scan(
     with engine.begin() as connection:
         insert_scans(connection, [row])
     scanfeed.catch_up(engine, get_settings().zone)
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` runs meanwhile in this thread (not the live app's
+    workers and scan feed, which share the engine)."""
+    statements: list[str] = []
+    here = threading.get_ident()
+
+    def count(*args: Any) -> None:
+        if threading.get_ident() == here:
+            statements.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_the_first_qr_scan_mails_the_owner_once_a_day_and_bots_never(
@@ -298,16 +319,8 @@ def test_a_round_of_many_scans_of_one_offer_alerts_once_with_a_few_queries(
     scanfeed.catch_up(committed, settings.zone)  # whatever came before
     with committed.begin() as connection:
         insert_scans(connection, [row] * 1000)
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(committed, "before_cursor_execute", count)
-    try:
+    with _statements(committed) as statements:
         assert scanfeed.catch_up(committed, settings.zone) == 1000
-    finally:
-        event.remove(committed, "before_cursor_execute", count)
     assert len(statements) < 30, statements
     run_worker(committed, mail_settings)
     assert len(inbox.to(OWNER)) == 1
@@ -369,16 +382,8 @@ def test_a_round_naming_many_offers_scanned_earlier_that_day_takes_a_few_queries
         _scan(committed, offer)
     with committed.begin() as connection:
         insert_scans(connection, [scan(offer.id, utcnow()) for offer in offers])
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(committed, "before_cursor_execute", count)
-    try:
+    with _statements(committed) as statements:
         assert scanfeed.catch_up(committed, settings.zone) == 40
-    finally:
-        event.remove(committed, "before_cursor_execute", count)
     assert len(statements) < 15, statements
     run_worker(committed, mail_settings)
     assert len(inbox.to(OWNER)) == 40

@@ -23,7 +23,7 @@ from app.config import Settings
 from app.notifications import delivery
 from app.notifications.mail import queue_mail
 from app.notifications.models import MailOutbox
-from tests.notifications.conftest import Inbox, free_port
+from tests.notifications.conftest import Inbox, free_port, running
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -88,12 +88,7 @@ def _serve(handler: SecureInbox, **options: Any) -> Iterator[SecureInbox]:
         authenticator=handler.authenticate,
         **options,
     )
-    controller.start()
-    handler.port = controller.port  # type: ignore[attr-defined]
-    try:
-        yield handler
-    finally:
-        controller.stop()
+    yield from running(controller, handler)
 
 
 @pytest.fixture
