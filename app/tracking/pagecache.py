@@ -8,8 +8,7 @@ Each app keeps its cache on ``app.state.page_cache`` (made by ``create_app`` wit
 Changes committed through any ORM session of this process (services, the admin) drop the
 affected pages of every cache at once, and are announced to the other processes and nodes
 (app.invalidation), which drop theirs as soon as the message arrives; without a channel
-(SQLite, no Redis) another process serves what it rendered for at most the time to live, and
-once more while it reloads the page (``get_or_load``).
+(SQLite, no Redis) another process serves what it rendered for at most the time to live.
 
 The CSRF token is stamped into the cached HTML per visitor, so forms keep working.
 """
@@ -97,23 +96,15 @@ class PageCache:
         return self._epoch
 
     def get(self, key: CacheKey) -> CachedPage | None:
-        """The page while it is fresh (within its time to live)."""
-        page, fresh = self._lookup(key)
-        return page if fresh else None
-
-    def _lookup(self, key: CacheKey) -> tuple[CachedPage | None, bool]:
-        """The page and whether it is fresh. A page past its time to live is kept one more
-        time to live, to answer while it is reloaded; past that it goes."""
         with self._lock:
             page = self._pages.get(key)
             if page is None:
-                return None, False
-            now = time.monotonic()
-            if page.expires_at + self.ttl <= now:
+                return None
+            if page.expires_at <= time.monotonic():
                 del self._pages[key]
-                return None, False
+                return None
             self._pages.move_to_end(key)
-            return page, page.expires_at > now
+            return page
 
     def put(self, key: CacheKey, page: CachedPage, epoch: int) -> None:
         if not self.enabled:
@@ -128,15 +119,9 @@ class PageCache:
 
     async def get_or_load(self, key: CacheKey, load: Callable[[], CachedPage]) -> CachedPage:
         """The cached page, or ``load()`` run in a thread; concurrent misses of one key share
-        one load, so a page that expires under a burst of scans is read once, not by all.
-
-        A page that has just outlived its time to live (never one a change dropped) is still
-        the answer while its reload runs: a busy page's views then never wait for a render,
-        which under a burst over many offers made the slowest views wait for a queue of them.
-        A page is so at most twice its time to live old, and a failed reload drops it.
-        """
-        page, fresh = self._lookup(key)
-        if page is not None and fresh:
+        one load, so a page that expires under a burst of scans is read once, not by all."""
+        page = self.get(key)
+        if page is not None:
             return page
         loading = self._loading.get(key)
         if loading is None:
@@ -144,19 +129,12 @@ class PageCache:
             loading = asyncio.ensure_future(run_in_threadpool(load))
             self._loading[key] = loading
             loading.add_done_callback(lambda task: self._loaded(key, task))
-        if page is not None:
-            return page
         return await asyncio.shield(loading)
 
     def _loaded(self, key: CacheKey, task: "asyncio.Future[CachedPage]") -> None:
         self._loading.pop(key, None)
-        if not task.cancelled() and task.exception() is not None:
-            # (retrieved here, so a failure nobody awaits is not "lost"). The page it was to
-            # replace is not served again: the next view loads, or gets the 503.
-            with self._lock:
-                page = self._pages.get(key)
-                if page is not None and page.expires_at <= time.monotonic():
-                    del self._pages[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a failure nobody awaits is not "lost"
 
     def expiry(self) -> float:
         return time.monotonic() + self.ttl

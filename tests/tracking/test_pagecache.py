@@ -1,10 +1,8 @@
 """Rendered pages are reused for a moment, yet every change shows at once and every view counts."""
 
 import asyncio
-import threading
 import time
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -190,70 +188,3 @@ def test_a_failed_load_fails_its_waiters_and_the_next_view_tries_again() -> None
         return CachedPage(key[0], CodeForm.FULL, "fresh", False, cache.expiry())
 
     assert run_async(lambda: cache.get_or_load(key, working)).html == "fresh"
-
-
-def _expired(cache: PageCache, key: tuple[str, bool, str], seconds_ago: float) -> None:
-    """A page in ``cache`` that outlived its time to live ``seconds_ago``."""
-    page = CachedPage(key[0], CodeForm.FULL, "old", False, time.monotonic() - seconds_ago)
-    cache.put(key, page, cache.epoch())
-
-
-def _reload(cache: PageCache, key: tuple[str, bool, str]) -> CachedPage:
-    page = CachedPage(key[0], CodeForm.FULL, "new", False, cache.expiry())
-    cache.put(key, page, cache.epoch())
-    return page
-
-
-KEY = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
-
-
-def test_a_page_past_its_time_to_live_answers_while_one_reload_runs() -> None:
-    cache = PageCache(ttl_seconds=2)
-    _expired(cache, KEY, 0.5)  # past its 2 s, within twice that
-    loads = []
-    release = threading.Event()
-
-    def slow_reload() -> CachedPage:
-        loads.append(1)
-        release.wait(5)
-        return _reload(cache, KEY)
-
-    async def burst() -> list[str]:
-        pages = await asyncio.gather(*(cache.get_or_load(KEY, slow_reload) for _ in range(10)))
-        release.set()
-        await asyncio.sleep(0.1)  # the reload finishes in its thread
-        return [page.html for page in pages]
-
-    assert run_async(burst) == ["old"] * 10  # nobody waited for the render
-    assert loads == [1]
-    page = cache.get(KEY)
-    assert page is not None and page.html == "new"
-
-
-@pytest.mark.parametrize(("changed", "seconds_ago"), [(True, 0.5), (False, 2.5)])
-def test_a_changed_page_or_one_twice_its_time_to_live_old_is_never_served_stale(
-    changed: bool, seconds_ago: float
-) -> None:
-    cache = PageCache(ttl_seconds=2)
-    _expired(cache, KEY, seconds_ago)
-    if changed:
-        cache.invalidate([KEY[0]])  # a stage update committed
-
-    assert run_async(lambda: cache.get_or_load(KEY, lambda: _reload(cache, KEY))).html == "new"
-
-
-def test_a_failed_reload_drops_the_page_it_was_to_replace() -> None:
-    cache = PageCache(ttl_seconds=2)
-    _expired(cache, KEY, 0.5)
-
-    def broken() -> CachedPage:
-        raise LookupError("database away")
-
-    async def view_then_settle() -> str:
-        page = await cache.get_or_load(KEY, broken)
-        await asyncio.sleep(0.1)  # the reload fails in its thread
-        return page.html
-
-    assert run_async(view_then_settle) == "old"
-    with pytest.raises(LookupError):  # the next view waits for a load of its own
-        run_async(lambda: cache.get_or_load(KEY, broken))
