@@ -5,6 +5,7 @@ or a load balancer's), otherwise a new one. Log lines written while the request 
 carry the same id, so a customer's complaint, the proxy's log and ours can be matched up.
 """
 
+import inspect
 import itertools
 import json
 import logging
@@ -16,6 +17,8 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
@@ -135,13 +138,19 @@ class HotPaths:
             handler = _handler_for(scope["app"].exception_handlers, exc)
             if handler is None:
                 raise
-            response = await handler(request, exc)
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
         await response(scope, receive, send)
 
 
 def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
-    """The app's handler for ``exc``'s class or its nearest base, as Starlette looks it up;
-    the catch-all one for ``Exception`` belongs to the server-error layer, above us."""
+    """The app's handler for ``exc``, as Starlette looks it up: by status code for an
+    HTTPException, else by its class or its nearest base. The catch-all one for ``Exception``
+    belongs to the server-error layer, above us."""
+    if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        return handlers[exc.status_code]
     for cls in type(exc).__mro__:
         if cls is Exception:
             return None

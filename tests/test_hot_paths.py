@@ -116,3 +116,18 @@ def test_an_error_on_a_hot_path_is_answered_as_anywhere_else(
     assert response.headers["x-request-id"] == "req-hot-path-1"
     assert "default-src" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_hot_path_error_goes_to_a_status_or_plain_handler_as_starlette_would_send_it() -> None:
+    from starlette.exceptions import HTTPException
+
+    from app.observability import _handler_for
+
+    def by_status() -> None: ...
+
+    def by_class() -> None: ...
+
+    handlers = {404: by_status, HTTPException: by_class, Exception: by_class}
+    assert _handler_for(handlers, HTTPException(404)) is by_status
+    assert _handler_for(handlers, HTTPException(409)) is by_class
+    assert _handler_for(handlers, RuntimeError("a bug")) is None  # the server-error layer's
