@@ -91,6 +91,9 @@ class WriteHealth:
 
     def committed(self, seconds: float) -> None:
         SCAN_COMMIT_SECONDS.observe(seconds)
+        self.succeeded()
+
+    def succeeded(self) -> None:
         self._ok_at = time.monotonic()
 
     def failed(self, exc: BaseException) -> None:
@@ -283,6 +286,8 @@ class ScanWriter:
         added = self._spool.replay(self._engine)
         if added:  # (a writer with nothing spooled leaves the gauge to the one that has)
             SCAN_SPOOL_BYTES.set(self._spool.size())
+            # Committed rows show that writes work again: /readyz must not wait for a view.
+            self.health.succeeded()
         return added
 
     def _housekeep(self) -> None:

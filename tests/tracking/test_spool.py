@@ -59,8 +59,10 @@ def test_scans_during_an_outage_are_spooled_and_replayed_once(
         assert _count(committed, offer_id) == 0
         assert sum(len(p.read_bytes().splitlines()) for p in tmp_path.glob("*.jsonl")) == 30
 
+        assert scan_log.write_problem() is not None  # /readyz: 503 while writes fail
         scan_log._away_until = 0  # do not wait for the writer's back-off in a test
         assert scan_log.replay_spool() == 30
+        assert scan_log.write_problem() is None  # the replay's commits show writes work again
         assert scan_log.replay_spool() == 0
     finally:
         scan_log.close()
