@@ -21,9 +21,9 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.notifications import delivery
-from app.notifications.mail import queue_mail
 from app.notifications.models import MailOutbox
 from tests.notifications.conftest import Inbox, free_port, running
+from tests.notifications.test_mail import _queue
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -124,21 +124,6 @@ def _settings(settings: Settings, url: str) -> Settings:
 
 def _credentials() -> str:
     return f"{quote(USER, safe='')}:{quote(PASSWORD, safe='')}"
-
-
-def _queue(engine: Engine, settings: Settings, key: str = "tls:1") -> str:
-    with Session(engine) as session:
-        message_id = queue_mail(
-            session,
-            to="maria@example.com",
-            subject="Your offer 01H0W-ARY2W",
-            text="Hello Maria",
-            html="<p>Hello Maria</p>",
-            dedupe_key=key,
-            settings=settings,
-        )
-        session.commit()
-    return message_id
 
 
 def _outbox(engine: Engine) -> MailOutbox:
