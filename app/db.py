@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends
-from sqlalchemy import Column, DateTime, Engine, MetaData, Select, event
+from sqlalchemy import DateTime, Engine, MetaData, Select, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DisconnectionError,
@@ -51,7 +51,6 @@ SQLITE_LOCK_TIMEOUT = 30.0
 # waiter holds a request thread, and a proxy in front gives up after some 30 s.
 SQLITE_WRITE_WAIT_SECONDS = 5.0
 QUEUE_WAIT_FACTOR = 3
-Processor = Callable[[Any], Any]
 READ_ONLY: Final = "offertrack_read_only"
 # A write transaction that fails at once, instead of waiting, when another writer holds SQLite's
 # lock (the scan writer on the event loop, which must never wait for a lock).
@@ -179,26 +178,6 @@ class _QueuedWriterConnection(sqlite3.Connection):
             super().close()
         finally:
             self.release_write_lock()
-
-
-# The scan writer's statements run as the driver's own SQL (Connection.exec_driver_sql): a
-# compiled Core statement costs a tenth of a millisecond or more in SQLAlchemy for each
-# execution, several times what the database does for a batch of scans. Values still pass
-# through the columns' own bind processors, so they are stored exactly as SQLAlchemy stores them.
-def driver_sql(dialect: Dialect, sql: str) -> str:
-    """``sql``, written with ``?`` placeholders, in the driver's parameter style."""
-    return sql if dialect.paramstyle == "qmark" else sql.replace("?", "%s")
-
-
-@cache
-def bind_processors(dialect: Dialect, columns: tuple[Column[Any], ...]) -> tuple[Processor, ...]:
-    """For each column, what turns a Python value into what the driver is given."""
-    return tuple(column.type.bind_processor(dialect) or as_is for column in columns)
-
-
-def as_is(value: Any) -> Any:
-    """The processor of a column whose values go to the driver unchanged."""
-    return value
 
 
 # Errors that mean "the database cannot be reached", not "this request is wrong": they become

@@ -52,8 +52,8 @@ from app.migrations import alembic_config  # noqa: E402
 from app.subscribers import wire  # noqa: E402
 from app.tracking.dependencies import get_scan_log  # noqa: E402
 from app.tracking.ratelimit import MissLimiter  # noqa: E402
-from app.tracking.scanlog import SessionScanLog  # noqa: E402
 from app.tracking.scans import visitor_keys  # noqa: E402
+from tests.scanlogs import SessionScanLog  # noqa: E402
 
 # Tests call services directly too, without create_app: the composition root wires first
 # (the scan feed publishes OffersScanned, offers and tracking their events).

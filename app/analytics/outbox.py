@@ -54,8 +54,8 @@ def subscribers(connection: Connection, event_type: str) -> list[int]:
     return [endpoint_id for endpoint_id, types in rows if event_type in _event_types(types)]
 
 
-# The driver's own SQL (see app.db.driver_sql): it runs in every batch of scans, where the
-# same query as a Core select cost 0.7 ms of CPU, more than the batch's insert.
+# The driver's own SQL: it runs in every round of the scan feed, where the same query as a
+# Core select cost 0.7 ms of CPU, more than the round's insert.
 _SUBSCRIBERS = (
     "SELECT id, event_types FROM webhook_endpoint WHERE enabled OR disabled_at IS NOT NULL"
 )

@@ -20,8 +20,6 @@ from collections import deque
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
-from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 
 from app.errors import ServiceUnavailable
 from app.metrics import (
@@ -46,8 +44,6 @@ REPLAY_EVERY = 4  # housekeeping rounds
 # /readyz fails while the last write failed, for this long after it.
 HEALTH_WINDOW_SECONDS = 30.0
 HOLD_LIMIT = 20_000
-# How long a thread's ``write`` waits at the most (its batch is bounded well below this).
-WRITE_TIMEOUT_SECONDS = 10.0
 
 
 class ScanNotRecorded(ServiceUnavailable):
@@ -63,54 +59,12 @@ class ScanLog(Protocol):
         ``hold``, a row that can be stored nowhere is kept in memory rather than refused."""
 
 
-class SessionScanLog:
-    """Commits each row in a given session (tests, one-off tools)."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def write(self, row: dict[str, Any]) -> None:
-        insert_scans(self._session.connection(), [row])
-        self._session.commit()
-
-    async def record(self, row: dict[str, Any], *, hold: bool = False) -> None:
-        await run_in_threadpool(self.write, row)
-
-
 # A row, what waits for it, and whether it may be held in memory.
 _Pending = tuple[dict[str, Any], "asyncio.Future[None]", bool]
 
 
-class WriteHealth:
-    """The writer's recent commits, for /readyz and the commit latency metric."""
-
-    def __init__(self) -> None:
-        self._ok_at = time.monotonic()
-        self._failed_at: float | None = None
-        self._failure = ""
-
-    def committed(self, seconds: float) -> None:
-        SCAN_COMMIT_SECONDS.observe(seconds)
-        self.succeeded()
-
-    def succeeded(self) -> None:
-        self._ok_at = time.monotonic()
-
-    def failed(self, exc: BaseException) -> None:
-        self._failed_at = time.monotonic()
-        self._failure = f"{type(exc).__name__}: {exc}"[:200]
-
-    def problem(self) -> str | None:
-        failed_at = self._failed_at
-        if failed_at is None or failed_at < self._ok_at:
-            return None
-        if time.monotonic() - failed_at > HEALTH_WINDOW_SECONDS:
-            return None
-        return f"scan events cannot be committed ({self._failure})"
-
-
 class ScanWriter:
-    """Batches the rows of each event loop's views (``record``); threads use ``write``.
+    """Batches the rows of each event loop's views (``record``).
 
     A housekeeping thread replays the spool, retries the rows held in memory and, on SQLite,
     copies the write-ahead log into the database file (``checkpoint``).
@@ -126,8 +80,9 @@ class ScanWriter:
         self._lock = threading.Lock()
         self._batchers: dict[asyncio.AbstractEventLoop, _Batcher] = {}
         self._away_until = 0.0
-        self._threads_loop: asyncio.AbstractEventLoop | None = None
-        self.health = WriteHealth()
+        self._ok_at = time.monotonic()
+        self._failed_at = 0.0
+        self._failure = ""
         self._stopping = threading.Event()
         self._housekeeping = threading.Thread(
             target=self._housekeep, name="scan-writer-housekeeping", daemon=True
@@ -144,25 +99,22 @@ class ScanWriter:
         except Exception as exc:
             raise ScanNotRecorded() from exc
 
-    def write(self, session: Session, row: dict[str, Any]) -> None:
-        """``record`` for a thread: its rows are batched on a loop of the writer's own."""
-        if session.in_transaction():
-            # On SQLite a caller's open write transaction holds the one writer's lock, which
-            # the writer needs for this very row: end it first.
-            session.commit()
-        recording = asyncio.run_coroutine_threadsafe(self.record(row), self._loop_for_threads())
-        try:
-            recording.result(timeout=WRITE_TIMEOUT_SECONDS)
-        except TimeoutError as exc:
-            raise ScanNotRecorded() from exc
-
     def write_problem(self) -> str | None:
         """Why writes fail just now, for /readyz; None while they succeed."""
-        held = len(self._held)
-        problem = self.health.problem()
-        if held:
+        if held := len(self._held):
             return f"{held} scan events held in memory: neither database nor spool takes them"
-        return problem
+        if self._ok_at < self._failed_at > time.monotonic() - HEALTH_WINDOW_SECONDS:
+            return f"scan events cannot be committed ({self._failure})"
+        return None
+
+    def _succeeded(self, started: float | None = None) -> None:
+        self._ok_at = time.monotonic()
+        if started is not None:
+            SCAN_COMMIT_SECONDS.observe(time.perf_counter() - started)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._failed_at = time.monotonic()
+        self._failure = f"{type(exc).__name__}: {exc}"[:200]
 
     def _new_batcher(self, loop: asyncio.AbstractEventLoop) -> "_Batcher":
         with self._lock:
@@ -170,15 +122,6 @@ class ScanWriter:
                 self._batchers.pop(gone).close()
             batcher = self._batchers[loop] = _Batcher(self, loop)
         return batcher
-
-    def _loop_for_threads(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._threads_loop is None:
-                loop = self._threads_loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=_serve, args=(loop,), name="scan-writer-loop", daemon=True
-                ).start()
-            return self._threads_loop
 
     async def _store(self, db: Batches, batch: list[_Pending]) -> None:
         left = await self._commit(db, batch) if time.monotonic() >= self._away_until else batch
@@ -190,22 +133,16 @@ class ScanWriter:
         started = time.perf_counter()
         try:
             await db.insert([row for row, _, _ in batch], SPOOL_AFTER_SECONDS)
-        except BadRow as exc:
-            if len(batch) == 1:
-                log.error("a scan event was refused by the database: %s", exc)
-                _settle(batch, exc)
-                return []
-            left: list[_Pending] = []
-            for item in batch:  # one bad row must not fail its neighbours
-                away = time.monotonic() < self._away_until
-                left += [item] if away else await self._commit(db, [item])
-            return left
+        except BadRow as exc:  # a bug, not an outage: the spool would refuse them as well
+            log.error("scan events refused by the database: %s", exc)
+            _settle(batch, exc)
+            return []
         except Exception as exc:
             log.warning("scan events not committed within %g s (%s)", SPOOL_AFTER_SECONDS, exc)
-            self.health.failed(exc)
+            self._failed(exc)
             self._away_until = time.monotonic() + RETRY_DATABASE_AFTER_SECONDS
             return batch
-        self.health.committed(time.perf_counter() - started)
+        self._succeeded(started)
         SCANS_RECORDED.inc(len(batch))
         _settle(batch, None)
         return []
@@ -219,7 +156,7 @@ class ScanWriter:
             await asyncio.to_thread(self._spool_rows, rows)
         except Exception as exc:
             log.error("scan events could be neither committed nor spooled: %r", exc)
-            self.health.failed(exc)
+            self._failed(exc)
             held = [item for item in batch if item[2]]
             self._hold([row for row, _, _ in held])
             _settle(held, None)
@@ -272,7 +209,7 @@ class ScanWriter:
                 raise
             self._spool_rows(rows)
             return
-        self.health.committed(time.perf_counter() - started)
+        self._succeeded(started)
         SCANS_RECORDED.inc(len(rows))
 
     def replay_spool(self) -> int:
@@ -287,7 +224,7 @@ class ScanWriter:
         if added:  # (a writer with nothing spooled leaves the gauge to the one that has)
             SCAN_SPOOL_BYTES.set(self._spool.size())
             # Committed rows show that writes work again: /readyz must not wait for a view.
-            self.health.succeeded()
+            self._succeeded()
         return added
 
     def _housekeep(self) -> None:
@@ -324,13 +261,11 @@ class ScanWriter:
 
     def close(self) -> None:
         self._stopping.set()
-        self._housekeeping.join(timeout=WRITE_TIMEOUT_SECONDS)
+        self._housekeeping.join(timeout=10)
         with self._lock:
             batchers, self._batchers = list(self._batchers.values()), {}
         for batcher in batchers:
             batcher.close()
-        if self._threads_loop is not None:
-            self._threads_loop.call_soon_threadsafe(self._threads_loop.stop)
         self.flush_held()
         if self._spool is not None:
             self._spool.seal()  # what this process spooled is left for the next to replay
@@ -367,13 +302,6 @@ class _Batcher:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _serve(loop: asyncio.AbstractEventLoop) -> None:
-    try:
-        loop.run_forever()
-    finally:
-        loop.close()
 
 
 def _settle(batch: list[_Pending], error: BaseException | None) -> None:

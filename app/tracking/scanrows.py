@@ -1,44 +1,39 @@
-"""Storing scan rows: the scan writer's dialect part, and the plain insert of other paths.
+"""Storing scan rows: the scan writer's dialect part, and the insert every other path shares.
 
-The writer (app.tracking.scanlog) commits a batch of rows in one transaction from the event
-loop, the same way on both databases; what differs is here, behind ``Batches.insert``:
+A batch of rows is one INSERT ... SELECT from one JSON parameter on both databases (SQLite's
+``json_each``, PostgreSQL's ``json_to_recordset``): the driver then converts one string, not
+a Python value per column, and the writer (app.tracking.scanlog), the spool's replay and the
+tests all store rows the same way. A row of an offer deleted meanwhile is left out, as the
+offer's cascade would have deleted it. What differs between the databases is how a batch is
+committed, behind ``Batches.insert``:
 
-- SQLite: one multi-row INSERT on a connection of the writer's own, committed on the loop (a
-  batch takes a millisecond or two). When another writer holds the database's one write lock,
-  the batch waits for it in a thread, at most ``wait`` seconds.
-- PostgreSQL: one statement on an async psycopg connection in autocommit mode, its own
-  transaction; the loop serves pages until the database answers. The rows travel as one JSON
-  parameter: as arrays of values they cost the driver a Python call a value. The server gives
-  up on a lock or a statement after ``wait`` seconds.
+- SQLite: on a connection of the writer's own, committed on the event loop (a batch takes a
+  millisecond or two). When another writer holds the database's one write lock, the batch
+  waits for it in a thread, at most ``wait`` seconds.
+- PostgreSQL: on an async psycopg connection in autocommit mode; the loop serves pages until
+  the database answers. The server gives up on a lock or a statement after ``wait`` seconds.
 
-Either way a batch that fails commits nothing; ``BadRow`` says the rows were refused (a
-foreign key), anything else that the database is away, locked or slow.
-
-Nothing else happens in a batch's transaction: rollups, webhook events and domain events are
-derived after commit from the committed rows (app.analytics.scanfeed).
+Either way a failed batch commits nothing; ``BadRow`` says the database refused the rows
+themselves, anything else that it is away, locked or slow.
 """
 
 import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from enum import Enum
-from functools import cache
-from operator import itemgetter
 from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy import Column, Connection, Engine, Integer, Table, insert
+from sqlalchemy import Column, Connection, Engine, Integer, Table
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from app.db import PG_CONNECT_TIMEOUT_SECONDS, Processor, as_is, bind_processors
+from app.db import PG_CONNECT_TIMEOUT_SECONDS
 from app.tracking.models import ScanEvent
 
-_table: Table = ScanEvent.__table__  # type: ignore[attr-defined]
 # How the writer's connection shows in pg_stat_activity.
 WRITER_APPLICATION_NAME = "offertrack scan writer"
 # A view waits for its scan's commit: the writer waits no longer than this for a connection.
@@ -46,7 +41,7 @@ CONNECT_DEADLINE_SECONDS = 0.5
 
 
 class BadRow(Exception):
-    """The database refused the rows themselves (an integrity error), not the connection."""
+    """The database refused the rows themselves (a bug in what was sent), not the connection."""
 
 
 class Batches(Protocol):
@@ -64,22 +59,32 @@ def batches_for(engine: Engine) -> Batches:
     return PostgresBatches(engine)
 
 
-def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert in the caller's transaction (the spool's replay, one-off tools, tests)."""
-    if rows:
-        connection.execute(insert(_table), [complete(row) for row in rows])
+def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert in the caller's transaction; returns how many rows were added."""
+    if not rows:
+        return 0
+    dialect = connection.dialect.name
+    try:
+        result = connection.exec_driver_sql(_INSERT[dialect], {"rows": encode(rows, dialect)})
+    except (IntegrityError, DataError) as exc:
+        raise BadRow(str(exc)) from exc
+    return int(result.rowcount)
+
+
+def encode(rows: Sequence[dict[str, Any]], dialect: str) -> str:
+    """The batch's one parameter: each row with every column, times as the column stores them."""
+    return json.dumps([{**_DEFAULTS, **row} for row in rows], default=_VALUE[dialect])
 
 
 class SqliteBatches:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._raw: Any = None
-        self._converting = _converting(bind_processors(engine.dialect, _COLUMNS))
 
     async def insert(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
         raw = self._connected()
         try:
-            raw.acquire_write_lock(wait=False)  # our process's writers (app.db._WriterQueue)
+            raw.acquire_write_lock(wait=False)  # our process's writers (app.db._WriterLock)
             raw.execute("BEGIN IMMEDIATE")  # and other processes': busy_timeout is 0
         except (sqlite3.OperationalError, OperationalError):  # app.db.WriterBusy is the latter
             raw.release_write_lock()
@@ -103,15 +108,7 @@ class SqliteBatches:
 
     def _insert_begun(self, raw: Any, rows: Sequence[dict[str, Any]]) -> None:
         try:
-            for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-                chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
-                params: list[Any] = []
-                for row in chunk:
-                    values = list(_values_of(complete(row)))
-                    for index, process in self._converting:
-                        values[index] = process(values[index])
-                    params += values
-                raw.execute(_SQLITE_INSERT + ", ".join([_SQLITE_ROW] * len(chunk)), params)
+            raw.execute(_INSERT["sqlite"], {"rows": encode(rows, "sqlite")})
             raw.commit()
         except sqlite3.IntegrityError as exc:
             raw.rollback()
@@ -148,7 +145,7 @@ class PostgresBatches:
         self._wait = -1.0
 
     async def insert(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
-        params = {"rows": json.dumps([complete(row) for row in rows], default=_json_value)}
+        params = {"rows": encode(rows, "postgresql")}
         kept = self._connection is not None
         try:
             await self._insert(params, wait)
@@ -170,8 +167,8 @@ class PostgresBatches:
                 self._wait = wait
             # A server gone silent never answers: past this the outcome is unknown, and the
             # connection is dropped (the server rolls back what it has not committed).
-            await asyncio.wait_for(connection.execute(_PG_INSERT, params), wait + 1.0)
-        except psycopg.errors.IntegrityError as exc:
+            await asyncio.wait_for(connection.execute(_INSERT["postgresql"], params), wait + 1.0)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             raise BadRow(str(exc)) from exc
         except BaseException as exc:
             if isinstance(exc, TimeoutError | asyncio.CancelledError) or connection.broken:
@@ -195,53 +192,47 @@ class PostgresBatches:
             connection.pgconn.finish()
 
 
-def _json_value(value: Any) -> Any:
+def _value(value: Any, time_format: str) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given for a UTC column")
-        return value.isoformat()
+        return value.astimezone(UTC).strftime(time_format)
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, Decimal):
-        return str(value)
     raise TypeError(f"a scan row holds a {type(value).__name__}: {value!r}")
 
 
-_COLUMNS = tuple(column for column in _table.c if column.name != "id")
-_NAMES = [column.name for column in _COLUMNS]
-_PG_TYPES = {
-    column.name: "BIGINT"
-    if isinstance(column.type, Integer)
-    else column.type.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
-    for column in _COLUMNS
+# SQLite keeps a time as SQLAlchemy writes it (UTC, no offset: app.db.UTCDateTime), and
+# compares them as text, so it must be exactly that form.
+_VALUE = {
+    "sqlite": lambda value: _value(value, "%Y-%m-%d %H:%M:%S.%f"),
+    "postgresql": lambda value: _value(value, "%Y-%m-%dT%H:%M:%S.%f+00:00"),
 }
-_PG_INSERT = (
-    f"INSERT INTO scan_event ({', '.join(_NAMES)}) SELECT {', '.join(_NAMES)}"
-    " FROM json_to_recordset(CAST(%(rows)s AS JSON))"
-    f" AS batch({', '.join(f'{name} {_PG_TYPES[name]}' for name in _NAMES)})"
-)
-# One multi-row INSERT, not executemany: the driver lets go of the interpreter lock for every
-# statement step, and getting it back from the busy event loop is what a batch mostly waited for.
-_SQLITE_INSERT = f"INSERT INTO scan_event ({', '.join(_NAMES)}) VALUES "
-_SQLITE_ROW = f"({', '.join('?' for _ in _NAMES)})"
-# Any SQLite build takes 999 parameters in one statement (newer ones more).
-_SQLITE_ROWS_PER_INSERT = 999 // len(_NAMES)
-# A row's values in column order, in one call into C. Only the columns whose type has a bind
-# processor (the timestamp, the flag) go through it: the driver takes the rest as they are (our
-# enums are str enums).
-_values_of = itemgetter(*_NAMES)
-
-
-@cache
-def _converting(processors: tuple[Processor, ...]) -> tuple[tuple[int, Processor], ...]:
-    return tuple(
-        (index, process) for index, process in enumerate(processors) if process is not as_is
+_table: Table = ScanEvent.__table__  # type: ignore[attr-defined]
+_COLUMNS = tuple(column for column in _table.c if column.name != "id")
+_NAMES = ", ".join(column.name for column in _COLUMNS)
+_PG_TYPES = ", ".join(
+    f"{column.name} "
+    + (
+        "BIGINT"
+        if isinstance(column.type, Integer)
+        else column.type.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     )
-
-
-def complete(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with every column the model defaults (callers leave out what they lack)."""
-    return {**_DEFAULTS, **row}
+    for column in _COLUMNS
+)
+_SQLITE_FIELDS = ", ".join(
+    f"json_extract(value, '$.{column.name}') AS {column.name}" for column in _COLUMNS
+)
+_BATCH = {
+    "sqlite": f"(SELECT {_SQLITE_FIELDS} FROM json_each(:rows)) AS batch",
+    "postgresql": f"json_to_recordset(CAST(%(rows)s AS JSON)) AS batch({_PG_TYPES})",
+}
+_INSERT = {
+    dialect: f"INSERT INTO scan_event ({_NAMES}) SELECT {_NAMES} FROM {batch}"
+    " WHERE batch.offer_id IS NULL"
+    " OR EXISTS (SELECT 1 FROM offer WHERE offer.id = batch.offer_id)"
+    for dialect, batch in _BATCH.items()
+}
 
 
 def _default_of(column: Column[Any]) -> Any:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from app.db import utcnow
@@ -151,7 +150,9 @@ def _replay_file(engine: Engine, path: Path, data: bytes) -> int:
             if done >= len(complete):
                 return added
             lines = complete[done:].splitlines(keepends=True)[:CHUNK_ROWS]
-            added += _insert_rows(connection, [_decode(line) for line in lines])
+            # The rows go in with the file's progress; rollups and webhook events follow
+            # after commit, as for any scan. A row of a deleted offer is left out.
+            added += insert_scans(connection, [_decode(line) for line in lines])
             connection.execute(
                 update(ScanSpoolProgress)
                 .where(col(ScanSpoolProgress.name) == path.name)
@@ -171,24 +172,3 @@ def _replayed_bytes(connection: Connection, name: str) -> int:
         connection.execute(insert(ScanSpoolProgress).values(name=name, replayed_bytes=0))
         return 0
     return int(done)
-
-
-def _insert_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    # The rows are inserted here, in the transaction that records the file's progress; the
-    # rollups and webhook events follow from them after commit, as for any scan.
-    try:
-        with connection.begin_nested():
-            insert_scans(connection, rows)
-        return len(rows)
-    except IntegrityError:
-        pass
-    # A row whose offer was deleted meanwhile must not hold back the others.
-    added = 0
-    for row in rows:
-        try:
-            with connection.begin_nested():
-                insert_scans(connection, [row])
-            added += 1
-        except IntegrityError:
-            log.warning("dropped a spooled scan event of a deleted offer: %s", row.get("offer_id"))
-    return added

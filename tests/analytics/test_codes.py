@@ -19,8 +19,8 @@ from app.analytics.routing import Target, with_utm
 from app.config import Settings, get_settings
 from app.tracking.dependencies import get_scan_log
 from app.tracking.models import ScanEvent
-from app.tracking.scanlog import SessionScanLog
 from tests.factories import make_campaign, make_creative, make_placement
+from tests.scanlogs import SessionScanLog
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "

@@ -36,6 +36,7 @@ from app.tracking.schemas import StageUpdateCreate
 from tests.aio import run_async
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
+from tests.scanlogs import write as write_scan
 
 TOLERANCE_SECONDS = 300
 
@@ -167,7 +168,7 @@ def _one_of_each_type(engine: Engine) -> str:
         offer = make_offer(session, settings, issued=True)
         scan_log = ScanWriter(engine)
         try:
-            scan_log.write(session, _scan_row(offer.id))
+            write_scan(scan_log, session, _scan_row(offer.id))
         finally:
             scan_log.close()
         scanfeed.catch_up(engine, settings.zone)  # what the server's feed does within 0.2 s

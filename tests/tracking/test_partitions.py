@@ -24,6 +24,7 @@ from app.tracking.retention import (
 from app.tracking.scanlog import ScanWriter
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
+from tests.scanlogs import write as write_scan
 from tests.tracking.test_retention import add_scans, count, scan
 
 postgresql_only = pytest.mark.skipif(
@@ -70,7 +71,7 @@ def test_a_scan_dated_in_a_month_without_a_partition_is_still_stored(committed: 
     writer = ScanWriter(committed)  # the batching writer every view goes through
     try:
         with Session(committed) as session:
-            writer.write(session, scan(offer.id, far_off))
+            write_scan(writer, session, scan(offer.id, far_off))
     finally:
         writer.close()
 

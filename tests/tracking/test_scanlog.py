@@ -18,6 +18,7 @@ from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
 from tests.aio import run_async
 from tests.factories import make_offer
+from tests.scanlogs import write as write_scan
 
 
 def _row(offer_id: str) -> dict[str, object]:
@@ -53,7 +54,7 @@ def test_every_write_is_committed_when_it_returns(committed: Engine) -> None:
 
     def write(_: int) -> int:
         with Session(committed) as session:
-            scan_log.write(session, _row(offer_id))
+            write_scan(scan_log, session, _row(offer_id))
         return _count(committed, offer_id)  # visible to another connection at once
 
     try:
@@ -66,25 +67,53 @@ def test_every_write_is_committed_when_it_returns(committed: Engine) -> None:
 
 
 @pytest.mark.concurrency
-def test_a_bad_row_fails_alone(committed: Engine) -> None:
+def test_a_row_of_a_deleted_offer_is_left_out_and_its_neighbours_are_stored(
+    committed: Engine,
+) -> None:
     offer_id = _issued_offer(committed)
+    gone = "01H0WARY2WHGGRF3K72D299T3T"  # deleted while its page was served: no offer row
     scan_log = ScanWriter(committed)
 
     def write(offer: str) -> str:
         with Session(committed) as session:
             try:
-                scan_log.write(session, _row(offer))
+                write_scan(scan_log, session, _row(offer))
             except ScanNotRecorded:
                 return "refused"
         return "ok"
 
     try:
-        with ThreadPoolExecutor(8) as pool:  # an unknown offer breaks its foreign key
-            results = list(pool.map(write, [offer_id] * 20 + ["01H0WARY2WHGGRF3K72D299T3T"] * 2))
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(write, [offer_id] * 20 + [gone] * 2))
     finally:
         scan_log.close()
-    assert results.count("refused") == 2
+    assert results.count("ok") == 22  # its cascade would have deleted the row anyway
     assert _count(committed, offer_id) == 20
+    assert _count(committed, gone) == 0
+
+
+@pytest.mark.concurrency
+def test_a_row_the_database_refuses_fails_its_view_and_is_not_spooled(
+    committed: Engine, tmp_path: Path
+) -> None:
+    """A refused row is a bug, not an outage: spooled, it would be refused at every replay."""
+    offer_id = _issued_offer(committed)
+    spool = ScanSpool(tmp_path)
+    scan_log = ScanWriter(committed, spool=spool)
+    broken = {**_row(offer_id), "device_class": None}  # NOT NULL
+
+    async def views() -> None:
+        with pytest.raises(ScanNotRecorded):
+            await scan_log.record(broken)
+        await scan_log.record(_row(offer_id))  # the database is not taken to be away
+
+    try:
+        run_async(views)
+    finally:
+        scan_log.close()
+    assert _count(committed, offer_id) == 1
+    assert spool.size() == 0
+    assert scan_log.write_problem() is None
 
 
 @pytest.mark.concurrency
@@ -94,7 +123,7 @@ def test_a_caller_with_an_open_transaction_does_not_deadlock_the_writer(committe
     try:
         with Session(committed) as session:
             session.exec(select(ScanEvent)).all()  # on SQLite this holds the writers' lock
-            scan_log.write(session, _row(offer_id))  # returns only once the writer committed
+            write_scan(scan_log, session, _row(offer_id))  # returns only once the writer committed
     finally:
         scan_log.close()
     assert _count(committed, offer_id) == 1
@@ -374,12 +403,12 @@ def test_a_checkpoint_during_a_long_read_holds_writers_up_for_a_moment_only(
             reader = pool.submit(long_read)
             reading.wait(5)
             with Session(committed) as session:
-                scan_log.write(session, _row(offer_id))  # the log now has frames to copy
+                write_scan(scan_log, session, _row(offer_id))  # the log now has frames to copy
             checkpoint = pool.submit(scan_log.checkpoint)
             time.sleep(0.05)  # the checkpoint is waiting for the reader
             started = time.monotonic()
             with Session(committed) as session:
-                scan_log.write(session, _row(offer_id))
+                write_scan(scan_log, session, _row(offer_id))
             waited = time.monotonic() - started
             done_reading.set()
             checkpoint.result(10)

@@ -19,6 +19,7 @@ from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
 from tests.aio import run_async
 from tests.factories import make_offer
+from tests.scanlogs import write as write_scan
 from tests.tracking.test_scanlog import _count, _row
 
 pytestmark = pytest.mark.concurrency
@@ -44,7 +45,7 @@ def _offer(engine: Engine) -> str:
 def _record(scan_log: ScanWriter, engine: Engine, rows: list[dict[str, object]]) -> None:
     for row in rows:
         with Session(engine) as session:
-            scan_log.write(session, row)
+            write_scan(scan_log, session, row)
 
 
 def test_scans_during_an_outage_are_spooled_and_replayed_once(
