@@ -103,7 +103,7 @@ class ScanWriter:
         """Why writes fail just now, for /readyz; None while they succeed."""
         if held := len(self._held):
             return f"{held} scan events held in memory: neither database nor spool takes them"
-        if self._ok_at < self._failed_at > time.monotonic() - HEALTH_WINDOW_SECONDS:
+        if self._failed_at > max(self._ok_at, time.monotonic() - HEALTH_WINDOW_SECONDS):
             return f"scan events cannot be committed ({self._failure})"
         return None
 

@@ -1,11 +1,10 @@
 """Storing scan rows: the scan writer's dialect part, and the insert every other path shares.
 
-A batch of rows is one INSERT ... SELECT from one JSON parameter on both databases (SQLite's
-``json_each``, PostgreSQL's ``json_to_recordset``): the driver then converts one string, not
-a Python value per column, and the writer (app.tracking.scanlog), the spool's replay and the
-tests all store rows the same way. A row of an offer deleted meanwhile is left out, as the
-offer's cascade would have deleted it. What differs between the databases is how a batch is
-committed, behind ``Batches.insert``:
+``statements`` turns rows into the INSERTs that store them, the same ones for the writer
+(app.tracking.scanlog), the spool's replay and the tests: the rows are read as a table
+``batch`` (a JSON parameter on PostgreSQL, a VALUES list on SQLite) and a row of an offer
+deleted meanwhile is left out, as the offer's cascade would have deleted it. How a batch is
+committed differs, behind ``Batches.insert``:
 
 - SQLite: on a connection of the writer's own, committed on the event loop (a batch takes a
   millisecond or two). When another writer holds the database's one write lock, the batch
@@ -14,24 +13,25 @@ committed, behind ``Batches.insert``:
   the database answers. The server gives up on a lock or a statement after ``wait`` seconds.
 
 Either way a failed batch commits nothing; ``BadRow`` says the database refused the rows
-themselves, anything else that it is away, locked or slow.
-"""
+themselves, anything else that it is away, locked or slow."""
 
 import asyncio
 import json
 import sqlite3
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from enum import Enum
-from typing import Any, Protocol
+from functools import cache
+from operator import itemgetter
+from typing import Any, Protocol, cast
 
 import psycopg
 from sqlalchemy import Column, Connection, Engine, Integer, Table
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from app.db import PG_CONNECT_TIMEOUT_SECONDS
+from app.db import PG_CONNECT_TIMEOUT_SECONDS, UTCDateTime
 from app.tracking.models import ScanEvent
 
 # How the writer's connection shows in pg_stat_activity.
@@ -61,19 +61,29 @@ def batches_for(engine: Engine) -> Batches:
 
 def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert in the caller's transaction; returns how many rows were added."""
-    if not rows:
-        return 0
-    dialect = connection.dialect.name
     try:
-        result = connection.exec_driver_sql(_INSERT[dialect], {"rows": encode(rows, dialect)})
+        return sum(
+            connection.exec_driver_sql(sql, params).rowcount
+            for sql, params in statements(connection.dialect.name, rows)
+        )
     except (IntegrityError, DataError) as exc:
         raise BadRow(str(exc)) from exc
-    return int(result.rowcount)
 
 
-def encode(rows: Sequence[dict[str, Any]], dialect: str) -> str:
-    """The batch's one parameter: each row with every column, times as the column stores them."""
-    return json.dumps([{**_DEFAULTS, **row} for row in rows], default=_VALUE[dialect])
+def statements(dialect: str, rows: Sequence[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """The INSERTs that store ``rows``, with their parameters."""
+    if dialect == "postgresql":
+        yield _PG_INSERT, {"rows": json.dumps([complete(row) for row in rows], default=_json)}
+        return
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+        params: list[Any] = []
+        for row in chunk:
+            values = list(_values_of(complete(row)))
+            for index in _TIMES:
+                values[index] = _sqlite_time(values[index])
+            params += values
+        yield _sqlite_insert(len(chunk)), tuple(params)
 
 
 class SqliteBatches:
@@ -108,7 +118,8 @@ class SqliteBatches:
 
     def _insert_begun(self, raw: Any, rows: Sequence[dict[str, Any]]) -> None:
         try:
-            raw.execute(_INSERT["sqlite"], {"rows": encode(rows, "sqlite")})
+            for sql, params in statements("sqlite", rows):
+                raw.execute(sql, params)
             raw.commit()
         except sqlite3.IntegrityError as exc:
             raw.rollback()
@@ -145,7 +156,7 @@ class PostgresBatches:
         self._wait = -1.0
 
     async def insert(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
-        params = {"rows": encode(rows, "postgresql")}
+        ((_, params),) = statements("postgresql", rows)
         kept = self._connection is not None
         try:
             await self._insert(params, wait)
@@ -167,7 +178,7 @@ class PostgresBatches:
                 self._wait = wait
             # A server gone silent never answers: past this the outcome is unknown, and the
             # connection is dropped (the server rolls back what it has not committed).
-            await asyncio.wait_for(connection.execute(_INSERT["postgresql"], params), wait + 1.0)
+            await asyncio.wait_for(connection.execute(_PG_INSERT, params), wait + 1.0)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             raise BadRow(str(exc)) from exc
         except BaseException as exc:
@@ -192,25 +203,30 @@ class PostgresBatches:
             connection.pgconn.finish()
 
 
-def _value(value: Any, time_format: str) -> Any:
+def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given for a UTC column")
-        return value.astimezone(UTC).strftime(time_format)
+        return value.isoformat()
     if isinstance(value, Enum):
         return value.value
     raise TypeError(f"a scan row holds a {type(value).__name__}: {value!r}")
 
 
-# SQLite keeps a time as SQLAlchemy writes it (UTC, no offset: app.db.UTCDateTime), and
-# compares them as text, so it must be exactly that form.
-_VALUE = {
-    "sqlite": lambda value: _value(value, "%Y-%m-%d %H:%M:%S.%f"),
-    "postgresql": lambda value: _value(value, "%Y-%m-%dT%H:%M:%S.%f+00:00"),
-}
 _table: Table = ScanEvent.__table__  # type: ignore[attr-defined]
 _COLUMNS = tuple(column for column in _table.c if column.name != "id")
 _NAMES = ", ".join(column.name for column in _COLUMNS)
+# A time as SQLAlchemy stores it on SQLite (UTC, without the offset; compared as text).
+_sqlite_time = cast(Callable[[Any], str], UTCDateTime().bind_processor(sqlite.dialect()))
+_TIMES = [index for index, column in enumerate(_COLUMNS) if isinstance(column.type, UTCDateTime)]
+# A row's values in column order, in one call into C.
+_values_of = itemgetter(*(column.name for column in _COLUMNS))
+# Both statements read the rows as a table ``batch`` and leave out those of a deleted offer.
+_INSERT = (
+    f"INSERT INTO scan_event ({_NAMES}) {{with_batch}}SELECT {_NAMES} FROM {{batch}}"
+    " WHERE batch.offer_id IS NULL"
+    " OR EXISTS (SELECT 1 FROM offer WHERE offer.id = batch.offer_id)"
+)
 _PG_TYPES = ", ".join(
     f"{column.name} "
     + (
@@ -220,19 +236,28 @@ _PG_TYPES = ", ".join(
     )
     for column in _COLUMNS
 )
-_SQLITE_FIELDS = ", ".join(
-    f"json_extract(value, '$.{column.name}') AS {column.name}" for column in _COLUMNS
+# PostgreSQL: the rows as one JSON parameter; as arrays of values they cost the driver a
+# Python call a value.
+_PG_INSERT = _INSERT.format(
+    with_batch="", batch=f"json_to_recordset(CAST(%(rows)s AS JSON)) AS batch({_PG_TYPES})"
 )
-_BATCH = {
-    "sqlite": f"(SELECT {_SQLITE_FIELDS} FROM json_each(:rows)) AS batch",
-    "postgresql": f"json_to_recordset(CAST(%(rows)s AS JSON)) AS batch({_PG_TYPES})",
-}
-_INSERT = {
-    dialect: f"INSERT INTO scan_event ({_NAMES}) SELECT {_NAMES} FROM {batch}"
-    " WHERE batch.offer_id IS NULL"
-    " OR EXISTS (SELECT 1 FROM offer WHERE offer.id = batch.offer_id)"
-    for dialect, batch in _BATCH.items()
-}
+# SQLite: one multi-row VALUES, not executemany: the driver lets go of the interpreter lock for
+# every statement step, and getting it back from the busy event loop is what a batch mostly
+# waited for. (A JSON parameter costs SQLite a parse of each row for every column.)
+_SQLITE_ROWS_PER_INSERT = 999 // len(_COLUMNS)  # any SQLite build takes 999 parameters
+
+
+@cache
+def _sqlite_insert(count: int) -> str:
+    row = f"({', '.join('?' for _ in _COLUMNS)})"
+    # The WITH inside the INSERT: before it, the driver would not count the rows added.
+    values = ", ".join([row] * count)
+    return _INSERT.format(with_batch=f"WITH batch({_NAMES}) AS (VALUES {values}) ", batch="batch")
+
+
+def complete(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every column the model defaults (callers leave out what they lack)."""
+    return {**_DEFAULTS, **row}
 
 
 def _default_of(column: Column[Any]) -> Any:
