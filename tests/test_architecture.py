@@ -92,13 +92,35 @@ def layer_violations(graph: dict[str, dict[str, int]]) -> list[str]:
     return found
 
 
+# Where the classes that make routes come from: a module that calls one of them is a router.
+# The hot paths' plain Starlette routes (LabelledRoute) count as much as an APIRouter does.
+ROUTE_MAKERS = {
+    "fastapi": {"APIRouter"},
+    "fastapi.routing": {"APIRouter", "APIRoute"},
+    "starlette.routing": {"Route", "Mount", "Router", "WebSocketRoute"},
+    "app.observability": {"LabelledRoute"},
+}
+
+
+def _route_makers(tree: ast.AST) -> set[str]:
+    """The local names a module gives to route-making classes it imports."""
+    return {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in ROUTE_MAKERS
+        for alias in node.names
+        if alias.name in ROUTE_MAKERS[node.module]
+    }
+
+
 def router_modules(root: Path) -> set[str]:
-    """Modules that create an APIRouter or a list of Starlette routes: the web's routers."""
+    """Modules that create an APIRouter or Starlette routes: the web's routers."""
     found = set()
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text())
+        makers = _route_makers(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "APIRouter":
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in makers:
                 found.add(module_name(path, root))
     return found
 
@@ -229,6 +251,24 @@ def test_a_router_importing_a_router_is_caught(tree) -> None:
         "router app.tracking.router (line 2) imports router app.offers.router: share a helper "
         "through app/web.py or the package's dependencies.py instead"
     ]
+
+
+def test_a_plain_starlette_router_importing_a_router_is_caught(tree) -> None:
+    root = tree(
+        {
+            "tracking/router.py": (
+                "from app.observability import LabelledRoute\n"
+                "def page_routes():\n    return [LabelledRoute('/{code}', page)]\n"
+            ),
+            "analytics/router.py": (
+                "from starlette.routing import Route\nfrom app.tracking.router import visit_of\n"
+                "def routes():\n    return [Route('/c/{slug}', follow)]\n"
+            ),
+            "analytics/routing.py": "class Route:\n    pass\nROUTE = Route()\n",
+        }
+    )
+    assert router_modules(root) == {"app.tracking.router", "app.analytics.router"}
+    assert len(router_violations(root, import_graph(root))) == 1
 
 
 def test_a_cycle_through_a_lazy_import_is_caught(tree) -> None:
