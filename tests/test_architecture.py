@@ -6,7 +6,9 @@ ARCHITECTURE.md and LAYERS below say otherwise).
 """
 
 import ast
+import re
 import textwrap
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,3 +283,24 @@ def test_a_cycle_through_a_lazy_import_is_caught(tree) -> None:
     assert cycles(_without_package_inits(import_graph(root))) == [
         ["app.admin.routes", "app.admin.site"]
     ]
+
+
+def _top_level_modules() -> set[str]:
+    """app's own modules and packages: app.config, app.offers, ..."""
+    modules = {module_name(p, APP_DIR) for p in APP_DIR.glob("*.py")} - {"app"}
+    return modules | {f"app.{p.name}" for p in APP_DIR.iterdir() if (p / "__init__.py").exists()}
+
+
+def test_architecture_md_names_every_module_and_package() -> None:
+    text = (APP_DIR.parent / "ARCHITECTURE.md").read_text()
+    named = {m for m in _top_level_modules() if f"{m.split('.')[1]}.py`" in text}
+    named |= {m for m in _top_level_modules() if f"app/{m.split('.')[1]}/`" in text}
+    assert _top_level_modules() - named == set()
+
+
+def test_import_linter_layers_match_this_test() -> None:
+    config = tomllib.loads((APP_DIR.parent / "pyproject.toml").read_text())
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    listed = {m.strip("() ") for layer in contract["layers"] for m in re.split("[:|]", layer)}
+    assert {m for m in _top_level_modules() if layer_of(m) == 0} - listed == set()
+    assert {p for _, prefixes in LAYERS for p in prefixes} <= listed
