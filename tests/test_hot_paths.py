@@ -3,7 +3,6 @@
 calls them with the request alone, so a dependency added there would silently never run."""
 
 import inspect
-from collections.abc import Iterable, Iterator
 from typing import Annotated, get_args, get_origin
 
 import pytest
@@ -20,26 +19,14 @@ from app.main import HOT_PATH_ROUTES
 from app.tracking.dependencies import get_scan_log
 from app.tracking.scanlog import ScanNotRecorded
 from tests.factories import make_offer
-
-
-def _all_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
-    """Every route, those of included routers too (FastAPI keeps them behind one entry each), and
-    those of our mounted FastAPI apps (the staff site; sqladmin's own app is not ours)."""
-    for route in routes:
-        router = getattr(route, "original_router", None)
-        if router is not None:
-            yield from _all_routes(router.routes)
-        elif isinstance(route, Mount) and isinstance(route.app, FastAPI):
-            yield from _all_routes(route.app.router.routes)
-        else:
-            yield route
+from tests.routes import all_routes
 
 
 def _plain_routes(app: FastAPI) -> list[Route]:
     """Our routes that FastAPI does not serve (its own /openapi.json is one too)."""
     return [
         route
-        for route in _all_routes(app.router.routes)
+        for route in all_routes(app.router.routes)
         if isinstance(route, Route)
         and not isinstance(route, APIRoute)
         and not route.endpoint.__module__.startswith("fastapi.")
