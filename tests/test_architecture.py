@@ -6,6 +6,7 @@ ARCHITECTURE.md and LAYERS below say otherwise).
 """
 
 import ast
+import inspect
 import re
 import textwrap
 import tomllib
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from app import audit
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 
@@ -304,3 +307,59 @@ def test_import_linter_layers_match_this_test() -> None:
     listed = {m.strip("() ") for layer in contract["layers"] for m in re.split("[:|]", layer)}
     assert {m for m in _top_level_modules() if layer_of(m) == 0} - listed == set()
     assert {p for _, prefixes in LAYERS for p in prefixes} <= listed
+
+
+# Engine-level listeners that configure each new engine's connections (app/db.py).
+LISTENERS_IN_FUNCTIONS = {"app.db"}
+
+
+def listeners_in_functions(root: Path) -> list[str]:
+    """SQLAlchemy event listeners attached inside a function (a route, a service), where each
+    call would attach one more: listeners belong at module level, attached once at import."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path, root)
+        for function in ast.walk(ast.parse(path.read_text())):
+            if name in LISTENERS_IN_FUNCTIONS or not isinstance(
+                function, ast.FunctionDef | ast.AsyncFunctionDef
+            ):
+                continue
+            found += [
+                f"{name} (line {node.lineno}) in {function.name}()"
+                for statement in function.body  # its decorators run at module level
+                for node in ast.walk(statement)
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"listen", "listens_for"}
+                and getattr(node.func.value, "id", "") == "event"  # sqlalchemy.event
+            ]
+    return found
+
+
+def test_no_listener_is_attached_from_a_function() -> None:
+    assert listeners_in_functions(APP_DIR) == []
+
+
+def test_a_listener_attached_from_a_route_is_caught(tree) -> None:
+    root = tree(
+        {
+            "admin/analytics/pages.py": (
+                "from sqlalchemy import event\n"
+                "async def save(request, session):\n"
+                "    event.listen(session, 'before_commit', lambda s: None)\n"
+            )
+        }
+    )
+    assert listeners_in_functions(root) == ["app.admin.analytics.pages (line 3) in save()"]
+
+
+def test_the_audit_log_is_written_one_way_with_the_actor_named() -> None:
+    actor = inspect.signature(audit.record).parameters["actor"]
+    assert (actor.kind, actor.default) == (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.empty)
+    writers = {
+        module_name(path, APP_DIR)
+        for path in APP_DIR.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AuditLogEntry"
+    }
+    assert writers == {"app.audit"}
