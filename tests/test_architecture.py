@@ -6,11 +6,16 @@ ARCHITECTURE.md and LAYERS below say otherwise).
 """
 
 import ast
+import inspect
+import re
 import textwrap
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from app import audit
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 
@@ -92,13 +97,35 @@ def layer_violations(graph: dict[str, dict[str, int]]) -> list[str]:
     return found
 
 
+# Where the classes that make routes come from: a module that calls one of them is a router.
+# The hot paths' plain Starlette routes (LabelledRoute) count as much as an APIRouter does.
+ROUTE_MAKERS = {
+    "fastapi": {"APIRouter"},
+    "fastapi.routing": {"APIRouter", "APIRoute"},
+    "starlette.routing": {"Route", "Mount", "Router", "WebSocketRoute"},
+    "app.observability": {"LabelledRoute"},
+}
+
+
+def _route_makers(tree: ast.AST) -> set[str]:
+    """The local names a module gives to route-making classes it imports."""
+    return {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module in ROUTE_MAKERS
+        for alias in node.names
+        if alias.name in ROUTE_MAKERS[node.module]
+    }
+
+
 def router_modules(root: Path) -> set[str]:
-    """Modules that create an APIRouter or a list of Starlette routes: the web's routers."""
+    """Modules that create an APIRouter or Starlette routes: the web's routers."""
     found = set()
     for path in root.rglob("*.py"):
         tree = ast.parse(path.read_text())
+        makers = _route_makers(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "APIRouter":
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in makers:
                 found.add(module_name(path, root))
     return found
 
@@ -231,6 +258,24 @@ def test_a_router_importing_a_router_is_caught(tree) -> None:
     ]
 
 
+def test_a_plain_starlette_router_importing_a_router_is_caught(tree) -> None:
+    root = tree(
+        {
+            "tracking/router.py": (
+                "from app.observability import LabelledRoute\n"
+                "def page_routes():\n    return [LabelledRoute('/{code}', page)]\n"
+            ),
+            "analytics/router.py": (
+                "from starlette.routing import Route\nfrom app.tracking.router import visit_of\n"
+                "def routes():\n    return [Route('/c/{slug}', follow)]\n"
+            ),
+            "analytics/routing.py": "class Route:\n    pass\nROUTE = Route()\n",
+        }
+    )
+    assert router_modules(root) == {"app.tracking.router", "app.analytics.router"}
+    assert len(router_violations(root, import_graph(root))) == 1
+
+
 def test_a_cycle_through_a_lazy_import_is_caught(tree) -> None:
     root = tree(
         {
@@ -241,3 +286,80 @@ def test_a_cycle_through_a_lazy_import_is_caught(tree) -> None:
     assert cycles(_without_package_inits(import_graph(root))) == [
         ["app.admin.routes", "app.admin.site"]
     ]
+
+
+def _top_level_modules() -> set[str]:
+    """app's own modules and packages: app.config, app.offers, ..."""
+    modules = {module_name(p, APP_DIR) for p in APP_DIR.glob("*.py")} - {"app"}
+    return modules | {f"app.{p.name}" for p in APP_DIR.iterdir() if (p / "__init__.py").exists()}
+
+
+def test_architecture_md_names_every_module_and_package() -> None:
+    text = (APP_DIR.parent / "ARCHITECTURE.md").read_text()
+    named = {m for m in _top_level_modules() if f"{m.split('.')[1]}.py`" in text}
+    named |= {m for m in _top_level_modules() if f"app/{m.split('.')[1]}/`" in text}
+    assert _top_level_modules() - named == set()
+
+
+def test_import_linter_layers_match_this_test() -> None:
+    config = tomllib.loads((APP_DIR.parent / "pyproject.toml").read_text())
+    (contract,) = config["tool"]["importlinter"]["contracts"]
+    listed = {m.strip("() ") for layer in contract["layers"] for m in re.split("[:|]", layer)}
+    assert {m for m in _top_level_modules() if layer_of(m) == 0} - listed == set()
+    assert {p for _, prefixes in LAYERS for p in prefixes} <= listed
+
+
+# Engine-level listeners that configure each new engine's connections (app/db.py).
+LISTENERS_IN_FUNCTIONS = {"app.db"}
+
+
+def listeners_in_functions(root: Path) -> list[str]:
+    """SQLAlchemy event listeners attached inside a function (a route, a service), where each
+    call would attach one more: listeners belong at module level, attached once at import."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path, root)
+        for function in ast.walk(ast.parse(path.read_text())):
+            if name in LISTENERS_IN_FUNCTIONS or not isinstance(
+                function, ast.FunctionDef | ast.AsyncFunctionDef
+            ):
+                continue
+            found += [
+                f"{name} (line {node.lineno}) in {function.name}()"
+                for statement in function.body  # its decorators run at module level
+                for node in ast.walk(statement)
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"listen", "listens_for"}
+                and getattr(node.func.value, "id", "") == "event"  # sqlalchemy.event
+            ]
+    return found
+
+
+def test_no_listener_is_attached_from_a_function() -> None:
+    assert listeners_in_functions(APP_DIR) == []
+
+
+def test_a_listener_attached_from_a_route_is_caught(tree) -> None:
+    root = tree(
+        {
+            "admin/analytics/pages.py": (
+                "from sqlalchemy import event\n"
+                "async def save(request, session):\n"
+                "    event.listen(session, 'before_commit', lambda s: None)\n"
+            )
+        }
+    )
+    assert listeners_in_functions(root) == ["app.admin.analytics.pages (line 3) in save()"]
+
+
+def test_the_audit_log_is_written_one_way_with_the_actor_named() -> None:
+    actor = inspect.signature(audit.record).parameters["actor"]
+    assert (actor.kind, actor.default) == (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.empty)
+    writers = {
+        module_name(path, APP_DIR)
+        for path in APP_DIR.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AuditLogEntry"
+    }
+    assert writers == {"app.audit"}

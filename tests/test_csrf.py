@@ -1,15 +1,26 @@
 """One CSRF check (app.csrf) with two policies: the public site's signed cookie and the staff
 session's token. The same request passes only the policy whose token it carries."""
 
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 
 from app import csrf
 from app.admin.csrf import StaffSessionPolicy
+from app.auth.dependencies import require_api_key
 from app.config import get_settings
-from app.web import CSRF_COOKIE, SignedCookiePolicy, csrf_token
+from app.web import CSRF_COOKIE, SignedCookiePolicy, csrf_token, verify_csrf
 from tests.aio import run_async
+from tests.routes import all_routes
+
+# State-changing public routes that carry their own proof instead: the one-click unsubscribe
+# (RFC 8058) is posted by mail programs, which have no cookie; its signed token is in the URL.
+OWN_PROOF = {"notifications:unsubscribe"}
 
 
 def _post(form: dict[str, str], cookie: str = "", session: dict | None = None, header: str = ""):
@@ -66,3 +77,24 @@ def test_a_token_of_one_site_does_not_pass_the_other() -> None:
     assert not _passes(_post({"csrf_token": token}, cookie=token), staff)
     request = _post({"csrf_token": "staff-token-0123456789"}, session=staff_session)
     assert not _passes(request, public)
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    if dependant.call is not None:
+        yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def test_every_public_change_is_checked_by_the_public_policy(app: FastAPI) -> None:
+    """Every state-changing route of the public app (the staff site, mounted, has its middleware)
+    takes the signed-cookie check, or an API key (no cookies there), or is named above."""
+    unchecked = [
+        route.name
+        for route in all_routes(app.router.routes)
+        if isinstance(route, APIRoute)
+        and route.methods - {"GET", "HEAD", "OPTIONS"}
+        and route.endpoint.__module__.split(".")[1] != "admin"
+        and not {verify_csrf, require_api_key} & set(_calls(route.dependant))
+    ]
+    assert unchecked == sorted(OWN_PROOF)

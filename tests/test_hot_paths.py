@@ -19,13 +19,14 @@ from app.main import HOT_PATH_ROUTES
 from app.tracking.dependencies import get_scan_log
 from app.tracking.scanlog import ScanNotRecorded
 from tests.factories import make_offer
+from tests.routes import all_routes
 
 
 def _plain_routes(app: FastAPI) -> list[Route]:
     """Our routes that FastAPI does not serve (its own /openapi.json is one too)."""
     return [
         route
-        for route in app.router.routes
+        for route in all_routes(app.router.routes)
         if isinstance(route, Route)
         and not isinstance(route, APIRoute)
         and not route.endpoint.__module__.startswith("fastapi.")
