@@ -13,7 +13,11 @@ committed differs, behind ``Batches.insert``:
   the database answers. The server gives up on a lock or a statement after ``wait`` seconds.
 
 Either way a failed batch commits nothing; ``BadRow`` says the database refused the rows
-themselves, anything else that it is away, locked or slow."""
+themselves, anything else that it is away, locked or slow.
+
+Nothing else happens in a batch's transaction: rollups, webhook events and domain events are
+derived after commit from the committed rows (app.analytics.scanfeed).
+"""
 
 import asyncio
 import json
