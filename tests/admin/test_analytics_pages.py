@@ -181,6 +181,17 @@ def test_a_breakdown_csv_link_without_by_gets_the_first_panels_csv(
     assert list(csv.DictReader(io.StringIO(shortened.text)))  # figures, not just a header
 
 
+def test_a_breakdown_csv_by_campaign_is_made_as_the_api_makes_it(
+    web: TestClient, as_role: SignIn, world: World
+) -> None:
+    as_role(Role.VIEWER)
+
+    response = web.get("/admin/analytics/csv/breakdown", params={**_range(), "by": "campaign"})
+
+    assert response.status_code == 200
+    assert {row["label"] for row in csv.DictReader(io.StringIO(response.text))} >= {"Known"}
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "says"),
     [
@@ -188,7 +199,7 @@ def test_a_breakdown_csv_link_without_by_gets_the_first_panels_csv(
             "breakdown",
             {"by": "colour"},
             422,
-            "Scans can be broken down by channel, device, placement or creative",
+            "Scans can be broken down by channel, device, campaign, placement or creative",
         ),
         (
             "attribution",

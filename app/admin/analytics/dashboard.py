@@ -30,6 +30,8 @@ router = APIRouter(
 DIMENSIONS: tuple[attribution.Dimension, ...] = ("campaign", "creative", "placement")
 MODELS: tuple[attribution.Model, ...] = ("first_touch", "last_touch")
 BREAKDOWNS: tuple[attribution.Breakdown, ...] = ("channel", "device", "placement", "creative")
+# The CSV downloads are the API's files: every breakdown it makes, not only the panels shown.
+CSV_BREAKDOWNS: tuple[attribution.Breakdown, ...] = get_args(attribution.Breakdown)
 CsvTable = Literal[
     "scans_per_day", "breakdown", "funnel", "attribution", "time_to_convert", "scans", "conversions"
 ]
@@ -235,8 +237,10 @@ def _csv_period(settings: Settings, start: str, end: str) -> Period:
 
 
 def _breakdown(by: str) -> attribution.Breakdown:
-    if by not in BREAKDOWNS:
-        raise CsvRefused(f"Scans can be broken down by {_either(BREAKDOWNS)} (by= in the link).")
+    if by not in CSV_BREAKDOWNS:
+        raise CsvRefused(
+            f"Scans can be broken down by {_either(CSV_BREAKDOWNS)} (by= in the link)."
+        )
     return by
 
 
