@@ -1,6 +1,7 @@
 """Staff forms, one way: read the fields, validate, save through one service call, flash,
 redirect (303). Invalid input or a refused save comes back as errors by field, for the page
-to re-render with each error beside its field and what was typed kept (422)."""
+to re-render with each error beside its field and what was typed kept (422). A button with no
+fields (activate, issue, revise) has nothing to re-render: its refusal is flashed instead."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -91,3 +92,23 @@ async def save_and_redirect(
         return errors_of(exc)
     Flash.success(request, success(saved))
     return RedirectResponse(to(saved), status_code=303)
+
+
+async def act_and_redirect(
+    request: Request,
+    act: Callable[[Session], T],
+    *,
+    success: Callable[[T], str],
+    to: Callable[[T], URL | str],
+    refused: str,
+    back: URL | str,
+) -> Response:
+    """Run a button's action, flash ``success`` and redirect to ``to``; a service's refusal is
+    flashed under the title ``refused`` and redirects ``back``."""
+    try:
+        done = await in_session(act)
+    except AppError as exc:
+        Flash.error(request, exc.detail, title=refused)
+        return RedirectResponse(back, status_code=303)
+    Flash.success(request, success(done))
+    return RedirectResponse(to(done), status_code=303)

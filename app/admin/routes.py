@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from sqladmin.flash import Flash
 from sqlmodel import Session
-from starlette.datastructures import FormData
+from starlette.datastructures import URL, FormData
 from starlette.responses import Response
 
 from app.admin import throttle, twofactor, users
@@ -24,7 +24,7 @@ from app.admin.access import (
     hold_for_second_factor,
     start_session,
 )
-from app.admin.forms import Errors, save_and_redirect, validate
+from app.admin.forms import Errors, act_and_redirect, save_and_redirect, validate
 from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
 from app.admin.views import in_session
@@ -114,8 +114,8 @@ async def logout(request: Request) -> Response:
     return RedirectResponse(request.url_for("staff:login"), 303)
 
 
-def _details(request: Request, identity: str, offer_id: str) -> RedirectResponse:
-    return RedirectResponse(request.url_for("admin:details", identity=identity, pk=offer_id), 303)
+def _details_url(request: Request, identity: str, offer_id: str) -> URL:
+    return request.url_for("admin:details", identity=identity, pk=offer_id)
 
 
 @router.get("/offers/{offer_id}/pdf", name="staff:offer_pdf")
@@ -131,52 +131,48 @@ async def download_pdf(
 async def activate(
     request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
 ) -> Response:
-    try:
-        offer = await in_session(
-            lambda s: tracking_service.activate_offer(
-                s, offer_id, actor=staff.actor, settings=settings
-            )
-        )
-    except AppError as exc:
-        Flash.error(request, exc.detail, title="Not activated")
-        return _details(request, "offer", offer_id)
-    Flash.success(
+    return await act_and_redirect(
         request,
-        f"Order {hyphenate_tracking_id(offer.tracking_id)} is active: its tracking ID opens it.",
+        lambda s: tracking_service.activate_offer(
+            s, offer_id, actor=staff.actor, settings=settings
+        ),
+        success=lambda offer: (
+            f"Order {hyphenate_tracking_id(offer.tracking_id)} is active: its tracking ID opens it."
+        ),
+        to=lambda offer: _details_url(request, "order", offer.id),
+        refused="Not activated",
+        back=_details_url(request, "offer", offer_id),
     )
-    return _details(request, "order", offer.id)
 
 
 @router.post("/offers/{offer_id}/issue", name="staff:issue")
 async def issue(
     request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
 ) -> Response:
-    try:
-        await in_session(
-            lambda s: offers_service.issue_offer(s, offer_id, actor=staff.actor, settings=settings)
-        )
-    except AppError as exc:
-        Flash.error(request, exc.detail, title="Not issued")
-    else:
-        Flash.success(request, "The offer is issued: its PDF and QR code are final.")
-    return _details(request, "offer", offer_id)
+    return await act_and_redirect(
+        request,
+        lambda s: offers_service.issue_offer(s, offer_id, actor=staff.actor, settings=settings),
+        success=lambda _: "The offer is issued: its PDF and QR code are final.",
+        to=lambda _: _details_url(request, "offer", offer_id),
+        refused="Not issued",
+        back=_details_url(request, "offer", offer_id),
+    )
 
 
 @router.post("/offers/{offer_id}/revise", name="staff:revise")
 async def revise(
     request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
 ) -> Response:
-    try:
-        revision = await in_session(
-            lambda s: offers_service.revise_offer(s, offer_id, actor=staff.actor, settings=settings)
-        )
-    except AppError as exc:
-        Flash.error(request, exc.detail, title="Not revised")
-        return _details(request, "offer", offer_id)
-    Flash.success(
-        request, f"Revision {revision.id} created as a draft; the old offer is superseded."
+    return await act_and_redirect(
+        request,
+        lambda s: offers_service.revise_offer(s, offer_id, actor=staff.actor, settings=settings),
+        success=lambda revision: (
+            f"Revision {revision.id} created as a draft; the old offer is superseded."
+        ),
+        to=lambda revision: _details_url(request, "offer", revision.id),
+        refused="Not revised",
+        back=_details_url(request, "offer", offer_id),
     )
-    return _details(request, "offer", revision.id)
 
 
 def _stage_form(form: FormData) -> dict[str, str]:

@@ -163,9 +163,67 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
         assert link
         got = web.get(link.group(1).replace("&amp;", "&"))
         assert got.status_code == 200 and got.text.count("\n") >= 1
-    assert web.get("/admin/analytics/csv/breakdown", params={"by": "colour"}).status_code == 422
     events = web.get("/admin/analytics/csv/conversions", params=_range())
     assert len(list(csv.DictReader(io.StringIO(events.text)))) == 4  # A, B, acceptance, order
+
+
+def test_a_breakdown_csv_link_without_by_gets_the_first_panels_csv(
+    web: TestClient, as_role: SignIn, world: World
+) -> None:
+    as_role(Role.VIEWER)
+
+    shortened = web.get("/admin/analytics/csv/breakdown", params=_range())
+
+    assert shortened.status_code == 200
+    assert shortened.headers["content-type"].startswith("text/csv")
+    by_channel = web.get("/admin/analytics/csv/breakdown", params={**_range(), "by": "channel"})
+    assert shortened.text == by_channel.text
+    assert list(csv.DictReader(io.StringIO(shortened.text)))  # figures, not just a header
+
+
+def test_a_breakdown_csv_by_campaign_is_made_as_the_api_makes_it(
+    web: TestClient, as_role: SignIn, world: World
+) -> None:
+    as_role(Role.VIEWER)
+
+    response = web.get("/admin/analytics/csv/breakdown", params={**_range(), "by": "campaign"})
+
+    assert response.status_code == 200
+    assert {row["label"] for row in csv.DictReader(io.StringIO(response.text))} >= {"Known"}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "says"),
+    [
+        (
+            "breakdown",
+            {"by": "colour"},
+            422,
+            "Scans can be broken down by channel, device, campaign, placement or creative",
+        ),
+        (
+            "attribution",
+            {"by": "channel"},
+            422,
+            "Conversions can be attributed by campaign, creative or placement",
+        ),
+        ("attribution", {"model": "x"}, 422, "The attribution model is first_touch or last_touch"),
+        ("funnel", {"from": "yesterday"}, 422, "From: Enter a date as YYYY-MM-DD."),
+        ("scans", {"from": "2026-05-02", "to": "2026-05-01"}, 422, "From: from must not be after"),
+        ("nope", {}, 404, "There is no such CSV download"),
+    ],
+)
+def test_a_csv_link_edited_by_hand_gets_a_page_saying_what_to_choose(
+    web: TestClient, as_role: SignIn, path: str, params: dict[str, str], status: int, says: str
+) -> None:
+    as_role(Role.VIEWER)
+
+    response = web.get(f"/admin/analytics/csv/{path}", params=params)
+
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    card = response.text.split('class="card error-card"', 1)[1].split("</div>", 1)[0]
+    assert says in card and "query." not in card
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(web: TestClient) -> None:

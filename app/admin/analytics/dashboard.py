@@ -3,7 +3,7 @@ their htmx panel, and their CSV downloads (built by app.analytics.exports, as th
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import Session
@@ -17,7 +17,7 @@ from app.analytics.attribution import Funnel, Period
 from app.auth.staff import Role
 from app.config import Settings, SettingsDep
 from app.db import read_only
-from app.errors import Unprocessable
+from app.errors import NotFound, Unprocessable
 from app.templating import is_htmx
 
 router = APIRouter(
@@ -30,9 +30,13 @@ router = APIRouter(
 DIMENSIONS: tuple[attribution.Dimension, ...] = ("campaign", "creative", "placement")
 MODELS: tuple[attribution.Model, ...] = ("first_touch", "last_touch")
 BREAKDOWNS: tuple[attribution.Breakdown, ...] = ("channel", "device", "placement", "creative")
+# The CSV downloads are the API's files: every breakdown it makes, not only the panels shown.
+CSV_BREAKDOWNS: tuple[attribution.Breakdown, ...] = get_args(attribution.Breakdown)
 CsvTable = Literal[
     "scans_per_day", "breakdown", "funnel", "attribution", "time_to_convert", "scans", "conversions"
 ]
+# What a CSV link without ``by`` gets: the first panel of its kind on the dashboard.
+DEFAULT_BY = {"breakdown": BREAKDOWNS[0], "attribution": DIMENSIONS[0]}
 
 
 @dataclass(frozen=True)
@@ -180,29 +184,33 @@ def _panels(request: Request, context: dict[str, Any]) -> Response:
 
 @router.get("/csv/{table}", name="analytics:csv")
 async def csv_export(
-    table: CsvTable,
+    table: str,
     settings: SettingsDep,
     staff: StaffDep,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    by: Annotated[str, Query(max_length=20)] = "campaign",
-    model: Annotated[attribution.Model, Query()] = "last_touch",
+    from_: Annotated[str, Query(alias="from", max_length=40)] = "",
+    to: Annotated[str, Query(max_length=40)] = "",
+    by: Annotated[str, Query(max_length=20)] = "",
+    model: Annotated[str, Query(max_length=20)] = "last_touch",
 ) -> Response:
-    """The same CSV as the API's ``format=csv``, for a signed-in staff user (no API key)."""
-    period = exports.get_period(settings, from_, to)
+    """The same CSV as the API's ``format=csv``, for a signed-in staff user (no API key). The
+    dashboard's links name every choice; a link without ``by`` gets the dashboard's first
+    panel of its kind, and one edited into nonsense a page that says what to choose."""
+    if table not in get_args(CsvTable):
+        raise NotFound("There is no such CSV download; the dashboard links to each one.")
+    period = _csv_period(settings, from_, to)
+    by = by or DEFAULT_BY.get(table, "")
 
     def export(session: Session) -> Any:  # the report functions answer Any (JSON or CSV)
         match table:
             case "scans_per_day":
                 return exports.scans_per_day(session, period, "csv")
             case "breakdown":
-                return exports.breakdown(session, period, _one_of(by, BREAKDOWNS), "csv")
+                return exports.breakdown(session, period, _breakdown(by), "csv")
             case "funnel":
                 return exports.funnel(session, period, "csv")
             case "attribution":
-                dims = ("campaign", "placement", "creative")
-                by_dim = _one_of(by, dims)
-                return exports.attribution_report(session, period, by_dim, model, "csv")
+                chosen = _dimension(by), _model(model)
+                return exports.attribution_report(session, period, *chosen, "csv")
             case "time_to_convert":
                 return exports.time_to_convert(session, period, "csv")
             case "scans" | "conversions":
@@ -212,7 +220,43 @@ async def csv_export(
     return response
 
 
-def _one_of(value: str, allowed: tuple[Any, ...]) -> Any:
-    if value not in allowed:
-        raise Unprocessable(f"by must be one of {', '.join(allowed)}.", loc=("query", "by"))
-    return value
+class CsvRefused(Unprocessable):
+    """A CSV link that asks for something we do not make, explained to the staff user."""
+
+    title = "This CSV cannot be made"
+
+
+def _csv_period(settings: Settings, start: str, end: str) -> Period:
+    # A download of another range than the one asked for would pass unnoticed: refuse instead
+    # of falling back to the default range as the dashboard's panels do.
+    period, errors = _period(settings, start, end)
+    if errors:
+        labels = {"from": "From", "to": "To"}
+        raise CsvRefused(" ".join(f"{labels[f]}: {m}" for f, m in sorted(errors.items())))
+    return period
+
+
+def _breakdown(by: str) -> attribution.Breakdown:
+    if by not in CSV_BREAKDOWNS:
+        raise CsvRefused(
+            f"Scans can be broken down by {_either(CSV_BREAKDOWNS)} (by= in the link)."
+        )
+    return by
+
+
+def _dimension(by: str) -> attribution.Dimension:
+    if by not in DIMENSIONS:
+        raise CsvRefused(
+            f"Conversions can be attributed by {_either(DIMENSIONS)} (by= in the link)."
+        )
+    return by
+
+
+def _model(model: str) -> attribution.Model:
+    if model not in MODELS:
+        raise CsvRefused(f"The attribution model is {_either(MODELS)} (model= in the link).")
+    return model
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
