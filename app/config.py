@@ -152,7 +152,8 @@ class Settings(BaseSettings):
     # TLS is terminated by a reverse proxy in front: cookies are Secure and HSTS is sent even
     # though the public base URL says http (production refuses http without this).
     behind_tls_proxy: bool = False
-    # Admins must sign in with a second factor (TOTP); they enrol at their next sign-in.
+    # Admins must sign in with a second factor (TOTP); they enrol at their next sign-in, and
+    # an admin session begun without one ends at its next request.
     require_admin_2fa: bool = False
 
     @field_validator("public_base_url")

@@ -174,3 +174,40 @@ def test_partitioning_scan_events_keeps_every_row_id_and_index(scratch_engine: E
     assert back[:4] == after
     assert back[4][0] > after[3][0]
     assert _scan_indexes(scratch_engine) == indexes
+
+
+def test_dropping_session_version_keeps_every_user_and_their_sessions(
+    scratch_engine: Engine,
+) -> None:
+    """5e5510fe0002: staff_user loses a column; the rows that point at a user all stay."""
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        command.upgrade(_config(connection), "2fa5e5510001")
+        connection.execute(
+            text(
+                "INSERT INTO staff_user (id, email, full_name, phone, role, password_hash,"
+                " is_active, session_version, created_at, updated_at)"
+                " VALUES (7, 'ana@example.com', '', '', 'admin', 'x', true, 3, :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO staff_session (token_hash, user_id, created_at, last_seen_at,"
+                " client, second_factor) VALUES ('h', 7, :now, :now, 'Firefox', true)"
+            ),
+            {"now": now},
+        )
+
+    with scratch_engine.begin() as connection:
+        command.upgrade(_config(connection), "head")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("staff_user")}
+    with scratch_engine.connect() as connection:
+        sessions = connection.execute(text("SELECT user_id FROM staff_session")).all()
+    assert "session_version" not in columns
+    assert sessions == [(7,)]
+
+    with scratch_engine.begin() as connection:
+        command.downgrade(_config(connection), "2fa5e5510001")
+        versions = connection.execute(text("SELECT session_version FROM staff_user")).all()
+    assert versions == [(1,)]

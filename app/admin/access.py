@@ -15,10 +15,11 @@ import anyio
 from fastapi import Depends, Request
 from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import AuthorizationBackend
+from sqladmin.flash import Flash
 from sqlmodel import Session
 
 from app import csrf
-from app.admin import sessions, users
+from app.admin import sessions, twofactor, users
 from app.admin.users import Staff
 from app.auth.staff import Role
 from app.config import get_settings
@@ -64,12 +65,12 @@ def expected_csrf_token(session: dict[str, Any]) -> str | None:
     return token if isinstance(token, str) else None
 
 
-async def start_session(request: Request, staff: Staff) -> None:
+async def start_session(request: Request, staff: Staff, *, second_factor: bool) -> None:
     """A fresh session (and CSRF token) at every sign-in, so none can be planted beforehand."""
     user_agent = request.headers.get("user-agent", "")
 
     def start(session: Session) -> str:
-        return sessions.start(session, staff.id, user_agent)
+        return sessions.start(session, staff.id, user_agent, second_factor=second_factor)
 
     token = await anyio.to_thread.run_sync(_in_session, start)
     request.session.clear()
@@ -113,14 +114,27 @@ def _in_session(work: Callable[[Session], T]) -> T:
         return work(session)
 
 
-def _load(token: str, idle: timedelta) -> tuple[Staff, int] | None:
+def _load(token: str, idle: timedelta) -> tuple[Staff, sessions.LiveSession] | None:
     with Session(get_engine()) as session, read_only(session):
         live = sessions.find_live(session, token, idle)
         staff = users.load_active(session, live.user_id) if live else None
     if staff is None or live is None:
         return None
     sessions.touch(get_engine(), live)
-    return staff, live.id
+    return staff, live
+
+
+async def _end_without_second_factor(request: Request) -> None:
+    """Sign-in would not start this session today: it began on the password alone, and this
+    admin must now give a second factor too (OFFERTRACK_REQUIRE_ADMIN_2FA switched on since).
+    It ends rather than being let through to set one up, so a stolen cookie cannot enrol its
+    thief's app: signing in again asks for the password, then the code or its set-up."""
+    await end_session(request)
+    Flash.warning(
+        request,
+        "Admins must now sign in with two-factor sign-in. Please sign in again: you will be "
+        "asked for a code from your authenticator app, or to set one up.",
+    )
 
 
 async def current_staff(request: Request) -> Staff | None:
@@ -135,10 +149,12 @@ async def current_staff(request: Request) -> Staff | None:
         found = await anyio.to_thread.run_sync(_load, token, idle)
         if found is None:  # signed out, ended elsewhere, expired, or the user deactivated
             request.session.clear()
+        elif twofactor.required(found[0], get_settings()) and not found[1].second_factor:
+            await _end_without_second_factor(request)
         else:
-            staff, session_id = found
-            request.state.staff_session_id = session_id
-            sessions.current_session_id.set(session_id)
+            staff, live = found
+            request.state.staff_session_id = live.id
+            sessions.current_session_id.set(live.id)
     request.state.staff = staff
     return staff
 

@@ -96,7 +96,7 @@ async def second_step_submit(
         response = await _second_step_page(request, staff, error=exc.detail, status=exc.status_code)
         response.headers.update(exc.headers())
         return response
-    await start_session(request, staff)
+    await start_session(request, staff, second_factor=True)
     target = next_path or str(request.url_for("admin:index"))
     if recovery_codes:
         return await _recovery_codes_page(request, recovery_codes, target)
@@ -123,7 +123,7 @@ async def _account_page(
         }
 
     context = await in_session(load)
-    required = get_settings().require_admin_2fa and staff.role == Role.ADMIN
+    required = twofactor.required(staff, get_settings())
     qr = ""
     if context["pending_secret"] and not context["twofactor_on"]:
         qr = twofactor.provisioning_qr(context["pending_secret"], staff.email)

@@ -97,7 +97,7 @@ async def login(
     if step is not twofactor.SecondStep.NONE:
         hold_for_second_factor(request, staff, _safe_next(next))
         return RedirectResponse(request.url_for("staff:login_2fa"), 303)
-    await start_session(request, staff)
+    await start_session(request, staff, second_factor=False)
     return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
 
 

@@ -46,6 +46,9 @@ class StaffSession(SQLModel, table=True):
     # "Firefox on Linux": enough to recognise one's own devices, nothing more.
     client: str = Field(default="", sa_type=String(110))
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Signed in with a TOTP or recovery code (or the set-up's first code), not the password
+    # alone: where admins must use two factors, an admin's session without one does not count.
+    second_factor: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ class LiveSession:
     created_at: datetime
     last_seen_at: datetime
     client: str
+    second_factor: bool
+
+
+def _live(row: StaffSession) -> LiveSession:
+    return LiveSession(
+        row.id or 0, row.user_id, row.created_at, row.last_seen_at, row.client, row.second_factor
+    )
 
 
 def _hash(token: str) -> str:
@@ -67,12 +77,15 @@ def client_label(user_agent: str) -> str:
     return f"{browser} on {system}"[:110] if system else browser[:110]
 
 
-def start(session: Session, user_id: int, user_agent: str) -> str:
+def start(session: Session, user_id: int, user_agent: str, *, second_factor: bool) -> str:
     """A new session for the user, who is now signed in (every factor given); returns the
     token for the cookie. Commits."""
     token = secrets.token_urlsafe(32)
+    client = client_label(user_agent)
     session.add(
-        StaffSession(token_hash=_hash(token), user_id=user_id, client=client_label(user_agent))
+        StaffSession(
+            token_hash=_hash(token), user_id=user_id, client=client, second_factor=second_factor
+        )
     )
     signed_in = update(StaffUser).where(col(StaffUser.id) == user_id)
     session.execute(signed_in.values(last_login_at=utcnow()))
@@ -92,7 +105,7 @@ def find_live(session: Session, token: str, idle: timedelta) -> LiveSession | No
         return None
     if now - row.created_at > MAX_AGE or now - row.last_seen_at > idle:
         return None
-    return LiveSession(row.id, row.user_id, row.created_at, row.last_seen_at, row.client)
+    return _live(row)
 
 
 def touch(engine: Engine, live: LiveSession) -> None:
@@ -166,4 +179,4 @@ def live_sessions(session: Session, user_id: int, idle: timedelta) -> list[LiveS
         )
         .order_by(col(StaffSession.last_seen_at).desc())
     ).all()
-    return [LiveSession(r.id or 0, r.user_id, r.created_at, r.last_seen_at, r.client) for r in rows]
+    return [_live(row) for row in rows]

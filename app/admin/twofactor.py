@@ -4,7 +4,9 @@ the last time step used (a code works once) and SHA-256 hashes of the unused rec
 (each 80 random bits, so a hash is as good as the code is unguessable).
 
 ``OFFERTRACK_REQUIRE_ADMIN_2FA`` makes it compulsory for admins: an admin without it enrols at
-sign-in before the session starts, and cannot switch it off.
+sign-in before the session starts, and cannot switch it off; an admin's session begun on the
+password alone (before the setting was switched on) ends at its next request
+(app.admin.access).
 """
 
 import hashlib
@@ -82,10 +84,15 @@ def is_enabled(session: Session, user_id: int) -> bool:
     return _enabled(session, user_id) is not None
 
 
+def required(staff: Staff, settings: Settings) -> bool:
+    """Whether this user must sign in with two factors."""
+    return settings.require_admin_2fa and staff.role == Role.ADMIN
+
+
 def second_step(session: Session, staff: Staff, settings: Settings) -> SecondStep:
     if is_enabled(session, staff.id):
         return SecondStep.VERIFY
-    if settings.require_admin_2fa and staff.role == Role.ADMIN:
+    if required(staff, settings):
         return SecondStep.ENROL
     return SecondStep.NONE
 
@@ -158,7 +165,7 @@ def verify(session: Session, user_id: int, code: str) -> bool:
 
 def disable(session: Session, staff: Staff, code: str, settings: Settings) -> None:
     """Switch 2FA off, proven with a current code. Commits."""
-    if settings.require_admin_2fa and staff.role == Role.ADMIN:
+    if required(staff, settings):
         raise Conflict("Admins must sign in with two factors here (OFFERTRACK_REQUIRE_ADMIN_2FA).")
     row = _enabled(session, staff.id)
     if row is None:

@@ -37,7 +37,6 @@ class Staff:
     id: int
     email: str
     role: Role
-    session_version: int
 
     @property
     def actor(self) -> str:
@@ -49,7 +48,7 @@ class Staff:
 
 def _staff(user: StaffUser) -> Staff:
     assert user.id is not None
-    return Staff(user.id, user.email, Role(user.role), user.session_version)
+    return Staff(user.id, user.email, Role(user.role))
 
 
 def normalize_email(email: str) -> str:
@@ -129,8 +128,6 @@ def update_user(
     if losing_admin and _active_admins(session) <= 1:
         raise Conflict(f"{user.email} is the last active admin; make someone else admin first.")
     user.role, user.is_active, user.updated_at = Role(role), is_active, utcnow()
-    if not is_active:
-        user.session_version += 1
     session.add(user)
     staff_sessions.end_for_account_change(session, user_id)
     audit.record(
@@ -151,7 +148,6 @@ def set_password(session: Session, user_id: int, password: str, *, actor: str) -
     _check_password(password)
     user = get_user(session, user_id)
     user.password_hash = passwords.hash_password(password)
-    user.session_version += 1
     user.updated_at = utcnow()
     session.add(user)
     staff_sessions.end_for_account_change(session, user_id)
@@ -190,11 +186,3 @@ def load_active(session: Session, user_id: int) -> Staff | None:
     """The user a live session belongs to, while active."""
     user = session.get(StaffUser, user_id)
     return _staff(user) if user is not None and user.is_active else None
-
-
-def load_staff(session: Session, user_id: int, session_version: int) -> Staff | None:
-    """The user a session belongs to, while active and the session is still valid."""
-    user = session.get(StaffUser, user_id)
-    if user is None or not user.is_active or user.session_version != session_version:
-        return None
-    return _staff(user)

@@ -51,9 +51,6 @@ class StaffUser(SQLModel, table=True):
     role: Role = Field(sa_type=String(16))
     password_hash: str = Field(sa_type=String(255))
     is_active: bool = True
-    # Bumped on a password change or deactivation: every session signed for an older
-    # version stops working at its next request.
-    session_version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

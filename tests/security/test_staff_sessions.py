@@ -169,3 +169,39 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(
     assert _signed_in(here) and not _signed_in(there)
     assert users.find_by_email(db, who.email) is not None
     db.rollback()
+
+
+@pytest.mark.usefixtures("web")
+def test_a_deactivated_users_sessions_stay_ended_when_they_are_reactivated(
+    app: FastAPI, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    who = make_staff(Role.SALES)
+    laptop, phone = _browser(app), _browser(app, SAFARI)
+    sign_in(laptop, who)
+    sign_in(phone, who)
+    user_id = _user_id(db, who.email)
+
+    users.update_user(db, user_id, role=Role.SALES, is_active=False, actor="tests")
+    users.update_user(db, user_id, role=Role.SALES, is_active=True, actor="tests")
+
+    assert not _signed_in(laptop) and not _signed_in(phone)
+    assert sign_in(laptop, who)  # the password still works; only the old sessions are gone
+
+
+@pytest.mark.usefixtures("web")
+def test_a_password_set_from_the_command_line_ends_every_session(
+    app: FastAPI, make_staff: Callable[..., StaffLogin]
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    who = make_staff(Role.ADMIN)
+    laptop, phone = _browser(app), _browser(app, SAFARI)
+    sign_in(laptop, who)
+    sign_in(phone, who)
+
+    result = CliRunner().invoke(cli, ["set-password", who.email], input="a new long passphrase\n")
+
+    assert result.exit_code == 0, result.output
+    assert not _signed_in(laptop) and not _signed_in(phone)

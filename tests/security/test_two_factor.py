@@ -14,7 +14,9 @@ from sqlmodel import Session, select
 from app.admin import twofactor
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
+from app.offers.models import Offer, OfferStatus
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
+from tests.factories import make_offer
 
 pytestmark = pytest.mark.concurrency
 
@@ -193,6 +195,85 @@ def test_other_roles_may_still_sign_in_with_a_password(
     web: TestClient, make_staff: Callable[..., StaffLogin]
 ) -> None:
     assert sign_in(web, make_staff(Role.SALES))
+
+
+NOW_REQUIRED = "Admins must now sign in with two-factor sign-in"
+
+
+def _enrol_at_sign_in(web: TestClient, who: StaffLogin) -> str:
+    """Password, then the set-up page's secret confirmed with its first code; returns the CSRF
+    token of the new session."""
+    _password_step(web, who)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', web.get("/admin/login/2fa").text)
+    assert secret
+    done = _enter(web, pyotp.TOTP(secret.group(1)).now())
+    assert "recovery-codes" in done.text  # type: ignore[attr-defined]
+    return csrf_from(web.get("/admin/").text)
+
+
+def _activated(db: Session, offer_id: str) -> bool:
+    db.expire_all()
+    offer = db.get(Offer, offer_id)
+    ordered = offer is not None and offer.status == OfferStatus.ORDERED
+    db.rollback()
+    return ordered
+
+
+def test_an_admin_session_begun_on_the_password_alone_ends_when_2fa_becomes_required(
+    web: TestClient, make_staff: Callable[..., StaffLogin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = make_staff(Role.ADMIN)
+    sign_in(web, admin)
+    monkeypatch.setattr(get_settings(), "require_admin_2fa", True)
+
+    turned_away = web.get("/admin/", follow_redirects=False)
+
+    assert turned_away.status_code == 302
+    assert turned_away.headers["location"].endswith("/admin/login")
+    login_page = web.get(turned_away.headers["location"])
+    assert NOW_REQUIRED in login_page.text
+    assert not _signed_in(web)
+    _enrol_at_sign_in(web, admin)
+    assert _signed_in(web)
+    assert web.get("/admin/settings").status_code == 200
+
+
+def test_an_admin_session_begun_on_the_password_alone_cannot_act_once_2fa_is_required(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    admin = make_staff(Role.ADMIN)
+    token = sign_in(web, admin)
+    monkeypatch.setattr(get_settings(), "require_admin_2fa", True)
+    activate = f"/admin/offers/{offer.id}/activate"
+
+    refused = web.post(activate, data={"csrf_token": token}, follow_redirects=False)
+
+    assert refused.status_code == 303
+    assert NOW_REQUIRED in web.get(refused.headers["location"]).text
+    assert not _activated(db, offer.id)
+    token = _enrol_at_sign_in(web, admin)
+    assert "is active" in web.post(activate, data={"csrf_token": token}).text
+    assert _activated(db, offer.id)
+
+
+def test_other_roles_sessions_go_on_when_admins_must_use_2fa(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    db: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    token = sign_in(web, make_staff(Role.SALES))
+    monkeypatch.setattr(get_settings(), "require_admin_2fa", True)
+
+    done = web.post(f"/admin/offers/{offer.id}/activate", data={"csrf_token": token})
+
+    assert "is active" in done.text
+    assert _signed_in(web)
 
 
 def test_the_cli_resets_a_lost_second_factor(

@@ -86,10 +86,7 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         StaffUser.full_name: "Name",
         StaffUser.phone: "Phone",
     }
-    column_details_exclude_list: ClassVar[Any] = [
-        StaffUser.password_hash,
-        StaffUser.session_version,
-    ]
+    column_details_exclude_list: ClassVar[Any] = [StaffUser.password_hash]
     column_export_list: ClassVar[Any] = [
         StaffUser.email,
         StaffUser.role,
