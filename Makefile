@@ -83,7 +83,7 @@ i18n: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app
+	$(BIN)/mypy app tests bench
 	$(BIN)/lint-imports
 
 fmt: install

@@ -8,7 +8,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +105,7 @@ def server(args: list[str], env: dict[str, str], port: int) -> Iterator[str]:
         yield base
 
 
-def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ignore[valid-type]
+def offertrack_server(env: dict[str, str]) -> AbstractContextManager[str]:
     port = free_port()
     env = {**env, "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     # Served the way the bare endpoint is: uvicorn, one process, no access log.
@@ -113,7 +113,7 @@ def offertrack_server(env: dict[str, str]) -> "contextmanager[str]":  # type: ig
     return server(args, env, port)
 
 
-def bare_server(env: dict[str, str], app: str = "app") -> "contextmanager[str]":  # type: ignore[valid-type]
+def bare_server(env: dict[str, str], app: str = "app") -> AbstractContextManager[str]:
     """A baseline of bench/bare_app.py: ``app`` (def endpoints) or ``async_app``."""
     port = free_port()
     args = [

@@ -209,7 +209,7 @@ def load_scans(engine: Engine, world: World, rng: random.Random, now: datetime) 
         try:
             cursor = raw.cursor()
             columns = ", ".join(SCAN_COLUMNS)
-            with cursor.copy(f"COPY scan_event ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cursor.copy(f"COPY scan_event ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             raw.commit()
@@ -347,7 +347,7 @@ def main() -> None:
     SCANS = args.scans
     if not shutil.which("wrk") and not args.skip_redirect:
         sys.exit("wrk is needed: apt-get install -y wrk")
-    targets = [("SQLite", None)]
+    targets: list[tuple[str, str | None]] = [("SQLite", None)]
     if not args.sqlite_only:
         if postgres_available():
             targets.append(("PostgreSQL", PG_URL))

@@ -11,6 +11,7 @@ granian is not a dependency of OfferTrack (it was tried, see the README's Scalin
 import argparse
 import shutil
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from statistics import median
 
@@ -28,7 +29,7 @@ from bench._servers import (  # noqa: E402
 from bench.tracking import CONNECTIONS, Load, count_scans, create_offer, run_wrk  # noqa: E402
 
 
-def granian_server(env: dict[str, str]) -> "server":  # type: ignore[valid-type]
+def granian_server(env: dict[str, str]) -> AbstractContextManager[str]:
     port = free_port()
     env = {**env, "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
     granian = str(Path(sys.executable).with_name("granian"))

@@ -175,7 +175,8 @@ def main() -> None:
         print("mail worker:", "thread of the server" if args.in_process_worker else "own process")
         with server(command, env, port) as base, worker_process(env, args.in_process_worker):
             post_update(base, token, empty, "warm-up")  # first request: imports, connections
-            crowded_ms, empty_ms = [], []
+            crowded_ms: list[float] = []
+            empty_ms: list[float] = []
             started = time.monotonic()
             for n in range(args.updates):
                 # Alternately first: neither order always meets the worker busiest.

@@ -75,7 +75,9 @@ def main() -> None:
             issued_offer_html(session, 1)[1]
         )  # warm this process as the server warmed its worker
         for pages, lines in LINES_FOR_PAGES.items():
-            firsts, directs, cached = [], [], []
+            firsts: list[float] = []
+            directs: list[float] = []
+            cached: list[float] = []
             for run in range(args.runs):
                 offer_id, html = issued_offer_html(session, lines)
                 fetch = partial(_fetch, client, f"/api/v1/offers/{offer_id}/pdf")

@@ -18,7 +18,7 @@ import shutil
 import statistics
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,7 +50,7 @@ def create_offers(env: dict[str, str], count: int) -> list[str]:
     ).split()
 
 
-def node(env: dict[str, str], workers: int, var_dir: Path) -> "contextmanager[str]":  # type: ignore[valid-type]
+def node(env: dict[str, str], workers: int, var_dir: Path) -> AbstractContextManager[str]:
     port = free_port()
     var_dir.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-access-log"]
@@ -58,7 +58,7 @@ def node(env: dict[str, str], workers: int, var_dir: Path) -> "contextmanager[st
     return server(args, {**env, "OFFERTRACK_VAR_DIR": str(var_dir)}, port)
 
 
-def balanced(env: dict[str, str], nodes: list[str]) -> "contextmanager[str]":  # type: ignore[valid-type]
+def balanced(env: dict[str, str], nodes: list[str]) -> AbstractContextManager[str]:
     """HAProxy with deploy/haproxy.cfg in front of ``nodes`` (one node: both entries are it)."""
     port = free_port()
     addresses = [url.removeprefix("http://") for url in nodes]

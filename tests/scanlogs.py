@@ -3,13 +3,22 @@
 import asyncio
 import threading
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.tracking.scanlog import ScanWriter
 from app.tracking.scanrows import insert_scans
+
+
+class ScanOrigin(TypedDict):
+    """The campaign, placement and creative a scan row names (typed, so that ``**origin``
+    cannot be taken for another keyword of a row builder)."""
+
+    campaign_id: int | None
+    placement_id: int | None
+    creative_id: int | None
 
 
 class SessionScanLog:

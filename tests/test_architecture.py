@@ -10,12 +10,15 @@ import inspect
 import re
 import textwrap
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from app import audit
+
+# Writes the given files (path: source) as a small app/ package and returns its folder.
+Tree = Callable[[dict[str, str]], Path]
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 
@@ -201,7 +204,7 @@ def test_no_two_modules_import_each_other() -> None:
 
 
 @pytest.fixture
-def tree(tmp_path: Path):
+def tree(tmp_path: Path) -> Tree:
     """A small app/ package to break the rules in, on purpose."""
 
     def write(files: dict[str, str]) -> Path:
@@ -218,7 +221,7 @@ def tree(tmp_path: Path):
     return write
 
 
-def test_an_upward_import_is_caught(tree) -> None:
+def test_an_upward_import_is_caught(tree: Tree) -> None:
     root = tree(
         {
             "offers/service.py": "from app.analytics import conversions\n",
@@ -235,14 +238,14 @@ def test_an_upward_import_is_caught(tree) -> None:
     ]
 
 
-def test_siblings_analytics_and_notifications_are_independent(tree) -> None:
+def test_siblings_analytics_and_notifications_are_independent(tree: Tree) -> None:
     root = tree(
         {"notifications/mail.py": "import app.analytics.outbox\n", "analytics/outbox.py": ""}
     )
     assert len(layer_violations(import_graph(root))) == 1
 
 
-def test_a_router_importing_a_router_is_caught(tree) -> None:
+def test_a_router_importing_a_router_is_caught(tree: Tree) -> None:
     root = tree(
         {
             "offers/router.py": "from fastapi import APIRouter\nrouter = APIRouter()\n",
@@ -258,7 +261,7 @@ def test_a_router_importing_a_router_is_caught(tree) -> None:
     ]
 
 
-def test_a_plain_starlette_router_importing_a_router_is_caught(tree) -> None:
+def test_a_plain_starlette_router_importing_a_router_is_caught(tree: Tree) -> None:
     root = tree(
         {
             "tracking/router.py": (
@@ -276,7 +279,7 @@ def test_a_plain_starlette_router_importing_a_router_is_caught(tree) -> None:
     assert len(router_violations(root, import_graph(root))) == 1
 
 
-def test_a_cycle_through_a_lazy_import_is_caught(tree) -> None:
+def test_a_cycle_through_a_lazy_import_is_caught(tree: Tree) -> None:
     root = tree(
         {
             "admin/site.py": "from app.admin import routes\n",
@@ -340,7 +343,7 @@ def test_no_listener_is_attached_from_a_function() -> None:
     assert listeners_in_functions(APP_DIR) == []
 
 
-def test_a_listener_attached_from_a_route_is_caught(tree) -> None:
+def test_a_listener_attached_from_a_route_is_caught(tree: Tree) -> None:
     root = tree(
         {
             "admin/analytics/pages.py": (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, insert
 from sqlmodel import Session, select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from app.backup import copy_sqlite
 from app.config import get_settings
@@ -22,8 +22,8 @@ on_sqlite = pytest.mark.skipif(
 )
 
 
-def scan_pair(offer_id: str) -> list[dict]:
-    row = {
+def scan_pair(offer_id: str) -> list[dict[str, object]]:
+    row: dict[str, object] = {
         "offer_id": offer_id,
         "occurred_at": datetime.now(UTC),
         "code_form": "full",
@@ -33,7 +33,7 @@ def scan_pair(offer_id: str) -> list[dict]:
     return [row, dict(row)]
 
 
-def backup(*args: str):
+def backup(*args: str) -> Result:
     from app.cli import cli
 
     return runner.invoke(cli, ["backup", *args])

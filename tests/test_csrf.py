@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.requests import Request
+from starlette.types import Message, Scope
 
 from app import csrf
 from app.admin.csrf import StaffSessionPolicy
@@ -23,18 +24,29 @@ from tests.routes import all_routes
 OWN_PROOF = {"notifications:unsubscribe"}
 
 
-def _post(form: dict[str, str], cookie: str = "", session: dict | None = None, header: str = ""):
+def _post(
+    form: dict[str, str],
+    cookie: str = "",
+    session: dict[str, Any] | None = None,
+    header: str = "",
+) -> Request:
     body = urlencode(form).encode()
     headers = [(b"content-type", b"application/x-www-form-urlencoded")]
     if cookie:
         headers.append((b"cookie", f"{CSRF_COOKIE}={cookie}".encode()))
     if header:
         headers.append((b"x-csrf-token", header.encode()))
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers, "query_string": b""}
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": headers,
+        "query_string": b"",
+    }
     scope["session"] = session if session is not None else {}
     scope["state"] = {}
 
-    async def receive():
+    async def receive() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return Request(scope, receive)
@@ -93,7 +105,7 @@ def test_every_public_change_is_checked_by_the_public_policy(app: FastAPI) -> No
         route.name
         for route in all_routes(app.router.routes)
         if isinstance(route, APIRoute)
-        and route.methods - {"GET", "HEAD", "OPTIONS"}
+        and (route.methods or set()) - {"GET", "HEAD", "OPTIONS"}
         and route.endpoint.__module__.split(".")[1] != "admin"
         and not {verify_csrf, require_api_key} & set(_calls(route.dependant))
     ]

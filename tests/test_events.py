@@ -3,7 +3,7 @@ and its reactions are written or undone together; nothing is published before wi
 
 import pytest
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app import events
 from app.analytics.models import Conversion
@@ -29,8 +29,8 @@ def _accept(session: Session, settings: Settings, offer: Offer) -> None:
 
 
 def _conversions(session: Session, offer_id: str) -> list[str]:
-    query = select(Conversion.type).where(Conversion.offer_id == offer_id)
-    return list(session.execute(query).scalars())
+    query = select(col(Conversion.type)).where(col(Conversion.offer_id) == offer_id)
+    return list(session.scalars(query))
 
 
 def test_a_publish_before_wiring_raises(session: Session) -> None:
@@ -64,4 +64,5 @@ def test_a_reaction_is_undone_with_its_change(
     session.rollback()
 
     assert _conversions(session, offer.id) == []
-    assert session.get(Offer, offer.id, populate_existing=True).status == OfferStatus.ISSUED
+    unchanged = session.get(Offer, offer.id, populate_existing=True)
+    assert unchanged is not None and unchanged.status == OfferStatus.ISSUED

@@ -239,7 +239,7 @@ def test_json_logs_include_exceptions() -> None:
 
 
 @pytest.mark.concurrency
-def test_metrics_add_up_over_the_workers_of_serve_workers_2(engine: Engine, tmp_path) -> None:
+def test_metrics_add_up_over_the_workers_of_serve_workers_2(engine: Engine, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -303,7 +303,9 @@ def test_serve_passes_json_logging_to_uvicorn() -> None:
 
 
 @pytest.mark.concurrency
-def test_the_outbox_depth_gauge_shows_events_waiting(committed: Engine, monkeypatch) -> None:
+def test_the_outbox_depth_gauge_shows_events_waiting(
+    committed: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ipaddress
 
     from app.analytics import outbox, webhooks

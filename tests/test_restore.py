@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from app.backup import PgToolMissing, pg_tool
 from app.config import ConfigError, get_settings
@@ -31,7 +31,7 @@ on_postgresql = pytest.mark.skipif(
 )
 
 
-def cli(*args: str):
+def cli(*args: str) -> Result:
     from app.cli import cli
 
     return runner.invoke(cli, list(args))

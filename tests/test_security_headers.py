@@ -1,9 +1,12 @@
 """Security headers on every kind of response, and templates that need no inline script."""
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.config import TEMPLATES_DIR, get_settings
@@ -18,7 +21,7 @@ COMMON = {
 }
 
 
-def assert_secured(response, *, policy: str = PUBLIC_POLICY) -> None:
+def assert_secured(response: Response, *, policy: str = PUBLIC_POLICY) -> None:
     for name, value in COMMON.items():
         assert response.headers.get(name) == value, name
     csp = response.headers["content-security-policy"]
@@ -80,7 +83,7 @@ def test_a_refused_oversized_body(api: TestClient) -> None:
     assert_secured(response)
 
 
-def test_an_unexpected_error_page(engine) -> None:
+def test_an_unexpected_error_page(engine: Engine) -> None:
     app = create_app()
 
     async def boom() -> None:
@@ -151,7 +154,7 @@ STYLE_ATTRIBUTE = re.compile(r"\sstyle\s*=", re.I)
     sorted(p for p in TEMPLATES_DIR.rglob("*.html") if p.parent.name not in ("offers", "mail")),
     ids=lambda p: str(p.relative_to(TEMPLATES_DIR)),
 )
-def test_web_templates_have_no_inline_script_handler_or_style(template) -> None:
+def test_web_templates_have_no_inline_script_handler_or_style(template: Path) -> None:
     # offers/ holds the PDF template: WeasyPrint runs no script and is not under a CSP.
     text = template.read_text()
 

@@ -68,8 +68,8 @@ def test_translations_keep_every_placeholder(language: str) -> None:
     for message in _catalog(language):
         if not message.id or not message.string:
             continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        ids = (message.id,) if isinstance(message.id, str) else tuple(message.id)
+        strings = (message.string,) if isinstance(message.string, str) else tuple(message.string)
         wanted = sorted(PLACEHOLDER.findall(ids[-1]))
         for string in strings:
             assert sorted(PLACEHOLDER.findall(string)) == wanted, message.id

@@ -161,7 +161,7 @@ def get_routes(staff: FastAPI) -> Iterator[APIRoute]:
     for included in staff.router.routes:
         router = getattr(included, "original_router", None)  # FastAPI's included routers
         for route in getattr(router, "routes", [included]):
-            if isinstance(route, APIRoute) and "GET" in route.methods:
+            if isinstance(route, APIRoute) and "GET" in (route.methods or ()):
                 yield route
 
 

@@ -46,7 +46,7 @@ def _cells(html: str, table_id: str) -> list[list[str]]:
     rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
     return [
         [
-            re.sub(r"<[^>]+>", " ", c).split() and " ".join(re.sub(r"<[^>]+>", " ", c).split())
+            " ".join(re.sub(r"<[^>]+>", " ", c).split())
             for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
         ]
         for row in rows

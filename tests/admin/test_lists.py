@@ -3,6 +3,7 @@
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +21,7 @@ from tests.factories import line_data, make_offer
 pytestmark = pytest.mark.concurrency
 
 
-def _offer(db: Session, company: str, price: str, **extra: object) -> str:
+def _offer(db: Session, company: str, price: str, **extra: Any) -> str:
     lines = [line_data(quantity="1", unit_price=price, vat_rate="20")]
     return make_offer(db, get_settings(), company=company, lines=lines, **extra).id
 

@@ -8,6 +8,7 @@ import pytest
 import segno
 import zxingcpp
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from PIL import Image
 from sqlmodel import Session
 from weasyprint import HTML
@@ -51,10 +52,11 @@ def _svg_as_pdf(svg: bytes) -> bytes:
         + __import__("base64").b64encode(svg).decode()
         + '">'
     )
-    return HTML(string=html).write_pdf()
+    pdf: bytes = HTML(string=html).write_pdf()
+    return pdf
 
 
-def _get(api: TestClient, placement: Placement, fmt: str, **params: object):
+def _get(api: TestClient, placement: Placement, fmt: str, **params: str | float) -> Response:
     return api.get(f"/api/v1/placements/{placement.id}/qr.{fmt}", params=params)
 
 
@@ -120,7 +122,7 @@ def test_too_dense_is_refused_with_the_smallest_size(api: TestClient, placement:
     ],
 )
 def test_bad_artwork_parameters(
-    api: TestClient, placement: Placement, params: dict, loc: list
+    api: TestClient, placement: Placement, params: dict[str, str | float], loc: list[str]
 ) -> None:
     response = _get(api, placement, "png", **params)
     assert response.status_code == 422

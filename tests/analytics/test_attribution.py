@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics import attribution, conversions, rollup, scanfeed
 from app.analytics.attribution import Period
@@ -22,6 +22,7 @@ from app.offers import service as offers_service
 from app.tracking import service as tracking_service
 from app.tracking.models import ScanEvent
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
+from tests.scanlogs import ScanOrigin
 
 
 def _scan(
@@ -40,9 +41,9 @@ def _scan(
         **dims,
     }
     connection = session.connection()
-    scan_id = int(
-        connection.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id)).scalar_one()
-    )
+    inserted = insert(ScanEvent).values(**row).returning(col(ScanEvent.id))
+    scan_id = connection.execute(inserted).scalar_one()
+    assert scan_id is not None
     scanfeed.derive(session, get_settings().zone)  # what the server's scan feed does
     return scan_id
 
@@ -69,9 +70,13 @@ class World:
         self.k2 = make_creative(session, campaign.id, name="K2").id
         self.p1 = make_placement(session, campaign.id, name="P1").id
         self.p2 = make_placement(session, campaign.id, name="P2").id
-        p1k1 = {"campaign_id": self.campaign, "placement_id": self.p1, "creative_id": self.k1}
-        p1k2 = {**p1k1, "creative_id": self.k2}
-        p2k1 = {**p1k1, "placement_id": self.p2}
+        p1k1: ScanOrigin = {
+            "campaign_id": self.campaign,
+            "placement_id": self.p1,
+            "creative_id": self.k1,
+        }
+        p1k2: ScanOrigin = {**p1k1, "creative_id": self.k2}
+        p2k1: ScanOrigin = {**p1k1, "placement_id": self.p2}
         now = utcnow()  # the offer is accepted "now": its scans are timed from the same clock
         zone = settings.zone
         # 10:00 local three days ago: the campaign's scans (and five minutes later) fall on
@@ -318,7 +323,7 @@ def test_scans_per_day_figures_in_json_and_csv(
         figures = expected.setdefault(day, [0, 0])
         figures[0], figures[1] = figures[0] + 1, figures[1] + 1
     period = _period(settings)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "day": d.isoformat(),
             "scans": expected.get(d, [0, 0])[0],
@@ -441,7 +446,7 @@ def test_rebuild_reproduces_the_rollup_the_writer_kept(committed: Any, settings:
 
     def snapshot() -> list[tuple[Any, ...]]:
         with Session(committed) as session:
-            rows = session.execute(sa_select(CampaignDayTotal)).scalars()
+            rows = session.scalars(sa_select(CampaignDayTotal))
             return sorted(
                 (
                     r.day,
@@ -473,9 +478,9 @@ def test_visitor_sightings_are_forgotten_after_48_hours(session: Session) -> Non
     )
     connection.execute(
         update(VisitorSeen)
-        .where(VisitorSeen.visitor_hash == "old")
+        .where(col(VisitorSeen.visitor_hash) == "old")
         .values(seen_at=utcnow() - timedelta(hours=49))
     )
     rollup.forget_old_sightings(connection)
-    remaining = set(session.execute(select(VisitorSeen.visitor_hash)).scalars())
+    remaining = set(session.scalars(select(col(VisitorSeen.visitor_hash))))
     assert remaining == {"new", "other"}

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics import codes, conversions
 from app.analytics.models import Campaign, Placement
+from app.analytics.routing import ArmStats
 from app.analytics.schemas import ConversionCreate
 from app.db import utcnow
 from app.tracking import scans as tracking_scans
@@ -22,6 +23,7 @@ from app.tracking.models import ScanEvent
 from tests.analytics.test_attribution import _scan
 from tests.analytics.test_codes import ANDROID, IPHONE, _base, _go
 from tests.factories import make_campaign, make_creative, make_placement
+from tests.scanlogs import ScanOrigin
 
 # Monday 23 Nov 2026, 08:00 UTC: 09:00 in Berlin, the configured zone.
 MONDAY_MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -132,9 +134,9 @@ def test_a_split_is_sticky_all_day_and_drawn_afresh_the_next(
         destinations.append(seen.pop())
     # A fresh draw each day: with a 50/50 split, 30 days on one side has odds of 2 in 10^9.
     assert set(destinations) == {"https://x.example/a", "https://x.example/b"}
-    hashes = session.execute(
-        select(ScanEvent.visitor_hash).where(ScanEvent.placement_id == placement.id)
-    ).scalars()
+    hashes = session.scalars(
+        select(col(ScanEvent.visitor_hash)).where(col(ScanEvent.placement_id) == placement.id)
+    )
     assert len(set(hashes)) == 30  # one visitor hash per day: the key rotated daily
 
 
@@ -164,7 +166,7 @@ def _seen_and_converted(
 ) -> None:
     """Scans by ``visitors`` people at the placement with this creative; ``converted`` of
     them bought something (an external conversion naming their scan)."""
-    dims = {
+    dims: ScanOrigin = {
         "campaign_id": placement.campaign_id,
         "placement_id": placement.id,
         "creative_id": creative,
@@ -194,8 +196,8 @@ def test_thompson_sampling_sends_most_visitors_to_the_better_converter(
     _seen_and_converted(session, placement, bad, visitors=60, converted=1)
     arms = codes.load_arm_stats(session, [placement.id or 0])
     assert arms[placement.id or 0] == {
-        good: codes.ArmStats(conversions=24, visitors=60),
-        bad: codes.ArmStats(conversions=1, visitors=60),
+        good: ArmStats(conversions=24, visitors=60),
+        bad: ArmStats(conversions=1, visitors=60),
     }
     seen = _traffic(client, placement.slug, range(200))
     assert seen["https://x.example/good"] >= 190, seen

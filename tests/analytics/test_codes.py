@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics import codes, scanfeed
 from app.analytics.models import Campaign, Placement
@@ -242,9 +242,9 @@ def test_dnt_visitors_get_no_hash_and_no_stickiness(
     placement = _split(session, campaign)
     seen = {_base(_go(client, placement.slug, IPHONE, DNT="1")) for _ in range(40)}
     assert seen == {"https://x.example/a", "https://x.example/b"}
-    hashes = session.execute(
-        select(ScanEvent.visitor_hash).where(ScanEvent.placement_id == placement.id)
-    ).scalars()
+    hashes = session.scalars(
+        select(col(ScanEvent.visitor_hash)).where(col(ScanEvent.placement_id) == placement.id)
+    )
     assert set(hashes) == {None}
 
 
@@ -265,13 +265,11 @@ def test_each_scan_is_recorded_with_campaign_placement_and_creative(
     )
     _go(client, placement.slug, IPHONE)
     _go(client, placement.slug, "Googlebot/2.1 (+http://www.google.com/bot.html)")
-    rows = (
-        session.execute(
-            select(ScanEvent).where(ScanEvent.placement_id == placement.id).order_by(ScanEvent.id)
-        )
-        .scalars()
-        .all()
-    )
+    rows = session.scalars(
+        select(ScanEvent)
+        .where(col(ScanEvent.placement_id) == placement.id)
+        .order_by(col(ScanEvent.id))
+    ).all()
     assert [(r.campaign_id, r.creative_id, r.code_form, r.is_bot) for r in rows] == [
         (campaign.id, creative.id, "campaign", False),
         (campaign.id, None, "campaign", True),

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics.models import Campaign, Conversion, Creative, Placement
 from app.config import Settings
@@ -39,13 +39,15 @@ def _scan(session: Session, *, minutes_ago: int, bot: bool = False, **dims: obje
         "visitor_hash": None,
         **dims,
     }
-    result = session.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id))
+    result = session.execute(insert(ScanEvent).values(**row).returning(col(ScanEvent.id)))
     return int(result.scalar_one())
 
 
 def _conversions(session: Session, offer_id: str) -> list[Conversion]:
-    query = select(Conversion).where(Conversion.offer_id == offer_id).order_by(Conversion.id)
-    return list(session.execute(query).scalars())
+    query = (
+        select(Conversion).where(col(Conversion.offer_id) == offer_id).order_by(col(Conversion.id))
+    )
+    return list(session.scalars(query))
 
 
 def test_accepted_and_ordered_offers_are_conversions_worth_their_gross_total(
@@ -128,7 +130,9 @@ def test_external_conversion_is_idempotent_on_its_key(
     different = api.post("/api/v1/conversions", json=_body(scan_id=scan_id, value="50.00"))
     assert different.status_code == 409
     assert "external_key" in different.json()["detail"]
-    count = session.execute(select(Conversion).where(Conversion.external_key == "pos-2026-0001"))
+    count = session.execute(
+        select(Conversion).where(col(Conversion.external_key) == "pos-2026-0001")
+    )
     assert len(count.all()) == 1
 
 

@@ -19,6 +19,7 @@ from app.tracking.scanlog import ScanWriter
 from app.tracking.scanrows import insert_scans
 from tests.aio import run_async
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
+from tests.scanlogs import ScanOrigin
 
 
 def _row(at: datetime, visitor: str | None, *, bot: bool = False, **dims: Any) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def _record(scan_log: ScanWriter, rows: list[dict[str, Any]], settings: Settings
 
 def _totals(engine: Engine) -> list[tuple[Any, ...]]:
     with Session(engine) as session:
-        rows = session.execute(select(CampaignDayTotal)).scalars()
+        rows = session.scalars(select(CampaignDayTotal))
         return sorted(
             (r.day, r.campaign_id, r.placement_id, r.creative_id, r.channel, r.device_class)
             + (r.scans, r.visitors)
@@ -67,7 +68,11 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
         placement = make_placement(session, campaign.id, name="Table tent").id
         creative = make_creative(session, campaign.id, name="Red").id
         offer = make_offer(session, settings, issued=True).id
-    tent = {"campaign_id": campaign.id, "placement_id": placement, "creative_id": creative}
+    tent: ScanOrigin = {
+        "campaign_id": campaign.id,
+        "placement_id": placement,
+        "creative_id": creative,
+    }
     zone = settings.zone
     day = datetime.now(zone).date() - timedelta(days=2)
     noon = datetime.combine(day, time(12), zone).astimezone(UTC)
@@ -86,7 +91,7 @@ def test_batches_of_scans_are_rolled_up_as_a_recount_would(
                 _row(noon, "crawler", bot=True, **tent),  # left out of every count
                 _row(noon, "b", offer_id=offer),  # no campaign: key 0, 0, 0
                 _row(after_midnight, "c", **tent),
-                _row(after_midnight, "c", **{**tent, "channel": "pdf"}),
+                _row(after_midnight, "c", **tent, channel="pdf"),
             ],
             settings,
         )

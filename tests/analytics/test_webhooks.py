@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics import delivery, outbox, scanfeed, webhooks
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
@@ -214,7 +214,7 @@ def test_each_scan_created_event_carries_its_own_scan(
 
     _drain(committed, fast, lambda: len(receiver.events) >= 30)
     with Session(committed) as session:
-        stored = {scan.id: scan for scan in session.execute(select(ScanEvent)).scalars()}
+        stored = {scan.id: scan for scan in session.scalars(select(ScanEvent))}
     assert len({event["id"] for event in receiver.events}) == 30
     for event in receiver.events:
         assert event["type"] == "scan.created"
@@ -371,15 +371,15 @@ def test_retries_after_a_receiver_that_fails_first(committed: Engine, fast: Sett
     assert delivery.outbox_depth(committed) == 0
     with Session(committed) as session:
         attempts = session.execute(
-            select(WebhookDelivery.succeeded, WebhookDelivery.status_code)
-            .where(WebhookDelivery.endpoint_id == endpoint_id)
-            .order_by(WebhookDelivery.id)
+            select(col(WebhookDelivery.succeeded), col(WebhookDelivery.status_code))
+            .where(col(WebhookDelivery.endpoint_id) == endpoint_id)
+            .order_by(col(WebhookDelivery.id))
         ).all()
         endpoint = session.get(WebhookEndpoint, endpoint_id)
         assert endpoint is not None
         assert [tuple(a) for a in attempts] == [(False, 500), (False, 500), (True, 204)]
         assert endpoint.failure_count == 0 and endpoint.enabled
-        row = session.execute(select(WebhookOutbox)).scalar_one()
+        row = session.scalars(select(WebhookOutbox)).one()
         assert row.attempts == 3 and row.delivered_at is not None
 
 
@@ -492,7 +492,7 @@ def test_no_event_is_lost_when_the_worker_is_killed_mid_run(
         _endpoint(committed, receiver, "conversion.created")
         _emit(committed, 120)
         with Session(committed) as session:
-            expected = set(session.execute(select(WebhookOutbox.event_id)).scalars())
+            expected = set(session.scalars(select(col(WebhookOutbox.event_id))))
         worker = _worker_process(tmp_path / "worker.log")
         deadline = time.monotonic() + 30
         while len(receiver.events) < 20:
@@ -514,9 +514,9 @@ def test_no_event_is_lost_when_the_worker_is_killed_mid_run(
         receiver.close()
     assert receiver.bad_signatures == 0
     with Session(committed) as session:
-        pending = session.execute(
-            select(func.count()).where(WebhookOutbox.delivered_at.is_(None))  # type: ignore[union-attr]
-        ).scalar_one()
+        pending = session.scalars(
+            select(func.count()).where(col(WebhookOutbox.delivered_at).is_(None))
+        ).one()
     assert pending == 0
 
 
@@ -561,7 +561,7 @@ def test_a_conversion_sent_with_an_offset_is_reported_in_utc(
     assert answer.status_code == 201, answer.text
     assert local.utcoffset() != timedelta(0)  # Berlin: +01:00 or +02:00
     expected = local.astimezone(UTC).isoformat()
-    event = json.loads(session.execute(select(WebhookOutbox.body)).scalar_one())
+    event = json.loads(session.scalars(select(col(WebhookOutbox.body))).one())
     assert event["data"]["occurred_at"] == expected
     assert datetime.fromisoformat(answer.json()["occurred_at"]) == local
     assert answer.json()["occurred_at"].replace("Z", "+00:00") == expected
@@ -591,7 +591,8 @@ def test_the_worker_rides_out_a_database_outage_and_sends_each_event_once(
     committed: Engine, receiver: Receiver, fast: Settings
 ) -> None:
     _endpoint(committed, receiver, "conversion.created")
-    down, refused = threading.Event(), []
+    down = threading.Event()
+    refused: list[float] = []
     flaky = _flaky_engine(down, refused)
     worker = delivery.DeliveryWorker(flaky, fast)
     worker.start()
@@ -636,14 +637,17 @@ def test_delivered_events_are_kept_30_days_and_waiting_ones_until_sent(
     _drain(committed, fast, lambda: len(receiver.ids()) == 3)
     _emit(committed, 1)  # not sent yet
     with Session(committed) as session:
-        oldest, *_ = sorted(session.execute(select(WebhookOutbox.id)).scalars())
+        first = select(col(WebhookOutbox.id)).order_by(col(WebhookOutbox.id)).limit(1)
+        oldest = session.scalars(first).one()
         long_ago = utcnow() - delivery.KEEP_DELIVERED - timedelta(hours=1)
         session.execute(
-            update(WebhookOutbox).where(WebhookOutbox.id == oldest).values(delivered_at=long_ago)
+            update(WebhookOutbox)
+            .where(col(WebhookOutbox.id) == oldest)
+            .values(delivered_at=long_ago)
         )
         session.execute(
             update(WebhookOutbox)
-            .where(WebhookOutbox.delivered_at.is_(None))  # type: ignore[union-attr]
+            .where(col(WebhookOutbox.delivered_at).is_(None))
             .values(created_at=utcnow() - timedelta(days=500))
         )
         session.commit()
@@ -651,8 +655,8 @@ def test_delivered_events_are_kept_30_days_and_waiting_ones_until_sent(
     delivery.purge_delivered(committed)
 
     with Session(committed) as session:
-        kept = session.execute(select(WebhookOutbox.id, WebhookOutbox.delivered_at)).all()
-        logged = session.execute(select(WebhookDelivery.outbox_id)).scalars().all()
+        kept = session.execute(select(col(WebhookOutbox.id), col(WebhookOutbox.delivered_at))).all()
+        logged = session.scalars(select(col(WebhookDelivery.outbox_id))).all()
     assert oldest not in {row_id for row_id, _ in kept}
     assert len(kept) == 3 and sum(at is None for _, at in kept) == 1
     assert oldest not in logged and len(logged) == 2  # its delivery log went with it

@@ -35,7 +35,7 @@ schema.config.generation.update(allow_extra_parameters=False, with_security_para
     derandomize=os.environ.get("OFFERTRACK_FUZZ_EXAMPLES") is None,
 )
 def test_the_api_answers_every_request_within_its_schema(
-    case, client: TestClient, api_token: str
+    case: schemathesis.Case[Any], client: TestClient, api_token: str
 ) -> None:
     # The valid key instead of a generated one (the client itself sends none, so the negative
     # cases that leave the header out really send no key).

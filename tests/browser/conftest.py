@@ -3,9 +3,10 @@
 import os
 import shutil
 from collections.abc import Iterator
+from typing import TypedDict
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
 CHROMIUM = os.environ.get("OFFERTRACK_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -17,7 +18,18 @@ LAUNCH_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-PHONE = {
+
+
+class ContextOptions(TypedDict):
+    """The keywords of Browser.new_context that PHONE sets, typed so that ``**PHONE`` checks."""
+
+    viewport: ViewportSize
+    device_scale_factor: float
+    is_mobile: bool
+    has_touch: bool
+
+
+PHONE: ContextOptions = {
     "viewport": {"width": 360, "height": 740},
     "device_scale_factor": 2,
     "is_mobile": True,

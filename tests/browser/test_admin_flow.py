@@ -1,6 +1,7 @@
 """Sales staff in a real browser: sign in, find an order, activate an offer, push a stage
 update and see it on the customer's page; a viewer's attempt to activate is refused."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,10 +22,10 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def desk(browser: Browser) -> Page:
+def desk(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    yield page  # type: ignore[misc]
+    yield page
     context.close()
 
 

@@ -70,7 +70,9 @@ def test_the_date_range_redraws_the_charts(
 
         phone = browser.new_context(**PHONE)
         small = phone.new_page()
-        small.context.add_cookies(context.cookies())
+        # Playwright types what cookies() returns (Cookie) apart from what add_cookies() takes
+        # (SetCookieParam), though the one is a valid instance of the other.
+        small.context.add_cookies(context.cookies())  # type: ignore[arg-type]
         small.goto(f"{live_server}/admin/analytics/")
         expect(small.locator("#chart-daily desc")).to_contain_text("Scans in total 12")
         small.screenshot(path=str(SCREENSHOTS / "campaign-dashboard-360.png"), full_page=True)

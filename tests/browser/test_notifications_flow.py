@@ -20,14 +20,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 
 def _confirmations(engine: Engine) -> list[OrderSubscription]:
     with Session(engine) as session:
-        return list(session.execute(select(OrderSubscription)).scalars())
+        return list(session.scalars(select(OrderSubscription)))
 
 
 def _queued(engine: Engine, category: str) -> EmailMessage:
     with Session(engine) as session:
-        [raw] = session.execute(
+        [raw] = session.scalars(
             select(col(MailOutbox.message)).where(col(MailOutbox.category) == category)
-        ).scalars()
+        )
     message = email.message_from_bytes(raw, policy=default)
     assert isinstance(message, EmailMessage)
     return message

@@ -102,7 +102,8 @@ def test_sales_writes_issues_sends_and_activates_an_offer(
     live_server = server
     with Session(committed) as session:
         users.create_user(session, "sales@example.com", Role.SALES, PASSWORD, actor="tests")
-    page, seen = screen, []
+    page = screen
+    seen: list[str] = []
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
 

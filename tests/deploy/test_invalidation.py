@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import pytest
 from sqlalchemy import Engine, event
@@ -149,7 +150,9 @@ def test_a_listener_that_loses_its_connection_reconnects_and_drops_everything(
         import redis
 
         client = redis.Redis.from_url(redis_url)
-        (ours,) = [c for c in client.client_list() if c["name"] == transport.client_name]
+        # redis-py types its sync and asyncio commands alike (an awaitable or a value).
+        clients = cast(list[dict[str, str]], client.client_list())
+        (ours,) = [c for c in clients if c["name"] == transport.client_name]
         client.client_kill_filter(_id=ours["id"])  # what a Redis restart does to a listener
         deadline = time.monotonic() + 10
         while heard.count(invalidation.EVERYTHING) < 2 and time.monotonic() < deadline:

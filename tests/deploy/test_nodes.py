@@ -17,7 +17,7 @@ from subprocess import Popen
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics.models import WebhookOutbox
 from app.auth.service import create_api_key
@@ -165,7 +165,11 @@ def test_a_stage_update_on_one_node_shows_on_both_within_a_second(
     )
     assert posted.status == 201, posted.body
     for node in cluster.nodes:
-        within(SECOND, lambda node=node: note in request(f"{node}/{tracking_id}").body)
+
+        def shows_note(node: str = node) -> bool:
+            return note in request(f"{node}/{tracking_id}").body
+
+        within(SECOND, shows_note)
 
 
 def test_a_revoked_key_is_refused_by_both_nodes_within_a_second(
@@ -183,9 +187,11 @@ def test_a_revoked_key_is_refused_by_both_nodes_within_a_second(
     )
     assert revoke.returncode == 0, revoke.stderr
     for node in cluster.nodes:
-        within(
-            SECOND, lambda node=node: request(f"{node}/api/v1/offers", token=token).status == 401
-        )
+
+        def refuses_key(node: str = node) -> bool:
+            return request(f"{node}/api/v1/offers", token=token).status == 401
+
+        within(SECOND, refuses_key)
 
 
 def test_the_miss_limit_holds_across_nodes(cluster: Cluster) -> None:
@@ -201,7 +207,7 @@ def test_the_miss_limit_holds_across_nodes(cluster: Cluster) -> None:
 
 def _outbox_event_ids(engine: Engine) -> set[str]:
     with Session(engine) as session:
-        return set(session.execute(select(WebhookOutbox.event_id)).scalars())
+        return set(session.scalars(select(col(WebhookOutbox.event_id))))
 
 
 def test_each_webhook_event_is_delivered_once_by_the_workers_of_both_nodes(

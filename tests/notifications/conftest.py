@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.config import Settings
@@ -49,6 +51,15 @@ class Inbox:
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if m["To"] == address]
+
+
+def body_text(mail: EmailMessage, subtype: str = "plain") -> str:
+    """The text of the mail's plain (or ``subtype``) body; fails if it has none."""
+    body = mail.get_body((subtype,))
+    assert body is not None, f"no text/{subtype} body"
+    text = body.get_content()
+    assert isinstance(text, str)
+    return text
 
 
 def free_port() -> int:
@@ -99,7 +110,7 @@ def deliver_all(engine: Engine, settings: Settings, passes: int = 5) -> None:
 
 
 @pytest.fixture
-def web(app: Any, _running_client: Any, committed: Engine) -> Any:
+def web(app: FastAPI, _running_client: TestClient, committed: Engine) -> TestClient:
     """A browser on the public site: no session override, everything really committed."""
     from app.notifications.router import FormLimits
     from app.tracking.ratelimit import MissLimiter

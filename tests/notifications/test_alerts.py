@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics import scanfeed, webhooks
 from app.analytics.models import WebhookOutbox
@@ -24,7 +24,7 @@ from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
-from tests.notifications.conftest import Inbox, run_worker
+from tests.notifications.conftest import Inbox, body_text, run_worker
 from tests.tracking.test_pages import DESKTOP, GOOGLEBOT, IPHONE
 from tests.tracking.test_retention import scan
 
@@ -102,7 +102,7 @@ def test_the_first_qr_scan_mails_the_owner_once_a_day_and_bots_never(
     assert alert["Subject"].strip() == (
         f"The printed offer {shown} for Acme Hellas was just scanned with a phone"
     )
-    assert "Hello Ana K.," in alert.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Hello Ana K.," in body_text(alert)
 
     _scan(committed, offer, at=utcnow() + timedelta(days=1), channel="pdf", device_class="desktop")
     run_worker(committed, mail_settings)
@@ -161,9 +161,7 @@ def test_answers_reach_the_owner_with_signer_po_and_reason(
         )
     run_worker(committed, mail_settings)
 
-    by_subject = {
-        m["Subject"].strip(): m.get_body(("plain",)).get_content() for m in inbox.to(OWNER)
-    }  # type: ignore[union-attr]
+    by_subject = {m["Subject"].strip(): body_text(m) for m in inbox.to(OWNER)}
     accepted_text = by_subject[
         f"Acme Hellas accepted offer {hyphenate_tracking_id(accepted.tracking_id)}"
     ]
@@ -228,7 +226,7 @@ def test_a_digest_preference_collects_alerts_into_one_mail_the_next_day(
     run_worker(committed, mail_settings)
 
     [digest] = inbox.to(OWNER)
-    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = body_text(digest)
     assert "2 alerts" in digest["Subject"].strip()
     assert hyphenate_tracking_id(first.tracking_id) in text
     assert hyphenate_tracking_id(second.tracking_id) in text
@@ -255,7 +253,7 @@ def test_alerts_become_webhook_events_without_contact_details(
         offers_service.decline_offer(session, offer.id, reason="Later", settings=settings)
 
     with Session(committed) as session:
-        rows = session.execute(select(WebhookOutbox).order_by(WebhookOutbox.id)).scalars().all()
+        rows = session.scalars(select(WebhookOutbox).order_by(col(WebhookOutbox.id))).all()
     assert [row.event_type for row in rows] == ["offer.scanned", "offer.declined"]
     assert '"channel":"qr"' in rows[0].body and '"device_class":"mobile"' in rows[0].body
     assert OWNER not in rows[0].body and "Acme Hellas" not in rows[0].body
@@ -303,7 +301,7 @@ def test_alert_webhook_payloads_are_as_the_readme_documents(
     alerts.check_validity(committed, settings, today=today + timedelta(days=2))
 
     with Session(committed) as session:
-        bodies = [json.loads(row.body) for row in session.execute(select(WebhookOutbox)).scalars()]
+        bodies = [json.loads(row.body) for row in session.scalars(select(WebhookOutbox))]
     assert {body["type"] for body in bodies} == set(ALERT_TYPES)
     for body in bodies:
         assert set(body["data"]) == documented[body["type"]], body["type"]

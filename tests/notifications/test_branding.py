@@ -13,7 +13,7 @@ from app.config import STATIC_DIR, Settings
 from app.notifications import offer_mail
 from app.notifications.templates import render_mail
 from tests.factories import make_offer
-from tests.notifications.conftest import Inbox, run_worker
+from tests.notifications.conftest import Inbox, body_text, run_worker
 
 pytestmark = pytest.mark.concurrency
 ACCENT = "#7a1f5c"
@@ -47,7 +47,7 @@ def _send(engine: Engine, app: Any, settings: Settings, language: str) -> str:
 
 
 def _part(mail: EmailMessage, subtype: str) -> str:
-    return mail.get_body((subtype,)).get_content()  # type: ignore[union-attr]
+    return body_text(mail, subtype)
 
 
 def test_the_offer_mail_is_branded_with_an_inline_logo_and_the_pdf_attached(

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
@@ -17,7 +17,7 @@ from app.offers import service as offers_service
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from tests.factories import make_offer
-from tests.notifications.conftest import Inbox, run_worker
+from tests.notifications.conftest import Inbox, body_text, run_worker
 
 pytestmark = pytest.mark.concurrency
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -30,11 +30,11 @@ def _order(engine: Engine, settings: Settings, language: str) -> Offer:
 
 
 def _text(mail: EmailMessage) -> str:
-    return mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return body_text(mail)
 
 
 def _html(mail: EmailMessage) -> str:
-    return mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    return body_text(mail, "html")
 
 
 def test_a_german_order_gets_its_confirmation_and_updates_in_german(
@@ -156,9 +156,9 @@ def test_a_declined_offer_asks_for_a_new_quotation_through_the_form(
     assert mail["Reply-To"] == "maria@example.com"
     assert "Same again with 10 more units" in _text(mail)
     with Session(committed) as session:
-        [entry] = session.execute(
-            select(AuditLogEntry).where(AuditLogEntry.action == "offer.new_quotation")
-        ).scalars()
+        [entry] = session.scalars(
+            select(AuditLogEntry).where(col(AuditLogEntry.action) == "offer.new_quotation")
+        )
     assert entry.offer_id == offer.id and entry.actor == "customer"
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.config import Settings
 from app.metrics import MAIL_OUTBOX_DEPTH, exposition
@@ -100,7 +100,7 @@ def test_a_server_failing_the_first_attempt_gets_the_mail_once_with_the_same_mes
     [mail] = inbox.messages
     assert mail["Message-ID"] == inbox.refused[0]["Message-ID"] == message_id
     with Session(committed) as session:
-        row = session.execute(select(MailOutbox)).scalar_one()
+        row = session.scalars(select(MailOutbox)).one()
     assert row.attempts == 2 and row.sent_at is not None
 
 
@@ -115,9 +115,9 @@ def test_a_refused_recipient_is_not_tried_again_and_does_not_hold_up_the_others(
 
     assert [m["To"] for m in inbox.messages] == ["maria@example.com"]
     with Session(committed) as session:
-        refused = session.execute(
-            select(MailOutbox).where(MailOutbox.recipient == "gone@example.com")
-        ).scalar_one()
+        refused = session.scalars(
+            select(MailOutbox).where(col(MailOutbox.recipient) == "gone@example.com")
+        ).one()
     assert refused.failed_at is not None and refused.attempts == 1
     assert "550" in refused.last_error
 
@@ -136,10 +136,10 @@ def test_an_unreachable_server_leaves_mails_waiting_and_the_metric_shows_the_bac
     MailWorker(committed, down).run_once()
 
     assert queued_in < 0.5  # queueing never talks to the server
-    assert MAIL_OUTBOX_DEPTH._value.get() == 3  # type: ignore[attr-defined]
+    assert MAIL_OUTBOX_DEPTH._value.get() == 3
     assert b"offertrack_mail_outbox_depth 3.0" in exposition()[0]  # what /metrics serves
     with Session(committed) as session:
-        rows = session.execute(select(MailOutbox)).scalars().all()
+        rows = session.scalars(select(MailOutbox)).all()
     assert all(r.sent_at is None and r.failed_at is None for r in rows)
     assert all(r.attempts == 1 and "Connection" in r.last_error for r in rows)
 
@@ -204,7 +204,7 @@ def test_retries_back_off_exponentially_up_to_the_cap(
     delivery.deliver_batch(committed, patient)  # not yet due
     assert inbox.messages == [] and len(inbox.refused) == 1
     with Session(committed) as session:
-        row = session.execute(select(MailOutbox)).scalar_one()
+        row = session.scalars(select(MailOutbox)).one()
         wait = (row.next_attempt_at - row.created_at).total_seconds()
         assert 29 < wait < 40, wait
         row.next_attempt_at = row.created_at  # as if the 30 s had passed
@@ -225,7 +225,7 @@ def test_a_worker_that_dies_mid_batch_leaves_its_mails_to_the_next_once_the_leas
     delivery.deliver_batch(committed, mail_settings)
     assert inbox.messages == []  # leased to the dead worker: nobody sends it meanwhile
     with Session(committed) as session:
-        row = session.execute(select(MailOutbox)).scalar_one()
+        row = session.scalars(select(MailOutbox)).one()
         row.locked_until = row.created_at  # the lease ran out
         session.add(row)
         session.commit()

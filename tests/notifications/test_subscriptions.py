@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
@@ -19,7 +20,7 @@ from app.offers import service as offers_service
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from tests.factories import make_offer
-from tests.notifications.conftest import Inbox, run_worker
+from tests.notifications.conftest import Inbox, body_text, run_worker
 
 pytestmark = pytest.mark.concurrency
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -36,7 +37,7 @@ def _token(engine: Engine) -> str:
         return create_api_key(session, "tests", actor="tests")[1]
 
 
-def _subscribe(web: TestClient, code: str, email: str) -> "object":
+def _subscribe(web: TestClient, code: str, email: str) -> Response:
     page = web.get(f"/{code}")
     match = CSRF.search(page.text)
     assert match, "the order page has no subscribe form"
@@ -44,7 +45,7 @@ def _subscribe(web: TestClient, code: str, email: str) -> "object":
 
 
 def _link(mail: EmailMessage, pattern: str) -> str:
-    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = body_text(mail)
     match = re.search(pattern, text)
     assert match, text
     return urlsplit(match.group(0)).path
@@ -52,7 +53,7 @@ def _link(mail: EmailMessage, pattern: str) -> str:
 
 def _subscriptions(engine: Engine) -> list[OrderSubscription]:
     with Session(engine) as session:
-        return list(session.execute(select(OrderSubscription)).scalars())
+        return list(session.scalars(select(OrderSubscription)))
 
 
 def test_subscribe_confirm_update_and_unsubscribe(
@@ -62,7 +63,7 @@ def test_subscribe_confirm_update_and_unsubscribe(
     api = {"Authorization": f"Bearer {_token(committed)}"}
 
     response = _subscribe(web, order.tracking_id, "maria@example.com")
-    assert response.status_code == 200 and "Check your inbox" in response.text  # type: ignore[attr-defined]
+    assert response.status_code == 200 and "Check your inbox" in response.text
     run_worker(committed, mail_settings)
     [confirmation] = inbox.to("maria@example.com")
     assert "Confirm" in confirmation["Subject"] and order.tracking_id[:5] in confirmation["Subject"]
@@ -150,8 +151,8 @@ def test_the_page_never_tells_whether_an_address_is_subscribed(
     new = _subscribe(web, order.id, "new@example.com")
     run_worker(committed, mail_settings)
 
-    assert known.status_code == new.status_code == 200  # type: ignore[attr-defined]
-    assert known.text == new.text  # type: ignore[attr-defined]
+    assert known.status_code == new.status_code == 200
+    assert known.text == new.text
     assert inbox.to("known@example.com") == [] and len(inbox.to("new@example.com")) == 1
 
 
@@ -162,8 +163,8 @@ def test_an_invalid_address_gets_a_form_error_and_keeps_what_was_typed(
 
     response = _subscribe(web, order.tracking_id, "maria@example")
 
-    assert response.status_code == 422  # type: ignore[attr-defined]
-    html = response.text  # type: ignore[attr-defined]
+    assert response.status_code == 422
+    html = response.text
     assert 'id="email-error"' in html and "valid e-mail address" in html
     assert 'value="maria@example"' in html and 'aria-invalid="true"' in html
     assert _subscriptions(committed) == []
@@ -180,7 +181,7 @@ def test_subscribing_is_rate_limited_per_client_and_needs_csrf(
 
     answers: list[int] = []
     for n in range(6):
-        answers.append(_subscribe(web, order.tracking_id, f"p{n}@example.com").status_code)  # type: ignore[attr-defined]
+        answers.append(_subscribe(web, order.tracking_id, f"p{n}@example.com").status_code)
 
     assert answers == [200] * 5 + [429]
     assert len(_subscriptions(committed)) == 5
@@ -261,8 +262,8 @@ def test_a_mail_server_that_never_answers_slows_no_request_down(
     worker.start()
     try:
         _wait_for(lambda: _leased(committed))  # the worker is waiting for the server's greeting
-        timings = []
-        for request in (
+        timings: list[float] = []
+        requests: tuple[Callable[[], Response], ...] = (
             lambda: web.get(f"/{order.tracking_id}"),
             lambda: _subscribe(web, order.tracking_id, "c@example.com"),
             lambda: web.post(
@@ -270,9 +271,10 @@ def test_a_mail_server_that_never_answers_slows_no_request_down(
                 json={"stage": "Shipped", "public_note": "On its way"},
                 headers=api,
             ),
-        ):
+        )
+        for request in requests:
             started = time.monotonic()
-            assert request().status_code in (200, 201)  # type: ignore[attr-defined]
+            assert request().status_code in (200, 201)
             timings.append(time.monotonic() - started)
         still_waiting = _leased(committed)
     finally:
@@ -282,14 +284,14 @@ def test_a_mail_server_that_never_answers_slows_no_request_down(
     assert still_waiting, "the worker was not held by the server during the requests"
     assert max(timings) < 1.0, timings
     with Session(committed) as session:
-        waiting = session.execute(select(MailOutbox)).scalars().all()
+        waiting = session.scalars(select(MailOutbox)).all()
     assert waiting and all(m.sent_at is None and m.failed_at is None for m in waiting)
-    assert MAIL_OUTBOX_DEPTH._value.get() == len(waiting)  # type: ignore[attr-defined]
+    assert MAIL_OUTBOX_DEPTH._value.get() == len(waiting)
 
 
 def _leased(engine: Engine) -> bool:
     with Session(engine) as session:
-        rows = session.execute(select(MailOutbox)).scalars().all()
+        rows = session.scalars(select(MailOutbox)).all()
     return any(m.locked_until is not None and m.attempts == 0 for m in rows)
 
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -73,7 +74,9 @@ def test_get_returns_what_was_created(api: TestClient) -> None:
         ({**ISSUE_EXAMPLE, "lines": [line_data()] * 501}, ["body", "lines"]),
     ],
 )
-def test_malformed_input_is_422_naming_the_field(api: TestClient, body: dict, loc: list) -> None:
+def test_malformed_input_is_422_naming_the_field(
+    api: TestClient, body: dict[str, Any], loc: list[str | int]
+) -> None:
     response = api.post("/api/v1/offers", json=body)
 
     assert response.status_code == 422

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +21,7 @@ def test_ids_made_in_one_millisecond_get_distinct_milliseconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     frozen = 1_700_000_000_000 * 1_000_000
-    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)
+    monkeypatch.setattr(time, "time_ns", lambda: frozen)  # the clock ids reads
 
     made = [ids.new_offer_ulid() for _ in range(50)]
 
@@ -35,7 +36,7 @@ def test_random_part_is_fresh_never_an_increment(monkeypatch: pytest.MonkeyPatch
         drawn.append(real_urandom(n))
         return drawn[-1]
 
-    monkeypatch.setattr(ids.os, "urandom", urandom)
+    monkeypatch.setattr(os, "urandom", urandom)
     made = [ULID.from_str(ids.new_offer_ulid()) for _ in range(20)]
 
     assert [ulid.bytes[6:] for ulid in made] == drawn

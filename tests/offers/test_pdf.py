@@ -21,7 +21,7 @@ import pytest
 import zxingcpp
 from PIL.ImageFilter import GaussianBlur
 from pypdf import PdfReader
-from pypdf.generic import ContentStream
+from pypdf.generic import ContentStream, TextStringObject
 
 from app.config import ROOT_DIR, STATIC_DIR, Settings
 from app.offers.ids import hyphenate_tracking_id, new_offer_ulid
@@ -525,7 +525,8 @@ def test_the_pdf_is_pdf_a_3b_with_xmp_metadata_and_tagged(issued_pdf: bytes) -> 
     assert [intent["/S"] for intent in intents] == ["/GTS_PDFA1"]
     assert 'pdfaid:part="3"' in xmp and 'pdfaid:conformance="B"' in xmp
     assert reader.xmp_metadata is not None
-    assert reader.xmp_metadata.dc_title["x-default"].startswith("Quotation ")
+    title = reader.xmp_metadata.dc_title
+    assert title is not None and title["x-default"].startswith("Quotation ")
     assert reader.xmp_metadata.dc_creator == [SETTINGS.company_name]
     assert reader.xmp_metadata.xmp_creator_tool == "OfferTrack"
     assert "<dc:language><rdf:Bag><rdf:li>en</rdf:li>" in xmp and catalog["/Lang"] == "en"
@@ -543,8 +544,12 @@ def _notdef_glyphs(pdf: bytes) -> int:
                 continue
             items = operands[0] if operator == b"TJ" else operands
             for item in items:
-                if isinstance(item, str | bytes):
-                    raw = item.get_original_bytes() if isinstance(item, str) else bytes(item)
+                if isinstance(item, TextStringObject | bytes):
+                    raw = (
+                        item.get_original_bytes()
+                        if isinstance(item, TextStringObject)
+                        else bytes(item)
+                    )
                     count += sum(raw[i : i + 2] == b"\0\0" for i in range(0, len(raw), 2))
     return count
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from app import netguard
 from app.analytics import delivery, outbox
-from app.analytics.models import WebhookDelivery, WebhookEndpoint
+from app.analytics.models import WebhookDelivery, WebhookEndpoint, table_of
 from app.auth.staff import Role
 from app.config import Settings, get_settings
 from tests.analytics.test_webhooks import Receiver
@@ -125,7 +125,7 @@ def _stored_endpoint(engine: Engine, url: str, secret: str) -> int:
             connection.execute(
                 insert(WebhookEndpoint)
                 .values(url=url, secret=secret, event_types=["conversion.created"], enabled=True)
-                .returning(WebhookEndpoint.id)  # type: ignore[arg-type]
+                .returning(table_of(WebhookEndpoint).c.id)
             ).scalar_one()
         )
 
@@ -297,4 +297,4 @@ def test_the_staff_form_refuses_an_internal_url_beside_the_field(
 
     assert refused.status_code == 422
     assert 'id="url-error"' in refused.text and "internal address" in refused.text
-    assert db.exec(select(WebhookEndpoint)).first() is None
+    assert db.scalars(select(WebhookEndpoint)).first() is None

@@ -91,7 +91,9 @@ def spelled(data: st.DataObject, canonical: str) -> str:
 
 @settings(max_examples=50)
 @given(canonical=canonical_codes(26), data=st.data())
-def test_every_spelling_of_a_valid_ulid_parses_to_that_ulid(canonical: str, data) -> None:
+def test_every_spelling_of_a_valid_ulid_parses_to_that_ulid(
+    canonical: str, data: st.DataObject
+) -> None:
     code = parse_tracking_code(spelled(data, canonical))
     its_tracking_id = parse_tracking_code(spelled(data, canonical[:10]))
 
@@ -101,7 +103,9 @@ def test_every_spelling_of_a_valid_ulid_parses_to_that_ulid(canonical: str, data
 
 @settings(max_examples=50)
 @given(canonical=canonical_codes(10), data=st.data())
-def test_every_spelling_of_a_valid_tracking_id_parses_to_that_id(canonical: str, data) -> None:
+def test_every_spelling_of_a_valid_tracking_id_parses_to_that_id(
+    canonical: str, data: st.DataObject
+) -> None:
     code = parse_tracking_code(spelled(data, canonical))
 
     assert code == TrackingCode(canonical, CodeForm.SHORT)
@@ -119,6 +123,7 @@ near_codes = st.text(
 
 @given(st.one_of(st.text(max_size=120), near_codes))
 def test_anything_else_raises_only_the_documented_error(raw: str) -> None:
+    refusal: InvalidCode | None
     try:
         code = parse_tracking_code(raw)
     except InvalidCode as error:

@@ -1,13 +1,15 @@
 """The customer's pages in their language, on the seller's letterhead, with no dead ends."""
 
 import re
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.auth.staff import StaffUser
-from app.config import Settings, get_settings
+from app.auth.staff import Role, StaffUser
+from app.config import Settings, get_settings, settings_dependency
 from app.offers import service as offers_service
 from app.offers.models import OfferStatus
 from app.tracking import service
@@ -77,7 +79,12 @@ def test_cached_pages_vary_by_language(
     offer = make_offer(session, settings, issued=True, language="el")
     loads: list[int] = []
     real = service.tracking_page
-    monkeypatch.setattr(service, "tracking_page", lambda *a, **k: loads.append(1) or real(*a, **k))
+
+    def counted(*args: Any, **kwargs: Any) -> service.TrackingPage:
+        loads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "tracking_page", counted)
 
     views = [
         client.get(f"/{offer.id}", headers=GERMAN_BROWSER),
@@ -189,9 +196,12 @@ def test_the_contact_block_names_the_owner_or_else_the_company(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     owner = StaffUser(
-        email="eleni@tectra.gr", full_name="Eleni K.", phone="+30 210 1234567", role="sales"
+        email="eleni@tectra.gr",
+        full_name="Eleni K.",
+        phone="+30 210 1234567",
+        role=Role.SALES,
+        password_hash="x",
     )
-    owner.password_hash = "x"
     session.add(owner)
     session.commit()
     owned = make_offer(session, settings, issued=True)
@@ -213,8 +223,9 @@ def test_the_contact_block_names_the_owner_or_else_the_company(
 def test_the_short_code_page_names_the_company_never_the_owner(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
-    owner = StaffUser(email="eleni@tectra.gr", full_name="Eleni K.", role="sales")
-    owner.password_hash = "x"
+    owner = StaffUser(
+        email="eleni@tectra.gr", full_name="Eleni K.", role=Role.SALES, password_hash="x"
+    )
     session.add(owner)
     session.commit()
     order = make_order(session, settings)
@@ -255,14 +266,14 @@ def test_settings_remove_powered_by_and_set_the_colour_and_logo(
     from app.templating import templates
 
     monkeypatch.setitem(templates.env.globals, "get_settings", lambda: branded)
-    client.app.dependency_overrides[__import__("app.config").config.settings_dependency] = lambda: (
-        branded
-    )
+    app = client.app
+    assert isinstance(app, FastAPI)
+    app.dependency_overrides[settings_dependency] = lambda: branded
     try:
         home = client.get("/").text
         css = client.get("/brand.css").text
     finally:
-        client.app.dependency_overrides.pop(__import__("app.config").config.settings_dependency)
+        app.dependency_overrides.pop(settings_dependency)
 
     assert "powered by" not in home and 'class="brand-logo"' in home
     assert "#7a1f5c" in css

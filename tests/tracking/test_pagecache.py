@@ -2,7 +2,9 @@
 
 import asyncio
 import time
+from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -12,20 +14,29 @@ from app.db import get_engine
 from app.offers.models import OfferStatus
 from app.tracking import service
 from app.tracking.models import CodeForm
-from app.tracking.pagecache import CachedPage, PageCache
+from app.tracking.pagecache import CachedPage, CacheKey, PageCache
 from app.tracking.schemas import StageUpdateCreate
 from tests.aio import run_async
 from tests.factories import make_offer
 from tests.tracking.test_pages import IPHONE, csrf_of, make_order, scans
 
+# A key of the shape the router builds: code, htmx fragment?, base URL, switcher language,
+# the visitor's languages.
+KEY: CacheKey = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/", None, ("en",))
+
 
 def test_repeated_views_reuse_the_page_and_each_is_recorded(
-    client: TestClient, session: Session, settings: Settings, monkeypatch
+    client: TestClient, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order = make_order(session, settings)
-    loads = []
+    loads: list[int] = []
     real = service.tracking_page
-    monkeypatch.setattr(service, "tracking_page", lambda *a, **k: loads.append(1) or real(*a, **k))
+
+    def counted(*args: Any, **kwargs: Any) -> service.TrackingPage:
+        loads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "tracking_page", counted)
 
     pages = [client.get(f"/{order.tracking_id}", headers={"user-agent": IPHONE}) for _ in range(5)]
 
@@ -107,21 +118,19 @@ def test_a_page_rendered_before_a_change_is_not_kept() -> None:
     epoch = cache.epoch()  # a view starts reading...
     cache.invalidate(["01H0WARY2WHGGRF3K72D299T3T"])  # ...a change commits meanwhile
     page = CachedPage("01H0WARY2WHGGRF3K72D299T3T", CodeForm.FULL, "old", False, cache.expiry())
-    cache.put(("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/"), page, epoch)
+    cache.put(KEY, page, epoch)
 
-    assert cache.get(("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")) is None
+    assert cache.get(KEY) is None
 
 
-def test_pages_expire(monkeypatch) -> None:
+def test_pages_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     cache = PageCache(ttl_seconds=2)
-    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+    key = KEY
     cache.put(key, CachedPage(key[0], CodeForm.FULL, "page", False, cache.expiry()), cache.epoch())
     assert cache.get(key) is not None
 
-    import app.tracking.pagecache as module
-
-    later = module.time.monotonic() + 3
-    monkeypatch.setattr(module.time, "monotonic", lambda: later)
+    later = time.monotonic() + 3
+    monkeypatch.setattr(time, "monotonic", lambda: later)  # the clock pagecache reads
     assert cache.get(key) is None
 
 
@@ -137,7 +146,7 @@ def test_each_app_has_its_own_cache_and_a_commit_drops_pages_in_each(settings: S
     first, second = create_app(settings), create_app(other)
     caches = [first.state.page_cache, second.state.page_cache]
     assert [c.ttl for c in caches] == [settings.page_cache_seconds, 30]
-    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+    key = KEY
     for cache in caches:
         cache.put(key, CachedPage(key[0], CodeForm.FULL, "page", False, cache.expiry()), 0)
     assert all(cache.get(key) for cache in caches)
@@ -149,8 +158,8 @@ def test_each_app_has_its_own_cache_and_a_commit_drops_pages_in_each(settings: S
 
 def test_concurrent_misses_share_one_load() -> None:
     cache = PageCache(ttl_seconds=60)
-    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
-    loads = []
+    key = KEY
+    loads: list[int] = []
 
     def load() -> CachedPage:
         loads.append(1)
@@ -170,7 +179,7 @@ def test_concurrent_misses_share_one_load() -> None:
 
 def test_a_failed_load_fails_its_waiters_and_the_next_view_tries_again() -> None:
     cache = PageCache(ttl_seconds=60)
-    key = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/")
+    key = KEY
 
     def broken() -> CachedPage:
         time.sleep(0.02)

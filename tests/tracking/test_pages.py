@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from app.analytics.models import table_of
 from app.config import Settings
 from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
@@ -211,7 +212,7 @@ def test_scan_events_store_no_ip_or_user_agent(
     client.get(f"/{offer.id}", headers={"user-agent": IPHONE})
 
     event = scans(session, offer)[0]
-    stored = " ".join(str(getattr(event, column.name)) for column in ScanEvent.__table__.columns)
+    stored = " ".join(str(getattr(event, column.name)) for column in table_of(ScanEvent).columns)
     assert "testclient" not in stored and "iPhone OS 17_4" not in stored
     assert "Mobile Safari" in stored
 

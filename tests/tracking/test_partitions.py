@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, ScalarResult, text
 from sqlmodel import Session, select
 
 from app.config import Settings, get_settings
@@ -105,7 +105,9 @@ def test_the_coming_months_are_made_and_take_over_their_rows_from_the_default(
 
 def explain(connection: Connection, query: Any) -> str:
     compiled = query.compile(dialect=connection.dialect)
-    plan = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).scalars()
+    plan: ScalarResult[str] = connection.exec_driver_sql(
+        f"EXPLAIN {compiled}", compiled.params
+    ).scalars()
     return "\n".join(plan)
 
 

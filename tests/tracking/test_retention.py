@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from app.analytics import attribution, rollup, scanfeed
 from app.analytics.attribution import Period
 from app.cli import cli
 from app.config import Settings, get_settings
-from app.tracking.models import ScanDaily, ScanEvent
+from app.tracking.models import Channel, ScanDaily, ScanEvent
 from app.tracking.retention import (
     DayCount,
     PurgeReport,
@@ -56,7 +56,9 @@ def count(session: Session, model: type) -> int:
 
 
 def daily_rows(session: Session) -> list[ScanDaily]:
-    return list(session.exec(select(ScanDaily).order_by(ScanDaily.day, ScanDaily.channel)).all())
+    return list(
+        session.exec(select(ScanDaily).order_by(col(ScanDaily.day), col(ScanDaily.channel))).all()
+    )
 
 
 def test_the_cutoff_is_a_utc_midnight_retention_days_ago() -> None:
@@ -84,11 +86,14 @@ def test_old_events_become_daily_counts_and_are_deleted(session: Session) -> Non
     assert report == PurgeReport(days=1, events=6, rows=3)
     rows = {(r.channel, r.is_bot): r for r in daily_rows(session)}
     assert {r.day for r in rows.values()} == {day.date()}
-    assert (rows["qr", False].scans, rows["qr", False].unique_visitors) == (3, 1)
-    assert rows["qr", False].untracked_scans == 1
+    assert (rows[Channel.QR, False].scans, rows[Channel.QR, False].unique_visitors) == (3, 1)
+    assert rows[Channel.QR, False].untracked_scans == 1
     # "a" was counted where it came first (qr), so the rows add up to the day's 3 visitors.
-    assert (rows["pdf", False].scans, rows["pdf", False].unique_visitors) == (2, 1)
-    assert (rows["qr", True].device_class, rows["qr", True].unique_visitors) == ("bot", 1)
+    assert (rows[Channel.PDF, False].scans, rows[Channel.PDF, False].unique_visitors) == (2, 1)
+    assert (rows[Channel.QR, True].device_class, rows[Channel.QR, True].unique_visitors) == (
+        "bot",
+        1,
+    )
     assert all(r.campaign_id is None and r.offer_id == offer.id for r in rows.values())
     remaining = session.exec(select(ScanEvent.occurred_at)).all()
     assert remaining == [CUTOFF + timedelta(hours=1)]
@@ -172,7 +177,7 @@ def test_concurrent_purges_and_scans_lose_and_double_nothing(committed: Engine) 
         ]
         add_scans(session, old)
     stop = threading.Event()
-    written = []
+    written: list[int] = []
     errors: list[BaseException] = []
 
     def write_new_scans() -> None:
@@ -226,7 +231,7 @@ def add_rolled_up_scans(session: Session, rows: list[dict[str, Any]]) -> None:
     """Scans as the scan writer stores them, and the dashboard's rollup the feed derives."""
     connection = session.connection()
     for row in rows:
-        scan_id = connection.execute(insert(ScanEvent).values(**row).returning(ScanEvent.id))
+        scan_id = connection.execute(insert(ScanEvent).values(**row).returning(col(ScanEvent.id)))
         scan_id.scalar_one()
     scanfeed.derive(session, get_settings().zone)  # what the server's scan feed does
     session.commit()

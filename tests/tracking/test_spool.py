@@ -2,6 +2,7 @@
 
 import asyncio
 import errno
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,6 @@ from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from app.config import get_settings
-from app.tracking import spool as spool_module
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import ScanNotRecorded, ScanWriter
 from app.tracking.spool import ScanSpool
@@ -149,7 +149,7 @@ def test_a_failed_append_leaves_none_of_its_rows(
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool_module.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)  # the spool's os
     with pytest.raises(OSError, match="No space left"):
         spool.append([_row(offer_id), _row(offer_id)])
     monkeypatch.undo()
