@@ -1,5 +1,7 @@
 """Alembic environment: one set of migrations for SQLite and PostgreSQL."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 from typing import Any
 
@@ -27,6 +29,47 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (type_ == "table" and name is not None and is_partition(name))
 
 
+def check_foreign_keys(ctx: Any, **_: Any) -> None:
+    """After each step, in its transaction: the rows it leaves must satisfy every foreign key
+    (SQLite checks none while they are off)."""
+    connection = ctx.connection
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise RuntimeError(f"migration left rows without their parent in {', '.join(tables)}")
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """Run the migrations with SQLite's foreign keys off, as SQLite's own procedure for table
+    changes asks: a batch operation copies a table and drops the old one, and with foreign keys
+    on that DROP deletes the rows of every table that references it with ON DELETE CASCADE (and
+    clears those with SET NULL). The pragma is a no-op inside a transaction, so it is set before
+    Alembic begins one, on the driver's connection (SQLAlchemy's would begin one first)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    if connection.in_transaction():
+        if connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+            raise RuntimeError(
+                "SQLite migrations need a connection outside a transaction: foreign keys must "
+                "be switched off before one begins, or copying a table deletes referencing rows"
+            )
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        if connection.in_transaction():  # only Alembic's reads are left: each step committed
+            connection.rollback()
+        driver.execute("PRAGMA foreign_keys=ON")  # the connection goes back to its pool
+
+
 def configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -35,20 +78,23 @@ def configure(connection: Connection) -> None:
         compare_type=True,
         render_item=render_item,
         include_name=include_name,
+        on_version_apply=check_foreign_keys,
     )
+
+
+def run_migrations(connection: Connection) -> None:
+    configure(connection)
+    with sqlite_foreign_keys_off(connection), context.begin_transaction():
+        context.run_migrations()
 
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        run_migrations(connection)
         return
     with get_engine().connect() as connection:
-        configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        run_migrations(connection)
 
 
 if context.is_offline_mode():

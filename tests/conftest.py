@@ -73,12 +73,14 @@ def reset_schema(engine: Engine) -> None:
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     config = alembic_config()
     config.attributes["configure_logger"] = False
-    with engine.begin() as connection:
+    # Outside a transaction: on SQLite, env.py switches foreign keys off before it begins one.
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         # The scan feed's mark starts before the first scan a test stores (rolled-back tests
         # use up PostgreSQL's ids; a mark at 0 would wait at their gap).
         connection.execute(text("DELETE FROM scan_feed_mark"))
+        connection.commit()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from app.db import make_engine, metadata
@@ -24,6 +25,18 @@ def _config(connection: object) -> Config:
     config.attributes["configure_logger"] = False
     config.attributes["connection"] = connection
     return config
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    # Outside a transaction, as the CLI runs them: on SQLite env.py switches foreign keys off
+    # before it begins one.
+    with engine.connect() as connection:
+        command.upgrade(_config(connection), revision)
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    with engine.connect() as connection:
+        command.downgrade(_config(connection), revision)
 
 
 @pytest.fixture
@@ -54,17 +67,14 @@ def test_models_and_migrations_do_not_drift(engine: Engine) -> None:
 
 
 def test_upgrade_to_head_and_downgrade_to_base(scratch_engine: Engine) -> None:
-    with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+    _upgrade(scratch_engine, "head")
     tables = set(inspect(scratch_engine).get_table_names())
     assert set(metadata.tables) <= tables
 
-    with scratch_engine.begin() as connection:
-        command.downgrade(_config(connection), "base")
+    _downgrade(scratch_engine, "base")
     assert set(inspect(scratch_engine).get_table_names()) <= {"alembic_version"}
 
-    with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+    _upgrade(scratch_engine, "head")
     assert set(metadata.tables) <= set(inspect(scratch_engine).get_table_names())
 
 
@@ -76,8 +86,7 @@ def test_questions_move_out_of_the_audit_log(scratch_engine: Engine) -> None:
     from app.config import get_settings
     from tests.factories import make_offer
 
-    with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "c0570e000001")
+    _upgrade(scratch_engine, "c0570e000001")
     with Session(scratch_engine) as session:
         offer_id = make_offer(session, get_settings()).id
         for offer in (offer_id, "01J00000000000000000000000"):  # the second one is gone
@@ -93,8 +102,7 @@ def test_questions_move_out_of_the_audit_log(scratch_engine: Engine) -> None:
             )
         session.commit()
 
-    with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+    _upgrade(scratch_engine, "head")
 
     with scratch_engine.connect() as connection:
         history = connection.execute(
@@ -140,8 +148,8 @@ def _scan_indexes(engine: Engine) -> set[str]:
 
 
 def test_partitioning_scan_events_keeps_every_row_id_and_index(scratch_engine: Engine) -> None:
+    _upgrade(scratch_engine, PARTITIONED_FROM)
     with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), PARTITIONED_FROM)
         _add_old_scans(
             connection,
             "2024-01-31T23:59:59+00:00",
@@ -151,8 +159,8 @@ def test_partitioning_scan_events_keeps_every_row_id_and_index(scratch_engine: E
     before, indexes = _scans(scratch_engine), _scan_indexes(scratch_engine)
     assert "ix_scan_event_offer_id_occurred_at" in indexes
 
+    _upgrade(scratch_engine, "head")
     with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
         partitioned = partitions.is_partitioned(connection)
         months = partitions.month_partitions(connection) if partitioned else []
         _add_old_scans(connection, "2024-01-15T00:00:00+00:00")
@@ -166,8 +174,8 @@ def test_partitioning_scan_events_keeps_every_row_id_and_index(scratch_engine: E
         assert {Month(2024, 1), Month(2024, 2), Month(2025, 7)} <= set(months)
         assert Month.of(datetime.now(UTC)).next().next() in months
 
+    _downgrade(scratch_engine, PARTITIONED_FROM)
     with scratch_engine.begin() as connection:
-        command.downgrade(_config(connection), PARTITIONED_FROM)
         assert not partitions.is_partitioned(connection)
         _add_old_scans(connection, "2024-01-16T00:00:00+00:00")
     back = _scans(scratch_engine)
@@ -181,8 +189,8 @@ def test_dropping_session_version_keeps_every_user_and_their_sessions(
 ) -> None:
     """5e5510fe0002: staff_user loses a column; the rows that point at a user all stay."""
     now = datetime.now(UTC)
+    _upgrade(scratch_engine, "2fa5e5510001")
     with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "2fa5e5510001")
         connection.execute(
             text(
                 "INSERT INTO staff_user (id, email, full_name, phone, role, password_hash,"
@@ -199,15 +207,138 @@ def test_dropping_session_version_keeps_every_user_and_their_sessions(
             {"now": now},
         )
 
-    with scratch_engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
+    _upgrade(scratch_engine, "head")
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("staff_user")}
     with scratch_engine.connect() as connection:
         sessions = connection.execute(text("SELECT user_id FROM staff_session")).all()
     assert "session_version" not in columns
     assert sessions == [(7,)]
 
-    with scratch_engine.begin() as connection:
-        command.downgrade(_config(connection), "2fa5e5510001")
+    _downgrade(scratch_engine, "2fa5e5510001")
+    with scratch_engine.connect() as connection:
         versions = connection.execute(text("SELECT session_version FROM staff_user")).all()
     assert versions == [(1,)]
+
+
+# Rows that point at other tables, stored as soon as their table exists: a step that copies a
+# table (SQLite's batch mode) must not delete them by cascade or clear their references.
+SEEDS = {
+    "6cf143c7a7df": [
+        "INSERT INTO offer (id, tracking_id, status, customer_company, customer_contact_name,"
+        " customer_email, customer_phone, customer_reference, currency, notes, terms,"
+        " valid_until, created_at, updated_at) VALUES ('O1', 'T1', 'issued', 'Acme', 'Ana',"
+        " 'ana@example.com', '', '', 'EUR', '', '', '2027-01-01', :now, :now)",
+        "INSERT INTO offer_line (offer_id, position, description, quantity, unit, unit_price,"
+        " discount_percent, vat_rate) VALUES ('O1', 1, 'Bolts', 2, 'pc', 3, 0, 20)",
+        "INSERT INTO offer_pdf (offer_id, etag, content, rendered_at)"
+        " VALUES ('O1', 'e', 'pdf', :now)",
+    ],
+    "19d2cb7bded0": [
+        f"INSERT INTO scan_event (offer_id, {SCAN_COLUMNS})"
+        " VALUES ('O1', :now, 'full', 'qr', 'mobile', '', '', '', false)",
+        "INSERT INTO stage_update (offer_id, stage_key, happened_at, public_note, internal_note,"
+        " carrier, tracking_number, tracking_link, created_by, created_at)"
+        " VALUES ('O1', 'confirmed', :now, '', '', '', '', '', 'ana', :now)",
+    ],
+    "7d83f5bb7aa1": [
+        "INSERT INTO staff_user (id, email, role, password_hash, is_active, session_version,"
+        " created_at, updated_at) VALUES (7, 'ana@example.com', 'admin', 'x', true, 1, :now, :now)"
+    ],
+    "20043e42d597": [
+        "INSERT INTO scan_daily (day, offer_id, code_form, channel, device_class, is_bot, scans,"
+        " unique_visitors, untracked_scans) VALUES ('2026-12-01', 'O1', 'full', 'qr', 'mobile',"
+        " false, 1, 1, 0)"
+    ],
+    "0d7976733b68": [
+        "INSERT INTO campaign (id, name, utm_source, utm_medium, utm_campaign, created_at,"
+        " updated_at) VALUES (1, 'Fair', '', '', '', :now, :now)",
+        "INSERT INTO creative (id, campaign_id, name, utm_content, created_at)"
+        " VALUES (1, 1, 'Flyer', '', :now)",
+        "INSERT INTO placement (id, campaign_id, name, slug, fallback_url, fallback_creative_id,"
+        " split_mode, rules, created_at, updated_at)"
+        " VALUES (1, 1, 'Stand', 'stand', '', 1, 'weighted', '[]', :now, :now)",
+        "UPDATE offer SET campaign_id = 1, placement_id = 1, creative_id = 1",
+        "INSERT INTO conversion (external_key, body_hash, type, offer_id, value, currency,"
+        " channel, occurred_at, created_at) VALUES ('k', 'h', 'order', 'O1', 5, 'EUR', '',"
+        " :now, :now)",
+    ],
+    "a1c0ffee0001": ["UPDATE offer SET owner_id = 7"],
+    "5ec0a1e50001": [
+        "INSERT INTO staff_session (token_hash, user_id, created_at, last_seen_at, client)"
+        " VALUES ('h', 7, :now, :now, 'Firefox')",
+        "INSERT INTO staff_totp (user_id, secret, last_step, recovery_hashes, created_at)"
+        " VALUES (7, 's', 0, '[]', :now)",
+    ],
+    "c3d91f07a2b4": [
+        "INSERT INTO order_subscription (offer_id, email, created_at)"
+        " VALUES ('O1', 'ana@example.com', :now)",
+        "INSERT INTO update_fanout (offer_id, stage_update_id, reason, created_at)"
+        " SELECT 'O1', id, 'stage', :now FROM stage_update",
+    ],
+    "d5a0e6b3c8f1": [
+        "INSERT INTO alert_preference (staff_user_id, kind, mode) VALUES (7, 'scan', 'instant')",
+        "INSERT INTO staff_alert (dedupe_key, offer_id, kind, recipient, mode, summary,"
+        " created_at) VALUES ('d', 'O1', 'scan', 'ana@example.com', 'instant', '', :now)",
+    ],
+    "3e1100000001": [
+        "INSERT INTO customer_question (id, offer_id, topic, email, message, asked_at)"
+        " VALUES ('Q1', 'O1', 'question', 'ana@example.com', 'When?', :now)"
+    ],
+}
+
+Snapshot = dict[str, tuple[list[str], list[tuple[object, ...]]]]
+
+
+def _snapshot(engine: Engine) -> Snapshot:
+    """Every table's columns and rows."""
+    snapshot: Snapshot = {}
+    with engine.connect() as connection:
+        inspector = inspect(connection)
+        for table in inspector.get_table_names():
+            columns = [str(column["name"]) for column in inspector.get_columns(table)]
+            rows = connection.execute(text(f"SELECT {', '.join(columns)} FROM {table}"))
+            snapshot[table] = (columns, [tuple(row) for row in rows])
+    return snapshot
+
+
+def _lost_rows(before: Snapshot, after: Snapshot) -> dict[str, object]:
+    """The tables a step kept whose rows it changed, in the columns it kept."""
+    lost: dict[str, object] = {}
+    for table in before.keys() & after.keys() - {"alembic_version"}:
+        kept = [column for column in before[table][0] if column in after[table][0]]
+        old, new = [
+            _project(rows, columns, kept) for columns, rows in (before[table], after[table])
+        ]
+        if old != new:
+            lost[table] = {"before": old, "after": new}
+    return lost
+
+
+def _project(rows: list[tuple[object, ...]], columns: list[str], kept: list[str]) -> list[str]:
+    places = [columns.index(column) for column in kept]
+    return sorted(repr(tuple(row[place] for place in places)) for row in rows)
+
+
+def test_no_step_deletes_or_clears_rows_that_point_at_a_copied_table(
+    scratch_engine: Engine,
+) -> None:
+    """On SQLite a batch step copies a table and drops the old one; with foreign keys on, the
+    drop would delete (CASCADE) or clear (SET NULL) every row pointing at it. Up and down,
+    step by step, every table a step keeps keeps its rows and their values."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    revisions = [script.revision for script in reversed(list(scripts.walk_revisions()))]
+    now = datetime.now(UTC)
+    for revision in revisions:
+        before = _snapshot(scratch_engine)
+        _upgrade(scratch_engine, revision)
+        assert _lost_rows(before, _snapshot(scratch_engine)) == {}, f"upgrade to {revision}"
+        with scratch_engine.begin() as connection:
+            for statement in SEEDS.get(revision, []):
+                connection.execute(text(statement), {"now": now})
+
+    for revision in reversed(revisions[:-1]):
+        before = _snapshot(scratch_engine)
+        _downgrade(scratch_engine, revision)
+        assert _lost_rows(before, _snapshot(scratch_engine)) == {}, f"downgrade to {revision}"
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM offer_line")).scalar() == 1
