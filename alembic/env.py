@@ -30,8 +30,8 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 
 def check_foreign_keys(ctx: Any, **_: Any) -> None:
-    """After each step, in its transaction: the rows it leaves must satisfy every foreign key
-    (SQLite checks none while they are off)."""
+    """After each step, in the run's one transaction: the rows it leaves must satisfy every
+    foreign key (SQLite checks none while they are off); if not, the whole run rolls back."""
     connection = ctx.connection
     if connection.dialect.name != "sqlite":
         return
@@ -65,7 +65,7 @@ def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        if connection.in_transaction():  # only Alembic's reads are left: each step committed
+        if connection.in_transaction():  # Alembic's transaction has committed; reads only
             connection.rollback()
         driver.execute("PRAGMA foreign_keys=ON")  # the connection goes back to its pool
 
