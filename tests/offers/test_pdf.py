@@ -7,14 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from multiprocessing.process import BaseProcess as Process
-from typing import Any
+from typing import Any, cast
 
 import pypdfium2 as pdfium
 import pytest
@@ -321,6 +322,18 @@ def running_renderer(workers: int = 1) -> Iterator[tuple[PdfRenderer, set[Proces
         renderer.shutdown()
 
 
+def _assert_killed(pool: ProcessPoolExecutor, workers: set[Process]) -> None:
+    """The stuck workers were killed, not left rendering on their own. Their exit codes are
+    read once the pool's manager thread has joined them: when two threads read a forkserver
+    child's status at once, one of them gets 255 instead."""
+    # typeshed types the attribute as the thread's wake-up pipe; it holds the thread.
+    manager = cast(threading.Thread | None, pool._executor_manager_thread)
+    assert manager is not None
+    manager.join(timeout=10)
+    for process in workers:
+        assert process.exitcode == -signal.SIGKILL
+
+
 def quick_html() -> str:
     return quotation_html(make_offer(lines=1), settings=SETTINGS, today=TODAY)
 
@@ -338,14 +351,13 @@ def test_the_renderer_renders_through_its_pool() -> None:
 def test_a_render_over_the_time_limit_is_killed_and_the_renderer_recovers() -> None:
     slow = quotation_html(make_offer(lines=300), settings=SETTINGS, today=TODAY)
     with running_renderer() as (renderer, workers):
+        stuck = renderer._pool
         renderer.timeout = 0.2
         with pytest.raises(PdfRenderTimeout, match="longer than 0.2 seconds"):
             renderer.render_sync(slow)
         renderer.timeout = 60
 
-        for process in workers:
-            process.join(timeout=10)
-            assert process.exitcode == -signal.SIGKILL  # not left rendering on its own
+        _assert_killed(stuck, workers)
         assert renderer.render_sync(quick_html()).startswith(b"%PDF")
 
 
@@ -383,14 +395,13 @@ def test_awaited_renders_and_a_thread_s_share_the_workers_and_all_complete() -> 
 def test_an_awaited_render_over_the_time_limit_is_killed_and_the_renderer_recovers() -> None:
     slow = quotation_html(make_offer(lines=300), settings=SETTINGS, today=TODAY)
     with running_renderer() as (renderer, workers):
+        stuck = renderer._pool
         renderer.timeout = 0.2
         with pytest.raises(PdfRenderTimeout, match="longer than 0.2 seconds"):
             run_async(lambda: renderer.render(slow))
         renderer.timeout = 60
 
-        for process in workers:
-            process.join(timeout=10)
-            assert process.exitcode == -signal.SIGKILL
+        _assert_killed(stuck, workers)
         assert run_async(lambda: renderer.render(quick_html())).startswith(b"%PDF")
 
 
