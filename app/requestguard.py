@@ -79,7 +79,7 @@ class RequestGuardMiddleware:
         would itself fail to encode). Form bodies need no check: Starlette decodes them with
         replacement characters."""
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive) or b""
         except HTTPException as exc:  # the body limit, counted while the body arrives
             response = JSONResponse({"detail": exc.detail}, exc.status_code)
             response.headers["Connection"] = "close"
@@ -90,7 +90,7 @@ class RequestGuardMiddleware:
             error = {"type": "string_unicode", "loc": ["body", *loc], "msg": SURROGATE_MESSAGE}
             await JSONResponse({"detail": [error]}, 422)(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
 
 def relative_locations(raw: list[tuple[bytes, bytes]], scope: Scope) -> None:
@@ -172,29 +172,37 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole request body, for a middleware that must look at it before the app does
+    (``replay`` hands it on); None once it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` once, then whatever comes next (a disconnect)."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if sent:
             return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return replay
+    return replayed
 
 
 def _surrogate_location(body: bytes) -> list[str | int] | None:

@@ -5,16 +5,16 @@ DELETE passes only with the session's token (app.csrf's one check, with the staf
 its policy) and, when the browser names one, an Origin of this very site.
 """
 
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import csrf
 from app.admin.access import expected_csrf_token
 from app.config import get_settings
+from app.requestguard import read_body, replay
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -34,45 +34,15 @@ class CsrfMiddleware:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive, MAX_BODY_BYTES)
         if body is None:
             await _refuse(scope, receive, send, "The request is too large.", 413)
             return
-        reason = await _problem(Request(scope, _replay(body, receive)))
+        reason = await _problem(Request(scope, replay(body, receive)))
         if reason:
             await _refuse(scope, receive, send, reason, 403)
             return
-        await self.app(scope, _replay(body, receive), send)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
+        await self.app(scope, replay(body, receive), send)
 
 
 def _cross_origin(request: Request) -> bool:
