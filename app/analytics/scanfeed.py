@@ -54,9 +54,7 @@ def derive(session: Session, zone: ZoneInfo, *, wait: bool = True) -> int:
     if mark is None:
         return 0
     after, gap_since = mark
-    query = select(_scans.c.id).where(_scans.c.id > after).order_by(_scans.c.id)
-    ids: Sequence[int] = connection.execute(query.limit(ROWS_PER_ROUND)).scalars().all()
-    run = _unbroken_run(connection, after, gap_since, ids)
+    run = _unbroken_run(connection, after, gap_since)
     if not run:
         return 0
     upto = run[-1]
@@ -77,18 +75,28 @@ def derive(session: Session, zone: ZoneInfo, *, wait: bool = True) -> int:
     return len(run)
 
 
-def _unbroken_run(
-    connection: Connection, after: int, gap_since: datetime | None, ids: Sequence[int]
-) -> list[int]:
-    if ids and ids[0] != after + 1 and not _gap_is_final(connection, gap_since):
+def _unbroken_run(connection: Connection, after: int, gap_since: datetime | None) -> list[int]:
+    """The ids this round derives: those past the mark up to the first missing one.
+
+    Every statement of a round names its range from both ends, here and below: with only
+    ``id > after``, PostgreSQL read the whole table at each round when it had no statistics for
+    it yet (a month's new partition) or when a subquery's ids were joined back to it.
+    """
+    first = connection.execute(select(func.min(_scans.c.id)).where(_scans.c.id > after)).scalar()
+    if first is None:
+        return []
+    if first != after + 1 and not _gap_is_final(connection, gap_since):
         if gap_since is None:
             connection.execute(
                 _mark.update().where(_mark.c.name == FEED).values(gap_since=utcnow())
             )
         return []
-    run = list(ids[:1])
-    for scan_id in ids[1:]:
-        if scan_id != run[-1] + 1:
+    in_reach = (_scans.c.id >= first) & (_scans.c.id < first + ROWS_PER_ROUND)
+    query = select(_scans.c.id).where(in_reach).order_by(_scans.c.id)
+    ids: Sequence[int] = connection.execute(query).scalars().all()
+    run: list[int] = []
+    for scan_id in ids:
+        if run and scan_id != run[-1] + 1:
             break  # the next round looks at this gap
         run.append(scan_id)
     return run
@@ -152,7 +160,7 @@ def _first_scans_by_people(
     day = local_day_sql(connection.dialect.name, "x.occurred_at")
     firsts = text(
         "SELECT s.id, s.offer_id, s.channel, s.device_class, s.occurred_at FROM scan_event s"
-        " WHERE s.id IN (SELECT min(x.id) FROM scan_event x"
+        " WHERE s.id > :after AND s.id <= :upto AND s.id IN (SELECT min(x.id) FROM scan_event x"
         " WHERE x.id > :after AND x.id <= :upto AND NOT x.is_bot AND x.offer_id IS NOT NULL"
         f" AND x.code_form <> :campaign GROUP BY x.offer_id, {day}) ORDER BY s.id"
     ).columns(occurred_at=UTCDateTime)
