@@ -1,18 +1,32 @@
 """sqladmin's CSV export: the rows of the list as its page shows them (all pages), written
-through app.csvsafe like every other CSV we produce."""
+through app.csvsafe like every other CSV we produce.
 
-from collections.abc import AsyncIterator
+Streamed, so that memory stays flat whatever the table's size: sqladmin's own export reads
+every row into a list before it writes the first (an audit log or a scan table of millions of
+rows would grow the process until it is killed). Here the database's cursor hands the rows
+over a chunk at a time (SQLAlchemy's ``yield_per``: a server-side cursor on PostgreSQL,
+SQLite's cursor stepping through the result), each chunk is written out and let go before the
+next is read, and the session is closed however the response ends, the client gone included.
+"""
+
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, cast
 
+import anyio
 from sqladmin import ModelView
 from sqladmin._types import _UNSET
 from sqladmin.helpers import secure_filename
-from sqlalchemy import Select
+from sqlalchemy import ScalarResult, Select
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app import csvsafe
+from app.db import READ_ONLY, new_session
+
+# Rows read from the database, and held in memory, at a time.
+CHUNK_ROWS = 1000
 
 
 async def listed(view: ModelView, request: Request) -> Select[Any]:
@@ -44,6 +58,74 @@ async def _filtered(stmt: Select[Any], lookup: Any, model: Any, params: Any) -> 
     return cast(Select[Any], await lookup.get_filtered_query(stmt, operation, value, model))
 
 
+class _Chunks:
+    """The rows of one statement, ``size`` at a time, from a read-only transaction of a session
+    of their own. Its methods block: call them in a worker thread, one at a time."""
+
+    def __init__(self, stmt: Select[Any], size: int) -> None:
+        self._stmt = stmt.execution_options(yield_per=size)
+        self._session = new_session()
+        self._result: ScalarResult[Any] | None = None
+        self._partitions: Iterator[Sequence[Any]] = iter(())
+        self._first: Sequence[Any] = ()
+
+    def open(self) -> None:
+        """Run the statement and read its first chunk."""
+        # Read-only: on SQLite an export that lasts as long as a slow download must not hold
+        # the writers' lock (WAL readers take none).
+        self._session.connection(execution_options={READ_ONLY: True})
+        self._result = self._session.scalars(self._stmt)
+        self._partitions = self._result.partitions()
+        self._first = self._read()
+
+    def next(self) -> Sequence[Any]:
+        """The next chunk of rows, detached from the session; empty after the last."""
+        chunk, self._first = self._first, ()
+        return chunk or self._read()
+
+    def _read(self) -> Sequence[Any]:
+        chunk = next(self._partitions, ())
+        # Detached, the rows go as soon as they are written (the identity map holds the rest
+        # weakly), and a value they lack is loaded by sqladmin in a thread of its own, never
+        # by this session on the event loop. expunge_all would end the load under way.
+        for row in chunk:
+            self._session.expunge(row)
+        return chunk
+
+    def close(self) -> None:
+        """Close the cursor, roll back and give the connection back to the pool."""
+        try:
+            if self._result is not None:
+                self._result.close()
+        finally:
+            self._session.close()
+
+
+class _CsvStream(StreamingResponse):
+    """A CSV download that owns the session its rows come from and closes it when the response
+    ends, however it ends: sent, failed, or cancelled because the client went away (a fetch
+    under way finishes first: a worker thread is not interrupted)."""
+
+    def __init__(self, lines: AsyncIterator[str], rows: _Chunks, filename: str) -> None:
+        super().__init__(
+            lines,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f"attachment;filename={filename}"},
+        )
+        self._rows = rows
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await _close(self._rows)
+
+
+async def _close(rows: _Chunks) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(rows.close)
+
+
 class _Line:
     """A file-like object whose write returns the line, so rows stream as they are made."""
 
@@ -51,19 +133,39 @@ class _Line:
         return text
 
 
-async def csv_export(view: ModelView, data: list[Any]) -> StreamingResponse:
-    """The rows of a list page as sqladmin exports them, each cell neutralised."""
+async def csv_response(view: ModelView, request: Request) -> StreamingResponse:
+    """Every row the list shows for the same query string (the Export link carries it,
+    templates/admin/sqladmin/list.html), in its order, as sqladmin exports them (past
+    ``export_max_rows``, 0 for no limit, the first rows only), each cell neutralised, read
+    and sent a chunk at a time."""
+    stmt = (await listed(view, request)).limit(view.export_max_rows or None)
+    rows = _Chunks(stmt, CHUNK_ROWS)
+    try:
+        # Before the response starts: a statement the database refuses is still an error
+        # page, not a CSV cut short after a 200.
+        await anyio.to_thread.run_sync(rows.open)
+    except BaseException:
+        await _close(rows)
+        raise
+    filename = secure_filename(view.get_export_name(export_type="csv"))
+    return _CsvStream(_lines(view, rows), rows, filename)
+
+
+async def _lines(view: ModelView, rows: _Chunks) -> AsyncIterator[str]:
     writer = csvsafe.SafeWriter(_Line())
     names: list[str] = view._export_prop_names
+    yield writer.writerow(names)
+    while text := await _next_chunk(view, rows, writer, names):
+        yield text
 
-    async def lines() -> AsyncIterator[str]:
-        yield writer.writerow(names)
-        for row in data:
-            yield writer.writerow([str(await view.get_prop_value(row, name)) for name in names])
 
-    filename = secure_filename(view.get_export_name(export_type="csv"))
-    return StreamingResponse(
-        lines(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f"attachment;filename={filename}"},
-    )
+async def _next_chunk(
+    view: ModelView, rows: _Chunks, writer: csvsafe.SafeWriter, names: list[str]
+) -> str:
+    """The next chunk of rows as CSV lines; the rows go when it returns."""
+    chunk = await anyio.to_thread.run_sync(rows.next)
+    return "".join([writer.writerow(await _cells(view, row, names)) for row in chunk])
+
+
+async def _cells(view: ModelView, row: Any, names: list[str]) -> list[str]:
+    return [str(await view.get_prop_value(row, name)) for name in names]

@@ -1,22 +1,58 @@
 """sqladmin's CSV export from a staff list: the Export button on a searched, filtered or sorted
-list gives the rows that list shows on all its pages, in its order, and nothing else."""
+list gives the rows that list shows on all its pages, in its order, and nothing else; read from
+the database a chunk at a time, so a table of millions of rows does not fill the server's
+memory, and given up when the client goes away."""
 
 import csv
 import html
 import io
 import math
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
+from app import audit
+from app.admin import export
+from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from app.config import get_settings
+from app.offers.models import Offer
 from tests.factories import make_offer
 
 pytestmark = pytest.mark.concurrency
+CHUNK = 2
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every export here reads two rows at a time: a list of three rows or more spans chunks.
+    monkeypatch.setattr(export, "CHUNK_ROWS", CHUNK)
+
+
+@pytest.fixture
+def loads() -> Iterator[Callable[[Any], list[Any]]]:
+    """Watch a table: the ids of its rows read from the database, in the order they were read."""
+    watched: list[tuple[Any, Callable[[Any, Any], None]]] = []
+
+    def watch(model: Any) -> list[Any]:
+        loaded: list[Any] = []
+
+        def count(row: Any, _context: Any) -> None:
+            loaded.append(row.id)
+
+        event.listen(model, "load", count)
+        watched.append((model, count))
+        return loaded
+
+    yield watch
+    for model, count in watched:
+        event.remove(model, "load", count)
 
 
 def _offers(db: Session, *companies: str, issued: bool = False) -> list[str]:
@@ -142,3 +178,131 @@ def test_a_role_that_may_not_export_a_list_is_still_refused_with_its_filters(
 
     assert refused.status_code == 403
     assert "Acme" not in refused.text
+
+
+def test_an_export_of_many_chunks_is_complete_in_the_lists_order(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    kept = _offers(db, *[f"Many {n} SA" for n in range(9)], issued=True)
+    _offers(db, "Many Draft SA", "Other SA")
+    _offers(db, "Other Issued SA", issued=True)
+    as_role(Role.VIEWER)
+    params = {"search": "many", "status": "issued", "sortBy": "customer_company", "sort": "desc"}
+
+    shown, link = _listed(web, "/admin/offer/list", {**params, "pageSize": "25"})
+    rows = _exported(web, link)
+
+    assert sorted(shown) == sorted(kept)  # nine rows: five chunks of two
+    assert [row["id"] for row in rows] == shown
+    assert [row["customer_company"] for row in rows] == [f"Many {n} SA" for n in range(8, -1, -1)]
+
+
+def _until_first_row(pieces: Iterator[str]) -> str:
+    """Read a download until the column titles and a first row have come."""
+    received = ""
+    for piece in pieces:
+        received += piece
+        if received.count("\n") >= 2:
+            return received
+    raise AssertionError(f"the download ended before its first row: {received!r}")
+
+
+def test_an_export_reads_its_rows_a_chunk_at_a_time(
+    web: TestClient,
+    as_role: Callable[[Role], str],
+    db: Session,
+    loads: Callable[[Any], list[Any]],
+) -> None:
+    _offers(db, *[f"Chunked {n} SA" for n in range(10)])
+    as_role(Role.VIEWER)
+    loaded = loads(Offer)
+
+    with web.stream("GET", "/admin/offer/export/csv") as response:
+        pieces = response.iter_text()
+        first = _until_first_row(pieces)
+        read_when_the_first_rows_arrived = len(loaded)
+        rows = list(csv.DictReader(io.StringIO(first + "".join(pieces))))
+
+    # The client holds the first chunk; the server has read at most the next one since.
+    assert read_when_the_first_rows_arrived <= 2 * CHUNK
+    assert len(rows) == 10
+    assert sorted(row["id"] for row in rows) == sorted(loaded)  # every row, read once
+
+
+def _least(reading: Callable[[], int]) -> int:
+    """The least of a few readings: the app's background work (the scan feed, every 0.2 s)
+    holds a connection for moments only, an export for as long as its download."""
+    readings = []
+    for _ in range(8):
+        readings.append(reading())
+        time.sleep(0.05)
+    return min(readings)
+
+
+def _idle_in_transaction(engine: Engine) -> list[str]:
+    """The last statement of each connection to this database that waits inside a transaction."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            text(
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+            )
+        )
+        return list(found.scalars())
+
+
+def test_a_client_that_leaves_mid_download_ends_the_exports_transaction(
+    web: TestClient,
+    as_role: Callable[[Role], str],
+    db: Session,
+    committed: Engine,
+    loads: Callable[[Any], list[Any]],
+) -> None:
+    for n in range(10):
+        audit.record(
+            db,
+            actor="tests:leaving",
+            action="offer.create",
+            entity_type="offer",
+            entity_id=n,
+            summary=f"Entry {n}",
+        )
+    db.commit()
+    as_role(Role.ADMIN)
+    db.close()
+    postgres = committed.dialect.name == "postgresql"
+    pool = committed.pool
+    checked_out_before = _least(pool.checkedout)  # type: ignore[attr-defined]
+    loaded = loads(AuditLogEntry)
+
+    with web.stream("GET", "/admin/audit-log-entry/export/csv?search=leaving") as response:
+        pieces = response.iter_text()  # kept: a dropped iterator closes the response
+        _until_first_row(pieces)
+        checked_out_during = _least(pool.checkedout)  # type: ignore[attr-defined]
+        waiting = _idle_in_transaction(committed) if postgres else []
+
+    assert checked_out_during == checked_out_before + 1  # the export's, while it streams
+    assert len(loaded) <= 2 * CHUNK  # no row read after the client left
+    assert _least(pool.checkedout) == checked_out_before  # type: ignore[attr-defined]
+    if postgres:
+        # A server-side cursor, read CHUNK rows a time, in a transaction that ends with the
+        # download.
+        assert any(query.startswith(f"FETCH FORWARD {CHUNK} ") for query in waiting), waiting
+        assert _least(lambda: len(_idle_in_transaction(committed))) == 0
+
+
+def test_an_offer_can_be_saved_while_an_export_downloads(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    _offers(db, *[f"Busy {n} SA" for n in range(10)])
+    as_role(Role.VIEWER)
+
+    with web.stream("GET", "/admin/offer/export/csv") as response:
+        pieces = response.iter_text()
+        first = _until_first_row(pieces)
+        # On SQLite a write waits for the one writer's lock: the export must not hold it.
+        saved = _offers(db, "Saved Meanwhile SA")
+        rows = list(csv.DictReader(io.StringIO(first + "".join(pieces))))
+
+    assert len(saved) == 1
+    assert len(rows) == 10

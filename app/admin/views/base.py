@@ -13,9 +13,8 @@ from sqladmin.helpers import get_primary_keys, object_identifier_values
 from sqlalchemy import BigInteger, ColumnElement, Select
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
-from starlette.responses import StreamingResponse
 
-from app.admin import export, listfilters
+from app.admin import listfilters
 from app.admin.listfilters import FilterField
 from app.admin.users import Staff
 from app.auth.staff import Role
@@ -87,22 +86,6 @@ class StaffModelView(ModelView):
         # Rows that tie on the sorted column (two offers of one day) keep one order from page to
         # page and in the export: without it a row could show on two pages and on none.
         return super().sort_query(stmt, request).order_by(*self.pk_columns)
-
-    async def get_model_objects(self, request: Request, limit: int | None = 0) -> list[Any]:
-        # The export: every row the list shows for the same query string (the export link
-        # carries it, templates/admin/sqladmin/list.html), in its order; past export_max_rows
-        # (0: no limit) the first rows only, as sqladmin cuts it.
-        stmt = await export.listed(self, request)
-        rows: list[Any] = await self._run_query(stmt.limit(limit or None))
-        return rows
-
-    async def export_data(
-        self, data: list[Any], export_type: str = "csv", request: Request | None = None
-    ) -> StreamingResponse:
-        # Through app.csvsafe: customer-typed text must not reach a spreadsheet as a formula.
-        if export_type != "csv":
-            raise HTTPException(status_code=404)
-        return await export.csv_export(self, data)
 
     def _stmt_by_identifier(self, identifier: str) -> Any:
         # Every detail, edit and action page finds its row here. A number its column cannot
