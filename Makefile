@@ -100,6 +100,7 @@ bench: install
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/export_memory.py
 	command -v haproxy >/dev/null 2>&1 || apt-get install -y -qq haproxy >/dev/null
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/notify.py
