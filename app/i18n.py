@@ -74,13 +74,25 @@ def translate_plural(language: str, singular: str, plural: str, count: int) -> s
     return str(translations(language).ungettext(singular, plural, count))
 
 
-@lru_cache(maxsize=256)
+# Headers longer than a browser sends are parsed each time, not kept: a cache holds the headers
+# it is given, and the server takes a header of megabytes (uvicorn with httptools), so 256 of
+# them could hold any amount of memory. The campaign redirect reads no more than this either.
+CACHED_HEADER_LENGTH: Final = 500
+
+
 def accepted_languages(header: str) -> tuple[str, ...]:
     """Our languages in the order an ``Accept-Language`` header prefers them.
 
     ``de-AT`` counts as ``de``; ``q=0`` refuses a language. Cached: browsers send a handful
     of distinct headers, and the tracking page parses one on every view.
     """
+    if len(header) > CACHED_HEADER_LENGTH:
+        return _accepted_languages.__wrapped__(header)
+    return _accepted_languages(header)
+
+
+@lru_cache(maxsize=256)
+def _accepted_languages(header: str) -> tuple[str, ...]:
     weighted: dict[str, float] = {}
     for position, item in enumerate(header.split(",")):
         tag, _, params = item.strip().partition(";")

@@ -99,7 +99,7 @@ def relative_locations(raw: list[tuple[bytes, bytes]], scope: Scope) -> None:
     if any(name.lower() == b"location" for name, _ in raw):
         own = _own_origins(scope)
         raw[:] = [
-            (name, _relative(value, own) if name.lower() == b"location" else value)
+            (name, _relative_location(value, own) if name.lower() == b"location" else value)
             for name, value in raw
         ]
 
@@ -112,6 +112,19 @@ def _own_origins(scope: Scope) -> frozenset[str]:
     if server:
         hosts.add(f"{server[0]}:{server[1]}".lower())
     return frozenset(hosts)
+
+
+# Only keys of a URL's usual length are cached: a redirect to our own pages is built on the
+# Host header the client sent (and, for a trailing slash, its query string), text of any length
+# (uvicorn with httptools takes megabytes), and ``own`` holds that Host header too, so 4096
+# entries could hold any amount of memory. A longer one is worked out each time.
+CACHED_KEY_LENGTH = 2048
+
+
+def _relative_location(location: bytes, own: frozenset[str]) -> bytes:
+    if len(location) + sum(map(len, own)) > CACHED_KEY_LENGTH:
+        return _relative.__wrapped__(location, own)
+    return _relative(location, own)
 
 
 # A campaign code's few destinations, seen through a site's few names: parsing each redirect's

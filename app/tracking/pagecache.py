@@ -36,6 +36,13 @@ from app.tracking.models import CodeForm, OrderStage, StageUpdate
 # Stands in for the visitor's CSRF token in cached HTML: random, so no content can forge it.
 CSRF_PLACEHOLDER = "csrf-" + secrets.token_hex(16)
 MAX_ENTRIES = 20_000
+# Pages are bounded by their size too: a page's links are built on the Host header the visitor
+# sent, any text of any length (uvicorn with httptools takes a header of megabytes), and each
+# host is a page of its own, so MAX_ENTRIES pages alone could hold any amount of memory. A kept
+# page holds its text about three times over (text, bytes, the bytes split at the CSRF token):
+# some 50 MB at most for Latin text. A page is some 10 kB: a burst of over a thousand distinct
+# pages within the time to live still fits.
+MAX_CHARACTERS = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,17 +77,25 @@ CacheKey = tuple[str, bool, str, str | None, tuple[str, ...]]
 
 
 class PageCache:
-    """A bounded LRU of rendered pages with a time to live; thread-safe.
+    """An LRU of rendered pages, bounded in number and in size, with a time to live;
+    thread-safe.
 
     It also remembers when the database last failed a page load (``unavailable_until``):
     until then, a page it does not hold gets its 503 at once instead of waiting for a
     connection attempt to time out.
     """
 
-    def __init__(self, ttl_seconds: float, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_entries: int = MAX_ENTRIES,
+        max_characters: int = MAX_CHARACTERS,
+    ) -> None:
         self.ttl = ttl_seconds
         self.unavailable_until = 0.0
         self._max = max_entries
+        self._max_characters = max_characters
+        self.characters = 0  # of the pages held
         self._pages: OrderedDict[CacheKey, CachedPage] = OrderedDict()
         self._lock = threading.Lock()
         self._epoch = 0  # bumped by every invalidation
@@ -101,7 +116,7 @@ class PageCache:
             if page is None:
                 return None
             if page.expires_at <= time.monotonic():
-                del self._pages[key]
+                self._drop(key)
                 return None
             self._pages.move_to_end(key)
             return page
@@ -110,12 +125,19 @@ class PageCache:
         if not self.enabled:
             return
         with self._lock:
-            if epoch != self._epoch:  # rendered from data that may predate a change
-                return
+            if epoch != self._epoch or len(page.html) > self._max_characters:
+                return  # rendered from data that may predate a change, or too big to keep
+            self._drop(key)
             self._pages[key] = page
-            self._pages.move_to_end(key)
-            while len(self._pages) > self._max:
-                self._pages.popitem(last=False)
+            self.characters += len(page.html)
+            while len(self._pages) > self._max or self.characters > self._max_characters:
+                self._drop(next(iter(self._pages)))  # the least recently used
+
+    def _drop(self, key: CacheKey) -> None:
+        """Under the lock."""
+        page = self._pages.pop(key, None)
+        if page is not None:
+            self.characters -= len(page.html)
 
     async def get_or_load(self, key: CacheKey, load: Callable[[], CachedPage]) -> CachedPage:
         """The cached page, or ``load()`` run in a thread; concurrent misses of one key share
@@ -144,12 +166,13 @@ class PageCache:
         with self._lock:
             self._epoch += 1
             for key in [k for k, page in self._pages.items() if page.offer_id in wanted]:
-                del self._pages[key]
+                self._drop(key)
 
     def clear(self) -> None:
         with self._lock:
             self._epoch += 1
             self._pages.clear()
+            self.characters = 0
 
 
 # Every cache of this process, so a commit anywhere drops the pages it changed in each; weak,

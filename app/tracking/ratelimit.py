@@ -16,7 +16,7 @@ import time
 
 from limits import RateLimitItemPerSecond, strategies
 from limits.errors import StorageError
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 
 from app.errors import AppError
 
@@ -54,6 +54,8 @@ class MissLimiter:
         options = {"wrap_exceptions": True} if not storage_uri.startswith("memory") else {}
         self.storage = storage_from_string(storage_uri, **options)
         self._window = strategies.MovingWindowRateLimiter(self.storage)
+        self._window_seconds = window_seconds
+        self._next_sweep = 0.0
 
     def check(self, client: str) -> None:
         """Raise TooManyMisses while ``client`` has used up its misses."""
@@ -71,3 +73,27 @@ class MissLimiter:
             self._window.hit(self.item, client)
         except StorageError:
             log.warning("miss not counted: the rate limit storage does not answer")
+        if isinstance(self.storage, MemoryStorage):
+            self._forget_idle_clients(self.storage)
+
+    def _forget_idle_clients(self, storage: MemoryStorage) -> None:
+        """Drop the clients whose window has passed, at most once a window.
+
+        limits' memory storage (5.8) empties a client's list of hits once they expire but keeps
+        the client's key for good: one key per address (per /64) that ever missed, which a
+        server running for weeks, or a guesser rotating addresses, grows without end; and its
+        expiry timer walks every key it holds each time it runs. Redis expires its keys itself.
+        """
+        now = time.time()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self._window_seconds
+        for key, hits in list(storage.events.items()):
+            if hits and hits[0].expiry > now:  # newest first: this client is still counted
+                continue
+            with storage.locks[key]:  # the lock limits takes to add a hit to this key
+                hits = storage.events.get(key, [])
+                if hits and hits[0].expiry > now:  # a hit came meanwhile
+                    continue
+                storage.events.pop(key, None)
+                storage.locks.pop(key, None)  # as limits drops the lock of a key without hits

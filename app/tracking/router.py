@@ -171,8 +171,14 @@ def _cache_key(request: Request, code: TrackingCode, htmx: bool) -> CacheKey:
     return (code.value, htmx, base, requested_language(request), _accepted_languages(accept))
 
 
-@lru_cache(maxsize=256)
 def _accepted_languages(header: bytes) -> tuple[str, ...]:
+    if len(header) > i18n.CACHED_HEADER_LENGTH:  # not kept (see there)
+        return i18n.accepted_languages(header.decode("latin-1"))
+    return _cached_accepted_languages(header)
+
+
+@lru_cache(maxsize=256)
+def _cached_accepted_languages(header: bytes) -> tuple[str, ...]:
     return i18n.accepted_languages(header.decode("latin-1"))
 
 

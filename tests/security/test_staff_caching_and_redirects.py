@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.routing import Mount, Route
 
+from app import requestguard
 from app.admin.analytics.dashboard import CsvTable
 from app.auth.staff import Role
 from app.config import get_settings
@@ -180,3 +181,23 @@ def test_a_location_back_here_never_becomes_a_link_to_another_site() -> None:
     relative_locations(raw, scope)
 
     assert raw == [(b"location", b"/evil.example/x?y=1")]
+
+
+def test_redirects_for_long_hosts_and_queries_are_made_relative_but_not_kept(
+    client: TestClient,
+) -> None:
+    """Parsed Locations are cached for the next redirects; a Location built on a long Host
+    header or query string the client chose, each different, must not be kept (a server takes
+    a header of megabytes)."""
+    requestguard._relative.cache_clear()
+    long = "x" * 20_000
+    requests = [
+        *(("/lookup?code=01H0W-ARY2W", {"Host": f"{n}.{long}.example"}) for n in range(50)),
+        *((f"/lookup/?code=01H0W-ARY2W&{n}={long}", {}) for n in range(50)),  # trailing slash
+    ]
+
+    for path, headers in requests:
+        response = client.get(path, headers=headers, follow_redirects=False)
+        assert response.headers["location"].startswith("/")  # still made relative
+
+    assert requestguard._relative.cache_info().currsize == 0

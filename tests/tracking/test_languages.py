@@ -8,11 +8,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app import i18n
 from app.auth.staff import Role, StaffUser
 from app.config import Settings, get_settings, settings_dependency
 from app.offers import service as offers_service
 from app.offers.models import OfferStatus
-from app.tracking import service
+from app.tracking import router, service
 from tests.factories import line_data, make_offer
 from tests.tracking.test_pages import csrf_of, make_order
 
@@ -325,3 +326,21 @@ def test_the_switcher_on_an_answered_form_leads_to_the_offer_page(
 
     assert refused.status_code == 422
     assert f'<a href="/{offer.id}?lang=de" hreflang="de"' in refused.text
+
+
+def test_long_accept_language_headers_are_read_but_not_kept(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """The parsed headers are cached for the next views; a client sending long headers, each
+    different, must not have them kept (a server takes a header of megabytes)."""
+    order = make_order(session, settings)
+    caches = (i18n._accepted_languages, router._cached_accepted_languages)
+    for cache in caches:
+        cache.cache_clear()
+
+    for n in range(300):
+        header = f"el;q=0.5, {'x' * 2_000}{n}, de;q=0.9"
+        page = client.get(f"/{order.tracking_id}", headers={"accept-language": header})
+        assert html_lang(page.text) == "de"  # still read in full
+
+    assert [cache.cache_info().currsize for cache in caches] == [0, 0]

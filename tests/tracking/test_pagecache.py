@@ -14,7 +14,7 @@ from app.db import get_engine
 from app.offers.models import OfferStatus
 from app.tracking import service
 from app.tracking.models import CodeForm
-from app.tracking.pagecache import CachedPage, CacheKey, PageCache
+from app.tracking.pagecache import MAX_CHARACTERS, CachedPage, CacheKey, PageCache
 from app.tracking.schemas import StageUpdateCreate
 from tests.aio import run_async
 from tests.factories import make_offer
@@ -111,6 +111,37 @@ def test_links_follow_the_host_the_visitor_used(
 
     assert f"https://track.example.com/{offer.id}/pdf" in via_public
     assert f"http://internal.example:8000/{offer.id}/pdf" in via_internal
+
+
+def test_pages_for_many_hosts_stay_within_the_cache_size(
+    client: TestClient,
+    app: FastAPI,
+    session: Session,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each Host header gets a page of its own, its links built on it: long made-up hosts must
+    not pile up pages beyond the cache's size, and the cache must keep working."""
+    offer = make_offer(session, settings, issued=True)
+    cache: PageCache = app.state.page_cache
+    loads: list[int] = []
+    real = service.tracking_page
+
+    def counted(*args: Any, **kwargs: Any) -> service.TrackingPage:
+        loads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "tracking_page", counted)
+    hosts = [f"h{n}.{'x' * 60_000}.example" for n in range(40)]  # pages of ~0.5 M characters
+
+    assert {client.get(f"/{offer.id}", headers={"host": h}).status_code for h in hosts} == {200}
+
+    held = sum(len(page.html) for page in cache._pages.values())
+    assert held <= MAX_CHARACTERS and cache.characters == held
+    client.get(f"/{offer.id}", headers={"host": hosts[-1]})
+    assert len(loads) == len(hosts)  # the latest host's page came from the cache
+    cache.invalidate([offer.id])
+    assert cache.characters == 0  # a change drops the offer's pages, and their size with them
 
 
 def test_a_page_rendered_before_a_change_is_not_kept() -> None:
