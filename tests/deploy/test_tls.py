@@ -140,6 +140,14 @@ def test_each_visitor_is_told_apart_by_the_address_caddy_forwards(site: Site) ->
     assert spoofed.status == 404
 
 
+def test_caddy_refuses_request_headers_of_over_64_kb(site: Site) -> None:
+    """OfferTrack's server reads headers of any size, and what parses them keeps the last
+    few (a Referer of megabytes held memory after its request): the proxy sets the bound."""
+    page = site.issued_offer_path
+    assert get(site, page, Referer="https://example.com/" + "a" * 30_000).status == 200
+    assert get(site, page, Referer="https://example.com/" + "a" * 100_000).status == 431
+
+
 def test_metrics_stay_inside(site: Site) -> None:
     assert get(site, "/metrics").status == 404
 
