@@ -229,11 +229,17 @@ def load_arm_stats(session: Session, placement_ids: list[int]) -> ArmTable:
     arms: ArmTable = {pid: {} for pid in placement_ids}
     if not placement_ids:
         return arms
-    since = utcnow() - THOMPSON_WINDOW
+    now = utcnow()
+    since = now - THOMPSON_WINDOW
+    # Both ranges are named from both ends, though nothing lies past ``until`` (a local day is
+    # at most a day ahead of UTC, a conversion at most minutes): with a lower bound alone,
+    # PostgreSQL without statistics on a table read all of it, every minute in every process.
+    until = now + timedelta(days=1)
     daily = table_of(CampaignDayTotal).c
     visitors = (
         select(daily.placement_id, daily.creative_id, func.sum(daily.visitors))
-        .where(daily.placement_id.in_(placement_ids), daily.day >= since.date())
+        .where(daily.placement_id.in_(placement_ids))
+        .where(daily.day >= since.date(), daily.day <= until.date())
         .group_by(daily.placement_id, daily.creative_id)
     )
     seen_rows: Sequence[Any] = session.execute(visitors).all()
@@ -242,7 +248,8 @@ def load_arm_stats(session: Session, placement_ids: list[int]) -> ArmTable:
     conv = table_of(Conversion).c
     converted = (
         select(conv.last_placement_id, conv.last_creative_id, func.count())
-        .where(conv.last_placement_id.in_(placement_ids), conv.occurred_at >= since)
+        .where(conv.last_placement_id.in_(placement_ids))
+        .where(conv.occurred_at >= since, conv.occurred_at < until)
         .group_by(conv.last_placement_id, conv.last_creative_id)
     )
     converted_rows: Sequence[Any] = session.execute(converted).all()

@@ -165,6 +165,10 @@ class WebhookDelivery(SQLModel, table=True):
     __tablename__ = "webhook_delivery"
     __table_args__ = (
         Index("ix_webhook_delivery_endpoint_id_attempted_at", "endpoint_id", "attempted_at"),
+        # The staff page's latest attempts of one endpoint (ORDER BY id DESC LIMIT n): read in
+        # this index's order they are the first n; with the index above SQLite (and
+        # PostgreSQL without statistics) read and sorted every attempt of the endpoint.
+        Index("ix_webhook_delivery_endpoint_id_id", "endpoint_id", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

@@ -3,7 +3,7 @@ schema itself comes from Alembic migrations."""
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -19,7 +19,23 @@ class MailOutbox(SQLModel, table=True):
 
     __tablename__ = "mail_outbox"
     __table_args__ = (
-        Index("ix_mail_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),
+        # The worker's claim and backlog read the mails waiting to be sent, every second:
+        # failed_at in the key keeps the mails refused for good (kept for the operators, never
+        # deleted) out of their range, and the partial index on id gives PostgreSQL the
+        # claim's order over those rows alone (with only the index above, its statistics led
+        # it to walk the primary key from the oldest mail, through every sent one).
+        Index(
+            "ix_mail_outbox_sent_at_failed_at_next_attempt_at",
+            "sent_at",
+            "failed_at",
+            "next_attempt_at",
+        ),
+        Index(
+            "ix_mail_outbox_waiting",
+            "id",
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
@@ -47,6 +63,9 @@ class OrderSubscription(SQLModel, table=True):
     __tablename__ = "order_subscription"
     __table_args__ = (
         Index("ix_order_subscription_offer_id_email", "offer_id", "email", unique=True),
+        # The hourly purge of pending subscriptions nobody confirmed reads those alone, not
+        # every confirmed subscription there ever was.
+        Index("ix_order_subscription_confirmed_at_created_at", "confirmed_at", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -65,6 +84,16 @@ class UpdateFanout(SQLModel, table=True):
     update through the API costs one insert whatever the audience."""
 
     __tablename__ = "update_fanout"
+    # The worker's claim (every second) takes the oldest pending row by id: without this,
+    # PostgreSQL with no statistics yet walked the primary key through every row done.
+    __table_args__ = (
+        Index(
+            "ix_update_fanout_pending",
+            "id",
+            postgresql_where=text("done_at IS NULL"),
+            sqlite_where=text("done_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     offer_id: str = Field(
@@ -102,6 +131,13 @@ class StaffAlert(SQLModel, table=True):
     the same day, or a redelivered event, add nothing. Digest alerts wait here for the digest."""
 
     __tablename__ = "staff_alert"
+    # The digest job (every 10 minutes) reads the digest alerts not sent yet, not every alert
+    # there ever was (one per offer and day it was scanned).
+    __table_args__ = (
+        Index(
+            "ix_staff_alert_mode_digest_sent_at_created_at", "mode", "digest_sent_at", "created_at"
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     dedupe_key: str = Field(sa_type=String(200), unique=True)

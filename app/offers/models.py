@@ -4,7 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
 from sqlmodel import Field, Relationship, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -21,6 +21,11 @@ class OfferStatus(StrEnum):
 
 
 class Offer(SQLModel, table=True):
+    # The mail worker's validity check (every 10 minutes) reads the issued offers whose
+    # valid_until is near, not every issued offer that ever expired (their status stays
+    # "issued").
+    __table_args__ = (Index("ix_offer_status_valid_until", "status", "valid_until"),)
+
     id: str = Field(sa_type=String(26), primary_key=True)
     tracking_id: str = Field(sa_type=String(10), unique=True)
     # Stored status never says "expired": an issued offer past valid_until *reads* as expired
@@ -71,10 +76,12 @@ class Offer(SQLModel, table=True):
 
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Indexed for the staff dashboard's counts of this month (every view) and the campaign
+    # dashboard's funnel: a range of them, not the whole table.
+    issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     declined_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    ordered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ordered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     accepted_by_name: str = Field(default="", sa_type=String(200))

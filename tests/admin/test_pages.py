@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection
 from sqlmodel import Session, select
 
+from app.admin import queries
 from app.auth.service import authenticate, create_api_key
 from app.auth.staff import Role
 from app.config import get_settings
@@ -18,8 +20,13 @@ from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from app.tracking.models import Channel, CodeForm, ScanEvent, StageUpdate
+from app.tracking.partitions import Month, add_month
+from app.tracking.scanrows import insert_scans
 from app.tracking.schemas import StageUpdateCreate
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured
+from tests.tracking.test_retention import scan
 
 pytestmark = pytest.mark.concurrency
 
@@ -352,3 +359,84 @@ def test_offer_page_offers_the_actions_the_role_allows(
     assert "Activate as order" in sales_page and "Revise" in sales_page
     pdf = web.get(f"/admin/offers/{offer.id}/pdf")
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+
+
+# The middle of a month whose scan partition no test run has made yet (PostgreSQL).
+MID_MONTH = datetime(2031, 1, 15, 12, tzinfo=UTC)
+COUNT_OF_OFFERS = "SELECT count(*) AS count_1 FROM offer WHERE"
+
+
+def _orders_at(connection: Connection, prefix: str, count: int, at: datetime) -> None:
+    """``count`` orders issued, accepted and ordered at ``at``."""
+    bulk_insert(
+        connection,
+        "offer",
+        count,
+        {
+            "id": f"'{prefix}' || n",
+            "tracking_id": f"'{prefix}' || n",
+            "status": "'ordered'",
+            "customer_company": "'Acme Hellas'",
+            "customer_contact_name": "''",
+            "customer_email": "''",
+            "customer_phone": "''",
+            "customer_reference": "''",
+            "currency": "'EUR'",
+            "notes": "''",
+            "terms": "''",
+            "valid_until": ":valid_until",
+            "created_at": ":at",
+            "updated_at": ":at",
+            "issued_at": ":at",
+            "accepted_at": ":at",
+            "ordered_at": ":at",
+        },
+        valid_until=at.date() + timedelta(days=30),
+        at=at,
+    )
+
+
+def test_the_dashboards_figures_of_the_month_read_its_offers_not_every_offer(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every view of the staff dashboard counts the offers issued, accepted and ordered this
+    month; each count read every offer there ever was."""
+    monkeypatch.setattr(offers_service, "utcnow", lambda: MID_MONTH)
+    connection = session.connection()
+    _orders_at(connection, "L", 20_000, MID_MONTH - timedelta(days=365))
+    _orders_at(connection, "T", 3, MID_MONTH - timedelta(days=1))
+
+    with captured(connection.engine) as statements:
+        figures = queries.dashboard(session, get_settings())
+
+    assert (figures.issued, figures.accepted, figures.ordered) == (3, 3, 3)
+    counts = [s for s in statements if " ".join(s[0].split()).startswith(COUNT_OF_OFFERS)]
+    assert len(counts) == 3
+    assert_reads_at_most(connection, counts, "offer", 1_000)  # 20,003 each before
+    analyze(connection, "offer")
+    assert_reads_at_most(connection, counts, "offer", 1_000)
+
+
+def _view(at: datetime) -> dict[str, object]:
+    return scan("", at) | {"offer_id": None}
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="PostgreSQL's planner")
+def test_the_dashboards_scans_of_today_read_todays_not_the_months_partition(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month's partition has no statistics at its start: counting today's scans from a lower
+    bound alone, PostgreSQL read the whole month's partition at every view."""
+    monkeypatch.setattr(offers_service, "utcnow", lambda: MID_MONTH)
+    connection = session.connection()
+    add_month(connection, Month(2031, 1))
+    # Views by a tracking page's code form; the count looks at nothing else.
+    earlier = [_view(MID_MONTH - timedelta(days=1 + n % 10)) for n in range(20_000)]
+    insert_scans(connection, [*earlier, *(_view(MID_MONTH) for _ in range(5))])
+
+    with captured(connection.engine) as statements:
+        assert queries.dashboard(session, get_settings()).scans_today == 5
+
+    assert_reads_at_most(connection, statements, "scan_event", 1_000)  # 20,005 before
+    analyze(connection, "scan_event_p2031_01")
+    assert_reads_at_most(connection, statements, "scan_event", 1_000)

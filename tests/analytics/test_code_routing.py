@@ -22,7 +22,9 @@ from app.tracking import scans as tracking_scans
 from app.tracking.models import ScanEvent
 from tests.analytics.test_attribution import _scan
 from tests.analytics.test_codes import ANDROID, IPHONE, _base, _go
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_campaign, make_creative, make_placement
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured
 from tests.scanlogs import ScanOrigin
 
 # Monday 23 Nov 2026, 08:00 UTC: 09:00 in Berlin, the configured zone.
@@ -223,3 +225,78 @@ def test_arm_statistics_are_reloaded_once_their_cache_expires(
     ticks.now += codes.STATS_TTL_SECONDS
     after = _traffic(client, placement.slug, range(400, 600))
     assert after["https://x.example/good"] >= 180, after
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="PostgreSQL's planner")
+def test_the_arm_statistics_read_the_last_30_days_not_every_day_and_conversion(
+    session: Session, campaign: Campaign
+) -> None:
+    """Every process reloads a Thompson code's statistics every minute. With a lower bound
+    alone and no statistics for a table, PostgreSQL read every daily total and every
+    conversion there ever was."""
+    placement, good, _ = _thompson(session, campaign)
+    connection = session.connection()
+    now, long_ago = utcnow(), utcnow() - timedelta(days=700)
+    day_total = {
+        "campaign_id": ":campaign",
+        "placement_id": ":placement",
+        "channel": "'qr'",
+        "device_class": "'mobile'",
+        "scans": "1",
+    }
+    dims = {"campaign": campaign.id, "placement": placement.id}
+    old = {"day": ":day", "creative_id": "n", "visitors": "1"}  # one row per creative id
+    bulk_insert(
+        connection, "campaign_day_total", 20_000, day_total | old, day=long_ago.date(), **dims
+    )
+    recent = {"day": ":day", "creative_id": ":creative", "visitors": "7"}
+    bulk_insert(
+        connection,
+        "campaign_day_total",
+        1,
+        day_total | recent,
+        day=now.date(),
+        creative=good,
+        **dims,
+    )
+    conversion = {
+        "external_key": ":prefix || n",
+        "body_hash": "''",
+        "type": "'purchase'",
+        "value": "20",
+        "currency": "'EUR'",
+        "channel": "''",
+        "occurred_at": ":at",
+        "created_at": ":at",
+        "last_placement_id": ":placement",
+        "last_creative_id": ":creative",
+    }
+    bulk_insert(
+        connection,
+        "conversion",
+        20_000,
+        conversion,
+        prefix="old",
+        at=long_ago,
+        placement=placement.id,
+        creative=good,
+    )
+    bulk_insert(
+        connection,
+        "conversion",
+        2,
+        conversion,
+        prefix="new",
+        at=now,
+        placement=placement.id,
+        creative=good,
+    )
+
+    with captured(connection.engine) as statements:
+        arms = codes.load_arm_stats(session, [placement.id or 0])
+
+    assert arms[placement.id or 0] == {good: ArmStats(conversions=2, visitors=7)}
+    for table in ("campaign_day_total", "conversion"):
+        assert_reads_at_most(connection, statements, table, 1_000)  # 20,001 and 20,002 before
+        analyze(connection, table)
+        assert_reads_at_most(connection, statements, table, 1_000)

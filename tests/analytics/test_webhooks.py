@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session, col
 
 from app.analytics import delivery, outbox, scanfeed, webhooks
@@ -36,6 +36,7 @@ from app.tracking.schemas import StageUpdateCreate
 from tests.aio import run_async
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured
 from tests.scanlogs import write as write_scan
 
 TOLERANCE_SECONDS = 300
@@ -660,3 +661,51 @@ def test_delivered_events_are_kept_30_days_and_waiting_ones_until_sent(
     assert oldest not in {row_id for row_id, _ in kept}
     assert len(kept) == 3 and sum(at is None for _, at in kept) == 1
     assert oldest not in logged and len(logged) == 2  # its delivery log went with it
+
+
+def test_an_endpoints_latest_attempts_are_read_from_the_newest_not_every_attempt(
+    session: Session,
+) -> None:
+    """The staff page and the API show an endpoint's latest attempts; the log keeps 30 days of
+    them (one per event for a busy endpoint), and SQLite (PostgreSQL too, without statistics)
+    read and sorted every one."""
+    data = WebhookEndpointCreate.model_validate(
+        {"url": "https://warehouse.example.com/in", "event_types": ["scan.created"]}
+    )
+    endpoint = webhooks.create_endpoint(session, data, actor="test")
+    connection = session.connection()
+    at = datetime.now(UTC) - timedelta(days=1)
+    bulk_insert(
+        connection,
+        "webhook_outbox",
+        20_000,
+        {
+            "endpoint_id": ":endpoint",
+            "event_id": "'E' || n",
+            "event_type": "'scan.created'",
+            "body": "'{}'",
+            "created_at": ":at",
+            "next_attempt_at": ":at",
+            "attempts": "1",
+            "delivered_at": ":at",
+        },
+        endpoint=endpoint.id,
+        at=at,
+    )
+    connection.execute(
+        text(
+            "INSERT INTO webhook_delivery (outbox_id, endpoint_id, event_id, attempted_at,"
+            " succeeded, status_code, error, duration_ms) SELECT id, endpoint_id, event_id,"
+            " delivered_at, true, 200, '', 5 FROM webhook_outbox WHERE endpoint_id = :endpoint"
+        ),
+        {"endpoint": endpoint.id},
+    )
+
+    with captured(session.get_bind().engine) as statements:
+        assert endpoint.id is not None
+        assert len(webhooks.deliveries(session, endpoint.id, limit=50)) == 50
+
+    # PostgreSQL with statistics (autovacuum keeps them for this table) reads the newest; the
+    # statistics of an earlier test's handful of rows would still make it read all 20,000.
+    analyze(connection, "webhook_delivery")
+    assert_reads_at_most(connection, statements, "webhook_delivery", 1_000)  # 20,000 before

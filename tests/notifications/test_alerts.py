@@ -3,12 +3,12 @@
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Connection, Engine, event, select
 from sqlmodel import Session, col
 
 from app.analytics import scanfeed, webhooks
@@ -25,6 +25,7 @@ from app.offers.models import Offer
 from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, body_text, run_worker
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured, statistics_held
 from tests.tracking.test_pages import DESKTOP, GOOGLEBOT, IPHONE
 from tests.tracking.test_retention import scan
 
@@ -385,3 +386,86 @@ def test_a_round_naming_many_offers_scanned_earlier_that_day_takes_a_few_queries
     assert len(statements) < 15, statements
     run_worker(committed, mail_settings)
     assert len(inbox.to(OWNER)) == 40
+
+
+def _expired_offers(connection: Connection, count: int, valid_until: date) -> None:
+    """``count`` issued offers that expired unanswered long ago: their status stays issued."""
+    bulk_insert(
+        connection,
+        "offer",
+        count,
+        {
+            "id": "'EXPIRED' || n",
+            "tracking_id": "'X' || n",
+            "status": "'issued'",
+            "customer_company": "'Acme Hellas'",
+            "customer_contact_name": "''",
+            "customer_email": "''",
+            "customer_phone": "''",
+            "customer_reference": "''",
+            "currency": "'EUR'",
+            "notes": "''",
+            "terms": "''",
+            "valid_until": ":valid_until",
+            "created_at": ":at",
+            "updated_at": ":at",
+            "issued_at": ":at",
+        },
+        valid_until=valid_until,
+        at=datetime.combine(valid_until, time(), tzinfo=UTC) - timedelta(days=30),
+    )
+
+
+def test_the_validity_job_reads_the_offers_near_their_end_not_every_one_that_expired(
+    committed: Engine, settings: Settings
+) -> None:
+    """Every 10 minutes in every process: the issued offers that expire soon or just did.
+    Offers that expired unanswered stay issued for ever, and the job read every one."""
+    owner = _owner(committed)
+    today = offers_service.today(settings)
+    with statistics_held(committed, "offer"):
+        with committed.begin() as connection:
+            _expired_offers(connection, 20_000, today - timedelta(days=700))
+        _offer(committed, settings, owner, valid_until=today + timedelta(days=2))
+
+        with captured(committed) as statements:
+            assert alerts.check_validity(committed, settings, today=today) == 1
+
+        with committed.connect() as connection:
+            assert_reads_at_most(connection, statements, "offer", 1_000)  # 20,001 before
+            analyze(connection, "offer")
+            assert_reads_at_most(connection, statements, "offer", 1_000)
+            connection.rollback()
+
+
+def test_the_digest_job_reads_the_waiting_digest_alerts_not_every_alert(
+    committed: Engine, settings: Settings
+) -> None:
+    """Every 10 minutes in every process; an alert is kept for ever once sent (one per offer
+    and day it was scanned), and the job read every one of them."""
+    offer = _offer(committed, settings, _owner(committed))
+    yesterday = utcnow() - timedelta(days=1)
+    alert = {
+        "offer_id": ":offer",
+        "kind": "'scanned'",
+        "recipient": f"'{OWNER}'",
+        "summary": "'Scanned'",
+        "created_at": ":at",
+    }
+    with statistics_held(committed, "staff_alert"):
+        with committed.begin() as connection:
+            sent = {"dedupe_key": "'sent:' || n", "mode": "'immediately'"}
+            bulk_insert(
+                connection, "staff_alert", 20_000, alert | sent, offer=offer.id, at=yesterday
+            )
+            waiting = {"dedupe_key": "'waiting:' || n", "mode": "'digest'"}
+            bulk_insert(connection, "staff_alert", 3, alert | waiting, offer=offer.id, at=yesterday)
+
+        with captured(committed) as statements:
+            assert alerts.send_digests(committed, settings) == 1
+
+        with committed.connect() as connection:
+            assert_reads_at_most(connection, statements, "staff_alert", 1_000)  # 20,003 before
+            analyze(connection, "staff_alert")
+            assert_reads_at_most(connection, statements, "staff_alert", 1_000)
+            connection.rollback()

@@ -2,12 +2,14 @@
 
 import logging
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from app.config import Settings
+from app.db import utcnow
 from app.metrics import MAIL_OUTBOX_DEPTH, exposition
 from app.notifications import delivery
 from app.notifications.mail import Attachment, InvalidAddress, normalize_address, queue_mail
@@ -15,6 +17,7 @@ from app.notifications.models import MailOutbox
 from app.notifications.templates import render_mail
 from app.notifications.worker import MailWorker
 from tests.notifications.conftest import Inbox, deliver_all, free_port
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured, statistics_held
 
 pytestmark = pytest.mark.concurrency
 
@@ -233,3 +236,48 @@ def test_a_worker_that_dies_mid_batch_leaves_its_mails_to_the_next_once_the_leas
 
     [mail] = inbox.messages
     assert mail["Message-ID"] == message_id == claimed.message_id
+
+
+def test_the_workers_claim_and_backlog_read_the_waiting_mails_not_the_done_ones(
+    committed: Engine, settings: Settings
+) -> None:
+    """Every second, in every process, the worker claims due mails and counts the backlog.
+    What they read must not grow with the mails sent (kept for a week) or refused for good
+    (kept for ever): SQLite read every refused mail, and PostgreSQL with statistics walked the
+    primary key from the oldest mail through every one of them."""
+    done_at = utcnow() - timedelta(days=3)
+    with statistics_held(committed, "mail_outbox"):
+        with committed.begin() as connection:
+            bulk_insert(
+                connection,
+                "mail_outbox",
+                20_000,
+                {
+                    "dedupe_key": "'done:' || n",
+                    "message_id": "'<done@acme.example>'",
+                    "category": "''",
+                    "recipient": "'maria@example.com'",
+                    "subject": "'Sent'",
+                    "message": ":message",
+                    "created_at": ":at",
+                    "next_attempt_at": ":at",
+                    "attempts": "1",
+                    "last_error": "''",
+                    "sent_at": "CASE WHEN n % 2 = 0 THEN :at END",
+                    "failed_at": "CASE WHEN n % 2 = 1 THEN :at END",
+                },
+                at=done_at,
+                message=b"Subject: Sent\r\n\r\nSent.\r\n",
+            )
+        for n in range(20):
+            _queue(committed, settings, key=f"waiting:{n}")
+
+        with captured(committed) as statements:
+            assert len(delivery.claim(committed, settings)) == 20
+            assert delivery.backlog(committed) == 20
+
+        with committed.connect() as connection:
+            assert_reads_at_most(connection, statements, "mail_outbox", 1_000)  # 10,020 before
+            analyze(connection, "mail_outbox")
+            assert_reads_at_most(connection, statements, "mail_outbox", 1_000)  # 20,020 before
+            connection.rollback()

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlmodel import Session
 
 from app.auth.service import create_api_key
@@ -19,8 +19,11 @@ from app.notifications.models import MailOutbox, OrderSubscription
 from app.offers import service as offers_service
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
+from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, body_text, run_worker
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured, statistics_held
 
 pytestmark = pytest.mark.concurrency
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -391,3 +394,100 @@ def test_unsubscribing_also_stops_the_mails_still_waiting_in_the_outbox(
 
     assert inbox.to("leaving@example.com") == []
     assert len(inbox.to("staying@example.com")) == 1
+
+
+def _done_fanouts(connection: Connection, offer_id: str, count: int) -> None:
+    """``count`` stage updates of the order whose subscribers were mailed long ago."""
+    long_ago = utcnow() - timedelta(days=400)
+    bulk_insert(
+        connection,
+        "stage_update",
+        count,
+        {
+            "offer_id": ":offer",
+            "stage_key": "'confirmed'",
+            "happened_at": ":at",
+            "public_note": "'Done'",
+            "internal_note": "''",
+            "carrier": "''",
+            "tracking_number": "''",
+            "tracking_link": "''",
+            "created_by": "'tests'",
+            "created_at": ":at",
+        },
+        offer=offer_id,
+        at=long_ago,
+    )
+    connection.execute(
+        text(
+            "INSERT INTO update_fanout (offer_id, stage_update_id, reason, created_at, done_at)"
+            " SELECT offer_id, id, 'note', created_at, created_at FROM stage_update"
+            " WHERE offer_id = :offer"
+        ),
+        {"offer": offer_id},
+    )
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="PostgreSQL's planner")
+def test_the_fan_out_claim_reads_the_pending_update_not_every_one_done(
+    committed: Engine, settings: Settings
+) -> None:
+    """The mail worker claims a pending fan-out every second in every process; fan-outs done
+    are never deleted. Without statistics for the table (a new or restored database)
+    PostgreSQL walked the primary key through every one of them."""
+    from app.notifications import subscriptions
+
+    order = _order(committed, settings)
+    with statistics_held(committed, "update_fanout"):
+        with committed.begin() as connection:
+            _done_fanouts(connection, order.id, 20_000)
+        with Session(committed) as session:
+            update = StageUpdateCreate(stage="In production", public_note="Started today.")
+            tracking_service.add_stage_update(session, order.id, update, actor="tests")
+
+        with captured(committed) as statements:
+            assert subscriptions.fan_out(committed, settings) == 1
+
+        with committed.connect() as connection:
+            assert_reads_at_most(connection, statements, "update_fanout", 1_000)  # 20,000 before
+            analyze(connection, "update_fanout")
+            assert_reads_at_most(connection, statements, "update_fanout", 1_000)
+            connection.rollback()
+
+
+def test_the_purge_of_unconfirmed_subscriptions_reads_those_not_every_confirmed_one(
+    committed: Engine, settings: Settings
+) -> None:
+    """Every hour in every process; confirmed subscriptions stay as long as their order, and
+    the purge read every one of them."""
+    from app.notifications import subscriptions
+
+    order = _order(committed, settings)
+    long_ago = utcnow() - timedelta(days=subscriptions.CONFIRM_DAYS, minutes=1)
+    with statistics_held(committed, "order_subscription"):
+        with committed.begin() as connection:
+            bulk_insert(
+                connection,
+                "order_subscription",
+                20_000,
+                {
+                    "offer_id": ":offer",
+                    "email": "'kept' || n || '@example.com'",
+                    "created_at": ":at",
+                    "confirmed_at": ":at",
+                },
+                offer=order.id,
+                at=long_ago,
+            )
+            never = {"offer_id": ":offer", "email": "'never@example.com'", "created_at": ":at"}
+            bulk_insert(connection, "order_subscription", 1, never, offer=order.id, at=long_ago)
+
+        with captured(committed) as statements:
+            assert subscriptions.purge_unconfirmed(committed) == 1
+
+        with committed.connect() as connection:
+            # 20,001 before
+            assert_reads_at_most(connection, statements, "order_subscription", 1_000)
+            analyze(connection, "order_subscription")
+            assert_reads_at_most(connection, statements, "order_subscription", 1_000)
+            connection.rollback()
