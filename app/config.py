@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Scan events older than this are rolled up into daily counts and deleted.
     scan_retention_days: int = Field(default=400, ge=1, le=36500)
+    # `serve` derives rollups, scan.created events and first-scan alerts from committed scans
+    # in each process (one process does each round) unless this is false; keep it on in one.
+    scan_feed: bool = True
     # Webhooks: `serve` runs a delivery worker in each process unless this is false
     # (then run `offertrack worker` on its own).
     webhook_worker: bool = True

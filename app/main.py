@@ -111,7 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.readiness = ReadinessCheck(settings, write_problem=scan_log.write_problem)
         # Rollups, scan.created events and OffersScanned follow committed scans from here.
         scan_feed = ScanFeed(engine, settings.zone)
-        scan_feed.start()
+        if settings.scan_feed:
+            scan_feed.start()
         housekeeping = asyncio.create_task(_hourly_housekeeping(settings))
         worker = DeliveryWorker(get_engine(), settings)
         mail_worker = MailWorker(get_engine(), settings)

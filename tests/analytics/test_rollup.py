@@ -5,16 +5,19 @@ writer's commits, and ``rebuild`` recounts with it."""
 
 import asyncio
 import threading
+import time as time_module
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select, text
 from sqlmodel import Session
 
 from app.analytics import scanfeed
 from app.analytics.models import CampaignDayTotal
 from app.config import Settings
+from app.main import create_app
 from app.tracking.partitions import Month, add_month, drop_month
 from app.tracking.scanlog import ScanWriter
 from app.tracking.scanrows import insert_scans
@@ -202,3 +205,29 @@ def test_a_feed_round_reads_its_new_scans_not_the_whole_table(
         with committed.begin() as connection:
             connection.execute(text(f"DELETE FROM {month.name}"))
             drop_month(connection, month)
+
+
+def _mark(engine: Engine) -> int | None:
+    with engine.connect() as connection:
+        found = connection.execute(text("SELECT last_scan_id FROM scan_feed_mark")).scalar()
+        return None if found is None else int(found)
+
+
+@pytest.mark.parametrize("feed", [True, False])
+def test_a_server_derives_committed_scans_unless_its_feed_is_off(
+    committed: Engine, settings: Settings, feed: bool
+) -> None:
+    """OFFERTRACK_SCAN_FEED: on, the server's own feed rolls up a committed scan within a
+    second or so; off (a node that only serves pages), it leaves it for another server."""
+    with Session(committed, expire_on_commit=False) as session:
+        campaign = make_campaign(session, name="Fed?")
+    at = datetime.now(UTC)
+    with committed.begin() as connection:
+        insert_scans(connection, [_row(at, "v1", campaign_id=campaign.id)])
+    app = create_app(settings.model_copy(update={"scan_feed": feed, "webhook_worker": False}))
+    with TestClient(app):
+        deadline = time_module.monotonic() + (10 if feed else 1.5)  # off: seven rounds' time
+        while not _totals(committed) and time_module.monotonic() < deadline:
+            time_module.sleep(0.1)
+    assert bool(_totals(committed)) is feed
+    assert (_mark(committed) is not None) is feed
