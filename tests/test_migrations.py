@@ -83,12 +83,13 @@ def test_questions_move_out_of_the_audit_log(scratch_engine: Engine) -> None:
     from sqlmodel import Session
 
     from app.audit import record
-    from app.config import get_settings
-    from tests.factories import make_offer
 
     _upgrade(scratch_engine, "c0570e000001")
+    # The offer in SQL: the model has the columns of head, which a later step adds.
+    with scratch_engine.begin() as connection:
+        connection.execute(text(SEEDS["6cf143c7a7df"][0]), {"now": datetime.now(UTC)})
+    offer_id = "O1"
     with Session(scratch_engine) as session:
-        offer_id = make_offer(session, get_settings()).id
         for offer in (offer_id, "01J00000000000000000000000"):  # the second one is gone
             record(
                 session,
@@ -218,6 +219,55 @@ def test_dropping_session_version_keeps_every_user_and_their_sessions(
     with scratch_engine.connect() as connection:
         versions = connection.execute(text("SELECT session_version FROM staff_user")).all()
     assert versions == [(1,)]
+
+
+def test_order_progress_is_backfilled_from_the_stage_history(scratch_engine: Engine) -> None:
+    """57a9e0000001: each order gets the position of its furthest stage and the date of its
+    latest update (by happened_at, then id) that named one; other offers get neither."""
+    _upgrade(scratch_engine, "b0a4de500001")
+    offer = (
+        "INSERT INTO offer (id, tracking_id, status, customer_company, customer_contact_name,"
+        " customer_email, customer_phone, customer_reference, currency, notes, terms,"
+        " valid_until, created_at, updated_at, language) VALUES (:id, :id, :status, 'Acme',"
+        " '', '', '', '', 'EUR', '', '', '2027-01-01', :at, :at, 'en')"
+    )
+    update = (
+        "INSERT INTO stage_update (id, offer_id, stage_key, happened_at, public_note,"
+        " internal_note, expected_delivery_date, carrier, tracking_number, tracking_link,"
+        " created_by, created_at) VALUES (:id, :offer, :stage, :at, '', '', :expected, '', '',"
+        " '', '', :at)"
+    )
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    updates = [
+        (1, "O1", "confirmed", day, None),
+        (2, "O1", "shipped", day.replace(day=3), "2026-12-10"),
+        # Backdated: an earlier stage and date, entered last.
+        (3, "O1", "in_production", day.replace(day=2), "2026-12-20"),
+        (4, "O2", "confirmed", day, None),
+    ]
+    with scratch_engine.begin() as connection:
+        for offer_id, status in (("O1", "ordered"), ("O2", "ordered"), ("O3", "issued")):
+            connection.execute(text(offer), {"id": offer_id, "status": status, "at": day})
+        for id_, offer_id, stage, at, expected in updates:
+            connection.execute(
+                text(update),
+                {"id": id_, "offer": offer_id, "stage": stage, "at": at, "expected": expected},
+            )
+
+    _upgrade(scratch_engine, "57a9e0000001")
+    with scratch_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, stage_position, expected_delivery_date FROM offer ORDER BY id")
+        ).all()
+    assert [(r[0], r[1], str(r[2]) if r[2] else None) for r in rows] == [
+        ("O1", 5, "2026-12-10"),
+        ("O2", 1, None),
+        ("O3", None, None),
+    ]
+
+    _downgrade(scratch_engine, "b0a4de500001")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("offer")}
+    assert "stage_position" not in columns and "expected_delivery_date" not in columns
 
 
 # Rows that point at other tables, stored as soon as their table exists: a step that copies a

@@ -4,14 +4,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, true
+from sqlalchemy import ColumnElement, func, or_, true
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from app.config import Settings
 from app.offers import service as offers_service
-from app.offers.models import Offer, OfferStatus
+from app.offers.models import Offer
 from app.tracking.codes import InvalidCode, parse_tracking_code
 from app.tracking.models import CodeForm, OrderStage, ScanEvent, StageUpdate
 
@@ -163,47 +163,47 @@ def _count_within(
 
 
 def _orders_per_stage(session: Session) -> list[tuple[OrderStage, int]]:
-    current = (
-        _current_positions()
-        .where(
-            col(StageUpdate.offer_id).in_(
-                select(Offer.id).where(Offer.status == OfferStatus.ORDERED)
-            )
-        )
-        .subquery()
-    )
-    counts = dict(
-        session.exec(select(current.c.position, func.count()).group_by(current.c.position)).all()
-    )
+    # From the progress kept on each order (app/tracking/progress.py), not its whole history:
+    # the orders short of the last stage are a range of their index, named from both ends (see
+    # dashboard()); the delivered ones are counted in that index alone (still one entry per
+    # delivered order; PostgreSQL's index-only scan skips the rows once vacuum has seen them). No
+    # filter on the status: only activation gives an offer a stage position, and an order
+    # stays one (a filter on it led SQLite to the status index, every order ever placed).
     stages = session.exec(select(OrderStage).order_by(col(OrderStage.position))).all()
+    if not stages:
+        return []
+    first, last = stages[0].position, stages[-1].position
+    position = col(Offer.stage_position)
+    counts = dict(
+        session.exec(
+            select(position, func.count())
+            .where(position >= first, position < last)
+            .group_by(position)
+        ).all()
+    )
+    counts[last] = session.exec(
+        select(func.count()).select_from(Offer).where(position == last)
+    ).one()
     return [(stage, counts.get(stage.position, 0)) for stage in stages]
 
 
 def _overdue(session: Session, today: date) -> list[tuple[Offer, OrderProgress]]:
     """Orders not yet at the last stage whose latest expected delivery date has passed."""
-    last = session.exec(select(func.max(OrderStage.position))).one()
-    candidates = session.exec(
-        select(Offer.id)
-        .where(Offer.status == OfferStatus.ORDERED)
+    stages = {s.position: s for s in session.exec(select(OrderStage)).all()}
+    if not stages:
+        return []
+    position, expected = col(Offer.stage_position), col(Offer.expected_delivery_date)
+    late = session.exec(
+        select(Offer)
         .where(
-            col(Offer.id).in_(
-                select(StageUpdate.offer_id).where(
-                    and_(
-                        col(StageUpdate.expected_delivery_date).is_not(None),
-                        col(StageUpdate.expected_delivery_date) < today,
-                    )
-                )
-            )
+            position >= min(stages),
+            position < max(stages),
+            expected < today,
         )
+        .order_by(expected, col(Offer.id))
     ).all()
-    progress = progress_of(session, list(candidates))
-    late = [
-        offer_id
-        for offer_id, p in progress.items()
-        if p.expected_delivery is not None
-        and p.expected_delivery < today
-        and p.stage.position != last
+    return [
+        (offer, OrderProgress(stages[offer.stage_position], offer.expected_delivery_date))
+        for offer in late
+        if offer.stage_position in stages
     ]
-    offers = session.exec(select(Offer).where(col(Offer.id).in_(late))).all()
-    rows = [(offer, progress[offer.id]) for offer in offers]
-    return sorted(rows, key=lambda row: row[1].expected_delivery or today)

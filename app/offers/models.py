@@ -24,7 +24,16 @@ class Offer(SQLModel, table=True):
     # The mail worker's validity check (every 10 minutes) reads the issued offers whose
     # valid_until is near, not every issued offer that ever expired (their status stays
     # "issued").
-    __table_args__ = (Index("ix_offer_status_valid_until", "status", "valid_until"),)
+    # The staff dashboard (every view) counts the orders short of the last stage and lists the
+    # late ones: a range of the orders in progress, not every order ever delivered.
+    __table_args__ = (
+        Index("ix_offer_status_valid_until", "status", "valid_until"),
+        Index(
+            "ix_offer_stage_position_expected_delivery_date",
+            "stage_position",
+            "expected_delivery_date",
+        ),
+    )
 
     id: str = Field(sa_type=String(26), primary_key=True)
     tracking_id: str = Field(sa_type=String(10), unique=True)
@@ -97,6 +106,11 @@ class Offer(SQLModel, table=True):
     )
     # The language of the PDF, the mails and, unless the visitor asks otherwise, the pages.
     language: str = Field(default="en", sa_type=String(8))
+    # An order's progress as its stage history says it (app/tracking/progress.py writes them
+    # with every change of the history or of the stage positions): the position of its
+    # furthest stage, and the expected delivery date of its latest update that gave one.
+    stage_position: int | None = None
+    expected_delivery_date: date | None = None
 
     lines: list["OfferLine"] = Relationship(
         back_populates="offer",

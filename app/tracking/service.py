@@ -16,6 +16,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
+from app.tracking import progress
 from app.tracking.codes import TrackingCode, parse_tracking_code
 from app.tracking.events import OrderActivated, StageUpdated
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
@@ -115,6 +116,7 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
             created_by=actor,
         )
     )
+    progress.refresh(session, [offer.id])
     audit.record(
         session,
         actor=actor,
@@ -180,6 +182,7 @@ def add_stage_update(
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
     update = _append_update(session, offer, stage, data, actor)
+    progress.refresh(session, [offer.id])
     session.commit()
     return update, offer, stage
 
@@ -192,6 +195,7 @@ def add_stage_updates(
     offers = [find_order(session, code) for code in dict.fromkeys(raw_codes)]
     for offer in offers:
         _append_update(session, offer, stage, data, actor)
+    progress.refresh(session, [offer.id for offer in offers])
     session.commit()
     return offers
 

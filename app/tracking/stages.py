@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 
 from app import audit
 from app.errors import Conflict, NotFound, Unprocessable
+from app.tracking import progress
 from app.tracking.models import OrderStage
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -62,6 +63,9 @@ def update_stage(
     before = {"label": stage.label, "position": stage.position}
     stage.label, stage.position = label, position
     session.add(stage)
+    if position != before["position"]:
+        # Which stage of an order's history is furthest may change with it.
+        progress.refresh_all(session)
     summary = (
         f"Changed stage {key!r}: {before['label']!r}/{before['position']} → {label!r}/{position}"
     )

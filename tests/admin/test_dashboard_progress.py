@@ -1,0 +1,272 @@
+"""The staff dashboard's orders per stage and late orders come from the progress each order
+keeps (app/tracking/progress.py): the same numbers as its stage history gives, kept by every
+path that changes the history or the stage positions, read from the orders in progress."""
+
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session, col, select
+
+from app.admin import queries
+from app.config import get_settings
+from app.offers import service as offers_service
+from app.offers.models import Offer, OfferStatus
+from app.tracking import progress
+from app.tracking import service as tracking_service
+from app.tracking import stages as stages_service
+from app.tracking.models import StageUpdate
+from app.tracking.schemas import StageUpdateCreate
+from tests.conftest import TEST_DATABASE_URL
+from tests.factories import make_offer
+from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured, naming, rows_read
+
+SETTINGS = get_settings()
+
+
+def _order(session: Session, company: str) -> Offer:
+    offer = make_offer(session, SETTINGS, issued=True, company=company)
+    return tracking_service.activate_offer(session, offer.id, actor="tests", settings=SETTINGS)
+
+
+def _update(session: Session, offer: Offer, stage: str, **fields: object) -> None:
+    data = StageUpdateCreate.model_validate({"stage": stage, **fields})
+    tracking_service.add_stage_update(session, offer.id, data, actor="tests")
+
+
+def _from_history(session: Session) -> tuple[dict[str, int], list[tuple[str, date]]]:
+    """What the dashboard showed before: every order's progress from its whole history."""
+    today = offers_service.today(SETTINGS)
+    ids = session.exec(select(Offer.id).where(Offer.status == OfferStatus.ORDERED)).all()
+    progress = queries.progress_of(session, list(ids))
+    last = max(p.stage.position for p in progress.values())
+    per_stage: dict[str, int] = {}
+    for p in progress.values():
+        per_stage[p.stage.key] = per_stage.get(p.stage.key, 0) + 1
+    late = sorted(
+        (
+            (offer_id, p.expected_delivery)
+            for offer_id, p in progress.items()
+            if p.expected_delivery is not None
+            and p.expected_delivery < today
+            and p.stage.position != last
+        ),
+        key=lambda row: (row[1], row[0]),
+    )
+    return per_stage, late
+
+
+def _shown(session: Session) -> tuple[dict[str, int], list[tuple[str, date]]]:
+    figures = queries.dashboard(session, SETTINGS)
+    per_stage = {stage.key: count for stage, count in figures.per_stage if count}
+    late = [(offer.id, p.expected_delivery) for offer, p in figures.overdue]
+    assert all(p.expected_delivery is not None for _, p in figures.overdue)
+    return per_stage, late  # type: ignore[return-value]
+
+
+def _stored(session: Session) -> dict[str, tuple[int | None, date | None]]:
+    session.expire_all()
+    rows = session.exec(
+        select(Offer.id, col(Offer.stage_position), col(Offer.expected_delivery_date)).where(
+            Offer.status == OfferStatus.ORDERED
+        )
+    ).all()
+    return {offer_id: (position, expected) for offer_id, position, expected in rows}
+
+
+def _history_progress(session: Session) -> dict[str, tuple[int | None, date | None]]:
+    ids = session.exec(select(Offer.id).where(Offer.status == OfferStatus.ORDERED)).all()
+    progress = queries.progress_of(session, list(ids))
+    return {i: (p.stage.position, p.expected_delivery) for i, p in progress.items()}
+
+
+def _mix(session: Session, api: TestClient) -> dict[str, Offer]:
+    """Orders at every stage, late and not, delivered, backdated and bulk updates."""
+    today = offers_service.today(SETTINGS)
+    orders = {name: _order(session, name) for name in ("A", "B", "C", "D", "E", "F", "G")}
+    _update(session, orders["A"], "in_production", expected_delivery_date=str(today - timedelta(3)))
+    _update(session, orders["B"], "Quality check", expected_delivery_date=str(today + timedelta(3)))
+    # Late, then a later update moves the date into the future: no longer late.
+    _update(session, orders["C"], "shipped", expected_delivery_date=str(today - timedelta(1)))
+    _update(session, orders["C"], "shipped", expected_delivery_date=str(today + timedelta(2)))
+    # Delivered after being late: not listed, counted as delivered.
+    _update(session, orders["D"], "shipped", expected_delivery_date=str(today - timedelta(9)))
+    _update(session, orders["D"], "delivered")
+    # A backdated update with a date does not replace the later one's date, nor an earlier
+    # stage the furthest one.
+    _update(
+        session, orders["E"], "ready_for_dispatch", expected_delivery_date=str(today - timedelta(2))
+    )
+    backdated = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    _update(
+        session,
+        orders["E"],
+        "in_production",
+        happened_at=backdated,
+        expected_delivery_date=str(today + timedelta(5)),
+    )
+    # Through the API, in another spelling of the code.
+    response = api.post(
+        f"/api/v1/orders/{orders['F'].tracking_id.lower()}/updates",
+        json={"stage": "Shipped", "expected_delivery_date": str(today - timedelta(4))},
+    )
+    assert response.status_code == 201, response.text
+    # The staff site's bulk update: several orders, one transaction.
+    bulk = StageUpdateCreate(stage="quality_check", expected_delivery_date=today - timedelta(6))
+    tracking_service.add_stage_updates(
+        session, [orders["G"].id, orders["B"].id], bulk, actor="tests"
+    )
+    return orders
+
+
+def test_the_dashboard_shows_what_the_stage_history_says(session: Session, api: TestClient) -> None:
+    _mix(session, api)
+
+    per_stage, late = _shown(session)
+
+    assert (per_stage, late) == _from_history(session)
+    assert per_stage == {
+        "in_production": 1,
+        "quality_check": 2,
+        "ready_for_dispatch": 1,
+        "shipped": 2,
+        "delivered": 1,
+    }
+    companies = {o.id: o.customer_company for o in session.exec(select(Offer)).all()}
+    assert [companies[offer_id] for offer_id, _ in late] == ["B", "G", "F", "A", "E"]
+
+
+def test_every_path_that_changes_the_history_or_the_stages_keeps_the_stored_progress(
+    session: Session, api: TestClient
+) -> None:
+    orders = _mix(session, api)
+    assert _stored(session) == _history_progress(session)
+    assert _stored(session)[orders["G"].id] == (3, offers_service.today(SETTINGS) - timedelta(6))
+
+    # A stage moved past the last one: orders that reached it are now the furthest along.
+    stages_service.update_stage(session, "in_production", "In production", 7, actor="tests")
+    assert _stored(session) == _history_progress(session)
+    assert _stored(session)[orders["A"].id][0] == 7
+    per_stage, late = _shown(session)
+    assert (per_stage, late) == _from_history(session)
+
+    # And back; a rename alone changes nothing.
+    stages_service.update_stage(session, "in_production", "Being made", 2, actor="tests")
+    assert _stored(session) == _history_progress(session)
+    assert (_shown(session)) == _from_history(session)
+
+
+def _delivered(connection: Connection, count: int) -> None:
+    """``count`` orders delivered long ago, each with three stage updates."""
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    columns = {
+        "id": "'Z' || n",
+        "tracking_id": "'Z' || n",
+        "status": "'ordered'",
+        "customer_company": "'Old AG'",
+        "customer_contact_name": "''",
+        "customer_email": "''",
+        "customer_phone": "''",
+        "customer_reference": "''",
+        "currency": "'EUR'",
+        "notes": "''",
+        "terms": "''",
+        "valid_until": ":day",
+        "created_at": ":at",
+        "updated_at": ":at",
+        "issued_at": ":at",
+        "ordered_at": ":at",
+        "language": "'en'",
+        "stage_position": "6",
+        "expected_delivery_date": ":day",
+    }
+    bulk_insert(connection, "offer", count, columns, at=at, day=at.date())
+    for stage in ("confirmed", "shipped", "delivered"):
+        bulk_insert(
+            connection,
+            "stage_update",
+            count,
+            {
+                "offer_id": "'Z' || n",
+                "stage_key": f"'{stage}'",
+                "happened_at": ":at",
+                "public_note": "''",
+                "internal_note": "''",
+                "expected_delivery_date": ":day",
+                "carrier": "''",
+                "tracking_number": "''",
+                "tracking_link": "''",
+                "created_by": "''",
+                "created_at": ":at",
+            },
+            at=at,
+            day=at.date(),
+        )
+
+
+def test_the_dashboards_stages_and_late_orders_read_the_orders_in_progress(
+    session: Session,
+) -> None:
+    """Every view worked out every order's stage from every stage update there ever was:
+    60,000 rows here for 20,000 delivered orders, and more with each order delivered."""
+    today = offers_service.today(SETTINGS)
+    connection = session.connection()
+    _delivered(connection, 20_000)
+    late = _order(session, "Late GmbH")
+    _update(session, late, "shipped", expected_delivery_date=str(today - timedelta(1)))
+    _order(session, "New SA")
+
+    with captured(connection.engine) as statements:
+        figures = queries.dashboard(session, SETTINGS)
+
+    counts = {stage.key: count for stage, count in figures.per_stage}
+    assert (counts["confirmed"], counts["shipped"], counts["delivered"]) == (1, 1, 20_000)
+    assert [offer.customer_company for offer, _ in figures.overdue] == ["Late GmbH"]
+    assert naming(statements, "stage_update") == []  # 60,000 rows read twice before
+    # The delivered orders are counted from the index (an index-only count, no order row);
+    # every other statement reads the orders in progress.
+    in_progress = [s for s in naming(statements, "offer") if "stage_position =" not in s[0]]
+    for analysed in (False, True):
+        if analysed:
+            analyze(connection, "offer")
+        assert_reads_at_most(connection, in_progress, "offer", 1_000)
+    delivered = [s for s in naming(statements, "offer") if "stage_position =" in s[0]]
+    assert len(delivered) == 1
+    assert rows_read(connection, delivered[0], "offer") <= 30_000
+
+
+@pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("postgresql"), reason="PostgreSQL's concurrent writers"
+)
+def test_two_updates_of_one_order_at_once_both_count(committed: Engine) -> None:
+    """Each transaction works the progress out from the history it sees: the second one to
+    write must see the first one's update, or it stores a history without it."""
+    today = offers_service.today(SETTINGS)
+    with Session(committed, expire_on_commit=False) as session:
+        order = _order(session, "Busy AG")
+    first = Session(committed)
+    first.add(StageUpdate(offer_id=order.id, stage_key="shipped", expected_delivery_date=today))
+    progress.refresh(first, [order.id])
+
+    def second() -> None:
+        with Session(committed) as session:
+            later = today + timedelta(days=3)
+            _update(session, order, "in_production", expected_delivery_date=str(later))
+
+    writer = threading.Thread(target=second)
+    writer.start()
+    time.sleep(0.5)  # the second one waits for the order's row
+    first.commit()
+    first.close()
+    writer.join(10)
+
+    with Session(committed) as session:
+        stored = session.get(Offer, order.id)
+        assert stored is not None
+        assert (stored.stage_position, stored.expected_delivery_date) == (
+            5,
+            today + timedelta(days=3),
+        )
