@@ -17,7 +17,7 @@ run in well under a second for 20,000 rows.
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, event, text
@@ -112,6 +112,40 @@ def bulk_insert(
         for name, value in params.items()
     ]
     connection.execute(text(sql).bindparams(*binds), {"count": count})
+
+
+# An offer's columns that have no default, as bulk_insert's expressions: ``prefix`` and the
+# bound ``valid_until`` and ``at`` are the caller's.
+_OFFER = {
+    "status": "'issued'",
+    "customer_company": "'Acme Hellas'",
+    "customer_contact_name": "''",
+    "customer_email": "''",
+    "customer_phone": "''",
+    "customer_reference": "''",
+    "currency": "'EUR'",
+    "notes": "''",
+    "terms": "''",
+    "valid_until": ":valid_until",
+    "created_at": ":at",
+    "updated_at": ":at",
+    "issued_at": ":at",
+}
+
+
+def bulk_offers(
+    connection: Connection,
+    count: int,
+    prefix: str,
+    *,
+    at: datetime,
+    valid_until: date,
+    **columns: str,
+) -> None:
+    """``count`` offers issued at ``at``, ids ``prefix`` followed by 1 to count; ``columns``
+    adds or replaces SQL expressions (``status="'ordered'"``, ``ordered_at=":at"``)."""
+    values = {"id": f"'{prefix}' || n", "tracking_id": f"'{prefix}' || n", **_OFFER, **columns}
+    bulk_insert(connection, "offer", count, values, at=at, valid_until=valid_until)
 
 
 def analyze(connection: Connection, table: str) -> None:

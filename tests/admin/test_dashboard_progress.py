@@ -22,7 +22,15 @@ from app.tracking.models import StageUpdate
 from app.tracking.schemas import StageUpdateCreate
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
-from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured, naming, rows_read
+from tests.plans import (
+    analyze,
+    assert_reads_at_most,
+    bulk_insert,
+    bulk_offers,
+    captured,
+    naming,
+    rows_read,
+)
 
 SETTINGS = get_settings()
 
@@ -162,28 +170,9 @@ def test_every_path_that_changes_the_history_or_the_stages_keeps_the_stored_prog
 def _delivered(connection: Connection, count: int) -> None:
     """``count`` orders delivered long ago, each with three stage updates."""
     at = datetime(2025, 1, 1, tzinfo=UTC)
-    columns = {
-        "id": "'Z' || n",
-        "tracking_id": "'Z' || n",
-        "status": "'ordered'",
-        "customer_company": "'Old AG'",
-        "customer_contact_name": "''",
-        "customer_email": "''",
-        "customer_phone": "''",
-        "customer_reference": "''",
-        "currency": "'EUR'",
-        "notes": "''",
-        "terms": "''",
-        "valid_until": ":day",
-        "created_at": ":at",
-        "updated_at": ":at",
-        "issued_at": ":at",
-        "ordered_at": ":at",
-        "language": "'en'",
-        "stage_position": "6",
-        "expected_delivery_date": ":day",
-    }
-    bulk_insert(connection, "offer", count, columns, at=at, day=at.date())
+    progress = {"stage_position": "6", "expected_delivery_date": ":valid_until"}
+    ordered = {"status": "'ordered'", "ordered_at": ":at", "customer_company": "'Old AG'"}
+    bulk_offers(connection, count, "Z", at=at, valid_until=at.date(), **ordered, **progress)
     for stage in ("confirmed", "shipped", "delivered"):
         bulk_insert(
             connection,

@@ -25,7 +25,7 @@ from app.tracking.scanrows import insert_scans
 from app.tracking.schemas import StageUpdateCreate
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
-from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured
+from tests.plans import analyze, assert_reads_at_most, bulk_offers, captured
 from tests.tracking.test_retention import scan
 
 pytestmark = pytest.mark.concurrency
@@ -368,32 +368,9 @@ COUNT_OF_OFFERS = "SELECT count(*) AS count_1 FROM offer WHERE"
 
 def _orders_at(connection: Connection, prefix: str, count: int, at: datetime) -> None:
     """``count`` orders issued, accepted and ordered at ``at``."""
-    bulk_insert(
-        connection,
-        "offer",
-        count,
-        {
-            "id": f"'{prefix}' || n",
-            "tracking_id": f"'{prefix}' || n",
-            "status": "'ordered'",
-            "customer_company": "'Acme Hellas'",
-            "customer_contact_name": "''",
-            "customer_email": "''",
-            "customer_phone": "''",
-            "customer_reference": "''",
-            "currency": "'EUR'",
-            "notes": "''",
-            "terms": "''",
-            "valid_until": ":valid_until",
-            "created_at": ":at",
-            "updated_at": ":at",
-            "issued_at": ":at",
-            "accepted_at": ":at",
-            "ordered_at": ":at",
-        },
-        valid_until=at.date() + timedelta(days=30),
-        at=at,
-    )
+    valid_until = at.date() + timedelta(days=30)
+    ordered = {"status": "'ordered'", "accepted_at": ":at", "ordered_at": ":at"}
+    bulk_offers(connection, count, prefix, at=at, valid_until=valid_until, **ordered)
 
 
 def test_the_dashboards_figures_of_the_month_read_its_offers_not_every_offer(

@@ -25,7 +25,14 @@ from app.offers.models import Offer
 from app.tracking.scanrows import insert_scans
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, body_text, run_worker
-from tests.plans import analyze, assert_reads_at_most, bulk_insert, captured, statistics_held
+from tests.plans import (
+    analyze,
+    assert_reads_at_most,
+    bulk_insert,
+    bulk_offers,
+    captured,
+    statistics_held,
+)
 from tests.tracking.test_pages import DESKTOP, GOOGLEBOT, IPHONE
 from tests.tracking.test_retention import scan
 
@@ -390,30 +397,8 @@ def test_a_round_naming_many_offers_scanned_earlier_that_day_takes_a_few_queries
 
 def _expired_offers(connection: Connection, count: int, valid_until: date) -> None:
     """``count`` issued offers that expired unanswered long ago: their status stays issued."""
-    bulk_insert(
-        connection,
-        "offer",
-        count,
-        {
-            "id": "'EXPIRED' || n",
-            "tracking_id": "'X' || n",
-            "status": "'issued'",
-            "customer_company": "'Acme Hellas'",
-            "customer_contact_name": "''",
-            "customer_email": "''",
-            "customer_phone": "''",
-            "customer_reference": "''",
-            "currency": "'EUR'",
-            "notes": "''",
-            "terms": "''",
-            "valid_until": ":valid_until",
-            "created_at": ":at",
-            "updated_at": ":at",
-            "issued_at": ":at",
-        },
-        valid_until=valid_until,
-        at=datetime.combine(valid_until, time(), tzinfo=UTC) - timedelta(days=30),
-    )
+    at = datetime.combine(valid_until, time(), tzinfo=UTC) - timedelta(days=30)
+    bulk_offers(connection, count, "X", at=at, valid_until=valid_until)
 
 
 def test_the_validity_job_reads_the_offers_near_their_end_not_every_one_that_expired(
