@@ -7,13 +7,12 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import ColumnElement, func, or_, true
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import Select
 
 from app.config import Settings
 from app.offers import service as offers_service
 from app.offers.models import Offer
 from app.tracking.codes import InvalidCode, parse_tracking_code
-from app.tracking.models import CodeForm, OrderStage, ScanEvent, StageUpdate
+from app.tracking.models import CodeForm, OrderStage, ScanEvent
 
 
 def offer_search(term: str) -> ColumnElement[bool]:
@@ -40,22 +39,10 @@ def offer_search(term: str) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
-def _current_positions() -> Select[str, int]:
-    """Per order, the position of its furthest stage (the timeline's current stage)."""
-    return (
-        select(StageUpdate.offer_id, func.max(OrderStage.position).label("position"))
-        .join(OrderStage, col(OrderStage.key) == col(StageUpdate.stage_key))
-        .group_by(StageUpdate.offer_id)
-    )
-
-
 def at_stage(stage_key: str) -> ColumnElement[bool]:
-    """Orders whose current stage is ``stage_key``."""
-    current = _current_positions().subquery()
+    """Orders whose current stage is ``stage_key`` (as app.tracking.progress keeps it)."""
     stage_position = select(OrderStage.position).where(OrderStage.key == stage_key)
-    return col(Offer.id).in_(
-        select(current.c.offer_id).where(current.c.position == stage_position.scalar_subquery())
-    )
+    return col(Offer.stage_position) == stage_position.scalar_subquery()
 
 
 @dataclass(frozen=True)
@@ -65,35 +52,21 @@ class OrderProgress:
 
 
 def progress_of(session: Session, offer_ids: Sequence[str]) -> dict[str, OrderProgress]:
-    """Current stage and latest expected delivery of each order, in two queries."""
+    """Current stage and latest expected delivery of each order, as app.tracking.progress
+    keeps them on the order's row."""
     if not offer_ids:
         return {}
     stages = {s.position: s for s in session.exec(select(OrderStage)).all()}
-    current = dict(
-        session.exec(_current_positions().where(col(StageUpdate.offer_id).in_(offer_ids))).all()
-    )
-    expected = _latest_expected(session, offer_ids)
+    rows = session.exec(
+        select(col(Offer.id), col(Offer.stage_position), col(Offer.expected_delivery_date)).where(
+            col(Offer.id).in_(offer_ids)
+        )
+    ).all()
     return {
-        offer_id: OrderProgress(stages[position], expected.get(offer_id))
-        for offer_id, position in current.items()
+        offer_id: OrderProgress(stages[position], expected)
+        for offer_id, position, expected in rows
         if position in stages
     }
-
-
-def _latest_expected(session: Session, offer_ids: Sequence[str]) -> dict[str, date]:
-    rows = session.exec(
-        select(StageUpdate.offer_id, col(StageUpdate.expected_delivery_date))
-        .where(
-            col(StageUpdate.offer_id).in_(offer_ids),
-            col(StageUpdate.expected_delivery_date).is_not(None),
-        )
-        .order_by(col(StageUpdate.happened_at), col(StageUpdate.id))
-    ).all()
-    latest: dict[str, date] = {}
-    for offer_id, expected in rows:
-        if expected is not None:
-            latest[offer_id] = expected  # ordered oldest first: the last one wins
-    return latest
 
 
 @dataclass(frozen=True)
