@@ -1,7 +1,6 @@
 """The customer's pages in their language, on the seller's letterhead, with no dead ends."""
 
 import re
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -13,7 +12,7 @@ from app.auth.staff import Role, StaffUser
 from app.config import Settings, get_settings, settings_dependency
 from app.offers import service as offers_service
 from app.offers.models import OfferStatus
-from app.tracking import router, service
+from app.tracking import router
 from tests.factories import line_data, make_offer
 from tests.tracking.test_pages import csrf_of, make_order
 
@@ -75,17 +74,9 @@ def test_the_switcher_is_links_and_its_choice_wins(
 
 
 def test_cached_pages_vary_by_language(
-    client: TestClient, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, session: Session, settings: Settings, page_loads: list[int]
 ) -> None:
     offer = make_offer(session, settings, issued=True, language="el")
-    loads: list[int] = []
-    real = service.tracking_page
-
-    def counted(*args: Any, **kwargs: Any) -> service.TrackingPage:
-        loads.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(service, "tracking_page", counted)
 
     views = [
         client.get(f"/{offer.id}", headers=GERMAN_BROWSER),
@@ -96,7 +87,7 @@ def test_cached_pages_vary_by_language(
     ]
 
     assert [html_lang(v.text) for v in views] == ["de", "en", "de", "el", "en"]
-    assert len(loads) == 3  # German, English, Greek rendered once each
+    assert len(page_loads) == 3  # German, English, Greek rendered once each
     assert "Accept-Language" in views[0].headers["Vary"]
 
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -26,23 +25,15 @@ KEY: CacheKey = ("01H0WARY2WHGGRF3K72D299T3T", False, "https://x/", None, ("en",
 
 
 def test_repeated_views_reuse_the_page_and_each_is_recorded(
-    client: TestClient, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, session: Session, settings: Settings, page_loads: list[int]
 ) -> None:
     order = make_order(session, settings)
-    loads: list[int] = []
-    real = service.tracking_page
-
-    def counted(*args: Any, **kwargs: Any) -> service.TrackingPage:
-        loads.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(service, "tracking_page", counted)
 
     pages = [client.get(f"/{order.tracking_id}", headers={"user-agent": IPHONE}) for _ in range(5)]
 
     assert all(p.status_code == 200 for p in pages)
     assert len({p.text for p in pages}) == 1
-    assert len(loads) == 1  # read and rendered once
+    assert len(page_loads) == 1  # read and rendered once
     assert len(scans(session, order)) == 5  # yet every view is a scan
 
 
@@ -118,20 +109,12 @@ def test_pages_for_many_hosts_stay_within_the_cache_size(
     app: FastAPI,
     session: Session,
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    page_loads: list[int],
 ) -> None:
     """Each Host header gets a page of its own, its links built on it: long made-up hosts must
     not pile up pages beyond the cache's size, and the cache must keep working."""
     offer = make_offer(session, settings, issued=True)
     cache: PageCache = app.state.page_cache
-    loads: list[int] = []
-    real = service.tracking_page
-
-    def counted(*args: Any, **kwargs: Any) -> service.TrackingPage:
-        loads.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(service, "tracking_page", counted)
     hosts = [f"h{n}.{'x' * 60_000}.example" for n in range(40)]  # pages of ~0.5 M characters
 
     assert {client.get(f"/{offer.id}", headers={"host": h}).status_code for h in hosts} == {200}
@@ -139,7 +122,7 @@ def test_pages_for_many_hosts_stay_within_the_cache_size(
     held = sum(len(page.html) for page in cache._pages.values())
     assert held <= MAX_CHARACTERS and cache.characters == held
     client.get(f"/{offer.id}", headers={"host": hosts[-1]})
-    assert len(loads) == len(hosts)  # the latest host's page came from the cache
+    assert len(page_loads) == len(hosts)  # the latest host's page came from the cache
     cache.invalidate([offer.id])
     assert cache.characters == 0  # a change drops the offer's pages, and their size with them
 
