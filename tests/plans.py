@@ -179,3 +179,15 @@ def assert_reads_at_most(
     for statement in relevant:
         read = rows_read(connection, statement, table)
         assert read <= limit, f"{read} rows of {table} read by {statement[0]}"
+
+
+def assert_reads_at_most_with_and_without_statistics(
+    engine: Engine, statements: list[Statement], table: str, limit: int
+) -> None:
+    """``assert_reads_at_most`` as the table stands (no statistics, ``statistics_held``), then
+    again once ANALYZE has gathered them; rolled back."""
+    with engine.connect() as connection:
+        assert_reads_at_most(connection, statements, table, limit)
+        analyze(connection, table)
+        assert_reads_at_most(connection, statements, table, limit)
+        connection.rollback()

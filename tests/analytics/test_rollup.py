@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
 from app.analytics import scanfeed
@@ -24,6 +24,7 @@ from app.tracking.scanrows import insert_scans
 from tests.aio import run_async
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
+from tests.plans import assert_reads_at_most, captured
 from tests.scanlogs import ScanOrigin
 
 
@@ -149,15 +150,6 @@ def test_two_servers_feeds_derive_each_scan_once(committed: Engine, settings: Se
     assert [(scans, visitors) for *_, scans, visitors in totals] == [(300, 300)]
 
 
-def _rows_read(plan: dict[str, Any]) -> int:
-    """Rows the plan's scans of scan_event (its partitions) read, kept or filtered out."""
-    read = 0
-    if str(plan.get("Relation Name", "")).startswith("scan_event"):
-        kept = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
-        read += kept * plan["Actual Loops"] + plan.get("Rows Removed by Index Recheck", 0)
-    return read + sum(_rows_read(child) for child in plan.get("Plans", []))
-
-
 @pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="PostgreSQL's planner")
 def test_a_feed_round_reads_its_new_scans_not_the_whole_table(
     committed: Engine, settings: Settings
@@ -181,26 +173,11 @@ def test_a_feed_round_reads_its_new_scans_not_the_whole_table(
         with committed.begin() as connection:
             insert_scans(connection, [_row(at, f"new{n}", offer_id=offer.id) for n in range(50)])
 
-        statements: list[tuple[str, Any]] = []
-
-        def capture(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
-            if "scan_event" in sql and not sql.startswith("EXPLAIN"):
-                statements.append((sql, params))
-
-        event.listen(committed, "before_cursor_execute", capture)
-        try:
+        with captured(committed) as statements:
             assert scanfeed.catch_up(committed, settings.zone) == 50
-        finally:
-            event.remove(committed, "before_cursor_execute", capture)
-        assert statements
         with committed.connect() as connection:
-            for sql, params in statements:
-                explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"
-                plan: dict[str, Any] = connection.exec_driver_sql(explain, params).scalar_one()[0][
-                    "Plan"
-                ]
-                assert _rows_read(plan) <= 1_000, sql  # 20,050 when it reads the partition
-            connection.rollback()  # EXPLAIN ANALYZE ran the round's inserts again
+            # 20,050 when a statement reads the partition.
+            assert_reads_at_most(connection, statements, "scan_event", 1_000)
     finally:
         with committed.begin() as connection:
             connection.execute(text(f"DELETE FROM {month.name}"))
