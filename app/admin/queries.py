@@ -139,7 +139,10 @@ def _orders_per_stage(session: Session) -> list[tuple[OrderStage, int]]:
     # From the progress kept on each order (app/tracking/progress.py), not its whole history:
     # the orders short of the last stage are a range of their index, named from both ends (see
     # dashboard()); the delivered ones are counted in that index alone (still one entry per
-    # delivered order; PostgreSQL's index-only scan skips the rows once vacuum has seen them). No
+    # delivered order; PostgreSQL's index-only scan skips the rows once vacuum has seen them,
+    # some 6 ms on SQLite and 30 ms on PostgreSQL unvacuumed for 200,000). It stays a count of
+    # all of them: each row is the size of the order list it links to, which counts the same
+    # entries, and "delivered this month" would need when each order got there, kept nowhere. No
     # filter on the status: only activation gives an offer a stage position, and an order
     # stays one (a filter on it led SQLite to the status index, every order ever placed).
     stages = session.exec(select(OrderStage).order_by(col(OrderStage.position))).all()

@@ -181,11 +181,22 @@ _live_caches: "weakref.WeakSet[PageCache]" = weakref.WeakSet()
 _ALL = "*"
 
 
+def drop_on_commit(session: Session, offer_ids: Iterable[str]) -> None:
+    """Drop these offers' pages when ``session`` commits: for a change the ORM does not see
+    (an UPDATE statement, such as app.tracking.progress writes)."""
+    changed: set[str] = session.info.setdefault("offertrack_changed_pages", set())
+    changed.update(offer_ids)
+
+
+def drop_all_on_commit(session: Session) -> None:
+    """Drop every page when ``session`` commits."""
+    drop_on_commit(session, (_ALL,))
+
+
 @event.listens_for(Session, "after_flush")
 def _note_changes(session: Session, flush_context: UOWTransaction) -> None:
-    changed: set[str] = session.info.setdefault("offertrack_changed_pages", set())
     for obj in chain(session.new, session.dirty, session.deleted):
-        changed.update(_affected_offers(obj))
+        drop_on_commit(session, _affected_offers(obj))
 
 
 def _affected_offers(obj: Any) -> Iterable[str]:

@@ -1,6 +1,7 @@
 """An order's progress kept on its offer row: the position of its furthest stage and its
 latest expected delivery date, worked out from its stage history in one place, so the staff
-dashboard reads the orders in progress rather than every stage update there ever was."""
+dashboard reads the orders in progress rather than every stage update there ever was, and the
+tracking page, the order's staff page and its feeds show the stage and date kept here."""
 
 from collections.abc import Collection
 
@@ -8,6 +9,7 @@ from sqlalchemy import ColumnElement, func, update
 from sqlmodel import Session, col, select
 
 from app.offers.models import Offer
+from app.tracking import pagecache
 from app.tracking.models import OrderStage, StageUpdate
 
 
@@ -15,11 +17,15 @@ def refresh(session: Session, offer_ids: Collection[str]) -> None:
     """Work out the stored progress of these orders again from their history."""
     if offer_ids:
         _refresh_where(session, col(Offer.id).in_(sorted(offer_ids)))
+        # The tracking pages show the stored progress, and the UPDATE is no change the ORM
+        # sees: their cached copies go with the commit.
+        pagecache.drop_on_commit(session, offer_ids)
 
 
 def refresh_all(session: Session) -> None:
     """Every order's stored progress again: a stage moved, and with it what is furthest."""
     _refresh_where(session, col(Offer.stage_position).is_not(None))
+    pagecache.drop_all_on_commit(session)  # every order's page, as in refresh()
 
 
 def _refresh_where(session: Session, which: ColumnElement[bool]) -> None:

@@ -192,7 +192,10 @@ def add_stage_updates(
 ) -> list[Offer]:
     """Append the same stage update to several orders, all or none."""
     stage = resolve_stage(session, data.stage)
-    offers = [find_order(session, code) for code in dict.fromkeys(raw_codes)]
+    # One update per order, however many spellings of its code were sent: each update's
+    # event compares its date with the order's progress before the use case.
+    found = (find_order(session, code) for code in dict.fromkeys(raw_codes))
+    offers = list({offer.id: offer for offer in found}.values())
     for offer in offers:
         _append_update(session, offer, stage, data, actor)
     progress.refresh(session, [offer.id for offer in offers])
@@ -211,25 +214,20 @@ def _append_update(
     )
     if data.happened_at is not None:
         update.happened_at = data.happened_at
+    # The order's expected delivery before this update, as its stored progress has it (the
+    # progress is worked out again once every update of the use case is in).
+    earlier_date = offer.expected_delivery_date
     session.add(update)
     session.flush()
     _audit_stage_update(session, update, offer, stage, actor)
-    publish(session, _stage_updated(session, update, stage))
+    publish(session, _stage_updated(session, update, stage, earlier_date))
     return update
 
 
-def _stage_updated(session: Session, update: StageUpdate, stage: OrderStage) -> StageUpdated:
+def _stage_updated(
+    session: Session, update: StageUpdate, stage: OrderStage, earlier_date: date | None
+) -> StageUpdated:
     assert update.id is not None
-    earlier_date = session.execute(
-        select(col(StageUpdate.expected_delivery_date))
-        .where(
-            StageUpdate.offer_id == update.offer_id,
-            col(StageUpdate.id) != update.id,
-            col(StageUpdate.expected_delivery_date).is_not(None),
-        )
-        .order_by(col(StageUpdate.happened_at).desc(), col(StageUpdate.id).desc())
-        .limit(1)
-    ).scalar()
     last_position = max(s.position for s in list_stages(session))
     return StageUpdated(
         offer_id=update.offer_id,
@@ -275,6 +273,8 @@ def _audit_stage_update(
 
 
 def build_timeline(session: Session, offer: Offer) -> Timeline:
+    """The order's updates to list, and its current stage and expected delivery as
+    app.tracking.progress keeps them on its row (the rule the staff site reads too)."""
     stages = list_stages(session)
     by_key = {stage.key: stage for stage in stages}
     rows = session.exec(
@@ -283,13 +283,10 @@ def build_timeline(session: Session, offer: Offer) -> Timeline:
         .order_by(col(StageUpdate.happened_at).desc(), col(StageUpdate.id).desc())
     ).all()
     updates = [(row, by_key[row.stage_key]) for row in rows]
-    current = max((stage for _, stage in updates), key=lambda s: s.position, default=None)
+    current = next((s for s in stages if s.position == offer.stage_position), None)
     steps = [StageStep(stage, _step_state(stage, current)) for stage in stages]
-    expected = next(
-        (u.expected_delivery_date for u, _ in updates if u.expected_delivery_date), None
-    )
     carrier = next((u for u, _ in updates if u.carrier or u.tracking_number), None)
-    return Timeline(steps, updates, current, expected, carrier)
+    return Timeline(steps, updates, current, offer.expected_delivery_date, carrier)
 
 
 def _step_state(stage: OrderStage, current: OrderStage | None) -> str:

@@ -2,8 +2,10 @@
 keeps (app/tracking/progress.py): the same numbers as its stage history gives, kept by every
 path that changes the history or the stage positions, read from the orders in progress."""
 
+import re
 import threading
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -15,10 +17,11 @@ from app.admin import queries
 from app.config import get_settings
 from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
+from app.templating import format_date
 from app.tracking import progress
 from app.tracking import service as tracking_service
 from app.tracking import stages as stages_service
-from app.tracking.models import StageUpdate
+from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.schemas import StageUpdateCreate
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
@@ -46,21 +49,20 @@ def _update(session: Session, offer: Offer, stage: str, **fields: object) -> Non
 
 
 def _from_history(session: Session) -> tuple[dict[str, int], list[tuple[str, date]]]:
-    """What the dashboard showed before: every order's progress from its whole history."""
+    """What the dashboard must show: every order's progress from its whole history."""
     today = offers_service.today(SETTINGS)
-    ids = session.exec(select(Offer.id).where(Offer.status == OfferStatus.ORDERED)).all()
-    progress = queries.progress_of(session, list(ids))
-    last = max(p.stage.position for p in progress.values())
+    stages = {s.position: s for s in tracking_service.list_stages(session)}
+    progress = _history_progress(session)
+    last = max(stages)
     per_stage: dict[str, int] = {}
-    for p in progress.values():
-        per_stage[p.stage.key] = per_stage.get(p.stage.key, 0) + 1
+    for position, _ in progress.values():
+        assert position is not None
+        per_stage[stages[position].key] = per_stage.get(stages[position].key, 0) + 1
     late = sorted(
         (
-            (offer_id, p.expected_delivery)
-            for offer_id, p in progress.items()
-            if p.expected_delivery is not None
-            and p.expected_delivery < today
-            and p.stage.position != last
+            (offer_id, expected)
+            for offer_id, (position, expected) in progress.items()
+            if expected is not None and expected < today and position != last
         ),
         key=lambda row: (row[1], row[0]),
     )
@@ -86,9 +88,22 @@ def _stored(session: Session) -> dict[str, tuple[int | None, date | None]]:
 
 
 def _history_progress(session: Session) -> dict[str, tuple[int | None, date | None]]:
-    ids = session.exec(select(Offer.id).where(Offer.status == OfferStatus.ORDERED)).all()
-    progress = queries.progress_of(session, list(ids))
-    return {i: (p.stage.position, p.expected_delivery) for i, p in progress.items()}
+    """Each order's furthest stage and latest expected delivery, worked out here from every
+    stage update it has (the test's own spelling of the rule, not the app's)."""
+    positions = {s.key: s.position for s in tracking_service.list_stages(session)}
+    updates = session.exec(
+        select(StageUpdate)
+        .join(Offer, col(Offer.id) == col(StageUpdate.offer_id))
+        .where(Offer.status == OfferStatus.ORDERED)
+    ).all()
+    progress: dict[str, tuple[int | None, date | None]] = {}
+    for update in sorted(updates, key=lambda u: (u.happened_at, u.id or 0)):
+        position, expected = progress.get(update.offer_id, (None, None))
+        progress[update.offer_id] = (
+            max(position or 0, positions[update.stage_key]),
+            update.expected_delivery_date or expected,
+        )
+    return progress
 
 
 def _mix(session: Session, api: TestClient) -> dict[str, Offer]:
@@ -165,6 +180,74 @@ def test_every_path_that_changes_the_history_or_the_stages_keeps_the_stored_prog
     stages_service.update_stage(session, "in_production", "Being made", 2, actor="tests")
     assert _stored(session) == _history_progress(session)
     assert (_shown(session)) == _from_history(session)
+
+
+Shown = tuple[str | None, str | None]  # current stage, expected delivery, as a page shows them
+
+
+def _on_tracking_pages(client: TestClient, orders: list[Offer]) -> dict[str, Shown]:
+    shown: dict[str, Shown] = {}
+    for order in orders:
+        page = client.get(f"/{order.tracking_id}").text
+        stage = re.search(r"Current stage: <strong>([^<]*)</strong>", page)
+        expected = re.search(r"Expected delivery: <strong>([^<]*)</strong>", page)
+        shown[order.id] = (stage and stage.group(1), expected and expected.group(1))
+    return shown
+
+
+def _on_the_staff_site(session: Session) -> dict[str, Shown]:
+    """Each order's stage and date as the staff site's order list shows them."""
+    session.expire_all()
+    ids = session.exec(select(Offer.id).where(Offer.status == OfferStatus.ORDERED)).all()
+    return {
+        offer_id: (p.stage.label, _date(p.expected_delivery))
+        for offer_id, p in queries.progress_of(session, list(ids)).items()
+    }
+
+
+def _date(day: date | None) -> str | None:
+    return format_date(day) if day else None
+
+
+def _as_history_says(session: Session) -> dict[str, Shown]:
+    labels = {s.position: s.label for s in tracking_service.list_stages(session)}
+    return {
+        offer_id: (labels[position] if position else None, _date(expected))
+        for offer_id, (position, expected) in _history_progress(session).items()
+    }
+
+
+def test_the_tracking_page_and_the_staff_site_show_one_progress(
+    session: Session, api: TestClient
+) -> None:
+    """The customer's page and the staff's dashboard and order list show the same stage and
+    date for orders at every stage, also once staff moved a stage after updates were posted
+    (the pages seen before the move are not served again)."""
+    orders = _mix(session, api) | {"H": _order(session, "Just ordered")}
+    backdated = orders["E"]  # at "Ready for dispatch", and "In production" long before
+
+    def assert_one_progress() -> dict[str, Shown]:
+        on_pages = _on_tracking_pages(api, list(orders.values()))
+        assert on_pages == _on_the_staff_site(session) == _as_history_says(session)
+        per_stage, late = _shown(session)
+        assert per_stage == dict(Counter(stage.key for stage in _stages(session, on_pages)))
+        assert (per_stage, late) == _from_history(session)
+        return on_pages
+
+    shown = assert_one_progress()
+    assert shown[backdated.id][0] == "Ready for dispatch"
+    assert shown[orders["H"].id] == ("Order confirmed", None)
+
+    stages_service.update_stage(session, "in_production", "In production", 7, actor="tests")
+    assert assert_one_progress()[backdated.id][0] == "In production"
+
+    stages_service.update_stage(session, "in_production", "Being made", 2, actor="tests")
+    assert assert_one_progress()[backdated.id][0] == "Ready for dispatch"
+
+
+def _stages(session: Session, shown: dict[str, Shown]) -> list[OrderStage]:
+    by_label = {s.label: s for s in tracking_service.list_stages(session)}
+    return [by_label[label] for label, _ in shown.values() if label]
 
 
 def _delivered(connection: Connection, count: int) -> None:

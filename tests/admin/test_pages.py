@@ -295,6 +295,22 @@ def test_a_bulk_stage_update_reaches_every_selected_order_and_only_those(
     db.rollback()
 
 
+def test_a_bulk_stage_update_naming_an_order_twice_updates_it_once(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    order = _order(db, "One AG")
+    token = as_role(Role.SALES)
+
+    done = web.post(
+        "/admin/orders/bulk-stage-update",
+        data={"pks": [order.id, order.tracking_id], "stage": "shipped", "csrf_token": token},
+    )
+
+    assert "Stage update added to 1 order." in done.text
+    db.expire_all()
+    assert len(db.exec(select(StageUpdate).where(StageUpdate.offer_id == order.id)).all()) == 2
+
+
 def test_a_bulk_update_with_a_non_order_changes_nothing(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:

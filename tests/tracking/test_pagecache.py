@@ -1,17 +1,22 @@
 """Rendered pages are reused for a moment, yet every change shows at once and every view counts."""
 
 import asyncio
+import re
 import time
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from app.config import Settings
 from app.db import get_engine
-from app.offers.models import OfferStatus
-from app.tracking import service
+from app.offers import service as offers_service
+from app.offers.models import Offer, OfferStatus
+from app.templating import format_date
+from app.tracking import progress, service
 from app.tracking.models import CodeForm
 from app.tracking.pagecache import MAX_CHARACTERS, CachedPage, CacheKey, PageCache
 from app.tracking.schemas import StageUpdateCreate
@@ -52,6 +57,44 @@ def test_a_stage_update_shows_on_the_next_view(
 
     assert "Handed to DHL" in client.get(f"/{order.tracking_id}").text
     assert "Handed to DHL" in client.get(f"/{order.id}", headers={"HX-Request": "true"}).text
+
+
+def _progress_shown(page: str) -> tuple[str | None, str | None]:
+    stage = re.search(r"Current stage: <strong>([^<]*)</strong>", page)
+    expected = re.search(r"Expected delivery: <strong>([^<]*)</strong>", page)
+    return (stage and stage.group(1), expected and expected.group(1))
+
+
+def test_the_page_shows_the_progress_the_order_keeps_and_a_new_one_at_once(
+    client: TestClient, session: Session, settings: Settings, page_loads: list[int]
+) -> None:
+    """An order's current stage and expected delivery follow one rule, app.tracking.progress's:
+    the page shows what it keeps on the order's row (set apart from the history here, as a
+    change of that rule would), and a refresh of it on the next view, though no stage update
+    or stage changed with it."""
+    order = make_order(session, settings)
+    expected = offers_service.today(settings) + timedelta(days=2)
+    service.add_stage_update(
+        session,
+        order.id,
+        StageUpdateCreate(stage="shipped", expected_delivery_date=expected),
+        actor="tests",
+    )
+    kept = update(Offer).where(col(Offer.id) == order.id)
+    session.execute(kept.values(stage_position=4, expected_delivery_date=expected + timedelta(1)))
+    session.commit()
+    session.expire_all()
+
+    first = client.get(f"/{order.tracking_id}").text
+    assert _progress_shown(first) == ("Ready for dispatch", format_date(expected + timedelta(1)))
+    assert client.get(f"/{order.tracking_id}").text == first  # kept in the cache
+
+    progress.refresh(session, [order.id])
+    session.commit()
+
+    shown = _progress_shown(client.get(f"/{order.tracking_id}").text)
+    assert shown == ("Shipped", format_date(expected))
+    assert len(page_loads) == 2
 
 
 def test_accepting_changes_the_page_at_once(
