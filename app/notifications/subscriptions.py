@@ -311,7 +311,9 @@ def _update_context(
         "tracking_id": offer.tracking_id,
         "stage_label": stage_label,
         "public_note": stage_update.public_note,
-        "expected_delivery": stage_update.expected_delivery_date,
+        # The order's date as its page shows it now, not the update's own: one dated in the
+        # past may name a date that a later update replaced.
+        "expected_delivery": offer.expected_delivery_date,
         "reason": reason,
         "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
         "lang": offer.language,

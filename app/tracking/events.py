@@ -19,7 +19,9 @@ class OrderActivated(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StageUpdated(Event):
-    """A stage update was appended; ``expected_delivery_changed`` says whether it moved the date."""
+    """A stage update was appended. ``expected_delivery_date`` is the order's expected delivery
+    after it, as the tracking page shows it; ``expected_delivery_changed`` says whether the
+    update moved that date (one dated in the past may name a date a later one replaced)."""
 
     offer_id: str
     stage_update_id: int

@@ -181,8 +181,7 @@ def add_stage_update(
     """Append a stage update to an order's history."""
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
-    update = _append_update(session, offer, stage, data, actor)
-    progress.refresh(session, [offer.id])
+    (update,) = _append_updates(session, [offer], stage, data, actor)
     session.commit()
     return update, offer, stage
 
@@ -192,15 +191,26 @@ def add_stage_updates(
 ) -> list[Offer]:
     """Append the same stage update to several orders, all or none."""
     stage = resolve_stage(session, data.stage)
-    # One update per order, however many spellings of its code were sent: each update's
-    # event compares its date with the order's progress before the use case.
+    # One update per order, however many spellings of its code were sent.
     found = (find_order(session, code) for code in dict.fromkeys(raw_codes))
     offers = list({offer.id: offer for offer in found}.values())
-    for offer in offers:
-        _append_update(session, offer, stage, data, actor)
-    progress.refresh(session, [offer.id for offer in offers])
+    _append_updates(session, offers, stage, data, actor)
     session.commit()
     return offers
+
+
+def _append_updates(
+    session: Session, offers: list[Offer], stage: OrderStage, data: StageUpdateCreate, actor: str
+) -> list[StageUpdate]:
+    """Append the update to each order, work out their progress again, then tell of each: its
+    event compares the order's expected delivery before and after, as the page shows it (an
+    update dated in the past may name a date that a later update already replaced)."""
+    earlier = {offer.id: offer.expected_delivery_date for offer in offers}
+    updates = [_append_update(session, offer, stage, data, actor) for offer in offers]
+    progress.refresh(session, list(earlier))
+    for update, offer in zip(updates, offers, strict=True):
+        publish(session, _stage_updated(session, update, stage, earlier[offer.id], offer))
+    return updates
 
 
 def _append_update(
@@ -214,18 +224,14 @@ def _append_update(
     )
     if data.happened_at is not None:
         update.happened_at = data.happened_at
-    # The order's expected delivery before this update, as its stored progress has it (the
-    # progress is worked out again once every update of the use case is in).
-    earlier_date = offer.expected_delivery_date
     session.add(update)
     session.flush()
     _audit_stage_update(session, update, offer, stage, actor)
-    publish(session, _stage_updated(session, update, stage, earlier_date))
     return update
 
 
 def _stage_updated(
-    session: Session, update: StageUpdate, stage: OrderStage, earlier_date: date | None
+    session: Session, update: StageUpdate, stage: OrderStage, earlier: date | None, offer: Offer
 ) -> StageUpdated:
     assert update.id is not None
     last_position = max(s.position for s in list_stages(session))
@@ -236,11 +242,8 @@ def _stage_updated(
         stage_label=stage.label,
         happened_at=update.happened_at,
         public_note=update.public_note,
-        expected_delivery_date=update.expected_delivery_date,
-        expected_delivery_changed=(
-            update.expected_delivery_date is not None
-            and update.expected_delivery_date != earlier_date
-        ),
+        expected_delivery_date=offer.expected_delivery_date,
+        expected_delivery_changed=offer.expected_delivery_date not in (None, earlier),
         is_final=stage.position == last_position,
     )
 

@@ -18,6 +18,7 @@ from app.db import utcnow
 from app.notifications.models import MailOutbox, OrderSubscription
 from app.offers import service as offers_service
 from app.offers.models import Offer
+from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
 from tests.conftest import TEST_DATABASE_URL
@@ -141,6 +142,40 @@ def test_only_updates_with_news_for_the_customer_are_mailed(
     subjects = [m["Subject"] for m in inbox.to("b@example.com")]
     assert len(subjects) == 2
     assert "new expected delivery" in subjects[0] and "delivered" in subjects[1]
+
+
+def test_an_update_dated_in_the_past_does_not_announce_a_date_a_later_one_replaced(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        session.add(
+            OrderSubscription(offer_id=order.id, email="b@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+    api = {"Authorization": f"Bearer {_token(committed)}"}
+    today = offers_service.today(settings)
+    current, replaced = today + timedelta(days=9), today + timedelta(days=3)
+    now = {"stage": "Quality check", "expected_delivery_date": str(current)}
+    web.post(f"/api/v1/orders/{order.id}/updates", json=now, headers=api)
+    # Entered afterwards, but it happened yesterday: the date it named was replaced since.
+    backdated = {
+        "stage": "Quality check",
+        "expected_delivery_date": str(replaced),
+        "public_note": "Parts arrived",
+        "happened_at": (utcnow() - timedelta(days=1)).isoformat(),
+    }
+    web.post(f"/api/v1/orders/{order.id}/updates", json=backdated, headers=api)
+    run_worker(committed, mail_settings)
+
+    first, second = inbox.to("b@example.com")
+    assert "new expected delivery" in first["Subject"]
+    assert "new expected delivery" not in second["Subject"]
+    body = body_text(second)
+    assert "Parts arrived" in body
+    # The date the tracking page shows, in the mail as well.
+    assert f"Expected delivery: {format_date(current)}" in body
+    assert format_date(replaced) not in body
 
 
 def test_the_page_never_tells_whether_an_address_is_subscribed(
