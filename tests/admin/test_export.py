@@ -397,7 +397,8 @@ def test_an_export_that_fails_midway_is_not_received_as_a_complete_file(
     db: Session, make_staff: Callable[..., StaffLogin], live_server: str
 ) -> None:
     # Past the rows read before the response starts, one the database cannot hand over: a time
-    # before year 1 (the list's last row, newest first), which neither psycopg nor SQLite reads.
+    # before year 1 (last in the list, which shows the newest first), which neither psycopg nor
+    # SQLAlchemy's SQLite dialect can read.
     _entries(db, SERVER_CHUNK_ROWS + 1, actor="tests:broken")
     db.execute(text("UPDATE audit_log SET occurred_at = '-infinity' WHERE entity_id = '0'"))
     db.commit()
