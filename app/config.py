@@ -102,6 +102,10 @@ class Settings(BaseSettings):
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Staff CSV exports streaming at once in each process; one more answers 503 at once. Each
+    # holds a pooled database connection for as long as its download lasts: below the pool's
+    # 5 lasting connections (PostgreSQL, app.db), pages keep theirs while exports run.
+    max_concurrent_exports: int = Field(default=3, ge=1, le=50)
     # Argon2id's cost per password check (RFC 9106's low-memory profile by default: 3 passes
     # over 64 MiB). Raising either rehashes each password at its owner's next sign-in.
     password_hash_time_cost: int = Field(default=3, ge=1, le=20)

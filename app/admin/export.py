@@ -7,6 +7,12 @@ rows would grow the process until it is killed). Here the database's cursor hand
 over a chunk at a time (SQLAlchemy's ``yield_per``: a server-side cursor on PostgreSQL,
 SQLite's cursor stepping through the result), each chunk is written out and let go before the
 next is read, and the session is closed however the response ends, the client gone included.
+
+Each download holds a pooled connection and a transaction until it ends, so at most
+``max_concurrent_exports`` stream at once in a process (ExportSlots); one more is refused at
+once. An error after the response has started propagates to the server, which closes the
+connection without ending the chunked body: the client sees a failed download, not a short
+file (tests/admin/test_export.py checks this against uvicorn).
 """
 
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -24,9 +30,41 @@ from starlette.types import Receive, Scope, Send
 
 from app import csvsafe
 from app.db import READ_ONLY, new_session
+from app.errors import ServiceUnavailable
+from app.requestguard import is_head
 
 # Rows read from the database, and held in memory, at a time.
 CHUNK_ROWS = 1000
+MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+class ExportsBusy(ServiceUnavailable):
+    title = "Too many exports at once"
+    retry_after_seconds = 30
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} exports are downloading already, the most this server runs at once. "
+            "Please try again in a minute."
+        )
+
+
+class ExportSlots:
+    """The exports that may stream at once in one process. Taken and given back on the event
+    loop only, so a plain count needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._taken = 0
+
+    def take(self) -> None:
+        """Take a slot, or raise ExportsBusy when none is free: waiting would hold the request."""
+        if self._taken >= self.limit:
+            raise ExportsBusy(self.limit)
+        self._taken += 1
+
+    def give_back(self) -> None:
+        self._taken -= 1
 
 
 async def listed(view: ModelView, request: Request) -> Select[Any]:
@@ -102,28 +140,34 @@ class _Chunks:
 
 
 class _CsvStream(StreamingResponse):
-    """A CSV download that owns the session its rows come from and closes it when the response
-    ends, however it ends: sent, failed, or cancelled because the client went away (a fetch
-    under way finishes first: a worker thread is not interrupted)."""
+    """A CSV download that owns the session its rows come from and its export slot, and gives
+    both back when the response ends, however it ends: sent, failed, or cancelled because the
+    client went away (a fetch under way finishes first: a worker thread is not interrupted)."""
 
-    def __init__(self, lines: AsyncIterator[str], rows: _Chunks, filename: str) -> None:
-        super().__init__(
-            lines,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f"attachment;filename={filename}"},
-        )
+    def __init__(
+        self, lines: AsyncIterator[str], rows: _Chunks, slots: ExportSlots, filename: str
+    ) -> None:
+        super().__init__(lines, media_type=MEDIA_TYPE, headers=_disposition(filename))
         self._rows = rows
+        self._slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await _close(self._rows)
+            await _close(self._rows, self._slots)
 
 
-async def _close(rows: _Chunks) -> None:
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(rows.close)
+def _disposition(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f"attachment;filename={filename}"}
+
+
+async def _close(rows: _Chunks, slots: ExportSlots) -> None:
+    try:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(rows.close)
+    finally:
+        slots.give_back()
 
 
 class _Line:
@@ -133,22 +177,26 @@ class _Line:
         return text
 
 
-async def csv_response(view: ModelView, request: Request) -> StreamingResponse:
+async def csv_response(view: ModelView, request: Request, slots: ExportSlots) -> StreamingResponse:
     """Every row the list shows for the same query string (the Export link carries it,
     templates/admin/sqladmin/list.html), in its order, as sqladmin exports them (past
     ``export_max_rows``, 0 for no limit, the first rows only), each cell neutralised, read
-    and sent a chunk at a time."""
+    and sent a chunk at a time; a HEAD gets the same headers without a row read."""
     stmt = (await listed(view, request)).limit(view.export_max_rows or None)
+    filename = secure_filename(view.get_export_name(export_type="csv"))
+    if is_head(request):
+        # Streamed like a GET's, so without a Content-Length the GET would not send either.
+        return StreamingResponse((), media_type=MEDIA_TYPE, headers=_disposition(filename))
+    slots.take()
     rows = _Chunks(stmt, CHUNK_ROWS)
     try:
         # Before the response starts: a statement the database refuses is still an error
         # page, not a CSV cut short after a 200.
         await anyio.to_thread.run_sync(rows.open)
     except BaseException:
-        await _close(rows)
+        await _close(rows, slots)
         raise
-    filename = secure_filename(view.get_export_name(export_type="csv"))
-    return _CsvStream(_lines(view, rows), rows, filename)
+    return _CsvStream(_lines(view, rows), rows, slots, filename)
 
 
 async def _lines(view: ModelView, rows: _Chunks) -> AsyncIterator[str]:

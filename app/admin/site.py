@@ -59,6 +59,8 @@ class _LinkMenu(ItemMenu):
 class StaffAdmin(Admin):
     """sqladmin with the dashboard as its landing page and our templates and filters."""
 
+    export_slots: export.ExportSlots
+
     def init_templating_engine(self) -> Jinja2Templates:
         templates = super().init_templating_engine()
         loader = templates.env.loader
@@ -98,7 +100,7 @@ class StaffAdmin(Admin):
         if request.path_params["export_type"] != "csv":
             raise HTTPException(status_code=404)
         view = self._find_model_view(request.path_params["identity"])
-        return await export.csv_response(view, request)
+        return await export.csv_response(view, request, self.export_slots)
 
 
 def _session_key(settings: Settings) -> str:
@@ -142,6 +144,7 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
         authentication_backend=access.StaffAuthentication(),
         authorization_backend=authorization,
     )
+    admin.export_slots = export.ExportSlots(settings.max_concurrent_exports)
     for base in views.ALL_VIEWS:
         # sqladmin keeps its admin and templates on the view class: a subclass per site keeps
         # two sites in one process (tests, embedding) from taking over each other's views.
@@ -153,7 +156,7 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
         admin._menu.add(_LinkMenu(link))
     _actions_only_by_post(admin)
     _without_file_routes(admin)
-    _register_error_handlers(staff_app)
+    _register_error_handlers(staff_app, admin)
     staff_app.state.admin = admin
     admin.admin.state.admin = admin  # errors inside sqladmin reach our handlers with its app
     return staff_app
@@ -191,7 +194,7 @@ def mount_staff_site(app: FastAPI, settings: Settings, pages: Sequence[StaffPage
     app.mount(STAFF_PREFIX, staff_app)
 
 
-def _register_error_handlers(staff_app: FastAPI) -> None:
+def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
     async def page(request: Request, status_code: int, title: str, detail: str) -> Response:
         context = {"status_code": status_code, "title": title, "message": detail}
         return await render_staff_page(request, "admin/error.html", context, status_code)
@@ -208,6 +211,11 @@ def _register_error_handlers(staff_app: FastAPI) -> None:
         response = await page(request, exc.status_code, exc.title, exc.detail)
         response.headers.update(exc.headers())
         return response
+
+    # sqladmin's own app answers what its routes raise, but for HTTPException, with a bare 500
+    # before ours could: our export's refusal (ExportsBusy) needs this page and its headers.
+    # (Starlette types a handler as taking any Exception.)
+    admin.admin.add_exception_handler(AppError, app_error)  # type: ignore[arg-type]
 
     @staff_app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -5,6 +5,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import httpx2 as httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -60,7 +61,7 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
-def sign_in(web: TestClient, who: StaffLogin) -> str:
+def sign_in(web: httpx.Client, who: StaffLogin) -> str:
     """Sign in through the form, like a person; returns the session's CSRF token."""
     page = web.get("/admin/login")
     response = web.post(

@@ -10,11 +10,13 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, insert, text
 from sqlmodel import Session
 
 from app import audit
@@ -22,7 +24,9 @@ from app.admin import export
 from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from app.config import get_settings
+from app.db import utcnow
 from app.offers.models import Offer
+from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import make_offer
 
 pytestmark = pytest.mark.concurrency
@@ -306,3 +310,106 @@ def test_an_offer_can_be_saved_while_an_export_downloads(
 
     assert len(saved) == 1
     assert len(rows) == 10
+
+
+def _download(downloads: ExitStack, web: TestClient, path: str) -> tuple[str, Iterator[str]]:
+    """Start a download: what came up to its first row, and the rest to come (kept by the
+    caller: a dropped iterator closes the response). It lasts until ``downloads`` closes."""
+    response = downloads.enter_context(web.stream("GET", path))
+    assert response.status_code == 200, response.read()
+    pieces = response.iter_text()
+    return _until_first_row(pieces), pieces
+
+
+def test_exports_past_the_limit_are_refused_at_once_until_one_ends(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    _offers(db, *[f"Busy {n} SA" for n in range(5)])
+    as_role(Role.VIEWER)
+    limit = get_settings().max_concurrent_exports
+    path = "/admin/offer/export/csv"
+
+    with ExitStack() as downloads:
+        downloading = [_download(downloads, web, path) for _ in range(limit)]
+        refused = web.get(path)
+        page_meanwhile = web.get("/admin/offer/list")
+        ended = [
+            csv.DictReader(io.StringIO(first + "".join(rest))) for first, rest in downloading[1:]
+        ]
+        after_some_ended = [_download(downloads, web, path) for _ in range(limit - 1)]
+        refused_again = web.get(path)  # the first is still downloading
+    with ExitStack() as downloads:  # every download above ended or was left midway
+        after_all_left = [_download(downloads, web, path) for _ in range(limit)]
+
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) > 0
+    assert "Please try again" in refused.text and "Busy 1 SA" not in refused.text
+    assert page_meanwhile.status_code == 200
+    assert [len(list(rows)) for rows in ended] == [5] * (limit - 1)
+    assert len(after_some_ended) == limit - 1
+    assert refused_again.status_code == 503
+    assert len(after_all_left) == limit
+
+
+def test_a_head_of_an_export_answers_its_headers_without_reading_the_table(
+    web: TestClient,
+    as_role: Callable[[Role], str],
+    db: Session,
+    loads: Callable[[Any], list[Any]],
+) -> None:
+    _offers(db, *[f"Head {n} SA" for n in range(5)])
+    as_role(Role.VIEWER)
+    loaded = loads(Offer)
+
+    head = web.head("/admin/offer/export/csv")
+
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "text/csv; charset=utf-8"
+    assert head.headers["content-disposition"].startswith("attachment;filename=Offer")
+    assert "content-length" not in head.headers  # a GET's length is not known beforehand
+    assert loaded == []
+    assert web.head("/admin/offer/export/csv?sortBy=customer_email").status_code == 400
+
+
+# The live server's rows per chunk, read before _small_chunks shrinks this process's.
+SERVER_CHUNK_ROWS = export.CHUNK_ROWS
+
+
+def _entries(db: Session, count: int, *, actor: str) -> None:
+    db.execute(
+        insert(AuditLogEntry),
+        [
+            {
+                "occurred_at": utcnow(),
+                "actor": actor,
+                "action": "offer.create",
+                "entity_type": "offer",
+                "entity_id": str(n),
+                "summary": f"Entry {n}",
+            }
+            for n in range(count)
+        ],
+    )
+    db.commit()
+
+
+def test_an_export_that_fails_midway_is_not_received_as_a_complete_file(
+    db: Session, make_staff: Callable[..., StaffLogin], live_server: str
+) -> None:
+    # Past the rows read before the response starts, one the database cannot hand over: a time
+    # before year 1 (last in the list, which shows the newest first), which neither psycopg nor
+    # SQLAlchemy's SQLite dialect can read.
+    _entries(db, SERVER_CHUNK_ROWS + 1, actor="tests:broken")
+    db.execute(text("UPDATE audit_log SET occurred_at = '-infinity' WHERE entity_id = '0'"))
+    db.commit()
+    admin = make_staff(Role.ADMIN)
+
+    with httpx.Client(base_url=live_server, timeout=30) as browser:
+        sign_in(browser, admin)
+        with browser.stream("GET", "/admin/audit-log-entry/export/csv?search=broken") as response:
+            assert response.status_code == 200
+            received: list[bytes] = []  # what came before the connection broke
+            with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+                received.extend(response.iter_bytes())
+
+    assert b"".join(received).count(b"\n") > SERVER_CHUNK_ROWS  # the first chunk, then the break
