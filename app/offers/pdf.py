@@ -275,7 +275,10 @@ class PdfRenderer:
             log.warning("the PDF renderer processes did not start", exc_info=True)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Waits until the workers have exited (a render under way finishes first, within its
+        # time limit): without waiting, the server's process could end before the pool told
+        # them to stop, and then waited forever for children that wait for it (under granian).
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def render_sync(self, html: str) -> bytes:
         """Render in a worker, blocking the calling thread (never the event loop)."""

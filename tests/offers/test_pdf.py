@@ -322,6 +322,15 @@ def running_renderer(workers: int = 1) -> Iterator[tuple[PdfRenderer, set[Proces
         renderer.shutdown()
 
 
+def test_no_renderer_process_outlives_shutdown() -> None:
+    # A server's process ends only once its children have: one left waiting on its task
+    # queue held the server up after SIGTERM until it was killed (seen under granian).
+    with running_renderer(workers=2) as (renderer, workers):
+        renderer.render_sync("<p>one page</p>")
+        renderer.shutdown()
+        assert workers and not [worker for worker in workers if worker.is_alive()]
+
+
 def _assert_killed(pool: ProcessPoolExecutor, workers: set[Process]) -> None:
     """The stuck workers were killed, not left rendering on their own. Their exit codes are
     read once the pool's manager thread has joined them: when two threads read a forkserver
