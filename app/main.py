@@ -43,8 +43,8 @@ from app.analytics.router import routes as campaign_code_routes
 from app.analytics.scanfeed import ScanFeed
 from app.config import STATIC_DIR, Settings, check_configuration, get_settings
 from app.customers.router import router as customers_router
-from app.db import DB_UNREACHABLE, get_engine
-from app.errors import AppError, DatabaseUnavailable, Unauthorized, Unprocessable
+from app.db import get_engine
+from app.errors import AppError, Unauthorized, Unprocessable
 from app.health import ReadinessCheck
 from app.health import router as health_router
 from app.metrics import worker_stopped
@@ -78,7 +78,7 @@ from app.tracking.router import router as tracking_router
 from app.tracking.scanlog import ScanWriter
 from app.tracking.scans import classify_user_agent, purge_visitor_keys
 from app.tracking.spool import ScanSpool
-from app.web import ForwardedSchemeMiddleware
+from app.web import ForwardedSchemeMiddleware, answer_database_outages
 
 log = logging.getLogger(__name__)
 
@@ -356,12 +356,7 @@ def _register_error_handlers(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
-    async def database_unreachable(request: Request, exc: Exception) -> Response:
-        log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
-        return await app_error(request, DatabaseUnavailable())
-
-    for error in DB_UNREACHABLE:
-        app.add_exception_handler(error, database_unreachable)
+    answer_database_outages(app, app_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

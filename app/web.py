@@ -9,17 +9,21 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
+from starlette.applications import Starlette
 from starlette.responses import Response
 
 from app import csrf, randomness
 from app.config import Settings, SettingsDep
-from app.errors import AppError
+from app.db import DB_UNREACHABLE
+from app.errors import AppError, DatabaseUnavailable
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 CSRF_COOKIE = "ot_csrf"
 CSRF_FIELD = csrf.CSRF_FIELD
@@ -167,3 +171,19 @@ def _header(scope: Any, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value).split(b",")[-1].strip().lower()  # the nearest proxy's word
     return None
+
+
+def answer_database_outages(
+    app: Starlette, answer: Callable[[Request, AppError], Awaitable[Response]]
+) -> None:
+    """Answer an unreachable database (app.db.DB_UNREACHABLE) on ``app``'s routes as
+    DatabaseUnavailable, a 503 with Retry-After, through ``answer``: the app's own page for its
+    errors. Each app that catches errors itself needs this (the public app, the staff site and
+    sqladmin's app inside it): left to its catch-all, an outage was a 500."""
+
+    async def unreachable(request: Request, exc: Exception) -> Response:
+        log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return await answer(request, DatabaseUnavailable())
+
+    for error in DB_UNREACHABLE:
+        app.add_exception_handler(error, unreachable)

@@ -31,6 +31,7 @@ from app.config import TEMPLATES_DIR, Settings, get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError
 from app.templating import install_filters
+from app.web import answer_database_outages
 
 log = logging.getLogger(__name__)
 STAFF_PREFIX = "/admin"
@@ -213,9 +214,12 @@ def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
         return response
 
     # sqladmin's own app answers what its routes raise, but for HTTPException, with a bare 500
-    # before ours could: our export's refusal (ExportsBusy) needs this page and its headers.
+    # before ours could: our errors (the export's refusal, ExportsBusy), a database outage (a
+    # 503, as on every page) and the unexpected need our pages and headers there as well.
     # (Starlette types a handler as taking any Exception.)
     admin.admin.add_exception_handler(AppError, app_error)  # type: ignore[arg-type]
+    for target in (staff_app, admin.admin):
+        answer_database_outages(target, app_error)
 
     @staff_app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -235,3 +239,5 @@ def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
         return await page(
             request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
         )
+
+    admin.admin.add_exception_handler(Exception, unexpected)
