@@ -8,6 +8,7 @@ import atexit
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ os.environ.update(
     OFFERTRACK_PASSWORD_HASH_MEMORY_KIB="1024",
 )
 
+import psycopg  # noqa: E402
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
@@ -227,3 +229,23 @@ def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Pa
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("server did not start within 60 s")
+
+
+@pytest.fixture
+def database_away(committed: Engine) -> Iterator[None]:
+    """From here on no connection to the database can be made, as when its server is gone or
+    its disk has failed: the open ones are closed, new ones fail as the driver fails them."""
+    original = committed.pool
+    away = original.recreate()
+    driver_error = (
+        sqlite3.OperationalError if committed.dialect.name == "sqlite" else psycopg.OperationalError
+    )
+
+    def refuse() -> None:
+        raise driver_error("could not connect: the database is away (test)")
+
+    away._creator = refuse  # type: ignore[assignment]
+    original.dispose()
+    committed.pool = away
+    yield
+    committed.pool = original

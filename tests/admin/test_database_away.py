@@ -1,36 +1,13 @@
 """The staff site while its database cannot be reached: every page answers 503 with
 Retry-After and the staff site's own page, as the public pages do, never a 500."""
 
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
 from app.auth.staff import Role
 from tests.admin.conftest import StaffLogin, sign_in
-
-
-@pytest.fixture
-def database_away(committed: Engine) -> Iterator[None]:
-    """From here on no connection to the database can be made, as when its server is gone or
-    its disk has failed: the open ones are closed, new ones fail as the driver fails them."""
-    original = committed.pool
-    away = original.recreate()
-    driver_error = (
-        sqlite3.OperationalError if committed.dialect.name == "sqlite" else psycopg.OperationalError
-    )
-
-    def refuse() -> None:
-        raise driver_error("could not connect: the database is away (test)")
-
-    away._creator = refuse  # type: ignore[assignment]
-    original.dispose()
-    committed.pool = away
-    yield
-    committed.pool = original
 
 
 @pytest.mark.parametrize(
