@@ -41,6 +41,14 @@ def _order(engine: Engine, settings: Settings) -> Offer:
         return tracking_service.activate_offer(session, offer.id, actor="tests", settings=settings)
 
 
+def _subscribed(engine: Engine, order: Offer, *emails: str) -> None:
+    """Confirmed subscriptions to ``order``, as a customer leaves them after the confirm link."""
+    with Session(engine) as session:
+        for email in emails:
+            session.add(OrderSubscription(offer_id=order.id, email=email, confirmed_at=utcnow()))
+        session.commit()
+
+
 def _token(engine: Engine) -> str:
     with Session(engine) as session:
         return create_api_key(session, "tests", actor="tests")[1]
@@ -148,11 +156,7 @@ def test_an_update_dated_in_the_past_does_not_announce_a_date_a_later_one_replac
     web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
     order = _order(committed, settings)
-    with Session(committed) as session:
-        session.add(
-            OrderSubscription(offer_id=order.id, email="b@example.com", confirmed_at=utcnow())
-        )
-        session.commit()
+    _subscribed(committed, order, "b@example.com")
     api = {"Authorization": f"Bearer {_token(committed)}"}
     today = offers_service.today(settings)
     current, replaced = today + timedelta(days=9), today + timedelta(days=3)
@@ -182,13 +186,7 @@ def test_the_page_never_tells_whether_an_address_is_subscribed(
     web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
     order = _order(committed, settings)
-    with Session(committed) as session:
-        session.add(
-            OrderSubscription(
-                offer_id=order.id, email="known@example.com", confirmed_at=order.ordered_at
-            )
-        )
-        session.commit()
+    _subscribed(committed, order, "known@example.com")
 
     known = _subscribe(web, order.id, "known@example.com")
     new = _subscribe(web, order.id, "new@example.com")
@@ -285,11 +283,7 @@ def test_a_mail_server_that_never_answers_slows_no_request_down(
 
     order = _order(committed, settings)
     api = {"Authorization": f"Bearer {_token(committed)}"}
-    with Session(committed) as session:
-        session.add(
-            OrderSubscription(offer_id=order.id, email="b@example.com", confirmed_at=utcnow())
-        )
-        session.commit()
+    _subscribed(committed, order, "b@example.com")
     silent = socket.socket()  # accepts connections (the kernel does) and never says a word
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -414,11 +408,8 @@ def test_unsubscribing_also_stops_the_mails_still_waiting_in_the_outbox(
     from tests.notifications.conftest import free_port
 
     order = _order(committed, settings)
-    with Session(committed) as session:
-        for email in ("leaving@example.com", "staying@example.com"):
-            session.add(OrderSubscription(offer_id=order.id, email=email, confirmed_at=utcnow()))
-        session.commit()
-        [leaving] = [s for s in _subscriptions(committed) if s.email == "leaving@example.com"]
+    _subscribed(committed, order, "leaving@example.com", "staying@example.com")
+    [leaving] = [s for s in _subscriptions(committed) if s.email == "leaving@example.com"]
     assert leaving.id is not None
     down = mail_settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
     api = {"Authorization": f"Bearer {_token(committed)}"}
