@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from app import audit
+from app.config import get_settings
 from app.db import utcnow
 from app.errors import AppError
+from app.i18n import DEFAULT_LANGUAGE, format_datetime
 
 VERSION_FIELD = "version"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -73,12 +75,22 @@ class StaleEdit(AppError):
     title = "Precondition failed"
 
     def __init__(self, noun: str, changed_at: datetime, changed_by: str | None) -> None:
-        by = f" by {audit.actor_name(changed_by)}" if changed_by else ""
-        super().__init__(
-            f"This {noun} was changed{by} at {changed_at.isoformat()} since the version you "
-            "sent; nothing was saved. Read it again and make your change to the current version."
-        )
         self.noun, self.changed_at, self.changed_by = noun, changed_at, changed_by
+        super().__init__(
+            f"{self._changed(changed_at.isoformat())} since the version you sent; nothing was "
+            "saved. Read it again and make your change to the current version."
+        )
+
+    def _changed(self, when: str) -> str:
+        by = f" by {audit.actor_name(self.changed_by)}" if self.changed_by else ""
+        return f"This {self.noun} was changed{by} at {when}"
+
+    def since_opened(self) -> str:
+        """The refusal as a staff form shows it above what was typed, in the company's time."""
+        when = format_datetime(self.changed_at, DEFAULT_LANGUAGE, get_settings().zone)
+        return (
+            f"{self._changed(when)} since you opened it. Your changes are below and were not saved."
+        )
 
     def headers(self) -> dict[str, str]:
         return {"ETag": etag_of(self.changed_at)}
@@ -90,7 +102,7 @@ def require_version(
     stamp: datetime,
     *,
     noun: str,
-    entity: tuple[str, str | int | None],
+    entity: tuple[str, str | int],
 ) -> None:
     """Refuse a save that starts from another version than ``stamp``, the row's own, read
     under the lock the save holds. ``entity`` (audit type and id) names who changed it."""

@@ -15,10 +15,8 @@ from sqlmodel import Session
 from starlette.datastructures import URL, FormData
 from starlette.responses import RedirectResponse, Response
 
-from app import audit
 from app.admin.views import in_session
 from app.errors import AppError, Unprocessable
-from app.templating import format_date
 from app.versions import StaleEdit
 
 Errors = dict[str, str]
@@ -67,14 +65,6 @@ def service_errors(exc: AppError) -> Errors:
     return {"form": exc.detail}
 
 
-def stale_message(exc: StaleEdit) -> str:
-    by = f" by {audit.actor_name(exc.changed_by)}" if exc.changed_by else ""
-    return (
-        f"This {exc.noun} was changed{by} at {format_date(exc.changed_at)} since you opened "
-        "it. Your changes are below and were not saved."
-    )
-
-
 def refusal_errors(exc: AppError) -> Errors:
     """A refusal of the input (Unprocessable) beside its field, as ``service_errors`` places it;
     any other error (the row is gone, the step is not allowed now) is the error page's."""
@@ -105,7 +95,7 @@ async def save_and_redirect(
     try:
         saved = await in_session(lambda session: save(session, valid))
     except StaleEdit as exc:
-        return {CONFLICT: stale_message(exc)}
+        return {CONFLICT: exc.since_opened()}
     except AppError as exc:
         return errors_of(exc)
     Flash.success(request, success(saved))

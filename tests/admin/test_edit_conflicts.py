@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.analytics.models import Campaign, Placement
-from app.auth.staff import Role
+from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate
@@ -169,3 +169,27 @@ def test_every_edit_form_refuses_a_save_from_a_page_opened_before_anothers_save(
         assert getattr(stored, name) == value
     for name, value in form.second.items():
         assert getattr(stored, name) != value
+
+
+def test_an_older_staff_user_form_does_not_undo_another_admins_change(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    make_staff(Role.SALES, "carl@example.com")
+    _two_people(web, second_browser, make_staff, Role.ADMIN)
+    with Session(db.get_bind()) as session:
+        carl = session.exec(select(StaffUser).where(StaffUser.email == "carl@example.com")).one()
+    url = f"/admin/staff-user/edit/{carl.id}"
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+
+    # Ana disables Carl; Ben, on a page that still shows him active, makes him an admin.
+    disabled = {k: v for k, v in anas.items() if k != "is_active"} | {"confirm_disable": "y"}
+    saved = web.post(url, data=disabled, follow_redirects=False)
+    refused = second_browser.post(url, data=bens | {"role": Role.ADMIN.value})
+
+    assert saved.is_redirect, saved.text
+    assert refused.status_code == 400  # as sqladmin answers every refused form
+    assert "This user was changed by ana@example.com at " in refused.text
+    stored = _stored(db, StaffUser, carl.id)
+    assert isinstance(stored, StaffUser)
+    assert (stored.role, stored.is_active) == (Role.SALES, False)

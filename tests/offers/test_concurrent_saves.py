@@ -25,7 +25,7 @@ def _wait_until_a_transaction_waits_for_a_lock(engine: Engine) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     with engine.connect() as watcher:
         while time.monotonic() < deadline:
-            waiting = watcher.execute(
+            waiting: int = watcher.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
