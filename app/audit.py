@@ -90,3 +90,24 @@ def offer_history(session: Session, offer_id: str) -> Sequence[AuditLogEntry]:
         .where(AuditLogEntry.offer_id == offer_id)
         .order_by(col(AuditLogEntry.occurred_at).desc(), col(AuditLogEntry.id).desc())
     ).all()
+
+
+def last_change(session: Session, entity_type: str, entity_id: str) -> AuditLogEntry | None:
+    """The latest entry about one row: who changed it last, and when."""
+    # Newest first along the occurred_at index: the entry sought is recent, so the walk is short.
+    return session.exec(
+        select(AuditLogEntry)
+        .where(AuditLogEntry.entity_type == entity_type, AuditLogEntry.entity_id == entity_id)
+        .order_by(col(AuditLogEntry.occurred_at).desc(), col(AuditLogEntry.id).desc())
+        .limit(1)
+    ).first()
+
+
+def actor_name(actor: str) -> str:
+    """An actor as a person reads it: ``staff:ana@example.com`` is ana@example.com."""
+    kind, _, name = actor.partition(":")
+    if kind == "staff" and name:
+        return name
+    if kind == "api" and name:
+        return f"the API key “{name}”"
+    return {"cli": "the command line", "customer": "the customer"}.get(actor, actor)

@@ -7,7 +7,7 @@ documents itself: ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``.
 
 from typing import Annotated, Any
 
-from fastapi import Path, Request
+from fastapi import Header, Path, Request
 from pydantic import BaseModel
 
 from app.errors import Unprocessable
@@ -15,6 +15,24 @@ from app.fields import MAX_ROW_ID
 
 # A row id in a path: a number no row can have is a 422, never a database error.
 PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+# Optimistic concurrency (app.versions): a GET's ETag is the row's version; an update sent with
+# it in If-Match is refused (412) when the row changed since. Without If-Match it just saves.
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=1000,
+        description="The ETag of your GET: save only if nobody changed the record since.",
+    ),
+]
+WITH_ETAG: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "ETag": {"description": "The version, for If-Match", "schema": {"type": "string"}}
+        }
+    }
+}
 
 
 class ErrorRead(BaseModel):
@@ -26,6 +44,8 @@ _DESCRIPTIONS = {
     401: "No valid API key: send `Authorization: Bearer <key>`.",
     404: "No such offer or order.",
     409: "The offer is not in a state that allows this.",
+    412: "`If-Match` names another version than the current one: someone changed it since "
+    "(the response's `ETag` is the current version); read it again and retry.",
     413: "The request body is larger than the configured limit.",
     503: "Temporarily unavailable (e.g. the PDF renderer is busy); retry later.",
 }

@@ -23,6 +23,7 @@ from app.customers.schemas import CustomerCreate, CustomerUpdate
 from app.db import read_only
 from app.i18n import LANGUAGES
 from app.openapi import PathId
+from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(prefix="/customers", include_in_schema=False)
 FIELDS = tuple(CustomerCreate.model_fields)
@@ -105,16 +106,21 @@ def _load(session: Session, customer_id: int) -> Customer:
 async def edit_page(request: Request, customer_id: PathId, staff: StaffDep) -> Response:
     customer = await in_session(lambda s: _load(s, customer_id))
     values = {name: str(getattr(customer, name)) for name in FIELDS}
+    values[VERSION_FIELD] = version_of(customer.updated_at)
     return await _form_page(request, values, customer=customer)
 
 
 @router.post("/{customer_id}", name="customer_pages:save")
 async def save(request: Request, customer_id: PathId, staff: SalesDep) -> Response:
-    values = _values(await request.form())
+    form = await request.form()
+    values = _values(form)
+    expected = Expected.from_form(form.get(VERSION_FIELD))
     outcome = await save_and_redirect(
         request,
         validate(CustomerUpdate, values),
-        lambda s, data: service.update_customer(s, customer_id, data, actor=staff.actor),
+        lambda s, data: service.update_customer(
+            s, customer_id, data, actor=staff.actor, expected=expected
+        ),
         success=lambda customer: (
             f"Customer {customer.company} saved. Issued offers keep their copy."
         ),
@@ -124,6 +130,7 @@ async def save(request: Request, customer_id: PathId, staff: SalesDep) -> Respon
     if isinstance(outcome, Response):
         return outcome
     customer = await in_session(lambda s: _load(s, customer_id))
+    values[VERSION_FIELD] = str(form.get(VERSION_FIELD, ""))  # a refusal keeps the form's version
     return await _form_page(request, values, customer=customer, errors=outcome, status=422)
 
 

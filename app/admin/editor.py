@@ -45,6 +45,7 @@ from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
 from app.offers.schemas import OfferUpdate
+from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(prefix="/offers", include_in_schema=False)
 PARTIAL = "admin/editor/_totals.html"
@@ -66,6 +67,7 @@ def offer_form(offer: Offer) -> OfferForm:
         "notes": offer.notes,
         "terms": offer.terms,
         "owner_id": str(offer.owner_id or ""),
+        VERSION_FIELD: version_of(offer.updated_at),
     }
     customer = (
         {}
@@ -224,7 +226,7 @@ async def save_offer(
     outcome = await save_and_redirect(
         request,
         to_update(form),
-        lambda s, data: _save_draft(s, offer_id, data, staff, form.header["owner_id"], settings),
+        lambda s, data: _save_draft(s, offer_id, data, staff, form, settings),
         success=lambda _: "Draft saved.",
         to=lambda saved: request.url_for("editor:edit", offer_id=saved.id),
         errors_of=_service_error,
@@ -239,13 +241,15 @@ def _save_draft(
     offer_id: str,
     data: OfferUpdate,
     staff: Staff,
-    owner: str,
+    form: OfferForm,
     settings: Settings,
 ) -> Offer:
+    expected = Expected.from_form(form.value(VERSION_FIELD))
     offer = offers_service.update_offer(
-        session, offer_id, data, actor=staff.actor, settings=settings
+        session, offer_id, data, actor=staff.actor, settings=settings, expected=expected
     )
     # Only an admin hands an offer to someone else; for others the field is not shown.
+    owner = form.value("owner_id")
     if not staff.can(Role.ADMIN) or owner == str(offer.owner_id or ""):
         return offer
     owner_id = int(owner) if owner.isdigit() else None

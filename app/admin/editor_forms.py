@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.offers.pricing import Totals, compute_totals, line_net
 from app.offers.schemas import LineIn, OfferCreate, OfferUpdate
+from app.versions import VERSION_FIELD
 
 CUSTOMER_FIELDS = (
     "company",
@@ -28,7 +29,17 @@ CUSTOMER_FIELDS = (
     "country",
     "vat_id",
 )
-HEADER_FIELDS = ("customer_id", "customer_reference", "currency", "valid_until", "notes", "terms")
+# The version the editor was opened at (app.versions) rides along with the header, so that
+# recalculating or adding a line keeps it: only a save compares it.
+HEADER_FIELDS = (
+    "customer_id",
+    "customer_reference",
+    "currency",
+    "valid_until",
+    "notes",
+    "terms",
+    VERSION_FIELD,
+)
 LINE_FIELDS = ("description", "quantity", "unit", "unit_price", "discount_percent", "vat_rate")
 _LINE_KEY = re.compile(r"lines-(\d{1,4})-(\w+)")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")

@@ -1,6 +1,8 @@
 """Staff forms, one way: read the fields, validate, save through one service call, flash,
 redirect (303). Invalid input or a refused save comes back as errors by field, for the page
-to re-render with each error beside its field and what was typed kept (422). A button with no
+to re-render with each error beside its field and what was typed kept (422). A save refused
+because someone else saved the record since the form was opened (app.versions) comes back the
+same way, as the error ``CONFLICT`` that the page shows above the form. A button with no
 fields (activate, issue, revise) has nothing to re-render: its refusal is flashed instead."""
 
 from collections.abc import Callable
@@ -15,8 +17,11 @@ from starlette.responses import RedirectResponse, Response
 
 from app.admin.views import in_session
 from app.errors import AppError, Unprocessable
+from app.versions import StaleEdit
 
 Errors = dict[str, str]
+# The key of a stale save's message in a form's errors (shown above the form, not by a field).
+CONFLICT = "conflict"
 M = TypeVar("M")
 Model = TypeVar("Model", bound=BaseModel)
 T = TypeVar("T")
@@ -80,7 +85,8 @@ async def save_and_redirect(
     """Save valid input, flash ``success`` and redirect to ``to``; else the errors by field.
 
     ``errors_of`` places a service's refusal (it may re-raise one that no field explains,
-    for the staff site's error page).
+    for the staff site's error page); a stale save is always the form's ``CONFLICT``, with
+    what was typed kept.
     """
     data, errors = parsed
     if data is None:
@@ -88,6 +94,8 @@ async def save_and_redirect(
     valid: M = data
     try:
         saved = await in_session(lambda session: save(session, valid))
+    except StaleEdit as exc:
+        return {CONFLICT: exc.since_opened()}
     except AppError as exc:
         return errors_of(exc)
     Flash.success(request, success(saved))

@@ -20,6 +20,7 @@ from app.fields import RequiredText100
 from app.offers import terms
 from app.offers.models import TermsTemplate
 from app.openapi import PathId
+from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(prefix="/terms-templates", include_in_schema=False)
 
@@ -68,6 +69,7 @@ async def new_page(request: Request, staff: AdminDep) -> Response:
 async def edit_page(request: Request, template_id: PathId, staff: AdminDep) -> Response:
     template = await in_session(lambda s: terms.get_template(s, template_id))
     values = {"name": template.name, "kind": template.kind, "body": template.body}
+    values[VERSION_FIELD] = version_of(template.updated_at)
     return await _form(request, values, template_id)
 
 
@@ -84,11 +86,14 @@ async def save(request: Request, template_id: PathId, staff: AdminDep) -> Respon
 
 async def _save(request: Request, actor: str, template_id: int | None) -> Response:
     raw = await request.form()
-    values = {name: str(raw.get(name, "")) for name in ("name", "kind", "body")}
+    values = {name: str(raw.get(name, "")) for name in ("name", "kind", "body", VERSION_FIELD)}
+    expected = Expected.from_form(values[VERSION_FIELD])
     outcome = await save_and_redirect(
         request,
         validate(TemplateForm, values),
-        lambda s, data: terms.save_template(s, template_id, **data.model_dump(), actor=actor),
+        lambda s, data: terms.save_template(
+            s, template_id, **data.model_dump(), actor=actor, expected=expected
+        ),
         success=lambda template: f"Template “{template.name}” saved.",
         to=lambda _: request.url_for("terms_pages:list"),
         errors_of=refusal_errors,

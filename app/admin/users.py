@@ -11,8 +11,8 @@ from app.admin import sessions as staff_sessions
 from app.admin import throttle
 from app.auth import passwords
 from app.auth.staff import Role, StaffUser
-from app.db import utcnow
 from app.errors import AppError, Conflict, NotFound, Unprocessable
+from app.versions import Expected, next_stamp, require_version
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -68,8 +68,9 @@ def find_by_email(session: Session, email: str) -> StaffUser | None:
     return session.exec(select(StaffUser).where(StaffUser.email == email.strip().lower())).first()
 
 
-def get_user(session: Session, user_id: int) -> StaffUser:
-    user = session.get(StaffUser, user_id)
+def get_user(session: Session, user_id: int, *, for_update: bool = False) -> StaffUser:
+    """A staff user; ``for_update`` locks the row and reads it afresh for a save."""
+    user = session.get(StaffUser, user_id, with_for_update=for_update, populate_existing=for_update)
     if user is None:
         raise StaffUserNotFound(user_id)
     return user
@@ -111,10 +112,18 @@ def _active_admins(session: Session) -> int:
 
 
 def update_user(
-    session: Session, user_id: int, *, role: Role, is_active: bool, actor: str
+    session: Session,
+    user_id: int,
+    *,
+    role: Role,
+    is_active: bool,
+    actor: str,
+    expected: Expected | None = None,
 ) -> StaffUser:
-    """Change a user's role or active flag; the last active admin stays an active admin."""
-    user = get_user(session, user_id)
+    """Change a user's role or active flag, unless the user changed since ``expected``; the
+    last active admin stays an active admin."""
+    user = get_user(session, user_id, for_update=True)
+    require_version(session, expected, user.updated_at, noun="user", entity=("staff_user", user_id))
     changed = [
         (name, old, new)
         for name, old, new in (("role", user.role, role), ("is_active", user.is_active, is_active))
@@ -127,7 +136,7 @@ def update_user(
     )
     if losing_admin and _active_admins(session) <= 1:
         raise Conflict(f"{user.email} is the last active admin; make someone else admin first.")
-    user.role, user.is_active, user.updated_at = Role(role), is_active, utcnow()
+    user.role, user.is_active, user.updated_at = Role(role), is_active, next_stamp(user.updated_at)
     session.add(user)
     staff_sessions.end_for_account_change(session, user_id)
     audit.record(
@@ -148,7 +157,7 @@ def set_password(session: Session, user_id: int, password: str, *, actor: str) -
     _check_password(password)
     user = get_user(session, user_id)
     user.password_hash = passwords.hash_password(password)
-    user.updated_at = utcnow()
+    user.updated_at = next_stamp(user.updated_at)
     session.add(user)
     staff_sessions.end_for_account_change(session, user_id)
     throttle.forgive_account(session, user.email)

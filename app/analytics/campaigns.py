@@ -19,8 +19,8 @@ from app.analytics.schemas import (
     PlacementUpdate,
     RoutingRule,
 )
-from app.db import utcnow
 from app.errors import Conflict, NotFound, Unprocessable
+from app.versions import Expected, next_stamp, require_version
 
 SLUG_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud and typed
 SLUG_LENGTH = 7
@@ -69,8 +69,11 @@ def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Ca
     return campaign
 
 
-def get_campaign(session: Session, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
+def get_campaign(session: Session, campaign_id: int, *, for_update: bool = False) -> Campaign:
+    """A campaign; ``for_update`` locks its row and reads it afresh for a save."""
+    campaign = session.get(
+        Campaign, campaign_id, with_for_update=for_update, populate_existing=for_update
+    )
     if campaign is None:
         raise CampaignNotFound(campaign_id)
     return campaign
@@ -81,17 +84,26 @@ def list_campaigns(session: Session) -> Sequence[Campaign]:
 
 
 def update_campaign(
-    session: Session, campaign_id: int, data: CampaignUpdate, *, actor: str
+    session: Session,
+    campaign_id: int,
+    data: CampaignUpdate,
+    *,
+    actor: str,
+    expected: Expected | None = None,
 ) -> Campaign:
-    """Change a campaign; its codes redirect with the new UTM values at once."""
-    campaign = get_campaign(session, campaign_id)
+    """Change a campaign, unless it changed since ``expected``; its codes redirect with the
+    new UTM values at once."""
+    campaign = get_campaign(session, campaign_id, for_update=True)
+    require_version(
+        session, expected, campaign.updated_at, noun="campaign", entity=("campaign", campaign_id)
+    )
     for name, value in data.model_dump(exclude_unset=True).items():
         if value is None and name in {"name", "utm_source", "utm_medium", "utm_campaign"}:
             raise Unprocessable(f"{name} cannot be empty.", loc=("body", name))
         setattr(campaign, name, value)
     if campaign.starts_on and campaign.ends_on and campaign.starts_on > campaign.ends_on:
         raise Unprocessable("starts_on must not be after ends_on.", loc=("body", "ends_on"))
-    campaign.updated_at = utcnow()
+    campaign.updated_at = next_stamp(campaign.updated_at)
     session.add(campaign)
     _commit_unique(
         session,
@@ -162,8 +174,11 @@ def create_placement(
     return placement
 
 
-def get_placement(session: Session, placement_id: int) -> Placement:
-    placement = session.get(Placement, placement_id)
+def get_placement(session: Session, placement_id: int, *, for_update: bool = False) -> Placement:
+    """A placement; ``for_update`` locks its row and reads it afresh for a save."""
+    placement = session.get(
+        Placement, placement_id, with_for_update=for_update, populate_existing=for_update
+    )
     if placement is None:
         raise PlacementNotFound(placement_id)
     return placement
@@ -176,10 +191,23 @@ def list_placements(session: Session, campaign_id: int) -> Sequence[Placement]:
 
 
 def update_placement(
-    session: Session, placement_id: int, data: PlacementUpdate, *, actor: str
+    session: Session,
+    placement_id: int,
+    data: PlacementUpdate,
+    *,
+    actor: str,
+    expected: Expected | None = None,
 ) -> Placement:
-    """Change a placement's rules or fallback; every server routes by them within seconds."""
-    placement = get_placement(session, placement_id)
+    """Change a placement's rules or fallback, unless it changed since ``expected``; every
+    server routes by them within seconds."""
+    placement = get_placement(session, placement_id, for_update=True)
+    require_version(
+        session,
+        expected,
+        placement.updated_at,
+        noun="placement",
+        entity=("placement", placement_id),
+    )
     changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"rules"})
     for name in ("name", "fallback_url", "split_mode"):
         if name in changes and changes[name] is None:
@@ -191,7 +219,7 @@ def update_placement(
         setattr(placement, name, value)
     if rules is not None:
         placement.rules = [rule.model_dump(mode="json", exclude_none=True) for rule in rules]
-    placement.updated_at = utcnow()
+    placement.updated_at = next_stamp(placement.updated_at)
     session.add(placement)
     summary = f"Placement “{placement.name}” changed ({len(data.rules or [])} rules)"
     _commit_unique(

@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.customers import service
 from app.customers.schemas import CustomerCreate, CustomerPage, CustomerRead, CustomerUpdate
 from app.db import SessionDep
-from app.openapi import PathId, error_responses, single_query_values
+from app.openapi import WITH_ETAG, IfMatch, PathId, error_responses, single_query_values
+from app.versions import Expected, etag_of
 
 router = APIRouter(
     prefix="/api/v1/customers",
@@ -36,16 +37,33 @@ def list_customers(
     return CustomerPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{customer_id}", name="customers:get")
-def read_customer(customer_id: PathId, session: SessionDep) -> CustomerRead:
-    return CustomerRead.model_validate(service.get_customer(session, customer_id))
+@router.get("/{customer_id}", name="customers:get", responses=WITH_ETAG)
+def read_customer(customer_id: PathId, session: SessionDep, response: Response) -> CustomerRead:
+    customer = service.get_customer(session, customer_id)
+    response.headers["ETag"] = etag_of(customer.updated_at)
+    return CustomerRead.model_validate(customer)
 
 
-@router.patch("/{customer_id}", name="customers:update")
+@router.patch(
+    "/{customer_id}",
+    name="customers:update",
+    responses={**WITH_ETAG, **error_responses(412)},
+)
 def update_customer(
-    customer_id: PathId, data: CustomerUpdate, session: SessionDep, key: ApiKeyDep
+    customer_id: PathId,
+    data: CustomerUpdate,
+    session: SessionDep,
+    key: ApiKeyDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> CustomerRead:
-    customer = service.update_customer(session, customer_id, data, actor=key.actor)
+    """Change some fields; with ``If-Match`` (the ETag of a GET) only if nobody changed the
+    record since."""
+    expected = Expected.from_if_match(if_match)
+    customer = service.update_customer(
+        session, customer_id, data, actor=key.actor, expected=expected
+    )
+    response.headers["ETag"] = etag_of(customer.updated_at)
     return CustomerRead.model_validate(customer)
 
 

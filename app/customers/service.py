@@ -8,8 +8,8 @@ from sqlmodel import Session, col, select
 from app import audit
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate, CustomerUpdate
-from app.db import utcnow
 from app.errors import NotFound
+from app.versions import Expected, next_stamp, require_version
 
 
 class CustomerNotFound(NotFound):
@@ -17,8 +17,11 @@ class CustomerNotFound(NotFound):
         super().__init__(f"No customer with id {customer_id}.")
 
 
-def get_customer(session: Session, customer_id: int) -> Customer:
-    customer = session.get(Customer, customer_id)
+def get_customer(session: Session, customer_id: int, *, for_update: bool = False) -> Customer:
+    """A customer record; ``for_update`` locks its row and reads it afresh for a save."""
+    customer = session.get(
+        Customer, customer_id, with_for_update=for_update, populate_existing=for_update
+    )
     if customer is None:
         raise CustomerNotFound(customer_id)
     return customer
@@ -35,14 +38,27 @@ def create_customer(session: Session, data: CustomerCreate, *, actor: str) -> Cu
 
 
 def update_customer(
-    session: Session, customer_id: int, data: CustomerUpdate, *, actor: str
+    session: Session,
+    customer_id: int,
+    data: CustomerUpdate,
+    *,
+    actor: str,
+    expected: Expected | None = None,
 ) -> Customer:
-    """Change a customer record; offers keep the snapshot they were written with."""
-    customer = get_customer(session, customer_id)
+    """Change a customer record, unless it changed since ``expected``; offers keep the
+    snapshot they were written with."""
+    customer = get_customer(session, customer_id, for_update=True)
+    require_version(
+        session,
+        expected,
+        customer.updated_at,
+        noun="customer record",
+        entity=("customer", customer_id),
+    )
     changed = data.model_dump(exclude_unset=True, exclude_none=True)
     for field, value in changed.items():
         setattr(customer, field, value)
-    customer.updated_at = utcnow()
+    customer.updated_at = next_stamp(customer.updated_at)
     session.add(customer)
     _audit(session, customer, actor, "update", "Changed " + ", ".join(changed), changed)
     session.commit()

@@ -16,7 +16,8 @@ from app.offers.dependencies import RendererDep, offer_read, pdf_response
 from app.offers.documents import offer_pdf_async
 from app.offers.models import Offer, OfferStatus
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
-from app.openapi import error_responses, single_query_values
+from app.openapi import WITH_ETAG, IfMatch, error_responses, single_query_values
+from app.versions import Expected, etag_of
 
 router = APIRouter(
     prefix="/api/v1/offers",
@@ -92,23 +93,43 @@ def list_offers(
     return OfferPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{offer_id}", name="offers:get")
+@router.get("/{offer_id}", name="offers:get", responses=WITH_ETAG)
 def read_offer(
-    request: Request, offer: OfferDep, session: SessionDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    offer: OfferDep,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> OfferRead:
+    response.headers["ETag"] = etag_of(offer.updated_at)
     return _read_many(request, session, [offer], settings)[0]
 
 
-@router.patch("/{offer_id}", name="offers:update")
+@router.patch(
+    "/{offer_id}",
+    name="offers:update",
+    responses={**WITH_ETAG, **error_responses(412)},
+)
 def update_offer(
     request: Request,
+    response: Response,
     offer_id: str,
     data: OfferUpdate,
     session: SessionDep,
     settings: SettingsDep,
     key: ApiKeyDep,
+    if_match: IfMatch = None,
 ) -> OfferRead:
-    offer = service.update_offer(session, offer_id, data, actor=key.actor, settings=settings)
+    """Change a draft; with ``If-Match`` (the ETag of a GET) only if nobody changed it since."""
+    offer = service.update_offer(
+        session,
+        offer_id,
+        data,
+        actor=key.actor,
+        settings=settings,
+        expected=Expected.from_if_match(if_match),
+    )
+    response.headers["ETag"] = etag_of(offer.updated_at)
     return offer_read(request, offer, settings, None)
 
 

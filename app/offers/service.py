@@ -27,6 +27,7 @@ from app.offers.events import (
 )
 from app.offers.models import Offer, OfferLine, OfferPdf, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
+from app.versions import Expected, next_stamp, require_version
 
 # The customer snapshot an offer carries: copied on revise and duplicate.
 SNAPSHOT_FIELDS = (
@@ -231,10 +232,13 @@ def _build_lines(lines: Sequence[LineIn]) -> list[OfferLine]:
 
 
 def get_offer(session: Session, offer_id: str, *, for_update: bool = False) -> Offer:
-    """Load an offer; ``for_update`` locks its row so two transitions cannot interleave."""
+    """Load an offer; ``for_update`` locks its row so two transitions cannot interleave, and
+    reads it afresh: a copy this session loaded before the lock may be another's old version."""
     offer = None
     if len(offer_id) == ids.ULID_LENGTH:
-        offer = session.get(Offer, offer_id.upper(), with_for_update=for_update)
+        offer = session.get(
+            Offer, offer_id.upper(), with_for_update=for_update, populate_existing=for_update
+        )
     if offer is None:
         raise OfferNotFound(offer_id)
     return offer
@@ -316,10 +320,18 @@ def current_revision(session: Session, offer_id: str) -> str | None:
 
 
 def update_offer(
-    session: Session, offer_id: str, data: OfferUpdate, *, actor: str, settings: Settings
+    session: Session,
+    offer_id: str,
+    data: OfferUpdate,
+    *,
+    actor: str,
+    settings: Settings,
+    expected: Expected | None = None,
 ) -> Offer:
-    """Change a draft; an issued offer is a document the customer holds and never changes."""
+    """Change a draft, unless it changed since ``expected`` (the version its editor read); an
+    issued offer is a document the customer holds and never changes."""
     offer = get_offer(session, offer_id, for_update=True)
+    require_version(session, expected, offer.updated_at, noun="draft", entity=("offer", offer.id))
     require_status(offer, {OfferStatus.DRAFT}, "update", settings)
     if data.valid_until is not None and data.valid_until < today(settings):
         raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
@@ -331,7 +343,7 @@ def update_offer(
         if value is not None:
             setattr(offer, field, value)
     _update_assignment(session, offer, data)
-    offer.updated_at = utcnow()
+    offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     changed = data.model_dump(mode="json", exclude_unset=True)
     if "lines" in changed:
@@ -428,7 +440,7 @@ def assign_owner(session: Session, offer_id: str, owner_id: int | None, *, actor
     """Hand an offer to another staff user (or to nobody): alerts go to its owner."""
     offer = get_offer(session, offer_id, for_update=True)
     offer.owner_id = owner_id
-    offer.updated_at = utcnow()
+    offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     try:
         session.flush()

@@ -6,9 +6,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app import audit
-from app.db import utcnow
 from app.errors import NotFound, Unprocessable
 from app.offers.models import TermsTemplate
+from app.versions import Expected, next_stamp, require_version
 
 KINDS = ("terms", "notes")
 
@@ -17,24 +17,41 @@ def list_templates(session: Session) -> Sequence[TermsTemplate]:
     return session.exec(select(TermsTemplate).order_by(col(TermsTemplate.name))).all()
 
 
-def get_template(session: Session, template_id: int) -> TermsTemplate:
-    template = session.get(TermsTemplate, template_id)
+def get_template(session: Session, template_id: int, *, for_update: bool = False) -> TermsTemplate:
+    """A template; ``for_update`` locks its row and reads it afresh for a save."""
+    template = session.get(
+        TermsTemplate, template_id, with_for_update=for_update, populate_existing=for_update
+    )
     if template is None:
         raise NotFound(f"No terms template with id {template_id}.")
     return template
 
 
 def save_template(
-    session: Session, template_id: int | None, *, name: str, kind: str, body: str, actor: str
+    session: Session,
+    template_id: int | None,
+    *,
+    name: str,
+    kind: str,
+    body: str,
+    actor: str,
+    expected: Expected | None = None,
 ) -> TermsTemplate:
-    """Create (``template_id`` None) or change a template; names are unique."""
-    template = (
-        TermsTemplate(name="", body="")
-        if template_id is None
-        else get_template(session, template_id)
-    )
+    """Create (``template_id`` None) or change a template, unless it changed since
+    ``expected``; names are unique."""
+    if template_id is None:
+        template = TermsTemplate(name="", body="")
+    else:
+        template = get_template(session, template_id, for_update=True)
+        require_version(
+            session,
+            expected,
+            template.updated_at,
+            noun="template",
+            entity=("terms_template", template_id),
+        )
     template.name, template.kind, template.body = name, kind, body
-    template.updated_at = utcnow()
+    template.updated_at = next_stamp(template.updated_at)
     session.add(template)
     try:
         session.flush()

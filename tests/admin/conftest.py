@@ -55,6 +55,12 @@ def web(app: FastAPI, _running_client: TestClient, committed: Engine) -> TestCli
     return _running_client
 
 
+@pytest.fixture
+def second_browser(app: FastAPI, web: TestClient) -> TestClient:
+    """Another person's browser on the staff site beside ``web``, with cookies of its own."""
+    return TestClient(app, base_url=str(web.base_url))
+
+
 def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token on the page"

@@ -25,6 +25,7 @@ from app.auth.staff import Role
 from app.config import get_settings
 from app.db import read_only
 from app.openapi import PathId
+from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(
     prefix="/analytics",
@@ -93,6 +94,7 @@ async def _render_campaign(
         "utm_source": c.utm_source,
         "utm_medium": c.utm_medium,
         "utm_campaign": c.utm_campaign,
+        VERSION_FIELD: version_of(c.updated_at),
     }
     context: dict[str, Any] = {
         "title": f"Campaign {c.name}",
@@ -116,18 +118,22 @@ async def campaign_detail(request: Request, campaign_id: PathId, staff: StaffDep
 
 @router.post("/campaigns/{campaign_id}", name="analytics:campaign_update")
 async def campaign_update(request: Request, campaign_id: PathId, staff: SalesDep) -> Response:
-    values = fields(await request.form(), CAMPAIGN_FIELDS)
+    values = fields(await request.form(), (*CAMPAIGN_FIELDS, VERSION_FIELD))
+    version = values.pop(VERSION_FIELD)
     # Empty dates clear them; empty names and UTM values are refused by the service.
     outcome = await save_and_redirect(
         request,
         validate(CampaignUpdate, {k: (v or None) for k, v in values.items()}),
-        lambda s, data: campaigns.update_campaign(s, campaign_id, data, actor=staff.actor),
+        lambda s, data: campaigns.update_campaign(
+            s, campaign_id, data, actor=staff.actor, expected=Expected.from_form(version)
+        ),
         success=lambda _: "Campaign saved; its codes use the new values at once.",
         to=lambda _: request.url_for("analytics:campaign", campaign_id=campaign_id),
     )
     if isinstance(outcome, Response):
         return outcome
-    return await _render_campaign(request, campaign_id, 422, edit=values, edit_errors=outcome)
+    edit = {**values, VERSION_FIELD: version}  # a refusal keeps the version the form was opened at
+    return await _render_campaign(request, campaign_id, 422, edit=edit, edit_errors=outcome)
 
 
 @router.post("/campaigns/{campaign_id}/creatives", name="analytics:creative_create")

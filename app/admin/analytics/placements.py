@@ -29,13 +29,14 @@ from app.config import get_settings
 from app.db import read_only
 from app.errors import AppError, Unprocessable
 from app.openapi import PathId
+from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(
     prefix="/analytics",
     include_in_schema=False,
     dependencies=[Depends(require_role(Role.VIEWER))],
 )
-FIELDS = ("name", "fallback_url", "fallback_creative_id", "split_mode")
+FIELDS = ("name", "fallback_url", "fallback_creative_id", "split_mode", VERSION_FIELD)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def _stored_form(placement: Placement) -> dict[str, str]:
         "fallback_url": placement.fallback_url,
         "fallback_creative_id": str(placement.fallback_creative_id or ""),
         "split_mode": str(placement.split_mode),
+        VERSION_FIELD: version_of(placement.updated_at),
     }
 
 
@@ -153,7 +155,13 @@ async def placement_update(request: Request, placement_id: PathId, staff: SalesD
     outcome = await save_and_redirect(
         request,
         placement_form.validate_placement(values, rows),
-        lambda s, data: campaigns.update_placement(s, placement_id, data, actor=staff.actor),
+        lambda s, data: campaigns.update_placement(
+            s,
+            placement_id,
+            data,
+            actor=staff.actor,
+            expected=Expected.from_form(values[VERSION_FIELD]),
+        ),
         success=lambda _: "Placement saved; its code routes by the new rules now.",
         to=lambda _: request.url_for("analytics:placement", placement_id=placement_id),
         errors_of=_errors_of,

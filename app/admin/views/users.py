@@ -13,6 +13,7 @@ from wtforms import (
     BooleanField,
     EmailField,
     Form,
+    HiddenField,
     PasswordField,
     SelectField,
     StringField,
@@ -28,6 +29,7 @@ from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role, StaffUser
 from app.db import read_only
 from app.errors import AppError
+from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
 EMAIL_MESSAGE = "Enter an e-mail address like ana@example.com."
@@ -60,6 +62,8 @@ class StaffUserEditForm(Form):
         "Yes, disable this user",
         description="Needed when you untick Active: the user is signed out at once.",
     )
+    # The version the form was opened at (app.versions): a save after another's is refused.
+    version = HiddenField()
 
 
 class StaffUserAdmin(StaffModelView, model=StaffUser):
@@ -108,13 +112,18 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         "is_active",
         "confirm_disable",
         "new_password",
+        VERSION_FIELD,
     ]
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         return StaffUserEditForm if rules == self.form_edit_rules else StaffUserCreateForm
 
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
-        return {"role": obj.role, "is_active": obj.is_active}
+        return {
+            "role": obj.role,
+            "is_active": obj.is_active,
+            VERSION_FIELD: version_of(obj.updated_at),
+        }
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         actor = staff_of(request).actor
@@ -136,13 +145,17 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
                     "Disabling a user signs them out at once: tick “Yes, disable this user” "
                     "to confirm. Nothing was changed."
                 )
-            user = users.update_user(
-                session,
-                int(pk),
-                role=Role(data["role"]),
-                is_active=bool(data["is_active"]),
-                actor=actor,
-            )
+            try:
+                user = users.update_user(
+                    session,
+                    int(pk),
+                    role=Role(data["role"]),
+                    is_active=bool(data["is_active"]),
+                    actor=actor,
+                    expected=Expected.from_form(data.get(VERSION_FIELD)),
+                )
+            except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
+                raise ValueError(exc.since_opened()) from exc
             if data.get("new_password"):
                 user = users.set_password(session, int(pk), data["new_password"], actor=actor)
             return user

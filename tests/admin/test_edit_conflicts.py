@@ -1,0 +1,195 @@
+"""Two people editing one record in the staff site: the second save, made from a page opened
+before the first was saved, is refused with what was typed kept, and the first stays."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.analytics.models import Campaign, Placement
+from app.auth.staff import Role, StaffUser
+from app.config import get_settings
+from app.customers.models import Customer
+from app.customers.schemas import CustomerCreate
+from app.customers.service import create_customer
+from app.offers import terms
+from app.offers.models import Offer, TermsTemplate
+from tests.admin.browserforms import form_fields
+from tests.admin.conftest import StaffLogin, sign_in
+from tests.factories import make_campaign, make_offer, make_placement
+
+pytestmark = pytest.mark.concurrency
+
+Staff = Callable[..., StaffLogin]
+
+
+def _stored(db: Session, model: type, row_id: object) -> object:
+    """The row as stored, read in a session that ends at once (SQLite's writer lock)."""
+    with Session(db.get_bind()) as session:
+        return session.get(model, row_id)
+
+
+def _two_people(web: TestClient, other: TestClient, make_staff: Staff, role: Role) -> None:
+    sign_in(web, make_staff(role, "ana@example.com"))
+    sign_in(other, make_staff(role, "ben@example.com"))
+
+
+def test_the_second_save_of_a_draft_shows_its_input_and_keeps_the_first(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), company="Acme Hellas SA")
+    _two_people(web, second_browser, make_staff, Role.SALES)
+    url = f"/admin/offers/{offer.id}/edit"
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+
+    saved = web.post(url, data=anas | {"terms": "Payment 14 days net."}, follow_redirects=False)
+    refused = second_browser.post(
+        url, data=bens | {"notes": "Delivery in May.", "lines-0-quantity": "5"}
+    )
+
+    assert saved.status_code == 303
+    assert refused.status_code == 422
+    assert "This draft was changed by ana@example.com at " in refused.text
+    assert "Your changes are below and were not saved." in refused.text
+    kept = form_fields(refused.text, url)
+    assert (kept["notes"], kept["lines-0-quantity"]) == ("Delivery in May.", "5")
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer)
+    assert (stored.terms, stored.notes) == ("Payment 14 days net.", "")
+    assert [line.quantity for line in stored.lines] == [Decimal(2)]
+
+    # Saving the same page again is refused again; the page opened afresh saves.
+    assert second_browser.post(url, data=kept).status_code == 422
+    fresh = form_fields(second_browser.get(url).text, url)
+    assert fresh["terms"] == "Payment 14 days net."
+    again = second_browser.post(url, data=fresh | {"notes": "May."}, follow_redirects=False)
+    assert again.status_code == 303
+
+
+def test_recalculating_or_adding_a_line_keeps_the_version_the_editor_was_opened_at(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    offer = make_offer(db, get_settings())
+    _two_people(web, second_browser, make_staff, Role.SALES)
+    url = f"/admin/offers/{offer.id}/edit"
+    bens = form_fields(second_browser.get(url).text, url)
+    anas = form_fields(web.get(url).text, url)
+    assert web.post(url, data=anas | {"notes": "Ana's"}, follow_redirects=False).is_redirect
+
+    recalculated = second_browser.post(url, data=bens | {"op": "recalc"})
+    added = second_browser.post(url, data=form_fields(recalculated.text, url) | {"op": "add"})
+    refused = second_browser.post(url, data=form_fields(added.text, url) | {"notes": "Ben's"})
+
+    assert (recalculated.status_code, added.status_code) == (200, 200)
+    assert refused.status_code == 422 and "changed by ana@example.com" in refused.text
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer) and stored.notes == "Ana's"
+
+
+@dataclass(frozen=True)
+class EditForm:
+    """A staff form that saves a whole record: how to make one, and two people's changes."""
+
+    role: Role
+    noun: str
+    make: Callable[[Session], tuple[type, int, str]]  # the model, the row's id, its page
+    first: dict[str, str]
+    second: dict[str, str]
+
+
+def _customer(db: Session) -> tuple[type, int, str]:
+    customer = create_customer(db, CustomerCreate(company="Acme Hellas SA"), actor="tests")
+    assert customer.id is not None
+    return Customer, customer.id, f"/admin/customers/{customer.id}"
+
+
+def _template(db: Session) -> tuple[type, int, str]:
+    template = terms.save_template(
+        db, None, name="Standard", kind="terms", body="Net 30.", actor="tests"
+    )
+    assert template.id is not None
+    return TermsTemplate, template.id, f"/admin/terms-templates/{template.id}"
+
+
+def _campaign(db: Session) -> tuple[type, int, str]:
+    campaign_id = make_campaign(db).id
+    assert campaign_id is not None
+    return Campaign, campaign_id, f"/admin/analytics/campaigns/{campaign_id}"
+
+
+def _placement(db: Session) -> tuple[type, int, str]:
+    placement_id = make_placement(db, make_campaign(db).id or 0).id
+    assert placement_id is not None
+    return Placement, placement_id, f"/admin/analytics/placements/{placement_id}"
+
+
+FORMS = {
+    "customer": EditForm(
+        Role.SALES, "customer record", _customer, {"city": "Athens"}, {"phone": "+30 210 1234"}
+    ),
+    "terms template": EditForm(
+        Role.ADMIN, "template", _template, {"body": "Net 14."}, {"name": "Standard terms"}
+    ),
+    "campaign": EditForm(
+        Role.SALES, "campaign", _campaign, {"utm_medium": "poster"}, {"name": "Autumn fair"}
+    ),
+    "placement": EditForm(
+        Role.SALES,
+        "placement",
+        _placement,
+        {"fallback_url": "https://shop.example.com/may"},
+        {"name": "Shop window"},
+    ),
+}
+
+
+@pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+def test_every_edit_form_refuses_a_save_from_a_page_opened_before_anothers_save(
+    form: EditForm, web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    model, row_id, url = form.make(db)
+    _two_people(web, second_browser, make_staff, form.role)
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+
+    saved = web.post(url, data=anas | form.first, follow_redirects=False)
+    refused = second_browser.post(url, data=bens | form.second)
+
+    assert saved.status_code == 303, saved.text
+    assert refused.status_code == 422
+    assert f"This {form.noun} was changed by ana@example.com at " in refused.text
+    kept = form_fields(refused.text, url)
+    assert all(kept[name] == value for name, value in form.second.items())
+    stored = _stored(db, model, row_id)
+    for name, value in form.first.items():
+        assert getattr(stored, name) == value
+    for name, value in form.second.items():
+        assert getattr(stored, name) != value
+
+
+def test_an_older_staff_user_form_does_not_undo_another_admins_change(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    make_staff(Role.SALES, "carl@example.com")
+    _two_people(web, second_browser, make_staff, Role.ADMIN)
+    with Session(db.get_bind()) as session:
+        carl = session.exec(select(StaffUser).where(StaffUser.email == "carl@example.com")).one()
+    url = f"/admin/staff-user/edit/{carl.id}"
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+
+    # Ana disables Carl; Ben, on a page that still shows him active, makes him an admin.
+    disabled = {k: v for k, v in anas.items() if k != "is_active"} | {"confirm_disable": "y"}
+    saved = web.post(url, data=disabled, follow_redirects=False)
+    refused = second_browser.post(url, data=bens | {"role": Role.ADMIN.value})
+
+    assert saved.is_redirect, saved.text
+    assert refused.status_code == 400  # as sqladmin answers every refused form
+    assert "This user was changed by ana@example.com at " in refused.text
+    stored = _stored(db, StaffUser, carl.id)
+    assert isinstance(stored, StaffUser)
+    assert (stored.role, stored.is_active) == (Role.SALES, False)
