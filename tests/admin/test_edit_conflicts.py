@@ -193,3 +193,26 @@ def test_an_older_staff_user_form_does_not_undo_another_admins_change(
     stored = _stored(db, StaffUser, carl.id)
     assert isinstance(stored, StaffUser)
     assert (stored.role, stored.is_active) == (Role.SALES, False)
+
+
+def test_a_staff_user_form_refused_for_its_password_saves_nothing(
+    web: TestClient, make_staff: Staff, db: Session
+) -> None:
+    make_staff(Role.VIEWER, "carl@example.com")
+    sign_in(web, make_staff(Role.ADMIN, "ana@example.com"))
+    with Session(db.get_bind()) as session:
+        carl = session.exec(select(StaffUser).where(StaffUser.email == "carl@example.com")).one()
+    url = f"/admin/staff-user/edit/{carl.id}"
+    opened = form_fields(web.get(url).text, url)
+
+    refused = web.post(url, data=opened | {"role": Role.ADMIN.value, "new_password": " " * 12})
+
+    assert refused.status_code == 400
+    assert "A password cannot consist of spaces only." in refused.text
+    stored = _stored(db, StaffUser, carl.id)
+    assert isinstance(stored, StaffUser) and stored.role == Role.VIEWER
+    # The page that came back saves once corrected: the user has not changed since it opened.
+    again = web.post(url, data=form_fields(refused.text, url), follow_redirects=False)
+    assert again.is_redirect, again.text
+    stored = _stored(db, StaffUser, carl.id)
+    assert isinstance(stored, StaffUser) and stored.role == Role.ADMIN
