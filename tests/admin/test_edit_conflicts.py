@@ -162,6 +162,7 @@ def test_every_edit_form_refuses_a_save_from_a_page_opened_before_anothers_save(
     assert saved.status_code == 303, saved.text
     assert refused.status_code == 422
     assert f"This {form.noun} was changed by ana@example.com at " in refused.text
+    assert f'<a href="{url}" target="_blank"' in refused.text  # the record as it is now
     kept = form_fields(refused.text, url)
     assert all(kept[name] == value for name, value in form.second.items())
     stored = _stored(db, model, row_id)
