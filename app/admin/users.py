@@ -119,26 +119,40 @@ def update_user(
     is_active: bool,
     actor: str,
     expected: Expected | None = None,
+    password: str | None = None,
 ) -> StaffUser:
-    """Change a user's role or active flag, unless the user changed since ``expected``; the
-    last active admin stays an active admin."""
+    """Change a user's role, active flag and (given one) password, all or nothing, unless the
+    user changed since ``expected``; the last active admin stays an active admin."""
+    if password:
+        _check_password(password)
     user = get_user(session, user_id, for_update=True)
     require_version(session, expected, user.updated_at, noun="user", entity=("staff_user", user_id))
+    changed = _change_role(session, user, Role(role), is_active, actor)
+    if password:
+        _change_password(session, user, password, actor)
+    elif not changed:
+        return user
+    session.commit()
+    return user
+
+
+def _change_role(
+    session: Session, user: StaffUser, role: Role, is_active: bool, actor: str
+) -> bool:
     changed = [
         (name, old, new)
         for name, old, new in (("role", user.role, role), ("is_active", user.is_active, is_active))
         if old != new
     ]
     if not changed:
-        return user
+        return False
     losing_admin = (
         user.role == Role.ADMIN and user.is_active and (role != Role.ADMIN or not is_active)
     )
     if losing_admin and _active_admins(session) <= 1:
         raise Conflict(f"{user.email} is the last active admin; make someone else admin first.")
-    user.role, user.is_active, user.updated_at = Role(role), is_active, next_stamp(user.updated_at)
-    session.add(user)
-    staff_sessions.end_for_account_change(session, user_id)
+    user.role, user.is_active = role, is_active
+    user_id = _account_changed(session, user)
     audit.record(
         session,
         actor=actor,
@@ -148,18 +162,21 @@ def update_user(
         summary=f"Changed {user.email}: " + ", ".join(f"{k} {a} → {b}" for k, a, b in changed),
         changes={name: [old, new] for name, old, new in changed},
     )
-    session.commit()
-    return user
+    return True
 
 
 def set_password(session: Session, user_id: int, password: str, *, actor: str) -> StaffUser:
     """Set a new password; every other session of the user ends."""
     _check_password(password)
     user = get_user(session, user_id)
+    _change_password(session, user, password, actor)
+    session.commit()
+    return user
+
+
+def _change_password(session: Session, user: StaffUser, password: str, actor: str) -> None:
     user.password_hash = passwords.hash_password(password)
-    user.updated_at = next_stamp(user.updated_at)
-    session.add(user)
-    staff_sessions.end_for_account_change(session, user_id)
+    user_id = _account_changed(session, user)
     throttle.forgive_account(session, user.email)
     audit.record(
         session,
@@ -169,8 +186,15 @@ def set_password(session: Session, user_id: int, password: str, *, actor: str) -
         entity_id=user_id,
         summary=f"Set a new password for {user.email}",
     )
-    session.commit()
-    return user
+
+
+def _account_changed(session: Session, user: StaffUser) -> int:
+    """A new version of the account, and the end of its sessions (they ran on the old one)."""
+    assert user.id is not None
+    user.updated_at = next_stamp(user.updated_at)
+    session.add(user)
+    staff_sessions.end_for_account_change(session, user.id)
+    return user.id
 
 
 def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) -> Staff:

@@ -67,7 +67,16 @@ def update_customer(
     return CustomerRead.model_validate(customer)
 
 
-@router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, name="customers:delete")
-def delete_customer(customer_id: PathId, session: SessionDep, key: ApiKeyDep) -> None:
-    """Delete the record; offers keep their own copy of the customer's details."""
-    service.delete_customer(session, customer_id, actor=key.actor)
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    name="customers:delete",
+    responses=error_responses(412),
+)
+def delete_customer(
+    customer_id: PathId, session: SessionDep, key: ApiKeyDep, if_match: IfMatch = None
+) -> None:
+    """Delete the record, with ``If-Match`` only if nobody changed it since; offers keep their
+    own copy of the customer's details."""
+    expected = Expected.from_if_match(if_match)
+    service.delete_customer(session, customer_id, actor=key.actor, expected=expected)

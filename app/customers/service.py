@@ -65,10 +65,20 @@ def update_customer(
     return customer
 
 
-def delete_customer(session: Session, customer_id: int, *, actor: str) -> None:
-    """Delete a customer record (the deletion path for its personal data); offers keep the
-    snapshot they were written with and lose only their link to the record."""
-    customer = get_customer(session, customer_id)
+def delete_customer(
+    session: Session, customer_id: int, *, actor: str, expected: Expected | None = None
+) -> None:
+    """Delete a customer record (the deletion path for its personal data), unless it changed
+    since ``expected``; offers keep the snapshot they were written with and lose only their
+    link to the record."""
+    customer = get_customer(session, customer_id, for_update=True)
+    require_version(
+        session,
+        expected,
+        customer.updated_at,
+        noun="customer record",
+        entity=("customer", customer_id),
+    )
     _audit(session, customer, actor, "delete", f"Deleted customer {customer.company}")
     session.delete(customer)
     session.commit()

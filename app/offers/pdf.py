@@ -275,10 +275,20 @@ class PdfRenderer:
             log.warning("the PDF renderer processes did not start", exc_info=True)
 
     def shutdown(self) -> None:
-        # Waits until the workers have exited (a render under way finishes first, within its
-        # time limit): without waiting, the server's process could end before the pool told
-        # them to stop, and then waited forever for children that wait for it (under granian).
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers and return once they have exited: a server process that ended
+        before the pool told them to stop waited forever for them (under granian)."""
+        pool = self._pool
+        workers = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        # A render under way may finish within its time limit; one past it is stuck, and
+        # nobody waits to kill it any more (its request was cancelled as the server stopped).
+        deadline = time.monotonic() + self.timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        pool.shutdown(wait=True)
 
     def render_sync(self, html: str) -> bytes:
         """Render in a worker, blocking the calling thread (never the event loop)."""

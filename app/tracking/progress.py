@@ -13,6 +13,18 @@ from app.tracking import pagecache
 from app.tracking.models import OrderStage, StageUpdate
 
 
+def lock(session: Session, offer_ids: Collection[str]) -> None:
+    """Lock these orders' rows, in one order, and read them afresh, before their history grows.
+
+    On PostgreSQL adding a stage update takes a key-share lock on its order (the foreign key),
+    which the refresh's lock waits for: two updates that both added theirs first would wait for
+    each other (a deadlock). Locked first, the second waits, then reads the progress the first
+    left (what its event compares with)."""
+    which = col(Offer.id).in_(sorted(offer_ids))
+    query = select(Offer).where(which).order_by(col(Offer.id)).with_for_update()
+    session.exec(query.execution_options(populate_existing=True)).all()
+
+
 def refresh(session: Session, offer_ids: Collection[str]) -> None:
     """Work out the stored progress of these orders again from their history."""
     if offer_ids:

@@ -205,6 +205,7 @@ def _append_updates(
     """Append the update to each order, work out their progress again, then tell of each: its
     event compares the order's expected delivery before and after, as the page shows it (an
     update dated in the past may name a date that a later update already replaced)."""
+    progress.lock(session, [offer.id for offer in offers])
     earlier = {offer.id: offer.expected_delivery_date for offer in offers}
     updates = [_append_update(session, offer, stage, data, actor) for offer in offers]
     progress.refresh(session, list(earlier))

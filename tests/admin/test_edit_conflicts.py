@@ -162,6 +162,7 @@ def test_every_edit_form_refuses_a_save_from_a_page_opened_before_anothers_save(
     assert saved.status_code == 303, saved.text
     assert refused.status_code == 422
     assert f"This {form.noun} was changed by ana@example.com at " in refused.text
+    assert f'<a href="{url}" target="_blank"' in refused.text  # the record as it is now
     kept = form_fields(refused.text, url)
     assert all(kept[name] == value for name, value in form.second.items())
     stored = _stored(db, model, row_id)
@@ -193,3 +194,26 @@ def test_an_older_staff_user_form_does_not_undo_another_admins_change(
     stored = _stored(db, StaffUser, carl.id)
     assert isinstance(stored, StaffUser)
     assert (stored.role, stored.is_active) == (Role.SALES, False)
+
+
+def test_a_staff_user_form_refused_for_its_password_saves_nothing(
+    web: TestClient, make_staff: Staff, db: Session
+) -> None:
+    make_staff(Role.VIEWER, "carl@example.com")
+    sign_in(web, make_staff(Role.ADMIN, "ana@example.com"))
+    with Session(db.get_bind()) as session:
+        carl = session.exec(select(StaffUser).where(StaffUser.email == "carl@example.com")).one()
+    url = f"/admin/staff-user/edit/{carl.id}"
+    opened = form_fields(web.get(url).text, url)
+
+    refused = web.post(url, data=opened | {"role": Role.ADMIN.value, "new_password": " " * 12})
+
+    assert refused.status_code == 400
+    assert "A password cannot consist of spaces only." in refused.text
+    stored = _stored(db, StaffUser, carl.id)
+    assert isinstance(stored, StaffUser) and stored.role == Role.VIEWER
+    # The page that came back saves once corrected: the user has not changed since it opened.
+    again = web.post(url, data=form_fields(refused.text, url), follow_redirects=False)
+    assert again.is_redirect, again.text
+    stored = _stored(db, StaffUser, carl.id)
+    assert isinstance(stored, StaffUser) and stored.role == Role.ADMIN

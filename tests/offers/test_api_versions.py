@@ -62,3 +62,19 @@ def test_customer_records_take_if_match_too(api: TestClient, session: Session) -
     assert (first.status_code, stale.status_code) == (200, 412)
     assert "This customer record was changed by the API key “tests”" in stale.json()["detail"]
     assert api.get(url).json()["city"] == "Athens"
+
+
+def test_a_delete_sent_with_an_old_etag_is_refused_and_keeps_the_record(
+    api: TestClient, session: Session
+) -> None:
+    customer = create_customer(session, CustomerCreate(company="Acme Hellas SA"), actor="tests")
+    url = f"/api/v1/customers/{customer.id}"
+    etag = api.get(url).headers["ETag"]
+    changed = api.patch(url, json={"city": "Athens"}).headers["ETag"]
+
+    stale = api.delete(url, headers={"If-Match": etag})
+    current = api.delete(url, headers={"If-Match": changed})
+
+    assert stale.status_code == 412 and stale.headers["ETag"] == changed
+    assert current.status_code == 204
+    assert api.get(url).status_code == 404

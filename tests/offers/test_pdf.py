@@ -331,6 +331,26 @@ def test_no_renderer_process_outlives_shutdown() -> None:
         assert workers and not [worker for worker in workers if worker.is_alive()]
 
 
+def test_shutdown_stops_a_render_still_running_past_its_time_limit() -> None:
+    # A request cancelled as the server stops leaves its render running (nobody waits for it
+    # to kill it at its limit): shutdown must not wait for it longer than the limit.
+    before = set(multiprocessing.active_children())
+    renderer = PdfRenderer(Settings(pdf_workers=1, pdf_timeout_seconds=1))
+    renderer.start()
+    workers = set(multiprocessing.active_children()) - before
+    renderer._pool.submit(time.sleep, 60)  # a render stuck in its worker
+    time.sleep(0.2)
+
+    stopping = threading.Thread(target=renderer.shutdown, daemon=True)
+    started = time.monotonic()
+    stopping.start()
+    stopping.join(timeout=15)
+
+    assert not stopping.is_alive(), "shutdown waits for a stuck render"
+    assert time.monotonic() - started < 5
+    assert workers and not [worker for worker in workers if worker.is_alive()]
+
+
 def _assert_killed(pool: ProcessPoolExecutor, workers: set[Process]) -> None:
     """The stuck workers were killed, not left rendering on their own. Their exit codes are
     read once the pool's manager thread has joined them: when two threads read a forkserver

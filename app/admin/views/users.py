@@ -153,11 +153,10 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
                     is_active=bool(data["is_active"]),
                     actor=actor,
                     expected=Expected.from_form(data.get(VERSION_FIELD)),
+                    password=data.get("new_password") or None,
                 )
             except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
                 raise ValueError(exc.since_opened()) from exc
-            if data.get("new_password"):
-                user = users.set_password(session, int(pk), data["new_password"], actor=actor)
             return user
 
         return await in_session(update)
