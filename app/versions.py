@@ -76,9 +76,10 @@ class StaleEdit(AppError):
 
     def __init__(self, noun: str, changed_at: datetime, changed_by: str | None) -> None:
         self.noun, self.changed_at, self.changed_by = noun, changed_at, changed_by
+        # Who changed it is for the staff site only: an API client learns no staff address.
         super().__init__(
-            f"{self._changed(changed_at.isoformat())} since the version you sent; nothing was "
-            "saved. Read it again and make your change to the current version."
+            f"This {noun} was changed at {changed_at.isoformat()} since the version you sent; "
+            "nothing was saved. Read it again and make your change to the current version."
         )
 
     def _changed(self, when: str) -> str:

@@ -245,15 +245,18 @@ def _save_draft(
     settings: Settings,
 ) -> Offer:
     expected = Expected.from_form(form.value(VERSION_FIELD))
-    offer = offers_service.update_offer(
-        session, offer_id, data, actor=staff.actor, settings=settings, expected=expected
-    )
     # Only an admin hands an offer to someone else; for others the field is not shown.
     owner = form.value("owner_id")
-    if not staff.can(Role.ADMIN) or owner == str(offer.owner_id or ""):
-        return offer
-    owner_id = int(owner) if owner.isdigit() else None
-    return offers_service.assign_owner(session, offer.id, owner_id, actor=staff.actor)
+    new_owner = offers_service.Owner(int(owner) if owner.isdigit() else None)
+    return offers_service.update_offer(
+        session,
+        offer_id,
+        data,
+        actor=staff.actor,
+        settings=settings,
+        expected=expected,
+        owner=new_owner if staff.can(Role.ADMIN) else None,
+    )
 
 
 @router.post("/editor/totals", name="editor:totals")

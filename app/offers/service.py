@@ -327,9 +327,11 @@ def update_offer(
     actor: str,
     settings: Settings,
     expected: Expected | None = None,
+    owner: "Owner | None" = None,
 ) -> Offer:
-    """Change a draft, unless it changed since ``expected`` (the version its editor read); an
-    issued offer is a document the customer holds and never changes."""
+    """Change a draft, and with ``owner`` who owns it, in one commit, unless it changed since
+    ``expected`` (the version its editor read); an issued offer is a document the customer
+    holds and never changes."""
     offer = get_offer(session, offer_id, for_update=True)
     require_version(session, expected, offer.updated_at, noun="draft", entity=("offer", offer.id))
     require_status(offer, {OfferStatus.DRAFT}, "update", settings)
@@ -349,8 +351,17 @@ def update_offer(
     if "lines" in changed:
         changed["lines"] = len(offer.lines)
     _audit(session, offer, actor, "update", "Changed " + ", ".join(changed), changed)
+    if owner is not None and owner.id != offer.owner_id:
+        _hand_over(session, offer, owner.id, actor)
     session.commit()
     return offer
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The staff user an offer is handed to (``id`` None: to nobody): alerts go to its owner."""
+
+    id: int | None
 
 
 def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> None:
@@ -436,20 +447,15 @@ def duplicate_offer(
     return copy
 
 
-def assign_owner(session: Session, offer_id: str, owner_id: int | None, *, actor: str) -> Offer:
-    """Hand an offer to another staff user (or to nobody): alerts go to its owner."""
-    offer = get_offer(session, offer_id, for_update=True)
+def _hand_over(session: Session, offer: Offer, owner_id: int | None, actor: str) -> None:
     offer.owner_id = owner_id
-    offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     try:
         session.flush()
-    except IntegrityError as exc:
+    except IntegrityError as exc:  # the whole save goes, the draft's changes with it
         session.rollback()
         raise Unprocessable(f"No staff user with id {owner_id}.", loc=("owner_id",)) from exc
     _audit(session, offer, actor, "assign", f"Owner set to user {owner_id}", {"owner_id": owner_id})
-    session.commit()
-    return offer
 
 
 def _copy_offer(offer: Offer, valid_until: date) -> Offer:

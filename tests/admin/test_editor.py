@@ -199,6 +199,28 @@ def test_saving_a_draft_changes_it_through_the_service_and_admins_reassign_the_o
     assert (stored.owner_id, stored.terms) == (other, "Payment 14 days net.")
 
 
+def test_a_save_refused_for_its_owner_keeps_none_of_the_drafts_changes(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), company="Acme Hellas SA")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    form = {
+        "csrf_token": token,
+        "customer-company": "Acme Hellas SA",
+        "currency": "EUR",
+        "owner_id": "999999",  # a user deleted meanwhile, or a forged form
+        "terms": "Payment 14 days net.",
+    } | _lines(("Pump PX-300", "1", "999.99", "24"))
+
+    response = web.post(f"/admin/offers/{offer.id}/edit", data=form)
+
+    assert response.status_code == 422
+    assert "No staff user with id 999999" in response.text
+    db.expire_all()
+    [stored] = _offers(db)
+    assert stored.terms != "Payment 14 days net." and stored.updated_at == offer.updated_at
+
+
 def test_an_issued_offer_opens_read_only_and_duplicates_into_a_draft(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
