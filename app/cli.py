@@ -1,6 +1,7 @@
 """The ``offertrack`` command: serve, migrate, demo data, API keys, backup and purge."""
 
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,21 +68,27 @@ def serve(
         typer.echo(
             "Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True
         )
+    metrics_dir = None
     if workers > 1:
         from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
         # Before the workers start: each one then keeps its metrics in files /metrics adds up.
-        os.environ[MULTIPROC_ENV] = str(prepare_multiprocess_dir(settings.var_dir))
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        proxy_headers=False,
-        **{"access_log": access_log, **_log_options(settings.log_format, settings.log_level)},
-    )
+        metrics_dir = prepare_multiprocess_dir(settings.var_dir)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            proxy_headers=False,
+            **{"access_log": access_log, **_log_options(settings.log_format, settings.log_level)},
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # in shared memory: give it back
 
 
 def _log_options(log_format: str, level: str) -> dict[str, Any]:

@@ -95,9 +95,10 @@ class Settings(BaseSettings):
     # Campaign scans held in memory while neither database nor spool takes them; past this
     # they are dropped (counted in offertrack_scans_dropped_total). About 1 KB each.
     scan_hold_limit: int = Field(default=20_000, ge=0, le=1_000_000)
-    # SQLite: how long a write waits for the one writer's lock without seeing it change hands
-    # before the request answers 503 with Retry-After; a queue that keeps moving is waited in
-    # for up to three times this (PostgreSQL rows lock one by one and need no such wait).
+    # How long a write waits for a lock before the request answers 503 with Retry-After.
+    # SQLite: the one writer's lock without seeing it change hands; a queue that keeps moving
+    # is waited in for up to three times this. PostgreSQL: a row or table lock another
+    # transaction holds (lock_timeout).
     write_wait_seconds: float = Field(default=5.0, gt=0, le=60)
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).

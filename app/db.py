@@ -240,7 +240,17 @@ def make_engine(
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, write_wait_seconds)
         return engine
-    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.pop("connect_args", {})}
+    # A statement waits this long for a row or table lock another transaction holds, then
+    # fails (OperationalError: a 503 with Retry-After), as a SQLite write waits for the writer's
+    # lock. Without it a staff save of an offer locked by a stuck transaction waited for as long
+    # as that held: for ever, with a request thread and a pooled connection. Work that means to
+    # wait its turn (retention, migrations) says so with SET LOCAL lock_timeout = 0.
+    lock_wait = f"-c lock_timeout={round(write_wait_seconds * 1000)}"
+    connect_args = {
+        "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
+        "options": lock_wait,
+        **kwargs.pop("connect_args", {}),
+    }
     if "poolclass" not in kwargs:
         kwargs["pool_timeout"] = 5  # a full pool answers 503 soon, not after 30 s
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)

@@ -2,10 +2,11 @@
 
 Every module that counts something imports its metric from here, so the names stay in one
 place. With ``offertrack serve --workers N`` (N > 1) the CLI points PROMETHEUS_MULTIPROC_DIR at
-``{var_dir}/prometheus`` before the workers start; each worker then writes its values to files
-there and /metrics adds them up, whichever worker answers the scrape.
+an empty directory (``multiprocess_dir``) before the workers start; each worker then writes its
+values to files there and /metrics adds them up, whichever worker answers the scrape.
 """
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,11 @@ from prometheus_client import (
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client writes the workers' values through memory maps of their files, and a write
+# to a mapped file that finds its disk full kills the process with SIGBUS. Under var_dir, a full
+# data disk (the scan spool fills it while the database is away) killed every worker, and each
+# one started in its place: so they go to shared memory, away from the data.
+SHARED_MEMORY = Path("/dev/shm")
 
 HTTP_REQUESTS = Counter(
     "offertrack_http_requests",
@@ -100,11 +106,20 @@ MAILS_SENT = Counter(
 )
 
 
+def multiprocess_dir(var_dir: Path) -> Path:
+    """Where the workers of the server on ``var_dir`` keep their metric files: in shared memory
+    (one directory per user and data directory), else under ``var_dir``."""
+    if not (SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK)):
+        return var_dir / "prometheus"
+    installation = hashlib.sha256(str(var_dir.resolve()).encode()).hexdigest()[:16]
+    return SHARED_MEMORY / f"offertrack-metrics-{os.getuid()}-{installation}"
+
+
 def prepare_multiprocess_dir(var_dir: Path) -> Path:
     """An empty directory for the workers' metric files; call before the workers start."""
-    path = var_dir / "prometheus"
+    path = multiprocess_dir(var_dir)
     shutil.rmtree(path, ignore_errors=True)  # values of a previous run must not add up
-    path.mkdir(parents=True)
+    path.mkdir(mode=0o700, parents=True)
     return path
 
 

@@ -232,6 +232,34 @@ def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Pa
 
 
 @pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A disk of its own, 24 MB, to fill (a tmpfs: mounting one needs root, as CI runs)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; delete the file returned to free it again."""
+    filler = disk / "filler"
+    # Unbuffered: a buffered file keeps what the full disk refused and tries again, and
+    # fails, when it is closed.
+    with filler.open("wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(b"\0" * 65536)
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.fixture
 def database_away(committed: Engine) -> Iterator[None]:
     """From here on no connection to the database can be made, as when its server is gone or
     its disk has failed: the open ones are closed, new ones fail as the driver fails them."""

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,7 +264,6 @@ def test_metrics_add_up_over_the_workers_of_serve_workers_2(engine: Engine, tmp_
             process.terminate()
             process.wait(timeout=30)
 
-    assert (tmp_path / "prometheus").is_dir()
     for text in scrapes:  # whichever worker answers, it reports the sum of both
         counted = [
             value
@@ -271,6 +271,40 @@ def test_metrics_add_up_over_the_workers_of_serve_workers_2(engine: Engine, tmp_
             if labels["route"] == "/healthz"
         ]
         assert counted == [40.0]
+
+
+@pytest.mark.concurrency
+def test_serve_workers_2_keeps_answering_with_its_data_disk_full(
+    engine: Engine, small_disk: Path
+) -> None:
+    """The workers' metric files are written through memory maps: on a full data disk such a
+    write killed each worker with SIGBUS, and every worker started in its place, so the node
+    answered nothing while one process on the same disk served on (the spool fills that disk
+    when the database is away)."""
+    from tests.conftest import _free_port, fill, serving
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OFFERTRACK_VAR_DIR": str(small_disk / "var"),
+        "OFFERTRACK_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "OFFERTRACK_SECRET_KEY": "a-key-from-the-environment-as-in-production-0123456789",
+    }
+    (small_disk / "var").mkdir()
+    fill(small_disk)
+
+    with serving(env, port, small_disk.parent / "server.log", "--workers", "2") as base:
+        with httpx.Client(base_url=base) as http:
+            answers = [http.get("/healthz").status_code for _ in range(20)]
+            answers += [http.get(f"/{ULIDS[0]}").status_code for _ in range(20)]
+            scrape = http.get("/metrics").text
+
+    assert set(answers[:20]) == {200} and set(answers[20:]) == {404}
+    assert [
+        v
+        for labels, v in samples(scrape, "offertrack_http_requests_total")
+        if labels["route"] == "/healthz"
+    ] == [20.0]
 
 
 def test_json_mode_logs_one_access_line_per_request_without_the_path(

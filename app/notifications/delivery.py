@@ -27,6 +27,7 @@ from sqlalchemy import Engine, and_, delete, func, or_, select, update
 
 from app.config import Settings
 from app.db import nothing_to_claim, utcnow
+from app.files import write_atomically
 from app.metrics import MAIL_FAILURES, MAIL_OUTBOX_DEPTH, MAILS_SENT
 from app.notifications.mail import sender
 from app.notifications.models import MailOutbox
@@ -165,11 +166,16 @@ class FileTransport:
         self.directory = directory
 
     def send(self, mail: ClaimedMail) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{mail.id:08d}.eml"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(mail.message)
-        temporary.replace(path)  # a reader never sees half a mail; a retry writes the same file
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # A reader never sees half a mail, a full disk leaves none; a retry writes the same.
+            write_atomically(path, mail.message, mode=0o644)
+        except OSError as exc:
+            # A full or read-only disk is this transport's server being away: the mails wait
+            # and are retried, as over SMTP. Raised as it was, it ended the worker's pass with a
+            # traceback and left the batch leased, its attempts and error unrecorded.
+            raise TransientFailure(f"cannot write {path}: {exc.strerror or exc}") from exc
         log.info("mail %s written to %s (no OFFERTRACK_SMTP_URL set)", mail.id, path)
 
     def close(self) -> None:

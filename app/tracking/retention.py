@@ -180,6 +180,8 @@ def _roll_up_day(session: Session, day: date) -> tuple[int, int]:
 
 def _take_turns(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
+        # Waiting for the other run's turn to end is the point: no lock timeout here.
+        session.execute(text("SET LOCAL lock_timeout = 0"))
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
     # SQLite: the first statement of a write transaction takes the database's one write lock.
 

@@ -1,13 +1,21 @@
 """The staff site while its database cannot be reached: every page answers 503 with
 Retry-After and the staff site's own page, as the public pages do, never a 500."""
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import Session
 
 from app.auth.staff import Role
+from app.config import Settings
+from app.offers.models import Offer
 from tests.admin.conftest import StaffLogin, sign_in
+from tests.factories import make_offer
 
 
 @pytest.mark.parametrize(
@@ -48,3 +56,57 @@ def test_a_staff_form_sent_while_the_database_is_away_answers_503(
 
     assert response.status_code == 503
     assert "Temporarily unavailable" in response.text
+
+
+@contextmanager
+def offer_row_locked(engine: Engine, offer_id: str) -> Iterator[None]:
+    """Another transaction holds the offer's row for longer than any save should wait (a stuck
+    batch job, a session left open in psql); on SQLite it holds the one writer's lock."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                query = "SELECT id FROM offer WHERE id = :id FOR UPDATE"
+            else:
+                query = "UPDATE offer SET customer_reference = customer_reference WHERE id = :id"
+            connection.execute(text(query), {"id": offer_id})
+            locked.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def test_a_staff_save_of_an_offer_locked_elsewhere_answers_503_in_bounded_time(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    db: Session,
+    settings: Settings,
+) -> None:
+    """On PostgreSQL the save waited for the row as long as the other transaction held it:
+    forever, for a session left open; past the proxy's timeout the person saw a gateway error
+    while the save might still land later."""
+    offer = make_offer(db, settings, company="Acme")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    form = {"csrf_token": token, "customer-company": "Acme Hellas", "currency": "EUR"}
+    form |= {"lines-0-description": "Pump", "lines-0-quantity": "1", "lines-0-unit_price": "10"}
+    form["lines-0-vat_rate"] = "24"
+
+    with offer_row_locked(db.get_bind(), offer.id):  # type: ignore[arg-type]
+        started = time.monotonic()
+        response = web.post(f"/admin/offers/{offer.id}/edit", data=form, follow_redirects=False)
+        waited = time.monotonic() - started
+
+    assert response.status_code == 503, response.text[:300]
+    assert response.headers["Retry-After"]
+    assert "Temporarily unavailable" in response.text
+    assert waited < settings.write_wait_seconds * 3 + 2  # then the person gets an answer
+    with Session(db.get_bind()) as session:
+        assert session.get(Offer, offer.id).customer_company == "Acme"  # type: ignore[union-attr]

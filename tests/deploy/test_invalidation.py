@@ -2,6 +2,8 @@
 PostgreSQL LISTEN/NOTIFY, and how long another process may trust a verified API key."""
 
 import json
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,6 +11,7 @@ from contextlib import contextmanager
 from typing import cast
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session
@@ -18,6 +21,7 @@ from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.config import Settings
 from app.db import utcnow
+from app.main import create_app
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
 
 
@@ -46,6 +50,40 @@ def test_a_redis_that_does_not_answer_lets_lookups_through() -> None:
     limiter = MissLimiter(1, storage_uri="redis://127.0.0.1:1/0")
     limiter.record_miss("198.51.100.8")
     limiter.check("198.51.100.8")  # no 500, no 429: the pages stay up
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """The URL of a Redis that takes connections and never answers, as a host that hangs or a
+    network that drops the replies: the kernel completes the handshakes, nobody reads."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    # Closing it resets the connections waiting on it: a request still stuck on one ends.
+
+
+def test_a_redis_that_stops_answering_costs_a_mistyped_code_a_moment_not_the_server(
+    settings: Settings, silent_redis: str
+) -> None:
+    """The miss limit asks Redis on the event loop: a Redis without a timeout held the first
+    mistyped code's page, and with it every page and probe of the process, for good."""
+    app = create_app(settings.model_copy(update={"redis_url": silent_redis}))
+    client = TestClient(app, base_url="https://track.example.com")
+    answers: list[tuple[int, float]] = []
+
+    def mistype_codes() -> None:
+        for _ in range(3):
+            started = time.monotonic()
+            status = client.get("/ZZZZZZZZZZ").status_code
+            answers.append((status, time.monotonic() - started))
+
+    visitor = threading.Thread(target=mistype_codes, daemon=True)
+    visitor.start()
+    visitor.join(10)
+
+    assert [status for status, _ in answers] == [400, 400, 400]  # let through, not a 429
+    first, *later = [seconds for _, seconds in answers]
+    assert first < 2
+    assert all(seconds < 0.2 for seconds in later)  # Redis is left alone for a while
 
 
 def test_two_app_instances_share_the_public_forms_limits_through_redis(

@@ -3,9 +3,10 @@
 import logging
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 
 from app.config import Settings
@@ -16,6 +17,7 @@ from app.notifications.mail import Attachment, InvalidAddress, normalize_address
 from app.notifications.models import MailOutbox
 from app.notifications.templates import render_mail
 from app.notifications.worker import MailWorker
+from tests.conftest import fill
 from tests.notifications.conftest import Inbox, deliver_all, free_port
 from tests.plans import (
     assert_reads_at_most_with_and_without_statistics,
@@ -168,6 +170,35 @@ def test_without_smtp_mails_are_written_as_eml_files_and_the_log_says_where(
     assert f"Message-ID: {message_id}" in path.read_text()
     assert str(delivery.mail_directory(local).resolve()) in caplog.text
     assert str(path) in caplog.text
+
+
+def test_without_smtp_a_full_disk_leaves_the_mails_waiting_for_a_retry(
+    committed: Engine, settings: Settings, small_disk: Path
+) -> None:
+    """The .eml files' disk is full: as with an SMTP server that is away, the mail records its
+    error and waits for its retry (it ended the worker's pass with a traceback, the mail
+    leased, its attempts and error unrecorded), and no half-written file is left."""
+    local = settings.model_copy(update={"smtp_url": "", "var_dir": small_disk})
+    message_id = _queue(committed, local)
+    delivery.mail_directory(local).mkdir()
+    filler = fill(small_disk)
+
+    MailWorker(committed, local, jobs=[]).run_once()
+
+    with Session(committed) as session:
+        [waiting] = session.scalars(select(MailOutbox)).all()
+    assert waiting.sent_at is None and waiting.failed_at is None
+    assert waiting.attempts == 1 and "No space left on device" in waiting.last_error
+    assert waiting.locked_until is None and waiting.next_attempt_at > utcnow()
+    assert list(delivery.mail_directory(local).iterdir()) == []  # nothing half-written
+
+    filler.unlink()  # space again, and the retry is due
+    with Session(committed) as session:
+        session.execute(update(MailOutbox).values(next_attempt_at=utcnow()))
+        session.commit()
+    MailWorker(committed, local, jobs=[]).run_once()
+    [path] = list(delivery.mail_directory(local).glob("*.eml"))
+    assert f"Message-ID: {message_id}" in path.read_text()
 
 
 def test_an_invalid_address_is_refused_with_its_field() -> None:

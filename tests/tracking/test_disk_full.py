@@ -2,58 +2,30 @@
 memory (the spool shares the disk), /readyz says that writes fail, and once space returns every
 answered redirect has its scan.
 
-The test mounts a small tmpfs for the server's var directory, so it needs root (CI runs as
-root); it runs in the SQLite pass, where the database file is on that disk.
+The test puts the server's var directory on a small disk (tests/conftest.py: small_disk,
+root only); it runs in the SQLite pass, where the database file is on that disk.
 """
 
 import os
 import sqlite3
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TEST_DATABASE_URL, _free_port, serving
+from tests.conftest import TEST_DATABASE_URL, _free_port, fill, serving
 from tests.tracking.test_outage import _make_campaign_code, _opener, _run
 
 pytestmark = pytest.mark.skipif(
     TEST_DATABASE_URL.startswith("postgresql"),
     reason="runs in the SQLite pass, whose database file can be put on a small disk",
 )
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    # Unbuffered: a buffered file keeps what the full disk refused and tries again, and
-    # fails, when it is closed.
-    with filler.open("wb", buffering=0) as file:
-        try:
-            while True:
-                file.write(b"\0" * 65536)
-        except OSError:
-            pass
-    return filler
 
 
 def _status(url: str) -> int:
@@ -116,7 +88,7 @@ def test_a_full_disk_fails_readiness_and_loses_no_campaign_scan(small_disk: Path
     log_path = small_disk.parent / "server.log"
     with serving(env, port, log_path) as base_url:
         before = _redirects(redirect, 1)  # today's visitor key and the rules are loaded
-        filler = _fill(small_disk)
+        filler = fill(small_disk)
         during = _redirects(redirect, 4)
         readiness_while_full = _status(f"{base_url}/readyz")
         held = _metric(base_url, "offertrack_scans_held")
