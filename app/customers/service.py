@@ -47,14 +47,7 @@ def update_customer(
 ) -> Customer:
     """Change a customer record, unless it changed since ``expected``; offers keep the
     snapshot they were written with."""
-    customer = get_customer(session, customer_id, for_update=True)
-    require_version(
-        session,
-        expected,
-        customer.updated_at,
-        noun="customer record",
-        entity=("customer", customer_id),
-    )
+    customer = _current(session, customer_id, expected)
     changed = data.model_dump(exclude_unset=True, exclude_none=True)
     for field, value in changed.items():
         setattr(customer, field, value)
@@ -65,20 +58,21 @@ def update_customer(
     return customer
 
 
+def _current(session: Session, customer_id: int, expected: Expected | None) -> Customer:
+    """The record, locked for the change, if it is still the version ``expected``."""
+    customer = get_customer(session, customer_id, for_update=True)
+    entity = ("customer", customer_id)
+    require_version(session, expected, customer.updated_at, noun="customer record", entity=entity)
+    return customer
+
+
 def delete_customer(
     session: Session, customer_id: int, *, actor: str, expected: Expected | None = None
 ) -> None:
     """Delete a customer record (the deletion path for its personal data), unless it changed
     since ``expected``; offers keep the snapshot they were written with and lose only their
     link to the record."""
-    customer = get_customer(session, customer_id, for_update=True)
-    require_version(
-        session,
-        expected,
-        customer.updated_at,
-        noun="customer record",
-        entity=("customer", customer_id),
-    )
+    customer = _current(session, customer_id, expected)
     _audit(session, customer, actor, "delete", f"Deleted customer {customer.company}")
     session.delete(customer)
     session.commit()
