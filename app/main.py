@@ -52,7 +52,7 @@ from app.notifications import feeds
 from app.notifications.router import FormLimits
 from app.notifications.router import router as notifications_router
 from app.notifications.worker import MailWorker
-from app.observability import HotPaths, RequestContextMiddleware
+from app.observability import HotPaths, RequestContextMiddleware, log_unexpected
 from app.offers.pdf import PdfRenderer
 from app.offers.router import router as offers_router
 from app.requestguard import (
@@ -360,7 +360,7 @@ def _register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log_unexpected(request, exc)
         response = _error_response(
             request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
         )

@@ -35,6 +35,9 @@ UNMATCHED = "unmatched"
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 access_log = logging.getLogger("offertrack.access")
+errors_log = logging.getLogger("offertrack.errors")
+# Set on an exception once its traceback is logged.
+_LOGGED = "_offertrack_logged"
 
 
 def request_id_of(scope: Scope) -> str:
@@ -237,12 +240,34 @@ class JsonFormatter(logging.Formatter):
     converter = time.gmtime  # type: ignore[assignment]
 
 
+def log_unexpected(request: Request, exc: BaseException) -> None:
+    """Log an unhandled error with its traceback, once. Starlette's error layer answers it
+    and raises it again, so it passes the handler of every app it is mounted in (sqladmin's,
+    the staff site's, ours) and then uvicorn's log: four tracebacks of one error."""
+    if getattr(exc, _LOGGED, False):
+        return
+    errors_log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    try:
+        setattr(exc, _LOGGED, True)
+    except AttributeError:  # an exception with __slots__: logged again upstream, rare
+        pass
+
+
+class LoggedOnce(logging.Filter):
+    """Drops a record of an exception ``log_unexpected`` has logged (uvicorn's own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not getattr(exc, _LOGGED, False)
+
+
 def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
     """uvicorn's ``log_config`` for JSON logs: every logger, ours and uvicorn's, one format."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "app.observability.JsonFormatter"}},
+        "filters": {"logged_once": {"()": "app.observability.LoggedOnce"}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
@@ -253,7 +278,7 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
             "uvicorn": {"level": level},
-            "uvicorn.error": {"level": level},
+            "uvicorn.error": {"level": level, "filters": ["logged_once"]},
             # Ours replaces uvicorn's access log: it has the request id and no client address.
             "uvicorn.access": {"level": "WARNING", "propagate": False},
         },

@@ -3,7 +3,6 @@ behind one session cookie and one CSRF check."""
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,10 +29,10 @@ from app.auth.staff import Role
 from app.config import TEMPLATES_DIR, Settings, get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError
+from app.observability import log_unexpected
 from app.templating import install_filters
 from app.web import answer_database_outages
 
-log = logging.getLogger(__name__)
 STAFF_PREFIX = "/admin"
 
 
@@ -235,7 +234,7 @@ def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
 
     @staff_app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log_unexpected(request, exc)
         return await page(
             request, 500, "Something went wrong", "An unexpected error occurred; it was logged."
         )
