@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.scan_log = scan_log
         app.state.readiness = ReadinessCheck(settings, write_problem=scan_log.write_problem)
-        # Rollups, scan.created events and OffersScanned follow committed scans from here.
+        # Rollups, scan.created events and ScansCommitted follow committed scans from here.
         scan_feed = ScanFeed(engine, settings.zone)
         if settings.scan_feed:
             scan_feed.start()

@@ -47,10 +47,10 @@ def _subscribe_notifications(target: EventBus) -> None:
     from app.notifications import alerts, subscriptions
     from app.notifications.events import OfferAlertRaised
     from app.offers.events import OfferDeclined
-    from app.tracking.events import OffersScanned
+    from app.tracking.events import ScansCommitted
 
     target.subscribe(StageUpdated, subscriptions.on_stage_updated)
-    target.subscribe(OffersScanned, alerts.on_offers_scanned)
+    target.subscribe(ScansCommitted, alerts.on_scans_committed)
     target.subscribe(OfferAccepted, alerts.on_offer_accepted)
     target.subscribe(OfferDeclined, alerts.on_offer_declined)
 

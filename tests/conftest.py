@@ -58,7 +58,7 @@ from app.tracking.scans import visitor_keys  # noqa: E402
 from tests.scanlogs import SessionScanLog  # noqa: E402
 
 # Tests call services directly too, without create_app: the composition root wires first
-# (the scan feed publishes OffersScanned, offers and tracking their events).
+# (the scan feed publishes ScansCommitted, offers and tracking their events).
 wire()
 
 SEEDED_TABLES = {"order_stage"}

@@ -16,9 +16,10 @@ from sqlalchemy import Connection, func, insert, select
 from sqlmodel import Session, col
 from ulid import ULID
 
-from app.analytics.models import Conversion, WebhookOutbox
+from app.analytics.models import Conversion, WebhookOutbox, table_of
 from app.db import utcnow
 from app.offers.models import Offer
+from app.tracking.models import ScanEvent
 
 SIGNATURE_HEADER = "OfferTrack-Signature"
 SCAN_FIELDS = (
@@ -34,6 +35,7 @@ SCAN_FIELDS = (
     "referrer_host",
     "is_bot",
 )
+_scans = table_of(ScanEvent)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -109,17 +111,21 @@ def _body(event_id: str, event_type: str, now: datetime, data: Mapping[str, Any]
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
-def queue_scans(
-    connection: Connection, endpoint_ids: list[int], scans: Sequence[Mapping[Any, Any]]
-) -> None:
-    """scan.created events of committed scans (app.analytics.scanfeed) for the endpoints that
-    subscribe to them (``subscribers``), in its transaction; ``scans`` holds id, occurred_at
-    and the SCAN_FIELDS of each."""
+def queue_scans(connection: Connection, after: int, upto: int) -> None:
+    """scan.created events of the committed scans with ids in (after, upto] (a round of
+    app.analytics.scanfeed), in its transaction, for the endpoints that subscribe to them:
+    rare, so a round reads the scans only for them."""
+    endpoint_ids = subscribers(connection, "scan.created")
+    if not endpoint_ids:
+        return
+    columns = [_scans.c.id, _scans.c.occurred_at, *(_scans.c[name] for name in SCAN_FIELDS)]
+    in_range = (_scans.c.id > after) & (_scans.c.id <= upto)
+    scans = connection.execute(select(*columns).where(in_range).order_by(_scans.c.id))
     events = [
         {
-            "scan_id": scan["id"],
-            "occurred_at": _timestamp(scan["occurred_at"]),
-            **{name: scan[name] for name in SCAN_FIELDS},
+            "scan_id": scan.id,
+            "occurred_at": _timestamp(scan.occurred_at),
+            **{name: scan._mapping[name] for name in SCAN_FIELDS},
         }
         for scan in scans
     ]

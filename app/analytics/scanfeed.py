@@ -3,9 +3,9 @@
 The scan writer only makes each view's row durable (app.tracking.scanlog). The feed then takes
 the scans past its high-water mark (``scan_feed_mark``), in id order, and in one transaction
 rolls them up for the dashboard (app.analytics.rollup), queues their ``scan.created`` webhook
-events, publishes ``OffersScanned`` for them (app.events: handlers add their rows to the same
-transaction) and moves the mark past them. Whatever path stored a scan (a view, the spool's
-replay, a tool), it is derived exactly once.
+events (app.analytics.outbox), publishes ``ScansCommitted`` for them (app.events: the staff
+alerts' handler adds its rows to the same transaction) and moves the mark past them. Whatever
+path stored a scan (a view, the spool's replay, a tool), it is derived exactly once.
 
 Several servers run the feed; one at a time does each round: on PostgreSQL the mark's row
 lock (another server's round skips, it does not wait), on SQLite the one write transaction.
@@ -31,9 +31,9 @@ from sqlmodel import Session
 from app import events
 from app.analytics import outbox, rollup
 from app.analytics.models import ScanFeedMark, table_of
-from app.db import READ_ONLY, UTCDateTime, local_day_sql, utcnow
-from app.tracking.events import FirstScan, OffersScanned
-from app.tracking.models import CodeForm, ScanEvent
+from app.db import READ_ONLY, utcnow
+from app.tracking.events import ScansCommitted
+from app.tracking.models import ScanEvent
 
 log = logging.getLogger(__name__)
 FEED = "analytics"
@@ -42,8 +42,6 @@ POLL_SECONDS = 0.2
 GAP_PATIENCE = timedelta(seconds=10)
 _mark = table_of(ScanFeedMark)
 _scans = table_of(ScanEvent)
-# What a scan.created event carries, and so what a round reads of each scan.
-_EVENT_COLUMNS = ("id", "occurred_at", *outbox.SCAN_FIELDS)
 
 
 def derive(session: Session, zone: ZoneInfo, *, wait: bool = True) -> int:
@@ -59,16 +57,8 @@ def derive(session: Session, zone: ZoneInfo, *, wait: bool = True) -> int:
         return 0
     upto = run[-1]
     rollup.add_range(connection, after, upto, zone)
-    if events.bus.handlers(OffersScanned):
-        firsts = _first_scans_by_people(connection, after, upto, zone)
-        if firsts:
-            events.publish(session, OffersScanned(firsts=firsts))
-    endpoints = outbox.subscribers(connection, "scan.created")
-    if endpoints:  # webhooks for scans are rare: their events are built only for them
-        columns = (_scans.c[name] for name in _EVENT_COLUMNS)
-        in_run = (_scans.c.id > after) & (_scans.c.id <= upto)
-        scans = connection.execute(select(*columns).where(in_run).order_by(_scans.c.id)).all()
-        outbox.queue_scans(connection, endpoints, [row._mapping for row in scans])
+    outbox.queue_scans(connection, after, upto)
+    events.publish(session, ScansCommitted(after=after, upto=upto))  # staff alerts
     connection.execute(
         _mark.update().where(_mark.c.name == FEED).values(last_scan_id=upto, gap_since=None)
     )
@@ -149,32 +139,6 @@ def rebuild(engine: Engine, zone: ZoneInfo) -> None:
     """
     with engine.begin() as connection:
         rollup.recount(connection, zone, hold_mark(connection))
-
-
-def _first_scans_by_people(
-    connection: Connection, after: int, upto: int, zone: ZoneInfo
-) -> tuple[FirstScan, ...]:
-    """The first scan of each offer and local day in (after, upto], bots and campaign
-    redirects left out: one grouped query, where handing every row to Python cost the round
-    some 10 us a scan inside its write transaction."""
-    day = local_day_sql(connection.dialect.name, "x.occurred_at")
-    firsts = text(
-        "SELECT s.id, s.offer_id, s.channel, s.device_class, s.occurred_at FROM scan_event s"
-        " WHERE s.id > :after AND s.id <= :upto AND s.id IN (SELECT min(x.id) FROM scan_event x"
-        " WHERE x.id > :after AND x.id <= :upto AND NOT x.is_bot AND x.offer_id IS NOT NULL"
-        f" AND x.code_form <> :campaign GROUP BY x.offer_id, {day}) ORDER BY s.id"
-    ).columns(occurred_at=UTCDateTime)
-    params = {"after": after, "upto": upto, "zone": zone.key, "campaign": CodeForm.CAMPAIGN}
-    return tuple(
-        FirstScan(
-            scan_id=row.id,
-            offer_id=row.offer_id,
-            channel=str(row.channel),
-            device_class=row.device_class,
-            occurred_at=row.occurred_at,
-        )
-        for row in connection.execute(firsts, params)
-    )
 
 
 def catch_up(engine: Engine, zone: ZoneInfo, *, wait: bool = True) -> int:

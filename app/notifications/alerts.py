@@ -15,13 +15,13 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.auth.staff import StaffUser
 from app.config import Settings, get_settings
-from app.db import utcnow
+from app.db import UTCDateTime, local_day_sql, utcnow
 from app.events import publish
 from app.notifications.events import OfferAlertRaised
 from app.notifications.mail import queue_rendered
@@ -29,7 +29,8 @@ from app.notifications.models import AlertPreference, StaffAlert
 from app.notifications.templates import render_mail
 from app.offers.events import OfferAccepted, OfferDeclined
 from app.offers.models import Offer, OfferStatus
-from app.tracking.events import FirstScan, OffersScanned
+from app.tracking.events import ScansCommitted
+from app.tracking.models import CodeForm
 
 
 class AlertKind(StrEnum):
@@ -173,13 +174,24 @@ def local_day(moment: datetime, settings: Settings) -> date:
     return moment.astimezone(settings.zone).date()
 
 
-def on_offers_scanned(session: Session, event: OffersScanned) -> None:
-    """The first human scan of an issued offer, and the first of each later day: the feed
-    hands over each offer's first scan of the day in its round, and an earlier round's alert
-    left its key."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FirstScan:
+    """An offer's first scan by a person on one local day, within a round of the scan feed."""
+
+    scan_id: int
+    offer_id: str
+    channel: str
+    device_class: str
+    occurred_at: datetime
+
+
+def on_scans_committed(session: Session, event: ScansCommitted) -> None:
+    """The first human scan of an issued offer, and the first of each later day: each offer's
+    first scan of the day in the feed's round, unless an earlier round's alert left its key."""
     settings = get_settings()
     today = local_day(utcnow(), settings)
-    keyed = {_scan_key(scan, settings): scan for scan in event.firsts}
+    firsts = _first_scans_by_people(session, event, settings)
+    keyed = {_scan_key(scan, settings): scan for scan in firsts}
     # The usual case: every offer of the round was scanned earlier that day. One query for
     # them all: a busy round names many offers, and it holds SQLite's one writer.
     known = _known_keys(session, list(keyed))
@@ -188,7 +200,39 @@ def on_offers_scanned(session: Session, event: OffersScanned) -> None:
             _alert_scan(session, scan, key, today, settings)
 
 
-def _scan_key(scan: FirstScan, settings: Settings) -> str:
+def _first_scans_by_people(
+    session: Session, event: ScansCommitted, settings: Settings
+) -> list[_FirstScan]:
+    """The first scan of each offer and local day in the round, bots and campaign redirects
+    left out: one grouped query, where handing every row to Python cost the round some 10 us
+    a scan inside its write transaction."""
+    connection = session.connection()
+    day = local_day_sql(connection.dialect.name, "x.occurred_at")
+    firsts = text(
+        "SELECT s.id, s.offer_id, s.channel, s.device_class, s.occurred_at FROM scan_event s"
+        " WHERE s.id > :after AND s.id <= :upto AND s.id IN (SELECT min(x.id) FROM scan_event x"
+        " WHERE x.id > :after AND x.id <= :upto AND NOT x.is_bot AND x.offer_id IS NOT NULL"
+        f" AND x.code_form <> :campaign GROUP BY x.offer_id, {day}) ORDER BY s.id"
+    ).columns(occurred_at=UTCDateTime)
+    params = {
+        "after": event.after,
+        "upto": event.upto,
+        "zone": settings.zone.key,
+        "campaign": CodeForm.CAMPAIGN,
+    }
+    return [
+        _FirstScan(
+            scan_id=row.id,
+            offer_id=row.offer_id,
+            channel=str(row.channel),
+            device_class=row.device_class,
+            occurred_at=row.occurred_at,
+        )
+        for row in connection.execute(firsts, params)
+    ]
+
+
+def _scan_key(scan: _FirstScan, settings: Settings) -> str:
     return f"scanned:{scan.offer_id}:{local_day(scan.occurred_at, settings).isoformat()}"
 
 
@@ -198,7 +242,7 @@ def _known_keys(session: Session, keys: list[str]) -> set[str]:
 
 
 def _alert_scan(
-    session: Session, scan: FirstScan, key: str, today: date, settings: Settings
+    session: Session, scan: _FirstScan, key: str, today: date, settings: Settings
 ) -> None:
     offer = session.get(Offer, scan.offer_id)
     if offer is None or offer.effective_status(today) != OfferStatus.ISSUED:

@@ -35,24 +35,14 @@ class StageUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FirstScan:
-    """An offer's first scan by a person on one local day, within a round of the scan feed."""
+class ScansCommitted(Event):
+    """Published by the post-commit scan feed (never on the request path), once per round, in
+    the round's transaction: the scans with ids in (after, upto] are committed, and this is
+    the one time they are handed on, whatever path stored them.
 
-    scan_id: int
-    offer_id: str
-    channel: str
-    device_class: str
-    occurred_at: datetime
+    A round holds thousands of scans of a few offers, inside a write transaction: a handler
+    reads what it needs of them in one grouped query, its range bounded at both ends, rather
+    than receive every scan in Python."""
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OffersScanned(Event):
-    """Published by the post-commit scan feed (never on the request path), once per round
-    that holds scans of offers by people (bots, link previewers and campaign redirects left
-    out): the first such scan of each offer and local day in the round, in id order.
-
-    A round holds thousands of scans of a few offers; what the scans mean for an offer's
-    people (an alert) follows from its first scan of the day, so the feed finds those in
-    one query instead of handing every scan to Python inside its write transaction."""
-
-    firsts: tuple[FirstScan, ...]
+    after: int
+    upto: int
