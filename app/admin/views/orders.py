@@ -33,6 +33,7 @@ from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking import stages as stages_service
 from app.tracking.models import OrderStage, StageUpdate
+from app.versions import version_of
 
 
 class OfferStatusFilter(listfilters.LookupFilter):
@@ -176,6 +177,8 @@ def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
             "can_activate": offer.effective_status(today) in tracking_service.ACTIVATABLE,
             "can_issue": offer.status == OfferStatus.DRAFT,
             "can_revise": offer.effective_status(today) in offers_service.REVISABLE,
+            # Issue and revise ask about the offer as this page shows it (app.versions).
+            "version": version_of(offer.updated_at),
         }
 
 
