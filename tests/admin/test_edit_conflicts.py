@@ -20,6 +20,7 @@ from app.customers.service import create_customer
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus, TermsTemplate
 from app.offers.service import decline_offer
+from app.tracking.models import OrderStage
 from tests.admin.browserforms import form_fields
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import make_campaign, make_offer, make_placement
@@ -270,3 +271,31 @@ def test_revising_an_offer_the_customer_declined_since_its_page_was_opened_is_re
     assert "Too dear; we need it by May." in pressed.text  # the page shows it as it is now
     stored = _stored(db, Offer, offer.id)
     assert isinstance(stored, Offer) and stored.status == OfferStatus.DECLINED
+
+
+@pytest.mark.usefixtures("restored_stage_list")
+def test_an_older_stage_form_does_not_undo_another_admins_rename(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    _two_people(web, second_browser, make_staff, Role.ADMIN)
+    url = "/admin/order-stage/edit/in_production"
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+
+    # Ana renames the stage; Ben, on a page that still shows the old name, moves it.
+    saved = web.post(url, data=anas | {"label": "Being made"}, follow_redirects=False)
+    refused = second_browser.post(url, data=bens | {"position": "9"})
+
+    assert saved.is_redirect, saved.text
+    assert refused.status_code == 400  # as sqladmin answers every refused form
+    assert "This stage was changed by ana@example.com at " in refused.text
+    kept = form_fields(refused.text, url)
+    assert (kept["label"], kept["position"]) == ("In production", "9")
+    stored = _stored(db, OrderStage, "in_production")
+    assert isinstance(stored, OrderStage)
+    assert (stored.label, stored.position) == ("Being made", 2)
+    # The page opened afresh shows Ana's name and saves.
+    fresh = form_fields(second_browser.get(url).text, url)
+    assert fresh["label"] == "Being made"
+    moved = second_browser.post(url, data=fresh | {"position": "9"}, follow_redirects=False)
+    assert moved.is_redirect, moved.text
