@@ -26,13 +26,10 @@ IfMatch = Annotated[
         description="The ETag of your GET: save only if nobody changed the record since.",
     ),
 ]
-WITH_ETAG: dict[int | str, dict[str, Any]] = {
-    200: {
-        "headers": {
-            "ETag": {"description": "The version, for If-Match", "schema": {"type": "string"}}
-        }
-    }
-}
+_ETAG_HEADER = {"ETag": {"description": "The version, for If-Match", "schema": {"type": "string"}}}
+WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG_HEADER}}
+# A call that answers with a new record (a revision): the ETag is that record's version.
+WITH_ETAG_CREATED: dict[int | str, dict[str, Any]] = {201: {"headers": _ETAG_HEADER}}
 
 
 class ErrorRead(BaseModel):

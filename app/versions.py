@@ -86,12 +86,11 @@ class StaleEdit(AppError):
         by = f" by {audit.actor_name(self.changed_by)}" if self.changed_by else ""
         return f"This {self.noun} was changed{by} at {when}"
 
-    def since_opened(self) -> str:
-        """The refusal as a staff form shows it above what was typed, in the company's time."""
+    def since_opened(self, outcome: str = "Your changes are below and were not saved.") -> str:
+        """The refusal as a staff page shows it (above what was typed, or, for a button, what
+        it did not do), in the company's time."""
         when = format_datetime(self.changed_at, DEFAULT_LANGUAGE, get_settings().zone)
-        return (
-            f"{self._changed(when)} since you opened it. Your changes are below and were not saved."
-        )
+        return f"{self._changed(when)} since you opened it. {outcome}"
 
     def headers(self) -> dict[str, str]:
         return {"ETag": etag_of(self.changed_at)}

@@ -304,12 +304,23 @@ CONFIRMATIONS = {
 }
 
 
-async def _confirm(request: Request, offer_id: str, step: str) -> Response:
+# The steps whose button checks the version the page was opened from (app.versions).
+VERSIONED_STEPS = frozenset({"issue", "revise"})
+# The version of the page the step's link was on: the page asks about what its reader saw.
+VersionQuery = Annotated[str | None, Query(alias=VERSION_FIELD, max_length=40)]
+
+
+async def _confirm(
+    request: Request, offer_id: str, step: str, version: str | None = None
+) -> Response:
     offer = await in_session(lambda s: _load(s, offer_id))
     route, question, consequence = CONFIRMATIONS[step]
+    if step in VERSIONED_STEPS:
+        version = version or version_of(offer.updated_at)
     context = {
         "title": question,
         "offer": offer,
+        "version": version if step in VERSIONED_STEPS else None,
         "question": question,
         "consequence": consequence,
         "action_url": request.url_for(route, offer_id=offer.id),
@@ -319,8 +330,10 @@ async def _confirm(request: Request, offer_id: str, step: str) -> Response:
 
 
 @router.get("/{offer_id}/issue", name="editor:confirm_issue")
-async def confirm_issue(request: Request, offer_id: str, staff: SalesDep) -> Response:
-    return await _confirm(request, offer_id, "issue")
+async def confirm_issue(
+    request: Request, offer_id: str, staff: SalesDep, version: VersionQuery = None
+) -> Response:
+    return await _confirm(request, offer_id, "issue", version)
 
 
 @router.get("/{offer_id}/activate", name="editor:confirm_activate")
@@ -329,8 +342,10 @@ async def confirm_activate(request: Request, offer_id: str, staff: SalesDep) -> 
 
 
 @router.get("/{offer_id}/revise", name="editor:confirm_revise")
-async def confirm_revise(request: Request, offer_id: str, staff: SalesDep) -> Response:
-    return await _confirm(request, offer_id, "revise")
+async def confirm_revise(
+    request: Request, offer_id: str, staff: SalesDep, version: VersionQuery = None
+) -> Response:
+    return await _confirm(request, offer_id, "revise", version)
 
 
 EDITOR_PAGES = StaffPages(

@@ -3,7 +3,8 @@ redirect (303). Invalid input or a refused save comes back as errors by field, f
 to re-render with each error beside its field and what was typed kept (422). A save refused
 because someone else saved the record since the form was opened (app.versions) comes back the
 same way, as the error ``CONFLICT`` that the page shows above the form. A button with no
-fields (activate, issue, revise) has nothing to re-render: its refusal is flashed instead."""
+fields (activate, issue, revise) has nothing to re-render: its refusal is flashed instead, a
+press from a page opened before someone else's save included (its hidden version)."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -112,9 +113,14 @@ async def act_and_redirect(
     back: URL | str,
 ) -> Response:
     """Run a button's action, flash ``success`` and redirect to ``to``; a service's refusal is
-    flashed under the title ``refused`` and redirects ``back``."""
+    flashed under the title ``refused`` and redirects ``back``, where the record shows as it is
+    now."""
     try:
         done = await in_session(act)
+    except StaleEdit as exc:
+        outcome = "Nothing was done: check it as it is now, then try again."
+        Flash.error(request, exc.since_opened(outcome), title=refused)
+        return RedirectResponse(back, status_code=303)
     except AppError as exc:
         Flash.error(request, exc.detail, title=refused)
         return RedirectResponse(back, status_code=303)

@@ -41,6 +41,7 @@ from app.offers.pdf import PdfRenderer
 from app.tracking import service as tracking_service
 from app.tracking.models import OrderStage
 from app.tracking.schemas import StageUpdateCreate
+from app.versions import VERSION_FIELD, Expected
 from app.web import client_key
 
 router = APIRouter(include_in_schema=False)
@@ -145,13 +146,24 @@ async def activate(
     )
 
 
+# The version of the offer the confirmation page was opened from (app.versions).
+VersionField = Annotated[str, Form(alias=VERSION_FIELD, max_length=40)]
+
+
 @router.post("/offers/{offer_id}/issue", name="staff:issue")
 async def issue(
-    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+    request: Request,
+    offer_id: str,
+    settings: SettingsDep,
+    staff: SalesDep,
+    version: VersionField = "",
 ) -> Response:
+    expected = Expected.from_form(version)
     return await act_and_redirect(
         request,
-        lambda s: offers_service.issue_offer(s, offer_id, actor=staff.actor, settings=settings),
+        lambda s: offers_service.issue_offer(
+            s, offer_id, actor=staff.actor, settings=settings, expected=expected
+        ),
         success=lambda _: "The offer is issued: its PDF and QR code are final.",
         to=lambda _: _details_url(request, "offer", offer_id),
         refused="Not issued",
@@ -161,11 +173,18 @@ async def issue(
 
 @router.post("/offers/{offer_id}/revise", name="staff:revise")
 async def revise(
-    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+    request: Request,
+    offer_id: str,
+    settings: SettingsDep,
+    staff: SalesDep,
+    version: VersionField = "",
 ) -> Response:
+    expected = Expected.from_form(version)
     return await act_and_redirect(
         request,
-        lambda s: offers_service.revise_offer(s, offer_id, actor=staff.actor, settings=settings),
+        lambda s: offers_service.revise_offer(
+            s, offer_id, actor=staff.actor, settings=settings, expected=expected
+        ),
         success=lambda revision: (
             f"Revision {revision.id} created as a draft; the old offer is superseded."
         ),

@@ -29,7 +29,8 @@ from app.analytics.schemas import (
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
-from app.openapi import PathId, error_responses, single_query_values
+from app.openapi import WITH_ETAG, IfMatch, PathId, error_responses, single_query_values
+from app.versions import Expected, etag_of
 
 router = APIRouter(
     prefix="/api/v1",
@@ -73,16 +74,34 @@ def list_campaigns(session: SessionDep) -> list[CampaignRead]:
     return [_campaign(c) for c in campaigns.list_campaigns(session)]
 
 
-@router.get("/campaigns/{campaign_id}", name="campaigns:get")
-def read_campaign(campaign_id: PathId, session: SessionDep) -> CampaignRead:
-    return _campaign(campaigns.get_campaign(session, campaign_id))
+@router.get("/campaigns/{campaign_id}", name="campaigns:get", responses=WITH_ETAG)
+def read_campaign(campaign_id: PathId, session: SessionDep, response: Response) -> CampaignRead:
+    campaign = campaigns.get_campaign(session, campaign_id)
+    response.headers["ETag"] = etag_of(campaign.updated_at)
+    return _campaign(campaign)
 
 
-@router.patch("/campaigns/{campaign_id}", name="campaigns:update")
+@router.patch(
+    "/campaigns/{campaign_id}",
+    name="campaigns:update",
+    responses={**WITH_ETAG, **error_responses(412)},
+)
 def update_campaign(
-    campaign_id: PathId, data: CampaignUpdate, session: SessionDep, key: ApiKeyDep
+    campaign_id: PathId,
+    data: CampaignUpdate,
+    session: SessionDep,
+    key: ApiKeyDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> CampaignRead:
-    return _campaign(campaigns.update_campaign(session, campaign_id, data, actor=key.actor))
+    """Change some fields; with ``If-Match`` (the ETag of a GET) only if nobody changed the
+    campaign since."""
+    expected = Expected.from_if_match(if_match)
+    campaign = campaigns.update_campaign(
+        session, campaign_id, data, actor=key.actor, expected=expected
+    )
+    response.headers["ETag"] = etag_of(campaign.updated_at)
+    return _campaign(campaign)
 
 
 @router.post(
@@ -127,24 +146,41 @@ def list_placements(
     return [placement_read(request, p, settings) for p in placements]
 
 
-@router.get("/placements/{placement_id}", name="placements:get")
+@router.get("/placements/{placement_id}", name="placements:get", responses=WITH_ETAG)
 def read_placement(
-    request: Request, placement_id: PathId, session: SessionDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    placement_id: PathId,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> PlacementRead:
-    return placement_read(request, campaigns.get_placement(session, placement_id), settings)
+    placement = campaigns.get_placement(session, placement_id)
+    response.headers["ETag"] = etag_of(placement.updated_at)
+    return placement_read(request, placement, settings)
 
 
-@router.patch("/placements/{placement_id}", name="placements:update")
+@router.patch(
+    "/placements/{placement_id}",
+    name="placements:update",
+    responses={**WITH_ETAG, **error_responses(412)},
+)
 def update_placement(
     request: Request,
+    response: Response,
     placement_id: PathId,
     data: PlacementUpdate,
     session: SessionDep,
     settings: SettingsDep,
     key: ApiKeyDep,
+    if_match: IfMatch = None,
 ) -> PlacementRead:
-    """Change the routing rules (`rules` replaces them all), fallback or split mode."""
-    placement = campaigns.update_placement(session, placement_id, data, actor=key.actor)
+    """Change the routing rules (`rules` replaces them all), fallback or split mode; with
+    ``If-Match`` (the ETag of a GET) only if nobody changed the placement since."""
+    expected = Expected.from_if_match(if_match)
+    placement = campaigns.update_placement(
+        session, placement_id, data, actor=key.actor, expected=expected
+    )
+    response.headers["ETag"] = etag_of(placement.updated_at)
     return placement_read(request, placement, settings)
 
 

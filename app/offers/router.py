@@ -16,7 +16,13 @@ from app.offers.dependencies import RendererDep, offer_read, pdf_response
 from app.offers.documents import offer_pdf_async
 from app.offers.models import Offer, OfferStatus
 from app.offers.schemas import OfferCreate, OfferPage, OfferRead, OfferUpdate
-from app.openapi import WITH_ETAG, IfMatch, error_responses, single_query_values
+from app.openapi import (
+    WITH_ETAG,
+    WITH_ETAG_CREATED,
+    IfMatch,
+    error_responses,
+    single_query_values,
+)
 from app.versions import Expected, etag_of
 
 router = APIRouter(
@@ -133,19 +139,49 @@ def update_offer(
     return offer_read(request, offer, settings, None)
 
 
-@router.post("/{offer_id}/issue", name="offers:issue")
+@router.post(
+    "/{offer_id}/issue", name="offers:issue", responses={**WITH_ETAG, **error_responses(412)}
+)
 def issue_offer(
-    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
+    request: Request,
+    response: Response,
+    offer_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: ApiKeyDep,
+    if_match: IfMatch = None,
 ) -> OfferRead:
-    offer = service.issue_offer(session, offer_id, actor=key.actor, settings=settings)
+    """Issue a draft; with ``If-Match`` (the ETag of a GET) only if nobody changed it since."""
+    expected = Expected.from_if_match(if_match)
+    offer = service.issue_offer(
+        session, offer_id, actor=key.actor, settings=settings, expected=expected
+    )
+    response.headers["ETag"] = etag_of(offer.updated_at)
     return offer_read(request, offer, settings, None)
 
 
-@router.post("/{offer_id}/revise", status_code=status.HTTP_201_CREATED, name="offers:revise")
+@router.post(
+    "/{offer_id}/revise",
+    status_code=status.HTTP_201_CREATED,
+    name="offers:revise",
+    responses={**WITH_ETAG_CREATED, **error_responses(412)},
+)
 def revise_offer(
-    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
+    request: Request,
+    response: Response,
+    offer_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: ApiKeyDep,
+    if_match: IfMatch = None,
 ) -> OfferRead:
-    revision = service.revise_offer(session, offer_id, actor=key.actor, settings=settings)
+    """Revise an issued offer into a new draft (the answer, with the draft's ``ETag``); with
+    ``If-Match`` (the ETag of the offer's GET) only if nobody changed the offer since."""
+    expected = Expected.from_if_match(if_match)
+    revision = service.revise_offer(
+        session, offer_id, actor=key.actor, settings=settings, expected=expected
+    )
+    response.headers["ETag"] = etag_of(revision.updated_at)
     return offer_read(request, revision, settings, None)
 
 

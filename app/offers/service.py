@@ -376,16 +376,25 @@ def _update_assignment(session: Session, offer: Offer, data: OfferUpdate) -> Non
         _publish_assignment(session, offer)
 
 
-def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
-    """Freeze a draft and send it: from now on its PDF and its QR code are final."""
+def issue_offer(
+    session: Session,
+    offer_id: str,
+    *,
+    actor: str,
+    settings: Settings,
+    expected: Expected | None = None,
+) -> Offer:
+    """Freeze a draft and send it, unless it changed since ``expected`` (the version its issuer
+    read): from now on its PDF and its QR code are final."""
     offer = get_offer(session, offer_id, for_update=True)
+    require_version(session, expected, offer.updated_at, noun="draft", entity=("offer", offer.id))
     require_status(offer, {OfferStatus.DRAFT}, "issue", settings)
     if not offer.lines:
         raise InvalidTransition("An offer needs at least one line before it can be issued.")
     if offer.valid_until < today(settings):
         raise InvalidTransition("valid_until lies in the past; update the draft first.")
     offer.status = OfferStatus.ISSUED
-    offer.issued_at = offer.updated_at = utcnow()
+    offer.issued_at = offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     _audit(session, offer, actor, "issue", "Issued the offer")
     publish(session, OfferIssued(offer_id=offer.id, actor=actor))
@@ -393,15 +402,24 @@ def issue_offer(session: Session, offer_id: str, *, actor: str, settings: Settin
     return offer
 
 
-def revise_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
-    """Start a new draft (new ULID) from an issued offer; the old one becomes superseded."""
+def revise_offer(
+    session: Session,
+    offer_id: str,
+    *,
+    actor: str,
+    settings: Settings,
+    expected: Expected | None = None,
+) -> Offer:
+    """Start a new draft (new ULID) from an issued offer, unless it changed since ``expected``
+    (the version its reviser read); the old one becomes superseded."""
     offer = get_offer(session, offer_id, for_update=True)
+    require_version(session, expected, offer.updated_at, noun="offer", entity=("offer", offer.id))
     require_status(offer, REVISABLE, "revise", settings)
     revision = _copy_offer(offer, max(offer.valid_until, today(settings)))
     revision.supersedes_id = offer.id
     revision.owner_id = offer.owner_id
     offer.status = OfferStatus.SUPERSEDED
-    offer.superseded_at = offer.updated_at = utcnow()
+    offer.superseded_at = offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     _insert_with_unique_tracking_id(session, revision)
     _audit(
@@ -502,7 +520,7 @@ def accept_offer(
     offer.status = OfferStatus.ACCEPTED
     offer.accepted_by_name = signer_name
     offer.accepted_po_number = po_number
-    offer.accepted_at = offer.updated_at = utcnow()
+    offer.accepted_at = offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     # The stored PDF goes: the next download prints the acceptance (signer, PO, time).
     session.execute(delete(OfferPdf).where(col(OfferPdf.offer_id) == offer.id))
@@ -525,7 +543,7 @@ def decline_offer(session: Session, offer_id: str, *, reason: str, settings: Set
     require_status(offer, {OfferStatus.ISSUED}, "decline", settings)
     offer.status = OfferStatus.DECLINED
     offer.declined_reason = reason
-    offer.declined_at = offer.updated_at = utcnow()
+    offer.declined_at = offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     _audit(session, offer, CUSTOMER, "decline", "Declined by the customer", {"reason": reason})
     publish(session, OfferDeclined(offer_id=offer.id, reason=reason))

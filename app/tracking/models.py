@@ -17,6 +17,8 @@ class OrderStage(SQLModel, table=True):
     key: str = Field(sa_type=String(40), primary_key=True)
     label: str = Field(sa_type=String(100), unique=True)
     position: int = Field(unique=True)
+    # The stage's version (app.versions): an admin's save from an older form is refused.
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class StageUpdate(SQLModel, table=True):

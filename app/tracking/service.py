@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import audit
 from app.config import Settings
-from app.db import SessionFactory, read_only, utcnow
+from app.db import SessionFactory, read_only
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
 from app.events import publish
 from app.offers import service as offers_service
@@ -24,6 +24,7 @@ from app.tracking.pagecache import CachedPage
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import Visit, scan_row, visitor_keys
 from app.tracking.schemas import StageUpdateCreate
+from app.versions import next_stamp
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
 FIRST_STAGE_NOTE = "We have received your order."
@@ -98,7 +99,7 @@ def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Set
     if offer.status == OfferStatus.ORDERED:
         return offer
     offers_service.require_status(offer, ACTIVATABLE, "activate", settings)
-    now = utcnow()
+    now = next_stamp(offer.updated_at)
     offer.status = OfferStatus.ORDERED
     offer.ordered_at = offer.updated_at = now
     offer.activated_by = actor

@@ -10,6 +10,7 @@ from app import audit
 from app.errors import Conflict, NotFound, Unprocessable
 from app.tracking import progress
 from app.tracking.models import OrderStage
+from app.versions import Expected, next_stamp, require_version
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -53,15 +54,24 @@ def create_stage(
 
 
 def update_stage(
-    session: Session, key: str, label: str, position: int, *, actor: str
+    session: Session,
+    key: str,
+    label: str,
+    position: int,
+    *,
+    actor: str,
+    expected: Expected | None = None,
 ) -> OrderStage:
-    """Rename or move a stage."""
-    stage = session.get(OrderStage, key)
+    """Rename or move a stage, unless it changed since ``expected`` (the version its form was
+    opened at): the form saves label and position together, and would undo another's change."""
+    stage = session.get(OrderStage, key, with_for_update=True, populate_existing=True)
     if stage is None:
         raise NotFound(f"No stage {key!r}.")
+    require_version(session, expected, stage.updated_at, noun="stage", entity=("order_stage", key))
     label = _check(session, label, position, key)
     before = {"label": stage.label, "position": stage.position}
     stage.label, stage.position = label, position
+    stage.updated_at = next_stamp(stage.updated_at)
     session.add(stage)
     if position != before["position"]:
         # Which stage of an order's history is furthest may change with it.

@@ -1,6 +1,8 @@
 """Two people editing one record in the staff site: the second save, made from a page opened
 before the first was saved, is refused with what was typed kept, and the first stays."""
 
+import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,7 +18,9 @@ from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate
 from app.customers.service import create_customer
 from app.offers import terms
-from app.offers.models import Offer, TermsTemplate
+from app.offers.models import Offer, OfferStatus, TermsTemplate
+from app.offers.service import decline_offer
+from app.tracking.models import OrderStage
 from tests.admin.browserforms import form_fields
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import make_campaign, make_offer, make_placement
@@ -217,3 +221,81 @@ def test_a_staff_user_form_refused_for_its_password_saves_nothing(
     assert again.is_redirect, again.text
     stored = _stored(db, StaffUser, carl.id)
     assert isinstance(stored, StaffUser) and stored.role == Role.ADMIN
+
+
+def _confirmation(browser: TestClient, offer_id: str, step: str) -> tuple[str, dict[str, str]]:
+    """Open the offer's page, follow its link to the step's confirmation: the form to press."""
+    details = browser.get(f"/admin/offer/details/{offer_id}").text
+    link = re.search(rf'href="([^"]*/offers/{offer_id}/{step}\?[^"]*)"', details)
+    assert link, f"no {step} link on the offer's page"
+    url = html.unescape(link.group(1))
+    action = f"/admin/offers/{offer_id}/{step}"
+    return action, form_fields(browser.get(url).text, action)
+
+
+def test_issuing_a_draft_someone_saved_since_its_page_was_opened_is_refused(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    offer = make_offer(db, get_settings())
+    _two_people(web, second_browser, make_staff, Role.SALES)
+    action, bens = _confirmation(second_browser, offer.id, "issue")
+    editor = f"/admin/offers/{offer.id}/edit"
+    anas = form_fields(web.get(editor).text, editor)
+    assert web.post(editor, data=anas | {"lines-0-quantity": "5"}).status_code == 200
+
+    pressed = second_browser.post(action, data=bens)
+
+    assert "Not issued" in pressed.text
+    assert "This draft was changed by ana@example.com at " in pressed.text
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer) and stored.status == OfferStatus.DRAFT
+    # Opened again from the offer's page, which now shows Ana's draft, it issues.
+    action, fresh = _confirmation(second_browser, offer.id, "issue")
+    assert second_browser.post(action, data=fresh).status_code == 200
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer) and stored.status == OfferStatus.ISSUED
+
+
+def test_revising_an_offer_the_customer_declined_since_its_page_was_opened_is_refused(
+    web: TestClient, make_staff: Staff, db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    sign_in(web, make_staff(Role.SALES, "ben@example.com"))
+    action, opened = _confirmation(web, offer.id, "revise")
+    decline_offer(db, offer.id, reason="Too dear; we need it by May.", settings=get_settings())
+
+    pressed = web.post(action, data=opened)
+
+    assert "Not revised" in pressed.text
+    assert "This offer was changed by the customer at " in pressed.text
+    assert "Too dear; we need it by May." in pressed.text  # the page shows it as it is now
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer) and stored.status == OfferStatus.DECLINED
+
+
+@pytest.mark.usefixtures("restored_stage_list")
+def test_an_older_stage_form_does_not_undo_another_admins_rename(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    _two_people(web, second_browser, make_staff, Role.ADMIN)
+    url = "/admin/order-stage/edit/in_production"
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+
+    # Ana renames the stage; Ben, on a page that still shows the old name, moves it.
+    saved = web.post(url, data=anas | {"label": "Being made"}, follow_redirects=False)
+    refused = second_browser.post(url, data=bens | {"position": "9"})
+
+    assert saved.is_redirect, saved.text
+    assert refused.status_code == 400  # as sqladmin answers every refused form
+    assert "This stage was changed by ana@example.com at " in refused.text
+    kept = form_fields(refused.text, url)
+    assert (kept["label"], kept["position"]) == ("In production", "9")
+    stored = _stored(db, OrderStage, "in_production")
+    assert isinstance(stored, OrderStage)
+    assert (stored.label, stored.position) == ("Being made", 2)
+    # The page opened afresh shows Ana's name and saves.
+    fresh = form_fields(second_browser.get(url).text, url)
+    assert fresh["label"] == "Being made"
+    moved = second_browser.post(url, data=fresh | {"position": "9"}, follow_redirects=False)
+    assert moved.is_redirect, moved.text

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 from wtforms import (
     Form,
+    HiddenField,
     IntegerField,
     StringField,
 )
@@ -33,6 +34,7 @@ from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking import stages as stages_service
 from app.tracking.models import OrderStage, StageUpdate
+from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
 
 
 class OfferStatusFilter(listfilters.LookupFilter):
@@ -176,6 +178,8 @@ def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
             "can_activate": offer.effective_status(today) in tracking_service.ACTIVATABLE,
             "can_issue": offer.status == OfferStatus.DRAFT,
             "can_revise": offer.effective_status(today) in offers_service.REVISABLE,
+            # Issue and revise ask about the offer as this page shows it (app.versions).
+            "version": version_of(offer.updated_at),
         }
 
 
@@ -382,16 +386,28 @@ class OrderStageAdmin(StaffModelView, model=OrderStage):
     column_default_sort: ClassVar[Any] = [(OrderStage.position, False)]
     form = StageListForm
     form_create_rules: ClassVar[list[str]] = ["key", "label", "position"]
-    form_edit_rules: ClassVar[list[str]] = ["label", "position"]
+    form_edit_rules: ClassVar[list[str]] = ["label", "position", VERSION_FIELD]
 
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         if rules == self.form_edit_rules:
             return type(
                 "StageEditForm",
                 (Form,),
-                {"label": StageListForm.label, "position": StageListForm.position},
+                {
+                    "label": StageListForm.label,
+                    "position": StageListForm.position,
+                    # The version the form was opened at (app.versions).
+                    VERSION_FIELD: HiddenField(),
+                },
             )
         return StageListForm
+
+    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
+        return {
+            "label": obj.label,
+            "position": obj.position,
+            VERSION_FIELD: version_of(obj.updated_at),
+        }
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         actor = staff_of(request).actor
@@ -404,8 +420,12 @@ class OrderStageAdmin(StaffModelView, model=OrderStage):
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         actor = staff_of(request).actor
         position = data.get("position")
-        return await in_session(
-            lambda session: stages_service.update_stage(
-                session, pk, data["label"], position or 0, actor=actor
+        expected = Expected.from_form(data.get(VERSION_FIELD))
+        try:
+            return await in_session(
+                lambda session: stages_service.update_stage(
+                    session, pk, data["label"], position or 0, actor=actor, expected=expected
+                )
             )
-        )
+        except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
+            raise ValueError(exc.since_opened()) from exc

@@ -1,0 +1,87 @@
+"""Campaigns and placements in the API take part in optimistic concurrency as offers and
+customer records do: a GET's ETag, sent back in If-Match, makes a PATCH refuse (412) when
+someone changed the record since."""
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from tests.factories import make_campaign, make_placement
+
+
+def _campaign(session: Session) -> str:
+    return f"/api/v1/campaigns/{make_campaign(session).id}"
+
+
+def _placement(session: Session) -> str:
+    return f"/api/v1/placements/{make_placement(session, make_campaign(session).id or 0).id}"
+
+
+RECORDS = {
+    "campaign": (_campaign, {"utm_medium": "poster"}, {"utm_medium": "flyer"}, "utm_medium"),
+    "placement": (_placement, {"name": "Shop window"}, {"name": "Counter"}, "name"),
+}
+
+
+@pytest.mark.parametrize("noun", RECORDS)
+def test_a_change_sent_with_an_old_etag_is_refused_and_changes_nothing(
+    api: TestClient, session: Session, noun: str
+) -> None:
+    make, first_change, second_change, field = RECORDS[noun]
+    url = make(session)
+    etag = api.get(url).headers["ETag"]
+
+    first = api.patch(url, json=first_change, headers={"If-Match": etag})
+    stale = api.patch(url, json=second_change, headers={"If-Match": etag})
+
+    assert first.status_code == 200 and first.headers["ETag"] != etag
+    assert stale.status_code == 412
+    assert stale.json()["detail"].startswith(f"This {noun} was changed at ")
+    assert stale.headers["ETag"] == first.headers["ETag"] == api.get(url).headers["ETag"]
+    assert api.get(url).json()[field] == first_change[field]
+
+
+@pytest.mark.parametrize("noun", RECORDS)
+def test_a_change_with_the_current_etag_or_without_one_saves(
+    api: TestClient, session: Session, noun: str
+) -> None:
+    make, first_change, second_change, field = RECORDS[noun]
+    url = make(session)
+    current = api.get(url).headers["ETag"]
+
+    matched = api.patch(url, json=first_change, headers={"If-Match": current})
+    unconditional = api.patch(url, json=second_change)
+
+    assert (matched.status_code, unconditional.status_code) == (200, 200)
+    assert api.get(url).json()[field] == second_change[field]
+
+
+VERSIONED = [
+    ("get", "/api/v1/offers/{offer_id}"),
+    ("patch", "/api/v1/offers/{offer_id}"),
+    ("post", "/api/v1/offers/{offer_id}/issue"),
+    ("post", "/api/v1/offers/{offer_id}/revise"),
+    ("get", "/api/v1/customers/{customer_id}"),
+    ("patch", "/api/v1/customers/{customer_id}"),
+    ("get", "/api/v1/campaigns/{campaign_id}"),
+    ("patch", "/api/v1/campaigns/{campaign_id}"),
+    ("get", "/api/v1/placements/{placement_id}"),
+    ("patch", "/api/v1/placements/{placement_id}"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), VERSIONED, ids=[f"{m} {p}" for m, p in VERSIONED])
+def test_the_schema_documents_the_etag_and_if_match(app: FastAPI, method: str, path: str) -> None:
+    operation: dict[str, Any] = app.openapi()["paths"][path][method]
+    answers = operation["responses"]
+    success = answers["201" if path.endswith("/revise") else "200"]
+
+    assert "ETag" in success["headers"]
+    assert "content" in success  # the body's schema is still documented beside the header
+    if method != "get":
+        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert "if-match" in headers
+        assert "412" in answers
