@@ -299,3 +299,22 @@ def test_an_older_stage_form_does_not_undo_another_admins_rename(
     assert fresh["label"] == "Being made"
     moved = second_browser.post(url, data=fresh | {"position": "9"}, follow_redirects=False)
     assert moved.is_redirect, moved.text
+
+
+def test_a_stage_saved_without_a_position_keeps_its_form_with_the_error_at_the_field(
+    web: TestClient, make_staff: Staff, db: Session
+) -> None:
+    sign_in(web, make_staff(Role.ADMIN))
+    url = "/admin/order-stage/edit/in_production"
+    page = web.get(url).text
+    assert "empty puts a new stage last" not in page  # it does not, for a stage that exists
+
+    refused = web.post(url, data=form_fields(page, url) | {"label": "Being made", "position": ""})
+
+    assert refused.status_code == 400
+    field = refused.text.split('name="position"', 1)[1].split("</div>", 2)
+    assert "Give the stage&#39;s place, 1 to 1000." in "".join(field[:2])
+    assert form_fields(refused.text, url)["label"] == "Being made"
+    stored = _stored(db, OrderStage, "in_production")
+    assert isinstance(stored, OrderStage)
+    assert (stored.label, stored.position) == ("In production", 2)

@@ -18,7 +18,7 @@ from wtforms import (
     IntegerField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from app import audit, i18n
 from app.admin import listfilters, queries
@@ -395,7 +395,12 @@ class OrderStageAdmin(StaffModelView, model=OrderStage):
                 (Form,),
                 {
                     "label": StageListForm.label,
-                    "position": StageListForm.position,
+                    # A stage keeps a place: "empty puts it last" holds for a new one only.
+                    "position": IntegerField(
+                        "Position",
+                        [InputRequired("Give the stage's place, 1 to 1000."), NumberRange(1, 1000)],
+                        description="Order on the timeline.",
+                    ),
                     # The version the form was opened at (app.versions).
                     VERSION_FIELD: HiddenField(),
                 },
@@ -419,12 +424,11 @@ class OrderStageAdmin(StaffModelView, model=OrderStage):
 
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         actor = staff_of(request).actor
-        position = data.get("position")
         expected = Expected.from_form(data.get(VERSION_FIELD))
         try:
             return await in_session(
                 lambda session: stages_service.update_stage(
-                    session, pk, data["label"], position or 0, actor=actor, expected=expected
+                    session, pk, data["label"], data["position"], actor=actor, expected=expected
                 )
             )
         except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
