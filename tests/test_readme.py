@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 import typer.main
+from prometheus_client import REGISTRY, generate_latest
 
 from app.cli import cli
 from app.config import ROOT_DIR, Settings
@@ -70,3 +71,12 @@ def test_the_environment_file_has_no_comment_after_a_value() -> None:
     assert lines, "the README shows no environment file"
     for line in lines:
         assert line.startswith("#") or " #" not in line, line
+
+
+def test_every_metric_the_readme_names_is_exposed_under_that_name() -> None:
+    import app.metrics  # noqa: F401  (registers the metrics)
+
+    exposition = generate_latest(REGISTRY).decode()
+    exposed = set(re.findall(r"^# TYPE (\w+) ", exposition, re.MULTILINE))
+
+    assert set(re.findall(r"`(offertrack_[a-z_]+)", README)) - exposed == set()
