@@ -80,3 +80,25 @@ def test_every_metric_the_readme_names_is_exposed_under_that_name() -> None:
     exposed = set(re.findall(r"^# TYPE (\w+) ", exposition, re.MULTILINE))
 
     assert set(re.findall(r"`(offertrack_[a-z_]+)", README)) - exposed == set()
+
+
+def test_the_deployment_files_are_described_as_they_are() -> None:
+    unit = (ROOT_DIR / "deploy" / "offertrack.service").read_text(encoding="utf-8")
+    serve = re.search(r"^ExecStart=/opt/offertrack/bin/(offertrack serve .*)$", unit, re.MULTILINE)
+    haproxy = (ROOT_DIR / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    settings = re.sub(r"#.*", "", haproxy)
+
+    assert serve is not None and f"`{serve[1]}`" in README
+    for variable in set(re.findall(r'"\$\{(\w+)\}"', settings)):
+        assert f"`{variable}`" in README, variable
+
+
+def test_the_staff_page_example_runs_as_printed() -> None:
+    from app.admin.layout import StaffPages
+
+    section = README.split("### Adding a staff page from another module", 1)[1]
+    example = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+
+    assert isinstance(namespace["ANALYTICS_PAGES"], StaffPages)
