@@ -47,11 +47,11 @@ fuzz: install
 	OFFERTRACK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/api $(PYTEST_ARGS)
 
 # Debian packages the suite needs: chromium for the browser tests (Playwright cannot download
-# browsers here), HarfBuzz's subset library, which WeasyPrint warns about (and the suite
-# turns warnings into errors) when it is missing, the Noto fonts the PDF prints Latin,
-# Greek, Cyrillic, Arabic and CJK names with (without them: empty boxes), and pg_dump and
-# pg_restore for the backup tests.
-PDF_PACKAGES := libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk
+# browsers here), Pango, which WeasyPrint cannot render without (a minimal Debian lacks it),
+# HarfBuzz's subset library, which WeasyPrint warns about (and the suite turns warnings into
+# errors) when it is missing, the Noto fonts the PDF prints Latin, Greek, Cyrillic, Arabic and
+# CJK names with (without them: empty boxes), and pg_dump and pg_restore for the backup tests.
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk
 SYSTEM_PACKAGES := chromium postgresql-client $(PDF_PACKAGES)
 browser: PACKAGES = $(SYSTEM_PACKAGES)
 fonts: PACKAGES = $(PDF_PACKAGES)

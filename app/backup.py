@@ -55,9 +55,20 @@ def sqlite_file(database_url: str) -> Path:
     return Path(database)
 
 
+def backup_target(path: str) -> Path:
+    """PATH as typed: one ending in a slash names a directory, which must exist; else a
+    nightly job given a directory that was never made would keep writing one plain file."""
+    target = Path(path)
+    if path.endswith(os.sep) and not target.is_dir():
+        raise BackupError(f"there is no directory {target}: create it first")
+    return target
+
+
 def _target_file(target: Path, suffix: str, *, overwrite: bool) -> Path:
     if target.is_dir():
         target = target / f"offertrack-{datetime.now(UTC):%Y%m%dT%H%M%SZ}{suffix}"
+    elif not target.parent.is_dir():
+        raise BackupError(f"there is no directory {target.parent}: create it first")
     if target.exists() and not overwrite:
         raise BackupError(f"{target} exists; pass --overwrite to replace it")
     return target

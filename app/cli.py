@@ -309,7 +309,8 @@ def _read_password() -> str:
 
 @cli.command()
 def backup(
-    path: Annotated[Path, typer.Argument(help="File to write, or a directory for a dated file.")],
+    # A string: a trailing slash, lost in a Path, says that a directory is meant.
+    path: Annotated[str, typer.Argument(help="File to write, or a directory for a dated file.")],
     overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
 ) -> None:
     """Write a consistent copy of the database while the server runs, and check it: SQLite's
@@ -319,15 +320,17 @@ def backup(
         PgToolMissing,
         backup_postgresql,
         backup_sqlite,
+        backup_target,
         sqlite_file,
     )
 
     settings = get_settings()
     try:
+        target = backup_target(path)
         if settings.is_sqlite:
-            report = backup_sqlite(sqlite_file(settings.database_url), path, overwrite=overwrite)
+            report = backup_sqlite(sqlite_file(settings.database_url), target, overwrite=overwrite)
         else:
-            report = backup_postgresql(settings.database_url, path, overwrite=overwrite)
+            report = backup_postgresql(settings.database_url, target, overwrite=overwrite)
     except PgToolMissing as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends
@@ -166,7 +167,18 @@ class Settings(BaseSettings):
 
     @field_validator("public_base_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _base_url(cls, value: str) -> str:
+        # Printed into every QR code: a comment left after it (systemd's EnvironmentFile keeps
+        # one in the value) would be printed too, on paper that cannot be recalled.
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+            or any(character.isspace() for character in value)
+        ):
+            raise ValueError("an address like https://track.example.com, and nothing after it")
         return value.rstrip("/")
 
     @field_validator("database_url")

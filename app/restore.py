@@ -95,6 +95,7 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
         raise RestoreError(f"there is no backup at {backup}")
     check_sqlite(backup)
     database.parent.mkdir(parents=True, exist_ok=True)
+    owner = database.stat() if database.exists() else database.parent.stat()
     with lock_path(database).open("ab") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,6 +110,7 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
             os.replace(staged, database)
         finally:
             staged.unlink(missing_ok=True)
+        _hand_over(owner, database, lock_path(database))
         _sync_directory(database.parent)
         try:
             revision = check_sqlite(database)
@@ -117,6 +119,17 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
             detail = f"the restored database failed its check ({exc}); kept: {kept}"
             raise RestoreError(detail) from exc
     return RestoreReport(str(database), revision, set_aside)
+
+
+def _hand_over(owner: os.stat_result, *paths: Path) -> None:
+    """Give the restored files to the user whose database they replace. Run as root (the
+    operator's natural shell after stopping the service), the restore left root's files where
+    the server's own user must write: every write failed, and a new lock file kept the server
+    from starting."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _move_aside(database: Path) -> tuple[Path, ...]:

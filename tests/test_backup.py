@@ -107,6 +107,18 @@ def test_a_directory_gets_a_dated_file(engine: Engine, tmp_path: Path) -> None:
     assert written.name[11:19].isdigit()
 
 
+def test_a_directory_that_does_not_exist_is_refused_rather_than_written_as_a_file(
+    engine: Engine, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nightly"
+    for path in (f"{missing}/", str(missing / "copy.db")):
+        result = backup(path)
+
+        assert result.exit_code == 1, result.output
+        assert f"there is no directory {missing}: create it first" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(TEST_DATABASE_URL.startswith("sqlite"), reason="the PostgreSQL answer")
 def test_on_postgresql_without_pg_dump_it_explains_and_fails(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

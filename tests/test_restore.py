@@ -98,6 +98,27 @@ def test_a_sqlite_backup_restores_over_a_database_with_a_leftover_wal(
 
 
 @on_sqlite
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_restore_run_as_root_leaves_the_database_to_the_servers_user(
+    committed: Engine, tmp_path: Path
+) -> None:
+    backup = tmp_path / "backup.db"
+    assert cli("backup", str(backup)).exit_code == 0
+    live = tmp_path / "var" / "offertrack.db"
+    live.parent.mkdir()
+    live.write_bytes(backup.read_bytes())
+    server_user = 65534  # nobody, as the service's own user
+    for path in (live.parent, live):
+        os.chown(path, server_user, server_user)
+
+    result = offertrack(f"sqlite:///{live}", "restore", str(backup))
+
+    assert result.returncode == 0, result.stderr
+    for path in (live, lock_path(live)):
+        assert (path.stat().st_uid, path.stat().st_gid) == (server_user, server_user), path
+
+
+@on_sqlite
 @pytest.mark.usefixtures("_running_client")  # the test server: the app's lifespan is running
 def test_restore_is_refused_while_a_server_uses_the_database(
     committed: Engine, tmp_path: Path

@@ -54,6 +54,21 @@ def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) ->
     assert "OFFERTRACK_PUBLIC_BASE_URL" in result.output
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://track.example.com   # printed in every QR code: final!",
+        "track.example.com",
+        "https://track.example.com/?src=qr",
+    ],
+)
+def test_a_public_base_url_with_more_than_an_address_is_refused(tmp_path: Path, url: str) -> None:
+    result = check_config(OFFERTRACK_PUBLIC_BASE_URL=url, OFFERTRACK_VAR_DIR=str(tmp_path))
+
+    assert result.exit_code == 1
+    assert "PROBLEM OFFERTRACK_PUBLIC_BASE_URL: Value error, an address like" in result.output
+
+
 def test_a_database_behind_the_code_says_to_migrate(tmp_path: Path) -> None:
     result = check_config(
         OFFERTRACK_VAR_DIR=str(tmp_path), OFFERTRACK_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}"

@@ -1,0 +1,104 @@
+"""The README is followed word for word: its settings table, commands and make targets are
+the code's, and its deployment steps can be pasted as they are."""
+
+import re
+from typing import Any
+
+import typer.main
+from prometheus_client import REGISTRY, generate_latest
+
+from app.cli import cli
+from app.config import ROOT_DIR, Settings
+
+README = (ROOT_DIR / "README.md").read_text(encoding="utf-8")
+
+
+def settings_table() -> dict[str, tuple[str, str]]:
+    """The Configuration section's rows: variable -> (default, meaning)."""
+    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(OFFERTRACK_\w+)` \| (.*?) \| (.*) \|$", section, re.MULTILINE)
+    return {name: (default, meaning) for name, default, meaning in rows}
+
+
+def shown(default: Any) -> str:
+    """A default as the table writes it: `true`, `2` for 2.0, `[]`."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def test_every_setting_is_in_the_table_and_every_row_is_a_setting() -> None:
+    documented = set(settings_table())
+    settings = {f"OFFERTRACK_{name.upper()}" for name in Settings.model_fields}
+
+    assert settings - documented == set(), "settings missing from the README's table"
+    assert documented - settings == set(), "README rows that are no setting"
+
+
+def test_the_table_gives_each_setting_its_default() -> None:
+    for name, (default, meaning) in settings_table().items():
+        field = Settings.model_fields[name.removeprefix("OFFERTRACK_").lower()]
+        literal = re.fullmatch(r"`([^`]*)`", default)
+        if literal:
+            assert literal[1] == shown(field.default), name
+        elif default in ("none", "empty"):
+            assert not field.default, name
+        assert meaning.strip(), name
+
+
+def test_every_command_the_readme_names_exists() -> None:
+    named = set(re.findall(r"(?:^|[\s`/])offertrack ([a-z][a-z0-9-]*)", README, re.MULTILINE))
+    commands = set(typer.main.get_command(cli).commands)  # type: ignore[attr-defined]
+
+    assert named - {"offertrack"} - commands == set()
+
+
+def test_every_make_target_the_readme_names_exists() -> None:
+    makefile = (ROOT_DIR / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.search(r"^\.PHONY: (.*)$", makefile, re.MULTILINE)[1].split())  # type: ignore[index]
+
+    assert set(re.findall(r"`make ([a-z0-9-]+)", README)) - targets == set()
+
+
+def test_the_environment_file_has_no_comment_after_a_value() -> None:
+    """systemd's EnvironmentFile keeps a '# ...' after a value as part of it: a public base URL
+    followed by a comment would be printed into every QR code."""
+    block = README.split("(`/etc/offertrack/offertrack.env`", 1)[1].split("```sh", 1)[1]
+    lines = [line.strip() for line in block.split("```", 1)[0].strip().splitlines()]
+
+    assert lines, "the README shows no environment file"
+    for line in lines:
+        assert line.startswith("#") or " #" not in line, line
+
+
+def test_every_metric_the_readme_names_is_exposed_under_that_name() -> None:
+    import app.metrics  # noqa: F401  (registers the metrics)
+
+    exposition = generate_latest(REGISTRY).decode()
+    exposed = set(re.findall(r"^# TYPE (\w+) ", exposition, re.MULTILINE))
+
+    assert set(re.findall(r"`(offertrack_[a-z_]+)", README)) - exposed == set()
+
+
+def test_the_deployment_files_are_described_as_they_are() -> None:
+    unit = (ROOT_DIR / "deploy" / "offertrack.service").read_text(encoding="utf-8")
+    serve = re.search(r"^ExecStart=/opt/offertrack/bin/(offertrack serve .*)$", unit, re.MULTILINE)
+    haproxy = (ROOT_DIR / "deploy" / "haproxy.cfg").read_text(encoding="utf-8")
+    settings = re.sub(r"#.*", "", haproxy)
+
+    assert serve is not None and f"`{serve[1]}`" in README
+    for variable in set(re.findall(r'"\$\{(\w+)\}"', settings)):
+        assert f"`{variable}`" in README, variable
+
+
+def test_the_staff_page_example_runs_as_printed() -> None:
+    from app.admin.layout import StaffPages
+
+    section = README.split("### Adding a staff page from another module", 1)[1]
+    example = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+
+    assert isinstance(namespace["ANALYTICS_PAGES"], StaffPages)
