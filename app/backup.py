@@ -74,14 +74,22 @@ def _target_file(target: Path, suffix: str, *, overwrite: bool) -> Path:
     return target
 
 
+def _new_private_file(path: Path) -> None:
+    """An empty ``path`` that only its owner may read: a backup holds the customers' personal
+    data, and the default umask left it readable by every local user. SQLite and pg_dump
+    write into it and keep its mode."""
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def backup_sqlite(source: Path, target: Path, *, overwrite: bool = False) -> BackupReport:
     """Copy ``source`` to ``target`` (a file, or a directory to put a dated file in)."""
     if not source.is_file():
         raise BackupError(f"there is no database at {source}")
     target = _target_file(target, ".db", overwrite=overwrite)
     partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
     try:
+        _new_private_file(partial)
         copy_sqlite(source, partial)
         revision = check_sqlite(partial)  # read back from disk, by a new connection
         os.replace(partial, target)  # a backup file is either complete and checked, or absent
@@ -186,6 +194,7 @@ def backup_postgresql(database_url: str, target: Path, *, overwrite: bool = Fals
     partial = target.with_name(target.name + ".partial")
     conninfo, env = libpq_target(database_url)
     try:
+        _new_private_file(partial)
         run_pg_tool([pg_dump, "--format=custom", f"--file={partial}", conninfo], env)
         items = check_pg_archive(partial)
         with partial.open("rb") as file:

@@ -154,3 +154,12 @@ def test_a_backup_that_does_not_read_back_is_reported(
     assert result.exit_code == 1
     assert "Backup failed" in result.output and "integrity check" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_a_backup_is_readable_by_its_owner_only(engine: Engine, tmp_path: Path) -> None:
+    # It holds the customers' names, addresses and e-mail addresses.
+    result = backup(str(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    (written,) = tmp_path.glob("offertrack-*")
+    assert written.stat().st_mode & 0o777 == 0o600
