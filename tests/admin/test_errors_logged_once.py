@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from app.admin.views.orders import OfferAdmin
 from app.auth.staff import Role
 from app.observability import LoggedOnce, uvicorn_log_config
+from tests.admin.browserforms import form_fields
 from tests.admin.conftest import StaffLogin, sign_in
 
 
@@ -65,3 +66,28 @@ def test_uvicorn_s_error_log_leaves_out_what_was_logged() -> None:
     fresh = Bug("never logged")
     record = logging.LogRecord("uvicorn.error", logging.ERROR, "", 0, "x", (), (Bug, fresh, None))
     assert LoggedOnce().filter(record)  # an error nobody logged still reaches the log
+
+
+def test_a_refused_save_is_not_logged_as_an_error(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Two admins on one stage's form: the second save is refused (shown to its author), and
+    # another stage's position is taken (a clash): neither is the server's error.
+    sign_in(web, make_staff(Role.ADMIN, "ana@example.com"))
+    sign_in(second_browser, make_staff(Role.ADMIN, "ben@example.com"))
+    url = "/admin/order-stage/edit/in_production"
+    anas = form_fields(web.get(url).text, url)
+    bens = form_fields(second_browser.get(url).text, url)
+    assert web.post(url, data=anas | {"label": "Being made"}, follow_redirects=False).is_redirect
+
+    with caplog.at_level(logging.INFO):
+        stale = second_browser.post(url, data=bens | {"position": "9"})
+        fresh = form_fields(second_browser.get(url).text, url)
+        clash = second_browser.post(url, data=fresh | {"position": "1"})
+
+    assert stale.status_code == clash.status_code == 400
+    assert "since you opened it" in stale.text and "already" in clash.text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

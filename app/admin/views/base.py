@@ -2,6 +2,7 @@
 RoleAuthorization refuses anything not listed), nothing deleted through sqladmin, and blocking
 database work run in a worker thread (``in_session``)."""
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -19,6 +20,7 @@ from app.admin.listfilters import FilterField
 from app.admin.users import Staff
 from app.auth.staff import Role
 from app.db import get_engine
+from app.errors import AppError
 from app.fields import MAX_ROW_ID
 from app.templating import format_date
 
@@ -33,6 +35,25 @@ ADMIN_READ: dict[str, Role] = {
     Action.DETAILS: Role.ADMIN,
     Action.EXPORT: Role.ADMIN,
 }
+
+
+class Refused(ValueError):
+    """A save the staff member must correct (a form opened before another's save, a missing
+    confirmation): sqladmin shows its message above the form, with what was typed kept."""
+
+
+class _RefusalsAreNotErrors(logging.Filter):
+    """sqladmin logs every exception a create, edit or delete raises, with its traceback; a
+    refusal shown to the person (``Refused``, a domain error such as a clash) is no error of
+    the server's, and a log full of them hides the real ones."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, Refused | AppError)
+
+
+# Once per process, as the module is imported: the filter holds no state.
+logging.getLogger("sqladmin.application").addFilter(_RefusalsAreNotErrors())
 
 
 async def in_session(work: Callable[[Session], T]) -> T:

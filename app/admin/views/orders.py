@@ -22,7 +22,15 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app import audit, i18n
 from app.admin import listfilters, queries
-from app.admin.views.base import ADMIN_READ, READ, StaffModelView, _when, in_session, staff_of
+from app.admin.views.base import (
+    ADMIN_READ,
+    READ,
+    Refused,
+    StaffModelView,
+    _when,
+    in_session,
+    staff_of,
+)
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import read_only
@@ -432,4 +440,4 @@ class OrderStageAdmin(StaffModelView, model=OrderStage):
                 )
             )
         except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
-            raise ValueError(exc.since_opened()) from exc
+            raise Refused(exc.since_opened()) from exc

@@ -22,7 +22,14 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from app.admin import users
 from app.admin.users import EMAIL_PATTERN
-from app.admin.views.base import ADMIN_READ, StaffModelView, _when, in_session, staff_of
+from app.admin.views.base import (
+    ADMIN_READ,
+    Refused,
+    StaffModelView,
+    _when,
+    in_session,
+    staff_of,
+)
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
@@ -141,7 +148,7 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
             if disabling and not data.get("confirm_disable"):
                 # Irreversible for the user's sessions: asked for on the form, which works
                 # without JavaScript (sqladmin shows this message above it, nothing saved).
-                raise ValueError(
+                raise Refused(
                     "Disabling a user signs them out at once: tick “Yes, disable this user” "
                     "to confirm. Nothing was changed."
                 )
@@ -156,7 +163,7 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
                     password=data.get("new_password") or None,
                 )
             except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
-                raise ValueError(exc.since_opened()) from exc
+                raise Refused(exc.since_opened()) from exc
             return user
 
         return await in_session(update)
