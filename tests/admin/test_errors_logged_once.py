@@ -68,6 +68,7 @@ def test_uvicorn_s_error_log_leaves_out_what_was_logged() -> None:
     assert LoggedOnce().filter(record)  # an error nobody logged still reaches the log
 
 
+@pytest.mark.usefixtures("restored_stage_list")  # the first admin's rename is saved
 def test_a_refused_save_is_not_logged_as_an_error(
     web: TestClient,
     second_browser: TestClient,
