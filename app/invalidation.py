@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from app.db import PG_TIMEOUTS
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "offertrack_invalidate"
@@ -165,13 +167,13 @@ class PostgresTransport:
     def publish(self, message: str) -> None:
         import psycopg
 
-        with psycopg.connect(self._url, autocommit=True, connect_timeout=2) as connection:
+        with psycopg.connect(self._url, autocommit=True, **PG_TIMEOUTS) as connection:
             connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
 
     def listen(self, deliver: Callable[[str], None], stop: threading.Event) -> None:
         import psycopg
 
-        with psycopg.connect(self._url, autocommit=True, connect_timeout=2) as connection:
+        with psycopg.connect(self._url, autocommit=True, **PG_TIMEOUTS) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             deliver(_CONNECTED)
             pinged = time.monotonic()
