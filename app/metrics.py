@@ -68,6 +68,14 @@ SCANS_DROPPED = Counter(
     "Campaign scan events dropped because the memory buffer for them was full.",
 )
 
+# 0 in a process that cannot hear the others (no channel, or reconnecting: Redis or PostgreSQL
+# away or silent); "livemin": with several workers, 0 while any worker cannot.
+INVALIDATION_LISTENING = Gauge(
+    "offertrack_invalidation_listening",
+    "1 while this process hears the other processes' cache invalidations, else 0.",
+    multiprocess_mode="livemin",
+)
+
 PDF_RENDERS = Counter(
     "offertrack_pdf_renders",
     "Quotation PDF renders by outcome: ok, timeout, busy (no free renderer), failed.",
