@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from app.backoff import REDIS_TIMEOUT_SECONDS, Backoff
 from app.db import PG_TIMEOUTS
-from app.metrics import INVALIDATION_LISTENING
+from app.metrics import INVALIDATION_LISTENERS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Bus:
         )
 
     def start(self) -> None:
+        INVALIDATION_LISTENERS_DOWN.set(1)  # until it hears
         self._thread.start()
 
     def stop(self) -> None:
@@ -110,7 +111,7 @@ class Bus:
             self.connected.set()
         else:
             self.connected.clear()
-        INVALIDATION_LISTENING.set(int(live))
+        INVALIDATION_LISTENERS_DOWN.set(0 if live else 1)
 
     def _on_message(self, message: str) -> None:
         if message == _CONNECTED:
@@ -275,4 +276,4 @@ def stop() -> None:
     bus, _bus = _bus, None
     if bus is not None:
         bus.stop()
-        INVALIDATION_LISTENING.set(0)
+        INVALIDATION_LISTENERS_DOWN.set(0)  # none left to be down

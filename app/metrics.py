@@ -68,12 +68,13 @@ SCANS_DROPPED = Counter(
     "Campaign scan events dropped because the memory buffer for them was full.",
 )
 
-# 0 in a process that cannot hear the others (no channel, or reconnecting: Redis or PostgreSQL
-# away or silent); "livemin": with several workers, 0 while any worker cannot.
-INVALIDATION_LISTENING = Gauge(
-    "offertrack_invalidation_listening",
-    "1 while this process hears the other processes' cache invalidations, else 0.",
-    multiprocess_mode="livemin",
+# Counted down, not up: every process that loads this module (a PDF renderer too) adds its
+# own 0 to a multiprocess gauge, which would pin a minimum of "listening" workers at 0.
+INVALIDATION_LISTENERS_DOWN = Gauge(
+    "offertrack_invalidation_listeners_down",
+    "Server processes not hearing the others' cache invalidations (Redis or PostgreSQL away "
+    "or silent: reconnecting).",
+    multiprocess_mode="livesum",
 )
 
 PDF_RENDERS = Counter(

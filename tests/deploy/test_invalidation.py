@@ -190,8 +190,8 @@ def test_a_listener_that_loses_its_connection_reconnects_and_drops_everything(
         assert bus.connected.wait(5)
 
 
-def _listening_metric() -> float | None:
-    return REGISTRY.get_sample_value("offertrack_invalidation_listening")
+def _listeners_down() -> float | None:
+    return REGISTRY.get_sample_value("offertrack_invalidation_listeners_down")
 
 
 def test_a_listener_notices_a_redis_gone_silent_and_hears_again_once_it_answers(
@@ -210,7 +210,7 @@ def test_a_listener_notices_a_redis_gone_silent_and_hears_again_once_it_answers(
         bus.start()
         try:
             assert bus.connected.wait(10), "the listener did not connect"
-            assert invalidation.is_live() and _listening_metric() == 1
+            assert invalidation.is_live() and _listeners_down() == 0
 
             proxy.silence()
             silenced = time.monotonic()
@@ -219,13 +219,13 @@ def test_a_listener_notices_a_redis_gone_silent_and_hears_again_once_it_answers(
             noticed = time.monotonic() - silenced
             assert not invalidation.is_live(), "the listener still reports itself live"
             assert noticed < invalidation.PING_SECONDS + 1  # generous: not a benchmark
-            assert _listening_metric() == 0
+            assert _listeners_down() == 1
             with pytest.raises(redis.RedisError):  # and Redis is left alone for a while
                 transport.publish(_from_another_process("test-topic", "lost"))
 
             proxy.resume()
             assert bus.connected.wait(10), "the listener did not come back"
-            assert _listening_metric() == 1
+            assert _listeners_down() == 0
             assert heard.count(invalidation.EVERYTHING) == 2  # what it may have missed, dropped
             # Heard again, Redis is no longer left alone: a change is announced at once.
             transport.publish(_from_another_process("test-topic", "announced"))
