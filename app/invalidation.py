@@ -181,7 +181,7 @@ class RedisTransport:
             client_name=self.client_name,
         )
 
-        def heard(message: str) -> None:
+        def relay(message: str) -> None:
             if message == _CONNECTED:
                 # Redis answers again: changes must not go unannounced for the rest of a pause
                 # (the other processes, hearing again, would trust a key revoked meanwhile).
@@ -190,7 +190,7 @@ class RedisTransport:
 
         with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
             pubsub.subscribe(self.channel)
-            _hear(pubsub, heard, stop)
+            _hear(pubsub, relay, stop)
 
 
 def _hear(pubsub: Any, deliver: Callable[[str], None], stop: threading.Event) -> None:
