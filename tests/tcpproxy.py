@@ -53,7 +53,7 @@ class TcpProxy:
         self._flowing.set()
 
     def close(self) -> None:
-        """Close everything: a client still waiting on the proxy gets its connection reset."""
+        """Close everything: a client still waiting on the proxy sees its connection end."""
         self._closed = True
         self.resume()
         with self._lock:
