@@ -191,6 +191,22 @@ DB_UNREACHABLE = (
     PendingRollbackError,
 )
 PG_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
+# A database host that goes silent mid-connection (a network partition, a host gone: the
+# connection stays open, nothing answers) held a request until the kernel gave up on TCP,
+# some fifteen minutes, with a request thread and a pooled connection. TCP now gives up once
+# what we sent goes unacknowledged this long (tcp_user_timeout), or once an idle connection's
+# keepalive probes do (a query sent, its answer never coming): the request then answers 503.
+# Acknowledgements come from the server's kernel, never wait for a query: a slow query is
+# not cut short, only a connection over which nothing gets through.
+PG_SILENCE_SECONDS = 3
+PG_TIMEOUTS: Final[dict[str, Any]] = {
+    "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": PG_SILENCE_SECONDS,
+    "keepalives_interval": 1,
+    "keepalives_count": PG_SILENCE_SECONDS,
+    "tcp_user_timeout": PG_SILENCE_SECONDS * 1000,
+}
 
 
 # SQLite has no time zones: the rollups' SQL calls this for the local day of a stored UTC time
@@ -247,7 +263,7 @@ def make_engine(
     # wait its turn (retention, migrations) says so with SET LOCAL lock_timeout = 0.
     lock_wait = f"-c lock_timeout={round(write_wait_seconds * 1000)}"
     connect_args = {
-        "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS,
+        **PG_TIMEOUTS,
         "options": lock_wait,
         **kwargs.pop("connect_args", {}),
     }

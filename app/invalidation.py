@@ -8,6 +8,11 @@ the caches keep to their own short lifetimes. Each server process listens on a t
 own. Delivery is not guaranteed (a listener may be reconnecting), so a process that was not
 listening drops everything it holds when it (re)connects, and the caches ask ``is_live()``
 before trusting an entry for longer than a moment.
+
+A Redis gone silent (connections taken, nothing answered) looks like a quiet channel: the
+listener asks it whenever nothing came for PING_SECONDS, and takes an answer that does not come
+within REDIS_TIMEOUT_SECONDS for a lost connection. Publishing follows the same rule
+(``app.backoff``): one short wait, then Redis is left alone for a few seconds.
 """
 
 import json
@@ -19,13 +24,18 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from app.backoff import REDIS_TIMEOUT_SECONDS, Backoff
+from app.db import PG_TIMEOUTS
+from app.metrics import INVALIDATION_LISTENERS_DOWN
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "offertrack_invalidate"
 EVERYTHING = "*"  # the topic a handler receives when it missed messages: drop all it holds
 RECONNECT_SECONDS = 0.5
-# How often an idle listener checks its connection: a dead one is noticed within this time.
-PING_SECONDS = 5.0
+# How often an idle listener checks its connection: a dead or silent one is noticed within
+# this time (and the answer's wait), and a verified API key is then trusted for a second only.
+PING_SECONDS = 1.0
 
 Handler = Callable[[str], None]
 _handlers: dict[str, list[Handler]] = {}
@@ -76,6 +86,7 @@ class Bus:
         )
 
     def start(self) -> None:
+        INVALIDATION_LISTENERS_DOWN.set(1)  # until it hears
         self._thread.start()
 
     def stop(self) -> None:
@@ -84,20 +95,30 @@ class Bus:
             self._thread.join(timeout=PING_SECONDS + 2)
 
     def _run(self) -> None:
+        warned = False  # once per outage: a silent channel fails every reconnection
         while not self._stop.is_set():
             try:
                 self.transport.listen(self._on_message, self._stop)
             except Exception as exc:
-                if not self._stop.is_set():
+                if not self._stop.is_set() and (self.connected.is_set() or not warned):
                     log.warning("cache invalidation channel lost (%s); reconnecting", exc)
-            self.connected.clear()
+                    warned = True
+            self._live(False)
             self._stop.wait(RECONNECT_SECONDS)
+
+    def _live(self, live: bool) -> None:
+        if live:
+            self.connected.set()
+        else:
+            self.connected.clear()
+        INVALIDATION_LISTENERS_DOWN.set(0 if live else 1)
 
     def _on_message(self, message: str) -> None:
         if message == _CONNECTED:
             # Whatever was published while we were not listening is lost: start afresh.
             _deliver_everywhere(EVERYTHING)
-            self.connected.set()
+            self._live(True)
+            log.info("cache invalidation channel listening")
             return
         try:
             data: dict[str, Any] = json.loads(message)
@@ -128,31 +149,73 @@ class RedisTransport:
         import redis
 
         self._url = url
-        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
+        self._left_alone = Backoff()
         # Pub/sub ignores database numbers: the channel names ours, so that installations
         # sharing one Redis on different databases do not hear each other.
         self.channel = f"{CHANNEL}:{self._client.connection_pool.connection_kwargs.get('db', 0)}"
         self.client_name = f"offertrack-listener-{ORIGIN}"
 
     def publish(self, message: str) -> None:
-        self._client.publish(self.channel, message)
+        """Sent after a commit, in the saving request: a silent Redis may cost it one short
+        wait, and is then left alone (the other processes' copies expire on their own)."""
+        import redis
+
+        if self._left_alone.waiting():
+            return
+        try:
+            self._client.publish(self.channel, message)
+        except redis.RedisError:
+            self._left_alone.failed()
+            raise
 
     def listen(self, deliver: Callable[[str], None], stop: threading.Event) -> None:
         import redis
 
         client = redis.Redis.from_url(
             self._url,
-            socket_connect_timeout=2,
-            health_check_interval=PING_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             client_name=self.client_name,
         )
-        with client.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
+
+        def relay(message: str) -> None:
+            if message == _CONNECTED:
+                # Redis answers again: changes must not go unannounced for the rest of a pause
+                # (the other processes, hearing again, would trust a key revoked meanwhile).
+                self._left_alone.answered()
+            deliver(message)
+
+        with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
             pubsub.subscribe(self.channel)
+            _hear(pubsub, relay, stop)
+
+
+def _hear(pubsub: Any, deliver: Callable[[str], None], stop: threading.Event) -> None:
+    """Deliver a Redis channel's messages until ``stop``; raise once Redis leaves a question
+    unanswered (the subscription, or a PING when nothing came for PING_SECONDS)."""
+    import redis
+
+    heard = time.monotonic()
+    asked: float | None = heard  # the subscription: its confirmation answers
+    while not stop.is_set():
+        now = time.monotonic()
+        if asked is not None and now - asked > REDIS_TIMEOUT_SECONDS:
+            raise redis.TimeoutError(f"no answer from Redis in {REDIS_TIMEOUT_SECONDS:g} s")
+        if asked is None and now - heard > PING_SECONDS:
+            pubsub.ping()
+            asked = now
+        wait = PING_SECONDS if asked is None else REDIS_TIMEOUT_SECONDS
+        message = pubsub.get_message(timeout=wait)
+        if message is None:
+            continue
+        heard, asked = time.monotonic(), None
+        if message["type"] == "subscribe":
             deliver(_CONNECTED)
-            while not stop.is_set():
-                message = pubsub.get_message(timeout=1.0)
-                if message is not None and message["type"] == "message":
-                    deliver(message["data"].decode())
+        elif message["type"] == "message":
+            deliver(message["data"].decode())
 
 
 class PostgresTransport:
@@ -165,13 +228,13 @@ class PostgresTransport:
     def publish(self, message: str) -> None:
         import psycopg
 
-        with psycopg.connect(self._url, autocommit=True, connect_timeout=2) as connection:
+        with psycopg.connect(self._url, autocommit=True, **PG_TIMEOUTS) as connection:
             connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, message))
 
     def listen(self, deliver: Callable[[str], None], stop: threading.Event) -> None:
         import psycopg
 
-        with psycopg.connect(self._url, autocommit=True, connect_timeout=2) as connection:
+        with psycopg.connect(self._url, autocommit=True, **PG_TIMEOUTS) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             deliver(_CONNECTED)
             pinged = time.monotonic()
@@ -213,3 +276,4 @@ def stop() -> None:
     bus, _bus = _bus, None
     if bus is not None:
         bus.stop()
+        INVALIDATION_LISTENERS_DOWN.set(0)  # none left to be down

@@ -68,6 +68,15 @@ SCANS_DROPPED = Counter(
     "Campaign scan events dropped because the memory buffer for them was full.",
 )
 
+# Counted down, not up: every process that loads this module (a PDF renderer too) adds its
+# own 0 to a multiprocess gauge, which would pin a minimum of "listening" workers at 0.
+INVALIDATION_LISTENERS_DOWN = Gauge(
+    "offertrack_invalidation_listeners_down",
+    "Server processes not hearing the others' cache invalidations (Redis or PostgreSQL away "
+    "or silent: reconnecting).",
+    multiprocess_mode="livesum",
+)
+
 PDF_RENDERS = Counter(
     "offertrack_pdf_renders",
     "Quotation PDF renders by outcome: ok, timeout, busy (no free renderer), failed.",

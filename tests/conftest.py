@@ -277,3 +277,12 @@ def database_away(committed: Engine) -> Iterator[None]:
     committed.pool = away
     yield
     committed.pool = original
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """The URL of a Redis that takes connections and never answers, as a host that hangs or a
+    network that drops the replies: the kernel completes the handshakes, nobody reads."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    # Closing it resets the connections waiting on it: a request still stuck on one ends.

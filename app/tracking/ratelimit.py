@@ -8,10 +8,10 @@ the throttle slows guessing down, it must not take the tracking pages with it.
 With Redis, a check is a round trip made on the event loop (a fraction of a millisecond on
 the same network), and only for lookups that already failed: views of valid codes never
 touch the limiter. So a Redis that stops answering (a host gone, a network that drops packets)
-may cost a lookup STORAGE_TIMEOUT_SECONDS at most, and is then left alone for
-STORAGE_RETRY_SECONDS: without a timeout the first miss blocked the event loop, and so every
-page of the process, for good; without the pause a guesser's burst of misses would pay the
-timeout on every one.
+may cost a lookup REDIS_TIMEOUT_SECONDS at most, and is then left alone for
+REDIS_PAUSE_SECONDS (``app.backoff``): without a timeout the first miss blocked the event
+loop, and so every page of the process, for good; without the pause a guesser's burst of
+misses would pay the timeout on every one.
 """
 
 import logging
@@ -22,12 +22,11 @@ from limits import RateLimitItemPerSecond, strategies
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 
+from app.backoff import REDIS_TIMEOUT_SECONDS, Backoff
 from app.errors import AppError
 
 log = logging.getLogger(__name__)
 NAMESPACE = "offertrack-miss"
-STORAGE_TIMEOUT_SECONDS = 0.25
-STORAGE_RETRY_SECONDS = 5.0
 
 
 class TooManyMisses(AppError):
@@ -61,18 +60,18 @@ class MissLimiter:
         if not storage_uri.startswith("memory"):
             options = {
                 "wrap_exceptions": True,
-                "socket_timeout": STORAGE_TIMEOUT_SECONDS,
-                "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
             }
         self.storage = storage_from_string(storage_uri, **options)
         self._window = strategies.MovingWindowRateLimiter(self.storage)
         self._window_seconds = window_seconds
         self._next_sweep = 0.0
-        self._storage_away_until = 0.0
+        self._storage_away = Backoff()
 
     def check(self, client: str) -> None:
         """Raise TooManyMisses while ``client`` has used up its misses."""
-        if self._storage_away():
+        if self._storage_away.waiting():
             return
         try:
             if self._window.test(self.item, client):
@@ -84,7 +83,7 @@ class MissLimiter:
         raise TooManyMisses(max(1, math.ceil(reset_at - time.time())))
 
     def record_miss(self, client: str) -> None:
-        if self._storage_away():
+        if self._storage_away.waiting():
             return
         try:
             self._window.hit(self.item, client)
@@ -93,17 +92,14 @@ class MissLimiter:
         if isinstance(self.storage, MemoryStorage):
             self._forget_idle_clients(self.storage)
 
-    def _storage_away(self) -> bool:
-        return time.monotonic() < self._storage_away_until
-
     def _storage_failed(self, what: str, exc: StorageError) -> None:
-        """Let lookups through uncounted for STORAGE_RETRY_SECONDS, then ask the storage again."""
-        self._storage_away_until = time.monotonic() + STORAGE_RETRY_SECONDS
+        """Let lookups through uncounted for a while, then ask the storage again."""
+        self._storage_away.failed()
         log.warning(
             "%s: the rate limit storage does not answer (%s); lookups are let through for %g s",
             what,
             exc.storage_error,
-            STORAGE_RETRY_SECONDS,
+            self._storage_away.seconds,
         )
 
     def _forget_idle_clients(self, storage: MemoryStorage) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from app.db import PG_CONNECT_TIMEOUT_SECONDS, UTCDateTime
+from app.db import PG_TIMEOUTS, UTCDateTime
 from app.tracking.models import ScanEvent
 
 # How the writer's connection shows in pg_stat_activity.
@@ -155,7 +155,7 @@ class PostgresBatches:
         args, options = engine.dialect.create_connect_args(engine.url)
         options.pop("context", None)  # SQLAlchemy's adapters; this connection needs none
         options.setdefault("application_name", WRITER_APPLICATION_NAME)
-        self._connect = (args, {**options, "connect_timeout": PG_CONNECT_TIMEOUT_SECONDS})
+        self._connect = (args, {**options, **PG_TIMEOUTS})
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._wait = -1.0
 

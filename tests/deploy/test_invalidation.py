@@ -2,7 +2,6 @@
 PostgreSQL LISTEN/NOTIFY, and how long another process may trust a verified API key."""
 
 import json
-import socket
 import threading
 import time
 import uuid
@@ -11,7 +10,9 @@ from contextlib import contextmanager
 from typing import cast
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session
@@ -23,6 +24,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.main import create_app
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
+from tests.tcpproxy import TcpProxy
 
 
 def test_two_processes_share_one_miss_budget_through_redis(redis_url: str) -> None:
@@ -50,15 +52,6 @@ def test_a_redis_that_does_not_answer_lets_lookups_through() -> None:
     limiter = MissLimiter(1, storage_uri="redis://127.0.0.1:1/0")
     limiter.record_miss("198.51.100.8")
     limiter.check("198.51.100.8")  # no 500, no 429: the pages stay up
-
-
-@pytest.fixture
-def silent_redis() -> Iterator[str]:
-    """The URL of a Redis that takes connections and never answers, as a host that hangs or a
-    network that drops the replies: the kernel completes the handshakes, nobody reads."""
-    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
-        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
-    # Closing it resets the connections waiting on it: a request still stuck on one ends.
 
 
 def test_a_redis_that_stops_answering_costs_a_mistyped_code_a_moment_not_the_server(
@@ -185,8 +178,6 @@ def test_a_listener_that_loses_its_connection_reconnects_and_drops_everything(
 ) -> None:
     transport = invalidation.RedisTransport(redis_url)
     with _listening(transport) as bus:
-        import redis
-
         client = redis.Redis.from_url(redis_url)
         # redis-py types its sync and asyncio commands alike (an awaitable or a value).
         clients = cast(list[dict[str, str]], client.client_list())
@@ -197,6 +188,50 @@ def test_a_listener_that_loses_its_connection_reconnects_and_drops_everything(
             time.sleep(0.05)
         assert heard.count(invalidation.EVERYTHING) == 2
         assert bus.connected.wait(5)
+
+
+def _listeners_down() -> float | None:
+    return REGISTRY.get_sample_value("offertrack_invalidation_listeners_down")
+
+
+def test_a_listener_notices_a_redis_gone_silent_and_hears_again_once_it_answers(
+    redis_url: str, heard: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis that stops answering (a host that hangs, a network that drops packets) keeps the
+    listener's connection open and sends nothing, just like a quiet channel: the listener went
+    on reporting itself live, and another process's revocation, never heard, left a verified
+    API key trusted here for 30 s instead of one."""
+    server = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    with TcpProxy((server[0], int(server[1]))) as proxy:
+        database = redis_url.rsplit("/", 1)[1]
+        transport = invalidation.RedisTransport(f"redis://127.0.0.1:{proxy.port}/{database}")
+        bus = invalidation.Bus(transport)
+        monkeypatch.setattr(invalidation, "_bus", bus)  # this process's listener
+        bus.start()
+        try:
+            assert bus.connected.wait(10), "the listener did not connect"
+            assert invalidation.is_live() and _listeners_down() == 0
+
+            proxy.silence()
+            silenced = time.monotonic()
+            while invalidation.is_live() and time.monotonic() - silenced < 10:
+                time.sleep(0.02)
+            noticed = time.monotonic() - silenced
+            assert not invalidation.is_live(), "the listener still reports itself live"
+            assert noticed < invalidation.PING_SECONDS + 1  # generous: not a benchmark
+            assert _listeners_down() == 1
+            with pytest.raises(redis.RedisError):  # and Redis is left alone for a while
+                transport.publish(_from_another_process("test-topic", "lost"))
+
+            proxy.resume()
+            assert bus.connected.wait(10), "the listener did not come back"
+            assert _listeners_down() == 0
+            assert heard.count(invalidation.EVERYTHING) == 2  # what it may have missed, dropped
+            # Heard again, Redis is no longer left alone: a change is announced at once.
+            transport.publish(_from_another_process("test-topic", "announced"))
+            _wait_for(heard, "announced")
+        finally:
+            bus.stop()
 
 
 @pytest.fixture

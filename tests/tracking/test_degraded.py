@@ -1,5 +1,6 @@
 """The tracking page while its database cannot be reached: a clear 503, fast, never a trace."""
 
+import asyncio
 import socket
 import threading
 import time
@@ -10,17 +11,27 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from app.auth import service as auth_service
 from app.config import Settings
-from app.db import PG_CONNECT_TIMEOUT_SECONDS, get_session, get_session_factory, make_engine
+from app.db import (
+    PG_CONNECT_TIMEOUT_SECONDS,
+    PG_SILENCE_SECONDS,
+    get_session,
+    get_session_factory,
+    make_engine,
+    utcnow,
+)
+from app.tracking import scanrows
 from app.tracking.dependencies import get_scan_log
 from app.tracking.scanlog import ScanWriter
 from app.tracking.spool import ScanSpool
+from tests.aio import run_async
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
+from tests.tcpproxy import TcpProxy
 from tests.tracking.test_pages import make_order
 
 # Nothing listens on port 9: connecting fails the way it does while PostgreSQL is down.
@@ -192,3 +203,39 @@ def test_a_scan_for_a_database_that_never_answers_is_spooled_within_a_second(
     assert all(elapsed < 1.0 for elapsed, _, _ in timings)
     (spooled,) = spool.pending()
     assert spooled.read_text().count(offer.id) == 3
+
+
+def test_the_scan_writer_gives_up_on_a_database_gone_silent_mid_connection(
+    committed: Engine,
+) -> None:
+    """A partition just after the writer connected: its first statement (the batch's time
+    limits) has no deadline of its own, and waited until the kernel gave up on TCP, some
+    fifteen minutes, while every scan meanwhile went to the spool and none was replayed."""
+    if committed.dialect.name != "postgresql":
+        pytest.skip("a partition needs a database server: the PostgreSQL run (SQLite is a file)")
+    proxy = TcpProxy((committed.url.host or "127.0.0.1", committed.url.port or 5432))
+    url = committed.url.set(host="127.0.0.1", port=proxy.port)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    batches = scanrows.PostgresBatches(engine)
+    row = {"offer_id": None, "occurred_at": utcnow(), "code_form": "full", "channel": "qr"}
+
+    async def partitioned_batch() -> tuple[float, BaseException | None]:
+        await batches._connected()
+        proxy.silence(drop_packets=True)
+        started = time.monotonic()
+        batch = asyncio.ensure_future(batches.insert([row], 1.0))
+        await asyncio.wait({batch}, timeout=30)
+        if not batch.done():
+            batch.cancel()
+            return time.monotonic() - started, None
+        return time.monotonic() - started, batch.exception()
+
+    try:
+        waited, failure = run_async(partitioned_batch)
+    finally:
+        proxy.close()
+        batches.close()
+        engine.dispose()
+    print(f"\nthe scan writer gave up on a partitioned database after {waited:.1f} s: {failure!r}")
+    assert failure is not None  # then the writer spools the batch, and tries again in 2 s
+    assert waited < PG_SILENCE_SECONDS + 3
