@@ -35,6 +35,7 @@ HEADER_FIELDS = (
     "customer_id",
     "customer_reference",
     "currency",
+    "language",
     "valid_until",
     "notes",
     "terms",
@@ -121,7 +122,8 @@ def _payload(form: OfferForm) -> dict[str, Any]:
         data["customer_id"] = header["customer_id"].strip()
     elif any(v.strip() for v in form.customer.values()):
         data["customer"] = {k: v for k, v in form.customer.items() if v.strip()}
-    for name in ("currency", "valid_until"):
+    # No language chosen: the customer record's, else the default (as the API leaves it out).
+    for name in ("currency", "language", "valid_until"):
         if header.get(name, "").strip():
             data[name] = header[name].strip()
     return data

@@ -176,6 +176,39 @@ def test_line_buttons_change_the_form_without_storing(
     assert _offers(db) == []
 
 
+def test_the_editor_sets_the_offers_language_for_a_typed_customer_and_over_a_record(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The PDF, the mails and the customer's pages speak the offer's language; without a
+    choice in the editor a customer typed in got the default language, which staff first saw
+    on the send form of the issued offer, too late to change."""
+    token = as_role(Role.SALES)
+    editor = web.get("/admin/offers/new").text
+    assert re.search(r'<label[^>]*for="language"', editor)
+    assert '<option value="de">Deutsch</option>' in editor
+    record = create_customer(
+        db, CustomerCreate(company="Nordwind GmbH", language="de"), actor="tests"
+    )
+    typed = {"csrf_token": token, "customer-company": "Acme Hellas SA", "language": "el"}
+    for_record = {"csrf_token": token, "customer_id": str(record.id)}
+
+    web.post("/admin/offers/new", data=typed | {"customer_reference": "typed"} | THREE_LINES)
+    web.post(
+        "/admin/offers/new",
+        data=for_record | {"customer_reference": "record's", "language": ""} | THREE_LINES,
+    )
+    web.post(
+        "/admin/offers/new",
+        data=for_record | {"customer_reference": "chosen", "language": "en"} | THREE_LINES,
+    )
+
+    language = {offer.customer_reference: offer.language for offer in _offers(db)}
+    assert language == {"typed": "el", "record's": "de", "chosen": "en"}
+    [greek] = [offer for offer in _offers(db) if offer.language == "el"]
+    edited = web.get(f"/admin/offers/{greek.id}/edit").text
+    assert '<option value="el" selected>Ελληνικά</option>' in edited
+
+
 def test_saving_a_draft_changes_it_through_the_service_and_admins_reassign_the_owner(
     web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
 ) -> None:
