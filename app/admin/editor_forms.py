@@ -45,6 +45,9 @@ LINE_FIELDS = ("description", "quantity", "unit", "unit_price", "discount_percen
 _LINE_KEY = re.compile(r"lines-(\d{1,4})-(\w+)")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 MAX_FORM_LINES = 500
+DECIMAL_HELP = (
+    "Write the number with a point before the decimals and no thousands separators, e.g. 1250.50."
+)
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
@@ -165,8 +168,16 @@ def errors_by_field(details: Any) -> Errors:
         name = "-".join(loc) or "form"
         if name == "customer" or name.startswith("customer-") and name.count("-") > 1:
             name = "customer-company"
-        errors.setdefault(name, str(detail["msg"]).removeprefix("Value error, "))
+        errors.setdefault(name, _message(detail))
     return errors
+
+
+def _message(detail: Any) -> str:
+    if detail.get("type") == "decimal_parsing":
+        # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
+        # as Germans and Greeks do, guessing.
+        return DECIMAL_HELP
+    return str(detail["msg"]).removeprefix("Value error, ")
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,27 @@ def test_an_offer_with_an_invalid_line_is_not_stored_and_the_error_sits_beside_i
     assert 'value="Manual (printed)"' in html
 
 
+def test_a_price_written_with_a_decimal_comma_is_explained_beside_it(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """ "1.250,50" (as Germans and Greeks write it) answered "Input should be a valid decimal"."""
+    token = as_role(Role.SALES)
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"}
+
+    response = web.post(
+        "/admin/offers/new", data=form | THREE_LINES | {"lines-0-unit_price": "1.250,50"}
+    )
+
+    assert response.status_code == 422 and _offers(db) == []
+    error = re.search(r'id="lines-0-unit_price-error"[^>]*>([^<]*)<', response.text)
+    assert error, response.text
+    assert error.group(1).strip() == (
+        "Write the number with a point before the decimals and no thousands separators, "
+        "e.g. 1250.50."
+    )
+    assert re.search(r'id="lines-0-unit_price"[^>]*value="1.250,50"', response.text)
+
+
 def test_a_customer_must_be_picked_or_typed_but_not_both(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
