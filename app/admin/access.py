@@ -57,6 +57,8 @@ def sign_in_again(request: Request, status_code: int = 303) -> Response:
         # nothing on a 401, the person keeps typing, and their next save is told.
         return Response(status_code=401)
     back = request.url.path
+    if back == request.scope.get("root_path", "") + "/logout":
+        back = ""  # signed out already: back to the sign-out page would only ask again
     if request.method not in ("GET", "HEAD"):
         Flash.warning(request, SESSION_ENDED)
         back = _own_referer_path(request)

@@ -257,6 +257,9 @@ def test_sign_out_is_a_post_and_a_link_only_asks(
     out = web.post("/admin/logout", data={"csrf_token": token})
     assert "You are signed out" in out.text
     assert web.get("/admin/", follow_redirects=False).status_code == 302
+    # The sign-out link opened signed out: signing in does not lead back to "Sign out?".
+    again = web.get("/admin/logout", follow_redirects=False)
+    assert again.headers["location"] == "/admin/login"
 
 
 def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(
