@@ -62,6 +62,7 @@ async def _render(
 
 
 STAGE_UPDATE_TITLE = {"title": "Add stage update"}
+BULK_TITLE = {"title": "Add a stage update"}
 
 
 def _safe_next(target: str) -> str:
@@ -264,7 +265,7 @@ async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
         return outcome
     orders, stages = await in_session(lambda s: _orders_and_stages(s, pks))
     context = {"orders": orders, "stages": stages, "form": values, "errors": outcome}
-    return await _render(request, "admin/bulk_stage_update.html", context, 422)
+    return await _render(request, "admin/bulk_stage_update.html", context | BULK_TITLE, 422)
 
 
 @router.get("/settings", name="staff:settings")

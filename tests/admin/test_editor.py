@@ -414,6 +414,30 @@ def test_the_stage_update_form_preselects_the_next_stage(
         assert re.search(rf'<option value="{second.key}" selected>', page), url
 
 
+def test_a_bulk_stage_update_without_a_stage_says_so_beside_it(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The bulk form starts at "Choose a stage…": sent so, it answered "String should have at
+    least 1 character", on a page without a heading of its own."""
+    settings = get_settings()
+    offer = make_offer(db, settings, issued=True, company="Acme Hellas SA")
+    order_id = offer.id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+
+    response = web.post(
+        "/admin/orders/bulk-stage-update",
+        data={"csrf_token": token, "pks": order_id, "stage": "", "public_note": "Shipped today"},
+    )
+
+    assert response.status_code == 422
+    error = re.search(r'id="stage-error"[^>]*>([^<]*)<', response.text)
+    assert error and error.group(1).strip() == "This is required."
+    assert re.search(r"<h1[^>]*>Add a stage update</h1>", response.text)
+    assert "Shipped today</textarea>" in response.text
+
+
 def test_activating_and_revising_ask_first(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
