@@ -56,13 +56,16 @@ def sign_in_again(request: Request, status_code: int = 303) -> Response:
         # A fragment (the editor's totals) has nowhere to show the sign-in page: htmx swaps
         # nothing on a 401, the person keeps typing, and their next save is told.
         return Response(status_code=401)
+    root = request.scope.get("root_path", "")
     back = request.url.path
-    if back == request.scope.get("root_path", "") + "/logout":
-        back = ""  # signed out already: back to the sign-out page would only ask again
+    # The dashboard is where signing in leads anyway; back to the sign-out page would only
+    # ask again.
+    if back in (root + "/", root + "/logout"):
+        back = ""
     if request.method not in ("GET", "HEAD"):
         Flash.warning(request, SESSION_ENDED)
         back = _own_referer_path(request)
-    login = URL(request.scope.get("root_path", "") + "/login")
+    login = URL(root + "/login")
     if back:
         login = login.include_query_params(next=back)
     return RedirectResponse(str(login), status_code=status_code)
