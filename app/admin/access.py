@@ -10,13 +10,16 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse, Response
 from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import AuthorizationBackend
 from sqladmin.flash import Flash
 from sqlmodel import Session
+from starlette.datastructures import URL
 
 from app import csrf
 from app.admin import sessions, twofactor, users
@@ -25,6 +28,7 @@ from app.auth.staff import Role
 from app.config import get_settings
 from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
+from app.templating import is_htmx
 
 T = TypeVar("T")
 
@@ -33,6 +37,7 @@ CSRF_FIELD, CSRF_HEADER = csrf.CSRF_FIELD, csrf.CSRF_HEADER
 _SID, _CSRF, _PENDING = "sid", "csrf", "pending_2fa"
 # How long the second step of a sign-in may take after the password.
 PENDING_FOR = timedelta(minutes=5)
+SESSION_ENDED = "Your session had ended, so nothing was saved. Sign in, then send it again."
 
 
 class LoginRequired(AppError):
@@ -41,6 +46,35 @@ class LoginRequired(AppError):
 
     def __init__(self) -> None:
         super().__init__("Please sign in to continue.")
+
+
+def sign_in_again(request: Request, status_code: int = 303) -> Response:
+    """The sign-in page for a request without a live session, and back afterwards: to the page
+    asked for or, for a form, to the page it was sent from. A form's sender is told that
+    nothing was saved, since what they typed is not carried through the sign-in."""
+    if is_htmx(request):
+        # A fragment (the editor's totals) has nowhere to show the sign-in page: htmx swaps
+        # nothing on a 401, the person keeps typing, and their next save is told.
+        return Response(status_code=401)
+    root = request.scope.get("root_path", "")
+    back = request.url.path
+    # The dashboard is where signing in leads anyway; back to the sign-out page would only
+    # ask again.
+    if back in (root + "/", root + "/logout"):
+        back = ""
+    if request.method not in ("GET", "HEAD"):
+        Flash.warning(request, SESSION_ENDED)
+        back = _own_referer_path(request)
+    login = URL(root + "/login")
+    if back:
+        login = login.include_query_params(next=back)
+    return RedirectResponse(str(login), status_code=status_code)
+
+
+def _own_referer_path(request: Request) -> str:
+    # The sign-in page checks it again: a path of the staff site only.
+    referer = urlsplit(request.headers.get("referer", ""))
+    return referer.path if referer.netloc == request.url.netloc else ""
 
 
 class Forbidden(AppError):
@@ -58,6 +92,12 @@ def csrf_token(request: Request) -> str:
         token = secrets.token_urlsafe(32)
         request.session[_CSRF] = token
     return token
+
+
+def carries_a_session(session: dict[str, Any]) -> bool:
+    """Whether the cookie names a staff session (live or not): not after sign-out or without
+    the cookie, when only the sign-in form's token may be there."""
+    return isinstance(session.get(_SID), str)
 
 
 def expected_csrf_token(session: dict[str, Any]) -> str | None:
@@ -190,8 +230,10 @@ class StaffAuthentication(AuthenticationBackend):
         # No SessionMiddleware of sqladmin's own: the staff site wraps everything in one.
         self.middlewares = []
 
-    async def authenticate(self, request: Request) -> bool:
-        return await current_staff(request) is not None
+    async def authenticate(self, request: Request) -> bool | Response:
+        # sqladmin's own answer to a signed-out request forgets where it was going (a staff
+        # alert's "Open the offer" would end on the dashboard).
+        return await current_staff(request) is not None or sign_in_again(request, 302)
 
     async def get_user_id(self, request: Request) -> int | None:
         staff = await current_staff(request)

@@ -7,12 +7,13 @@ its policy) and, when the browser names one, an Origin of this very site.
 
 from urllib.parse import urlsplit
 
+from sqladmin.flash import Flash
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import csrf
-from app.admin.access import expected_csrf_token
+from app.admin.access import carries_a_session, expected_csrf_token, sign_in_again
 from app.config import get_settings
 from app.requestguard import read_body, replay
 
@@ -38,8 +39,13 @@ class CsrfMiddleware:
         if body is None:
             await _refuse(scope, receive, send, "The request is too large.", 413)
             return
-        reason = await _problem(Request(scope, replay(body, receive)))
+        request = Request(scope, replay(body, receive))
+        reason = await _problem(request)
         if reason:
+            ended = _without_session(request)
+            if ended is not None:
+                await ended(scope, receive, send)
+                return
             await _refuse(scope, receive, send, reason, 403)
             return
         await self.app(scope, replay(body, receive), send)
@@ -76,6 +82,22 @@ async def _problem(request: Request) -> str | None:
             "sent from another site)."
         )
     return None
+
+
+def _without_session(request: Request) -> Response | None:
+    """A form of our own sent after its session ended: the cookie expired with the idle time,
+    or sign-out in another tab emptied it. There is no session to forge a request in, so the
+    person is sent to sign in again (told that nothing was saved, or that they are signed
+    out), not shown a refused form that speaks of other sites."""
+    if _cross_origin(request) or carries_a_session(request.session):
+        return None
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if path.startswith("/login"):  # a sign-in needs the page's own token: refused as before
+        return None
+    if path == "/logout":
+        Flash.info(request, "You are signed out.")
+        return RedirectResponse(request.scope.get("root_path", "") + "/login", 303)
+    return sign_in_again(request)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, reason: str, status: int) -> None:

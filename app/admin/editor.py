@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from app import i18n
 from app.admin.access import SalesDep, StaffDep
 from app.admin.editor_forms import (
     CUSTOMER_FIELDS,
@@ -63,6 +64,7 @@ def offer_form(offer: Offer) -> OfferForm:
         "customer_id": str(offer.customer_id or ""),
         "customer_reference": offer.customer_reference,
         "currency": offer.currency,
+        "language": offer.language,
         "valid_until": offer.valid_until.isoformat(),
         "notes": offer.notes,
         "terms": offer.terms,
@@ -124,6 +126,8 @@ async def _editor(
         "errors": errors or {},
         "editable": editable,
         "preview": preview(form, settings.default_currency),
+        "language_names": i18n.LANGUAGE_NAMES,
+        "default_language": settings.default_language,
         **choices,
     }
     return await render_staff_page(request, "admin/editor/offer.html", context, status)

@@ -35,6 +35,7 @@ HEADER_FIELDS = (
     "customer_id",
     "customer_reference",
     "currency",
+    "language",
     "valid_until",
     "notes",
     "terms",
@@ -44,6 +45,9 @@ LINE_FIELDS = ("description", "quantity", "unit", "unit_price", "discount_percen
 _LINE_KEY = re.compile(r"lines-(\d{1,4})-(\w+)")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 MAX_FORM_LINES = 500
+DECIMAL_HELP = (
+    "Write the number with a point before the decimals and no thousands separators, e.g. 1250.50."
+)
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
@@ -121,7 +125,8 @@ def _payload(form: OfferForm) -> dict[str, Any]:
         data["customer_id"] = header["customer_id"].strip()
     elif any(v.strip() for v in form.customer.values()):
         data["customer"] = {k: v for k, v in form.customer.items() if v.strip()}
-    for name in ("currency", "valid_until"):
+    # No language chosen: the customer record's, else the default (as the API leaves it out).
+    for name in ("currency", "language", "valid_until"):
         if header.get(name, "").strip():
             data[name] = header[name].strip()
     return data
@@ -163,8 +168,16 @@ def errors_by_field(details: Any) -> Errors:
         name = "-".join(loc) or "form"
         if name == "customer" or name.startswith("customer-") and name.count("-") > 1:
             name = "customer-company"
-        errors.setdefault(name, str(detail["msg"]).removeprefix("Value error, "))
+        errors.setdefault(name, _message(detail))
     return errors
+
+
+def _message(detail: Any) -> str:
+    if detail.get("type") == "decimal_parsing":
+        # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
+        # as Germans and Greeks do, guessing.
+        return DECIMAL_HELP
+    return str(detail["msg"]).removeprefix("Value error, ")
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,18 @@ def validate(model: type[Model], data: dict[str, Any]) -> tuple[Model | None, Er
         found: dict[str, list[str]] = {}
         for e in error.errors():
             field, rest = (str(e["loc"][0]) if e["loc"] else "form"), list(e["loc"][1:])
-            message = e["msg"].removeprefix("Value error, ")
-            found.setdefault(field, []).append(f"{_where(rest)}{message}")
+            found.setdefault(field, []).append(f"{_where(rest)}{_message(e)}")
         return None, {field: "; ".join(messages) for field, messages in found.items()}
+
+
+def _message(error: Any) -> str:
+    # Pydantic's words for an empty required field ("String should have at least 1
+    # character") describe the check, not what the person should do.
+    if error["type"] == "missing" or (
+        error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length") == 1
+    ):
+        return "This is required."
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _where(path: list[Any]) -> str:

@@ -62,6 +62,10 @@ async def _render(
     return await render_staff_page(request, template, context, status)
 
 
+STAGE_UPDATE_TITLE = {"title": "Add stage update"}
+BULK_TITLE = {"title": "Add a stage update"}
+
+
 def _safe_next(target: str) -> str:
     """Only a path inside the staff site: never another host (open redirect)."""
     if target.startswith("/admin/") and not target.startswith("//") and "\\" not in target:
@@ -105,7 +109,7 @@ async def login(
 @router.get("/logout", name="staff:logout_page")
 async def logout_page(request: Request, staff: StaffDep) -> Response:
     """Signing out changes state, so the link leads to a form, never straight out."""
-    return await _render(request, "admin/logout.html", {})
+    return await _render(request, "admin/logout.html", {"title": "Sign out"})
 
 
 @router.post("/logout", name="staff:logout")
@@ -232,7 +236,7 @@ async def stage_update_form(request: Request, offer_id: str, staff: SalesDep) ->
     offer, stages = await in_session(lambda s: _order_and_stages(s, offer_id))
     upcoming = await in_session(lambda s: _next_stage(s, offer))
     context = {"offer": offer, "stages": stages, "form": {"stage": upcoming}, "errors": {}}
-    return await _render(request, "admin/stage_update.html", context)
+    return await _render(request, "admin/stage_update.html", context | STAGE_UPDATE_TITLE)
 
 
 def _next_stage(session: Session, offer: Offer) -> str:
@@ -257,7 +261,7 @@ async def add_stage_update(request: Request, offer_id: str, staff: SalesDep) -> 
         return outcome
     offer, stages = await in_session(lambda s: _order_and_stages(s, offer_id))
     context = {"offer": offer, "stages": stages, "form": values, "errors": outcome}
-    return await _render(request, "admin/stage_update.html", context, 422)
+    return await _render(request, "admin/stage_update.html", context | STAGE_UPDATE_TITLE, 422)
 
 
 @router.post("/orders/bulk-stage-update", name="staff:bulk_stage_update")
@@ -280,7 +284,7 @@ async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
         return outcome
     orders, stages = await in_session(lambda s: _orders_and_stages(s, pks))
     context = {"orders": orders, "stages": stages, "form": values, "errors": outcome}
-    return await _render(request, "admin/bulk_stage_update.html", context, 422)
+    return await _render(request, "admin/bulk_stage_update.html", context | BULK_TITLE, 422)
 
 
 @router.get("/settings", name="staff:settings")

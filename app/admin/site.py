@@ -201,10 +201,7 @@ def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
 
     @staff_app.exception_handler(LoginRequired)
     async def login_required_(request: Request, exc: LoginRequired) -> Response:
-        url = request.url_for("staff:login")
-        if request.method == "GET":
-            url = url.include_query_params(next=request.url.path)
-        return RedirectResponse(str(url), status_code=303)
+        return access.sign_in_again(request)
 
     @staff_app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:

@@ -44,12 +44,23 @@ class LinkInvalid(NotFound):
     """A confirmation link that is wrong, expired or for a subscription that is gone."""
 
     title = "This link no longer works"
+    explanation = (
+        f"This confirmation link is not valid any more (links work for {CONFIRM_DAYS} days). "
+        "Please ask for e-mail updates again on the order page."
+    )
 
     def __init__(self) -> None:
-        super().__init__(
-            "This confirmation link is not valid any more (links work for "
-            f"{CONFIRM_DAYS} days). Please ask for e-mail updates again on the order page."
-        )
+        super().__init__(self.explanation)
+
+
+class UnsubscribeLinkInvalid(LinkInvalid):
+    """An unsubscribe link that is not ours as sent (cut short by a mail program, say): its
+    reader wants the mails to stop, not to be asked to subscribe again."""
+
+    explanation = (
+        "This link to stop the e-mail updates is incomplete or changed. Please open it again "
+        "from the latest update mail; if it still fails, write to us and we will stop them."
+    )
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,13 @@ def confirm_url(subscription_id: int, settings: Settings) -> str:
 
 
 def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int:
+    invalid = UnsubscribeLinkInvalid if salt == _UNSUBSCRIBE else LinkInvalid
     try:
         value = _serializer(settings, salt).loads(token, max_age=max_age)
     except (SignatureExpired, BadSignature) as exc:
-        raise LinkInvalid() from exc
+        raise invalid() from exc
     if not isinstance(value, int):
-        raise LinkInvalid()
+        raise invalid()
     return value
 
 

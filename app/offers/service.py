@@ -105,6 +105,8 @@ def create_offer(
         owner_id=owner_id,
     )
     _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
+    if data.language:  # a language asked for wins over the customer record's, as on update
+        offer.language = data.language
     offer.lines = _build_lines(data.lines)
     offer.campaign_id, offer.placement_id = data.campaign_id, data.placement_id
     offer.creative_id = data.creative_id

@@ -95,6 +95,27 @@ def test_an_offer_with_an_invalid_line_is_not_stored_and_the_error_sits_beside_i
     assert 'value="Manual (printed)"' in html
 
 
+def test_a_price_written_with_a_decimal_comma_is_explained_beside_it(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """ "1.250,50" (as Germans and Greeks write it) answered "Input should be a valid decimal"."""
+    token = as_role(Role.SALES)
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"}
+
+    response = web.post(
+        "/admin/offers/new", data=form | THREE_LINES | {"lines-0-unit_price": "1.250,50"}
+    )
+
+    assert response.status_code == 422 and _offers(db) == []
+    error = re.search(r'id="lines-0-unit_price-error"[^>]*>([^<]*)<', response.text)
+    assert error, response.text
+    assert error.group(1).strip() == (
+        "Write the number with a point before the decimals and no thousands separators, "
+        "e.g. 1250.50."
+    )
+    assert re.search(r'id="lines-0-unit_price"[^>]*value="1.250,50"', response.text)
+
+
 def test_a_customer_must_be_picked_or_typed_but_not_both(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
@@ -174,6 +195,39 @@ def test_line_buttons_change_the_form_without_storing(
     assert 'id="lines-3-description"' in added
     assert "€875.00" in removed  # 680 at 24 % and 30 at 6 %: the pump is gone
     assert _offers(db) == []
+
+
+def test_the_editor_sets_the_offers_language_for_a_typed_customer_and_over_a_record(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The PDF, the mails and the customer's pages speak the offer's language; without a
+    choice in the editor a customer typed in got the default language, which staff first saw
+    on the send form of the issued offer, too late to change."""
+    token = as_role(Role.SALES)
+    editor = web.get("/admin/offers/new").text
+    assert re.search(r'<label[^>]*for="language"', editor)
+    assert '<option value="de">Deutsch</option>' in editor
+    record = create_customer(
+        db, CustomerCreate(company="Nordwind GmbH", language="de"), actor="tests"
+    )
+    typed = {"csrf_token": token, "customer-company": "Acme Hellas SA", "language": "el"}
+    for_record = {"csrf_token": token, "customer_id": str(record.id)}
+
+    web.post("/admin/offers/new", data=typed | {"customer_reference": "typed"} | THREE_LINES)
+    web.post(
+        "/admin/offers/new",
+        data=for_record | {"customer_reference": "record's", "language": ""} | THREE_LINES,
+    )
+    web.post(
+        "/admin/offers/new",
+        data=for_record | {"customer_reference": "chosen", "language": "en"} | THREE_LINES,
+    )
+
+    language = {offer.customer_reference: offer.language for offer in _offers(db)}
+    assert language == {"typed": "el", "record's": "de", "chosen": "en"}
+    [greek] = [offer for offer in _offers(db) if offer.language == "el"]
+    edited = web.get(f"/admin/offers/{greek.id}/edit").text
+    assert '<option value="el" selected>Ελληνικά</option>' in edited
 
 
 def test_saving_a_draft_changes_it_through_the_service_and_admins_reassign_the_owner(
@@ -358,6 +412,30 @@ def test_the_stage_update_form_preselects_the_next_stage(
     for url in (f"/admin/orders/{order_id}/stage-update", f"/admin/order/details/{order_id}"):
         page = web.get(url).text
         assert re.search(rf'<option value="{second.key}" selected>', page), url
+
+
+def test_a_bulk_stage_update_without_a_stage_says_so_beside_it(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The bulk form starts at "Choose a stage…": sent so, it answered "String should have at
+    least 1 character", on a page without a heading of its own."""
+    settings = get_settings()
+    offer = make_offer(db, settings, issued=True, company="Acme Hellas SA")
+    order_id = offer.id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+
+    response = web.post(
+        "/admin/orders/bulk-stage-update",
+        data={"csrf_token": token, "pks": order_id, "stage": "", "public_note": "Shipped today"},
+    )
+
+    assert response.status_code == 422
+    error = re.search(r'id="stage-error"[^>]*>([^<]*)<', response.text)
+    assert error and error.group(1).strip() == "This is required."
+    assert re.search(r"<h1[^>]*>Add a stage update</h1>", response.text)
+    assert "Shipped today</textarea>" in response.text
 
 
 def test_activating_and_revising_ask_first(

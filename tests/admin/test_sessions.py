@@ -257,14 +257,19 @@ def test_sign_out_is_a_post_and_a_link_only_asks(
     out = web.post("/admin/logout", data={"csrf_token": token})
     assert "You are signed out" in out.text
     assert web.get("/admin/", follow_redirects=False).status_code == 302
+    # The sign-out link opened signed out: signing in does not lead back to "Sign out?".
+    again = web.get("/admin/logout", follow_redirects=False)
+    assert again.headers["location"] == "/admin/login"
 
 
 def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(
     web: TestClient, make_staff: Callable[..., StaffLogin]
 ) -> None:
     who = make_staff(Role.VIEWER)
+    # sqladmin's pages too: a staff alert's "Open the offer" link ended on the dashboard.
     first = web.get("/admin/order/list", follow_redirects=False)
     assert first.status_code == 302
+    assert first.headers["location"].endswith("/admin/login?next=%2Fadmin%2Forder%2Flist")
 
     redirect = web.get("/admin/settings", follow_redirects=False)
     assert redirect.headers["location"].endswith("/admin/login?next=%2Fadmin%2Fsettings")
@@ -285,3 +290,22 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(
         )
         assert response.headers["location"].endswith(expected)
         web.cookies.clear()
+
+
+def test_after_the_session_ended_a_fragment_swaps_in_nothing(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The editor's totals, posted by htmx while the person types: a redirect to the sign-in
+    page would be followed and the whole page swapped in where the totals stand."""
+    token = sign_in(web, make_staff(Role.SALES))
+    _age_sessions(db, started=timedelta(hours=1), last_seen=timedelta(minutes=31))
+    form = {"csrf_token": token, "lines-0-description": "Pump", "lines-0-quantity": "1"}
+
+    totals = web.post(
+        "/admin/offers/editor/totals",
+        data=form,
+        headers={"HX-Request": "true"},
+        follow_redirects=False,
+    )
+
+    assert totals.status_code == 401 and totals.text == ""

@@ -235,6 +235,20 @@ def test_a_forged_or_expired_confirmation_link_confirms_nothing(
         assert web.get(path).status_code == 404
 
 
+def test_a_broken_unsubscribe_link_is_not_called_a_confirmation_link(
+    web: TestClient, committed: Engine
+) -> None:
+    """Someone who wants the mails to stop was told to ask for e-mail updates again."""
+    for answer in (
+        web.get("/updates/unsubscribe/garbage"),
+        web.post("/updates/unsubscribe/garbage"),
+    ):
+        assert answer.status_code == 404
+        assert "confirmation link" not in answer.text
+        assert "ask for e-mail updates again" not in answer.text
+        assert "stop the e-mail updates" in answer.text
+
+
 def test_the_request_adds_one_fan_out_row_and_the_worker_the_mails_once(
     web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
