@@ -232,7 +232,7 @@ def check_unsubscribe_token(token: str, *, settings: Settings) -> None:
 
 def on_stage_updated(session: Session, event: StageUpdated) -> None:
     """A stage update subscribers hear of becomes one fan-out row (the worker does the rest)."""
-    if event.is_final:
+    if event.reached_final:
         reason = "delivered"
     elif event.expected_delivery_changed:
         reason = "delivery_date"

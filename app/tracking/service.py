@@ -207,7 +207,7 @@ def _append_updates(
     event compares the order's expected delivery before and after, as the page shows it (an
     update dated in the past may name a date that a later update already replaced)."""
     progress.lock(session, [offer.id for offer in offers])
-    earlier = {offer.id: offer.expected_delivery_date for offer in offers}
+    earlier = {offer.id: (offer.expected_delivery_date, offer.stage_position) for offer in offers}
     updates = [_append_update(session, offer, stage, data, actor) for offer in offers]
     progress.refresh(session, list(earlier))
     for update, offer in zip(updates, offers, strict=True):
@@ -233,10 +233,15 @@ def _append_update(
 
 
 def _stage_updated(
-    session: Session, update: StageUpdate, stage: OrderStage, earlier: date | None, offer: Offer
+    session: Session,
+    update: StageUpdate,
+    stage: OrderStage,
+    earlier: tuple[date | None, int | None],
+    offer: Offer,
 ) -> StageUpdated:
     assert update.id is not None
     last_position = max(s.position for s in list_stages(session))
+    earlier_date, earlier_position = earlier
     return StageUpdated(
         offer_id=update.offer_id,
         stage_update_id=update.id,
@@ -245,8 +250,9 @@ def _stage_updated(
         happened_at=update.happened_at,
         public_note=update.public_note,
         expected_delivery_date=offer.expected_delivery_date,
-        expected_delivery_changed=offer.expected_delivery_date not in (None, earlier),
+        expected_delivery_changed=offer.expected_delivery_date not in (None, earlier_date),
         is_final=stage.position == last_position,
+        reached_final=stage.position == last_position != earlier_position,
     )
 
 

@@ -182,6 +182,30 @@ def test_an_update_dated_in_the_past_does_not_announce_a_date_a_later_one_replac
     assert format_date(replaced) not in body
 
 
+def test_an_order_is_announced_as_delivered_once(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # Staff select every order in the list and send "Delivered" again, one delivered already
+    # among them: its customer is not told a second time; a note would still be mailed.
+    delivered, shipped = _order(committed, settings), _order(committed, settings)
+    _subscribed(committed, delivered, "early@example.com")
+    _subscribed(committed, shipped, "late@example.com")
+    final = StageUpdateCreate(stage="Delivered")
+    with Session(committed) as session:
+        tracking_service.add_stage_update(session, delivered.id, final, actor="tests")
+        tracking_service.add_stage_updates(
+            session, [delivered.id, shipped.id], final, actor="tests"
+        )
+        noted = StageUpdateCreate(stage="Delivered", public_note="Invoice attached below")
+        tracking_service.add_stage_update(session, delivered.id, noted, actor="tests")
+    run_worker(committed, mail_settings)
+
+    early = [m["Subject"] for m in inbox.to("early@example.com")]
+    assert len(early) == 2 and "delivered" in early[0] and "delivered" not in early[1]
+    assert "Invoice attached below" in body_text(inbox.to("early@example.com")[1])
+    assert ["delivered" in m["Subject"] for m in inbox.to("late@example.com")] == [True]
+
+
 def test_the_page_never_tells_whether_an_address_is_subscribed(
     web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
