@@ -437,3 +437,17 @@ def test_the_dashboards_scans_of_today_read_todays_not_the_months_partition(
     assert_reads_at_most(connection, statements, "scan_event", 1_000)  # 20,005 before
     analyze(connection, "scan_event_p2031_01")
     assert_reads_at_most(connection, statements, "scan_event", 1_000)
+
+
+def test_a_rows_first_column_opens_it_for_a_thumb_on_a_phone(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    as_role(Role.VIEWER)
+
+    listed = web.get("/admin/offer/list").text
+
+    details = f'/admin/offer/details/{offer.id}">'
+    assert f"{details}{hyphenate_tracking_id(offer.tracking_id)}</a>" in listed
+    # the others stay text: one link per row besides the icons
+    assert listed.count(f"/admin/offer/details/{offer.id}") == 2

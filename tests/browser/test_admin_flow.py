@@ -62,7 +62,7 @@ def test_sales_activates_an_offer_and_the_customer_sees_the_update(
     desk.get_by_role("link", name="Offers").click()
     desk.get_by_role("searchbox").fill("acme")
     desk.get_by_role("button", name="Search").click()
-    desk.get_by_role("row", name="Acme Hellas SA").locator("a[href*='/details/']").click()
+    desk.get_by_role("row", name="Acme Hellas SA").get_by_role("link", name="View").click()
     desk.get_by_role("link", name="Activate as order…").click()
     desk.get_by_role("button", name="Yes, activate").click()
     expect(desk.get_by_text("is active")).to_be_visible()
