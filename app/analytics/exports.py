@@ -36,7 +36,7 @@ def get_period(settings: Settings, from_: date | None = None, to: date | None = 
     end = to or offers_service.today(settings)
     start = from_ or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
-        raise Unprocessable("from must not be after to.", loc=("query", "from"))
+        raise Unprocessable("The start must not be after the end.", loc=("query", "from"))
     if (end - start).days >= MAX_DAYS:
         raise Unprocessable(f"A range spans at most {MAX_DAYS} days.", loc=("query", "to"))
     if start.year < 2000 or end.year > 2999:

@@ -209,7 +209,12 @@ def test_a_breakdown_csv_by_campaign_is_made_as_the_api_makes_it(
         ),
         ("attribution", {"model": "x"}, 422, "The attribution model is first_touch or last_touch"),
         ("funnel", {"from": "yesterday"}, 422, "From: Enter a date as YYYY-MM-DD."),
-        ("scans", {"from": "2026-05-02", "to": "2026-05-01"}, 422, "From: from must not be after"),
+        (
+            "scans",
+            {"from": "2026-05-02", "to": "2026-05-01"},
+            422,
+            "From: The start must not be after the end.",
+        ),
         ("nope", {}, 404, "There is no such CSV download"),
     ],
 )
