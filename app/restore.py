@@ -29,6 +29,7 @@ from app.backup import (
     check_sqlite,
     copy_sqlite,
     libpq_target,
+    new_private_file,
     pg_tool,
     run_pg_tool,
     sqlite_file,
@@ -110,7 +111,7 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
             ) from None
         staged = database.with_name(database.name + ".restoring")
         try:
-            _new_file(staged, mode)
+            new_private_file(staged, mode)
             copy_sqlite(backup, staged)
             set_aside = _move_aside(database)
             os.replace(staged, database)
@@ -125,14 +126,6 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
             detail = f"the restored database failed its check ({exc}); kept: {kept}"
             raise RestoreError(detail) from exc
     return RestoreReport(str(database), revision, set_aside)
-
-
-def _new_file(path: Path, mode: int) -> None:
-    """An empty ``path`` with ``mode`` whatever the umask, for SQLite to copy into: it keeps
-    the mode."""
-    path.unlink(missing_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    os.chmod(path, mode)
 
 
 def _hand_over(owner: os.stat_result, *paths: Path) -> None:
