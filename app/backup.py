@@ -74,12 +74,13 @@ def _target_file(target: Path, suffix: str, *, overwrite: bool) -> Path:
     return target
 
 
-def _new_private_file(path: Path) -> None:
-    """An empty ``path`` that only its owner may read: a backup holds the customers' personal
-    data, and the default umask left it readable by every local user. SQLite and pg_dump
-    write into it and keep its mode."""
+def new_private_file(path: Path, mode: int = 0o600) -> None:
+    """An empty ``path`` that only its owner may read (or ``mode``, whatever the umask): a
+    backup holds the customers' personal data, and the default umask left it readable by
+    every local user. SQLite and pg_dump write into it and keep its mode."""
     path.unlink(missing_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.chmod(path, mode)
 
 
 def backup_sqlite(source: Path, target: Path, *, overwrite: bool = False) -> BackupReport:
@@ -89,7 +90,7 @@ def backup_sqlite(source: Path, target: Path, *, overwrite: bool = False) -> Bac
     target = _target_file(target, ".db", overwrite=overwrite)
     partial = target.with_name(target.name + ".partial")
     try:
-        _new_private_file(partial)
+        new_private_file(partial)
         copy_sqlite(source, partial)
         revision = check_sqlite(partial)  # read back from disk, by a new connection
         os.replace(partial, target)  # a backup file is either complete and checked, or absent
@@ -194,7 +195,7 @@ def backup_postgresql(database_url: str, target: Path, *, overwrite: bool = Fals
     partial = target.with_name(target.name + ".partial")
     conninfo, env = libpq_target(database_url)
     try:
-        _new_private_file(partial)
+        new_private_file(partial)
         run_pg_tool([pg_dump, "--format=custom", f"--file={partial}", conninfo], env)
         items = check_pg_archive(partial)
         with partial.open("rb") as file:

@@ -174,8 +174,8 @@ class Settings(BaseSettings):
         if (
             parts.scheme not in ("http", "https")
             or not parts.netloc
-            or parts.query
-            or parts.fragment
+            or "?" in value  # an empty query or fragment too: the codes would print it
+            or "#" in value
             or any(character.isspace() for character in value)
         ):
             raise ValueError("an address like https://track.example.com, and nothing after it")

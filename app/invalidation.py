@@ -163,8 +163,8 @@ class RedisTransport:
         wait, and is then left alone (the other processes' copies expire on their own)."""
         import redis
 
-        if self._left_alone.waiting():
-            return
+        if self._left_alone.waiting():  # raised, so the caller logs the change as not sent
+            raise redis.ConnectionError("Redis is left alone after a call it did not answer")
         try:
             self._client.publish(self.channel, message)
         except redis.RedisError:
@@ -180,22 +180,24 @@ class RedisTransport:
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             client_name=self.client_name,
         )
-
-        def relay(message: str) -> None:
-            if message == _CONNECTED:
-                # Redis answers again: changes must not go unannounced for the rest of a pause
-                # (the other processes, hearing again, would trust a key revoked meanwhile).
-                self._left_alone.answered()
-            deliver(message)
-
         with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
             pubsub.subscribe(self.channel)
-            _hear(pubsub, relay, stop)
+            # Any answer the listener hears, a reconnection's or a PING's, shows Redis answers
+            # again: changes must not go unannounced for the rest of a pause (the other
+            # processes, hearing all along or again, would trust a key revoked meanwhile).
+            _hear(pubsub, deliver, stop, answered=self._left_alone.answered)
 
 
-def _hear(pubsub: Any, deliver: Callable[[str], None], stop: threading.Event) -> None:
-    """Deliver a Redis channel's messages until ``stop``; raise once Redis leaves a question
-    unanswered (the subscription, or a PING when nothing came for PING_SECONDS)."""
+def _hear(
+    pubsub: Any,
+    deliver: Callable[[str], None],
+    stop: threading.Event,
+    *,
+    answered: Callable[[], None],
+) -> None:
+    """Deliver a Redis channel's messages until ``stop``, and call ``answered`` on each answer;
+    raise once Redis leaves a question unanswered (the subscription, or a PING when nothing
+    came for PING_SECONDS)."""
     import redis
 
     heard = time.monotonic()
@@ -212,6 +214,7 @@ def _hear(pubsub: Any, deliver: Callable[[str], None], stop: threading.Event) ->
         if message is None:
             continue
         heard, asked = time.monotonic(), None
+        answered()
         if message["type"] == "subscribe":
             deliver(_CONNECTED)
         elif message["type"] == "message":

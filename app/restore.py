@@ -13,6 +13,7 @@ holds tables is refused, since restoring over live data would mix the two.
 
 import fcntl
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from app.backup import (
     check_sqlite,
     copy_sqlite,
     libpq_target,
+    new_private_file,
     pg_tool,
     run_pg_tool,
     sqlite_file,
@@ -95,7 +97,11 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
         raise RestoreError(f"there is no backup at {backup}")
     check_sqlite(backup)
     database.parent.mkdir(parents=True, exist_ok=True)
-    owner = database.stat() if database.exists() else database.parent.stat()
+    existed = database.exists()
+    owner = database.stat() if existed else database.parent.stat()
+    # As private as the database it replaces, a first one as the backup (0600): it holds the
+    # customers' personal data, and the umask left it readable by every local user.
+    mode = stat.S_IMODE(owner.st_mode) if existed else 0o600
     with lock_path(database).open("ab") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -105,6 +111,7 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
             ) from None
         staged = database.with_name(database.name + ".restoring")
         try:
+            new_private_file(staged, mode)
             copy_sqlite(backup, staged)
             set_aside = _move_aside(database)
             os.replace(staged, database)

@@ -392,3 +392,40 @@ def test_no_step_deletes_or_clears_rows_that_point_at_a_copied_table(
         assert _lost_rows(before, _snapshot(scratch_engine)) == {}, f"downgrade to {revision}"
     with scratch_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM offer_line")).scalar() == 1
+
+
+def test_stages_get_a_version_and_keep_their_rows_both_ways(scratch_engine: Engine) -> None:
+    """57a6e5000001: every existing stage gets a version a form can carry; down, rows stay."""
+    from sqlmodel import Session
+
+    from app.tracking import stages
+    from app.tracking.models import OrderStage
+    from app.versions import Expected, StaleEdit, version_of
+
+    before = datetime.now(UTC)
+    _upgrade(scratch_engine, "57a9e0000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO order_stage (key, label, position) VALUES ('kiln', 'Kiln', 900)")
+        )
+        keys = connection.execute(text("SELECT key, label, position FROM order_stage")).all()
+
+    _upgrade(scratch_engine, "57a6e5000001")
+    with Session(scratch_engine) as session:
+        stage = session.get(OrderStage, "kiln")
+        assert stage is not None and before <= stage.updated_at <= datetime.now(UTC)
+        opened = Expected.from_form(version_of(stage.updated_at))
+    with Session(scratch_engine) as session:
+        stages.update_stage(session, "kiln", "Kiln firing", 900, actor="t", expected=opened)
+        session.commit()
+    with Session(scratch_engine) as session, pytest.raises(StaleEdit):
+        stages.update_stage(session, "kiln", "Kiln", 900, actor="t", expected=opened)
+
+    _downgrade(scratch_engine, "57a9e0000001")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("order_stage")}
+    with scratch_engine.connect() as connection:
+        after = connection.execute(text("SELECT key, label, position FROM order_stage")).all()
+    assert "updated_at" not in columns
+    assert sorted(after) == sorted(
+        (key, "Kiln firing" if key == "kiln" else label, position) for key, label, position in keys
+    )

@@ -119,6 +119,28 @@ def test_a_restore_run_as_root_leaves_the_database_to_the_servers_user(
 
 
 @on_sqlite
+def test_a_restored_database_is_as_private_as_the_one_it_replaces(
+    committed: Engine, tmp_path: Path
+) -> None:
+    """The backup is readable by its owner only; the restore wrote the database anew, readable
+    by every local user (the umask's 0644), with the customers' names and addresses in it."""
+    backup = tmp_path / "backup.db"
+    assert cli("backup", str(backup)).exit_code == 0
+    live = tmp_path / "var" / "offertrack.db"
+    live.parent.mkdir()
+    live.write_bytes(backup.read_bytes())
+    live.chmod(0o640)  # the server's user, and its group (a backup job, say)
+    fresh = tmp_path / "new" / "offertrack.db"  # a database restored where there was none
+
+    for database in (live, fresh):
+        result = offertrack(f"sqlite:///{database}", "restore", str(backup))
+
+        assert result.returncode == 0, result.stderr
+    assert live.stat().st_mode & 0o777 == 0o640
+    assert fresh.stat().st_mode & 0o777 == 0o600
+
+
+@on_sqlite
 @pytest.mark.usefixtures("_running_client")  # the test server: the app's lifespan is running
 def test_restore_is_refused_while_a_server_uses_the_database(
     committed: Engine, tmp_path: Path

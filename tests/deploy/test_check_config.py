@@ -60,6 +60,8 @@ def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) ->
         "https://track.example.com   # printed in every QR code: final!",
         "track.example.com",
         "https://track.example.com/?src=qr",
+        "https://track.example.com/?",  # an empty query: printed into every code all the same
+        "https://track.example.com#",
     ],
 )
 def test_a_public_base_url_with_more_than_an_address_is_refused(tmp_path: Path, url: str) -> None:

@@ -355,3 +355,34 @@ def test_revoke_api_key_from_the_command_line(committed: Engine) -> None:
         auth_service.authenticate(session, token)
     again = CliRunner().invoke(cli, ["revoke-api-key", "old-laptop"])
     assert again.exit_code == 2 and "No active API keys are called 'old-laptop'" in again.output
+
+
+def test_after_a_failed_announcement_the_next_is_logged_and_sent_once_redis_answers_again(
+    redis_url: str,
+    heard: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One publish that timed out (a Redis blip the listeners never noticed) left Redis alone
+    for 5 s: every change meanwhile, an API key's revocation included, went unannounced and
+    unlogged while the other processes, still hearing, trusted that key for 30 s."""
+    transport = invalidation.RedisTransport(redis_url)
+    publish = transport._client.publish
+    blips = iter([redis.TimeoutError("Timeout reading from socket")])
+
+    def blip_once(channel: str, message: str) -> object:
+        for error in blips:
+            raise error
+        return publish(channel, message)
+
+    monkeypatch.setattr(transport._client, "publish", blip_once)
+    with _listening(transport) as bus:
+        monkeypatch.setattr(invalidation, "_bus", bus)
+        with pytest.raises(redis.RedisError):
+            transport.publish(_from_another_process("test-topic", "during the blip"))
+        invalidation.publish("api-keys")
+        assert "cache invalidation not sent (api-keys)" in caplog.text  # not dropped unsaid
+
+        time.sleep(invalidation.PING_SECONDS + 0.5)  # the listener has asked Redis since
+        transport.publish(_from_another_process("test-topic", "revoked"))
+        _wait_for(heard, "revoked")
