@@ -4,6 +4,7 @@ of every order refers to them."""
 import re
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app import audit
@@ -48,6 +49,7 @@ def create_stage(
         position = (session.exec(select(func.max(OrderStage.position))).one() or 0) + 1
     stage = OrderStage(key=key, label=_check(session, label, position, None), position=position)
     session.add(stage)
+    _flush_unless_taken(session)
     _audit(session, stage, actor, "create", f"Added stage {stage.label!r} at {position}")
     session.commit()
     return stage
@@ -73,6 +75,7 @@ def update_stage(
     stage.label, stage.position = label, position
     stage.updated_at = next_stamp(stage.updated_at)
     session.add(stage)
+    _flush_unless_taken(session)
     if position != before["position"]:
         # Which stage of an order's history is furthest may change with it.
         progress.refresh_all(session)
@@ -82,6 +85,19 @@ def update_stage(
     _audit(session, stage, actor, "update", summary, before)
     session.commit()
     return stage
+
+
+def _flush_unless_taken(session: Session) -> None:
+    """``_check`` looked for a clash before; another admin's save may have taken the key,
+    label or position since (PostgreSQL: both checks pass, the unique index refuses one)."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(
+            "Another admin just gave a stage this key, label or position. Nothing was saved:"
+            " open the stage list again and choose another."
+        ) from exc
 
 
 def _audit(

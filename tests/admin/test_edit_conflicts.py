@@ -318,3 +318,25 @@ def test_a_stage_saved_without_a_position_keeps_its_form_with_the_error_at_the_f
     stored = _stored(db, OrderStage, "in_production")
     assert isinstance(stored, OrderStage)
     assert (stored.label, stored.position) == ("In production", 2)
+
+
+@pytest.mark.usefixtures("restored_stage_list")
+def test_a_stage_position_taken_by_another_admin_meanwhile_is_refused_in_words(
+    web: TestClient, make_staff: Staff, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL two admins' saves both pass the clash check; the database's unique index
+    # refuses the second. Here the check is left out, so the index refuses the only one.
+    from app.tracking import stages
+
+    sign_in(web, make_staff(Role.ADMIN))
+    url = "/admin/order-stage/edit/in_production"
+    fields = form_fields(web.get(url).text, url)
+    monkeypatch.setattr(stages, "_check", lambda session, label, position, key: label.strip())
+
+    refused = web.post(url, data=fields | {"position": "1"})
+
+    assert refused.status_code == 400
+    assert "Another admin just gave a stage this key, label or position." in refused.text
+    assert "INSERT" not in refused.text and "UPDATE" not in refused.text
+    stored = _stored(db, OrderStage, "in_production")
+    assert isinstance(stored, OrderStage) and stored.position == 2
