@@ -85,6 +85,14 @@ async def get_form_limits(request: Request) -> FormLimits:
 LimitsDep = Annotated[FormLimits, Depends(get_form_limits)]
 
 
+def _language(request: Request, offer_language: str) -> str:
+    """The language the visitor reads this offer's pages in (see ``_page``)."""
+    accepted = i18n.accepted_languages(request.headers.get("accept-language", ""))
+    return i18n.choose_language(
+        offer_language, requested=requested_language(request), accepted=accepted
+    )
+
+
 def _page(
     request: Request,
     template: str,
@@ -99,8 +107,7 @@ def _page(
     requested = requested_language(request)
     extra: dict[str, Any] = {"lang_query": f"?lang={requested}" if requested else ""}
     if offer_language is not None:
-        accepted = i18n.accepted_languages(request.headers.get("accept-language", ""))
-        extra["lang"] = i18n.choose_language(offer_language, requested=requested, accepted=accepted)
+        extra["lang"] = _language(request, offer_language)
     html = render_html(request, template, {**extra, **context})
     response = HTMLResponse(html, status_code=status_code, headers=_NO_STORE)
     set_csrf_cookie(request, response, settings)
@@ -124,7 +131,9 @@ def subscribe(
     limits.order_attempt(offer.id)
     context = {"code": parsed.value, "tracking_id": offer.tracking_id}
     try:
-        subscriptions.subscribe(session, parsed, email, settings=settings)
+        # The confirmation mail speaks the page's language: the visitor reads it just now.
+        language = _language(request, offer.language)
+        subscriptions.subscribe(session, parsed, email, settings=settings, language=language)
     except InvalidAddress as exc:
         session.rollback()
         form = {"email": email, "errors": {"email": _reason(exc)}}

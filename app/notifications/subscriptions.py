@@ -132,9 +132,17 @@ def subscribable_order(session: Session, code: TrackingCode) -> Offer:
     return offer
 
 
-def subscribe(session: Session, code: TrackingCode, email: str, *, settings: Settings) -> None:
-    """Ask for updates: a new or pending address gets a confirmation mail, a confirmed one
-    nothing (the caller answers alike either way)."""
+def subscribe(
+    session: Session,
+    code: TrackingCode,
+    email: str,
+    *,
+    settings: Settings,
+    language: str | None = None,
+) -> None:
+    """Ask for updates: a new or pending address gets a confirmation mail, in ``language``
+    (the page's; by default the offer's), a confirmed one nothing (the caller answers alike
+    either way)."""
     address = normalize_address(email, loc=("email",))
     offer = subscribable_order(session, code)
     existing = session.execute(
@@ -150,12 +158,16 @@ def subscribe(session: Session, code: TrackingCode, email: str, *, settings: Set
     session.add(subscription)
     session.flush()
     assert subscription.id is not None
-    _queue_confirmation(session, offer, subscription, settings)
+    _queue_confirmation(session, offer, subscription, settings, language or offer.language)
     session.commit()
 
 
 def _queue_confirmation(
-    session: Session, offer: Offer, subscription: OrderSubscription, settings: Settings
+    session: Session,
+    offer: Offer,
+    subscription: OrderSubscription,
+    settings: Settings,
+    language: str,
 ) -> None:
     assert subscription.id is not None
     context = {
@@ -165,7 +177,7 @@ def _queue_confirmation(
     }
     queue_rendered(
         session,
-        render_mail("subscription_confirm", context, settings=settings, lang=offer.language),
+        render_mail("subscription_confirm", context, settings=settings, lang=language),
         to=subscription.email,
         # One confirmation mail per request: asking again sends a fresh link.
         dedupe_key=_confirm_key(subscription.id, subscription.created_at.isoformat()),

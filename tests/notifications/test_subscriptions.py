@@ -206,6 +206,25 @@ def test_an_order_is_announced_as_delivered_once(
     assert ["delivered" in m["Subject"] for m in inbox.to("late@example.com")] == [True]
 
 
+def test_the_confirmation_mail_speaks_the_language_the_customer_subscribed_in(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    order = _order(committed, settings)  # an English order, read in German
+    page = web.get(f"/{order.tracking_id}?lang=de")
+    match = CSRF.search(page.text)
+    assert match, "the order page has no subscribe form"
+
+    sent = web.post(
+        f"/{order.tracking_id}/subscribe?lang=de",
+        data={"email": "einkauf@example.com", "csrf_token": match.group(1)},
+    )
+    run_worker(committed, mail_settings)
+
+    assert sent.status_code == 200
+    (mail,) = inbox.to("einkauf@example.com")
+    assert mail["Subject"].startswith("Bitte bestätigen Sie die Benachrichtigungen")
+
+
 def test_the_page_never_tells_whether_an_address_is_subscribed(
     web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
