@@ -58,3 +58,21 @@ def phone(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+DESK: ContextOptions = {
+    "viewport": {"width": 1280, "height": 900},
+    "device_scale_factor": 1,
+    "is_mobile": False,
+    "has_touch": False,
+}
+
+
+@pytest.fixture(params=["phone", "desk"])
+def screen(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """A phone, then a desk, for the every-page checks (tests.browser.staffpages)."""
+    options = PHONE if request.param == "phone" else DESK
+    context = browser.new_context(**options, bypass_csp=True)  # for axe only: see staffpages
+    page = context.new_page()
+    yield page
+    context.close()

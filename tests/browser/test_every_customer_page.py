@@ -6,10 +6,9 @@ Customers are the people OfferTrack is least able to train: whoever holds the pa
 whatever phone, with whatever screen reader."""
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -20,22 +19,11 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
-from tests.browser.conftest import PHONE
 from tests.browser.staffpages import problems
 from tests.factories import make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
-DESK = {"viewport": {"width": 1280, "height": 900}}
 LANGUAGES = {"Deutsch": "de", "Ελληνικά": "el", "English": "en"}
-
-
-@pytest.fixture(params=["phone", "desk"])
-def screen(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
-    options = PHONE if request.param == "phone" else DESK
-    context = browser.new_context(**options, bypass_csp=True)  # for axe only: see staffpages
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def _customer_paths(engine: Engine) -> tuple[str, str, list[str]]:

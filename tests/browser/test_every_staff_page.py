@@ -6,28 +6,15 @@ routes and sqladmin's views): a new route that is neither visited nor named in N
 the test, so no page is forgotten.
 """
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 
 from tests.admin.staffroutes import PASSWORD, TWO_FACTOR_USER, demo_data, staff_pages
-from tests.browser.conftest import PHONE
 from tests.browser.staffpages import problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
-DESK = {"viewport": {"width": 1280, "height": 900}}
-
-
-@pytest.fixture(params=["phone", "desk"])
-def screen(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
-    options = PHONE if request.param == "phone" else DESK
-    context = browser.new_context(**options, bypass_csp=True)  # for axe only: see staffpages
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def test_every_staff_page_fits_the_screen_and_passes_axe(
