@@ -93,7 +93,9 @@ def serve(
 
 def _log_options(log_format: str, level: str) -> dict[str, Any]:
     if log_format != "json":
-        return {"log_level": level.lower()}
+        from app.observability import uvicorn_text_log_config
+
+        return {"log_config": uvicorn_text_log_config(), "log_level": level.lower()}
     from app.observability import uvicorn_log_config
 
     # Our JSON access line (with request id, without client address) replaces uvicorn's.

@@ -5,6 +5,7 @@ or a load balancer's), otherwise a new one. Log lines written while the request 
 carry the same id, so a customer's complaint, the proxy's log and ours can be matched up.
 """
 
+import copy
 import inspect
 import itertools
 import json
@@ -259,6 +260,19 @@ class LoggedOnce(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         return not getattr(exc, _LOGGED, False)
+
+
+def uvicorn_text_log_config() -> dict[str, Any]:
+    """uvicorn's own text logging, but for the traceback of an error already logged."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"logged_once": {"()": "app.observability.LoggedOnce"}}
+    config["loggers"]["uvicorn.error"] = {
+        **config["loggers"].get("uvicorn.error", {}),
+        "filters": ["logged_once"],
+    }
+    return config
 
 
 def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.admin.views.orders import OfferAdmin
 from app.auth.staff import Role
-from app.observability import LoggedOnce, uvicorn_log_config
+from app.observability import LoggedOnce
 from tests.admin.browserforms import form_fields
 from tests.admin.conftest import StaffLogin, sign_in
 
@@ -59,8 +59,11 @@ def test_an_error_on_a_staff_page_is_logged_once(
     assert not LoggedOnce().filter(record)
 
 
-def test_uvicorn_s_error_log_leaves_out_what_was_logged() -> None:
-    config = uvicorn_log_config()
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_uvicorn_s_error_log_leaves_out_what_was_logged(log_format: str) -> None:
+    from app.cli import _log_options
+
+    config = _log_options(log_format, "INFO")["log_config"]
 
     assert "logged_once" in config["loggers"]["uvicorn.error"]["filters"]
     fresh = Bug("never logged")
