@@ -8,7 +8,7 @@ whatever phone, with whatever screen reader."""
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -19,6 +19,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
+from tests.browser.conftest import PHONE
 from tests.browser.staffpages import problems
 from tests.factories import make_offer
 
@@ -79,11 +80,22 @@ def test_every_customer_page_fits_the_screen_and_passes_axe(
             page.goto(f"{live_server}{path}?lang={code}")  # as the language links ask
             expect(page.locator("html")).to_have_attribute("lang", code)
             found += problems(page)
-    # What answering leads to: a refused acceptance, a question sent, a subscription asked for.
+    # A refused acceptance: the page again, its errors beside the fields.
     page.goto(f"{live_server}/{offer}")
     page.get_by_role("button", name="Accept offer").click()
     expect(page.locator("[aria-invalid=true]").first).to_be_visible()
     found += problems(page)
+    assert not found, "\n".join(found)
+
+
+def test_a_question_sent_and_a_subscription_asked_for_pass_axe(
+    committed: Engine, live_server: str, browser: Browser
+) -> None:
+    # On a phone only: each answer counts against this client's five attempts in ten minutes,
+    # which the live server's other tests share (tests/browser/test_notifications_flow.py).
+    offer, order, _ = _customer_paths(committed)
+    context = browser.new_context(**PHONE, bypass_csp=True)  # for axe only: see staffpages
+    page, found = context.new_page(), []
     page.goto(f"{live_server}/{offer}")
     page.get_by_role("textbox", name=re.compile("Your e-mail")).first.fill("buyer@example.com")
     page.get_by_role("button", name=re.compile("question", re.I)).first.click()
@@ -94,4 +106,5 @@ def test_every_customer_page_fits_the_screen_and_passes_axe(
     page.get_by_role("button", name=re.compile("updates", re.I)).first.click()
     page.wait_for_url(f"**/{order}/subscribe")
     found += problems(page)
+    context.close()
     assert not found, "\n".join(found)
