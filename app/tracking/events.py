@@ -22,8 +22,8 @@ class StageUpdated(Event):
     """A stage update was appended. ``expected_delivery_date`` is the order's expected delivery
     after it, as the tracking page shows it; ``expected_delivery_changed`` says whether the
     update moved that date (one dated in the past may name a date a later one replaced).
-    ``is_final``: the update is at the last stage; ``reached_final``: and the order was not
-    there before (the final stage sent again, by a bulk update say, delivers nothing new)."""
+    ``reached_final``: the update is at the last stage, and the order was not there before
+    (the last stage sent again, by a bulk update say, delivers nothing new)."""
 
     offer_id: str
     stage_update_id: int
@@ -33,7 +33,6 @@ class StageUpdated(Event):
     public_note: str
     expected_delivery_date: date | None
     expected_delivery_changed: bool
-    is_final: bool
     reached_final: bool
 
 

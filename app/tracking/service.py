@@ -251,7 +251,6 @@ def _stage_updated(
         public_note=update.public_note,
         expected_delivery_date=offer.expected_delivery_date,
         expected_delivery_changed=offer.expected_delivery_date not in (None, earlier_date),
-        is_final=stage.position == last_position,
         reached_final=stage.position == last_position != earlier_position,
     )
 
