@@ -132,14 +132,23 @@ async def download_pdf(
     return pdf_response(document, None)
 
 
+# The version of the offer the confirmation page was opened from (app.versions).
+VersionField = Annotated[str, Form(alias=VERSION_FIELD, max_length=40)]
+
+
 @router.post("/offers/{offer_id}/activate", name="staff:activate")
 async def activate(
-    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+    request: Request,
+    offer_id: str,
+    settings: SettingsDep,
+    staff: SalesDep,
+    version: VersionField = "",
 ) -> Response:
+    expected = Expected.from_form(version)
     return await act_and_redirect(
         request,
         lambda s: tracking_service.activate_offer(
-            s, offer_id, actor=staff.actor, settings=settings
+            s, offer_id, actor=staff.actor, settings=settings, expected=expected
         ),
         success=lambda offer: (
             f"Order {hyphenate_tracking_id(offer.tracking_id)} is active: its tracking ID opens it."
@@ -148,10 +157,6 @@ async def activate(
         refused="Not activated",
         back=_details_url(request, "offer", offer_id),
     )
-
-
-# The version of the offer the confirmation page was opened from (app.versions).
-VersionField = Annotated[str, Form(alias=VERSION_FIELD, max_length=40)]
 
 
 @router.post("/offers/{offer_id}/issue", name="staff:issue")

@@ -24,7 +24,7 @@ from app.tracking.pagecache import CachedPage
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import Visit, scan_row, visitor_keys
 from app.tracking.schemas import StageUpdateCreate
-from app.versions import next_stamp
+from app.versions import Expected, next_stamp, require_version
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
 FIRST_STAGE_NOTE = "We have received your order."
@@ -93,9 +93,20 @@ def list_stages(session: Session) -> Sequence[OrderStage]:
     return session.exec(select(OrderStage).order_by(col(OrderStage.position))).all()
 
 
-def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
-    """Make an issued or accepted offer an order; calling it again changes nothing."""
+def activate_offer(
+    session: Session,
+    offer_id: str,
+    *,
+    actor: str,
+    settings: Settings,
+    expected: Expected | None = None,
+) -> Offer:
+    """Make an issued or accepted offer an order, unless it changed since ``expected`` (the
+    version its activator read); calling it again changes nothing."""
     offer = offers_service.get_offer(session, offer_id, for_update=True)
+    # Before the repeat check: a second press from a page opened before someone else's
+    # activation is told who did it, not shown their order as if it were its own doing.
+    require_version(session, expected, offer.updated_at, noun="offer", entity=("offer", offer.id))
     if offer.status == OfferStatus.ORDERED:
         return offer
     offers_service.require_status(offer, ACTIVATABLE, "activate", settings)

@@ -445,7 +445,8 @@ def test_activating_and_revising_ask_first(
     db.rollback()
     as_role(Role.SALES)
     details = web.get(f"/admin/offer/details/{offer_id}").text
-    assert f'/admin/offers/{offer_id}/activate"' in details  # a link, to the question
+    # A link to the question, carrying the version the page shows (app.versions).
+    assert f"/admin/offers/{offer_id}/activate?version=" in details
 
     for step, words in (("activate", "Yes, activate"), ("revise", "Yes, revise")):
         page = web.get(f"/admin/offers/{offer_id}/{step}")
