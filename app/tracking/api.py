@@ -43,10 +43,13 @@ def _read(update: StageUpdate, offer: Offer, stage: OrderStage) -> StageUpdateRe
 
 @router.post("/{code}/updates", status_code=status.HTTP_201_CREATED, name="orders:add_update")
 def add_stage_update(
-    code: str, data: StageUpdateCreate, session: SessionDep, key: ApiKeyDep
+    code: str, data: StageUpdateCreate, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
 ) -> StageUpdateRead:
-    """Append a stage update; `code` is the order's ULID or tracking ID in any spelling."""
-    update, offer, stage = service.add_stage_update(session, code, data, actor=key.actor)
+    """Append a stage update; `code` is the order's ULID or tracking ID in any spelling. An
+    `expected_delivery_date` before the update's day (`happened_at`, else today) is a 422."""
+    update, offer, stage = service.add_stage_update(
+        session, code, data, actor=key.actor, settings=settings
+    )
     return _read(update, offer, stage)
 
 

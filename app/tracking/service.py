@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import audit
 from app.config import Settings
-from app.db import SessionFactory, read_only
+from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
 from app.events import publish
 from app.offers import service as offers_service
@@ -61,6 +61,15 @@ class UnknownStage(Unprocessable):
     def __init__(self, stage: str, stages: Sequence[OrderStage]) -> None:
         names = ", ".join(f"{s.label!r} ({s.key})" for s in stages)
         super().__init__(f"Unknown stage {stage!r}; use one of {names}.", loc=("body", "stage"))
+
+
+class DeliveryBeforeUpdate(Unprocessable):
+    def __init__(self, expected: date, day: date) -> None:
+        super().__init__(
+            f"The expected delivery date {expected.isoformat()} lies before the day of this "
+            f"update, {day.isoformat()}: check it for a typo.",
+            loc=("body", "expected_delivery_date"),
+        )
 
 
 @dataclass(frozen=True)
@@ -188,9 +197,10 @@ def resolve_stage(session: Session, name: str) -> OrderStage:
 
 
 def add_stage_update(
-    session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str
+    session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str, settings: Settings
 ) -> tuple[StageUpdate, Offer, OrderStage]:
     """Append a stage update to an order's history."""
+    _require_plausible_delivery(data, settings)
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
     (update,) = _append_updates(session, [offer], stage, data, actor)
@@ -199,9 +209,15 @@ def add_stage_update(
 
 
 def add_stage_updates(
-    session: Session, raw_codes: Sequence[str], data: StageUpdateCreate, *, actor: str
+    session: Session,
+    raw_codes: Sequence[str],
+    data: StageUpdateCreate,
+    *,
+    actor: str,
+    settings: Settings,
 ) -> list[Offer]:
     """Append the same stage update to several orders, all or none."""
+    _require_plausible_delivery(data, settings)
     stage = resolve_stage(session, data.stage)
     # One update per order, however many spellings of its code were sent.
     found = (find_order(session, code) for code in dict.fromkeys(raw_codes))
@@ -209,6 +225,16 @@ def add_stage_updates(
     _append_updates(session, offers, stage, data, actor)
     session.commit()
     return offers
+
+
+def _require_plausible_delivery(data: StageUpdateCreate, settings: Settings) -> None:
+    """Refuse an expected delivery before the day the update happened (today, unless it is
+    dated): on a new update that is a typo. A dated one may record a day long past by now."""
+    if data.expected_delivery_date is None:
+        return
+    day = (data.happened_at or utcnow()).astimezone(settings.zone).date()
+    if data.expected_delivery_date < day:
+        raise DeliveryBeforeUpdate(data.expected_delivery_date, day)
 
 
 def _append_updates(

@@ -187,7 +187,7 @@ def _one_of_each_type(engine: Engine) -> str:
         )
         tracking_service.activate_offer(session, offer.id, actor="t", settings=settings)
         tracking_service.add_stage_update(
-            session, offer.id, StageUpdateCreate(stage="shipped"), actor="t"
+            session, offer.id, StageUpdateCreate(stage="shipped"), actor="t", settings=settings
         )
     return offer.id
 
