@@ -181,7 +181,7 @@ def _ordered(session: Session, settings: Settings, reference: str) -> Offer:
             public_note=note,
             expected_delivery_date=today(settings) + timedelta(days=9),
         )
-        tracking.add_stage_update(session, offer.id, update, actor=DEMO)
+        tracking.add_stage_update(session, offer.id, update, actor=DEMO, settings=settings)
     return offer
 
 

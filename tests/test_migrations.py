@@ -429,3 +429,45 @@ def test_stages_get_a_version_and_keep_their_rows_both_ways(scratch_engine: Engi
     assert sorted(after) == sorted(
         (key, "Kiln firing" if key == "kiln" else label, position) for key, label, position in keys
     )
+
+
+def test_webhook_endpoints_get_a_version_and_keep_their_queue_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """3eb400000001: every existing endpoint gets the step's time as its version; its queued
+    events stay up and down (the step must not copy the table they point at)."""
+    from sqlmodel import Session
+
+    from app.analytics.models import WebhookEndpoint
+
+    before = datetime.now(UTC)
+    _upgrade(scratch_engine, "57a6e5000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO webhook_endpoint (id, url, secret, event_types, enabled,"
+                " failure_count, last_error, created_at)"
+                " VALUES (5, 'https://hook.example.com/', 's', '[\"scan.created\"]', true, 0,"
+                " '', :now)"
+            ),
+            {"now": before},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO webhook_outbox (endpoint_id, event_id, event_type, body, created_at,"
+                " next_attempt_at, attempts) VALUES (5, 'E1', 'scan.created', '{}', :now, :now, 0)"
+            ),
+            {"now": before},
+        )
+
+    _upgrade(scratch_engine, "3eb400000001")
+    with Session(scratch_engine) as session:
+        endpoint = session.get(WebhookEndpoint, 5)
+        assert endpoint is not None and before <= endpoint.updated_at <= datetime.now(UTC)
+
+    _downgrade(scratch_engine, "57a6e5000001")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("webhook_endpoint")}
+    with scratch_engine.connect() as connection:
+        queued = connection.execute(text("SELECT endpoint_id, event_id FROM webhook_outbox")).all()
+    assert "updated_at" not in columns
+    assert [tuple(row) for row in queued] == [(5, "E1")]

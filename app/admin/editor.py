@@ -309,7 +309,7 @@ CONFIRMATIONS = {
 
 
 # The steps whose button checks the version the page was opened from (app.versions).
-VERSIONED_STEPS = frozenset({"issue", "revise"})
+VERSIONED_STEPS = frozenset({"issue", "activate", "revise"})
 # The version of the page the step's link was on: the page asks about what its reader saw.
 VersionQuery = Annotated[str | None, Query(alias=VERSION_FIELD, max_length=40)]
 
@@ -341,8 +341,10 @@ async def confirm_issue(
 
 
 @router.get("/{offer_id}/activate", name="editor:confirm_activate")
-async def confirm_activate(request: Request, offer_id: str, staff: SalesDep) -> Response:
-    return await _confirm(request, offer_id, "activate")
+async def confirm_activate(
+    request: Request, offer_id: str, staff: SalesDep, version: VersionQuery = None
+) -> Response:
+    return await _confirm(request, offer_id, "activate", version)
 
 
 @router.get("/{offer_id}/revise", name="editor:confirm_revise")

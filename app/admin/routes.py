@@ -24,14 +24,21 @@ from app.admin.access import (
     hold_for_second_factor,
     start_session,
 )
-from app.admin.forms import Errors, act_and_redirect, save_and_redirect, validate
+from app.admin.forms import (
+    Errors,
+    act_and_redirect,
+    refusal_errors,
+    save_and_redirect,
+    service_errors,
+    validate,
+)
 from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
 from app.admin.views import in_session
 from app.admin.views.orders import _orders_and_stages
 from app.config import SettingsDep
 from app.db import SessionDep, read_only
-from app.errors import AppError
+from app.errors import AppError, Unprocessable
 from app.offers import service as offers_service
 from app.offers.dependencies import pdf_response
 from app.offers.documents import offer_pdf_async
@@ -132,14 +139,23 @@ async def download_pdf(
     return pdf_response(document, None)
 
 
+# The version of the offer the confirmation page was opened from (app.versions).
+VersionField = Annotated[str, Form(alias=VERSION_FIELD, max_length=40)]
+
+
 @router.post("/offers/{offer_id}/activate", name="staff:activate")
 async def activate(
-    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+    request: Request,
+    offer_id: str,
+    settings: SettingsDep,
+    staff: SalesDep,
+    version: VersionField = "",
 ) -> Response:
+    expected = Expected.from_form(version)
     return await act_and_redirect(
         request,
         lambda s: tracking_service.activate_offer(
-            s, offer_id, actor=staff.actor, settings=settings
+            s, offer_id, actor=staff.actor, settings=settings, expected=expected
         ),
         success=lambda offer: (
             f"Order {hyphenate_tracking_id(offer.tracking_id)} is active: its tracking ID opens it."
@@ -148,10 +164,6 @@ async def activate(
         refused="Not activated",
         back=_details_url(request, "offer", offer_id),
     )
-
-
-# The version of the offer the confirmation page was opened from (app.versions).
-VersionField = Annotated[str, Form(alias=VERSION_FIELD, max_length=40)]
 
 
 @router.post("/offers/{offer_id}/issue", name="staff:issue")
@@ -209,15 +221,10 @@ def _validate_stage_update(
     return validate(StageUpdateCreate, {k: v for k, v in values.items() if v != "" or k == "stage"})
 
 
-def _unknown_stage(exc: AppError) -> Errors:
-    if isinstance(exc, tracking_service.UnknownStage):
-        return {"stage": exc.detail}
-    raise exc  # not the form's fault: the staff site's error page
-
-
-def _stage_or_orders(exc: AppError) -> Errors:
-    if isinstance(exc, tracking_service.UnknownStage):
-        return {"stage": exc.detail}
+def _field_or_orders(exc: AppError) -> Errors:
+    """A refused field (the stage, the expected delivery) beside it; else an order not found."""
+    if isinstance(exc, Unprocessable) and exc.loc:
+        return service_errors(exc)
     return {"orders": f"{exc.detail} Nothing was changed."}
 
 
@@ -247,15 +254,19 @@ def _next_stage(session: Session, offer: Offer) -> str:
 
 
 @router.post("/orders/{offer_id}/stage-update", name="staff:stage_update")
-async def add_stage_update(request: Request, offer_id: str, staff: SalesDep) -> Response:
+async def add_stage_update(
+    request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
+) -> Response:
     values = _stage_form(await request.form())
     outcome = await save_and_redirect(
         request,
         _validate_stage_update(values),
-        lambda s, data: tracking_service.add_stage_update(s, offer_id, data, actor=staff.actor),
+        lambda s, data: tracking_service.add_stage_update(
+            s, offer_id, data, actor=staff.actor, settings=settings
+        ),
         success=lambda added: f"Stage update “{added[2].label}” added; the customer sees it now.",
         to=lambda added: request.url_for("admin:details", identity="order", pk=added[1].id),
-        errors_of=_unknown_stage,
+        errors_of=refusal_errors,
     )
     if isinstance(outcome, Response):
         return outcome
@@ -265,7 +276,7 @@ async def add_stage_update(request: Request, offer_id: str, staff: SalesDep) -> 
 
 
 @router.post("/orders/bulk-stage-update", name="staff:bulk_stage_update")
-async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
+async def bulk_stage_update(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
     form = await request.form()
     pks = [str(pk) for pk in form.getlist("pks") if pk]
     values = _stage_form(form)
@@ -275,10 +286,12 @@ async def bulk_stage_update(request: Request, staff: SalesDep) -> Response:
     outcome = await save_and_redirect(
         request,
         _validate_stage_update(values),
-        lambda s, data: tracking_service.add_stage_updates(s, pks, data, actor=staff.actor),
+        lambda s, data: tracking_service.add_stage_updates(
+            s, pks, data, actor=staff.actor, settings=settings
+        ),
         success=lambda offers: f"Stage update added to {_orders(len(offers))}.",
         to=lambda _: request.url_for("admin:list", identity="order"),
-        errors_of=_stage_or_orders,
+        errors_of=_field_or_orders,
     )
     if isinstance(outcome, Response):
         return outcome

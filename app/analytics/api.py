@@ -233,21 +233,38 @@ def list_endpoints(session: SessionDep) -> list[WebhookEndpointRead]:
     ]
 
 
-@router.get("/webhooks/{endpoint_id}", name="webhooks:get", tags=["webhooks"])
-def read_endpoint(endpoint_id: PathId, session: SessionDep) -> WebhookEndpointRead:
-    """The endpoint without its secret: only creation and rotate-secret show that."""
-    return WebhookEndpointRead.model_validate(
-        webhooks.get_endpoint(session, endpoint_id), from_attributes=True
-    )
-
-
-@router.patch("/webhooks/{endpoint_id}", name="webhooks:update", tags=["webhooks"])
-def update_endpoint(
-    endpoint_id: PathId, data: WebhookEndpointUpdate, session: SessionDep, key: ApiKeyDep
+@router.get("/webhooks/{endpoint_id}", name="webhooks:get", tags=["webhooks"], responses=WITH_ETAG)
+def read_endpoint(
+    endpoint_id: PathId, session: SessionDep, response: Response
 ) -> WebhookEndpointRead:
-    return WebhookEndpointRead.model_validate(
-        webhooks.update_endpoint(session, endpoint_id, data, actor=key.actor), from_attributes=True
+    """The endpoint without its secret: only creation and rotate-secret show that."""
+    endpoint = webhooks.get_endpoint(session, endpoint_id)
+    response.headers["ETag"] = etag_of(endpoint.updated_at)
+    return WebhookEndpointRead.model_validate(endpoint, from_attributes=True)
+
+
+@router.patch(
+    "/webhooks/{endpoint_id}",
+    name="webhooks:update",
+    tags=["webhooks"],
+    responses={**WITH_ETAG, **error_responses(412)},
+)
+def update_endpoint(
+    endpoint_id: PathId,
+    data: WebhookEndpointUpdate,
+    session: SessionDep,
+    key: ApiKeyDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> WebhookEndpointRead:
+    """Change some fields; with ``If-Match`` (the ETag of a GET) only if nobody changed the
+    endpoint since."""
+    expected = Expected.from_if_match(if_match)
+    endpoint = webhooks.update_endpoint(
+        session, endpoint_id, data, actor=key.actor, expected=expected
     )
+    response.headers["ETag"] = etag_of(endpoint.updated_at)
+    return WebhookEndpointRead.model_validate(endpoint, from_attributes=True)
 
 
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="webhooks:rotate", tags=["webhooks"])

@@ -25,6 +25,7 @@ from app.analytics.outbox import SIGNATURE_HEADER, sign
 from app.config import Settings
 from app.db import nothing_to_claim, utcnow
 from app.metrics import WEBHOOK_FAILURES, WEBHOOK_OUTBOX_DEPTH
+from app.versions import next_stamp
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 50
@@ -171,15 +172,21 @@ def _count_failure(
         .where(_endpoint.id == endpoint_id)
         .values(failure_count=_endpoint.failure_count + 1, last_error=error)
     )
-    connection.execute(
-        update(WebhookEndpoint)
-        .where(
+    # Read under the lock the count just took. Switching the endpoint off is a new version of
+    # it (app.versions): a client that read it on is told before its PATCH turns it on again.
+    stamp = connection.execute(
+        select(_endpoint.updated_at).where(
             _endpoint.id == endpoint_id,
             _endpoint.enabled.is_(True),
             _endpoint.failure_count >= settings.webhook_max_failures,
         )
-        .values(enabled=False, disabled_at=now)
-    )
+    ).scalar_one_or_none()
+    if stamp is not None:
+        connection.execute(
+            update(WebhookEndpoint)
+            .where(_endpoint.id == endpoint_id)
+            .values(enabled=False, disabled_at=now, updated_at=next_stamp(stamp))
+        )
 
 
 def extend_lease(engine: Engine, rows: Sequence[Claimed], settings: Settings) -> None:

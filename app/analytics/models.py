@@ -133,6 +133,9 @@ class WebhookEndpoint(SQLModel, table=True):
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str = Field(default="", sa_type=String(500))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The version (app.versions): moved on by every change people make and by the delivery
+    # worker switching the endpoint off, not by its counting of failures (one ETag a failure).
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class WebhookOutbox(SQLModel, table=True):

@@ -11,6 +11,7 @@ from app.analytics.schemas import DeliveryRead, WebhookEndpointCreate, WebhookEn
 from app.config import get_settings
 from app.db import read_only
 from app.errors import NotFound, Unprocessable
+from app.versions import Expected, next_stamp, require_version
 
 
 class EndpointNotFound(NotFound):
@@ -45,8 +46,13 @@ def _check_egress(url: str) -> None:
     netguard.check_url(url, get_settings().webhook_allowed_networks)
 
 
-def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
+def get_endpoint(
+    session: Session, endpoint_id: int, *, for_update: bool = False
+) -> WebhookEndpoint:
+    """An endpoint; ``for_update`` locks its row and reads it afresh for a save."""
+    endpoint = session.get(
+        WebhookEndpoint, endpoint_id, with_for_update=for_update, populate_existing=for_update
+    )
     if endpoint is None:
         raise EndpointNotFound(endpoint_id)
     return endpoint
@@ -58,10 +64,19 @@ def list_endpoints(session: Session) -> Sequence[WebhookEndpoint]:
 
 
 def update_endpoint(
-    session: Session, endpoint_id: int, data: WebhookEndpointUpdate, *, actor: str
+    session: Session,
+    endpoint_id: int,
+    data: WebhookEndpointUpdate,
+    *,
+    actor: str,
+    expected: Expected | None = None,
 ) -> WebhookEndpoint:
-    """Change an endpoint; enabling it again clears its failures and resumes its backlog."""
-    endpoint = get_endpoint(session, endpoint_id)
+    """Change an endpoint, unless it changed since ``expected``; enabling it again clears its
+    failures and resumes its backlog."""
+    endpoint = get_endpoint(session, endpoint_id, for_update=True)
+    require_version(
+        session, expected, endpoint.updated_at, noun="webhook endpoint", entity=_entity(endpoint)
+    )
     changes = data.model_dump(exclude_unset=True)
     for name in ("url", "event_types", "enabled"):
         if name in changes and changes[name] is None:
@@ -75,6 +90,7 @@ def update_endpoint(
         endpoint.enabled, endpoint.failure_count, endpoint.disabled_at = True, 0, None
     elif changes.get("enabled") is False:
         endpoint.enabled, endpoint.disabled_at = False, None  # off by staff: nothing queued
+    endpoint.updated_at = next_stamp(endpoint.updated_at)
     session.add(endpoint)
     if changes.keys() == {"enabled"}:
         verb = "enabled" if changes["enabled"] else "disabled"
@@ -89,8 +105,9 @@ def update_endpoint(
 
 def rotate_secret(session: Session, endpoint_id: int, *, actor: str) -> WebhookEndpoint:
     """A new signing secret; the old one stops working with the next delivery."""
-    endpoint = get_endpoint(session, endpoint_id)
+    endpoint = get_endpoint(session, endpoint_id, for_update=True)
     endpoint.secret = new_secret()
+    endpoint.updated_at = next_stamp(endpoint.updated_at)
     session.add(endpoint)
     _audit(session, actor, "webhook.secret_rotated", endpoint, "Webhook signing secret rotated")
     session.commit()
@@ -123,15 +140,21 @@ def _attempt(delivery: WebhookDelivery, event_type: str) -> DeliveryRead:
     return DeliveryRead.model_validate({**delivery.model_dump(), "event_type": event_type})
 
 
+def _entity(endpoint: WebhookEndpoint) -> tuple[str, int]:
+    """The endpoint as the audit log names it."""
+    assert endpoint.id is not None
+    return "webhook_endpoint", endpoint.id
+
+
 def _audit(
     session: Session, actor: str, action: str, endpoint: WebhookEndpoint, summary: str
 ) -> None:
-    assert endpoint.id is not None
+    entity_type, entity_id = _entity(endpoint)
     audit.record(
         session,
         actor=actor,
         action=action,
-        entity_type="webhook_endpoint",
-        entity_id=endpoint.id,
+        entity_type=entity_type,
+        entity_id=entity_id,
         summary=summary,
     )

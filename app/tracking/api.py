@@ -1,6 +1,6 @@
 """The order API: stage updates pushed by integrations."""
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import SettingsDep
@@ -8,10 +8,11 @@ from app.db import SessionDep
 from app.offers.dependencies import offer_read
 from app.offers.models import Offer
 from app.offers.schemas import OfferRead
-from app.openapi import error_responses, single_query_values
+from app.openapi import WITH_ETAG, IfMatch, error_responses, single_query_values
 from app.tracking import service
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.schemas import StageUpdateCreate, StageUpdateRead
+from app.versions import Expected, etag_of
 
 router = APIRouter(
     prefix="/api/v1/orders",
@@ -42,10 +43,13 @@ def _read(update: StageUpdate, offer: Offer, stage: OrderStage) -> StageUpdateRe
 
 @router.post("/{code}/updates", status_code=status.HTTP_201_CREATED, name="orders:add_update")
 def add_stage_update(
-    code: str, data: StageUpdateCreate, session: SessionDep, key: ApiKeyDep
+    code: str, data: StageUpdateCreate, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
 ) -> StageUpdateRead:
-    """Append a stage update; `code` is the order's ULID or tracking ID in any spelling."""
-    update, offer, stage = service.add_stage_update(session, code, data, actor=key.actor)
+    """Append a stage update; `code` is the order's ULID or tracking ID in any spelling. An
+    `expected_delivery_date` before the update's day (`happened_at`, else today) is a 422."""
+    update, offer, stage = service.add_stage_update(
+        session, code, data, actor=key.actor, settings=settings
+    )
     return _read(update, offer, stage)
 
 
@@ -57,11 +61,26 @@ def list_stage_updates(code: str, session: SessionDep) -> list[StageUpdateRead]:
     return [_read(update, offer, stage) for update, stage in timeline.updates]
 
 
-@offer_router.post("/{offer_id}/activate", name="offers:activate")
+@offer_router.post(
+    "/{offer_id}/activate",
+    name="offers:activate",
+    responses={**WITH_ETAG, **error_responses(412)},
+)
 def activate_offer(
-    request: Request, offer_id: str, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
+    request: Request,
+    response: Response,
+    offer_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: ApiKeyDep,
+    if_match: IfMatch = None,
 ) -> OfferRead:
     """Make an issued or accepted offer an order; its tracking ID then opens the order page.
-    Calling it again for an order changes nothing."""
-    offer = service.activate_offer(session, offer_id, actor=key.actor, settings=settings)
+    Calling it again for an order changes nothing; with ``If-Match`` (the ETag of the offer's
+    GET) it activates only if nobody changed the offer since."""
+    expected = Expected.from_if_match(if_match)
+    offer = service.activate_offer(
+        session, offer_id, actor=key.actor, settings=settings, expected=expected
+    )
+    response.headers["ETag"] = etag_of(offer.updated_at)
     return offer_read(request, offer, settings, None)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import audit
 from app.config import Settings
-from app.db import SessionFactory, read_only
+from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
 from app.events import publish
 from app.offers import service as offers_service
@@ -24,7 +24,7 @@ from app.tracking.pagecache import CachedPage
 from app.tracking.scanlog import ScanLog
 from app.tracking.scans import Visit, scan_row, visitor_keys
 from app.tracking.schemas import StageUpdateCreate
-from app.versions import next_stamp
+from app.versions import Expected, next_stamp, require_version
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
 FIRST_STAGE_NOTE = "We have received your order."
@@ -63,6 +63,15 @@ class UnknownStage(Unprocessable):
         super().__init__(f"Unknown stage {stage!r}; use one of {names}.", loc=("body", "stage"))
 
 
+class DeliveryBeforeUpdate(Unprocessable):
+    def __init__(self, expected: date, day: date) -> None:
+        super().__init__(
+            f"The expected delivery date {expected.isoformat()} lies before the day of this "
+            f"update, {day.isoformat()}: check it for a typo.",
+            loc=("body", "expected_delivery_date"),
+        )
+
+
 @dataclass(frozen=True)
 class StageStep:
     stage: OrderStage
@@ -93,9 +102,20 @@ def list_stages(session: Session) -> Sequence[OrderStage]:
     return session.exec(select(OrderStage).order_by(col(OrderStage.position))).all()
 
 
-def activate_offer(session: Session, offer_id: str, *, actor: str, settings: Settings) -> Offer:
-    """Make an issued or accepted offer an order; calling it again changes nothing."""
+def activate_offer(
+    session: Session,
+    offer_id: str,
+    *,
+    actor: str,
+    settings: Settings,
+    expected: Expected | None = None,
+) -> Offer:
+    """Make an issued or accepted offer an order, unless it changed since ``expected`` (the
+    version its activator read); calling it again changes nothing."""
     offer = offers_service.get_offer(session, offer_id, for_update=True)
+    # Before the repeat check: a second press from a page opened before someone else's
+    # activation is told who did it, not shown their order as if it were its own doing.
+    require_version(session, expected, offer.updated_at, noun="offer", entity=("offer", offer.id))
     if offer.status == OfferStatus.ORDERED:
         return offer
     offers_service.require_status(offer, ACTIVATABLE, "activate", settings)
@@ -177,9 +197,10 @@ def resolve_stage(session: Session, name: str) -> OrderStage:
 
 
 def add_stage_update(
-    session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str
+    session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str, settings: Settings
 ) -> tuple[StageUpdate, Offer, OrderStage]:
     """Append a stage update to an order's history."""
+    _require_plausible_delivery(data, settings)
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
     (update,) = _append_updates(session, [offer], stage, data, actor)
@@ -188,9 +209,15 @@ def add_stage_update(
 
 
 def add_stage_updates(
-    session: Session, raw_codes: Sequence[str], data: StageUpdateCreate, *, actor: str
+    session: Session,
+    raw_codes: Sequence[str],
+    data: StageUpdateCreate,
+    *,
+    actor: str,
+    settings: Settings,
 ) -> list[Offer]:
     """Append the same stage update to several orders, all or none."""
+    _require_plausible_delivery(data, settings)
     stage = resolve_stage(session, data.stage)
     # One update per order, however many spellings of its code were sent.
     found = (find_order(session, code) for code in dict.fromkeys(raw_codes))
@@ -198,6 +225,16 @@ def add_stage_updates(
     _append_updates(session, offers, stage, data, actor)
     session.commit()
     return offers
+
+
+def _require_plausible_delivery(data: StageUpdateCreate, settings: Settings) -> None:
+    """Refuse an expected delivery before the day the update happened (today, unless it is
+    dated): on a new update that is a typo. A dated one may record a day long past by now."""
+    if data.expected_delivery_date is None:
+        return
+    day = (data.happened_at or utcnow()).astimezone(settings.zone).date()
+    if data.expected_delivery_date < day:
+        raise DeliveryBeforeUpdate(data.expected_delivery_date, day)
 
 
 def _append_updates(

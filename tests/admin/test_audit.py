@@ -115,7 +115,9 @@ def test_the_order_page_shows_the_full_history_with_who_did_what(
     settings = get_settings()
     offer = make_offer(db, settings, issued=True)
     tracking_service.activate_offer(db, offer.id, actor="api:erp", settings=settings)
-    tracking_service.add_stage_update(db, offer.id, StageUpdateCreate(stage="Shipped"), actor="cli")
+    tracking_service.add_stage_update(
+        db, offer.id, StageUpdateCreate(stage="Shipped"), actor="cli", settings=settings
+    )
     token = as_role(Role.SALES)
     web.post(
         f"/admin/orders/{offer.id}/stage-update",

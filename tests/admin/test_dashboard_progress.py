@@ -45,7 +45,7 @@ def _order(session: Session, company: str) -> Offer:
 
 def _update(session: Session, offer: Offer, stage: str, **fields: object) -> None:
     data = StageUpdateCreate.model_validate({"stage": stage, **fields})
-    tracking_service.add_stage_update(session, offer.id, data, actor="tests")
+    tracking_service.add_stage_update(session, offer.id, data, actor="tests", settings=SETTINGS)
 
 
 def _from_history(session: Session) -> tuple[dict[str, int], list[tuple[str, date]]]:
@@ -106,41 +106,83 @@ def _history_progress(session: Session) -> dict[str, tuple[int | None, date | No
     return progress
 
 
+def _days_ago(days: int) -> str:
+    """An update's ``happened_at``: one naming a date since past was entered back then."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
 def _mix(session: Session, api: TestClient) -> dict[str, Offer]:
     """Orders at every stage, late and not, delivered, backdated and bulk updates."""
     today = offers_service.today(SETTINGS)
     orders = {name: _order(session, name) for name in ("A", "B", "C", "D", "E", "F", "G")}
-    _update(session, orders["A"], "in_production", expected_delivery_date=str(today - timedelta(3)))
-    _update(session, orders["B"], "Quality check", expected_delivery_date=str(today + timedelta(3)))
+    _update(
+        session,
+        orders["A"],
+        "in_production",
+        happened_at=_days_ago(4),
+        expected_delivery_date=str(today - timedelta(3)),
+    )
+    _update(
+        session,
+        orders["B"],
+        "Quality check",
+        happened_at=_days_ago(8),
+        expected_delivery_date=str(today + timedelta(3)),
+    )
     # Late, then a later update moves the date into the future: no longer late.
-    _update(session, orders["C"], "shipped", expected_delivery_date=str(today - timedelta(1)))
+    _update(
+        session,
+        orders["C"],
+        "shipped",
+        happened_at=_days_ago(2),
+        expected_delivery_date=str(today - timedelta(1)),
+    )
     _update(session, orders["C"], "shipped", expected_delivery_date=str(today + timedelta(2)))
     # Delivered after being late: not listed, counted as delivered.
-    _update(session, orders["D"], "shipped", expected_delivery_date=str(today - timedelta(9)))
+    _update(
+        session,
+        orders["D"],
+        "shipped",
+        happened_at=_days_ago(10),
+        expected_delivery_date=str(today - timedelta(9)),
+    )
     _update(session, orders["D"], "delivered")
     # A backdated update with a date does not replace the later one's date, nor an earlier
     # stage the furthest one.
     _update(
-        session, orders["E"], "ready_for_dispatch", expected_delivery_date=str(today - timedelta(2))
+        session,
+        orders["E"],
+        "ready_for_dispatch",
+        happened_at=_days_ago(3),
+        expected_delivery_date=str(today - timedelta(2)),
     )
-    backdated = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     _update(
         session,
         orders["E"],
         "in_production",
-        happened_at=backdated,
+        happened_at=_days_ago(30),
         expected_delivery_date=str(today + timedelta(5)),
     )
     # Through the API, in another spelling of the code.
     response = api.post(
         f"/api/v1/orders/{orders['F'].tracking_id.lower()}/updates",
-        json={"stage": "Shipped", "expected_delivery_date": str(today - timedelta(4))},
+        json={
+            "stage": "Shipped",
+            "happened_at": _days_ago(5),
+            "expected_delivery_date": str(today - timedelta(4)),
+        },
     )
     assert response.status_code == 201, response.text
-    # The staff site's bulk update: several orders, one transaction.
-    bulk = StageUpdateCreate(stage="quality_check", expected_delivery_date=today - timedelta(6))
+    # The staff site's bulk update: several orders, one transaction; B's date is replaced.
+    bulk = StageUpdateCreate.model_validate(
+        {
+            "stage": "quality_check",
+            "happened_at": _days_ago(7),
+            "expected_delivery_date": today - timedelta(6),
+        }
+    )
     tracking_service.add_stage_updates(
-        session, [orders["G"].id, orders["B"].id], bulk, actor="tests"
+        session, [orders["G"].id, orders["B"].id], bulk, actor="tests", settings=SETTINGS
     )
     return orders
 
@@ -288,7 +330,13 @@ def test_the_dashboards_stages_and_late_orders_read_the_orders_in_progress(
     connection = session.connection()
     _delivered(connection, 20_000)
     late = _order(session, "Late GmbH")
-    _update(session, late, "shipped", expected_delivery_date=str(today - timedelta(1)))
+    _update(
+        session,
+        late,
+        "shipped",
+        happened_at=_days_ago(2),
+        expected_delivery_date=str(today - timedelta(1)),
+    )
     _order(session, "New SA")
 
     with captured(connection.engine) as statements:

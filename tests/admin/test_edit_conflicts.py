@@ -273,6 +273,43 @@ def test_revising_an_offer_the_customer_declined_since_its_page_was_opened_is_re
     assert isinstance(stored, Offer) and stored.status == OfferStatus.DECLINED
 
 
+def test_the_second_of_two_activations_from_one_page_state_is_refused_and_names_the_first(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    _two_people(web, second_browser, make_staff, Role.SALES)
+    anas_action, anas = _confirmation(web, offer.id, "activate")
+    action, bens = _confirmation(second_browser, offer.id, "activate")
+    assert web.post(anas_action, data=anas).status_code == 200
+
+    pressed = second_browser.post(action, data=bens)
+
+    assert pressed.status_code == 200
+    assert "Not activated" in pressed.text
+    assert "This offer was changed by ana@example.com at " in pressed.text
+    assert "Nothing was done" in pressed.text
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer) and stored.status == OfferStatus.ORDERED
+    assert stored.activated_by == "staff:ana@example.com"
+
+
+def test_activating_an_offer_revised_since_its_page_was_opened_is_refused_as_changed(
+    web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session
+) -> None:
+    offer = make_offer(db, get_settings(), issued=True)
+    _two_people(web, second_browser, make_staff, Role.SALES)
+    action, bens = _confirmation(second_browser, offer.id, "activate")
+    revise, anas = _confirmation(web, offer.id, "revise")
+    assert web.post(revise, data=anas).status_code == 200
+
+    pressed = second_browser.post(action, data=bens)
+
+    assert "Not activated" in pressed.text
+    assert "This offer was changed by ana@example.com at " in pressed.text
+    stored = _stored(db, Offer, offer.id)
+    assert isinstance(stored, Offer) and stored.status == OfferStatus.SUPERSEDED
+
+
 @pytest.mark.usefixtures("restored_stage_list")
 def test_an_older_stage_form_does_not_undo_another_admins_rename(
     web: TestClient, second_browser: TestClient, make_staff: Staff, db: Session

@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from app.config import get_settings
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate
 from app.customers.service import create_customer
+from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
@@ -404,7 +406,7 @@ def test_the_stage_update_form_preselects_the_next_stage(
     tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
     first, second = tracking_service.list_stages(db)[:2]
     tracking_service.add_stage_update(
-        db, order_id, StageUpdateCreate(stage=first.key), actor="tests"
+        db, order_id, StageUpdateCreate(stage=first.key), actor="tests", settings=settings
     )
     db.rollback()
     as_role(Role.SALES)
@@ -438,6 +440,36 @@ def test_a_bulk_stage_update_without_a_stage_says_so_beside_it(
     assert "Shipped today</textarea>" in response.text
 
 
+@pytest.mark.parametrize("form", ["one order", "bulk"])
+def test_an_expected_delivery_in_the_past_is_refused_beside_it_on_either_stage_form(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, form: str
+) -> None:
+    settings = get_settings()
+    orders = [make_offer(db, settings, issued=True, company=c).id for c in ("Acme", "Nordwind")]
+    for order_id in orders:
+        tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+    yesterday = offers_service.today(settings) - timedelta(days=1)
+    typed = {"stage": "shipped", "public_note": "Shipped", "expected_delivery_date": str(yesterday)}
+    url, pks = {
+        "one order": (f"/admin/orders/{orders[0]}/stage-update", {}),
+        "bulk": ("/admin/orders/bulk-stage-update", {"pks": orders}),
+    }[form]
+
+    response = web.post(url, data={"csrf_token": token, **typed, **pks})
+
+    assert response.status_code == 422
+    error = re.search(r'id="expected_delivery_date-error"[^>]*>([^<]*)<', response.text)
+    assert error and error.group(1).strip().startswith(
+        f"The expected delivery date {yesterday} lies before the day of this update"
+    )
+    assert f'value="{yesterday}"' in response.text and "Shipped</textarea>" in response.text
+    db.expire_all()
+    histories = [tracking_service.build_timeline(db, db.get_one(Offer, o)) for o in orders]
+    assert [[stage.key for _, stage in h.updates] for h in histories] == [["confirmed"]] * 2
+
+
 def test_activating_and_revising_ask_first(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
@@ -445,7 +477,8 @@ def test_activating_and_revising_ask_first(
     db.rollback()
     as_role(Role.SALES)
     details = web.get(f"/admin/offer/details/{offer_id}").text
-    assert f'/admin/offers/{offer_id}/activate"' in details  # a link, to the question
+    # A link to the question, carrying the version the page shows (app.versions).
+    assert f"/admin/offers/{offer_id}/activate?version=" in details
 
     for step, words in (("activate", "Yes, activate"), ("revise", "Yes, revise")):
         page = web.get(f"/admin/offers/{offer_id}/{step}")

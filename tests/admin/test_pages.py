@@ -116,7 +116,7 @@ def test_orders_filter_by_current_stage_and_show_it(
 ) -> None:
     shipped = _order(db, "Shipped GmbH")
     tracking_service.add_stage_update(
-        db, shipped.id, StageUpdateCreate(stage="Shipped"), actor="tests"
+        db, shipped.id, StageUpdateCreate(stage="Shipped"), actor="tests", settings=get_settings()
     )
     _order(db, "Just Ordered SA")
     as_role(Role.VIEWER)
@@ -135,8 +135,13 @@ def test_the_dashboard_counts_this_months_offers_stages_late_orders_and_human_sc
     make_offer(db, settings, issued=True)
     late = _order(db, "Late Delivery AG")
     yesterday = offers_service.today(settings) - timedelta(days=1)
-    update = StageUpdateCreate(stage="In production", expected_delivery_date=yesterday)
-    tracking_service.add_stage_update(db, late.id, update, actor="tests")
+    # Entered the day before yesterday, the date it named has passed since.
+    update = StageUpdateCreate(
+        stage="In production",
+        happened_at=utcnow() - timedelta(days=2),
+        expected_delivery_date=yesterday,
+    )
+    tracking_service.add_stage_update(db, late.id, update, actor="tests", settings=settings)
     for is_bot in (False, False, True):
         db.add(
             ScanEvent(

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.analytics import webhooks
+from app.analytics.schemas import WebhookEndpointCreate
 from tests.factories import make_campaign, make_placement
 
 
@@ -20,9 +22,20 @@ def _placement(session: Session) -> str:
     return f"/api/v1/placements/{make_placement(session, make_campaign(session).id or 0).id}"
 
 
+def _webhook_endpoint(session: Session) -> str:
+    data = WebhookEndpointCreate(url="https://hook.example.com/", event_types=["scan.created"])
+    return f"/api/v1/webhooks/{webhooks.create_endpoint(session, data, actor='tests').id}"
+
+
 RECORDS = {
     "campaign": (_campaign, {"utm_medium": "poster"}, {"utm_medium": "flyer"}, "utm_medium"),
     "placement": (_placement, {"name": "Shop window"}, {"name": "Counter"}, "name"),
+    "webhook endpoint": (
+        _webhook_endpoint,
+        {"url": "https://warehouse.example.com/in"},
+        {"url": "https://hook.example.com/v2"},
+        "url",
+    ),
 }
 
 
@@ -64,12 +77,15 @@ VERSIONED = [
     ("patch", "/api/v1/offers/{offer_id}"),
     ("post", "/api/v1/offers/{offer_id}/issue"),
     ("post", "/api/v1/offers/{offer_id}/revise"),
+    ("post", "/api/v1/offers/{offer_id}/activate"),
     ("get", "/api/v1/customers/{customer_id}"),
     ("patch", "/api/v1/customers/{customer_id}"),
     ("get", "/api/v1/campaigns/{campaign_id}"),
     ("patch", "/api/v1/campaigns/{campaign_id}"),
     ("get", "/api/v1/placements/{placement_id}"),
     ("patch", "/api/v1/placements/{placement_id}"),
+    ("get", "/api/v1/webhooks/{endpoint_id}"),
+    ("patch", "/api/v1/webhooks/{endpoint_id}"),
 ]
 
 

@@ -33,6 +33,7 @@ from app.tracking import service as tracking_service
 from app.tracking.models import ScanEvent
 from app.tracking.scanlog import ScanWriter
 from app.tracking.schemas import StageUpdateCreate
+from app.versions import Expected, StaleEdit, etag_of
 from tests.aio import run_async
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
@@ -129,6 +130,14 @@ def fast() -> Settings:
     )
 
 
+def _stored_stamp(engine: Engine, endpoint_id: int) -> datetime:
+    """The endpoint's version as stored."""
+    with Session(engine) as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        assert endpoint is not None
+        return endpoint.updated_at
+
+
 def _endpoint(engine: Engine, receiver: Receiver, *types: str) -> int:
     with Session(engine, expire_on_commit=False) as session:
         data = WebhookEndpointCreate.model_validate(
@@ -178,7 +187,7 @@ def _one_of_each_type(engine: Engine) -> str:
         )
         tracking_service.activate_offer(session, offer.id, actor="t", settings=settings)
         tracking_service.add_stage_update(
-            session, offer.id, StageUpdateCreate(stage="shipped"), actor="t"
+            session, offer.id, StageUpdateCreate(stage="shipped"), actor="t", settings=settings
         )
     return offer.id
 
@@ -394,9 +403,12 @@ def test_backoff_doubles_up_to_the_cap(fast: Settings) -> None:
 def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
     committed: Engine, fast: Settings
 ) -> None:
+    from app.analytics.schemas import WebhookEndpointUpdate
+
     receiver = Receiver(fail_first=10**6)
     try:
         endpoint_id = _endpoint(committed, receiver, "conversion.created")
+        read_while_on = Expected.from_if_match(etag_of(_stored_stamp(committed, endpoint_id)))
         _emit(committed, 2)
 
         def disabled() -> bool:
@@ -407,12 +419,14 @@ def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
         _drain(committed, fast, disabled)
         _emit(committed, 1)  # queued while disabled after failures
         receiver.fail_first = 0
-        with Session(committed) as session:
-            from app.analytics.schemas import WebhookEndpointUpdate
-
+        turn_on = WebhookEndpointUpdate(enabled=True)
+        # Switched off is a new version: a client that read it on is told before turning it on.
+        with Session(committed) as session, pytest.raises(StaleEdit):
             webhooks.update_endpoint(
-                session, endpoint_id, WebhookEndpointUpdate(enabled=True), actor="test"
+                session, endpoint_id, turn_on, actor="test", expected=read_while_on
             )
+        with Session(committed) as session:
+            webhooks.update_endpoint(session, endpoint_id, turn_on, actor="test")
         _drain(committed, fast, lambda: len(receiver.events) == 3)
     finally:
         receiver.close()

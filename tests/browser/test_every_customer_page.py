@@ -43,7 +43,9 @@ def _customer_paths(engine: Engine) -> tuple[str, str, list[str]]:
         update = StageUpdateCreate(
             stage="Shipped", public_note="On its way", carrier="DHL", tracking_number="JD0142"
         )
-        tracking_service.add_stage_update(session, order.id, update, actor="tests")
+        tracking_service.add_stage_update(
+            session, order.id, update, actor="tests", settings=settings
+        )
         pending = OrderSubscription(offer_id=order.id, email="a@example.com")
         session.add(pending)
         session.commit()

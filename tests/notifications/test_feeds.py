@@ -37,6 +37,7 @@ def _order(session: Session, settings: Settings) -> Offer:
             expected_delivery_date=offers_service.today(settings) + timedelta(days=2),
         ),
         actor="tests",
+        settings=settings,
     )
     return order
 

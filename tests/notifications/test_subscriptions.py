@@ -192,12 +192,16 @@ def test_an_order_is_announced_as_delivered_once(
     _subscribed(committed, shipped, "late@example.com")
     final = StageUpdateCreate(stage="Delivered")
     with Session(committed) as session:
-        tracking_service.add_stage_update(session, delivered.id, final, actor="tests")
+        tracking_service.add_stage_update(
+            session, delivered.id, final, actor="tests", settings=settings
+        )
         tracking_service.add_stage_updates(
-            session, [delivered.id, shipped.id], final, actor="tests"
+            session, [delivered.id, shipped.id], final, actor="tests", settings=settings
         )
         noted = StageUpdateCreate(stage="Delivered", public_note="Invoice attached below")
-        tracking_service.add_stage_update(session, delivered.id, noted, actor="tests")
+        tracking_service.add_stage_update(
+            session, delivered.id, noted, actor="tests", settings=settings
+        )
     run_worker(committed, mail_settings)
 
     early = [m["Subject"] for m in inbox.to("early@example.com")]
@@ -531,7 +535,9 @@ def test_the_fan_out_claim_reads_the_pending_update_not_every_one_done(
             _done_fanouts(connection, order.id, 20_000)
         with Session(committed) as session:
             update = StageUpdateCreate(stage="In production", public_note="Started today.")
-            tracking_service.add_stage_update(session, order.id, update, actor="tests")
+            tracking_service.add_stage_update(
+                session, order.id, update, actor="tests", settings=settings
+            )
 
         with captured(committed) as statements:
             assert subscriptions.fan_out(committed, settings) == 1

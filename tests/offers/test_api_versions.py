@@ -128,6 +128,44 @@ def test_a_revise_sent_with_an_old_etag_is_refused_and_makes_no_revision(
     assert api.get(url).json()["status"] == "superseded"
 
 
+def test_an_activation_sent_with_an_old_etag_is_refused_and_leaves_the_offer(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
+    offer = make_offer(session, settings, issued=True)
+    url = f"/api/v1/offers/{offer.id}"
+    etag = api.get(url).headers["ETag"]
+    service.accept_offer(
+        session, offer.id, signer_name="Maria", po_number="PO-7", settings=settings
+    )
+    accepted = api.get(url).headers["ETag"]
+
+    stale = api.post(f"{url}/activate", headers={"If-Match": etag})
+    unactivated = api.get(url).json()["status"]
+    activated = api.post(f"{url}/activate", headers={"If-Match": accepted})
+
+    assert stale.status_code == 412 and stale.headers["ETag"] == accepted
+    assert stale.json()["detail"].startswith("This offer was changed at ")
+    assert unactivated == "accepted"
+    assert activated.status_code == 200 and activated.json()["status"] == "ordered"
+    assert activated.headers["ETag"] == api.get(url).headers["ETag"] != accepted
+
+
+def test_a_second_activation_with_the_etag_read_before_the_first_is_refused(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
+    url = f"/api/v1/offers/{make_offer(session, settings, issued=True).id}"
+    etag = api.get(url).headers["ETag"]
+
+    first = api.post(f"{url}/activate", headers={"If-Match": etag})
+    second = api.post(f"{url}/activate", headers={"If-Match": etag})
+    unconditional = api.post(f"{url}/activate")  # a retry that asks nothing stays harmless
+
+    assert first.status_code == 200
+    assert second.status_code == 412 and second.headers["ETag"] == first.headers["ETag"]
+    assert unconditional.status_code == 200
+    assert unconditional.headers["ETag"] == first.headers["ETag"]
+
+
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """Every ``utcnow()`` of the app answers one instant, as on a fast machine or a node whose

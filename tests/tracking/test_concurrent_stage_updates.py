@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.notifications.models import UpdateFanout
 from app.offers.models import Offer
 from app.tracking import service
@@ -34,7 +34,9 @@ def _add(engine: Engine, order_id: str, both_inserted: threading.Barrier, **fiel
     with Session(engine) as session:
         event.listen(session, "after_flush", after_insert)
         data = StageUpdateCreate.model_validate(fields)
-        service.add_stage_update(session, order_id, data, actor="staff:ana@example.com")
+        service.add_stage_update(
+            session, order_id, data, actor="staff:ana@example.com", settings=get_settings()
+        )
 
 
 def test_two_updates_of_one_order_at_once_are_both_added_and_told_once(

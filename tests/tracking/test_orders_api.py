@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.config import Settings
+from app.db import utcnow
 from app.offers import service as offers_service
 from tests.factories import make_offer
 
@@ -114,6 +115,40 @@ def test_stage_update_errors(api: TestClient, session: Session, settings: Settin
     assert naive_time.status_code == 422
     assert not_an_order.status_code == 404
     assert bad_code.status_code == 400
+
+
+def test_an_expected_delivery_before_the_updates_day_is_refused_at_its_field(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_offer(session, settings, issued=True)
+    api.post(f"/api/v1/offers/{order.id}/activate")
+    url = f"/api/v1/orders/{order.id}/updates"
+    today = offers_service.today(settings)
+    yesterday = str(today - timedelta(days=1))
+
+    typo = api.post(url, json={"stage": "Shipped", "expected_delivery_date": yesterday})
+    after_typo = [u["stage"] for u in api.get(url).json()]
+    on_the_day = api.post(url, json={"stage": "Shipped", "expected_delivery_date": str(today)})
+    # Entered late for a day that is past: the date it named was then still to come.
+    three_days_ago = (utcnow() - timedelta(days=3)).isoformat()
+    recorded = api.post(
+        url,
+        json={
+            "stage": "Shipped",
+            "happened_at": three_days_ago,
+            "expected_delivery_date": yesterday,
+        },
+    )
+
+    assert typo.status_code == 422
+    (error,) = typo.json()["detail"]
+    assert error["loc"] == ["body", "expected_delivery_date"]
+    assert error["msg"] == (
+        f"The expected delivery date {yesterday} lies before the day of this update, "
+        f"{today}: check it for a typo."
+    )
+    assert after_typo == ["confirmed"]
+    assert (on_the_day.status_code, recorded.status_code) == (201, 201)
 
 
 def test_order_api_needs_a_key(client: TestClient) -> None:

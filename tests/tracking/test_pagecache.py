@@ -53,6 +53,7 @@ def test_a_stage_update_shows_on_the_next_view(
         order.tracking_id,
         StageUpdateCreate(stage="shipped", public_note="Handed to DHL"),
         actor="tests",
+        settings=settings,
     )
 
     assert "Handed to DHL" in client.get(f"/{order.tracking_id}").text
@@ -79,6 +80,7 @@ def test_the_page_shows_the_progress_the_order_keeps_and_a_new_one_at_once(
         order.id,
         StageUpdateCreate(stage="shipped", expected_delivery_date=expected),
         actor="tests",
+        settings=settings,
     )
     kept = update(Offer).where(col(Offer.id) == order.id)
     session.execute(kept.values(stage_position=4, expected_delivery_date=expected + timedelta(1)))

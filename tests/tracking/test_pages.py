@@ -98,6 +98,7 @@ def test_tracking_id_shows_progress_and_nothing_else(
             expected_delivery_date=offers_service.today(settings) + timedelta(days=2),
         ),
         actor="tests",
+        settings=settings,
     )
 
     response = client.get(f"/{order.tracking_id[:5].lower()}-{order.tracking_id[5:]}")

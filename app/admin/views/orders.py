@@ -186,7 +186,7 @@ def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
             "can_activate": offer.effective_status(today) in tracking_service.ACTIVATABLE,
             "can_issue": offer.status == OfferStatus.DRAFT,
             "can_revise": offer.effective_status(today) in offers_service.REVISABLE,
-            # Issue and revise ask about the offer as this page shows it (app.versions).
+            # Activate, issue and revise ask about the offer as this page shows it (app.versions).
             "version": version_of(offer.updated_at),
         }
 
