@@ -36,6 +36,9 @@ RECONNECT_SECONDS = 0.5
 # How often an idle listener checks its connection: a dead or silent one is noticed within
 # this time (and the answer's wait), and a verified API key is then trusted for a second only.
 PING_SECONDS = 1.0
+# How long stopping waits for the listening thread: a listener asks at least that often
+# whether it should stop, so it normally ends well within it.
+STOP_WAIT_SECONDS = PING_SECONDS + 2
 
 Handler = Callable[[str], None]
 _handlers: dict[str, list[Handler]] = {}
@@ -81,18 +84,28 @@ class Bus:
         self.transport = transport
         self.connected = threading.Event()
         self._stop = threading.Event()
+        # Held for every change of the liveness gauge, and by ``stop``: a thread that outlives
+        # the join (a connection slow to give up) must not set the gauge of a process that has
+        # stopped listening, or of the listener started after it, once ``stop`` has returned.
+        self._gauge = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name="offertrack invalidation", daemon=True
         )
 
     def start(self) -> None:
-        INVALIDATION_LISTENERS_DOWN.set(1)  # until it hears
+        self._report_down(True)  # until it hears
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._gauge:
+            self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=PING_SECONDS + 2)
+            self._thread.join(timeout=STOP_WAIT_SECONDS)
+
+    def _report_down(self, down: bool) -> None:
+        with self._gauge:
+            if not self._stop.is_set():
+                INVALIDATION_LISTENERS_DOWN.set(1 if down else 0)
 
     def _run(self) -> None:
         warned = False  # once per outage: a silent channel fails every reconnection
@@ -111,7 +124,7 @@ class Bus:
             self.connected.set()
         else:
             self.connected.clear()
-        INVALIDATION_LISTENERS_DOWN.set(0 if live else 1)
+        self._report_down(not live)
 
     def _on_message(self, message: str) -> None:
         if message == _CONNECTED:

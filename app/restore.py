@@ -96,7 +96,7 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
     if not backup.is_file():
         raise RestoreError(f"there is no backup at {backup}")
     check_sqlite(backup)
-    database.parent.mkdir(parents=True, exist_ok=True)
+    _make_directory(database.parent)
     existed = database.exists()
     owner = database.stat() if existed else database.parent.stat()
     # As private as the database it replaces, a first one as the backup (0600): it holds the
@@ -126,6 +126,29 @@ def restore_sqlite(backup: Path, database: Path) -> RestoreReport:
             detail = f"the restored database failed its check ({exc}); kept: {kept}"
             raise RestoreError(detail) from exc
     return RestoreReport(str(database), revision, set_aside)
+
+
+def _make_directory(directory: Path) -> None:
+    """Create the database's directory where there is none, private (0700, as a first
+    database is 0600) and, run as root, owned as the nearest directory above it that exists:
+    left to root, it kept the server's own user from writing the database's -wal beside it.
+    As root below a directory of root's, whose the database is cannot be told: refuse."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    if not missing:
+        return
+    owner = directory.stat()
+    if os.geteuid() == 0 and owner.st_uid == 0:
+        raise RestoreError(
+            f"{missing[0]} does not exist and {directory} belongs to root, so it is not known "
+            "which user the server runs as: create the directory for that user (`install -d "
+            f"-m 700 -o offertrack -g offertrack {missing[0]}`), then restore again"
+        )
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        _hand_over(owner, path)
 
 
 def _hand_over(owner: os.stat_result, *paths: Path) -> None:

@@ -5,6 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,10 @@ runner = CliRunner()
 on_sqlite = pytest.mark.skipif(
     not TEST_DATABASE_URL.startswith("sqlite"), reason="SQLite's files; PostgreSQL has its own"
 )
+run_as_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root can give a file to another user"
+)
+SERVER_USER = 65534  # nobody, as the service's own user
 on_postgresql = pytest.mark.skipif(
     not TEST_DATABASE_URL.startswith("postgresql"), reason="pg_dump and pg_restore"
 )
@@ -98,7 +103,7 @@ def test_a_sqlite_backup_restores_over_a_database_with_a_leftover_wal(
 
 
 @on_sqlite
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+@run_as_root
 def test_a_restore_run_as_root_leaves_the_database_to_the_servers_user(
     committed: Engine, tmp_path: Path
 ) -> None:
@@ -107,15 +112,82 @@ def test_a_restore_run_as_root_leaves_the_database_to_the_servers_user(
     live = tmp_path / "var" / "offertrack.db"
     live.parent.mkdir()
     live.write_bytes(backup.read_bytes())
-    server_user = 65534  # nobody, as the service's own user
     for path in (live.parent, live):
-        os.chown(path, server_user, server_user)
+        os.chown(path, SERVER_USER, SERVER_USER)
 
     result = offertrack(f"sqlite:///{live}", "restore", str(backup))
 
     assert result.returncode == 0, result.stderr
     for path in (live, lock_path(live)):
-        assert (path.stat().st_uid, path.stat().st_gid) == (server_user, server_user), path
+        assert (path.stat().st_uid, path.stat().st_gid) == (SERVER_USER, SERVER_USER), path
+
+
+def as_user(uid: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The system's Python run as ``uid`` (the venv's may live where that user cannot read)."""
+    return subprocess.run(
+        ["/usr/bin/python3", *args],
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@on_sqlite
+@run_as_root
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="the system's Python")
+def test_a_restore_as_root_into_a_new_directory_leaves_it_to_the_user_of_the_one_above(
+    committed: Engine,
+) -> None:
+    """The data directory is the service user's; the database goes into a directory below it
+    that does not exist yet. Created by root, it was root's: the server, as its own user, could
+    read the restored database but not write its -wal beside it, and every save failed."""
+    with Session(committed, expire_on_commit=False) as session:
+        make_offer(session, get_settings(), company="Restored")
+    with tempfile.TemporaryDirectory() as scratch:
+        Path(scratch).chmod(0o755)  # pytest's tmp_path is root's alone: nobody gets past it
+        backup = Path(scratch) / "backup.db"
+        assert cli("backup", str(backup)).exit_code == 0
+        data = Path(scratch) / "var-lib-offertrack"
+        data.mkdir(mode=0o750)
+        os.chown(data, SERVER_USER, SERVER_USER)
+        live = data / "db" / "sqlite" / "offertrack.db"
+
+        result = offertrack(f"sqlite:///{live}", "restore", str(backup))
+
+        assert result.returncode == 0, result.stderr
+        for path in (data / "db", live.parent, live, lock_path(live)):
+            assert (path.stat().st_uid, path.stat().st_gid) == (SERVER_USER, SERVER_USER), path
+        assert [p.stat().st_mode & 0o777 for p in (data / "db", live.parent)] == [0o700, 0o700]
+        write = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('PRAGMA journal_mode=WAL')\n"
+            "db.execute(\"UPDATE offer SET customer_company = 'Saved by the server'\")\n"
+        )
+        saved = as_user(SERVER_USER, "-c", write, str(live))
+        assert saved.returncode == 0, saved.stderr
+        assert companies(live) == ["Saved by the server"]
+
+
+@on_sqlite
+@run_as_root
+def test_a_restore_as_root_into_a_new_directory_below_roots_is_refused(
+    committed: Engine, tmp_path: Path
+) -> None:
+    backup = tmp_path / "backup.db"
+    assert cli("backup", str(backup)).exit_code == 0
+    live = tmp_path / "new" / "offertrack.db"  # tmp_path is root's: whose is the database?
+
+    result = offertrack(f"sqlite:///{live}", "restore", str(backup))
+
+    assert result.returncode == 1
+    assert f"{live.parent} does not exist" in result.stderr
+    assert f"install -d -m 700 -o offertrack -g offertrack {live.parent}" in result.stderr
+    assert not live.parent.exists()
 
 
 @on_sqlite
@@ -131,6 +203,7 @@ def test_a_restored_database_is_as_private_as_the_one_it_replaces(
     live.write_bytes(backup.read_bytes())
     live.chmod(0o640)  # the server's user, and its group (a backup job, say)
     fresh = tmp_path / "new" / "offertrack.db"  # a database restored where there was none
+    fresh.parent.mkdir()  # run as root, a new one below a directory of root's is refused
 
     for database in (live, fresh):
         result = offertrack(f"sqlite:///{database}", "restore", str(backup))

@@ -72,7 +72,8 @@ async def listed(view: ModelView, request: Request) -> Select[Any]:
     lookup filters, the sort and the search, in the order sqladmin's ``ModelView.list`` applies
     them. A copy: sqladmin 0.32 builds that statement inline in ``list`` and exports
     ``list_query`` alone; tests/admin/test_sqladmin_overrides.py notices when an upgrade
-    changes either."""
+    changes either. StaffModelView's ``list`` pages through it too, so the export and the
+    page cannot disagree."""
     stmt = view.list_query(request)
     for relation in view._list_relations:
         stmt = stmt.options(selectinload(relation))

@@ -34,7 +34,9 @@ class StageUpdate(SQLModel, table=True):
     stage_key: str = Field(
         sa_column=Column(String(40), ForeignKey("order_stage.key"), nullable=False)
     )
-    happened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Indexed for the staff list of stage updates, newest first a page at a time (every view
+    # sorted the whole table).
+    happened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     public_note: str = Field(default="", sa_type=Text)
     internal_note: str = Field(default="", sa_type=Text)
     expected_delivery_date: date | None = None

@@ -31,8 +31,9 @@ RECORDED = {
     "details.html": "be8a642848e62144789de8b514c133014d720cbec2cd3d5235672dae8edcc4c2",
     "list.html": "173d8332d56c3623df6da1f5e009987245a2f56153a1564fa033d34b27e4e4c9",
 }
-# sqladmin 0.32.0's code we copy rather than call: the steps by which ``ModelView.list`` builds
-# the list's statement, which app/admin/export.py's ``listed`` repeats for the export, and the
+# sqladmin 0.32.0's code we copy rather than call: ``ModelView.list``, whose steps building the
+# list's statement app/admin/export.py's ``listed`` repeats (for the export and for
+# StaffModelView's own ``list``, which replaces it to count no further than a cap), and the
 # export endpoint ``Admin.export``, which StaffAdmin replaces with one that streams (its checks
 # kept). When one changes, carry the change over.
 COPIED_CODE = {

@@ -386,3 +386,46 @@ def test_after_a_failed_announcement_the_next_is_logged_and_sent_once_redis_answ
         time.sleep(invalidation.PING_SECONDS + 0.5)  # the listener has asked Redis since
         transport.publish(_from_another_process("test-topic", "revoked"))
         _wait_for(heard, "revoked")
+
+
+class _SlowToGiveUp:
+    """A connection that does not notice ``stop`` in time (a TCP peer gone without a word, a
+    read stuck past its timeout): it fails only when the test says so."""
+
+    def __init__(self) -> None:
+        self.listening = threading.Event()
+        self.give_up = threading.Event()
+
+    def publish(self, message: str) -> None:
+        raise AssertionError("not what this test is about")
+
+    def listen(self, deliver: Callable[[str], None], stop: threading.Event) -> None:
+        deliver(invalidation._CONNECTED)
+        self.listening.set()
+        self.give_up.wait(10)
+        raise ConnectionError("connection reset by peer")
+
+
+@pytest.mark.usefixtures("own_listener_stopped")
+def test_a_listener_that_outlives_stop_never_reports_itself_down_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopping waits a while for the listening thread, then goes on without it. The thread,
+    ending later, set the gauge of a process that had stopped listening (or that listens on a
+    new connection since) back to one listener down, and every alert on it fired for good."""
+    monkeypatch.setattr(invalidation, "STOP_WAIT_SECONDS", 0.05)
+    transport = _SlowToGiveUp()
+    bus = invalidation.Bus(transport)
+    monkeypatch.setattr(invalidation, "_bus", bus)  # this process's listener
+    bus.start()
+    assert transport.listening.wait(10) and bus.connected.wait(10)
+    assert _listeners_down() == 0
+
+    invalidation.stop()  # as the server's shutdown does
+    assert bus._thread.is_alive()  # stop() returned without it
+    assert _listeners_down() == 0
+    transport.give_up.set()  # the lost connection is noticed only now
+    bus._thread.join(10)
+
+    assert not bus._thread.is_alive()
+    assert _listeners_down() == 0
