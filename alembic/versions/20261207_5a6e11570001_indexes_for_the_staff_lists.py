@@ -1,7 +1,7 @@
 """index for the staff list of stage updates: newest first, a page at a time
 
 Revision ID: 5a6e11570001
-Revises: 57a6e5000001
+Revises: 3eb400000001
 Create Date: 2026-12-07 13:30:00
 
 Each view of the staff list of stage updates read the whole table to show its newest 25 rows:
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "5a6e11570001"
-down_revision: str | None = "57a6e5000001"
+down_revision: str | None = "3eb400000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
