@@ -79,6 +79,7 @@ def test_a_redis_that_stops_answering_costs_a_mistyped_code_a_moment_not_the_ser
     assert all(seconds < 0.2 for seconds in later)  # Redis is left alone for a while
 
 
+@pytest.mark.usefixtures("engine")  # the schema: run first, the forms found no table
 def test_two_app_instances_share_the_public_forms_limits_through_redis(
     redis_url: str, settings: Settings
 ) -> None:
