@@ -267,11 +267,25 @@ def update_endpoint(
     return WebhookEndpointRead.model_validate(endpoint, from_attributes=True)
 
 
-@router.post("/webhooks/{endpoint_id}/rotate-secret", name="webhooks:rotate", tags=["webhooks"])
+@router.post(
+    "/webhooks/{endpoint_id}/rotate-secret",
+    name="webhooks:rotate",
+    tags=["webhooks"],
+    responses={**WITH_ETAG, **error_responses(412)},
+)
 def rotate_secret(
-    endpoint_id: PathId, session: SessionDep, key: ApiKeyDep
+    endpoint_id: PathId,
+    session: SessionDep,
+    key: ApiKeyDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> WebhookEndpointCreated:
-    return _endpoint(webhooks.rotate_secret(session, endpoint_id, actor=key.actor))
+    """A new signing secret (in the answer, once); with ``If-Match`` only if nobody changed the
+    endpoint since."""
+    expected = Expected.from_if_match(if_match)
+    endpoint = webhooks.rotate_secret(session, endpoint_id, actor=key.actor, expected=expected)
+    response.headers["ETag"] = etag_of(endpoint.updated_at)
+    return _endpoint(endpoint)
 
 
 @router.delete(
@@ -279,9 +293,15 @@ def rotate_secret(
     status_code=status.HTTP_204_NO_CONTENT,
     name="webhooks:delete",
     tags=["webhooks"],
+    responses=error_responses(412),
 )
-def delete_endpoint(endpoint_id: PathId, session: SessionDep) -> None:
-    webhooks.delete_endpoint(session, endpoint_id)
+def delete_endpoint(
+    endpoint_id: PathId, session: SessionDep, key: ApiKeyDep, if_match: IfMatch = None
+) -> None:
+    """Remove the endpoint, its queued events and its delivery log; with ``If-Match`` only if
+    nobody changed it since."""
+    expected = Expected.from_if_match(if_match)
+    webhooks.delete_endpoint(session, endpoint_id, actor=key.actor, expected=expected)
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries", name="webhooks:deliveries", tags=["webhooks"])

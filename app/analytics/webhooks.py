@@ -73,10 +73,7 @@ def update_endpoint(
 ) -> WebhookEndpoint:
     """Change an endpoint, unless it changed since ``expected``; enabling it again clears its
     failures and resumes its backlog."""
-    endpoint = get_endpoint(session, endpoint_id, for_update=True)
-    require_version(
-        session, expected, endpoint.updated_at, noun="webhook endpoint", entity=_entity(endpoint)
-    )
+    endpoint = _current(session, endpoint_id, expected)
     changes = data.model_dump(exclude_unset=True)
     for name in ("url", "event_types", "enabled"):
         if name in changes and changes[name] is None:
@@ -103,9 +100,12 @@ def update_endpoint(
     return endpoint
 
 
-def rotate_secret(session: Session, endpoint_id: int, *, actor: str) -> WebhookEndpoint:
-    """A new signing secret; the old one stops working with the next delivery."""
-    endpoint = get_endpoint(session, endpoint_id, for_update=True)
+def rotate_secret(
+    session: Session, endpoint_id: int, *, actor: str, expected: Expected | None = None
+) -> WebhookEndpoint:
+    """A new signing secret, unless the endpoint changed since ``expected``; the old one stops
+    working with the next delivery."""
+    endpoint = _current(session, endpoint_id, expected)
     endpoint.secret = new_secret()
     endpoint.updated_at = next_stamp(endpoint.updated_at)
     session.add(endpoint)
@@ -114,10 +114,24 @@ def rotate_secret(session: Session, endpoint_id: int, *, actor: str) -> WebhookE
     return endpoint
 
 
-def delete_endpoint(session: Session, endpoint_id: int) -> None:
-    """Remove an endpoint with its queued events and delivery log."""
-    session.delete(get_endpoint(session, endpoint_id))
+def delete_endpoint(
+    session: Session, endpoint_id: int, *, actor: str, expected: Expected | None = None
+) -> None:
+    """Remove an endpoint with its queued events and delivery log, unless it changed since
+    ``expected``. The audit log keeps where its events went."""
+    endpoint = _current(session, endpoint_id, expected)
+    _audit(session, actor, "webhook.deleted", endpoint, f"Webhook endpoint {endpoint.url} deleted")
+    session.delete(endpoint)
     session.commit()
+
+
+def _current(session: Session, endpoint_id: int, expected: Expected | None) -> WebhookEndpoint:
+    """The endpoint, locked for the change, if it is still the version ``expected``."""
+    endpoint = get_endpoint(session, endpoint_id, for_update=True)
+    require_version(
+        session, expected, endpoint.updated_at, noun="webhook endpoint", entity=_entity(endpoint)
+    )
+    return endpoint
 
 
 def deliveries(session: Session, endpoint_id: int, *, limit: int) -> list[DeliveryRead]:

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.analytics import webhooks
 from app.analytics.schemas import WebhookEndpointCreate
+from app.audit import AuditLogEntry
 from tests.factories import make_campaign, make_placement
 
 
@@ -72,6 +73,39 @@ def test_a_change_with_the_current_etag_or_without_one_saves(
     assert api.get(url).json()[field] == second_change[field]
 
 
+def test_a_webhook_endpoint_rotated_or_deleted_from_an_old_etag_is_left_as_it_is(
+    api: TestClient, session: Session
+) -> None:
+    url = _webhook_endpoint(session)
+    etag = api.get(url).headers["ETag"]
+    assert api.patch(url, json={"event_types": ["offer.accepted"]}).status_code == 200
+
+    rotated = api.post(f"{url}/rotate-secret", headers={"If-Match": etag})
+    deleted = api.delete(url, headers={"If-Match": etag})
+
+    assert (rotated.status_code, deleted.status_code) == (412, 412)
+    assert api.get(url).json()["event_types"] == ["offer.accepted"]
+    current = api.get(url).headers["ETag"]
+    fresh = api.post(f"{url}/rotate-secret", headers={"If-Match": current})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != current
+    assert api.delete(url, headers={"If-Match": fresh.headers["ETag"]}).status_code == 204
+    assert api.get(url).status_code == 404
+
+
+def test_a_deleted_webhook_endpoint_stays_in_the_audit_log_with_its_address(
+    api: TestClient, session: Session
+) -> None:
+    url = _webhook_endpoint(session)
+
+    assert api.delete(url).status_code == 204
+
+    query = select(AuditLogEntry).order_by(col(AuditLogEntry.id).desc())
+    entry = session.exec(query).first()
+    assert entry is not None and entry.action == "webhook.deleted"
+    assert entry.entity_id == url.rsplit("/", 1)[1] and entry.actor.startswith("api")
+    assert "https://hook.example.com/" in entry.summary
+
+
 VERSIONED = [
     ("get", "/api/v1/offers/{offer_id}"),
     ("patch", "/api/v1/offers/{offer_id}"),
@@ -86,6 +120,7 @@ VERSIONED = [
     ("patch", "/api/v1/placements/{placement_id}"),
     ("get", "/api/v1/webhooks/{endpoint_id}"),
     ("patch", "/api/v1/webhooks/{endpoint_id}"),
+    ("post", "/api/v1/webhooks/{endpoint_id}/rotate-secret"),
 ]
 
 
