@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,8 @@ from app.versions import Expected, next_stamp, require_version
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
 FIRST_STAGE_NOTE = "We have received your order."
+# A client's clock may run this far ahead of ours; beyond it a future time is a mistake.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class CodeNotFound(NotFound):
@@ -61,6 +63,15 @@ class UnknownStage(Unprocessable):
     def __init__(self, stage: str, stages: Sequence[OrderStage]) -> None:
         names = ", ".join(f"{s.label!r} ({s.key})" for s in stages)
         super().__init__(f"Unknown stage {stage!r}; use one of {names}.", loc=("body", "stage"))
+
+
+class UpdateInTheFuture(Unprocessable):
+    def __init__(self, happened_at: datetime) -> None:
+        super().__init__(
+            f"happened_at {happened_at.isoformat()} lies in the future: a stage update records "
+            "what has happened (leave it out for now).",
+            loc=("body", "happened_at"),
+        )
 
 
 class DeliveryBeforeUpdate(Unprocessable):
@@ -200,7 +211,7 @@ def add_stage_update(
     session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str, settings: Settings
 ) -> tuple[StageUpdate, Offer, OrderStage]:
     """Append a stage update to an order's history."""
-    _require_plausible_delivery(data, settings)
+    _require_plausible_dates(data, settings)
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
     (update,) = _append_updates(session, [offer], stage, data, actor)
@@ -217,7 +228,7 @@ def add_stage_updates(
     settings: Settings,
 ) -> list[Offer]:
     """Append the same stage update to several orders, all or none."""
-    _require_plausible_delivery(data, settings)
+    _require_plausible_dates(data, settings)
     stage = resolve_stage(session, data.stage)
     # One update per order, however many spellings of its code were sent.
     found = (find_order(session, code) for code in dict.fromkeys(raw_codes))
@@ -227,12 +238,16 @@ def add_stage_updates(
     return offers
 
 
-def _require_plausible_delivery(data: StageUpdateCreate, settings: Settings) -> None:
-    """Refuse an expected delivery before the day the update happened (today, unless it is
-    dated): on a new update that is a typo. A dated one may record a day long past by now."""
+def _require_plausible_dates(data: StageUpdateCreate, settings: Settings) -> None:
+    """Refuse an update dated in the future (customers would read it as done), and an
+    expected delivery before the day the update happened (today, unless it is dated): on a new
+    update that is a typo. A dated one may record a day long past by now."""
+    now = utcnow()
+    if data.happened_at is not None and data.happened_at > now + CLOCK_SKEW:
+        raise UpdateInTheFuture(data.happened_at)
     if data.expected_delivery_date is None:
         return
-    day = (data.happened_at or utcnow()).astimezone(settings.zone).date()
+    day = (data.happened_at or now).astimezone(settings.zone).date()
     if data.expected_delivery_date < day:
         raise DeliveryBeforeUpdate(data.expected_delivery_date, day)
 

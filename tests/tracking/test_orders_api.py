@@ -151,5 +151,26 @@ def test_an_expected_delivery_before_the_updates_day_is_refused_at_its_field(
     assert (on_the_day.status_code, recorded.status_code) == (201, 201)
 
 
+def test_an_update_dated_in_the_future_is_refused_at_its_field(
+    api: TestClient, session: Session, settings: Settings
+) -> None:
+    order = make_offer(session, settings, issued=True)
+    api.post(f"/api/v1/offers/{order.id}/activate")
+    url = f"/api/v1/orders/{order.id}/updates"
+    tomorrow = (utcnow() + timedelta(days=1)).isoformat()
+    a_clock_ahead = (utcnow() + timedelta(minutes=2)).isoformat()
+
+    future = api.post(url, json={"stage": "Shipped", "happened_at": tomorrow})
+    after_it = [u["stage"] for u in api.get(url).json()]
+    skewed = api.post(url, json={"stage": "Shipped", "happened_at": a_clock_ahead})
+
+    assert future.status_code == 422
+    (error,) = future.json()["detail"]
+    assert error["loc"] == ["body", "happened_at"]
+    assert "lies in the future" in error["msg"]
+    assert after_it == ["confirmed"]
+    assert skewed.status_code == 201
+
+
 def test_order_api_needs_a_key(client: TestClient) -> None:
     assert client.post("/api/v1/orders/01H0WARY2W/updates", json={"stage": "x"}).status_code == 401
