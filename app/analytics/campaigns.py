@@ -57,6 +57,7 @@ def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Ca
         **data.model_dump(exclude={"utm_campaign"}),
         utm_campaign=data.utm_campaign or slugify(data.name),
     )
+    _check_dates(campaign)
     session.add(campaign)
     _commit_unique(
         session,
@@ -67,6 +68,14 @@ def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Ca
     )
     codes.rules_changed()
     return campaign
+
+
+def _check_dates(campaign: Campaign) -> None:
+    # Refused on the end date, the field a person fixes, in the words of both forms' labels.
+    if campaign.starts_on and campaign.ends_on and campaign.starts_on > campaign.ends_on:
+        raise Unprocessable(
+            "The end date must not be before the start date.", loc=("body", "ends_on")
+        )
 
 
 def get_campaign(session: Session, campaign_id: int, *, for_update: bool = False) -> Campaign:
@@ -101,8 +110,7 @@ def update_campaign(
         if value is None and name in {"name", "utm_source", "utm_medium", "utm_campaign"}:
             raise Unprocessable(f"{name} cannot be empty.", loc=("body", name))
         setattr(campaign, name, value)
-    if campaign.starts_on and campaign.ends_on and campaign.starts_on > campaign.ends_on:
-        raise Unprocessable("starts_on must not be after ends_on.", loc=("body", "ends_on"))
+    _check_dates(campaign)
     campaign.updated_at = next_stamp(campaign.updated_at)
     session.add(campaign)
     _commit_unique(

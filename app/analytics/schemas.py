@@ -22,9 +22,6 @@ from app.offers.schemas import PlausibleDate
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Slug = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$")
-]
 OsName = Literal["ios", "android", "desktop", "other"]
 WEBHOOK_EVENT_TYPES = (
     "scan.created",
@@ -65,6 +62,17 @@ def _language(value: str) -> str:
     return value
 
 
+def _slug(value: str) -> str:
+    # Said in words: the people who choose a code read this message, not a pattern.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,39}", value):
+        raise ValueError(
+            "must be 2 to 40 letters, digits, hyphens or underscores, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+Slug = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_slug)]
 WebUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_web_url)
 ]
@@ -121,12 +129,6 @@ class CampaignCreate(StrictModel):
     utm_source: UtmValue = "offertrack"
     utm_medium: UtmValue = "qr"
     utm_campaign: UtmValue | None = None
-
-    @model_validator(mode="after")
-    def _dates(self) -> "CampaignCreate":
-        if self.starts_on and self.ends_on and self.starts_on > self.ends_on:
-            raise ValueError("starts_on must not be after ends_on")
-        return self
 
 
 class CampaignUpdate(StrictModel):

@@ -296,6 +296,38 @@ def test_campaign_field_errors_are_shown_next_to_the_field(
     )
 
 
+def test_campaign_dates_in_the_wrong_order_are_refused_beside_the_end_date(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    dates = {"starts_on": "2026-12-20", "ends_on": "2026-12-01", "csrf_token": token}
+    created = web.post("/admin/analytics/campaigns", data={"name": "Xmas", **dates})
+    assert created.status_code == 422
+    error = 'id="ends_on-error">The end date must not be before the start date.'
+    assert error in created.text and "starts_on must not" not in created.text
+    assert db.exec(select(Campaign)).first() is None
+    campaign = make_campaign(db, name="Winter")
+    utm = {"utm_source": "offertrack", "utm_medium": "qr", "utm_campaign": "winter"}
+    edited = web.post(
+        f"/admin/analytics/campaigns/{campaign.id}", data={"name": "Winter", **utm, **dates}
+    )
+    assert edited.status_code == 422 and error in edited.text
+
+
+def test_a_placement_code_error_says_what_a_code_may_hold(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign_id = make_campaign(db, name="Codes").id or 0
+    token = as_role(Role.SALES)
+    form = {"name": "Tent", "slug": "a", "fallback_url": "https://shop.example.com/"}
+    bad = web.post(
+        f"/admin/analytics/campaigns/{campaign_id}/placements", data={**form, "csrf_token": token}
+    )
+    assert bad.status_code == 422
+    assert 'id="slug-error">must be 2 to 40 letters, digits, hyphens or underscores' in bad.text
+    assert "pattern" not in bad.text
+
+
 def test_a_placement_is_created_from_its_campaign_and_lands_on_its_rules_form(
     web: TestClient, as_role: SignIn, db: Session
 ) -> None:
