@@ -110,10 +110,12 @@ class AttributionRow:
     conversion_rate: float | None = None
     mean_seconds_to_convert: float | None = None
     median_seconds_to_convert: float | None = None
-    posterior_mean: float = 0.0
-    interval_low: float = 0.0
-    interval_high: float = 0.0
-    probability_best: float = 0.0
+    # None where the row has no unique visitors (conversions credited to no scan): a rate
+    # of conversions per visitor, and so its estimate, does not exist there.
+    posterior_mean: float | None = None
+    interval_low: float | None = None
+    interval_high: float | None = None
+    probability_best: float | None = None
 
 
 def _in_range(column: Any, period: Period) -> ColumnElement[bool]:
@@ -287,18 +289,17 @@ def _add_conversions(
 
 
 def _add_estimates(rows: Sequence[AttributionRow]) -> None:
-    posteriors = []
-    for row in rows:
-        if row.visitors:
-            row.conversion_rate = row.conversions / row.visitors
+    """Rate and Bayesian estimate of each row with visitors; P(best) among the named ones."""
+    estimated = [row for row in rows if row.visitors]
+    for row in estimated:
+        row.conversion_rate = row.conversions / row.visitors
         posterior = Posterior.of(row.conversions, row.visitors)
         row.posterior_mean = posterior.mean
         row.interval_low, row.interval_high = posterior.interval()
-        posteriors.append(posterior)
-    ranked = [i for i, row in enumerate(rows) if row.id is not None]
-    best = probability_best([posteriors[i] for i in ranked])
-    for i, p in zip(ranked, best, strict=True):
-        rows[i].probability_best = p
+    ranked = [row for row in estimated if row.id is not None]
+    best = probability_best([Posterior.of(row.conversions, row.visitors) for row in ranked])
+    for row, p in zip(ranked, best, strict=True):
+        row.probability_best = p
 
 
 def time_to_convert(session: Session, period: Period) -> list[tuple[str, int]]:

@@ -50,10 +50,19 @@ def _empty(chart_id: str, title: str) -> Markup:
 
 
 def bars(
-    chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = ""
+    chart_id: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    *,
+    zero_is_data: bool = False,
 ) -> Markup:
-    """Horizontal bars, one group per label, one bar per series, each with its value."""
-    if not labels or not any(v for s in series for v in s.values):
+    """Horizontal bars, one group per label, one bar per series, each with its value.
+
+    Bars that are all zero say "No data" (no scans, no conversions), unless ``zero_is_data``:
+    a conversion rate of 0% among visitors is a finding, not an absence."""
+    if not labels or not (zero_is_data or any(v for s in series for v in s.values)):
         return _empty(chart_id, title)
     peak = max(max(s.values, default=0) for s in series) or 1
     span = WIDTH - LABEL_W - 50
@@ -150,7 +159,7 @@ class Estimate:
     mean: float
     low: float
     high: float
-    probability_best: float
+    probability_best: float | None  # None: not ranked (the row of conversions without a touch)
 
 
 def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Markup:
@@ -169,10 +178,9 @@ def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Marku
         y = head + i * row_h + row_h / 2
         x0, x1, xm = (LABEL_W + span * v / top for v in (e.low, e.high, e.mean))
         short = e.label if len(e.label) <= 16 else e.label[:15] + "…"
-        tip = (
-            f"{e.label}: mean {e.mean:.1%}, 90% interval {e.low:.1%} to {e.high:.1%}, "
-            f"probability best {e.probability_best:.0%}"
-        )
+        tip = f"{e.label}: mean {e.mean:.1%}, 90% interval {e.low:.1%} to {e.high:.1%}"
+        if e.probability_best is not None:
+            tip += f", probability best {e.probability_best:.0%}"
         parts.append(
             f'<text x="{LABEL_W - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(short)}</text>'
             f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLOURS[0]}" '

@@ -23,9 +23,10 @@ from app.db import utcnow
 from app.offers import service as offers_service
 from app.templating import format_date
 from tests.admin.conftest import csrf_from
-from tests.analytics.test_attribution import BREAKDOWNS, World
+from tests.analytics.test_attribution import BREAKDOWNS, World, _scan
 from tests.analytics.test_webhooks import Receiver, _drain, _loopback_allowed  # noqa: F401
-from tests.factories import make_campaign, make_creative, make_placement
+from tests.factories import make_campaign, make_creative, make_offer, make_placement
+from tests.scanlogs import ScanOrigin
 
 pytestmark = pytest.mark.concurrency
 SignIn = Callable[[Role], str]
@@ -93,6 +94,44 @@ def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, wor
     # htmx comes from our own static files, with the CSP nonce.
     assert re.search(r'<script src="[^"]*/static/htmx.min.js" nonce="[^"]+"', html)
     assert "onclick=" not in html and "onchange=" not in html
+
+
+def test_conversions_without_a_scan_get_no_made_up_estimate(
+    web: TestClient, as_role: SignIn, db: Session, world: World
+) -> None:
+    settings = get_settings()
+    outside = make_offer(db, settings, issued=True)  # in no campaign, never scanned
+    offers_service.accept_offer(db, outside.id, signer_name="X", po_number="", settings=settings)
+    as_role(Role.VIEWER)
+    html = web.get("/admin/analytics/", params=_range()).text
+    # The row of conversions credited to no campaign has no visitors: no rate, no estimate.
+    unattributed = {row[0]: row for row in _cells(html, "att-campaign-last_touch")}["(none)"]
+    assert unattributed[1:5] == ["0", "0", "1", "–"]
+    assert unattributed[7:] == ["–", "–", "–"]
+    known = {row[0]: row for row in _cells(html, "att-campaign-last_touch")}["Known"]
+    assert known[9] == "100%"  # the only campaign with visitors is the best of one
+    estimates = html.split('id="chart-estimate-campaign"', 1)[1].split("</svg>", 1)[0]
+    assert "Known" in estimates and "(none)" not in estimates
+    rates = html.split('id="chart-rate-campaign"', 1)[1].split("</svg>", 1)[0]
+    assert "(none)" not in rates
+
+
+def test_a_conversion_rate_of_nought_is_charted_not_called_no_data(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign = make_campaign(db, name="Quiet")
+    placement = make_placement(db, campaign.id or 0, name="Door")
+    scan: ScanOrigin = {"campaign_id": campaign.id, "placement_id": placement.id}
+    for visitor in ("v1", "v2"):
+        _scan(db, utcnow(), visitor, **scan)
+    as_role(Role.VIEWER)
+    html = web.get("/admin/analytics/", params=_range()).text
+    assert _cells(html, "att-campaign-last_touch")[0][:5] == ["Quiet", "2", "2", "0", "0.0%"]
+    rates = html.split('id="chart-rate-campaign"', 1)[1].split("</svg>", 1)[0]
+    assert "No data in this range" not in rates and "Quiet" in rates
+    today = offers_service.today(get_settings()).isoformat()
+    one_day = web.get("/admin/analytics/", params={"from": today, "to": today}).text
+    assert "(1 day):" in one_day
 
 
 def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: World) -> None:
