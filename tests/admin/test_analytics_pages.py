@@ -503,7 +503,7 @@ def test_the_delivery_log_lists_each_attempt(web: TestClient, as_role: SignIn, d
     assert page.status_code == 200
     endpoint = db.get(WebhookEndpoint, endpoint_id)
     assert endpoint is not None
-    assert f'<h2 class="card-title mono">{endpoint.url}</h2>' in page.text
+    assert f'<span class="mono">{endpoint.url}</span></h2>' in page.text
     attempts = db.exec(
         select(WebhookDelivery)
         .where(WebhookDelivery.endpoint_id == endpoint_id)
