@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin.analytics.webhooks import EVENT_TYPES
+from app.admin.analytics.webhooks import TICKED_AT_FIRST
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
-from app.analytics.schemas import WebhookEndpointCreate
+from app.analytics.schemas import WEBHOOK_EVENT_TYPES, WebhookEndpointCreate
 from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
 from app.auth.staff import Role
@@ -438,6 +438,12 @@ def test_webhooks_are_for_admins_only(
 
 def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session) -> None:
     token = as_role(Role.ADMIN)
+    form = web.get("/admin/analytics/webhooks").text
+    # Every event type the API offers, the staff alerts' included; the campaign ones ticked.
+    for event_type in WEBHOOK_EVENT_TYPES:
+        ticked = event_type in TICKED_AT_FIRST
+        assert (f'value="{event_type}" checked' in form) is ticked, event_type
+        assert f'value="{event_type}"' in form, event_type
     bad = web.post("/admin/analytics/webhooks", data={"url": "not a url", "csrf_token": token})
     assert bad.status_code == 422 and 'id="url-error"' in bad.text
     created = web.post(
@@ -479,7 +485,7 @@ def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
     events sent to it by the real worker: one failure, then two deliveries."""
     receiver = Receiver(fail_first=1)
     try:
-        data = WebhookEndpointCreate(url=receiver.url, event_types=list(EVENT_TYPES))
+        data = WebhookEndpointCreate(url=receiver.url, event_types=list(TICKED_AT_FIRST))
         endpoint = webhooks.create_endpoint(db, data, actor="test")
         receiver.secret = endpoint.secret
         outbox.emit(db, "conversion.created", {"n": 1})
