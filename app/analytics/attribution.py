@@ -178,8 +178,18 @@ def scan_breakdown(session: Session, period: Period, by: Breakdown) -> list[Brea
 
 
 def _labels(session: Session, dimension: str) -> dict[Any, str]:
+    """Each row's name; a creative's or placement's whose name another campaign uses too
+    ("Poster A" in two campaigns) followed by its campaign's, so the rows can be told apart."""
     table = DIMENSION_TABLES[dimension]
-    return dict(session.execute(select(table.id, table.name)).all())
+    if table is Campaign:  # campaign names are unique
+        return dict(session.execute(select(table.id, table.name)).all())
+    found: Sequence[Any] = session.execute(
+        select(table.id, table.name, Campaign.name).join(Campaign)
+    ).all()
+    seen = Counter(name for _, name, _ in found)
+    return {
+        key: f"{name} ({campaign})" if seen[name] > 1 else name for key, name, campaign in found
+    }
 
 
 def funnel(session: Session, period: Period) -> Funnel:

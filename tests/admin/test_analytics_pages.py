@@ -134,6 +134,27 @@ def test_a_conversion_rate_of_nought_is_charted_not_called_no_data(
     assert "(1 day):" in one_day
 
 
+def test_same_named_creatives_of_two_campaigns_are_told_apart(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    for name in ("Spring", "Summer"):
+        campaign_id = make_campaign(db, name=name).id or 0
+        creative = make_creative(db, campaign_id, name="Poster A")
+        placement = make_placement(db, campaign_id, name="Door" if name == "Spring" else "Till")
+        origin: ScanOrigin = {
+            "campaign_id": campaign_id,
+            "placement_id": placement.id,
+            "creative_id": creative.id,
+        }
+        _scan(db, utcnow(), f"visitor of {name}", **origin)
+    as_role(Role.VIEWER)
+    html = web.get("/admin/analytics/", params=_range()).text
+    creatives = {row[0] for row in _cells(html, "att-creative-last_touch")}
+    assert creatives == {"Poster A (Spring)", "Poster A (Summer)"}
+    assert {row[0] for row in _cells(html, "scans-by-creative")} == creatives
+    assert {row[0] for row in _cells(html, "att-placement-last_touch")} == {"Door", "Till"}
+
+
 def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: World) -> None:
     as_role(Role.VIEWER)
     today = offers_service.today(get_settings())
