@@ -16,7 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics.models import (
     Campaign,
@@ -184,7 +184,7 @@ def _labels(session: Session, dimension: str) -> dict[Any, str]:
     if table is Campaign:  # campaign names are unique
         return dict(session.execute(select(table.id, table.name)).all())
     found: Sequence[Any] = session.execute(
-        select(table.id, table.name, Campaign.name).join(Campaign)
+        select(table.id, table.name, col(Campaign.name)).join(Campaign)
     ).all()
     seen = Counter(name for _, name, _ in found)
     return {
