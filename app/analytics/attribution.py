@@ -181,7 +181,7 @@ def _labels(session: Session, dimension: str) -> dict[Any, str]:
     """Each row's name; a creative's or placement's whose name another campaign uses too
     ("Poster A" in two campaigns) followed by its campaign's, so the rows can be told apart."""
     table = DIMENSION_TABLES[dimension]
-    if table is Campaign:  # campaign names are unique
+    if dimension == "campaign":  # campaign names are unique
         return dict(session.execute(select(table.id, table.name)).all())
     found: Sequence[Any] = session.execute(
         select(table.id, table.name, col(Campaign.name)).join(Campaign)
