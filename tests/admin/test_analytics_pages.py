@@ -420,6 +420,27 @@ def test_a_placement_is_created_from_its_campaign_and_lands_on_its_rules_form(
     assert "placement.created" in actions
 
 
+def test_a_placement_page_says_its_split_and_time_zone_in_words(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign_id = make_campaign(db, name="Words").id or 0
+    rules = [
+        {
+            "when": {"time_from": "08:00", "time_to": "12:00"},
+            "destinations": [{"url": "https://x.example/"}],
+        }
+    ]
+    placement = make_placement(db, campaign_id, split_mode="thompson", rules=rules)
+    as_role(Role.SALES)
+    page = web.get(f"/admin/analytics/placements/{placement.id}").text
+    zone = get_settings().timezone
+    assert "A/B split: Thompson sampling (towards the better converter)." in page
+    assert "A/B split: thompson" not in page
+    assert f"Times and dates are local to {zone}." in page
+    assert f"Local time in {zone};" in page  # beside the rules form's time fields
+    assert '<option value="thompson" selected>Thompson sampling' in page
+
+
 def test_qr_artwork_download_and_too_dense_message(
     web: TestClient, as_role: SignIn, db: Session
 ) -> None:

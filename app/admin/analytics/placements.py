@@ -114,6 +114,7 @@ async def _render(
         "campaign": page.campaign,
         "creatives": {c.id: c.name for c in page.creatives},
         "code_url": code_url,
+        "zone": get_settings().timezone,  # the rules' times and dates are local to it
         "qr_svg": Markup(artwork.preview_svg(code_url)),  # segno's paths, no text of ours
         "stats": page,
         "chart": _chart(page),
