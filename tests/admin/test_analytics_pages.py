@@ -434,6 +434,7 @@ def test_a_placement_page_says_its_split_and_time_zone_in_words(
     as_role(Role.SALES)
     page = web.get(f"/admin/analytics/placements/{placement.id}").text
     zone = get_settings().timezone
+    assert zone  # named on the page, never an empty "local to ."
     assert "A/B split: Thompson sampling (towards the better converter)." in page
     assert "A/B split: thompson" not in page
     assert f"Times and dates are local to {zone}." in page
