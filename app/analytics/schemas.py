@@ -104,12 +104,16 @@ class Conditions(StrictModel):
 
     @model_validator(mode="after")
     def _ranges(self) -> "Conditions":
+        # Said in the staff form's words, with the API's names in brackets: both read these.
         if (self.time_from is None) != (self.time_to is None):
-            raise ValueError("time_from and time_to go together (local time, HH:MM)")
+            raise ValueError(
+                "Give both a from time and an until time (time_from, time_to: local, HH:MM), "
+                "or neither"
+            )
         if self.time_from is not None and self.time_from == self.time_to:
-            raise ValueError("time_from and time_to must differ")
+            raise ValueError("The from time and the until time must differ (time_from, time_to)")
         if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError("date_from must not be after date_to")
+            raise ValueError("The until date must not be before the from date (date_to, date_from)")
         return self
 
 
