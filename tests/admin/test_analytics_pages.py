@@ -374,6 +374,24 @@ def test_campaign_dates_in_the_wrong_order_are_refused_beside_the_end_date(
     assert edited.status_code == 422 and error in edited.text
 
 
+def test_a_name_or_code_taken_already_is_refused_beside_its_field(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign_id = make_campaign(db, name="Spring").id or 0
+    make_placement(db, campaign_id, name="Door", slug="door47")
+    token = as_role(Role.SALES)
+    path = f"/admin/analytics/campaigns/{campaign_id}/placements"
+    form = {"fallback_url": "https://shop.example.com/", "csrf_token": token}
+    code = web.post(path, data={**form, "name": "Window", "slug": "door47"})
+    assert code.status_code == 422
+    assert 'id="slug-error">The code &#39;door47&#39; is taken already' in code.text
+    name = web.post(path, data={**form, "name": "Door", "slug": "door48"})
+    assert name.status_code == 422 and 'id="name-error">The placement name' in name.text
+    campaign = web.post("/admin/analytics/campaigns", data={"name": "Spring", "csrf_token": token})
+    assert campaign.status_code == 422 and 'id="name-error">The campaign name' in campaign.text
+    assert [p.name for p in db.exec(select(Placement)).all()] == ["Door"]  # nothing else saved
+
+
 def test_a_placement_code_error_says_what_a_code_may_hold(
     web: TestClient, as_role: SignIn, db: Session
 ) -> None:
