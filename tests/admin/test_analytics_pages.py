@@ -121,7 +121,11 @@ def test_a_conversion_rate_of_nought_is_charted_not_called_no_data(
 ) -> None:
     campaign = make_campaign(db, name="Quiet")
     placement = make_placement(db, campaign.id or 0, name="Door")
-    scan: ScanOrigin = {"campaign_id": campaign.id, "placement_id": placement.id}
+    scan: ScanOrigin = {
+        "campaign_id": campaign.id,
+        "placement_id": placement.id,
+        "creative_id": None,
+    }
     for visitor in ("v1", "v2"):
         _scan(db, utcnow(), visitor, **scan)
     as_role(Role.VIEWER)

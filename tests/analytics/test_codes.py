@@ -365,7 +365,7 @@ def test_campaign_dates_in_the_wrong_order_are_refused_on_ends_on(
     response = api.post("/api/v1/campaigns", json={"name": "Backwards", **dates})
     assert response.status_code == 422
     assert [e["loc"] for e in response.json()["detail"]] == [["body", "ends_on"]]
-    assert session.exec(select(Campaign)).first() is None
+    assert session.execute(select(Campaign)).first() is None
 
 
 def test_scans_feed_the_dashboard_rollup(
