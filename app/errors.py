@@ -21,8 +21,14 @@ class NotFound(AppError):
 
 
 class Conflict(AppError):
+    """The state forbids it (a name taken, a step done); ``loc`` names the field, if one."""
+
     status_code = 409
     title = "Conflict"
+
+    def __init__(self, detail: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(detail)
+        self.loc = loc
 
 
 class Unauthorized(AppError):

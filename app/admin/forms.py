@@ -17,7 +17,7 @@ from starlette.datastructures import URL, FormData
 from starlette.responses import RedirectResponse, Response
 
 from app.admin.views import in_session
-from app.errors import AppError, Unprocessable
+from app.errors import AppError, Conflict, Unprocessable
 from app.versions import StaleEdit
 
 Errors = dict[str, str]
@@ -68,8 +68,9 @@ def _where(path: list[Any]) -> str:
 
 
 def service_errors(exc: AppError) -> Errors:
-    """A service's refusal beside the field it names, else above the form."""
-    if isinstance(exc, Unprocessable) and exc.loc:
+    """A service's refusal beside the field it names (a bad value, a name taken), else above
+    the form."""
+    if isinstance(exc, Unprocessable | Conflict) and exc.loc:
         loc = [str(p) for p in exc.loc if p not in {"body", "query"}]
         return {loc[0] if loc else "form": exc.detail}
     return {"form": exc.detail}

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.analytics.models import (
     Campaign,
@@ -110,10 +110,12 @@ class AttributionRow:
     conversion_rate: float | None = None
     mean_seconds_to_convert: float | None = None
     median_seconds_to_convert: float | None = None
-    posterior_mean: float = 0.0
-    interval_low: float = 0.0
-    interval_high: float = 0.0
-    probability_best: float = 0.0
+    # None where the row has no unique visitors (conversions credited to no scan): a rate
+    # of conversions per visitor, and so its estimate, does not exist there.
+    posterior_mean: float | None = None
+    interval_low: float | None = None
+    interval_high: float | None = None
+    probability_best: float | None = None
 
 
 def _in_range(column: Any, period: Period) -> ColumnElement[bool]:
@@ -176,8 +178,18 @@ def scan_breakdown(session: Session, period: Period, by: Breakdown) -> list[Brea
 
 
 def _labels(session: Session, dimension: str) -> dict[Any, str]:
+    """Each row's name; a creative's or placement's whose name another campaign uses too
+    ("Poster A" in two campaigns) followed by its campaign's, so the rows can be told apart."""
     table = DIMENSION_TABLES[dimension]
-    return dict(session.execute(select(table.id, table.name)).all())
+    if dimension == "campaign":  # campaign names are unique
+        return dict(session.execute(select(table.id, table.name)).all())
+    found: Sequence[Any] = session.execute(
+        select(table.id, table.name, col(Campaign.name)).join(Campaign)
+    ).all()
+    seen = Counter(name for _, name, _ in found)
+    return {
+        key: f"{name} ({campaign})" if seen[name] > 1 else name for key, name, campaign in found
+    }
 
 
 def funnel(session: Session, period: Period) -> Funnel:
@@ -287,18 +299,17 @@ def _add_conversions(
 
 
 def _add_estimates(rows: Sequence[AttributionRow]) -> None:
-    posteriors = []
-    for row in rows:
-        if row.visitors:
-            row.conversion_rate = row.conversions / row.visitors
+    """Rate and Bayesian estimate of each row with visitors; P(best) among the named ones."""
+    estimated = [row for row in rows if row.visitors]
+    for row in estimated:
+        row.conversion_rate = row.conversions / row.visitors
         posterior = Posterior.of(row.conversions, row.visitors)
         row.posterior_mean = posterior.mean
         row.interval_low, row.interval_high = posterior.interval()
-        posteriors.append(posterior)
-    ranked = [i for i, row in enumerate(rows) if row.id is not None]
-    best = probability_best([posteriors[i] for i in ranked])
-    for i, p in zip(ranked, best, strict=True):
-        rows[i].probability_best = p
+    ranked = [row for row in estimated if row.id is not None]
+    best = probability_best([Posterior.of(row.conversions, row.visitors) for row in ranked])
+    for row, p in zip(ranked, best, strict=True):
+        row.probability_best = p
 
 
 def time_to_convert(session: Session, period: Period) -> list[tuple[str, int]]:

@@ -3,6 +3,7 @@
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -40,15 +41,36 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100] or "campaign"
 
 
-def _commit_unique(session: Session, what: str, audit_entry: Callable[[], object]) -> None:
-    """Commit with its audit entry; a taken name or slug becomes a Conflict naming ``what``."""
+@dataclass(frozen=True)
+class Unique:
+    """A value that must be free: the field that holds it, its words, a query for its holder."""
+
+    field: str
+    what: str
+    holder: Any
+
+
+def _commit_unique(
+    session: Session, unique: Sequence[Unique], audit_entry: Callable[[], object]
+) -> None:
+    """Commit with its audit entry; a taken name or code becomes a Conflict beside its field
+    (found after the clash, so a save that clashes with nothing costs no extra query)."""
     try:
         session.flush()  # a clash shows here, and a new row gets the id its entry names
         audit_entry()
         session.commit()
     except IntegrityError as exc:
         session.rollback()
-        raise Conflict(f"{what} is taken already; choose another.") from exc
+        taken = [u for u in unique if session.exec(u.holder).first() is not None]
+        if not taken:  # its holder went meanwhile: say what clashed, above the form
+            raise Conflict(f"{unique[0].what} is taken already; choose another.") from exc
+        words = f"{taken[0].what} is taken already; choose another."
+        raise Conflict(words, loc=("body", taken[0].field)) from exc
+
+
+def _name_in(table: Any, campaign_id: int, name: str, noun: str) -> Unique:
+    holder = select(table).where(table.campaign_id == campaign_id, table.name == name)
+    return Unique("name", f"The {noun} name {name!r} (in this campaign)", holder)
 
 
 def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Campaign:
@@ -57,16 +79,29 @@ def create_campaign(session: Session, data: CampaignCreate, *, actor: str) -> Ca
         **data.model_dump(exclude={"utm_campaign"}),
         utm_campaign=data.utm_campaign or slugify(data.name),
     )
+    _check_dates(campaign)
     session.add(campaign)
     _commit_unique(
         session,
-        f"The campaign name {data.name!r}",
+        [Unique("name", f"The campaign name {data.name!r}", _campaign_named(data.name))],
         lambda: _audit(
             session, actor, "campaign.created", campaign, f"Campaign “{data.name}” created"
         ),
     )
     codes.rules_changed()
     return campaign
+
+
+def _check_dates(campaign: Campaign) -> None:
+    # Refused on the end date, the field a person fixes, in the words of both forms' labels.
+    if campaign.starts_on and campaign.ends_on and campaign.starts_on > campaign.ends_on:
+        raise Unprocessable(
+            "The end date must not be before the start date.", loc=("body", "ends_on")
+        )
+
+
+def _campaign_named(name: str) -> Any:
+    return select(Campaign).where(Campaign.name == name)
 
 
 def get_campaign(session: Session, campaign_id: int, *, for_update: bool = False) -> Campaign:
@@ -101,13 +136,12 @@ def update_campaign(
         if value is None and name in {"name", "utm_source", "utm_medium", "utm_campaign"}:
             raise Unprocessable(f"{name} cannot be empty.", loc=("body", name))
         setattr(campaign, name, value)
-    if campaign.starts_on and campaign.ends_on and campaign.starts_on > campaign.ends_on:
-        raise Unprocessable("starts_on must not be after ends_on.", loc=("body", "ends_on"))
+    _check_dates(campaign)
     campaign.updated_at = next_stamp(campaign.updated_at)
     session.add(campaign)
     _commit_unique(
         session,
-        f"The campaign name {campaign.name!r}",
+        [Unique("name", f"The campaign name {campaign.name!r}", _campaign_named(campaign.name))],
         lambda: _audit(
             session, actor, "campaign.updated", campaign, f"Campaign “{campaign.name}” changed"
         ),
@@ -129,7 +163,7 @@ def create_creative(
     session.add(creative)
     _commit_unique(
         session,
-        f"The creative name {data.name!r}",
+        [_name_in(Creative, campaign_id, data.name, "creative")],
         lambda: _audit(
             session, actor, "creative.created", campaign, f"Creative “{data.name}” added"
         ),
@@ -163,9 +197,13 @@ def create_placement(
         rules=[rule.model_dump(mode="json", exclude_none=True) for rule in data.rules],
     )
     session.add(placement)
+    slug = placement.slug
     _commit_unique(
         session,
-        f"The code {placement.slug!r} or placement name {data.name!r}",
+        [
+            Unique("slug", f"The code {slug!r}", select(Placement).where(Placement.slug == slug)),
+            _name_in(Placement, campaign_id, data.name, "placement"),
+        ],
         lambda: _audit(
             session, actor, "placement.created", placement, f"Placement “{data.name}” created"
         ),
@@ -224,7 +262,7 @@ def update_placement(
     summary = f"Placement “{placement.name}” changed ({len(data.rules or [])} rules)"
     _commit_unique(
         session,
-        f"The placement name {placement.name!r}",
+        [_name_in(Placement, placement.campaign_id, placement.name, "placement")],
         lambda: _audit(session, actor, "placement.updated", placement, summary),
     )
     codes.rules_changed()

@@ -49,11 +49,32 @@ def _empty(chart_id: str, title: str) -> Markup:
     return _svg(chart_id, title, "No data in this range.", 50, body)
 
 
+def _row_label(label: str, y: float) -> str:
+    """A bar's label, right-aligned before the bars: 16 characters at most, and a long one
+    squeezed into the label column (13 px letters such as "m" would run off the left edge)."""
+    short = label if len(label) <= 16 else label[:15] + "…"
+    room = LABEL_W - 8
+    fit = f' textLength="{room}" lengthAdjust="spacingAndGlyphs"' if len(short) > 13 else ""
+    return (
+        f'<text x="{LABEL_W - 6}" y="{y:.1f}" text-anchor="end"{fit}>'
+        f"<title>{escape(label)}</title>{escape(short)}</text>"
+    )
+
+
 def bars(
-    chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = ""
+    chart_id: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    *,
+    zero_is_data: bool = False,
 ) -> Markup:
-    """Horizontal bars, one group per label, one bar per series, each with its value."""
-    if not labels or not any(v for s in series for v in s.values):
+    """Horizontal bars, one group per label, one bar per series, each with its value.
+
+    Bars that are all zero say "No data" (no scans, no conversions), unless ``zero_is_data``:
+    a conversion rate of 0% among visitors is a finding, not an absence."""
+    if not labels or not (zero_is_data or any(v for s in series for v in s.values)):
         return _empty(chart_id, title)
     peak = max(max(s.values, default=0) for s in series) or 1
     span = WIDTH - LABEL_W - 50
@@ -69,11 +90,7 @@ def bars(
     lines: list[str] = []
     for i, label in enumerate(labels):
         y0 = legend + i * row_h
-        short = label if len(label) <= 16 else label[:15] + "…"
-        parts.append(
-            f'<text x="{LABEL_W - 6}" y="{y0 + row_h / 2 + 4:.1f}" text-anchor="end">'
-            f"<title>{escape(label)}</title>{escape(short)}</text>"
-        )
+        parts.append(_row_label(label, y0 + row_h / 2 + 4))
         for k, s in enumerate(series):
             value = s.values[i]
             w = span * value / peak
@@ -150,7 +167,7 @@ class Estimate:
     mean: float
     low: float
     high: float
-    probability_best: float
+    probability_best: float | None  # None: not ranked (the row of conversions without a touch)
 
 
 def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Markup:
@@ -168,14 +185,12 @@ def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Marku
     for i, e in enumerate(estimates):
         y = head + i * row_h + row_h / 2
         x0, x1, xm = (LABEL_W + span * v / top for v in (e.low, e.high, e.mean))
-        short = e.label if len(e.label) <= 16 else e.label[:15] + "…"
-        tip = (
-            f"{e.label}: mean {e.mean:.1%}, 90% interval {e.low:.1%} to {e.high:.1%}, "
-            f"probability best {e.probability_best:.0%}"
-        )
+        tip = f"{e.label}: mean {e.mean:.1%}, 90% interval {e.low:.1%} to {e.high:.1%}"
+        if e.probability_best is not None:
+            tip += f", probability best {e.probability_best:.0%}"
         parts.append(
-            f'<text x="{LABEL_W - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(short)}</text>'
-            f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLOURS[0]}" '
+            _row_label(e.label, y + 4)
+            + f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLOURS[0]}" '
             f'stroke-width="4" stroke-linecap="round"><title>{escape(tip)}</title></line>'
             f'<circle cx="{xm:.1f}" cy="{y:.1f}" r="5" fill="#d63939"/>'
         )

@@ -137,11 +137,15 @@ def _attribution_csv_row(row: AttributionRow) -> tuple[Any, ...]:
         revenue,
         row.mean_seconds_to_convert,
         row.median_seconds_to_convert,
-        round(row.posterior_mean, 6),
-        round(row.interval_low, 6),
-        round(row.interval_high, 6),
-        round(row.probability_best, 4),
+        _rounded(row.posterior_mean, 6),
+        _rounded(row.interval_low, 6),
+        _rounded(row.interval_high, 6),
+        _rounded(row.probability_best, 4),
     )
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def attribution_report(

@@ -22,9 +22,6 @@ from app.offers.schemas import PlausibleDate
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Slug = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{1,39}$")
-]
 OsName = Literal["ios", "android", "desktop", "other"]
 WEBHOOK_EVENT_TYPES = (
     "scan.created",
@@ -65,6 +62,17 @@ def _language(value: str) -> str:
     return value
 
 
+def _slug(value: str) -> str:
+    # Said in words: the people who choose a code read this message, not a pattern.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,39}", value):
+        raise ValueError(
+            "must be 2 to 40 letters, digits, hyphens or underscores, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+Slug = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_slug)]
 WebUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_web_url)
 ]
@@ -96,12 +104,16 @@ class Conditions(StrictModel):
 
     @model_validator(mode="after")
     def _ranges(self) -> "Conditions":
+        # Said in the staff form's words, with the API's names in brackets: both read these.
         if (self.time_from is None) != (self.time_to is None):
-            raise ValueError("time_from and time_to go together (local time, HH:MM)")
+            raise ValueError(
+                "Give both a from time and an until time (time_from, time_to: local, HH:MM), "
+                "or neither"
+            )
         if self.time_from is not None and self.time_from == self.time_to:
-            raise ValueError("time_from and time_to must differ")
+            raise ValueError("The from time and the until time must differ (time_from, time_to)")
         if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError("date_from must not be after date_to")
+            raise ValueError("The until date must not be before the from date (date_to, date_from)")
         return self
 
 
@@ -121,12 +133,6 @@ class CampaignCreate(StrictModel):
     utm_source: UtmValue = "offertrack"
     utm_medium: UtmValue = "qr"
     utm_campaign: UtmValue | None = None
-
-    @model_validator(mode="after")
-    def _dates(self) -> "CampaignCreate":
-        if self.starts_on and self.ends_on and self.starts_on > self.ends_on:
-            raise ValueError("starts_on must not be after ends_on")
-        return self
 
 
 class CampaignUpdate(StrictModel):

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin.analytics.webhooks import EVENT_TYPES
+from app.admin.analytics.webhooks import TICKED_AT_FIRST
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
-from app.analytics.schemas import WebhookEndpointCreate
+from app.analytics.schemas import WEBHOOK_EVENT_TYPES, WebhookEndpointCreate
 from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
 from app.auth.staff import Role
@@ -23,9 +23,10 @@ from app.db import utcnow
 from app.offers import service as offers_service
 from app.templating import format_date
 from tests.admin.conftest import csrf_from
-from tests.analytics.test_attribution import BREAKDOWNS, World
+from tests.analytics.test_attribution import BREAKDOWNS, World, _scan
 from tests.analytics.test_webhooks import Receiver, _drain, _loopback_allowed  # noqa: F401
-from tests.factories import make_campaign, make_creative, make_placement
+from tests.factories import make_campaign, make_creative, make_offer, make_placement
+from tests.scanlogs import ScanOrigin
 
 pytestmark = pytest.mark.concurrency
 SignIn = Callable[[Role], str]
@@ -93,6 +94,69 @@ def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, wor
     # htmx comes from our own static files, with the CSP nonce.
     assert re.search(r'<script src="[^"]*/static/htmx.min.js" nonce="[^"]+"', html)
     assert "onclick=" not in html and "onchange=" not in html
+
+
+def test_conversions_without_a_scan_get_no_made_up_estimate(
+    web: TestClient, as_role: SignIn, db: Session, world: World
+) -> None:
+    settings = get_settings()
+    outside = make_offer(db, settings, issued=True)  # in no campaign, never scanned
+    offers_service.accept_offer(db, outside.id, signer_name="X", po_number="", settings=settings)
+    as_role(Role.VIEWER)
+    html = web.get("/admin/analytics/", params=_range()).text
+    # The row of conversions credited to no campaign has no visitors: no rate, no estimate.
+    unattributed = {row[0]: row for row in _cells(html, "att-campaign-last_touch")}["(none)"]
+    assert unattributed[1:5] == ["0", "0", "1", "–"]
+    assert unattributed[7:] == ["–", "–", "–"]
+    known = {row[0]: row for row in _cells(html, "att-campaign-last_touch")}["Known"]
+    assert known[9] == "100%"  # the only campaign with visitors is the best of one
+    estimates = html.split('id="chart-estimate-campaign"', 1)[1].split("</svg>", 1)[0]
+    assert "Known" in estimates and "(none)" not in estimates
+    rates = html.split('id="chart-rate-campaign"', 1)[1].split("</svg>", 1)[0]
+    assert "(none)" not in rates
+
+
+def test_a_conversion_rate_of_nought_is_charted_not_called_no_data(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign = make_campaign(db, name="Quiet")
+    placement = make_placement(db, campaign.id or 0, name="Door")
+    scan: ScanOrigin = {
+        "campaign_id": campaign.id,
+        "placement_id": placement.id,
+        "creative_id": None,
+    }
+    for visitor in ("v1", "v2"):
+        _scan(db, utcnow(), visitor, **scan)
+    as_role(Role.VIEWER)
+    html = web.get("/admin/analytics/", params=_range()).text
+    assert _cells(html, "att-campaign-last_touch")[0][:5] == ["Quiet", "2", "2", "0", "0.0%"]
+    rates = html.split('id="chart-rate-campaign"', 1)[1].split("</svg>", 1)[0]
+    assert "No data in this range" not in rates and "Quiet" in rates
+    today = offers_service.today(get_settings()).isoformat()
+    one_day = web.get("/admin/analytics/", params={"from": today, "to": today}).text
+    assert "(1 day):" in one_day
+
+
+def test_same_named_creatives_of_two_campaigns_are_told_apart(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    for name in ("Spring", "Summer"):
+        campaign_id = make_campaign(db, name=name).id or 0
+        creative = make_creative(db, campaign_id, name="Poster A")
+        placement = make_placement(db, campaign_id, name="Door" if name == "Spring" else "Till")
+        origin: ScanOrigin = {
+            "campaign_id": campaign_id,
+            "placement_id": placement.id,
+            "creative_id": creative.id,
+        }
+        _scan(db, utcnow(), f"visitor of {name}", **origin)
+    as_role(Role.VIEWER)
+    html = web.get("/admin/analytics/", params=_range()).text
+    creatives = {row[0] for row in _cells(html, "att-creative-last_touch")}
+    assert creatives == {"Poster A (Spring)", "Poster A (Summer)"}
+    assert {row[0] for row in _cells(html, "scans-by-creative")} == creatives
+    assert {row[0] for row in _cells(html, "att-placement-last_touch")} == {"Door", "Till"}
 
 
 def test_panels_follow_the_date_range(web: TestClient, as_role: SignIn, world: World) -> None:
@@ -296,6 +360,56 @@ def test_campaign_field_errors_are_shown_next_to_the_field(
     )
 
 
+def test_campaign_dates_in_the_wrong_order_are_refused_beside_the_end_date(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    dates = {"starts_on": "2026-12-20", "ends_on": "2026-12-01", "csrf_token": token}
+    created = web.post("/admin/analytics/campaigns", data={"name": "Xmas", **dates})
+    assert created.status_code == 422
+    error = 'id="ends_on-error">The end date must not be before the start date.'
+    assert error in created.text and "starts_on must not" not in created.text
+    assert db.exec(select(Campaign)).first() is None
+    campaign = make_campaign(db, name="Winter")
+    utm = {"utm_source": "offertrack", "utm_medium": "qr", "utm_campaign": "winter"}
+    edited = web.post(
+        f"/admin/analytics/campaigns/{campaign.id}", data={"name": "Winter", **utm, **dates}
+    )
+    assert edited.status_code == 422 and error in edited.text
+
+
+def test_a_name_or_code_taken_already_is_refused_beside_its_field(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign_id = make_campaign(db, name="Spring").id or 0
+    make_placement(db, campaign_id, name="Door", slug="door47")
+    token = as_role(Role.SALES)
+    path = f"/admin/analytics/campaigns/{campaign_id}/placements"
+    form = {"fallback_url": "https://shop.example.com/", "csrf_token": token}
+    code = web.post(path, data={**form, "name": "Window", "slug": "door47"})
+    assert code.status_code == 422
+    assert 'id="slug-error">The code &#39;door47&#39; is taken already' in code.text
+    name = web.post(path, data={**form, "name": "Door", "slug": "door48"})
+    assert name.status_code == 422 and 'id="name-error">The placement name' in name.text
+    campaign = web.post("/admin/analytics/campaigns", data={"name": "Spring", "csrf_token": token})
+    assert campaign.status_code == 422 and 'id="name-error">The campaign name' in campaign.text
+    assert [p.name for p in db.exec(select(Placement)).all()] == ["Door"]  # nothing else saved
+
+
+def test_a_placement_code_error_says_what_a_code_may_hold(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign_id = make_campaign(db, name="Codes").id or 0
+    token = as_role(Role.SALES)
+    form = {"name": "Tent", "slug": "a", "fallback_url": "https://shop.example.com/"}
+    bad = web.post(
+        f"/admin/analytics/campaigns/{campaign_id}/placements", data={**form, "csrf_token": token}
+    )
+    assert bad.status_code == 422
+    assert 'id="slug-error">must be 2 to 40 letters, digits, hyphens or underscores' in bad.text
+    assert "pattern" not in bad.text
+
+
 def test_a_placement_is_created_from_its_campaign_and_lands_on_its_rules_form(
     web: TestClient, as_role: SignIn, db: Session
 ) -> None:
@@ -326,6 +440,28 @@ def test_a_placement_is_created_from_its_campaign_and_lands_on_its_rules_form(
     assert "(creative Blue)" in page  # the fallback, by name
     actions = db.exec(select(AuditLogEntry.action)).all()
     assert "placement.created" in actions
+
+
+def test_a_placement_page_says_its_split_and_time_zone_in_words(
+    web: TestClient, as_role: SignIn, db: Session
+) -> None:
+    campaign_id = make_campaign(db, name="Words").id or 0
+    rules = [
+        {
+            "when": {"time_from": "08:00", "time_to": "12:00"},
+            "destinations": [{"url": "https://x.example/"}],
+        }
+    ]
+    placement = make_placement(db, campaign_id, split_mode="thompson", rules=rules)
+    as_role(Role.SALES)
+    page = web.get(f"/admin/analytics/placements/{placement.id}").text
+    zone = get_settings().timezone
+    assert zone  # named on the page, never an empty "local to ."
+    assert "A/B split: Thompson sampling (towards the better converter)." in page
+    assert "A/B split: thompson" not in page
+    assert f"Times and dates are local to {zone}." in page
+    assert f"Local time in {zone};" in page  # beside the rules form's time fields
+    assert '<option value="thompson" selected>Thompson sampling' in page
 
 
 def test_qr_artwork_download_and_too_dense_message(
@@ -367,6 +503,12 @@ def test_webhooks_are_for_admins_only(
 
 def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session) -> None:
     token = as_role(Role.ADMIN)
+    form = web.get("/admin/analytics/webhooks").text
+    # Every event type the API offers, the staff alerts' included; the campaign ones ticked.
+    for event_type in WEBHOOK_EVENT_TYPES:
+        ticked = event_type in TICKED_AT_FIRST
+        assert (f'value="{event_type}" checked' in form) is ticked, event_type
+        assert f'value="{event_type}"' in form, event_type
     bad = web.post("/admin/analytics/webhooks", data={"url": "not a url", "csrf_token": token})
     assert bad.status_code == 422 and 'id="url-error"' in bad.text
     created = web.post(
@@ -408,7 +550,7 @@ def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
     events sent to it by the real worker: one failure, then two deliveries."""
     receiver = Receiver(fail_first=1)
     try:
-        data = WebhookEndpointCreate(url=receiver.url, event_types=list(EVENT_TYPES))
+        data = WebhookEndpointCreate(url=receiver.url, event_types=list(TICKED_AT_FIRST))
         endpoint = webhooks.create_endpoint(db, data, actor="test")
         receiver.secret = endpoint.secret
         outbox.emit(db, "conversion.created", {"n": 1})
@@ -432,7 +574,7 @@ def test_the_delivery_log_lists_each_attempt(web: TestClient, as_role: SignIn, d
     assert page.status_code == 200
     endpoint = db.get(WebhookEndpoint, endpoint_id)
     assert endpoint is not None
-    assert f'<h2 class="card-title mono">{endpoint.url}</h2>' in page.text
+    assert f'<span class="mono">{endpoint.url}</span></h2>' in page.text
     attempts = db.exec(
         select(WebhookDelivery)
         .where(WebhookDelivery.endpoint_id == endpoint_id)

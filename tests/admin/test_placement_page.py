@@ -155,6 +155,9 @@ def test_bad_rows_come_back_with_each_error_beside_its_field(
     ):
         assert f'id="{field}-error"' in html, field
     assert "must be an absolute http or https URL" in html
+    # In the words of the fields' labels (From date, Until date, From time, Until time).
+    assert "The until date must not be before the from date" in html
+    assert "Give both a from time and an until time" in html
     assert 'value="shop.example.com/no-scheme"' in html and 'value="english!"' in html
     assert _rules(db, placement) == []
     actions = db.exec(select(AuditLogEntry.action)).all()

@@ -201,7 +201,9 @@ def test_bayesian_estimates_per_creative(
     # K1: 4 conversions among 7 visitors -> Beta(5, 4); K2: 0 among 2 -> Beta(1, 3).
     assert k1.posterior_mean == pytest.approx(5 / 9)
     assert k2.posterior_mean == pytest.approx(1 / 4)
-    assert k1.interval_low < k1.posterior_mean < k1.interval_high
+    assert k1.interval_low is not None and k1.interval_high is not None
+    assert k1.interval_low < 5 / 9 < k1.interval_high
+    assert k1.probability_best is not None and k2.probability_best is not None
     assert k1.probability_best + k2.probability_best == pytest.approx(1.0)
     assert k1.probability_best == pytest.approx(_p_greater(5, 4, 1, 3), abs=0.015)
 

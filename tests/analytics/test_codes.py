@@ -358,6 +358,16 @@ def test_invalid_rules_are_refused_with_field_paths(api: TestClient, campaign: C
     assert ("body", "rules", 0, "destinations", 0, "url") in locs
 
 
+def test_campaign_dates_in_the_wrong_order_are_refused_on_ends_on(
+    api: TestClient, session: Session
+) -> None:
+    dates = {"starts_on": "2026-12-20", "ends_on": "2026-12-01"}
+    response = api.post("/api/v1/campaigns", json={"name": "Backwards", **dates})
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "ends_on"]]
+    assert session.execute(select(Campaign)).first() is None
+
+
 def test_scans_feed_the_dashboard_rollup(
     api: TestClient, session: Session, campaign: Campaign
 ) -> None:

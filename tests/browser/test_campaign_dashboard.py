@@ -1,6 +1,7 @@
 """Marketing in a real browser: the campaign dashboard draws its charts, and changing the date
 range redraws them through htmx without a page load, within the staff CSP."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,3 +80,29 @@ def test_the_date_range_redraws_the_charts(
         phone.close()
     finally:
         context.close()
+
+
+def test_a_new_webhook_secret_is_shown_whole_on_a_phone(
+    committed: Engine, live_server: str, browser: Browser
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        users.create_user(session, "admin@example.com", Role.ADMIN, PASSWORD, actor="tests")
+    phone = browser.new_context(**PHONE)
+    page = phone.new_page()
+    try:
+        page.goto(f"{live_server}/admin/analytics/webhooks")
+        page.get_by_label("E-mail").fill("admin@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label("URL").fill("https://warehouse.example.com/offertrack/hooks/incoming")
+        page.get_by_role("button", name="Add endpoint").click()
+        secret = page.get_by_label("Signing secret")
+        expect(secret).to_have_value(re.compile(r"^whsec_[\w-]{20,}$"))
+        # The secret is shown this once: all of it must be readable without scrolling inside
+        # the field, and the long URL must not push the page sideways.
+        whole = "e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight"
+        assert secret.evaluate(whole), "secret cut off"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
+        page.screenshot(path=str(SCREENSHOTS / "webhook-secret-360.png"), full_page=True)
+    finally:
+        phone.close()

@@ -118,21 +118,30 @@ def _charts(d: Dashboard) -> dict[str, Any]:
     for (by, model), ranked in d.attribution.items():
         if model != "last_touch":
             continue
+        rated = [r for r in ranked if r.conversion_rate is not None]  # rows with visitors
         out[f"rate_{by}"] = charts.bars(
             f"chart-rate-{by}",
             f"Conversion rate by {by} (last touch)",
-            [r.label for r in ranked],
-            [s("Conversion rate", [round((r.conversion_rate or 0) * 100, 1) for r in ranked])],
+            [r.label for r in rated],
+            [s("Conversion rate", [round((r.conversion_rate or 0) * 100, 1) for r in rated])],
             unit="%",
+            zero_is_data=True,
         )
         out[f"estimate_{by}"] = charts.intervals(
             f"chart-estimate-{by}",
             f"Estimated conversion rate by {by}: posterior mean and 90% interval",
             [
                 charts.Estimate(
-                    r.label, r.posterior_mean, r.interval_low, r.interval_high, r.probability_best
+                    r.label,
+                    r.posterior_mean,
+                    r.interval_low,
+                    r.interval_high,
+                    r.probability_best,
                 )
                 for r in ranked
+                if r.posterior_mean is not None
+                and r.interval_low is not None
+                and r.interval_high is not None
             ],
         )
     return out

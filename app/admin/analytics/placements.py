@@ -27,7 +27,7 @@ from app.analytics.models import Campaign, Creative, Placement
 from app.auth.staff import Role
 from app.config import get_settings
 from app.db import read_only
-from app.errors import AppError, Unprocessable
+from app.errors import AppError, Conflict, Unprocessable
 from app.openapi import PathId
 from app.versions import VERSION_FIELD, Expected, version_of
 
@@ -114,6 +114,7 @@ async def _render(
         "campaign": page.campaign,
         "creatives": {c.id: c.name for c in page.creatives},
         "code_url": code_url,
+        "zone": get_settings().timezone,  # the rules' times and dates are local to it
         "qr_svg": Markup(artwork.preview_svg(code_url)),  # segno's paths, no text of ours
         "stats": page,
         "chart": _chart(page),
@@ -136,7 +137,7 @@ async def placement_detail(request: Request, placement_id: PathId, staff: StaffD
 
 def _errors_of(exc: AppError) -> Errors:
     """A service's refusal beside the field its location names (a rule's creative, say)."""
-    if isinstance(exc, Unprocessable) and exc.loc:
+    if isinstance(exc, Unprocessable | Conflict) and exc.loc:
         return {placement_form.field_name(exc.loc): exc.detail}
     return {"form": exc.detail}
 
