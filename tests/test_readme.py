@@ -102,3 +102,10 @@ def test_the_staff_page_example_runs_as_printed() -> None:
     exec(example, namespace)
 
     assert isinstance(namespace["ANALYTICS_PAGES"], StaffPages)
+
+
+def test_the_estimates_are_described_with_the_codes_number_of_draws() -> None:
+    from app.analytics.stats import DRAWS
+
+    (said,) = re.findall(r"\(([\d,]+) Monte Carlo draws", README)
+    assert int(said.replace(",", "")) == DRAWS
