@@ -263,6 +263,30 @@ def test_every_api_route_refuses_a_missing_wrong_or_revoked_key_and_changes_noth
     assert fingerprint(committed) == before
 
 
+# Columns that hold a secret or what stands for one: no page, download or API read shows them.
+SECRET_COLUMNS = {
+    "api_key": ("token_hash",),
+    "staff_user": ("password_hash",),
+    "staff_session": ("token_hash",),
+    "staff_totp": ("secret", "recovery_hashes"),
+    "webhook_endpoint": ("secret",),
+    "visitor_key": ("secret",),
+}
+
+
+def _secrets(engine: Engine) -> list[tuple[str, bytes]]:
+    found = []
+    with engine.connect() as connection:
+        for name, columns in SECRET_COLUMNS.items():
+            table = metadata.tables[name]
+            for column in columns:
+                for (value,) in connection.execute(select(table.c[column])):
+                    values = value if isinstance(value, list) else [value]
+                    found += [(f"{name}.{column}", str(v).encode()) for v in values if v]
+    assert {name for name, _ in found} >= {"staff_totp.secret", "webhook_endpoint.secret"}
+    return found
+
+
 def _public_gets(app: FastAPI, world: World) -> list[str]:
     """A URL of every GET route outside the staff site and the API, each code route by the
     offer's full ULID, the order's full ULID and its tracking ID."""
@@ -341,11 +365,16 @@ def test_no_get_or_head_anywhere_changes_what_is_stored(
             failed[f"HEAD {url}"] = head.status_code
     assert fingerprint(committed, skip=KEPT_AS_NEEDED) == before
     before = fingerprint(committed, skip=VIEWS)
+    secrets = _secrets(committed)
+    shown = {}
     for url, headers in calls:
         get = web.get(url, headers=headers, follow_redirects=False)
         if get.status_code >= 400 and not url.endswith(".eml"):
             failed[f"GET {url}"] = get.status_code
+        if found := [name for name, value in secrets if value in get.content]:
+            shown[url] = found
     assert fingerprint(committed, skip=VIEWS) == before
+    assert shown == {}  # nothing read shows a secret, however privileged the reader
 
     assert failed == {}  # every call reached its page: the walk changed nothing by answering
     assert len(calls) > 100

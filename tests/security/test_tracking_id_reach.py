@@ -122,6 +122,10 @@ def test_every_answer_by_tracking_id_shows_progress_only(
         for tail in ("pdf", "accepted"):
             answers[f"/{code}/{tail}"] = client.get(f"/{code}/{tail}")
         answers[f"/lookup?code={code}"] = client.get("/lookup", params={"code": code})
+    for tail in ("0" * 16, "Z" * 16, order.id[10:].lower()[:15] + "0"):  # a ULID made up
+        made_up = f"{order.tracking_id}-{tail}"
+        answers[f"/{made_up}"] = client.get(f"/{made_up}")
+        assert answers[f"/{made_up}"].status_code == 404
     assert answers[f"/{order.tracking_id}"].status_code == 200
     assert "Machining started" in answers[f"/{order.tracking_id}"].text
     assert answers[f"/{order.tracking_id}/feed.atom"].status_code == 200
