@@ -381,3 +381,38 @@ def test_no_get_or_head_anywhere_changes_what_is_stored(
 
     assert failed == {}  # every call reached its page: the walk changed nothing by answering
     assert len(calls) > 100
+
+
+@pytest.mark.usefixtures("web")  # the app running, its scan writer started
+def test_no_table_keeps_a_visitors_address_or_user_agent(
+    app: FastAPI, world: World, committed: Engine
+) -> None:
+    """A visitor's every step (views, a campaign code, the forms, a failed and a successful
+    staff sign-in) leaves no raw address or user agent in any row, only what stands for them."""
+    address, agent = "198.51.100.77", "Mozilla/5.0 (X11; Linux x86_64) ProbeAgent/9.9.1"
+    visitor = TestClient(app, base_url="https://track.example.com", client=(address, 40000))
+    visitor.headers["User-Agent"] = agent
+    ids = world.ids
+    for path in (f"/{ids.issued}", f"/{world.tracking_id}", f"/c/{world.slug}", "/admin/login"):
+        visitor.get(path, follow_redirects=False)
+    token = csrf_from(visitor.get(f"/{ids.issued}").text)
+    forms = {
+        f"/{ids.issued}/question": {"email": "q@example.com", "message": "When?"},
+        f"/{world.tracking_id}/subscribe": {"email": "s2@example.com"},
+        f"/{ids.issued}/accept": {"signer_name": "Maria P.", "accept_terms": "yes"},
+    }
+    for path, form in forms.items():
+        assert visitor.post(path, data={**form, "csrf_token": token}).status_code < 400, path
+    login = csrf_from(visitor.get("/admin/login").text)
+    for password in ("wrong password", PASSWORD):
+        data = {"email": "sales@example.com", "password": password, "csrf_token": login}
+        visitor.post("/admin/login", data=data)
+
+    with committed.connect() as connection:
+        rows = {
+            table.name: "\n".join(repr(tuple(row)) for row in connection.execute(select(table)))
+            for table in metadata.sorted_tables
+        }
+    assert "198.51.100.77" not in str(rows) and "ProbeAgent" not in str(rows)
+    assert "on Linux" in rows["staff_session"]  # the signed-in session, told apart by its family
+    assert rows["customer_question"] and rows["order_subscription"]
