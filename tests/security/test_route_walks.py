@@ -26,6 +26,7 @@ from app.models import metadata
 from app.notifications import subscriptions
 from app.notifications.models import OrderSubscription
 from app.offers.models import Offer
+from app.web import CSRF_COOKIE
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 from tests.admin.staffroutes import (
     PASSWORD,
@@ -36,6 +37,7 @@ from tests.admin.staffroutes import (
     staff_pages,
 )
 from tests.routes import served_routes
+from tests.test_csrf import OWN_PROOF
 
 pytestmark = pytest.mark.concurrency
 
@@ -416,3 +418,48 @@ def test_no_table_keeps_a_visitors_address_or_user_agent(
     assert "198.51.100.77" not in str(rows) and "ProbeAgent" not in str(rows)
     assert "on Linux" in rows["staff_session"]  # the signed-in session, told apart by its family
     assert rows["customer_question"] and rows["order_subscription"]
+
+
+def test_every_public_change_without_its_token_is_refused_and_changes_nothing(
+    app: FastAPI, web: TestClient, world: World, committed: Engine
+) -> None:
+    """Each state-changing route of the public site, sent a complete form from another site
+    (no token; a token without its cookie; a cookie with another token): 403, nothing stored.
+    The one-click unsubscribe is the exception (RFC 8058: its signed link is the proof)."""
+    token = csrf_from(web.get(f"/{world.ids.issued}").text)
+    cookie = {"Cookie": f"{CSRF_COOKIE}={web.cookies[CSRF_COOKIE]}"}
+    web.cookies.clear()
+    form = {"email": "x@example.com", "message": "Hi", "signer_name": "Mallory", "reason": "no"}
+    routes = [
+        route
+        for path, route in served_routes(app.router.routes)
+        if isinstance(route, APIRoute)
+        and not path.startswith(("/api/", "/admin/"))
+        and (route.methods or set()) - {"GET", "HEAD"}
+        and route.name not in OWN_PROOF
+    ]
+    values = _path_values(world) | {
+        "code": world.ids.issued,
+        "token": subscriptions.confirm_token(world.subscription, get_settings()),
+    }
+    before = fingerprint(committed)
+    answers = {}
+    for route in routes:
+        path = route.url_path_for(route.name, **{n: values[n] for n in route.param_convertors})
+        for name, data, headers in [
+            ("no token", form, cookie),
+            ("token, no cookie", {**form, "csrf_token": token}, {}),
+            ("another token", {**form, "csrf_token": token[:-4] + "AAAA"}, cookie),
+        ]:
+            answers[f"{path} ({name})"] = web.post(
+                str(path), data=data, headers=headers
+            ).status_code
+
+    assert {call: status for call, status in answers.items() if status != 403} == {}
+    assert len(routes) >= 5
+    assert fingerprint(committed) == before
+    sent = {**form, "csrf_token": token, "accept_terms": "yes"}  # and with both, it is taken
+    taken = web.post(
+        f"/{world.ids.issued}/accept", data=sent, headers=cookie, follow_redirects=False
+    )
+    assert taken.status_code == 303
