@@ -87,6 +87,8 @@ def _world(engine: Engine) -> Ids:
         offers_service.accept_offer(
             session, order, signer_name=_text(13), po_number=_text(14), settings=settings
         )
+        declined = _offer(session, issued=True)  # the customer's reason goes to the owner
+        offers_service.decline_offer(session, declined, reason=_text(29), settings=settings)
         tracking_service.activate_offer(session, order, actor="tests", settings=settings)
         update = StageUpdateCreate(
             stage="shipped",
