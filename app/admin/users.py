@@ -200,14 +200,10 @@ def _account_changed(session: Session, user: StaffUser) -> int:
 
 def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) -> Staff:
     """The staff user behind the credentials; failures are counted and throttled."""
+    throttle.count_attempt(session, who)
     with read_only(session):
-        throttle.check(session, who)
         user = find_by_email(session, email)
         hashed = user.password_hash if user is not None and user.is_active else None
-    # Counted as a failure before the password is checked, which is slow on purpose, and
-    # forgiven if it was right: a guess sent while the ones before it are being checked finds
-    # them counted. The check holds no transaction (on SQLite: not the one writer's lock).
-    throttle.record_failure(session, who)
     if not passwords.verify_password(hashed, password):
         raise InvalidCredentials()
     assert user is not None
