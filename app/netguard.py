@@ -52,6 +52,10 @@ def is_internal(address: IPAddress) -> bool:
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is not None:
             return is_internal(embedded)
+        # Site-local (fec0::/10) was deprecated, not given back to the internet: networks that
+        # still number hosts in it are private ones, though ipaddress counts it as global.
+        if address.is_site_local:
+            return True
     return (
         not address.is_global
         or address.is_multicast

@@ -79,18 +79,11 @@ async def second_step_submit(
         staff.email, client_key(request, settings), key=settings.resolved_secret_key()
     )
 
-    def check(session: Session) -> list[str] | None:
-        throttle.check(session, who)
-        if twofactor.is_enabled(session, staff.id):
-            if twofactor.verify(session, staff.id, code):
-                return None
-            raise twofactor.WrongCode()
-        return twofactor.confirm_enrolment(session, staff, code)
-
     try:
-        recovery_codes = await in_session(check)
+        recovery_codes = await in_session(
+            lambda s: twofactor.check_second_factor(s, staff, code, who)
+        )
     except twofactor.WrongCode as exc:
-        await in_session(lambda s: throttle.record_failure(s, who))
         return await _second_step_page(request, staff, error=exc.detail, status=422)
     except AppError as exc:
         response = await _second_step_page(request, staff, error=exc.detail, status=exc.status_code)

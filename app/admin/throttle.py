@@ -19,7 +19,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from app.auth.staff import LoginFailure
-from app.db import utcnow
+from app.db import read_only, utcnow
 from app.errors import AppError
 
 WINDOW = timedelta(minutes=15)
@@ -81,6 +81,16 @@ def check(session: Session, who: Attempt) -> None:
     ).one()
     if count >= MAX_PER_ADDRESS and oldest is not None:
         _wait_until(oldest + WINDOW)
+
+
+def count_attempt(session: Session, who: Attempt) -> None:
+    """Refuse while ``who`` must wait; else count this attempt as a failure, committed, before
+    its password or code is checked (``forgive`` it when it was right). Attempts sent side by
+    side then each find the ones before them counted, and the check, slow on purpose for a
+    password, runs outside any transaction (on SQLite: without the one writer's lock)."""
+    with read_only(session):
+        check(session, who)
+    record_failure(session, who)
 
 
 def delay_after(failures: int) -> timedelta:

@@ -21,10 +21,11 @@ from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlmodel import Column, Field, Session, SQLModel
 
 from app import audit
+from app.admin import throttle
 from app.admin.users import Staff
 from app.auth.staff import Role
 from app.config import Settings
-from app.db import UTCDateTime, utcnow
+from app.db import UTCDateTime, read_only, utcnow
 from app.errors import Conflict, Unprocessable
 
 ISSUER = "OfferTrack"
@@ -146,6 +147,26 @@ def confirm_enrolment(session: Session, staff: Staff, code: str) -> list[str]:
     row.enabled_at, row.recovery_hashes = utcnow(), [_hash(c) for c in codes]
     session.add(row)
     _audit(session, staff, "staff_user.2fa_on", f"Two-factor sign-in on for {staff.email}")
+    session.commit()
+    return codes
+
+
+def check_second_factor(
+    session: Session, staff: Staff, code: str, who: throttle.Attempt
+) -> list[str] | None:
+    """The second step of a sign-in: the app's code (or a recovery code) of an enrolled user,
+    or the first code of a set-up, which returns the new recovery codes; WrongCode if it is
+    not right. Counted and throttled like a password (app.admin.throttle). Commits."""
+    throttle.count_attempt(session, who)
+    with read_only(session):
+        enabled = is_enabled(session, staff.id)
+    if not enabled:
+        codes: list[str] | None = confirm_enrolment(session, staff, code)
+    elif verify(session, staff.id, code):
+        codes = None
+    else:
+        raise WrongCode()
+    throttle.forgive(session, who)
     session.commit()
     return codes
 

@@ -11,6 +11,7 @@ from app.admin import sessions as staff_sessions
 from app.admin import throttle
 from app.auth import passwords
 from app.auth.staff import Role, StaffUser
+from app.db import read_only
 from app.errors import AppError, Conflict, NotFound, Unprocessable
 from app.versions import Expected, next_stamp, require_version
 
@@ -199,12 +200,11 @@ def _account_changed(session: Session, user: StaffUser) -> int:
 
 def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) -> Staff:
     """The staff user behind the credentials; failures are counted and throttled."""
-    throttle.check(session, who)
-    user = find_by_email(session, email)
-    usable = user is not None and user.is_active
-    if not passwords.verify_password(user.password_hash if usable and user else None, password):
-        session.rollback()
-        throttle.record_failure(session, who)
+    throttle.count_attempt(session, who)
+    with read_only(session):
+        user = find_by_email(session, email)
+        hashed = user.password_hash if user is not None and user.is_active else None
+    if not passwords.verify_password(hashed, password):
         raise InvalidCredentials()
     assert user is not None
     if passwords.needs_rehash(user.password_hash):

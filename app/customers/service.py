@@ -53,7 +53,9 @@ def update_customer(
         setattr(customer, field, value)
     customer.updated_at = next_stamp(customer.updated_at)
     session.add(customer)
-    _audit(session, customer, actor, "update", "Changed " + ", ".join(changed), changed)
+    # The history names the fields, not their values: the log is never edited, and deleting
+    # the record must delete its contact's personal data (the record alone holds it).
+    _audit(session, customer, actor, "update", "Changed " + ", ".join(changed))
     session.commit()
     return customer
 
@@ -112,7 +114,6 @@ def _audit(
     actor: str,
     action: str,
     summary: str,
-    changes: dict[str, object] | None = None,
 ) -> None:
     assert customer.id is not None
     audit.record(
@@ -122,5 +123,4 @@ def _audit(
         entity_type="customer",
         entity_id=customer.id,
         summary=summary,
-        changes=changes,
     )

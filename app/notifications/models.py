@@ -66,6 +66,10 @@ class OrderSubscription(SQLModel, table=True):
         # The hourly purge of pending subscriptions nobody confirmed reads those alone, not
         # every confirmed subscription there ever was.
         Index("ix_order_subscription_confirmed_at_created_at", "confirmed_at", "created_at"),
+        # The confirmation and unsubscribe links name a subscription by its id, forever: an id
+        # is never given again (SQLite would reuse the highest one once its row is deleted,
+        # and an old link would then confirm or end someone else's subscription).
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

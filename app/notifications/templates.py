@@ -79,8 +79,9 @@ def render_mail(
     full["tracking_id_display"] = hyphenate_tracking_id(tracking_id) if tracking_id else ""
     text_template = env.get_template(f"notifications/mail/{name}.txt")
     subject = "".join(text_template.blocks["subject"](text_template.new_context(full)))
-    return RenderedMail(
-        subject=" ".join(subject.split()),
-        text=text_template.render(full),
-        html=env.get_template(f"notifications/mail/{name}.html").render(full),
-    )
+    subject = " ".join(subject.split())
+    # The HTML shows the subject as the text template wrote it: as plain text, which the HTML
+    # template escapes. (Its own copy of the text's macros would not be: Jinja marks what a
+    # macro of the unescaped .txt returns as safe HTML.)
+    html = env.get_template(f"notifications/mail/{name}.html").render(full, mail_subject=subject)
+    return RenderedMail(subject=subject, text=text_template.render(full), html=html)

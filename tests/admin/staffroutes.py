@@ -5,7 +5,7 @@ nor named fails the tests that use this (the browser test of every page, the no-
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pyotp
 from fastapi import FastAPI
@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from starlette.routing import Mount
 
 from app.admin import twofactor, users
+from app.admin.analytics.dashboard import CsvTable
 from app.analytics import campaigns, webhooks
 from app.analytics.schemas import PlacementUpdate, WebhookEndpointCreate
 from app.auth.service import create_api_key
@@ -205,3 +206,30 @@ def _first_pk(session: Session, model: Any) -> str:
     row = session.exec(select(model)).first()
     assert row is not None, f"no {model.__name__} in the demo data"
     return str(get_object_identifier(row))
+
+
+def staff_downloads(staff: FastAPI, ids: Ids) -> list[str]:
+    """A URL of every staff GET route that is not a page (NOT_PAGES), and sqladmin's exports
+    of every view."""
+    queries: dict[str, list[tuple[dict[str, Any], str]]] = {
+        "staff:login_2fa": [({}, "")],  # signed in already: 303
+        "staff:offer_pdf": [({"offer_id": ids.issued}, "")],
+        "analytics:panels": [({}, "")],
+        "analytics:csv": [
+            ({"table": table}, "?by=channel" if table == "breakdown" else "")
+            for table in get_args(CsvTable)
+        ],
+        "analytics:placement_qr": [
+            ({"placement_id": ids.placement}, f"?fmt={fmt}") for fmt in ("svg", "png", "pdf")
+        ],
+        "notifications:written_mail": [({"name": "20260101.eml"}, "")],  # none written: 404
+    }
+    assert set(queries) == set(NOT_PAGES), "a new staff route that is not a page: add it here"
+    urls = [
+        "/admin" + staff.url_path_for(name, **params) + query
+        for name, calls in queries.items()
+        for params, query in calls
+    ]
+    for view in staff.state.admin.views:
+        urls += [f"/admin/{view.identity}/export/{kind}" for kind in view.export_types]
+    return urls

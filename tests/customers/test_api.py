@@ -147,3 +147,27 @@ def test_deleting_a_customer_keeps_the_offers_copy(api: TestClient, session: Ses
     session.expire_all()  # the database unlinked the offer (ON DELETE SET NULL)
     kept = api.get(f"/api/v1/offers/{offer['id']}").json()["customer"]
     assert (kept["company"], kept["vat_id"], kept["id"]) == ("Acme Hellas SA", "EL123456789", None)
+
+
+def test_deleting_a_customer_deletes_its_personal_data_from_the_history_too(
+    api: TestClient, session: Session
+) -> None:
+    """The record's history (the audit log, which nobody may edit) names what changed and
+    who changed it, never the values: deleting the record leaves no contact's name, address,
+    e-mail or phone anywhere."""
+    customer = _create(api, phone="+30 210 5550101")
+    changed = {
+        "contact_name": "Eleni Georgiou",
+        "email": "eleni@acme.example",
+        "phone": "+30 210 5550102",
+        "address_lines": "Odos Ermou 5",
+        "notes": "Eleni prefers calls after 10",
+    }
+    assert api.patch(f"/api/v1/customers/{customer['id']}", json=changed).status_code == 200
+    assert api.delete(f"/api/v1/customers/{customer['id']}").status_code == 204
+
+    history = session.execute(text("SELECT * FROM audit_log")).all()
+    personal = [*changed.values(), "Maria Papadopoulou", "maria@acme.example", "5550101"]
+    personal += ["Leoforos Kifisias"]
+    assert [value for value in personal if value in str(history)] == []
+    assert "contact_name" in str(history)  # what changed, and when, stays known

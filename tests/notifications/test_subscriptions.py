@@ -15,11 +15,13 @@ from sqlmodel import Session
 from app.auth.service import create_api_key
 from app.config import Settings
 from app.db import utcnow
+from app.notifications import subscriptions
 from app.notifications.models import MailOutbox, OrderSubscription
 from app.offers import service as offers_service
 from app.offers.models import Offer
 from app.templating import format_date
 from app.tracking import service as tracking_service
+from app.tracking.codes import parse_tracking_code
 from app.tracking.schemas import StageUpdateCreate
 from tests.conftest import TEST_DATABASE_URL
 from tests.factories import make_offer
@@ -294,6 +296,32 @@ def test_a_broken_unsubscribe_link_is_not_called_a_confirmation_link(
         assert "confirmation link" not in answer.text
         assert "ask for e-mail updates again" not in answer.text
         assert "stop the e-mail updates" in answer.text
+
+
+def test_a_link_of_a_subscription_that_is_gone_never_acts_on_a_later_one(
+    committed: Engine, settings: Settings
+) -> None:
+    """Links name a subscription by its row id. Had a later subscription taken the id again
+    (SQLite reuses the highest rowid once its row is deleted), someone could subscribe,
+    unsubscribe, and with their own confirmation link confirm an address they typed in next,
+    which never asked for the mails; or a former subscriber's old link end someone else's."""
+    order = _order(committed, settings)
+    code = parse_tracking_code(order.tracking_id)
+    with Session(committed) as session:
+        subscriptions.subscribe(session, code, "first@example.com", settings=settings)
+        [first] = _subscriptions(committed)
+        assert first.id is not None
+        confirm = subscriptions.confirm_token(first.id, settings)
+        unsubscribe = subscriptions.unsubscribe_token(first.id, settings)
+        subscriptions.unsubscribe(session, unsubscribe, settings=settings)
+        subscriptions.subscribe(session, code, "victim@example.com", settings=settings)
+
+        with pytest.raises(subscriptions.LinkInvalid):
+            subscriptions.confirm(session, confirm, settings=settings)
+        subscriptions.unsubscribe(session, unsubscribe, settings=settings)
+
+    [later] = _subscriptions(committed)
+    assert later.email == "victim@example.com" and later.confirmed_at is None
 
 
 def test_the_request_adds_one_fan_out_row_and_the_worker_the_mails_once(

@@ -7,10 +7,12 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlmodel import Session
 
+from app.admin import throttle, users
 from app.admin.throttle import FREE_TRIES, MAX_DELAY, delay_after
+from app.auth import passwords
 from app.auth.staff import LoginFailure, Role
 from app.db import utcnow
 from tests.admin.conftest import StaffLogin, csrf_from
@@ -73,3 +75,33 @@ def test_after_the_delay_the_next_try_is_allowed_and_the_delay_doubles(
     assert browser.post("/admin/login", data=data).status_code == 400  # allowed again
     again = browser.post("/admin/login", data=data)
     assert again.status_code == 429 and again.headers["retry-after"] == "2"
+
+
+def test_guesses_sent_side_by_side_are_counted_while_the_password_is_checked(
+    make_staff: Callable[..., StaffLogin], committed: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking a password takes a while (a deliberately slow hash): a guesser who sends the
+    next guess before the last one is answered must find the guesses before it counted. Here
+    each guess arrives while the one before it is being checked."""
+    owner = make_staff(Role.ADMIN)
+    who = throttle.attempt(owner.email, "198.51.100.68", key="tests")
+    answers: list[int] = []
+    verify = passwords.verify_password
+    arriving = iter(range(1, FREE_TRIES + 4))
+
+    def guess(n: int) -> None:
+        with Session(committed) as session:
+            try:
+                users.sign_in(session, owner.email, f"guess {n}", who)
+            except (users.InvalidCredentials, throttle.TooManyLogins) as refused:
+                answers.insert(0, refused.status_code)  # the earlier guess answers after it
+
+    def verify_while_the_next_guess_arrives(hashed: str | None, password: str) -> bool:
+        if (n := next(arriving, None)) is not None:
+            guess(n)
+        return verify(hashed, password)
+
+    monkeypatch.setattr(passwords, "verify_password", verify_while_the_next_guess_arrives)
+    guess(0)
+
+    assert answers == [400] * FREE_TRIES + [429]

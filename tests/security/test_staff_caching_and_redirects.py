@@ -2,7 +2,7 @@
 redirect is built from the Host header the client sent."""
 
 from collections.abc import Callable, Iterator
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -13,17 +13,16 @@ from sqlmodel import Session
 from starlette.routing import Mount, Route
 
 from app import requestguard
-from app.admin.analytics.dashboard import CsvTable
 from app.auth.staff import Role
 from app.config import get_settings
 from app.requestguard import relative_locations
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.admin.staffroutes import (
-    NOT_PAGES,
     PASSWORD,
     Ids,
     demo_data,
     staff_app,
+    staff_downloads,
     staff_pages,
 )
 from tests.factories import make_offer
@@ -53,33 +52,6 @@ def test_every_staff_page_and_download_is_no_store(
         assert response.headers.get("cache-control") == "no-store", url
     # sqladmin's own static files may be cached as usual.
     assert web.get("/admin/statics/css/main.css").headers.get("cache-control") != "no-store"
-
-
-def _downloads(staff: FastAPI, ids: Ids) -> list[str]:
-    """A URL of every staff GET route that is not a page (NOT_PAGES), and sqladmin's exports
-    of every view."""
-    queries: dict[str, list[tuple[dict[str, Any], str]]] = {
-        "staff:login_2fa": [({}, "")],  # signed in already: 303
-        "staff:offer_pdf": [({"offer_id": ids.issued}, "")],
-        "analytics:panels": [({}, "")],
-        "analytics:csv": [
-            ({"table": table}, "?by=channel" if table == "breakdown" else "")
-            for table in get_args(CsvTable)
-        ],
-        "analytics:placement_qr": [
-            ({"placement_id": ids.placement}, f"?fmt={fmt}") for fmt in ("svg", "png", "pdf")
-        ],
-        "notifications:written_mail": [({"name": "20260101.eml"}, "")],  # none written: 404
-    }
-    assert set(queries) == set(NOT_PAGES), "a new staff route that is not a page: add it here"
-    urls = [
-        "/admin" + staff.url_path_for(name, **params) + query
-        for name, calls in queries.items()
-        for params, query in calls
-    ]
-    for view in staff.state.admin.views:
-        urls += [f"/admin/{view.identity}/export/{kind}" for kind in view.export_types]
-    return urls
 
 
 def _posts(staff: FastAPI, ids: Ids) -> Iterator[str]:
@@ -120,7 +92,7 @@ def test_every_staff_route_answers_no_store(
     staff = staff_app(app)
     assert web.get("/admin/login").headers.get("cache-control") == "no-store"
     sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
-    pages, downloads = staff_pages(app, ids, committed)[1:], _downloads(staff, ids)
+    pages, downloads = staff_pages(app, ids, committed)[1:], staff_downloads(staff, ids)
 
     for url in [*pages, *downloads]:
         answer = web.get(url, follow_redirects=False)

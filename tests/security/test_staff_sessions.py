@@ -12,6 +12,8 @@ from sqlmodel import Session, select
 from app.admin import users
 from app.admin.sessions import StaffSession
 from app.auth.staff import Role, StaffUser
+from app.config import get_settings
+from app.main import create_app
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 
 pytestmark = pytest.mark.concurrency
@@ -68,6 +70,29 @@ def test_the_cookie_holds_no_user_id(app: FastAPI, make_staff: Callable[..., Sta
     data = json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
 
     assert set(data) == {"sid", "csrf"}
+
+
+@pytest.mark.usefixtures("web")
+def test_a_session_ended_on_one_node_is_ended_on_the_others_at_once(
+    app: FastAPI, make_staff: Callable[..., StaffLogin]
+) -> None:
+    """Another app on the same database (another process or node) keeps no copy of a session
+    that could outlive its end: the cookie stops working there with the very next request."""
+    other_node = create_app(get_settings().model_copy(update={"scan_feed": False}))
+    browser = _browser(app)
+    who = make_staff(Role.SALES)
+    token = sign_in(browser, who)
+    elsewhere = TestClient(other_node, base_url="https://track.example.com")
+    elsewhere.cookies.set("ot_staff", browser.cookies["ot_staff"], path="/admin")
+    assert _signed_in(elsewhere)
+    second = _browser(app)
+    sign_in(second, who)  # the same user in a second browser, on this node
+
+    ended = browser.post("/admin/account/sessions/end-others", data={"csrf_token": token})
+    assert ended.status_code == 200 and _signed_in(elsewhere) and not _signed_in(second)
+    browser.post("/admin/logout", data={"csrf_token": token}, follow_redirects=False)
+
+    assert not _signed_in(elsewhere)
 
 
 @pytest.mark.usefixtures("web")

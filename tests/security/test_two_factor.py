@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.admin import twofactor
+from app.admin import throttle, twofactor, users
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.offers.models import Offer, OfferStatus
@@ -162,6 +162,41 @@ def test_a_second_factor_is_throttled_like_a_password(
     statuses = [_enter(web, "111111").status_code for _ in range(4)]  # type: ignore[attr-defined]
 
     assert statuses == [422, 422, 422, 429]
+
+
+def test_codes_sent_side_by_side_are_counted_while_each_is_checked(
+    make_staff: Callable[..., StaffLogin], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each code arrives while the one before it is being checked: the fourth finds three
+    counted and is refused, as one after the other (the codes are a million only)."""
+    who = make_staff(Role.VIEWER)
+    staff = users.load_active(db, users.find_by_email(db, who.email).id or 0)  # type: ignore[union-attr]
+    assert staff is not None
+    secret = twofactor.begin_enrolment(db, staff)
+    twofactor.confirm_enrolment(db, staff, pyotp.TOTP(secret).now())
+    right = {pyotp.TOTP(secret).at(time.time() + step) for step in (-60, -30, 0, 30, 60)}
+    wrong = [code for code in (f"{n:06d}" for n in range(20)) if code not in right]
+    attempt = throttle.attempt(who.email, "198.51.100.69", key="tests")
+    answers: list[int] = []
+    verify = twofactor.verify
+    arriving = iter(range(1, 7))
+
+    def enter(n: int) -> None:
+        with Session(db.get_bind()) as session:
+            try:
+                twofactor.check_second_factor(session, staff, wrong[n], attempt)
+            except (twofactor.WrongCode, throttle.TooManyLogins) as refused:
+                answers.insert(0, refused.status_code)  # the earlier code answers after it
+
+    def verify_while_the_next_code_arrives(session: Session, user_id: int, code: str) -> bool:
+        if (n := next(arriving, None)) is not None:
+            enter(n)
+        return verify(session, user_id, code)
+
+    monkeypatch.setattr(twofactor, "verify", verify_while_the_next_code_arrives)
+    enter(0)
+
+    assert answers == [422, 422, 422, 429]
 
 
 @pytest.fixture
