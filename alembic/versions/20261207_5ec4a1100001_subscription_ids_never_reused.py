@@ -1,7 +1,7 @@
 """order_subscription ids are never given again (SQLite AUTOINCREMENT)
 
 Revision ID: 5ec4a1100001
-Revises: 57a6e5000001
+Revises: 5a6e11570001
 Create Date: 2026-12-07 13:10:00
 
 The confirmation and unsubscribe links carry a subscription's id, signed. SQLite gives a new
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "5ec4a1100001"
-down_revision: str | None = "57a6e5000001"
+down_revision: str | None = "5a6e11570001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
