@@ -98,7 +98,7 @@ def _world(engine: Engine) -> Ids:
             tracking_number=_text(18),
             expected_delivery_date=date(2999, 1, 1),
         )
-        tracking_service.add_stage_update(session, order, update, actor="tests")
+        tracking_service.add_stage_update(session, order, update, actor="tests", settings=settings)
         questions.ask_question(
             session,
             parse_tracking_code(issued),

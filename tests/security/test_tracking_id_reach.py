@@ -84,7 +84,7 @@ def _order(session: Session, settings: Settings) -> Offer:
         internal_note="Margin is thin on this one",
         expected_delivery_date=date(2999, 6, 1),
     )
-    tracking_service.add_stage_update(session, offer.id, update, actor="tests")
+    tracking_service.add_stage_update(session, offer.id, update, actor="tests", settings=settings)
     return offer
 
 
@@ -180,7 +180,9 @@ def test_a_subscriber_by_tracking_id_gets_mails_without_the_offer(
     assert confirmed.status_code == 200
     with Session(committed) as session:
         update = StageUpdateCreate(stage="shipped", public_note="On its way")
-        tracking_service.add_stage_update(session, order.tracking_id, update, actor="tests")
+        tracking_service.add_stage_update(
+            session, order.tracking_id, update, actor="tests", settings=settings
+        )
     subscriptions.fan_out(committed, settings)
 
     mails = _mails(committed)
