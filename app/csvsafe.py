@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -62,10 +62,8 @@ def header(names: Iterable[str], times: Collection[str], zone: ZoneInfo) -> list
 
 def is_time(type_: TypeEngine[Any]) -> bool:
     """Whether a column of this type holds times (``UTCDateTime``), not dates or other values."""
-    try:
-        return issubclass(type_.python_type, datetime)
-    except NotImplementedError:  # a type that names no Python type holds no time of ours
-        return False
+    # A TypeDecorator's own python_type is ``object``: the type it stores as tells.
+    return isinstance(type_.impl_instance if isinstance(type_, TypeDecorator) else type_, DateTime)
 
 
 def safe_row(row: Iterable[Any], zone: ZoneInfo) -> list[Any]:

@@ -229,6 +229,13 @@ def _holds_time(attribute: Any) -> bool:
 
 
 async def _cells(view: ModelView, row: Any, names: list[str]) -> list[Any]:
-    # A time goes to the writer as it is, to be written local; the rest as sqladmin does.
-    values = [await view.get_prop_value(row, name) for name in names]
-    return [value if isinstance(value, datetime) else str(value) for value in values]
+    return [_cell(await view.get_prop_value(row, name)) for name in names]
+
+
+def _cell(value: Any) -> Any:
+    # A time goes to the writer as it is, to be written local; a missing value is an empty
+    # cell (sqladmin writes "None", text a spreadsheet sorts among the times); the rest as
+    # sqladmin writes it.
+    if value is None or isinstance(value, datetime):
+        return value
+    return str(value)
