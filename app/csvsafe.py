@@ -45,8 +45,9 @@ def local_time(value: datetime, zone: ZoneInfo) -> str:
         raise ValueError(f"a time without a zone cannot be exported: {value!r}")
     # Cut, not rounded: 12:56:17.9 stays in its second, so the order of the rows is kept.
     # In autumn's repeated hour two times read alike (02:30 CEST and 02:30 CET): a
-    # spreadsheet has no zone offset to tell them apart, and the header naming the zone is
-    # the honest limit of the format; the JSON API gives the exact UTC time.
+    # spreadsheet's date-time has no room for an offset, so the header naming the zone is
+    # as exact as the format allows. Acceptable: exports are read by people, who know the
+    # night the clocks go back, and the event exports keep such rows in their true order.
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 

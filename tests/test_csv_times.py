@@ -51,7 +51,7 @@ def test_a_time_is_written_local_to_the_second(utc: datetime, written: str) -> N
 
 def test_autumns_repeated_hour_reads_alike_and_the_header_names_the_zone() -> None:
     """02:30 CEST and 02:30 CET (25 October 2026) are one wall-clock time: the header's zone
-    is all a spreadsheet can be told (the JSON API has the exact UTC times)."""
+    is all a spreadsheet's date-time can be told."""
     first = csvsafe.local_time(datetime(2026, 10, 25, 0, 30, tzinfo=UTC), BERLIN)
     second = csvsafe.local_time(datetime(2026, 10, 25, 1, 30, tzinfo=UTC), BERLIN)
 
@@ -119,8 +119,9 @@ def test_scans_in_autumns_repeated_hour_export_as_the_clock_read_them(
     api: TestClient, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(settings, "timezone", "Europe/Berlin")
-    for hour in (0, 1):  # 02:30 CEST, then 02:30 CET
-        _scan(session, datetime(2026, 10, 25, hour, 30, tzinfo=UTC), f"v{hour}")
+    # 02:30 CET stored first, then 02:30 CEST, an hour earlier
+    ids = [_scan(session, datetime(2026, 10, 25, h, 30, tzinfo=UTC), f"v{h}") for h in (1, 0)]
+    ids.reverse()
 
     response = api.get(
         "/api/v1/analytics/export/scans.csv", params={"from": "2026-10-25", "to": "2026-10-25"}
@@ -128,3 +129,4 @@ def test_scans_in_autumns_repeated_hour_export_as_the_clock_read_them(
 
     rows = spreadsheet_rows(response.text, BERLIN)
     assert [row["occurred_at (Europe/Berlin)"] for row in rows] == ["2026-10-25 02:30:00"] * 2
+    assert [int(row["id"]) for row in rows] == ids  # the summer-time one first, as it happened
