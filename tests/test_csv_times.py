@@ -104,7 +104,7 @@ def test_an_event_exports_times_are_the_stored_utc_times_in_the_zone(
     table: Table = model.__table__
     kind = "scans" if model is ScanEvent else "conversions"
     query = select(table.c.id, table.c[TIMES_OF[model]])
-    stored = {pk: moment for pk, moment in session.execute(query)}
+    stored = dict(session.execute(query).all())
 
     response = api.get(f"/api/v1/analytics/export/{kind}.csv")
 
