@@ -1,5 +1,5 @@
 """sqladmin's CSV export: the rows of the list as its page shows them (all pages), written
-through app.csvsafe like every other CSV we produce.
+through app.csvsafe like every other CSV we produce (times local, the zone in their header).
 
 Streamed, so that memory stays flat whatever the table's size: sqladmin's own export reads
 every row into a list before it writes the first (an audit log or a scan table of millions of
@@ -16,19 +16,21 @@ file (tests/admin/test_export.py checks this against uvicorn).
 """
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import anyio
 from sqladmin import ModelView
 from sqladmin._types import _UNSET
 from sqladmin.helpers import secure_filename
-from sqlalchemy import ScalarResult, Select
+from sqlalchemy import ScalarResult, Select, inspect
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import csvsafe
+from app.config import get_settings
 from app.db import READ_ONLY, new_session
 from app.errors import ServiceUnavailable
 from app.requestguard import is_head
@@ -201,9 +203,10 @@ async def csv_response(view: ModelView, request: Request, slots: ExportSlots) ->
 
 
 async def _lines(view: ModelView, rows: _Chunks) -> AsyncIterator[str]:
-    writer = csvsafe.SafeWriter(_Line())
+    zone = get_settings().zone
+    writer = csvsafe.SafeWriter(_Line(), zone)
     names: list[str] = view._export_prop_names
-    yield writer.writerow(names)
+    yield writer.writerow(csvsafe.header(names, time_columns(view.model), zone))
     while text := await _next_chunk(view, rows, writer, names):
         yield text
 
@@ -216,5 +219,23 @@ async def _next_chunk(
     return "".join([writer.writerow(await _cells(view, row, names)) for row in chunk])
 
 
-async def _cells(view: ModelView, row: Any, names: list[str]) -> list[str]:
-    return [str(await view.get_prop_value(row, name)) for name in names]
+def time_columns(model: Any) -> set[str]:
+    """The names of a model's columns that hold times."""
+    return {column.key for column in inspect(model).column_attrs if _holds_time(column)}
+
+
+def _holds_time(attribute: Any) -> bool:
+    return any(csvsafe.is_time(column.type) for column in attribute.columns)
+
+
+async def _cells(view: ModelView, row: Any, names: list[str]) -> list[Any]:
+    return [_cell(await view.get_prop_value(row, name)) for name in names]
+
+
+def _cell(value: Any) -> Any:
+    # A time goes to the writer as it is, to be written local; a missing value is an empty
+    # cell (sqladmin writes "None", text a spreadsheet sorts among the times); the rest as
+    # sqladmin writes it.
+    if value is None or isinstance(value, datetime):
+        return value
+    return str(value)

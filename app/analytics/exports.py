@@ -4,7 +4,7 @@ downloads; no route lives here."""
 
 import io
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -44,12 +44,20 @@ def get_period(settings: Settings, from_: date | None = None, to: date | None = 
     return Period(start, end, settings.zone)
 
 
-def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+def _csv(
+    period: Period,
+    what: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    times: Collection[str] = (),
+) -> Response:
+    """``rows`` as a CSV download, its times (the columns named in ``times``) local to the
+    period's zone, the zone named in their header."""
     # Spooled: small exports stay in memory, a million events go to a temporary file.
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")  # noqa: SIM115
     text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    writer = csvsafe.SafeWriter(text)
-    writer.writerow(header)
+    writer = csvsafe.SafeWriter(text, period.zone)
+    writer.writerow(csvsafe.header(header, times, period.zone))
     writer.writerows(rows)
     text.flush()
     spool.seek(0)
@@ -61,7 +69,7 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
                 yield chunk
 
     headers = {
-        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Disposition": f'attachment; filename="{_name(period, what)}"',
         "Cache-Control": "no-store",  # customer data: never kept in a cache
     }
     return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8", headers=headers)
@@ -76,7 +84,8 @@ def scans_per_day(session: Session, period: Period, format_: Format = "json") ->
     rows = attribution.scans_per_day(session, period)
     if format_ == "csv":
         return _csv(
-            _name(period, "scans_per_day"),
+            period,
+            "scans_per_day",
             ("day", "scans", "unique_visitors"),
             ((r.day.isoformat(), r.scans, r.visitors) for r in rows),
         )
@@ -93,7 +102,8 @@ def breakdown(
     rows = attribution.scan_breakdown(session, period, by)
     if format_ == "csv":
         return _csv(
-            _name(period, f"scans_by_{by}"),
+            period,
+            f"scans_by_{by}",
             (by, "label", "scans", "unique_visitors"),
             ((r.key, r.label, r.scans, r.visitors) for r in rows),
         )
@@ -104,7 +114,7 @@ def funnel(session: Session, period: Period, format_: Format = "json") -> Any:
     """Offers issued in the range, and how many were then scanned, accepted and ordered."""
     result = attribution.funnel(session, period)
     if format_ == "csv":
-        return _csv(_name(period, "funnel"), ("step", "offers"), asdict(result).items())
+        return _csv(period, "funnel", ("step", "offers"), asdict(result).items())
     return result
 
 
@@ -161,7 +171,8 @@ def attribution_report(
     rows = attribution.attribution(session, period, by, model)
     if format_ == "csv":
         return _csv(
-            _name(period, f"attribution_{by}_{model}"),
+            period,
+            f"attribution_{by}_{model}",
             ATTRIBUTION_CSV,
             (_attribution_csv_row(r) for r in rows),
         )
@@ -173,7 +184,7 @@ def time_to_convert(session: Session, period: Period, format_: Format = "json") 
     buckets = attribution.time_to_convert(session, period)
     if format_ == "csv":
         header = ("time_from_first_scan", "conversions")
-        return _csv(_name(period, "time_to_convert"), header, buckets)
+        return _csv(period, "time_to_convert", header, buckets)
     return [{"bucket": label, "conversions": count} for label, count in buckets]
 
 
@@ -183,4 +194,10 @@ def export_events(
     """Every scan event (bots flagged) or conversion in the range, as CSV."""
     columns = attribution.EXPORT_COLUMNS[kind]
     rows = attribution.export_events(session, period, kind)
-    return _csv(_name(period, kind), columns, rows)
+    return _csv(period, kind, columns, rows, event_time_columns(kind))
+
+
+def event_time_columns(kind: Literal["scans", "conversions"]) -> set[str]:
+    """The columns of an event export that hold times."""
+    table = attribution.scans if kind == "scans" else attribution.conversions
+    return {name for name in attribution.EXPORT_COLUMNS[kind] if csvsafe.is_time(table[name].type)}
