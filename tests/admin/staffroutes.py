@@ -56,6 +56,20 @@ class Ids:
     endpoint: int
 
 
+def path_values(ids: Ids) -> dict[str, object]:
+    """A value for each path parameter of the staff site's actions, by its name."""
+    return {
+        "offer_id": ids.issued,
+        "customer_id": ids.customer,
+        "template_id": ids.template,
+        "campaign_id": ids.campaign,
+        "placement_id": ids.placement,
+        "endpoint_id": ids.endpoint,
+        "question_id": 1,
+        "session_id": 1,
+    }
+
+
 def demo_data(engine: Engine) -> Ids:
     """The demo offers, a customer, a terms template, a campaign with scans and conversions,
     a webhook endpoint, an API key and staff of each role."""

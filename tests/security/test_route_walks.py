@@ -32,6 +32,7 @@ from tests.admin.staffroutes import (
     PASSWORD,
     Ids,
     demo_data,
+    path_values,
     staff_app,
     staff_downloads,
     staff_pages,
@@ -145,14 +146,7 @@ def _staff_routes(app: FastAPI) -> list[APIRoute]:
 def _path_values(world: World) -> dict[str, object]:
     ids = world.ids
     return {
-        "offer_id": ids.issued,
-        "customer_id": ids.customer,
-        "template_id": ids.template,
-        "campaign_id": ids.campaign,
-        "placement_id": ids.placement,
-        "endpoint_id": ids.endpoint,
-        "question_id": 1,
-        "session_id": 1,
+        **path_values(ids),
         "table": "funnel",
         "name": "20260101.eml",
         "code": world.tracking_id,

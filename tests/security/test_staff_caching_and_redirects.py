@@ -21,6 +21,7 @@ from tests.admin.staffroutes import (
     PASSWORD,
     Ids,
     demo_data,
+    path_values,
     staff_app,
     staff_downloads,
     staff_pages,
@@ -57,14 +58,7 @@ def test_every_staff_page_and_download_is_no_store(
 def _posts(staff: FastAPI, ids: Ids) -> Iterator[str]:
     """A URL of every route of the staff site that takes a POST (or a DELETE)."""
     values: dict[str, object] = {
-        "offer_id": ids.issued,
-        "customer_id": ids.customer,
-        "template_id": ids.template,
-        "campaign_id": ids.campaign,
-        "placement_id": ids.placement,
-        "endpoint_id": ids.endpoint,
-        "question_id": 1,
-        "session_id": 1,
+        **path_values(ids),
         "identity": "offer",
         "pk": ids.issued,
     }
