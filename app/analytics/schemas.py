@@ -270,6 +270,7 @@ class WebhookEndpointRead(BaseModel):
     event_types: list[str]
     enabled: bool
     failure_count: int
+    failing_since: datetime | None  # when the current run of failures began; null when none
     disabled_at: datetime | None
     last_error: str
     created_at: datetime
