@@ -461,9 +461,7 @@ def _failing_since(engine: Engine, endpoint_id: int, ago: timedelta) -> None:
 
 
 @pytest.mark.concurrency
-def test_a_burst_of_failures_keeps_the_endpoint_on(
-    committed: Engine, receiver: Receiver
-) -> None:
+def test_a_burst_of_failures_keeps_the_endpoint_on(committed: Engine, receiver: Receiver) -> None:
     """A receiver or DNS hiccup of a minute on a busy site: many failures, all within minutes."""
     settings = get_settings()  # 20 failures, a day
     endpoint_id, row = _queued_row(committed, receiver)
