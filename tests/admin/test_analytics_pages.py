@@ -513,6 +513,10 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
         assert f'value="{event_type}"' in form, event_type
     bad = web.post("/admin/analytics/webhooks", data={"url": "not a url", "csrf_token": token})
     assert bad.status_code == 422 and 'id="url-error"' in bad.text
+    empty = web.post("/admin/analytics/webhooks", data={"url": " ", "csrf_token": token})
+    said = re.search(r'id="url-error">([^<]*)<', empty.text)
+    assert empty.status_code == 422 and said is not None
+    assert said.group(1).startswith("Required: enter a full web address starting with https://")
     created = web.post(
         "/admin/analytics/webhooks",
         data={
