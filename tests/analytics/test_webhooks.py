@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select, text, update
 from sqlmodel import Session, col
@@ -522,6 +523,25 @@ def test_a_delivery_in_between_starts_the_streak_again(
     assert endpoint.enabled  # the day counts from the first failure after the delivery
     assert endpoint.failing_since is not None
     assert endpoint.failing_since > datetime.now(UTC) - timedelta(minutes=1)
+
+
+def test_the_api_says_since_when_an_endpoint_is_failing(api: TestClient, session: Session) -> None:
+    made = api.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/x", "event_types": ["scan.created"]},
+    ).json()
+    assert made["failing_since"] is None
+    endpoint = session.get(WebhookEndpoint, made["id"])
+    assert endpoint is not None
+    since = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+    endpoint.failure_count, endpoint.failing_since = 4, since
+    session.add(endpoint)
+    session.commit()
+
+    read = api.get(f"/api/v1/webhooks/{made['id']}").json()
+
+    assert read["failure_count"] == 4
+    assert datetime.fromisoformat(read["failing_since"]) == since
 
 
 @pytest.mark.concurrency
