@@ -138,6 +138,7 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_max_failures: int = Field(default=20, ge=1)
+    webhook_disable_after_seconds: float = Field(default=86400.0, gt=0)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     # Mail: `smtp://user:pass@host:587` (STARTTLS) or `smtps://user:pass@host:465` (TLS). Empty

@@ -88,3 +88,13 @@ def test_fastapi_opentelemetry_follows_its_setting(tmp_path: Path, enabled: bool
     # three off it never asks the global providers on a request.
     config = app._telemetry
     assert (config["tracing"], config["metrics"], config["logs"]) == (enabled,) * 3
+
+
+@pytest.mark.parametrize("seconds", ["0", "-60"])
+def test_webhooks_need_a_positive_time_before_an_endpoint_is_disabled(
+    monkeypatch: pytest.MonkeyPatch, seconds: str
+) -> None:
+    monkeypatch.setenv("OFFERTRACK_WEBHOOK_DISABLE_AFTER_SECONDS", seconds)
+
+    with pytest.raises(ValueError, match="webhook_disable_after_seconds"):
+        Settings()

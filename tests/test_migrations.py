@@ -436,7 +436,7 @@ def test_webhook_endpoints_get_a_version_and_keep_their_queue_both_ways(
 ) -> None:
     """3eb400000001: every existing endpoint gets the step's time as its version; its queued
     events stay up and down (the step must not copy the table they point at)."""
-    from sqlmodel import Session
+    from sqlmodel import Session, select
 
     from app.analytics.models import WebhookEndpoint
 
@@ -462,8 +462,11 @@ def test_webhook_endpoints_get_a_version_and_keep_their_queue_both_ways(
 
     _upgrade(scratch_engine, "3eb400000001")
     with Session(scratch_engine) as session:
-        endpoint = session.get(WebhookEndpoint, 5)
-        assert endpoint is not None and before <= endpoint.updated_at <= datetime.now(UTC)
+        # The one column, not the row: the model has columns of later steps.
+        version = session.exec(
+            select(WebhookEndpoint.updated_at).where(WebhookEndpoint.id == 5)
+        ).one()
+        assert before <= version <= datetime.now(UTC)
 
     _downgrade(scratch_engine, "57a6e5000001")
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("webhook_endpoint")}
@@ -471,3 +474,53 @@ def test_webhook_endpoints_get_a_version_and_keep_their_queue_both_ways(
         queued = connection.execute(text("SELECT endpoint_id, event_id FROM webhook_outbox")).all()
     assert "updated_at" not in columns
     assert [tuple(row) for row in queued] == [(5, "E1")]
+
+
+def test_failing_endpoints_start_their_streak_at_the_step_and_keep_their_rows_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """fa11ed000001: an enabled endpoint failing at the step counts its streak from then (it
+    gets the whole grace period), the others have none; down, every row and event stays."""
+    from sqlmodel import Session
+
+    from app.analytics.models import WebhookEndpoint
+
+    before = datetime.now(UTC)
+    _upgrade(scratch_engine, "5a6e11570001")
+    with scratch_engine.begin() as connection:
+        for endpoint_id, enabled, failures in ((1, True, 7), (2, True, 0), (3, False, 20)):
+            connection.execute(
+                text(
+                    "INSERT INTO webhook_endpoint (id, url, secret, event_types, enabled,"
+                    " failure_count, last_error, created_at, updated_at)"
+                    " VALUES (:id, 'https://hook.example.com/', 's', '[\"scan.created\"]',"
+                    " :enabled, :failures, '', :now, :now)"
+                ),
+                {"id": endpoint_id, "enabled": enabled, "failures": failures, "now": before},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO webhook_outbox (endpoint_id, event_id, event_type, body, created_at,"
+                " next_attempt_at, attempts) VALUES (1, 'E1', 'scan.created', '{}', :now, :now, 7)"
+            ),
+            {"now": before},
+        )
+
+    _upgrade(scratch_engine, "fa11ed000001")
+    with Session(scratch_engine) as session:
+        failing, fine, off = (session.get(WebhookEndpoint, i) for i in (1, 2, 3))
+        assert failing is not None and failing.failing_since is not None
+        assert before <= failing.failing_since <= datetime.now(UTC)
+        assert fine is not None and fine.failing_since is None
+        assert off is not None and off.failing_since is None
+
+    _downgrade(scratch_engine, "5a6e11570001")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("webhook_endpoint")}
+    with scratch_engine.connect() as connection:
+        endpoints = connection.execute(
+            text("SELECT id, failure_count FROM webhook_endpoint ORDER BY id")
+        ).all()
+        queued = connection.execute(text("SELECT endpoint_id, event_id FROM webhook_outbox")).all()
+    assert "failing_since" not in columns
+    assert [tuple(row) for row in endpoints] == [(1, 7), (2, 0), (3, 20)]
+    assert [tuple(row) for row in queued] == [(1, "E1")]

@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from app.admin import access, export, queries, routes, views
+from app.admin import access, export, queries, reveal, routes, views
 from app.admin.access import SESSION_COOKIE, LoginRequired, csrf_token
 from app.admin.csrf import CsrfMiddleware
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
@@ -77,6 +77,7 @@ class StaffAdmin(Admin):
             templates.env.overlay(enable_async=False, cache_size=100), markup=True
         )
         templates.env.globals["csrf_token"] = csrf_token
+        templates.env.globals["revealed"] = reveal.take
         templates.env.globals["staff"] = lambda request: getattr(request.state, "staff", None)
         templates.env.globals["Role"] = Role
         return templates

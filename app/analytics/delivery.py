@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, literal, or_, select, update
 
 from app import netguard
 from app.analytics import egress
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox, table_of
 from app.analytics.outbox import SIGNATURE_HEADER, sign
 from app.config import Settings
-from app.db import nothing_to_claim, utcnow
+from app.db import UTCDateTime, nothing_to_claim, utcnow
 from app.metrics import WEBHOOK_FAILURES, WEBHOOK_OUTBOX_DEPTH
 from app.versions import next_stamp
 
@@ -150,7 +150,7 @@ def record(engine: Engine, row: Claimed, outcome: Outcome, settings: Settings) -
             connection.execute(
                 update(WebhookEndpoint)
                 .where(_endpoint.id == row.endpoint_id)
-                .values(failure_count=0, last_error="")
+                .values(failure_count=0, last_error="", failing_since=None)
             )
             return
         connection.execute(
@@ -170,15 +170,24 @@ def _count_failure(
     connection.execute(
         update(WebhookEndpoint)
         .where(_endpoint.id == endpoint_id)
-        .values(failure_count=_endpoint.failure_count + 1, last_error=error)
+        .values(
+            failure_count=_endpoint.failure_count + 1,
+            last_error=error,
+            failing_since=func.coalesce(_endpoint.failing_since, literal(now, UTCDateTime)),
+        )
     )
-    # Read under the lock the count just took. Switching the endpoint off is a new version of
-    # it (app.versions): a client that read it on is told before its PATCH turns it on again.
+    # Off only when both hold: many attempts in a row failed (one failure is not an outage),
+    # and for long (on a busy site a minute's hiccup fails many attempts; the backoff retries
+    # them meanwhile). Read under the lock the count just took. Switching the endpoint off is
+    # a new version of it (app.versions): a client that read it on is told before its PATCH
+    # turns it on again.
+    failing_long_enough = now - timedelta(seconds=settings.webhook_disable_after_seconds)
     stamp = connection.execute(
         select(_endpoint.updated_at).where(
             _endpoint.id == endpoint_id,
             _endpoint.enabled.is_(True),
             _endpoint.failure_count >= settings.webhook_max_failures,
+            _endpoint.failing_since <= failing_long_enough,
         )
     ).scalar_one_or_none()
     if stamp is not None:

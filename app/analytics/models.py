@@ -130,6 +130,9 @@ class WebhookEndpoint(SQLModel, table=True):
     event_types: list[str] = Field(default_factory=list, sa_type=JSON)
     enabled: bool = True
     failure_count: int = 0
+    # When the current run of failures began (None while deliveries succeed): the endpoint is
+    # switched off only once it has failed for a while, not after a burst (app.analytics.delivery).
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str = Field(default="", sa_type=String(500))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

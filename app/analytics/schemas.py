@@ -4,7 +4,7 @@ conversions and webhook endpoints."""
 import re
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -12,6 +12,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 
@@ -49,6 +52,8 @@ EventType = Literal[
 
 
 def _web_url(value: str) -> str:
+    if not value:  # said as what to enter, not as the check an empty field fails
+        raise ValueError("Required: enter a full web address starting with https:// or http://.")
     if not re.match(r"^https?://[^/\s?#]+", value, re.IGNORECASE):
         raise ValueError("must be an absolute http or https URL")
     if any(ch.isspace() for ch in value):
@@ -72,7 +77,21 @@ def _slug(value: str) -> str:
     return value
 
 
+def _weight_in_words(value: Any, check: ValidatorFunctionWrapHandler) -> int:
+    # Pydantic's "Input should be greater than or equal to 1" names the check; the person
+    # splitting visitors needs to read what a weight is.
+    try:
+        return int(check(value))
+    except ValidationError:
+        raise ValueError(
+            "Enter a whole number from 1 to 1000: a destination with weight 2 gets twice "
+            "the visitors of one with weight 1."
+        ) from None
+
+
 Slug = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_slug)]
+# The bounds stay in the schema (the API's OpenAPI); the wrapper only words the refusal.
+Weight = Annotated[int, Field(ge=1, le=1000), WrapValidator(_weight_in_words)]
 WebUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_web_url)
 ]
@@ -88,7 +107,7 @@ class StrictModel(BaseModel):
 class Destination(StrictModel):
     url: WebUrl
     creative_id: RowId | None = None
-    weight: Annotated[int, Field(ge=1, le=1000)] = 1
+    weight: Weight = 1
 
 
 class Conditions(StrictModel):
@@ -270,6 +289,7 @@ class WebhookEndpointRead(BaseModel):
     event_types: list[str]
     enabled: bool
     failure_count: int
+    failing_since: datetime | None  # when the current run of failures began; null when none
     disabled_at: datetime | None
     last_error: str
     created_at: datetime

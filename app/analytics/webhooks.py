@@ -85,6 +85,7 @@ def update_endpoint(
         endpoint.event_types = sorted(set(changes["event_types"]))
     if changes.get("enabled") is True:
         endpoint.enabled, endpoint.failure_count, endpoint.disabled_at = True, 0, None
+        endpoint.failing_since = None  # a fresh start: the next streak counts from its own start
     elif changes.get("enabled") is False:
         endpoint.enabled, endpoint.disabled_at = False, None  # off by staff: nothing queued
     endpoint.updated_at = next_stamp(endpoint.updated_at)

@@ -1,6 +1,7 @@
 """The analytics pages of the staff site: the campaign dashboard on a known data set, its CSV
 downloads, campaign/placement/webhook screens per role, field errors, CSRF and the audit log."""
 
+import base64
 import csv
 import io
 import re
@@ -11,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from app.admin.access import SESSION_COOKIE
 from app.admin.analytics.webhooks import TICKED_AT_FIRST
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
@@ -511,6 +513,10 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
         assert f'value="{event_type}"' in form, event_type
     bad = web.post("/admin/analytics/webhooks", data={"url": "not a url", "csrf_token": token})
     assert bad.status_code == 422 and 'id="url-error"' in bad.text
+    empty = web.post("/admin/analytics/webhooks", data={"url": " ", "csrf_token": token})
+    said = re.search(r'id="url-error">([^<]*)<', empty.text)
+    assert empty.status_code == 422 and said is not None
+    assert said.group(1).startswith("Required: enter a full web address starting with https://")
     created = web.post(
         "/admin/analytics/webhooks",
         data={
@@ -523,7 +529,8 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
     endpoint = db.exec(select(WebhookEndpoint)).one()
     secret, endpoint_id = endpoint.secret, endpoint.id
     db.rollback()  # end the read: SQLite lets one writer in at a time, and the site writes next
-    assert secret in created.text  # shown once, on this page
+    assert created.url.path == f"/admin/analytics/webhooks/{endpoint_id}"
+    assert secret in created.text  # shown once, on the endpoint's page
     assert secret not in web.get(f"/admin/analytics/webhooks/{endpoint_id}").text
     off = web.post(
         f"/admin/analytics/webhooks/{endpoint_id}/enabled",
@@ -541,8 +548,76 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
     db.refresh(endpoint)
     assert endpoint.secret != old and endpoint.secret in rotated.text
     assert "Delivery log" in rotated.text
+    db.rollback()
+    assert endpoint.secret not in web.get(rotated.url).text
     actions = set(db.exec(select(AuditLogEntry.action)).all())
     assert {"webhook.created", "webhook.disabled", "webhook.secret_rotated"} <= actions
+
+
+def _session_cookie_text(web: TestClient) -> str:
+    """What anyone holding the staff session cookie can read (it is signed, not encrypted)."""
+    payload = (web.cookies.get(SESSION_COOKIE) or "").split(".")[0]
+    return base64.b64decode(payload + "=" * (-len(payload) % 4)).decode()
+
+
+@pytest.mark.parametrize("action", ["create", "rotate"])
+def test_a_reload_after_creating_or_rotating_sends_nothing_again_and_shows_no_secret(
+    web: TestClient, as_role: SignIn, db: Session, action: str
+) -> None:
+    token = as_role(Role.ADMIN)
+    path = "/admin/analytics/webhooks"
+    form: dict[str, str | list[str]] = {"url": "https://w.example.com/in"}
+    if action == "rotate":
+        made = webhooks.create_endpoint(
+            db,
+            WebhookEndpointCreate(url="https://w.example.com/in", event_types=["scan.created"]),
+            actor="t",
+        )
+        path, form = f"{path}/{made.id}/rotate-secret", {}
+        db.rollback()
+
+    answer = web.post(
+        path,
+        data={**form, "event_types": ["scan.created"], "csrf_token": token},
+        follow_redirects=False,
+    )
+    endpoint = db.exec(select(WebhookEndpoint).execution_options(populate_existing=True)).one()
+    secret = endpoint.secret
+    db.rollback()
+    assert answer.status_code == 303 and secret not in answer.text
+    assert answer.headers["location"].endswith(f"/admin/analytics/webhooks/{endpoint.id}")
+    assert secret not in answer.headers["location"] and secret not in _session_cookie_text(web)
+    shown = web.get(answer.headers["location"])
+    reloaded = web.get(answer.headers["location"])
+
+    assert shown.text.count(secret) == 1 and 'aria-label="Signing secret"' in shown.text
+    assert secret not in reloaded.text and "Signing secret" not in reloaded.text
+    assert len(db.exec(select(WebhookEndpoint)).all()) == 1
+    assert db.exec(select(WebhookEndpoint.secret)).one() == secret  # not rotated again
+    rotations = db.exec(
+        select(AuditLogEntry).where(AuditLogEntry.action == "webhook.secret_rotated")
+    ).all()
+    assert len(rotations) == (1 if action == "rotate" else 0)
+
+
+def test_a_failing_endpoint_says_since_when(web: TestClient, as_role: SignIn, db: Session) -> None:
+    as_role(Role.ADMIN)
+    endpoint = webhooks.create_endpoint(
+        db,
+        WebhookEndpointCreate(url="https://w.example.com/in", event_types=["scan.created"]),
+        actor="t",
+    )
+    since = utcnow() - timedelta(hours=3)
+    endpoint.failure_count, endpoint.failing_since = 25, since
+    db.add(endpoint)
+    db.commit()
+
+    page = web.get(f"/admin/analytics/webhooks/{endpoint.id}").text
+    listed = web.get("/admin/analytics/webhooks").text
+
+    when = format_date(since)
+    assert f"failing since {when} (25 failed attempts in a row)" in page
+    assert f"Enabled, failing since {when}" in listed
 
 
 def _deliver_two_events(db: Session) -> tuple[int, str, list[str]]:
@@ -677,10 +752,10 @@ ACTIONS = {  # path → (form, lowest role allowed, the answer when allowed)
     "/admin/analytics/webhooks": (
         {"url": "https://w.example.com/", "event_types": "scan.created"},
         Role.ADMIN,
-        200,
+        303,
     ),
     "/admin/analytics/webhooks/{w}/enabled": ({"enabled": "false"}, Role.ADMIN, 303),
-    "/admin/analytics/webhooks/{w}/rotate-secret": ({}, Role.ADMIN, 200),
+    "/admin/analytics/webhooks/{w}/rotate-secret": ({}, Role.ADMIN, 303),
 }
 
 

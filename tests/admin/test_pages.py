@@ -1,6 +1,7 @@
 """What staff see and do: search in any spelling, filters, dashboard, forms with field errors,
 bulk stage updates, API keys shown once."""
 
+import base64
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,8 @@ from sqlalchemy import Connection
 from sqlmodel import Session, select
 
 from app.admin import queries
+from app.admin.access import SESSION_COOKIE
+from app.auth.models import ApiKey
 from app.auth.service import authenticate, create_api_key
 from app.auth.staff import Role
 from app.config import get_settings
@@ -339,15 +342,27 @@ def test_an_api_key_token_is_shown_once_and_works(
 ) -> None:
     token = as_role(Role.ADMIN)
 
-    created = web.post("/admin/api-key/create", data={"name": "crm", "csrf_token": token})
+    answer = web.post(
+        "/admin/api-key/create",
+        data={"name": "crm", "csrf_token": token},
+        follow_redirects=False,
+    )
+    # Post/Redirect/Get: the token is on the page after, so a reload creates no second key.
+    assert answer.status_code in {302, 303} and 'id="secret-value"' not in answer.text
+    created = web.get(answer.headers["location"])
+    reloaded = web.get(answer.headers["location"])
 
-    assert created.status_code == 200
     assert created.headers["cache-control"].startswith("no-store")
     shown = created.text.split('id="secret-value">', 1)[1].split("</textarea>", 1)[0]
     assert shown.startswith("ot_")
     assert authenticate(db, shown).name == "crm"
     db.rollback()
+    assert shown not in reloaded.text and 'id="secret-value"' not in reloaded.text
     assert shown not in web.get("/admin/api-key/list").text
+    assert len(db.exec(select(ApiKey).where(ApiKey.name == "crm")).all()) == 1
+    # The staff session is a signed cookie anyone holding it can read: the token went sealed.
+    payload = (web.cookies.get(SESSION_COOKIE) or "").split(".")[0]
+    assert shown not in base64.b64decode(payload + "=" * (-len(payload) % 4)).decode()
 
 
 def test_user_forms_show_field_errors_next_to_the_field(

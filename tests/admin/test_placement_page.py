@@ -155,6 +155,10 @@ def test_bad_rows_come_back_with_each_error_beside_its_field(
     ):
         assert f'id="{field}-error"' in html, field
     assert "must be an absolute http or https URL" in html
+    # Beside the weight, what a weight is and what to enter, not Pydantic's "greater than".
+    weight_error = _field_error(html, "rules-0-destinations-0-weight")
+    assert weight_error.startswith("Enter a whole number from 1 to 1000")
+    assert "greater than" not in html
     # In the words of the fields' labels (From date, Until date, From time, Until time).
     assert "The until date must not be before the from date" in html
     assert "Give both a from time and an until time" in html
@@ -297,3 +301,10 @@ def test_rules_sent_as_json_through_the_api_show_in_the_form_as_stored(
     assert 'id="rules-0-time_from" name="rules-0-time_from" value="08:30:15"' in html
     assert 'id="rules-0-time_to" name="rules-0-time_to" value="17:00"' in html
     assert 'value="pt-br"' in html and 'value="https://shop.example.com/pt"' in html
+
+
+def _field_error(html: str, field: str) -> str:
+    """The message shown beside a form field."""
+    found = re.search(rf'id="{field}-error">([^<]*)<', html)
+    assert found, field
+    return found.group(1)

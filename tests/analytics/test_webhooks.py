@@ -20,13 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlmodel import Session, col
 
 from app.analytics import delivery, outbox, scanfeed, webhooks
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
-from app.analytics.schemas import WebhookEndpointCreate
+from app.analytics.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from app.config import ROOT_DIR, Settings, get_settings
 from app.offers import service as offers_service
 from app.tracking import service as tracking_service
@@ -124,6 +125,7 @@ def fast() -> Settings:
             "webhook_retry_base_seconds": 0.05,
             "webhook_retry_max_seconds": 0.2,
             "webhook_max_failures": 3,
+            "webhook_disable_after_seconds": 0.3,
             "webhook_lease_seconds": 1.0,
             "webhook_poll_seconds": 0.05,
         }
@@ -403,8 +405,6 @@ def test_backoff_doubles_up_to_the_cap(fast: Settings) -> None:
 def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
     committed: Engine, fast: Settings
 ) -> None:
-    from app.analytics.schemas import WebhookEndpointUpdate
-
     receiver = Receiver(fail_first=10**6)
     try:
         endpoint_id = _endpoint(committed, receiver, "conversion.created")
@@ -433,10 +433,119 @@ def test_an_endpoint_failing_repeatedly_is_disabled_and_keeps_its_events(
     assert sorted(e["data"]["n"] for e in receiver.events) == [0, 0, 1]
 
 
+FAILED = delivery.Outcome(succeeded=False, status_code=503, error="HTTP 503", duration_ms=5)
+DELIVERED = delivery.Outcome(succeeded=True, status_code=204, error="", duration_ms=5)
+
+
+def _queued_row(engine: Engine, receiver: Receiver) -> tuple[int, delivery.Claimed]:
+    """An endpoint with one event leased to this test, to record attempts of by hand."""
+    endpoint_id = _endpoint(engine, receiver, "conversion.created")
+    _emit(engine, 1)
+    (row,) = delivery.claim(engine, get_settings())
+    return endpoint_id, row
+
+
+def _stored(engine: Engine, endpoint_id: int) -> WebhookEndpoint:
+    with Session(engine) as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        assert endpoint is not None
+        return endpoint
+
+
+def _failing_since(engine: Engine, endpoint_id: int, ago: timedelta) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(WebhookEndpoint)
+            .where(col(WebhookEndpoint.id) == endpoint_id)
+            .values(failing_since=datetime.now(UTC) - ago)
+        )
+
+
+@pytest.mark.concurrency
+def test_a_burst_of_failures_keeps_the_endpoint_on(committed: Engine, receiver: Receiver) -> None:
+    """A receiver or DNS hiccup of a minute on a busy site: many failures, all within minutes."""
+    settings = get_settings()  # 20 failures, a day
+    endpoint_id, row = _queued_row(committed, receiver)
+    started = datetime.now(UTC)
+    for _ in range(settings.webhook_max_failures + 5):
+        delivery.record(committed, row, FAILED, settings)
+
+    endpoint = _stored(committed, endpoint_id)
+    assert endpoint.enabled and endpoint.disabled_at is None
+    assert endpoint.failure_count == settings.webhook_max_failures + 5
+    assert endpoint.failing_since is not None
+    assert started <= endpoint.failing_since <= started + timedelta(seconds=5)
+
+
+@pytest.mark.concurrency
+def test_failing_for_longer_than_the_setting_switches_the_endpoint_off(
+    committed: Engine, receiver: Receiver
+) -> None:
+    settings = get_settings()
+    endpoint_id, row = _queued_row(committed, receiver)
+    delivery.record(committed, row, FAILED, settings)
+    a_day = timedelta(seconds=settings.webhook_disable_after_seconds)
+    _failing_since(committed, endpoint_id, a_day + timedelta(minutes=1))
+    # Failing for a day, but one failure so far (a receiver that is rarely sent anything):
+    # the count must be reached too.
+    assert _stored(committed, endpoint_id).enabled
+    for _ in range(settings.webhook_max_failures - 1):
+        delivery.record(committed, row, FAILED, settings)
+
+    endpoint = _stored(committed, endpoint_id)
+    assert not endpoint.enabled and endpoint.disabled_at is not None
+
+    with Session(committed) as session:
+        webhooks.update_endpoint(
+            session, endpoint_id, WebhookEndpointUpdate(enabled=True), actor="test"
+        )
+    endpoint = _stored(committed, endpoint_id)
+    assert endpoint.enabled and endpoint.failure_count == 0 and endpoint.failing_since is None
+
+
+@pytest.mark.concurrency
+def test_a_delivery_in_between_starts_the_streak_again(
+    committed: Engine, receiver: Receiver
+) -> None:
+    settings = get_settings()
+    endpoint_id, row = _queued_row(committed, receiver)
+    for _ in range(settings.webhook_max_failures):
+        delivery.record(committed, row, FAILED, settings)
+    _failing_since(committed, endpoint_id, timedelta(days=2))
+    delivery.record(committed, row, DELIVERED, settings)
+    recovered = _stored(committed, endpoint_id)
+    assert recovered.failure_count == 0 and recovered.failing_since is None
+
+    for _ in range(settings.webhook_max_failures + 1):
+        delivery.record(committed, row, FAILED, settings)
+
+    endpoint = _stored(committed, endpoint_id)
+    assert endpoint.enabled  # the day counts from the first failure after the delivery
+    assert endpoint.failing_since is not None
+    assert endpoint.failing_since > datetime.now(UTC) - timedelta(minutes=1)
+
+
+def test_the_api_says_since_when_an_endpoint_is_failing(api: TestClient, session: Session) -> None:
+    made = api.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/x", "event_types": ["scan.created"]},
+    ).json()
+    assert made["failing_since"] is None
+    endpoint = session.get(WebhookEndpoint, made["id"])
+    assert endpoint is not None
+    since = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+    endpoint.failure_count, endpoint.failing_since = 4, since
+    session.add(endpoint)
+    session.commit()
+
+    read = api.get(f"/api/v1/webhooks/{made['id']}").json()
+
+    assert read["failure_count"] == 4
+    assert datetime.fromisoformat(read["failing_since"]) == since
+
+
 @pytest.mark.concurrency
 def test_switched_off_endpoints_get_nothing_queued(committed: Engine, receiver: Receiver) -> None:
-    from app.analytics.schemas import WebhookEndpointUpdate
-
     endpoint_id = _endpoint(committed, receiver, "conversion.created")
     with Session(committed) as session:
         webhooks.update_endpoint(

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.admin import users
+from app.analytics.models import WebhookEndpoint
 from app.auth.staff import Role
 from app.config import get_settings
 from app.offers import service as offers_service
@@ -106,3 +107,32 @@ def test_a_new_webhook_secret_is_shown_whole_on_a_phone(
         page.screenshot(path=str(SCREENSHOTS / "webhook-secret-360.png"), full_page=True)
     finally:
         phone.close()
+
+
+def test_reloading_the_page_of_a_new_webhook_adds_no_second_one_nor_shows_the_secret_again(
+    committed: Engine, live_server: str, browser: Browser
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        users.create_user(session, "admin@example.com", Role.ADMIN, PASSWORD, actor="tests")
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/admin/analytics/webhooks")
+        page.get_by_label("E-mail").fill("admin@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label("URL").fill("https://warehouse.example.com/hooks")
+        page.get_by_role("button", name="Add endpoint").click()
+        expect(page.get_by_label("Signing secret")).to_have_value(re.compile(r"^whsec_"))
+        secret = page.get_by_label("Signing secret").input_value()
+        assert re.search(r"/admin/analytics/webhooks/\d+$", page.url), page.url
+
+        page.reload()  # a GET after the redirect: the browser has no form to send again
+
+        expect(page.get_by_text("Delivery log")).to_be_visible()
+        assert page.get_by_label("Signing secret").count() == 0
+        assert secret not in page.content()
+        with Session(committed) as session:
+            assert len(session.exec(select(WebhookEndpoint)).all()) == 1
+    finally:
+        context.close()

@@ -9,6 +9,7 @@ from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app.admin import reveal
 from app.admin.access import AdminDep, require_role
 from app.admin.forms import service_errors, validate
 from app.admin.layout import render_staff_page
@@ -79,8 +80,20 @@ async def webhook_create(request: Request, staff: AdminDep) -> Response:
         except AppError as exc:
             errors = service_errors(exc)
         else:
-            return await _render_endpoint(request, endpoint.id or 0, secret=endpoint.secret)
+            return _show_secret_on_its_page(request, endpoint)
     return await _render_webhooks(request, 422, form=values, errors=errors)
+
+
+def _show_secret_on_its_page(request: Request, endpoint: WebhookEndpoint) -> Response:
+    """Redirect to the endpoint's page, which shows the new secret once: a reload of it sends
+    no form again (a second endpoint, another rotation)."""
+    reveal.hold(
+        request,
+        endpoint.secret,
+        title="Signing secret",
+        label="Copy it into the receiver now: it is shown only this once.",
+    )
+    return RedirectResponse(request.url_for("analytics:webhook", endpoint_id=endpoint.id), 303)
 
 
 def _endpoint_page(
@@ -91,22 +104,15 @@ def _endpoint_page(
         return endpoint, webhooks.deliveries(session, endpoint_id, limit=100)
 
 
-async def _render_endpoint(
-    request: Request, endpoint_id: int, status: int = 200, secret: str = ""
-) -> Response:
+@router.get("/webhooks/{endpoint_id}", name="analytics:webhook")
+async def webhook_detail(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
     endpoint, deliveries = await in_session(lambda s: _endpoint_page(s, endpoint_id))
     context = {
         "title": f"Webhook endpoint {endpoint.id}",
         "endpoint": endpoint,
         "deliveries": deliveries,
-        "secret": secret,  # shown once, on the page answering its creation or rotation
     }
-    return await render_staff_page(request, "analytics/webhook.html", context, status)
-
-
-@router.get("/webhooks/{endpoint_id}", name="analytics:webhook")
-async def webhook_detail(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
-    return await _render_endpoint(request, endpoint_id)
+    return await render_staff_page(request, "analytics/webhook.html", context)
 
 
 @router.post("/webhooks/{endpoint_id}/enabled", name="analytics:webhook_enabled")
@@ -131,5 +137,4 @@ async def webhook_rotate(request: Request, endpoint_id: PathId, staff: AdminDep)
     def work(s: Session) -> WebhookEndpoint:
         return webhooks.rotate_secret(s, endpoint_id, actor=staff.actor)
 
-    endpoint = await in_session(work)
-    return await _render_endpoint(request, endpoint_id, secret=endpoint.secret)
+    return _show_secret_on_its_page(request, await in_session(work))

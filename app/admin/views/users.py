@@ -20,7 +20,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from app.admin import users
+from app.admin import reveal, users
 from app.admin.users import EMAIL_PATTERN
 from app.admin.views.base import (
     ADMIN_READ,
@@ -218,13 +218,13 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
     column_default_sort: ClassVar[Any] = [(ApiKey.created_at, True)]
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
-        from sqladmin import Secret
-
         actor = staff_of(request).actor
         key, token = await in_session(
             lambda session: auth_service.create_api_key(session, data["name"], actor=actor)
         )
-        Secret.reveal_once(
+        # Shown by the page sqladmin redirects to, not by an answer to the POST that a reload
+        # would send again (a second key).
+        reveal.hold(
             request,
             token,
             title=f"API key {key.name!r}",
