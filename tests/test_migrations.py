@@ -486,7 +486,7 @@ def test_failing_endpoints_start_their_streak_at_the_step_and_keep_their_rows_bo
     from app.analytics.models import WebhookEndpoint
 
     before = datetime.now(UTC)
-    _upgrade(scratch_engine, "5a6e11570001")
+    _upgrade(scratch_engine, "5ec4a1100001")
     with scratch_engine.begin() as connection:
         for endpoint_id, enabled, failures in ((1, True, 7), (2, True, 0), (3, False, 20)):
             connection.execute(
@@ -514,7 +514,7 @@ def test_failing_endpoints_start_their_streak_at_the_step_and_keep_their_rows_bo
         assert fine is not None and fine.failing_since is None
         assert off is not None and off.failing_since is None
 
-    _downgrade(scratch_engine, "5a6e11570001")
+    _downgrade(scratch_engine, "5ec4a1100001")
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("webhook_endpoint")}
     with scratch_engine.connect() as connection:
         endpoints = connection.execute(

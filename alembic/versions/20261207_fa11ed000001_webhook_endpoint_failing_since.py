@@ -1,7 +1,7 @@
 """webhook_endpoint.failing_since: an endpoint is switched off only after failing for a while
 
 Revision ID: fa11ed000001
-Revises: 5a6e11570001
+Revises: 5ec4a1100001
 Create Date: 2026-12-07 14:00:00
 
 An endpoint was switched off after 20 failed attempts in a row, counted across its events: on a
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "fa11ed000001"
-down_revision: str | None = "5a6e11570001"
+down_revision: str | None = "5ec4a1100001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
