@@ -56,8 +56,12 @@ class Attempt:
     address_hash: str
 
 
-def attempt(email: str, address: str, *, key: str) -> Attempt:
-    digest = hmac.new(key.encode(), address.encode(), hashlib.sha256).hexdigest()
+def attempt(email: str, address: str, *, key: str, second_factor: bool = False) -> Attempt:
+    """A sign-in attempt's key. The second step's (a TOTP or recovery code) is counted apart
+    from the password's: a right password forgives the password's count, and would otherwise
+    wipe the wrong codes of someone who has the password but not the phone before each guess."""
+    keyed = f"second factor {address}" if second_factor else address
+    digest = hmac.new(key.encode(), keyed.encode(), hashlib.sha256).hexdigest()
     return Attempt(email=email.strip().lower(), address_hash=digest)
 
 

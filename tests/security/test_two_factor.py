@@ -351,3 +351,21 @@ def test_an_admin_cannot_switch_it_off_while_it_is_required(
     web.post("/admin/logout", data={"csrf_token": token})
     _password_step(web, admin)  # the second step is still asked for
     assert not _signed_in(web)
+
+
+def test_the_password_again_does_not_forgive_wrong_codes(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    """Someone who knows the password but not the phone cannot wipe their wrong codes by
+    giving the password again between guesses: the million codes stay throttled."""
+    who = make_staff(Role.VIEWER)
+    token = sign_in(web, who)
+    _enrol_from_account_page(web, token)
+    web.post("/admin/logout", data={"csrf_token": token})
+
+    statuses = []
+    for _ in range(4):
+        _password_step(web, who)  # the password is right: its step forgives its own count
+        statuses.append(_enter(web, "111111").status_code)  # type: ignore[attr-defined]
+
+    assert statuses == [422, 422, 422, 429]
