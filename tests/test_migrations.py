@@ -524,3 +524,41 @@ def test_failing_endpoints_start_their_streak_at_the_step_and_keep_their_rows_bo
     assert "failing_since" not in columns
     assert [tuple(row) for row in endpoints] == [(1, 7), (2, 0), (3, 20)]
     assert [tuple(row) for row in queued] == [(1, "E1")]
+
+
+def test_customer_changes_logged_before_lose_their_values(scratch_engine: Engine) -> None:
+    """c5e0a1000001: a customer record's change logged with its values (as before 2026-12-07)
+    keeps its summary, naming the fields, but no longer the contact's details, which would
+    otherwise outlive the record's deletion; other entries keep their values."""
+    _upgrade(scratch_engine, "fa11ed000001")
+    entry = (
+        "INSERT INTO audit_log (id, occurred_at, actor, action, entity_type, entity_id, summary,"
+        " changes) VALUES (:id, :now, 'api:crm', :action, :type, '7', :summary, :changes)"
+    )
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        for values in (
+            (
+                1,
+                "customer.update",
+                "customer",
+                "Changed email, phone",
+                '{"email": "jonas.weber@example.com", "phone": "+49 30 1234567"}',
+            ),
+            (2, "offer.update", "offer", "Changed po_number", '{"po_number": "PO-77"}'),
+        ):
+            keys = ("id", "action", "type", "summary", "changes")
+            connection.execute(text(entry), {**dict(zip(keys, values, strict=True)), "now": now})
+
+    _upgrade(scratch_engine, "c5e0a1000001")
+    with scratch_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, summary, changes FROM audit_log ORDER BY id")
+        ).all()
+    assert rows[0][1] == "Changed email, phone"
+    assert rows[0][2] is None
+    assert "PO-77" in str(rows[1][2])
+
+    _downgrade(scratch_engine, "fa11ed000001")
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 2
