@@ -1,6 +1,8 @@
 """The schema comes only from migrations: no drift, and every migration runs both ways."""
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -562,3 +564,44 @@ def test_customer_changes_logged_before_lose_their_values(scratch_engine: Engine
     _downgrade(scratch_engine, "fa11ed000001")
     with scratch_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 2
+
+
+def test_subscription_ids_deleted_before_the_upgrade_are_not_given_again(
+    scratch_engine: Engine,
+) -> None:
+    """5ec4a1100001 and 5ec4a1100002 on SQLite: subscriptions 1 to 3, of which 2 and 3 were
+    deleted before the upgrade (their links still in people's mail): the next one gets 4, so
+    those links name nobody; the kept row keeps its id."""
+    if scratch_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's sequence never gave an id twice")
+    _upgrade(scratch_engine, "5a6e11570001")
+    path = scratch_engine.url.database
+    assert path is not None
+    now = datetime.now(UTC).isoformat(" ")
+    mail = (
+        "INSERT INTO mail_outbox (dedupe_key, message_id, category, recipient, subject, message,"
+        " created_at, next_attempt_at, attempts, last_error, sent_at)"
+        " VALUES (?, '<m>', '', 'a@example.com', 's', x'00', ?, ?, 1, '', ?)"
+    )
+    subscription = (
+        "INSERT INTO order_subscription (id, offer_id, email, created_at) VALUES (?, 'O1', ?, ?)"
+    )
+    with closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(
+            "INSERT INTO offer (id, tracking_id, status, customer_company, customer_contact_name,"
+            " customer_email, customer_phone, customer_reference, currency, notes, terms,"
+            " valid_until, created_at, updated_at)"
+            " VALUES ('O1', 'T1', 'ordered', 'C', 'N', 'e@example.com', '', '', 'EUR', '', '',"
+            " '2027-01-01', ?, ?)",
+            (now, now),
+        )
+        raw.execute(subscription, (1, "kept@example.com", now))
+        for key in (f"subscription-confirm:2:{now}", "order-update:17:3"):
+            raw.execute(mail, (key, now, now, now))
+
+    _upgrade(scratch_engine, "5ec4a1100002")
+    with closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(subscription, (None, "new@example.com", now))
+        ids = raw.execute("SELECT id, email FROM order_subscription ORDER BY id").fetchall()
+
+    assert ids == [(1, "kept@example.com"), (4, "new@example.com")]
