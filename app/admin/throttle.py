@@ -114,7 +114,7 @@ def _take_turns(session: Session, who: Attempt) -> None:
     if session.get_bind().dialect.name == "postgresql":
         address_key = int(who.address_hash[:8], 16) - 2**31
         session.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :key)"),
+            text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), CAST(:key AS integer))"),
             {"space": ADVISORY_LOCK_SPACE, "key": address_key},
         )
     else:
