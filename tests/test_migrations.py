@@ -605,3 +605,9 @@ def test_subscription_ids_deleted_before_the_upgrade_are_not_given_again(
         ids = raw.execute("SELECT id, email FROM order_subscription ORDER BY id").fetchall()
 
     assert ids == [(1, "kept@example.com"), (4, "new@example.com")]
+    _downgrade(scratch_engine, "5a6e11570001")
+    with closing(sqlite3.connect(path)) as raw:
+        kept = raw.execute("SELECT id, email FROM order_subscription ORDER BY id").fetchall()
+        table = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'order_subscription'")
+        assert "AUTOINCREMENT" not in table.fetchone()[0]
+    assert kept == ids
