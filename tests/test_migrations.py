@@ -1,6 +1,8 @@
 """The schema comes only from migrations: no drift, and every migration runs both ways."""
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -524,3 +526,88 @@ def test_failing_endpoints_start_their_streak_at_the_step_and_keep_their_rows_bo
     assert "failing_since" not in columns
     assert [tuple(row) for row in endpoints] == [(1, 7), (2, 0), (3, 20)]
     assert [tuple(row) for row in queued] == [(1, "E1")]
+
+
+def test_customer_changes_logged_before_lose_their_values(scratch_engine: Engine) -> None:
+    """c5e0a1000001: a customer record's change logged with its values (as before 2026-12-07)
+    keeps its summary, naming the fields, but no longer the contact's details, which would
+    otherwise outlive the record's deletion; other entries keep their values."""
+    _upgrade(scratch_engine, "fa11ed000001")
+    entry = (
+        "INSERT INTO audit_log (id, occurred_at, actor, action, entity_type, entity_id, summary,"
+        " changes) VALUES (:id, :now, 'api:crm', :action, :type, '7', :summary, :changes)"
+    )
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        for values in (
+            (
+                1,
+                "customer.update",
+                "customer",
+                "Changed email, phone",
+                '{"email": "jonas.weber@example.com", "phone": "+49 30 1234567"}',
+            ),
+            (2, "offer.update", "offer", "Changed po_number", '{"po_number": "PO-77"}'),
+        ):
+            keys = ("id", "action", "type", "summary", "changes")
+            connection.execute(text(entry), {**dict(zip(keys, values, strict=True)), "now": now})
+
+    _upgrade(scratch_engine, "c5e0a1000001")
+    with scratch_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, summary, changes FROM audit_log ORDER BY id")
+        ).all()
+    assert rows[0][1] == "Changed email, phone"
+    assert rows[0][2] is None
+    assert "PO-77" in str(rows[1][2])
+
+    _downgrade(scratch_engine, "fa11ed000001")
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 2
+
+
+def test_subscription_ids_deleted_before_the_upgrade_are_not_given_again(
+    scratch_engine: Engine,
+) -> None:
+    """5ec4a1100001 and 5ec4a1100002 on SQLite: subscriptions 1 to 3, of which 2 and 3 were
+    deleted before the upgrade (their links still in people's mail): the next one gets 4, so
+    those links name nobody; the kept row keeps its id."""
+    if scratch_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's sequence never gave an id twice")
+    _upgrade(scratch_engine, "5a6e11570001")
+    path = scratch_engine.url.database
+    assert path is not None
+    now = datetime.now(UTC).isoformat(" ")
+    mail = (
+        "INSERT INTO mail_outbox (dedupe_key, message_id, category, recipient, subject, message,"
+        " created_at, next_attempt_at, attempts, last_error, sent_at)"
+        " VALUES (?, '<m>', '', 'a@example.com', 's', x'00', ?, ?, 1, '', ?)"
+    )
+    subscription = (
+        "INSERT INTO order_subscription (id, offer_id, email, created_at) VALUES (?, 'O1', ?, ?)"
+    )
+    with closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(
+            "INSERT INTO offer (id, tracking_id, status, customer_company, customer_contact_name,"
+            " customer_email, customer_phone, customer_reference, currency, notes, terms,"
+            " valid_until, created_at, updated_at)"
+            " VALUES ('O1', 'T1', 'ordered', 'C', 'N', 'e@example.com', '', '', 'EUR', '', '',"
+            " '2027-01-01', ?, ?)",
+            (now, now),
+        )
+        raw.execute(subscription, (1, "kept@example.com", now))
+        for key in (f"subscription-confirm:2:{now}", "order-update:17:3"):
+            raw.execute(mail, (key, now, now, now))
+
+    _upgrade(scratch_engine, "5ec4a1100002")
+    with closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute(subscription, (None, "new@example.com", now))
+        ids = raw.execute("SELECT id, email FROM order_subscription ORDER BY id").fetchall()
+
+    assert ids == [(1, "kept@example.com"), (4, "new@example.com")]
+    _downgrade(scratch_engine, "5a6e11570001")
+    with closing(sqlite3.connect(path)) as raw:
+        kept = raw.execute("SELECT id, email FROM order_subscription ORDER BY id").fetchall()
+        table = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'order_subscription'")
+        assert "AUTOINCREMENT" not in table.fetchone()[0]
+    assert kept == ids

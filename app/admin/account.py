@@ -76,7 +76,10 @@ async def second_step_submit(
         return RedirectResponse(request.url_for("staff:login"), 303)
     staff, next_path = pending
     who = throttle.attempt(
-        staff.email, client_key(request, settings), key=settings.resolved_secret_key()
+        staff.email,
+        client_key(request, settings),
+        key=settings.resolved_secret_key(),
+        second_factor=True,
     )
 
     try:

@@ -15,17 +15,19 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 from sqlmodel import Session, col, select
 
 from app.auth.staff import LoginFailure
-from app.db import read_only, utcnow
+from app.db import utcnow
 from app.errors import AppError
 
 WINDOW = timedelta(minutes=15)
 FREE_TRIES = 3
 MAX_DELAY = timedelta(minutes=15)
 MAX_PER_ADDRESS = 20
+# The first key of the advisory locks that let attempts from one address take turns.
+ADVISORY_LOCK_SPACE = 0x0FF3_7140
 
 
 class TooManyLogins(AppError):
@@ -56,8 +58,12 @@ class Attempt:
     address_hash: str
 
 
-def attempt(email: str, address: str, *, key: str) -> Attempt:
-    digest = hmac.new(key.encode(), address.encode(), hashlib.sha256).hexdigest()
+def attempt(email: str, address: str, *, key: str, second_factor: bool = False) -> Attempt:
+    """A sign-in attempt's key. The second step's (a TOTP or recovery code) is counted apart
+    from the password's: a right password forgives the password's count, and would otherwise
+    wipe the wrong codes of someone who has the password but not the phone before each guess."""
+    keyed = f"second factor {address}" if second_factor else address
+    digest = hmac.new(key.encode(), keyed.encode(), hashlib.sha256).hexdigest()
     return Attempt(email=email.strip().lower(), address_hash=digest)
 
 
@@ -87,10 +93,32 @@ def count_attempt(session: Session, who: Attempt) -> None:
     """Refuse while ``who`` must wait; else count this attempt as a failure, committed, before
     its password or code is checked (``forgive`` it when it was right). Attempts sent side by
     side then each find the ones before them counted, and the check, slow on purpose for a
-    password, runs outside any transaction (on SQLite: without the one writer's lock)."""
-    with read_only(session):
+    password, runs outside any transaction (on SQLite: without the one writer's lock).
+
+    Attempts from one address look at the count and add themselves in turn: looked at side by
+    side, a burst sent at one moment all found it empty. The turn is short (two counts and an
+    insert, never the password's check)."""
+    _take_turns(session, who)
+    try:
         check(session, who)
+    except TooManyLogins:
+        session.rollback()
+        raise
     record_failure(session, who)
+
+
+def _take_turns(session: Session, who: Attempt) -> None:
+    # SQLite: a write transaction begins IMMEDIATE (app.db), holding the one writer's lock
+    # already. PostgreSQL: a lock of the transaction's, keyed by the address (both rules count
+    # by it), in a namespace of its own (the two-key form; app.tracking.retention uses one).
+    if session.get_bind().dialect.name == "postgresql":
+        address_key = int(who.address_hash[:8], 16) - 2**31
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), CAST(:key AS integer))"),
+            {"space": ADVISORY_LOCK_SPACE, "key": address_key},
+        )
+    else:
+        session.connection()
 
 
 def delay_after(failures: int) -> timedelta:

@@ -76,8 +76,11 @@ def _clean(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
-def _enabled(session: Session, user_id: int) -> StaffTotp | None:
-    row = session.get(StaffTotp, user_id)
+def _enabled(session: Session, user_id: int, *, for_update: bool = False) -> StaffTotp | None:
+    """The user's second factor if it is on; ``for_update`` locks it and reads it afresh, for
+    taking a code: two requests with one code (its owner's and a relay's) then take turns, and
+    the second finds its step used."""
+    row = session.get(StaffTotp, user_id, with_for_update=for_update, populate_existing=for_update)
     return row if row is not None and row.enabled_at is not None else None
 
 
@@ -174,7 +177,7 @@ def check_second_factor(
 def verify(session: Session, user_id: int, code: str) -> bool:
     """Whether ``code`` is the app's current code (once) or an unused recovery code, which
     it uses up. Commits on success."""
-    row = _enabled(session, user_id)
+    row = _enabled(session, user_id, for_update=True)
     if row is None:
         return False
     if _take_totp(row, code) or _take_recovery(row, code):
@@ -188,7 +191,7 @@ def disable(session: Session, staff: Staff, code: str, settings: Settings) -> No
     """Switch 2FA off, proven with a current code. Commits."""
     if required(staff, settings):
         raise Conflict("Admins must sign in with two factors here (OFFERTRACK_REQUIRE_ADMIN_2FA).")
-    row = _enabled(session, staff.id)
+    row = _enabled(session, staff.id, for_update=True)
     if row is None:
         raise Conflict("Two-factor sign-in is off already.")
     if not (_take_totp(row, code) or _take_recovery(row, code)):

@@ -1,7 +1,10 @@
 """Issue 14.5 (throttle): failed sign-ins slow down one account from one address, with
 growing delays, and never keep the owner out from another address."""
 
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -105,3 +108,36 @@ def test_guesses_sent_side_by_side_are_counted_while_the_password_is_checked(
     guess(0)
 
     assert answers == [400] * FREE_TRIES + [429]
+
+
+def test_guesses_arriving_at_the_same_moment_get_the_free_tries_only(
+    make_staff: Callable[..., StaffLogin], committed: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight guesses sent at once (a script opening eight connections): each looks at the
+    count and adds itself in turn, so three are checked and five told to wait, whatever the
+    number of worker threads or processes. The look at the count takes a moment here, as on a
+    busy database, so that all eight look before any adds itself unless they take turns."""
+    owner = make_staff(Role.ADMIN)
+    who = throttle.attempt(owner.email, "198.51.100.70", key="tests")
+    check = throttle.check
+
+    def slow_check(session: Session, attempt: throttle.Attempt) -> None:
+        check(session, attempt)
+        time.sleep(0.2)
+
+    monkeypatch.setattr(throttle, "check", slow_check)
+    start = threading.Barrier(8)
+
+    def guess(n: int) -> int:
+        start.wait(10)
+        with Session(committed) as session:
+            try:
+                users.sign_in(session, owner.email, f"guess {n}", who)
+            except (users.InvalidCredentials, throttle.TooManyLogins) as refused:
+                return refused.status_code
+        return 200
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = sorted(pool.map(guess, range(8)))
+
+    assert answers == [400] * FREE_TRIES + [429] * (8 - FREE_TRIES)

@@ -2,8 +2,10 @@
 compulsory for admins when OFFERTRACK_REQUIRE_ADMIN_2FA is set."""
 
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pyotp
@@ -351,3 +353,55 @@ def test_an_admin_cannot_switch_it_off_while_it_is_required(
     web.post("/admin/logout", data={"csrf_token": token})
     _password_step(web, admin)  # the second step is still asked for
     assert not _signed_in(web)
+
+
+def test_the_password_again_does_not_forgive_wrong_codes(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    """Someone who knows the password but not the phone cannot wipe their wrong codes by
+    giving the password again between guesses: the million codes stay throttled."""
+    who = make_staff(Role.VIEWER)
+    token = sign_in(web, who)
+    _enrol_from_account_page(web, token)
+    web.post("/admin/logout", data={"csrf_token": token})
+
+    statuses = []
+    for _ in range(4):
+        _password_step(web, who)  # the password is right: its step forgives its own count
+        statuses.append(_enter(web, "111111").status_code)  # type: ignore[attr-defined]
+
+    assert statuses == [422, 422, 422, 429]
+
+
+def test_one_code_sent_twice_at_the_same_moment_signs_in_once(
+    make_staff: Callable[..., StaffLogin], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code overheard and sent by someone else at the moment its owner sends it (a phishing
+    proxy relays it at once): one of the two is taken, the other refused, as one after the
+    other. Each is looked at here until the other has read the code's state too, unless the
+    second must wait for the first."""
+    who = make_staff(Role.VIEWER)
+    staff = users.load_active(db, users.find_by_email(db, who.email).id or 0)  # type: ignore[union-attr]
+    assert staff is not None
+    secret = twofactor.begin_enrolment(db, staff)
+    twofactor.confirm_enrolment(db, staff, pyotp.TOTP(secret).now())
+    code = _next_code(secret)
+    both_read = threading.Barrier(2)
+    take = twofactor._take_totp
+
+    def take_once_both_have_read(row: twofactor.StaffTotp, given: str) -> bool:
+        try:
+            both_read.wait(2)
+        except threading.BrokenBarrierError:
+            pass  # the other waits for this one: they do not overlap
+        return take(row, given)
+
+    def enter() -> bool:
+        with Session(db.get_bind()) as session:
+            return twofactor.verify(session, staff.id, code)
+
+    monkeypatch.setattr(twofactor, "_take_totp", take_once_both_have_read)
+    with ThreadPoolExecutor(2) as pool:
+        taken = sorted(pool.map(lambda _: enter(), range(2)))
+
+    assert taken == [False, True]
