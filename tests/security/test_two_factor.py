@@ -2,9 +2,12 @@
 compulsory for admins when OFFERTRACK_REQUIRE_ADMIN_2FA is set."""
 
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import pyotp
 import pytest
@@ -132,6 +135,59 @@ def test_a_recovery_code_signs_in_once(
     _password_step(web, who)
 
     assert _enter(web, codes[0]).status_code == 422  # type: ignore[attr-defined]
+
+
+def _sent_side_by_side(
+    browsers: list[TestClient], code: str, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Each browser sends ``code`` at once, and each request has read the user's row and
+    found the code right before either uses it up (RFC 6238 section 5.2's second attempt)."""
+    all_checked = threading.Barrier(len(browsers), timeout=10)
+    claim = twofactor._claim
+
+    def claim_once_all_have_checked(*args: Any, **kwargs: Any) -> bool:
+        all_checked.wait()
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(twofactor, "_claim", claim_once_all_have_checked)
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        answers = pool.map(lambda browser: _enter(browser, code).status_code, browsers)  # type: ignore[attr-defined]
+        return sorted(answers)
+
+
+def test_one_code_sent_twice_side_by_side_signs_in_once(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    who = make_staff(Role.VIEWER)
+    secret, _ = _enrol_from_account_page(web, sign_in(web, who))
+    browsers = [_password_step(b, who) for b in (web, second_browser)]
+    assert not any(_signed_in(b) for b in browsers)
+
+    answers = _sent_side_by_side(browsers, _next_code(secret), monkeypatch)
+
+    assert answers == [303, 422]
+    assert sorted(_signed_in(b) for b in browsers) == [False, True]
+
+
+def test_one_recovery_code_sent_twice_side_by_side_signs_in_once(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    who = make_staff(Role.VIEWER)
+    _, codes = _enrol_from_account_page(web, sign_in(web, who))
+    browsers = [_password_step(b, who) for b in (web, second_browser)]
+
+    answers = _sent_side_by_side(browsers, codes[0], monkeypatch)
+
+    assert answers == [303, 422]
+    assert sorted(_signed_in(b) for b in browsers) == [False, True]
+    signed_in = next(b for b in browsers if _signed_in(b))
+    assert "Recovery codes left: 9" in signed_in.get("/admin/account").text
 
 
 def test_switching_off_needs_a_code(web: TestClient, make_staff: Callable[..., StaffLogin]) -> None:
