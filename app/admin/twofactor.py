@@ -267,7 +267,11 @@ def _claim(session: Session, row: StaffTotp, still_unused: Any, **values: Any) -
     changes it has the code; anyone after or beside them, whatever they read, has not."""
     claimed = session.execute(
         update(StaffTotp)
-        .where(col(StaffTotp.user_id) == row.user_id, still_unused)
+        .where(
+            col(StaffTotp.user_id) == row.user_id,
+            col(StaffTotp.secret) == row.secret,  # the code was checked against this one
+            still_unused,
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
