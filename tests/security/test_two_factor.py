@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.admin import throttle, twofactor, users
+from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.offers.models import Offer, OfferStatus
-from tests.admin.conftest import StaffLogin, csrf_from, sign_in
+from tests.admin.conftest import StaffLogin, csrf_from, session_cookie_text, sign_in
 from tests.factories import make_offer
 
 pytestmark = pytest.mark.concurrency
@@ -70,11 +71,51 @@ def _enrol_from_account_page(web: TestClient, token: str) -> tuple[str, list[str
     done = web.post(
         "/admin/account/2fa/confirm",
         data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf_token": token},
+        follow_redirects=False,
     )
-    assert done.status_code == 200
-    codes = re.findall(r"<li><code>([0-9A-Z-]{19})</code></li>", done.text)
+    assert done.status_code == 303
+    return secret.group(1), _recovery_codes(web.get(done.headers["location"]).text)
+
+
+def _recovery_codes(html: str) -> list[str]:
+    """The recovery codes the page shows (in the box of a secret shown once), or none."""
+    box = re.search(r'id="secret-value">([^<]*)</textarea>', html)
+    codes = re.findall(r"^[0-9A-Z]{4}(?:-[0-9A-Z]{4}){3}$", box.group(1), re.M) if box else []
+    assert codes == [] or len(codes) == twofactor.RECOVERY_CODES
+    return codes
+
+
+def _confirmations(db: Session, who: StaffLogin) -> int:
+    with Session(db.get_bind()) as fresh:
+        done = fresh.exec(select(AuditLogEntry).where(AuditLogEntry.action == "staff_user.2fa_on"))
+        return len([entry for entry in done if who.email in entry.summary])
+
+
+def test_confirming_the_set_up_redirects_and_the_next_page_shows_the_codes_once(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    who = make_staff(Role.SALES)
+    token = sign_in(web, who)
+    web.post("/admin/account/2fa/start", data={"csrf_token": token})
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', web.get("/admin/account").text)
+    assert secret
+
+    answer = web.post(
+        "/admin/account/2fa/confirm",
+        data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf_token": token},
+        follow_redirects=False,
+    )
+    shown = web.get(answer.headers["location"])
+    reloaded = web.get(answer.headers["location"])
+
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/admin/account")
+    codes = _recovery_codes(shown.text)
     assert len(codes) == twofactor.RECOVERY_CODES
-    return secret.group(1), codes
+    assert not any(code in answer.text + answer.headers["location"] for code in codes)
+    assert not any(code in session_cookie_text(web) for code in codes)  # sealed there
+    assert _recovery_codes(reloaded.text) == [] and "your recovery codes" not in reloaded.text
+    assert "Recovery codes left: 10" in reloaded.text  # the reload changed nothing
+    assert _confirmations(db, who) == 1
 
 
 def test_enrolment_then_sign_in_needs_the_code(
@@ -274,8 +315,11 @@ def test_an_admin_without_2fa_must_enrol_before_the_session_starts(
 
     done = _enter(web, pyotp.TOTP(secret.group(1)).now())
 
-    assert done.status_code == 200  # type: ignore[attr-defined]
-    assert "recovery-codes" in done.text  # type: ignore[attr-defined]
+    assert done.status_code == 303  # type: ignore[attr-defined]
+    landing = done.headers["location"]  # type: ignore[attr-defined]
+    assert landing.endswith("/admin/")
+    assert len(_recovery_codes(web.get(landing).text)) == twofactor.RECOVERY_CODES
+    assert _recovery_codes(web.get(landing).text) == []  # shown once
     assert _signed_in(web)
     account = web.get("/admin/account").text
     assert "Admins of this site must keep it on" in account
@@ -297,9 +341,10 @@ def _enrol_at_sign_in(web: TestClient, who: StaffLogin) -> str:
     _password_step(web, who)
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', web.get("/admin/login/2fa").text)
     assert secret
-    done = _enter(web, pyotp.TOTP(secret.group(1)).now())
-    assert "recovery-codes" in done.text  # type: ignore[attr-defined]
-    return csrf_from(web.get("/admin/").text)
+    _enter(web, pyotp.TOTP(secret.group(1)).now())
+    home = web.get("/admin/").text
+    assert len(_recovery_codes(home)) == twofactor.RECOVERY_CODES
+    return csrf_from(home)
 
 
 def _activated(db: Session, offer_id: str) -> bool:
