@@ -11,7 +11,7 @@ from sqladmin.flash import Flash
 from sqlmodel import Session
 from starlette.responses import Response
 
-from app.admin import sessions, throttle, twofactor, users
+from app.admin import reveal, sessions, throttle, twofactor, users
 from app.admin.access import StaffDep, pending_second_factor, start_session
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
@@ -93,15 +93,21 @@ async def second_step_submit(
         response.headers.update(exc.headers())
         return response
     await start_session(request, staff, second_factor=True)
-    target = next_path or str(request.url_for("admin:index"))
-    if recovery_codes:
-        return await _recovery_codes_page(request, recovery_codes, target)
-    return RedirectResponse(target, 303)
+    if recovery_codes:  # an admin's set-up at sign-in: held in the new session
+        _hold_recovery_codes(request, recovery_codes)
+    return RedirectResponse(next_path or str(request.url_for("admin:index")), 303)
 
 
-async def _recovery_codes_page(request: Request, codes: list[str], target: str) -> Response:
-    context = {"title": "Your recovery codes", "codes": codes, "continue_to": target}
-    return await render_staff_page(request, "admin/recovery_codes.html", context)
+def _hold_recovery_codes(request: Request, codes: list[str]) -> None:
+    """The new recovery codes for the page the confirmation redirects to, shown once there: a
+    reload of that page sends no form again (app/admin/reveal.py)."""
+    reveal.hold(
+        request,
+        "\n".join(codes),
+        title="Two-factor sign-in is on: your recovery codes",
+        label="Keep these recovery codes somewhere safe (printed, or in a password manager). "
+        "Each one signs you in once if your phone is lost. They are shown only now.",
+    )
 
 
 # --- the account page: sessions and two-factor sign-in --------------------------------------
@@ -174,7 +180,8 @@ async def confirm_2fa(request: Request, staff: StaffDep, code: CodeField = "") -
         codes = await in_session(lambda s: twofactor.confirm_enrolment(s, staff, code))
     except AppError as exc:
         return await _account_page(request, staff, error=exc.detail, status=exc.status_code)
-    return await _recovery_codes_page(request, codes, str(request.url_for("staff:account")))
+    _hold_recovery_codes(request, codes)
+    return RedirectResponse(request.url_for("staff:account"), 303)  # the codes are on top
 
 
 @router.post("/account/2fa/disable", name="staff:2fa_disable")

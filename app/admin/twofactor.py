@@ -3,6 +3,11 @@ through pyotp, with ten single-use recovery codes for a lost phone. Stored: the 
 the last time step used (a code works once) and SHA-256 hashes of the unused recovery codes
 (each 80 random bits, so a hash is as good as the code is unguessable).
 
+A code is used up by one conditional UPDATE that changes the row only while the code is still
+unused (``_claim``): of two sign-ins sent side by side with the same code, whatever each read
+before, exactly one changes the row and signs in (RFC 6238 section 5.2), on SQLite and
+PostgreSQL alike.
+
 ``OFFERTRACK_REQUIRE_ADMIN_2FA`` makes it compulsory for admins: an admin without it enrols at
 sign-in before the session starts, and cannot switch it off; an admin's session begun on the
 password alone (before the setting was switched on) ends at its next request
@@ -17,8 +22,9 @@ from typing import Any
 
 import pyotp
 import segno
-from sqlalchemy import JSON, ForeignKey, Integer, String
-from sqlmodel import Column, Field, Session, SQLModel
+from sqlalchemy import JSON, ForeignKey, Integer, String, func, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Column, Field, Session, SQLModel, col
 
 from app import audit
 from app.admin import throttle
@@ -76,11 +82,8 @@ def _clean(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
-def _enabled(session: Session, user_id: int, *, for_update: bool = False) -> StaffTotp | None:
-    """The user's second factor if it is on; ``for_update`` locks it and reads it afresh, for
-    taking a code: two requests with one code (its owner's and a relay's) then take turns, and
-    the second finds its step used."""
-    row = session.get(StaffTotp, user_id, with_for_update=for_update, populate_existing=for_update)
+def _enabled(session: Session, user_id: int) -> StaffTotp | None:
+    row = session.get(StaffTotp, user_id, populate_existing=True)
     return row if row is not None and row.enabled_at is not None else None
 
 
@@ -141,10 +144,10 @@ def provisioning_qr(secret: str, email: str) -> str:
 def confirm_enrolment(session: Session, staff: Staff, code: str) -> list[str]:
     """Switch 2FA on with the first code from the app; returns the recovery codes, shown
     once. Commits."""
-    row = session.get(StaffTotp, staff.id)
+    row = session.get(StaffTotp, staff.id, populate_existing=True)
     if row is None or row.enabled_at is not None:
         raise Conflict("Start the set-up again: there is no code waiting to be confirmed.")
-    if not _take_totp(row, code):
+    if not _take_totp(session, row, code):
         raise WrongCode()
     codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
     row.enabled_at, row.recovery_hashes = utcnow(), [_hash(c) for c in codes]
@@ -177,13 +180,16 @@ def check_second_factor(
 def verify(session: Session, user_id: int, code: str) -> bool:
     """Whether ``code`` is the app's current code (once) or an unused recovery code, which
     it uses up. Commits on success."""
-    row = _enabled(session, user_id, for_update=True)
+    # Read outside any transaction (on SQLite: without the one writer's lock, as the throttle
+    # does): what was read may be stale by the time the code is claimed, which _claim allows.
+    with read_only(session):
+        row = _enabled(session, user_id)
     if row is None:
         return False
-    if _take_totp(row, code) or _take_recovery(row, code):
-        session.add(row)
+    if _take_totp(session, row, code) or _take_recovery(session, row, code):
         session.commit()
         return True
+    session.rollback()
     return False
 
 
@@ -191,10 +197,10 @@ def disable(session: Session, staff: Staff, code: str, settings: Settings) -> No
     """Switch 2FA off, proven with a current code. Commits."""
     if required(staff, settings):
         raise Conflict("Admins must sign in with two factors here (OFFERTRACK_REQUIRE_ADMIN_2FA).")
-    row = _enabled(session, staff.id, for_update=True)
+    row = _enabled(session, staff.id)
     if row is None:
         raise Conflict("Two-factor sign-in is off already.")
-    if not (_take_totp(row, code) or _take_recovery(row, code)):
+    if not (_take_totp(session, row, code) or _take_recovery(session, row, code)):
         raise WrongCode()
     session.delete(row)
     _audit(session, staff, "staff_user.2fa_off", f"Two-factor sign-in off for {staff.email}")
@@ -222,26 +228,57 @@ def remaining_recovery_codes(session: Session, user_id: int) -> int:
     return len(row.recovery_hashes) if row is not None else 0
 
 
-def _take_totp(row: StaffTotp, code: str) -> bool:
+def _take_totp(session: Session, row: StaffTotp, code: str) -> bool:
     """Accept the code of the current 30-second step or a neighbour (clock drift), never a
-    step already used: an overheard code cannot be replayed."""
+    step already used: an overheard code cannot be replayed, nor sent twice side by side."""
+    step = _matching_step(row, code)
+    if step is None:
+        return False
+    # Only forward, and only if no sign-in has used this step (or a later one) since the row
+    # was read.
+    return _claim(session, row, col(StaffTotp.last_step) < step, last_step=step)
+
+
+def _matching_step(row: StaffTotp, code: str) -> int | None:
     digits = _clean(code)
     if len(digits) != 6 or not digits.isdigit():
-        return False
+        return None
     totp = pyotp.TOTP(row.secret)
     now_step = totp.timecode(utcnow())
     for step in (now_step - 1, now_step, now_step + 1):
         if step > row.last_step and secrets.compare_digest(totp.generate_otp(step), digits):
-            row.last_step = step
-            return True
-    return False
+            return step
+    return None
 
 
-def _take_recovery(row: StaffTotp, code: str) -> bool:
+def _take_recovery(session: Session, row: StaffTotp, code: str) -> bool:
     hashed = _hash(code)
     if len(_clean(code)) != 16 or hashed not in row.recovery_hashes:
         return False
-    row.recovery_hashes = [h for h in row.recovery_hashes if h != hashed]
+    left = [h for h in row.recovery_hashes if h != hashed]
+    # The list only shrinks while two-factor is on (an enrolment sets it anew, from an empty
+    # one), so as many codes as were read means none was used since.
+    unchanged = func.json_array_length(StaffTotp.recovery_hashes) == len(row.recovery_hashes)
+    return _claim(session, row, unchanged, recovery_hashes=left)
+
+
+def _claim(session: Session, row: StaffTotp, still_unused: Any, **values: Any) -> bool:
+    """Use up a code in one UPDATE that changes the row only ``still_unused``: whoever
+    changes it has the code; anyone after or beside them, whatever they read, has not."""
+    claimed = session.execute(
+        update(StaffTotp)
+        .where(
+            col(StaffTotp.user_id) == row.user_id,
+            col(StaffTotp.secret) == row.secret,  # the code was checked against this one
+            still_unused,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for name, value in values.items():
+        set_committed_value(row, name, value)  # as written: nothing left to flush
     return True
 
 

@@ -1,6 +1,7 @@
 """Staff-site fixtures: real commits (sqladmin opens its own sessions), cheap password hashes,
 and signed-in clients per role."""
 
+import base64
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
 from app.admin import users
+from app.admin.access import SESSION_COOKIE
 from app.auth.staff import Role
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.ratelimit import MissLimiter
@@ -59,6 +61,12 @@ def web(app: FastAPI, _running_client: TestClient, committed: Engine) -> TestCli
 def second_browser(app: FastAPI, web: TestClient) -> TestClient:
     """Another person's browser on the staff site beside ``web``, with cookies of its own."""
     return TestClient(app, base_url=str(web.base_url))
+
+
+def session_cookie_text(web: TestClient) -> str:
+    """What anyone holding the staff session cookie can read (it is signed, not encrypted)."""
+    payload = (web.cookies.get(SESSION_COOKIE) or "").split(".")[0]
+    return base64.b64decode(payload + "=" * (-len(payload) % 4)).decode()
 
 
 def csrf_from(html: str) -> str:

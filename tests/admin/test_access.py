@@ -155,7 +155,7 @@ CREATE_FORMS: dict[str, tuple[int, tuple[tuple[str, str], ...]]] = {
         302,
         (("email", "new@example.com"), ("role", "sales"), ("password", "a long enough one")),
     ),
-    "api-key": (200, (("name", "crm"),)),  # the page that shows the token once
+    "api-key": (302, (("name", "crm"),)),  # to the list, which shows the token once
 }
 EDIT_FORMS: dict[str, tuple[tuple[str, str], ...]] = {
     "order-stage": (("label", "Shipped out"), ("position", "5")),

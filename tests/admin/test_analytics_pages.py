@@ -1,7 +1,6 @@
 """The analytics pages of the staff site: the campaign dashboard on a known data set, its CSV
 downloads, campaign/placement/webhook screens per role, field errors, CSRF and the audit log."""
 
-import base64
 import csv
 import io
 import re
@@ -12,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin.access import SESSION_COOKIE
 from app.admin.analytics.webhooks import TICKED_AT_FIRST
 from app.analytics import outbox, webhooks
 from app.analytics.models import Campaign, Placement, WebhookDelivery, WebhookEndpoint
@@ -24,7 +22,7 @@ from app.config import get_settings
 from app.db import utcnow
 from app.offers import service as offers_service
 from app.templating import format_date
-from tests.admin.conftest import csrf_from
+from tests.admin.conftest import csrf_from, session_cookie_text
 from tests.analytics.test_attribution import BREAKDOWNS, World, _scan
 from tests.analytics.test_webhooks import Receiver, _drain, _loopback_allowed  # noqa: F401
 from tests.factories import make_campaign, make_creative, make_offer, make_placement
@@ -554,12 +552,6 @@ def test_admin_manages_an_endpoint(web: TestClient, as_role: SignIn, db: Session
     assert {"webhook.created", "webhook.disabled", "webhook.secret_rotated"} <= actions
 
 
-def _session_cookie_text(web: TestClient) -> str:
-    """What anyone holding the staff session cookie can read (it is signed, not encrypted)."""
-    payload = (web.cookies.get(SESSION_COOKIE) or "").split(".")[0]
-    return base64.b64decode(payload + "=" * (-len(payload) % 4)).decode()
-
-
 @pytest.mark.parametrize("action", ["create", "rotate"])
 def test_a_reload_after_creating_or_rotating_sends_nothing_again_and_shows_no_secret(
     web: TestClient, as_role: SignIn, db: Session, action: str
@@ -586,7 +578,7 @@ def test_a_reload_after_creating_or_rotating_sends_nothing_again_and_shows_no_se
     db.rollback()
     assert answer.status_code == 303 and secret not in answer.text
     assert answer.headers["location"].endswith(f"/admin/analytics/webhooks/{endpoint.id}")
-    assert secret not in answer.headers["location"] and secret not in _session_cookie_text(web)
+    assert secret not in answer.headers["location"] and secret not in session_cookie_text(web)
     shown = web.get(answer.headers["location"])
     reloaded = web.get(answer.headers["location"])
 

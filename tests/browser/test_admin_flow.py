@@ -1,15 +1,19 @@
 """Sales staff in a real browser: sign in, find an order, activate an offer, push a stage
-update and see it on the customer's page; a viewer's attempt to activate is refused."""
+update and see it on the customer's page; a viewer's attempt to activate is refused; setting
+up two-factor sign-in shows the recovery codes once."""
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.admin import users
+from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from app.config import get_settings
 from app.offers.ids import hyphenate_tracking_id
@@ -117,3 +121,28 @@ def test_a_viewer_cannot_activate(committed: Engine, live_server: str, desk: Pag
     expect(desk.get_by_text("This needs the sales role")).to_be_visible()
     desk.goto(f"{live_server}/admin/offer/details/{offer.id}")
     expect(desk.locator("#offer-status")).to_have_text("issued")
+
+
+def test_setting_up_two_factor_shows_the_recovery_codes_once_and_a_reload_sends_nothing(
+    committed: Engine, live_server: str, desk: Page
+) -> None:
+    with Session(committed, expire_on_commit=False) as session:
+        users.create_user(session, "sales@example.com", Role.SALES, PASSWORD, actor="tests")
+    _sign_in(desk, live_server, "sales@example.com")
+    desk.goto(f"{live_server}/admin/account")
+    desk.get_by_role("button", name="Set up two-factor sign-in").click()
+    secret = desk.locator("#totp-secret").inner_text()
+    desk.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    desk.get_by_role("button", name="Switch on").click()
+
+    codes = desk.get_by_label("Two-factor sign-in is on: your recovery codes")
+    expect(codes).to_have_value(re.compile(r"^([0-9A-Z]{4}-){3}[0-9A-Z]{4}(\n|$)"))
+    assert len(codes.input_value().splitlines()) == 10
+    assert desk.url.endswith("/admin/account"), desk.url
+    desk.reload()  # a GET after the redirect: the browser has no form to send again
+
+    expect(desk.locator("#twofactor-status")).to_contain_text("Recovery codes left: 10")
+    assert codes.count() == 0
+    with Session(committed) as session:
+        switched_on = select(AuditLogEntry).where(AuditLogEntry.action == "staff_user.2fa_on")
+        assert len(session.exec(switched_on).all()) == 1

@@ -4,5 +4,6 @@ from tests.admin.conftest import (  # noqa: F401
     as_role,
     db,
     make_staff,
+    second_browser,
     web,
 )

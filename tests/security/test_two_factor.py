@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import pyotp
 import pytest
@@ -14,10 +15,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.admin import throttle, twofactor, users
+from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.offers.models import Offer, OfferStatus
-from tests.admin.conftest import StaffLogin, csrf_from, sign_in
+from tests.admin.conftest import StaffLogin, csrf_from, session_cookie_text, sign_in
 from tests.factories import make_offer
 
 pytestmark = pytest.mark.concurrency
@@ -69,11 +71,51 @@ def _enrol_from_account_page(web: TestClient, token: str) -> tuple[str, list[str
     done = web.post(
         "/admin/account/2fa/confirm",
         data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf_token": token},
+        follow_redirects=False,
     )
-    assert done.status_code == 200
-    codes = re.findall(r"<li><code>([0-9A-Z-]{19})</code></li>", done.text)
+    assert done.status_code == 303
+    return secret.group(1), _recovery_codes(web.get(done.headers["location"]).text)
+
+
+def _recovery_codes(html: str) -> list[str]:
+    """The recovery codes the page shows (in the box of a secret shown once), or none."""
+    box = re.search(r'id="secret-value">([^<]*)</textarea>', html)
+    codes = re.findall(r"^[0-9A-Z]{4}(?:-[0-9A-Z]{4}){3}$", box.group(1), re.M) if box else []
+    assert codes == [] or len(codes) == twofactor.RECOVERY_CODES
+    return codes
+
+
+def _confirmations(db: Session, who: StaffLogin) -> int:
+    with Session(db.get_bind()) as fresh:
+        done = fresh.exec(select(AuditLogEntry).where(AuditLogEntry.action == "staff_user.2fa_on"))
+        return len([entry for entry in done if who.email in entry.summary])
+
+
+def test_confirming_the_set_up_redirects_and_the_next_page_shows_the_codes_once(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    who = make_staff(Role.SALES)
+    token = sign_in(web, who)
+    web.post("/admin/account/2fa/start", data={"csrf_token": token})
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', web.get("/admin/account").text)
+    assert secret
+
+    answer = web.post(
+        "/admin/account/2fa/confirm",
+        data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf_token": token},
+        follow_redirects=False,
+    )
+    shown = web.get(answer.headers["location"])
+    reloaded = web.get(answer.headers["location"])
+
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/admin/account")
+    codes = _recovery_codes(shown.text)
     assert len(codes) == twofactor.RECOVERY_CODES
-    return secret.group(1), codes
+    assert not any(code in answer.text + answer.headers["location"] for code in codes)
+    assert not any(code in session_cookie_text(web) for code in codes)  # sealed there
+    assert _recovery_codes(reloaded.text) == [] and "your recovery codes" not in reloaded.text
+    assert "Recovery codes left: 10" in reloaded.text  # the reload changed nothing
+    assert _confirmations(db, who) == 1
 
 
 def test_enrolment_then_sign_in_needs_the_code(
@@ -134,6 +176,59 @@ def test_a_recovery_code_signs_in_once(
     _password_step(web, who)
 
     assert _enter(web, codes[0]).status_code == 422  # type: ignore[attr-defined]
+
+
+def _sent_side_by_side(
+    browsers: list[TestClient], code: str, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Each browser sends ``code`` at once, and each request has read the user's row and
+    found the code right before either uses it up (RFC 6238 section 5.2's second attempt)."""
+    all_checked = threading.Barrier(len(browsers), timeout=10)
+    claim = twofactor._claim
+
+    def claim_once_all_have_checked(*args: Any, **kwargs: Any) -> bool:
+        all_checked.wait()
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(twofactor, "_claim", claim_once_all_have_checked)
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        answers = pool.map(lambda browser: _enter(browser, code).status_code, browsers)  # type: ignore[attr-defined]
+        return sorted(answers)
+
+
+def test_one_code_sent_twice_side_by_side_signs_in_once(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    who = make_staff(Role.VIEWER)
+    secret, _ = _enrol_from_account_page(web, sign_in(web, who))
+    browsers = [_password_step(b, who) for b in (web, second_browser)]
+    assert not any(_signed_in(b) for b in browsers)
+
+    answers = _sent_side_by_side(browsers, _next_code(secret), monkeypatch)
+
+    assert answers == [303, 422]
+    assert sorted(_signed_in(b) for b in browsers) == [False, True]
+
+
+def test_one_recovery_code_sent_twice_side_by_side_signs_in_once(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    who = make_staff(Role.VIEWER)
+    _, codes = _enrol_from_account_page(web, sign_in(web, who))
+    browsers = [_password_step(b, who) for b in (web, second_browser)]
+
+    answers = _sent_side_by_side(browsers, codes[0], monkeypatch)
+
+    assert answers == [303, 422]
+    assert sorted(_signed_in(b) for b in browsers) == [False, True]
+    signed_in = next(b for b in browsers if _signed_in(b))
+    assert "Recovery codes left: 9" in signed_in.get("/admin/account").text
 
 
 def test_switching_off_needs_a_code(web: TestClient, make_staff: Callable[..., StaffLogin]) -> None:
@@ -220,8 +315,11 @@ def test_an_admin_without_2fa_must_enrol_before_the_session_starts(
 
     done = _enter(web, pyotp.TOTP(secret.group(1)).now())
 
-    assert done.status_code == 200  # type: ignore[attr-defined]
-    assert "recovery-codes" in done.text  # type: ignore[attr-defined]
+    assert done.status_code == 303  # type: ignore[attr-defined]
+    landing = done.headers["location"]  # type: ignore[attr-defined]
+    assert landing.endswith("/admin/")
+    assert len(_recovery_codes(web.get(landing).text)) == twofactor.RECOVERY_CODES
+    assert _recovery_codes(web.get(landing).text) == []  # shown once
     assert _signed_in(web)
     account = web.get("/admin/account").text
     assert "Admins of this site must keep it on" in account
@@ -243,9 +341,10 @@ def _enrol_at_sign_in(web: TestClient, who: StaffLogin) -> str:
     _password_step(web, who)
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', web.get("/admin/login/2fa").text)
     assert secret
-    done = _enter(web, pyotp.TOTP(secret.group(1)).now())
-    assert "recovery-codes" in done.text  # type: ignore[attr-defined]
-    return csrf_from(web.get("/admin/").text)
+    _enter(web, pyotp.TOTP(secret.group(1)).now())
+    home = web.get("/admin/").text
+    assert len(_recovery_codes(home)) == twofactor.RECOVERY_CODES
+    return csrf_from(home)
 
 
 def _activated(db: Session, offer_id: str) -> bool:
@@ -371,37 +470,3 @@ def test_the_password_again_does_not_forgive_wrong_codes(
         statuses.append(_enter(web, "111111").status_code)  # type: ignore[attr-defined]
 
     assert statuses == [422, 422, 422, 429]
-
-
-def test_one_code_sent_twice_at_the_same_moment_signs_in_once(
-    make_staff: Callable[..., StaffLogin], db: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A code overheard and sent by someone else at the moment its owner sends it (a phishing
-    proxy relays it at once): one of the two is taken, the other refused, as one after the
-    other. Each is looked at here until the other has read the code's state too, unless the
-    second must wait for the first."""
-    who = make_staff(Role.VIEWER)
-    staff = users.load_active(db, users.find_by_email(db, who.email).id or 0)  # type: ignore[union-attr]
-    assert staff is not None
-    secret = twofactor.begin_enrolment(db, staff)
-    twofactor.confirm_enrolment(db, staff, pyotp.TOTP(secret).now())
-    code = _next_code(secret)
-    both_read = threading.Barrier(2)
-    take = twofactor._take_totp
-
-    def take_once_both_have_read(row: twofactor.StaffTotp, given: str) -> bool:
-        try:
-            both_read.wait(2)
-        except threading.BrokenBarrierError:
-            pass  # the other waits for this one: they do not overlap
-        return take(row, given)
-
-    def enter() -> bool:
-        with Session(db.get_bind()) as session:
-            return twofactor.verify(session, staff.id, code)
-
-    monkeypatch.setattr(twofactor, "_take_totp", take_once_both_have_read)
-    with ThreadPoolExecutor(2) as pool:
-        taken = sorted(pool.map(lambda _: enter(), range(2)))
-
-    assert taken == [False, True]
