@@ -17,7 +17,7 @@ from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
 from app.admin.views import in_session
 from app.auth.staff import Role
-from app.config import SettingsDep, get_settings
+from app.config import Settings, SettingsDep, get_settings
 from app.errors import AppError
 from app.web import client_key
 
@@ -66,6 +66,12 @@ async def second_step(request: Request) -> Response:
     return await _second_step_page(request, pending[0])
 
 
+def _second_factor_attempt(request: Request, settings: Settings, email: str) -> throttle.Attempt:
+    """Codes are counted apart from passwords, the same at sign-in and when switching off."""
+    key = settings.resolved_secret_key()
+    return throttle.attempt(email, client_key(request, settings), key=key, second_factor=True)
+
+
 @router.post("/login/2fa", name="staff:login_2fa_submit")
 async def second_step_submit(
     request: Request, settings: SettingsDep, code: CodeField = ""
@@ -75,12 +81,7 @@ async def second_step_submit(
         Flash.warning(request, "Please sign in again: the sign-in took too long.")
         return RedirectResponse(request.url_for("staff:login"), 303)
     staff, next_path = pending
-    who = throttle.attempt(
-        staff.email,
-        client_key(request, settings),
-        key=settings.resolved_secret_key(),
-        second_factor=True,
-    )
+    who = _second_factor_attempt(request, settings, staff.email)
 
     try:
         recovery_codes = await in_session(
@@ -188,10 +189,13 @@ async def confirm_2fa(request: Request, staff: StaffDep, code: CodeField = "") -
 async def disable_2fa(
     request: Request, staff: StaffDep, settings: SettingsDep, code: CodeField = ""
 ) -> Response:
+    who = _second_factor_attempt(request, settings, staff.email)
     try:
-        await in_session(lambda s: twofactor.disable(s, staff, code, settings))
+        await in_session(lambda s: twofactor.disable(s, staff, code, settings, who))
     except AppError as exc:
-        return await _account_page(request, staff, error=exc.detail, status=exc.status_code)
+        response = await _account_page(request, staff, error=exc.detail, status=exc.status_code)
+        response.headers.update(exc.headers())
+        return response
     Flash.success(request, "Two-factor sign-in is off.")
     return RedirectResponse(request.url_for("staff:account"), 303)
 

@@ -193,17 +193,23 @@ def verify(session: Session, user_id: int, code: str) -> bool:
     return False
 
 
-def disable(session: Session, staff: Staff, code: str, settings: Settings) -> None:
-    """Switch 2FA off, proven with a current code. Commits."""
+def disable(
+    session: Session, staff: Staff, code: str, settings: Settings, who: throttle.Attempt
+) -> None:
+    """Switch 2FA off, proven with a current code; wrong codes count and are throttled as at
+    sign-in (a session left open must not let its finder try the million codes). Commits."""
     if required(staff, settings):
         raise Conflict("Admins must sign in with two factors here (OFFERTRACK_REQUIRE_ADMIN_2FA).")
-    row = _enabled(session, staff.id)
+    throttle.count_attempt(session, who)
+    with read_only(session):
+        row = _enabled(session, staff.id)
     if row is None:
         raise Conflict("Two-factor sign-in is off already.")
     if not (_take_totp(session, row, code) or _take_recovery(session, row, code)):
         raise WrongCode()
     session.delete(row)
     _audit(session, staff, "staff_user.2fa_off", f"Two-factor sign-in off for {staff.email}")
+    throttle.forgive(session, who)
     session.commit()
 
 

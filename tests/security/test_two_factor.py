@@ -247,6 +247,30 @@ def test_switching_off_needs_a_code(web: TestClient, make_staff: Callable[..., S
     assert sign_in(web, who)  # the password alone again
 
 
+def test_wrong_codes_to_switch_it_off_are_throttled_like_those_at_sign_in(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    """Whoever finds a session left open cannot try the million codes to switch the second
+    factor off: after the free tries they are told to wait, and the factor stays on."""
+    who = make_staff(Role.SALES)
+    token = sign_in(web, who)
+    secret, _ = _enrol_from_account_page(web, token)
+
+    statuses = [
+        web.post(
+            "/admin/account/2fa/disable", data={"code": "111111", "csrf_token": token}
+        ).status_code
+        for _ in range(4)
+    ]
+    right_but_waiting = web.post(
+        "/admin/account/2fa/disable", data={"code": _next_code(secret), "csrf_token": token}
+    )
+
+    assert statuses == [422, 422, 422, 429]
+    assert right_but_waiting.status_code == 429 and "Retry-After" in right_but_waiting.headers
+    assert "On: signing in needs a code" in web.get("/admin/account").text
+
+
 def test_a_second_factor_is_throttled_like_a_password(
     web: TestClient, make_staff: Callable[..., StaffLogin]
 ) -> None:
