@@ -264,8 +264,10 @@ async def add_stage_update(
         lambda s, data: tracking_service.add_stage_update(
             s, offer_id, data, actor=staff.actor, settings=settings
         ),
-        success=lambda added: f"Stage update “{added[2].label}” added; the customer sees it now.",
-        to=lambda added: request.url_for("admin:details", identity="order", pk=added[1].id),
+        success=lambda added: (
+            f"Stage update “{added.stage.label}” added; the customer sees it now."
+        ),
+        to=lambda added: request.url_for("admin:details", identity="order", pk=added.offer.id),
         errors_of=refusal_errors,
     )
     if isinstance(outcome, Response):

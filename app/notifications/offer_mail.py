@@ -3,13 +3,16 @@ may edit. The mail goes into the outbox in the same transaction as the history e
 records it, so the offer's history never claims a mail that was not queued (or the reverse).
 """
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app import audit, i18n
+from app.audit import AuditLogEntry
 from app.config import Settings
+from app.db import utcnow
 from app.errors import Unprocessable
 from app.notifications.mail import Attachment, queue_rendered
 from app.notifications.templates import RenderedMail, render_mail
@@ -17,6 +20,7 @@ from app.offers import service as offers_service
 from app.offers.documents import Renderer, offer_pdf
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
+from app.tracking.repeats import REPEAT_WINDOW
 
 SENDABLE = frozenset(
     {OfferStatus.ISSUED, OfferStatus.ACCEPTED, OfferStatus.ORDERED, OfferStatus.EXPIRED}
@@ -67,8 +71,9 @@ def send_offer(
     actor: str,
     settings: Settings,
 ) -> str:
-    """Queue the offer's mail to the customer and record it in the offer's history."""
-    offer = offers_service.get_offer(session, offer_id)
+    """Queue the offer's mail to the customer and record it in the offer's history; the same
+    mail sent again within a minute is the first one (its message id), not queued again."""
+    offer = offers_service.get_offer(session, offer_id, for_update=True)
     offers_service.require_status(offer, SENDABLE, "send", settings)
     if not mail.message.strip():
         raise Unprocessable("Write a message to go with the offer.", loc=("body", "message"))
@@ -76,6 +81,10 @@ def send_offer(
         raise Unprocessable(
             "Give the mail a subject (and a message of sensible length).", loc=("body", "subject")
         )
+    digest = _digest(mail)
+    earlier = _repeated_send(session, offer.id, digest, actor)
+    if earlier is not None:
+        return earlier
     document = offer_pdf(session, offer.id, renderer=renderer, settings=settings)
     message_id = queue_rendered(
         session,
@@ -94,10 +103,39 @@ def send_offer(
         entity_id=offer.id,
         offer_id=offer.id,
         summary=f"Sent to {mail.to} with the PDF attached",
-        changes={"to": mail.to, "subject": mail.subject, "message_id": message_id},
+        changes={
+            "to": mail.to,
+            "subject": mail.subject,
+            "message_id": message_id,
+            "digest": digest,
+        },
     )
     session.commit()
     return message_id
+
+
+def _digest(mail: OfferMail) -> str:
+    """Which mail this is, without keeping the message a second time."""
+    return hashlib.sha256(f"{mail.to}\0{mail.subject}\0{mail.message}".encode()).hexdigest()
+
+
+def _repeated_send(session: Session, offer_id: str, digest: str, actor: str) -> str | None:
+    """The message id of the offer's last mail if this one repeats it: a double tap, or the
+    form sent again after a slow answer (the PDF takes a while). The offer is locked."""
+    query = (
+        select(AuditLogEntry)
+        .where(
+            AuditLogEntry.offer_id == offer_id,
+            AuditLogEntry.action == "offer.send",
+            AuditLogEntry.occurred_at >= utcnow() - REPEAT_WINDOW,
+        )
+        .order_by(col(AuditLogEntry.id).desc())
+        .limit(1)
+    )
+    latest = session.exec(query).first()
+    if latest is None or latest.actor != actor or not latest.changes:
+        return None
+    return str(latest.changes["message_id"]) if latest.changes.get("digest") == digest else None
 
 
 def _rendered(offer: Offer, mail: OfferMail, settings: Settings) -> RenderedMail:

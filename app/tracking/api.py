@@ -41,16 +41,28 @@ def _read(update: StageUpdate, offer: Offer, stage: OrderStage) -> StageUpdateRe
     )
 
 
-@router.post("/{code}/updates", status_code=status.HTTP_201_CREATED, name="orders:add_update")
+@router.post(
+    "/{code}/updates",
+    status_code=status.HTTP_201_CREATED,
+    name="orders:add_update",
+    responses={200: {"model": StageUpdateRead, "description": "A repeat of the latest update"}},
+)
 def add_stage_update(
-    code: str, data: StageUpdateCreate, session: SessionDep, settings: SettingsDep, key: ApiKeyDep
+    code: str,
+    data: StageUpdateCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    key: ApiKeyDep,
 ) -> StageUpdateRead:
     """Append a stage update; `code` is the order's ULID or tracking ID in any spelling. An
-    `expected_delivery_date` before the update's day (`happened_at`, else today) is a 422."""
-    update, offer, stage = service.add_stage_update(
-        session, code, data, actor=key.actor, settings=settings
-    )
-    return _read(update, offer, stage)
+    `expected_delivery_date` before the update's day (`happened_at`, else today) is a 422.
+    The same update sent again by the same key within 60 seconds (a retry after a timeout) is
+    a 200 with the update saved the first time: nothing is added and nobody is mailed again."""
+    added = service.add_stage_update(session, code, data, actor=key.actor, settings=settings)
+    if added.repeated:
+        response.status_code = status.HTTP_200_OK
+    return _read(added.update, added.offer, added.stage)
 
 
 @router.get("/{code}/updates", name="orders:updates")

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.pricing import Totals, compute_totals
-from app.tracking import progress
+from app.tracking import progress, repeats
 from app.tracking.codes import TrackingCode, parse_tracking_code
 from app.tracking.events import OrderActivated, StageUpdated
 from app.tracking.models import CodeForm, OrderStage, StageUpdate
@@ -207,16 +208,24 @@ def resolve_stage(session: Session, name: str) -> OrderStage:
     raise UnknownStage(name, stages)
 
 
+class StageUpdateAdded(NamedTuple):
+    update: StageUpdate
+    offer: Offer
+    stage: OrderStage
+    # The same update sent twice: the one saved the first time, nothing added or mailed.
+    repeated: bool
+
+
 def add_stage_update(
     session: Session, raw_code: str, data: StageUpdateCreate, *, actor: str, settings: Settings
-) -> tuple[StageUpdate, Offer, OrderStage]:
-    """Append a stage update to an order's history."""
+) -> StageUpdateAdded:
+    """Append a stage update to an order's history, unless it repeats the latest one."""
     _require_plausible_dates(data, settings)
     offer = find_order(session, raw_code)
     stage = resolve_stage(session, data.stage)
-    (update,) = _append_updates(session, [offer], stage, data, actor)
+    ((update, repeated),) = _append_updates(session, [offer], stage, data, actor)
     session.commit()
-    return update, offer, stage
+    return StageUpdateAdded(update, offer, stage, repeated)
 
 
 def add_stage_updates(
@@ -254,17 +263,24 @@ def _require_plausible_dates(data: StageUpdateCreate, settings: Settings) -> Non
 
 def _append_updates(
     session: Session, offers: list[Offer], stage: OrderStage, data: StageUpdateCreate, actor: str
-) -> list[StageUpdate]:
-    """Append the update to each order, work out their progress again, then tell of each: its
-    event compares the order's expected delivery before and after, as the page shows it (an
-    update dated in the past may name a date that a later update already replaced)."""
+) -> list[tuple[StageUpdate, bool]]:
+    """Append the update to each order it does not repeat (app.tracking.repeats), work out
+    their progress again, then tell of each: its event compares the order's expected delivery
+    before and after, as the page shows it (an update dated in the past may name a date that a
+    later update already replaced). Per order: its update, and whether it was a repeat."""
     progress.lock(session, [offer.id for offer in offers])
-    earlier = {offer.id: (offer.expected_delivery_date, offer.stage_position) for offer in offers}
-    updates = [_append_update(session, offer, stage, data, actor) for offer in offers]
+    now = utcnow()
+    known = {
+        offer.id: repeats.repeated_update(session, offer.id, stage, data, actor=actor, now=now)
+        for offer in offers
+    }
+    fresh = [offer for offer in offers if known[offer.id] is None]
+    earlier = {offer.id: (offer.expected_delivery_date, offer.stage_position) for offer in fresh}
+    added = {offer.id: _append_update(session, offer, stage, data, actor) for offer in fresh}
     progress.refresh(session, list(earlier))
-    for update, offer in zip(updates, offers, strict=True):
-        publish(session, _stage_updated(session, update, stage, earlier[offer.id], offer))
-    return updates
+    for offer in fresh:
+        publish(session, _stage_updated(session, added[offer.id], stage, earlier[offer.id], offer))
+    return [(known[offer.id] or added[offer.id], known[offer.id] is not None) for offer in offers]
 
 
 def _append_update(

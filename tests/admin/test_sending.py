@@ -2,16 +2,19 @@
 
 import email
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from app.config import get_settings
+from app.db import utcnow
 from app.notifications.models import MailOutbox
 from tests.factories import make_offer
 
@@ -92,3 +95,34 @@ def test_a_german_offer_s_send_form_starts_with_a_german_message(
     assert 'value="Angebot ' in form and f"von {get_settings().company_name}" in form
     assert "Guten Tag Maria P.," in form and "Mit freundlichen Grüßen" in form
     assert "Deutsch" in form and "Dear" not in form
+
+
+def test_the_send_form_sent_twice_mails_the_customer_once(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    offer_id = make_offer(db, get_settings(), issued=True, company="Acme Hellas SA").id
+    data = {
+        "csrf_token": as_role(Role.SALES),
+        "to": "maria@example.com",
+        "subject": "Your offer",
+        "message": "Dear Maria,\n\nhere it is.",
+    }
+    url = f"/admin/offers/{offer_id}/send"
+
+    first = web.post(url, data=data, follow_redirects=False)
+    second = web.post(url, data=data, follow_redirects=False)
+
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    assert (
+        "The offer is on its way to maria@example.com" in web.get(second.headers["location"]).text
+    )
+    assert len(_outbox(db)) == 1
+    web.post(url, data=data | {"message": "Dear Maria,\n\nhere it is, with the new price."})
+    assert len(_outbox(db)) == 2
+    with Session(db.get_bind()) as session:  # as if both were sent a minute ago
+        minute_ago = utcnow() - timedelta(seconds=61)
+        session.execute(update(AuditLogEntry).values(occurred_at=minute_ago))
+        session.commit()
+    web.post(url, data=data)
+    assert len(_outbox(db)) == 3

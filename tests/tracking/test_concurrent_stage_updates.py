@@ -1,5 +1,6 @@
 """Two stage updates of one order at the same moment on PostgreSQL (SQLite has one writer at a
-time): both are added, and the second tells of the expected delivery as the first left it."""
+time): both are added, and the second tells of the expected delivery as the first left it; the
+same update twice (a double tap) is added once."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -75,3 +76,31 @@ def test_two_updates_of_one_order_at_once_are_both_added_and_told_once(
         ).all()
     # One mail about the new date; the other update is about its note (whichever came first).
     assert sorted(reasons) == ["delivery_date", "note"]
+
+
+def test_the_same_update_twice_at_once_is_added_and_told_once(
+    committed: Engine, settings: Settings
+) -> None:
+    # A double tap whose two requests reach two workers at the same moment: the second waits
+    # for the first's lock on the order, then sees its update and adds none.
+    if committed.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the updates cannot overlap")
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True)
+        order = service.activate_offer(session, offer.id, actor="tests", settings=settings)
+    both_inserted = threading.Barrier(2)
+    news = {"stage": "shipped", "public_note": "Packed."}
+
+    with ThreadPoolExecutor(2) as pool:
+        sent = [pool.submit(_add, committed, order.id, both_inserted, **news) for _ in range(2)]
+        for future in sent:
+            future.result(timeout=30)
+
+    with Session(committed) as session:
+        shipped = session.exec(
+            select(StageUpdate.id).where(
+                StageUpdate.offer_id == order.id, StageUpdate.stage_key == "shipped"
+            )
+        ).all()
+        fanouts = session.exec(select(UpdateFanout.id).where(UpdateFanout.offer_id == order.id))
+        assert len(shipped) == 1 and len(fanouts.all()) == 1
