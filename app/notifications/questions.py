@@ -5,6 +5,7 @@ forgets) records only that one was asked, by the question's id. Deleting the que
 its personal data: the row, and the copy of its alert mail in the outbox."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import delete
@@ -22,6 +23,7 @@ from app.notifications.models import CustomerQuestion, MailOutbox
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
 from app.tracking.codes import TrackingCode
+from app.tracking.repeats import REPEAT_WINDOW
 
 MAX_QUESTION = 2000
 CUSTOMER = "customer"
@@ -50,6 +52,22 @@ def customer_offer(session: Session, code: TrackingCode) -> Offer:
     return offer
 
 
+def _asked_just_now(
+    session: Session, offer: Offer, topic: Topic, email: str, text: str, now: datetime
+) -> bool:
+    """Whether the same message came from the same address within the repeat window. The
+    offer is locked first, so that two copies sent at once see each other."""
+    session.get(Offer, offer.id, with_for_update=True, populate_existing=True)
+    query = select(CustomerQuestion.id).where(
+        CustomerQuestion.offer_id == offer.id,
+        CustomerQuestion.topic == topic,
+        CustomerQuestion.email == email,
+        CustomerQuestion.message == text,
+        col(CustomerQuestion.asked_at) >= now - REPEAT_WINDOW,
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
 def ask_question(
     session: Session,
     code: TrackingCode,
@@ -71,6 +89,8 @@ def ask_question(
         raise QuestionTooLong()
     offer = customer_offer(session, code)
     asked_at = utcnow()
+    if _asked_just_now(session, offer, topic, address, text, asked_at):
+        return offer  # a double tap, or the form sent again after a slow answer: told once
     question = CustomerQuestion(
         id=str(ULID()),
         offer_id=offer.id,

@@ -73,6 +73,29 @@ def test_a_question_reaches_the_owner_with_reply_to_and_joins_the_history(
     assert question.message == "Can you deliver in May?" and question.email == "maria@example.com"
 
 
+def test_a_question_sent_twice_reaches_the_owner_once(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # A double tap on a phone (the customer pages have no script to stop it), then the same
+    # question again, reworded: that one is news.
+    offer = _offer(committed, settings)
+
+    answers = [
+        _ask(web, offer.id, email="maria@example.com", message="Can you deliver in May?")
+        for _ in range(2)
+    ]
+    _ask(web, offer.id, email="maria@example.com", message="Can you deliver in early May?")
+    run_worker(committed, mail_settings)
+
+    assert [a.status_code for a in answers] == [200, 200]  # type: ignore[attr-defined]
+    assert "Your question is on its way" in answers[1].text  # type: ignore[attr-defined]
+    asked = [m for m in inbox.to("ana@acme.example") if "asks a question" in m["Subject"]]
+    assert len(asked) == 2
+    with Session(committed) as session:
+        stored = list(session.scalars(select(col(CustomerQuestion.message))))
+    assert sorted(stored) == ["Can you deliver in May?", "Can you deliver in early May?"]
+
+
 def test_bad_input_re_renders_the_form_with_the_error_beside_its_field(
     web: TestClient, committed: Engine, settings: Settings
 ) -> None:
