@@ -48,9 +48,13 @@ def make_staff(db: Session) -> Callable[..., StaffLogin]:
 
 @pytest.fixture
 def web(app: FastAPI, _running_client: TestClient, committed: Engine) -> TestClient:
-    """A browser on the staff site: no session override, everything really committed."""
+    """A browser on the staff site: no session override, everything really committed. Its
+    public forms' budget starts afresh too (tests before it may have spent it)."""
+    from app.notifications.router import FormLimits
+
     app.dependency_overrides.clear()
     app.state.miss_limiter = MissLimiter(20)
+    app.state.notification_limits = FormLimits()
     visitor_keys.forget()
     _running_client.headers.clear()
     _running_client.cookies.clear()
