@@ -8,6 +8,8 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from app.csvsafe import BOM
+
 SPREADSHEET_TIME = "%Y-%m-%d %H:%M:%S"
 # A time with an offset or fractions, in any spelling: not something a spreadsheet reads.
 _UNREADABLE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?(?:\.\d+|[+-]\d{2}:?\d{2}|Z)")
@@ -22,7 +24,8 @@ def local(moment: datetime, zone: ZoneInfo) -> datetime:
 def spreadsheet_rows(text: str, zone: ZoneInfo) -> list[dict[str, str]]:
     """The rows of a CSV export, each checked: every time cell is local to the second, and
     its column's header, and only a time column's, names ``zone``."""
-    header, *body = list(csv.reader(io.StringIO(text)))
+    # A staff download begins with the UTF-8 mark for Excel (tests/test_spreadsheet_format.py).
+    header, *body = list(csv.reader(io.StringIO(text.removeprefix(BOM))))
     suffix = f" ({zone.key})"
     for row in body:
         for name, cell in zip(header, row, strict=True):

@@ -611,3 +611,41 @@ def test_subscription_ids_deleted_before_the_upgrade_are_not_given_again(
         table = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'order_subscription'")
         assert "AUTOINCREMENT" not in table.fetchone()[0]
     assert kept == ids
+
+
+def test_staff_users_keep_their_rows_and_get_the_comma_layout_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """5b5ee7000001: every staff user starts with the layout every CSV had before (commas,
+    12.50), and a user who chose semicolons loses only that choice on the way down."""
+    _upgrade(scratch_engine, "5ec4a1100002")
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff_user (id, email, full_name, phone, role, password_hash,"
+                " is_active, created_at, updated_at) VALUES (:id, :email, '', '', 'sales', 'x',"
+                " :active, :now, :now)"
+            ),
+            [
+                {"id": 1, "email": "ana@example.com", "active": True, "now": now},
+                {"id": 2, "email": "bo@example.com", "active": False, "now": now},
+            ],
+        )
+
+    _upgrade(scratch_engine, "5b5ee7000001")
+    with scratch_engine.begin() as connection:
+        layouts = connection.execute(
+            text("SELECT id, spreadsheet_format FROM staff_user ORDER BY id")
+        ).all()
+        connection.execute(
+            text("UPDATE staff_user SET spreadsheet_format = 'semicolon' WHERE id = 2")
+        )
+    assert [tuple(row) for row in layouts] == [(1, "comma"), (2, "comma")]
+
+    _downgrade(scratch_engine, "5ec4a1100002")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("staff_user")}
+    with scratch_engine.connect() as connection:
+        users = connection.execute(text("SELECT id, email FROM staff_user ORDER BY id")).all()
+    assert "spreadsheet_format" not in columns
+    assert [tuple(row) for row in users] == [(1, "ana@example.com"), (2, "bo@example.com")]

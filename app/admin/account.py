@@ -18,6 +18,7 @@ from app.admin.users import Staff
 from app.admin.views import in_session
 from app.auth.staff import Role
 from app.config import Settings, SettingsDep, get_settings
+from app.csvsafe import SpreadsheetFormat
 from app.errors import AppError
 from app.web import client_key
 
@@ -115,7 +116,7 @@ def _hold_recovery_codes(request: Request, codes: list[str]) -> None:
 
 
 async def _account_page(
-    request: Request, staff: Staff, *, error: str = "", status: int = 200
+    request: Request, staff: Staff, *, error: str = "", format_error: str = "", status: int = 200
 ) -> Response:
     def load(session: Session) -> dict[str, Any]:
         return {
@@ -136,6 +137,9 @@ async def _account_page(
         "twofactor_required": required,
         "qr": qr,
         "error": error,
+        "format_error": format_error,
+        "spreadsheet_formats": list(SpreadsheetFormat),
+        "spreadsheet_format": staff.spreadsheet_format,
     }
     return await render_staff_page(request, "admin/account.html", context, status)
 
@@ -164,6 +168,18 @@ async def end_one_session(request: Request, session_id: int, staff: StaffDep) ->
     await in_session(lambda s: sessions.end_one(s, staff.id, session_id))
     Flash.success(request, "That session is signed out.")
     return RedirectResponse(request.url_for("staff:account"), 303)
+
+
+@router.post("/account/spreadsheet", name="staff:spreadsheet_format")
+async def spreadsheet_format(
+    request: Request, staff: StaffDep, spreadsheet_format: Annotated[str, Form(max_length=16)] = ""
+) -> Response:
+    try:
+        await in_session(lambda s: users.set_spreadsheet_format(s, staff.id, spreadsheet_format))
+    except AppError as exc:
+        return await _account_page(request, staff, format_error=exc.detail, status=exc.status_code)
+    Flash.success(request, "Your CSV downloads now use that layout.")
+    return RedirectResponse(str(request.url_for("staff:account")) + "#spreadsheet", 303)
 
 
 @router.post("/account/2fa/start", name="staff:2fa_start")

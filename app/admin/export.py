@@ -17,6 +17,7 @@ file (tests/admin/test_export.py checks this against uvicorn).
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 import anyio
@@ -180,7 +181,9 @@ class _Line:
         return text
 
 
-async def csv_response(view: ModelView, request: Request, slots: ExportSlots) -> StreamingResponse:
+async def csv_response(
+    view: ModelView, request: Request, slots: ExportSlots, layout: csvsafe.SpreadsheetFormat
+) -> StreamingResponse:
     """Every row the list shows for the same query string (the Export link carries it,
     templates/admin/sqladmin/list.html), in its order, as sqladmin exports them (past
     ``export_max_rows``, 0 for no limit, the first rows only), each cell neutralised, read
@@ -199,14 +202,15 @@ async def csv_response(view: ModelView, request: Request, slots: ExportSlots) ->
     except BaseException:
         await _close(rows, slots)
         raise
-    return _CsvStream(_lines(view, rows), rows, slots, filename)
+    return _CsvStream(_lines(view, rows, layout), rows, slots, filename)
 
 
-async def _lines(view: ModelView, rows: _Chunks) -> AsyncIterator[str]:
-    zone = get_settings().zone
-    writer = csvsafe.SafeWriter(_Line(), zone)
+async def _lines(
+    view: ModelView, rows: _Chunks, layout: csvsafe.SpreadsheetFormat
+) -> AsyncIterator[str]:
+    writer = csvsafe.SafeWriter(_Line(), get_settings().zone, layout)
     names: list[str] = view._export_prop_names
-    yield writer.writerow(csvsafe.header(names, time_columns(view.model), zone))
+    yield writer.writeheader(names, time_columns(view.model))
     while text := await _next_chunk(view, rows, writer, names):
         yield text
 
@@ -233,9 +237,9 @@ async def _cells(view: ModelView, row: Any, names: list[str]) -> list[Any]:
 
 
 def _cell(value: Any) -> Any:
-    # A time goes to the writer as it is, to be written local; a missing value is an empty
-    # cell (sqladmin writes "None", text a spreadsheet sorts among the times); the rest as
-    # sqladmin writes it.
-    if value is None or isinstance(value, datetime):
+    # A time goes to the writer as it is, to be written local, and an amount to be written
+    # with the user's decimal mark; a missing value is an empty cell (sqladmin writes "None",
+    # text a spreadsheet sorts among the times); the rest as sqladmin writes it.
+    if value is None or isinstance(value, datetime | Decimal | float):
         return value
     return str(value)

@@ -101,7 +101,10 @@ class StaffAdmin(Admin):
         if request.path_params["export_type"] != "csv":
             raise HTTPException(status_code=404)
         view = self._find_model_view(request.path_params["identity"])
-        return await export.csv_response(view, request, self.export_slots)
+        staff = await access.current_staff(request)
+        assert staff is not None  # @login_required
+        layout = staff.spreadsheet_format
+        return await export.csv_response(view, request, self.export_slots, layout)
 
 
 def _session_key(settings: Settings) -> str:

@@ -29,6 +29,8 @@ from app.offers import service as offers_service
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 Format = Literal["json", "csv"]
+# A staff user's download is laid out for their spreadsheet; None: for a program (the API).
+Layout = csvsafe.SpreadsheetFormat
 
 
 def get_period(settings: Settings, from_: date | None = None, to: date | None = None) -> Period:
@@ -50,14 +52,15 @@ def _csv(
     header: Sequence[str],
     rows: Iterable[Sequence[Any]],
     times: Collection[str] = (),
+    layout: Layout | None = None,
 ) -> Response:
     """``rows`` as a CSV download, its times (the columns named in ``times``) local to the
     period's zone, the zone named in their header."""
     # Spooled: small exports stay in memory, a million events go to a temporary file.
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")  # noqa: SIM115
     text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    writer = csvsafe.SafeWriter(text, period.zone)
-    writer.writerow(csvsafe.header(header, times, period.zone))
+    writer = csvsafe.SafeWriter(text, period.zone, layout)
+    writer.writeheader(header, times)
     writer.writerows(rows)
     text.flush()
     spool.seek(0)
@@ -79,7 +82,9 @@ def _name(period: Period, what: str) -> str:
     return f"{what}_{period.start.isoformat()}_{period.end.isoformat()}.csv"
 
 
-def scans_per_day(session: Session, period: Period, format_: Format = "json") -> Any:
+def scans_per_day(
+    session: Session, period: Period, format_: Format = "json", *, layout: Layout | None = None
+) -> Any:
     """Scans and unique visitors per local day (bots excluded)."""
     rows = attribution.scans_per_day(session, period)
     if format_ == "csv":
@@ -88,6 +93,7 @@ def scans_per_day(session: Session, period: Period, format_: Format = "json") ->
             "scans_per_day",
             ("day", "scans", "unique_visitors"),
             ((r.day.isoformat(), r.scans, r.visitors) for r in rows),
+            layout=layout,
         )
     return rows
 
@@ -97,6 +103,8 @@ def breakdown(
     period: Period,
     by: Breakdown,
     format_: Format = "json",
+    *,
+    layout: Layout | None = None,
 ) -> Any:
     """Scans and unique visitors by channel, device, campaign, placement or creative."""
     rows = attribution.scan_breakdown(session, period, by)
@@ -106,15 +114,18 @@ def breakdown(
             f"scans_by_{by}",
             (by, "label", "scans", "unique_visitors"),
             ((r.key, r.label, r.scans, r.visitors) for r in rows),
+            layout=layout,
         )
     return rows
 
 
-def funnel(session: Session, period: Period, format_: Format = "json") -> Any:
+def funnel(
+    session: Session, period: Period, format_: Format = "json", *, layout: Layout | None = None
+) -> Any:
     """Offers issued in the range, and how many were then scanned, accepted and ordered."""
     result = attribution.funnel(session, period)
     if format_ == "csv":
-        return _csv(period, "funnel", ("step", "offers"), asdict(result).items())
+        return _csv(period, "funnel", ("step", "offers"), asdict(result).items(), layout=layout)
     return result
 
 
@@ -164,6 +175,8 @@ def attribution_report(
     by: Dimension,
     model: Model = "last_touch",
     format_: Format = "json",
+    *,
+    layout: Layout | None = None,
 ) -> Any:
     """Per campaign, placement or creative: scans, unique visitors, conversions (credited to
     the first or last touch), conversion rate, revenue per currency, time to convert, and a
@@ -175,26 +188,33 @@ def attribution_report(
             f"attribution_{by}_{model}",
             ATTRIBUTION_CSV,
             (_attribution_csv_row(r) for r in rows),
+            layout=layout,
         )
     return rows
 
 
-def time_to_convert(session: Session, period: Period, format_: Format = "json") -> Any:
+def time_to_convert(
+    session: Session, period: Period, format_: Format = "json", *, layout: Layout | None = None
+) -> Any:
     """Conversions in the range by time from their first scan."""
     buckets = attribution.time_to_convert(session, period)
     if format_ == "csv":
         header = ("time_from_first_scan", "conversions")
-        return _csv(period, "time_to_convert", header, buckets)
+        return _csv(period, "time_to_convert", header, buckets, layout=layout)
     return [{"bucket": label, "conversions": count} for label, count in buckets]
 
 
 def export_events(
-    session: Session, period: Period, kind: Literal["scans", "conversions"]
+    session: Session,
+    period: Period,
+    kind: Literal["scans", "conversions"],
+    *,
+    layout: Layout | None = None,
 ) -> Response:
     """Every scan event (bots flagged) or conversion in the range, as CSV."""
     columns = attribution.EXPORT_COLUMNS[kind]
     rows = attribution.export_events(session, period, kind)
-    return _csv(period, kind, columns, rows, event_time_columns(kind))
+    return _csv(period, kind, columns, rows, event_time_columns(kind), layout)
 
 
 def event_time_columns(kind: Literal["scans", "conversions"]) -> set[str]:

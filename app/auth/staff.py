@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
+from app.csvsafe import SpreadsheetFormat
 from app.db import UTCDateTime, utcnow
 
 
@@ -54,6 +55,12 @@ class StaffUser(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The layout of their CSV downloads: what their spreadsheet reads (app.csvsafe).
+    spreadsheet_format: SpreadsheetFormat = Field(
+        default=SpreadsheetFormat.COMMA,
+        sa_type=String(16),
+        sa_column_kwargs={"server_default": SpreadsheetFormat.COMMA.value},
+    )
 
     def __str__(self) -> str:
         return self.email

@@ -8,6 +8,7 @@ from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Numeric,
 from sqlmodel import Field, Relationship, SQLModel
 
 from app.db import UTCDateTime, utcnow
+from app.offers.pricing import compute_totals
 
 
 class OfferStatus(StrEnum):
@@ -120,6 +121,20 @@ class Offer(SQLModel, table=True):
             "lazy": "selectin",
         },
     )
+
+    # The offer's amounts, from its lines (loaded with it), for its list's export. One rule:
+    # app.offers.pricing, as on the PDF and the pages.
+    @property
+    def net_total(self) -> Decimal:
+        return compute_totals(self.lines, self.currency).net
+
+    @property
+    def vat_total(self) -> Decimal:
+        return compute_totals(self.lines, self.currency).vat_total
+
+    @property
+    def gross_total(self) -> Decimal:
+        return compute_totals(self.lines, self.currency).gross
 
     def effective_status(self, today: date) -> OfferStatus:
         if self.status == OfferStatus.ISSUED and self.valid_until < today:

@@ -24,6 +24,7 @@ from app.admin import export
 from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from app.config import get_settings
+from app.csvsafe import BOM
 from app.db import utcnow
 from app.offers.models import Offer
 from tests.admin.conftest import StaffLogin, sign_in
@@ -80,7 +81,7 @@ def _listed(web: TestClient, path: str, params: dict[str, str]) -> tuple[list[st
 def _exported(web: TestClient, link: str) -> list[dict[str, str]]:
     response = web.get(link)
     assert response.status_code == 200, response.text
-    return list(csv.DictReader(io.StringIO(response.text)))
+    return list(csv.DictReader(io.StringIO(response.text.removeprefix(BOM))))
 
 
 def test_exporting_a_filtered_list_gives_its_rows_from_every_page(
@@ -225,7 +226,7 @@ def test_an_export_reads_its_rows_a_chunk_at_a_time(
         pieces = response.iter_text()
         first = _until_first_row(pieces)
         read_when_the_first_rows_arrived = len(loaded)
-        rows = list(csv.DictReader(io.StringIO(first + "".join(pieces))))
+        rows = list(csv.DictReader(io.StringIO((first + "".join(pieces)).removeprefix(BOM))))
 
     # The client holds the first chunk; the server has read at most the next one since.
     assert read_when_the_first_rows_arrived <= 2 * CHUNK
@@ -306,7 +307,7 @@ def test_an_offer_can_be_saved_while_an_export_downloads(
         first = _until_first_row(pieces)
         # On SQLite a write waits for the one writer's lock: the export must not hold it.
         saved = _offers(db, "Saved Meanwhile SA")
-        rows = list(csv.DictReader(io.StringIO(first + "".join(pieces))))
+        rows = list(csv.DictReader(io.StringIO((first + "".join(pieces)).removeprefix(BOM))))
 
     assert len(saved) == 1
     assert len(rows) == 10
@@ -334,7 +335,8 @@ def test_exports_past_the_limit_are_refused_at_once_until_one_ends(
         refused = web.get(path)
         page_meanwhile = web.get("/admin/offer/list")
         ended = [
-            csv.DictReader(io.StringIO(first + "".join(rest))) for first, rest in downloading[1:]
+            csv.DictReader(io.StringIO((first + "".join(rest)).removeprefix(BOM)))
+            for first, rest in downloading[1:]
         ]
         after_some_ended = [_download(downloads, web, path) for _ in range(limit - 1)]
         refused_again = web.get(path)  # the first is still downloading

@@ -208,22 +208,23 @@ async def csv_export(
         raise NotFound("There is no such CSV download; the dashboard links to each one.")
     period = _csv_period(settings, from_, to)
     by = by or DEFAULT_BY.get(table, "")
+    layout = staff.spreadsheet_format
 
     def export(session: Session) -> Any:  # the report functions answer Any (JSON or CSV)
         match table:
             case "scans_per_day":
-                return exports.scans_per_day(session, period, "csv")
+                return exports.scans_per_day(session, period, "csv", layout=layout)
             case "breakdown":
-                return exports.breakdown(session, period, _breakdown(by), "csv")
+                return exports.breakdown(session, period, _breakdown(by), "csv", layout=layout)
             case "funnel":
-                return exports.funnel(session, period, "csv")
+                return exports.funnel(session, period, "csv", layout=layout)
             case "attribution":
                 chosen = _dimension(by), _model(model)
-                return exports.attribution_report(session, period, *chosen, "csv")
+                return exports.attribution_report(session, period, *chosen, "csv", layout=layout)
             case "time_to_convert":
-                return exports.time_to_convert(session, period, "csv")
+                return exports.time_to_convert(session, period, "csv", layout=layout)
             case "scans" | "conversions":
-                return exports.export_events(session, period, table)
+                return exports.export_events(session, period, table, layout=layout)
 
     response: Response = await in_session(export)
     return response
