@@ -147,11 +147,19 @@ def confirm_enrolment(session: Session, staff: Staff, code: str) -> list[str]:
     row = session.get(StaffTotp, staff.id, populate_existing=True)
     if row is None or row.enabled_at is not None:
         raise Conflict("Start the set-up again: there is no code waiting to be confirmed.")
-    if not _take_totp(session, row, code):
-        raise WrongCode()
+    step = _matching_step(row, code)
     codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
-    row.enabled_at, row.recovery_hashes = utcnow(), [_hash(c) for c in codes]
-    session.add(row)
+    # Switched on in the UPDATE that takes the code, and only while it is still off: of two
+    # confirmations side by side (codes of two steps), one sets the recovery codes its page
+    # shows, and the other, however late its read, changes nothing.
+    pending = (col(StaffTotp.last_step) < (step or 0)) & col(StaffTotp.enabled_at).is_(None)
+    hashes = [_hash(c) for c in codes]
+    if step is None or not _claim(
+        session, row, pending, last_step=step, enabled_at=utcnow(), recovery_hashes=hashes
+    ):
+        if is_enabled(session, staff.id):  # read again: switched on beside us
+            raise Conflict("Two-factor sign-in is on already: use the recovery codes shown then.")
+        raise WrongCode()
     _audit(session, staff, "staff_user.2fa_on", f"Two-factor sign-in on for {staff.email}")
     session.commit()
     return codes

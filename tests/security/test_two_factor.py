@@ -18,6 +18,7 @@ from app.admin import throttle, twofactor, users
 from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
+from app.errors import Conflict
 from app.offers.models import Offer, OfferStatus
 from tests.admin.conftest import StaffLogin, csrf_from, session_cookie_text, sign_in
 from tests.factories import make_offer
@@ -494,3 +495,40 @@ def test_the_password_again_does_not_forgive_wrong_codes(
         statuses.append(_enter(web, "111111").status_code)  # type: ignore[attr-defined]
 
     assert statuses == [422, 422, 422, 429]
+
+
+def test_a_set_up_confirmed_twice_side_by_side_keeps_the_codes_its_page_showed(
+    make_staff: Callable[..., StaffLogin],
+    db: Session,
+    committed: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two confirmations of one set-up cross (codes of two steps, one read before the other's
+    commit): the first switches two-factor sign-in on and its recovery codes work; the second
+    changes nothing and says it is on already. Before, the second wrote its own codes over
+    the first's, which its page had shown as the ones to keep."""
+    if db.get_bind().dialect.name == "sqlite":
+        pytest.skip("SQLite's transactions hold the one write lock from the start: no crossing")
+    who = make_staff(Role.SALES)
+    staff = users.load_active(db, users.find_by_email(db, who.email).id or 0)  # type: ignore[union-attr]
+    assert staff is not None
+    secret = twofactor.begin_enrolment(db, staff)
+    totp = pyotp.TOTP(secret)
+    real_match = twofactor._matching_step
+    first_codes: list[str] = []
+
+    def the_other_confirms_meanwhile(row: Any, code: str) -> int | None:
+        step = real_match(row, code)
+        monkeypatch.setattr(twofactor, "_matching_step", real_match)
+        with Session(committed) as other:
+            first_codes.extend(twofactor.confirm_enrolment(other, staff, totp.now()))
+        return step
+
+    monkeypatch.setattr(twofactor, "_matching_step", the_other_confirms_meanwhile)
+    with pytest.raises(Conflict):
+        twofactor.confirm_enrolment(db, staff, totp.at(time.time() + 30))
+    db.rollback()
+
+    assert twofactor.is_enabled(db, staff.id)
+    db.rollback()
+    assert twofactor.verify(db, staff.id, first_codes[0])
