@@ -16,10 +16,11 @@ from app.admin.access import StaffDep, pending_second_factor, start_session
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
 from app.admin.views import in_session
+from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role
 from app.config import Settings, SettingsDep, get_settings
 from app.csvsafe import SpreadsheetFormat
-from app.errors import AppError
+from app.errors import AppError, Unprocessable
 from app.web import client_key
 
 router = APIRouter()
@@ -116,7 +117,13 @@ def _hold_recovery_codes(request: Request, codes: list[str]) -> None:
 
 
 async def _account_page(
-    request: Request, staff: Staff, *, error: str = "", format_error: str = "", status: int = 200
+    request: Request,
+    staff: Staff,
+    *,
+    error: str = "",
+    format_error: str = "",
+    password_errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     def load(session: Session) -> dict[str, Any]:
         return {
@@ -138,6 +145,8 @@ async def _account_page(
         "qr": qr,
         "error": error,
         "format_error": format_error,
+        "password_errors": password_errors or {},
+        "password_min_length": MIN_LENGTH,
         "spreadsheet_formats": list(SpreadsheetFormat),
         "spreadsheet_format": staff.spreadsheet_format,
     }
@@ -167,6 +176,39 @@ async def end_other_sessions(request: Request, staff: StaffDep) -> Response:
 async def end_one_session(request: Request, session_id: int, staff: StaffDep) -> Response:
     await in_session(lambda s: sessions.end_one(s, staff.id, session_id))
     Flash.success(request, "That session is signed out.")
+    return RedirectResponse(request.url_for("staff:account"), 303)
+
+
+PasswordField = Annotated[str, Form(max_length=MAX_LENGTH)]
+
+
+@router.post("/account/password", name="staff:change_password")
+async def change_password(
+    request: Request,
+    staff: StaffDep,
+    settings: SettingsDep,
+    current_password: PasswordField = "",
+    new_password: PasswordField = "",
+    new_password_again: PasswordField = "",
+) -> Response:
+    if new_password != new_password_again:
+        mismatch = {"new_password_again": "The two new passwords differ: type it again."}
+        return await _account_page(request, staff, password_errors=mismatch, status=422)
+    key = settings.resolved_secret_key()
+    who = throttle.attempt(staff.email, client_key(request, settings), key=key)
+    try:
+        await in_session(
+            lambda s: users.change_own_password(s, staff, current_password, new_password, who)
+        )
+    except AppError as exc:
+        field = exc.loc[-1] if isinstance(exc, Unprocessable) and exc.loc else "current_password"
+        errors = {str(field): exc.detail}
+        response = await _account_page(
+            request, staff, password_errors=errors, status=exc.status_code
+        )
+        response.headers.update(exc.headers())
+        return response
+    Flash.success(request, "Your password is changed. Your other sessions are signed out.")
     return RedirectResponse(request.url_for("staff:account"), 303)
 
 

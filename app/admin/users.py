@@ -218,6 +218,30 @@ def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) 
     return _staff(user)
 
 
+def change_own_password(
+    session: Session, staff: Staff, current: str, new: str, who: throttle.Attempt
+) -> None:
+    """A user's own new password, given with their current one: a session left open on a
+    shared computer is not enough to take the account over. The current password is counted
+    and throttled as at sign-in; every other session of the user ends. Commits."""
+    try:
+        _check_password(new)  # first: a rule broken by the new one costs no attempt
+    except Unprocessable as exc:
+        raise Unprocessable(exc.detail, loc=("new_password",)) from None
+    throttle.count_attempt(session, who)
+    with read_only(session):
+        user = get_user(session, staff.id)
+        hashed = user.password_hash
+    if not passwords.verify_password(hashed, current):
+        raise Unprocessable("That is not your current password.", loc=("current_password",))
+    if passwords.verify_password(hashed, new):
+        raise Unprocessable(
+            "That is your current password: choose a new one.", loc=("new_password",)
+        )
+    _change_password(session, user, new, staff.actor)  # and forgives the account's count
+    session.commit()
+
+
 def set_spreadsheet_format(session: Session, user_id: int, choice: str) -> None:
     """The layout of the user's CSV downloads. Not audited: a display preference of their own,
     like a column's sort, that changes no data and no one else's view."""
