@@ -611,3 +611,46 @@ def test_subscription_ids_deleted_before_the_upgrade_are_not_given_again(
         table = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'order_subscription'")
         assert "AUTOINCREMENT" not in table.fetchone()[0]
     assert kept == ids
+
+
+def test_secrets_shown_are_recorded_and_staff_sessions_kept_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """5e41ed000001: the record of sealed secrets already shown comes and goes; the staff
+    sessions beside it keep their rows either way."""
+    _upgrade(scratch_engine, "5ec4a1100002")
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff_user (id, email, password_hash, role, is_active, created_at,"
+                " updated_at)"
+                " VALUES (1, 'ana@example.com', 'x', 'admin', true, :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO staff_session (id, token_hash, user_id, created_at, last_seen_at,"
+                " client, second_factor) VALUES (1, 'h', 1, :now, :now, 'Firefox', false)"
+            ),
+            {"now": now},
+        )
+
+    _upgrade(scratch_engine, "5e41ed000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO staff_reveal_shown (seal_hash, shown_at) VALUES ('s1', :now)"),
+            {"now": now},
+        )
+        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+            with connection.begin_nested():
+                connection.execute(
+                    text("INSERT INTO staff_reveal_shown (seal_hash, shown_at) VALUES ('s1', :n)"),
+                    {"n": now},
+                )
+
+    _downgrade(scratch_engine, "5ec4a1100002")
+    assert "staff_reveal_shown" not in inspect(scratch_engine).get_table_names()
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM staff_session")).scalar_one() == 1
