@@ -162,4 +162,5 @@ def _tested(result: WebhookTestResult) -> str:
     took = f"{result.duration_ms} ms"
     if result.delivered:
         return f"The receiver answered HTTP {result.status_code} in {took}."
-    return f"{result.error} ({took}). Nothing is retried and the endpoint's state is unchanged."
+    error = result.error if result.error.endswith(".") else f"{result.error}."
+    return f"{error} Time taken: {took}. Not retried; the endpoint's state is unchanged."
