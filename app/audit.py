@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from app.db import UTCDateTime, utcnow
@@ -21,8 +21,10 @@ MAX_SUMMARY = 500
 
 
 class AuditLogEntry(SQLModel, table=True):
-    """One change, by whom and when. Rows are only ever added: no code path updates or
-    deletes them, and ``offer_id`` has no foreign key so history outlives what it describes."""
+    """One change, by whom and when. Rows are only ever added: no code path deletes them or
+    changes what they record (``rewrite_summaries`` only takes a deleted person's name out of
+    their wording), and ``offer_id`` has no foreign key so history outlives what it
+    describes."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_offer_id_occurred_at", "offer_id", "occurred_at"),)
@@ -69,6 +71,23 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def rewrite_summaries(
+    session: Session, *, entity_type: str, entity_id: str | int, summaries: Mapping[str, str]
+) -> None:
+    """Reword one row's entries, per action, in the caller's transaction: the deletion path
+    of a record whose entries once named a person. Who, what and when stay as they were."""
+    for action, summary in summaries.items():
+        session.execute(
+            update(AuditLogEntry)
+            .where(
+                col(AuditLogEntry.entity_type) == entity_type,
+                col(AuditLogEntry.entity_id) == str(entity_id),
+                col(AuditLogEntry.action) == action,
+            )
+            .values(summary=summary[:MAX_SUMMARY])
+        )
 
 
 def _jsonable(value: Any) -> Any:

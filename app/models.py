@@ -1,5 +1,6 @@
 """Every table model, imported in one place so Alembic and the tests see the whole schema."""
 
+from app.admin.reveal import RevealShown
 from app.admin.sessions import StaffSession
 from app.admin.twofactor import StaffTotp
 from app.analytics.models import (
@@ -30,6 +31,7 @@ from app.tracking.models import OrderStage, ScanDaily, ScanEvent, StageUpdate, V
 
 __all__ = [
     "ApiKey",
+    "RevealShown",
     "AlertPreference",
     "MailOutbox",
     "StaffAlert",

@@ -649,3 +649,96 @@ def test_staff_users_keep_their_rows_and_get_the_comma_layout_both_ways(
         users = connection.execute(text("SELECT id, email FROM staff_user ORDER BY id")).all()
     assert "spreadsheet_format" not in columns
     assert [tuple(row) for row in users] == [(1, "ana@example.com"), (2, "bo@example.com")]
+
+
+def test_secrets_shown_are_recorded_and_staff_sessions_kept_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """5e41ed000001: the record of sealed secrets already shown comes and goes; the staff
+    sessions beside it keep their rows either way."""
+    _upgrade(scratch_engine, "5b5ee7000001")
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff_user (id, email, password_hash, role, is_active, created_at,"
+                " updated_at)"
+                " VALUES (1, 'ana@example.com', 'x', 'admin', true, :now, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO staff_session (id, token_hash, user_id, created_at, last_seen_at,"
+                " client, second_factor) VALUES (1, 'h', 1, :now, :now, 'Firefox', false)"
+            ),
+            {"now": now},
+        )
+
+    _upgrade(scratch_engine, "5e41ed000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO staff_reveal_shown (seal_hash, shown_at) VALUES ('s1', :now)"),
+            {"now": now},
+        )
+        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+            with connection.begin_nested():
+                connection.execute(
+                    text("INSERT INTO staff_reveal_shown (seal_hash, shown_at) VALUES ('s1', :n)"),
+                    {"n": now},
+                )
+
+    _downgrade(scratch_engine, "5b5ee7000001")
+    assert "staff_reveal_shown" not in inspect(scratch_engine).get_table_names()
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM staff_session")).scalar_one() == 1
+
+
+def test_customer_entries_written_before_name_the_record_by_id(scratch_engine: Engine) -> None:
+    """c5e0a1000002: "Created/Deleted customer {company}" entries (as before 2026-12-07), of a
+    deleted record and of one still there (which may be deleted later), name the record by
+    id; their who and when, and every other entry, stay as they were."""
+    _upgrade(scratch_engine, "5e41ed000001")
+    entry = (
+        "INSERT INTO audit_log (id, occurred_at, actor, action, entity_type, entity_id, summary)"
+        " VALUES (:id, :now, 'staff:ana@example.com', :action, :type, :entity, :summary)"
+    )
+    rows = [
+        (1, "customer.create", "customer", "7", "Created customer Jonas Weber"),
+        (2, "customer.update", "customer", "7", "Changed email"),
+        (3, "customer.delete", "customer", "7", "Deleted customer Jonas Weber"),
+        (4, "customer.create", "customer", "8", "Created customer Acme Hellas SA"),
+        (
+            5,
+            "webhook.created",
+            "webhook_endpoint",
+            "1",
+            "Webhook endpoint https://w.example/ added",
+        ),
+    ]
+    now = datetime.now(UTC)
+    keys = ("id", "action", "type", "entity", "summary")
+    with scratch_engine.begin() as connection:
+        for values in rows:
+            connection.execute(text(entry), {**dict(zip(keys, values, strict=True)), "now": now})
+
+    _upgrade(scratch_engine, "c5e0a1000002")
+    with scratch_engine.connect() as connection:
+        after = connection.execute(
+            text("SELECT id, actor, action, entity_id, summary FROM audit_log ORDER BY id")
+        ).all()
+    assert [row[4] for row in after] == [
+        "Created customer record 7",
+        "Changed email",
+        "Deleted customer record 7",
+        "Created customer record 8",
+        "Webhook endpoint https://w.example/ added",
+    ]
+    assert {row[1] for row in after} == {"staff:ana@example.com"}
+    assert [row[2] for row in after] == [row[1] for row in rows]
+
+    _downgrade(scratch_engine, "5e41ed000001")
+    with scratch_engine.connect() as connection:
+        kept = connection.execute(text("SELECT summary FROM audit_log ORDER BY id")).all()
+    assert [row[0] for row in kept][0] == "Created customer record 7"  # the name stays gone
+    assert len(kept) == 5

@@ -25,6 +25,7 @@ from app.analytics.schemas import (
     WebhookEndpointCreated,
     WebhookEndpointRead,
     WebhookEndpointUpdate,
+    WebhookTestResult,
 )
 from app.auth.dependencies import ApiKeyDep, require_api_key
 from app.config import Settings, SettingsDep
@@ -302,6 +303,19 @@ def delete_endpoint(
     nobody changed it since."""
     expected = Expected.from_if_match(if_match)
     webhooks.delete_endpoint(session, endpoint_id, actor=key.actor, expected=expected)
+
+
+@router.post("/webhooks/{endpoint_id}/test", name="webhooks:test", tags=["webhooks"])
+def send_test_event(
+    endpoint_id: PathId, session: SessionDep, settings: SettingsDep
+) -> WebhookTestResult:
+    """Send the endpoint a signed `ping` event now (enabled or disabled: check a receiver
+    before enabling it again) and answer what happened: the receiver's status and the time
+    taken, or the error in words. Headers and signature are those of every delivery; the
+    address is checked as for every delivery. The test is sent once, never retried, does
+    not count toward the endpoint's failures and is not in its delivery log. A receiver that
+    fails is still a 200 here, with `delivered` false."""
+    return webhooks.send_ping(session, endpoint_id, settings)
 
 
 @router.get("/webhooks/{endpoint_id}/deliveries", name="webhooks:deliveries", tags=["webhooks"])

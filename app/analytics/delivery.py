@@ -8,6 +8,7 @@ sent again: a receiver deduplicates by the event id.
 """
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, and_, delete, func, insert, literal, or_, select, update
 
@@ -101,28 +103,57 @@ def claim(engine: Engine, settings: Settings, limit: int = BATCH_SIZE) -> list[C
 def send(row: Claimed, settings: Settings) -> Outcome:
     """POST the event, signed, to an address the egress rules allow; any 2xx is a delivery,
     anything else (a redirect, a refused address) a failure."""
-    body = row.body.encode()
-    headers = {
+    return post_signed(row.url, row.secret, row.event_id, row.event_type, row.body, settings)
+
+
+def signed_headers(secret: str, event_id: str, event_type: str, body: bytes) -> dict[str, str]:
+    """The headers of every webhook request, with the signature of ``body`` made now."""
+    return {
         "Content-Type": "application/json",
         "User-Agent": "OfferTrack-Webhooks/1.0",
-        SIGNATURE_HEADER: sign(row.secret, int(time.time()), body),
-        "OfferTrack-Event-Id": row.event_id,
-        "OfferTrack-Event-Type": row.event_type,
+        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+        "OfferTrack-Event-Id": event_id,
+        "OfferTrack-Event-Type": event_type,
     }
+
+
+def post_signed(
+    url: str, secret: str, event_id: str, event_type: str, body_text: str, settings: Settings
+) -> Outcome:
+    """One signed POST of an event (a queued one, or a test ping) through the egress check,
+    with the webhook timeout; what happened, with any error in words a person can act on."""
+    body = body_text.encode()
+    headers = signed_headers(secret, event_id, event_type, body)
     started = time.monotonic()
     status, error = None, ""
     try:
-        target = netguard.resolve(row.url, settings.webhook_allowed_networks)
-        status = egress.post(target, row.url, body, headers, settings.webhook_timeout_seconds)
+        target = netguard.resolve(url, settings.webhook_allowed_networks)
+        status = egress.post(target, url, body, headers, settings.webhook_timeout_seconds)
     except netguard.EgressRefused as exc:
         error = f"Refused: {exc.detail}"
     except (OSError, ValueError, HTTPException) as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = describe_failure(exc, url, settings.webhook_timeout_seconds)
     if status is not None and not 200 <= status < 300:
         error = f"HTTP {status}"
     duration = int((time.monotonic() - started) * 1000)
     succeeded = status is not None and 200 <= status < 300
     return Outcome(succeeded, status, error[:500], duration)
+
+
+def describe_failure(exc: Exception, url: str, timeout: float) -> str:
+    """Why a request got no answer, as the staff who set the endpoint up read it."""
+    where = urlsplit(url).netloc
+    if isinstance(exc, TimeoutError):
+        return f"Timed out: {where} did not answer within {timeout:g} seconds."
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS error: the certificate of {where} was not accepted ({exc.verify_message})."
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: the secure connection to {where} failed ({exc.reason or exc})."
+    if isinstance(exc, ConnectionRefusedError):
+        return f"Connection refused: nothing accepts connections at {where}."
+    if isinstance(exc, HTTPException):
+        return f"Invalid answer: {where} did not answer in HTTP ({type(exc).__name__}: {exc})."
+    return f"Connection failed: {type(exc).__name__}: {exc}"
 
 
 def record(engine: Engine, row: Claimed, outcome: Outcome, settings: Settings) -> None:

@@ -111,6 +111,15 @@ def _body(event_id: str, event_type: str, now: datetime, data: Mapping[str, Any]
     return json.dumps(payload, separators=(",", ":"), default=str)
 
 
+PING = "ping"
+
+
+def ping_body(event_id: str, endpoint_id: int) -> str:
+    """A test event (never queued): the envelope of every event, with data a receiver can
+    tell apart and ignore."""
+    return _body(event_id, PING, utcnow(), {"endpoint_id": endpoint_id})
+
+
 def queue_scans(connection: Connection, after: int, upto: int) -> None:
     """scan.created events of the committed scans with ids in (after, upto] (a round of
     app.analytics.scanfeed), in its transaction, for the endpoints that subscribe to them:

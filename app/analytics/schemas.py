@@ -308,3 +308,16 @@ class DeliveryRead(BaseModel):
     status_code: int | None
     error: str
     duration_ms: int
+
+
+class WebhookTestResult(BaseModel):
+    """What a test ping met: the receiver's status and how long it took, or why it failed."""
+
+    event_id: str = Field(description="The `id` of the ping sent, as the receiver saw it.")
+    delivered: bool = Field(description="The receiver answered 2xx.")
+    status_code: int | None = Field(description="The receiver's HTTP status; null without one.")
+    duration_ms: int = Field(description="From resolving the host to the answer, in ms.")
+    error: str = Field(
+        description="Why it was not delivered, in words (a refused address, a timeout, a TLS "
+        "error, a refused connection, a non-2xx status); empty when delivered."
+    )

@@ -4,11 +4,18 @@ import secrets
 from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
+from ulid import ULID
 
 from app import audit, netguard
+from app.analytics import delivery, outbox
 from app.analytics.models import WebhookDelivery, WebhookEndpoint, WebhookOutbox
-from app.analytics.schemas import DeliveryRead, WebhookEndpointCreate, WebhookEndpointUpdate
-from app.config import get_settings
+from app.analytics.schemas import (
+    DeliveryRead,
+    WebhookEndpointCreate,
+    WebhookEndpointUpdate,
+    WebhookTestResult,
+)
+from app.config import Settings, get_settings
 from app.db import read_only
 from app.errors import NotFound, Unprocessable
 from app.versions import Expected, next_stamp, require_version
@@ -124,6 +131,29 @@ def delete_endpoint(
     _audit(session, actor, "webhook.deleted", endpoint, f"Webhook endpoint {endpoint.url} deleted")
     session.delete(endpoint)
     session.commit()
+
+
+def send_ping(session: Session, endpoint_id: int, settings: Settings) -> WebhookTestResult:
+    """Send the endpoint a signed test event now, enabled or not, and say what happened.
+
+    A check, not a delivery: it is tried once and never retried, and it neither counts toward
+    the endpoint's failures (nor clears them) nor enters its delivery log, which keeps the
+    attempts at the events the endpoint is owed, each with its queued event. The person who
+    asked reads the result at once instead.
+    """
+    with read_only(session):  # no connection held while the receiver takes its time
+        endpoint = get_endpoint(session, endpoint_id)
+        url, secret = endpoint.url, endpoint.secret
+    event_id = str(ULID())
+    body = outbox.ping_body(event_id, endpoint_id)
+    result = delivery.post_signed(url, secret, event_id, outbox.PING, body, settings)
+    return WebhookTestResult(
+        event_id=event_id,
+        delivered=result.succeeded,
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        error=result.error,
+    )
 
 
 def _current(session: Session, endpoint_id: int, expected: Expected | None) -> WebhookEndpoint:

@@ -32,7 +32,7 @@ def create_customer(session: Session, data: CustomerCreate, *, actor: str) -> Cu
     customer = Customer(**data.model_dump())
     session.add(customer)
     session.flush()
-    _audit(session, customer, actor, "create", f"Created customer {customer.company}")
+    _audit(session, customer, actor, "create", _summary("Created", customer))
     session.commit()
     return customer
 
@@ -75,7 +75,15 @@ def delete_customer(
     since ``expected``; offers keep the snapshot they were written with and lose only their
     link to the record."""
     customer = _current(session, customer_id, expected)
-    _audit(session, customer, actor, "delete", f"Deleted customer {customer.company}")
+    _audit(session, customer, actor, "delete", _summary("Deleted", customer))
+    # Entries name the record by id (a sole trader's company is a person's name), but one
+    # written before that, or by a node not yet upgraded, may still name it: not after this.
+    audit.rewrite_summaries(
+        session,
+        entity_type="customer",
+        entity_id=customer_id,
+        summaries={"customer.create": _summary("Created", customer)},
+    )
     session.delete(customer)
     session.commit()
 
@@ -106,6 +114,12 @@ def search_customers(
         query.order_by(func.lower(Customer.company), col(Customer.id)).limit(limit).offset(offset)
     ).all()
     return page, total
+
+
+def _summary(verb: str, customer: Customer) -> str:
+    """How the history names a record: by id, never by its company, which outlives the
+    record's deletion there."""
+    return f"{verb} customer record {customer.id}"
 
 
 def _audit(

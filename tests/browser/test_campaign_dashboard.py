@@ -136,3 +136,34 @@ def test_reloading_the_page_of_a_new_webhook_adds_no_second_one_nor_shows_the_se
             assert len(session.exec(select(WebhookEndpoint)).all()) == 1
     finally:
         context.close()
+
+
+def test_send_test_event_shows_why_it_was_not_delivered(
+    committed: Engine, live_server: str, browser: Browser
+) -> None:
+    """The server here allows no internal network, so a receiver on loopback is refused: the
+    page it redirects to says so in words, once."""
+    with Session(committed, expire_on_commit=False) as session:
+        users.create_user(session, "admin@example.com", Role.ADMIN, PASSWORD, actor="tests")
+        endpoint = WebhookEndpoint(
+            url="http://127.0.0.1:9/hooks", secret="whsec_x", event_types=["scan.created"]
+        )
+        session.add(endpoint)
+        session.commit()
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/admin/analytics/webhooks/{endpoint.id}")
+        page.get_by_label("E-mail").fill("admin@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Send test event").click()
+
+        expect(page.get_by_text("Test event not delivered")).to_be_visible()
+        expect(page.get_by_text("points to an internal address (127.0.0.1)")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "webhook-test-event.png"), full_page=True)
+        page.reload()
+        expect(page.get_by_role("heading", name="Delivery log (latest 100)")).to_be_visible()
+        assert page.get_by_text("Test event not delivered").count() == 0
+    finally:
+        context.close()

@@ -171,3 +171,63 @@ def test_deleting_a_customer_deletes_its_personal_data_from_the_history_too(
     personal += ["Leoforos Kifisias"]
     assert [value for value in personal if value in str(history)] == []
     assert "contact_name" in str(history)  # what changed, and when, stays known
+
+
+SOLE_TRADER = {"company": "Jonas Weber Elektroinstallation", "contact_name": "Jonas Weber"}
+
+
+def _entries_about(session: Session, customer_id: object) -> list[tuple[str, str]]:
+    rows = session.execute(
+        text(
+            "SELECT action, summary FROM audit_log WHERE entity_type = 'customer'"
+            " AND entity_id = :id ORDER BY id"
+        ),
+        {"id": str(customer_id)},
+    )
+    return [(str(action), str(summary)) for action, summary in rows]
+
+
+def test_a_deleted_sole_traders_name_is_in_no_audit_entry(
+    api: TestClient, session: Session
+) -> None:
+    """A sole trader's company is a person's name: the history names the record by id, so
+    once it is deleted no entry names the person."""
+    customer = _create(api, **SOLE_TRADER)
+    renamed = {"company": "Weber Elektro (Jonas Weber)"}
+    assert api.patch(f"/api/v1/customers/{customer['id']}", json=renamed).status_code == 200
+    assert api.delete(f"/api/v1/customers/{customer['id']}").status_code == 204
+
+    history = session.execute(text("SELECT * FROM audit_log")).all()
+    assert "Weber" not in str(history)
+    assert _entries_about(session, customer["id"]) == [
+        ("customer.create", f"Created customer record {customer['id']}"),
+        ("customer.update", "Changed company"),
+        ("customer.delete", f"Deleted customer record {customer['id']}"),
+    ]
+
+
+def test_deleting_a_customer_rewords_an_entry_that_still_names_it(
+    api: TestClient, session: Session
+) -> None:
+    """An entry written before records were named by id (or by a node not yet upgraded)
+    named the company; the deletion leaves it naming the record by id instead, with its
+    who and when as they were."""
+    customer = _create(api, **SOLE_TRADER)
+    session.execute(
+        text(
+            "UPDATE audit_log SET summary = 'Created customer Jonas Weber Elektroinstallation'"
+            " WHERE entity_type = 'customer' AND entity_id = :id"
+        ),
+        {"id": str(customer["id"])},
+    )
+    before = session.execute(text("SELECT id, actor, occurred_at FROM audit_log")).all()
+
+    assert api.delete(f"/api/v1/customers/{customer['id']}").status_code == 204
+
+    assert "Weber" not in str(session.execute(text("SELECT * FROM audit_log")).all())
+    assert _entries_about(session, customer["id"])[0] == (
+        "customer.create",
+        f"Created customer record {customer['id']}",
+    )
+    after = session.execute(text("SELECT id, actor, occurred_at FROM audit_log")).all()
+    assert set(before) <= set(after)

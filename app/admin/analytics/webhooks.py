@@ -1,5 +1,5 @@
 """Webhook endpoints in the staff site (/admin/analytics/webhooks), for admins only: add,
-enable or disable, rotate the signing secret, read the delivery log."""
+enable or disable, send a test event, rotate the signing secret, read the delivery log."""
 
 from typing import Any
 
@@ -21,8 +21,10 @@ from app.analytics.schemas import (
     DeliveryRead,
     WebhookEndpointCreate,
     WebhookEndpointUpdate,
+    WebhookTestResult,
 )
 from app.auth.staff import Role
+from app.config import get_settings
 from app.db import read_only
 from app.errors import AppError
 from app.openapi import PathId
@@ -138,3 +140,27 @@ async def webhook_rotate(request: Request, endpoint_id: PathId, staff: AdminDep)
         return webhooks.rotate_secret(s, endpoint_id, actor=staff.actor)
 
     return _show_secret_on_its_page(request, await in_session(work))
+
+
+@router.post("/webhooks/{endpoint_id}/test", name="analytics:webhook_test")
+async def webhook_test(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
+    """Send a test event now; its result shows on the endpoint's page, where a reload sends
+    nothing again."""
+
+    def work(s: Session) -> WebhookTestResult:
+        return webhooks.send_ping(s, endpoint_id, get_settings())
+
+    result = await in_session(work)
+    if result.delivered:
+        Flash.success(request, _tested(result), title="Test event delivered")
+    else:
+        Flash.error(request, _tested(result), title="Test event not delivered")
+    return RedirectResponse(request.url_for("analytics:webhook", endpoint_id=endpoint_id), 303)
+
+
+def _tested(result: WebhookTestResult) -> str:
+    took = f"{result.duration_ms} ms"
+    if result.delivered:
+        return f"The receiver answered HTTP {result.status_code} in {took}."
+    error = result.error if result.error.endswith(".") else f"{result.error}."
+    return f"{error} Time taken: {took}. Not retried; the endpoint's state is unchanged."
