@@ -106,9 +106,15 @@ def safe_row(
 def _cell(value: Any, zone: ZoneInfo, layout: SpreadsheetFormat) -> Any:
     if isinstance(value, datetime):
         return local_time(value, zone)
-    if layout is SpreadsheetFormat.SEMICOLON and isinstance(value, Decimal | float):
-        return str(value).replace(".", ",")  # a number by type: text that looks like one stays
+    if isinstance(value, Decimal | float):  # a number by type: text that looks like one stays
+        return number_text(value, layout)
     return neutralise(value)
+
+
+def number_text(value: Decimal | float, layout: SpreadsheetFormat) -> str:
+    """A number with the decimal mark of ``layout``."""
+    text = str(value)
+    return text.replace(".", ",") if layout is SpreadsheetFormat.SEMICOLON else text
 
 
 class SafeWriter:

@@ -146,8 +146,11 @@ ATTRIBUTION_CSV = (
 )
 
 
-def _attribution_csv_row(row: AttributionRow) -> tuple[Any, ...]:
-    revenue = "; ".join(f"{cur} {amount}" for cur, amount in sorted(row.revenue.items()))
+def _attribution_csv_row(row: AttributionRow, layout: Layout) -> tuple[Any, ...]:
+    revenue = "; ".join(
+        f"{cur} {csvsafe.number_text(amount, layout)}"
+        for cur, amount in sorted(row.revenue.items())
+    )
     return (
         row.id,
         row.label,
@@ -187,7 +190,7 @@ def attribution_report(
             period,
             f"attribution_{by}_{model}",
             ATTRIBUTION_CSV,
-            (_attribution_csv_row(r) for r in rows),
+            (_attribution_csv_row(r, layout or Layout.COMMA) for r in rows),
             layout=layout,
         )
     return rows
