@@ -93,6 +93,18 @@ def test_the_deployment_files_are_described_as_they_are() -> None:
         assert f"`{variable}`" in README, variable
 
 
+def test_the_unit_keeps_the_data_directory_private() -> None:
+    """useradd --create-home makes the data directory readable by every local user; the unit
+    closes it, since the SQLite file, the mails written as files and the spool are in it."""
+    unit = (ROOT_DIR / "deploy" / "offertrack.service").read_text(encoding="utf-8")
+    data = re.search(r"^Environment=OFFERTRACK_VAR_DIR=(\S+)$", unit, re.MULTILINE)
+    state = re.search(r"^StateDirectory=(\S+)$", unit, re.MULTILINE)
+
+    assert data is not None and state is not None
+    assert data[1] == f"/var/lib/{state[1]}"  # the directory systemd makes and chmods
+    assert re.search(r"^StateDirectoryMode=0?700$", unit, re.MULTILINE)
+
+
 def test_the_staff_page_example_runs_as_printed() -> None:
     from app.admin.layout import StaffPages
 
