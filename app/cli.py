@@ -46,7 +46,11 @@ def serve(
     ] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (off behind a proxy that logs them).")
+        bool,
+        typer.Option(
+            help="uvicorn's text line per request, with its path and client address. "
+            "JSON logs have their own line either way (route template, no address)."
+        ),
     ] = True,
     worker: Annotated[
         bool, typer.Option(help="Deliver webhooks from each server process (see `worker`).")
