@@ -224,6 +224,13 @@ def test_a_forged_forwarded_address_does_not_escape_the_miss_limit(cluster: Clus
     assert [guess(n) for n in range(1, 8)] == [404] * 6 + [429]
 
 
+def test_the_balancer_keeps_metrics_inside_and_each_node_serves_its_own(cluster: Cluster) -> None:
+    assert request(f"{cluster.balancer}/metrics").status == 404
+    for node in cluster.nodes:
+        answer = request(f"{node}/metrics")
+        assert answer.status == 200 and "offertrack_http_requests_total" in answer.body
+
+
 def _outbox_event_ids(engine: Engine) -> set[str]:
     with Session(engine) as session:
         return set(session.scalars(select(col(WebhookOutbox.event_id))))
