@@ -31,6 +31,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     # alembic.ini's logging section is not read any more: show each step as it used to.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)-5.5s [%(name)s] %(message)s")
     logging.getLogger("alembic").setLevel(logging.INFO)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines of set-up
     from alembic import command
 
     command.upgrade(alembic_config(), revision)
@@ -109,21 +110,15 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
 @cli.command("check-config")
 def check_config() -> None:
     """Print what is wrong with the settings (exit status 1), or that they look right."""
-    from pydantic import ValidationError
-
-    from app.checks import problems, settings_errors
+    from app.checks import all_problems
     from app.config import Settings
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        found = settings_errors(exc)
-    else:
-        found = problems(settings)
+    found = all_problems()
     for problem in found:
         typer.echo(f"PROBLEM {problem}", err=True)
     if found:
         raise typer.Exit(1)
+    settings = Settings()
     typer.echo(
         f"Configuration looks right: {settings.env}, database {_display_url()} at the "
         f"migrations' head, data in {settings.var_dir.resolve()}, "
@@ -402,7 +397,19 @@ def _display_url() -> str:
 
 
 def main() -> None:
-    cli()
+    from pydantic import ValidationError
+
+    from app.checks import settings_errors
+
+    try:
+        cli()
+    except ValidationError as exc:
+        # A setting that does not parse (a typo in the environment file): its name and what
+        # it takes, not a page of traceback. check-config itself lists everything else too.
+        for problem in settings_errors(exc):
+            typer.echo(f"PROBLEM {problem}", err=True)
+        typer.echo("`offertrack check-config` lists every problem at once.", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
