@@ -410,6 +410,16 @@ def main() -> None:
             typer.echo(f"PROBLEM {problem}", err=True)
         typer.echo("`offertrack check-config` lists every problem at once.", err=True)
         raise SystemExit(1) from None
+    except PermissionError as exc:
+        if exc.filename != ".env":
+            raise
+        # Settings look for a .env in the working directory: root's home, under runuser.
+        typer.echo(
+            f"PROBLEM cannot look for .env in {Path.cwd()} ({exc.strerror}): run offertrack "
+            "from a directory its user may read, such as its data directory.",
+            err=True,
+        )
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

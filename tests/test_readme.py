@@ -73,6 +73,21 @@ def test_the_environment_file_has_no_comment_after_a_value() -> None:
         assert line.startswith("#") or " #" not in line, line
 
 
+def test_the_setup_commands_run_where_the_unit_runs_the_server() -> None:
+    """As root, from root's home, `runuser -u offertrack -- offertrack check-config` died with
+    a PermissionError on `.env` (pydantic looks for one in the working directory): the README
+    runs them in the data directory, the unit's WorkingDirectory, which also reads the same
+    `.env` the server does."""
+    unit = (ROOT_DIR / "deploy" / "offertrack.service").read_text(encoding="utf-8")
+    home = re.search(r"^WorkingDirectory=(\S+)$", unit, re.MULTILINE)
+    block = README.split("(`/etc/offertrack/offertrack.env`", 1)[1].split("```sh", 2)[2]
+    commands = [line.strip() for line in block.split("```", 1)[0].strip().splitlines()]
+
+    assert home is not None
+    assert commands[0] == f"cd {home[1]}", commands
+    assert f"OFFERTRACK_VAR_DIR={home[1]}" in README
+
+
 def test_every_metric_the_readme_names_is_exposed_under_that_name() -> None:
     import app.metrics  # noqa: F401  (registers the metrics)
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from app.checks import _smtp_url
-from app.cli import cli
+from app.cli import cli, main
 
 runner = CliRunner()
 
@@ -85,6 +85,29 @@ def test_every_command_names_a_setting_that_does_not_parse(
         "`offertrack check-config` lists every problem at once.",
     ]
     assert done.stdout == ""
+
+
+def test_a_working_directory_the_user_may_not_read_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runuser -u offertrack -- offertrack check-config` from root's home: looking for a .env
+    there is refused, which printed a traceback ending in PermissionError."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user takes root")
+    closed = tmp_path / "root-home"
+    closed.mkdir(mode=0o700)
+    monkeypatch.chdir(closed)
+    monkeypatch.setattr(sys, "argv", ["offertrack", "check-config"])
+    os.seteuid(65534)  # nobody, as runuser makes the service user
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        os.seteuid(0)
+
+    assert exited.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith(f"PROBLEM cannot look for .env in {closed} (Permission denied)")
 
 
 def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) -> None:
