@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.config import ConfigError, get_settings
+from app.config import ConfigError, check_configuration, get_settings
 from app.migrations import alembic_config
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
@@ -66,6 +66,9 @@ def serve(
         get_settings.cache_clear()
     settings = get_settings()
     try:
+        # What each server process's app refuses to start on, said once here: from a worker
+        # it was a page of traceback per process.
+        check_configuration(settings)
         settings.resolved_secret_key()
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -110,6 +110,29 @@ def test_a_working_directory_the_user_may_not_read_is_named(
     assert said.startswith(f"PROBLEM cannot look for .env in {closed} (Permission denied)")
 
 
+def test_serve_refuses_production_over_http_in_a_few_lines(tmp_path: Path) -> None:
+    """`offertrack serve` refuses what the production rules refuse, saying so once: the app of
+    each server process raised it, some 120 lines of traceback before the server gave up."""
+    env = {
+        **os.environ,
+        "OFFERTRACK_ENV": "production",
+        "OFFERTRACK_SECRET_KEY": "k" * 48,
+        "OFFERTRACK_PUBLIC_BASE_URL": "http://track.example.com",
+        "OFFERTRACK_VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2
+    assert "OFFERTRACK_BEHIND_TLS_PROXY=true" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) < 12
+
+
 def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) -> None:
     result = check_config(
         OFFERTRACK_ENV="production",
