@@ -22,11 +22,37 @@ def settings_errors(error: ValidationError) -> list[str]:
     return problems
 
 
-def problems(settings: Settings) -> list[str]:
+def problems(settings: Settings, *, unparsed: frozenset[str] = frozenset()) -> list[str]:
     """Every check's complaint; empty when the settings look right. The production rules
-    (secret key length, https) are config's own, the ones the server refuses to start on."""
-    found = [check(settings) for check in CHECKS]
-    return configuration_problems(settings) + [problem for problem in found if problem]
+    (secret key length, https) are config's own, the ones the server refuses to start on.
+    A check that reads a setting in ``unparsed`` (already reported) is left out."""
+    rules = [] if "env" in unparsed else configuration_problems(settings)
+    found = [
+        check(settings)
+        for check, reads in CHECKS
+        if not reads & unparsed  # it would check the default, not what was set
+    ]
+    said = tuple(f"OFFERTRACK_{name.upper()}" for name in unparsed)
+    return [rule for rule in rules if not rule.startswith(said)] + [p for p in found if p]
+
+
+def all_problems() -> list[str]:
+    """Every problem of the environment's settings: values that do not parse, and what the
+    other checks find with those at their defaults, so that one run names them all."""
+    try:
+        return problems(Settings())
+    except ValidationError as exc:
+        unparsed = frozenset(str(item["loc"][0]) for item in exc.errors() if item["loc"])
+        reported = settings_errors(exc)
+    try:
+        defaults = {
+            name: Settings.model_fields[name].get_default(call_default_factory=True)
+            for name in unparsed
+        }
+        settings = Settings(**defaults)
+    except (ValidationError, KeyError):  # a rule across settings: the parse errors alone
+        return reported
+    return reported + problems(settings, unparsed=unparsed)
 
 
 def _secret_key(settings: Settings) -> str | None:
@@ -105,4 +131,12 @@ def _safe(url: str) -> str:
     return url
 
 
-CHECKS: tuple[Check, ...] = (_secret_key, _var_dir, _database, _redis, _smtp_url, _trusted_proxies)
+# Each check with the settings it reads.
+CHECKS: tuple[tuple[Check, frozenset[str]], ...] = (
+    (_secret_key, frozenset({"env", "secret_key", "var_dir"})),
+    (_var_dir, frozenset({"var_dir"})),
+    (_database, frozenset({"database_url", "var_dir"})),
+    (_redis, frozenset({"redis_url"})),
+    (_smtp_url, frozenset({"smtp_url"})),
+    (_trusted_proxies, frozenset({"trusted_proxies"})),
+)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.config import ConfigError, get_settings
+from app.config import ConfigError, check_configuration, get_settings
 from app.migrations import alembic_config
 
 cli = typer.Typer(help="OfferTrack: quotations with a QR code that opens a live tracking page.")
@@ -31,6 +31,7 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     # alembic.ini's logging section is not read any more: show each step as it used to.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)-5.5s [%(name)s] %(message)s")
     logging.getLogger("alembic").setLevel(logging.INFO)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 7 lines of set-up
     from alembic import command
 
     command.upgrade(alembic_config(), revision)
@@ -46,7 +47,11 @@ def serve(
     ] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (off behind a proxy that logs them).")
+        bool,
+        typer.Option(
+            help="uvicorn's text line per request, with its path and client address. "
+            "JSON logs have their own line either way (route template, no address)."
+        ),
     ] = True,
     worker: Annotated[
         bool, typer.Option(help="Deliver webhooks from each server process (see `worker`).")
@@ -61,6 +66,9 @@ def serve(
         get_settings.cache_clear()
     settings = get_settings()
     try:
+        # What each server process's app refuses to start on, said once here: from a worker
+        # it was a page of traceback per process.
+        check_configuration(settings)
         settings.resolved_secret_key()
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -105,21 +113,15 @@ def _log_options(log_format: str, level: str) -> dict[str, Any]:
 @cli.command("check-config")
 def check_config() -> None:
     """Print what is wrong with the settings (exit status 1), or that they look right."""
-    from pydantic import ValidationError
-
-    from app.checks import problems, settings_errors
+    from app.checks import all_problems
     from app.config import Settings
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        found = settings_errors(exc)
-    else:
-        found = problems(settings)
+    found = all_problems()
     for problem in found:
         typer.echo(f"PROBLEM {problem}", err=True)
     if found:
         raise typer.Exit(1)
+    settings = Settings()
     typer.echo(
         f"Configuration looks right: {settings.env}, database {_display_url()} at the "
         f"migrations' head, data in {settings.var_dir.resolve()}, "
@@ -398,7 +400,29 @@ def _display_url() -> str:
 
 
 def main() -> None:
-    cli()
+    from pydantic import ValidationError
+
+    from app.checks import settings_errors
+
+    try:
+        cli()
+    except ValidationError as exc:
+        # A setting that does not parse (a typo in the environment file): its name and what
+        # it takes, not a page of traceback. check-config itself lists everything else too.
+        for problem in settings_errors(exc):
+            typer.echo(f"PROBLEM {problem}", err=True)
+        typer.echo("`offertrack check-config` lists every problem at once.", err=True)
+        raise SystemExit(1) from None
+    except PermissionError as exc:
+        if exc.filename != ".env":
+            raise
+        # Settings look for a .env in the working directory: root's home, under runuser.
+        typer.echo(
+            f"PROBLEM cannot look for .env in {Path.cwd()} ({exc.strerror}): run offertrack "
+            "from a directory its user may read, such as its data directory.",
+            err=True,
+        )
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

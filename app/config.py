@@ -189,6 +189,11 @@ class Settings(BaseSettings):
         for prefix in ("postgresql://", "postgres://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value.removeprefix(prefix)
+        if value and not value.startswith(("sqlite:", "sqlite+pysqlite:", "postgresql+psycopg:")):
+            # Any other database (or driver) failed at the first connection, with a traceback.
+            raise ValueError(
+                "use sqlite:///path/offertrack.db or postgresql://user:password@host:5432/db"
+            )
         return value
 
     @field_validator("smtp_url")

@@ -218,7 +218,13 @@ def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
     return HTTP_REQUESTS.labels(route, method, str(status)), HTTP_LATENCY.labels(route, method)
 
 
-_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# ``color_message`` is uvicorn's copy of its message with terminal colours, for its own
+# text formatter: in a JSON line it is the message again, with ANSI escapes.
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -295,5 +301,7 @@ def uvicorn_log_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": {"level": level, "filters": ["logged_once"]},
             # Ours replaces uvicorn's access log: it has the request id and no client address.
             "uvicorn.access": {"level": "WARNING", "propagate": False},
+            # Reading the migrations' head (readiness) logs alembic's plugin set-up at INFO.
+            "alembic": {"level": "WARNING"},
         },
     }

@@ -45,8 +45,13 @@ def client_address(request: Request, settings: Settings) -> str:
     peer = request.client.host if request.client else ""
     if not settings.trusted_proxies or not _is_trusted(peer, settings):
         return peer
+    # Every X-Forwarded-For line, in order: HAProxy's `option forwardfor` adds its own line
+    # after the visitor's, so the first line alone is whatever the visitor chose to send.
     forwarded = [
-        h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()
+        hop.strip()
+        for line in request.headers.getlist("x-forwarded-for")
+        for hop in line.split(",")
+        if hop.strip()
     ]
     # Walk from the nearest hop outwards and take the first address that is not our proxy.
     for hop in reversed(forwarded):
@@ -167,10 +172,13 @@ class ForwardedSchemeMiddleware:
 
 
 def _header(scope: Any, name: bytes) -> bytes | None:
+    """The nearest proxy's word: the last value of the header's last line (a proxy that adds
+    a line of its own puts it after whatever the visitor sent)."""
+    found = None
     for key, value in scope["headers"]:
         if key == name:
-            return bytes(value).split(b",")[-1].strip().lower()  # the nearest proxy's word
-    return None
+            found = bytes(value).split(b",")[-1].strip().lower()
+    return found
 
 
 def answer_database_outages(

@@ -3,6 +3,8 @@
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,6 +226,28 @@ def test_json_log_lines_carry_the_request_id_and_extra_fields() -> None:
     assert entry["request_id"] == "req-12345678"
     assert entry["route"] == "/{code}"
     assert entry["level"] == "INFO" and entry["time"].endswith("Z")
+
+
+def test_json_logs_of_a_starting_server_are_plain_json_without_terminal_colours() -> None:
+    """What `serve` logs as it starts, in JSON: uvicorn's lines without their terminal-colour
+    twin (ANSI escapes in a log store), and without alembic's plugin chatter from reading the
+    migrations' head (seven INFO lines per worker at every start)."""
+    script = (
+        "import logging, logging.config\n"
+        "from app.observability import uvicorn_log_config\n"
+        "from app.health import migration_heads\n"
+        "logging.config.dictConfig(uvicorn_log_config('INFO'))\n"
+        "logging.getLogger('uvicorn.error').info('Started server process [%d]', 42,\n"
+        "    extra={'color_message': 'Started server process [\\x1b[36m%d\\x1b[0m]'})\n"
+        "migration_heads()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["message"] for line in lines] == ["Started server process [42]"]
+    assert "\x1b" not in done.stdout and "color_message" not in lines[0]
 
 
 def test_json_logs_include_exceptions() -> None:

@@ -62,6 +62,29 @@ def test_every_make_target_the_readme_names_exists() -> None:
     assert set(re.findall(r"`make ([a-z0-9-]+)", README)) - targets == set()
 
 
+def _make_list(makefile: str, name: str) -> set[str]:
+    value = re.search(rf"^{name} := (.*)$", makefile, re.MULTILINE)
+    assert value is not None, name
+    listed: set[str] = set()
+    for word in value[1].split():
+        inner = re.fullmatch(r"\$\((\w+)\)", word)
+        listed |= _make_list(makefile, inner[1]) if inner else {word}
+    return listed
+
+
+def test_the_packages_to_install_by_hand_are_those_make_installs() -> None:
+    """Without root, `make test` leaves the Debian packages to the reader: a package the README
+    leaves out (HarfBuzz's subset library: WeasyPrint's warning fails the PDF tests;
+    postgresql-client: the backup tests) fails tests the README says would pass."""
+    makefile = (ROOT_DIR / "Makefile").read_text(encoding="utf-8")
+    by_hand = re.search(r"`sudo apt-get install ([^`]+)`", README)
+    deploy = re.search(r"`apt-get install (python3-venv[^`]+)`", README)
+
+    assert by_hand is not None and deploy is not None
+    assert set(by_hand[1].split()) == _make_list(makefile, "SYSTEM_PACKAGES")
+    assert set(deploy[1].split()) == _make_list(makefile, "PDF_PACKAGES") | {"python3-venv"}
+
+
 def test_the_environment_file_has_no_comment_after_a_value() -> None:
     """systemd's EnvironmentFile keeps a '# ...' after a value as part of it: a public base URL
     followed by a comment would be printed into every QR code."""
@@ -71,6 +94,21 @@ def test_the_environment_file_has_no_comment_after_a_value() -> None:
     assert lines, "the README shows no environment file"
     for line in lines:
         assert line.startswith("#") or " #" not in line, line
+
+
+def test_the_setup_commands_run_where_the_unit_runs_the_server() -> None:
+    """As root, from root's home, `runuser -u offertrack -- offertrack check-config` died with
+    a PermissionError on `.env` (pydantic looks for one in the working directory): the README
+    runs them in the data directory, the unit's WorkingDirectory, which also reads the same
+    `.env` the server does."""
+    unit = (ROOT_DIR / "deploy" / "offertrack.service").read_text(encoding="utf-8")
+    home = re.search(r"^WorkingDirectory=(\S+)$", unit, re.MULTILINE)
+    block = README.split("(`/etc/offertrack/offertrack.env`", 1)[1].split("```sh", 2)[2]
+    commands = [line.strip() for line in block.split("```", 1)[0].strip().splitlines()]
+
+    assert home is not None
+    assert commands[0] == f"cd {home[1]}", commands
+    assert f"OFFERTRACK_VAR_DIR={home[1]}" in README
 
 
 def test_every_metric_the_readme_names_is_exposed_under_that_name() -> None:
@@ -91,6 +129,18 @@ def test_the_deployment_files_are_described_as_they_are() -> None:
     assert serve is not None and f"`{serve[1]}`" in README
     for variable in set(re.findall(r'"\$\{(\w+)\}"', settings)):
         assert f"`{variable}`" in README, variable
+
+
+def test_the_unit_keeps_the_data_directory_private() -> None:
+    """useradd --create-home makes the data directory readable by every local user; the unit
+    closes it, since the SQLite file, the mails written as files and the spool are in it."""
+    unit = (ROOT_DIR / "deploy" / "offertrack.service").read_text(encoding="utf-8")
+    data = re.search(r"^Environment=OFFERTRACK_VAR_DIR=(\S+)$", unit, re.MULTILINE)
+    state = re.search(r"^StateDirectory=(\S+)$", unit, re.MULTILINE)
+
+    assert data is not None and state is not None
+    assert data[1] == f"/var/lib/{state[1]}"  # the directory systemd makes and chmods
+    assert re.search(r"^StateDirectoryMode=0?700$", unit, re.MULTILINE)
 
 
 def test_the_staff_page_example_runs_as_printed() -> None:

@@ -168,9 +168,11 @@ class FileTransport:
     def send(self, mail: ClaimedMail) -> None:
         path = self.directory / f"{mail.id:08d}.eml"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # Mails hold customers' names, addresses and offers: their owner's only, as the
+            # backups are (in a data directory other local users may list).
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             # A reader never sees half a mail, a full disk leaves none; a retry writes the same.
-            write_atomically(path, mail.message, mode=0o644)
+            write_atomically(path, mail.message, mode=0o600)
         except OSError as exc:
             # A full or read-only disk is this transport's server being away: the mails wait
             # and are retried, as over SMTP. Raised as it was, it ended the worker's pass with a

@@ -1,6 +1,8 @@
 """``offertrack check-config``: exit status 1 with one line per problem, 0 when all is well."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +12,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from app.checks import _smtp_url
-from app.cli import cli
+from app.cli import cli, main
 
 runner = CliRunner()
 
@@ -40,6 +42,95 @@ def test_each_problem_is_named_by_its_setting(tmp_path: Path) -> None:
     for setting in ("SECRET_KEY", "VAR_DIR", "DATABASE_URL", "REDIS_URL", "TRUSTED_PROXIES"):
         assert any(f"OFFERTRACK_{setting}" in line for line in problems), (setting, problems)
     assert "looks right" not in result.output
+
+
+def test_a_value_that_does_not_parse_is_named_with_every_other_problem(tmp_path: Path) -> None:
+    """One run names everything, as the README promises: a typo in one setting used to hide
+    the unreachable Redis and the short secret key until it was fixed and the check run again."""
+    result = check_config(
+        OFFERTRACK_ENV="production",
+        OFFERTRACK_SECRET_KEY="short",
+        OFFERTRACK_PUBLIC_BASE_URL="https://track.example.com",
+        OFFERTRACK_PAGE_SIZE="A5",
+        OFFERTRACK_DATABASE_URL="mysql://db/offertrack",
+        OFFERTRACK_REDIS_URL="redis://127.0.0.1:1/0",
+        OFFERTRACK_VAR_DIR=str(tmp_path),
+    )
+    problems = [line for line in result.output.splitlines() if line.startswith("PROBLEM")]
+
+    assert result.exit_code == 1
+    for setting in ("PAGE_SIZE", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+        assert sum(f"OFFERTRACK_{setting}" in line for line in problems) == 1, (setting, problems)
+    assert list(tmp_path.iterdir()) == []  # the default database was not probed (made) instead
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["migrate"], ["demo"]])
+def test_every_command_names_a_setting_that_does_not_parse(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A typo in the environment file: each command says which setting and what it takes, in
+    two lines, where it printed some fifty lines of traceback."""
+    env = {**os.environ, "OFFERTRACK_PAGE_SIZE": "A5", "OFFERTRACK_VAR_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "PROBLEM OFFERTRACK_PAGE_SIZE: Input should be 'A4' or 'Letter'",
+        "`offertrack check-config` lists every problem at once.",
+    ]
+    assert done.stdout == ""
+
+
+def test_a_working_directory_the_user_may_not_read_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runuser -u offertrack -- offertrack check-config` from root's home: looking for a .env
+    there is refused, which printed a traceback ending in PermissionError."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user takes root")
+    closed = tmp_path / "root-home"
+    closed.mkdir(mode=0o700)
+    monkeypatch.chdir(closed)
+    monkeypatch.setattr(sys, "argv", ["offertrack", "check-config"])
+    os.seteuid(65534)  # nobody, as runuser makes the service user
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        os.seteuid(0)
+
+    assert exited.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith(f"PROBLEM cannot look for .env in {closed} (Permission denied)")
+
+
+def test_serve_refuses_production_over_http_in_a_few_lines(tmp_path: Path) -> None:
+    """`offertrack serve` refuses what the production rules refuse, saying so once: the app of
+    each server process raised it, some 120 lines of traceback before the server gave up."""
+    env = {
+        **os.environ,
+        "OFFERTRACK_ENV": "production",
+        "OFFERTRACK_SECRET_KEY": "k" * 48,
+        "OFFERTRACK_PUBLIC_BASE_URL": "http://track.example.com",
+        "OFFERTRACK_VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2
+    assert "OFFERTRACK_BEHIND_TLS_PROXY=true" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) < 12
 
 
 def test_the_production_rules_are_checked_too(engine: Engine, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 HAProxy with deploy/haproxy.cfg, on one PostgreSQL and one Redis: what one node knows, the
 other must know within a second (``pytest -m nodes``; the PostgreSQL run of .ci/run)."""
 
+import http.client
 import json
+import random
 import subprocess
 import sys
 import time
@@ -203,6 +205,30 @@ def test_the_miss_limit_holds_across_nodes(cluster: Cluster) -> None:
     for node in cluster.nodes:
         assert request(f"{node}/0000000000", client=client).status == 429
     assert request(f"{cluster.balancer}/0000000000", client="198.51.100.255").status == 404
+
+
+def test_a_forged_forwarded_address_does_not_escape_the_miss_limit(cluster: Cluster) -> None:
+    """A visitor who sends a fresh X-Forwarded-For with every guess is still one visitor: HAProxy
+    adds its own line with the real address after the forged one, and that line counts."""
+    visitor = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    host, port = cluster.balancer.removeprefix("http://").split(":")
+
+    def guess(n: int) -> int:
+        connection = http.client.HTTPConnection(host, int(port), source_address=(visitor, 0))
+        try:
+            connection.request("GET", "/0000000000", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    assert [guess(n) for n in range(1, 8)] == [404] * 6 + [429]
+
+
+def test_the_balancer_keeps_metrics_inside_and_each_node_serves_its_own(cluster: Cluster) -> None:
+    assert request(f"{cluster.balancer}/metrics").status == 404
+    for node in cluster.nodes:
+        answer = request(f"{node}/metrics")
+        assert answer.status == 200 and "offertrack_http_requests_total" in answer.body
 
 
 def _outbox_event_ids(engine: Engine) -> set[str]:

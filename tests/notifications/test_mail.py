@@ -1,6 +1,7 @@
 """The mail component: queued in the caller's transaction, sent by the worker over real SMTP."""
 
 import logging
+import stat
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -168,6 +169,9 @@ def test_without_smtp_mails_are_written_as_eml_files_and_the_log_says_where(
 
     [path] = list(delivery.mail_directory(local).glob("*.eml"))
     assert f"Message-ID: {message_id}" in path.read_text()
+    # personal data: readable by the server's user only, as a backup is
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert str(delivery.mail_directory(local).resolve()) in caplog.text
     assert str(path) in caplog.text
 
