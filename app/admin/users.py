@@ -219,11 +219,18 @@ def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) 
 
 
 def change_own_password(
-    session: Session, staff: Staff, current: str, new: str, who: throttle.Attempt
-) -> None:
+    session: Session,
+    staff: Staff,
+    current: str,
+    new: str,
+    who: throttle.Attempt,
+    *,
+    session_id: int,
+) -> str:
     """A user's own new password, given with their current one: a session left open on a
     shared computer is not enough to take the account over. The current password is counted
-    and throttled as at sign-in; every other session of the user ends. Commits."""
+    and throttled as at sign-in; every other session of the user ends, and this one
+    (``session_id``) goes on under a new token, which it returns for the cookie. Commits."""
     try:
         _check_password(new)  # first: a rule broken by the new one costs no attempt
     except Unprocessable as exc:
@@ -239,7 +246,9 @@ def change_own_password(
             "That is your current password: choose a new one.", loc=("new_password",)
         )
     _change_password(session, user, new, staff.actor)  # and forgives the account's count
+    token = staff_sessions.renew(session, session_id)
     session.commit()
+    return token
 
 
 def set_spreadsheet_format(session: Session, user_id: int, choice: str) -> None:

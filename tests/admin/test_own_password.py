@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.admin import throttle
+from app.admin.access import SESSION_COOKIE
 from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
@@ -120,3 +121,23 @@ def test_guessing_the_current_password_is_throttled_as_at_sign_in(
     assert refused.status_code == 429  # type: ignore[attr-defined]
     assert "Retry-After" in refused.headers  # type: ignore[attr-defined]
     assert 'id="current_password-error"' in refused.text  # type: ignore[attr-defined]
+
+
+def test_a_copy_of_the_cookie_taken_before_the_change_is_signed_out_by_it(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+) -> None:
+    """A user changes their password because someone may have got into their account: a copy
+    of this browser's own cookie (taken from a shared computer, a proxy log) is that someone
+    too, and must not outlive the change while this browser stays signed in."""
+    who = make_staff(Role.SALES)
+    sign_in(web, who)
+    stolen = web.cookies.get(SESSION_COOKIE)
+    assert stolen is not None
+
+    assert _change(web, who.password, NEW).status_code == 303  # type: ignore[attr-defined]
+
+    assert _signed_in(web), "the browser that changed it stays signed in"
+    second_browser.cookies.set(SESSION_COOKIE, stolen, path="/admin")
+    assert not _signed_in(second_browser), "the copy taken before the change still signs in"
