@@ -254,3 +254,54 @@ def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout(
     assert result["delivered"] is False, result
     assert result["error"].startswith("Timed out: 127.0.0.1:") and "0.5 seconds" in result["error"]
     assert took < 1.5
+
+
+@pytest.mark.concurrency
+@pytest.mark.usefixtures("loopback_allowed")
+def test_test_events_sent_at_once_are_limited_and_the_one_too_many_is_told_to_wait(
+    committed: Engine,
+) -> None:
+    """Each test event holds a server thread until its receiver answers or the timeout ends,
+    and those threads serve every other request too: a script (or a leaked API key) sending
+    dozens at once to a receiver that never answers would stall the whole site."""
+    slow = Receiver(delay=1.0)
+    slow.secret = "whsec_test"
+    too_many = webhooks.MAX_TESTS_AT_ONCE + 1
+    start, outcomes = threading.Barrier(too_many), list[bool | str]()
+
+    def test_once(endpoint_id: int) -> None:
+        with Session(committed) as session:
+            start.wait()
+            try:
+                outcomes.append(webhooks.send_ping(session, endpoint_id, get_settings()).delivered)
+            except webhooks.BusyWithTestEvents as busy:
+                outcomes.append(busy.headers()["Retry-After"])
+
+    try:
+        with Session(committed) as session:
+            endpoint_id = _endpoint(session, slow.url)
+        threads = [threading.Thread(target=test_once, args=(endpoint_id,)) for _ in range(too_many)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        slow.close()
+
+    assert outcomes.count(True) == webhooks.MAX_TESTS_AT_ONCE and outcomes.count("10") == 1
+    assert len(slow.events) == webhooks.MAX_TESTS_AT_ONCE
+
+
+def test_the_api_answers_503_with_retry_after_while_tests_are_busy(
+    api: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint_id = _endpoint(session, "http://127.0.0.1:9/hook")
+    monkeypatch.setattr(webhooks, "MAX_TESTS_AT_ONCE", 0)
+    connections: list[object] = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connections.append(a))
+
+    answer = api.post(f"/api/v1/webhooks/{endpoint_id}/test")
+
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "10"
+    assert "test events are being sent already" in answer.json()["detail"]
+    assert connections == []
