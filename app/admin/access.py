@@ -118,6 +118,12 @@ async def start_session(request: Request, staff: Staff, *, second_factor: bool) 
     request.state.staff = staff
 
 
+def use_renewed_session(request: Request, token: str) -> None:
+    """The cookie carries the session's new token (sessions.renew); its CSRF token stays, so
+    forms open in other tabs of this browser still send."""
+    request.session[_SID] = token
+
+
 def hold_for_second_factor(request: Request, staff: Staff, next_path: str) -> None:
     """The password was right; the session starts once the second factor is given too. Until
     then the cookie only says whose code is awaited (for PENDING_FOR)."""

@@ -12,7 +12,12 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin import reveal, sessions, throttle, twofactor, users
-from app.admin.access import StaffDep, pending_second_factor, start_session
+from app.admin.access import (
+    StaffDep,
+    pending_second_factor,
+    start_session,
+    use_renewed_session,
+)
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.users import Staff
 from app.admin.views import in_session
@@ -197,8 +202,11 @@ async def change_password(
     key = settings.resolved_secret_key()
     who = throttle.attempt(staff.email, client_key(request, settings), key=key)
     try:
-        await in_session(
-            lambda s: users.change_own_password(s, staff, current_password, new_password, who)
+        session_id = request.state.staff_session_id
+        token = await in_session(
+            lambda s: users.change_own_password(
+                s, staff, current_password, new_password, who, session_id=session_id
+            )
         )
     except AppError as exc:
         field = exc.loc[-1] if isinstance(exc, Unprocessable) and exc.loc else "current_password"
@@ -208,6 +216,7 @@ async def change_password(
         )
         response.headers.update(exc.headers())
         return response
+    use_renewed_session(request, token)
     Flash.success(request, "Your password is changed. Your other sessions are signed out.")
     return RedirectResponse(request.url_for("staff:account"), 303)
 

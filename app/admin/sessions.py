@@ -18,6 +18,7 @@ from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from app.auth.staff import StaffUser
 from app.db import NO_WAIT, UTCDateTime, utcnow
+from app.errors import Conflict
 from app.tracking.scans import classify_user_agent
 
 # However busy, a session ends this long after sign-in; idleness ends it sooner.
@@ -150,6 +151,29 @@ def end_for_account_change(session: Session, user_id: int) -> None:
     keep = current_session_id.get()
     own = session.get(StaffSession, keep) if keep is not None else None
     end_others(session, user_id, keep if own is not None and own.user_id == user_id else None)
+
+
+def renew(session: Session, session_id: int) -> str:
+    """The same session under a new token (its start, device and second factor kept), the old
+    token ending: after a change of password, a copy of the cookie taken before it is worth
+    nothing, while this browser stays signed in. Returns the new token; the caller commits."""
+    old = session.get(StaffSession, session_id)
+    if old is None or old.ended_at is not None:
+        # Signed out from another device meanwhile: the caller's change is not saved.
+        raise Conflict("This session has just been signed out. Sign in again and retry.")
+    token = secrets.token_urlsafe(32)
+    session.add(
+        StaffSession(
+            token_hash=_hash(token),
+            user_id=old.user_id,
+            created_at=old.created_at,  # MAX_AGE still counts from the sign-in
+            client=old.client,
+            second_factor=old.second_factor,
+        )
+    )
+    old.ended_at = utcnow()
+    session.add(old)
+    return token
 
 
 def end_one(session: Session, user_id: int, session_id: int) -> None:

@@ -219,27 +219,37 @@ def sign_in(session: Session, email: str, password: str, who: throttle.Attempt) 
 
 
 def change_own_password(
-    session: Session, staff: Staff, current: str, new: str, who: throttle.Attempt
-) -> None:
+    session: Session,
+    staff: Staff,
+    current: str,
+    new: str,
+    who: throttle.Attempt,
+    *,
+    session_id: int,
+) -> str:
     """A user's own new password, given with their current one: a session left open on a
     shared computer is not enough to take the account over. The current password is counted
-    and throttled as at sign-in; every other session of the user ends. Commits."""
+    and throttled as at sign-in; every other session of the user ends, and this one
+    (``session_id``) goes on under a new token, which it returns for the cookie. Commits."""
     try:
         _check_password(new)  # first: a rule broken by the new one costs no attempt
     except Unprocessable as exc:
         raise Unprocessable(exc.detail, loc=("new_password",)) from None
+    if new == current:  # no new password, right or wrong: not a guess to count
+        raise Unprocessable(
+            "The new password is the same as the current one: choose another.",
+            loc=("new_password",),
+        )
     throttle.count_attempt(session, who)
     with read_only(session):
         user = get_user(session, staff.id)
         hashed = user.password_hash
     if not passwords.verify_password(hashed, current):
         raise Unprocessable("That is not your current password.", loc=("current_password",))
-    if passwords.verify_password(hashed, new):
-        raise Unprocessable(
-            "That is your current password: choose a new one.", loc=("new_password",)
-        )
     _change_password(session, user, new, staff.actor)  # and forgives the account's count
+    token = staff_sessions.renew(session, session_id)
     session.commit()
+    return token
 
 
 def set_spreadsheet_format(session: Session, user_id: int, choice: str) -> None:

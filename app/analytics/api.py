@@ -305,7 +305,12 @@ def delete_endpoint(
     webhooks.delete_endpoint(session, endpoint_id, actor=key.actor, expected=expected)
 
 
-@router.post("/webhooks/{endpoint_id}/test", name="webhooks:test", tags=["webhooks"])
+@router.post(
+    "/webhooks/{endpoint_id}/test",
+    name="webhooks:test",
+    tags=["webhooks"],
+    responses=error_responses(503),
+)
 def send_test_event(
     endpoint_id: PathId, session: SessionDep, settings: SettingsDep
 ) -> WebhookTestResult:
@@ -314,7 +319,8 @@ def send_test_event(
     taken, or the error in words. Headers and signature are those of every delivery; the
     address is checked as for every delivery. The test is sent once, never retried, does
     not count toward the endpoint's failures and is not in its delivery log. A receiver that
-    fails is still a 200 here, with `delivered` false."""
+    fails is still a 200 here, with `delivered` false. While two tests are under way in the
+    server process, another is refused with 503 and `Retry-After`."""
     return webhooks.send_ping(session, endpoint_id, settings)
 
 

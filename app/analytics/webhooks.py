@@ -1,7 +1,9 @@
 """Webhook endpoints: staff register where events go and which ones."""
 
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlmodel import Session, col, select
 from ulid import ULID
@@ -17,7 +19,7 @@ from app.analytics.schemas import (
 )
 from app.config import Settings, get_settings
 from app.db import read_only
-from app.errors import NotFound, Unprocessable
+from app.errors import NotFound, ServiceUnavailable, Unprocessable
 from app.versions import Expected, next_stamp, require_version
 
 
@@ -133,6 +135,46 @@ def delete_endpoint(
     session.commit()
 
 
+# Test events sent at once in one process. Each holds a server thread until its receiver
+# answers or the timeout ends, and those threads serve every other request too: dozens sent
+# at once to a receiver that never answers would stall the whole site.
+MAX_TESTS_AT_ONCE = 2
+
+
+class BusyWithTestEvents(ServiceUnavailable):
+    title = "Too many test events at once"
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"{MAX_TESTS_AT_ONCE} test events are being sent already, the most this server "
+            "sends at once. Please try again in a few seconds."
+        )
+
+
+class _TestsUnderWay:
+    """The test events being sent in this process; one more than the most is refused at once
+    (waiting would hold the request's thread all the same)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._lock:
+            if self._count >= MAX_TESTS_AT_ONCE:
+                raise BusyWithTestEvents()
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+
+
+_tests_under_way = _TestsUnderWay()
+
+
 def send_ping(session: Session, endpoint_id: int, settings: Settings) -> WebhookTestResult:
     """Send the endpoint a signed test event now, enabled or not, and say what happened.
 
@@ -146,7 +188,8 @@ def send_ping(session: Session, endpoint_id: int, settings: Settings) -> Webhook
         url, secret = endpoint.url, endpoint.secret
     event_id = str(ULID())
     body = outbox.ping_body(event_id, endpoint_id)
-    result = delivery.post_signed(url, secret, event_id, outbox.PING, body, settings)
+    with _tests_under_way.slot():
+        result = delivery.post_signed(url, secret, event_id, outbox.PING, body, settings)
     return WebhookTestResult(
         event_id=event_id,
         delivered=result.succeeded,

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.admin import throttle
+from app.admin.access import SESSION_COOKIE
 from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
@@ -76,7 +77,7 @@ def test_a_user_changes_their_password_and_their_other_sessions_end(
         ("not my password", NEW, None, "current_password", "not your current password"),
         (None, "short", None, "new_password", "at least 10 characters"),
         (None, NEW, NEW + "x", "new_password_again", "The two new passwords differ"),
-        (None, None, None, "new_password", "is your current password"),
+        (None, None, None, "new_password", "the same as the current one"),
     ],
 )
 def test_a_refused_change_says_why_beside_its_field_and_changes_nothing(
@@ -120,3 +121,39 @@ def test_guessing_the_current_password_is_throttled_as_at_sign_in(
     assert refused.status_code == 429  # type: ignore[attr-defined]
     assert "Retry-After" in refused.headers  # type: ignore[attr-defined]
     assert 'id="current_password-error"' in refused.text  # type: ignore[attr-defined]
+
+
+def test_a_copy_of_the_cookie_taken_before_the_change_is_signed_out_by_it(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+) -> None:
+    """A user changes their password because someone may have got into their account: a copy
+    of this browser's own cookie (taken from a shared computer, a proxy log) is that someone
+    too, and must not outlive the change while this browser stays signed in."""
+    who = make_staff(Role.SALES)
+    sign_in(web, who)
+    stolen = web.cookies.get(SESSION_COOKIE)
+    assert stolen is not None
+
+    assert _change(web, who.password, NEW).status_code == 303  # type: ignore[attr-defined]
+
+    assert _signed_in(web), "the browser that changed it stays signed in"
+    second_browser.cookies.set(SESSION_COOKIE, stolen, path="/admin")
+    assert not _signed_in(second_browser), "the copy taken before the change still signs in"
+
+
+def test_giving_the_current_password_as_the_new_one_is_no_failed_sign_in(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    """The right current password, typed again as the new one, is refused beside the new
+    password, but is not a guess: it must not bring the sign-in delays nearer."""
+    who = make_staff(Role.VIEWER)
+    sign_in(web, who)
+    statuses = [
+        _change(web, who.password, who.password).status_code  # type: ignore[attr-defined]
+        for _ in range(throttle.FREE_TRIES + 1)
+    ]
+
+    assert statuses == [422] * (throttle.FREE_TRIES + 1)
+    assert _change(web, who.password, NEW).status_code == 303  # type: ignore[attr-defined]

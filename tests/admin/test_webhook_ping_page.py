@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from app.analytics import webhooks
 from app.auth.staff import Role
 from tests.admin.conftest import csrf_from
 from tests.analytics.test_webhook_ping import _endpoint, loopback_allowed  # noqa: F401
@@ -89,3 +90,16 @@ def test_a_test_event_needs_the_forms_csrf_token(
     )
 
     assert answer.status_code == 403 and receiver.requests == []
+
+
+def test_a_test_event_while_the_server_is_busy_with_others_says_to_try_again(
+    web: TestClient, as_role: SignIn, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = as_role(Role.ADMIN)
+    endpoint_id = _endpoint(db, "http://127.0.0.1:9/hook")
+    monkeypatch.setattr(webhooks, "MAX_TESTS_AT_ONCE", 0)
+
+    answer = web.post(f"/admin/analytics/webhooks/{endpoint_id}/test", data={"csrf_token": token})
+
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "10"
+    assert "test events are being sent already" in answer.text

@@ -6,6 +6,7 @@ nothing else about the endpoint changed."""
 import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -198,3 +199,109 @@ def test_an_unknown_endpoint_is_a_404_and_the_operation_is_documented(api: TestC
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/WebhookTestResult"
     )
+
+
+class _Trickler:
+    """A receiver that answers one header byte at a time, each well within the timeout, and
+    takes ``seconds`` over the whole answer: a slow or hostile receiver."""
+
+    def __init__(self, seconds: float) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(5)
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
+        self._thread = threading.Thread(target=self._answer, args=(seconds,), daemon=True)
+        self._thread.start()
+
+    def _answer(self, seconds: float) -> None:
+        try:
+            connection, _ = self._server.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            until = time.monotonic() + seconds
+            try:
+                while time.monotonic() < until:
+                    connection.sendall(b"z")
+                    time.sleep(0.05)
+                connection.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            except OSError:  # the sender hung up: what it should do
+                return
+
+    def close(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=10)
+
+
+@pytest.mark.usefixtures("loopback_allowed")
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout(
+    api: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeout bounds the whole request, not each read: a receiver sending a byte every
+    50 ms would otherwise hold the request (and a server thread) as long as it likes, while
+    the page says it did not answer within the timeout."""
+    monkeypatch.setattr(get_settings(), "webhook_timeout_seconds", 0.5)
+    trickler = _Trickler(seconds=3)
+    try:
+        endpoint_id = _endpoint(session, trickler.url)
+        started = time.monotonic()
+        result = api.post(f"/api/v1/webhooks/{endpoint_id}/test").json()
+        took = time.monotonic() - started
+    finally:
+        trickler.close()
+
+    assert result["delivered"] is False, result
+    assert result["error"].startswith("Timed out: 127.0.0.1:") and "0.5 seconds" in result["error"]
+    assert took < 1.5
+
+
+@pytest.mark.concurrency
+@pytest.mark.usefixtures("loopback_allowed")
+def test_test_events_sent_at_once_are_limited_and_the_one_too_many_is_told_to_wait(
+    committed: Engine,
+) -> None:
+    """Each test event holds a server thread until its receiver answers or the timeout ends,
+    and those threads serve every other request too: a script (or a leaked API key) sending
+    dozens at once to a receiver that never answers would stall the whole site."""
+    slow = Receiver(delay=1.0)
+    slow.secret = "whsec_test"
+    too_many = webhooks.MAX_TESTS_AT_ONCE + 1
+    start, outcomes = threading.Barrier(too_many), list[bool | str]()
+
+    def test_once(endpoint_id: int) -> None:
+        with Session(committed) as session:
+            start.wait()
+            try:
+                outcomes.append(webhooks.send_ping(session, endpoint_id, get_settings()).delivered)
+            except webhooks.BusyWithTestEvents as busy:
+                outcomes.append(busy.headers()["Retry-After"])
+
+    try:
+        with Session(committed) as session:
+            endpoint_id = _endpoint(session, slow.url)
+        threads = [threading.Thread(target=test_once, args=(endpoint_id,)) for _ in range(too_many)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        slow.close()
+
+    assert outcomes.count(True) == webhooks.MAX_TESTS_AT_ONCE and outcomes.count("10") == 1
+    assert len(slow.events) == webhooks.MAX_TESTS_AT_ONCE
+
+
+def test_the_api_answers_503_with_retry_after_while_tests_are_busy(
+    api: TestClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint_id = _endpoint(session, "http://127.0.0.1:9/hook")
+    monkeypatch.setattr(webhooks, "MAX_TESTS_AT_ONCE", 0)
+    connections: list[object] = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connections.append(a))
+
+    answer = api.post(f"/api/v1/webhooks/{endpoint_id}/test")
+
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "10"
+    assert "test events are being sent already" in answer.json()["detail"]
+    assert connections == []

@@ -66,7 +66,7 @@ editor:confirm_revise editor:create editor:duplicate editor:save editor:totals q
 sending:form sending:send staff:activate staff:bulk_stage_update staff:issue staff:revise
 staff:stage_update staff:stage_update_form"""
 _ADMIN = """analytics:webhook analytics:webhook_create analytics:webhook_enabled
-analytics:webhook_rotate analytics:webhooks notifications:written_mail
+analytics:webhook_rotate analytics:webhook_test analytics:webhooks notifications:written_mail
 notifications:written_mails staff:settings terms_pages:create terms_pages:delete
 terms_pages:edit terms_pages:list terms_pages:new terms_pages:save"""
 ROLES: dict[str, Role | None] = {
