@@ -12,6 +12,8 @@ from sqlmodel import Session, select
 
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
+from app.customers import service as customers
+from app.customers.schemas import CustomerCreate
 from app.db import utcnow
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
@@ -102,3 +104,24 @@ def test_select_all_on_a_page_without_javascript_ticks_every_row_of_that_page_on
         data={"pks": boxes, "csrf_token": token},
     )
     assert "Add a stage update to 3 orders" in bulk.text
+
+
+def test_search_finds_greek_and_accented_names_in_any_case(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """SQLite's own lower() folds ASCII only: a search for a Greek company found nothing, even
+    typed exactly as stored, because the term was lowered and the column was not."""
+    greek = {"company": "Ελληνικά Προϊόντα ΑΕ", "contact_name": "Μαρία Παπαδοπούλου"}
+    _offer(db, greek["company"], "100", customer=greek)
+    _offer(db, "ÉNERGIE Lumière SAS", "100")
+    customers.create_customer(
+        db, CustomerCreate(company="Ωμέγα Τεχνική ΕΠΕ", contact_name="Νίκος"), actor="tests"
+    )
+    sign_in(web, make_staff(Role.SALES))
+
+    for term in ("Ελληνικά", "ελληνικά", "ΕΛΛΗΝΙΚΆ", "παπαδοπούλου"):
+        assert "Ελληνικά Προϊόντα ΑΕ" in web.get("/admin/offer/list", params={"search": term}).text
+    assert "ÉNERGIE Lumière" in web.get("/admin/offer/list", params={"search": "énergie"}).text
+    filtered = web.get("/admin/offer/list", params={"customer": "ελληνικά"}).text
+    assert "Ελληνικά Προϊόντα ΑΕ" in filtered
+    assert "Ωμέγα Τεχνική ΕΠΕ" in web.get("/admin/customers", params={"q": "ωμέγα"}).text
