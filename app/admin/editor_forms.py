@@ -108,6 +108,19 @@ def edit_lines(form: OfferForm, op: str) -> bool:
     return True
 
 
+def field_to_show(op: str, count: int) -> str | None:
+    """The field a line button leaves the cursor in: the page comes back at its top, and on a
+    phone the line just added or moved is screens below it."""
+    verb, _, index_text = op.partition("-")
+    if op == "add":
+        index = count - 1
+    elif verb in ("up", "down", "remove") and index_text.isdigit():
+        index = int(index_text) + {"up": -1, "down": 1, "remove": 0}[verb]
+    else:
+        return None
+    return f"lines-{min(max(index, 0), count - 1)}-description" if count else None
+
+
 def _line_data(line: dict[str, str]) -> dict[str, str]:
     # An empty optional field means its default, as when the API leaves it out.
     return {k: v for k, v in line.items() if v.strip() or k in ("description", "quantity")}

@@ -1,0 +1,82 @@
+"""A salesperson's day on a 390 px phone, where a full-page answer comes back at its top and
+the field they were at is screens below: the editor's line buttons and a refused save bring
+them back to the line, and a customer's question is answered with one tap."""
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from app.admin import users
+from app.auth.staff import Role
+
+pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
+PASSWORD = "correct horse battery"
+PHONE_390 = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+@pytest.fixture
+def sales_phone(browser: Browser, committed: Engine, live_server: str) -> Iterator[Page]:
+    with Session(committed) as session:
+        users.create_user(session, "sales@example.com", Role.SALES, PASSWORD, actor="tests")
+    context = browser.new_context(**PHONE_390)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.goto(f"{live_server}/admin/")
+    page.get_by_label("E-mail").fill("sales@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    yield page
+    context.close()
+
+
+def _ready_for_typing(page: Page, field_id: str) -> None:
+    """The field has the cursor and, once the page has scrolled (smoothly), is on screen."""
+    expect(page.locator(f"#{field_id}")).to_be_focused()
+    page.wait_for_function(
+        """id => { const r = document.getElementById(id).getBoundingClientRect();
+                   return r.top >= 0 && r.bottom <= innerHeight; }""",
+        arg=field_id,
+        timeout=5000,
+    )
+
+
+def _line(page: Page, index: int, description: str, quantity: str, price: str) -> None:
+    page.locator(f"#lines-{index}-description").fill(description)
+    page.locator(f"#lines-{index}-quantity").fill(quantity)
+    page.locator(f"#lines-{index}-unit_price").fill(price)
+    page.locator(f"#lines-{index}-vat_rate").fill("24")
+
+
+def test_the_editor_brings_the_phone_back_to_the_line_it_changed(
+    live_server: str, sales_phone: Page
+) -> None:
+    page = sales_phone
+    page.goto(f"{live_server}/admin/offers/new")
+    page.get_by_label("Company").first.fill("Ελληνικά Προϊόντα ΑΕ")
+    _line(page, 0, "Pump PX-200", "2", "1250")
+    page.get_by_role("button", name="Add line").click()
+    _ready_for_typing(page, "lines-1-description")
+    page.keyboard.type("Installation")
+    page.locator("#lines-1-quantity").fill("8")
+    page.locator("#lines-1-unit_price").fill("85")
+    page.get_by_role("button", name="Add line").click()
+    _ready_for_typing(page, "lines-2-description")
+    _line(page, 2, "Manual", "1,5", "30")
+
+    page.get_by_role("button", name="Move line 3 up").click()
+    _ready_for_typing(page, "lines-1-description")
+    expect(page.locator("#lines-1-description")).to_have_value("Manual")
+
+    # A refused save: the field to correct, not the top of a page several screens long.
+    page.get_by_role("button", name="Save draft").last.click()
+    expect(page.get_by_text("Nothing was saved")).to_be_attached()
+    _ready_for_typing(page, "lines-1-quantity")
+    expect(page.locator("#lines-1-quantity-error")).to_contain_text("point before the decimals")
