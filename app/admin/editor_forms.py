@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from app.admin.forms import plain_message
 from app.offers.pricing import Totals, compute_totals, line_net
-from app.offers.schemas import LineIn, OfferCreate, OfferUpdate
+from app.offers.schemas import MAX_AMOUNT, LineIn, OfferCreate, OfferUpdate
 from app.versions import VERSION_FIELD
 
 CUSTOMER_FIELDS = (
@@ -44,10 +45,12 @@ HEADER_FIELDS = (
 LINE_FIELDS = ("description", "quantity", "unit", "unit_price", "discount_percent", "vat_rate")
 _LINE_KEY = re.compile(r"lines-(\d{1,4})-(\w+)")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
+_WHOLE_LINE = re.compile(r"lines-\d+")
 MAX_FORM_LINES = 500
 DECIMAL_HELP = (
     "Write the number with a point before the decimals and no thousands separators, e.g. 1250.50."
 )
+LINE_AMOUNT_HELP = f"Quantity × unit price must stay below {MAX_AMOUNT:,.0f}."
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
@@ -181,6 +184,10 @@ def errors_by_field(details: Any) -> Errors:
         name = "-".join(loc) or "form"
         if name == "customer" or name.startswith("customer-") and name.count("-") > 1:
             name = "customer-company"
+        if _WHOLE_LINE.fullmatch(name):
+            # The line's own check (LineIn: quantity × unit price) has no field: the price's.
+            errors.setdefault(f"{name}-unit_price", LINE_AMOUNT_HELP)
+            continue
         errors.setdefault(name, _message(detail))
     return errors
 
@@ -190,7 +197,7 @@ def _message(detail: Any) -> str:
         # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
         # as Germans and Greeks do, guessing.
         return DECIMAL_HELP
-    return str(detail["msg"]).removeprefix("Value error, ")
+    return plain_message(detail)
 
 
 @dataclass(frozen=True)

@@ -556,3 +556,51 @@ def test_the_fallback_creative_is_chosen_by_name(
 
     assert re.search(rf'<option value="{creative.id}"[^>]*>Blue poster</option>', page)
     assert "Fallback creative id" not in page
+
+
+def _error_beside(html: str, field: str) -> str:
+    error = re.search(rf'id="{field}-error"[^>]*>([^<]*)<', html)
+    assert error, f"no error beside {field}"
+    return error.group(1).strip()
+
+
+def test_out_of_range_numbers_are_explained_in_plain_words_beside_their_fields(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """Pydantic's own words ("Input should be greater than or equal to 0", "Decimal input
+    should have no more than 12 digits in total") describe the check, not what to type."""
+    token = as_role(Role.SALES)
+    odd = {
+        "lines-0-unit_price": "-85",
+        "lines-0-discount_percent": "150",
+        "lines-1-quantity": "99999999999999",
+        "lines-2-unit_price": "30.123456789",
+    }
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | odd
+
+    html = web.post("/admin/offers/new", data=form).text
+
+    assert _offers(db) == []
+    assert _error_beside(html, "lines-0-unit_price") == "Must be 0 or more."
+    assert _error_beside(html, "lines-0-discount_percent") == "Must be 100 or less."
+    assert _error_beside(html, "lines-1-quantity") == "Too many digits: at most 12 in all."
+    assert _error_beside(html, "lines-2-unit_price") == "At most 4 digits after the point."
+    assert "Input should" not in html and "Decimal input" not in html
+
+
+def test_a_line_whose_amount_is_too_large_is_marked_beside_its_price(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The refusal of quantity × unit price (a check of the whole line) had no field of its
+    own: the page said "correct the fields marked below" and marked none."""
+    token = as_role(Role.SALES)
+    huge = {"lines-1-quantity": "999999", "lines-1-unit_price": "99999999"}
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | huge
+
+    response = web.post("/admin/offers/new", data=form)
+
+    assert response.status_code == 422 and _offers(db) == []
+    assert _error_beside(response.text, "lines-1-unit_price") == (
+        "Quantity × unit price must stay below 1,000,000,000,000."
+    )
+    assert 'aria-describedby="lines-1-unit_price-error"' in response.text
