@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from app.customers.schemas import CustomerCreate
 from app.db import utcnow
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import line_data, make_offer
 
@@ -125,3 +126,32 @@ def test_search_finds_greek_and_accented_names_in_any_case(
     filtered = web.get("/admin/offer/list", params={"customer": "ελληνικά"}).text
     assert "Ελληνικά Προϊόντα ΑΕ" in filtered
     assert "Ωμέγα Τεχνική ΕΠΕ" in web.get("/admin/customers", params={"q": "ωμέγα"}).text
+
+
+def test_offer_and_stage_update_lists_write_dates_and_stages_as_the_other_pages_do(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """Beside "Dec 7, 2026, 17:15", "Valid until" and "Expected delivery" read "2027-01-06",
+    the stage its key ("in_production") and a stage update's page its column names and
+    timestamps with microseconds ("created_at 2026-12-07 16:09:46.856075+00:00")."""
+    settings = get_settings()
+    order_id = _activated(db, "Nordwind GmbH")
+    db.execute(update(Offer).where(Offer.id == order_id).values(valid_until=date(2027, 1, 6)))  # type: ignore[arg-type]
+    db.commit()
+    data = StageUpdateCreate(
+        stage="in_production", expected_delivery_date=date(2099, 1, 20), carrier="DHL"
+    )
+    added = tracking_service.add_stage_update(db, order_id, data, actor="tests", settings=settings)
+    sign_in(web, make_staff(Role.SALES))
+
+    offers = web.get("/admin/offer/list").text
+    assert "Jan 6, 2027" in offers and "2027-01-06" not in offers
+    updates = web.get("/admin/stage-update/list").text
+    assert "Jan 20, 2099" in updates and "2099-01-20" not in updates
+    assert ">In production<" in updates and "in_production" not in updates
+    details = web.get(f"/admin/stage-update/details/{added.update.id}").text
+    for label in ("Internal note", "Carrier", "Tracking number", "Carrier tracking link"):
+        assert f">{label}<" in details, label
+    assert ">In production<" in details and "Jan 20, 2099" in details
+    for raw in ("created_at", "internal_note", "tracking_number", "+00:00"):
+        assert raw not in details, raw

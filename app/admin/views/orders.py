@@ -128,6 +128,7 @@ class OfferAdmin(_OfferFilters, model=Offer):
         Offer.tracking_id: _tracking_id,
         Offer.status: _status_label,
         "gross_total": _gross_total,
+        Offer.valid_until: _when,
         Offer.created_at: _when,
     }
     column_searchable_list: ClassVar[Any] = [
@@ -329,6 +330,16 @@ def _order_context(session: Session, offer_id: str) -> dict[str, Any]:
         }
 
 
+def _stage_labels(session: Session) -> dict[str, str]:
+    with read_only(session):
+        return {stage.key: stage.label for stage in tracking_service.list_stages(session)}
+
+
+def _stage_label(model: StageUpdate, attribute: str, request: Request) -> str:
+    # A stage removed from the list since keeps its key: better than nothing.
+    return str(getattr(request.state, "stage_labels", {}).get(model.stage_key, model.stage_key))
+
+
 class StageUpdateAdmin(StaffModelView, model=StageUpdate):
     name = "Stage update"
     name_plural = "Stage updates"
@@ -350,11 +361,40 @@ class StageUpdateAdmin(StaffModelView, model=StageUpdate):
         StageUpdate.expected_delivery_date: "Expected delivery",
         StageUpdate.created_by: "By",
     }
-    column_formatters: ClassVar[Any] = {StageUpdate.happened_at: _when}
+    column_formatters: ClassVar[Any] = {
+        StageUpdate.happened_at: _when,
+        StageUpdate.stage_key: _stage_label,
+        StageUpdate.expected_delivery_date: _when,
+    }
+    # The details page in the same words as the order's page, not column names.
+    column_details_list: ClassVar[Any] = [
+        *column_list,
+        StageUpdate.internal_note,
+        StageUpdate.carrier,
+        StageUpdate.tracking_number,
+        StageUpdate.tracking_link,
+        StageUpdate.created_at,
+    ]
+    column_labels = column_labels | {
+        StageUpdate.internal_note: "Internal note",
+        StageUpdate.carrier: "Carrier",
+        StageUpdate.tracking_number: "Tracking number",
+        StageUpdate.tracking_link: "Carrier tracking link",
+        StageUpdate.created_at: "Recorded",
+    }
+    column_formatters_detail: ClassVar[Any] = column_formatters | {StageUpdate.created_at: _when}
     column_default_sort: ClassVar[Any] = [(StageUpdate.happened_at, True)]
     column_sortable_list: ClassVar[Any] = [StageUpdate.happened_at]
     column_filters: ClassVar[Any] = []
     column_searchable_list: ClassVar[Any] = [StageUpdate.offer_id, StageUpdate.public_note]
+
+    async def list(self, request: Request) -> Any:
+        request.state.stage_labels = await in_session(_stage_labels)
+        return await super().list(request)
+
+    async def get_object_for_details(self, request: Request) -> Any:
+        request.state.stage_labels = await in_session(_stage_labels)
+        return await super().get_object_for_details(request)
 
     def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
         matching = select(Offer.id).where(queries.offer_search(term))
