@@ -29,7 +29,6 @@ from app.admin.forms import (
     act_and_redirect,
     refusal_errors,
     save_and_redirect,
-    service_errors,
     validate,
 )
 from app.admin.layout import render_staff_page
@@ -45,6 +44,7 @@ from app.offers.documents import offer_pdf_async
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.offers.pdf import PdfRenderer
+from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.models import OrderStage
 from app.tracking.schemas import StageUpdateCreate
@@ -221,10 +221,18 @@ def _validate_stage_update(
     return validate(StageUpdateCreate, {k: v for k, v in values.items() if v != "" or k == "stage"})
 
 
+def _stage_refusal(exc: AppError) -> Errors:
+    """A refused field (the stage, the expected delivery) beside it, its dates as the page
+    writes dates."""
+    if isinstance(exc, tracking_service.DeliveryBeforeUpdate):
+        return {"expected_delivery_date": exc.explained(format_date)}
+    return refusal_errors(exc)
+
+
 def _field_or_orders(exc: AppError) -> Errors:
-    """A refused field (the stage, the expected delivery) beside it; else an order not found."""
+    """A refused field beside it (``_stage_refusal``); else an order not found."""
     if isinstance(exc, Unprocessable) and exc.loc:
-        return service_errors(exc)
+        return _stage_refusal(exc)
     return {"orders": f"{exc.detail} Nothing was changed."}
 
 
@@ -268,7 +276,7 @@ async def add_stage_update(
             f"Stage update “{added.stage.label}” added; the customer sees it now."
         ),
         to=lambda added: request.url_for("admin:details", identity="order", pk=added.offer.id),
-        errors_of=refusal_errors,
+        errors_of=_stage_refusal,
     )
     if isinstance(outcome, Response):
         return outcome

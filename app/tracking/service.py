@@ -1,6 +1,6 @@
 """Orders and their stages, and the public tracking view of an offer or order."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -77,10 +77,14 @@ class UpdateInTheFuture(Unprocessable):
 
 class DeliveryBeforeUpdate(Unprocessable):
     def __init__(self, expected: date, day: date) -> None:
-        super().__init__(
-            f"The expected delivery date {expected.isoformat()} lies before the day of this "
-            f"update, {day.isoformat()}: check it for a typo.",
-            loc=("body", "expected_delivery_date"),
+        self.expected, self.day = expected, day
+        super().__init__(self.explained(date.isoformat), loc=("body", "expected_delivery_date"))
+
+    def explained(self, write: Callable[[date], str]) -> str:
+        """The refusal with its dates written by ``write`` (the API: ISO; a page: its own)."""
+        return (
+            f"The expected delivery date {write(self.expected)} lies before the day of this "
+            f"update, {write(self.day)}: check it for a typo."
         )
 
 

@@ -17,6 +17,7 @@ from app.customers.service import create_customer
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
+from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
 from tests.admin.conftest import StaffLogin, sign_in
@@ -461,8 +462,11 @@ def test_an_expected_delivery_in_the_past_is_refused_beside_it_on_either_stage_f
 
     assert response.status_code == 422
     error = re.search(r'id="expected_delivery_date-error"[^>]*>([^<]*)<', response.text)
-    assert error and error.group(1).strip().startswith(
-        f"The expected delivery date {yesterday} lies before the day of this update"
+    # Written as the site writes dates (the date field shows them so), not as ISO.
+    today = offers_service.today(settings)
+    assert error and error.group(1).strip() == (
+        f"The expected delivery date {format_date(yesterday)} lies before the day of this "
+        f"update, {format_date(today)}: check it for a typo."
     )
     assert f'value="{yesterday}"' in response.text and "Shipped</textarea>" in response.text
     db.expire_all()
