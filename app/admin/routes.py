@@ -34,7 +34,7 @@ from app.admin.forms import (
 from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
 from app.admin.views import in_session
-from app.admin.views.orders import _orders_and_stages
+from app.admin.views.orders import BULK_TITLE, _orders_and_stages
 from app.config import SettingsDep
 from app.db import SessionDep, read_only
 from app.errors import AppError, Unprocessable
@@ -70,7 +70,6 @@ async def _render(
 
 
 STAGE_UPDATE_TITLE = {"title": "Add stage update"}
-BULK_TITLE = {"title": "Add a stage update"}
 
 
 def _safe_next(target: str) -> str:

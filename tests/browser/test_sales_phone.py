@@ -11,6 +11,10 @@ from sqlmodel import Session
 
 from app.admin import users
 from app.auth.staff import Role
+from app.config import get_settings
+from app.tracking import service as tracking_service
+from tests.browser.staffpages import assert_usable
+from tests.factories import make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 PASSWORD = "correct horse battery"
@@ -80,3 +84,38 @@ def test_the_editor_brings_the_phone_back_to_the_line_it_changed(
     expect(page.get_by_text("Nothing was saved")).to_be_attached()
     _ready_for_typing(page, "lines-1-quantity")
     expect(page.locator("#lines-1-quantity-error")).to_contain_text("point before the decimals")
+
+
+def _activated(engine: Engine, company: str) -> str:
+    settings = get_settings()
+    with Session(engine, expire_on_commit=False) as session:
+        order = make_offer(session, settings, issued=True, company=company)
+        tracking_service.activate_offer(session, order.id, actor="tests", settings=settings)
+    return order.id
+
+
+def test_a_bulk_stage_update_from_a_phone(
+    committed: Engine, live_server: str, sales_phone: Page
+) -> None:
+    """The rows' checkboxes and "View" links were 20 and 14 px targets, and the bulk form
+    had no first heading (axe: page-has-heading-one)."""
+    for company in ("Acme Hellas SA", "Nordwind GmbH"):
+        _activated(committed, company)
+    page = sales_phone
+    seen: list[str] = []
+    page.goto(f"{live_server}/admin/order/list")
+    assert_usable(page, seen)
+    for target in (*page.locator('input[name="pks"]').all(), *page.get_by_title("View").all()):
+        box = target.bounding_box()
+        assert box and box["width"] >= 24 and box["height"] >= 24, box  # WCAG 2.2 target size
+    for box in page.locator('input[name="pks"]').all():
+        box.tap()
+    page.get_by_role("button", name="Add a stage update to the selected orders").tap()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Add a stage update")
+    assert_usable(page, seen)
+
+    page.get_by_label("Stage", exact=True).select_option(label="Shipped")
+    page.get_by_label("Expected delivery").fill("2099-02-01")
+    page.get_by_role("button", name="Add to all 2").tap()
+    expect(page.get_by_text("Stage update added to 2 orders.")).to_be_visible()
+    assert_usable(page, seen)

@@ -300,13 +300,15 @@ class OrderAdmin(_OfferFilters, model=Offer):
             Flash.warning(request, "Select at least one order first.")
             return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
         orders, stages = await in_session(lambda session: _orders_and_stages(session, pks))
-        context = {"orders": orders, "stages": stages, "form": {}, "errors": {}}
+        context = {"orders": orders, "stages": stages, "form": {}, "errors": {}} | BULK_TITLE
         return await self.templates.TemplateResponse(
             request, "admin/bulk_stage_update.html", context
         )
 
 
 OrderAdmin.identity = "order"
+# The bulk form's first heading, shown and shown again with its errors (app.admin.routes).
+BULK_TITLE = {"title": "Add a stage update"}
 
 
 def _orders_and_stages(
