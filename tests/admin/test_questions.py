@@ -14,6 +14,7 @@ from app.auth.staff import Role
 from app.config import get_settings
 from app.notifications import questions
 from app.notifications.models import CustomerQuestion, MailOutbox
+from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.tracking.codes import parse_tracking_code
 from tests.factories import make_offer
@@ -140,3 +141,23 @@ def test_sales_answers_a_question_with_one_tap_in_the_offers_language(
     code = hyphenate_tracking_id(offer.tracking_id)
     assert fields["subject"] == [f"Re: Προσφορά {code} από {get_settings().company_name}"]
     assert fields["body"] == ["\n\n> Παράδοση ως 15/1;\n> Delivery by 15 Jan & unloading?\n"]
+
+
+def test_the_offers_history_links_to_the_question_and_to_the_offer_it_was_copied_from(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The history named them by their ids only ("Created as a copy of 01M98…", "Question
+    from the customer (question 01M98…)"): a salesperson copied the id into the search."""
+    offer_id, _ = _asked(db)
+    copy = offers_service.duplicate_offer(
+        db, offer_id, actor="tests", settings=get_settings(), owner_id=None
+    )
+    as_role(Role.SALES)
+
+    asked = web.get(f"/admin/offer/details/{offer_id}").text
+    copied = web.get(f"/admin/offer/details/{copy.id}").text
+
+    assert re.search(
+        rf'href="[^"]*/admin/offers/{offer_id}/questions">Read the question</a>', asked
+    )
+    assert re.search(rf'href="[^"]*/admin/offer/details/{offer_id}">Open the original</a>', copied)
