@@ -152,7 +152,7 @@ def _apply_template(
         return False
     kind = op.removeprefix("use-")
     chosen = str(raw.get(f"{kind}_template", ""))
-    template = templates.get(int(chosen)) if chosen.isdigit() else None
+    template = templates.get(int(chosen)) if chosen.isdecimal() else None
     if template is not None:
         form.header[kind] = template.body
     return True
@@ -266,7 +266,7 @@ def _save_draft(
     expected = Expected.from_form(form.value(VERSION_FIELD))
     # Only an admin hands an offer to someone else; for others the field is not shown.
     owner = form.value("owner_id")
-    new_owner = offers_service.Owner(int(owner) if owner.isdigit() else None)
+    new_owner = offers_service.Owner(int(owner) if owner.isdecimal() else None)
     return offers_service.update_offer(
         session,
         offer_id,

@@ -97,7 +97,7 @@ def edit_lines(form: OfferForm, op: str) -> bool:
         lines.append(blank_line())
         return True
     verb, _, index_text = op.partition("-")
-    if verb not in ("remove", "up", "down") or not index_text.isdigit():
+    if verb not in ("remove", "up", "down") or not index_text.isdecimal():
         return False
     i = int(index_text)
     if not 0 <= i < len(lines):
@@ -117,7 +117,7 @@ def field_to_show(op: str, count: int) -> str | None:
     verb, _, index_text = op.partition("-")
     if op == "add":
         index = count - 1
-    elif verb in ("up", "down", "remove") and index_text.isdigit():
+    elif verb in ("up", "down", "remove") and index_text.isdecimal():
         index = int(index_text) + {"up": -1, "down": 1, "remove": 0}[verb]
     else:
         return None

@@ -608,3 +608,20 @@ def test_a_line_whose_amount_is_too_large_is_marked_beside_its_price(
         "Quantity × unit price must stay below 1,000,000,000,000."
     )
     assert 'aria-describedby="lines-1-unit_price-error"' in response.text
+
+
+@pytest.mark.parametrize(
+    "odd", [{"op": "remove-²"}, {"op": "use-terms", "terms_template": "²"}], ids=["line", "terms"]
+)
+def test_a_button_value_that_is_no_number_changes_nothing_instead_of_failing(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, odd: dict[str, str]
+) -> None:
+    """ "²" passes str.isdigit() but not int(): a mangled button value was a 500. Now it is no
+    known button: the form comes back, or is saved as "Save draft" would."""
+    token = as_role(Role.SALES)
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | odd
+
+    response = web.post("/admin/offers/new", data=form)
+
+    assert response.status_code == 200
+    assert 'value="Manual (printed)"' in response.text

@@ -155,3 +155,19 @@ def test_offer_and_stage_update_lists_write_dates_and_stages_as_the_other_pages_
     assert ">In production<" in details and "Jan 20, 2099" in details
     for raw in ("created_at", "internal_note", "tracking_number", "+00:00"):
         assert raw not in details, raw
+
+
+@pytest.mark.parametrize("param", ["owner", "customer"])
+def test_a_filter_by_a_number_no_row_can_have_finds_nothing_instead_of_failing(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session, param: str
+) -> None:
+    """A number past SQLite's INTEGER (a hand-edited or mangled link) was a 500."""
+    _offer(db, "Alpha GmbH", "100")
+    sign_in(web, make_staff(Role.SALES))
+
+    for identity in ("offer", "order"):
+        page = web.get(f"/admin/{identity}/list", params={param: "9" * 30})
+        assert page.status_code == 200
+        assert "Alpha GmbH" not in page.text
+        # "²".isdigit(), but int("²") fails: not a number, so no such filter.
+        assert web.get(f"/admin/{identity}/list", params={param: "²"}).status_code == 200

@@ -108,8 +108,8 @@ def test_a_bulk_stage_update_from_a_phone(
     for target in (*page.locator('input[name="pks"]').all(), *page.get_by_title("View").all()):
         box = target.bounding_box()
         assert box and box["width"] >= 24 and box["height"] >= 24, box  # WCAG 2.2 target size
-    for box in page.locator('input[name="pks"]').all():
-        box.tap()
+    for tick in page.locator('input[name="pks"]').all():
+        tick.tap()
     page.get_by_role("button", name="Add a stage update to the selected orders").tap()
     expect(page.get_by_role("heading", level=1)).to_have_text("Add a stage update")
     assert_usable(page, seen)
