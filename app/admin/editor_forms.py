@@ -193,10 +193,14 @@ def errors_by_field(details: Any) -> Errors:
 
 
 def _message(detail: Any) -> str:
-    if detail.get("type") == "decimal_parsing":
+    if detail.get("type") in ("decimal_parsing", "finite_number"):
         # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
         # as Germans and Greeks do, guessing.
         return DECIMAL_HELP
+    if detail.get("loc") == ("currency",):
+        return (
+            "Write the three-letter code of the currency, e.g. EUR."  # not its regular expression
+        )
     return plain_message(detail)
 
 

@@ -17,6 +17,7 @@ from app.customers.service import create_customer
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
+from app.admin.editor_forms import DECIMAL_HELP
 from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
@@ -579,6 +580,8 @@ def test_out_of_range_numbers_are_explained_in_plain_words_beside_their_fields(
         "lines-0-discount_percent": "150",
         "lines-1-quantity": "99999999999999",
         "lines-2-unit_price": "30.123456789",
+        "lines-2-vat_rate": "Infinity",
+        "currency": "€€€",
     }
     form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | odd
 
@@ -589,7 +592,11 @@ def test_out_of_range_numbers_are_explained_in_plain_words_beside_their_fields(
     assert _error_beside(html, "lines-0-discount_percent") == "Must be 100 or less."
     assert _error_beside(html, "lines-1-quantity") == "Too many digits: at most 12 in all."
     assert _error_beside(html, "lines-2-unit_price") == "At most 4 digits after the point."
-    assert "Input should" not in html and "Decimal input" not in html
+    assert _error_beside(html, "lines-2-vat_rate") == DECIMAL_HELP
+    assert (
+        _error_beside(html, "currency") == "Write the three-letter code of the currency, e.g. EUR."
+    )
+    assert "Input should" not in html and "Decimal input" not in html and "should match" not in html
 
 
 def test_a_line_whose_amount_is_too_large_is_marked_beside_its_price(
