@@ -50,6 +50,7 @@ def validate(model: type[Model], data: dict[str, Any]) -> tuple[Model | None, Er
 
 # Pydantic's words for a limit ("Input should be greater than or equal to 0", "Decimal input
 # should have no more than 12 digits in total") describe the check, not what to type.
+DATE_HELP: Final = "Write the date as year-month-day, e.g. 2027-01-31."
 PLAIN_WORDS: Final = {
     "greater_than_equal": "Must be {ge} or more.",
     "greater_than": "Must be more than {gt}.",
@@ -59,6 +60,8 @@ PLAIN_WORDS: Final = {
     "decimal_max_places": "At most {decimal_places} digits after the point.",
     "decimal_whole_digits": "Too many digits: at most {whole_digits} before the point.",
     "string_too_long": "Too long: at most {max_length} characters.",
+    "date_from_datetime_parsing": DATE_HELP,
+    "date_parsing": DATE_HELP,
 }
 
 

@@ -632,3 +632,25 @@ def test_a_button_value_that_is_no_number_changes_nothing_instead_of_failing(
 
     assert response.status_code == 200
     assert 'value="Manual (printed)"' in response.text
+
+
+def test_a_date_the_stage_form_cannot_read_is_explained_in_plain_words(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """A browser without a date picker sends what was typed: "99999-01-01" answered "Input
+    should be a valid date or datetime, invalid date separator, expected `-`"."""
+    settings = get_settings()
+    order_id = make_offer(db, settings, issued=True, company="Acme").id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+    typed = {"stage": "shipped", "expected_delivery_date": "99999-01-01"}
+
+    response = web.post(
+        f"/admin/orders/{order_id}/stage-update", data={"csrf_token": token, **typed}
+    )
+
+    assert response.status_code == 422
+    assert _error_beside(response.text, "expected_delivery_date") == (
+        "Write the date as year-month-day, e.g. 2027-01-31."
+    )
