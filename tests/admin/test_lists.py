@@ -149,6 +149,8 @@ def test_offer_and_stage_update_lists_write_dates_and_stages_as_the_other_pages_
     updates = web.get("/admin/stage-update/list").text
     assert "Jan 20, 2099" in updates and "2099-01-20" not in updates
     assert ">In production<" in updates and "in_production" not in updates
+    # Each update links to its order, where the stage history and the next update are.
+    assert re.search(rf'<a href="[^"]*/admin/order/details/{order_id}">{order_id}</a>', updates)
     details = web.get(f"/admin/stage-update/details/{added.update.id}").text
     for label in ("Internal note", "Carrier", "Tracking number", "Carrier tracking link"):
         assert f">{label}<" in details, label

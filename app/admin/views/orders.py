@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from fastapi import Request
+from markupsafe import Markup
 from sqladmin import action
 from sqladmin.authorization import Action, custom_action
 from sqladmin.flash import Flash
@@ -342,6 +343,11 @@ def _stage_label(model: StageUpdate, attribute: str, request: Request) -> str:
     return str(getattr(request.state, "stage_labels", {}).get(model.stage_key, model.stage_key))
 
 
+def _order_link(model: StageUpdate, attribute: str, request: Request) -> Markup:
+    url = request.url_for("admin:details", identity="order", pk=model.offer_id)
+    return Markup('<a href="{}">{}</a>').format(url, model.offer_id)
+
+
 class StageUpdateAdmin(StaffModelView, model=StageUpdate):
     name = "Stage update"
     name_plural = "Stage updates"
@@ -365,6 +371,7 @@ class StageUpdateAdmin(StaffModelView, model=StageUpdate):
     }
     column_formatters: ClassVar[Any] = {
         StageUpdate.happened_at: _when,
+        StageUpdate.offer_id: _order_link,
         StageUpdate.stage_key: _stage_label,
         StageUpdate.expected_delivery_date: _when,
     }
