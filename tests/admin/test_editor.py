@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.admin.editor_forms import DECIMAL_HELP
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.customers.models import Customer
@@ -17,7 +18,6 @@ from app.customers.service import create_customer
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
-from app.admin.editor_forms import DECIMAL_HELP
 from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
