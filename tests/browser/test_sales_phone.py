@@ -2,6 +2,7 @@
 the field they were at is screens below: the editor's line buttons and a refused save bring
 them back to the line, and a customer's question is answered with one tap."""
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -119,3 +120,28 @@ def test_a_bulk_stage_update_from_a_phone(
     page.get_by_role("button", name="Add to all 2").tap()
     expect(page.get_by_text("Stage update added to 2 orders.")).to_be_visible()
     assert_usable(page, seen)
+
+
+def test_ending_the_session_left_open_on_another_computer_from_a_phone(
+    browser: Browser, live_server: str, sales_phone: Page
+) -> None:
+    """Every row's button was named "Sign out": on a screen reader, which session ends?"""
+    desk = browser.new_context(
+        user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+    )
+    other = desk.new_page()
+    other.goto(f"{live_server}/admin/")
+    other.get_by_label("E-mail").fill("sales@example.com")
+    other.get_by_label("Password").fill(PASSWORD)
+    other.get_by_role("button", name="Sign in").click()
+    expect(other.get_by_role("heading", name="Dashboard")).to_be_visible()
+    page = sales_phone
+    page.goto(f"{live_server}/admin/account")
+    assert_usable(page, [])
+
+    page.get_by_role("button", name=re.compile(r"^Sign out Firefox on Linux, signed in ")).tap()
+
+    expect(page.locator("#sessions")).not_to_contain_text("Firefox")
+    other.goto(f"{live_server}/admin/")
+    expect(other.get_by_role("heading", name="Sign in to OfferTrack staff")).to_be_visible()
+    desk.close()
