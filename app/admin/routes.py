@@ -4,6 +4,7 @@ Every route names its lowest role through StaffDep / SalesDep / AdminDep; every 
 passed the CSRF middleware before it gets here.
 """
 
+from datetime import date
 from typing import Annotated, Any
 
 import anyio
@@ -35,7 +36,7 @@ from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
 from app.admin.views import in_session
 from app.admin.views.orders import BULK_TITLE, _orders_and_stages
-from app.config import SettingsDep
+from app.config import Settings, SettingsDep
 from app.db import SessionDep, read_only
 from app.errors import AppError, Unprocessable
 from app.offers import service as offers_service
@@ -214,10 +215,25 @@ def _stage_form(form: FormData) -> dict[str, str]:
 
 
 def _validate_stage_update(
-    values: dict[str, str],
+    values: dict[str, str], settings: Settings
 ) -> tuple[StageUpdateCreate | None, Errors]:
     # Empty optional fields take the schema's default; an empty stage is refused by name.
-    return validate(StageUpdateCreate, {k: v for k, v in values.items() if v != "" or k == "stage"})
+    filled = {k: v for k, v in values.items() if v != "" or k == "stage"}
+    data, errors = validate(StageUpdateCreate, filled)
+    if errors and "expected_delivery_date" not in errors:
+        # The service checks the date only once the rest is valid: say it now too, or the
+        # person corrects one mistake and is sent back for the next.
+        errors |= _date_refusal(filled.get("expected_delivery_date", ""), settings)
+    return data, errors
+
+
+def _date_refusal(typed: str, settings: Settings) -> Errors:
+    try:
+        expected = date.fromisoformat(typed)
+    except ValueError:
+        return {}
+    refusal = tracking_service.delivery_before_update(expected, None, settings)
+    return {"expected_delivery_date": refusal.explained(format_date)} if refusal else {}
 
 
 def _stage_refusal(exc: AppError) -> Errors:
@@ -267,7 +283,7 @@ async def add_stage_update(
     values = _stage_form(await request.form())
     outcome = await save_and_redirect(
         request,
-        _validate_stage_update(values),
+        _validate_stage_update(values, settings),
         lambda s, data: tracking_service.add_stage_update(
             s, offer_id, data, actor=staff.actor, settings=settings
         ),
@@ -294,7 +310,7 @@ async def bulk_stage_update(request: Request, settings: SettingsDep, staff: Sale
         return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
     outcome = await save_and_redirect(
         request,
-        _validate_stage_update(values),
+        _validate_stage_update(values, settings),
         lambda s, data: tracking_service.add_stage_updates(
             s, pks, data, actor=staff.actor, settings=settings
         ),

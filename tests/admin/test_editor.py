@@ -654,3 +654,33 @@ def test_a_date_the_stage_form_cannot_read_is_explained_in_plain_words(
     assert _error_beside(response.text, "expected_delivery_date") == (
         "Write the date as year-month-day, e.g. 2027-01-31."
     )
+
+
+@pytest.mark.parametrize("form", ["one order", "bulk"])
+def test_a_stage_form_with_two_mistakes_shows_both_at_once(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, form: str
+) -> None:
+    """A bad carrier link hid the past delivery date: corrected, the form came back again."""
+    settings = get_settings()
+    order_id = make_offer(db, settings, issued=True, company="Acme").id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+    yesterday = offers_service.today(settings) - timedelta(days=1)
+    typed = {
+        "stage": "shipped",
+        "expected_delivery_date": str(yesterday),
+        "tracking_link": "javascript:alert(1)",
+    }
+    url, pks = {
+        "one order": (f"/admin/orders/{order_id}/stage-update", {}),
+        "bulk": ("/admin/orders/bulk-stage-update", {"pks": [order_id]}),
+    }[form]
+
+    response = web.post(url, data={"csrf_token": token, **typed, **pks})
+
+    assert response.status_code == 422
+    assert _error_beside(response.text, "tracking_link") == "must be an http or https link"
+    assert _error_beside(response.text, "expected_delivery_date").startswith(
+        f"The expected delivery date {format_date(yesterday)} lies before the day of this update"
+    )
