@@ -221,6 +221,10 @@ def local_day_sql(dialect: str, column: str) -> str:
     return f"CAST({column} AT TIME ZONE CAST(:zone AS TEXT) AS DATE)"
 
 
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def local_day_of_stored(stored: str, zone: str) -> str:
     """The local date, as SQLite stores dates, of a UTC time as SQLite stores it."""
     return _local_day(stored[:16], zone)  # zones differ from UTC by whole minutes
@@ -292,6 +296,9 @@ def _configure_sqlite(engine: Engine, write_wait_seconds: float) -> None:
         dbapi_connection.create_function(
             LOCAL_DAY_FUNCTION, 2, local_day_of_stored, deterministic=True
         )
+        # SQLite's own lower() folds ASCII only, so a search lowered in Python ("ελληνικά")
+        # never met a Greek or accented name lowered in SQL; PostgreSQL's folds every letter.
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -17,11 +17,12 @@ from app.admin.forms import Errors, refusal_errors, save_and_redirect, validate
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.auth.staff import Role
+from app.config import SettingsDep
 from app.customers import service
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate, CustomerUpdate
 from app.db import read_only
-from app.i18n import LANGUAGES
+from app.i18n import LANGUAGE_NAMES
 from app.openapi import PathId
 from app.versions import VERSION_FIELD, Expected, version_of
 
@@ -67,14 +68,14 @@ async def _form_page(
         "customer": customer,
         "form": values,
         "errors": errors or {},
-        "languages": LANGUAGES,
+        "language_names": LANGUAGE_NAMES,
     }
     return await render_staff_page(request, "admin/customers/form.html", context, status)
 
 
 @router.get("/new", name="customer_pages:new")
-async def new_page(request: Request, staff: StaffDep) -> Response:
-    return await _form_page(request, {"language": "en"})
+async def new_page(request: Request, staff: StaffDep, settings: SettingsDep) -> Response:
+    return await _form_page(request, {"language": settings.default_language})
 
 
 def _values(form: Any) -> dict[str, str]:

@@ -7,6 +7,7 @@ the form to ``editor:totals`` as staff type and swaps in the partial; without Ja
 "Recalculate" button does the same through a full page.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from app.admin.editor_forms import (
     OfferForm,
     blank_line,
     edit_lines,
+    field_to_show,
     preview,
     read_form,
     to_create,
@@ -50,6 +52,12 @@ from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(prefix="/offers", include_in_schema=False)
 PARTIAL = "admin/editor/_totals.html"
+
+
+@dataclass(frozen=True)
+class Step:
+    pressed: bool
+    focus: str | None = None
 
 
 def format_decimal(value: Decimal) -> str:
@@ -116,15 +124,19 @@ async def _editor(
     offer: Offer | None = None,
     errors: Errors | None = None,
     status: int = 200,
+    focus: str | None = None,
 ) -> Response:
+    errors = errors or {}
     editable = staff.can(Role.SALES) and (offer is None or offer.status == OfferStatus.DRAFT)
     choices = await in_session(lambda s: _choices(s, staff.can(Role.ADMIN)))
     context = {
         "title": "New offer" if offer is None else f"Offer {offer.tracking_id}",
         "offer": offer,
         "form": form,
-        "errors": errors or {},
+        "errors": errors,
         "editable": editable,
+        # After a refused save, the first field to correct, which may be screens down.
+        "focus": focus or next(iter(errors), None),
         "preview": preview(form, settings.default_currency),
         "language_names": i18n.LANGUAGE_NAMES,
         "default_language": settings.default_language,
@@ -140,21 +152,24 @@ def _apply_template(
         return False
     kind = op.removeprefix("use-")
     chosen = str(raw.get(f"{kind}_template", ""))
-    template = templates.get(int(chosen)) if chosen.isdigit() else None
+    template = templates.get(int(chosen)) if chosen.isdecimal() else None
     if template is not None:
         form.header[kind] = template.body
     return True
 
 
-async def _form_step(raw: FormData, form: OfferForm) -> bool:
-    """A button that only changes the form (lines, templates, recalculate): True if pressed."""
+async def _form_step(raw: FormData, form: OfferForm) -> Step:
+    """A button that only changes the form (lines, templates, recalculate): whether it was
+    pressed, and the field to show afterwards."""
     op = str(raw.get("op", "save"))
-    if op == "recalc" or edit_lines(form, op):
-        return True
+    if op == "recalc":
+        return Step(True)
+    if edit_lines(form, op):
+        return Step(True, field_to_show(op, len(form.lines)))
     if op.startswith("use-"):
         found = await in_session(lambda s: {t.id: t for t in terms.list_templates(s)})
-        return _apply_template(form, op, raw, found)
-    return False
+        return Step(_apply_template(form, op, raw, found), op.removeprefix("use-"))
+    return Step(False)
 
 
 def _service_error(exc: AppError) -> Errors:
@@ -187,8 +202,8 @@ async def new_offer(
 async def create_offer(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
     raw = await request.form()
     form = read_form(raw)
-    if await _form_step(raw, form):
-        return await _editor(request, staff, settings, form)
+    if (step := await _form_step(raw, form)).pressed:
+        return await _editor(request, staff, settings, form, focus=step.focus)
     outcome = await save_and_redirect(
         request,
         to_create(form),
@@ -225,8 +240,8 @@ async def save_offer(
     form = read_form(raw)
     form.header["owner_id"] = str(raw.get("owner_id", ""))
     offer = await in_session(lambda s: _load(s, offer_id))
-    if await _form_step(raw, form):
-        return await _editor(request, staff, settings, form, offer=offer)
+    if (step := await _form_step(raw, form)).pressed:
+        return await _editor(request, staff, settings, form, offer=offer, focus=step.focus)
     outcome = await save_and_redirect(
         request,
         to_update(form),
@@ -251,7 +266,7 @@ def _save_draft(
     expected = Expected.from_form(form.value(VERSION_FIELD))
     # Only an admin hands an offer to someone else; for others the field is not shown.
     owner = form.value("owner_id")
-    new_owner = offers_service.Owner(int(owner) if owner.isdigit() else None)
+    new_owner = offers_service.Owner(int(owner) if owner.isdecimal() else None)
     return offers_service.update_offer(
         session,
         offer_id,

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from app.admin.forms import plain_message
 from app.offers.pricing import Totals, compute_totals, line_net
-from app.offers.schemas import LineIn, OfferCreate, OfferUpdate
+from app.offers.schemas import MAX_AMOUNT, LineIn, OfferCreate, OfferUpdate
 from app.versions import VERSION_FIELD
 
 CUSTOMER_FIELDS = (
@@ -44,10 +45,12 @@ HEADER_FIELDS = (
 LINE_FIELDS = ("description", "quantity", "unit", "unit_price", "discount_percent", "vat_rate")
 _LINE_KEY = re.compile(r"lines-(\d{1,4})-(\w+)")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
+_WHOLE_LINE = re.compile(r"lines-\d+")
 MAX_FORM_LINES = 500
 DECIMAL_HELP = (
     "Write the number with a point before the decimals and no thousands separators, e.g. 1250.50."
 )
+LINE_AMOUNT_HELP = f"Quantity × unit price must stay below {MAX_AMOUNT:,.0f}."
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
@@ -94,7 +97,7 @@ def edit_lines(form: OfferForm, op: str) -> bool:
         lines.append(blank_line())
         return True
     verb, _, index_text = op.partition("-")
-    if verb not in ("remove", "up", "down") or not index_text.isdigit():
+    if verb not in ("remove", "up", "down") or not index_text.isdecimal():
         return False
     i = int(index_text)
     if not 0 <= i < len(lines):
@@ -106,6 +109,19 @@ def edit_lines(form: OfferForm, op: str) -> bool:
     elif verb == "down" and i + 1 < len(lines):
         lines[i + 1], lines[i] = lines[i], lines[i + 1]
     return True
+
+
+def field_to_show(op: str, count: int) -> str | None:
+    """The field a line button leaves the cursor in: the page comes back at its top, and on a
+    phone the line just added or moved is screens below it."""
+    verb, _, index_text = op.partition("-")
+    if op == "add":
+        index = count - 1
+    elif verb in ("up", "down", "remove") and index_text.isdecimal():
+        index = int(index_text) + {"up": -1, "down": 1, "remove": 0}[verb]
+    else:
+        return None
+    return f"lines-{min(max(index, 0), count - 1)}-description" if count else None
 
 
 def _line_data(line: dict[str, str]) -> dict[str, str]:
@@ -168,16 +184,24 @@ def errors_by_field(details: Any) -> Errors:
         name = "-".join(loc) or "form"
         if name == "customer" or name.startswith("customer-") and name.count("-") > 1:
             name = "customer-company"
+        if _WHOLE_LINE.fullmatch(name):
+            # The line's own check (LineIn: quantity × unit price) has no field: the price's.
+            errors.setdefault(f"{name}-unit_price", LINE_AMOUNT_HELP)
+            continue
         errors.setdefault(name, _message(detail))
     return errors
 
 
 def _message(detail: Any) -> str:
-    if detail.get("type") == "decimal_parsing":
+    if detail.get("type") in ("decimal_parsing", "finite_number"):
         # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
         # as Germans and Greeks do, guessing.
         return DECIMAL_HELP
-    return str(detail["msg"]).removeprefix("Value error, ")
+    if detail.get("loc") == ("currency",):
+        return (
+            "Write the three-letter code of the currency, e.g. EUR."  # not its regular expression
+        )
+    return plain_message(detail)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ fields (activate, issue, revise) has nothing to re-render: its refusal is flashe
 press from a page opened before someone else's save included (its hidden version)."""
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -44,17 +44,35 @@ def validate(model: type[Model], data: dict[str, Any]) -> tuple[Model | None, Er
         found: dict[str, list[str]] = {}
         for e in error.errors():
             field, rest = (str(e["loc"][0]) if e["loc"] else "form"), list(e["loc"][1:])
-            found.setdefault(field, []).append(f"{_where(rest)}{_message(e)}")
+            found.setdefault(field, []).append(f"{_where(rest)}{plain_message(e)}")
         return None, {field: "; ".join(messages) for field, messages in found.items()}
 
 
-def _message(error: Any) -> str:
-    # Pydantic's words for an empty required field ("String should have at least 1
-    # character") describe the check, not what the person should do.
-    if error["type"] == "missing" or (
-        error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length") == 1
-    ):
+# Pydantic's words for a limit ("Input should be greater than or equal to 0", "Decimal input
+# should have no more than 12 digits in total") describe the check, not what to type.
+DATE_HELP: Final = "Write the date as year-month-day, e.g. 2027-01-31."
+PLAIN_WORDS: Final = {
+    "greater_than_equal": "Must be {ge} or more.",
+    "greater_than": "Must be more than {gt}.",
+    "less_than_equal": "Must be {le} or less.",
+    "less_than": "Must be less than {lt}.",
+    "decimal_max_digits": "Too many digits: at most {max_digits} in all.",
+    "decimal_max_places": "At most {decimal_places} digits after the point.",
+    "decimal_whole_digits": "Too many digits: at most {whole_digits} before the point.",
+    "string_too_long": "Too long: at most {max_length} characters.",
+    "date_from_datetime_parsing": DATE_HELP,
+    "date_parsing": DATE_HELP,
+}
+
+
+def plain_message(error: Any) -> str:
+    """A validation error as the person who typed the field reads it."""
+    kind, limits = error["type"], error.get("ctx", {})
+    # "String should have at least 1 character" is an empty required field.
+    if kind == "missing" or (kind == "string_too_short" and limits.get("min_length") == 1):
         return "This is required."
+    if kind in PLAIN_WORDS:
+        return PLAIN_WORDS[kind].format(**{k: str(v) for k, v in limits.items()})
     return str(error["msg"]).removeprefix("Value error, ")
 
 

@@ -12,12 +12,13 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_
+from sqlalchemy import ColumnElement, Select, false, func, or_
 from sqlmodel import col, select
 from starlette.requests import Request
 
 from app.audit import AuditLogEntry
 from app.config import get_settings
+from app.fields import MAX_ROW_ID
 from app.offers.models import Offer, OfferLine
 
 HUNDRED = Decimal(100)
@@ -75,6 +76,12 @@ AUDIT_FIELDS = (
 )
 
 
+def _row_id_is(column: Any, digits: str) -> ColumnElement[bool]:
+    # A number no id can be (a mangled link) matches nothing; sent to SQLite it overflowed.
+    number = int(digits)
+    return column == number if number <= MAX_ROW_ID else false()
+
+
 def _date(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
@@ -117,11 +124,11 @@ def offer_conditions(request: Request, staff_id: int | None) -> list[ColumnEleme
     owner = params.get("owner", "")
     if owner == "mine":
         conditions.append(col(Offer.owner_id) == staff_id)
-    elif owner.isdigit():
-        conditions.append(col(Offer.owner_id) == int(owner))
+    elif owner.isdecimal():
+        conditions.append(_row_id_is(col(Offer.owner_id), owner))
     customer = params.get("customer", "").strip().lower()
-    if customer.isdigit():
-        conditions.append(col(Offer.customer_id) == int(customer))
+    if customer.isdecimal():
+        conditions.append(_row_id_is(col(Offer.customer_id), customer))
     elif customer:
         conditions.append(func.lower(Offer.customer_company).like(f"%{customer}%"))
     if (start := _date(params.get("created_from"))) is not None:

@@ -1,6 +1,8 @@
 """The customer's questions about an offer in the staff site: read them, and delete one (the
 deletion path of its text and address; the offer's history keeps only its reference)."""
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from sqladmin.flash import Flash
@@ -10,9 +12,11 @@ from starlette.responses import Response
 from app.admin.access import SalesDep, StaffDep
 from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
+from app.config import Settings, SettingsDep
 from app.db import read_only
 from app.notifications import questions
 from app.notifications.models import CustomerQuestion
+from app.notifications.offer_mail import draft_mail
 from app.offers import service as offers_service
 from app.offers.models import Offer
 
@@ -25,10 +29,27 @@ def _load(session: Session, offer_id: str) -> tuple[Offer, list[CustomerQuestion
         return offer, list(questions.offer_questions(session, offer.id))
 
 
+def answer_link(offer: Offer, question: CustomerQuestion, settings: Settings) -> str:
+    """A mail to the asker, its subject the offer's (in the offer's language, as the offer
+    was sent) after "Re:", the question quoted below the cursor."""
+    subject = f"Re: {draft_mail(offer, settings).subject}"
+    quoted = "".join(f"> {line}\n" for line in question.message.splitlines())
+    body = "\n\n" + quoted
+    return f"mailto:{quote(question.email, safe='@')}?subject={quote(subject)}&body={quote(body)}"
+
+
 @router.get("/{offer_id}/questions", name="questions:list")
-async def question_list(request: Request, offer_id: str, staff: StaffDep) -> Response:
+async def question_list(
+    request: Request, offer_id: str, staff: StaffDep, settings: SettingsDep
+) -> Response:
     offer, asked = await in_session(lambda s: _load(s, offer_id))
-    context = {"title": "Customer questions", "offer": offer, "questions": asked}
+    answers = {q.id: answer_link(offer, q, settings) for q in asked}
+    context = {
+        "title": "Customer questions",
+        "offer": offer,
+        "questions": asked,
+        "answers": answers,
+    }
     return await render_staff_page(request, "admin/questions.html", context)
 
 

@@ -4,6 +4,7 @@ Every route names its lowest role through StaffDep / SalesDep / AdminDep; every 
 passed the CSRF middleware before it gets here.
 """
 
+from datetime import date
 from typing import Annotated, Any
 
 import anyio
@@ -29,14 +30,13 @@ from app.admin.forms import (
     act_and_redirect,
     refusal_errors,
     save_and_redirect,
-    service_errors,
     validate,
 )
 from app.admin.layout import render_staff_page
 from app.admin.users import InvalidCredentials
 from app.admin.views import in_session
-from app.admin.views.orders import _orders_and_stages
-from app.config import SettingsDep
+from app.admin.views.orders import BULK_TITLE, _orders_and_stages
+from app.config import Settings, SettingsDep
 from app.db import SessionDep, read_only
 from app.errors import AppError, Unprocessable
 from app.offers import service as offers_service
@@ -45,6 +45,7 @@ from app.offers.documents import offer_pdf_async
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.offers.pdf import PdfRenderer
+from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.models import OrderStage
 from app.tracking.schemas import StageUpdateCreate
@@ -70,7 +71,6 @@ async def _render(
 
 
 STAGE_UPDATE_TITLE = {"title": "Add stage update"}
-BULK_TITLE = {"title": "Add a stage update"}
 
 
 def _safe_next(target: str) -> str:
@@ -215,16 +215,39 @@ def _stage_form(form: FormData) -> dict[str, str]:
 
 
 def _validate_stage_update(
-    values: dict[str, str],
+    values: dict[str, str], settings: Settings
 ) -> tuple[StageUpdateCreate | None, Errors]:
     # Empty optional fields take the schema's default; an empty stage is refused by name.
-    return validate(StageUpdateCreate, {k: v for k, v in values.items() if v != "" or k == "stage"})
+    filled = {k: v for k, v in values.items() if v != "" or k == "stage"}
+    data, errors = validate(StageUpdateCreate, filled)
+    if errors and "expected_delivery_date" not in errors:
+        # The service checks the date only once the rest is valid: say it now too, or the
+        # person corrects one mistake and is sent back for the next.
+        errors |= _date_refusal(filled.get("expected_delivery_date", ""), settings)
+    return data, errors
+
+
+def _date_refusal(typed: str, settings: Settings) -> Errors:
+    try:
+        expected = date.fromisoformat(typed)
+    except ValueError:
+        return {}
+    refusal = tracking_service.delivery_before_update(expected, None, settings)
+    return {"expected_delivery_date": refusal.explained(format_date)} if refusal else {}
+
+
+def _stage_refusal(exc: AppError) -> Errors:
+    """A refused field (the stage, the expected delivery) beside it, its dates as the page
+    writes dates."""
+    if isinstance(exc, tracking_service.DeliveryBeforeUpdate):
+        return {"expected_delivery_date": exc.explained(format_date)}
+    return refusal_errors(exc)
 
 
 def _field_or_orders(exc: AppError) -> Errors:
-    """A refused field (the stage, the expected delivery) beside it; else an order not found."""
+    """A refused field beside it (``_stage_refusal``); else an order not found."""
     if isinstance(exc, Unprocessable) and exc.loc:
-        return service_errors(exc)
+        return _stage_refusal(exc)
     return {"orders": f"{exc.detail} Nothing was changed."}
 
 
@@ -260,7 +283,7 @@ async def add_stage_update(
     values = _stage_form(await request.form())
     outcome = await save_and_redirect(
         request,
-        _validate_stage_update(values),
+        _validate_stage_update(values, settings),
         lambda s, data: tracking_service.add_stage_update(
             s, offer_id, data, actor=staff.actor, settings=settings
         ),
@@ -268,7 +291,7 @@ async def add_stage_update(
             f"Stage update “{added.stage.label}” added; the customer sees it now."
         ),
         to=lambda added: request.url_for("admin:details", identity="order", pk=added.offer.id),
-        errors_of=refusal_errors,
+        errors_of=_stage_refusal,
     )
     if isinstance(outcome, Response):
         return outcome
@@ -287,7 +310,7 @@ async def bulk_stage_update(request: Request, settings: SettingsDep, staff: Sale
         return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
     outcome = await save_and_redirect(
         request,
-        _validate_stage_update(values),
+        _validate_stage_update(values, settings),
         lambda s, data: tracking_service.add_stage_updates(
             s, pks, data, actor=staff.actor, settings=settings
         ),

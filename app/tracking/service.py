@@ -1,6 +1,6 @@
 """Orders and their stages, and the public tracking view of an offer or order."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -77,10 +77,14 @@ class UpdateInTheFuture(Unprocessable):
 
 class DeliveryBeforeUpdate(Unprocessable):
     def __init__(self, expected: date, day: date) -> None:
-        super().__init__(
-            f"The expected delivery date {expected.isoformat()} lies before the day of this "
-            f"update, {day.isoformat()}: check it for a typo.",
-            loc=("body", "expected_delivery_date"),
+        self.expected, self.day = expected, day
+        super().__init__(self.explained(date.isoformat), loc=("body", "expected_delivery_date"))
+
+    def explained(self, write: Callable[[date], str]) -> str:
+        """The refusal with its dates written by ``write`` (the API: ISO; a page: its own)."""
+        return (
+            f"The expected delivery date {write(self.expected)} lies before the day of this "
+            f"update, {write(self.day)}: check it for a typo."
         )
 
 
@@ -254,11 +258,20 @@ def _require_plausible_dates(data: StageUpdateCreate, settings: Settings) -> Non
     now = utcnow()
     if data.happened_at is not None and data.happened_at > now + CLOCK_SKEW:
         raise UpdateInTheFuture(data.happened_at)
-    if data.expected_delivery_date is None:
-        return
-    day = (data.happened_at or now).astimezone(settings.zone).date()
-    if data.expected_delivery_date < day:
-        raise DeliveryBeforeUpdate(data.expected_delivery_date, day)
+    refusal = delivery_before_update(data.expected_delivery_date, data.happened_at, settings)
+    if refusal is not None:
+        raise refusal
+
+
+def delivery_before_update(
+    expected: date | None, happened_at: datetime | None, settings: Settings
+) -> DeliveryBeforeUpdate | None:
+    """The refusal of an expected delivery before the day of the update (today, unless it is
+    dated); a form shows it with the form's other mistakes."""
+    if expected is None:
+        return None
+    day = (happened_at or utcnow()).astimezone(settings.zone).date()
+    return DeliveryBeforeUpdate(expected, day) if expected < day else None
 
 
 def _append_updates(

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.admin.editor_forms import DECIMAL_HELP
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.customers.models import Customer
@@ -17,6 +18,7 @@ from app.customers.service import create_customer
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
+from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
 from tests.admin.conftest import StaffLogin, sign_in
@@ -461,8 +463,11 @@ def test_an_expected_delivery_in_the_past_is_refused_beside_it_on_either_stage_f
 
     assert response.status_code == 422
     error = re.search(r'id="expected_delivery_date-error"[^>]*>([^<]*)<', response.text)
-    assert error and error.group(1).strip().startswith(
-        f"The expected delivery date {yesterday} lies before the day of this update"
+    # Written as the site writes dates (the date field shows them so), not as ISO.
+    today = offers_service.today(settings)
+    assert error and error.group(1).strip() == (
+        f"The expected delivery date {format_date(yesterday)} lies before the day of this "
+        f"update, {format_date(today)}: check it for a typo."
     )
     assert f'value="{yesterday}"' in response.text and "Shipped</textarea>" in response.text
     db.expire_all()
@@ -556,3 +561,126 @@ def test_the_fallback_creative_is_chosen_by_name(
 
     assert re.search(rf'<option value="{creative.id}"[^>]*>Blue poster</option>', page)
     assert "Fallback creative id" not in page
+
+
+def _error_beside(html: str, field: str) -> str:
+    error = re.search(rf'id="{field}-error"[^>]*>([^<]*)<', html)
+    assert error, f"no error beside {field}"
+    return error.group(1).strip()
+
+
+def test_out_of_range_numbers_are_explained_in_plain_words_beside_their_fields(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """Pydantic's own words ("Input should be greater than or equal to 0", "Decimal input
+    should have no more than 12 digits in total") describe the check, not what to type."""
+    token = as_role(Role.SALES)
+    odd = {
+        "lines-0-unit_price": "-85",
+        "lines-0-discount_percent": "150",
+        "lines-1-quantity": "99999999999999",
+        "lines-2-unit_price": "30.123456789",
+        "lines-2-vat_rate": "Infinity",
+        "currency": "€€€",
+    }
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | odd
+
+    html = web.post("/admin/offers/new", data=form).text
+
+    assert _offers(db) == []
+    assert _error_beside(html, "lines-0-unit_price") == "Must be 0 or more."
+    assert _error_beside(html, "lines-0-discount_percent") == "Must be 100 or less."
+    assert _error_beside(html, "lines-1-quantity") == "Too many digits: at most 12 in all."
+    assert _error_beside(html, "lines-2-unit_price") == "At most 4 digits after the point."
+    assert _error_beside(html, "lines-2-vat_rate") == DECIMAL_HELP
+    assert (
+        _error_beside(html, "currency") == "Write the three-letter code of the currency, e.g. EUR."
+    )
+    assert "Input should" not in html and "Decimal input" not in html and "should match" not in html
+
+
+def test_a_line_whose_amount_is_too_large_is_marked_beside_its_price(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The refusal of quantity × unit price (a check of the whole line) had no field of its
+    own: the page said "correct the fields marked below" and marked none."""
+    token = as_role(Role.SALES)
+    huge = {"lines-1-quantity": "999999", "lines-1-unit_price": "99999999"}
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | huge
+
+    response = web.post("/admin/offers/new", data=form)
+
+    assert response.status_code == 422 and _offers(db) == []
+    assert _error_beside(response.text, "lines-1-unit_price") == (
+        "Quantity × unit price must stay below 1,000,000,000,000."
+    )
+    assert 'aria-describedby="lines-1-unit_price-error"' in response.text
+
+
+@pytest.mark.parametrize(
+    "odd", [{"op": "remove-²"}, {"op": "use-terms", "terms_template": "²"}], ids=["line", "terms"]
+)
+def test_a_button_value_that_is_no_number_changes_nothing_instead_of_failing(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, odd: dict[str, str]
+) -> None:
+    """ "²" passes str.isdigit() but not int(): a mangled button value was a 500. Now it is no
+    known button: the form comes back, or is saved as "Save draft" would."""
+    token = as_role(Role.SALES)
+    form = {"csrf_token": token, "customer-company": "Acme Hellas SA"} | THREE_LINES | odd
+
+    response = web.post("/admin/offers/new", data=form)
+
+    assert response.status_code == 200
+    assert 'value="Manual (printed)"' in response.text
+
+
+def test_a_date_the_stage_form_cannot_read_is_explained_in_plain_words(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """A browser without a date picker sends what was typed: "99999-01-01" answered "Input
+    should be a valid date or datetime, invalid date separator, expected `-`"."""
+    settings = get_settings()
+    order_id = make_offer(db, settings, issued=True, company="Acme").id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+    typed = {"stage": "shipped", "expected_delivery_date": "99999-01-01"}
+
+    response = web.post(
+        f"/admin/orders/{order_id}/stage-update", data={"csrf_token": token, **typed}
+    )
+
+    assert response.status_code == 422
+    assert _error_beside(response.text, "expected_delivery_date") == (
+        "Write the date as year-month-day, e.g. 2027-01-31."
+    )
+
+
+@pytest.mark.parametrize("form", ["one order", "bulk"])
+def test_a_stage_form_with_two_mistakes_shows_both_at_once(
+    web: TestClient, as_role: Callable[[Role], str], db: Session, form: str
+) -> None:
+    """A bad carrier link hid the past delivery date: corrected, the form came back again."""
+    settings = get_settings()
+    order_id = make_offer(db, settings, issued=True, company="Acme").id
+    tracking_service.activate_offer(db, order_id, actor="tests", settings=settings)
+    db.rollback()
+    token = as_role(Role.SALES)
+    yesterday = offers_service.today(settings) - timedelta(days=1)
+    typed = {
+        "stage": "shipped",
+        "expected_delivery_date": str(yesterday),
+        "tracking_link": "javascript:alert(1)",
+    }
+    url, pks = {
+        "one order": (f"/admin/orders/{order_id}/stage-update", {}),
+        "bulk": ("/admin/orders/bulk-stage-update", {"pks": [order_id]}),
+    }[form]
+
+    response = web.post(url, data={"csrf_token": token, **typed, **pks})
+
+    assert response.status_code == 422
+    assert _error_beside(response.text, "tracking_link") == "must be an http or https link"
+    assert _error_beside(response.text, "expected_delivery_date").startswith(
+        f"The expected delivery date {format_date(yesterday)} lies before the day of this update"
+    )

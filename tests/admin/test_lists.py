@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +12,12 @@ from sqlmodel import Session, select
 
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
+from app.customers import service as customers
+from app.customers.schemas import CustomerCreate
 from app.db import utcnow
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import line_data, make_offer
 
@@ -102,3 +105,71 @@ def test_select_all_on_a_page_without_javascript_ticks_every_row_of_that_page_on
         data={"pks": boxes, "csrf_token": token},
     )
     assert "Add a stage update to 3 orders" in bulk.text
+
+
+def test_search_finds_greek_and_accented_names_in_any_case(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """SQLite's own lower() folds ASCII only: a search for a Greek company found nothing, even
+    typed exactly as stored, because the term was lowered and the column was not."""
+    greek = {"company": "Ελληνικά Προϊόντα ΑΕ", "contact_name": "Μαρία Παπαδοπούλου"}
+    _offer(db, greek["company"], "100", customer=greek)
+    _offer(db, "ÉNERGIE Lumière SAS", "100")
+    customers.create_customer(
+        db, CustomerCreate(company="Ωμέγα Τεχνική ΕΠΕ", contact_name="Νίκος"), actor="tests"
+    )
+    sign_in(web, make_staff(Role.SALES))
+
+    for term in ("Ελληνικά", "ελληνικά", "ΕΛΛΗΝΙΚΆ", "παπαδοπούλου"):
+        assert "Ελληνικά Προϊόντα ΑΕ" in web.get("/admin/offer/list", params={"search": term}).text
+    assert "ÉNERGIE Lumière" in web.get("/admin/offer/list", params={"search": "énergie"}).text
+    filtered = web.get("/admin/offer/list", params={"customer": "ελληνικά"}).text
+    assert "Ελληνικά Προϊόντα ΑΕ" in filtered
+    assert "Ωμέγα Τεχνική ΕΠΕ" in web.get("/admin/customers", params={"q": "ωμέγα"}).text
+
+
+def test_offer_and_stage_update_lists_write_dates_and_stages_as_the_other_pages_do(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """Beside "Dec 7, 2026, 17:15", "Valid until" and "Expected delivery" read "2027-01-06",
+    the stage its key ("in_production") and a stage update's page its column names and
+    timestamps with microseconds ("created_at 2026-12-07 16:09:46.856075+00:00")."""
+    settings = get_settings()
+    order_id = _activated(db, "Nordwind GmbH")
+    db.execute(update(Offer).where(Offer.id == order_id).values(valid_until=date(2027, 1, 6)))  # type: ignore[arg-type]
+    db.commit()
+    data = StageUpdateCreate(
+        stage="in_production", expected_delivery_date=date(2099, 1, 20), carrier="DHL"
+    )
+    added = tracking_service.add_stage_update(db, order_id, data, actor="tests", settings=settings)
+    sign_in(web, make_staff(Role.SALES))
+
+    offers = web.get("/admin/offer/list").text
+    assert "Jan 6, 2027" in offers and "2027-01-06" not in offers
+    updates = web.get("/admin/stage-update/list").text
+    assert "Jan 20, 2099" in updates and "2099-01-20" not in updates
+    assert ">In production<" in updates and "in_production" not in updates
+    # Each update links to its order, where the stage history and the next update are.
+    assert re.search(rf'<a href="[^"]*/admin/order/details/{order_id}">{order_id}</a>', updates)
+    details = web.get(f"/admin/stage-update/details/{added.update.id}").text
+    for label in ("Internal note", "Carrier", "Tracking number", "Carrier tracking link"):
+        assert f">{label}<" in details, label
+    assert ">In production<" in details and "Jan 20, 2099" in details
+    for raw in ("created_at", "internal_note", "tracking_number", "+00:00"):
+        assert raw not in details, raw
+
+
+@pytest.mark.parametrize("param", ["owner", "customer"])
+def test_a_filter_by_a_number_no_row_can_have_finds_nothing_instead_of_failing(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session, param: str
+) -> None:
+    """A number past SQLite's INTEGER (a hand-edited or mangled link) was a 500."""
+    _offer(db, "Alpha GmbH", "100")
+    sign_in(web, make_staff(Role.SALES))
+
+    for identity in ("offer", "order"):
+        page = web.get(f"/admin/{identity}/list", params={param: "9" * 30})
+        assert page.status_code == 200
+        assert "Alpha GmbH" not in page.text
+        # "²".isdigit(), but int("²") fails: not a number, so no such filter.
+        assert web.get(f"/admin/{identity}/list", params={param: "²"}).status_code == 200

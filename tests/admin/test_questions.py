@@ -1,6 +1,9 @@
 """Customer questions in the staff site: read per offer, deleted with their personal data."""
 
+import html
+import re
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +14,8 @@ from app.auth.staff import Role
 from app.config import get_settings
 from app.notifications import questions
 from app.notifications.models import CustomerQuestion, MailOutbox
+from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
 from app.tracking.codes import parse_tracking_code
 from tests.factories import make_offer
 
@@ -107,3 +112,52 @@ def test_deleting_a_question_asked_before_questions_had_a_table_deletes_its_aler
     web.post(f"/admin/offers/{offer_id}/questions/{question_id}/delete", data={"csrf_token": token})
 
     assert _personal_data_left(db, offer_id) == []
+
+
+def test_sales_answers_a_question_with_one_tap_in_the_offers_language(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The page had the asker's address as a small link and "Delete this question" as its
+    only button: answering opened an empty mail, with no subject naming the offer."""
+    offer = make_offer(db, get_settings(), issued=True, company="Ελληνικά ΑΕ", language="el")
+    questions.ask_question(
+        db,
+        parse_tracking_code(offer.id),
+        email="maria@acme.example",
+        message="Παράδοση ως 15/1;\nDelivery by 15 Jan & unloading?",
+        settings=get_settings(),
+    )
+    as_role(Role.SALES)
+
+    page = web.get(f"/admin/offers/{offer.id}/questions").text
+
+    match = re.search(
+        r'<a class="btn btn-primary" href="(mailto:[^"]+)">Answer by e-mail</a>', page
+    )
+    assert match, page
+    link = urlsplit(html.unescape(match.group(1)))
+    assert link.path == "maria@acme.example"
+    fields = parse_qs(link.query)
+    code = hyphenate_tracking_id(offer.tracking_id)
+    assert fields["subject"] == [f"Re: Προσφορά {code} από {get_settings().company_name}"]
+    assert fields["body"] == ["\n\n> Παράδοση ως 15/1;\n> Delivery by 15 Jan & unloading?\n"]
+
+
+def test_the_offers_history_links_to_the_question_and_to_the_offer_it_was_copied_from(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """The history named them by their ids only ("Created as a copy of 01M98…", "Question
+    from the customer (question 01M98…)"): a salesperson copied the id into the search."""
+    offer_id, _ = _asked(db)
+    copy = offers_service.duplicate_offer(
+        db, offer_id, actor="tests", settings=get_settings(), owner_id=None
+    )
+    as_role(Role.SALES)
+
+    asked = web.get(f"/admin/offer/details/{offer_id}").text
+    copied = web.get(f"/admin/offer/details/{copy.id}").text
+
+    assert re.search(
+        rf'href="[^"]*/admin/offers/{offer_id}/questions">Read the question</a>', asked
+    )
+    assert re.search(rf'href="[^"]*/admin/offer/details/{offer_id}">Open the original</a>', copied)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from fastapi import Request
+from markupsafe import Markup
 from sqladmin import action
 from sqladmin.authorization import Action, custom_action
 from sqladmin.flash import Flash
@@ -128,6 +129,7 @@ class OfferAdmin(_OfferFilters, model=Offer):
         Offer.tracking_id: _tracking_id,
         Offer.status: _status_label,
         "gross_total": _gross_total,
+        Offer.valid_until: _when,
         Offer.created_at: _when,
     }
     column_searchable_list: ClassVar[Any] = [
@@ -302,13 +304,15 @@ class OrderAdmin(_OfferFilters, model=Offer):
             Flash.warning(request, "Select at least one order first.")
             return RedirectResponse(request.url_for("admin:list", identity="order"), 303)
         orders, stages = await in_session(lambda session: _orders_and_stages(session, pks))
-        context = {"orders": orders, "stages": stages, "form": {}, "errors": {}}
+        context = {"orders": orders, "stages": stages, "form": {}, "errors": {}} | BULK_TITLE
         return await self.templates.TemplateResponse(
             request, "admin/bulk_stage_update.html", context
         )
 
 
 OrderAdmin.identity = "order"
+# The bulk form's first heading, shown and shown again with its errors (app.admin.routes).
+BULK_TITLE = {"title": "Add a stage update"}
 
 
 def _orders_and_stages(
@@ -332,6 +336,21 @@ def _order_context(session: Session, offer_id: str) -> dict[str, Any]:
         }
 
 
+def _stage_labels(session: Session) -> dict[str, str]:
+    with read_only(session):
+        return {stage.key: stage.label for stage in tracking_service.list_stages(session)}
+
+
+def _stage_label(model: StageUpdate, attribute: str, request: Request) -> str:
+    # A stage removed from the list since keeps its key: better than nothing.
+    return str(getattr(request.state, "stage_labels", {}).get(model.stage_key, model.stage_key))
+
+
+def _order_link(model: StageUpdate, attribute: str, request: Request) -> Markup:
+    url = request.url_for("admin:details", identity="order", pk=model.offer_id)
+    return Markup('<a href="{}">{}</a>').format(url, model.offer_id)
+
+
 class StageUpdateAdmin(StaffModelView, model=StageUpdate):
     name = "Stage update"
     name_plural = "Stage updates"
@@ -353,11 +372,41 @@ class StageUpdateAdmin(StaffModelView, model=StageUpdate):
         StageUpdate.expected_delivery_date: "Expected delivery",
         StageUpdate.created_by: "By",
     }
-    column_formatters: ClassVar[Any] = {StageUpdate.happened_at: _when}
+    column_formatters: ClassVar[Any] = {
+        StageUpdate.happened_at: _when,
+        StageUpdate.offer_id: _order_link,
+        StageUpdate.stage_key: _stage_label,
+        StageUpdate.expected_delivery_date: _when,
+    }
+    # The details page in the same words as the order's page, not column names.
+    column_details_list: ClassVar[Any] = [
+        *column_list,
+        StageUpdate.internal_note,
+        StageUpdate.carrier,
+        StageUpdate.tracking_number,
+        StageUpdate.tracking_link,
+        StageUpdate.created_at,
+    ]
+    column_labels = column_labels | {
+        StageUpdate.internal_note: "Internal note",
+        StageUpdate.carrier: "Carrier",
+        StageUpdate.tracking_number: "Tracking number",
+        StageUpdate.tracking_link: "Carrier tracking link",
+        StageUpdate.created_at: "Recorded",
+    }
+    column_formatters_detail: ClassVar[Any] = column_formatters | {StageUpdate.created_at: _when}
     column_default_sort: ClassVar[Any] = [(StageUpdate.happened_at, True)]
     column_sortable_list: ClassVar[Any] = [StageUpdate.happened_at]
     column_filters: ClassVar[Any] = []
     column_searchable_list: ClassVar[Any] = [StageUpdate.offer_id, StageUpdate.public_note]
+
+    async def list(self, request: Request) -> Any:
+        request.state.stage_labels = await in_session(_stage_labels)
+        return await super().list(request)
+
+    async def get_object_for_details(self, request: Request) -> Any:
+        request.state.stage_labels = await in_session(_stage_labels)
+        return await super().get_object_for_details(request)
 
     def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
         matching = select(Offer.id).where(queries.offer_search(term))

@@ -240,7 +240,7 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
     async def revoke(self, request: Request) -> Response:
         form = await request.form()
         actor = staff_of(request).actor
-        ids = [int(str(pk)) for pk in form.getlist("pks") if str(pk).isdigit()]
+        ids = [int(str(pk)) for pk in form.getlist("pks") if str(pk).isdecimal()]
         if form.get("confirmed") != "yes":
             return await self._confirm_revoke(request, ids)
 
