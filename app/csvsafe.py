@@ -14,7 +14,8 @@ as the staff pages show it, and its column's header names the zone: ``occurred_a
 Excel reads a CSV by the computer's regional settings. Where the decimal mark is a comma
 (Germany, France, most of Europe), it splits columns at semicolons only and reads ``12,50``
 as a number: a comma-separated file opens as one column of text. So each staff user chooses
-the layout their spreadsheet expects (``SpreadsheetFormat``), and every file begins with a
+their decimal mark (``app.formats.DecimalMark``, on their account page): with a comma, the
+columns are split at semicolons. Every file for a spreadsheet begins with a
 UTF-8 byte-order mark: without it Excel decodes the file in the computer's legacy code page
 (``Müller`` shows as ``MÃ¼ller``). LibreOffice, Google Sheets and Python's ``utf-8-sig`` skip
 the mark.
@@ -25,33 +26,17 @@ import re
 from collections.abc import Collection, Iterable
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
+from app.formats import DecimalMark
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 
 
-class SpreadsheetFormat(StrEnum):
-    """How a CSV is laid out for the spreadsheet that opens it."""
-
-    COMMA = "comma"  # 12.50, comma-separated: LibreOffice, Google Sheets, Excel in English
-    SEMICOLON = "semicolon"  # 12,50, semicolon-separated: Excel with a decimal comma
-
-    @property
-    def label(self) -> str:
-        return _FORMAT_LABELS[self]
-
-
-_FORMAT_LABELS = {
-    SpreadsheetFormat.COMMA: "Commas between columns, 12.50 (LibreOffice, Google Sheets, "
-    "Excel in English)",
-    SpreadsheetFormat.SEMICOLON: "Semicolons between columns, 12,50 (Excel in German, French "
-    "and most European languages)",
-}
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
@@ -98,37 +83,35 @@ def is_time(type_: TypeEngine[Any]) -> bool:
 
 
 def safe_row(
-    row: Iterable[Any], zone: ZoneInfo, layout: SpreadsheetFormat = SpreadsheetFormat.COMMA
+    row: Iterable[Any], zone: ZoneInfo, mark: DecimalMark = DecimalMark.POINT
 ) -> list[Any]:
-    return [_cell(value, zone, layout) for value in row]
+    return [_cell(value, zone, mark) for value in row]
 
 
-def _cell(value: Any, zone: ZoneInfo, layout: SpreadsheetFormat) -> Any:
+def _cell(value: Any, zone: ZoneInfo, mark: DecimalMark) -> Any:
     if isinstance(value, datetime):
         return local_time(value, zone)
     if isinstance(value, Decimal | float):  # a number by type: text that looks like one stays
-        return number_text(value, layout)
+        return number_text(value, mark)
     return neutralise(value)
 
 
-def number_text(value: Decimal | float, layout: SpreadsheetFormat) -> str:
-    """A number with the decimal mark of ``layout``."""
-    text = str(value)
-    return text.replace(".", ",") if layout is SpreadsheetFormat.SEMICOLON else text
+def number_text(value: Decimal | float, mark: DecimalMark) -> str:
+    """A number with the decimal ``mark``."""
+    return mark.written(str(value))
 
 
 class SafeWriter:
     """``csv.writer`` whose every row is neutralised first, its times written local in
-    ``zone``; the only CSV writer we use. For a spreadsheet, laid out as its ``layout`` and
-    marked as UTF-8; without one, for a program (the API's ``format=csv``): commas, no mark."""
+    ``zone``; the only CSV writer we use. For a spreadsheet, laid out for its user's decimal
+    ``mark``, after a byte-order mark; without one, for a program (the API's ``format=csv``):
+    commas between columns, a decimal point, no byte-order mark."""
 
-    def __init__(
-        self, file: _Writable, zone: ZoneInfo, layout: SpreadsheetFormat | None = None
-    ) -> None:
+    def __init__(self, file: _Writable, zone: ZoneInfo, mark: DecimalMark | None = None) -> None:
         self._file = file
-        self._mark = BOM if layout is not None else ""
-        self._layout = layout or SpreadsheetFormat.COMMA
-        delimiter = ";" if self._layout is SpreadsheetFormat.SEMICOLON else ","
+        self._bom = BOM if mark is not None else ""
+        self._decimal = mark or DecimalMark.POINT
+        delimiter = ";" if self._decimal is DecimalMark.COMMA else ","
         self._writer = csv.writer(file, delimiter=delimiter)
         self._zone = zone
 
@@ -136,11 +119,11 @@ class SafeWriter:
         """The first line: the byte-order mark for a spreadsheet, then the header (its time
         columns naming the zone). Returns what the file's ``write`` returned for both, added
         up (the line itself for a file that returns it, so that a stream yields it whole)."""
-        mark = self._file.write(self._mark)
-        return mark + self.writerow(header(names, times, self._zone))
+        bom = self._file.write(self._bom)
+        return bom + self.writerow(header(names, times, self._zone))
 
     def writerow(self, row: Iterable[Any]) -> Any:
-        return self._writer.writerow(safe_row(row, self._zone, self._layout))
+        return self._writer.writerow(safe_row(row, self._zone, self._decimal))
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:

@@ -5,6 +5,7 @@ these, and the offers package computes with them.
 """
 
 from decimal import Decimal
+from enum import StrEnum
 
 TRACKING_ID_LENGTH = 10
 # ISO 4217 currencies without a minor unit; every other supported currency has two decimals.
@@ -19,3 +20,35 @@ def minor_unit(currency: str) -> Decimal:
 def hyphenate_tracking_id(tracking_id: str) -> str:
     """``01H0WARY2W`` → ``01H0W-ARY2W``: two groups of five are easier to read aloud and type."""
     return f"{tracking_id[:5]}-{tracking_id[5:TRACKING_ID_LENGTH]}"
+
+
+class DecimalMark(StrEnum):
+    """A staff user's decimal mark: how they type amounts in the offer editor (a phone set to
+    German or Greek offers only a comma on its number pad) and how their CSV downloads are laid
+    out (with a comma, Excel splits columns at semicolons: app.csvsafe)."""
+
+    POINT = "point"  # 1250.50
+    COMMA = "comma"  # 1250,50
+
+    @property
+    def label(self) -> str:
+        return _MARK_LABELS[self]
+
+    def written(self, number: str) -> str:
+        """``number`` (written with a point) as this mark writes it."""
+        return number.replace(".", ",") if self is DecimalMark.COMMA else number
+
+    def read(self, typed: str) -> str:
+        """What was typed, with a point for the decimal comma: the numbers' parsers read a
+        point. Text with both marks is left as it is (thousands separators are refused)."""
+        if self is DecimalMark.COMMA and "." not in typed:
+            return typed.replace(",", ".")
+        return typed
+
+
+_MARK_LABELS = {
+    DecimalMark.POINT: "Decimal point: 1250.50 (CSV files with commas between columns, for "
+    "LibreOffice, Google Sheets and Excel in English)",
+    DecimalMark.COMMA: "Decimal comma: 1250,50 (CSV files with semicolons between columns, "
+    "as Excel in German, French and most European languages reads them)",
+}

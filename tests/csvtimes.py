@@ -24,7 +24,7 @@ def local(moment: datetime, zone: ZoneInfo) -> datetime:
 def spreadsheet_rows(text: str, zone: ZoneInfo) -> list[dict[str, str]]:
     """The rows of a CSV export, each checked: every time cell is local to the second, and
     its column's header, and only a time column's, names ``zone``."""
-    # A staff download begins with the UTF-8 mark for Excel (tests/test_spreadsheet_format.py).
+    # A staff download begins with the UTF-8 mark for Excel (tests/test_decimal_mark.py).
     header, *body = list(csv.reader(io.StringIO(text.removeprefix(BOM))))
     suffix = f" ({zone.key})"
     for row in body:

@@ -613,11 +613,11 @@ def test_subscription_ids_deleted_before_the_upgrade_are_not_given_again(
     assert kept == ids
 
 
-def test_staff_users_keep_their_rows_and_get_the_comma_layout_both_ways(
+def test_staff_users_keep_their_rows_and_get_the_decimal_point_both_ways(
     scratch_engine: Engine,
 ) -> None:
-    """5b5ee7000001: every staff user starts with the layout every CSV had before (commas,
-    12.50), and a user who chose semicolons loses only that choice on the way down."""
+    """5b5ee7000001: every staff user starts with the decimal point every form and CSV had
+    before, and a user who chose the comma loses only that choice on the way down."""
     _upgrade(scratch_engine, "5ec4a1100002")
     now = datetime.now(UTC)
     with scratch_engine.begin() as connection:
@@ -636,18 +636,16 @@ def test_staff_users_keep_their_rows_and_get_the_comma_layout_both_ways(
     _upgrade(scratch_engine, "5b5ee7000001")
     with scratch_engine.begin() as connection:
         layouts = connection.execute(
-            text("SELECT id, spreadsheet_format FROM staff_user ORDER BY id")
+            text("SELECT id, decimal_mark FROM staff_user ORDER BY id")
         ).all()
-        connection.execute(
-            text("UPDATE staff_user SET spreadsheet_format = 'semicolon' WHERE id = 2")
-        )
-    assert [tuple(row) for row in layouts] == [(1, "comma"), (2, "comma")]
+        connection.execute(text("UPDATE staff_user SET decimal_mark = 'comma' WHERE id = 2"))
+    assert [tuple(row) for row in layouts] == [(1, "point"), (2, "point")]
 
     _downgrade(scratch_engine, "5ec4a1100002")
     columns = {column["name"] for column in inspect(scratch_engine).get_columns("staff_user")}
     with scratch_engine.connect() as connection:
         users = connection.execute(text("SELECT id, email FROM staff_user ORDER BY id")).all()
-    assert "spreadsheet_format" not in columns
+    assert "decimal_mark" not in columns
     assert [tuple(row) for row in users] == [(1, "ana@example.com"), (2, "bo@example.com")]
 
 

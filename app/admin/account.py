@@ -24,8 +24,8 @@ from app.admin.views import in_session
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role
 from app.config import Settings, SettingsDep, get_settings
-from app.csvsafe import SpreadsheetFormat
 from app.errors import AppError, Unprocessable
+from app.formats import DecimalMark
 from app.web import client_key
 
 router = APIRouter()
@@ -126,7 +126,7 @@ async def _account_page(
     staff: Staff,
     *,
     error: str = "",
-    format_error: str = "",
+    mark_error: str = "",
     password_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
@@ -149,11 +149,11 @@ async def _account_page(
         "twofactor_required": required,
         "qr": qr,
         "error": error,
-        "format_error": format_error,
+        "mark_error": mark_error,
         "password_errors": password_errors or {},
         "password_min_length": MIN_LENGTH,
-        "spreadsheet_formats": list(SpreadsheetFormat),
-        "spreadsheet_format": staff.spreadsheet_format,
+        "decimal_marks": list(DecimalMark),
+        "decimal_mark": staff.decimal_mark,
     }
     return await render_staff_page(request, "admin/account.html", context, status)
 
@@ -221,16 +221,16 @@ async def change_password(
     return RedirectResponse(request.url_for("staff:account"), 303)
 
 
-@router.post("/account/spreadsheet", name="staff:spreadsheet_format")
-async def spreadsheet_format(
-    request: Request, staff: StaffDep, spreadsheet_format: Annotated[str, Form(max_length=16)] = ""
+@router.post("/account/decimal-mark", name="staff:decimal_mark")
+async def decimal_mark(
+    request: Request, staff: StaffDep, decimal_mark: Annotated[str, Form(max_length=16)] = ""
 ) -> Response:
     try:
-        await in_session(lambda s: users.set_spreadsheet_format(s, staff.id, spreadsheet_format))
+        await in_session(lambda s: users.set_decimal_mark(s, staff.id, decimal_mark))
     except AppError as exc:
-        return await _account_page(request, staff, format_error=exc.detail, status=exc.status_code)
-    Flash.success(request, "Your CSV downloads now use that layout.")
-    return RedirectResponse(str(request.url_for("staff:account")) + "#spreadsheet", 303)
+        return await _account_page(request, staff, mark_error=exc.detail, status=exc.status_code)
+    Flash.success(request, "Saved: the offer editor and your CSV downloads use that mark.")
+    return RedirectResponse(str(request.url_for("staff:account")) + "#numbers", 303)
 
 
 @router.post("/account/2fa/start", name="staff:2fa_start")

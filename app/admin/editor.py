@@ -44,6 +44,7 @@ from app.customers import service as customers_service
 from app.db import read_only
 from app.errors import AppError, Unprocessable
 from app.fields import MAX_ROW_ID
+from app.formats import DecimalMark
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
@@ -60,13 +61,14 @@ class Step:
     focus: str | None = None
 
 
-def format_decimal(value: Decimal) -> str:
+def format_decimal(value: Decimal, mark: DecimalMark = DecimalMark.POINT) -> str:
     """What the form's number inputs take back: no grouping, no trailing zeros (``2.000`` ->
-    ``2``); the templates' ``decimal`` filter writes for reading, by language, with grouping."""
-    return f"{value.normalize():f}"
+    ``2``), the user's decimal ``mark``; the templates' ``decimal`` filter writes for reading,
+    by language, with grouping."""
+    return mark.written(f"{value.normalize():f}")
 
 
-def offer_form(offer: Offer) -> OfferForm:
+def offer_form(offer: Offer, mark: DecimalMark) -> OfferForm:
     """The editor's fields filled from a stored offer."""
     header = {
         "customer_id": str(offer.customer_id or ""),
@@ -87,15 +89,15 @@ def offer_form(offer: Offer) -> OfferForm:
     lines = [
         {
             "description": line.description,
-            "quantity": format_decimal(line.quantity),
+            "quantity": format_decimal(line.quantity, mark),
             "unit": line.unit,
-            "unit_price": format_decimal(line.unit_price),
-            "discount_percent": format_decimal(line.discount_percent),
-            "vat_rate": format_decimal(line.vat_rate),
+            "unit_price": format_decimal(line.unit_price, mark),
+            "discount_percent": format_decimal(line.discount_percent, mark),
+            "vat_rate": format_decimal(line.vat_rate, mark),
         }
         for line in offer.lines
     ]
-    return OfferForm(header, customer, lines)
+    return OfferForm(header, customer, lines, mark)
 
 
 def _choices(session: Session, with_owners: bool) -> dict[str, Any]:
@@ -194,14 +196,14 @@ async def new_offer(
         "valid_until": valid_until.isoformat(),
         "customer_id": str(customer_id or ""),
     }
-    form = OfferForm(header=header, lines=[blank_line()])
+    form = OfferForm(header=header, lines=[blank_line()], mark=staff.decimal_mark)
     return await _editor(request, staff, settings, form)
 
 
 @router.post("/new", name="editor:create")
 async def create_offer(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
     raw = await request.form()
-    form = read_form(raw)
+    form = read_form(raw, staff.decimal_mark)
     if (step := await _form_step(raw, form)).pressed:
         return await _editor(request, staff, settings, form, focus=step.focus)
     outcome = await save_and_redirect(
@@ -229,7 +231,9 @@ async def edit_offer(
     request: Request, offer_id: str, settings: SettingsDep, staff: StaffDep
 ) -> Response:
     offer = await in_session(lambda s: _load(s, offer_id))
-    return await _editor(request, staff, settings, offer_form(offer), offer=offer)
+    return await _editor(
+        request, staff, settings, offer_form(offer, staff.decimal_mark), offer=offer
+    )
 
 
 @router.post("/{offer_id}/edit", name="editor:save")
@@ -237,7 +241,7 @@ async def save_offer(
     request: Request, offer_id: str, settings: SettingsDep, staff: SalesDep
 ) -> Response:
     raw = await request.form()
-    form = read_form(raw)
+    form = read_form(raw, staff.decimal_mark)
     form.header["owner_id"] = str(raw.get("owner_id", ""))
     offer = await in_session(lambda s: _load(s, offer_id))
     if (step := await _form_step(raw, form)).pressed:
@@ -281,7 +285,7 @@ def _save_draft(
 @router.post("/editor/totals", name="editor:totals")
 async def totals(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
     """The totals partial for the lines as typed (htmx, while staff type)."""
-    form = read_form(await request.form(), keep_blank=True)
+    form = read_form(await request.form(), staff.decimal_mark, keep_blank=True)
     context = {"preview": preview(form, settings.default_currency), "oob": True}
     # The same partial the page includes, rendered through jinja-partials (see site.py).
     render_partial = request.app.state.admin.templates.env.globals["render_partial"]

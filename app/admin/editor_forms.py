@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.admin.forms import plain_message
+from app.formats import DecimalMark
 from app.offers.pricing import Totals, compute_totals, line_net
 from app.offers.schemas import MAX_AMOUNT, LineIn, OfferCreate, OfferUpdate
 from app.versions import VERSION_FIELD
@@ -47,9 +48,13 @@ _LINE_KEY = re.compile(r"lines-(\d{1,4})-(\w+)")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _WHOLE_LINE = re.compile(r"lines-\d+")
 MAX_FORM_LINES = 500
-DECIMAL_HELP = (
-    "Write the number with a point before the decimals and no thousands separators, e.g. 1250.50."
-)
+NUMBER_FIELDS = ("quantity", "unit_price", "discount_percent", "vat_rate")
+DECIMAL_HELP = {
+    DecimalMark.POINT: "Write the number with a point before the decimals and no thousands "
+    "separators, e.g. 1250.50 (Your account sets a decimal comma instead).",
+    DecimalMark.COMMA: "Write the number with a comma before the decimals and no thousands "
+    "separators, e.g. 1250,50 (Your account sets a decimal point instead).",
+}
 LINE_AMOUNT_HELP = f"Quantity × unit price must stay below {MAX_AMOUNT:,.0f}."
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
@@ -62,13 +67,16 @@ class OfferForm:
     header: dict[str, str] = field(default_factory=dict)
     customer: dict[str, str] = field(default_factory=dict)
     lines: list[dict[str, str]] = field(default_factory=list)
+    # The staff user's: how they type the lines' numbers, and how the fields show them.
+    mark: DecimalMark = DecimalMark.POINT
 
     def value(self, name: str) -> str:
         return self.header.get(name, "")
 
 
-def read_form(form: Mapping[str, Any], *, keep_blank: bool = False) -> OfferForm:
-    """The posted fields; ``keep_blank`` keeps empty lines so indices match the page's."""
+def read_form(form: Mapping[str, Any], mark: DecimalMark, *, keep_blank: bool = False) -> OfferForm:
+    """The posted fields, typed with ``mark``; ``keep_blank`` keeps empty lines so indices
+    match the page's."""
     header = {name: str(form.get(name, "")) for name in HEADER_FIELDS}
     customer = {name: str(form.get(f"customer-{name}", "")) for name in CUSTOMER_FIELDS}
     rows: dict[int, dict[str, str]] = {}
@@ -79,7 +87,7 @@ def read_form(form: Mapping[str, Any], *, keep_blank: bool = False) -> OfferForm
     lines = [_full_line(rows[i]) for i in sorted(rows)]
     if not keep_blank:
         lines = [line for line in lines if any(v.strip() for v in line.values())]
-    return OfferForm(header, customer, lines[:MAX_FORM_LINES])
+    return OfferForm(header, customer, lines[:MAX_FORM_LINES], mark)
 
 
 def _full_line(row: dict[str, str]) -> dict[str, str]:
@@ -124,15 +132,20 @@ def field_to_show(op: str, count: int) -> str | None:
     return f"lines-{min(max(index, 0), count - 1)}-description" if count else None
 
 
-def _line_data(line: dict[str, str]) -> dict[str, str]:
-    # An empty optional field means its default, as when the API leaves it out.
-    return {k: v for k, v in line.items() if v.strip() or k in ("description", "quantity")}
+def _line_data(line: dict[str, str], mark: DecimalMark) -> dict[str, str]:
+    # An empty optional field means its default, as when the API leaves it out. Numbers go to
+    # the API's parsers as the API takes them, with a point.
+    return {
+        k: mark.read(v) if k in NUMBER_FIELDS else v
+        for k, v in line.items()
+        if v.strip() or k in ("description", "quantity")
+    }
 
 
 def _payload(form: OfferForm) -> dict[str, Any]:
     header = form.header
     data: dict[str, Any] = {
-        "lines": [_line_data(line) for line in form.lines],
+        "lines": [_line_data(line, form.mark) for line in form.lines],
         "customer_reference": header.get("customer_reference", ""),
         "notes": header.get("notes", ""),
         "terms": header.get("terms", ""),
@@ -173,10 +186,10 @@ def _validate(schema: type[M], form: OfferForm) -> tuple[M | None, Errors]:
     try:
         return schema.model_validate(_payload(form)), {}
     except ValidationError as error:
-        return None, errors_by_field(error.errors())
+        return None, errors_by_field(error.errors(), form.mark)
 
 
-def errors_by_field(details: Any) -> Errors:
+def errors_by_field(details: Any, mark: DecimalMark = DecimalMark.POINT) -> Errors:
     """Pydantic's errors keyed by form field name; the first error of a field wins."""
     errors: Errors = {}
     for detail in details:
@@ -188,15 +201,15 @@ def errors_by_field(details: Any) -> Errors:
             # The line's own check (LineIn: quantity × unit price) has no field: the price's.
             errors.setdefault(f"{name}-unit_price", LINE_AMOUNT_HELP)
             continue
-        errors.setdefault(name, _message(detail))
+        errors.setdefault(name, _message(detail, mark))
     return errors
 
 
-def _message(detail: Any) -> str:
+def _message(detail: Any, mark: DecimalMark) -> str:
     if detail.get("type") in ("decimal_parsing", "finite_number"):
         # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
         # as Germans and Greeks do, guessing.
-        return DECIMAL_HELP
+        return DECIMAL_HELP[mark]
     if detail.get("loc") == ("currency",):
         return (
             "Write the three-letter code of the currency, e.g. EUR."  # not its regular expression
@@ -221,7 +234,7 @@ def preview(form: OfferForm, default_currency: str) -> Preview:
     nets: list[Decimal | None] = []
     for line in form.lines:
         try:
-            parsed = LineIn.model_validate(_line_data(line))
+            parsed = LineIn.model_validate(_line_data(line, form.mark))
         except ValidationError:
             nets.append(None)
             continue

@@ -34,6 +34,7 @@ from app import csvsafe
 from app.config import get_settings
 from app.db import READ_ONLY, new_session
 from app.errors import ServiceUnavailable
+from app.formats import DecimalMark
 from app.requestguard import is_head
 
 # Rows read from the database, and held in memory, at a time.
@@ -182,7 +183,7 @@ class _Line:
 
 
 async def csv_response(
-    view: ModelView, request: Request, slots: ExportSlots, layout: csvsafe.SpreadsheetFormat
+    view: ModelView, request: Request, slots: ExportSlots, mark: DecimalMark
 ) -> StreamingResponse:
     """Every row the list shows for the same query string (the Export link carries it,
     templates/admin/sqladmin/list.html), in its order, as sqladmin exports them (past
@@ -202,13 +203,11 @@ async def csv_response(
     except BaseException:
         await _close(rows, slots)
         raise
-    return _CsvStream(_lines(view, rows, layout), rows, slots, filename)
+    return _CsvStream(_lines(view, rows, mark), rows, slots, filename)
 
 
-async def _lines(
-    view: ModelView, rows: _Chunks, layout: csvsafe.SpreadsheetFormat
-) -> AsyncIterator[str]:
-    writer = csvsafe.SafeWriter(_Line(), get_settings().zone, layout)
+async def _lines(view: ModelView, rows: _Chunks, mark: DecimalMark) -> AsyncIterator[str]:
+    writer = csvsafe.SafeWriter(_Line(), get_settings().zone, mark)
     names: list[str] = view._export_prop_names
     yield writer.writeheader(names, time_columns(view.model))
     while text := await _next_chunk(view, rows, writer, names):

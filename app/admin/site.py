@@ -103,8 +103,7 @@ class StaffAdmin(Admin):
         view = self._find_model_view(request.path_params["identity"])
         staff = await access.current_staff(request)
         assert staff is not None  # @login_required
-        layout = staff.spreadsheet_format
-        return await export.csv_response(view, request, self.export_slots, layout)
+        return await export.csv_response(view, request, self.export_slots, staff.decimal_mark)
 
 
 def _session_key(settings: Settings) -> str:

@@ -11,9 +11,9 @@ from app.admin import sessions as staff_sessions
 from app.admin import throttle
 from app.auth import passwords
 from app.auth.staff import Role, StaffUser
-from app.csvsafe import SpreadsheetFormat
 from app.db import read_only
 from app.errors import AppError, Conflict, NotFound, Unprocessable
+from app.formats import DecimalMark
 from app.versions import Expected, next_stamp, require_version
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -39,7 +39,7 @@ class Staff:
     id: int
     email: str
     role: Role
-    spreadsheet_format: SpreadsheetFormat = SpreadsheetFormat.COMMA
+    decimal_mark: DecimalMark = DecimalMark.POINT
 
     @property
     def actor(self) -> str:
@@ -51,8 +51,7 @@ class Staff:
 
 def _staff(user: StaffUser) -> Staff:
     assert user.id is not None
-    layout = SpreadsheetFormat(user.spreadsheet_format)
-    return Staff(user.id, user.email, Role(user.role), layout)
+    return Staff(user.id, user.email, Role(user.role), DecimalMark(user.decimal_mark))
 
 
 def normalize_email(email: str) -> str:
@@ -252,15 +251,17 @@ def change_own_password(
     return token
 
 
-def set_spreadsheet_format(session: Session, user_id: int, choice: str) -> None:
-    """The layout of the user's CSV downloads. Not audited: a display preference of their own,
-    like a column's sort, that changes no data and no one else's view."""
+def set_decimal_mark(session: Session, user_id: int, choice: str) -> None:
+    """How the user types amounts and gets their CSV downloads. Not audited: a preference of
+    their own, like a column's sort, that changes no data and no one else's view."""
     try:
-        layout = SpreadsheetFormat(choice)
+        mark = DecimalMark(choice)
     except ValueError:
-        raise Unprocessable("Choose one of the two layouts.", loc=("spreadsheet_format",)) from None
+        raise Unprocessable(
+            "Choose the decimal point or the decimal comma.", loc=("decimal_mark",)
+        ) from None
     user = get_user(session, user_id)
-    user.spreadsheet_format = layout
+    user.decimal_mark = mark
     session.commit()
 
 

@@ -24,13 +24,14 @@ from app.analytics.attribution import (
 )
 from app.config import Settings
 from app.errors import Unprocessable
+from app.formats import DecimalMark
 from app.offers import service as offers_service
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 Format = Literal["json", "csv"]
-# A staff user's download is laid out for their spreadsheet; None: for a program (the API).
-Layout = csvsafe.SpreadsheetFormat
+# A CSV ``mark``: a staff user's decimal mark, their download laid out for their spreadsheet;
+# None: for a program (the API).
 
 
 def get_period(settings: Settings, from_: date | None = None, to: date | None = None) -> Period:
@@ -52,14 +53,14 @@ def _csv(
     header: Sequence[str],
     rows: Iterable[Sequence[Any]],
     times: Collection[str] = (),
-    layout: Layout | None = None,
+    mark: DecimalMark | None = None,
 ) -> Response:
     """``rows`` as a CSV download, its times (the columns named in ``times``) local to the
     period's zone, the zone named in their header."""
     # Spooled: small exports stay in memory, a million events go to a temporary file.
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")  # noqa: SIM115
     text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    writer = csvsafe.SafeWriter(text, period.zone, layout)
+    writer = csvsafe.SafeWriter(text, period.zone, mark)
     writer.writeheader(header, times)
     writer.writerows(rows)
     text.flush()
@@ -83,7 +84,7 @@ def _name(period: Period, what: str) -> str:
 
 
 def scans_per_day(
-    session: Session, period: Period, format_: Format = "json", *, layout: Layout | None = None
+    session: Session, period: Period, format_: Format = "json", *, mark: DecimalMark | None = None
 ) -> Any:
     """Scans and unique visitors per local day (bots excluded)."""
     rows = attribution.scans_per_day(session, period)
@@ -93,7 +94,7 @@ def scans_per_day(
             "scans_per_day",
             ("day", "scans", "unique_visitors"),
             ((r.day.isoformat(), r.scans, r.visitors) for r in rows),
-            layout=layout,
+            mark=mark,
         )
     return rows
 
@@ -104,7 +105,7 @@ def breakdown(
     by: Breakdown,
     format_: Format = "json",
     *,
-    layout: Layout | None = None,
+    mark: DecimalMark | None = None,
 ) -> Any:
     """Scans and unique visitors by channel, device, campaign, placement or creative."""
     rows = attribution.scan_breakdown(session, period, by)
@@ -114,18 +115,18 @@ def breakdown(
             f"scans_by_{by}",
             (by, "label", "scans", "unique_visitors"),
             ((r.key, r.label, r.scans, r.visitors) for r in rows),
-            layout=layout,
+            mark=mark,
         )
     return rows
 
 
 def funnel(
-    session: Session, period: Period, format_: Format = "json", *, layout: Layout | None = None
+    session: Session, period: Period, format_: Format = "json", *, mark: DecimalMark | None = None
 ) -> Any:
     """Offers issued in the range, and how many were then scanned, accepted and ordered."""
     result = attribution.funnel(session, period)
     if format_ == "csv":
-        return _csv(period, "funnel", ("step", "offers"), asdict(result).items(), layout=layout)
+        return _csv(period, "funnel", ("step", "offers"), asdict(result).items(), mark=mark)
     return result
 
 
@@ -146,10 +147,9 @@ ATTRIBUTION_CSV = (
 )
 
 
-def _attribution_csv_row(row: AttributionRow, layout: Layout) -> tuple[Any, ...]:
+def _attribution_csv_row(row: AttributionRow, mark: DecimalMark) -> tuple[Any, ...]:
     revenue = "; ".join(
-        f"{cur} {csvsafe.number_text(amount, layout)}"
-        for cur, amount in sorted(row.revenue.items())
+        f"{cur} {csvsafe.number_text(amount, mark)}" for cur, amount in sorted(row.revenue.items())
     )
     return (
         row.id,
@@ -179,7 +179,7 @@ def attribution_report(
     model: Model = "last_touch",
     format_: Format = "json",
     *,
-    layout: Layout | None = None,
+    mark: DecimalMark | None = None,
 ) -> Any:
     """Per campaign, placement or creative: scans, unique visitors, conversions (credited to
     the first or last touch), conversion rate, revenue per currency, time to convert, and a
@@ -190,20 +190,20 @@ def attribution_report(
             period,
             f"attribution_{by}_{model}",
             ATTRIBUTION_CSV,
-            (_attribution_csv_row(r, layout or Layout.COMMA) for r in rows),
-            layout=layout,
+            (_attribution_csv_row(r, mark or DecimalMark.POINT) for r in rows),
+            mark=mark,
         )
     return rows
 
 
 def time_to_convert(
-    session: Session, period: Period, format_: Format = "json", *, layout: Layout | None = None
+    session: Session, period: Period, format_: Format = "json", *, mark: DecimalMark | None = None
 ) -> Any:
     """Conversions in the range by time from their first scan."""
     buckets = attribution.time_to_convert(session, period)
     if format_ == "csv":
         header = ("time_from_first_scan", "conversions")
-        return _csv(period, "time_to_convert", header, buckets, layout=layout)
+        return _csv(period, "time_to_convert", header, buckets, mark=mark)
     return [{"bucket": label, "conversions": count} for label, count in buckets]
 
 
@@ -212,12 +212,12 @@ def export_events(
     period: Period,
     kind: Literal["scans", "conversions"],
     *,
-    layout: Layout | None = None,
+    mark: DecimalMark | None = None,
 ) -> Response:
     """Every scan event (bots flagged) or conversion in the range, as CSV."""
     columns = attribution.EXPORT_COLUMNS[kind]
     rows = attribution.export_events(session, period, kind)
-    return _csv(period, kind, columns, rows, event_time_columns(kind), layout)
+    return _csv(period, kind, columns, rows, event_time_columns(kind), mark)
 
 
 def event_time_columns(kind: Literal["scans", "conversions"]) -> set[str]:

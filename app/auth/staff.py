@@ -10,8 +10,8 @@ from enum import StrEnum
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
-from app.csvsafe import SpreadsheetFormat
 from app.db import UTCDateTime, utcnow
+from app.formats import DecimalMark
 
 
 class Role(StrEnum):
@@ -55,11 +55,11 @@ class StaffUser(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # The layout of their CSV downloads: what their spreadsheet reads (app.csvsafe).
-    spreadsheet_format: SpreadsheetFormat = Field(
-        default=SpreadsheetFormat.COMMA,
+    # How they type amounts and get CSV downloads (app.formats.DecimalMark).
+    decimal_mark: DecimalMark = Field(
+        default=DecimalMark.POINT,
         sa_type=String(16),
-        sa_column_kwargs={"server_default": SpreadsheetFormat.COMMA.value},
+        sa_column_kwargs={"server_default": DecimalMark.POINT.value},
     )
 
     def __str__(self) -> str:

@@ -234,12 +234,12 @@ def test_csv_downloads_match_the_api_export(web: TestClient, as_role: SignIn, wo
 def test_an_excel_user_with_a_decimal_comma_reads_rates_and_revenue_as_numbers(
     web: TestClient, as_role: SignIn, world: World
 ) -> None:
-    """The attribution CSV in the semicolon layout (Your account): the rate and each revenue
+    """The attribution CSV for a decimal comma (Your account): the rate and each revenue
     amount carry a decimal comma, as that Excel reads a number."""
     as_role(Role.VIEWER)
     token = csrf_from(web.get("/admin/account").text)
-    chosen = {"spreadsheet_format": "semicolon", "csrf_token": token}
-    assert web.post("/admin/account/spreadsheet", data=chosen).status_code == 200
+    chosen = {"decimal_mark": "comma", "csrf_token": token}
+    assert web.post("/admin/account/decimal-mark", data=chosen).status_code == 200
     params = {**_range(), "by": "placement", "model": "first_touch"}
     response = web.get("/admin/analytics/csv/attribution", params=params)
     text = response.text.removeprefix("\ufeff")

@@ -15,13 +15,14 @@ from app.config import get_settings
 from app.customers.models import Customer
 from app.customers.schemas import CustomerCreate
 from app.customers.service import create_customer
+from app.formats import DecimalMark
 from app.offers import service as offers_service
 from app.offers import terms
 from app.offers.models import Offer, OfferStatus
 from app.templating import format_date
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
-from tests.admin.conftest import StaffLogin, sign_in
+from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 from tests.factories import make_offer
 
 pytestmark = pytest.mark.concurrency
@@ -113,11 +114,64 @@ def test_a_price_written_with_a_decimal_comma_is_explained_beside_it(
     assert response.status_code == 422 and _offers(db) == []
     error = re.search(r'id="lines-0-unit_price-error"[^>]*>([^<]*)<', response.text)
     assert error, response.text
-    assert error.group(1).strip() == (
-        "Write the number with a point before the decimals and no thousands separators, "
-        "e.g. 1250.50."
+    assert error.group(1).strip() == DECIMAL_HELP[DecimalMark.POINT]
+    assert (
+        "e.g. 1250.50 (Your account sets a decimal comma instead)"
+        in DECIMAL_HELP[DecimalMark.POINT]
     )
     assert re.search(r'id="lines-0-unit_price"[^>]*value="1.250,50"', response.text)
+
+
+def _use_decimal_comma(web: TestClient) -> None:
+    token = csrf_from(web.get("/admin/account").text)
+    chosen = web.post(
+        "/admin/account/decimal-mark", data={"decimal_mark": "comma", "csrf_token": token}
+    )
+    assert chosen.status_code == 200 and "Saved: the offer editor" in chosen.text
+
+
+def test_a_user_of_the_decimal_comma_types_prices_as_their_phone_writes_them(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """A phone set to German or Greek shows only a comma on its number pad: "1250,50" was
+    refused, so a price with cents could not be typed on it at all."""
+    token = as_role(Role.SALES)
+    _use_decimal_comma(web)
+    lines = _lines(("Pump PX-200", "2,5", "1250,50", "19")) | {"lines-0-discount_percent": "7,5"}
+    form = {"csrf_token": token, "customer-company": "Müller GmbH"} | lines
+
+    totals = web.post("/admin/offers/editor/totals", data=form)
+    saved = web.post("/admin/offers/new", data=form, follow_redirects=False)
+
+    assert "€2,891.78" in totals.text  # 2.5 × 1250.50 − 7.5 %, for the (English) offer
+    assert saved.status_code == 303, saved.text
+    (offer,) = _offers(db)
+    (line,) = offer.lines
+    assert (line.quantity, line.unit_price, line.discount_percent) == (
+        Decimal("2.5"),
+        Decimal("1250.50"),
+        Decimal("7.5"),
+    )
+    page = web.get(saved.headers["location"]).text
+    assert re.search(r'id="lines-0-unit_price"[^>]*value="1250,5"', page), "shown as typed"
+    assert re.search(r'id="lines-0-quantity"[^>]*value="2,5"', page)
+
+
+def test_a_user_of_the_decimal_comma_is_told_how_to_write_a_number_they_cannot_use(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    token = as_role(Role.SALES)
+    _use_decimal_comma(web)
+    form = {"csrf_token": token, "customer-company": "Müller GmbH"}
+
+    response = web.post(
+        "/admin/offers/new", data=form | THREE_LINES | {"lines-0-unit_price": "1.250,50"}
+    )
+
+    assert response.status_code == 422 and _offers(db) == []
+    error = re.search(r'id="lines-0-unit_price-error"[^>]*>([^<]*)<', response.text)
+    assert error and error.group(1).strip() == DECIMAL_HELP[DecimalMark.COMMA]
+    assert "e.g. 1250,50" in DECIMAL_HELP[DecimalMark.COMMA]
 
 
 def test_a_customer_must_be_picked_or_typed_but_not_both(
@@ -394,7 +448,7 @@ def test_saving_a_customer_that_is_gone_is_not_found_rather_than_a_form_error(
 def test_totals_use_the_api_pricing() -> None:
     from app.admin.editor_forms import preview, read_form
 
-    form = read_form({"currency": "JPY"} | _lines(("Bolt", "3", "0.5", "10")))
+    form = read_form({"currency": "JPY"} | _lines(("Bolt", "3", "0.5", "10")), DecimalMark.POINT)
     result = preview(form, "EUR")
     assert result.totals.net == Decimal(2)  # 1.5 rounds half up to 2 yen
 
@@ -592,7 +646,7 @@ def test_out_of_range_numbers_are_explained_in_plain_words_beside_their_fields(
     assert _error_beside(html, "lines-0-discount_percent") == "Must be 100 or less."
     assert _error_beside(html, "lines-1-quantity") == "Too many digits: at most 12 in all."
     assert _error_beside(html, "lines-2-unit_price") == "At most 4 digits after the point."
-    assert _error_beside(html, "lines-2-vat_rate") == DECIMAL_HELP
+    assert _error_beside(html, "lines-2-vat_rate") == DECIMAL_HELP[DecimalMark.POINT]
     assert (
         _error_beside(html, "currency") == "Write the three-letter code of the currency, e.g. EUR."
     )

@@ -51,14 +51,14 @@ SIGN_IN = {
     "staff:logout",
 }
 # The lowest role each staff route is for. A viewer reads; the only changes a viewer makes
-# are to their own account (sessions, password, two-factor sign-in, spreadsheet layout) and
+# are to their own account (sessions, password, two-factor sign-in, decimal mark) and
 # their own alert preferences.
 _VIEWER = """analytics:campaign analytics:campaigns analytics:csv analytics:dashboard
 analytics:panels analytics:placement analytics:placement_qr customer_pages:edit customer_pages:list
 customer_pages:new editor:edit editor:new notifications:alerts notifications:alerts_save
 questions:list staff:2fa_confirm staff:2fa_disable staff:2fa_start staff:account
 staff:end_other_sessions staff:end_session staff:logout_page staff:offer_pdf
-staff:spreadsheet_format staff:change_password"""
+staff:decimal_mark staff:change_password"""
 _SALES = """analytics:campaign_create analytics:campaign_update analytics:creative_create
 analytics:placement_create analytics:placement_update customer_pages:create
 customer_pages:delete customer_pages:save editor:confirm_activate editor:confirm_issue

@@ -208,23 +208,23 @@ async def csv_export(
         raise NotFound("There is no such CSV download; the dashboard links to each one.")
     period = _csv_period(settings, from_, to)
     by = by or DEFAULT_BY.get(table, "")
-    layout = staff.spreadsheet_format
+    mark = staff.decimal_mark
 
     def export(session: Session) -> Any:  # the report functions answer Any (JSON or CSV)
         match table:
             case "scans_per_day":
-                return exports.scans_per_day(session, period, "csv", layout=layout)
+                return exports.scans_per_day(session, period, "csv", mark=mark)
             case "breakdown":
-                return exports.breakdown(session, period, _breakdown(by), "csv", layout=layout)
+                return exports.breakdown(session, period, _breakdown(by), "csv", mark=mark)
             case "funnel":
-                return exports.funnel(session, period, "csv", layout=layout)
+                return exports.funnel(session, period, "csv", mark=mark)
             case "attribution":
                 chosen = _dimension(by), _model(model)
-                return exports.attribution_report(session, period, *chosen, "csv", layout=layout)
+                return exports.attribution_report(session, period, *chosen, "csv", mark=mark)
             case "time_to_convert":
-                return exports.time_to_convert(session, period, "csv", layout=layout)
+                return exports.time_to_convert(session, period, "csv", mark=mark)
             case "scans" | "conversions":
-                return exports.export_events(session, period, table, layout=layout)
+                return exports.export_events(session, period, table, mark=mark)
 
     response: Response = await in_session(export)
     return response

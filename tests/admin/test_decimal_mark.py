@@ -1,14 +1,16 @@
-"""CSV downloads laid out for the spreadsheet that opens them.
+"""A staff user's decimal mark, and CSV downloads laid out for the spreadsheet that opens them.
 
 Excel opens a CSV by the computer's regional settings: with a decimal comma (German, French and
 most European settings) it splits columns at semicolons only, and it takes a file without a
 UTF-8 byte-order mark for the legacy code page (Müller shows as MÃ¼ller). Each staff user
-chooses their layout on their account page; every staff download carries the mark; the API's
-CSV, read by programs, stays as it was.
+chooses their decimal mark on their account page (the offer editor reads it too:
+tests/admin/test_editor.py); every staff download carries the byte-order mark; the API's CSV,
+read by programs, stays as it was.
 """
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -22,7 +24,8 @@ from app import csvsafe
 from app.auth.service import create_api_key
 from app.auth.staff import Role
 from app.config import get_settings
-from app.csvsafe import BOM, SpreadsheetFormat
+from app.csvsafe import BOM
+from app.formats import DecimalMark
 from app.offers import service as offers_service
 from tests.admin.conftest import csrf_from
 from tests.factories import line_data, make_offer
@@ -35,11 +38,11 @@ def _rows(text: str, delimiter: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text.removeprefix(BOM)), delimiter=delimiter))
 
 
-def _choose(web: TestClient, layout: str) -> httpx.Response:
+def _choose(web: TestClient, mark: str) -> httpx.Response:
     token = csrf_from(web.get("/admin/account").text)
     return web.post(
-        "/admin/account/spreadsheet",
-        data={"spreadsheet_format": layout, "csrf_token": token},
+        "/admin/account/decimal-mark",
+        data={"decimal_mark": mark, "csrf_token": token},
         follow_redirects=False,
     )
 
@@ -51,7 +54,7 @@ def _offer_with_amounts(db: Session) -> str:
 
 def test_amounts_with_a_decimal_comma_in_columns_split_at_semicolons() -> None:
     text = io.StringIO()
-    writer = csvsafe.SafeWriter(text, BERLIN, SpreadsheetFormat.SEMICOLON)
+    writer = csvsafe.SafeWriter(text, BERLIN, DecimalMark.COMMA)
     writer.writeheader(["what", "amount", "rate", "count", "code"])
     writer.writerow(["Pump; large", Decimal("1250.50"), 0.125, 3, "1.5"])
 
@@ -70,7 +73,7 @@ def test_a_program_s_csv_has_no_mark_and_keeps_commas_and_points() -> None:
     assert text.getvalue() == "amount\r\n12.50\r\n"
 
 
-def test_offers_export_in_the_users_chosen_layout_with_their_amounts(
+def test_offers_export_for_the_users_decimal_mark_with_their_amounts(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
     offer_id = _offer_with_amounts(db)
@@ -82,19 +85,21 @@ def test_offers_export_in_the_users_chosen_layout_with_their_amounts(
     assert (row["customer_company"], row["net_total"]) == ("Müller Söhne GmbH", "37.50")
     assert (row["vat_total"], row["gross_total"]) == ("7.13", "44.63")
 
-    assert _choose(web, "semicolon").status_code == 303
-    assert "Semicolons between columns" in web.get("/admin/account").text
+    assert _choose(web, "comma").status_code == 303
+    assert re.search(
+        r'value="comma" checked>\s*<span[^>]*>Decimal comma', web.get("/admin/account").text
+    )
 
     chosen = web.get("/admin/offer/export/csv")
     (row,) = [r for r in _rows(chosen.text, ";") if r["id"] == offer_id]
     assert (row["net_total"], row["vat_total"], row["gross_total"]) == ("37,50", "7,13", "44,63")
 
 
-def test_the_dashboard_downloads_follow_the_layout_and_the_api_stays_as_it_was(
+def test_the_dashboard_downloads_follow_the_mark_and_the_api_stays_as_it_was(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:
     as_role(Role.VIEWER)
-    assert _choose(web, "semicolon").status_code == 303
+    assert _choose(web, "comma").status_code == 303
     today = offers_service.today(get_settings())
     period = {"from": (today - timedelta(days=6)).isoformat(), "to": today.isoformat()}
 
@@ -113,14 +118,14 @@ def test_the_dashboard_downloads_follow_the_layout_and_the_api_stays_as_it_was(
     assert api.text.startswith("day,scans,unique_visitors\r\n")
 
 
-def test_a_layout_that_does_not_exist_is_refused_beside_its_choices(
+def test_a_mark_that_does_not_exist_is_refused_beside_its_choices(
     web: TestClient, as_role: Callable[[Role], str]
 ) -> None:
     as_role(Role.SALES)
     refused = _choose(web, "tabs")
 
     assert refused.status_code == 422
-    assert 'id="spreadsheet_format-error"' in refused.text
-    assert "Choose one of the two layouts." in refused.text
+    assert 'id="decimal_mark-error"' in refused.text
+    assert "Choose the decimal point or the decimal comma." in refused.text
     plain = web.get("/admin/offer/export/csv")
     assert plain.text.startswith(BOM + "id,")  # unchanged: still commas
