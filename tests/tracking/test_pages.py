@@ -414,7 +414,7 @@ def test_decline_needs_a_reason_shown_next_to_the_field(
     assert offer.declined_at is not None
 
 
-def test_accepting_twice_is_a_clear_conflict(
+def test_declining_after_accepting_is_refused_on_the_offer_page(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     offer = make_offer(session, settings, issued=True)
@@ -424,13 +424,12 @@ def test_accepting_twice_is_a_clear_conflict(
         data={"signer_name": "Maria", "csrf_token": token, "accept_terms": "yes"},
     )
 
-    again = client.post(
-        f"/{offer.id}/accept",
-        data={"signer_name": "Maria", "csrf_token": token, "accept_terms": "yes"},
-    )
+    again = client.post(f"/{offer.id}/decline", data={"reason": "Too dear", "csrf_token": token})
 
     assert again.status_code == 409
-    assert "it is accepted" in again.text
+    assert 'id="answer-refused"' in again.text and "already been accepted" in again.text
+    session.refresh(offer)
+    assert offer.status == OfferStatus.ACCEPTED
 
 
 def test_accept_with_a_tracking_id_is_refused(
