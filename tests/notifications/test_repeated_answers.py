@@ -3,6 +3,8 @@ shows the same confirmation as the first tap and tells the owner once; a differe
 offer already answered is refused on the offer's page, in words, never as a bare error page."""
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -14,6 +16,7 @@ from sqlmodel import Session, select
 from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
+from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, run_worker
@@ -154,3 +157,27 @@ def test_the_same_answer_after_the_window_is_no_repeat(
     again = _answer(web, offer, "accept", ACCEPT)
 
     assert again.status_code == 409 and ALREADY_ACCEPTED in again.text
+
+
+def test_two_copies_of_one_acceptance_at_the_same_moment_are_recorded_once(
+    committed: Engine, settings: Settings
+) -> None:
+    # Without JavaScript a double tap sends both copies at once: the second waits for the
+    # first's lock (SQLite: its one writer), then finds its own answer there.
+    offer = _offer(committed, settings)
+    both_ready = threading.Barrier(2)
+
+    def accept() -> OfferStatus:
+        with Session(committed) as session:
+            both_ready.wait(5)
+            accepted = offers_service.accept_offer(
+                session, offer.id, signer_name="Maria", po_number="PO-77", settings=settings
+            )
+            return accepted.status
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = [pool.submit(accept) for _ in range(2)]
+        statuses = [answer.result(timeout=30) for answer in answers]
+
+    assert statuses == [OfferStatus.ACCEPTED, OfferStatus.ACCEPTED]
+    assert _history(committed, offer, "accept") == 1
