@@ -34,8 +34,7 @@ class TooManyRequests(AppError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             # Both public forms (updates and questions) share it: words for either.
-            f"Too many attempts from your address. Please wait {retry_after} seconds and "
-            "try again."
+            f"Too many attempts from your address. Please wait {retry_after} seconds and try again."
         )
         self.retry_after = retry_after
 
