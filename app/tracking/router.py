@@ -385,15 +385,35 @@ def accepted(
     page = service.tracking_page(session, parsed, settings=settings)
     if page.offer.accepted_at is None:
         return _back_to_page(request, parsed)
+    return _answer_page(request, session, settings, page, "tracking/accepted.html")
+
+
+@router.get("/{code}/declined", name="tracking:declined")
+def declined(
+    request: Request, code: str, session: SessionDep, settings: SettingsDep, limiter: LimiterDep
+) -> Response:
+    """After declining: that the answer arrived, and its reason. Only shows; changes nothing."""
+    parsed = _customer_offer(request, code, session, settings, limiter)
+    page = service.tracking_page(session, parsed, settings=settings)
+    if page.offer.declined_at is None:
+        return _back_to_page(request, parsed)
+    return _answer_page(request, session, settings, page, "tracking/declined.html")
+
+
+def _answer_page(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    page: service.TrackingPage,
+    template: str,
+) -> Response:
     context = {
         "page": page,
         "lang": _page_language(request, page),
         "contact": _contact(session, page, settings),
         "lang_query": _lang_query(requested_language(request)),
     }
-    return html_response(
-        render_html(request, "tracking/accepted.html", context), headers=_PAGE_HEADERS
-    )
+    return html_response(render_html(request, template, context), headers=_PAGE_HEADERS)
 
 
 @router.get("/brand.css", name="tracking:brand_css")
@@ -423,7 +443,9 @@ def decline(
         offers_service.decline_offer(session, parsed.value, reason=data.reason, settings=settings)
     except offers_service.InvalidTransition:
         return _refused_answer(request, session, settings, parsed, form, "decline")
-    return _back_to_page(request, parsed)
+    # A repeat (a double tap) lands here too: the same confirmation as the first time.
+    confirmation = request.url_for("tracking:declined", code=parsed.value)
+    return RedirectResponse(str(confirmation.include_query_params(**_lang_param(request))), 303)
 
 
 def _back_to_page(request: Request, parsed: TrackingCode) -> Response:

@@ -93,7 +93,10 @@ def test_a_double_tap_on_decline_is_declined_and_told_once(
     run_worker(committed, mail_settings)
 
     assert [first.status_code, second.status_code] == [200, 200]
-    assert "This offer was declined." in second.text
+    assert first.url == second.url and str(second.url).startswith(
+        f"{web.base_url}/{offer.id}/declined"
+    )
+    assert "you declined offer" in second.text and "Too expensive for us" in second.text
     assert "Your answer was not saved" not in second.text
     assert _history(committed, offer, "decline") == 1
     assert _alerts(inbox, "declined offer") == 1
