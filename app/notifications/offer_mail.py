@@ -20,7 +20,7 @@ from app.offers import service as offers_service
 from app.offers.documents import Renderer, offer_pdf
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
-from app.tracking.repeats import REPEAT_WINDOW
+from app.repeats import REPEAT_WINDOW
 
 SENDABLE = frozenset(
     {OfferStatus.ISSUED, OfferStatus.ACCEPTED, OfferStatus.ORDERED, OfferStatus.EXPIRED}

@@ -21,9 +21,9 @@ from app.notifications.alerts import AlertKind
 from app.notifications.mail import normalize_address
 from app.notifications.models import CustomerQuestion, MailOutbox
 from app.offers.models import Offer, OfferStatus
+from app.repeats import REPEAT_WINDOW
 from app.tracking import service as tracking_service
 from app.tracking.codes import TrackingCode
-from app.tracking.repeats import REPEAT_WINDOW
 
 MAX_QUESTION = 2000
 CUSTOMER = "customer"

@@ -33,8 +33,8 @@ class TooManyRequests(AppError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            f"Too many requests for e-mail updates. Please wait {retry_after} seconds and "
-            "try again."
+            # Both public forms (updates and questions) share it: words for either.
+            f"Too many attempts from your address. Please wait {retry_after} seconds and try again."
         )
         self.retry_after = retry_after
 

@@ -96,9 +96,12 @@ def _served_base_url(settings: Settings) -> str:
     return base
 
 
-def confirm_url(subscription_id: int, settings: Settings) -> str:
+def confirm_url(subscription_id: int, settings: Settings, language: str | None = None) -> str:
+    """The confirmation link; with ``language`` (the mail's, when it is not the offer's) its
+    page speaks the mail's language, as the switcher's ``?lang=`` makes it."""
     token = confirm_token(subscription_id, settings)
-    return f"{settings.public_base_url}/updates/confirm/{token}"
+    query = f"?lang={language}" if language else ""
+    return f"{settings.public_base_url}/updates/confirm/{token}{query}"
 
 
 def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int:
@@ -173,7 +176,11 @@ def _queue_confirmation(
     context = {
         "tracking_id": offer.tracking_id,
         "about_order": True,
-        "confirm_url": confirm_url(subscription.id, settings),
+        # Asked for on a page in another language than the offer's: the mail is written in
+        # it, and the page its link opens must not switch back to the offer's.
+        "confirm_url": confirm_url(
+            subscription.id, settings, language if language != offer.language else None
+        ),
     }
     queue_rendered(
         session,

@@ -1,7 +1,7 @@
 """Offer use cases. Each public function that changes state commits its own transaction."""
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -27,6 +27,7 @@ from app.offers.events import (
 )
 from app.offers.models import Offer, OfferLine, OfferPdf, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
+from app.repeats import is_repeat
 from app.versions import Expected, next_stamp, require_version
 
 # The customer snapshot an offer carries: copied on revise and duplicate.
@@ -513,11 +514,32 @@ def require_status(
         )
 
 
+def _repeated_answer(
+    session: Session,
+    offer: Offer,
+    status: OfferStatus,
+    answered_at: datetime | None,
+    sent: Mapping[str, object],
+) -> bool:
+    """Whether the customer's answer repeats the one the (locked) offer has: a double tap on
+    "Accept", or the form sent again on a slow network. It ends the transaction, which has
+    nothing to write. A different answer (declining after accepting, another PO number) is no
+    repeat: the status check refuses it."""
+    if offer.status != status or not is_repeat(answered_at, utcnow(), offer, sent):
+        return False
+    session.rollback()
+    return True
+
+
 def accept_offer(
     session: Session, offer_id: str, *, signer_name: str, po_number: str, settings: Settings
 ) -> Offer:
-    """The customer accepts an issued offer, naming who signs and optionally a PO number."""
+    """The customer accepts an issued offer, naming who signs and optionally a PO number. The
+    same acceptance sent again (app.repeats) is the first one: nothing is saved or told again."""
     offer = get_offer(session, offer_id, for_update=True)
+    sent = {"accepted_by_name": signer_name, "accepted_po_number": po_number}
+    if _repeated_answer(session, offer, OfferStatus.ACCEPTED, offer.accepted_at, sent):
+        return offer
     require_status(offer, {OfferStatus.ISSUED}, "accept", settings)
     offer.status = OfferStatus.ACCEPTED
     offer.accepted_by_name = signer_name
@@ -540,8 +562,12 @@ def accept_offer(
 
 
 def decline_offer(session: Session, offer_id: str, *, reason: str, settings: Settings) -> Offer:
-    """The customer declines an issued offer and says why."""
+    """The customer declines an issued offer and says why; the same answer sent again
+    (app.repeats) is the first one, as for accepting."""
     offer = get_offer(session, offer_id, for_update=True)
+    sent = {"declined_reason": reason}
+    if _repeated_answer(session, offer, OfferStatus.DECLINED, offer.declined_at, sent):
+        return offer
     require_status(offer, {OfferStatus.ISSUED}, "decline", settings)
     offer.status = OfferStatus.DECLINED
     offer.declined_reason = reason

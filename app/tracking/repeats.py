@@ -1,16 +1,14 @@
 """The same stage update sent twice: a double tap on a phone, or a form sent again after a slow
-answer. Saved twice it would show twice on the order page and mail every subscriber twice."""
+answer. Saved twice it would show twice on the order page and mail every subscriber twice. The
+rule is app.repeats's, the one every repeated form follows."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from app.repeats import REPEAT_WINDOW, is_repeat
 from app.tracking.models import OrderStage, StageUpdate
 from app.tracking.schemas import StageUpdateCreate
-
-# Long enough for a resubmit after a slow answer on a bad network; short enough that posting
-# the same news again on purpose (a minute later) still goes through.
-REPEAT_WINDOW = timedelta(seconds=60)
 
 
 def repeated_update(
@@ -32,10 +30,10 @@ def repeated_update(
         .limit(1)
     )
     latest = session.exec(query).first()
-    if latest is None or latest.created_by != actor or latest.stage_key != stage.key:
+    if latest is None:
         return None
+    sent = {"created_by": actor, "stage_key": stage.key, **data.model_dump(exclude={"stage"})}
     # Without a time of its own an update happened "now": only a given time must match.
-    if data.happened_at is not None and latest.happened_at != data.happened_at:
-        return None
-    fields = data.model_dump(exclude={"stage", "happened_at"})
-    return latest if all(getattr(latest, k) == v for k, v in fields.items()) else None
+    if data.happened_at is None:
+        del sent["happened_at"]
+    return latest if is_repeat(latest.created_at, now, latest, sent) else None

@@ -291,20 +291,51 @@ def _invalid_form(
 ) -> Response:
     # The template words each field's error in the page's language.
     errors = {str(e["loc"][0]): True for e in error.errors()}
+    return _form_again(request, session, settings, parsed, form, action, errors=errors)
+
+
+def _refused_answer(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    parsed: TrackingCode,
+    form: dict[str, str],
+    action: str,
+) -> Response:
+    """An answer the offer no longer takes (declining after accepting, another PO number, an
+    offer expired meanwhile): its page as it stands, saying so in the page's language."""
+    return _form_again(
+        request, session, settings, parsed, form, action, refused=action, status_code=409
+    )
+
+
+def _form_again(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    parsed: TrackingCode,
+    form: dict[str, str],
+    action: str,
+    *,
+    errors: dict[str, bool] | None = None,
+    refused: str = "",
+    status_code: int = 422,
+) -> Response:
     page = service.tracking_page(session, parsed, settings=settings)
     csrf = csrf_token(request, settings)
     html = _render_page(
         request,
         page,
         csrf=csrf,
-        errors=errors,
+        errors=errors or {},
         form=form,
         open_form=action,
+        refused=refused,
         lang=_page_language(request, page),
         contact=_contact(session, page, settings),
         lang_query=_lang_query(requested_language(request)),
     )
-    return _page_response(request, html, settings, status_code=422)
+    return _page_response(request, html, settings, status_code=status_code)
 
 
 @router.post("/{code}/accept", name="tracking:accept")
@@ -325,13 +356,17 @@ def accept(
         data = AcceptForm.model_validate(form)
     except ValidationError as error:
         return _invalid_form(request, session, settings, parsed, error, form, "accept")
-    offers_service.accept_offer(
-        session,
-        parsed.value,
-        signer_name=data.signer_name,
-        po_number=data.po_number,
-        settings=settings,
-    )
+    try:
+        offers_service.accept_offer(
+            session,
+            parsed.value,
+            signer_name=data.signer_name,
+            po_number=data.po_number,
+            settings=settings,
+        )
+    except offers_service.InvalidTransition:
+        return _refused_answer(request, session, settings, parsed, form, "accept")
+    # A repeat (a double tap) lands here too: the same confirmation as the first time.
     confirmation = request.url_for("tracking:accepted", code=parsed.value)
     return RedirectResponse(str(confirmation.include_query_params(**_lang_param(request))), 303)
 
@@ -350,15 +385,35 @@ def accepted(
     page = service.tracking_page(session, parsed, settings=settings)
     if page.offer.accepted_at is None:
         return _back_to_page(request, parsed)
+    return _answer_page(request, session, settings, page, "tracking/accepted.html")
+
+
+@router.get("/{code}/declined", name="tracking:declined")
+def declined(
+    request: Request, code: str, session: SessionDep, settings: SettingsDep, limiter: LimiterDep
+) -> Response:
+    """After declining: that the answer arrived, and its reason. Only shows; changes nothing."""
+    parsed = _customer_offer(request, code, session, settings, limiter)
+    page = service.tracking_page(session, parsed, settings=settings)
+    if page.offer.declined_at is None:
+        return _back_to_page(request, parsed)
+    return _answer_page(request, session, settings, page, "tracking/declined.html")
+
+
+def _answer_page(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    page: service.TrackingPage,
+    template: str,
+) -> Response:
     context = {
         "page": page,
         "lang": _page_language(request, page),
         "contact": _contact(session, page, settings),
         "lang_query": _lang_query(requested_language(request)),
     }
-    return html_response(
-        render_html(request, "tracking/accepted.html", context), headers=_PAGE_HEADERS
-    )
+    return html_response(render_html(request, template, context), headers=_PAGE_HEADERS)
 
 
 @router.get("/brand.css", name="tracking:brand_css")
@@ -384,8 +439,13 @@ def decline(
         data = DeclineForm.model_validate(form)
     except ValidationError as error:
         return _invalid_form(request, session, settings, parsed, error, form, "decline")
-    offers_service.decline_offer(session, parsed.value, reason=data.reason, settings=settings)
-    return _back_to_page(request, parsed)
+    try:
+        offers_service.decline_offer(session, parsed.value, reason=data.reason, settings=settings)
+    except offers_service.InvalidTransition:
+        return _refused_answer(request, session, settings, parsed, form, "decline")
+    # A repeat (a double tap) lands here too: the same confirmation as the first time.
+    confirmation = request.url_for("tracking:declined", code=parsed.value)
+    return RedirectResponse(str(confirmation.include_query_params(**_lang_param(request))), 303)
 
 
 def _back_to_page(request: Request, parsed: TrackingCode) -> Response:

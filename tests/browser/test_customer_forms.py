@@ -10,7 +10,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.config import get_settings
+from app.offers import service as offers_service
 from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
 from tests.factories import line_data, make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
@@ -91,3 +93,33 @@ def test_a_refused_answer_brings_the_customer_to_the_field_to_correct(
     phone390.get_by_role("button", name="Decline offer").click()  # no reason given
     expect(phone390.get_by_label("Why are you declining?")).to_be_focused()
     assert _in_view(phone390, "#reason-error")
+
+
+def test_a_long_po_number_and_name_fit_a_phone(
+    committed: Engine, live_server: str, phone390: Page
+) -> None:
+    # A PO number is often one unbroken string of up to 100 characters, a signer's name may be
+    # a long double-barrelled one, and a stage update's note may hold a long link: a phone
+    # zoomed the whole page out to fit them.
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True)
+        offers_service.accept_offer(
+            session,
+            offer.id,
+            signer_name="Maximiliane-Alexandrine Wolkenstein-Trostburg-Hohenzollern",
+            po_number="PO-" + "1234567890" * 9,
+            settings=settings,
+        )
+        tracking_service.activate_offer(session, offer.id, actor="tests", settings=settings)
+        note = "Photos: https://files.example.com/" + "production-line-3-pump-housing" * 3
+        update = StageUpdateCreate(stage="In production", public_note=note)
+        tracking_service.add_stage_update(
+            session, offer.id, update, actor="tests", settings=settings
+        )
+
+    for path in (f"/{offer.id}/accepted", f"/{offer.id}"):
+        phone390.goto(f"{live_server}{path}")
+        expect(phone390.get_by_text("PO-1234567890", exact=False).first).to_be_visible()
+        width = phone390.evaluate("document.documentElement.scrollWidth")
+        assert width == 390, f"{path} is {width} px wide on a 390 px phone"

@@ -59,6 +59,7 @@ def _customer_paths(engine: Engine) -> tuple[str, str, list[str]]:
         f"/{accepted.id}",
         f"/{accepted.id}/accepted",
         f"/{declined.id}",
+        f"/{declined.id}/declined",
         f"/{hyphenate_tracking_id(order.tracking_id).lower()}",
         "/01ZZZZZZZZ",  # no such order
         f"/updates/confirm/{tokens[0]}",

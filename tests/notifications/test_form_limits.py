@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.notifications.models import CustomerQuestion, OrderSubscription
-from app.notifications.router import FormLimits
+from app.notifications.router import FormLimits, TooManyRequests
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from tests.factories import make_offer
@@ -110,3 +110,25 @@ def test_asking_questions_is_limited_per_client_and_per_offer(
     assert by_one == [200, 200, 429]
     assert by_others == [200, 429]  # the offer's third question, from anyone
     assert _count(committed, CustomerQuestion) == 3
+
+
+def test_the_limit_is_told_in_the_pages_language_and_fits_the_form(
+    app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
+) -> None:
+    # A German customer who hit the limit read "Too many requests for e-mail updates" in
+    # English, and on asking a question, too.
+    app.state.notification_limits = FormLimits(per_client=1, per_order=100)
+    offer = _order(committed, settings)
+    browser = visitor("198.51.100.40")
+    browser.headers["Accept-Language"] = "de"
+    token = CSRF.search(browser.get(f"/{offer.id}").text)
+    assert token
+    ask = {"email": "jonas@example.com", "csrf_token": token.group(1)}
+    browser.post(f"/{offer.id}/question", data={**ask, "message": "Lieferung im Mai?"})
+
+    limited = browser.post(f"/{offer.id}/question", data={**ask, "message": "Und im Juni?"})
+
+    assert limited.status_code == 429
+    assert '<html lang="de">' in limited.text
+    assert "Zu viele Versuche" in limited.text and "Too many" not in limited.text
+    assert "e-mail updates" not in TooManyRequests(60).detail

@@ -180,3 +180,62 @@ def test_the_new_quotation_form_needs_csrf_and_speaks_the_offers_language(
     assert empty.status_code == 422
     assert "Bitte schreiben Sie Ihre Nachricht" in empty.text
     assert 'name="topic" value="new_quotation"' in empty.text
+
+
+def test_the_way_back_from_a_form_keeps_the_language_the_customer_chose(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    # An English browser, German picked in the switcher: the answers to the forms come in
+    # German, and so must the order's page their "Back" link opens, not the browser's English.
+    order = _order(committed, settings, "en")
+    page = web.get(f"/{order.id}?lang=de", headers={"Accept-Language": "en"}).text
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    answers = [
+        web.post(f"/{order.id}/subscribe?lang=de", data={"email": "jonas@", "csrf_token": token}),
+        web.post(
+            f"/{order.id}/subscribe?lang=de",
+            data={"email": "jonas@example.com", "csrf_token": token},
+        ),
+        web.post(f"/{order.id}/question?lang=de", data={"email": "x@", "csrf_token": token}),
+        web.post(
+            f"/{order.id}/question?lang=de",
+            data={
+                "email": "jonas@example.com",
+                "message": "Lieferung im Mai?",
+                "csrf_token": token,
+            },
+        ),
+    ]
+
+    for answer in answers:
+        assert '<html lang="de">' in answer.text
+        backs = re.findall(r'<a href="([^"]*)">Zurück zum (?:Auftrag|Angebot)</a>', answer.text)
+        assert backs and all(back.endswith(f"/{order.id}?lang=de") for back in backs), backs
+        assert '<html lang="de">' in web.get(backs[0]).text
+
+
+def test_the_confirmation_link_opens_in_the_language_its_mail_is_written_in(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # An English offer, German picked in the switcher: the mail is German, and the page its
+    # link opens in the same (English) browser must be German too, not the offer's English.
+    order = _order(committed, settings, "en")
+    web.headers["Accept-Language"] = "en-US,en;q=0.9"
+    page = web.get(f"/{order.tracking_id}?lang=de").text
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    web.post(
+        f"/{order.tracking_id}/subscribe?lang=de",
+        data={"email": "jonas@example.com", "csrf_token": token},
+    )
+    run_worker(committed, mail_settings)
+
+    [confirmation] = inbox.to("jonas@example.com")
+    assert confirmation["Subject"].startswith("Bitte bestätigen Sie die Benachrichtigungen")
+    link = re.search(r"https://track\.example\.com/updates/confirm/\S+", _text(confirmation))
+    assert link
+    opened = web.get(link.group(0))
+    assert '<html lang="de"' in opened.text and "Bestätigen</button>" in opened.text
+    form = re.search(r'<form method="post" action="([^"]+)"', opened.text)
+    assert form
+    confirmed = web.post(form.group(1), data={"csrf_token": CSRF.search(opened.text).group(1)})  # type: ignore[union-attr]
+    assert "Sie erhalten nun E-Mail-Benachrichtigungen" in confirmed.text

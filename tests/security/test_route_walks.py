@@ -299,6 +299,7 @@ def _public_gets(app: FastAPI, world: World) -> list[str]:
         "notifications:delivery_calendar": order_codes,
         "tracking:pdf": offer_codes,
         "tracking:accepted": offer_codes,
+        "tracking:declined": offer_codes,
     }
     tokens = {
         "notifications:confirm_form": subscriptions.confirm_token(world.subscription, settings),

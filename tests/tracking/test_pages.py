@@ -414,7 +414,31 @@ def test_decline_needs_a_reason_shown_next_to_the_field(
     assert offer.declined_at is not None
 
 
-def test_accepting_twice_is_a_clear_conflict(
+def test_declining_thanks_the_customer_and_repeats_the_reason(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # The offer's page alone read "Still interested? This offer was declined.": nothing said
+    # that the answer had arrived.
+    offer = make_offer(session, settings, issued=True)
+    token = csrf_of(client.get(f"/{offer.id}").text)
+    early = client.get(f"/{offer.id}/declined", follow_redirects=False)
+
+    answer = client.post(
+        f"/{offer.id}/decline?lang=de",
+        data={"reason": "Zu teuer für uns", "csrf_token": token},
+        follow_redirects=False,
+    )
+    page = client.get(answer.headers["location"])
+
+    assert early.status_code == 303 and early.headers["location"].endswith(f"/{offer.id}")
+    assert answer.status_code == 303
+    assert answer.headers["location"].endswith(f"/{offer.id}/declined?lang=de")
+    assert "Vielen Dank für Ihre Antwort: Sie haben das Angebot" in page.text
+    assert "Zu teuer für uns" in page.text
+    assert f'href="https://track.example.com/{offer.id}?lang=de"' in page.text
+
+
+def test_declining_after_accepting_is_refused_on_the_offer_page(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     offer = make_offer(session, settings, issued=True)
@@ -424,13 +448,12 @@ def test_accepting_twice_is_a_clear_conflict(
         data={"signer_name": "Maria", "csrf_token": token, "accept_terms": "yes"},
     )
 
-    again = client.post(
-        f"/{offer.id}/accept",
-        data={"signer_name": "Maria", "csrf_token": token, "accept_terms": "yes"},
-    )
+    again = client.post(f"/{offer.id}/decline", data={"reason": "Too dear", "csrf_token": token})
 
     assert again.status_code == 409
-    assert "it is accepted" in again.text
+    assert 'id="answer-refused"' in again.text and "already been accepted" in again.text
+    session.refresh(offer)
+    assert offer.status == OfferStatus.ACCEPTED
 
 
 def test_accept_with_a_tracking_id_is_refused(
