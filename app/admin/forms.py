@@ -57,7 +57,7 @@ PLAIN_WORDS: Final = {
     "less_than_equal": "Must be {le} or less.",
     "less_than": "Must be less than {lt}.",
     "decimal_max_digits": "Too many digits: at most {max_digits} in all.",
-    "decimal_max_places": "At most {decimal_places} digits after the point.",
+    "decimal_max_places": "At most {decimal_places} decimal places.",
     "decimal_whole_digits": "Too many digits: at most {whole_digits} before the point.",
     "string_too_long": "Too long: at most {max_length} characters.",
     "date_from_datetime_parsing": DATE_HELP,

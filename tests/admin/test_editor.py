@@ -645,7 +645,7 @@ def test_out_of_range_numbers_are_explained_in_plain_words_beside_their_fields(
     assert _error_beside(html, "lines-0-unit_price") == "Must be 0 or more."
     assert _error_beside(html, "lines-0-discount_percent") == "Must be 100 or less."
     assert _error_beside(html, "lines-1-quantity") == "Too many digits: at most 12 in all."
-    assert _error_beside(html, "lines-2-unit_price") == "At most 4 digits after the point."
+    assert _error_beside(html, "lines-2-unit_price") == "At most 4 decimal places."
     assert _error_beside(html, "lines-2-vat_rate") == DECIMAL_HELP[DecimalMark.POINT]
     assert (
         _error_beside(html, "currency") == "Write the three-letter code of the currency, e.g. EUR."
