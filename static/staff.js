@@ -17,8 +17,8 @@ document.addEventListener("DOMContentLoaded", () => {
 // it, the header's checkbox takes over and the link goes.
 document.addEventListener("DOMContentLoaded", () => {
   for (const box of document.querySelectorAll("input.select-all")) {
-    box.hidden = false;
-    const label = box.parentElement.querySelector(".select-all-label");
+    (box.closest("label.tick-target") || box).hidden = false;
+    const label = box.closest("th")?.querySelector(".select-all-label");
     if (label) label.remove();
     for (const link of document.querySelectorAll("a.select-all-link")) link.hidden = true;
     box.addEventListener("change", () => {
