@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from functools import lru_cache, partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Header, Query, Request, Response
@@ -381,11 +381,7 @@ def accepted(
     request: Request, code: str, session: SessionDep, settings: SettingsDep, limiter: LimiterDep
 ) -> Response:
     """After accepting: what was accepted and what happens next. Only shows; changes nothing."""
-    parsed = _customer_offer(request, code, session, settings, limiter)
-    page = service.tracking_page(session, parsed, settings=settings)
-    if page.offer.accepted_at is None:
-        return _back_to_page(request, parsed)
-    return _answer_page(request, session, settings, page, "tracking/accepted.html")
+    return _after_answer(request, code, session, settings, limiter, "accepted")
 
 
 @router.get("/{code}/declined", name="tracking:declined")
@@ -393,11 +389,24 @@ def declined(
     request: Request, code: str, session: SessionDep, settings: SettingsDep, limiter: LimiterDep
 ) -> Response:
     """After declining: that the answer arrived, and its reason. Only shows; changes nothing."""
+    return _after_answer(request, code, session, settings, limiter, "declined")
+
+
+def _after_answer(
+    request: Request,
+    code: str,
+    session: SessionDep,
+    settings: Settings,
+    limiter: MissLimiter,
+    answer: Literal["accepted", "declined"],
+) -> Response:
+    """The page after an answer; the offer's own page while the offer has no such answer."""
     parsed = _customer_offer(request, code, session, settings, limiter)
     page = service.tracking_page(session, parsed, settings=settings)
-    if page.offer.declined_at is None:
+    answered_at = page.offer.accepted_at if answer == "accepted" else page.offer.declined_at
+    if answered_at is None:
         return _back_to_page(request, parsed)
-    return _answer_page(request, session, settings, page, "tracking/declined.html")
+    return _answer_page(request, session, settings, page, f"tracking/{answer}.html")
 
 
 def _answer_page(
