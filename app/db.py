@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends
 from sqlalchemy import DateTime, Engine, MetaData, Select, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DisconnectionError,
@@ -219,6 +220,12 @@ def local_day_sql(dialect: str, column: str) -> str:
     if dialect == "sqlite":
         return f"{LOCAL_DAY_FUNCTION}({column}, :zone)"
     return f"CAST({column} AT TIME ZONE CAST(:zone AS TEXT) AS DATE)"
+
+
+def insert_on_conflict(dialect: str, table: Any) -> Any:
+    """``INSERT`` into ``table`` that can take ``ON CONFLICT ... DO NOTHING`` (or ``DO
+    UPDATE``): both databases speak it, SQLAlchemy builds it per dialect."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def _unicode_lower(value: object) -> object:

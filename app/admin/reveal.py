@@ -22,12 +22,11 @@ from datetime import datetime, timedelta
 import anyio
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import String, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col
 from starlette.requests import Request
 
 from app.config import get_settings
-from app.db import DB_UNREACHABLE, UTCDateTime, get_engine, utcnow
+from app.db import DB_UNREACHABLE, UTCDateTime, get_engine, insert_on_conflict, utcnow
 
 SESSION_KEY = "reveal_once"
 KEEP_SECONDS = 600
@@ -98,8 +97,8 @@ def _claim(sealed: str) -> bool:
     now = utcnow()
     row = {"seal_hash": hashlib.sha256(sealed.encode()).hexdigest(), "shown_at": now}
     with Session(get_engine()) as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(RevealShown).values(row).on_conflict_do_nothing()
+        insert = insert_on_conflict(session.get_bind().dialect.name, RevealShown)
+        statement = insert.values(row).on_conflict_do_nothing()
         first = session.execute(statement.returning(col(RevealShown.seal_hash))).first()
         old = col(RevealShown.shown_at) < now - KEEP_SHOWN
         session.execute(delete(RevealShown).where(old))

@@ -21,17 +21,15 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from app import events
 from app.analytics import outbox, rollup
 from app.analytics.models import ScanFeedMark, table_of
-from app.db import READ_ONLY, utcnow
+from app.db import READ_ONLY, insert_on_conflict, utcnow
 from app.tracking.events import ScansCommitted
 from app.tracking.models import ScanEvent
 
@@ -114,15 +112,11 @@ def _take_mark(connection: Connection, *, wait: bool) -> tuple[int, datetime | N
     if first is None:
         return None  # no scans: nothing to derive, and no mark to guess
     start = first - 1
-    insert = _insert_mark(connection).values(name=FEED, last_scan_id=start)
+    insert = insert_on_conflict(connection.dialect.name, _mark).values(
+        name=FEED, last_scan_id=start
+    )
     made = connection.execute(insert.on_conflict_do_nothing().returning(_mark.c.name)).first()
     return None if made is None else (start, None)  # (rowcount says -1 on psycopg)
-
-
-def _insert_mark(connection: Connection) -> Any:
-    if connection.dialect.name == "sqlite":
-        return sqlite.insert(_mark)
-    return postgresql.insert(_mark)
 
 
 def hold_mark(connection: Connection) -> int:

@@ -16,12 +16,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.auth.staff import StaffUser
 from app.config import Settings, get_settings
-from app.db import UTCDateTime, local_day_sql, utcnow
+from app.db import UTCDateTime, insert_on_conflict, local_day_sql, utcnow
 from app.events import publish
 from app.notifications.events import OfferAlertRaised
 from app.notifications.mail import queue_rendered
@@ -164,9 +163,8 @@ def _known(session: Session, key: str) -> bool:
 
 
 def _insert_once(session: Session, row: dict[str, Any]) -> bool:
-    dialect = session.connection().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(StaffAlert).values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    insert = insert_on_conflict(session.connection().dialect.name, StaffAlert)
+    statement = insert.values(row).on_conflict_do_nothing(index_elements=["dedupe_key"])
     return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 

@@ -19,11 +19,10 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from app.config import Settings, get_settings
-from app.db import utcnow
+from app.db import insert_on_conflict, utcnow
 from app.errors import Unprocessable
 from app.notifications.models import MailOutbox
 from app.notifications.templates import LOGO_CID, RenderedMail
@@ -248,6 +247,6 @@ def insert_mails(connection: Connection, rows: Sequence[dict[str, Any]]) -> None
     which both databases speak; SQLAlchemy builds it per dialect)."""
     if not rows:
         return
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(MailOutbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    insert = insert_on_conflict(connection.dialect.name, MailOutbox)
+    statement = insert.on_conflict_do_nothing(index_elements=["dedupe_key"])
     connection.execute(statement, list(rows))
