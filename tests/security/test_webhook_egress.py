@@ -40,6 +40,10 @@ INTERNAL_URLS = [
     "http://[fe80::1]/",
     "http://[fec0::1]/",
     "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a00:1]/",  # local-use NAT64 (RFC 8215) of 10.0.0.1
+    "http://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
+    "http://[::127.0.0.1]/",  # IPv4-compatible (deprecated) of 127.0.0.1
     "http://[::ffff:169.254.169.254]/",
     "http://224.0.0.1/",
     "http://0.0.0.0/",
