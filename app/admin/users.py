@@ -123,9 +123,17 @@ def update_user(
     actor: str,
     expected: Expected | None = None,
     password: str | None = None,
+    by: int | None = None,
 ) -> StaffUser:
     """Change a user's role, active flag and (given one) password, all or nothing, unless the
-    user changed since ``expected``; the last active admin stays an active admin."""
+    user changed since ``expected``; the last active admin stays an active admin. An admin
+    (``by``) sets their own password on Your account only, where the current one is asked for
+    and this browser's session renewed: an admin page left open is not enough to take over."""
+    if password and by == user_id:
+        raise Unprocessable(
+            "To change your own password, use Your account: it asks for the current one.",
+            loc=("new_password",),
+        )
     if password:
         _check_password(password)
     user = get_user(session, user_id, for_update=True)

@@ -168,9 +168,11 @@ def test_an_admin_changing_a_role_ends_that_users_sessions_at_once(
 
 
 @pytest.mark.usefixtures("web")
-def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(
+def test_an_admin_sets_their_own_password_on_your_account_not_on_the_users_page(
     app: FastAPI, make_staff: Callable[..., StaffLogin], db: Session
 ) -> None:
+    """The users page asks no current password and keeps the session id: an admin page left
+    open on a shared computer would be enough to take the account over."""
     make_staff(Role.ADMIN, email="other-admin@example.com")
     who = make_staff(Role.ADMIN)
     here, there = _browser(app), _browser(app)
@@ -180,7 +182,7 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(
     form = here.get(f"/admin/staff-user/edit/{user_id}")
     assert form.status_code == 200
 
-    here.post(
+    refused = here.post(
         f"/admin/staff-user/edit/{user_id}",
         data={
             "role": "admin",
@@ -191,9 +193,23 @@ def test_changing_ones_own_password_keeps_this_session_and_ends_the_others(
         },
     )
 
-    assert _signed_in(here) and not _signed_in(there)
-    assert users.find_by_email(db, who.email) is not None
+    assert refused.status_code == 400
+    assert "To change your own password, use Your account" in refused.text
+    assert _signed_in(here) and _signed_in(there)
+    assert not _signs_in_with(app, who.email, "a brand new passphrase")
+    assert _signs_in_with(app, who.email, who.password)
     db.rollback()
+
+
+def _signs_in_with(app: FastAPI, email: str, password: str) -> bool:
+    browser = _browser(app)
+    page = browser.get("/admin/login")
+    answer = browser.post(
+        "/admin/login",
+        data={"email": email, "password": password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
+    return answer.status_code == 303
 
 
 @pytest.mark.usefixtures("web")

@@ -63,7 +63,8 @@ class StaffUserEditForm(Form):
     new_password = PasswordField(
         "New password",
         [Optional(), PASSWORD_LENGTH],
-        description="Leave empty to keep the current one; a new password ends the user's sessions.",
+        description="Leave empty to keep the current one; a new password ends the user's sessions."
+        " Your own: on Your account.",
     )
     confirm_disable = BooleanField(
         "Yes, disable this user",
@@ -141,7 +142,7 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         )
 
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
-        actor = staff_of(request).actor
+        staff = staff_of(request)
 
         def update(session: Session) -> StaffUser:
             disabling = users.get_user(session, int(pk)).is_active and not data["is_active"]
@@ -158,9 +159,10 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
                     int(pk),
                     role=Role(data["role"]),
                     is_active=bool(data["is_active"]),
-                    actor=actor,
+                    actor=staff.actor,
                     expected=Expected.from_form(data.get(VERSION_FIELD)),
                     password=data.get("new_password") or None,
+                    by=staff.id,
                 )
             except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
                 raise Refused(exc.since_opened()) from exc
