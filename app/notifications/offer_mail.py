@@ -21,6 +21,7 @@ from app.offers.documents import Renderer, offer_pdf
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.repeats import REPEAT_WINDOW
+from app.tracking.scans import mail_link
 
 SENDABLE = frozenset(
     {OfferStatus.ISSUED, OfferStatus.ACCEPTED, OfferStatus.ORDERED, OfferStatus.EXPIRED}
@@ -146,6 +147,6 @@ def _rendered(offer: Offer, mail: OfferMail, settings: Settings) -> RenderedMail
         "message": mail.message.strip(),
         "paragraphs": [p.strip().splitlines() for p in mail.message.split("\n\n") if p.strip()],
         "tracking_id": offer.tracking_id,
-        "page_url": tracking_url(offer, settings),
+        "page_url": mail_link(tracking_url(offer, settings)),
     }
     return render_mail("offer_sent", context, settings=settings, lang=offer.language)

@@ -32,6 +32,7 @@ from app.tracking import service as tracking_service
 from app.tracking.codes import TrackingCode
 from app.tracking.events import StageUpdated
 from app.tracking.models import StageUpdate
+from app.tracking.scans import mail_link
 
 CONFIRM_DAYS = 7
 FANOUT_LEASE = timedelta(minutes=5)
@@ -346,7 +347,7 @@ def _update_context(
         # past may name a date that a later update replaced.
         "expected_delivery": offer.expected_delivery_date,
         "reason": reason,
-        "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
+        "page_url": mail_link(f"{settings.public_base_url}/{offer.tracking_id}"),
         "lang": offer.language,
         "about_order": True,
     }

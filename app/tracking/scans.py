@@ -26,6 +26,7 @@ from app.tracking.models import Channel, CodeForm, VisitorKey
 
 PDF_MARKER = "pdf"
 FORM_MARKER = "form"
+MAIL_MARKER = "mail"
 _crawlers = CrawlerDetect()
 _crawler_lock = threading.Lock()
 
@@ -38,7 +39,7 @@ class Visit:
     user_agent: str
     referrer: str
     do_not_track: bool
-    marker: str  # the ``src`` query parameter: "pdf" from the PDF link, "form" from the form
+    marker: str  # the ``src`` query parameter: "pdf" (PDF link), "form" (form), "mail" (our mails)
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,24 @@ def _device_class(user_agent: str, os_family: str, device: str) -> str:
 
 
 def channel_of(visit: Visit, device: Device) -> Channel:
-    """PDF link and form carry a marker; the QR code cannot (scanners strip parameters), so a
-    marker-less visit from a phone or tablet without a referrer is a camera scan."""
+    """PDF link, form and our mails' links carry a marker; the QR code cannot (scanners strip
+    parameters), so a marker-less visit from a phone or tablet without a referrer is a camera
+    scan."""
     if visit.marker == PDF_MARKER:
         return Channel.PDF
     if visit.marker == FORM_MARKER:
         return Channel.TYPED
+    if visit.marker == MAIL_MARKER:
+        return Channel.WEB
     if not visit.referrer and device.device_class in {"mobile", "tablet"}:
         return Channel.QR
     return Channel.WEB
+
+
+def mail_link(page_url: str) -> str:
+    """A page's address as our mails give it: marked, because a mail app on a phone sends no
+    referrer, and a tap on the link was taken for a camera scan of the paper."""
+    return f"{page_url}?src={MAIL_MARKER}"
 
 
 def referrer_host(referrer: str) -> str:

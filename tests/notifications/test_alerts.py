@@ -1,10 +1,12 @@
 """Staff alerts: the owner hears of the first scan of the day, answers and expiry, once."""
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +19,7 @@ from app.analytics.schemas import WebhookEndpointCreate
 from app.auth.staff import Role, StaffUser
 from app.config import Settings, get_settings
 from app.db import utcnow
-from app.notifications import alerts
+from app.notifications import alerts, offer_mail
 from app.notifications.alerts import AlertKind, AlertMode
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
@@ -373,6 +375,47 @@ def test_the_first_qr_scan_through_the_page_alerts_once_and_link_previews_never(
     [alert] = inbox.to(OWNER)
     assert alert["Subject"].strip() == (
         f"The printed offer {shown} for Acme Hellas was just scanned with a phone"
+    )
+
+
+def test_the_offer_mails_link_tapped_on_a_phone_is_an_opened_page_not_a_scan_of_the_paper(
+    web: TestClient,
+    app: Any,
+    committed: Engine,
+    settings: Settings,
+    mail_settings: Settings,
+    inbox: Inbox,
+) -> None:
+    """A mail app sends no referrer: the bare link from a phone looked like a camera scan,
+    and sales called a customer about "the printed offer" they had never printed."""
+    offer = _offer(committed, settings, _owner(committed, "bo@acme.example"))
+    with Session(committed) as session:
+        draft = offer_mail.draft_mail(offer, mail_settings)
+        offer_mail.send_offer(
+            session,
+            offer.id,
+            draft,
+            renderer=app.state.pdf_renderer,
+            actor="staff:bo@acme.example",
+            settings=mail_settings,
+        )
+    run_worker(committed, mail_settings)
+    [sent] = inbox.to(offer.customer_email)
+    link = re.search(r"https?://\S+/" + offer.id + r"\S*", body_text(sent))
+    assert link is not None
+
+    page = web.get(
+        urlsplit(link.group()).path + "?" + urlsplit(link.group()).query,
+        headers={"user-agent": IPHONE},
+    )
+    assert page.status_code == 200
+    scanfeed.catch_up(committed, settings.zone)
+    run_worker(committed, mail_settings)
+
+    [alert] = inbox.to("bo@acme.example")
+    shown = hyphenate_tracking_id(offer.tracking_id)
+    assert alert["Subject"].strip() == (
+        f"The page of offer {shown} for Acme Hellas was just opened on a phone"
     )
 
 
