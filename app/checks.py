@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from app.config import ConfigError, Settings, configuration_problems
+from app.files import make_private_dir
 
 Check = Callable[[Settings], str | None]
 
@@ -67,7 +68,7 @@ def _secret_key(settings: Settings) -> str | None:
 
 def _var_dir(settings: Settings) -> str | None:
     try:
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.var_dir)
         with tempfile.TemporaryFile(dir=settings.var_dir):
             pass
     except OSError as exc:

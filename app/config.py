@@ -17,7 +17,7 @@ from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import i18n
-from app.files import write_atomically
+from app.files import make_private_dir, write_atomically
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The checkout (README, tests, bench); an installed package has none around it.
@@ -288,7 +288,7 @@ class Settings(BaseSettings):
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
     try:
-        var_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(var_dir)
         # Several workers may start at once: one generates the key, the others read it.
         with _exclusive_lock(var_dir / ".secret_key.lock"):
             key = _read_key(path)

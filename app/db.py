@@ -27,6 +27,7 @@ from sqlmodel import Session, SQLModel, create_engine
 from starlette.concurrency import run_in_threadpool
 
 from app.config import get_settings
+from app.files import make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,7 @@ def _configure_sqlite(engine: Engine, write_wait_seconds: float) -> None:
 def get_engine() -> Engine:
     settings = get_settings()
     if settings.is_sqlite:
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.var_dir)
     return make_engine(settings.database_url, write_wait_seconds=settings.write_wait_seconds)
 
 

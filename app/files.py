@@ -26,3 +26,10 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) if missing; the folder made is its owner's alone: it
+    holds the database, the secret key, mails and spooled scans. An existing one is left as
+    its operator set it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)

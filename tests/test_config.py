@@ -1,3 +1,5 @@
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +100,26 @@ def test_webhooks_need_a_positive_time_before_an_endpoint_is_disabled(
 
     with pytest.raises(ValueError, match="webhook_disable_after_seconds"):
         Settings()
+
+
+def test_the_first_start_makes_a_data_folder_only_its_owner_can_read(tmp_path: Path) -> None:
+    """`make run` in a fresh checkout: var/ holds the database, the secret key, the mails as
+    files; other local users could read them all (it was made with the umask's 0755)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFERTRACK_")}
+    kept = tmp_path / "kept"
+    kept.mkdir(mode=0o750)
+    for var_dir in ("var", str(kept)):
+        migrated = subprocess.run(
+            [sys.executable, "-c", "from app.cli import cli; cli()", "migrate"],
+            cwd=tmp_path,
+            env={**env, "OFFERTRACK_VAR_DIR": var_dir},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+
+    assert (tmp_path / "var" / "offertrack.db").exists()
+    assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o750  # the operator's own choice stands
