@@ -49,12 +49,6 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _WHOLE_LINE = re.compile(r"lines-\d+")
 MAX_FORM_LINES = 500
 NUMBER_FIELDS = ("quantity", "unit_price", "discount_percent", "vat_rate")
-DECIMAL_HELP = {
-    DecimalMark.POINT: "Write the number with a point before the decimals and no thousands "
-    "separators, e.g. 1250.50 (Your account sets a decimal comma instead).",
-    DecimalMark.COMMA: "Write the number with a comma before the decimals and no thousands "
-    "separators, e.g. 1250,50 (Your account sets a decimal point instead).",
-}
 LINE_AMOUNT_HELP = f"Quantity × unit price must stay below {MAX_AMOUNT:,.0f}."
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
@@ -209,7 +203,7 @@ def _message(detail: Any, mark: DecimalMark) -> str:
     if detail.get("type") in ("decimal_parsing", "finite_number"):
         # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
         # as Germans and Greeks do, guessing.
-        return DECIMAL_HELP[mark]
+        return mark.help
     if detail.get("loc") == ("currency",):
         return (
             "Write the three-letter code of the currency, e.g. EUR."  # not its regular expression
