@@ -779,7 +779,9 @@ def test_decimal_marks_are_checked_and_staff_keep_their_rows_and_sessions_both_w
             with connection.begin_nested():
                 _staff_rows(connection, (3, "cy@example.com", "dot"))
         _staff_rows(connection, (3, "cy@example.com", "point"))
-        sessions = list(connection.execute(text("SELECT user_id FROM staff_session")).scalars())
+        sessions: list[int] = list(
+            connection.execute(text("SELECT user_id FROM staff_session")).scalars()
+        )
     assert sessions == [2]
 
     _downgrade(scratch_engine, "c5e0a1000002")
@@ -792,5 +794,7 @@ def test_decimal_marks_are_checked_and_staff_keep_their_rows_and_sessions_both_w
             (3, "point"),
             (4, "dot"),
         ]
-        kept = list(connection.execute(text("SELECT user_id FROM staff_session")).scalars())
+        kept: list[int] = list(
+            connection.execute(text("SELECT user_id FROM staff_session")).scalars()
+        )
     assert kept == [2]
