@@ -278,7 +278,8 @@ def _save_draft(
 async def totals(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
     """The totals partial for the lines as typed (htmx, while staff type)."""
     form = read_form(await request.form(), staff.decimal_mark, keep_blank=True)
-    context = {"preview": preview(form, settings.default_currency), "oob": True}
+    # The request: the partial writes amounts with the user's decimal mark (app.admin.site).
+    context = {"request": request, "preview": preview(form, settings.default_currency), "oob": True}
     # The same partial the page includes, rendered through jinja-partials (see site.py).
     render_partial = request.app.state.admin.templates.env.globals["render_partial"]
     html = await anyio.to_thread.run_sync(lambda: str(render_partial(PARTIAL, **context)))

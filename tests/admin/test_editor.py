@@ -123,7 +123,7 @@ def _use_decimal_comma(web: TestClient) -> None:
     chosen = web.post(
         "/admin/account/decimal-mark", data={"decimal_mark": "comma", "csrf_token": token}
     )
-    assert chosen.status_code == 200 and "Saved: the offer editor" in chosen.text
+    assert chosen.status_code == 200 and "Saved: the staff site" in chosen.text
 
 
 def test_a_user_of_the_decimal_comma_types_prices_as_their_phone_writes_them(
