@@ -139,7 +139,7 @@ def test_a_user_of_the_decimal_comma_types_prices_as_their_phone_writes_them(
     totals = web.post("/admin/offers/editor/totals", data=form)
     saved = web.post("/admin/offers/new", data=form, follow_redirects=False)
 
-    assert "€2,891.78" in totals.text  # 2.5 × 1250.50 − 7.5 %, for the (English) offer
+    assert "2.891,78\xa0€" in totals.text  # 2.5 × 1250.50 − 7.5 %, with the user's comma
     assert saved.status_code == 303, saved.text
     (offer,) = _offers(db)
     (line,) = offer.lines
