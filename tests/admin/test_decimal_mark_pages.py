@@ -173,6 +173,9 @@ def test_the_dashboard_writes_revenue_and_rates_with_a_comma(
     html = web.get("/admin/analytics/", params=_range()).text
     by_placement = {row[0]: row for row in _cells(html, "att-placement-first_touch")}
     assert by_placement["P1"][4:6] == ["60,0%", "6.300,00 €"]  # (the cells' spaces made plain)
+    chart = html.split('id="chart-estimate-placement"', 1)[1].split("</svg>", 1)[0]
+    rates = re.findall(r"\d+[.,]\d%", chart)
+    assert rates and all("," in rate for rate in rates), rates
 
 
 def test_the_database_takes_no_other_decimal_mark(

@@ -16,6 +16,7 @@ from markupsafe import Markup
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app.admin import access
 from app.admin.access import SalesDep, StaffDep, require_role
 from app.admin.analytics import placement_form
 from app.admin.analytics.placement_form import OS_CHOICES, WEEKDAYS, Errors, RuleRow
@@ -73,7 +74,7 @@ def _page(session: Session, placement_id: int) -> PlacementPage:
         )
 
 
-def _chart(page: PlacementPage) -> Markup:
+def _chart(page: PlacementPage, mark: DecimalMark) -> Markup:
     return charts.daily(
         "chart-placement",
         "Scans and conversions per day, last 30 days",
@@ -82,6 +83,7 @@ def _chart(page: PlacementPage) -> Markup:
             charts.Series("Scans", [row.scans for row in page.days]),
             charts.Series("Conversions", page.conversions),
         ],
+        mark=mark,
     )
 
 
@@ -118,7 +120,7 @@ async def _render(
         "zone": get_settings().timezone,  # the rules' times and dates are local to it
         "qr_svg": Markup(artwork.preview_svg(code_url)),  # segno's paths, no text of ours
         "stats": page,
-        "chart": _chart(page),
+        "chart": _chart(page, access.decimal_mark(request)),
         "form": form or _stored_form(placement),
         "rows": placement_form.rows_of(placement.rules) if rows is None else rows,
         "errors": errors or {},
