@@ -80,6 +80,8 @@ def test_a_comma_user_filters_a_list_by_a_total_typed_with_a_comma(
     assert "is-invalid" not in field
     assert "Exact Amount GmbH" in page.text and "A Cent Short GmbH" not in page.text
     assert "1.250,50\xa0€" in page.text  # the list's total, with the user's mark
+    exported = web.get(f"/admin/{listed}/export/csv", params={"gross_min": "1250,50"}).text
+    assert "Exact Amount GmbH" in exported and "A Cent Short GmbH" not in exported
 
 
 def test_a_total_filter_that_is_no_number_is_refused_beside_its_field(
