@@ -189,3 +189,26 @@ def test_the_database_takes_no_other_decimal_mark(
             text("UPDATE staff_user SET decimal_mark = 'dot' WHERE email = 'check@example.com'")
         )
     db.rollback()
+
+
+def test_the_editor_reads_numbers_by_the_same_rule_as_the_rest_of_the_staff_site(
+    web: TestClient, comma_user: Callable[[Role], None]
+) -> None:
+    """ "1e3" and "1_000" pass Python's own reading of a number, but are no number a person
+    types: the editor refuses them as the list filters and the QR width do."""
+    comma_user(Role.SALES)
+    token = csrf_from(web.get("/admin/offers/new").text)
+    form = {
+        "csrf_token": token,
+        "customer-company": "Rule GmbH",
+        "lines-0-description": "Pump",
+        "lines-0-quantity": "1e3",
+        "lines-0-unit_price": "1_000",
+        "lines-0-vat_rate": "19,5",
+    }
+    refused = web.post("/admin/offers/new", data=form, follow_redirects=False)
+    assert refused.status_code == 422
+    for name in ("lines-0-quantity", "lines-0-unit_price"):
+        assert _error_beside(refused.text, f"{name}-error") == DecimalMark.COMMA.help, name
+    assert _error_beside(refused.text, "lines-0-vat_rate-error") is None
+    assert 'value="1e3"' in _field(refused.text, "lines-0-quantity")  # as typed, to correct
