@@ -4,6 +4,7 @@ Core (no domain imports): the shared Jinja environment formats money and trackin
 these, and the offers package computes with them.
 """
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 
@@ -22,10 +23,16 @@ def hyphenate_tracking_id(tracking_id: str) -> str:
     return f"{tracking_id[:5]}-{tracking_id[5:TRACKING_ID_LENGTH]}"
 
 
+# A number as staff type it, once read with their mark: digits, at most one point, a sign.
+# Thousands separators, exponents ("1e3") and Python's "1_000" are refused, as is "NaN".
+_TYPED_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 class DecimalMark(StrEnum):
-    """A staff user's decimal mark: how they type amounts in the offer editor (a phone set to
-    German or Greek offers only a comma on its number pad) and how their CSV downloads are laid
-    out (with a comma, Excel splits columns at semicolons: app.csvsafe)."""
+    """A staff user's decimal mark: how they type numbers with decimals anywhere in the staff
+    site (a phone set to German or Greek offers only a comma on its number pad), how the staff
+    site shows them, and how their CSV downloads are laid out (with a comma, Excel splits
+    columns at semicolons: app.csvsafe)."""
 
     POINT = "point"  # 1250.50
     COMMA = "comma"  # 1250,50
@@ -38,6 +45,30 @@ class DecimalMark(StrEnum):
         """``number`` (written with a point) as this mark writes it."""
         return number.replace(".", ",") if self is DecimalMark.COMMA else number
 
+    @property
+    def help(self) -> str:
+        """What to type, said beside a field that held no number."""
+        return _MARK_HELP[self]
+
+    @property
+    def language(self) -> str:
+        """The language whose way of writing numbers the staff site shows this mark with:
+        English's ``€1,250.50``, or German's ``1.250,50 €`` (as Greek and most of Europe
+        group and mark them)."""
+        return "de" if self is DecimalMark.COMMA else "en"
+
+    def field_value(self, value: Decimal) -> str:
+        """``value`` as a form's field takes it back: no grouping, no trailing zeros
+        (``2.000`` -> ``2``), this mark."""
+        return self.written(f"{value.normalize():f}")
+
+    def parse(self, typed: str) -> Decimal:
+        """The number typed into a field with this mark; ValueError (with ``help``) if none."""
+        text = self.read(typed.strip())
+        if not _TYPED_NUMBER.fullmatch(text):
+            raise ValueError(self.help)
+        return Decimal(text)
+
     def read(self, typed: str) -> str:
         """What was typed, with a point for the decimal comma: the numbers' parsers read a
         point. Text with both marks is left as it is (thousands separators are refused)."""
@@ -46,6 +77,12 @@ class DecimalMark(StrEnum):
         return typed
 
 
+_MARK_HELP = {
+    DecimalMark.POINT: "Write the number with a point before the decimals and no thousands "
+    "separators, e.g. 1250.50 (Your account sets a decimal comma instead).",
+    DecimalMark.COMMA: "Write the number with a comma before the decimals and no thousands "
+    "separators, e.g. 1250,50 (Your account sets a decimal point instead).",
+}
 _MARK_LABELS = {
     DecimalMark.POINT: "Decimal point: 1250.50 (CSV files with commas between columns, for "
     "LibreOffice, Google Sheets and Excel in English)",

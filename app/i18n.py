@@ -155,6 +155,12 @@ def format_number(value: Decimal, language: str) -> str:
     )
 
 
+def format_fixed(value: Decimal | float, places: int, language: str) -> str:
+    """``value`` with exactly ``places`` decimals and grouping: a rate's ``60.0`` (en)."""
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return str(numbers.format_decimal(value, format=pattern, locale=_locale(language)))
+
+
 def format_percent(value: Decimal, language: str) -> str:
     """``24`` → ``24%`` (en), ``24 %`` (de): the value is a percentage already."""
     return str(

@@ -5,10 +5,12 @@ extension, new-style gettext) and are rendered with ``lang`` in their context, o
 ``app.i18n.LANGUAGES``: ``template.render(lang=offer.language, ...)`` for a PDF or a mail.
 Pages rendered through ``render``/``render_html`` without a ``lang`` get the visitor's (the
 ``lang`` query parameter, else ``Accept-Language``). The filters ``money``, ``price``,
-``decimal``, ``percent`` and ``date`` format for the same ``lang``.
+``decimal``, ``percent``, ``fixed`` and ``date`` format for the same ``lang`` (the staff site
+writes numbers with the signed-in user's decimal mark instead: app.admin.site).
 """
 
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -52,25 +54,33 @@ def format_date(value: date | datetime, language: str = i18n.DEFAULT_LANGUAGE) -
     return i18n.format_date(value, language)
 
 
-# The filters format for the language of the render they are used in.
-@pass_context
-def _money(context: Context, amount: Decimal, currency: str) -> str:
-    return i18n.format_money(amount, currency, language_of(context))
+Language = Callable[[Context], str]
 
 
-@pass_context
-def _price(context: Context, amount: Decimal, currency: str) -> str:
-    return i18n.format_price(amount, currency, language_of(context))
+def number_filters(language: Language) -> dict[str, Callable[..., str]]:
+    """The filters that write numbers, each as ``language`` says for the render it is in."""
 
+    @pass_context
+    def money(context: Context, amount: Decimal, currency: str) -> str:
+        return i18n.format_money(amount, currency, language(context))
 
-@pass_context
-def _decimal(context: Context, value: Decimal) -> str:
-    return i18n.format_number(value, language_of(context))
+    @pass_context
+    def price(context: Context, amount: Decimal, currency: str) -> str:
+        return i18n.format_price(amount, currency, language(context))
 
+    @pass_context
+    def decimal(context: Context, value: Decimal) -> str:
+        return i18n.format_number(value, language(context))
 
-@pass_context
-def _percent(context: Context, value: Decimal) -> str:
-    return i18n.format_percent(value, language_of(context))
+    @pass_context
+    def percent(context: Context, value: Decimal) -> str:
+        return i18n.format_percent(value, language(context))
+
+    @pass_context
+    def fixed(context: Context, value: Decimal | float, places: int) -> str:
+        return i18n.format_fixed(value, places, language(context))
+
+    return {"money": money, "price": price, "decimal": decimal, "percent": percent, "fixed": fixed}
 
 
 @pass_context
@@ -99,11 +109,10 @@ def text_direction(value: str) -> str:
     return "auto"
 
 
-def install_filters(env: Environment) -> None:
-    env.filters["money"] = _money
-    env.filters["price"] = _price  # unit prices: every stored digit
-    env.filters["decimal"] = _decimal
-    env.filters["percent"] = _percent
+def install_filters(env: Environment, numbers_in: Language = language_of) -> None:
+    """The shared filters; numbers (``price``: unit prices, every stored digit) are written
+    as ``numbers_in`` says, by default in the render's ``lang``."""
+    env.filters.update(number_filters(numbers_in))
     env.filters["date"] = _date
     env.filters["hyphenated"] = hyphenate_tracking_id
     env.filters["css_string"] = css_string

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from app.db import make_engine, metadata
 from app.migrations import alembic_config
@@ -740,3 +741,60 @@ def test_customer_entries_written_before_name_the_record_by_id(scratch_engine: E
         kept = connection.execute(text("SELECT summary FROM audit_log ORDER BY id")).all()
     assert [row[0] for row in kept][0] == "Created customer record 7"  # the name stays gone
     assert len(kept) == 5
+
+
+def _staff_rows(connection: Connection, *rows: tuple[int, str, str]) -> None:
+    connection.execute(
+        text(
+            "INSERT INTO staff_user (id, email, full_name, phone, role, password_hash, is_active,"
+            " created_at, updated_at, decimal_mark) VALUES (:id, :email, '', '', 'sales', 'x',"
+            " true, :now, :now, :mark)"
+        ),
+        [{"id": i, "email": e, "mark": m, "now": datetime.now(UTC)} for i, e, m in rows],
+    )
+
+
+def test_decimal_marks_are_checked_and_staff_keep_their_rows_and_sessions_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """d3c1a0000001: the database takes only 'point' or 'comma'; a user's comma stays, a value
+    outside the two (a hand-made row) becomes the point, and the users' sessions (which point
+    at the table SQLite copies) keep their rows up and down."""
+    _upgrade(scratch_engine, "c5e0a1000002")
+    with scratch_engine.begin() as connection:
+        _staff_rows(connection, (1, "ana@example.com", "comma"), (2, "bo@example.com", "Komma"))
+        connection.execute(
+            text(
+                "INSERT INTO staff_session (id, token_hash, user_id, created_at, last_seen_at,"
+                " client, second_factor) VALUES (1, 'h', 2, :now, :now, 'Firefox', false)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+
+    _upgrade(scratch_engine, "d3c1a0000001")
+    with scratch_engine.begin() as connection:
+        marks = connection.execute(text("SELECT id, decimal_mark FROM staff_user ORDER BY id"))
+        assert [tuple(row) for row in marks] == [(1, "comma"), (2, "point")]
+        with pytest.raises(IntegrityError, match="ck_staff_user_decimal_mark"):
+            with connection.begin_nested():
+                _staff_rows(connection, (3, "cy@example.com", "dot"))
+        _staff_rows(connection, (3, "cy@example.com", "point"))
+        sessions: list[int] = list(
+            connection.execute(text("SELECT user_id FROM staff_session")).scalars()
+        )
+    assert sessions == [2]
+
+    _downgrade(scratch_engine, "c5e0a1000002")
+    with scratch_engine.begin() as connection:
+        _staff_rows(connection, (4, "di@example.com", "dot"))  # no check any more
+        users = connection.execute(text("SELECT id, decimal_mark FROM staff_user ORDER BY id"))
+        assert [tuple(row) for row in users] == [
+            (1, "comma"),
+            (2, "point"),
+            (3, "point"),
+            (4, "dot"),
+        ]
+        kept: list[int] = list(
+            connection.execute(text("SELECT user_id FROM staff_session")).scalars()
+        )
+    assert kept == [2]

@@ -28,6 +28,7 @@ from app.auth.staff import Role
 from app.config import get_settings
 from app.db import get_engine, read_only, utcnow
 from app.errors import AppError
+from app.formats import DecimalMark
 from app.templating import is_htmx
 
 T = TypeVar("T")
@@ -92,6 +93,12 @@ def csrf_token(request: Request) -> str:
         token = secrets.token_urlsafe(32)
         request.session[_CSRF] = token
     return token
+
+
+def decimal_mark(request: Request) -> DecimalMark:
+    """How the signed-in staff user types and reads numbers (a point before sign-in)."""
+    staff = getattr(request.state, "staff", None)
+    return staff.decimal_mark if isinstance(staff, Staff) else DecimalMark.POINT
 
 
 def carries_a_session(session: dict[str, Any]) -> bool:

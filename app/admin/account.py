@@ -229,7 +229,7 @@ async def decimal_mark(
         await in_session(lambda s: users.set_decimal_mark(s, staff.id, decimal_mark))
     except AppError as exc:
         return await _account_page(request, staff, mark_error=exc.detail, status=exc.status_code)
-    Flash.success(request, "Saved: the offer editor and your CSV downloads use that mark.")
+    Flash.success(request, "Saved: the staff site and your CSV downloads use that mark.")
     return RedirectResponse(str(request.url_for("staff:account")) + "#numbers", 303)
 
 

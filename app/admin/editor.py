@@ -9,7 +9,6 @@ the form to ``editor:totals`` as staff type and swaps in the partial; without Ja
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 import anyio
@@ -61,13 +60,6 @@ class Step:
     focus: str | None = None
 
 
-def format_decimal(value: Decimal, mark: DecimalMark = DecimalMark.POINT) -> str:
-    """What the form's number inputs take back: no grouping, no trailing zeros (``2.000`` ->
-    ``2``), the user's decimal ``mark``; the templates' ``decimal`` filter writes for reading,
-    by language, with grouping."""
-    return mark.written(f"{value.normalize():f}")
-
-
 def offer_form(offer: Offer, mark: DecimalMark) -> OfferForm:
     """The editor's fields filled from a stored offer."""
     header = {
@@ -89,11 +81,11 @@ def offer_form(offer: Offer, mark: DecimalMark) -> OfferForm:
     lines = [
         {
             "description": line.description,
-            "quantity": format_decimal(line.quantity, mark),
+            "quantity": mark.field_value(line.quantity),
             "unit": line.unit,
-            "unit_price": format_decimal(line.unit_price, mark),
-            "discount_percent": format_decimal(line.discount_percent, mark),
-            "vat_rate": format_decimal(line.vat_rate, mark),
+            "unit_price": mark.field_value(line.unit_price),
+            "discount_percent": mark.field_value(line.discount_percent),
+            "vat_rate": mark.field_value(line.vat_rate),
         }
         for line in offer.lines
     ]
@@ -286,7 +278,8 @@ def _save_draft(
 async def totals(request: Request, settings: SettingsDep, staff: SalesDep) -> Response:
     """The totals partial for the lines as typed (htmx, while staff type)."""
     form = read_form(await request.form(), staff.decimal_mark, keep_blank=True)
-    context = {"preview": preview(form, settings.default_currency), "oob": True}
+    # The request: the partial writes amounts with the user's decimal mark (app.admin.site).
+    context = {"request": request, "preview": preview(form, settings.default_currency), "oob": True}
     # The same partial the page includes, rendered through jinja-partials (see site.py).
     render_partial = request.app.state.admin.templates.env.globals["render_partial"]
     html = await anyio.to_thread.run_sync(lambda: str(render_partial(PARTIAL, **context)))

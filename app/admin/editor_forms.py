@@ -49,12 +49,6 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _WHOLE_LINE = re.compile(r"lines-\d+")
 MAX_FORM_LINES = 500
 NUMBER_FIELDS = ("quantity", "unit_price", "discount_percent", "vat_rate")
-DECIMAL_HELP = {
-    DecimalMark.POINT: "Write the number with a point before the decimals and no thousands "
-    "separators, e.g. 1250.50 (Your account sets a decimal comma instead).",
-    DecimalMark.COMMA: "Write the number with a comma before the decimals and no thousands "
-    "separators, e.g. 1250,50 (Your account sets a decimal point instead).",
-}
 LINE_AMOUNT_HELP = f"Quantity × unit price must stay below {MAX_AMOUNT:,.0f}."
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
@@ -136,10 +130,20 @@ def _line_data(line: dict[str, str], mark: DecimalMark) -> dict[str, str]:
     # An empty optional field means its default, as when the API leaves it out. Numbers go to
     # the API's parsers as the API takes them, with a point.
     return {
-        k: mark.read(v) if k in NUMBER_FIELDS else v
+        k: _number(v, mark) if k in NUMBER_FIELDS and v.strip() else v
         for k, v in line.items()
         if v.strip() or k in ("description", "quantity")
     }
+
+
+def _number(typed: str, mark: DecimalMark) -> str:
+    """A typed number read by the staff site's one rule (DecimalMark.parse). What it refuses
+    goes on as "NaN", which the schema refuses as no number (``finite_number``: the mark's
+    help beside the field); as typed, "1e3" or "1_000" would pass there but nowhere else."""
+    try:
+        return str(mark.parse(typed))
+    except ValueError:
+        return "NaN"
 
 
 def _payload(form: OfferForm) -> dict[str, Any]:
@@ -209,7 +213,7 @@ def _message(detail: Any, mark: DecimalMark) -> str:
     if detail.get("type") in ("decimal_parsing", "finite_number"):
         # Pydantic's "Input should be a valid decimal" leaves someone who wrote "1.250,50",
         # as Germans and Greeks do, guessing.
-        return DECIMAL_HELP[mark]
+        return mark.help
     if detail.get("loc") == ("currency",):
         return (
             "Write the three-letter code of the currency, e.g. EUR."  # not its regular expression

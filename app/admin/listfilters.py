@@ -3,13 +3,16 @@
 customer, an actor), applied together.
 
 The typed fields read their query parameters directly, and a value that does not parse is
-ignored (the field shows it marked) rather than answered with an error page.
+ignored, the list shown without it and the refusal beside its field, rather than answered
+with an error page. Amounts are typed with the staff user's decimal mark
+(app.formats.DecimalMark), as in the offer editor.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, or_
@@ -19,6 +22,7 @@ from starlette.requests import Request
 from app.audit import AuditLogEntry
 from app.config import get_settings
 from app.fields import MAX_ROW_ID
+from app.formats import DecimalMark
 from app.offers.models import Offer, OfferLine
 
 HUNDRED = Decimal(100)
@@ -89,11 +93,26 @@ def _date(value: str | None) -> date | None:
         return None
 
 
-def _amount(value: str | None) -> Decimal | None:
+def _amount(value: str | None, mark: DecimalMark) -> Decimal | None:
     try:
-        return Decimal(value.replace(",", "")) if value else None
-    except InvalidOperation:
+        return mark.parse(value) if value and value.strip() else None
+    except ValueError:
         return None
+
+
+def refusals(
+    fields: tuple[FilterField, ...], params: Mapping[str, str], mark: DecimalMark
+) -> dict[str, str]:
+    """What to say beside each typed number that is none, by field name."""
+    errors: dict[str, str] = {}
+    for field in fields:
+        typed = params.get(field.name, "")
+        if field.kind == "number" and typed.strip():
+            try:
+                mark.parse(typed)
+            except ValueError as refused:
+                errors[field.name] = str(refused)
+    return errors
 
 
 def _start_of(day: date) -> datetime:
@@ -118,7 +137,9 @@ def _gross() -> Any:
     )
 
 
-def offer_conditions(request: Request, staff_id: int | None) -> list[ColumnElement[bool]]:
+def offer_conditions(
+    request: Request, staff_id: int | None, mark: DecimalMark
+) -> list[ColumnElement[bool]]:
     params = request.query_params
     conditions: list[ColumnElement[bool]] = []
     owner = params.get("owner", "")
@@ -135,9 +156,9 @@ def offer_conditions(request: Request, staff_id: int | None) -> list[ColumnEleme
         conditions.append(col(Offer.created_at) >= _start_of(start))
     if (end := _date(params.get("created_to"))) is not None:
         conditions.append(col(Offer.created_at) < _start_of(end + timedelta(days=1)))
-    if (low := _amount(params.get("gross_min"))) is not None:
+    if (low := _amount(params.get("gross_min"), mark)) is not None:
         conditions.append(_gross() >= low)
-    if (high := _amount(params.get("gross_max"))) is not None:
+    if (high := _amount(params.get("gross_max"), mark)) is not None:
         conditions.append(_gross() <= high)
     return conditions
 

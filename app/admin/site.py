@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from jinja2 import ChoiceLoader, FileSystemLoader
+from jinja2.runtime import Context
 from sqladmin import Admin
 from sqladmin._menu import ItemMenu
 from sqladmin.authentication import login_required
@@ -29,6 +30,7 @@ from app.auth.staff import Role
 from app.config import TEMPLATES_DIR, Settings, get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError
+from app.formats import DecimalMark
 from app.observability import log_unexpected
 from app.templating import install_filters
 from app.web import answer_database_outages
@@ -68,7 +70,9 @@ class StaffAdmin(Admin):
         # Overrides of sqladmin's templates live in templates/admin/sqladmin/; pages of any
         # module are found by their path under templates/ ("admin/...", "analytics/...").
         loader.loaders = [loader.loaders[0], FileSystemLoader(TEMPLATES_DIR), *loader.loaders[1:]]
-        install_filters(templates.env)
+        # Numbers as the signed-in user writes them (their decimal mark), not in the
+        # language of a customer or a browser: the staff site is English with their mark.
+        install_filters(templates.env, numbers_in=_staff_numbers)
         # htmx partials render through jinja-partials (render_partial), from a synchronous
         # overlay of this async environment: the same loader, filters and globals (the overlay
         # shares the globals, so render_partial lands in both), its own template cache, and no
@@ -104,6 +108,12 @@ class StaffAdmin(Admin):
         staff = await access.current_staff(request)
         assert staff is not None  # @login_required
         return await export.csv_response(view, request, self.export_slots, staff.decimal_mark)
+
+
+def _staff_numbers(context: Context) -> str:
+    request = context.get("request")
+    mark = access.decimal_mark(request) if isinstance(request, Request) else DecimalMark.POINT
+    return mark.language
 
 
 def _session_key(settings: Settings) -> str:

@@ -3,7 +3,8 @@ from elsewhere. Each chart is an accessible image (role="img", a <title> and <de
 page shows the same figures as a table beside it.
 
 Drawn in a 340-unit-wide viewBox that scales with its container, so labels stay readable on a
-phone (a card on a 360 px screen is about 300 px wide: 0.9 px per unit).
+phone (a card on a 360 px screen is about 300 px wide: 0.9 px per unit). Figures are written
+with the staff user's decimal mark (``mark``), as the table beside them.
 """
 
 from collections.abc import Sequence
@@ -12,6 +13,9 @@ from datetime import date
 from html import escape
 
 from markupsafe import Markup
+
+from app import i18n
+from app.formats import DecimalMark
 
 WIDTH = 340
 BAR = 18  # height of one horizontal bar row
@@ -37,8 +41,12 @@ def _svg(chart_id: str, title: str, desc: str, height: int, body: str) -> Markup
     )
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+def _fmt(value: float, mark: DecimalMark) -> str:
+    return i18n.format_fixed(value, 0 if value == int(value) else 1, mark.language)
+
+
+def _pct(share: float, places: int, mark: DecimalMark) -> str:
+    return i18n.format_fixed(share * 100, places, mark.language) + "%"
 
 
 def _empty(chart_id: str, title: str) -> Markup:
@@ -69,6 +77,7 @@ def bars(
     unit: str = "",
     *,
     zero_is_data: bool = False,
+    mark: DecimalMark = DecimalMark.POINT,
 ) -> Markup:
     """Horizontal bars, one group per label, one bar per series, each with its value.
 
@@ -93,20 +102,30 @@ def bars(
         parts.append(_row_label(label, y0 + row_h / 2 + 4))
         for k, s in enumerate(series):
             value = s.values[i]
+            shown = _fmt(value, mark)
             w = span * value / peak
             y = y0 + 4 + k * BAR
             parts.append(
                 f'<rect x="{LABEL_W}" y="{y}" width="{w:.1f}" height="{BAR - 3}" '
                 f'fill="{COLOURS[k % 2]}"><title>{escape(label)}, {escape(s.name)}: '
-                f"{_fmt(value)}{unit}</title></rect>"
-                f'<text x="{LABEL_W + w + 4:.1f}" y="{y + BAR - 6}">{_fmt(value)}{unit}</text>'
+                f"{shown}{unit}</title></rect>"
+                f'<text x="{LABEL_W + w + 4:.1f}" y="{y + BAR - 6}">{shown}{unit}</text>'
             )
-        lines.append(f"{label}: " + ", ".join(f"{s.name} {_fmt(s.values[i])}" for s in series))
+        lines.append(
+            f"{label}: " + ", ".join(f"{s.name} {_fmt(s.values[i], mark)}" for s in series)
+        )
     height = legend + len(labels) * row_h + 4
     return _svg(chart_id, title, "; ".join(lines), height, "".join(parts))
 
 
-def daily(chart_id: str, title: str, days: Sequence[date], series: Sequence[Series]) -> Markup:
+def daily(
+    chart_id: str,
+    title: str,
+    days: Sequence[date],
+    series: Sequence[Series],
+    *,
+    mark: DecimalMark = DecimalMark.POINT,
+) -> Markup:
     """Vertical bars per day (first series) with the second series as a line over them."""
     if not days or not any(v for s in series for v in s.values):
         return _empty(chart_id, title)
@@ -127,14 +146,16 @@ def daily(chart_id: str, title: str, days: Sequence[date], series: Sequence[Seri
             f'<line x1="{left}" x2="{WIDTH - 6}" y1="{tick_y:.1f}" y2="{tick_y:.1f}" '
             'stroke="#dce1e7"/>'
             f'<text x="{left - 4}" y="{tick_y + 4:.1f}" text-anchor="end">'
-            f"{_fmt(tick)}</text>"
+            f"{_fmt(tick, mark)}</text>"
         )
     bars_series, line_series = series[0], series[1:]
     for i, day in enumerate(days):
         value = bars_series.values[i]
         h = plot_h * value / peak
         x = left + i * step
-        tip = f"{day.isoformat()}: " + ", ".join(f"{s.name} {_fmt(s.values[i])}" for s in series)
+        tip = f"{day.isoformat()}: " + ", ".join(
+            f"{s.name} {_fmt(s.values[i], mark)}" for s in series
+        )
         parts.append(
             f'<rect x="{x + step * 0.1:.1f}" y="{top + plot_h - h:.1f}" '
             f'width="{max(step * 0.8, 0.5):.1f}" height="{h:.1f}" fill="{COLOURS[0]}">'
@@ -156,7 +177,7 @@ def daily(chart_id: str, title: str, days: Sequence[date], series: Sequence[Seri
             f"{days[i].strftime('%d %b')}</text>"
         )
     desc = f"{len(days)} days from {days[0].isoformat()} to {days[-1].isoformat()}; " + ", ".join(
-        f"{s.name} in total {_fmt(sum(s.values))}" for s in series
+        f"{s.name} in total {_fmt(sum(s.values), mark)}" for s in series
     )
     return _svg(chart_id, title, desc, height, "".join(parts))
 
@@ -170,7 +191,13 @@ class Estimate:
     probability_best: float | None  # None: not ranked (the row of conversions without a touch)
 
 
-def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Markup:
+def intervals(
+    chart_id: str,
+    title: str,
+    estimates: Sequence[Estimate],
+    *,
+    mark: DecimalMark = DecimalMark.POINT,
+) -> Markup:
     """Each row's posterior mean as a dot on its 90% interval, on a 0 to top% rate axis."""
     if not estimates:
         return _empty(chart_id, title)
@@ -179,15 +206,18 @@ def intervals(chart_id: str, title: str, estimates: Sequence[Estimate]) -> Marku
     row_h, head = 26, 20
     parts = [
         f'<text x="{LABEL_W}" y="12">0%</text>'
-        f'<text x="{LABEL_W + span}" y="12" text-anchor="end">{top * 100:.1f}%</text>'
+        f'<text x="{LABEL_W + span}" y="12" text-anchor="end">{_pct(top, 1, mark)}</text>'
     ]
     lines: list[str] = []
     for i, e in enumerate(estimates):
         y = head + i * row_h + row_h / 2
         x0, x1, xm = (LABEL_W + span * v / top for v in (e.low, e.high, e.mean))
-        tip = f"{e.label}: mean {e.mean:.1%}, 90% interval {e.low:.1%} to {e.high:.1%}"
+        tip = (
+            f"{e.label}: mean {_pct(e.mean, 1, mark)}, "
+            f"90% interval {_pct(e.low, 1, mark)} to {_pct(e.high, 1, mark)}"
+        )
         if e.probability_best is not None:
-            tip += f", probability best {e.probability_best:.0%}"
+            tip += f", probability best {_pct(e.probability_best, 0, mark)}"
         parts.append(
             _row_label(e.label, y + 4)
             + f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLOURS[0]}" '

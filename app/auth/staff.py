@@ -7,7 +7,7 @@ name, so the model lives here, below every domain; the staff site's views stay i
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String
+from sqlalchemy import CheckConstraint, String
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -41,8 +41,13 @@ _LABELS = {
 }
 
 
+_MARKS = ", ".join(f"'{mark.value}'" for mark in DecimalMark)
+
+
 class StaffUser(SQLModel, table=True):
     __tablename__ = "staff_user"
+    # Named by the convention (ck_staff_user_decimal_mark), as the migration adds it.
+    __table_args__ = (CheckConstraint(f"decimal_mark IN ({_MARKS})", name="decimal_mark"),)
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(sa_type=String(320), unique=True)
@@ -55,7 +60,8 @@ class StaffUser(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # How they type amounts and get CSV downloads (app.formats.DecimalMark).
+    # How they type and read numbers and get CSV downloads (app.formats.DecimalMark); the
+    # database takes only its values (CHECK ck_staff_user_decimal_mark).
     decimal_mark: DecimalMark = Field(
         default=DecimalMark.POINT,
         sa_type=String(16),

@@ -68,7 +68,7 @@ def test_dashboard_shows_the_known_figures(web: TestClient, as_role: SignIn, wor
     assert "<strong>12</strong> scans, <strong>10</strong> unique visitors" in html
     by_placement = {row[0]: row for row in _cells(html, "att-placement-first_touch")}
     assert by_placement["P1"][1:5] == ["7", "5", "3", "60.0%"]
-    assert by_placement["P1"][5] == "EUR 6300.00"
+    assert by_placement["P1"][5] == "€6,300.00"
     last = {row[0]: row for row in _cells(html, "att-placement-last_touch")}
     assert last["P2"][3] == "3"  # B and the offer's acceptance and order, last scanned at P2
     # Charts are SVG images with a title, and the table alternative sits beside them.

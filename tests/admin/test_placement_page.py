@@ -276,7 +276,7 @@ def test_the_page_shows_its_scans_and_conversions_of_the_last_30_days(
     html = web.get(f"/admin/analytics/placements/{world.p2}").text
     # P2: 4 human scans by 4 visitors; 3 conversions last touched there (B, the offer's
     # acceptance and its order), 50 + 3100 + 3100 EUR.
-    assert _cells(html, "placement-totals") == [["4", "4", "3", "75.0%", "EUR 6250.00"]]
+    assert _cells(html, "placement-totals") == [["4", "4", "3", "75.0%", "€6,250.00"]]
     days = {row[0]: row[1:] for row in _cells(html, "placement-days")}
     assert len(days) == 30
     assert days[world.day.isoformat()] == ["3", "3", "0"]

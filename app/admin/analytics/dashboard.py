@@ -3,12 +3,14 @@ their htmx panel, and their CSV downloads (built by app.analytics.exports, as th
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app.admin import access
 from app.admin.access import StaffDep, require_role
 from app.admin.layout import render_staff_page, render_staff_partial
 from app.admin.views import in_session
@@ -18,6 +20,7 @@ from app.auth.staff import Role
 from app.config import Settings, SettingsDep
 from app.db import read_only
 from app.errors import NotFound, Unprocessable
+from app.formats import DecimalMark
 from app.templating import is_htmx
 
 router = APIRouter(
@@ -83,10 +86,13 @@ def _date(text: str, field: str) -> date | None:
         raise Unprocessable("Enter a date as YYYY-MM-DD.", loc=("query", field)) from None
 
 
-def _charts(d: Dashboard) -> dict[str, Any]:
+def _charts(d: Dashboard, mark: DecimalMark) -> dict[str, Any]:
     s = charts.Series
+    # Every figure with the user's decimal mark, as the tables beside the charts.
+    bars, daily = partial(charts.bars, mark=mark), partial(charts.daily, mark=mark)
+    intervals = partial(charts.intervals, mark=mark)
     out: dict[str, Any] = {
-        "daily": charts.daily(
+        "daily": daily(
             "chart-daily",
             "Scans and unique visitors per day",
             [r.day for r in d.days],
@@ -95,13 +101,13 @@ def _charts(d: Dashboard) -> dict[str, Any]:
                 s("Unique visitors", [r.visitors for r in d.days]),
             ],
         ),
-        "funnel": charts.bars(
+        "funnel": bars(
             "chart-funnel",
             "Funnel: offers issued, scanned, accepted, ordered",
             ["Issued", "Scanned", "Accepted", "Ordered"],
             [s("Offers", [d.funnel.issued, d.funnel.scanned, d.funnel.accepted, d.funnel.ordered])],
         ),
-        "time_to_convert": charts.bars(
+        "time_to_convert": bars(
             "chart-ttc",
             "Conversions by time from first scan",
             [label for label, _ in d.time_to_convert],
@@ -109,7 +115,7 @@ def _charts(d: Dashboard) -> dict[str, Any]:
         ),
     }
     for by, rows in d.breakdowns.items():
-        out[f"by_{by}"] = charts.bars(
+        out[f"by_{by}"] = bars(
             f"chart-by-{by}",
             f"Scans by {by}",
             [r.label for r in rows],
@@ -119,7 +125,7 @@ def _charts(d: Dashboard) -> dict[str, Any]:
         if model != "last_touch":
             continue
         rated = [r for r in ranked if r.conversion_rate is not None]  # rows with visitors
-        out[f"rate_{by}"] = charts.bars(
+        out[f"rate_{by}"] = bars(
             f"chart-rate-{by}",
             f"Conversion rate by {by} (last touch)",
             [r.label for r in rated],
@@ -127,7 +133,7 @@ def _charts(d: Dashboard) -> dict[str, Any]:
             unit="%",
             zero_is_data=True,
         )
-        out[f"estimate_{by}"] = charts.intervals(
+        out[f"estimate_{by}"] = intervals(
             f"chart-estimate-{by}",
             f"Estimated conversion rate by {by}: posterior mean and 90% interval",
             [
@@ -154,7 +160,7 @@ async def _dashboard_context(request: Request, settings: Settings) -> dict[str, 
     return {
         "title": "Campaign dashboard",
         "d": data,
-        "charts": _charts(data),
+        "charts": _charts(data, access.decimal_mark(request)),
         "errors": errors,
         "form": {"from": query.get("from", ""), "to": query.get("to", "")},
         "range": {"from": period.start.isoformat(), "to": period.end.isoformat()},

@@ -16,6 +16,7 @@ from markupsafe import Markup
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app.admin import access
 from app.admin.access import SalesDep, StaffDep, require_role
 from app.admin.analytics import placement_form
 from app.admin.analytics.placement_form import OS_CHOICES, WEEKDAYS, Errors, RuleRow
@@ -28,6 +29,7 @@ from app.auth.staff import Role
 from app.config import get_settings
 from app.db import read_only
 from app.errors import AppError, Conflict, Unprocessable
+from app.formats import DecimalMark
 from app.openapi import PathId
 from app.versions import VERSION_FIELD, Expected, version_of
 
@@ -72,7 +74,7 @@ def _page(session: Session, placement_id: int) -> PlacementPage:
         )
 
 
-def _chart(page: PlacementPage) -> Markup:
+def _chart(page: PlacementPage, mark: DecimalMark) -> Markup:
     return charts.daily(
         "chart-placement",
         "Scans and conversions per day, last 30 days",
@@ -81,6 +83,7 @@ def _chart(page: PlacementPage) -> Markup:
             charts.Series("Scans", [row.scans for row in page.days]),
             charts.Series("Conversions", page.conversions),
         ],
+        mark=mark,
     )
 
 
@@ -117,14 +120,15 @@ async def _render(
         "zone": get_settings().timezone,  # the rules' times and dates are local to it
         "qr_svg": Markup(artwork.preview_svg(code_url)),  # segno's paths, no text of ours
         "stats": page,
-        "chart": _chart(page),
+        "chart": _chart(page, access.decimal_mark(request)),
         "form": form or _stored_form(placement),
         "rows": placement_form.rows_of(placement.rules) if rows is None else rows,
         "errors": errors or {},
         "os_choices": OS_CHOICES,
         "weekdays": WEEKDAYS,
         "art": {"size_mm": "30", "error": "M", "fmt": "svg"},
-        "art_error": "",
+        "art_error": "",  # beside the width
+        "art_choice_error": "",  # a level or format not offered (a link typed by hand)
         **extra,
     }
     return await render_staff_page(request, "analytics/placement.html", context, status)
@@ -186,15 +190,10 @@ async def placement_qr(
     path = request.app.state.root.url_path_for("analytics:code", slug=placement.slug)
     url = get_settings().public_base_url + path
     art_form = {"size_mm": size_mm, "error": error, "fmt": fmt}
-    problem = ""
-    try:
-        size = float(size_mm)
-    except ValueError:
-        size, problem = 0.0, "Enter the width in millimetres, for example 30."
-    if not problem and not 5 <= size <= 2000:
-        problem = "Choose a width between 5 and 2000 mm."
     if error not in ("L", "M", "Q", "H") or fmt not in artwork.MEDIA_TYPES:
-        problem = "Choose an error level (L, M, Q, H) and a format (SVG, PNG, PDF)."
+        choice = "Choose an error level (L, M, Q, H) and a format (SVG, PNG, PDF)."
+        return await _render(request, placement_id, 422, art=art_form, art_choice_error=choice)
+    size, problem = _width(size_mm, staff.decimal_mark)
     if not problem:
         try:
             art = artwork.render(url, size_mm=size, error=error, fmt=fmt, name=placement.slug)  # type: ignore[arg-type]
@@ -204,6 +203,17 @@ async def placement_qr(
             headers = {"Content-Disposition": f'attachment; filename="{art.filename}"'}
             return Response(art.content, media_type=art.media_type, headers=headers)
     return await _render(request, placement_id, 422, art=art_form, art_error=problem)
+
+
+def _width(typed: str, mark: DecimalMark) -> tuple[float, str]:
+    """The artwork's width in mm as typed with the user's decimal mark, or what to fix."""
+    try:
+        size = mark.parse(typed)
+    except ValueError as refused:
+        return 0.0, str(refused)
+    if not 5 <= size <= 2000:
+        return 0.0, "Choose a width between 5 and 2000 mm."
+    return float(size), ""
 
 
 def _placement(session: Session, placement_id: int) -> Placement:

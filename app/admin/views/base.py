@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, func, select
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
-from app.admin import listfilters
+from app.admin import access, listfilters
 from app.admin.export import listed
 from app.admin.listfilters import FilterField
 from app.admin.users import Staff
@@ -160,6 +160,10 @@ class StaffModelView(ModelView):
         (tests/admin/test_sqladmin_overrides.py notices when an upgrade changes it)."""
         # sqladmin passes the template no extras of ours: the request carries them.
         request.state.filter_fields = self.filter_fields
+        mark = access.decimal_mark(request)
+        request.state.filter_errors = listfilters.refusals(
+            self.filter_fields, request.query_params, mark
+        )
         request.state.filter_choices = await self.filter_choices(request)
         page, page_size = self._page_asked(request)
         stmt = await listed(self, request)

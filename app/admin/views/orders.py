@@ -22,7 +22,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from app import audit, i18n
-from app.admin import listfilters, queries
+from app.admin import access, listfilters, queries
 from app.admin.views.base import (
     ADMIN_READ,
     READ,
@@ -35,6 +35,7 @@ from app.admin.views.base import (
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import read_only
+from app.formats import DecimalMark
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
@@ -75,10 +76,12 @@ def _tracking_id(model: Offer, attribute: str) -> str:
     return hyphenate_tracking_id(model.tracking_id)
 
 
-def _gross_total(model: Offer, attribute: str) -> str:
+def _gross_total(model: Offer, attribute: str, request: Request | None = None) -> str:
     # The lines come with the row (selectin): the same pricing code as the API and the PDF.
+    # Written with the user's decimal mark, as the staff site's templates write amounts.
     gross = compute_totals(model.lines, model.currency).gross
-    return i18n.format_money(gross, model.currency, i18n.DEFAULT_LANGUAGE)  # staff site: English
+    mark = access.decimal_mark(request) if request is not None else DecimalMark.POINT
+    return i18n.format_money(gross, model.currency, mark.language)
 
 
 def _owners(session: Session) -> list[tuple[str, str]]:
@@ -95,7 +98,9 @@ class _OfferFilters(StaffModelView):
 
     def filter_conditions(self, request: Request) -> list[ColumnElement[bool]]:
         staff = getattr(request.state, "staff", None)
-        return listfilters.offer_conditions(request, staff.id if staff else None)
+        return listfilters.offer_conditions(
+            request, staff.id if staff else None, access.decimal_mark(request)
+        )
 
     async def filter_choices(self, request: Request) -> dict[str, list[tuple[str, str]]]:
         owners = await in_session(_owners)
