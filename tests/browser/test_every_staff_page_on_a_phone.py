@@ -3,7 +3,9 @@ tables not empty): the page does not scroll sideways, no table is wider than its
 unless it sits in a labelled, focusable scroll region (WCAG 2.1.1 and 4.1.2: a region a
 keyboard can scroll and a screen reader can name), every link and button in the main content
 is a 44 px target or has 44 px of room around it (WCAG 2.5.5, with 2.5.8's spacing rule at
-44 px), and axe-core reports no violation at all, best practices included.
+44 px), axe-core reports no violation at all, best practices included, and the page's first
+heading or card sits under the top bar without a gap (a list's card sat 76 px below it, under
+an empty page header).
 
 The pages come from the app's routes (tests.admin.staffroutes), as in the every-page test at
 360 px; one browser context and one page walk them all, with every <details> opened so the
@@ -23,10 +25,12 @@ from tests.browser.staffpages import AXE_SOURCE
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 PHONE_390 = {"width": 390, "height": 844}
 TAP = 44
+# The most room above a page's first heading or card (the shell's margin on a phone is 16 px).
+GAP = 24
 
-# What the page shows, measured in the page: sideways scroll, tables wider than their box,
+# What the page shows, measured in the page: room above its content, sideways scroll, tables wider than their box,
 # scrolling boxes that are no labelled region, and targets under 44 px without the room.
-MEASURE = """(tap) => {
+MEASURE = """([tap, room]) => {
   for (const d of document.querySelectorAll("main details")) d.open = true;
   const shown = e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
     return r.width > 1 && r.height > 1 && s.visibility !== "hidden" && !e.closest("[hidden]"); };
@@ -36,6 +40,11 @@ MEASURE = """(tap) => {
   const region = e => e.getAttribute("role") === "region" && e.tabIndex === 0
     && (e.getAttribute("aria-label") || e.getAttribute("aria-labelledby"));
   const found = [];
+  // Under the shell's top bar (the sign-in page centres its form on purpose).
+  const main = document.querySelector(".staff-shell main");
+  const first = [...document.querySelectorAll("main h1, main .card, main form, main p")].find(shown);
+  const above = main ? first.getBoundingClientRect().top - main.getBoundingClientRect().top : 0;
+  if (above > room) found.push(`${Math.round(above)} px of nothing above the first ${name(first)}`);
   const doc = document.documentElement.scrollWidth;
   if (doc > innerWidth) found.push(`the page scrolls sideways: ${doc} px in ${innerWidth}`);
   for (const box of document.querySelectorAll("main *")) {
@@ -76,7 +85,7 @@ RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})
 def phone_problems(page: Page) -> list[str]:
     """What is wrong with the page shown, at the phone's width."""
     page.wait_for_load_state("load")
-    found: list[str] = page.evaluate(MEASURE, TAP)
+    found: list[str] = page.evaluate(MEASURE, [TAP, GAP])
     page.evaluate(AXE_SOURCE + "\n;0")
     violations: list[str] = page.evaluate(RUN_AXE)
     return found + violations
