@@ -12,7 +12,7 @@ The pages come from the app's routes (tests.admin.staffroutes), as in the every-
 tables folded inside are measured too.
 """
 
-from typing import Any
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -20,66 +20,24 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 
 from tests.admin.staffroutes import PASSWORD, demo_data, staff_pages
+from tests.browser.conftest import ContextOptions
 from tests.browser.staffpages import AXE_SOURCE
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
-PHONE_390 = {"width": 390, "height": 844}
+PHONE_390: ContextOptions = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
 TAP = 44
 # The most room above a page's first heading or card (the shell's margin on a phone is 16 px).
 GAP = 24
 
-# What the page shows, measured in the page: room above its content, sideways scroll, tables wider than their box,
-# scrolling boxes that are no labelled region, and targets under 44 px without the room.
-MEASURE = """([tap, room]) => {
-  for (const d of document.querySelectorAll("main details")) d.open = true;
-  const shown = e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
-    return r.width > 1 && r.height > 1 && s.visibility !== "hidden" && !e.closest("[hidden]"); };
-  const name = e => e.id ? "#" + e.id : e.tagName.toLowerCase()
-    + (e.className && typeof e.className === "string" ? "." + e.className.trim().split(/\\s+/).join(".") : "");
-  const scrolls = e => ["auto", "scroll"].includes(getComputedStyle(e).overflowX);
-  const region = e => e.getAttribute("role") === "region" && e.tabIndex === 0
-    && (e.getAttribute("aria-label") || e.getAttribute("aria-labelledby"));
-  const found = [];
-  // Under the shell's top bar (the sign-in page centres its form on purpose).
-  const main = document.querySelector(".staff-shell main");
-  const first = [...document.querySelectorAll("main h1, main .card, main form, main p")].find(shown);
-  const above = main ? first.getBoundingClientRect().top - main.getBoundingClientRect().top : 0;
-  if (above > room) found.push(`${Math.round(above)} px of nothing above the first ${name(first)}`);
-  const doc = document.documentElement.scrollWidth;
-  if (doc > innerWidth) found.push(`the page scrolls sideways: ${doc} px in ${innerWidth}`);
-  for (const box of document.querySelectorAll("main *")) {
-    if (shown(box) && scrolls(box) && box.scrollWidth > box.clientWidth + 1 && !region(box))
-      found.push(`${name(box)} scrolls sideways (${box.scrollWidth} px in ${box.clientWidth}) and is no labelled focusable region`);
-  }
-  for (const table of document.querySelectorAll("main table")) {
-    if (!shown(table)) continue;
-    const holder = table.parentElement, wide = table.getBoundingClientRect().width;
-    const room = holder.clientWidth;
-    if (wide > room + 1 && !(scrolls(holder) && region(holder)))
-      found.push(`table ${name(table)} is ${Math.round(wide)} px wide in ${room}`);
-  }
-  // In a sentence a link is as tall as its line (WCAG's inline exception); alone it is a target.
-  const inline = e => { if (e.tagName !== "A") return false;
-    let block = e.parentElement;
-    while (block && getComputedStyle(block).display.startsWith("inline")) block = block.parentElement;
-    return getComputedStyle(e).display === "inline"
-      && block.textContent.trim().length > e.textContent.trim().length; };
-  const targets = [...document.querySelectorAll(
-      "main a[href], main button, main summary, main input[type=submit], main input[type=button]")]
-    .filter(e => shown(e) && !inline(e)).map(e => ({e, r: e.getBoundingClientRect()}));
-  const centre = r => [r.x + r.width / 2, r.y + r.height / 2];
-  const gap = ([x, y], r) => Math.hypot(Math.max(r.left - x, 0, x - r.right), Math.max(r.top - y, 0, y - r.bottom));
-  const small = targets.filter(t => t.r.height < tap);
-  for (const t of small) {
-    const c = centre(t.r);
-    const near = targets.find(o => o !== t && !o.e.contains(t.e) && !t.e.contains(o.e)
-      && (gap(c, o.r) < tap / 2 || (small.includes(o) && Math.hypot(c[0] - centre(o.r)[0], c[1] - centre(o.r)[1]) < tap)));
-    if (near) found.push(`${name(t.e)} "${t.e.textContent.trim().slice(0, 30)}" is ${Math.round(t.r.height)} px tall, ${Math.round(gap(c, near.r))} px from ${name(near.e)}`);
-  }
-  return found;
-}"""
+MEASURE = (Path(__file__).parent / "phone_checks.js").read_text()
 RUN_AXE = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-  .map(v => `axe ${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ")}`)"""
+  .map(v => `axe ${v.id} (${v.impact}): `
+            + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))"""
 
 
 def phone_problems(page: Page) -> list[str]:
@@ -91,23 +49,12 @@ def phone_problems(page: Page) -> list[str]:
     return found + violations
 
 
-def _signed_in_phone(browser: Browser, live_server: str) -> Page:
-    context = browser.new_context(
-        viewport=PHONE_390,  # type: ignore[arg-type]
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        bypass_csp=True,  # for axe only: see tests.browser.staffpages
-    )
-    return context.new_page()
-
-
 def test_every_staff_page_fits_a_390_px_phone(
     app: FastAPI, committed: Engine, live_server: str, browser: Browser
 ) -> None:
     pages = staff_pages(app, demo_data(committed), committed)
-    page = _signed_in_phone(browser, live_server)
-    found: dict[str, Any] = {}
+    page = browser.new_context(**PHONE_390, bypass_csp=True).new_page()  # for axe: staffpages
+    found: dict[str, list[str]] = {}
     try:
         page.goto(f"{live_server}{pages[0]}")
         found[pages[0]] = phone_problems(page)
