@@ -5,6 +5,8 @@ forms sit on our pages); the unsubscribe POST does not, because RFC 8058's one-c
 from the recipient's mail provider, which has no cookie: its signed token is the authority.
 """
 
+import math
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -16,8 +18,8 @@ from app.db import SessionDep
 from app.errors import AppError, Unprocessable
 from app.notifications import feeds, questions, subscriptions
 from app.notifications.mail import InvalidAddress
-from app.offers.ids import tracking_id_of
-from app.templating import render_html, requested_language
+from app.offers.ids import TRACKING_ID_LENGTH, tracking_id_of
+from app.templating import render_html, request_language, requested_language
 from app.tracking.codes import parse_tracking_code
 from app.tracking.dependencies import LimiterDep, counting_misses
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
@@ -123,12 +125,19 @@ def subscribe(
     limits: LimitsDep,
     _csrf: CsrfChecked,
     email: Annotated[str, Form(max_length=500)] = "",
+    page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    # Counted before the lookup: an unknown code costs a guesser an attempt too.
-    limits.client_attempt(client_key(request, settings))
-    parsed = parse_tracking_code(code)
-    offer = subscriptions.subscribable_order(session, parsed)
-    limits.order_attempt(offer.id)
+    try:
+        # Counted before the lookup: an unknown code costs a guesser an attempt too.
+        limits.client_attempt(client_key(request, settings))
+        parsed = parse_tracking_code(code)
+        offer = subscriptions.subscribable_order(session, parsed)
+        limits.order_attempt(offer.id)
+    except TooManyRequests as exc:
+        typed: dict[str, Any] = {"email": email}
+        return _limited(
+            request, code, exc, settings, "notifications/subscribe.html", typed, page_lang
+        )
     context = {"code": parsed.value, "tracking_id": offer.tracking_id}
     try:
         # The confirmation mail speaks the page's language: the visitor reads it just now.
@@ -154,6 +163,40 @@ def subscribe(
         settings,
         offer_language=offer.language,
     )
+
+
+def _limited(
+    request: Request,
+    code: str,
+    exc: TooManyRequests,
+    settings: Settings,
+    template: str,
+    context: dict[str, Any],
+    page_lang: str,
+) -> Response:
+    """The form again, as typed, saying when it can be sent: still a 429, nothing stored.
+
+    Nothing is looked up: a client over its budget learns nothing more about which codes
+    exist. So the page's language is the one the form was sent from (``page_lang``)."""
+    try:
+        parsed = parse_tracking_code(code)
+    except AppError:
+        raise exc from None  # a malformed code: the plain 429 page, as before
+    retry_at = datetime.now(settings.zone) + timedelta(seconds=exc.retry_after)
+    language = requested_language(request) or (
+        page_lang if i18n.is_supported(page_lang) else request_language(request)
+    )
+    page = {
+        **context,
+        "code": parsed.value,
+        "tracking_id": parsed.value[:TRACKING_ID_LENGTH],
+        "csrf_token": csrf_token(request, settings),
+        "limited": {"minutes": math.ceil(exc.retry_after / 60), "time": f"{retry_at:%H:%M}"},
+        "lang": language,
+    }
+    response = _page(request, template, page, settings, status_code=exc.status_code)
+    response.headers.update(exc.headers())
+    return response
 
 
 def _reason(exc: InvalidAddress) -> str:
@@ -217,13 +260,20 @@ def ask_question(
     email: Annotated[str, Form(max_length=500)] = "",
     message: Annotated[str, Form(max_length=10000)] = "",
     topic: Annotated[str, Form(max_length=20)] = "question",
+    page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""
-    limits.client_attempt(client_key(request, settings))
-    parsed = parse_tracking_code(code)
-    offer = questions.customer_offer(session, parsed)
-    limits.order_attempt(offer.id, "question")
     chosen = questions.Topic.NEW_QUOTATION if topic == "new_quotation" else questions.Topic.QUESTION
+    try:
+        limits.client_attempt(client_key(request, settings))
+        parsed = parse_tracking_code(code)
+        offer = questions.customer_offer(session, parsed)
+        limits.order_attempt(offer.id, "question")
+    except TooManyRequests as exc:
+        typed = {"topic": chosen, "q_form": {"email": email, "message": message}}
+        return _limited(
+            request, code, exc, settings, "notifications/question.html", typed, page_lang
+        )
     context = {"code": parsed.value, "tracking_id": offer.tracking_id, "topic": chosen}
     try:
         questions.ask_question(

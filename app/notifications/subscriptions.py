@@ -342,6 +342,10 @@ def _update_context(
         "tracking_id": offer.tracking_id,
         "stage_label": stage_label,
         "public_note": stage_update.public_note,
+        # What the page shows of a shipment: a buyer should not have to open it for the number.
+        "carrier": stage_update.carrier,
+        "tracking_number": stage_update.tracking_number,
+        "tracking_link": stage_update.tracking_link,
         # The order's date as its page shows it now, not the update's own: one dated in the
         # past may name a date that a later update replaced.
         "expected_delivery": offer.expected_delivery_date,

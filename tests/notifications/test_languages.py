@@ -13,9 +13,12 @@ from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
+from app.db import utcnow
+from app.notifications.models import OrderSubscription
 from app.offers import service as offers_service
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, body_text, run_worker
 
@@ -239,3 +242,35 @@ def test_the_confirmation_link_opens_in_the_language_its_mail_is_written_in(
     assert form
     confirmed = web.post(form.group(1), data={"csrf_token": CSRF.search(opened.text).group(1)})  # type: ignore[union-attr]
     assert "Sie erhalten nun E-Mail-Benachrichtigungen" in confirmed.text
+
+
+def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # A German buyer read "Aktueller Stand: Versandt" and had to open the page for the number
+    # the goods-in desk asks for.
+    order = _order(committed, settings, "de")
+    with Session(committed) as session:
+        session.add(
+            OrderSubscription(offer_id=order.id, email="jonas@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+        shipped = StageUpdateCreate(
+            stage="Shipped",
+            public_note="Heute abgeholt",
+            carrier="DHL",
+            tracking_number="JD014600",
+            tracking_link="https://parcels.example.com/track?n=JD014600",
+        )
+        tracking_service.add_stage_update(
+            session, order.id, shipped, actor="tests", settings=settings
+        )
+    run_worker(committed, mail_settings)
+
+    [news] = inbox.to("jonas@example.com")
+    text, html = _text(news).replace("\r\n", "\n"), _html(news)
+    assert "\nVersandt mit DHL, Sendungsnummer JD014600.\n" in text
+    assert "\nSendung verfolgen: https://parcels.example.com/track?n=JD014600\n" in text
+    assert "Versandt mit DHL, Sendungsnummer JD014600." in html
+    assert '<a href="https://parcels.example.com/track?n=JD014600"' in html
+    assert ">Sendung verfolgen</a>" in html
