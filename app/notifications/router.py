@@ -313,7 +313,9 @@ def order_feed(
     """The order's public updates for feed readers and procurement systems."""
     # A malformed or unknown code counts as a miss, as on the page itself.
     with counting_misses(request, misses, settings):
-        body = feeds.order_feed(session, parse_tracking_code(code), settings=settings)
+        parsed = parse_tracking_code(code)
+        language = requested_language(request)
+        body = feeds.order_feed(session, parsed, settings=settings, language=language)
     return Response(body, media_type="application/atom+xml", headers=_NO_STORE)
 
 
@@ -324,7 +326,8 @@ def delivery_calendar(
     """The expected delivery date as a calendar event."""
     with counting_misses(request, misses, settings):
         parsed = parse_tracking_code(code)
-        body = feeds.delivery_calendar(session, parsed, settings=settings)
+        language = requested_language(request)
+        body = feeds.delivery_calendar(session, parsed, settings=settings, language=language)
     headers = {
         **_NO_STORE,
         "Content-Disposition": f'attachment; filename="delivery-{parsed.value[:10]}.ics"',
