@@ -276,7 +276,7 @@ def ask_question(
         )
     context = {"code": parsed.value, "tracking_id": offer.tracking_id, "topic": chosen}
     try:
-        questions.ask_question(
+        question_id = questions.ask_question(
             session, parsed, email=email, message=message, settings=settings, topic=chosen
         )
     except Unprocessable as exc:
@@ -297,12 +297,34 @@ def ask_question(
             status_code=422,
             offer_language=offer.language,
         )
+    sent = {
+        **context,
+        "csrf_token": csrf_token(request, settings),
+        "delete_token": questions.deletion_token(question_id, settings),
+    }
     return _page(
         request,
         "notifications/question_sent.html",
-        context,
+        sent,
         settings,
         offer_language=offer.language,
+    )
+
+
+@router.post("/questions/delete/{token}", name="notifications:delete_question")
+def delete_own_question(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep, _csrf: CsrfChecked
+) -> Response:
+    """"Delete my message" on the page after asking: the asker's own deletion path."""
+    offer_id = questions.delete_own_question(session, token, settings=settings)
+    context = {"code": offer_id}
+    language = subscriptions.offer_language(session, offer_id) if offer_id else None
+    return _page(
+        request,
+        "notifications/question_deleted.html",
+        context,
+        settings,
+        offer_language=language,
     )
 
 
