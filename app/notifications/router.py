@@ -315,7 +315,7 @@ def ask_question(
 def delete_own_question(
     request: Request, token: str, session: SessionDep, settings: SettingsDep, _csrf: CsrfChecked
 ) -> Response:
-    """"Delete my message" on the page after asking: the asker's own deletion path."""
+    """ "Delete my message" on the page after asking: the asker's own deletion path."""
     offer_id = questions.delete_own_question(session, token, settings=settings)
     context = {"code": offer_id}
     language = subscriptions.offer_language(session, offer_id) if offer_id else None
