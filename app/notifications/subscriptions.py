@@ -9,7 +9,7 @@ row; pending subscriptions nobody confirmed are deleted after CONFIRM_DAYS.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, delete, or_, select, update
@@ -158,10 +158,11 @@ def subscribe(
         return
     subscription = existing or OrderSubscription(offer_id=offer.id, email=address)
     subscription.created_at = utcnow()  # a new request restarts the time to confirm
+    subscription.language = language or offer.language  # its updates speak it too
     session.add(subscription)
     session.flush()
     assert subscription.id is not None
-    _queue_confirmation(session, offer, subscription, settings, language or offer.language)
+    _queue_confirmation(session, offer, subscription, settings, subscription.language)
     session.commit()
 
 
@@ -325,14 +326,24 @@ def _claim_fanout(engine: Engine) -> UpdateFanout | None:
     return fanout
 
 
-def _confirmed_subscribers(session: Session, offer_id: str) -> list[tuple[int, str]]:
+class Subscriber(NamedTuple):
+    subscription_id: int
+    email: str
+    language: str | None
+
+
+def _confirmed_subscribers(session: Session, offer_id: str) -> list[Subscriber]:
     rows: Sequence[Any] = session.execute(
-        select(col(OrderSubscription.id), col(OrderSubscription.email)).where(
+        select(
+            col(OrderSubscription.id),
+            col(OrderSubscription.email),
+            col(OrderSubscription.language),
+        ).where(
             col(OrderSubscription.offer_id) == offer_id,
             col(OrderSubscription.confirmed_at).is_not(None),
         )
     ).all()
-    return [(subscription_id, email) for subscription_id, email in rows]
+    return [Subscriber(*row) for row in rows]
 
 
 def _update_context(
@@ -359,13 +370,23 @@ def _update_context(
 def _update_mail(
     context: dict[str, Any],
     stage_update: StageUpdate,
-    subscriber: tuple[int, str],
+    subscriber: Subscriber,
     settings: Settings,
 ) -> dict[str, Any]:
-    subscription_id, email = subscriber
-    personal = {**context, "unsubscribe_url": unsubscribe_url(subscription_id, settings)}
+    subscription_id, email, language = subscriber
+    offer_language = context["lang"]
+    lang = language if language and i18n.is_supported(language) else offer_language
+    page_url = context["page_url"]
+    if lang != offer_language:  # the page its link opens speaks the mail's language too
+        page_url = f"{page_url}?lang={lang}"
+    personal = {
+        **context,
+        "lang": lang,
+        "page_url": page_url,
+        "unsubscribe_url": unsubscribe_url(subscription_id, settings),
+    }
     return prepare_rendered(
-        render_mail("order_update", personal, settings=settings, lang=personal["lang"]),
+        render_mail("order_update", personal, settings=settings, lang=lang),
         to=email,
         dedupe_key=_update_key(stage_update.id, subscription_id),
         category="order.update",

@@ -274,3 +274,40 @@ def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
     assert "Versandt mit DHL, Sendungsnummer JD014600." in html
     assert '<a href="https://parcels.example.com/track?n=JD014600"' in html
     assert ">Sendung verfolgen</a>" in html
+
+
+def test_updates_are_written_in_the_language_the_customer_subscribed_in(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # A buyer who reads English subscribed on the (English) page of a Greek order: the
+    # confirmation came in English, every update after it in Greek.
+    order = _order(committed, settings, "el")
+    web.headers["Accept-Language"] = "en-GB,en;q=0.9"
+    page = web.get(f"/{order.tracking_id}").text
+    assert '<html lang="en"' in page
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    web.post(
+        f"/{order.tracking_id}/subscribe", data={"email": "anna@example.com", "csrf_token": token}
+    )
+    with Session(committed) as session:
+        for subscription in session.scalars(select(OrderSubscription)):
+            subscription.confirmed_at = utcnow()
+        # Subscribed before the language was kept: the offer's, as before.
+        session.add(
+            OrderSubscription(offer_id=order.id, email="eleni@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+        update = StageUpdateCreate(stage="In production", public_note="Machining started")
+        tracking_service.add_stage_update(
+            session, order.id, update, actor="tests", settings=settings
+        )
+    run_worker(committed, mail_settings)
+
+    [confirmation, news] = inbox.to("anna@example.com")
+    assert confirmation["Subject"].startswith("Confirm updates for order")
+    assert news["Subject"].endswith(": In production")
+    assert "there is news about your order" in _text(news)
+    assert f"https://track.example.com/{order.tracking_id}?lang=en" in _text(news)
+    assert '<html lang="en">' in _html(news)
+    [greek] = inbox.to("eleni@example.com")
+    assert greek["Subject"].endswith(": Σε παραγωγή") and "?lang=" not in _text(greek)
