@@ -383,7 +383,8 @@ def _update_mail(
         **context,
         "lang": lang,
         "page_url": page_url,
-        "unsubscribe_url": unsubscribe_url(subscription_id, settings),
+        # The page it opens speaks the mail's language, whatever the browser's.
+        "unsubscribe_url": f"{unsubscribe_url(subscription_id, settings)}?lang={lang}",
     }
     return prepare_rendered(
         render_mail("order_update", personal, settings=settings, lang=lang),

@@ -310,4 +310,13 @@ def test_updates_are_written_in_the_language_the_customer_subscribed_in(
     assert f"https://track.example.com/{order.tracking_id}?lang=en" in _text(news)
     assert '<html lang="en">' in _html(news)
     [greek] = inbox.to("eleni@example.com")
-    assert greek["Subject"].endswith(": Σε παραγωγή") and "?lang=" not in _text(greek)
+    assert greek["Subject"].endswith(": Σε παραγωγή")
+    assert f"https://track.example.com/{order.tracking_id}\r\n" in _text(greek)
+    # Unsubscribing from the Greek mail in the same English browser: a Greek page, to the end.
+    link = re.search(r"https://track\.example\.com/updates/unsubscribe/\S+", _text(greek))
+    assert link and link.group(0).endswith("?lang=el")
+    opened = web.get(link.group(0))
+    assert '<html lang="el"' in opened.text
+    form = re.search(r'<form method="post" action="([^"]+)"', opened.text)
+    assert form
+    assert '<html lang="el"' in web.post(form.group(1)).text
