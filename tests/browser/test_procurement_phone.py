@@ -14,7 +14,9 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from app.config import get_settings
-from app.notifications.models import CustomerQuestion
+from app.notifications import subscriptions
+from app.notifications.models import CustomerQuestion, OrderSubscription
+from app.tracking import service as tracking_service
 from tests.browser.staffpages import problems
 from tests.conftest import _free_port, serving
 from tests.factories import make_offer
@@ -96,3 +98,27 @@ def test_a_question_taken_back_then_the_limit_keeps_what_was_typed(
     found += problems(page)
     assert _questions(committed) == 4
     assert not found, "\n".join(found)
+
+
+def test_the_tracking_id_in_a_sentence_is_never_split_across_lines(
+    committed: Engine, own_server: str, german_phone: Page
+) -> None:
+    # "... zu Auftrag 01M98-ZA" / "RS9 zu erhalten" on the confirmation page at 390 px.
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True, language="de")
+        tracking_service.activate_offer(session, offer.id, actor="tests", settings=settings)
+        pending = OrderSubscription(offer_id=offer.id, email="einkauf@mueller.example")
+        session.add(pending)
+        session.commit()
+        assert pending.id is not None
+        token = subscriptions.confirm_token(pending.id, settings)
+
+    german_phone.goto(f"{own_server}/updates/confirm/{token}")
+    expect(german_phone.get_by_role("button", name="Bestätigen")).to_be_visible()
+    codes = german_phone.locator("main span.mono")
+
+    assert codes.count() >= 1
+    lines = codes.evaluate_all("spans => spans.map(s => s.getClientRects().length)")
+    assert lines == [1] * codes.count()
+    assert problems(german_phone) == []
