@@ -229,10 +229,14 @@ def confirm(
 
 
 @router.get("/updates/unsubscribe/{token}", name="notifications:unsubscribe_form")
-def unsubscribe_form(request: Request, token: str, settings: SettingsDep) -> Response:
+def unsubscribe_form(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> Response:
     """The List-Unsubscribe link opened in a browser: a button; opening it changes nothing."""
-    subscriptions.check_unsubscribe_token(token, settings=settings)
-    return _page(request, "notifications/unsubscribe.html", {"token": token}, settings)
+    # Named, so that someone following several orders knows which one they stop.
+    tracking_id = subscriptions.unsubscribing_from(session, token, settings=settings)
+    context = {"token": token, "tracking_id": tracking_id}
+    return _page(request, "notifications/unsubscribe.html", context, settings)
 
 
 @router.post("/updates/unsubscribe/{token}", name="notifications:unsubscribe")
@@ -240,8 +244,10 @@ def unsubscribe(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """One-click unsubscribe (RFC 8058) and the page's button alike: the address is deleted."""
+    tracking_id = subscriptions.unsubscribing_from(session, token, settings=settings)
     subscriptions.unsubscribe(session, token, settings=settings)
-    return _page(request, "notifications/unsubscribed.html", {}, settings)
+    context = {"tracking_id": tracking_id}
+    return _page(request, "notifications/unsubscribed.html", context, settings)
 
 
 def _subscription_context(offer_id: str, token: str) -> dict[str, Any]:

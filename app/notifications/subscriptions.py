@@ -27,6 +27,7 @@ from app.notifications.mail import (
 )
 from app.notifications.models import MailOutbox, OrderSubscription, UpdateFanout
 from app.notifications.templates import render_mail
+from app.offers.ids import tracking_id_of
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
 from app.tracking.codes import TrackingCode
@@ -248,6 +249,19 @@ def _confirm_key(subscription_id: int, requested_at: str) -> str:
 
 def check_unsubscribe_token(token: str, *, settings: Settings) -> None:
     _read(token, _UNSUBSCRIBE, settings, None)
+
+
+def unsubscribing_from(session: Session, token: str, *, settings: Settings) -> str | None:
+    """The tracking ID of the order an unsubscribe link is about, for its pages to name it;
+    None once the subscription is gone (the link is still answered, as a second click)."""
+    subscription_id = _read(token, _UNSUBSCRIBE, settings, None)
+    with read_only(session):
+        offer_id = session.execute(
+            select(col(OrderSubscription.offer_id)).where(
+                col(OrderSubscription.id) == subscription_id
+            )
+        ).scalar_one_or_none()
+    return tracking_id_of(offer_id) if offer_id else None
 
 
 def on_stage_updated(session: Session, event: StageUpdated) -> None:

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.notifications.models import OrderSubscription
 from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
@@ -317,6 +318,12 @@ def test_updates_are_written_in_the_language_the_customer_subscribed_in(
     assert link and link.group(0).endswith("?lang=el")
     opened = web.get(link.group(0))
     assert '<html lang="el"' in opened.text
+    # Named: someone following several orders knows which one they stop.
+    code = f'<span class="mono">{hyphenate_tracking_id(order.tracking_id)}</span>'
+    assert f"για την παραγγελία {code}." in opened.text
     form = re.search(r'<form method="post" action="([^"]+)"', opened.text)
     assert form
-    assert '<html lang="el"' in web.post(form.group(1)).text
+    done = web.post(form.group(1)).text
+    assert '<html lang="el"' in done and f"για την παραγγελία {code} και" in done
+    assert f'href="https://track.example.com/{order.tracking_id}?lang=el"' in done
+    assert "για αυτή την παραγγελία" in web.post(form.group(1)).text  # gone: no order to name
