@@ -4,6 +4,7 @@ that it was asked, by reference, while its text and address stay deletable."""
 import re
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
@@ -192,3 +193,31 @@ def test_the_asker_can_delete_their_own_message_and_address(
     assert (
         web.post("/questions/delete/forged", data={"csrf_token": token.group(1)}).status_code == 404
     )
+
+
+def test_a_question_typed_before_the_phone_dropped_its_session_is_still_sent(
+    app: FastAPI, web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    """A phone that drops session cookies restores the offer's tab, question typed in it;
+    sending it met "This form has expired" and the text was gone."""
+    offer = _offer(committed, settings)
+    page = web.get(f"/{offer.id}")
+    token = CSRF.search(page.text)
+    assert token
+    [cookie] = [c for c in page.headers.get_list("set-cookie") if c.startswith("ot_csrf=")]
+    attributes = {part.split("=")[0].strip().lower() for part in cookie.split(";")[1:]}
+    restarted = TestClient(app, base_url="https://track.example.com")
+    if attributes & {"max-age", "expires"}:  # a browser keeps only these across a restart
+        restarted.cookies.set("ot_csrf", cookie.split(";")[0].split("=", 1)[1])
+
+    sent = restarted.post(
+        f"/{offer.id}/question",
+        data={
+            "email": "jonas@example.com",
+            "message": "Lieferung im Mai?",
+            "csrf_token": token.group(1),
+        },
+    )
+
+    assert sent.status_code == 200 and "Your question is on its way" in sent.text
+    assert len(_questions(committed)) == 1
