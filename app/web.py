@@ -26,6 +26,7 @@ from app.errors import AppError, DatabaseUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CSRF_COOKIE = "ot_csrf"
+CSRF_COOKIE_SECONDS = 7 * 24 * 3600
 CSRF_FIELD = csrf.CSRF_FIELD
 
 
@@ -114,7 +115,13 @@ def set_csrf_cookie(request: Request, response: Response, settings: Settings) ->
         # What Response.set_cookie writes, without http.cookies' Morsel on every first view
         # (a token is letters, digits, "-", "_" and ".": nothing to quote).
         secure = "; Secure" if settings.uses_tls else ""
-        cookie = f"{CSRF_COOKIE}={token}; HttpOnly; Path=/; SameSite=lax{secure}"
+        # Kept a week, not only until the browser closes: a phone that drops its session
+        # cookies restores the offer's tab with what was typed in its forms, and sending them
+        # then met "This form has expired" and lost the text. A random nonce, stored nowhere.
+        cookie = (
+            f"{CSRF_COOKIE}={token}; HttpOnly; Path=/; Max-Age={CSRF_COOKIE_SECONDS};"
+            f" SameSite=lax{secure}"
+        )
         response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
 
 

@@ -798,3 +798,47 @@ def test_decimal_marks_are_checked_and_staff_keep_their_rows_and_sessions_both_w
             connection.execute(text("SELECT user_id FROM staff_session")).scalars()
         )
     assert kept == [2]
+
+
+def test_subscriptions_get_a_language_and_keep_their_rows_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """9c0a1e000001: subscriptions from before have no language (their mails stay in the
+    offer's); down, every row keeps its id, address and state."""
+    _upgrade(scratch_engine, "d3c1a0000001")
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO offer (id, tracking_id, status, customer_company,"
+                " customer_contact_name, customer_email, customer_phone, customer_reference,"
+                " currency, notes, terms, valid_until, created_at, updated_at, language)"
+                " VALUES ('O1', 'T1', 'ordered', 'C', 'N', 'e@example.com', '', '', 'EUR', '',"
+                " '', '2027-01-01', :now, :now, 'el')"
+            ),
+            {"now": now},
+        )
+        for subscription_id, email, confirmed in ((1, "a@example.com", now), (2, "b@x.gr", None)):
+            connection.execute(
+                text(
+                    "INSERT INTO order_subscription (id, offer_id, email, created_at, confirmed_at)"
+                    " VALUES (:id, 'O1', :email, :now, :confirmed)"
+                ),
+                {"id": subscription_id, "email": email, "now": now, "confirmed": confirmed},
+            )
+
+    _upgrade(scratch_engine, "9c0a1e000001")
+    with scratch_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, email, language FROM order_subscription ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in rows] == [(1, "a@example.com", None), (2, "b@x.gr", None)]
+
+    _downgrade(scratch_engine, "d3c1a0000001")
+    columns = {c["name"] for c in inspect(scratch_engine).get_columns("order_subscription")}
+    with scratch_engine.connect() as connection:
+        kept = connection.execute(
+            text("SELECT id, email, confirmed_at IS NOT NULL FROM order_subscription ORDER BY id")
+        ).all()
+    assert "language" not in columns
+    assert [tuple(row) for row in kept] == [(1, "a@example.com", True), (2, "b@x.gr", False)]

@@ -3,11 +3,12 @@ delivery as an iCalendar event. Both show what the order's page shows for the sa
 nothing more: the tracking ID's feed has no prices, lines or contacts (only stage updates and
 their public notes, which the tracking ID's page shows too)."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
+from app import i18n
 from app.config import Settings
 from app.db import read_only, utcnow
 from app.errors import NotFound
@@ -40,17 +41,22 @@ def _order(session: Session, code: TrackingCode) -> tuple[Offer, Timeline]:
     return offer, tracking_service.build_timeline(session, offer)
 
 
-def order_feed(session: Session, code: TrackingCode, *, settings: Settings) -> bytes:
-    """The order's stage updates, newest first, as an Atom 1.0 document."""
+def order_feed(
+    session: Session, code: TrackingCode, *, settings: Settings, language: str | None = None
+) -> bytes:
+    """The order's stage updates, newest first, as an Atom 1.0 document, in ``language`` (by
+    default the offer's, as its mails: a feed reader names no language a person reads)."""
     with read_only(session):
         offer, timeline = _order(session, code)
     from feedgen.feed import FeedGenerator  # see preload()
 
+    lang = language or offer.language
     page_url = f"{settings.public_base_url}/{code.value}"
     shown = hyphenate_tracking_id(offer.tracking_id)
     feed = FeedGenerator()
     feed.id(page_url)
-    feed.title(f"Order {shown} · {settings.company_name}")
+    feed.language(lang)
+    feed.title(f"{i18n.translate(lang, 'Order')} {shown} · {settings.company_name}")
     feed.author({"name": settings.company_name})
     feed.link(href=page_url, rel="alternate")
     feed.link(href=f"{page_url}/feed.atom", rel="self")
@@ -58,11 +64,12 @@ def order_feed(session: Session, code: TrackingCode, *, settings: Settings) -> b
     for update, stage in reversed(timeline.updates):  # feedgen puts the last added first
         entry = feed.add_entry()
         entry.id(f"{page_url}#update-{update.id}")
-        entry.title(stage.label)
+        entry.title(i18n.translate(lang, stage.label))
         entry.updated(update.happened_at)
         entry.published(update.happened_at)
         entry.link(href=page_url)
-        entry.content(_entry_text(update.public_note, update.expected_delivery_date), type="text")
+        text = _entry_text(update.public_note, update.expected_delivery_date, lang)
+        entry.content(text, type="text")
     atom: bytes = feed.atom_str(pretty=True)
     return atom
 
@@ -72,14 +79,17 @@ def _newest(timeline: Timeline, offer: Offer) -> datetime:
     return max(moments, default=offer.ordered_at or offer.updated_at)
 
 
-def _entry_text(note: str, expected: object) -> str:
+def _entry_text(note: str, expected: date | None, language: str) -> str:
     lines = [note] if note else []
     if expected:
-        lines.append(f"Expected delivery: {expected}")
-    return "\n".join(lines) or "Stage reached."
+        shown = i18n.format_date(expected, language)
+        lines.append(f"{i18n.translate(language, 'Expected delivery:')} {shown}")
+    return "\n".join(lines) or i18n.translate(language, "Stage reached.")
 
 
-def delivery_calendar(session: Session, code: TrackingCode, *, settings: Settings) -> bytes:
+def delivery_calendar(
+    session: Session, code: TrackingCode, *, settings: Settings, language: str | None = None
+) -> bytes:
     """The expected delivery date as an all-day iCalendar event; NoDeliveryDate without one.
 
     Its UID is the order's, and its SEQUENCE the number of updates, so a calendar that
@@ -90,6 +100,7 @@ def delivery_calendar(session: Session, code: TrackingCode, *, settings: Setting
         raise NoDeliveryDate(offer.tracking_id)
     from icalendar import Calendar, Event  # see preload()
 
+    lang = language or offer.language
     page_url = f"{settings.public_base_url}/{code.value}"
     shown = hyphenate_tracking_id(offer.tracking_id)
     calendar = Calendar()
@@ -103,8 +114,11 @@ def delivery_calendar(session: Session, code: TrackingCode, *, settings: Setting
     event.add("sequence", len(timeline.updates))
     event.add("dtstart", timeline.expected_delivery)
     event.add("dtend", timeline.expected_delivery + timedelta(days=1))
-    event.add("summary", f"Delivery of order {shown} ({settings.company_name})")
-    event.add("description", f"Expected delivery of order {shown}. Follow it: {page_url}")
+    words = {"code": shown, "company": settings.company_name, "url": page_url}
+    summary = i18n.translate(lang, "Delivery of order %(code)s (%(company)s)") % words
+    description = i18n.translate(lang, "Expected delivery of order %(code)s. Follow it: %(url)s")
+    event.add("summary", summary, parameters={"language": lang})
+    event.add("description", description % words, parameters={"language": lang})
     event.add("url", page_url)
     event.add("transp", "TRANSPARENT")
     calendar.add_component(event)

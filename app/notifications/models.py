@@ -58,7 +58,8 @@ class MailOutbox(SQLModel, table=True):
 
 class OrderSubscription(SQLModel, table=True):
     """A customer's request for e-mail updates about one order: the address, the order, the
-    state (pending until confirmed) and its times; nothing else. Unsubscribing deletes it."""
+    state (pending until confirmed), its times and the language of its mails; nothing else.
+    Unsubscribing deletes it."""
 
     __tablename__ = "order_subscription"
     __table_args__ = (
@@ -79,6 +80,9 @@ class OrderSubscription(SQLModel, table=True):
     email: str = Field(sa_type=String(320))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The language of the page it was asked for on, which its mails are written in; None (rows
+    # from before it was kept) is the offer's.
+    language: str | None = Field(default=None, sa_type=String(5))
 
 
 class UpdateFanout(SQLModel, table=True):

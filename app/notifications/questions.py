@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 from ulid import ULID
@@ -54,9 +55,9 @@ def customer_offer(session: Session, code: TrackingCode) -> Offer:
 
 def _asked_just_now(
     session: Session, offer: Offer, topic: Topic, email: str, text: str, now: datetime
-) -> bool:
-    """Whether the same message came from the same address within the repeat window. The
-    offer is locked first, so that two copies sent at once see each other."""
+) -> str | None:
+    """The question's id if the same message came from the same address within the repeat
+    window. The offer is locked first, so that two copies sent at once see each other."""
     session.get(Offer, offer.id, with_for_update=True, populate_existing=True)
     query = select(CustomerQuestion.id).where(
         CustomerQuestion.offer_id == offer.id,
@@ -65,7 +66,7 @@ def _asked_just_now(
         CustomerQuestion.message == text,
         col(CustomerQuestion.asked_at) >= now - REPEAT_WINDOW,
     )
-    return session.exec(query.limit(1)).first() is not None
+    return session.exec(query.limit(1)).first()
 
 
 def ask_question(
@@ -76,8 +77,9 @@ def ask_question(
     message: str,
     settings: Settings,
     topic: Topic = Topic.QUESTION,
-) -> Offer:
-    """Send the customer's message to the offer's owner and record it in the offer's history.
+) -> str:
+    """Send the customer's message to the offer's owner and record it in the offer's history;
+    the question's id (the first one's, for a repeat).
 
     ``topic`` NEW_QUOTATION is the same path for "Ask for a new quotation" on a declined or
     expired offer; only the wording of the mail and the history entry differ."""
@@ -89,8 +91,9 @@ def ask_question(
         raise QuestionTooLong()
     offer = customer_offer(session, code)
     asked_at = utcnow()
-    if _asked_just_now(session, offer, topic, address, text, asked_at):
-        return offer  # a double tap, or the form sent again after a slow answer: told once
+    earlier = _asked_just_now(session, offer, topic, address, text, asked_at)
+    if earlier is not None:
+        return earlier  # a double tap, or the form sent again after a slow answer: told once
     question = CustomerQuestion(
         id=str(ULID()),
         offer_id=offer.id,
@@ -126,7 +129,7 @@ def ask_question(
         },
     )
     session.commit()
-    return offer
+    return question.id
 
 
 class QuestionNotFound(NotFound):
@@ -164,6 +167,30 @@ def delete_question(
     session.delete(question)
     session.commit()
     return question
+
+
+def deletion_token(question_id: str, settings: Settings) -> str:
+    """What lets the asker delete their own question: the button on the page after asking."""
+    return _deletion_serializer(settings).dumps(question_id)
+
+
+def delete_own_question(session: Session, token: str, *, settings: Settings) -> str | None:
+    """The asker deletes their question and address (the deletion path of their own data):
+    the offer it was about, or None when it is gone already (deleted twice: the same answer)."""
+    try:
+        question_id = _deletion_serializer(settings).loads(token)
+    except BadSignature as exc:
+        raise QuestionNotFound() from exc
+    question = session.get(CustomerQuestion, str(question_id))
+    if question is None:
+        return None
+    offer_id = question.offer_id
+    delete_question(session, offer_id, question.id, actor=CUSTOMER)
+    return offer_id
+
+
+def _deletion_serializer(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(settings.resolved_secret_key(), salt="customer-question.delete")
 
 
 def _alert_mails(session: Session, question: CustomerQuestion) -> list[int]:

@@ -5,6 +5,8 @@ forms sit on our pages); the unsubscribe POST does not, because RFC 8058's one-c
 from the recipient's mail provider, which has no cookie: its signed token is the authority.
 """
 
+import math
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -16,8 +18,8 @@ from app.db import SessionDep
 from app.errors import AppError, Unprocessable
 from app.notifications import feeds, questions, subscriptions
 from app.notifications.mail import InvalidAddress
-from app.offers.ids import tracking_id_of
-from app.templating import render_html, requested_language
+from app.offers.ids import TRACKING_ID_LENGTH, tracking_id_of
+from app.templating import render_html, request_language, requested_language
 from app.tracking.codes import parse_tracking_code
 from app.tracking.dependencies import LimiterDep, counting_misses
 from app.tracking.ratelimit import MissLimiter, TooManyMisses
@@ -123,12 +125,19 @@ def subscribe(
     limits: LimitsDep,
     _csrf: CsrfChecked,
     email: Annotated[str, Form(max_length=500)] = "",
+    page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    # Counted before the lookup: an unknown code costs a guesser an attempt too.
-    limits.client_attempt(client_key(request, settings))
-    parsed = parse_tracking_code(code)
-    offer = subscriptions.subscribable_order(session, parsed)
-    limits.order_attempt(offer.id)
+    try:
+        # Counted before the lookup: an unknown code costs a guesser an attempt too.
+        limits.client_attempt(client_key(request, settings))
+        parsed = parse_tracking_code(code)
+        offer = subscriptions.subscribable_order(session, parsed)
+        limits.order_attempt(offer.id)
+    except TooManyRequests as exc:
+        typed: dict[str, Any] = {"email": email}
+        return _limited(
+            request, code, exc, settings, "notifications/subscribe.html", typed, page_lang
+        )
     context = {"code": parsed.value, "tracking_id": offer.tracking_id}
     try:
         # The confirmation mail speaks the page's language: the visitor reads it just now.
@@ -154,6 +163,40 @@ def subscribe(
         settings,
         offer_language=offer.language,
     )
+
+
+def _limited(
+    request: Request,
+    code: str,
+    exc: TooManyRequests,
+    settings: Settings,
+    template: str,
+    context: dict[str, Any],
+    page_lang: str,
+) -> Response:
+    """The form again, as typed, saying when it can be sent: still a 429, nothing stored.
+
+    Nothing is looked up: a client over its budget learns nothing more about which codes
+    exist. So the page's language is the one the form was sent from (``page_lang``)."""
+    try:
+        parsed = parse_tracking_code(code)
+    except AppError:
+        raise exc from None  # a malformed code: the plain 429 page, as before
+    retry_at = datetime.now(settings.zone) + timedelta(seconds=exc.retry_after)
+    language = requested_language(request) or (
+        page_lang if i18n.is_supported(page_lang) else request_language(request)
+    )
+    page = {
+        **context,
+        "code": parsed.value,
+        "tracking_id": parsed.value[:TRACKING_ID_LENGTH],
+        "csrf_token": csrf_token(request, settings),
+        "limited": {"minutes": math.ceil(exc.retry_after / 60), "time": f"{retry_at:%H:%M}"},
+        "lang": language,
+    }
+    response = _page(request, template, page, settings, status_code=exc.status_code)
+    response.headers.update(exc.headers())
+    return response
 
 
 def _reason(exc: InvalidAddress) -> str:
@@ -186,10 +229,14 @@ def confirm(
 
 
 @router.get("/updates/unsubscribe/{token}", name="notifications:unsubscribe_form")
-def unsubscribe_form(request: Request, token: str, settings: SettingsDep) -> Response:
+def unsubscribe_form(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep
+) -> Response:
     """The List-Unsubscribe link opened in a browser: a button; opening it changes nothing."""
-    subscriptions.check_unsubscribe_token(token, settings=settings)
-    return _page(request, "notifications/unsubscribe.html", {"token": token}, settings)
+    # Named, so that someone following several orders knows which one they stop.
+    tracking_id = subscriptions.unsubscribing_from(session, token, settings=settings)
+    context = {"token": token, "tracking_id": tracking_id}
+    return _page(request, "notifications/unsubscribe.html", context, settings)
 
 
 @router.post("/updates/unsubscribe/{token}", name="notifications:unsubscribe")
@@ -197,8 +244,10 @@ def unsubscribe(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """One-click unsubscribe (RFC 8058) and the page's button alike: the address is deleted."""
+    tracking_id = subscriptions.unsubscribing_from(session, token, settings=settings)
     subscriptions.unsubscribe(session, token, settings=settings)
-    return _page(request, "notifications/unsubscribed.html", {}, settings)
+    context = {"tracking_id": tracking_id}
+    return _page(request, "notifications/unsubscribed.html", context, settings)
 
 
 def _subscription_context(offer_id: str, token: str) -> dict[str, Any]:
@@ -217,16 +266,23 @@ def ask_question(
     email: Annotated[str, Form(max_length=500)] = "",
     message: Annotated[str, Form(max_length=10000)] = "",
     topic: Annotated[str, Form(max_length=20)] = "question",
+    page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""
-    limits.client_attempt(client_key(request, settings))
-    parsed = parse_tracking_code(code)
-    offer = questions.customer_offer(session, parsed)
-    limits.order_attempt(offer.id, "question")
     chosen = questions.Topic.NEW_QUOTATION if topic == "new_quotation" else questions.Topic.QUESTION
+    try:
+        limits.client_attempt(client_key(request, settings))
+        parsed = parse_tracking_code(code)
+        offer = questions.customer_offer(session, parsed)
+        limits.order_attempt(offer.id, "question")
+    except TooManyRequests as exc:
+        typed = {"topic": chosen, "q_form": {"email": email, "message": message}}
+        return _limited(
+            request, code, exc, settings, "notifications/question.html", typed, page_lang
+        )
     context = {"code": parsed.value, "tracking_id": offer.tracking_id, "topic": chosen}
     try:
-        questions.ask_question(
+        question_id = questions.ask_question(
             session, parsed, email=email, message=message, settings=settings, topic=chosen
         )
     except Unprocessable as exc:
@@ -247,12 +303,34 @@ def ask_question(
             status_code=422,
             offer_language=offer.language,
         )
+    sent = {
+        **context,
+        "csrf_token": csrf_token(request, settings),
+        "delete_token": questions.deletion_token(question_id, settings),
+    }
     return _page(
         request,
         "notifications/question_sent.html",
-        context,
+        sent,
         settings,
         offer_language=offer.language,
+    )
+
+
+@router.post("/questions/delete/{token}", name="notifications:delete_question")
+def delete_own_question(
+    request: Request, token: str, session: SessionDep, settings: SettingsDep, _csrf: CsrfChecked
+) -> Response:
+    """ "Delete my message" on the page after asking: the asker's own deletion path."""
+    offer_id = questions.delete_own_question(session, token, settings=settings)
+    context = {"code": offer_id}
+    language = subscriptions.offer_language(session, offer_id) if offer_id else None
+    return _page(
+        request,
+        "notifications/question_deleted.html",
+        context,
+        settings,
+        offer_language=language,
     )
 
 
@@ -263,7 +341,9 @@ def order_feed(
     """The order's public updates for feed readers and procurement systems."""
     # A malformed or unknown code counts as a miss, as on the page itself.
     with counting_misses(request, misses, settings):
-        body = feeds.order_feed(session, parse_tracking_code(code), settings=settings)
+        parsed = parse_tracking_code(code)
+        language = requested_language(request)
+        body = feeds.order_feed(session, parsed, settings=settings, language=language)
     return Response(body, media_type="application/atom+xml", headers=_NO_STORE)
 
 
@@ -274,7 +354,8 @@ def delivery_calendar(
     """The expected delivery date as a calendar event."""
     with counting_misses(request, misses, settings):
         parsed = parse_tracking_code(code)
-        body = feeds.delivery_calendar(session, parsed, settings=settings)
+        language = requested_language(request)
+        body = feeds.delivery_calendar(session, parsed, settings=settings, language=language)
     headers = {
         **_NO_STORE,
         "Content-Disposition": f'attachment; filename="delivery-{parsed.value[:10]}.ics"',

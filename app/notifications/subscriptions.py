@@ -9,7 +9,7 @@ row; pending subscriptions nobody confirmed are deleted after CONFIRM_DAYS.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, delete, or_, select, update
@@ -27,6 +27,7 @@ from app.notifications.mail import (
 )
 from app.notifications.models import MailOutbox, OrderSubscription, UpdateFanout
 from app.notifications.templates import render_mail
+from app.offers.ids import tracking_id_of
 from app.offers.models import Offer, OfferStatus
 from app.tracking import service as tracking_service
 from app.tracking.codes import TrackingCode
@@ -159,10 +160,11 @@ def subscribe(
         return
     subscription = existing or OrderSubscription(offer_id=offer.id, email=address)
     subscription.created_at = utcnow()  # a new request restarts the time to confirm
+    subscription.language = language or offer.language  # its updates speak it too
     session.add(subscription)
     session.flush()
     assert subscription.id is not None
-    _queue_confirmation(session, offer, subscription, settings, language or offer.language)
+    _queue_confirmation(session, offer, subscription, settings, subscription.language)
     session.commit()
 
 
@@ -250,6 +252,19 @@ def check_unsubscribe_token(token: str, *, settings: Settings) -> None:
     _read(token, _UNSUBSCRIBE, settings, None)
 
 
+def unsubscribing_from(session: Session, token: str, *, settings: Settings) -> str | None:
+    """The tracking ID of the order an unsubscribe link is about, for its pages to name it;
+    None once the subscription is gone (the link is still answered, as a second click)."""
+    subscription_id = _read(token, _UNSUBSCRIBE, settings, None)
+    with read_only(session):
+        offer_id = session.execute(
+            select(col(OrderSubscription.offer_id)).where(
+                col(OrderSubscription.id) == subscription_id
+            )
+        ).scalar_one_or_none()
+    return tracking_id_of(offer_id) if offer_id else None
+
+
 def on_stage_updated(session: Session, event: StageUpdated) -> None:
     """A stage update subscribers hear of becomes one fan-out row (the worker does the rest)."""
     if event.reached_final:
@@ -326,14 +341,24 @@ def _claim_fanout(engine: Engine) -> UpdateFanout | None:
     return fanout
 
 
-def _confirmed_subscribers(session: Session, offer_id: str) -> list[tuple[int, str]]:
+class Subscriber(NamedTuple):
+    subscription_id: int
+    email: str
+    language: str | None
+
+
+def _confirmed_subscribers(session: Session, offer_id: str) -> list[Subscriber]:
     rows: Sequence[Any] = session.execute(
-        select(col(OrderSubscription.id), col(OrderSubscription.email)).where(
+        select(
+            col(OrderSubscription.id),
+            col(OrderSubscription.email),
+            col(OrderSubscription.language),
+        ).where(
             col(OrderSubscription.offer_id) == offer_id,
             col(OrderSubscription.confirmed_at).is_not(None),
         )
     ).all()
-    return [(subscription_id, email) for subscription_id, email in rows]
+    return [Subscriber(*row) for row in rows]
 
 
 def _update_context(
@@ -343,6 +368,10 @@ def _update_context(
         "tracking_id": offer.tracking_id,
         "stage_label": stage_label,
         "public_note": stage_update.public_note,
+        # What the page shows of a shipment: a buyer should not have to open it for the number.
+        "carrier": stage_update.carrier,
+        "tracking_number": stage_update.tracking_number,
+        "tracking_link": stage_update.tracking_link,
         # The order's date as its page shows it now, not the update's own: one dated in the
         # past may name a date that a later update replaced.
         "expected_delivery": offer.expected_delivery_date,
@@ -356,13 +385,24 @@ def _update_context(
 def _update_mail(
     context: dict[str, Any],
     stage_update: StageUpdate,
-    subscriber: tuple[int, str],
+    subscriber: Subscriber,
     settings: Settings,
 ) -> dict[str, Any]:
-    subscription_id, email = subscriber
-    personal = {**context, "unsubscribe_url": unsubscribe_url(subscription_id, settings)}
+    subscription_id, email, language = subscriber
+    offer_language = context["lang"]
+    lang = language if language and i18n.is_supported(language) else offer_language
+    page_url = context["page_url"]
+    if lang != offer_language:  # the page its link opens speaks the mail's language too
+        page_url = f"{page_url}?lang={lang}"
+    personal = {
+        **context,
+        "lang": lang,
+        "page_url": page_url,
+        # The page it opens speaks the mail's language, whatever the browser's.
+        "unsubscribe_url": f"{unsubscribe_url(subscription_id, settings)}?lang={lang}",
+    }
     return prepare_rendered(
-        render_mail("order_update", personal, settings=settings, lang=personal["lang"]),
+        render_mail("order_update", personal, settings=settings, lang=lang),
         to=email,
         dedupe_key=_update_key(stage_update.id, subscription_id),
         category="order.update",

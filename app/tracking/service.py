@@ -8,7 +8,7 @@ from typing import NamedTuple
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from app import audit
+from app import audit, i18n
 from app.config import Settings
 from app.db import SessionFactory, read_only, utcnow
 from app.errors import Conflict, DatabaseUnavailable, NotFound, Unprocessable
@@ -28,7 +28,8 @@ from app.tracking.schemas import StageUpdateCreate
 from app.versions import Expected, next_stamp, require_version
 
 ACTIVATABLE = frozenset({OfferStatus.ISSUED, OfferStatus.ACCEPTED})
-FIRST_STAGE_NOTE = "We have received your order."
+# Written in the offer's language: the customer reads it on the page, in the feed and in mails.
+FIRST_STAGE_NOTE = i18n.N_("We have received your order.")
 # A client's clock may run this far ahead of ours; beyond it a future time is a mistake.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -149,7 +150,7 @@ def activate_offer(
             offer_id=offer.id,
             stage_key=first.key,
             happened_at=now,
-            public_note=FIRST_STAGE_NOTE,
+            public_note=i18n.translate(offer.language, FIRST_STAGE_NOTE),
             created_by=actor,
         )
     )

@@ -97,6 +97,37 @@ def test_a_german_offer_s_send_form_starts_with_a_german_message(
     assert "Deutsch" in form and "Dear" not in form
 
 
+@pytest.mark.parametrize(
+    ("language", "word", "attached"),
+    [
+        ("de", "Angebot", "Das Angebot ist dieser E-Mail als PDF beigefügt."),
+        ("el", "Προσφορά", "Η προσφορά επισυνάπτεται σε αυτό το μήνυμα ως PDF."),
+    ],
+)
+def test_the_customer_saves_the_attached_pdf_under_a_name_in_their_language(
+    web: TestClient,
+    as_role: Callable[[Role], str],
+    db: Session,
+    language: str,
+    word: str,
+    attached: str,
+) -> None:
+    # A German buyer's download folder filled with "offer-01M98-ZARS9.pdf".
+    offer = make_offer(db, get_settings(), issued=True, language=language)
+    token = as_role(Role.SALES)
+    data = {"csrf_token": token, "to": "maria@example.com", "subject": "S", "message": "M"}
+
+    web.post(f"/admin/offers/{offer.id}/send", data=data, follow_redirects=False)
+
+    [mail] = _outbox(db)
+    [pdf] = list(mail.iter_attachments())
+    code = f"{offer.tracking_id[:5]}-{offer.tracking_id[5:]}"
+    assert pdf.get_filename() == f"{word}-{code}.pdf"
+    # Said in the plain text too, which some procurement mailboxes show alone.
+    plain = mail.get_body(("plain",))
+    assert plain is not None and attached in plain.get_content()
+
+
 def test_the_send_form_sent_twice_mails_the_customer_once(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:

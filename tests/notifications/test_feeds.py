@@ -98,3 +98,31 @@ def test_unknown_codes_orders_without_a_date_and_offers_get_a_404(
     assert client.get(f"/{undated.tracking_id}/delivery.ics").status_code == 404
     assert client.get("/0000000000/feed.atom").status_code == 404
     assert client.get("/not-a-code!/feed.atom").status_code == 400
+
+
+def test_a_german_orders_feed_and_calendar_event_read_in_german(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # A German buyer's feed reader listed "Shipped" and "Expected delivery: 2027-01-10", and
+    # the calendar entry read "Delivery of order ...".
+    order = _order(session, settings)
+    order.language = "de"
+    session.add(order)
+    session.commit()
+    due = offers_service.today(settings) + timedelta(days=2)
+
+    feed = ET.fromstring(client.get(f"/{order.tracking_id}/feed.atom").content)
+    ical = client.get(f"/{order.tracking_id}/delivery.ics").content
+    chosen = ET.fromstring(client.get(f"/{order.tracking_id}/feed.atom?lang=el").content)
+
+    assert feed.get("{http://www.w3.org/XML/1998/namespace}lang") == "de"
+    assert (feed.findtext(f"{ATOM}title") or "").startswith("Auftrag ")
+    entries = feed.findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}title") for e in entries] == ["Versandt", "Auftrag bestätigt"]
+    shown = f"{due:%d.%m.%Y}"
+    assert f"Voraussichtliche Lieferung: {shown}" in (entries[0].findtext(f"{ATOM}content") or "")
+    [event] = Calendar.from_ical(ical).walk("VEVENT")
+    assert str(event["summary"]).startswith("Lieferung von Auftrag ")
+    assert event["summary"].params["LANGUAGE"] == "de"
+    assert "Voraussichtliche Lieferung von Auftrag" in str(event["description"])
+    assert chosen.findall(f"{ATOM}entry")[0].findtext(f"{ATOM}title") == "Απεστάλη"

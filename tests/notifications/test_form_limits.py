@@ -6,16 +6,20 @@ peer), so the per-order budget is seen apart from the per-client one.
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from html import unescape as html_unescape
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from app.config import Settings
 from app.notifications.models import CustomerQuestion, OrderSubscription
 from app.notifications.router import FormLimits, TooManyRequests
+from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from tests.factories import make_offer
@@ -132,3 +136,128 @@ def test_the_limit_is_told_in_the_pages_language_and_fits_the_form(
     assert '<html lang="de">' in limited.text
     assert "Zu viele Versuche" in limited.text and "Too many" not in limited.text
     assert "e-mail updates" not in TooManyRequests(60).detail
+
+
+def _form_page(browser: TestClient, code: str, **headers: str) -> tuple[str, str]:
+    """The page's CSRF token and the language the page says it is in (the forms send it)."""
+    html = browser.get(f"/{code}", headers=headers).text
+    token, page_lang = CSRF.search(html), re.search(r'name="page_lang" value="(\w+)"', html)
+    assert token and page_lang
+    return token.group(1), page_lang.group(1)
+
+
+def _field_value(html: str, name: str) -> str:
+    found = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', html)
+    assert found, f"no {name} field"
+    return found.group(1)
+
+
+def _textarea(html: str, name: str) -> str:
+    found = re.search(rf'<textarea[^>]*name="{name}"[^>]*>([^<]*)</textarea>', html)
+    assert found, f"no {name} text area"
+    return found.group(1)
+
+
+def _retry_time(response: Response, settings: Settings) -> str:
+    """The wall-clock time the page should name: now plus Retry-After, in the shop's zone."""
+    later = datetime.now(settings.zone) + timedelta(seconds=int(response.headers["Retry-After"]))
+    return f"{later:%H:%M}"
+
+
+def test_a_question_over_the_limit_comes_back_as_typed_with_when_to_send_it(
+    app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
+) -> None:
+    # A Greek buyer who typed a long question and hit the limit lost it to a bare error page.
+    app.state.notification_limits = FormLimits(per_client=1, per_order=100)
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True, language="el")
+    browser = visitor("198.51.100.61")
+    token, page_lang = _form_page(browser, offer.id, **{"Accept-Language": "el-GR"})
+    first = {"email": "maria@example.com", "message": "Παράδοση τον Μάιο;"}
+    browser.post(f"/{offer.id}/question", data={**first, "csrf_token": token})
+    typed = {"email": "maria@example.com", "message": "Και η εγκατάσταση <μέσα>; & ΦΠΑ;"}
+
+    limited = browser.post(
+        f"/{offer.id}/question", data={**typed, "csrf_token": token, "page_lang": page_lang}
+    )
+
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    html = limited.text
+    assert '<html lang="el">' in html
+    assert html_unescape(_textarea(html, "message")) == typed["message"]
+    assert _field_value(html, "email") == typed["email"]
+    notice = re.search(r'<p class="form-limited" role="alert"[^>]*>([^<]*)</p>', html)
+    assert notice, "no message beside the form"
+    assert f"Περιμένετε έως τις {_retry_time(limited, settings)} (10 λεπτά)" in notice.group(1)
+    assert "Too many" not in html and "Please wait" not in html
+    assert html.index("form-limited") < html.index('name="message"')  # read before the form
+    assert _count(committed, CustomerQuestion) == 1  # the first one only
+
+
+def test_a_subscription_over_the_limit_keeps_the_address_in_the_pages_language(
+    app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
+) -> None:
+    """The order's own budget: the page speaks the offer's German as the order page did,
+    although the browser prefers English, and says at what time to try again."""
+    app.state.notification_limits = FormLimits(per_client=100, per_order=1)
+    order = _order(committed, settings)
+    with Session(committed) as session:
+        row = session.get(Offer, order.id)
+        assert row
+        row.language = "de"
+        session.add(row)
+        session.commit()
+    reads_both = {"Accept-Language": "en-US,en;q=0.9,de;q=0.5"}
+    first = visitor("198.51.100.62")
+    token, _ = _form_page(first, order.tracking_id, **reads_both)
+    first.post(
+        f"/{order.tracking_id}/subscribe", data={"email": "a@example.com", "csrf_token": token}
+    )
+    browser = visitor("198.51.100.63")
+    token, page_lang = _form_page(browser, order.tracking_id, **reads_both)
+    assert page_lang == "de"
+
+    limited = browser.post(
+        f"/{order.tracking_id}/subscribe",
+        data={"email": "jonas.mueller@example.com", "csrf_token": token, "page_lang": page_lang},
+        headers=reads_both,
+    )
+
+    assert limited.status_code == 429
+    assert '<html lang="de">' in limited.text
+    assert _field_value(limited.text, "email") == "jonas.mueller@example.com"
+    when = _retry_time(limited, settings)
+    assert f"Bitte warten Sie bis {when} Uhr (10 Minuten)" in limited.text
+    assert "Benachrichtigungen erhalten</button>" in limited.text  # the form, to send again
+    assert _count(committed, OrderSubscription) == 1
+
+
+def test_a_client_over_its_budget_learns_nothing_about_the_code(
+    app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
+) -> None:
+    """Over the per-client budget nothing is looked up: a known and an unknown order's code
+    get the same page, so the form is no way around the tracking page's miss limit."""
+    app.state.notification_limits = FormLimits(per_client=1, per_order=100)
+    order = _order(committed, settings)
+    browser = visitor("198.51.100.64")
+    token, _ = _form_page(browser, order.tracking_id)
+    browser.post(
+        f"/{order.tracking_id}/subscribe", data={"email": "a@example.com", "csrf_token": token}
+    )
+    codes = (order.tracking_id, "01ZZZZZZZZ")
+
+    pages = [
+        browser.post(f"/{code}/subscribe", data={"email": "b@example.com", "csrf_token": token})
+        for code in codes
+    ]
+
+    assert [page.status_code for page in pages] == [429, 429]
+    known, other = (_without(page.text, code) for page, code in zip(pages, codes, strict=True))
+    assert known == other
+
+
+def _without(html: str, code: str) -> str:
+    """The page as any code would show it: the code and the CSRF token left out."""
+    for spelling in (code, hyphenate_tracking_id(code)):
+        html = html.replace(spelling, "CODE")
+    return CSRF.sub("", html)

@@ -13,9 +13,13 @@ from app.audit import AuditLogEntry
 from app.auth.service import create_api_key
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
+from app.db import utcnow
+from app.notifications.models import OrderSubscription
 from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
+from app.tracking.schemas import StageUpdateCreate
 from tests.factories import make_offer
 from tests.notifications.conftest import Inbox, body_text, run_worker
 
@@ -239,3 +243,87 @@ def test_the_confirmation_link_opens_in_the_language_its_mail_is_written_in(
     assert form
     confirmed = web.post(form.group(1), data={"csrf_token": CSRF.search(opened.text).group(1)})  # type: ignore[union-attr]
     assert "Sie erhalten nun E-Mail-Benachrichtigungen" in confirmed.text
+
+
+def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # A German buyer read "Aktueller Stand: Versandt" and had to open the page for the number
+    # the goods-in desk asks for.
+    order = _order(committed, settings, "de")
+    with Session(committed) as session:
+        session.add(
+            OrderSubscription(offer_id=order.id, email="jonas@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+        shipped = StageUpdateCreate(
+            stage="Shipped",
+            public_note="Heute abgeholt",
+            carrier="DHL",
+            tracking_number="JD014600",
+            tracking_link="https://parcels.example.com/track?n=JD014600",
+        )
+        tracking_service.add_stage_update(
+            session, order.id, shipped, actor="tests", settings=settings
+        )
+    run_worker(committed, mail_settings)
+
+    [news] = inbox.to("jonas@example.com")
+    text, html = _text(news).replace("\r\n", "\n"), _html(news)
+    assert "\nVersandt mit DHL, Sendungsnummer JD014600.\n" in text
+    assert "\nSendung verfolgen: https://parcels.example.com/track?n=JD014600\n" in text
+    assert "Versandt mit DHL, Sendungsnummer JD014600." in html
+    assert '<a href="https://parcels.example.com/track?n=JD014600"' in html
+    assert ">Sendung verfolgen</a>" in html
+
+
+def test_updates_are_written_in_the_language_the_customer_subscribed_in(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # A buyer who reads English subscribed on the (English) page of a Greek order: the
+    # confirmation came in English, every update after it in Greek.
+    order = _order(committed, settings, "el")
+    web.headers["Accept-Language"] = "en-GB,en;q=0.9"
+    page = web.get(f"/{order.tracking_id}").text
+    assert '<html lang="en"' in page
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    web.post(
+        f"/{order.tracking_id}/subscribe", data={"email": "anna@example.com", "csrf_token": token}
+    )
+    with Session(committed) as session:
+        for subscription in session.scalars(select(OrderSubscription)):
+            subscription.confirmed_at = utcnow()
+        # Subscribed before the language was kept: the offer's, as before.
+        session.add(
+            OrderSubscription(offer_id=order.id, email="eleni@example.com", confirmed_at=utcnow())
+        )
+        session.commit()
+        update = StageUpdateCreate(stage="In production", public_note="Machining started")
+        tracking_service.add_stage_update(
+            session, order.id, update, actor="tests", settings=settings
+        )
+    run_worker(committed, mail_settings)
+
+    [confirmation, news] = inbox.to("anna@example.com")
+    assert confirmation["Subject"].startswith("Confirm updates for order")
+    assert news["Subject"].endswith(": In production")
+    assert "there is news about your order" in _text(news)
+    assert f"https://track.example.com/{order.tracking_id}?lang=en" in _text(news)
+    assert '<html lang="en">' in _html(news)
+    [greek] = inbox.to("eleni@example.com")
+    assert greek["Subject"].endswith(": Σε παραγωγή")
+    assert f"https://track.example.com/{order.tracking_id}\r\n" in _text(greek)
+    # Unsubscribing from the Greek mail in the same English browser: a Greek page, to the end.
+    link = re.search(r"https://track\.example\.com/updates/unsubscribe/\S+", _text(greek))
+    assert link and link.group(0).endswith("?lang=el")
+    opened = web.get(link.group(0))
+    assert '<html lang="el"' in opened.text
+    # Named: someone following several orders knows which one they stop.
+    code = f'<span class="mono">{hyphenate_tracking_id(order.tracking_id)}</span>'
+    assert f"για την παραγγελία {code}." in opened.text
+    form = re.search(r'<form method="post" action="([^"]+)"', opened.text)
+    assert form
+    done = web.post(form.group(1)).text
+    assert '<html lang="el"' in done and f"για την παραγγελία {code} και" in done
+    assert f'href="https://track.example.com/{order.tracking_id}?lang=el"' in done
+    assert "για αυτή την παραγγελία" in web.post(form.group(1)).text  # gone: no order to name

@@ -4,6 +4,7 @@ that it was asked, by reference, while its text and address stay deletable."""
 import re
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
@@ -146,3 +147,77 @@ def test_asking_for_a_new_quotation_is_the_same_service(
 
     [mail] = inbox.to("ana@acme.example")
     assert "asks for a new quotation" in mail["Subject"]
+
+
+def _questions(engine: Engine) -> list[CustomerQuestion]:
+    with Session(engine) as session:
+        return list(session.scalars(select(CustomerQuestion)))
+
+
+def test_the_asker_can_delete_their_own_message_and_address(
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    # A buyer who asked had no way to take back their message and address: only staff could.
+    offer = _offer(committed, settings)
+    web.headers["Accept-Language"] = "de"
+    sent = _ask(web, offer.id, email="jonas@example.com", message="Lieferung im Mai?")
+    html = sent.text  # type: ignore[attr-defined]
+    assert "Wir speichern Ihre Nachricht und Ihre E-Mail-Adresse" in html
+    form = re.search(
+        r'<form method="post" action="https://track\.example\.com(/questions/delete/[^"?]+)"', html
+    )
+    token = CSRF.search(html)
+    assert form and token and "Meine Nachricht löschen</button>" in html
+    assert len(_questions(committed)) == 1
+
+    forged = web.post(form.group(1), data={})  # no CSRF token: nothing happens
+    deleted = web.post(form.group(1), data={"csrf_token": token.group(1)})
+    again = web.post(form.group(1), data={"csrf_token": token.group(1)})  # a double tap
+    run_worker(committed, mail_settings)
+
+    assert forged.status_code == 403
+    assert deleted.status_code == 200 and '<html lang="en"' not in deleted.text
+    assert "Ihre Nachricht ist gelöscht" in deleted.text
+    assert f'href="https://track.example.com/{offer.id}"' in deleted.text
+    assert again.status_code == 200 and "Ihre Nachricht ist gelöscht" in again.text
+    assert _questions(committed) == []
+    assert not [m for m in inbox.messages if "jonas@example.com" in m.as_string()]
+    with Session(committed) as session:
+        actions = session.execute(
+            select(col(AuditLogEntry.actor), col(AuditLogEntry.action)).where(
+                col(AuditLogEntry.offer_id) == offer.id,
+                col(AuditLogEntry.action) == "offer.question_deleted",
+            )
+        ).all()
+    assert [tuple(row) for row in actions] == [("customer", "offer.question_deleted")]
+    assert (
+        web.post("/questions/delete/forged", data={"csrf_token": token.group(1)}).status_code == 404
+    )
+
+
+def test_a_question_typed_before_the_phone_dropped_its_session_is_still_sent(
+    app: FastAPI, web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    """A phone that drops session cookies restores the offer's tab, question typed in it;
+    sending it met "This form has expired" and the text was gone."""
+    offer = _offer(committed, settings)
+    page = web.get(f"/{offer.id}")
+    token = CSRF.search(page.text)
+    assert token
+    [cookie] = [c for c in page.headers.get_list("set-cookie") if c.startswith("ot_csrf=")]
+    attributes = {part.split("=")[0].strip().lower() for part in cookie.split(";")[1:]}
+    restarted = TestClient(app, base_url="https://track.example.com")
+    if attributes & {"max-age", "expires"}:  # a browser keeps only these across a restart
+        restarted.cookies.set("ot_csrf", cookie.split(";")[0].split("=", 1)[1])
+
+    sent = restarted.post(
+        f"/{offer.id}/question",
+        data={
+            "email": "jonas@example.com",
+            "message": "Lieferung im Mai?",
+            "csrf_token": token.group(1),
+        },
+    )
+
+    assert sent.status_code == 200 and "Your question is on its way" in sent.text
+    assert len(_questions(committed)) == 1

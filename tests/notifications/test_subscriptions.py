@@ -432,7 +432,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def test_a_subscription_keeps_only_the_address_the_order_its_state_and_times(
+def test_a_subscription_keeps_only_the_address_the_order_its_state_times_and_language(
     committed: Engine, settings: Settings
 ) -> None:
     from sqlalchemy import inspect
@@ -440,7 +440,7 @@ def test_a_subscription_keeps_only_the_address_the_order_its_state_and_times(
     from app.notifications import subscriptions
 
     columns = {column["name"] for column in inspect(committed).get_columns("order_subscription")}
-    assert columns == {"id", "offer_id", "email", "created_at", "confirmed_at"}
+    assert columns == {"id", "offer_id", "email", "created_at", "confirmed_at", "language"}
 
     order = _order(committed, settings)
     long_ago = utcnow() - timedelta(days=subscriptions.CONFIRM_DAYS, minutes=1)

@@ -96,5 +96,8 @@ def test_after_acceptance_the_pdf_is_printed_again_with_it(
     text = PdfReader(io.BytesIO(after.content)).pages[0].extract_text()
     assert "Accepted" not in PdfReader(io.BytesIO(before.content)).pages[0].extract_text()
     assert "by Maria Papadopoulou" in text and "Purchase order number: PO-77" in text
+    # The paper on the buyer's desk no longer asks them to accept what they accepted.
+    assert "accept it online" in PdfReader(io.BytesIO(before.content)).pages[0].extract_text()
+    assert "accept it online" not in text and "track your order." in text
     assert after.headers["ETag"] != before.headers["ETag"]
     assert again.content == after.content  # stored again, once

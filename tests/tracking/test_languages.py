@@ -11,8 +11,10 @@ from app import i18n
 from app.auth.staff import Role, StaffUser
 from app.config import Settings, get_settings, settings_dependency
 from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import OfferStatus
 from app.tracking import router
+from app.tracking import service as tracking_service
 from tests.factories import line_data, make_offer
 from tests.tracking.test_pages import csrf_of, make_order
 
@@ -335,3 +337,46 @@ def test_long_accept_language_headers_are_read_but_not_kept(
         assert html_lang(page.text) == "de"  # still read in full
 
     assert [cache.cache_info().currsize for cache in caches] == [0, 0]
+
+
+def test_an_order_opens_with_a_first_note_in_the_offers_language(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # A German buyer following the order by its tracking ID read "Auftrag bestätigt" over the
+    # English "We have received your order.", and so did the feed.
+    german = make_offer(session, settings, issued=True, language="de")
+    tracking_service.activate_offer(session, german.id, actor="tests", settings=settings)
+    greek = make_offer(session, settings, issued=True, language="el")
+    tracking_service.activate_offer(session, greek.id, actor="tests", settings=settings)
+
+    by_tracking_id = client.get(f"/{hyphenate_tracking_id(german.tracking_id).lower()}").text
+    feed = client.get(f"/{german.id}/feed.atom").text
+    greek_page = client.get(f"/{greek.id}").text
+
+    assert "Wir haben Ihre Bestellung erhalten." in by_tracking_id
+    assert "Wir haben Ihre Bestellung erhalten." in feed
+    assert "Λάβαμε την παραγγελία σας." in greek_page
+    assert all("We have received" not in text for text in (by_tracking_id, feed, greek_page))
+
+
+def test_each_line_shows_its_unit_price_and_discount_as_the_pdf_does(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """A buyer checks each line's net against the PDF: 3.5 h at 89.995 less 10 % is 283.48."""
+    lines = [
+        line_data(description="Service hours", quantity="3.5", unit_price="89.995"),
+        line_data(description="Freight", quantity="1", unit_price="120", vat_rate="7"),
+    ]
+    lines[0]["discount_percent"] = "10"
+    offer = make_offer(session, settings, issued=True, language="de", lines=lines)
+
+    german = client.get(f"/{offer.id}").text
+    english = client.get(f"/{offer.id}?lang=en").text
+
+    service_row, freight_row = re.findall(
+        r"<tr><td>(?:Service hours|Freight).*?</tr>", german, re.S
+    )
+    assert "Einzelpreis 89,995\xa0€" in service_row and "Rabatt 10\xa0%" in service_row
+    assert "283,48\xa0€" in service_row
+    assert "Einzelpreis 120,00\xa0€" in freight_row and "Rabatt" not in freight_row
+    assert "Unit price €89.995" in english and "Discount 10%" in english
