@@ -376,7 +376,7 @@ def _update_context(
         # past may name a date that a later update replaced.
         "expected_delivery": offer.expected_delivery_date,
         "reason": reason,
-        "page_url": mail_link(f"{settings.public_base_url}/{offer.tracking_id}"),
+        "page_url": f"{settings.public_base_url}/{offer.tracking_id}",
         "lang": offer.language,
         "about_order": True,
     }
@@ -391,9 +391,8 @@ def _update_mail(
     subscription_id, email, language = subscriber
     offer_language = context["lang"]
     lang = language if language and i18n.is_supported(language) else offer_language
-    page_url = context["page_url"]
-    if lang != offer_language:  # the page its link opens speaks the mail's language too
-        page_url = f"{page_url}?lang={lang}"
+    # The page its link opens speaks the mail's language too.
+    page_url = mail_link(context["page_url"], **({"lang": lang} if lang != offer_language else {}))
     personal = {
         **context,
         "lang": lang,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from crawlerdetect import CrawlerDetect
 from sqlalchemy import delete
@@ -91,10 +91,10 @@ def channel_of(visit: Visit, device: Device) -> Channel:
     return Channel.WEB
 
 
-def mail_link(page_url: str) -> str:
+def mail_link(page_url: str, **params: str) -> str:
     """A page's address as our mails give it: marked, because a mail app on a phone sends no
     referrer, and a tap on the link was taken for a camera scan of the paper."""
-    return f"{page_url}?src={MAIL_MARKER}"
+    return f"{page_url}?{urlencode({'src': MAIL_MARKER, **params})}"
 
 
 def referrer_host(referrer: str) -> str:

@@ -308,11 +308,11 @@ def test_updates_are_written_in_the_language_the_customer_subscribed_in(
     assert confirmation["Subject"].startswith("Confirm updates for order")
     assert news["Subject"].endswith(": In production")
     assert "there is news about your order" in _text(news)
-    assert f"https://track.example.com/{order.tracking_id}?lang=en" in _text(news)
+    assert f"https://track.example.com/{order.tracking_id}?src=mail&lang=en" in _text(news)
     assert '<html lang="en">' in _html(news)
     [greek] = inbox.to("eleni@example.com")
     assert greek["Subject"].endswith(": Σε παραγωγή")
-    assert f"https://track.example.com/{order.tracking_id}\r\n" in _text(greek)
+    assert f"https://track.example.com/{order.tracking_id}?src=mail\r\n" in _text(greek)
     # Unsubscribing from the Greek mail in the same English browser: a Greek page, to the end.
     link = re.search(r"https://track\.example\.com/updates/unsubscribe/\S+", _text(greek))
     assert link and link.group(0).endswith("?lang=el")
