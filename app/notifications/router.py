@@ -6,7 +6,6 @@ from the recipient's mail provider, which has no cookie: its signed token is the
 """
 
 import math
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -182,7 +181,6 @@ def _limited(
         parsed = parse_tracking_code(code)
     except AppError:
         raise exc from None  # a malformed code: the plain 429 page, as before
-    retry_at = datetime.now(settings.zone) + timedelta(seconds=exc.retry_after)
     language = requested_language(request) or (
         page_lang if i18n.is_supported(page_lang) else request_language(request)
     )
@@ -191,7 +189,7 @@ def _limited(
         "code": parsed.value,
         "tracking_id": parsed.value[:TRACKING_ID_LENGTH],
         "csrf_token": csrf_token(request, settings),
-        "limited": {"minutes": math.ceil(exc.retry_after / 60), "time": f"{retry_at:%H:%M}"},
+        "limited": {"minutes": math.ceil(exc.retry_after / 60)},
         "lang": language,
     }
     response = _page(request, template, page, settings, status_code=exc.status_code)

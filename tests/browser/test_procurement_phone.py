@@ -90,7 +90,7 @@ def test_a_question_taken_back_then_the_limit_keeps_what_was_typed(
 
     notice = page.get_by_role("alert")
     expect(notice).to_contain_text("Zu viele Versuche")
-    expect(notice).to_contain_text("Bitte warten Sie bis")
+    expect(notice).to_contain_text("Bitte warten Sie 10 Minuten")
     expect(notice).to_be_in_viewport()  # on the phone's first screen, above the form
     expect(page.get_by_label("Ihre Frage")).to_have_value(typed)
     expect(page.get_by_label("Ihre E-Mail-Adresse")).to_have_value("einkauf@mueller.example")
