@@ -14,6 +14,7 @@ from app.auth.staff import Role, StaffUser
 from app.db import read_only
 from app.errors import AppError, Conflict, NotFound, Unprocessable
 from app.formats import DecimalMark
+from app.tracking import pagecache
 from app.versions import Expected, next_stamp, require_version
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -162,6 +163,9 @@ def _change_role(
     )
     if losing_admin and _active_admins(session) <= 1:
         raise Conflict(f"{user.email} is the last active admin; make someone else admin first.")
+    if user.is_active != is_active:
+        # Tracking pages name the owner as the customer's contact, while they are active.
+        pagecache.drop_all_on_commit(session)
     user.role, user.is_active = role, is_active
     user_id = _account_changed(session, user)
     audit.record(

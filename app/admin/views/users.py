@@ -1,6 +1,7 @@
 """The staff site's views of staff users and API keys (admins only): created, changed and
 revoked through the identity services, which write the audit log."""
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from fastapi import Request
@@ -20,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from app.admin import reveal, users
+from app.admin import reveal, user_actions, users
 from app.admin.users import EMAIL_PATTERN
 from app.admin.views.base import (
     ADMIN_READ,
@@ -34,8 +35,10 @@ from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role, StaffUser
+from app.config import get_settings
 from app.db import read_only
 from app.errors import AppError
+from app.offers import service as offers_service
 from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
@@ -123,6 +126,21 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         VERSION_FIELD,
     ]
 
+    details_template = "admin/users/details.html"
+
+    async def details_context(self, request: Request) -> dict[str, Any]:
+        pk = str(request.path_params["pk"])
+        if not pk.isdecimal():
+            return {}
+        settings = get_settings()
+        idle = timedelta(minutes=settings.admin_idle_minutes)
+        today = offers_service.today(settings)
+        try:
+            care = await in_session(lambda s: user_actions.user_care(s, int(pk), today, idle))
+        except AppError:  # no such user: sqladmin answers 404 itself
+            return {}
+        return {"care": care}
+
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         return StaffUserEditForm if rules == self.form_edit_rules else StaffUserCreateForm
 
@@ -166,9 +184,25 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
                 )
             except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
                 raise Refused(exc.since_opened()) from exc
+            if disabling:
+                self._left_behind(request, session, user)
             return user
 
         return await in_session(update)
+
+    def _left_behind(self, request: Request, session: Session, user: StaffUser) -> None:
+        """Disabling someone leaves their offers without an active owner: say so at once."""
+        assert user.id is not None
+        owned = offers_service.owned_by_status(
+            session, user.id, offers_service.today(get_settings())
+        )
+        if owned:
+            Flash.warning(
+                request,
+                f"{user.email} still owns {sum(owned.values())} offers: open their page and "
+                "choose “Hand over offers…” to give them to a colleague.",
+                title="Offers without an active owner",
+            )
 
 
 class ApiKeyCreateForm(Form):
