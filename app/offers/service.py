@@ -4,6 +4,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from app.offers.events import (
     OfferRevised,
 )
 from app.offers.models import Offer, OfferLine, OfferPdf, OfferStatus
+from app.offers.pricing import compute_totals
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 from app.repeats import is_repeat
 from app.versions import Expected, next_stamp, require_version
@@ -342,6 +344,7 @@ def update_offer(
     if data.valid_until is not None and data.valid_until < today(settings):
         raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
     _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
+    gross_before = _gross(offer)
     if data.lines is not None:
         offer.lines = _build_lines(data.lines)
     for field in ("currency", "language", "valid_until", "notes", "terms"):
@@ -354,11 +357,21 @@ def update_offer(
     changed = data.model_dump(mode="json", exclude_unset=True)
     if "lines" in changed:
         changed["lines"] = len(offer.lines)
-    _audit(session, offer, actor, "update", "Changed " + ", ".join(changed), changed)
+    summary = "Changed " + ", ".join(changed)
+    gross_after = _gross(offer)
+    if gross_after != gross_before:
+        # "Who changed the price, and when" is read off this entry: the amounts, not a count.
+        changed["gross_total"] = [str(gross_before), str(gross_after)]
+        summary += f" (gross total {gross_before} → {gross_after} {offer.currency})"
+    _audit(session, offer, actor, "update", summary, changed)
     if owner is not None and owner.id != offer.owner_id:
         _hand_over(session, offer, owner.id, actor)
     session.commit()
     return offer
+
+
+def _gross(offer: Offer) -> Decimal:
+    return compute_totals(offer.lines, offer.currency).gross
 
 
 @dataclass(frozen=True)
