@@ -1,20 +1,23 @@
 """An admin looking after colleagues' accounts: someone leaves (their offers handed over to a
-colleague, audited), someone loses their phone (signed out everywhere, second factor reset)."""
+colleague, audited), someone loses their phone (signed out everywhere, second factor reset);
+and the pages an admin reads on the way (terms templates, settings)."""
 
 import re
 from collections.abc import Callable
 
 import pyotp
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.admin import twofactor, users
 from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
-from app.config import get_settings
+from app.config import get_settings, settings_dependency
 from app.notifications.models import StaffAlert
 from app.offers.models import Offer
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
+from tests.admin.staffroutes import staff_app
 from tests.factories import make_offer
 
 
@@ -212,3 +215,27 @@ def test_deleting_a_terms_template_asks_first(
     deleted = web.post(delete_url, data={"csrf_token": token, "confirmed": "yes"})
     assert "Template deleted" in deleted.text
     assert "No templates yet." in web.get("/admin/terms-templates").text
+
+
+def test_the_settings_page_hides_every_password_in_a_url(
+    app: FastAPI, web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    staff = staff_app(app)
+    secret = get_settings().model_copy(
+        update={
+            "smtp_url": "smtps://mailer:mail-secret-1@smtp.example.com:465",
+            "redis_url": "redis://:redis-secret-2@cache.example.com:6379/0",
+            "database_url": "postgresql+psycopg://app:db-secret-3@db.example.com:5432/offers",
+        }
+    )
+    staff.dependency_overrides[settings_dependency] = lambda: secret
+    try:
+        sign_in(web, make_staff(Role.ADMIN))
+        page = web.get("/admin/settings").text
+    finally:
+        staff.dependency_overrides.pop(settings_dependency)
+
+    assert "smtps://mailer:***@smtp.example.com:465" in page
+    assert "redis://:***@cache.example.com:6379/0" in page
+    assert "postgresql+psycopg://app:***@db.example.com:5432/offers" in page
+    assert not re.search("secret-[123]", page)
