@@ -239,3 +239,21 @@ def test_the_settings_page_hides_every_password_in_a_url(
     assert "redis://:***@cache.example.com:6379/0" in page
     assert "postgresql+psycopg://app:***@db.example.com:5432/offers" in page
     assert not re.search("secret-[123]", page)
+
+
+def test_an_address_in_use_is_refused_beside_the_email_field(
+    web: TestClient, make_staff: Callable[..., StaffLogin]
+) -> None:
+    make_staff(Role.SALES, "ana@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    form = {"email": " Ana@Example.com", "role": "sales", "password": "a long password"}
+
+    again = web.post("/admin/staff-user/create", data=form | {"csrf_token": token})
+
+    assert again.status_code == 400
+    feedback = re.findall(r'invalid-feedback">([^<]+)<', again.text)
+    assert feedback == [
+        "A staff user ana@example.com exists already: open their page to change their role or "
+        "set a new password."
+    ]
+    assert "Ana@Example.com" in again.text  # what was typed stays

@@ -13,13 +13,14 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import (
     BooleanField,
     EmailField,
+    Field,
     Form,
     HiddenField,
     PasswordField,
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from app.admin import reveal, user_actions, users
 from app.admin.users import EMAIL_PATTERN
@@ -36,7 +37,7 @@ from app.auth.models import ApiKey
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings
-from app.db import read_only
+from app.db import get_engine, read_only
 from app.errors import AppError
 from app.offers import service as offers_service
 from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
@@ -46,9 +47,32 @@ EMAIL_MESSAGE = "Enter an e-mail address like ana@example.com."
 PASSWORD_LENGTH = Length(min=MIN_LENGTH, max=MAX_LENGTH)
 
 
+def _not_taken(form: Form, field: Field) -> None:
+    """An address already in use, said beside the field: sqladmin puts a message there only
+    from the form's own validation (a refusal of the save shows above the form). The service
+    checks again under its transaction."""
+    with Session(get_engine()) as session, read_only(session):
+        if field.data and users.find_by_email(session, str(field.data)) is not None:
+            raise ValidationError(
+                f"A staff user {str(field.data).strip().lower()} exists already: open their page "
+                "to change their role or set a new password."
+            )
+
+
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
 class StaffUserCreateForm(Form):
     email = EmailField(
-        "E-mail", [DataRequired(), Length(max=320), Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE)]
+        "E-mail",
+        [
+            DataRequired(),
+            Length(max=320),
+            Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE),
+            _not_taken,
+        ],
+        filters=[_stripped],  # an address pasted with a space around it is still that address
     )
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.VIEWER.value)
     password = PasswordField(
