@@ -41,6 +41,7 @@ class Staff:
     email: str
     role: Role
     decimal_mark: DecimalMark = DecimalMark.POINT
+    must_change_password: bool = False
 
     @property
     def actor(self) -> str:
@@ -52,7 +53,13 @@ class Staff:
 
 def _staff(user: StaffUser) -> Staff:
     assert user.id is not None
-    return Staff(user.id, user.email, Role(user.role), DecimalMark(user.decimal_mark))
+    return Staff(
+        user.id,
+        user.email,
+        Role(user.role),
+        DecimalMark(user.decimal_mark),
+        user.must_change_password,
+    )
 
 
 def normalize_email(email: str) -> str:
@@ -81,15 +88,25 @@ def get_user(session: Session, user_id: int, *, for_update: bool = False) -> Sta
 
 
 def create_user(
-    session: Session, email: str, role: Role, password: str, *, actor: str
+    session: Session,
+    email: str,
+    role: Role,
+    password: str,
+    *,
+    actor: str,
+    given: bool = False,
 ) -> StaffUser:
-    """Create a staff user with an Argon2 password hash."""
+    """Create a staff user with an Argon2 password hash; ``given``: an admin chose the password
+    and passes it on, so the user is asked to choose their own."""
     address = normalize_email(email)
     _check_password(password)
     if find_by_email(session, address) is not None:
         raise Conflict(f"A staff user {address} exists already.")
     user = StaffUser(
-        email=address, role=Role(role), password_hash=passwords.hash_password(password)
+        email=address,
+        role=Role(role),
+        password_hash=passwords.hash_password(password),
+        must_change_password=given,
     )
     session.add(user)
     session.flush()
@@ -141,7 +158,7 @@ def update_user(
     require_version(session, expected, user.updated_at, noun="user", entity=("staff_user", user_id))
     changed = _change_role(session, user, Role(role), is_active, actor)
     if password:
-        _change_password(session, user, password, actor)
+        _change_password(session, user, password, actor, given=True)
     elif not changed:
         return user
     session.commit()
@@ -189,8 +206,11 @@ def set_password(session: Session, user_id: int, password: str, *, actor: str) -
     return user
 
 
-def _change_password(session: Session, user: StaffUser, password: str, actor: str) -> None:
+def _change_password(
+    session: Session, user: StaffUser, password: str, actor: str, *, given: bool = False
+) -> None:
     user.password_hash = passwords.hash_password(password)
+    user.must_change_password = given
     user_id = _account_changed(session, user)
     throttle.forgive_account(session, user.email)
     audit.record(

@@ -257,3 +257,54 @@ def test_an_address_in_use_is_refused_beside_the_email_field(
         "set a new password."
     ]
     assert "Ana@Example.com" in again.text  # what was typed stays
+
+
+def test_a_new_sales_person_is_asked_to_replace_the_first_password_the_admin_gave(
+    web: TestClient,
+    second_browser: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    db: Session,
+) -> None:
+    token = sign_in(web, make_staff(Role.ADMIN))
+    first = "first password 2027"
+    web.post(
+        "/admin/staff-user/create",
+        data={"email": "new@example.com", "role": "sales", "password": first, "csrf_token": token},
+    )
+    hire = StaffLogin("new@example.com", first, Role.SALES)
+    hire_token = sign_in(second_browser, hire)
+
+    assert "the password an admin gave you, which they know" in second_browser.get("/admin/").text
+    user_id = _user_id(db, hire.email)
+    admin_view = web.get(f"/admin/staff-user/details/{user_id}").text
+    assert "the one an admin gave them: not changed yet" in admin_view
+    own = "my very own secret"
+    changed = second_browser.post(
+        "/admin/account/password",
+        data={
+            "csrf_token": hire_token,
+            "current_password": first,
+            "new_password": own,
+            "new_password_again": own,
+        },
+    )
+    assert changed.status_code == 200
+    assert "which they know" not in second_browser.get("/admin/").text
+    assert "chosen by themselves" in web.get(f"/admin/staff-user/details/{user_id}").text
+
+    version = re.search(
+        r'name="version"[^>]*value="([^"]+)"', web.get(f"/admin/staff-user/edit/{user_id}").text
+    )
+    assert version is not None
+    web.post(  # forgotten: the admin sets a new one, which the user must replace again
+        f"/admin/staff-user/edit/{user_id}",
+        data={
+            "csrf_token": token,
+            "role": "sales",
+            "is_active": "y",
+            "new_password": "reset password 2027",
+            "version": version.group(1),
+        },
+    )
+    sign_in(second_browser, StaffLogin(hire.email, "reset password 2027", Role.SALES))
+    assert "which they know" in second_browser.get("/admin/").text

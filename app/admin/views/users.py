@@ -78,7 +78,8 @@ class StaffUserCreateForm(Form):
     password = PasswordField(
         "Password",
         [DataRequired(), PASSWORD_LENGTH],
-        description=f"At least {MIN_LENGTH} characters.",
+        description=f"At least {MIN_LENGTH} characters. Give it to them in person or by phone"
+        " rather than by e-mail: every page asks them to choose their own until they do.",
     )
 
 
@@ -90,8 +91,9 @@ class StaffUserEditForm(Form):
     new_password = PasswordField(
         "New password",
         [Optional(), PASSWORD_LENGTH],
-        description="Leave empty to keep the current one; a new password ends the user's sessions."
-        " Your own: on Your account.",
+        description="Leave empty to keep the current one; a new password ends the user's sessions,"
+        " and they are asked to choose their own after signing in with it. Your own: on Your"
+        " account.",
     )
     confirm_disable = BooleanField(
         "Yes, disable this user",
@@ -179,7 +181,12 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         actor = staff_of(request).actor
         return await in_session(
             lambda session: users.create_user(
-                session, data["email"], Role(data["role"]), data["password"], actor=actor
+                session,
+                data["email"],
+                Role(data["role"]),
+                data["password"],
+                actor=actor,
+                given=True,
             )
         )
 
