@@ -12,6 +12,8 @@ from sqlmodel import Session, col, select
 
 from app.admin import twofactor, users
 from app.audit import AuditLogEntry
+from app.auth import service as auth_service
+from app.auth.models import ApiKey
 from app.auth.staff import Role, StaffUser
 from app.config import get_settings, settings_dependency
 from app.notifications.models import StaffAlert
@@ -308,3 +310,23 @@ def test_a_new_sales_person_is_asked_to_replace_the_first_password_the_admin_gav
     )
     sign_in(second_browser, StaffLogin(hire.email, "reset password 2027", Role.SALES))
     assert "which they know" in second_browser.get("/admin/").text
+
+
+def test_a_second_active_api_key_of_the_same_name_is_refused_beside_the_name(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    token = sign_in(web, make_staff(Role.ADMIN))
+    web.post("/admin/api-key/create", data={"name": "erp-sync", "csrf_token": token})
+
+    again = web.post("/admin/api-key/create", data={"name": " erp-sync ", "csrf_token": token})
+
+    assert again.status_code == 400
+    assert re.findall(r'invalid-feedback">([^<]+)<', again.text) == [
+        "An active API key is called &#39;erp-sync&#39; already: give this one another name "
+        "(the audit log and revoke-api-key tell keys apart by their name)."
+    ]
+    with Session(db.get_bind()) as session:
+        key = session.exec(select(ApiKey)).one()
+        auth_service.revoke_api_key(session, key.id or 0, actor="tests")
+    renewed = web.post("/admin/api-key/create", data={"name": "erp-sync", "csrf_token": token})
+    assert renewed.status_code == 200 and "Copy the token now" in renewed.text

@@ -236,10 +236,18 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
             )
 
 
+def _key_name_free(form: Form, field: Field) -> None:
+    """A name an active key has, said beside the field (as ``_not_taken`` for addresses)."""
+    with Session(get_engine()) as session, read_only(session):
+        if field.data and auth_service.name_in_use(session, str(field.data)):
+            raise ValidationError(auth_service.KeyNameTaken(str(field.data).strip()).detail)
+
+
 class ApiKeyCreateForm(Form):
     name = StringField(
         "Name",
-        [DataRequired(), Length(max=100)],
+        [DataRequired(), Length(max=100), _key_name_free],
+        filters=[_stripped],
         description="Who or what uses the key, e.g. erp-sync. The token is shown once.",
     )
 
