@@ -78,6 +78,8 @@ def test_a_leavers_offers_are_handed_over_to_a_colleague_with_their_alerts_and_h
     customers_page = web.get(f"/{issued_id}")
     assert customers_page.status_code == 200
     assert "leaving@example.com" not in customers_page.text  # customers see the company
+    offer_page = web.get(f"/admin/offer/details/{issued_id}").text
+    assert "leaving@example.com (disabled: alerts go to the sales address" in offer_page
     page = web.get(f"/admin/staff-user/details/{user_id}")
     assert "is disabled but still owns 2 offers (2 still open)" in page.text
     assert "Hand over offers…" in page.text
@@ -106,6 +108,10 @@ def test_a_leavers_offers_are_handed_over_to_a_colleague_with_their_alerts_and_h
         alert = session.exec(select(StaffAlert)).one()
         assert alert.recipient == "taking@example.com"
     assert "taking@example.com" in web.get(f"/{issued_id}").text
+    owner = re.search(
+        r'id="offer-owner">([^<]+)<', web.get(f"/admin/offer/details/{issued_id}").text
+    )
+    assert owner is not None and owner.group(1) == "taking@example.com"
     assigned = _audit(db, "offer.assign")
     assert len(assigned) == 2
     assert assigned[0].summary == "Owner changed from leaving@example.com to taking@example.com"

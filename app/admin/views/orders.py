@@ -187,6 +187,7 @@ def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
             "status": offer.effective_status(today),
             "totals": compute_totals(offer.lines, offer.currency),
             "revised_as": offers_service.superseded_by(session, [offer.id]).get(offer.id),
+            "owner": session.get(StaffUser, offer.owner_id) if offer.owner_id else None,
             "history": audit.offer_history(session, offer.id),
             "can_activate": offer.effective_status(today) in tracking_service.ACTIVATABLE,
             "can_issue": offer.status == OfferStatus.DRAFT,
