@@ -336,3 +336,22 @@ def test_a_second_active_api_key_of_the_same_name_is_refused_beside_the_name(
         auth_service.revoke_api_key(session, key.id or 0, actor="tests")
     renewed = web.post("/admin/api-key/create", data={"name": "erp-sync", "csrf_token": token})
     assert renewed.status_code == 200 and "Copy the token now" in renewed.text
+
+
+def test_the_sign_in_pages_say_whom_to_ask_for_a_forgotten_password_or_a_lost_phone(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    login = web.get("/admin/login").text
+    assert "Forgot your password? An admin of your company sets a new one for you" in login
+    who = make_staff(Role.SALES, "phone@example.com")
+    with Session(db.get_bind()) as session:
+        staff = users.load_active(session, _user_id(db, who.email))
+        assert staff is not None
+        secret = twofactor.begin_enrolment(session, staff)
+        twofactor.confirm_enrolment(session, staff, pyotp.TOTP(secret).now())
+    web.post(
+        "/admin/login",
+        data={"email": who.email, "password": who.password, "csrf_token": csrf_from(login)},
+    )
+    code_page = web.get("/admin/login/2fa").text
+    assert "Lost your phone and your recovery codes? An admin of your company resets" in code_page
