@@ -78,6 +78,7 @@ def test_a_leavers_offers_are_handed_over_to_a_colleague_with_their_alerts_and_h
     customers_page = web.get(f"/{issued_id}")
     assert customers_page.status_code == 200
     assert "leaving@example.com" not in customers_page.text  # customers see the company
+    assert "leaving@example.com (disabled)</option>" in web.get("/admin/offer/list").text
     offer_page = web.get(f"/admin/offer/details/{issued_id}").text
     assert "leaving@example.com (disabled: alerts go to the sales address" in offer_page
     page = web.get(f"/admin/staff-user/details/{user_id}")

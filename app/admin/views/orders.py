@@ -84,7 +84,14 @@ def _gross_total(model: Offer, attribute: str) -> str:
 def _owners(session: Session) -> list[tuple[str, str]]:
     with read_only(session):
         rows = session.exec(select(StaffUser).order_by(col(StaffUser.email))).all()
-        return [(str(user.id), user.full_name or user.email) for user in rows]
+        # A leaver's offers are still theirs until handed over: the filter finds them by name.
+        return [
+            (
+                str(user.id),
+                (user.full_name or user.email) + ("" if user.is_active else " (disabled)"),
+            )
+            for user in rows
+        ]
 
 
 class _OfferFilters(StaffModelView):
