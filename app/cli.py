@@ -199,12 +199,15 @@ def create_api_key(name: Annotated[str, typer.Argument(help="Who or what uses th
 
     from app.auth.service import create_api_key as create
     from app.db import get_engine
+    from app.errors import AppError
 
     try:
         with Session(get_engine()) as session:
             _, token = create(session, name, actor=CLI)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail) from exc
     typer.echo(token)
     typer.echo(f"API key {name!r} created. Store the token now: it is not shown again.", err=True)
 

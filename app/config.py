@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends
@@ -271,6 +271,15 @@ class Settings(BaseSettings):
         """Browsers reach us over https: cookies are Secure and HSTS is sent."""
         return self.public_base_url.startswith("https://") or self.behind_tls_proxy
 
+    def for_display(self) -> dict[str, object]:
+        """The settings as the admin's settings page lists them: without the secret key, and
+        every URL's password hidden (the mail server's and Redis's as much as the database's)."""
+        shown = self.model_dump(exclude={"secret_key"})
+        for name, value in shown.items():
+            if name.endswith("_url") and isinstance(value, str):
+                shown[name] = _without_password(value)
+        return shown
+
     def resolved_secret_key(self) -> str:
         """The signing key; generated once per development checkout, required in production."""
         if self.secret_key and self.secret_key != DEFAULT_SECRET:
@@ -285,6 +294,14 @@ class Settings(BaseSettings):
 
 
 @lru_cache
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
+
+
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
     try:

@@ -34,6 +34,7 @@ from app.admin.questions import QUESTION_PAGES
 from app.admin.sending import SENDING_PAGES
 from app.admin.site import mount_staff_site
 from app.admin.terms_pages import TERMS_PAGES
+from app.admin.user_pages import USER_PAGES
 from app.analytics import rollup
 from app.analytics.api import router as analytics_api_router
 from app.analytics.codes import RoutingTable
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             QUESTION_PAGES,
             CUSTOMER_PAGES,
             TERMS_PAGES,
+            USER_PAGES,
             ANALYTICS_PAGES,
             ACCOUNT_PAGES,
             notification_pages(settings),

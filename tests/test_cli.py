@@ -104,3 +104,14 @@ def test_create_user_explains_bad_input(
 
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_a_second_active_key_of_the_same_name_is_refused_on_the_command_line(
+    committed: Engine,
+) -> None:
+    assert runner.invoke(cli, ["create-api-key", "erp"]).exit_code == 0
+
+    again = runner.invoke(cli, ["create-api-key", "erp"])
+
+    assert again.exit_code == 2
+    assert "An active API key is called 'erp' already" in again.output

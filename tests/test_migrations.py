@@ -842,3 +842,47 @@ def test_subscriptions_get_a_language_and_keep_their_rows_both_ways(
         ).all()
     assert "language" not in columns
     assert [tuple(row) for row in kept] == [(1, "a@example.com", True), (2, "b@x.gr", False)]
+
+
+def test_staff_users_there_before_are_not_asked_to_change_their_password_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """0a0d10000001: users from before sign in as they did; a user whose admin-given password
+    is pending loses only that mark on the way down, with their sessions kept."""
+    _upgrade(scratch_engine, "9c0a1e000001")
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff_user (id, email, password_hash, role, is_active, created_at,"
+                " updated_at) VALUES (:id, :email, 'x', 'sales', true, :now, :now)"
+            ),
+            [
+                {"id": 1, "email": "ana@example.com", "now": now},
+                {"id": 2, "email": "bo@example.com", "now": now},
+            ],
+        )
+        connection.execute(
+            text(
+                "INSERT INTO staff_session (id, token_hash, user_id, created_at, last_seen_at,"
+                " client, second_factor) VALUES (1, 'h', 2, :now, :now, 'Firefox', false)"
+            ),
+            {"now": now},
+        )
+
+    _upgrade(scratch_engine, "0a0d10000001")
+    with scratch_engine.begin() as connection:
+        marks = connection.execute(
+            text("SELECT id, must_change_password FROM staff_user ORDER BY id")
+        ).all()
+        connection.execute(text("UPDATE staff_user SET must_change_password = true WHERE id = 2"))
+    assert [(row[0], bool(row[1])) for row in marks] == [(1, False), (2, False)]
+
+    _downgrade(scratch_engine, "9c0a1e000001")
+    columns = {column["name"] for column in inspect(scratch_engine).get_columns("staff_user")}
+    with scratch_engine.connect() as connection:
+        users = connection.execute(text("SELECT id, email FROM staff_user ORDER BY id")).all()
+        sessions = connection.execute(text("SELECT id, user_id FROM staff_session")).all()
+    assert "must_change_password" not in columns
+    assert [tuple(row) for row in users] == [(1, "ana@example.com"), (2, "bo@example.com")]
+    assert [tuple(row) for row in sessions] == [(1, 2)]

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, or_
+from sqlalchemy import ColumnElement, Select, false, func
 from sqlmodel import col, select
 from starlette.requests import Request
 
@@ -24,6 +24,8 @@ from app.config import get_settings
 from app.fields import MAX_ROW_ID
 from app.formats import DecimalMark
 from app.offers.models import Offer, OfferLine
+from app.tracking.codes import InvalidCode, parse_tracking_code
+from app.tracking.models import CodeForm
 
 HUNDRED = Decimal(100)
 ALL = "__all"
@@ -74,7 +76,7 @@ OFFER_FIELDS = (
 AUDIT_FIELDS = (
     FilterField("actor", "Who"),
     FilterField("action", "Action"),
-    FilterField("offer", "Offer ID"),
+    FilterField("offer", "Offer or tracking ID"),
     FilterField("from", "From", "date"),
     FilterField("to", "Until", "date"),
 )
@@ -170,13 +172,25 @@ def audit_conditions(request: Request) -> list[ColumnElement[bool]]:
         conditions.append(func.lower(AuditLogEntry.actor).like(f"%{actor}%"))
     if action := params.get("action", "").strip().lower():
         conditions.append(func.lower(AuditLogEntry.action).like(f"%{action}%"))
-    if offer := params.get("offer", "").strip().upper():
-        conditions.append(or_(col(AuditLogEntry.offer_id) == offer))
+    if offer := params.get("offer", "").strip():
+        conditions.append(_audit_offer_is(offer))
     if (start := _date(params.get("from"))) is not None:
         conditions.append(col(AuditLogEntry.occurred_at) >= _start_of(start))
     if (end := _date(params.get("to"))) is not None:
         conditions.append(col(AuditLogEntry.occurred_at) < _start_of(end + timedelta(days=1)))
     return conditions
+
+
+def _audit_offer_is(typed: str) -> ColumnElement[bool]:
+    """Entries of the offer typed as its ID or as the tracking ID on its PDF, in any spelling
+    (``01h0w-ary2w``): an offer's ID begins with its tracking ID."""
+    try:
+        code = parse_tracking_code(typed)
+    except InvalidCode:
+        return col(AuditLogEntry.offer_id) == typed.upper()
+    if code.form == CodeForm.FULL:
+        return col(AuditLogEntry.offer_id) == code.value
+    return col(AuditLogEntry.offer_id).startswith(code.value, autoescape=True)
 
 
 def apply(stmt: Select[Any], conditions: list[ColumnElement[bool]]) -> Select[Any]:

@@ -327,10 +327,6 @@ async def bulk_stage_update(request: Request, settings: SettingsDep, staff: Sale
 
 @router.get("/settings", name="staff:settings")
 async def settings_page(request: Request, settings: SettingsDep, staff: AdminDep) -> Response:
-    shown = settings.model_dump(exclude={"secret_key", "database_url"})
-    from sqlalchemy.engine import make_url
-
-    shown["database_url"] = make_url(settings.database_url).render_as_string(hide_password=True)
-    rows = sorted((f"OFFERTRACK_{k.upper()}", v) for k, v in shown.items())
+    rows = sorted((f"OFFERTRACK_{k.upper()}", v) for k, v in settings.for_display().items())
     context = {"rows": rows, "title": "Settings"}
     return await _render(request, "admin/settings.html", context)

@@ -105,6 +105,10 @@ async def _save(request: Request, actor: str, template_id: int | None) -> Respon
 
 @router.post("/{template_id}/delete", name="terms_pages:delete")
 async def delete(request: Request, template_id: PathId, staff: AdminDep) -> Response:
+    template = await in_session(lambda s: terms.get_template(s, template_id))
+    if (await request.form()).get("confirmed") != "yes":  # a page of its own asks first
+        context = {"title": f"Delete the template “{template.name}”?", "template": template}
+        return await render_staff_page(request, "admin/terms/confirm_delete.html", context)
     await in_session(lambda s: terms.delete_template(s, template_id, actor=staff.actor))
     Flash.success(request, "Template deleted; offers that used it keep their text.")
     return RedirectResponse(request.url_for("terms_pages:list"), 303)

@@ -14,6 +14,7 @@ from app.auth.staff import Role, StaffUser
 from app.db import read_only
 from app.errors import AppError, Conflict, NotFound, Unprocessable
 from app.formats import DecimalMark
+from app.tracking import pagecache
 from app.versions import Expected, next_stamp, require_version
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -40,6 +41,7 @@ class Staff:
     email: str
     role: Role
     decimal_mark: DecimalMark = DecimalMark.POINT
+    must_change_password: bool = False
 
     @property
     def actor(self) -> str:
@@ -51,7 +53,13 @@ class Staff:
 
 def _staff(user: StaffUser) -> Staff:
     assert user.id is not None
-    return Staff(user.id, user.email, Role(user.role), DecimalMark(user.decimal_mark))
+    return Staff(
+        user.id,
+        user.email,
+        Role(user.role),
+        DecimalMark(user.decimal_mark),
+        user.must_change_password,
+    )
 
 
 def normalize_email(email: str) -> str:
@@ -80,15 +88,25 @@ def get_user(session: Session, user_id: int, *, for_update: bool = False) -> Sta
 
 
 def create_user(
-    session: Session, email: str, role: Role, password: str, *, actor: str
+    session: Session,
+    email: str,
+    role: Role,
+    password: str,
+    *,
+    actor: str,
+    given: bool = False,
 ) -> StaffUser:
-    """Create a staff user with an Argon2 password hash."""
+    """Create a staff user with an Argon2 password hash; ``given``: an admin chose the password
+    and passes it on, so the user is asked to choose their own."""
     address = normalize_email(email)
     _check_password(password)
     if find_by_email(session, address) is not None:
         raise Conflict(f"A staff user {address} exists already.")
     user = StaffUser(
-        email=address, role=Role(role), password_hash=passwords.hash_password(password)
+        email=address,
+        role=Role(role),
+        password_hash=passwords.hash_password(password),
+        must_change_password=given,
     )
     session.add(user)
     session.flush()
@@ -140,7 +158,7 @@ def update_user(
     require_version(session, expected, user.updated_at, noun="user", entity=("staff_user", user_id))
     changed = _change_role(session, user, Role(role), is_active, actor)
     if password:
-        _change_password(session, user, password, actor)
+        _change_password(session, user, password, actor, given=True)
     elif not changed:
         return user
     session.commit()
@@ -162,6 +180,9 @@ def _change_role(
     )
     if losing_admin and _active_admins(session) <= 1:
         raise Conflict(f"{user.email} is the last active admin; make someone else admin first.")
+    if user.is_active != is_active:
+        # Tracking pages name the owner as the customer's contact, while they are active.
+        pagecache.drop_all_on_commit(session)
     user.role, user.is_active = role, is_active
     user_id = _account_changed(session, user)
     audit.record(
@@ -185,8 +206,11 @@ def set_password(session: Session, user_id: int, password: str, *, actor: str) -
     return user
 
 
-def _change_password(session: Session, user: StaffUser, password: str, actor: str) -> None:
+def _change_password(
+    session: Session, user: StaffUser, password: str, actor: str, *, given: bool = False
+) -> None:
     user.password_hash = passwords.hash_password(password)
+    user.must_change_password = given
     user_id = _account_changed(session, user)
     throttle.forgive_account(session, user.email)
     audit.record(

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from app import audit, invalidation
 from app.auth.models import ApiKey
 from app.db import read_only, utcnow
-from app.errors import NotFound, Unauthorized
+from app.errors import Conflict, NotFound, Unauthorized
 
 TOKEN_PREFIX = "ot_"
 # Writing last_used_at on every call would turn each read into a write; a minute is enough detail.
@@ -35,11 +35,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class KeyNameTaken(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"An active API key is called {name!r} already: give this one another name (the "
+            "audit log and revoke-api-key tell keys apart by their name).",
+            loc=("name",),
+        )
+
+
+def name_in_use(session: Session, name: str) -> bool:
+    """Whether an active key has this name: the audit log names a key by it."""
+    query = select(ApiKey.id).where(ApiKey.name == name.strip(), col(ApiKey.revoked_at).is_(None))
+    return session.exec(query).first() is not None
+
+
 def create_api_key(session: Session, name: str, *, actor: str) -> tuple[ApiKey, str]:
     """Create a key and return it with its token, which is shown this once and never stored."""
     name = name.strip()
     if not name or len(name) > 100:
         raise ValueError("An API key needs a name of 1 to 100 characters.")
+    if name_in_use(session, name):
+        raise KeyNameTaken(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=token[:10], token_hash=hash_token(token))
     session.add(key)

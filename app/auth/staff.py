@@ -7,7 +7,7 @@ name, so the model lives here, below every domain; the staff site's views stay i
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, false
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -67,6 +67,10 @@ class StaffUser(SQLModel, table=True):
         sa_type=String(16),
         sa_column_kwargs={"server_default": DecimalMark.POINT.value},
     )
+
+    # The password was set by an admin (a new account, a reset): the admin knows it, so the
+    # user is asked on every page to choose their own until they do.
+    must_change_password: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
     def __str__(self) -> str:
         return self.email

@@ -94,6 +94,23 @@ def set_preferences(session: Session, user_id: int, modes: dict[AlertKind, Alert
     session.commit()
 
 
+def redirect_waiting(session: Session, offer_ids: list[str], to: str) -> int:
+    """Alerts about these offers still waiting for a digest go to ``to`` (their new owner): a
+    departed owner's digest would tell nobody. The caller commits."""
+    if not offer_ids:
+        return 0
+    moved = session.execute(
+        update(StaffAlert)
+        .where(
+            col(StaffAlert.offer_id).in_(offer_ids),
+            col(StaffAlert.mode) == AlertMode.DIGEST,
+            col(StaffAlert.digest_sent_at).is_(None),
+        )
+        .values(recipient=to)
+    )
+    return int(moved.rowcount)  # type: ignore[attr-defined]
+
+
 def raise_alert(
     session: Session,
     offer: Offer,
@@ -342,13 +359,27 @@ def send_digests(engine: Engine, settings: Settings, now: datetime | None = None
             )
             .order_by(col(StaffAlert.recipient), col(StaffAlert.id))
         ).all()
+        departed = _departed(session, {alert.recipient for alert in waiting})
+        sales = settings.sales_email or settings.company_email
         by_recipient: dict[str, list[StaffAlert]] = {}
         for alert in waiting:
-            by_recipient.setdefault(alert.recipient, []).append(alert)
+            recipient = sales if alert.recipient in departed else alert.recipient
+            by_recipient.setdefault(recipient, []).append(alert)
         for recipient, alerts in by_recipient.items():
             _queue_digest(session, recipient, alerts, now, settings)
         session.commit()
     return len(by_recipient)
+
+
+def _departed(session: Session, recipients: set[str]) -> set[str]:
+    """Which of these addresses belong to staff users disabled since their alerts were raised:
+    their digest goes to the sales address, as their new alerts do, not to a leaver's inbox."""
+    if not recipients:
+        return set()
+    query = select(col(StaffUser.email)).where(
+        col(StaffUser.email).in_(recipients), col(StaffUser.is_active).is_(False)
+    )
+    return set(session.exec(query).all())
 
 
 def _queue_digest(

@@ -21,9 +21,9 @@ def company_contact(settings: Settings) -> Contact:
 
 
 def offer_contact(session: Session, offer: Offer, settings: Settings) -> Contact:
-    """The offer owner's name, e-mail and phone; the company's when it has no owner."""
+    """The offer owner's name, e-mail and phone; the company's when it has no active owner."""
     owner = session.get(StaffUser, offer.owner_id) if offer.owner_id is not None else None
-    if owner is None:
+    if owner is None or not owner.is_active:  # who left answers no mail: the company does
         return company_contact(settings)
     name = owner.full_name or owner.email
     return Contact(name, owner.email, owner.phone or settings.company_phone)

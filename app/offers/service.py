@@ -4,6 +4,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app import audit
+from app.auth.staff import StaffUser
 from app.config import Settings
 from app.customers import service as customers_service
 from app.db import utcnow
@@ -26,6 +28,7 @@ from app.offers.events import (
     OfferRevised,
 )
 from app.offers.models import Offer, OfferLine, OfferPdf, OfferStatus
+from app.offers.pricing import compute_totals
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate, OfferUpdate
 from app.repeats import is_repeat
 from app.versions import Expected, next_stamp, require_version
@@ -341,6 +344,7 @@ def update_offer(
     if data.valid_until is not None and data.valid_until < today(settings):
         raise Unprocessable("valid_until lies in the past.", loc=("body", "valid_until"))
     _apply_customer(session, offer, data.customer, data.customer_id, data.customer_reference)
+    gross_before = _gross(offer)
     if data.lines is not None:
         offer.lines = _build_lines(data.lines)
     for field in ("currency", "language", "valid_until", "notes", "terms"):
@@ -353,11 +357,21 @@ def update_offer(
     changed = data.model_dump(mode="json", exclude_unset=True)
     if "lines" in changed:
         changed["lines"] = len(offer.lines)
-    _audit(session, offer, actor, "update", "Changed " + ", ".join(changed), changed)
+    summary = "Changed " + ", ".join(changed)
+    gross_after = _gross(offer)
+    if gross_after != gross_before:
+        # "Who changed the price, and when" is read off this entry: the amounts, not a count.
+        changed["gross_total"] = [str(gross_before), str(gross_after)]
+        summary += f" (gross total {gross_before} → {gross_after} {offer.currency})"
+    _audit(session, offer, actor, "update", summary, changed)
     if owner is not None and owner.id != offer.owner_id:
         _hand_over(session, offer, owner.id, actor)
     session.commit()
     return offer
+
+
+def _gross(offer: Offer) -> Decimal:
+    return compute_totals(offer.lines, offer.currency).gross
 
 
 @dataclass(frozen=True)
@@ -469,6 +483,7 @@ def duplicate_offer(
 
 
 def _hand_over(session: Session, offer: Offer, owner_id: int | None, actor: str) -> None:
+    before = offer.owner_id
     offer.owner_id = owner_id
     session.add(offer)
     try:
@@ -476,7 +491,57 @@ def _hand_over(session: Session, offer: Offer, owner_id: int | None, actor: str)
     except IntegrityError as exc:  # the whole save goes, the draft's changes with it
         session.rollback()
         raise Unprocessable(f"No staff user with id {owner_id}.", loc=("owner_id",)) from exc
-    _audit(session, offer, actor, "assign", f"Owner set to user {owner_id}", {"owner_id": owner_id})
+    _audit_owner(session, offer, actor, before, owner_id)
+
+
+def _owner_name(session: Session, user_id: int | None) -> str:
+    user = session.get(StaffUser, user_id) if user_id is not None else None
+    return user.email if user is not None else "nobody"
+
+
+def _audit_owner(
+    session: Session, offer: Offer, actor: str, before: int | None, after: int | None
+) -> None:
+    # The log names people, not row ids: "who had this offer before" is read by a person.
+    old, new = _owner_name(session, before), _owner_name(session, after)
+    _audit(
+        session,
+        offer,
+        actor,
+        "assign",
+        f"Owner changed from {old} to {new}",
+        {"owner_id": [before, after], "owner": [old, new]},
+    )
+
+
+def hand_over_owned(session: Session, from_id: int, to_id: int, *, actor: str) -> list[str]:
+    """Give every offer ``from_id`` owns, whatever its status, to ``to_id``: the customer's
+    contact, the staff alerts and the customer's questions follow the owner. Each offer's
+    history records it. The offer's version stays: who owns it is not the document, and a
+    page opened on it before still issues or activates what it showed. The caller commits."""
+    owned = session.exec(
+        select(Offer).where(col(Offer.owner_id) == from_id).order_by(col(Offer.id))
+    ).all()
+    for offer in owned:
+        offer.owner_id = to_id
+        session.add(offer)
+        _audit_owner(session, offer, actor, from_id, to_id)
+    return [offer.id for offer in owned]
+
+
+def owned_by_status(session: Session, user_id: int, today: date) -> dict[str, int]:
+    """How many offers the user owns, by the status a person sees (expired included)."""
+    expired = and_(col(Offer.status) == OfferStatus.ISSUED, col(Offer.valid_until) < today)
+    rows = session.exec(
+        select(col(Offer.status), expired, func.count())
+        .where(col(Offer.owner_id) == user_id)
+        .group_by(col(Offer.status), expired)
+    ).all()
+    counts: dict[str, int] = {}
+    for status, lapsed, count in rows:
+        key = str(OfferStatus.EXPIRED if lapsed else OfferStatus(status))
+        counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 def _copy_offer(offer: Offer, valid_until: date) -> Offer:

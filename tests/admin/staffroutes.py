@@ -54,6 +54,7 @@ class Ids:
     campaign: int
     placement: int
     endpoint: int
+    user: int  # a sales user with two-factor sign-in and a session
 
 
 def path_values(ids: Ids) -> dict[str, object]:
@@ -67,6 +68,7 @@ def path_values(ids: Ids) -> dict[str, object]:
         "endpoint_id": ids.endpoint,
         "question_id": 1,
         "session_id": 1,
+        "user_id": ids.user,
     }
 
 
@@ -94,7 +96,7 @@ def demo_data(engine: Engine) -> Ids:
         _with_rules(session, world)
         for role in Role:
             users.create_user(session, f"{role}@example.com", role, PASSWORD, actor="tests")
-        _with_two_factor(session, TWO_FACTOR_USER)
+        totp_user = _with_two_factor(session, TWO_FACTOR_USER)
 
         def offer(status: OfferStatus) -> str:
             query = select(Offer.id).where(Offer.status == status, col(Offer.ordered_at).is_(None))
@@ -117,19 +119,21 @@ def demo_data(engine: Engine) -> Ids:
             campaign=world.campaign,
             placement=world.p1 or 0,
             endpoint=endpoint.id or 0,
+            user=totp_user,
         )
 
 
 TWO_FACTOR_USER = "totp@example.com"
 
 
-def _with_two_factor(session: Session, email: str) -> None:
+def _with_two_factor(session: Session, email: str) -> int:
     """A sales user who signs in with a code: the second step's page is a page too."""
     user = users.create_user(session, email, Role.SALES, PASSWORD, actor="tests")
     staff = users.load_active(session, user.id or 0)
     assert staff is not None
     secret = twofactor.begin_enrolment(session, staff)
     twofactor.confirm_enrolment(session, staff, pyotp.TOTP(secret).now())
+    return staff.id
 
 
 def _with_rules(session: Session, world: World) -> None:
@@ -161,6 +165,9 @@ def _route_args(ids: Ids) -> dict[str, dict[str, Any]]:
         "analytics:placement": {"placement_id": ids.placement},
         "analytics:webhook": {"endpoint_id": ids.endpoint},
         "questions:list": {"offer_id": ids.issued},
+        "user_pages:handover": {"user_id": ids.user},
+        "user_pages:confirm_sign_out": {"user_id": ids.user},
+        "user_pages:confirm_reset_2fa": {"user_id": ids.user},
     }
 
 

@@ -14,11 +14,12 @@ from app.cli import cli
 from app.config import get_settings
 from app.errors import Conflict
 from app.offers import service as offers_service
+from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking import service as tracking_service
 from app.tracking.models import StageUpdate
 from app.tracking.schemas import StageUpdateCreate
-from tests.factories import make_offer, offer_data
+from tests.factories import line_data, make_offer, offer_data
 
 pytestmark = pytest.mark.concurrency
 
@@ -161,3 +162,25 @@ def test_the_audit_log_lists_changes_of_users_and_keys_for_admins(
 
     assert "Created staff user ben@example.com (viewer)" in page
     assert "staff:admin@example.com" in page
+
+
+def test_who_changed_an_offers_price_is_found_by_its_tracking_id_with_the_amounts(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    _, key = create_api_key(db, "erp", actor="tests")
+    headers = {"Authorization": f"Bearer {key}"}
+    offer_id = web.post("/api/v1/offers", json=offer_data(), headers=headers).json()["id"]
+    other_id = web.post("/api/v1/offers", json=offer_data(), headers=headers).json()["id"]
+    cheaper = {"lines": [line_data(unit_price="1000.00")]}
+    web.patch(f"/api/v1/offers/{offer_id}", json=cheaper, headers=headers)
+    web.patch(f"/api/v1/offers/{other_id}", json={"notes": "Gate 3"}, headers=headers)
+    as_role(Role.ADMIN)
+    printed = hyphenate_tracking_id(offer_id[:10]).lower()  # as read off the PDF
+
+    page = web.get("/admin/audit-log-entry/list", params={"offer": printed}).text
+
+    assert "Changed lines (gross total 3100.00 → 2480.00 EUR)" in page
+    assert "api:erp" in page
+    assert other_id not in page  # only the offer asked about
+    notes_only = web.get("/admin/audit-log-entry/list", params={"offer": other_id}).text
+    assert "Changed notes" in notes_only and "gross total" not in notes_only

@@ -492,3 +492,30 @@ def test_the_digest_job_reads_the_waiting_digest_alerts_not_every_alert(
         assert_reads_at_most_with_and_without_statistics(
             committed, statements, "staff_alert", 1_000
         )  # 20,003 before
+
+
+def test_a_digest_waiting_for_someone_disabled_since_goes_to_the_sales_address(
+    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+) -> None:
+    owner = _owner(committed)
+    with Session(committed) as session:
+        alerts.set_preferences(session, owner, dict.fromkeys(AlertKind, AlertMode.DIGEST))
+    offer = _offer(committed, settings, owner)
+    _scan(committed, offer)
+    with Session(committed) as session:  # they leave before the digest goes out
+        user = session.get(StaffUser, owner)
+        assert user is not None
+        user.is_active = False
+        session.add(user)
+        session.commit()
+    tomorrow = datetime.combine(
+        offers_service.today(settings) + timedelta(days=1), time(8), tzinfo=settings.zone
+    )
+
+    assert alerts.send_digests(committed, settings, now=tomorrow) == 1
+    run_worker(committed, mail_settings)
+
+    assert inbox.to(OWNER) == []
+    sales = settings.sales_email or settings.company_email
+    [digest] = inbox.to(sales)
+    assert hyphenate_tracking_id(offer.tracking_id) in body_text(digest)

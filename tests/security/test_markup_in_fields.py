@@ -129,7 +129,7 @@ def _world(engine: Engine) -> Ids:
             actor="tests",
         )
         create_api_key(session, _text(28), actor="tests")
-        users.create_user(session, "admin@example.com", Role.ADMIN, PASSWORD, actor="tests")
+        admin = users.create_user(session, "admin@example.com", Role.ADMIN, PASSWORD, actor="tests")
         return Ids(
             draft=draft,
             issued=issued,
@@ -139,6 +139,7 @@ def _world(engine: Engine) -> Ids:
             campaign=campaign.id,
             placement=placement.id or 0,
             endpoint=endpoint.id or 0,
+            user=admin.id or 0,
         )
 
 

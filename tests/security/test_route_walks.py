@@ -68,7 +68,9 @@ staff:stage_update staff:stage_update_form"""
 _ADMIN = """analytics:webhook analytics:webhook_create analytics:webhook_enabled
 analytics:webhook_rotate analytics:webhook_test analytics:webhooks notifications:written_mail
 notifications:written_mails staff:settings terms_pages:create terms_pages:delete
-terms_pages:edit terms_pages:list terms_pages:new terms_pages:save"""
+terms_pages:edit terms_pages:list terms_pages:new terms_pages:save user_pages:confirm_reset_2fa
+user_pages:confirm_sign_out user_pages:handover user_pages:handover_submit user_pages:reset_2fa
+user_pages:sign_out"""
 ROLES: dict[str, Role | None] = {
     name: role
     for role, names in ((Role.VIEWER, _VIEWER), (Role.SALES, _SALES), (Role.ADMIN, _ADMIN))

@@ -87,7 +87,14 @@ def _gross_total(model: Offer, attribute: str, request: Request | None = None) -
 def _owners(session: Session) -> list[tuple[str, str]]:
     with read_only(session):
         rows = session.exec(select(StaffUser).order_by(col(StaffUser.email))).all()
-        return [(str(user.id), user.full_name or user.email) for user in rows]
+        # A leaver's offers are still theirs until handed over: the filter finds them by name.
+        return [
+            (
+                str(user.id),
+                (user.full_name or user.email) + ("" if user.is_active else " (disabled)"),
+            )
+            for user in rows
+        ]
 
 
 class _OfferFilters(StaffModelView):
@@ -192,6 +199,7 @@ def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
             "status": offer.effective_status(today),
             "totals": compute_totals(offer.lines, offer.currency),
             "revised_as": offers_service.superseded_by(session, [offer.id]).get(offer.id),
+            "owner": session.get(StaffUser, offer.owner_id) if offer.owner_id else None,
             "history": audit.offer_history(session, offer.id),
             "can_activate": offer.effective_status(today) in tracking_service.ACTIVATABLE,
             "can_issue": offer.status == OfferStatus.DRAFT,

@@ -1,6 +1,7 @@
 """The staff site's views of staff users and API keys (admins only): created, changed and
 revoked through the identity services, which write the audit log."""
 
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from fastapi import Request
@@ -12,15 +13,16 @@ from starlette.responses import RedirectResponse, Response
 from wtforms import (
     BooleanField,
     EmailField,
+    Field,
     Form,
     HiddenField,
     PasswordField,
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
-from app.admin import reveal, users
+from app.admin import reveal, user_actions, users
 from app.admin.users import EMAIL_PATTERN
 from app.admin.views.base import (
     ADMIN_READ,
@@ -34,8 +36,10 @@ from app.auth import service as auth_service
 from app.auth.models import ApiKey
 from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role, StaffUser
-from app.db import read_only
+from app.config import get_settings
+from app.db import get_engine, read_only
 from app.errors import AppError
+from app.offers import service as offers_service
 from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
@@ -43,15 +47,39 @@ EMAIL_MESSAGE = "Enter an e-mail address like ana@example.com."
 PASSWORD_LENGTH = Length(min=MIN_LENGTH, max=MAX_LENGTH)
 
 
+def _not_taken(form: Form, field: Field) -> None:
+    """An address already in use, said beside the field: sqladmin puts a message there only
+    from the form's own validation (a refusal of the save shows above the form). The service
+    checks again under its transaction."""
+    with Session(get_engine()) as session, read_only(session):
+        if field.data and users.find_by_email(session, str(field.data)) is not None:
+            raise ValidationError(
+                f"A staff user {str(field.data).strip().lower()} exists already: open their page "
+                "to change their role or set a new password."
+            )
+
+
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
 class StaffUserCreateForm(Form):
     email = EmailField(
-        "E-mail", [DataRequired(), Length(max=320), Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE)]
+        "E-mail",
+        [
+            DataRequired(),
+            Length(max=320),
+            Regexp(EMAIL_PATTERN, message=EMAIL_MESSAGE),
+            _not_taken,
+        ],
+        filters=[_stripped],  # an address pasted with a space around it is still that address
     )
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.VIEWER.value)
     password = PasswordField(
         "Password",
         [DataRequired(), PASSWORD_LENGTH],
-        description=f"At least {MIN_LENGTH} characters.",
+        description=f"At least {MIN_LENGTH} characters. Give it to them in person or by phone"
+        " rather than by e-mail: every page asks them to choose their own until they do.",
     )
 
 
@@ -63,8 +91,9 @@ class StaffUserEditForm(Form):
     new_password = PasswordField(
         "New password",
         [Optional(), PASSWORD_LENGTH],
-        description="Leave empty to keep the current one; a new password ends the user's sessions."
-        " Your own: on Your account.",
+        description="Leave empty to keep the current one; a new password ends the user's sessions,"
+        " and they are asked to choose their own after signing in with it. Your own: on Your"
+        " account.",
     )
     confirm_disable = BooleanField(
         "Yes, disable this user",
@@ -123,6 +152,21 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         VERSION_FIELD,
     ]
 
+    details_template = "admin/users/details.html"
+
+    async def details_context(self, request: Request) -> dict[str, Any]:
+        pk = str(request.path_params["pk"])
+        if not pk.isdecimal():
+            return {}
+        settings = get_settings()
+        idle = timedelta(minutes=settings.admin_idle_minutes)
+        today = offers_service.today(settings)
+        try:
+            care = await in_session(lambda s: user_actions.user_care(s, int(pk), today, idle))
+        except AppError:  # no such user: sqladmin answers 404 itself
+            return {}
+        return {"care": care}
+
     async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
         return StaffUserEditForm if rules == self.form_edit_rules else StaffUserCreateForm
 
@@ -137,7 +181,12 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
         actor = staff_of(request).actor
         return await in_session(
             lambda session: users.create_user(
-                session, data["email"], Role(data["role"]), data["password"], actor=actor
+                session,
+                data["email"],
+                Role(data["role"]),
+                data["password"],
+                actor=actor,
+                given=True,
             )
         )
 
@@ -166,15 +215,39 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
                 )
             except StaleEdit as exc:  # sqladmin shows the message above the form, as typed
                 raise Refused(exc.since_opened()) from exc
+            if disabling:
+                self._left_behind(request, session, user)
             return user
 
         return await in_session(update)
+
+    def _left_behind(self, request: Request, session: Session, user: StaffUser) -> None:
+        """Disabling someone leaves their offers without an active owner: say so at once."""
+        assert user.id is not None
+        owned = offers_service.owned_by_status(
+            session, user.id, offers_service.today(get_settings())
+        )
+        if owned:
+            Flash.warning(
+                request,
+                f"{user.email} still owns {sum(owned.values())} offers: open their page and "
+                "choose “Hand over offers…” to give them to a colleague.",
+                title="Offers without an active owner",
+            )
+
+
+def _key_name_free(form: Form, field: Field) -> None:
+    """A name an active key has, said beside the field (as ``_not_taken`` for addresses)."""
+    with Session(get_engine()) as session, read_only(session):
+        if field.data and auth_service.name_in_use(session, str(field.data)):
+            raise ValidationError(auth_service.KeyNameTaken(str(field.data).strip()).detail)
 
 
 class ApiKeyCreateForm(Form):
     name = StringField(
         "Name",
-        [DataRequired(), Length(max=100)],
+        [DataRequired(), Length(max=100), _key_name_free],
+        filters=[_stripped],
         description="Who or what uses the key, e.g. erp-sync. The token is shown once.",
     )
 

@@ -1,0 +1,132 @@
+"""What an admin does for another staff user beyond their role and password: hand a departed
+user's offers to a colleague, end all their sessions (a lost or stolen phone), reset their
+second factor. Each is audited on the user and commits."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlmodel import Session, col, select
+
+from app import audit
+from app.admin import sessions as staff_sessions
+from app.admin import twofactor, users
+from app.auth.staff import Role, StaffUser
+from app.db import read_only
+from app.errors import Conflict, Unprocessable
+from app.notifications import alerts
+from app.offers import service as offers_service
+
+# Statuses a person still works on: the customer may answer, or the order is running.
+OPEN_STATUSES = ("draft", "issued", "accepted")
+
+
+@dataclass(frozen=True)
+class UserCare:
+    """What the staff user's page shows an admin about the account beyond its columns."""
+
+    user: StaffUser
+    offers: dict[str, int]
+    live_sessions: int
+    two_factor: bool
+
+    @property
+    def offers_total(self) -> int:
+        return sum(self.offers.values())
+
+    @property
+    def open_offers(self) -> int:
+        return sum(n for status, n in self.offers.items() if status in OPEN_STATUSES)
+
+
+def user_care(session: Session, user_id: int, today: date, idle: timedelta) -> UserCare:
+    with read_only(session):
+        user = users.get_user(session, user_id)
+        return UserCare(
+            user=user,
+            offers=offers_service.owned_by_status(session, user_id, today),
+            live_sessions=len(staff_sessions.live_sessions(session, user_id, idle)),
+            two_factor=twofactor.is_enabled(session, user_id),
+        )
+
+
+def successors(session: Session, user_id: int) -> list[StaffUser]:
+    """Who may take over offers: active users who may write offers, not the user themselves."""
+    with read_only(session):
+        query = (
+            select(StaffUser)
+            .where(
+                col(StaffUser.is_active),
+                col(StaffUser.role).in_([Role.SALES, Role.ADMIN]),
+                col(StaffUser.id) != user_id,
+            )
+            .order_by(col(StaffUser.email))
+        )
+        return list(session.exec(query).all())
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    source: str
+    target: str
+    count: int
+
+
+def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) -> HandedOver:
+    """Every offer the user owns goes to ``to_id``, with the alerts still waiting for their
+    digest. Audited on each offer and once on the user. Commits."""
+    source = users.get_user(session, user_id, for_update=True)
+    target = session.get(StaffUser, to_id) if to_id != user_id else None
+    if target is None or not target.is_active or not Role(target.role).includes(Role.SALES):
+        raise Unprocessable(
+            "Choose an active sales person or admin to take the offers over.", loc=("to_user",)
+        )
+    offer_ids = offers_service.hand_over_owned(session, user_id, to_id, actor=actor)
+    if not offer_ids:
+        raise Conflict(f"{source.email} owns no offers: there is nothing to hand over.")
+    alerts.redirect_waiting(session, offer_ids, target.email)
+    audit.record(
+        session,
+        actor=actor,
+        action="staff_user.handover",
+        entity_type="staff_user",
+        entity_id=user_id,
+        summary=f"Handed {len(offer_ids)} offers of {source.email} over to {target.email}",
+        changes={"to": target.email, "offers": len(offer_ids)},
+    )
+    result = HandedOver(source.email, target.email, len(offer_ids))
+    session.commit()
+    return result
+
+
+def _other_user(session: Session, user_id: int, by: int, own_page: str) -> StaffUser:
+    if user_id == by:
+        raise Conflict(f"For your own account, use Your account: {own_page}.")
+    return users.get_user(session, user_id)
+
+
+def end_sessions(session: Session, user_id: int, *, actor: str, by: int) -> tuple[str, int]:
+    """Sign the user out on every device at once; returns their e-mail and how many ended."""
+    user = _other_user(session, user_id, by, "“Sign out everywhere else”")
+    ended = staff_sessions.end_others(session, user_id, keep=None)
+    audit.record(
+        session,
+        actor=actor,
+        action="staff_user.sessions_end",
+        entity_type="staff_user",
+        entity_id=user_id,
+        summary=f"Signed {user.email} out everywhere ({ended} sessions)",
+        changes={"sessions": ended},
+    )
+    session.commit()
+    return user.email, ended
+
+
+def reset_second_factor(session: Session, user_id: int, *, actor: str, by: int) -> str:
+    """A lost phone: the user's sessions end and their second factor goes; they set it up
+    again at their next sign-in (admins must, where it is required). Returns their e-mail."""
+    user = _other_user(session, user_id, by, "switch two-factor sign-in off there")
+    if not twofactor.is_enabled(session, user_id):
+        raise Conflict(f"{user.email} has no two-factor sign-in to reset.")
+    staff_sessions.end_others(session, user_id, keep=None)
+    twofactor.reset(session, user_id, user.email, actor=actor)  # commits both
+    return user.email
