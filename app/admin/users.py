@@ -69,8 +69,8 @@ def normalize_email(email: str) -> str:
     return value
 
 
-def _check_password(password: str) -> None:
-    problem = passwords.password_problem(password)
+def _check_password(password: str, email: str) -> None:
+    problem = passwords.password_problem(password, [email])
     if problem:
         raise Unprocessable(problem, loc=("password",))
 
@@ -99,7 +99,7 @@ def create_user(
     """Create a staff user with an Argon2 password hash; ``given``: an admin chose the password
     and passes it on, so the user is asked to choose their own."""
     address = normalize_email(email)
-    _check_password(password)
+    _check_password(password, address)
     if find_by_email(session, address) is not None:
         raise Conflict(f"A staff user {address} exists already.")
     user = StaffUser(
@@ -152,9 +152,9 @@ def update_user(
             "To change your own password, use Your account: it asks for the current one.",
             loc=("new_password",),
         )
-    if password:
-        _check_password(password)
     user = get_user(session, user_id, for_update=True)
+    if password:
+        _check_password(password, user.email)
     require_version(session, expected, user.updated_at, noun="user", entity=("staff_user", user_id))
     changed = _change_role(session, user, Role(role), is_active, actor)
     if password:
@@ -199,8 +199,8 @@ def _change_role(
 
 def set_password(session: Session, user_id: int, password: str, *, actor: str) -> StaffUser:
     """Set a new password; every other session of the user ends."""
-    _check_password(password)
     user = get_user(session, user_id)
+    _check_password(password, user.email)
     _change_password(session, user, password, actor)
     session.commit()
     return user
@@ -263,7 +263,7 @@ def change_own_password(
     and throttled as at sign-in; every other session of the user ends, and this one
     (``session_id``) goes on under a new token, which it returns for the cookie. Commits."""
     try:
-        _check_password(new)  # first: a rule broken by the new one costs no attempt
+        _check_password(new, staff.email)  # first: a rule broken by the new one costs no attempt
     except Unprocessable as exc:
         raise Unprocessable(exc.detail, loc=("new_password",)) from None
     if new == current:  # no new password, right or wrong: not a guess to count

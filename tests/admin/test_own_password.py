@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from app.admin import throttle
 from app.admin.access import SESSION_COOKIE
 from app.audit import AuditLogEntry
+from app.auth import passwords
 from app.auth.staff import Role
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 
@@ -76,6 +77,8 @@ def test_a_user_changes_their_password_and_their_other_sessions_end(
     [
         ("not my password", NEW, None, "current_password", "not your current password"),
         (None, "short", None, "new_password", "at least 10 characters"),
+        (None, "Summer2026!", None, "new_password", "easy to guess"),
+        (None, "1234567890", None, "new_password", "This is a top-100 common password."),
         (None, NEW, NEW + "x", "new_password_again", "The two new passwords differ"),
         (None, None, None, "new_password", "the same as the current one"),
     ],
@@ -157,3 +160,14 @@ def test_giving_the_current_password_as_the_new_one_is_no_failed_sign_in(
 
     assert statuses == [422] * (throttle.FREE_TRIES + 1)
     assert _change(web, who.password, NEW).status_code == 303  # type: ignore[attr-defined]
+
+
+def test_a_password_made_of_the_users_own_address_is_easy_to_guess() -> None:
+    """zxcvbn is told what an attacker tries first: the address, its parts, our company."""
+    address = "ana.keller@acme.example"
+
+    assert passwords.password_problem("ana.keller@acme.example", [address]) is not None
+    assert passwords.password_problem("keller1234!", [address]) is not None
+    assert passwords.password_problem("correct horse battery", [address]) is None
+    long = "correct horse battery " * 40  # past zxcvbn's 72 characters: judged on its start
+    assert passwords.password_problem(long, [address]) is None
