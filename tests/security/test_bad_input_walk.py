@@ -73,12 +73,11 @@ BAD_TYPED_VALUES = ("-1", str(10**20), "1.5", "abc", "", "2026-02-30", "%00", "%
 # invalid percent-encoding and bytes that are not UTF-8, and text past every limit.
 GENERIC_PARAMS = ("page", "pageSize", "limit", "offset", "sortBy", "sort", "search", "q", "lang")
 GENERIC_QUERIES = (
-    "page=-1&pageSize=0&limit=0&offset=-1&sortBy=nope&sort=sideways&from=2026-13-45",
-    f"page={10**20}&pageSize={10**20}&limit={10**20}&offset={10**20}&to=yesterday",
-    "page=abc&pageSize=1.5&limit=NaN&offset=1e3&sortBy=__class__&created_from=2026-02-30",
-    "page=1&page=2&limit=1&limit=abc&sortBy=id&sortBy=nope&q=a&q=b&lang=de&lang=xx",
-    "q=%00&search=a%00b&sortBy=%00&lang=%00&from=%00&to=%01%1b%7f",
-    "q=%FF%FE&search=%C3%28&sortBy=%zz&lang=%&from=%E2%82&page=%G0",
+    "page=-1&pageSize=0&limit=0&offset=-1&sortBy=nope&sort=sideways&from=2026-13-45"
+    "&q=a&q=b&lang=de&lang=xx&page=1",
+    f"page={10**20}&pageSize=1.5&limit=NaN&offset={10**20}&sortBy=__class__&to=yesterday"
+    "&created_from=2026-02-30",
+    "q=%00&search=a%00b%01%1b%7f&sortBy=%zz&lang=%&from=%E2%82&page=%G0&to=%FF%FE&by=%C3%28",
     "q=" + "x" * 5000 + "&search=" + "y" * 5000 + "&sortBy=" + "z" * 5000,
 )
 # Values for the fields of a form: empty, past every length limit, control characters, not a
@@ -417,7 +416,7 @@ def _form_cases(fields: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
     for value in BAD_FORM_VALUES:
         yield f"all={value[:12]!r}", fields | dict.fromkeys(names, value)
     for name in names:
-        for value in ("x" * 10_001, "NaN", str(10**20)):
+        for value in ("x" * 10_001, "NaN"):
             yield f"{name}={value[:12]!r}", fields | {name: value}
 
 
@@ -431,6 +430,7 @@ def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
     web = unlimited
     token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
     forms = _staff_forms(web, staff_pages(app, world.ids, committed))
+    posting = Posting(findings, web, committed)
     covered = set()
     for action, fields in sorted(forms.items()):
         route = _matching(app, action)
@@ -440,28 +440,34 @@ def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
         fields = fields | {"csrf_token": token}
         cases = [*_form_cases(fields), ("none", {"csrf_token": token})]
         for name, data in cases:
-            _post_and_check(findings, web, committed, f"POST {action} ({name})", data=data)
+            posting.post(f"POST {action} ({name})", data=data)
         raw = "&".join(f"{n}=%FF%FE{n}" for n in fields if n != "csrf_token")
         encoded = f"csrf_token={token}&{raw}&{raw}".encode()
         form = {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token}
-        _post_and_check(findings, web, committed, f"POST {action} (not utf-8)", content=encoded, headers=form)
+        posting.post(f"POST {action} (not utf-8)", content=encoded, headers=form)
         as_json = {"Content-Type": "application/json", "X-CSRF-Token": token}
-        _post_and_check(findings, web, committed, f"POST {action} (json)", content=json.dumps(fields).encode(), headers=as_json)
+        as_text = json.dumps(fields).encode()
+        posting.post(f"POST {action} (json)", content=as_text, headers=as_json)
 
     assert findings.found == {}
     assert len(covered) >= 20, covered
 
 
-def _post_and_check(
-    findings: Findings, web: TestClient, committed: Engine, call: str, **request: Any
-) -> None:
-    before = fingerprint(committed, skip=SHOWN)
-    response = findings.send(web, call, "POST", call.split(" ")[1], **request)
-    if response is None or response.status_code in (302, 303):
-        return
-    after = fingerprint(committed, skip=SHOWN)
-    if changed := sorted(name for name in before if before[name] != after[name]):
-        findings.found[call] = f"{response.status_code}, and rows of {changed} changed"
+class Posting:
+    """POSTs, each checked: a refusal (anything but the redirect after a save) leaves every
+    row as it was before it. The rows are read again only after a save, which may change them."""
+
+    def __init__(self, findings: Findings, web: TestClient, committed: Engine) -> None:
+        self.findings, self.web, self.committed = findings, web, committed
+        self.rows = fingerprint(committed, skip=SHOWN)
+
+    def post(self, call: str, **request: Any) -> None:
+        response = self.findings.send(self.web, call, "POST", call.split(" ")[1], **request)
+        after = fingerprint(self.committed, skip=SHOWN)
+        refused = response is not None and response.status_code not in (302, 303)
+        if refused and (changed := sorted(n for n in after if after[n] != self.rows[n])):
+            self.findings.found[call] = f"{response.status_code}, and rows of {changed} changed"
+        self.rows = after
 
 
 def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
@@ -477,6 +483,7 @@ def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
         "code": world.ids.issued,
         "token": subscriptions.confirm_token(world.subscription, get_settings()),
     }
+    posting = Posting(findings, web, committed)
     routes = [
         route
         for path, route in served_routes(app.router.routes)
@@ -491,10 +498,11 @@ def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
         for value in BAD_FORM_VALUES:
             cases.append((f"all={value[:12]!r}", dict.fromkeys(names, value)))
         for name, data in cases:
-            _post_and_check(findings, web, committed, f"POST {path} ({name})", data=data | {"csrf_token": token})
+            posting.post(f"POST {path} ({name})", data=data | {"csrf_token": token})
         raw = "&".join(f"{n}=%FF%FE&{n}=%C3%28" for n in names)
         form = {"Content-Type": "application/x-www-form-urlencoded"}
-        _post_and_check(findings, web, committed, f"POST {path} (not utf-8)", content=f"csrf_token={token}&{raw}".encode(), headers=form)
+        encoded = f"csrf_token={token}&{raw}".encode()
+        posting.post(f"POST {path} (not utf-8)", content=encoded, headers=form)
 
     assert findings.found == {}
     assert len(routes) >= 6
