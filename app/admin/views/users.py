@@ -36,6 +36,7 @@ from app.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from app.auth.staff import Role, StaffUser
 from app.db import read_only
 from app.errors import AppError
+from app.fields import row_ids
 from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
 
 ROLE_CHOICES = [(role.value, role.label) for role in Role]
@@ -240,7 +241,7 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
     async def revoke(self, request: Request) -> Response:
         form = await request.form()
         actor = staff_of(request).actor
-        ids = [int(str(pk)) for pk in form.getlist("pks") if str(pk).isdecimal()]
+        ids = row_ids([str(pk) for pk in form.getlist("pks")])
         if form.get("confirmed") != "yes":
             return await self._confirm_revoke(request, ids)
 
