@@ -122,7 +122,7 @@ def subscribe(
     settings: SettingsDep,
     limits: LimitsDep,
     _csrf: CsrfChecked,
-    email: Annotated[str, Form(max_length=500)] = "",
+    email: Annotated[str, Form()] = "",
 ) -> Response:
     # Counted before the lookup: an unknown code costs a guesser an attempt too.
     limits.client_attempt(client_key(request, settings))
@@ -214,8 +214,8 @@ def ask_question(
     settings: SettingsDep,
     limits: LimitsDep,
     _csrf: CsrfChecked,
-    email: Annotated[str, Form(max_length=500)] = "",
-    message: Annotated[str, Form(max_length=10000)] = "",
+    email: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
     topic: Annotated[str, Form(max_length=20)] = "question",
 ) -> Response:
     """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""

@@ -112,6 +112,8 @@ WRONG_TYPES: dict[str, tuple[Any, ...]] = {
 }
 # What a page may record as it is shown: a secret an earlier save held for it (app.admin.reveal).
 SHOWN = KEPT_AS_NEEDED | {"staff_reveal_shown"}
+# How a form marks the field an error is about: ours, and sqladmin's (Bootstrap's class).
+FIELD_ERROR = ('aria-invalid="true"', "is-invalid")
 # What an API may honestly answer bad input with.
 API_REFUSALS = {400, 404, 405, 409, 413, 415, 422}
 # Routes a walk must not drive with a valid path: they end the session the walk runs in.
@@ -396,12 +398,23 @@ class _Forms(HTMLParser):
             self._open = None
 
 
-def _staff_forms(
-    web: TestClient, pages: list[str]
-) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """Every POST form of the staff site (ours and sqladmin's), by its action, with the fields
-    its page sends; and what each field takes."""
-    forms: dict[str, dict[str, str]] = {}
+@dataclass
+class Form:
+    page: str
+    action: str
+    fields: dict[str, str]
+
+    def reload(self, web: TestClient) -> None:
+        """The fields as the page fills them in now (after a save: the record's new version)."""
+        forms, _ = _forms_on(web, [self.page])
+        if self.action in forms:
+            self.fields = forms[self.action].fields
+
+
+def _forms_on(web: TestClient, pages: list[str]) -> tuple[dict[str, Form], dict[str, str]]:
+    """Every POST form on the pages, by its action, with the page it is on and the fields the
+    page sends; and what each field takes."""
+    forms: dict[str, Form] = {}
     kinds: dict[str, str] = {}
     for page in pages:
         parser = _Forms()
@@ -409,15 +422,19 @@ def _staff_forms(
         kinds |= parser.kinds
         for action, fields in parser.forms:
             target = urlsplit(action).path or urlsplit(page).path
-            if target.startswith("/admin") and fields:
-                forms.setdefault(target, {}).update(fields)
+            if fields:
+                forms.setdefault(target, Form(page, target, {})).fields.update(fields)
     return forms, kinds
+
+
+def _post_scope(path: str) -> dict[str, str]:
+    return {"type": "http", "path": path, "method": "POST"}
 
 
 def _handler_of(app: FastAPI, action: str) -> str:
     """The name of our staff route that takes the form, else sqladmin's (its create, edit and
     list actions)."""
-    scope = {"type": "http", "path": action.removeprefix("/admin"), "method": "POST"}
+    scope = _post_scope(action.removeprefix("/admin"))
     for route in _staff_routes(app):
         if "POST" in (route.methods or ()) and route.matches(scope)[0] == Match.FULL:
             return route.name
@@ -426,15 +443,19 @@ def _handler_of(app: FastAPI, action: str) -> str:
 
 def _form_cases(
     fields: dict[str, str], kinds: dict[str, str]
-) -> Iterator[tuple[str, dict[str, str]]]:
+) -> Iterator[tuple[str, dict[str, str], bool]]:
+    # Each case is what it changes in the form's fields, which are read anew after a save.
     """Every field at once given each bad value, then each field alone a bad value of its
-    kind, the others as the page filled them in."""
+    kind, the others as the page filled them in; and whether a person could have typed it
+    (then a refusal is the form again, the error beside the field: a value no person can
+    choose, a tampered tick box, may get a plain 4xx page)."""
     names = [name for name in fields if name not in ("csrf_token", "version")]
-    for value in BAD_FORM_VALUES:
-        yield f"all={value[:12]!r}", fields | dict.fromkeys(names, value)
     for name in names:
         if value := BAD_BY_INPUT.get(kinds.get(name, "other"), ""):
-            yield f"{name}={value[:12]!r}", fields | {name: value}
+            yield f"{name}={value[:12]!r}", {name: value}, True
+    # Last: a value that may be good for every field (a reason "NaN") answers the offer.
+    for value in BAD_FORM_VALUES:
+        yield f"all={value[:12]!r}", dict.fromkeys(names, value), False
 
 
 def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
@@ -446,22 +467,24 @@ def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
     UTF-8. Never a 5xx; a refusal (anything but the redirect after a save) writes nothing."""
     web = unlimited
     token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
-    forms, kinds = _staff_forms(web, staff_pages(app, world.ids, committed))
+    forms, kinds = _forms_on(web, staff_pages(app, world.ids, committed))
     posting = Posting(findings, web, committed)
     covered = set()
-    for action, fields in sorted(forms.items()):
+    for action, form in sorted(forms.items()):
         handler = _handler_of(app, action)
-        if handler in ENDS_THE_WALK:
+        if handler in ENDS_THE_WALK or not action.startswith("/admin/"):
             continue
         covered.add(handler)
-        fields = fields | {"csrf_token": token}
-        cases = [*_form_cases(fields, kinds), ("none", {"csrf_token": token})]
-        for name, data in cases:
-            posting.post(f"POST {action} ({name})", data=data)
+        for name, changes, typed in _form_cases(form.fields, kinds):
+            data = form.fields | changes | {"csrf_token": token}
+            if posting.post(f"POST {action} ({name})", typed=typed, data=data):
+                form.reload(web)
+        posting.post(f"POST {action} (none)", data={"csrf_token": token})
+        fields = form.fields
         raw = "&".join(f"{n}=%FF%FE{n}" for n in fields if n != "csrf_token")
         encoded = f"csrf_token={token}&{raw}&{raw}".encode()
-        form = {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token}
-        posting.post(f"POST {action} (not utf-8)", content=encoded, headers=form)
+        urlencoded = {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token}
+        posting.post(f"POST {action} (not utf-8)", content=encoded, headers=urlencoded)
         as_json = {"Content-Type": "application/json", "X-CSRF-Token": token}
         as_text = json.dumps(fields).encode()
         posting.post(f"POST {action} (json)", content=as_text, headers=as_json)
@@ -478,13 +501,18 @@ class Posting:
         self.findings, self.web, self.committed = findings, web, committed
         self.rows = fingerprint(committed, skip=SHOWN)
 
-    def post(self, call: str, **request: Any) -> None:
+    def post(self, call: str, *, typed: bool = False, **request: Any) -> bool:
+        """Send; ``typed``: bad input a person could type, which gets the form again. Whether
+        the form was taken (a save, or an answer that changes nothing: a redirect)."""
         response = self.findings.send(self.web, call, "POST", call.split(" ")[1], **request)
         after = fingerprint(self.committed, skip=SHOWN)
         refused = response is not None and response.status_code not in (302, 303)
-        if refused and (changed := sorted(n for n in after if after[n] != self.rows[n])):
+        if refused and typed and not any(mark in response.text for mark in FIELD_ERROR):
+            self.findings.found[call] = f"{response.status_code} without the error beside its field"
+        elif refused and (changed := sorted(n for n in after if after[n] != self.rows[n])):
             self.findings.found[call] = f"{response.status_code}, and rows of {changed} changed"
         self.rows = after
+        return response is not None and not refused
 
 
 def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
@@ -495,11 +523,14 @@ def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
     UTF-8, repeated. Never a 5xx; a refusal is the page again or a clear 4xx page, and
     writes nothing."""
     web = unlimited
+    settings = get_settings()
     token = csrf_from(web.get(f"/{world.ids.issued}").text)
     values = _path_values(world) | {
         "code": world.ids.issued,
-        "token": subscriptions.confirm_token(world.subscription, get_settings()),
+        "token": subscriptions.confirm_token(world.subscription, settings),
     }
+    pages = [f"/{world.ids.issued}", f"/{world.ids.order}", f"/{world.tracking_id}"]
+    forms, kinds = _forms_on(web, pages)
     posting = Posting(findings, web, committed)
     routes = [
         route
@@ -511,11 +542,13 @@ def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
     for route in routes:
         path = str(route.url_path_for(route.name, **{n: values[n] for n in route.param_convertors}))
         names = [param.alias for param in route.dependant.body_params]
-        cases = [("none", {})]
-        for value in BAD_FORM_VALUES:
-            cases.append((f"all={value[:12]!r}", dict.fromkeys(names, value)))
-        for name, data in cases:
-            posting.post(f"POST {path} ({name})", data=data | {"csrf_token": token})
+        # The form of the route on one of the pages (subscribing is on the order's), if any.
+        on_pages = [a for a in forms if route.matches(_post_scope(a))[0] == Match.FULL]
+        path = on_pages[0] if on_pages else path
+        fields = forms[path].fields if on_pages else dict.fromkeys(names, "")
+        for name, changes, typed in [*_form_cases(fields, kinds), ("none", {}, False)]:
+            data = (fields if name != "none" else {}) | changes | {"csrf_token": token}
+            posting.post(f"POST {path} ({name})", typed=typed, data=data)
         raw = "&".join(f"{n}=%FF%FE&{n}=%C3%28" for n in names)
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         encoded = f"csrf_token={token}&{raw}".encode()
