@@ -60,10 +60,10 @@ def _locked(engine: Engine, scratch: Path) -> Iterator[Callable[[], OperationalE
             holder.execute("ROLLBACK")
             holder.close()
         return
-    with engine.connect() as holder:
-        holder.execute(text("LOCK TABLE order_stage IN ACCESS EXCLUSIVE MODE"))
+    with engine.connect() as locking:
+        locking.execute(text("LOCK TABLE order_stage IN ACCESS EXCLUSIVE MODE"))
         yield lambda: _error_of(engine, "SET lock_timeout = '50ms'; SELECT 1 FROM order_stage")
-        holder.rollback()
+        locking.rollback()
 
 
 def test_sql_the_database_cannot_run_is_a_bug_not_an_outage(engine: Engine) -> None:
@@ -106,7 +106,7 @@ def test_a_statement_cancelled_by_its_timeout_is_an_outage(engine: Engine) -> No
 
 
 @pytest.fixture
-def failing(app: FastAPI, client: TestClient) -> Iterator[Callable[[Exception], TestClient]]:
+def failing(app: FastAPI, client: TestClient) -> Callable[[Exception], TestClient]:
     """A client whose requests meet ``error`` wherever a route opens a session."""
 
     def fail_with(error: Exception) -> TestClient:
@@ -116,7 +116,7 @@ def failing(app: FastAPI, client: TestClient) -> Iterator[Callable[[Exception], 
         app.dependency_overrides[get_session] = broken
         return TestClient(app, base_url=str(client.base_url), raise_server_exceptions=False)
 
-    yield fail_with
+    return fail_with
 
 
 def test_a_bug_reported_as_operational_error_is_a_logged_500_on_every_site(

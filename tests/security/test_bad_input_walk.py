@@ -33,7 +33,8 @@ from app.tracking.ratelimit import MissLimiter
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 from tests.admin.staffroutes import PASSWORD, staff_app, staff_downloads, staff_pages
 from tests.routes import served_routes
-from tests.security.test_route_walks import (  # noqa: F401 (world is a fixture)
+from tests.security import test_route_walks
+from tests.security.test_route_walks import (
     KEPT_AS_NEEDED,
     VIEWS,
     World,
@@ -43,10 +44,10 @@ from tests.security.test_route_walks import (  # noqa: F401 (world is a fixture)
     _public_gets,
     _staff_routes,
     fingerprint,
-    world,
 )
 
 pytestmark = pytest.mark.concurrency
+world = test_route_walks.world  # the demo data, an order's subscription and an API key
 
 # Path parameters of every wrong shape: numbers out of any row's range, ULIDs a character
 # short or long, with a letter Crockford's alphabet lacks, past the largest ULID, NUL, bytes
@@ -127,7 +128,14 @@ class Findings:
     found: dict[str, str]
 
     def send(
-        self, web: TestClient, call: str, method: str, url: str, *, refuse: bool = False, **request: Any
+        self,
+        web: TestClient,
+        call: str,
+        method: str,
+        url: str,
+        *,
+        refuse: bool = False,
+        **request: Any,
     ) -> httpx.Response | None:
         """The answer to a request, checked; None when the app raised instead of answering."""
         try:
@@ -220,7 +228,8 @@ def _with_query(url: str, query: str) -> str:
 def _all_gets(app: FastAPI, world: World, committed: Engine) -> list[tuple[str, dict[str, str]]]:
     key = {"Authorization": f"Bearer {world.api_token}"}
     staff = staff_pages(app, world.ids, committed) + staff_downloads(staff_app(app), world.ids)
-    calls = [(url, {}) for url in staff + _public_gets(app, world)]
+    calls: list[tuple[str, dict[str, str]]] = [(url, {}) for url in staff]
+    calls += [(url, {}) for url in _public_gets(app, world)]
     return calls + [(url, key) for url in _api_gets(app, world)]
 
 
@@ -300,8 +309,14 @@ def test_every_route_refuses_path_parameters_of_the_wrong_shape_and_changes_noth
         for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
             for _, path in _paths_with_bad_params(route, world):
                 url = prefix + path
-                data = {"csrf_token": token} if method != "GET" and not url.startswith("/api/") else None
-                body = {"json": {}} if url.startswith("/api/") and method != "GET" else {}
+                data = (
+                    {"csrf_token": token}
+                    if method != "GET" and not url.startswith("/api/")
+                    else None
+                )
+                body: dict[str, Any] = (
+                    {"json": {}} if url.startswith("/api/") and method != "GET" else {}
+                )
                 call = f"{method} {url}"
                 # A staff button without fields (issue, end a session) flashes its refusal and
                 # goes back (app.admin.forms.act_and_redirect): a 303 that changed nothing.
@@ -326,7 +341,7 @@ def _field_types(app: FastAPI, route: APIRoute) -> dict[str, str]:
     """The JSON type of each top-level field of the route's body, from its documented schema."""
     schemas = app.openapi()["components"]["schemas"]
     model = route.dependant.body_params[0].field_info.annotation
-    schema = schemas[model.__name__]
+    schema = schemas[getattr(model, "__name__", "")]
     types = {}
     for name, prop in schema.get("properties", {}).items():
         options = prop.get("anyOf", [prop])
@@ -356,7 +371,9 @@ def test_every_api_body_refuses_malformed_json_with_field_paths_and_writes_nothi
         for field, kind in _field_types(app, route).items():
             for wrong in WRONG_TYPES[kind]:
                 call = f"{method} {path} ({field}={str(wrong)[:20]})"
-                findings.send(web, call, method, path, refuse=True, json={field: wrong}, headers=key)
+                findings.send(
+                    web, call, method, path, refuse=True, json={field: wrong}, headers=key
+                )
                 sent += 1
 
     assert findings.found == {}
@@ -506,13 +523,16 @@ class Posting:
         the form was taken (a save, or an answer that changes nothing: a redirect)."""
         response = self.findings.send(self.web, call, "POST", call.split(" ")[1], **request)
         after = fingerprint(self.committed, skip=SHOWN)
-        refused = response is not None and response.status_code not in (302, 303)
+        if response is None:  # a 500, found already
+            self.rows = after
+            return False
+        refused = response.status_code not in (302, 303)
         if refused and typed and not any(mark in response.text for mark in FIELD_ERROR):
             self.findings.found[call] = f"{response.status_code} without the error beside its field"
         elif refused and (changed := sorted(n for n in after if after[n] != self.rows[n])):
             self.findings.found[call] = f"{response.status_code}, and rows of {changed} changed"
         self.rows = after
-        return response is not None and not refused
+        return not refused
 
 
 def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
