@@ -49,30 +49,26 @@ from tests.security.test_route_walks import (
 pytestmark = pytest.mark.concurrency
 world = test_route_walks.world  # the demo data, an order's subscription and an API key
 
-# Path parameters of every wrong shape: numbers out of any row's range, ULIDs a character
-# short or long, with a letter Crockford's alphabet lacks, past the largest ULID, NUL, bytes
+# Path parameters of every wrong shape: numbers out of any row's range, not a number, a ULID
+# a character short, with a letter Crockford's alphabet lacks, past the largest ULID, NUL, bytes
 # that are not UTF-8, and a very long one.
 BAD_PATH_VALUES = (
     "-1",
     "0",
     str(10**20),
-    "1.5",
     "abc",
     "01H0WARY2WHGGRF3K72D299T3",
-    "01H0WARY2WHGGRF3K72D299T3TX",
     "01H0WARY2WHGGRF3K72D299T3U",
     "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
     "%00",
     "%FF%FE",
-    "%C3%28",
     "x" * 300,
 )
 # Query values of the wrong type or range for a typed parameter.
-BAD_TYPED_VALUES = ("-1", str(10**20), "1.5", "abc", "", "2026-02-30", "%00", "%FF", "x" * 5000)
+BAD_TYPED_VALUES = ("-1", str(10**20), "abc", "", "2026-02-30", "%00", "%FF", "x" * 5000)
 # Query strings every GET is sent, parameters it may not even know: paging out of range, sort
 # keys that name no column, malformed dates, repeated parameters, NUL and control characters,
 # invalid percent-encoding and bytes that are not UTF-8, and text past every limit.
-GENERIC_PARAMS = ("page", "pageSize", "limit", "offset", "sortBy", "sort", "search", "q", "lang")
 GENERIC_QUERIES = (
     "page=-1&pageSize=0&limit=0&offset=-1&sortBy=nope&sort=sideways&from=2026-13-45"
     "&q=a&q=b&lang=de&lang=xx&page=1",
@@ -81,9 +77,9 @@ GENERIC_QUERIES = (
     "q=%00&search=a%00b%01%1b%7f&sortBy=%zz&lang=%&from=%E2%82&page=%G0&to=%FF%FE&by=%C3%28",
     "q=" + "x" * 5000 + "&search=" + "y" * 5000 + "&sortBy=" + "z" * 5000,
 )
-# Values for the fields of a form: empty, past every length limit, control characters, not a
-# number, too large a number, a date that does not exist, a NUL inside.
-BAD_FORM_VALUES = ("", "x" * 10_001, "\x01\x1b[0m\x7fa\x00b", "NaN", str(10**20), "2026-02-30")
+# Values for all the fields of a form at once: empty, past every length limit, control
+# characters and a NUL, too large a number.
+BAD_FORM_VALUES = ("", "x" * 10_001, "\x01\x1b[0m\x7fa\x00b", str(10**20))
 # What each kind of input is given alone, the others keeping their values: text past its
 # limit, a number that is none, a date that does not exist.
 BAD_BY_INPUT = {"text": "x" * 10_001, "number": "NaN", "date": "2026-02-30"}
@@ -167,6 +163,16 @@ class Findings:
                 self.found[call] = f"422 without field paths: {response.text[:200]}"
 
 
+def test_a_nul_in_the_url_reads_as_the_replacement_character(api: TestClient) -> None:
+    """PostgreSQL cannot take a NUL: in a search it was a 500 (app.requestguard)."""
+    search = api.get("/api/v1/customers?q=%00")
+    one = api.get("/api/v1/customers/%00")
+
+    assert (search.status_code, search.json()["items"]) == (200, [])
+    assert one.status_code == 422
+    assert one.json()["detail"][0]["input"] == "\ufffd"
+
+
 @pytest.fixture
 def findings() -> Findings:
     return Findings({})
@@ -179,13 +185,6 @@ def unlimited(app: FastAPI, web: TestClient) -> TestClient:
     app.state.miss_limiter = MissLimiter(10**9)
     app.state.notification_limits = FormLimits(per_client=10**9, per_order=10**9)
     return web
-
-
-def _declared_type(route: APIRoute, name: str) -> Any:
-    for param in route.dependant.query_params:
-        if param.name == name or param.alias == name:
-            return param.field_info.annotation
-    return None
 
 
 def _is_typed(annotation: Any) -> bool:
@@ -301,7 +300,8 @@ def test_every_route_refuses_path_parameters_of_the_wrong_shape_and_changes_noth
     """Every method of every route with a path parameter, each parameter malformed in turn:
     a 4xx, on the API with an honest status; nothing stored but what a view stores."""
     web = unlimited
-    token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
+    staff_token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
+    public_token = csrf_from(web.get(f"/{world.ids.issued}").text)
     key = {"Authorization": f"Bearer {world.api_token}"}
     before = fingerprint(committed, skip=VIEWS)
     sent = 0
@@ -309,6 +309,7 @@ def test_every_route_refuses_path_parameters_of_the_wrong_shape_and_changes_noth
         for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
             for _, path in _paths_with_bad_params(route, world):
                 url = prefix + path
+                token = staff_token if url.startswith("/admin/") else public_token
                 data = (
                     {"csrf_token": token}
                     if method != "GET" and not url.startswith("/api/")
@@ -321,7 +322,11 @@ def test_every_route_refuses_path_parameters_of_the_wrong_shape_and_changes_noth
                 # A staff button without fields (issue, end a session) flashes its refusal and
                 # goes back (app.admin.forms.act_and_redirect): a 303 that changed nothing.
                 refuse = method == "GET" or not url.startswith("/admin/")
-                findings.send(web, call, method, url, refuse=refuse, headers=key, data=data, **body)
+                response = findings.send(
+                    web, call, method, url, refuse=refuse, headers=key, data=data, **body
+                )
+                if response is not None and response.status_code == 403:
+                    findings.found[call] = "403: the walk's own token or role was refused"
                 sent += 1
 
     assert findings.found == {}
