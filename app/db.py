@@ -207,6 +207,7 @@ SQLITE_OUTAGE_CODES = frozenset(
         sqlite3.SQLITE_FULL,  # "database or disk is full"
         sqlite3.SQLITE_PROTOCOL,
         sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_INTERRUPT,  # cancelled for taking too long, as PostgreSQL's 57014
     }
 )  # not SQLITE_READONLY: a write inside a read_only() block is our bug
 
