@@ -107,14 +107,33 @@ WRONG_TYPES: dict[str, tuple[Any, ...]] = {
     "array": ("x", {"x": 1}, [None]),
     "object": ("x", [1], 12),
 }
-# What a page may record as it is shown: a secret an earlier save held for it (app.admin.reveal).
-SHOWN = KEPT_AS_NEEDED | {"staff_reveal_shown"}
+# What a refused form may write: a page records a secret an earlier save held for it as shown
+# (app.admin.reveal), and a wrong password or code is counted (app.admin.throttle).
+SHOWN = KEPT_AS_NEEDED | {"staff_reveal_shown", "login_failure"}
 # How a form marks the field an error is about: ours, and sqladmin's (Bootstrap's class).
 FIELD_ERROR = ('aria-invalid="true"', "is-invalid")
 # What an API may honestly answer bad input with.
 API_REFUSALS = {400, 404, 405, 409, 413, 415, 422}
-# Routes a walk must not drive with a valid path: they end the session the walk runs in.
-ENDS_THE_WALK = {"staff:logout", "staff:end_other_sessions", "staff:change_password"}
+# Staff forms the walk does not send: they end the session it runs in (the path walk sends
+# each a malformed path all the same).
+ENDS_THE_WALK = {
+    "staff:logout",
+    "staff:end_other_sessions",
+    "staff:end_session",
+    "staff:change_password",
+}
+# Staff forms that no page shows the walk's admin, with the form whose fields each reads (else
+# the fields it declares) and its path: the editor's live totals (htmx, the editor's fields),
+# the bulk stage update (the one order's stage fields and ticked rows), and the forms of
+# another state (two-factor sign-in set up; signed out). Signing in comes last.
+OFF_THE_PAGES: dict[str, tuple[str | None, dict[str, str]]] = {
+    "editor:totals": ("editor:save", {}),
+    "staff:bulk_stage_update": ("staff:stage_update", {}),
+    "staff:2fa_confirm": (None, {}),
+    "staff:2fa_disable": (None, {}),
+    "staff:login_2fa_submit": (None, {}),
+    "staff:login_submit": (None, {}),
+}
 
 
 @dataclass
@@ -480,41 +499,6 @@ def _form_cases(
         yield f"all={value[:12]!r}", dict.fromkeys(names, value), False
 
 
-def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
-    app: FastAPI, unlimited: TestClient, world: World, committed: Engine, findings: Findings
-) -> None:
-    """Every staff form found on the staff pages, signed in as an admin with the token: each
-    field empty, too long, with control characters, not a number, too large, not a date; the
-    form sent with none of its fields, twice over, not as a form, and as bytes that are not
-    UTF-8. Never a 5xx; a refusal (anything but the redirect after a save) writes nothing."""
-    web = unlimited
-    token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
-    forms, kinds = _forms_on(web, staff_pages(app, world.ids, committed))
-    posting = Posting(findings, web, committed)
-    covered = set()
-    for action, form in sorted(forms.items()):
-        handler = _handler_of(app, action)
-        if handler in ENDS_THE_WALK or not action.startswith("/admin/"):
-            continue
-        covered.add(handler)
-        for name, changes, typed in _form_cases(form.fields, kinds):
-            data = form.fields | changes | {"csrf_token": token}
-            if posting.post(f"POST {action} ({name})", typed=typed, data=data):
-                form.reload(web)
-        posting.post(f"POST {action} (none)", data={"csrf_token": token})
-        fields = form.fields
-        raw = "&".join(f"{n}=%FF%FE{n}" for n in fields if n != "csrf_token")
-        encoded = f"csrf_token={token}&{raw}&{raw}".encode()
-        urlencoded = {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token}
-        posting.post(f"POST {action} (not utf-8)", content=encoded, headers=urlencoded)
-        as_json = {"Content-Type": "application/json", "X-CSRF-Token": token}
-        as_text = json.dumps(fields).encode()
-        posting.post(f"POST {action} (json)", content=as_text, headers=as_json)
-
-    assert findings.found == {}
-    assert len(covered) >= 30, covered
-
-
 class Posting:
     """POSTs, each checked: a refusal (anything but the redirect after a save) leaves every
     row as it was before it. The rows are read again only after a save, which may change them."""
@@ -538,6 +522,70 @@ class Posting:
             self.findings.found[call] = f"{response.status_code}, and rows of {changed} changed"
         self.rows = after
         return not refused
+
+
+def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
+    app: FastAPI, unlimited: TestClient, world: World, committed: Engine, findings: Findings
+) -> None:
+    """Every staff form found on the staff pages, signed in as an admin with the token: each
+    field empty, too long, with control characters, not a number, too large, not a date; the
+    form sent with none of its fields, twice over, not as a form, and as bytes that are not
+    UTF-8. Never a 5xx; a refusal (anything but the redirect after a save) writes nothing."""
+    web = unlimited
+    token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
+    forms, kinds = _forms_on(web, staff_pages(app, world.ids, committed))
+    posting = Posting(findings, web, committed)
+    handlers = {action: _handler_of(app, action) for action in forms}
+    walked = set(OFF_THE_PAGES)
+    for action, form in sorted(forms.items()):
+        if handlers[action] not in ENDS_THE_WALK and action.startswith("/admin/"):
+            walked.add(handlers[action])
+            _send_bad_forms(posting, form, action, kinds, token)
+    # The forms no page shows the walk's admin, sent the fields their handler reads.
+    staff = staff_app(app)
+    for name, (fields_of, params) in OFF_THE_PAGES.items():
+        fields = dict.fromkeys(_declared_fields(app, name), "")
+        if fields_of:
+            fields = next(f.fields for a, f in forms.items() if handlers[a] == fields_of)
+        action = "/admin" + staff.url_path_for(name, **params)
+        # Not a form to show again: the totals are a fragment, sign-in names no field.
+        off_the_page = Form(action, action, dict(fields))
+        _send_bad_forms(posting, off_the_page, action, kinds, token, beside=False)
+
+    posts = {route.name for route in _staff_routes(app) if "POST" in (route.methods or ())}
+    assert findings.found == {}
+    # A new staff form is walked once a page shows it, or once it is named in OFF_THE_PAGES.
+    assert posts - walked == ENDS_THE_WALK
+    assert len(walked) > 35  # ours and sqladmin's
+
+
+def _declared_fields(app: FastAPI, name: str) -> list[str]:
+    route = next(r for r in _staff_routes(app) if r.name == name)
+    return [param.alias for param in route.dependant.body_params]
+
+
+def _send_bad_forms(
+    posting: Posting,
+    form: Form,
+    action: str,
+    kinds: dict[str, str],
+    token: str,
+    *,
+    beside: bool = True,
+) -> None:
+    """Each bad case of the form; ``beside``: what a person typed comes back by its field."""
+    for name, changes, typed in _form_cases(form.fields, kinds):
+        data = form.fields | changes | {"csrf_token": token}
+        if posting.post(f"POST {action} ({name})", typed=typed and beside, data=data):
+            form.reload(posting.web)
+    posting.post(f"POST {action} (none)", data={"csrf_token": token})
+    fields = form.fields
+    raw = "&".join(f"{n}=%FF%FE{n}" for n in fields if n != "csrf_token")
+    encoded = f"csrf_token={token}&{raw}&{raw}".encode()
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": token}
+    posting.post(f"POST {action} (not utf-8)", content=encoded, headers=urlencoded)
+    as_json = {"Content-Type": "application/json", "X-CSRF-Token": token}
+    posting.post(f"POST {action} (json)", content=json.dumps(fields).encode(), headers=as_json)
 
 
 def test_every_public_form_answers_bad_fields_clearly_and_writes_nothing(
