@@ -192,6 +192,43 @@ DB_UNREACHABLE = (
     DisconnectionError,
     PendingRollbackError,
 )
+# An OperationalError says "the database cannot serve this now" (down, locked, out of room),
+# but SQLite also says "this SQL names a column I lack" with it: the first is an outage (a 503
+# with Retry-After), the second a bug, to log and answer as a 500. PostgreSQL tells them apart
+# by SQLSTATE (its programming errors are ProgrammingError, but psycopg raises a few bugs, such
+# as 54023 too many arguments, as OperationalError), SQLite by its result code.
+PG_OUTAGE_CLASSES = frozenset({"08", "53", "57", "58"})  # connection, resources, shutdown, I/O
+PG_OUTAGE_STATES = frozenset({"40001", "40P01", "55P03"})  # serialisation, deadlock, lock wait
+SQLITE_OUTAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,  # "database is locked": another writer
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_CANTOPEN,  # "unable to open database file"
+        sqlite3.SQLITE_IOERR,  # "disk I/O error"
+        sqlite3.SQLITE_FULL,  # "database or disk is full"
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_INTERRUPT,  # cancelled for taking too long, as PostgreSQL's 57014
+    }
+)  # not SQLITE_READONLY: a write inside a read_only() block is our bug
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a DB_UNREACHABLE error is the database being away (answered 503), not a bug."""
+    if not isinstance(exc, OperationalError) or isinstance(exc, WriterBusy):
+        return True
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        # A driver error without a result code (raised by our own code) is the lock's.
+        return code is None or code & 0xFF in SQLITE_OUTAGE_CODES
+    # libpq's own failures (refused, reset, timed out) carry no SQLSTATE.
+    return state is None or state[:2] in PG_OUTAGE_CLASSES or state in PG_OUTAGE_STATES
+
+
 PG_CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest
 # A database host that goes silent mid-connection (a network partition, a host gone: the
 # connection stays open, nothing answers) held a request until the kernel gave up on TCP,

@@ -55,3 +55,10 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$"), AfterVali
 # larger number can name no row, and sent to the database it would be an error, not a miss.
 MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
+
+def row_ids(values: list[str]) -> list[int]:
+    """The values of a form's list of ids (ticked rows) that can name a row; another (a
+    mangled form, 10**20) names none, and sent to the database it was an error (a 500)."""
+    numbers = [int(value) for value in values if value.isdecimal()]
+    return [number for number in numbers if 1 <= number <= MAX_ROW_ID]

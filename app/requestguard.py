@@ -10,7 +10,7 @@
   redirects into links to another site. Locations to other sites (a campaign's destination)
   pass as they are.
 - JSON text holding a lone UTF-16 surrogate or a NUL is refused with a 422 naming the field;
-  a form's encoded NUL characters are dropped.
+  a form's encoded NUL characters are dropped; the URL's (its path and query) are replaced.
 """
 
 import json
@@ -43,7 +43,10 @@ class RequestGuardMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif scope["method"] == "HEAD":
+            return
+        if b"%00" in scope["query_string"] or "\x00" in scope["path"]:
+            scope = _url_without_nul(scope)
+        if scope["method"] == "HEAD":
             await self._head_as_get(scope, receive, send)
         elif _is_urlencoded_form(scope):
             await self.app(scope, _without_nul(receive), send)
@@ -175,6 +178,24 @@ def _without_nul(receive: Receive) -> Receive:
         return message
 
     return receive_without_nul
+
+
+# U+FFFD, the replacement character, percent-encoded.
+_REPLACEMENT = b"%EF%BF%BD"
+
+
+def _url_without_nul(scope: Scope) -> Scope:
+    """The URL's encoded NUL characters as U+FFFD, which Starlette also puts for bytes that are
+    not UTF-8: a NUL in a search or an id reached PostgreSQL, which refuses it (a 500). Not
+    dropped, as a form's are: ``/api/v1/campaigns/%00`` would become another URL."""
+    cleaned = {
+        **scope,
+        "path": scope["path"].replace("\x00", "\ufffd"),
+        "query_string": scope["query_string"].replace(b"%00", _REPLACEMENT),
+    }
+    if scope.get("raw_path") is not None:
+        cleaned["raw_path"] = scope["raw_path"].replace(b"%00", _REPLACEMENT)
+    return cleaned
 
 
 def _is_json(scope: Scope) -> bool:

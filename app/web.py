@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from app import csrf, randomness
 from app.config import Settings, SettingsDep
-from app.db import DB_UNREACHABLE
+from app.db import DB_UNREACHABLE, is_outage
 from app.errors import AppError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -194,9 +194,14 @@ def answer_database_outages(
     """Answer an unreachable database (app.db.DB_UNREACHABLE) on ``app``'s routes as
     DatabaseUnavailable, a 503 with Retry-After, through ``answer``: the app's own page for its
     errors. Each app that catches errors itself needs this (the public app, the staff site and
-    sqladmin's app inside it): left to its catch-all, an outage was a 500."""
+    sqladmin's app inside it): left to its catch-all, an outage was a 500. An error of the
+    same classes that is no outage (app.db.is_outage) goes on to that catch-all."""
 
     async def unreachable(request: Request, exc: Exception) -> Response:
+        if not is_outage(exc):
+            # SQL the database cannot run (SQLite's "no such column" is an OperationalError
+            # too): a bug, which the app's catch-all logs and answers as a 500, not "try again".
+            raise exc
         log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
         return await answer(request, DatabaseUnavailable())
 

@@ -26,6 +26,7 @@ from app.auth.staff import Role
 from app.config import Settings, SettingsDep, get_settings
 from app.errors import AppError, Unprocessable
 from app.formats import DecimalMark
+from app.openapi import PathId
 from app.web import client_key
 
 router = APIRouter()
@@ -178,7 +179,7 @@ async def end_other_sessions(request: Request, staff: StaffDep) -> Response:
 
 
 @router.post("/account/sessions/{session_id}/end", name="staff:end_session")
-async def end_one_session(request: Request, session_id: int, staff: StaffDep) -> Response:
+async def end_one_session(request: Request, session_id: PathId, staff: StaffDep) -> Response:
     await in_session(lambda s: sessions.end_one(s, staff.id, session_id))
     Flash.success(request, "That session is signed out.")
     return RedirectResponse(request.url_for("staff:account"), 303)

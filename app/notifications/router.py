@@ -123,7 +123,7 @@ def subscribe(
     settings: SettingsDep,
     limits: LimitsDep,
     _csrf: CsrfChecked,
-    email: Annotated[str, Form(max_length=500)] = "",
+    email: Annotated[str, Form()] = "",
     page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     try:
@@ -261,8 +261,8 @@ def ask_question(
     settings: SettingsDep,
     limits: LimitsDep,
     _csrf: CsrfChecked,
-    email: Annotated[str, Form(max_length=500)] = "",
-    message: Annotated[str, Form(max_length=10000)] = "",
+    email: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
     topic: Annotated[str, Form(max_length=20)] = "question",
     page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:

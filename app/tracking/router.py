@@ -346,8 +346,8 @@ def accept(
     settings: SettingsDep,
     limiter: LimiterDep,
     _csrf: CsrfChecked,
-    signer_name: Annotated[str, Form(max_length=500)] = "",
-    po_number: Annotated[str, Form(max_length=500)] = "",
+    signer_name: Annotated[str, Form()] = "",
+    po_number: Annotated[str, Form()] = "",
     accept_terms: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     parsed = _customer_offer(request, code, session, settings, limiter)
@@ -440,7 +440,7 @@ def decline(
     settings: SettingsDep,
     limiter: LimiterDep,
     _csrf: CsrfChecked,
-    reason: Annotated[str, Form(max_length=5000)] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
     parsed = _customer_offer(request, code, session, settings, limiter)
     form = {"reason": reason}

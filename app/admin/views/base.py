@@ -130,9 +130,14 @@ class StaffModelView(ModelView):
 
     def _stmt_by_identifier(self, identifier: str) -> Any:
         # Every detail, edit and action page finds its row here. A number its column cannot
-        # hold names no row; sent to the database it would be an error (a 500), not a miss.
+        # hold names no row; sent to the database it would be an error (a 500), not a miss. Nor
+        # does a key that is no number for a number column (sqladmin's int() raised: a 500).
         columns = get_primary_keys(self.model)
-        pairs = zip(columns, object_identifier_values(identifier, self.model), strict=True)
+        try:
+            values = object_identifier_values(identifier, self.model)
+        except ValueError:
+            raise HTTPException(status_code=404) from None
+        pairs = zip(columns, values, strict=True)
         if not all(_fits(column, value) for column, value in pairs):
             raise HTTPException(status_code=404)
         return super()._stmt_by_identifier(identifier)

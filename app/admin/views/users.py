@@ -39,6 +39,7 @@ from app.auth.staff import Role, StaffUser
 from app.config import get_settings
 from app.db import get_engine, read_only
 from app.errors import AppError
+from app.fields import row_ids
 from app.offers import service as offers_service
 from app.versions import VERSION_FIELD, Expected, StaleEdit, version_of
 
@@ -315,7 +316,7 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
     async def revoke(self, request: Request) -> Response:
         form = await request.form()
         actor = staff_of(request).actor
-        ids = [int(str(pk)) for pk in form.getlist("pks") if str(pk).isdecimal()]
+        ids = row_ids([str(pk) for pk in form.getlist("pks")])
         if form.get("confirmed") != "yes":
             return await self._confirm_revoke(request, ids)
 
