@@ -18,6 +18,7 @@ from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.config import Settings, SettingsDep
 from app.errors import AppError, Unprocessable
+from app.fields import row_ids
 from app.offers import service as offers_service
 from app.openapi import PathId
 
@@ -65,12 +66,12 @@ async def handover(
     request: Request, user_id: PathId, staff: AdminDep, settings: SettingsDep
 ) -> Response:
     chosen = str((await request.form()).get("to_user", "")).strip()
-    if not chosen.isdecimal():
+    if not (to_user := row_ids([chosen])):  # (a number no row can have names nobody)
         errors = {"to_user": "Choose who takes the offers over."}
         return await _handover_page(request, settings, user_id, errors, chosen, 422)
     try:
         done = await in_session(
-            lambda s: user_actions.hand_over_offers(s, user_id, int(chosen), actor=staff.actor)
+            lambda s: user_actions.hand_over_offers(s, user_id, to_user[0], actor=staff.actor)
         )
     except Unprocessable as exc:
         errors = {"to_user": exc.detail}

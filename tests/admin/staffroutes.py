@@ -110,6 +110,8 @@ def demo_data(engine: Engine) -> Ids:
             settings=settings,
         )
         ordered = session.exec(select(Offer.id).where(col(Offer.ordered_at).is_not(None))).first()
+        used = {offer(OfferStatus.DRAFT), offer(OfferStatus.ISSUED), ordered}
+        _owns_one(session, totp_user, used)
         return Ids(
             draft=offer(OfferStatus.DRAFT),
             issued=offer(OfferStatus.ISSUED),
@@ -124,6 +126,16 @@ def demo_data(engine: Engine) -> Ids:
 
 
 TWO_FACTOR_USER = "totp@example.com"
+
+
+def _owns_one(session: Session, user_id: int, used: set[str | None]) -> None:
+    """The user page's "Hand over offers" has an offer to hand over (one the walks use
+    otherwise stays with its owner)."""
+    spare = session.exec(select(Offer).where(col(Offer.id).not_in(used - {None}))).first()
+    assert spare is not None
+    spare.owner_id = user_id
+    session.add(spare)
+    session.commit()
 
 
 def _with_two_factor(session: Session, email: str) -> int:
