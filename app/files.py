@@ -29,7 +29,11 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
 
 
 def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and its parents) if missing; the folder made is its owner's alone: it
-    holds the database, the secret key, mails and spooled scans. An existing one is left as
-    its operator set it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``path`` and its missing parents, each its owner's alone: the data folder holds
+    the database, the secret key, mails and spooled scans, and whichever of them is written
+    first makes it. (``mkdir(mode, parents=True)`` gives the mode to the last folder only: a
+    missing ``var/`` above ``var/spool`` was 0755.) An existing one is left as its operator
+    set it."""
+    for folder in reversed([path, *path.parents]):
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, exist_ok=True)

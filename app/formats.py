@@ -23,9 +23,17 @@ def hyphenate_tracking_id(tracking_id: str) -> str:
     return f"{tracking_id[:5]}-{tracking_id[5:TRACKING_ID_LENGTH]}"
 
 
-# A number as staff type it, once read with their mark: digits, at most one point, a sign.
-# Thousands separators, exponents ("1e3") and Python's "1_000" are refused, as is "NaN".
-_TYPED_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+# A number as staff type it: digits, at most one decimal mark (theirs), a sign. The other
+# mark is refused, not guessed at: for someone who writes 1.250,50, "1.250" is a thousand and
+# more, which read with a point was 1.25. Thousands separators, exponents ("1e3"), Python's
+# "1_000" and "NaN" are refused too.
+_TYPED_NUMBER = {
+    "point": re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"),
+    "comma": re.compile(r"[+-]?(?:\d+(?:,\d*)?|,\d+)"),
+}
+# The longest number a field of the staff site takes (the lists' filters): a longer one is a
+# link typed by hand, and PostgreSQL's numbers overflow past 16,383 decimals.
+MAX_TYPED_NUMBER = 30
 
 
 class DecimalMark(StrEnum):
@@ -64,17 +72,12 @@ class DecimalMark(StrEnum):
 
     def parse(self, typed: str) -> Decimal:
         """The number typed into a field with this mark; ValueError (with ``help``) if none."""
-        text = self.read(typed.strip())
-        if not _TYPED_NUMBER.fullmatch(text):
+        text = typed.strip()
+        if len(text) > MAX_TYPED_NUMBER:
+            raise ValueError(f"Write the number in at most {MAX_TYPED_NUMBER} characters.")
+        if not _TYPED_NUMBER[self.value].fullmatch(text):
             raise ValueError(self.help)
-        return Decimal(text)
-
-    def read(self, typed: str) -> str:
-        """What was typed, with a point for the decimal comma: the numbers' parsers read a
-        point. Text with both marks is left as it is (thousands separators are refused)."""
-        if self is DecimalMark.COMMA and "." not in typed:
-            return typed.replace(",", ".")
-        return typed
+        return Decimal(text.replace(",", "."))
 
 
 _MARK_HELP = {

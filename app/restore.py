@@ -36,6 +36,7 @@ from app.backup import (
 )
 from app.config import ConfigError, Settings
 from app.db import make_engine
+from app.files import make_private_dir
 
 COMPANIONS = ("-wal", "-shm", "-journal")
 
@@ -80,7 +81,7 @@ def claim_database(settings: Settings) -> DatabaseInUse | None:
     if not settings.is_sqlite:
         return None
     database = sqlite_file(settings.database_url)
-    database.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(database.parent)  # serve's first start: the data folder, 0700
     return DatabaseInUse(database)
 
 

@@ -123,3 +123,38 @@ def test_the_first_start_makes_a_data_folder_only_its_owner_can_read(tmp_path: P
     assert (tmp_path / "var" / "offertrack.db").exists()
     assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
     assert stat.S_IMODE(kept.stat().st_mode) == 0o750  # the operator's own choice stands
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_whatever_writes_first_into_a_missing_data_folder_makes_it_its_owner_s_alone(
+    tmp_path: Path,
+) -> None:
+    """On PostgreSQL with a secret key set, nothing at start creates the data folder: a scan
+    spooled while the database was away, a mail written as a file or the campaign rules' copy
+    came first and made it 0755 (mkdir's mode is the last folder's only), the scans' file
+    0644: every local user could read the visitors' hashes and the customers' mails."""
+    from app.analytics.rulesfile import RulesFile
+    from app.notifications.delivery import ClaimedMail, FileTransport
+    from app.restore import claim_database
+    from app.tracking.spool import ScanSpool
+
+    spool = ScanSpool(tmp_path / "spooled" / "var" / "spool")
+    spool.append([{"offer_id": "O1", "visitor_hash": "ab12"}])
+    spool.seal()
+    mail = ClaimedMail(id=1, recipient="a@example.com", message=b"Hi", attempts=0, message_id="m")
+    FileTransport(tmp_path / "mailed" / "var" / "mail").send(mail)
+    RulesFile(tmp_path / "routed" / "var" / "campaign_rules.json").save({})
+    served = Settings(database_url=f"sqlite:///{tmp_path / 'served' / 'var' / 'offertrack.db'}")
+    claim = claim_database(served)
+    assert claim is not None
+    claim.release()
+
+    for first in ("spooled", "mailed", "routed", "served"):
+        made = tmp_path / first
+        assert [_mode(made), _mode(made / "var")] == [0o700, 0o700], first
+    [spooled] = (tmp_path / "spooled" / "var" / "spool").iterdir()
+    assert _mode(tmp_path / "spooled" / "var" / "spool") == 0o700
+    assert _mode(spooled) == 0o600

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from app import i18n
 from app.admin.forms import plain_message
 from app.formats import DecimalMark
 from app.offers.pricing import Totals, compute_totals, line_net
@@ -49,7 +50,6 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _WHOLE_LINE = re.compile(r"lines-\d+")
 MAX_FORM_LINES = 500
 NUMBER_FIELDS = ("quantity", "unit_price", "discount_percent", "vat_rate")
-LINE_AMOUNT_HELP = f"Quantity × unit price must stay below {MAX_AMOUNT:,.0f}."
 Errors = dict[str, str]
 M = TypeVar("M", bound=BaseModel)
 
@@ -203,10 +203,16 @@ def errors_by_field(details: Any, mark: DecimalMark = DecimalMark.POINT) -> Erro
             name = "customer-company"
         if _WHOLE_LINE.fullmatch(name):
             # The line's own check (LineIn: quantity × unit price) has no field: the price's.
-            errors.setdefault(f"{name}-unit_price", LINE_AMOUNT_HELP)
+            errors.setdefault(f"{name}-unit_price", _line_amount_help(mark))
             continue
         errors.setdefault(name, _message(detail, mark))
     return errors
+
+
+def _line_amount_help(mark: DecimalMark) -> str:
+    # Grouped as the user's mark groups (1.000.000.000.000 with a comma), as every number on
+    # the staff site: "1,000,000,000,000" reads as a little over one to a comma user.
+    return f"Quantity × unit price must stay below {i18n.format_number(MAX_AMOUNT, mark.language)}."
 
 
 def _message(detail: Any, mark: DecimalMark) -> str:

@@ -88,11 +88,18 @@ def _row_id_is(column: Any, digits: str) -> ColumnElement[bool]:
     return column == number if number <= MAX_ROW_ID else false()
 
 
+# The days a filter takes: a day inside either end of the calendar, so that its midnight in
+# any zone, and the day after "until", are still times (9999-12-31 was a 500).
+FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
+DATE_HELP = "Enter a date as YYYY-MM-DD, e.g. 2026-12-07."
+
+
 def _date(value: str | None) -> date | None:
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return day if day is None or FIRST_DAY <= day <= LAST_DAY else None
 
 
 def _amount(value: str | None, mark: DecimalMark) -> Decimal | None:
@@ -105,11 +112,16 @@ def _amount(value: str | None, mark: DecimalMark) -> Decimal | None:
 def refusals(
     fields: tuple[FilterField, ...], params: Mapping[str, str], mark: DecimalMark
 ) -> dict[str, str]:
-    """What to say beside each typed number that is none, by field name."""
+    """What to say beside each typed number or date that is none, by field name: the
+    conditions leave those filters out."""
     errors: dict[str, str] = {}
     for field in fields:
         typed = params.get(field.name, "")
-        if field.kind == "number" and typed.strip():
+        if not typed.strip():
+            continue
+        if field.kind == "date" and _date(typed) is None:
+            errors[field.name] = DATE_HELP
+        elif field.kind == "number":
             try:
                 mark.parse(typed)
             except ValueError as refused:

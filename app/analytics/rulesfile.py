@@ -15,7 +15,7 @@ from typing import Any
 from app.analytics.models import SplitMode
 from app.analytics.routing import ArmStats, CompiledCode, Rule, Target
 from app.analytics.schemas import Conditions
-from app.files import write_atomically
+from app.files import make_private_dir, write_atomically
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -85,7 +85,7 @@ class RulesFile:
         saved_at = datetime.now(UTC).isoformat(timespec="seconds")
         document = f'{{"version": {FORMAT_VERSION}, "saved_at": "{saved_at}", "codes": {body}}}'
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)  # the data folder, if the first to write there
             write_atomically(self.path, document.encode(), mode=0o644)
         except OSError as exc:  # a full disk must not fail a redirect; the next change retries
             log.warning("could not save the campaign routing rules to %s: %s", self.path, exc)

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, and_, delete, func, or_, select, update
 
 from app.config import Settings
 from app.db import nothing_to_claim, utcnow
-from app.files import write_atomically
+from app.files import make_private_dir, write_atomically
 from app.metrics import MAIL_FAILURES, MAIL_OUTBOX_DEPTH, MAILS_SENT
 from app.notifications.mail import sender
 from app.notifications.models import MailOutbox
@@ -170,7 +170,7 @@ class FileTransport:
         try:
             # Mails hold customers' names, addresses and offers: their owner's only, as the
             # backups are (in a data directory other local users may list).
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.directory)
             # A reader never sees half a mail, a full disk leaves none; a retry writes the same.
             write_atomically(path, mail.message, mode=0o600)
         except OSError as exc:

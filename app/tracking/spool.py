@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlmodel import col
 
 from app.db import utcnow
+from app.files import make_private_dir
 from app.tracking.models import ScanSpoolProgress
 from app.tracking.scanrows import insert_scans
 
@@ -37,6 +38,11 @@ _DATETIME_FIELDS = ("occurred_at",)
 def _encode(row: dict[str, Any]) -> bytes:
     values = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
     return json.dumps(values, separators=(",", ":")).encode() + b"\n"
+
+
+def _private(path: str, flags: int) -> int:
+    """A spool file is its owner's alone, as the data folder: scans carry visitors' hashes."""
+    return os.open(path, flags, 0o600)
 
 
 def _decode(line: bytes) -> dict[str, Any]:
@@ -89,10 +95,10 @@ class ScanSpool:
 
     def _active_file(self) -> IO[bytes]:
         if self._file is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.directory)
             stamp = utcnow().strftime("%Y%m%dT%H%M%S")
             path = self.directory / f"scans-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-            file = path.open("ab", buffering=0)
+            file = open(path, "ab", buffering=0, opener=_private)
             fcntl.flock(file, fcntl.LOCK_EX)  # ours while we append: nobody replays it
             self._file, self._path = file, path
         return self._file

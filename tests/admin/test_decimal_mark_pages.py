@@ -212,3 +212,63 @@ def test_the_editor_reads_numbers_by_the_same_rule_as_the_rest_of_the_staff_site
         assert _error_beside(refused.text, f"{name}-error") == DecimalMark.COMMA.help, name
     assert _error_beside(refused.text, "lines-0-vat_rate-error") is None
     assert 'value="1e3"' in _field(refused.text, "lines-0-quantity")  # as typed, to correct
+
+
+@pytest.mark.parametrize(
+    ("mark", "typed"),
+    [
+        (DecimalMark.COMMA, "1.250"),  # a German's 1250, with its thousands separator
+        (DecimalMark.COMMA, "12.5"),
+        (DecimalMark.POINT, "1,250"),
+        (DecimalMark.POINT, "12,5"),
+    ],
+)
+def test_the_other_mark_is_refused_not_read_as_decimals(mark: DecimalMark, typed: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(mark.help)):
+        mark.parse(typed)
+
+
+def test_a_comma_user_s_thousands_point_is_refused_not_read_as_a_decimal_point(
+    web: TestClient, comma_user: Callable[[Role], None], db: Session
+) -> None:
+    """Someone who writes 1.250,50 means one thousand two hundred and fifty by "1.250": it was
+    read as 1.25, an offer priced a thousand times too low without a word."""
+    comma_user(Role.SALES)
+    token = csrf_from(web.get("/admin/offers/new").text)
+    form = {
+        "csrf_token": token,
+        "customer-company": "Tausend GmbH",
+        "lines-0-description": "Pump",
+        "lines-0-quantity": "2",
+        "lines-0-unit_price": "1.250",
+        "lines-0-vat_rate": "19",
+    }
+
+    refused = web.post("/admin/offers/new", data=form, follow_redirects=False)
+    listed = web.get("/admin/offer/list", params={"gross_min": "1.250"})
+
+    assert refused.status_code == 422, refused.headers.get("location")
+    assert _error_beside(refused.text, "lines-0-unit_price-error") == DecimalMark.COMMA.help
+    assert 'value="1.250"' in _field(refused.text, "lines-0-unit_price")  # to correct
+    with Session(db.get_bind()) as session:
+        assert session.execute(text("SELECT count(*) FROM offer")).scalar_one() == 0
+    error = _error_beside(listed.text, "filter-gross_min-error")
+    assert error == f"{DecimalMark.COMMA.help} This filter is not applied."
+
+
+def test_a_number_longer_than_any_field_takes_is_refused_beside_it_not_sent_to_the_database(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """A link typed by hand: PostgreSQL's numbers hold 16,383 decimals, and this list answered
+    "value overflows numeric format" with a server error."""
+    _offer(db, "Still Listed GmbH", "10")
+    as_role(Role.VIEWER)
+    typed = "0." + "0" * 20_000 + "1"
+
+    page = web.get("/admin/offer/list", params={"gross_min": typed})
+    exported = web.get("/admin/offer/export/csv", params={"gross_min": typed})
+
+    assert page.status_code == 200 and "Still Listed GmbH" in page.text
+    error = _error_beside(page.text, "filter-gross_min-error")
+    assert error == "Write the number in at most 30 characters. This filter is not applied."
+    assert exported.status_code == 200 and "Still Listed GmbH" in exported.text

@@ -667,6 +667,24 @@ def test_a_line_whose_amount_is_too_large_is_marked_beside_its_price(
     assert 'aria-describedby="lines-1-unit_price-error"' in response.text
 
 
+def test_a_comma_user_reads_the_line_limit_with_their_own_grouping(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """ "must stay below 1,000,000,000,000" reads as a little over one to someone who writes
+    1.250,50: the limit is written as the rest of their staff site writes numbers."""
+    token = as_role(Role.SALES)
+    _use_decimal_comma(web)
+    huge = {"lines-1-quantity": "999999", "lines-1-unit_price": "99999999"}
+    form = {"csrf_token": token, "customer-company": "Müller GmbH"} | THREE_LINES | huge
+
+    response = web.post("/admin/offers/new", data=form)
+
+    assert response.status_code == 422 and _offers(db) == []
+    assert _error_beside(response.text, "lines-1-unit_price") == (
+        "Quantity × unit price must stay below 1.000.000.000.000."
+    )
+
+
 @pytest.mark.parametrize(
     "odd", [{"op": "remove-²"}, {"op": "use-terms", "terms_template": "²"}], ids=["line", "terms"]
 )

@@ -178,3 +178,36 @@ def test_a_filter_by_a_number_no_row_can_have_finds_nothing_instead_of_failing(
         assert "Alpha GmbH" not in page.text
         # "²".isdigit(), but int("²") fails: not a number, so no such filter.
         assert web.get(f"/admin/{identity}/list", params={param: "²"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("listed", "param"),
+    [
+        ("offer", "created_to"),
+        ("order", "created_to"),
+        ("audit-log-entry", "to"),
+        ("offer", "created_from"),
+        ("audit-log-entry", "from"),
+    ],
+)
+def test_a_date_at_the_calendar_s_end_is_refused_beside_its_field_not_a_server_error(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session, listed: str, param: str
+) -> None:
+    """A hand-edited link: "until 9999-12-31" looked for times before the day after it, which
+    no date can be ("date value out of range", a 500); "from 0001-01-01" at midnight here was
+    before the first moment in UTC. Such a date is refused as a typo is, the list shown."""
+    _offer(db, "Alpha GmbH", "100")
+    sign_in(web, make_staff(Role.ADMIN))
+    day = "0001-01-01" if param.endswith("from") else "9999-12-31"
+
+    page = web.get(f"/admin/{listed}/list", params={param: day})
+    typo = web.get(f"/admin/{listed}/list", params={param: "2026-02-30"})
+    exported = web.get(f"/admin/{listed}/export/csv", params={param: day})
+
+    assert page.status_code == 200 and exported.status_code == 200
+    for answer in (page, typo):
+        error = re.search(rf'id="filter-{param}-error">(.*?)</div>', answer.text, re.S)
+        assert error, f"nothing said beside {param}"
+        assert " ".join(error.group(1).split()) == (
+            "Enter a date as YYYY-MM-DD, e.g. 2026-12-07. This filter is not applied."
+        )
