@@ -13,6 +13,7 @@ from app.admin import twofactor, users
 from app.auth.staff import Role, StaffUser
 from app.db import read_only
 from app.errors import Conflict, Unprocessable
+from app.fields import MAX_ROW_ID
 from app.notifications import alerts
 from app.offers import service as offers_service
 
@@ -75,7 +76,9 @@ def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) 
     """Every offer the user owns goes to ``to_id``, with the alerts still waiting for their
     digest. Audited on each offer and once on the user. Commits."""
     source = users.get_user(session, user_id, for_update=True)
-    target = session.get(StaffUser, to_id) if to_id != user_id else None
+    # An id no row can have (a crafted form) is nobody, not an overflow in the driver.
+    possible = 1 <= to_id <= MAX_ROW_ID and to_id != user_id
+    target = session.get(StaffUser, to_id) if possible else None
     if target is None or not target.is_active or not Role(target.role).includes(Role.SALES):
         raise Unprocessable(
             "Choose an active sales person or admin to take the offers over.", loc=("to_user",)
@@ -83,7 +86,7 @@ def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) 
     offer_ids = offers_service.hand_over_owned(session, user_id, to_id, actor=actor)
     if not offer_ids:
         raise Conflict(f"{source.email} owns no offers: there is nothing to hand over.")
-    alerts.redirect_waiting(session, offer_ids, target.email)
+    alerts.redirect_waiting(session, offer_ids, source.email, target.email)
     audit.record(
         session,
         actor=actor,

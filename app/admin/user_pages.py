@@ -18,6 +18,7 @@ from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
 from app.config import Settings, SettingsDep
 from app.errors import AppError, Unprocessable
+from app.fields import MAX_ROW_ID
 from app.offers import service as offers_service
 from app.openapi import PathId
 
@@ -68,9 +69,11 @@ async def handover(
     if not chosen.isdecimal():
         errors = {"to_user": "Choose who takes the offers over."}
         return await _handover_page(request, settings, user_id, errors, chosen, 422)
+    # Longer than any row id is nobody (int() refuses thousands of digits with a ValueError).
+    to_id = int(chosen) if len(chosen) <= len(str(MAX_ROW_ID)) else 0
     try:
         done = await in_session(
-            lambda s: user_actions.hand_over_offers(s, user_id, int(chosen), actor=staff.actor)
+            lambda s: user_actions.hand_over_offers(s, user_id, to_id, actor=staff.actor)
         )
     except Unprocessable as exc:
         errors = {"to_user": exc.detail}

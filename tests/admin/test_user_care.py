@@ -356,3 +356,54 @@ def test_the_sign_in_pages_say_whom_to_ask_for_a_forgotten_password_or_a_lost_ph
     )
     code_page = web.get("/admin/login/2fa").text
     assert "Lost your phone and your recovery codes? An admin of your company resets" in code_page
+
+
+def test_a_handover_to_an_id_beyond_any_row_is_refused_beside_the_field(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.SALES, "leaving@example.com")
+    _owned_offers(db, "leaving@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+
+    for crafted in ("99999999999999999999", str(2**31), str(2**63), "9" * 5000):
+        posted = web.post(
+            f"/admin/users/{user_id}/handover", data={"csrf_token": token, "to_user": crafted}
+        )
+
+        assert posted.status_code == 422
+        assert "Choose an active sales person or admin" in posted.text
+    with Session(db.get_bind()) as session:
+        assert set(session.exec(select(Offer.owner_id)).all()) == {user_id}
+
+
+def test_a_handover_leaves_a_colleagues_waiting_alert_about_the_same_offer_to_them(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The offer was someone else's when their digest alert about it was raised: it is still
+    theirs to read, not the new owner's."""
+    make_staff(Role.SALES, "leaving@example.com")
+    make_staff(Role.SALES, "taking@example.com")
+    make_staff(Role.SALES, "before@example.com")
+    _, issued_id = _owned_offers(db, "leaving@example.com")
+    with Session(db.get_bind()) as session:
+        session.add(
+            StaffAlert(
+                dedupe_key=f"opened:{issued_id}:2026-11-30",
+                offer_id=issued_id,
+                kind="opened",
+                recipient="before@example.com",
+                mode="digest",
+                summary="Opened",
+            )
+        )
+        session.commit()
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+    taking = str(_user_id(db, "taking@example.com"))
+
+    web.post(f"/admin/users/{user_id}/handover", data={"csrf_token": token, "to_user": taking})
+
+    with Session(db.get_bind()) as session:
+        recipients = {a.kind: a.recipient for a in session.exec(select(StaffAlert)).all()}
+    assert recipients == {"scanned": "taking@example.com", "opened": "before@example.com"}
