@@ -123,3 +123,15 @@ def test_the_first_start_makes_a_data_folder_only_its_owner_can_read(tmp_path: P
     assert (tmp_path / "var" / "offertrack.db").exists()
     assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
     assert stat.S_IMODE(kept.stat().st_mode) == 0o750  # the operator's own choice stands
+
+
+def test_a_running_process_keeps_the_development_key_it_read(tmp_path: Path) -> None:
+    """Read once (each staff page derives its session key from it), not under a file lock on
+    every request: a key file removed meanwhile does not sign everyone out of this process."""
+    first = Settings(env="development", var_dir=tmp_path).resolved_secret_key()
+    (tmp_path / "secret_key").unlink()
+
+    again = Settings(env="development", var_dir=tmp_path).resolved_secret_key()
+
+    assert again == first
+    assert not (tmp_path / "secret_key").exists()
