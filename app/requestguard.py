@@ -10,7 +10,7 @@
   redirects into links to another site. Locations to other sites (a campaign's destination)
   pass as they are.
 - JSON text holding a lone UTF-16 surrogate or a NUL is refused with a 422 naming the field;
-  a form's encoded NUL characters are dropped.
+  a form's and a query string's encoded NUL characters are dropped.
 """
 
 import json
@@ -43,7 +43,10 @@ class RequestGuardMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif scope["method"] == "HEAD":
+            return
+        if b"%00" in scope["query_string"]:  # a list's filter is text PostgreSQL refuses too
+            scope = {**scope, "query_string": scope["query_string"].replace(b"%00", b"")}
+        if scope["method"] == "HEAD":
             await self._head_as_get(scope, receive, send)
         elif _is_urlencoded_form(scope):
             await self.app(scope, _without_nul(receive), send)
