@@ -406,3 +406,29 @@ def test_a_handover_leaves_a_colleagues_waiting_alert_about_the_same_offer_to_th
     with Session(db.get_bind()) as session:
         recipients = {a.kind: a.recipient for a in session.exec(select(StaffAlert)).all()}
     assert recipients == {"scanned": "taking@example.com", "opened": "before@example.com"}
+
+
+def test_a_tracking_page_shown_moments_before_names_the_company_once_its_owner_is_disabled(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """Tracking pages are kept for a moment (app.tracking.pagecache): disabling the owner and
+    enabling them again drops the kept pages, as both change the contact a customer sees."""
+    make_staff(Role.SALES, "leaving@example.com")
+    _, issued_id = _owned_offers(db, "leaving@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+
+    def save(**form: str) -> None:
+        edit = web.get(f"/admin/staff-user/edit/{user_id}").text
+        version = re.search(r'name="version"[^>]*value="([^"]+)"', edit)
+        assert version is not None
+        data = {"csrf_token": token, "role": "sales", "version": version.group(1), **form}
+        assert web.post(f"/admin/staff-user/edit/{user_id}", data=data).status_code == 200
+
+    assert "leaving@example.com" in web.get(f"/{issued_id}").text  # now kept for a moment
+
+    save(confirm_disable="y")
+    assert "leaving@example.com" not in web.get(f"/{issued_id}").text
+
+    save(is_active="y")
+    assert "leaving@example.com" in web.get(f"/{issued_id}").text
