@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin import twofactor, users
+from app.admin import twofactor, user_actions, users
 from app.audit import AuditLogEntry
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
@@ -18,6 +18,7 @@ from app.auth.staff import Role
 from app.config import get_settings, settings_dependency
 from app.notifications.models import StaffAlert
 from app.offers.models import Offer
+from tests.admin.browserforms import form_fields
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 from tests.admin.staffroutes import staff_app
 from tests.factories import make_offer
@@ -432,3 +433,77 @@ def test_a_tracking_page_shown_moments_before_names_the_company_once_its_owner_i
 
     save(is_active="y")
     assert "leaving@example.com" in web.get(f"/{issued_id}").text
+
+
+def _save_as_opened(web: TestClient, offer_id: str, page: str, notes: str) -> None:
+    """The editor's form sent as the browser filled it when opened, with new notes."""
+    form = form_fields(page, f"/admin/offers/{offer_id}/edit") | {"notes": notes}
+    saved = web.post(f"/admin/offers/{offer_id}/edit", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+
+
+def test_an_admin_fixing_a_leavers_draft_keeps_its_owner(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The owner list offers active users: a draft of someone disabled showed "Nobody", and a
+    save of the notes alone gave it to nobody."""
+    make_staff(Role.SALES, "leaving@example.com")
+    draft_id, _ = _owned_offers(db, "leaving@example.com")
+    leaving = _user_id(db, "leaving@example.com")
+    with Session(db.get_bind()) as session:
+        users.update_user(session, leaving, role=Role.SALES, is_active=False, actor="tests")
+    sign_in(web, make_staff(Role.ADMIN))
+    page = web.get(f"/admin/offers/{draft_id}/edit").text
+    assert "leaving@example.com (disabled)" in page
+
+    _save_as_opened(web, draft_id, page, "Gate 3")
+
+    with Session(db.get_bind()) as session:
+        assert session.get(Offer, draft_id).owner_id == leaving  # type: ignore[union-attr]
+        assert not session.exec(
+            select(AuditLogEntry).where(
+                AuditLogEntry.offer_id == draft_id, AuditLogEntry.action == "offer.assign"
+            )
+        ).all()
+
+
+def test_a_draft_open_in_the_editor_during_a_handover_stays_with_the_new_owner(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The handover leaves the offer's version as it was (pages opened before still issue
+    what they showed); the editor opened before it must not hand the draft back on save."""
+    make_staff(Role.SALES, "leaving@example.com")
+    make_staff(Role.SALES, "taking@example.com")
+    draft_id, _ = _owned_offers(db, "leaving@example.com")
+    sign_in(web, make_staff(Role.ADMIN))
+    page = web.get(f"/admin/offers/{draft_id}/edit").text  # owner: leaving, as it was
+    taking = _user_id(db, "taking@example.com")
+    with Session(db.get_bind()) as session:  # another admin, meanwhile
+        user_actions.hand_over_offers(
+            session, _user_id(db, "leaving@example.com"), taking, actor="staff:b@example.com"
+        )
+
+    _save_as_opened(web, draft_id, page, "Gate 3")
+
+    with Session(db.get_bind()) as session:
+        offer = session.get(Offer, draft_id)
+        assert offer is not None and (offer.owner_id, offer.notes) == (taking, "Gate 3")
+
+
+def test_a_forged_owner_id_past_any_row_is_refused_beside_the_owner_field(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.SALES, "leaving@example.com")
+    draft_id, _ = _owned_offers(db, "leaving@example.com")
+    leaving = _user_id(db, "leaving@example.com")
+    sign_in(web, make_staff(Role.ADMIN))
+    page = web.get(f"/admin/offers/{draft_id}/edit").text
+
+    for forged in ("99999999999", str(2**31), "9" * 5000):
+        form = form_fields(page, f"/admin/offers/{draft_id}/edit") | {"owner_id": forged}
+        refused = web.post(f"/admin/offers/{draft_id}/edit", data=form)
+
+        assert refused.status_code == 422
+        assert "No staff user with id" in refused.text
+    with Session(db.get_bind()) as session:
+        assert session.get(Offer, draft_id).owner_id == leaving  # type: ignore[union-attr]
