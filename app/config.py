@@ -293,7 +293,6 @@ class Settings(BaseSettings):
         return _development_key(self.var_dir)
 
 
-@lru_cache
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -302,6 +301,7 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
 
 
+@lru_cache  # read once per process: every staff request derives its session key from it
 def _development_key(var_dir: Path) -> str:
     path = var_dir / "secret_key"
     try:

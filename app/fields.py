@@ -60,5 +60,7 @@ RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 def row_ids(values: list[str]) -> list[int]:
     """The values of a form's list of ids (ticked rows) that can name a row; another (a
     mangled form, 10**20) names none, and sent to the database it was an error (a 500)."""
-    numbers = [int(value) for value in values if value.isdecimal()]
+    # (A value longer than the largest id is none: int() refuses thousands of digits.)
+    longest = len(str(MAX_ROW_ID))
+    numbers = [int(value) for value in values if value.isdecimal() and len(value) <= longest]
     return [number for number in numbers if 1 <= number <= MAX_ROW_ID]

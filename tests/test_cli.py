@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from app.auth.models import ApiKey
 from app.auth.service import authenticate, hash_token
+from app.auth.staff import StaffUser
 from app.cli import cli
 from app.offers.models import Offer
 
@@ -115,3 +116,19 @@ def test_a_second_active_key_of_the_same_name_is_refused_on_the_command_line(
 
     assert again.exit_code == 2
     assert "An active API key is called 'erp' already" in again.output
+
+
+def test_a_password_set_on_the_command_line_is_to_be_replaced_by_the_users_own(
+    committed: Engine,
+) -> None:
+    """The operator typed it, so they know it: as after an admin's reset on the user's page,
+    every page asks the user to choose their own."""
+    created = runner.invoke(cli, ["create-user", "ana@example.com"], input="a long password\n")
+    assert created.exit_code == 0, created.output
+
+    reset = runner.invoke(cli, ["set-password", "ana@example.com"], input="operator knows this\n")
+
+    assert reset.exit_code == 0, reset.output
+    with Session(committed) as session:
+        user = session.exec(select(StaffUser).where(StaffUser.email == "ana@example.com")).one()
+        assert user.must_change_password

@@ -158,3 +158,15 @@ def test_whatever_writes_first_into_a_missing_data_folder_makes_it_its_owner_s_a
     [spooled] = (tmp_path / "spooled" / "var" / "spool").iterdir()
     assert _mode(tmp_path / "spooled" / "var" / "spool") == 0o700
     assert _mode(spooled) == 0o600
+
+
+def test_a_running_process_keeps_the_development_key_it_read(tmp_path: Path) -> None:
+    """Read once (each staff page derives its session key from it), not under a file lock on
+    every request: a key file removed meanwhile does not sign everyone out of this process."""
+    first = Settings(env="development", var_dir=tmp_path).resolved_secret_key()
+    (tmp_path / "secret_key").unlink()
+
+    again = Settings(env="development", var_dir=tmp_path).resolved_secret_key()
+
+    assert again == first
+    assert not (tmp_path / "secret_key").exists()

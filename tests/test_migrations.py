@@ -886,3 +886,45 @@ def test_staff_users_there_before_are_not_asked_to_change_their_password_both_wa
     assert "must_change_password" not in columns
     assert [tuple(row) for row in users] == [(1, "ana@example.com"), (2, "bo@example.com")]
     assert [tuple(row) for row in sessions] == [(1, 2)]
+
+
+def test_active_api_keys_sharing_a_name_are_told_apart_and_kept_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """r7a91e000001: keys made before names were unique keep working; all but the oldest of
+    an active name get their id appended; revoked keys keep their names."""
+    _upgrade(scratch_engine, "0a0d10000001")
+    now = datetime.now(UTC)
+    rows = [
+        {"id": 1, "name": "erp", "revoked": None},
+        {"id": 2, "name": "erp", "revoked": None},
+        {"id": 3, "name": "erp", "revoked": now},
+        {"id": 4, "name": "shop", "revoked": None},
+    ]
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_key (id, name, prefix, token_hash, created_at, revoked_at)"
+                " VALUES (:id, :name, 'ot_x', :hash, :now, :revoked)"
+            ),
+            [{**row, "hash": f"h{row['id']}", "now": now} for row in rows],
+        )
+
+    _upgrade(scratch_engine, "r7a91e000001")
+    with scratch_engine.connect() as connection:
+        names = connection.execute(text("SELECT id, name FROM api_key ORDER BY id")).all()
+        with pytest.raises(IntegrityError):
+            connection.execute(
+                text(
+                    "INSERT INTO api_key (id, name, prefix, token_hash, created_at)"
+                    " VALUES (5, 'shop', 'ot_y', 'h5', :now)"
+                ),
+                {"now": now},
+            )
+    assert [tuple(row) for row in names] == [(1, "erp"), (2, "erp (2)"), (3, "erp"), (4, "shop")]
+
+    _downgrade(scratch_engine, "0a0d10000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(text("UPDATE api_key SET name = 'erp' WHERE id = 2"))
+        count: int = connection.execute(text("SELECT count(*) FROM api_key")).scalar_one()
+    assert count == 4

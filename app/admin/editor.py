@@ -15,6 +15,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqladmin.flash import Flash
+from sqlalchemy import false, or_
 from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -52,6 +53,8 @@ from app.versions import VERSION_FIELD, Expected, version_of
 
 router = APIRouter(prefix="/offers", include_in_schema=False)
 PARTIAL = "admin/editor/_totals.html"
+# The owner as the page showed it: a save changes the owner only when the admin chose another.
+OWNER_WAS = "owner_was"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def offer_form(offer: Offer, mark: DecimalMark) -> OfferForm:
         "notes": offer.notes,
         "terms": offer.terms,
         "owner_id": str(offer.owner_id or ""),
+        OWNER_WAS: str(offer.owner_id or ""),
         VERSION_FIELD: version_of(offer.updated_at),
     }
     customer = (
@@ -92,12 +96,24 @@ def offer_form(offer: Offer, mark: DecimalMark) -> OfferForm:
     return OfferForm(header, customer, lines, mark)
 
 
-def _choices(session: Session, with_owners: bool) -> dict[str, Any]:
+def _row_id(text: str) -> int | None:
+    """The id typed, when a row can have it (a longer one overflows the column's type)."""
+    if not (text.isascii() and text.isdecimal()) or len(text) > len(str(MAX_ROW_ID)):
+        return None
+    return int(text) if 1 <= int(text) <= MAX_ROW_ID else None
+
+
+def _choices(session: Session, with_owners: bool, owner_id: str) -> dict[str, Any]:
     with read_only(session):
         customers, _ = customers_service.search_customers(session, limit=500)
+        # Active users, and the owner as they are: a leaver's draft shows them, not "Nobody".
+        known = _row_id(owner_id)
+        current = col(StaffUser.id) == known if known is not None else false()
         owners = (
             session.exec(
-                select(StaffUser).where(col(StaffUser.is_active)).order_by(col(StaffUser.email))
+                select(StaffUser)
+                .where(or_(col(StaffUser.is_active), current))
+                .order_by(col(StaffUser.email))
             ).all()
             if with_owners
             else []
@@ -122,7 +138,8 @@ async def _editor(
 ) -> Response:
     errors = errors or {}
     editable = staff.can(Role.SALES) and (offer is None or offer.status == OfferStatus.DRAFT)
-    choices = await in_session(lambda s: _choices(s, staff.can(Role.ADMIN)))
+    owner_id = form.value("owner_id")
+    choices = await in_session(lambda s: _choices(s, staff.can(Role.ADMIN), owner_id))
     context = {
         "title": "New offer" if offer is None else f"Offer {offer.tracking_id}",
         "offer": offer,
@@ -235,6 +252,7 @@ async def save_offer(
     raw = await request.form()
     form = read_form(raw, staff.decimal_mark)
     form.header["owner_id"] = str(raw.get("owner_id", ""))
+    form.header[OWNER_WAS] = str(raw.get(OWNER_WAS, ""))
     offer = await in_session(lambda s: _load(s, offer_id))
     if (step := await _form_step(raw, form)).pressed:
         return await _editor(request, staff, settings, form, offer=offer, focus=step.focus)
@@ -260,9 +278,14 @@ def _save_draft(
     settings: Settings,
 ) -> Offer:
     expected = Expected.from_form(form.value(VERSION_FIELD))
-    # Only an admin hands an offer to someone else; for others the field is not shown.
+    # Only an admin hands an offer to someone else; for others the field is not shown. Only
+    # a choice they made counts: the owner as the page showed it may have been handed over
+    # since (a leaver's offers), which leaves the draft's version as it was.
     owner = form.value("owner_id")
-    new_owner = offers_service.Owner(int(owner) if owner.isdecimal() else None)
+    chosen = staff.can(Role.ADMIN) and owner != form.value(OWNER_WAS)
+    if owner and _row_id(owner) is None:  # a forged form: no row has this id
+        raise Unprocessable(f"No staff user with id {owner[:20]}.", loc=("owner_id",))
+    new_owner = offers_service.Owner(_row_id(owner))
     return offers_service.update_offer(
         session,
         offer_id,
@@ -270,7 +293,7 @@ def _save_draft(
         actor=staff.actor,
         settings=settings,
         expected=expected,
-        owner=new_owner if staff.can(Role.ADMIN) else None,
+        owner=new_owner if chosen else None,
     )
 
 

@@ -13,6 +13,7 @@ from app.admin import twofactor, users
 from app.auth.staff import Role, StaffUser
 from app.db import read_only
 from app.errors import Conflict, Unprocessable
+from app.fields import MAX_ROW_ID
 from app.notifications import alerts
 from app.offers import service as offers_service
 
@@ -74,8 +75,12 @@ class HandedOver:
 def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) -> HandedOver:
     """Every offer the user owns goes to ``to_id``, with the alerts still waiting for their
     digest. Audited on each offer and once on the user. Commits."""
-    source = users.get_user(session, user_id, for_update=True)
-    target = session.get(StaffUser, to_id) if to_id != user_id else None
+    # An id no row can have (a crafted form) is nobody, not an overflow in the driver.
+    possible = 1 <= to_id <= MAX_ROW_ID and to_id != user_id
+    locked = _lock_users(session, {user_id, to_id} if possible else {user_id})
+    if user_id not in locked:
+        raise users.StaffUserNotFound(user_id)
+    source, target = locked[user_id], locked.get(to_id)
     if target is None or not target.is_active or not Role(target.role).includes(Role.SALES):
         raise Unprocessable(
             "Choose an active sales person or admin to take the offers over.", loc=("to_user",)
@@ -83,7 +88,7 @@ def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) 
     offer_ids = offers_service.hand_over_owned(session, user_id, to_id, actor=actor)
     if not offer_ids:
         raise Conflict(f"{source.email} owns no offers: there is nothing to hand over.")
-    alerts.redirect_waiting(session, offer_ids, target.email)
+    alerts.redirect_waiting(session, offer_ids, source.email, target.email)
     audit.record(
         session,
         actor=actor,
@@ -96,6 +101,22 @@ def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) 
     result = HandedOver(source.email, target.email, len(offer_ids))
     session.commit()
     return result
+
+
+def _lock_users(session: Session, ids: set[int]) -> dict[int, StaffUser]:
+    """The users' rows read afresh and locked until the commit: a colleague disabled or a
+    leaver re-enabled by another admin meanwhile is seen as they are. In id order, so two
+    handovers between the same two people wait for each other instead of deadlocking; FOR NO
+    KEY UPDATE, which an offer being given to either of them meanwhile (its foreign key's
+    share lock) does not wait for."""
+    rows = session.exec(
+        select(StaffUser)
+        .where(col(StaffUser.id).in_(sorted(ids)))
+        .order_by(col(StaffUser.id))
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    return {user.id: user for user in rows if user.id is not None}
 
 
 def _other_user(session: Session, user_id: int, by: int, own_page: str) -> StaffUser:

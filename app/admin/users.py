@@ -198,10 +198,12 @@ def _change_role(
 
 
 def set_password(session: Session, user_id: int, password: str, *, actor: str) -> StaffUser:
-    """Set a new password; every other session of the user ends."""
+    """Set a new password for a user (the operator's reset); every other session of the user
+    ends. Whoever typed it knows it, so the user is asked to choose their own, as after an
+    admin's reset on the user's page."""
     user = get_user(session, user_id)
     _check_password(password, user.email)
-    _change_password(session, user, password, actor)
+    _change_password(session, user, password, actor, given=True)
     session.commit()
     return user
 

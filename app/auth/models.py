@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Index, String, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, utcnow
@@ -10,6 +10,17 @@ from app.db import UTCDateTime, utcnow
 
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
+    # One active key per name, held by the database: two admins creating "erp" at the same
+    # moment both find the name free before either commits.
+    __table_args__ = (
+        Index(
+            "uq_api_key_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_type=String(100))

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app import audit, invalidation
@@ -60,7 +61,11 @@ def create_api_key(session: Session, name: str, *, actor: str) -> tuple[ApiKey, 
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=token[:10], token_hash=hash_token(token))
     session.add(key)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # created by someone else since name_in_use looked
+        session.rollback()
+        raise KeyNameTaken(name) from exc
     assert key.id is not None
     audit.record(
         session,

@@ -94,15 +94,17 @@ def set_preferences(session: Session, user_id: int, modes: dict[AlertKind, Alert
     session.commit()
 
 
-def redirect_waiting(session: Session, offer_ids: list[str], to: str) -> int:
-    """Alerts about these offers still waiting for a digest go to ``to`` (their new owner): a
-    departed owner's digest would tell nobody. The caller commits."""
+def redirect_waiting(session: Session, offer_ids: list[str], source: str, to: str) -> int:
+    """Alerts about these offers still waiting for ``source``'s digest go to ``to`` (their new
+    owner): a departed owner's digest would tell nobody. An alert raised for someone else who
+    owned the offer before stays theirs. The caller commits."""
     if not offer_ids:
         return 0
     moved = session.execute(
         update(StaffAlert)
         .where(
             col(StaffAlert.offer_id).in_(offer_ids),
+            col(StaffAlert.recipient) == source,
             col(StaffAlert.mode) == AlertMode.DIGEST,
             col(StaffAlert.digest_sent_at).is_(None),
         )

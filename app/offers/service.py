@@ -519,8 +519,14 @@ def hand_over_owned(session: Session, from_id: int, to_id: int, *, actor: str) -
     contact, the staff alerts and the customer's questions follow the owner. Each offer's
     history records it. The offer's version stays: who owns it is not the document, and a
     page opened on it before still issues or activates what it showed. The caller commits."""
+    # Locked (in id order): an offer given to someone else by a save that commits meanwhile
+    # is read again, found no longer theirs and left alone.
     owned = session.exec(
-        select(Offer).where(col(Offer.owner_id) == from_id).order_by(col(Offer.id))
+        select(Offer)
+        .where(col(Offer.owner_id) == from_id)
+        .order_by(col(Offer.id))
+        .with_for_update(of=Offer)
+        .execution_options(populate_existing=True)
     ).all()
     for offer in owned:
         offer.owner_id = to_id

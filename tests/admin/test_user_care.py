@@ -10,14 +10,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.admin import twofactor, users
+from app.admin import twofactor, user_actions, users
 from app.audit import AuditLogEntry
 from app.auth import service as auth_service
 from app.auth.models import ApiKey
-from app.auth.staff import Role, StaffUser
+from app.auth.staff import Role
 from app.config import get_settings, settings_dependency
 from app.notifications.models import StaffAlert
 from app.offers.models import Offer
+from tests.admin.browserforms import form_fields
 from tests.admin.conftest import StaffLogin, csrf_from, sign_in
 from tests.admin.staffroutes import staff_app
 from tests.factories import make_offer
@@ -199,9 +200,8 @@ def test_staff_pages_refuse_the_user_actions_to_anyone_but_an_admin(
         assert web.get(f"/admin/users/{user_id}/{path}").status_code == 403
         posted = web.post(f"/admin/users/{user_id}/{path}", data={"csrf_token": token})
         assert posted.status_code == 403
-    with Session(db.get_bind()) as session:
-        assert session.exec(select(StaffUser).where(col(StaffUser.is_active))).all()
-    assert _audit(db, "staff_user.sessions_end") == []
+    for action in ("staff_user.handover", "staff_user.sessions_end", "staff_user.2fa_reset"):
+        assert _audit(db, action) == []  # a sales person's crafted POST did nothing
 
 
 def test_deleting_a_terms_template_asks_first(
@@ -356,3 +356,154 @@ def test_the_sign_in_pages_say_whom_to_ask_for_a_forgotten_password_or_a_lost_ph
     )
     code_page = web.get("/admin/login/2fa").text
     assert "Lost your phone and your recovery codes? An admin of your company resets" in code_page
+
+
+def test_a_handover_to_an_id_beyond_any_row_is_refused_beside_the_field(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.SALES, "leaving@example.com")
+    _owned_offers(db, "leaving@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+
+    for crafted in ("99999999999999999999", str(2**31), str(2**63), "9" * 5000):
+        posted = web.post(
+            f"/admin/users/{user_id}/handover", data={"csrf_token": token, "to_user": crafted}
+        )
+
+        assert posted.status_code == 422
+        assert "Choose an active sales person or admin" in posted.text
+    with Session(db.get_bind()) as session:
+        assert set(session.exec(select(Offer.owner_id)).all()) == {user_id}
+
+
+def test_a_handover_leaves_a_colleagues_waiting_alert_about_the_same_offer_to_them(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The offer was someone else's when their digest alert about it was raised: it is still
+    theirs to read, not the new owner's."""
+    make_staff(Role.SALES, "leaving@example.com")
+    make_staff(Role.SALES, "taking@example.com")
+    make_staff(Role.SALES, "before@example.com")
+    _, issued_id = _owned_offers(db, "leaving@example.com")
+    with Session(db.get_bind()) as session:
+        session.add(
+            StaffAlert(
+                dedupe_key=f"opened:{issued_id}:2026-11-30",
+                offer_id=issued_id,
+                kind="opened",
+                recipient="before@example.com",
+                mode="digest",
+                summary="Opened",
+            )
+        )
+        session.commit()
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+    taking = str(_user_id(db, "taking@example.com"))
+
+    web.post(f"/admin/users/{user_id}/handover", data={"csrf_token": token, "to_user": taking})
+
+    with Session(db.get_bind()) as session:
+        recipients = {a.kind: a.recipient for a in session.exec(select(StaffAlert)).all()}
+    assert recipients == {"scanned": "taking@example.com", "opened": "before@example.com"}
+
+
+def test_a_tracking_page_shown_moments_before_names_the_company_once_its_owner_is_disabled(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """Tracking pages are kept for a moment (app.tracking.pagecache): disabling the owner and
+    enabling them again drops the kept pages, as both change the contact a customer sees."""
+    make_staff(Role.SALES, "leaving@example.com")
+    _, issued_id = _owned_offers(db, "leaving@example.com")
+    token = sign_in(web, make_staff(Role.ADMIN))
+    user_id = _user_id(db, "leaving@example.com")
+
+    def save(**form: str) -> None:
+        edit = web.get(f"/admin/staff-user/edit/{user_id}").text
+        version = re.search(r'name="version"[^>]*value="([^"]+)"', edit)
+        assert version is not None
+        data = {"csrf_token": token, "role": "sales", "version": version.group(1), **form}
+        assert web.post(f"/admin/staff-user/edit/{user_id}", data=data).status_code == 200
+
+    assert "leaving@example.com" in web.get(f"/{issued_id}").text  # now kept for a moment
+
+    save(confirm_disable="y")
+    assert "leaving@example.com" not in web.get(f"/{issued_id}").text
+
+    save(is_active="y")
+    assert "leaving@example.com" in web.get(f"/{issued_id}").text
+
+
+def _save_as_opened(web: TestClient, offer_id: str, page: str, notes: str) -> None:
+    """The editor's form sent as the browser filled it when opened, with new notes."""
+    form = form_fields(page, f"/admin/offers/{offer_id}/edit") | {"notes": notes}
+    saved = web.post(f"/admin/offers/{offer_id}/edit", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+
+
+def test_an_admin_fixing_a_leavers_draft_keeps_its_owner(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The owner list offers active users: a draft of someone disabled showed "Nobody", and a
+    save of the notes alone gave it to nobody."""
+    make_staff(Role.SALES, "leaving@example.com")
+    draft_id, _ = _owned_offers(db, "leaving@example.com")
+    leaving = _user_id(db, "leaving@example.com")
+    with Session(db.get_bind()) as session:
+        users.update_user(session, leaving, role=Role.SALES, is_active=False, actor="tests")
+    sign_in(web, make_staff(Role.ADMIN))
+    page = web.get(f"/admin/offers/{draft_id}/edit").text
+    assert "leaving@example.com (disabled)" in page
+
+    _save_as_opened(web, draft_id, page, "Gate 3")
+
+    with Session(db.get_bind()) as session:
+        assert session.get(Offer, draft_id).owner_id == leaving  # type: ignore[union-attr]
+        assert not session.exec(
+            select(AuditLogEntry).where(
+                AuditLogEntry.offer_id == draft_id, AuditLogEntry.action == "offer.assign"
+            )
+        ).all()
+
+
+def test_a_draft_open_in_the_editor_during_a_handover_stays_with_the_new_owner(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """The handover leaves the offer's version as it was (pages opened before still issue
+    what they showed); the editor opened before it must not hand the draft back on save."""
+    make_staff(Role.SALES, "leaving@example.com")
+    make_staff(Role.SALES, "taking@example.com")
+    draft_id, _ = _owned_offers(db, "leaving@example.com")
+    sign_in(web, make_staff(Role.ADMIN))
+    page = web.get(f"/admin/offers/{draft_id}/edit").text  # owner: leaving, as it was
+    taking = _user_id(db, "taking@example.com")
+    with Session(db.get_bind()) as session:  # another admin, meanwhile
+        user_actions.hand_over_offers(
+            session, _user_id(db, "leaving@example.com"), taking, actor="staff:b@example.com"
+        )
+
+    _save_as_opened(web, draft_id, page, "Gate 3")
+
+    with Session(db.get_bind()) as session:
+        offer = session.get(Offer, draft_id)
+        assert offer is not None and (offer.owner_id, offer.notes) == (taking, "Gate 3")
+
+
+def test_a_forged_owner_id_past_any_row_is_refused_beside_the_owner_field(
+    web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    make_staff(Role.SALES, "leaving@example.com")
+    draft_id, _ = _owned_offers(db, "leaving@example.com")
+    leaving = _user_id(db, "leaving@example.com")
+    sign_in(web, make_staff(Role.ADMIN))
+    page = web.get(f"/admin/offers/{draft_id}/edit").text
+
+    for forged in ("99999999999", str(2**31), "9" * 5000):
+        form = form_fields(page, f"/admin/offers/{draft_id}/edit") | {"owner_id": forged}
+        refused = web.post(f"/admin/offers/{draft_id}/edit", data=form)
+
+        assert refused.status_code == 422
+        assert "No staff user with id" in refused.text
+    with Session(db.get_bind()) as session:
+        assert session.get(Offer, draft_id).owner_id == leaving  # type: ignore[union-attr]

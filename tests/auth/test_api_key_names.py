@@ -1,0 +1,30 @@
+"""An active API key's name is unique (the audit log and revoke-api-key know a key by it), in
+the database too: two admins creating "erp" at the same moment both pass the check before
+either commits."""
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from app.auth import service
+from app.auth.models import ApiKey
+
+
+def test_two_keys_of_one_name_created_at_the_same_moment_leave_one(
+    committed: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Session(committed) as session:
+        service.create_api_key(session, "erp", actor="staff:ana@example.com")
+    # The second admin's check ran before the first one's commit: it found no "erp".
+    monkeypatch.setattr(service, "name_in_use", lambda *_: False)
+
+    with Session(committed) as session, pytest.raises(service.KeyNameTaken):
+        service.create_api_key(session, "erp", actor="staff:ben@example.com")
+
+    with Session(committed) as session:
+        names = session.exec(select(ApiKey.name).where(col(ApiKey.revoked_at).is_(None))).all()
+        revoked = session.exec(select(ApiKey).where(ApiKey.name == "erp")).one()
+        service.revoke_api_key(session, revoked.id or 0, actor="tests")
+    assert names == ["erp"]
+    with Session(committed) as session:  # once revoked, the name is free again
+        service.create_api_key(session, "erp", actor="staff:ben@example.com")
