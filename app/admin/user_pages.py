@@ -66,12 +66,14 @@ async def handover(
     request: Request, user_id: PathId, staff: AdminDep, settings: SettingsDep
 ) -> Response:
     chosen = str((await request.form()).get("to_user", "")).strip()
-    if not (to_user := row_ids([chosen])):  # (a number no row can have names nobody)
+    if not chosen.isdecimal():
         errors = {"to_user": "Choose who takes the offers over."}
         return await _handover_page(request, settings, user_id, errors, chosen, 422)
+    # A number no row can have (10**20) names nobody: refused as any user who cannot take them.
+    to_id = next(iter(row_ids([chosen])), 0)
     try:
         done = await in_session(
-            lambda s: user_actions.hand_over_offers(s, user_id, to_user[0], actor=staff.actor)
+            lambda s: user_actions.hand_over_offers(s, user_id, to_id, actor=staff.actor)
         )
     except Unprocessable as exc:
         errors = {"to_user": exc.detail}
