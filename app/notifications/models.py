@@ -112,7 +112,7 @@ class UpdateFanout(SQLModel, table=True):
             Integer, ForeignKey("stage_update.id", ondelete="CASCADE"), nullable=False, unique=True
         )
     )
-    reason: str = Field(sa_type=String(20))  # "note", "delivery_date" or "delivered"
+    reason: str = Field(sa_type=String(20))  # "note", "stage", "delivery_date" or "delivered"
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

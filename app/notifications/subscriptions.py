@@ -273,6 +273,8 @@ def on_stage_updated(session: Session, event: StageUpdated) -> None:
         reason = "delivery_date"
     elif event.public_note.strip():
         reason = "note"
+    elif event.moved_on:  # what the subscribe form promises: a mail when the order moves on
+        reason = "stage"
     else:
         return
     session.add(

@@ -23,7 +23,8 @@ class StageUpdated(Event):
     after it, as the tracking page shows it; ``expected_delivery_changed`` says whether the
     update moved that date (one dated in the past may name a date a later one replaced).
     ``reached_final``: the update is at the last stage, and the order was not there before
-    (the last stage sent again, by a bulk update say, delivers nothing new)."""
+    (the last stage sent again, by a bulk update say, delivers nothing new). ``moved_on``: the
+    order's current stage is another after it (one dated before the latest changes nothing)."""
 
     offer_id: str
     stage_update_id: int
@@ -34,6 +35,7 @@ class StageUpdated(Event):
     expected_delivery_date: date | None
     expected_delivery_changed: bool
     reached_final: bool
+    moved_on: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -334,6 +334,7 @@ def _stage_updated(
         expected_delivery_date=offer.expected_delivery_date,
         expected_delivery_changed=offer.expected_delivery_date not in (None, earlier_date),
         reached_final=stage.position == last_position != earlier_position,
+        moved_on=offer.stage_position != earlier_position,
     )
 
 

@@ -141,17 +141,26 @@ def test_only_updates_with_news_for_the_customer_are_mailed(
     api = {"Authorization": f"Bearer {_token(committed)}"}
     later = str(offers_service.today(settings) + timedelta(days=9))
     for update in (
-        {"stage": "Quality check"},  # nothing public to say
+        {"stage": "Quality check"},  # the order moves on: what the subscribe form promises
+        {"stage": "Quality check", "happened_at": _earlier(order)},  # nothing new to say
         {"stage": "Quality check", "expected_delivery_date": later},
         {"stage": "Delivered"},
     ):
-        web.post(f"/api/v1/orders/{order.id}/updates", json=update, headers=api)
+        sent = web.post(f"/api/v1/orders/{order.id}/updates", json=update, headers=api)
+        assert sent.status_code == 201, sent.text
     run_worker(committed, mail_settings)
 
     assert inbox.to("a@example.com") == []  # never confirmed
     subjects = [m["Subject"] for m in inbox.to("b@example.com")]
-    assert len(subjects) == 2
-    assert "new expected delivery" in subjects[0] and "delivered" in subjects[1]
+    assert len(subjects) == 3
+    assert subjects[0].endswith(": Quality check")
+    assert "new expected delivery" in subjects[1] and "delivered" in subjects[2]
+
+
+def _earlier(order: Offer) -> str:
+    """A moment after the order was placed, before anything else happened to it."""
+    assert order.ordered_at is not None
+    return (order.ordered_at + timedelta(seconds=1)).isoformat()
 
 
 def test_an_update_dated_in_the_past_does_not_announce_a_date_a_later_one_replaced(
