@@ -295,10 +295,15 @@ class Settings(BaseSettings):
 
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
+    # libpq and redis-py also take the password as a query parameter (?password=...).
+    query = _PASSWORD_PARAMETER.sub(r"\1=***", parts.query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts._replace(query=query))
     user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
+    return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2], query=query))
+
+
+_PASSWORD_PARAMETER = re.compile(r"(?<![^&])((?:ssl)?password)=[^&]*", re.IGNORECASE)
 
 
 @lru_cache  # read once per process: every staff request derives its session key from it

@@ -247,7 +247,14 @@ def test_the_settings_page_hides_every_password_in_a_url(
     assert "smtps://mailer:***@smtp.example.com:465" in page
     assert "redis://:***@cache.example.com:6379/0" in page
     assert "postgresql+psycopg://app:***@db.example.com:5432/offers" in page
-    assert not re.search("secret-[123]", page)
+    assert not re.search("secret-[1234]", page)
+    # libpq and redis-py take the password as a query parameter too
+    as_query = secret.model_copy(
+        update={"database_url": "postgresql://app@db.example.com/offers?PASSWORD=secret-4&x=1"}
+    )
+    assert as_query.for_display()["database_url"] == (
+        "postgresql://app@db.example.com/offers?PASSWORD=***&x=1"
+    )
 
 
 def test_an_address_in_use_is_refused_beside_the_email_field(
