@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from app.config import ConfigError, Settings, configuration_problems
+from app.config import ConfigError, Settings, configuration_problems, without_password
 from app.files import make_private_dir
 
 Check = Callable[[Settings], str | None]
@@ -95,7 +95,8 @@ def _redis(settings: Settings) -> str | None:
     try:
         redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3).ping()
     except (redis.RedisError, ValueError) as exc:
-        return f"OFFERTRACK_REDIS_URL: Redis does not answer at {_safe(settings.redis_url)} ({exc})"
+        shown = without_password(settings.redis_url)
+        return f"OFFERTRACK_REDIS_URL: Redis does not answer at {shown} ({exc})"
     return None
 
 
@@ -123,13 +124,6 @@ def _trusted_proxies(settings: Settings) -> str | None:
         except ValueError:
             return f"OFFERTRACK_TRUSTED_PROXIES: {entry!r} is not an address or network"
     return None
-
-
-def _safe(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
 
 
 # Each check with the settings it reads.

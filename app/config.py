@@ -277,7 +277,7 @@ class Settings(BaseSettings):
         shown = self.model_dump(exclude={"secret_key"})
         for name, value in shown.items():
             if name.endswith("_url") and isinstance(value, str):
-                shown[name] = _without_password(value)
+                shown[name] = without_password(value)
         return shown
 
     def resolved_secret_key(self) -> str:
@@ -293,7 +293,8 @@ class Settings(BaseSettings):
         return _development_key(self.var_dir)
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """``url`` as it may be shown: its password, in the address or the query, as ***."""
     parts = urlsplit(url)
     # libpq and redis-py also take the password as a query parameter (?password=...).
     query = _PASSWORD_PARAMETER.sub(r"\1=***", parts.query)
