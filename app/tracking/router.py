@@ -30,6 +30,7 @@ from app.offers import service as offers_service
 from app.offers.contact import Contact
 from app.offers.dependencies import RendererDep, pdf_response
 from app.offers.documents import offer_pdf_async
+from app.offers.models import OfferStatus
 from app.requestguard import is_head
 from app.templating import html_response, is_htmx, render, render_html, requested_language
 from app.tracking import service
@@ -289,6 +290,9 @@ def _invalid_form(
     form: dict[str, str],
     action: str,
 ) -> Response:
+    # An offer answered meanwhile shows no form to put the error beside: say that instead.
+    if service.tracking_page(session, parsed, settings=settings).status != OfferStatus.ISSUED:
+        return _refused_answer(request, session, settings, parsed, form, action)
     # The template words each field's error in the page's language.
     errors = {str(e["loc"][0]): True for e in error.errors()}
     return _form_again(request, session, settings, parsed, form, action, errors=errors)

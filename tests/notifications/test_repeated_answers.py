@@ -145,6 +145,23 @@ def test_accepting_after_declining_is_refused_in_the_pages_language(
     assert _history(committed, offer, "accept") == 0
 
 
+def test_a_mistyped_answer_to_an_offer_answered_meanwhile_says_it_was_answered(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    """The page shows no form to put the field's error beside any more: it said nothing at
+    all (a 422 without a message), where "already declined" is what the customer needs."""
+    offer = _offer(committed, settings)
+    _answer(web, offer, "decline", {"reason": "Too expensive for us"})
+
+    refused = _answer(web, offer, "decline", {"reason": "x" * 6000})
+    unsigned = _answer(web, offer, "accept", {"signer_name": "", "po_number": "PO-1"})
+
+    for answer in (refused, unsigned):
+        assert answer.status_code == 409
+        assert "This offer has already been declined." in answer.text
+    assert _history(committed, offer, "decline") == 1
+
+
 def test_the_same_answer_after_the_window_is_no_repeat(
     web: TestClient, committed: Engine, settings: Settings
 ) -> None:
