@@ -60,6 +60,16 @@ def phone(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+# The brief's phone for the walks at a sales person's and a customer's hand: an iPhone 12 to
+# 15's 390 x 844 CSS pixels, touch.
+PHONE_390: ContextOptions = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
 DESK: ContextOptions = {
     "viewport": {"width": 1280, "height": 900},
     "device_scale_factor": 1,

@@ -13,23 +13,17 @@ from app.config import get_settings
 from app.offers import service as offers_service
 from app.tracking import service as tracking_service
 from app.tracking.schemas import StageUpdateCreate
+from tests.browser.conftest import PHONE_390
 from tests.factories import line_data, make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
-# The brief's phone: an iPhone 12 to 15's 390 x 844 CSS pixels, touch.
-PHONE_390 = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 3,
-    "is_mobile": True,
-    "has_touch": True,
-}
 # Long enough that the decision forms sit several screens below the top.
 MANY_LINES = [line_data(description=f"Spare part kit {n:02d}", quantity="1") for n in range(30)]
 
 
 @pytest.fixture
 def phone390(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(**PHONE_390)  # type: ignore[arg-type]
+    context = browser.new_context(**PHONE_390)
     page = context.new_page()
     yield page
     context.close()

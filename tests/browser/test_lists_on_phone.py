@@ -20,18 +20,12 @@ from app.notifications import questions
 from app.offers.ids import hyphenate_tracking_id
 from app.tracking import service as tracking_service
 from app.tracking.codes import parse_tracking_code
-from tests.browser.conftest import DESK, ContextOptions
+from tests.browser.conftest import DESK, PHONE_390, ContextOptions
 from tests.browser.staffpages import assert_usable
 from tests.factories import line_data, make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 PASSWORD = "correct horse battery"
-PHONE_390: ContextOptions = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 3,
-    "is_mobile": True,
-    "has_touch": True,
-}
 # A long company name and reference, as customers have them: they wrap in the row.
 LONG_COMPANY = "Ελληνικά Προϊόντα Βορείου Ελλάδος Ανώνυμη Εμπορική Εταιρεία"
 LONG_REFERENCE = "PO-2026-THESSALONIKI-WAREHOUSE-0004711-B"

@@ -13,18 +13,12 @@ from app.admin import users
 from app.auth.staff import Role
 from app.config import get_settings
 from app.offers.models import Offer
-from tests.browser.conftest import DESK, ContextOptions
+from tests.browser.conftest import DESK, PHONE_390
 from tests.browser.staffpages import problems
 from tests.factories import make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 PASSWORD = "correct horse battery"
-PHONE_390: ContextOptions = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 3,
-    "is_mobile": True,
-    "has_touch": True,
-}
 
 
 @pytest.fixture(params=["phone", "desk"])

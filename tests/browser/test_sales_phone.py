@@ -14,24 +14,19 @@ from app.admin import users
 from app.auth.staff import Role
 from app.config import get_settings
 from app.tracking import service as tracking_service
+from tests.browser.conftest import PHONE_390
 from tests.browser.staffpages import assert_usable
 from tests.factories import make_offer
 
 pytestmark = [pytest.mark.browser, pytest.mark.concurrency]
 PASSWORD = "correct horse battery"
-PHONE_390 = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 3,
-    "is_mobile": True,
-    "has_touch": True,
-}
 
 
 @pytest.fixture
 def sales_phone(browser: Browser, committed: Engine, live_server: str) -> Iterator[Page]:
     with Session(committed) as session:
         users.create_user(session, "sales@example.com", Role.SALES, PASSWORD, actor="tests")
-    context = browser.new_context(**PHONE_390)  # type: ignore[arg-type]
+    context = browser.new_context(**PHONE_390)
     page = context.new_page()
     page.goto(f"{live_server}/admin/")
     page.get_by_label("E-mail").fill("sales@example.com")
