@@ -1,18 +1,21 @@
 """Small keyword-only factories for test data, built through the real services."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
-from app.analytics import campaigns
+from app.analytics import campaigns, scanfeed
 from app.analytics.models import Campaign, Creative, Placement
 from app.analytics.schemas import CampaignCreate, CreativeCreate, PlacementCreate
-from app.config import Settings
+from app.config import Settings, get_settings
+from app.db import utcnow
 from app.offers import service
 from app.offers.models import Offer
 from app.offers.schemas import OfferCreate
 from app.subscribers import wire
+from app.tracking.scanrows import insert_scans
 
 # The use cases these factories call publish events: wired in whichever process imports this
 # (the test run, or a process a test starts).
@@ -85,3 +88,31 @@ def make_placement(
     return campaigns.create_placement(
         session, campaign_id, PlacementCreate.model_validate(payload), actor="test"
     )
+
+
+def committed_scan(
+    engine: Engine,
+    offer: Offer,
+    *,
+    at: datetime | None = None,
+    is_bot: bool = False,
+    channel: str = "qr",
+    device_class: str = "mobile",
+) -> None:
+    """A committed scan of ``offer``, derived by the scan feed as every server does it (staff
+    alerts, rollups, webhook events)."""
+    row = {
+        "offer_id": offer.id,
+        "occurred_at": at or utcnow(),
+        "code_form": "full",
+        "channel": channel,
+        "device_class": "bot" if is_bot else device_class,
+        "os_family": "Android",
+        "browser_family": "Chrome",
+        "referrer_host": "",
+        "is_bot": is_bot,
+        "visitor_hash": "a".ljust(64, "0"),
+    }
+    with engine.begin() as connection:
+        insert_scans(connection, [row])
+    scanfeed.catch_up(engine, get_settings().zone)

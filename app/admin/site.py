@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from app.admin import access, export, queries, reveal, routes, views
+from app.admin import access, export, followups, queries, reveal, routes, views
 from app.admin.access import SESSION_COOKIE, LoginRequired, csrf_token
 from app.admin.csrf import CsrfMiddleware
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
@@ -88,12 +88,19 @@ class StaffAdmin(Admin):
 
     @login_required
     async def index(self, request: Request) -> Response:
-        def load(session: Any) -> queries.Dashboard:
-            with read_only(session):
-                return queries.dashboard(session, get_settings())
+        staff = await access.current_staff(request)
+        assert staff is not None  # @login_required
+        settings = get_settings()
 
-        dashboard = await views.in_session(load)
-        context = {"dashboard": dashboard, "title": "Dashboard"}
+        def load(session: Any) -> tuple[queries.Dashboard, followups.FollowUps]:
+            with read_only(session):
+                return (
+                    queries.dashboard(session, settings),
+                    followups.follow_ups(session, staff.id, settings),
+                )
+
+        dashboard, follow_ups = await views.in_session(load)
+        context = {"dashboard": dashboard, "follow_ups": follow_ups, "title": "Dashboard"}
         return await self.templates.TemplateResponse(request, "admin/dashboard.html", context)
 
     @login_required

@@ -94,8 +94,10 @@ def demo_data(engine: Engine) -> Ids:
         )
         create_api_key(session, "ERP", actor="tests")
         _with_rules(session, world)
-        for role in Role:
-            users.create_user(session, f"{role}@example.com", role, PASSWORD, actor="tests")
+        made = {
+            role: users.create_user(session, f"{role}@example.com", role, PASSWORD, actor="tests")
+            for role in Role
+        }
         totp_user = _with_two_factor(session, TWO_FACTOR_USER)
 
         def offer(status: OfferStatus) -> str:
@@ -111,6 +113,8 @@ def demo_data(engine: Engine) -> Ids:
         )
         ordered = session.exec(select(Offer.id).where(col(Offer.ordered_at).is_not(None))).first()
         used = {offer(OfferStatus.DRAFT), offer(OfferStatus.ISSUED), ordered}
+        # The admin's dashboard shows their follow-ups: the issued offer and its question.
+        _owns(session, made[Role.ADMIN].id or 0, offer(OfferStatus.ISSUED))
         _owns_one(session, totp_user, used)
         return Ids(
             draft=offer(OfferStatus.DRAFT),
@@ -126,6 +130,14 @@ def demo_data(engine: Engine) -> Ids:
 
 
 TWO_FACTOR_USER = "totp@example.com"
+
+
+def _owns(session: Session, user_id: int, offer_id: str) -> None:
+    owned = session.get(Offer, offer_id)
+    assert owned is not None
+    owned.owner_id = user_id
+    session.add(owned)
+    session.commit()
 
 
 def _owns_one(session: Session, user_id: int, used: set[str | None]) -> None:

@@ -17,7 +17,7 @@ from app.analytics import scanfeed, webhooks
 from app.analytics.models import WebhookOutbox
 from app.analytics.schemas import WebhookEndpointCreate
 from app.auth.staff import Role, StaffUser
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import utcnow
 from app.notifications import alerts, offer_mail
 from app.notifications.alerts import AlertKind, AlertMode
@@ -25,7 +25,7 @@ from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer
 from app.tracking.scanrows import insert_scans
-from tests.factories import make_offer
+from tests.factories import committed_scan, make_offer
 from tests.notifications.conftest import Inbox, body_text, run_worker
 from tests.plans import (
     assert_reads_at_most_with_and_without_statistics,
@@ -59,23 +59,6 @@ def _offer(engine: Engine, settings: Settings, owner_id: int | None, **data: Any
         return offer
 
 
-def _scan(
-    engine: Engine,
-    offer: Offer,
-    *,
-    at: datetime | None = None,
-    is_bot: bool = False,
-    channel: str = "qr",
-    device_class: str = "mobile",
-) -> None:
-    """A committed scan of ``offer``, derived by the scan feed as every server does it."""
-    device = "bot" if is_bot else device_class
-    row = scan(offer.id, at or utcnow(), is_bot=is_bot, channel=channel, device_class=device)
-    with engine.begin() as connection:
-        insert_scans(connection, [row])
-    scanfeed.catch_up(engine, get_settings().zone)
-
-
 @contextmanager
 def _statements(engine: Engine) -> Iterator[list[str]]:
     """The SQL statements ``engine`` runs meanwhile in this thread (not the live app's
@@ -100,12 +83,12 @@ def test_the_first_qr_scan_mails_the_owner_once_a_day_and_bots_never(
     offer = _offer(committed, settings, _owner(committed))
     shown = hyphenate_tracking_id(offer.tracking_id)
 
-    _scan(committed, offer, is_bot=True)
+    committed_scan(committed, offer, is_bot=True)
     run_worker(committed, mail_settings)
     assert inbox.messages == []
 
-    _scan(committed, offer)
-    _scan(committed, offer, channel="web", device_class="desktop")  # the same day
+    committed_scan(committed, offer)
+    committed_scan(committed, offer, channel="web", device_class="desktop")  # the same day
     run_worker(committed, mail_settings)
     [alert] = inbox.to(OWNER)
     assert alert["Subject"].strip() == (
@@ -113,7 +96,9 @@ def test_the_first_qr_scan_mails_the_owner_once_a_day_and_bots_never(
     )
     assert "Hello Ana K.," in body_text(alert)
 
-    _scan(committed, offer, at=utcnow() + timedelta(days=1), channel="pdf", device_class="desktop")
+    committed_scan(
+        committed, offer, at=utcnow() + timedelta(days=1), channel="pdf", device_class="desktop"
+    )
     run_worker(committed, mail_settings)
     assert [m["Subject"].strip() for m in inbox.to(OWNER)][1] == (
         f"The PDF of offer {shown} for Acme Hellas was just opened on a computer"
@@ -125,7 +110,7 @@ def test_an_offer_without_an_owner_alerts_the_sales_address(
 ) -> None:
     offer = _offer(committed, settings, None)
 
-    _scan(committed, offer)
+    committed_scan(committed, offer)
     run_worker(committed, mail_settings)
 
     assert len(inbox.to(settings.company_email)) == 1
@@ -148,8 +133,8 @@ def test_the_sales_address_stands_in_for_a_missing_or_departed_owner(
         session.commit()
     unowned, orphaned = _offer(committed, settings, None), _offer(committed, settings, departed)
 
-    _scan(committed, unowned)
-    _scan(committed, orphaned)
+    committed_scan(committed, unowned)
+    committed_scan(committed, orphaned)
     run_worker(committed, mail_settings)
 
     assert len(inbox.to("sales@acme.example")) == 2
@@ -219,8 +204,8 @@ def test_a_digest_preference_collects_alerts_into_one_mail_the_next_day(
         modes = dict.fromkeys(AlertKind, AlertMode.DIGEST)
         alerts.set_preferences(session, owner, modes | {AlertKind.DECLINED: AlertMode.OFF})
     first, second = (_offer(committed, settings, owner) for _ in range(2))
-    _scan(committed, first)
-    _scan(committed, second)
+    committed_scan(committed, first)
+    committed_scan(committed, second)
     with Session(committed) as session:
         offers_service.decline_offer(session, first.id, reason="No", settings=settings)
     run_worker(committed, mail_settings)
@@ -256,8 +241,8 @@ def test_alerts_become_webhook_events_without_contact_details(
         )
     offer = _offer(committed, settings, _owner(committed))
 
-    _scan(committed, offer)
-    _scan(committed, offer, is_bot=True)
+    committed_scan(committed, offer)
+    committed_scan(committed, offer, is_bot=True)
     with Session(committed) as session:
         offers_service.decline_offer(session, offer.id, reason="Later", settings=settings)
 
@@ -294,7 +279,7 @@ def test_alert_webhook_payloads_are_as_the_readme_documents(
     owner = _owner(committed)
     today = offers_service.today(settings)
     scanned = _offer(committed, settings, owner)
-    _scan(committed, scanned)
+    committed_scan(committed, scanned)
     with Session(committed) as session:
         offers_service.decline_offer(session, scanned.id, reason="No", settings=settings)
         asked = _offer(committed, settings, owner)
@@ -427,7 +412,7 @@ def test_a_round_naming_many_offers_scanned_earlier_that_day_takes_a_few_queries
     owner = _owner(committed)
     offers = [_offer(committed, settings, owner) for _ in range(40)]
     for offer in offers:  # each offer's first scan of the day alerts its owner
-        _scan(committed, offer)
+        committed_scan(committed, offer)
     with committed.begin() as connection:
         insert_scans(connection, [scan(offer.id, utcnow()) for offer in offers])
     with _statements(committed) as statements:
@@ -501,7 +486,7 @@ def test_a_digest_waiting_for_someone_disabled_since_goes_to_the_sales_address(
     with Session(committed) as session:
         alerts.set_preferences(session, owner, dict.fromkeys(AlertKind, AlertMode.DIGEST))
     offer = _offer(committed, settings, owner)
-    _scan(committed, offer)
+    committed_scan(committed, offer)
     with Session(committed) as session:  # they leave before the digest goes out
         user = session.get(StaffUser, owner)
         assert user is not None

@@ -1,0 +1,125 @@
+"""A sales rep's follow-ups on the staff dashboard: what happened to their offers lately,
+which expire soon without an answer, which no person has opened days after they were sent."""
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from app.auth.staff import Role, StaffUser
+from app.config import Settings
+from app.db import utcnow
+from app.notifications.models import StaffAlert
+from app.offers import service as offers_service
+from app.offers.models import Offer
+from tests.admin.conftest import StaffLogin, sign_in
+from tests.factories import committed_scan, make_offer
+
+
+def _user_id(engine: Engine, who: StaffLogin) -> int:
+    with Session(engine) as session:
+        user = session.exec(select(StaffUser).where(col(StaffUser.email) == who.email)).one()
+        assert user.id is not None
+        return user.id
+
+
+def _offer(
+    engine: Engine,
+    settings: Settings,
+    owner_id: int,
+    company: str,
+    *,
+    sent_days_ago: int = 0,
+    **data: Any,
+) -> Offer:
+    with Session(engine, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True, company=company, **data)
+        offer.owner_id = owner_id
+        assert offer.issued_at is not None
+        offer.issued_at -= timedelta(days=sent_days_ago)
+        session.add(offer)
+        session.commit()
+        return offer
+
+
+def _section(page: str, name: str) -> str:
+    """The text of one list of the follow-ups card, tags left out."""
+    match = re.search(rf'id="{name}".*?</section>', page, re.S)
+    assert match, f"no {name} list on the dashboard"
+    return re.sub(r"<[^>]+>", " ", match.group(0))
+
+
+def test_a_sales_rep_sees_what_to_follow_up_on_their_own_offers_only(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+) -> None:
+    ana, bob = make_staff(Role.SALES, "ana@example.com"), make_staff(Role.SALES, "bob@example.com")
+    ana_id, bob_id = _user_id(committed, ana), _user_id(committed, bob)
+    today = offers_service.today(settings)
+    opened = _offer(committed, settings, ana_id, "Opened GmbH", sent_days_ago=5)
+    _offer(committed, settings, ana_id, "Quiet SA", sent_days_ago=5)
+    bots_only = _offer(committed, settings, ana_id, "Crawled Ltd", sent_days_ago=5)
+    _offer(committed, settings, ana_id, "Fresh AG")  # sent today: too early to chase
+    _offer(committed, settings, ana_id, "Soon Oy", valid_until=today + timedelta(days=2))
+    _offer(committed, settings, ana_id, "Later Oy", valid_until=today + timedelta(days=30))
+    answered = _offer(committed, settings, ana_id, "Signed Srl", sent_days_ago=5)
+    bobs = _offer(committed, settings, bob_id, "Bob's Customer", sent_days_ago=5)
+    committed_scan(committed, opened)
+    committed_scan(committed, bots_only, is_bot=True)
+    committed_scan(committed, bobs)
+    with Session(committed) as session:
+        offers_service.accept_offer(
+            session, answered.id, signer_name="Eva", po_number="PO-1", settings=settings
+        )
+
+    sign_in(web, ana)
+    page = web.get("/admin/").text
+
+    activity = _section(page, "activity")
+    assert "Opened GmbH" in activity and "scanned" in activity
+    assert "Signed Srl" in activity and "accepted" in activity
+    assert "Bob" not in activity and "Crawled" not in activity  # not hers; a bot
+    expiring = _section(page, "expiring")
+    assert "Soon Oy" in expiring
+    assert "Later Oy" not in expiring and "Signed Srl" not in expiring
+    unopened = _section(page, "unopened")
+    assert "Quiet SA" in unopened and "Crawled Ltd" in unopened  # a crawler is no reader
+    for not_listed in ("Opened GmbH", "Fresh AG", "Signed Srl", "Bob"):
+        assert not_listed not in unopened
+    assert f'/admin/offer/details/{opened.id}">' in page
+
+
+def test_the_card_is_left_out_for_someone_without_offers(
+    web: TestClient, as_role: Callable[[Role], str]
+) -> None:
+    as_role(Role.VIEWER)
+    page = web.get("/admin/").text
+
+    assert "Orders per stage" in page
+    assert "Your follow-ups" not in page
+
+
+def test_a_quiet_fortnight_says_so(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+) -> None:
+    ana = make_staff(Role.SALES, "ana@example.com")
+    offer = _offer(committed, settings, _user_id(committed, ana), "Old News AG")
+    committed_scan(committed, offer)
+    with Session(committed) as session:  # ... a fortnight and a day ago
+        session.execute(update(StaffAlert).values(created_at=utcnow() - timedelta(days=15)))
+        session.commit()
+
+    sign_in(web, ana)
+    page = web.get("/admin/").text
+
+    assert "Nothing in the last 14 days" in _section(page, "activity")
+    assert "Old News AG" not in _section(page, "activity")
