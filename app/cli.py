@@ -49,7 +49,8 @@ def serve(
     access_log: Annotated[
         bool,
         typer.Option(
-            help="uvicorn's text line per request, with its path and client address. "
+            help="uvicorn's text line per request: method, path and status; no client "
+            "address, no query, keys in the path cut to 4 characters. "
             "JSON logs have their own line either way (route template, no address)."
         ),
     ] = True,
