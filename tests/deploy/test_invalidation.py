@@ -58,7 +58,7 @@ def test_redis_holds_no_client_address_and_no_e_mail_address(
     # Two apps of one installation (two nodes) still count a client once.
     other = create_app(settings.model_copy(update={"redis_url": redis_url}))
     other.state.miss_limiter.record_miss(address)
-    assert len([key for key in client.scan_iter("LIMITS*offertrack-miss*")]) == len(
+    assert len(list(client.scan_iter("LIMITS*offertrack-miss*"))) == len(
         [key for key in keys if "offertrack-miss" in key]
     )
 

@@ -88,7 +88,7 @@ def _database_rows_naming(engine: Engine, address: str) -> list[str]:
             )
             if connection.execute(query).scalar_one():
                 found.append(table.name)
-        mails = connection.execute(select(MailOutbox.message)).scalars()  # type: ignore[call-overload]
+        mails: list[bytes] = list(connection.execute(select(MailOutbox.message)).scalars())  # type: ignore[call-overload]
         if any(address.encode() in m.lower() for m in mails):
             found.append("mail_outbox.message")
     return found
