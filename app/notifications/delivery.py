@@ -39,6 +39,7 @@ BATCH_SIZE = 100
 # before marking sends at most this many again (at least once, as promised), and a batch costs
 # a few commits rather than one per mail.
 SENT_FLUSH = 20
+KEEP_REFUSED = timedelta(days=30)
 
 _mail = MailOutbox.__table__.c  # type: ignore[attr-defined]
 
@@ -321,10 +322,17 @@ def purge_sent(engine: Engine, settings: Settings) -> int:
     """Sent mails (their addresses and contents) go OFFERTRACK_MAIL_RETENTION_DAYS after
     sending: the outbox rows, and the .eml files written without SMTP. How many files went."""
     keep = timedelta(days=settings.mail_retention_days)
-    cutoff = utcnow() - keep
+    cutoff, now = utcnow() - keep, utcnow()
     with engine.begin() as connection:
         connection.execute(
-            delete(MailOutbox).where(and_(_mail.sent_at.is_not(None), _mail.sent_at < cutoff))
+            delete(MailOutbox).where(
+                or_(
+                    and_(_mail.sent_at.is_not(None), _mail.sent_at < cutoff),
+                    # Refused for good (5xx): kept a while for the operators to see why,
+                    # not for ever with the recipient's address and the whole message.
+                    and_(_mail.failed_at.is_not(None), _mail.failed_at < now - KEEP_REFUSED),
+                )
+            )
         )
     # A file is written when its mail is sent: its age is the mail's.
     oldest = time.time() - keep.total_seconds()

@@ -5,6 +5,7 @@ and the mails written to files follow their retention."""
 import json
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from app.auth.staff import Role, StaffUser
 from app.cli import cli
 from app.config import Settings
 from app.customers.models import Customer
+from app.db import utcnow
 from app.notifications import delivery, questions
 from app.notifications.models import CustomerQuestion, MailOutbox, OrderSubscription
 from app.offers.models import Offer
@@ -223,3 +225,30 @@ def test_sent_mail_files_go_with_their_rows_after_the_retention_period(
     longer = file_settings.model_copy(update={"mail_retention_days": 30})
     os.utime(new, (eight_days_ago, eight_days_ago))
     assert delivery.purge_sent(committed, longer) == 0 and new.exists()
+
+
+def test_a_mail_refused_for_good_goes_30_days_after_the_refusal(
+    committed: Engine, file_settings: Settings
+) -> None:
+    # A 5xx refusal kept the recipient's address and the whole message for ever.
+    now = utcnow()
+    with Session(committed) as session:
+        for key, failed in (("old", now - timedelta(days=31)), ("recent", now - timedelta(days=2))):
+            session.add(
+                MailOutbox(
+                    dedupe_key=key,
+                    message_id=f"<{key}@acme.example>",
+                    recipient=ADDRESS,
+                    subject="Your offer",
+                    message=b"To: maria@example.com",
+                    failed_at=failed,
+                    last_error="SMTP 550: no such user",
+                )
+            )
+        session.commit()
+
+    delivery.purge_sent(committed, file_settings)
+
+    with Session(committed) as session:
+        kept = session.scalars(select(MailOutbox.dedupe_key)).all()  # type: ignore[call-overload]
+    assert kept == ["recent"]
