@@ -29,6 +29,7 @@ from app.errors import Unprocessable
 from app.notifications import delivery, questions
 from app.notifications.models import CustomerQuestion, MailOutbox, OrderSubscription, StaffAlert
 from app.offers.models import Offer
+from app.tracking.models import StageUpdate
 
 ERASED = "privacy.contact_erased"
 _OFFER_FIELDS = (
@@ -138,6 +139,12 @@ def contact_data(session: Session, settings: Settings, email: str) -> dict[str, 
             "indefinitely: who changed what and when",
             "the address is replaced by a reference in each entry",
             [_row(e) for e in _audit_entries(session, address)],
+        ),
+        Place(
+            "free text staff wrote that names the address (offer notes, order update notes)",
+            "with the offer",
+            "kept (business records: edit the note on the offer to remove it)",
+            _notes(session, address),
         ),
         Place(
             "staff accounts (staff_user)",
@@ -326,6 +333,25 @@ def _audit_entries(session: Session, address: str) -> list[AuditLogEntry]:
         )
     )
     return list(session.exec(query.order_by(col(AuditLogEntry.id))).all())
+
+
+def _notes(session: Session, address: str) -> list[dict[str, Any]]:
+    """Where staff typed the address into a note: found, shown, left to them to edit."""
+    pattern = _like(address)
+    offers = session.exec(
+        select(Offer.id).where(func.lower(Offer.notes).like(pattern, escape="\\"))
+    ).all()
+    updates = session.exec(
+        select(StageUpdate.id, StageUpdate.offer_id).where(
+            or_(
+                func.lower(StageUpdate.public_note).like(pattern, escape="\\"),
+                func.lower(StageUpdate.internal_note).like(pattern, escape="\\"),
+            )
+        )
+    ).all()
+    return [{"offer_id": offer_id, "in": "offer notes"} for offer_id in offers] + [
+        {"offer_id": offer_id, "in": f"order update {update_id}"} for update_id, offer_id in updates
+    ]
 
 
 def _staff(session: Session, address: str) -> list[StaffUser]:

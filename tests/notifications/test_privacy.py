@@ -57,6 +57,10 @@ def _held_everywhere(engine: Engine, web: TestClient, settings: Settings) -> Off
     with Session(engine) as session:
         session.add(Customer(company="Maria Papadopoulou", email=ADDRESS))
         session.add(OrderSubscription(offer_id=offer.id, email=ADDRESS))
+        stored = session.get(Offer, offer.id)
+        assert stored is not None
+        stored.notes = f"Send the drawings to {ADDRESS} too."
+        session.add(stored)
         audit.record(
             session,
             actor="staff:ana@acme.example",
@@ -114,6 +118,7 @@ def test_the_export_lists_every_place_and_what_each_holds(
     assert counts["mail files"] >= 1
     assert counts["audit log entries naming the address"] >= 1
     assert counts["staff accounts"] == 0
+    assert counts["free text staff wrote that names the address"] == 1
     [question] = next(p for p in report["places"] if p["place"].startswith("questions"))["records"]
     assert question["message"] == "Delivery in May?" and question["offer_id"] == offer.id
     # Every place is listed, found or not, with how long it is kept.
