@@ -49,7 +49,8 @@ def serve(
     access_log: Annotated[
         bool,
         typer.Option(
-            help="uvicorn's text line per request, with its path and client address. "
+            help="uvicorn's text line per request: method, path and status; no client "
+            "address, no query, keys in the path cut to 4 characters. "
             "JSON logs have their own line either way (route template, no address)."
         ),
     ] = True,
@@ -375,7 +376,8 @@ def restore(
 @cli.command()
 def purge() -> None:
     """Roll scan events past OFFERTRACK_SCAN_RETENTION_DAYS up into daily counts; delete them.
-    On PostgreSQL also make the coming months' scan partitions and drop expired ones."""
+    On PostgreSQL also make the coming months' scan partitions and drop expired ones. Delete
+    mails (and their .eml files) sent over OFFERTRACK_MAIL_RETENTION_DAYS ago."""
     from sqlmodel import Session
 
     from app.db import get_engine
@@ -394,6 +396,70 @@ def purge() -> None:
     )
     if made or report.months_dropped:
         typer.echo(f"Monthly scan partitions: {len(made)} made, {report.months_dropped} dropped.")
+    from app.notifications.delivery import purge_sent
+
+    settings = get_settings()
+    files = purge_sent(get_engine(), settings)
+    typer.echo(
+        f"Mails sent over {settings.mail_retention_days} days ago deleted, {files} mail files too."
+    )
+
+
+@cli.command("contact-data")
+def contact_data(
+    email: Annotated[str, typer.Argument(help="The contact's e-mail address.")],
+) -> None:
+    """What OfferTrack holds about an e-mail address, place by place, as JSON (the answer to
+    a subject access request). Reads only."""
+    import json
+
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.errors import Unprocessable
+    from app.privacy import contact_data as held
+
+    with Session(get_engine()) as session:
+        try:
+            report = held(session, get_settings(), email)
+        except Unprocessable as exc:
+            raise typer.BadParameter(exc.detail) from exc
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+
+
+@cli.command("erase-contact")
+def erase_contact(
+    email: Annotated[str, typer.Argument(help="The contact's e-mail address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase an e-mail address and what goes with it: customer records, subscriptions,
+    questions, alerts, mails and their files, webhook events; the audit log keeps a reference
+    instead. Offers sent to it keep their customer snapshot (delete the offer for that)."""
+    from sqlmodel import Session
+
+    from app.db import get_engine
+    from app.errors import Unprocessable
+    from app.privacy import contact_data as held
+    from app.privacy import erase_contact as erase
+
+    settings = get_settings()
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            places = held(session, settings, email)["places"]
+        except Unprocessable as exc:
+            raise typer.BadParameter(exc.detail) from exc
+        for place in places:
+            if place["count"]:
+                typer.echo(f"{place['count']:>6}  {place['place']}: {place['on_erase']}")
+        if not yes and not typer.confirm("Erase this address's data?"):
+            raise typer.Exit(1)
+        erased = erase(session, settings, email, actor=CLI)
+    done = ", ".join(f"{count} {place}" for place, count in erased.counts.items())
+    typer.echo(f"Erased: {done or 'nothing was held'}. The audit log calls it {erased.reference}.")
+    if erased.kept_offers:
+        typer.echo(f"Kept: {erased.kept_offers} offers' customer snapshot (business records).")
+    if erased.staff_account:
+        typer.echo("Kept: the staff account with this address (delete it on the Users page).")
 
 
 def _display_url() -> str:

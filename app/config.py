@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Scan events older than this are rolled up into daily counts and deleted.
     scan_retention_days: int = Field(default=400, ge=1, le=36500)
+    # Sent mails (outbox rows, and the .eml files written without SMTP) go this long after.
+    mail_retention_days: int = Field(default=7, ge=1, le=3650)
     # `serve` derives rollups, scan.created events and first-scan alerts from committed scans
     # in each process (one process does each round) unless this is false; keep it on in one.
     scan_feed: bool = True

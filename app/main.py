@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -168,10 +169,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ForwardedSchemeMiddleware, settings=settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(health_router)
+    # One key for every process and node, so that a shared Redis counts a client once.
+    pepper = hashlib.sha256(b"miss-limit:" + settings.resolved_secret_key().encode()).digest()
     app.state.miss_limiter = MissLimiter(
-        settings.miss_limit_per_minute, storage_uri=settings.redis_url or "memory://"
+        settings.miss_limit_per_minute,
+        storage_uri=settings.redis_url or "memory://",
+        pepper=pepper,
     )
-    app.state.notification_limits = FormLimits(storage_uri=settings.redis_url or "memory://")
+    app.state.notification_limits = FormLimits(
+        storage_uri=settings.redis_url or "memory://", pepper=pepper
+    )
     app.state.page_cache = PageCache(ttl_seconds=settings.page_cache_seconds)
     app.state.routing_table = RoutingTable(rules_file=settings.var_dir / "campaign_rules.json")
     # Routes are matched in order, and the public pages are the busiest paths: every other

@@ -268,15 +268,54 @@ class LoggedOnce(logging.Filter):
         return not getattr(exc, _LOGGED, False)
 
 
+# A path segment that is a key: a full ULID (the customer's key to an offer) or a signed
+# token (confirm, unsubscribe, delete my question). A tracking ID or a word is shorter.
+_KEY_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_.~-]{20,}(?=/|$)")
+_EMAIL = re.compile(r"[^\s<>\"'(),;:]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+def private_path(path: str) -> str:
+    """A request path fit for a log: keys masked, the query (tokens, addresses) dropped."""
+    return _KEY_SEGMENT.sub(_masked_key, path.partition("?")[0])
+
+
+def _masked_key(match: re.Match[str]) -> str:
+    return match.group(0)[:4] + "…"
+
+
+def without_addresses(text: str) -> str:
+    """``text`` with every e-mail address replaced (an SMTP reply names its recipient)."""
+    return _EMAIL.sub("<address>", text)
+
+
+class PrivateAccessLine(logging.Filter):
+    """uvicorn's text access line without the client's address, keys or query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            _client, method, path, version, status = args
+            record.args = ("-", method, private_path(str(path)), version, status)
+        return True
+
+
 def uvicorn_text_log_config() -> dict[str, Any]:
-    """uvicorn's own text logging, but for the traceback of an error already logged."""
+    """uvicorn's own text logging, but for the traceback of an error already logged, and an
+    access line that names neither the client nor the customer's key."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"logged_once": {"()": "app.observability.LoggedOnce"}}
+    config["filters"] = {
+        "logged_once": {"()": "app.observability.LoggedOnce"},
+        "private_access": {"()": "app.observability.PrivateAccessLine"},
+    }
     config["loggers"]["uvicorn.error"] = {
         **config["loggers"].get("uvicorn.error", {}),
         "filters": ["logged_once"],
+    }
+    config["loggers"]["uvicorn.access"] = {
+        **config["loggers"].get("uvicorn.access", {}),
+        "filters": ["private_access"],
     }
     return config
 

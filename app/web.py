@@ -22,6 +22,7 @@ from app import csrf, randomness
 from app.config import Settings, SettingsDep
 from app.db import DB_UNREACHABLE, is_outage
 from app.errors import AppError, DatabaseUnavailable
+from app.observability import private_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,7 +203,12 @@ def answer_database_outages(
             # SQL the database cannot run (SQLite's "no such column" is an OperationalError
             # too): a bug, which the app's catch-all logs and answers as a 500, not "try again".
             raise exc
-        log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        log.warning(
+            "database unreachable on %s %s: %s",
+            request.method,
+            private_path(request.url.path),  # a path may hold the customer's key
+            exc,
+        )
         return await answer(request, DatabaseUnavailable())
 
     for error in DB_UNREACHABLE:

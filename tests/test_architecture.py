@@ -31,7 +31,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tracking", ("app.tracking",)),
     ("analytics / notifications", ("app.analytics", "app.notifications")),
     ("staff site", ("app.admin",)),
-    ("entry points", ("app.main", "app.cli", "app.subscribers", "app.models", "app.demo")),
+    (
+        "entry points",
+        ("app.main", "app.cli", "app.subscribers", "app.models", "app.demo", "app.privacy"),
+    ),
 ]
 # Siblings in one layer that must not know each other either.
 INDEPENDENT = [("app.analytics", "app.notifications")]

@@ -350,6 +350,30 @@ def test_json_mode_logs_one_access_line_per_request_without_the_path(
     assert access[0]["duration_ms"] >= 0
 
 
+@pytest.mark.concurrency
+def test_text_mode_access_lines_name_neither_the_client_nor_a_customers_key(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # uvicorn's text access line (on by default) wrote the visitor's address and the whole
+    # path: the full ULID that opens an offer, an unsubscribe or delete-my-question token.
+    from tests.conftest import _free_port, serving
+
+    port = _free_port()
+    env = {**os.environ, "OFFERTRACK_VAR_DIR": str(tmp_path / "var")}
+    token = "eyJhbGciOiJIUzI1NiJ9.IjEyMyI.c2lnbmF0dXJlLXBhcnQ"
+    log_path = tmp_path / "server.log"
+    with serving(env, port, log_path) as base, httpx.Client(base_url=base) as http:
+        http.get(f"/{ULIDS[0]}?src=mail&email=maria@example.com")
+        http.get(f"/updates/unsubscribe/{token}")
+
+    log = log_path.read_text()
+    access = [line for line in log.splitlines() if '"GET /' in line]
+    assert len(access) >= 2, log
+    assert ULIDS[0] not in log and token not in log and "maria@example.com" not in log
+    assert "127.0.0.1:" not in " ".join(access)
+    assert any(f'"GET /{ULIDS[0][:4]}… HTTP/1.1" 404' in line for line in access), access
+
+
 def test_serve_passes_json_logging_to_uvicorn() -> None:
     from app.cli import _log_options
 

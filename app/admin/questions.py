@@ -55,10 +55,12 @@ async def question_list(
 
 @router.post("/{offer_id}/questions/{question_id}/delete", name="questions:delete")
 async def delete_question(
-    request: Request, offer_id: str, question_id: str, staff: SalesDep
+    request: Request, offer_id: str, question_id: str, staff: SalesDep, settings: SettingsDep
 ) -> Response:
     await in_session(
-        lambda s: questions.delete_question(s, offer_id, question_id, actor=staff.actor)
+        lambda s: questions.delete_question(
+            s, offer_id, question_id, actor=staff.actor, settings=settings
+        )
     )
     Flash.success(request, "The question and its personal data are deleted.")
     return RedirectResponse(request.url_for("questions:list", offer_id=offer_id), 303)

@@ -15,7 +15,7 @@ import logging
 import smtplib
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +31,7 @@ from app.files import make_private_dir, write_atomically
 from app.metrics import MAIL_FAILURES, MAIL_OUTBOX_DEPTH, MAILS_SENT
 from app.notifications.mail import sender
 from app.notifications.models import MailOutbox
+from app.observability import without_addresses
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 100
@@ -38,7 +39,7 @@ BATCH_SIZE = 100
 # before marking sends at most this many again (at least once, as promised), and a batch costs
 # a few commits rather than one per mail.
 SENT_FLUSH = 20
-KEEP_SENT = timedelta(days=7)
+KEEP_REFUSED = timedelta(days=30)
 
 _mail = MailOutbox.__table__.c  # type: ignore[attr-defined]
 
@@ -159,6 +160,10 @@ def _classified(code: int, reply: bytes | str) -> Exception:
     return PermanentFailure(message) if 500 <= code < 600 else Deferred(message)
 
 
+def mail_file(directory: Path, mail_id: int) -> Path:
+    return directory / f"{mail_id:08d}.eml"
+
+
 class FileTransport:
     """No SMTP configured (development): each mail becomes ``{var_dir}/mail/<id>.eml``."""
 
@@ -166,7 +171,7 @@ class FileTransport:
         self.directory = directory
 
     def send(self, mail: ClaimedMail) -> None:
-        path = self.directory / f"{mail.id:08d}.eml"
+        path = mail_file(self.directory, mail.id)
         try:
             # Mails hold customers' names, addresses and offers: their owner's only, as the
             # backups are (in a data directory other local users may list).
@@ -281,16 +286,16 @@ def _send(
     try:
         transport.send(mail)
     except PermanentFailure as exc:
-        log.warning("mail %s refused for good: %s", mail.id, exc)
+        log.warning("mail %s refused for good: %s", mail.id, without_addresses(str(exc)))
         mark_failed(engine, [mail], str(exc), settings, final=True)
         return "refused"
     except Deferred as exc:
-        log.info("mail %s deferred by the server: %s", mail.id, exc)
+        log.info("mail %s deferred by the server: %s", mail.id, without_addresses(str(exc)))
         mark_failed(engine, [mail], str(exc), settings, final=False)
         return "refused"
     except TransientFailure as exc:
         # The server is away or broke the session: the rest of the batch waits with it.
-        log.warning("mail %s not sent, retrying later: %s", mail.id, exc)
+        log.warning("mail %s not sent, retrying later: %s", mail.id, without_addresses(str(exc)))
         mark_failed(engine, rest, str(exc), settings, final=False)
         return "server away"
     return "sent"
@@ -313,10 +318,64 @@ def update_backlog_metric(engine: Engine) -> int:
     return waiting
 
 
-def purge_sent(engine: Engine) -> None:
-    """Sent mails (their addresses and contents) go KEEP_SENT after sending."""
-    cutoff = utcnow() - KEEP_SENT
+def purge_sent(engine: Engine, settings: Settings) -> int:
+    """Sent mails (their addresses and contents) go OFFERTRACK_MAIL_RETENTION_DAYS after
+    sending: the outbox rows, and the .eml files written without SMTP. How many files went."""
+    keep = timedelta(days=settings.mail_retention_days)
+    cutoff, now = utcnow() - keep, utcnow()
     with engine.begin() as connection:
         connection.execute(
-            delete(MailOutbox).where(and_(_mail.sent_at.is_not(None), _mail.sent_at < cutoff))
+            delete(MailOutbox).where(
+                or_(
+                    and_(_mail.sent_at.is_not(None), _mail.sent_at < cutoff),
+                    # Refused for good (5xx): kept a while for the operators to see why,
+                    # not for ever with the recipient's address and the whole message.
+                    and_(_mail.failed_at.is_not(None), _mail.failed_at < now - KEEP_REFUSED),
+                )
+            )
         )
+    # A file is written when its mail is sent: its age is the mail's.
+    oldest = time.time() - keep.total_seconds()
+    return remove_mail_files(path for path in _mail_files(settings) if _modified(path) < oldest)
+
+
+def remove_mail_files(paths: Iterable[Path]) -> int:
+    """Delete these .eml files (a copy of a mail whose personal data goes); how many went."""
+    removed = 0
+    for path in paths:
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass  # gone already: deleted twice, or by another purge
+    return removed
+
+
+def files_of_mails(settings: Settings, mail_ids: Iterable[int]) -> list[Path]:
+    """The .eml files of these outbox mails, where they exist."""
+    directory = mail_directory(settings)
+    return [path for mail_id in mail_ids if (path := mail_file(directory, mail_id)).exists()]
+
+
+def files_naming(settings: Settings, needle: bytes) -> list[Path]:
+    """The .eml files that hold ``needle`` (an address), whatever became of their rows."""
+    return [path for path in _mail_files(settings) if needle in _read(path).lower()]
+
+
+def _mail_files(settings: Settings) -> list[Path]:
+    directory = mail_directory(settings)
+    return sorted(directory.glob("*.eml")) if directory.is_dir() else []
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")  # gone already: nothing to delete
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

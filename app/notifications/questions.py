@@ -17,7 +17,7 @@ from app import audit
 from app.config import Settings
 from app.db import utcnow
 from app.errors import NotFound, Unprocessable
-from app.notifications import alerts
+from app.notifications import alerts, delivery
 from app.notifications.alerts import AlertKind
 from app.notifications.mail import normalize_address
 from app.notifications.models import CustomerQuestion, MailOutbox
@@ -144,16 +144,16 @@ def offer_questions(session: Session, offer_id: str) -> Sequence[CustomerQuestio
 
 
 def delete_question(
-    session: Session, offer_id: str, question_id: str, *, actor: str
+    session: Session, offer_id: str, question_id: str, *, actor: str, settings: Settings
 ) -> CustomerQuestion:
     """Delete a question and its alert mail from the outbox (sent or not, the copy held here
-    has the text and address too): the deletion path of the question's personal data."""
+    has the text and address too), and the mail's .eml file where mails go to files: the
+    deletion path of the question's personal data."""
     question = session.get(CustomerQuestion, question_id)
     if question is None or question.offer_id != offer_id:
         raise QuestionNotFound()
-    session.execute(
-        delete(MailOutbox).where(col(MailOutbox.id).in_(_alert_mails(session, question)))
-    )
+    mails = _alert_mails(session, question)
+    session.execute(delete(MailOutbox).where(col(MailOutbox.id).in_(mails)))
     audit.record(
         session,
         actor=actor,
@@ -166,6 +166,8 @@ def delete_question(
     )
     session.delete(question)
     session.commit()
+    # After the commit: a rollback must not have lost the copy of a mail still kept.
+    delivery.remove_mail_files(delivery.files_of_mails(settings, mails))
     return question
 
 
@@ -185,7 +187,7 @@ def delete_own_question(session: Session, token: str, *, settings: Settings) -> 
     if question is None:
         return None
     offer_id = question.offer_id
-    delete_question(session, offer_id, question.id, actor=CUSTOMER)
+    delete_question(session, offer_id, question.id, actor=CUSTOMER, settings=settings)
     return offer_id
 
 

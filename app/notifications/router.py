@@ -55,12 +55,14 @@ class FormLimits:
         per_order: int = 20,
         window_seconds: int = 600,
         storage_uri: str = "memory://",
+        pepper: bytes | None = None,
     ) -> None:
+        keyed = {} if pepper is None else {"pepper": pepper}
         self.per_client = MissLimiter(
-            per_client, window_seconds, storage_uri, namespace="offertrack-form-client"
+            per_client, window_seconds, storage_uri, namespace="offertrack-form-client", **keyed
         )
         self.per_order = MissLimiter(
-            per_order, window_seconds, storage_uri, namespace="offertrack-form-order"
+            per_order, window_seconds, storage_uri, namespace="offertrack-form-order", **keyed
         )
 
     def attempt(self, limiter: MissLimiter, key: str) -> None:

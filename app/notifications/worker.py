@@ -91,7 +91,7 @@ class MailWorker:
             try:
                 done = self.run_once()
                 if time.monotonic() - purged_at > 3600:
-                    delivery.purge_sent(self._engine)
+                    delivery.purge_sent(self._engine, self._settings)
                     subscriptions.purge_unconfirmed(self._engine)
                     purged_at = time.monotonic()
                 pause = 0.0 if done else self._poll

@@ -14,8 +14,11 @@ loop, and so every page of the process, for good; without the pause a guesser's 
 misses would pay the timeout on every one.
 """
 
+import hashlib
+import hmac
 import logging
 import math
+import secrets
 import time
 
 from limits import RateLimitItemPerSecond, strategies
@@ -27,6 +30,10 @@ from app.errors import AppError
 
 log = logging.getLogger(__name__)
 NAMESPACE = "offertrack-miss"
+# Counts are kept under a keyed hash of the client's address, never the address itself (a
+# shared Redis holds them for the window): this process's own key unless the app passes the
+# installation's, which every process and node shares.
+_PROCESS_PEPPER = secrets.token_bytes(32)
 
 
 class TooManyMisses(AppError):
@@ -52,6 +59,7 @@ class MissLimiter:
         window_seconds: int = 60,
         storage_uri: str = "memory://",
         namespace: str = NAMESPACE,
+        pepper: bytes = _PROCESS_PEPPER,
     ) -> None:
         # ``namespace`` keeps other budgets kept the same way (the public forms') apart from
         # the misses in a shared Redis, even for the same client address.
@@ -68,11 +76,16 @@ class MissLimiter:
         self._window_seconds = window_seconds
         self._next_sweep = 0.0
         self._storage_away = Backoff()
+        self._pepper = pepper
+
+    def _key(self, client: str) -> str:
+        return hmac.new(self._pepper, client.encode(), hashlib.sha256).hexdigest()[:32]
 
     def check(self, client: str) -> None:
         """Raise TooManyMisses while ``client`` has used up its misses."""
         if self._storage_away.waiting():
             return
+        client = self._key(client)
         try:
             if self._window.test(self.item, client):
                 return
@@ -86,7 +99,7 @@ class MissLimiter:
         if self._storage_away.waiting():
             return
         try:
-            self._window.hit(self.item, client)
+            self._window.hit(self.item, self._key(client))
         except StorageError as exc:
             self._storage_failed("miss not counted", exc)
         if isinstance(self.storage, MemoryStorage):

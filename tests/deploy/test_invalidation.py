@@ -40,6 +40,29 @@ def test_two_processes_share_one_miss_budget_through_redis(redis_url: str) -> No
     second.check("someone-else-" + client)  # a budget per client
 
 
+def test_redis_holds_no_client_address_and_no_e_mail_address(
+    redis_url: str, engine: Engine, settings: Settings
+) -> None:
+    # The counts were kept under the client's address itself, readable by anyone with Redis.
+    address = f"198.51.100.{uuid.uuid4().int % 250}"
+    app = create_app(settings.model_copy(update={"redis_url": redis_url}))
+    app.state.miss_limiter.record_miss(address)
+    app.state.notification_limits.client_attempt(address)
+    app.state.notification_limits.order_attempt("01H0WARY2WHGGRF3K72D299T3T")
+
+    client = redis.Redis.from_url(redis_url)
+    keys = [key.decode() for key in client.scan_iter("LIMITS*")]
+    assert any("offertrack-miss" in key for key in keys)
+    assert any("offertrack-form-client" in key for key in keys)
+    assert not [key for key in keys if address in key or "@" in key]
+    # Two apps of one installation (two nodes) still count a client once.
+    other = create_app(settings.model_copy(update={"redis_url": redis_url}))
+    other.state.miss_limiter.record_miss(address)
+    assert len(list(client.scan_iter("LIMITS*offertrack-miss*"))) == len(
+        [key for key in keys if "offertrack-miss" in key]
+    )
+
+
 def test_the_in_memory_default_counts_per_process() -> None:
     first, second = MissLimiter(1), MissLimiter(1)
     first.record_miss("198.51.100.7")
