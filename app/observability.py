@@ -253,7 +253,12 @@ def log_unexpected(request: Request, exc: BaseException) -> None:
     the staff site's, ours) and then uvicorn's log: four tracebacks of one error."""
     if getattr(exc, _LOGGED, False):
         return
-    errors_log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    errors_log.error(
+        "unhandled error on %s %s",
+        request.method,
+        private_path(request.url.path),  # a path may hold the customer's key
+        exc_info=exc,
+    )
     try:
         setattr(exc, _LOGGED, True)
     except AttributeError:  # an exception with __slots__: logged again upstream, rare
