@@ -1,21 +1,5 @@
-"""What follows from committed scans, derived in one place after their commit.
-
-The scan writer only makes each view's row durable (app.tracking.scanlog). The feed then takes
-the scans past its high-water mark (``scan_feed_mark``), in id order, and in one transaction
-rolls them up for the dashboard (app.analytics.rollup), queues their ``scan.created`` webhook
-events (app.analytics.outbox), publishes ``ScansCommitted`` for them (app.events: the staff
-alerts' handler adds its rows to the same transaction) and moves the mark past them. Whatever
-path stored a scan (a view, the spool's replay, a tool), it is derived exactly once.
-
-Several servers run the feed; one at a time does each round: on PostgreSQL the mark's row
-lock (another server's round skips, it does not wait), on SQLite the one write transaction.
-
-Ids are handed out before commit, so on PostgreSQL a scan with a lower id may still be on its
-way when a higher one is visible. The feed only passes ids in an unbroken run from the mark;
-at a missing id it waits until no other transaction is in progress, or GAP_PATIENCE has
-passed (a batch rolled back leaves its ids unused for good, and every writer gives up within
-seconds). SQLite commits in id order, one writer at a time: it never waits at a gap.
-"""
+"""What follows from committed scans (rollups, ``scan.created`` webhook events,
+``ScansCommitted``), derived once each, after commit, past a high-water mark."""
 
 import logging
 import threading
@@ -91,6 +75,10 @@ def _unbroken_run(connection: Connection, after: int, gap_since: datetime | None
 
 
 def _gap_is_final(connection: Connection, gap_since: datetime | None) -> bool:
+    """Ids are handed out before commit, so on PostgreSQL a scan with a lower id may still be
+    on its way when a higher one is visible: wait until no other transaction is in progress,
+    or GAP_PATIENCE has passed (a batch rolled back leaves its ids unused for good, and every
+    writer gives up within seconds). SQLite commits in id order, one writer at a time."""
     if connection.dialect.name == "sqlite":
         return True  # we hold the one write lock: no scan is on its way
     if gap_since is not None and utcnow() - gap_since > GAP_PATIENCE:
@@ -101,7 +89,9 @@ def _gap_is_final(connection: Connection, gap_since: datetime | None) -> bool:
 
 
 def _take_mark(connection: Connection, *, wait: bool) -> tuple[int, datetime | None] | None:
-    """Lock the mark's row, made on first use; None if another server holds it."""
+    """Lock the mark's row, made on first use; None if another server holds it. One server
+    at a time does each round: on PostgreSQL another's round skips (it does not wait), on
+    SQLite the round's one write transaction serialises them."""
     query = select(_mark.c.last_scan_id, _mark.c.gap_since).where(_mark.c.name == FEED)
     locked = query.with_for_update(skip_locked=not wait)
     found = connection.execute(locked).first()

@@ -1,16 +1,5 @@
-"""Where scan rows are committed. A page is sent only after its scan row is durable.
-
-One writer, the same on both databases: the rows of the views an event loop is serving are
-committed together, one batch at a time, from that loop (the database's part is
-app.tracking.scanrows). Every view waits for its own row, so nothing is fire-and-forget.
-
-A batch the database has not committed within SPOOL_AFTER_SECONDS (away, locked, slow) goes to
-the local spool file instead, fsynced before its views answer, and is replayed once the
-database answers again (app.tracking.spool). Only a row that neither can take fails its view
-(a 503), and then nothing of it is stored. A campaign redirect must answer all the same
-(printed codes must work): its row is held in memory, up to a bound, until one of them can
-take it; past the bound it is dropped, counted and logged.
-"""
+"""Where scan rows are committed: a page is sent only after its scan row is durable (the
+writer of ARCHITECTURE.md's scan path)."""
 
 import asyncio
 import logging
@@ -132,7 +121,7 @@ class ScanWriter:
         """Commit ``batch``; returns what the database could not take."""
         started = time.perf_counter()
         try:
-            await db.insert([row for row, _, _ in batch], SPOOL_AFTER_SECONDS)
+            await db.insert([row for row, _, _ in batch])
         except BadRow as exc:  # a bug, not an outage: the spool would refuse them as well
             log.error("scan events refused by the database: %s", exc)
             _settle(batch, exc)
@@ -280,7 +269,7 @@ class _Batcher:
     def __init__(self, writer: ScanWriter, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._writer = writer
-        self._db = batches_for(writer._engine)
+        self._db = batches_for(writer._engine, SPOOL_AFTER_SECONDS)
         self._pending: list[_Pending] = []
         self._storing: asyncio.Task[None] | None = None
 

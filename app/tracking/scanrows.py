@@ -1,22 +1,7 @@
 """Storing scan rows: the scan writer's dialect part, and the insert every other path shares.
 
-``statements`` turns rows into the INSERTs that store them, the same ones for the writer
-(app.tracking.scanlog), the spool's replay and the tests: the rows are read as a table
-``batch`` (a JSON parameter on PostgreSQL, a VALUES list on SQLite) and a row of an offer
-deleted meanwhile is left out, as the offer's cascade would have deleted it. How a batch is
-committed differs, behind ``Batches.insert``:
-
-- SQLite: on a connection of the writer's own, committed on the event loop (a batch takes a
-  millisecond or two). When another writer holds the database's one write lock, the batch
-  waits for it in a thread, at most ``wait`` seconds.
-- PostgreSQL: on an async psycopg connection in autocommit mode; the loop serves pages until
-  the database answers. The server gives up on a lock or a statement after ``wait`` seconds.
-
-Either way a failed batch commits nothing; ``BadRow`` says the database refused the rows
-themselves, anything else that it is away, locked or slow.
-
-Nothing else happens in a batch's transaction: rollups, webhook events and domain events are
-derived after commit from the committed rows (app.analytics.scanfeed).
+A failed batch commits nothing; ``BadRow`` says the database refused the rows themselves,
+anything else that it is away, locked or slow.
 """
 
 import asyncio
@@ -51,16 +36,16 @@ class BadRow(Exception):
 class Batches(Protocol):
     """One writer's connection to the database, kept between batches."""
 
-    async def insert(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
-        """Commit ``rows`` in one transaction, waiting at most ``wait`` seconds for locks."""
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Commit ``rows`` in one transaction, waiting at most the writer's ``wait`` for locks."""
 
     def close(self) -> None: ...
 
 
-def batches_for(engine: Engine) -> Batches:
+def batches_for(engine: Engine, wait: float) -> Batches:
     if engine.dialect.name == "sqlite":
-        return SqliteBatches(engine)
-    return PostgresBatches(engine)
+        return SqliteBatches(engine, wait)
+    return PostgresBatches(engine, wait)
 
 
 def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -77,7 +62,7 @@ def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
 def statements(dialect: str, rows: Sequence[dict[str, Any]]) -> Iterator[tuple[str, Any]]:
     """The INSERTs that store ``rows``, with their parameters."""
     if dialect == "postgresql":
-        yield _PG_INSERT, {"rows": json.dumps([complete(row) for row in rows], default=_json)}
+        yield _PG_INSERT, {"rows": json.dumps([complete(row) for row in rows], default=json_value)}
         return
     for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
         chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
@@ -91,11 +76,15 @@ def statements(dialect: str, rows: Sequence[dict[str, Any]]) -> Iterator[tuple[s
 
 
 class SqliteBatches:
-    def __init__(self, engine: Engine) -> None:
+    """Commits on the event loop (a batch takes a millisecond or two); in a thread only while
+    another writer holds the database's one write lock."""
+
+    def __init__(self, engine: Engine, wait: float) -> None:
         self._engine = engine
+        self._wait = wait
         self._raw: Any = None
 
-    async def insert(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         raw = self._connected()
         try:
             raw.acquire_write_lock(wait=False)  # our process's writers (app.db._WriterLock)
@@ -103,15 +92,15 @@ class SqliteBatches:
         except (sqlite3.OperationalError, OperationalError):  # app.db.WriterBusy is the latter
             raw.release_write_lock()
             # Held: wait for it in a thread, so that the loop serves pages meanwhile.
-            await asyncio.to_thread(self._insert_waiting, rows, wait)
+            await asyncio.to_thread(self._insert_waiting, rows)
             return
         self._insert_begun(raw, rows)
 
-    def _insert_waiting(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
+    def _insert_waiting(self, rows: Sequence[dict[str, Any]]) -> None:
         raw = self._raw
-        raw.acquire_write_lock(timeout=wait)
+        raw.acquire_write_lock(timeout=self._wait)
         try:
-            raw.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            raw.execute(f"PRAGMA busy_timeout={int(self._wait * 1000)}")
             raw.execute("BEGIN IMMEDIATE")
         except BaseException:
             raw.release_write_lock()
@@ -151,38 +140,39 @@ class SqliteBatches:
 
 
 class PostgresBatches:
-    def __init__(self, engine: Engine) -> None:
+    """An async psycopg connection in autocommit mode: the loop serves pages meanwhile."""
+
+    def __init__(self, engine: Engine, wait: float) -> None:
         args, options = engine.dialect.create_connect_args(engine.url)
         options.pop("context", None)  # SQLAlchemy's adapters; this connection needs none
         options.setdefault("application_name", WRITER_APPLICATION_NAME)
-        self._connect = (args, {**options, **PG_TIMEOUTS})
+        # A locked table or a stalled server: the server gives up in time, on every statement.
+        millis = int(wait * 1000)
+        limits = (
+            f"{options.get('options', '')} -c lock_timeout={millis} -c statement_timeout={millis}"
+        )
+        self._connect = (args, {**options, **PG_TIMEOUTS, "options": limits})
+        self._wait = wait
         self._connection: psycopg.AsyncConnection[Any] | None = None
-        self._wait = -1.0
 
-    async def insert(self, rows: Sequence[dict[str, Any]], wait: float) -> None:
+    async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         ((_, params),) = statements("postgresql", rows)
         kept = self._connection is not None
         try:
-            await self._insert(params, wait)
+            await self._insert(params)
         except psycopg.OperationalError:
             if not kept or self._connection is not None:
                 raise
             # The connection kept from the last batch was gone (a restart, a killed backend):
             # the statement never reached a server, so a new connection may send it.
-            await self._insert(params, wait)
+            await self._insert(params)
 
-    async def _insert(self, params: dict[str, Any], wait: float) -> None:
+    async def _insert(self, params: dict[str, Any]) -> None:
         connection = self._connection or await self._connected()
         try:
-            if wait != self._wait:  # a locked table or a stalled server: give up in time
-                millis = int(wait * 1000)
-                await connection.execute(
-                    f"SET lock_timeout = {millis}; SET statement_timeout = {millis}"
-                )
-                self._wait = wait
             # A server gone silent never answers: past this the outcome is unknown, and the
             # connection is dropped (the server rolls back what it has not committed).
-            await asyncio.wait_for(connection.execute(_PG_INSERT, params), wait + 1.0)
+            await asyncio.wait_for(connection.execute(_PG_INSERT, params), self._wait + 1.0)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             raise BadRow(str(exc)) from exc
         except BaseException as exc:
@@ -196,7 +186,6 @@ class PostgresBatches:
         # Past the deadline the batch is spooled; the attempt is abandoned (it only connects,
         # so no row can reach the database that way as well as the spool).
         self._connection = await asyncio.wait_for(connecting, CONNECT_DEADLINE_SECONDS)
-        self._wait = -1.0
         return self._connection
 
     def close(self) -> None:
@@ -207,7 +196,8 @@ class PostgresBatches:
             connection.pgconn.finish()
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A row's value as JSON (``json.dumps``'s default): the spool's lines, PostgreSQL's rows."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given for a UTC column")
@@ -225,7 +215,8 @@ _sqlite_time = cast(Callable[[Any], str], UTCDateTime().bind_processor(sqlite.di
 _TIMES = [index for index, column in enumerate(_COLUMNS) if isinstance(column.type, UTCDateTime)]
 # A row's values in column order, in one call into C.
 _values_of = itemgetter(*(column.name for column in _COLUMNS))
-# Both statements read the rows as a table ``batch`` and leave out those of a deleted offer.
+# Both statements read the rows as a table ``batch`` and leave out those of a deleted offer
+# (its cascade would have deleted them).
 _INSERT = (
     f"INSERT INTO scan_event ({_NAMES}) {{with_batch}}SELECT {_NAMES} FROM {{batch}}"
     " WHERE batch.offer_id IS NULL"

@@ -1,13 +1,5 @@
-"""The scan spool: scan rows the database could not take, kept in a local file until it can.
-
-When the database is unreachable, the scan writer appends the rows of a failed commit to an
-append-only file (one JSON object per line, fsynced before the views answer), so a view is
-still never answered without its scan being durable. Once the database answers again, the
-files are replayed. Each file's replayed length is stored in the same transaction as the rows
-it covers, so a row lands exactly once even if the replay is interrupted or two processes
-replay the same file. A live process holds a lock on the file it appends to; files left by a
-process that died are replayed by whichever process finds them.
-"""
+"""The scan spool: scan rows the database could not take, kept in a local file until it can
+(fsynced before their views answer, replayed exactly once)."""
 
 import fcntl
 import json
@@ -15,8 +7,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -27,17 +18,15 @@ from sqlmodel import col
 from app.db import utcnow
 from app.files import make_private_dir
 from app.tracking.models import ScanSpoolProgress
-from app.tracking.scanrows import insert_scans
+from app.tracking.scanrows import insert_scans, json_value
 
 log = logging.getLogger(__name__)
 PATTERN = "scans-*.jsonl"
 CHUNK_ROWS = 2000
-_DATETIME_FIELDS = ("occurred_at",)
 
 
 def _encode(row: dict[str, Any]) -> bytes:
-    values = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-    return json.dumps(values, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(row, separators=(",", ":"), default=json_value).encode() + b"\n"
 
 
 def _private(path: str, flags: int) -> int:
@@ -47,9 +36,7 @@ def _private(path: str, flags: int) -> int:
 
 def _decode(line: bytes) -> dict[str, Any]:
     row: dict[str, Any] = json.loads(line)
-    for field in _DATETIME_FIELDS:
-        if isinstance(row.get(field), str):
-            row[field] = datetime.fromisoformat(row[field])
+    row["occurred_at"] = datetime.fromisoformat(row["occurred_at"])  # every row has its time
     return row
 
 
@@ -119,34 +106,26 @@ class ScanSpool:
         return sorted(p for p in self.directory.glob(PATTERN) if p != self._path)
 
     def replay(self, engine: Engine) -> int:
-        """Replay every sealed file into the database; returns the number of rows added."""
+        """Replay every sealed file (a dead process's too); returns the number of rows added."""
         added = 0
         for path in self.pending():
-            with _locked(path) as file:
-                if file is None:
-                    continue  # another live process appends to it, or replays it right now
+            try:
+                file = path.open("rb")
+            except FileNotFoundError:  # replayed and removed by another process meanwhile
+                continue
+            with file:
+                try:
+                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # another live process appends to it, or replays it
+                    continue
                 added += _replay_file(engine, path, file.read())
                 path.unlink()
         return added
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[IO[bytes] | None]:
-    try:
-        file = path.open("rb")
-    except FileNotFoundError:  # replayed and removed by another process meanwhile
-        yield None
-        return
-    with file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        yield file
-
-
 def _replay_file(engine: Engine, path: Path, data: bytes) -> int:
+    """The file's replayed length is committed with the rows it covers: each row lands once,
+    even if a replay is interrupted or two processes replay the file."""
     # A line cut short by a crash was never fsynced whole, so no view was answered for it.
     complete = data[: data.rfind(b"\n") + 1]
     added = 0

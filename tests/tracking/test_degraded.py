@@ -208,22 +208,22 @@ def test_a_scan_for_a_database_that_never_answers_is_spooled_within_a_second(
 def test_the_scan_writer_gives_up_on_a_database_gone_silent_mid_connection(
     committed: Engine,
 ) -> None:
-    """A partition just after the writer connected: its first statement (the batch's time
-    limits) has no deadline of its own, and waited until the kernel gave up on TCP, some
+    """A partition just after the writer connected: its first statement (once the batch's
+    time limits, now the batch itself) waited until the kernel gave up on TCP, some
     fifteen minutes, while every scan meanwhile went to the spool and none was replayed."""
     if committed.dialect.name != "postgresql":
         pytest.skip("a partition needs a database server: the PostgreSQL run (SQLite is a file)")
     proxy = TcpProxy((committed.url.host or "127.0.0.1", committed.url.port or 5432))
     url = committed.url.set(host="127.0.0.1", port=proxy.port)
     engine = make_engine(url.render_as_string(hide_password=False))
-    batches = scanrows.PostgresBatches(engine)
+    batches = scanrows.PostgresBatches(engine, 1.0)
     row = {"offer_id": None, "occurred_at": utcnow(), "code_form": "full", "channel": "qr"}
 
     async def partitioned_batch() -> tuple[float, BaseException | None]:
         await batches._connected()
         proxy.silence(drop_packets=True)
         started = time.monotonic()
-        batch = asyncio.ensure_future(batches.insert([row], 1.0))
+        batch = asyncio.ensure_future(batches.insert([row]))
         await asyncio.wait({batch}, timeout=30)
         if not batch.done():
             batch.cancel()
