@@ -928,3 +928,51 @@ def test_active_api_keys_sharing_a_name_are_told_apart_and_kept_both_ways(
         connection.execute(text("UPDATE api_key SET name = 'erp' WHERE id = 2"))
         count: int = connection.execute(text("SELECT count(*) FROM api_key")).scalar_one()
     assert count == 4
+
+
+def test_active_api_keys_whose_names_differ_only_by_case_are_told_apart_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """l05e1207a001: "CRM" and "crm" were both active; all but the oldest of a name, capitals
+    aside, get their id appended and keep working; revoked keys keep their names."""
+    _upgrade(scratch_engine, "r7a91e000001")
+    now = datetime.now(UTC)
+    rows = [
+        {"id": 1, "name": "CRM", "revoked": None},
+        {"id": 2, "name": "crm", "revoked": None},
+        {"id": 3, "name": "Crm", "revoked": now},
+        {"id": 4, "name": "shop", "revoked": None},
+    ]
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_key (id, name, prefix, token_hash, created_at, revoked_at)"
+                " VALUES (:id, :name, 'ot_x', :hash, :now, :revoked)"
+            ),
+            [{**row, "hash": f"h{row['id']}", "now": now} for row in rows],
+        )
+
+    _upgrade(scratch_engine, "l05e1207a001")
+    with scratch_engine.connect() as connection:
+        names = connection.execute(text("SELECT id, name FROM api_key ORDER BY id")).all()
+        with pytest.raises(IntegrityError):
+            connection.execute(
+                text(
+                    "INSERT INTO api_key (id, name, prefix, token_hash, created_at)"
+                    " VALUES (5, 'SHOP', 'ot_y', 'h5', :now)"
+                ),
+                {"now": now},
+            )
+    assert [tuple(row) for row in names] == [(1, "CRM"), (2, "crm (2)"), (3, "Crm"), (4, "shop")]
+
+    _downgrade(scratch_engine, "r7a91e000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_key (id, name, prefix, token_hash, created_at)"
+                " VALUES (5, 'SHOP', 'ot_y', 'h5', :now)"
+            ),
+            {"now": now},
+        )
+        count: int = connection.execute(text("SELECT count(*) FROM api_key")).scalar_one()
+    assert count == 5
