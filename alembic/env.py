@@ -1,7 +1,7 @@
 """Alembic environment: one set of migrations for SQLite and PostgreSQL."""
 
-from collections.abc import Iterator
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from logging.config import fileConfig
 from typing import Any
