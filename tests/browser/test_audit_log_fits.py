@@ -1,5 +1,6 @@
 """The audit log's table was wider than its region at 1280 px (a sideways scroll on a desk):
-an address in "Who" and an offer's id in "Offer" did not break."""
+an address in "Who" and an offer's id in "Offer" did not break. Each now may break after
+":", "@" or "." and an id at its middle, without squeezing the other columns' words."""
 
 from collections.abc import Iterator
 
