@@ -928,3 +928,107 @@ def test_active_api_keys_sharing_a_name_are_told_apart_and_kept_both_ways(
         connection.execute(text("UPDATE api_key SET name = 'erp' WHERE id = 2"))
         count: int = connection.execute(text("SELECT count(*) FROM api_key")).scalar_one()
     assert count == 4
+
+
+def test_active_api_keys_whose_names_differ_only_by_case_are_told_apart_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """l05e1207a001: "CRM" and "crm" were both active; all but the oldest of a name, capitals
+    aside, get their id appended and keep working; revoked keys keep their names."""
+    _upgrade(scratch_engine, "r7a91e000001")
+    now = datetime.now(UTC)
+    rows = [
+        {"id": 1, "name": "CRM", "revoked": None},
+        {"id": 2, "name": "crm", "revoked": None},
+        {"id": 3, "name": "Crm", "revoked": now},
+        {"id": 4, "name": "shop", "revoked": None},
+    ]
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_key (id, name, prefix, token_hash, created_at, revoked_at)"
+                " VALUES (:id, :name, 'ot_x', :hash, :now, :revoked)"
+            ),
+            [{**row, "hash": f"h{row['id']}", "now": now} for row in rows],
+        )
+
+    _upgrade(scratch_engine, "l05e1207a001")
+    with scratch_engine.connect() as connection:
+        names = connection.execute(text("SELECT id, name FROM api_key ORDER BY id")).all()
+        with pytest.raises(IntegrityError):
+            connection.execute(
+                text(
+                    "INSERT INTO api_key (id, name, prefix, token_hash, created_at)"
+                    " VALUES (5, 'SHOP', 'ot_y', 'h5', :now)"
+                ),
+                {"now": now},
+            )
+    assert [tuple(row) for row in names] == [(1, "CRM"), (2, "crm (2)"), (3, "Crm"), (4, "shop")]
+
+    _downgrade(scratch_engine, "r7a91e000001")
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_key (id, name, prefix, token_hash, created_at)"
+                " VALUES (5, 'SHOP', 'ot_y', 'h5', :now)"
+            ),
+            {"now": now},
+        )
+        count: int = connection.execute(text("SELECT count(*) FROM api_key")).scalar_one()
+    assert count == 5
+
+
+def test_an_orders_first_note_is_put_in_its_offers_language_and_kept_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """l05e1207a002: orders activated before the fix had an English first note on a German or
+    Greek page; a note staff wrote, a later update and an English offer's stay as they are."""
+    _upgrade(scratch_engine, "l05e1207a001")
+    now = datetime.now(UTC)
+    english = "We have received your order."
+    offers = [("O1", "de"), ("O2", "el"), ("O3", "en"), ("O4", "de")]
+    updates = [
+        (1, "O1", english),
+        (2, "O2", english),
+        (3, "O3", english),
+        (4, "O4", "Danke, wir legen los."),
+        (5, "O1", english),  # not the first: written so by staff, it stays
+    ]
+    with scratch_engine.begin() as connection:
+        for offer_id, language in offers:
+            connection.execute(
+                text(
+                    "INSERT INTO offer (id, tracking_id, status, customer_company,"
+                    " customer_contact_name, customer_email, customer_phone, customer_reference,"
+                    " currency, notes, terms, valid_until, created_at, updated_at, language)"
+                    " VALUES (:id, :id, 'ordered', 'C', 'N', 'e@example.com', '', '', 'EUR', '',"
+                    " '', '2027-01-01', :now, :now, :language)"
+                ),
+                {"id": offer_id, "now": now, "language": language},
+            )
+        for update_id, offer_id, note in updates:
+            connection.execute(
+                text(
+                    "INSERT INTO stage_update (id, offer_id, stage_key, happened_at,"
+                    " public_note, internal_note, carrier, tracking_number, tracking_link,"
+                    " created_by, created_at)"
+                    " VALUES (:id, :offer, 'confirmed', :now, :note, '', '', '', '', 'ana', :now)"
+                ),
+                {"id": update_id, "offer": offer_id, "now": now, "note": note},
+            )
+
+    _upgrade(scratch_engine, "l05e1207a002")
+    with scratch_engine.connect() as connection:
+        notes = connection.execute(text("SELECT public_note FROM stage_update ORDER BY id")).all()
+    assert [note for (note,) in notes] == [
+        "Wir haben Ihre Bestellung erhalten.",
+        "Λάβαμε την παραγγελία σας.",
+        english,
+        "Danke, wir legen los.",
+        english,
+    ]
+
+    _downgrade(scratch_engine, "l05e1207a001")
+    with scratch_engine.connect() as connection:
+        count: int = connection.execute(text("SELECT count(*) FROM stage_update")).scalar_one()
+    assert count == 5

@@ -87,4 +87,10 @@ def preview_svg(url: str, *, error: ErrorLevel = "M") -> str:
     """The code for ``url`` as SVG to show on a page (sized by its container): the same
     symbol ``render`` prints at this error level, quiet zone included."""
     qr = segno.make(url, error=error.lower(), micro=False, boost_error=False)
-    return str(qr.svg_inline(scale=4, border=QUIET_ZONE, light="#fff", svgclass="qr-preview"))
+    # A viewBox without a size: the symbol scales to its box. With a fixed 148 px size it sat
+    # in the top-left corner of a wider box and left the rest of it blank.
+    return str(
+        qr.svg_inline(
+            scale=4, border=QUIET_ZONE, light="#fff", svgclass="qr-preview", omitsize=True
+        )
+    )

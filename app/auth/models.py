@@ -10,12 +10,13 @@ from app.db import UTCDateTime, utcnow
 
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
-    # One active key per name, held by the database: two admins creating "erp" at the same
-    # moment both find the name free before either commits.
+    # One active key per name, capitals aside ("CRM" is "crm" to whoever reads the log), held
+    # by the database: two admins creating "erp" at the same moment both find the name free
+    # before either commits.
     __table_args__ = (
         Index(
             "uq_api_key_active_name",
-            "name",
+            text("lower(name)"),
             unique=True,
             postgresql_where=text("revoked_at IS NULL"),
             sqlite_where=text("revoked_at IS NULL"),

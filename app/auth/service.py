@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app import audit, invalidation
 from app.auth.models import ApiKey
@@ -45,10 +47,18 @@ class KeyNameTaken(Conflict):
         )
 
 
-def name_in_use(session: Session, name: str) -> bool:
-    """Whether an active key has this name: the audit log names a key by it."""
-    query = select(ApiKey.id).where(ApiKey.name == name.strip(), col(ApiKey.revoked_at).is_(None))
-    return session.exec(query).first() is not None
+def _active_named(name: str) -> SelectOfScalar[ApiKey]:
+    # "CRM" and "crm" are one name to a person reading the log: compared as the database's
+    # unique index on lower(name) compares them (migration l05e1207a001).
+    return select(ApiKey).where(
+        func.lower(ApiKey.name) == func.lower(name.strip()), col(ApiKey.revoked_at).is_(None)
+    )
+
+
+def name_in_use(session: Session, name: str) -> str | None:
+    """The name of the active key that has this name, capitals aside: the log names a key by it."""
+    key = session.exec(_active_named(name)).first()
+    return None if key is None else key.name
 
 
 def create_api_key(session: Session, name: str, *, actor: str) -> tuple[ApiKey, str]:
@@ -56,8 +66,9 @@ def create_api_key(session: Session, name: str, *, actor: str) -> tuple[ApiKey, 
     name = name.strip()
     if not name or len(name) > 100:
         raise ValueError("An API key needs a name of 1 to 100 characters.")
-    if name_in_use(session, name):
-        raise KeyNameTaken(name)
+    taken = name_in_use(session, name)
+    if taken is not None:
+        raise KeyNameTaken(taken)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=token[:10], token_hash=hash_token(token))
     session.add(key)
@@ -160,10 +171,8 @@ def authenticate(session: Session, token: str | None) -> Caller:
 
 
 def find_active_key(session: Session, name: str) -> ApiKey:
-    """The one active key called ``name``; NotFound when there is none or several."""
-    keys = session.exec(
-        select(ApiKey).where(ApiKey.name == name.strip(), col(ApiKey.revoked_at).is_(None))
-    ).all()
+    """The one active key called ``name``, capitals aside; NotFound when there is none."""
+    keys = session.exec(_active_named(name)).all()
     if len(keys) != 1:
         raise NotFound(f"{len(keys) or 'No'} active API keys are called {name!r}.")
     return keys[0]

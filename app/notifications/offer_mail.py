@@ -63,12 +63,6 @@ def draft_mail(offer: Offer, settings: Settings) -> OfferMail:
     return OfferMail(offer.customer_email, subject, message)
 
 
-def attachment_name(offer: Offer) -> str:
-    """The PDF's name as the customer saves it, in the mail's language: Angebot-01H0W-ARY2W.pdf."""
-    word = i18n.translate(offer.language, "Offer")
-    return f"{word}-{hyphenate_tracking_id(offer.tracking_id)}.pdf"
-
-
 def send_offer(
     session: Session,
     offer_id: str,
@@ -98,7 +92,7 @@ def send_offer(
         _rendered(offer, mail, settings),
         to=mail.to,
         dedupe_key=f"offer-sent:{offer.id}:{secrets.token_hex(8)}",
-        attachments=[Attachment(attachment_name(offer), document.content, "application/pdf")],
+        attachments=[Attachment(document.filename, document.content, "application/pdf")],
         category="offer",
         settings=settings,
     )

@@ -2,6 +2,7 @@
 (tracking's PDF link, the staff site's), which never import another package's router."""
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, Request, Response, status
 
@@ -21,9 +22,19 @@ async def get_renderer(request: Request) -> PdfRenderer:
 RendererDep = Annotated[PdfRenderer, Depends(get_renderer)]
 
 
+def content_disposition(filename: str) -> str:
+    """An inline file's name in a header, which is Latin-1: a name in Greek goes as RFC 5987's
+    UTF-8 filename*, which every current browser prefers, after an ASCII one (the
+    code alone) for the rest."""
+    fallback = filename.encode("ascii", "ignore").decode().lstrip("-")
+    if fallback == filename:
+        return f'inline; filename="{filename}"'
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
 def pdf_response(document: PdfDocument, if_none_match: str | None) -> Response:
     """The PDF, or 304 when the client holds this exact version already."""
-    headers = {"Content-Disposition": f'inline; filename="{document.filename}"'}
+    headers = {"Content-Disposition": content_disposition(document.filename)}
     if document.etag is None:
         headers["Cache-Control"] = "no-store"
         return Response(document.content, media_type="application/pdf", headers=headers)

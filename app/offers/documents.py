@@ -9,6 +9,7 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from app import i18n
 from app.config import Settings
 from app.db import read_only
 from app.offers import service
@@ -18,32 +19,39 @@ from app.offers.models import Offer, OfferPdf, OfferStatus
 from app.offers.pdf import pdf_etag, quotation_html
 
 
+@dataclass(frozen=True)
+class PdfDocument:
+    content: bytes
+    filename: str
+    etag: str | None  # None for a draft, which changes and is never cached
+
+
 class _StoredPdfs:
     """Recently served stored PDFs, in memory. A stored PDF never changes (its offer was issued),
     so a copy can be served without asking the database; a bounded LRU keeps memory flat."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._entries: OrderedDict[str, PdfDocument] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, offer_id: str) -> tuple[bytes, str] | None:
+    def get(self, offer_id: str) -> PdfDocument | None:
         with self._lock:
             entry = self._entries.get(offer_id)
             if entry is not None:
                 self._entries.move_to_end(offer_id)
             return entry
 
-    def put(self, offer_id: str, content: bytes, etag: str) -> None:
+    def put(self, offer_id: str, document: PdfDocument) -> None:
         with self._lock:
-            if offer_id in self._entries or len(content) > self.max_bytes:
+            if offer_id in self._entries or len(document.content) > self.max_bytes:
                 return
-            self._entries[offer_id] = (content, etag)
-            self._size += len(content)
+            self._entries[offer_id] = document
+            self._size += len(document.content)
             while self._size > self.max_bytes:
-                _, (old, _) = self._entries.popitem(last=False)
-                self._size -= len(old)
+                _, old = self._entries.popitem(last=False)
+                self._size -= len(old.content)
 
 
 stored_pdfs = _StoredPdfs(max_bytes=64 * 1024 * 1024)
@@ -55,13 +63,6 @@ class Renderer(Protocol):
 
 class AsyncRenderer(Protocol):
     async def render(self, html: str) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class PdfDocument:
-    content: bytes
-    filename: str
-    etag: str | None  # None for a draft, which changes and is never cached
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ async def offer_pdf_async(
     the render is awaited and holds no thread, however long it queues for a renderer."""
     cached = stored_pdfs.get(offer_id.upper())
     if cached is not None:
-        return PdfDocument(cached[0], _filename(offer_id.upper()), cached[1])
+        return cached
     found = await to_thread.run_sync(_read, session, offer_id, settings)
     if isinstance(found, PdfDocument):
         return found
@@ -107,23 +108,26 @@ async def offer_pdf_async(
     return await to_thread.run_sync(_keep, session, found, content)
 
 
-def _filename(offer_id: str) -> str:
-    return f"offer-{hyphenate_tracking_id(tracking_id_of(offer_id))}.pdf"
+def pdf_filename(language: str, tracking_id: str) -> str:
+    """The PDF's name as the customer saves it, in the PDF's own language, whether it comes
+    from the offer page's link or a mail's attachment: Angebot-01H0W-ARY2W.pdf."""
+    word = i18n.translate(language, "Offer")  # English for a language we do not print in
+    return f"{word}-{hyphenate_tracking_id(tracking_id)}.pdf"
 
 
 def _read(session: Session, offer_id: str, settings: Settings) -> PdfDocument | _ToRender:
     """The PDF when it is kept (in memory or stored), else the HTML to render it from."""
     offer_id = offer_id.upper()
-    filename = _filename(offer_id)
     cached = stored_pdfs.get(offer_id)
     if cached is not None:
-        return PdfDocument(cached[0], filename, cached[1])
+        return cached
     with read_only(session):
         # Only issued offers have a stored PDF, so the common path is this one lookup.
         stored = session.get(OfferPdf, offer_id) if len(offer_id) == ULID_LENGTH else None
         if stored is not None:
-            return _serve_stored(offer_id, stored, filename, final=_is_final(session, offer_id))
+            return _serve_stored_of(session, offer_id, stored)
         offer = service.get_offer(session, offer_id)
+        filename = pdf_filename(offer.language, offer.tracking_id)
         contact = offer_contact(session, offer, settings)
         today = service.today(settings)
         html = quotation_html(offer, settings=settings, today=today, contact=contact)
@@ -141,17 +145,23 @@ def _keep(session: Session, rendered: _ToRender, content: bytes) -> PdfDocument:
 
 
 def _serve_stored(key: str, stored: OfferPdf, filename: str, *, final: bool) -> PdfDocument:
+    document = PdfDocument(stored.content, filename, stored.etag)
     if final:
-        stored_pdfs.put(key, stored.content, stored.etag)
-    return PdfDocument(stored.content, filename, stored.etag)
+        stored_pdfs.put(key, document)
+    return document
 
 
-def _is_final(session: Session, offer_id: str) -> bool:
+def _serve_stored_of(session: Session, offer_id: str, stored: OfferPdf) -> PdfDocument:
+    """A stored PDF, named by its offer's language, kept in memory once it is final."""
+    status, language = session.exec(
+        select(Offer.status, Offer.language).where(Offer.id == offer_id)
+    ).one()
     # An issued offer's PDF is printed again once it is accepted (with the acceptance), so
     # only the database copy, which the acceptance deletes, may serve it: a copy in this
     # process's memory would outlive an acceptance taken by another process.
-    status = session.exec(select(Offer.status).where(Offer.id == offer_id)).first()
-    return status is not None and status != OfferStatus.ISSUED
+    final = status != OfferStatus.ISSUED
+    filename = pdf_filename(language, tracking_id_of(offer_id))
+    return _serve_stored(offer_id, stored, filename, final=final)
 
 
 def _store(session: Session, offer_id: str, content: bytes) -> OfferPdf:

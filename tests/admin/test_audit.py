@@ -24,6 +24,10 @@ from tests.factories import line_data, make_offer, offer_data
 pytestmark = pytest.mark.concurrency
 
 
+# Where the audit log lets a long address or id break: no character a reader sees.
+WBR = "<wbr>"
+
+
 def _entries(db: Session, offer_id: str | None = None) -> list[tuple[str, str]]:
     query = select(AuditLogEntry.actor, AuditLogEntry.action).order_by(col(AuditLogEntry.id))
     if offer_id:
@@ -158,7 +162,7 @@ def test_the_audit_log_lists_changes_of_users_and_keys_for_admins(
         },
     )
 
-    page = web.get("/admin/audit-log-entry/list").text
+    page = web.get("/admin/audit-log-entry/list").text.replace(WBR, "")
 
     assert "Created staff user ben@example.com (viewer)" in page
     assert "staff:admin@example.com" in page
@@ -177,12 +181,14 @@ def test_who_changed_an_offers_price_is_found_by_its_tracking_id_with_the_amount
     as_role(Role.ADMIN)
     printed = hyphenate_tracking_id(offer_id[:10]).lower()  # as read off the PDF
 
-    page = web.get("/admin/audit-log-entry/list", params={"offer": printed}).text
+    page = web.get("/admin/audit-log-entry/list", params={"offer": printed}).text.replace(WBR, "")
 
     assert "Changed lines (gross total 3100.00 → 2480.00 EUR)" in page
     assert "api:erp" in page
     assert other_id not in page  # only the offer asked about
-    notes_only = web.get("/admin/audit-log-entry/list", params={"offer": other_id}).text
+    notes_only = web.get("/admin/audit-log-entry/list", params={"offer": other_id}).text.replace(
+        WBR, ""
+    )
     assert "Changed notes" in notes_only and "gross total" not in notes_only
 
 

@@ -337,6 +337,23 @@ def test_a_bulk_update_with_a_non_order_changes_nothing(
     assert len(db.exec(select(StageUpdate).where(StageUpdate.offer_id == order.id)).all()) == 1
 
 
+def test_an_api_key_named_like_an_active_one_but_for_capitals_is_refused_beside_the_name(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    # "CRM" and "crm" were both active: the audit log showed two keys a reader took for one.
+    token = as_role(Role.ADMIN)
+    web.post("/admin/api-key/create", data={"name": "CRM", "csrf_token": token})
+
+    again = web.post("/admin/api-key/create", data={"name": "crm", "csrf_token": token})
+
+    assert again.status_code == 400
+    feedback = again.text.split('invalid-feedback">', 1)[1].split("<", 1)[0]
+    assert feedback.startswith("An active API key is called &#39;CRM&#39; already")
+    assert 'name="name"' in again.text.split('invalid-feedback">', 1)[0].rsplit("<label", 1)[1]
+    db.rollback()
+    assert db.exec(select(ApiKey.name)).all() == ["CRM"]
+
+
 def test_an_api_key_token_is_shown_once_and_works(
     web: TestClient, as_role: Callable[[Role], str], db: Session
 ) -> None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from multiprocessing.process import BaseProcess as Process
 from typing import Any, cast
@@ -212,6 +212,29 @@ def test_customer_details_validity_notes_and_terms(long_pdf: bytes) -> None:
         assert expected in text
     assert "Dec 31, 2026" in text
     assert "Delivery in three weeks." in text and "Payment 30 days net." in text
+
+
+@pytest.mark.parametrize(
+    ("language", "sentence"),
+    [
+        ("de", "Angenommen am 08.12.2026, 10:15 von Maria P. Bestellnummer: PO-9"),
+        ("el", "Έγινε αποδεκτή στις 8 Δεκ 2026, 10:15 από Maria P. Αριθμός παραγγελίας: PO-9"),
+        ("en", "Accepted on Dec 8, 2026, 10:15 by Maria P. Purchase order number: PO-9"),
+    ],
+)
+def test_the_acceptance_ends_with_one_full_stop_after_a_signers_initial(
+    language: str, sentence: str
+) -> None:
+    # "von Maria P.. Bestellnummer": the signer's own full stop and the sentence's, both printed.
+    offer = make_offer(lines=1, status=OfferStatus.ACCEPTED)
+    offer.language = language
+    offer.accepted_at = datetime(2026, 12, 8, 9, 15, tzinfo=UTC)
+    offer.accepted_by_name = "Maria P."
+    offer.accepted_po_number = "PO-9"
+
+    text = " ".join(" ".join(page_texts(render(offer))).split())
+
+    assert sentence in text
 
 
 def test_totals_with_the_vat_breakdown(long_pdf: bytes) -> None:

@@ -240,8 +240,9 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
 def _key_name_free(form: Form, field: Field) -> None:
     """A name an active key has, said beside the field (as ``_not_taken`` for addresses)."""
     with Session(get_engine()) as session, read_only(session):
-        if field.data and auth_service.name_in_use(session, str(field.data)):
-            raise ValidationError(auth_service.KeyNameTaken(str(field.data).strip()).detail)
+        taken = auth_service.name_in_use(session, str(field.data)) if field.data else None
+    if taken is not None:
+        raise ValidationError(auth_service.KeyNameTaken(taken).detail)
 
 
 class ApiKeyCreateForm(Form):
