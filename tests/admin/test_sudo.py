@@ -181,7 +181,9 @@ def test_a_user_with_two_factor_confirms_with_a_code_instead(
     web: TestClient, make_staff: Callable[..., StaffLogin], db: Session
 ) -> None:
     who = make_staff(Role.ADMIN, "totp-admin@example.com")
-    staff = users.load_active(db, users.find_by_email(db, who.email).id)  # type: ignore[union-attr]
+    user = users.find_by_email(db, who.email)
+    assert user is not None and user.id is not None
+    staff = users.load_active(db, user.id)
     assert staff is not None
     secret = twofactor.begin_enrolment(db, staff)
     code = pyotp.TOTP(secret)

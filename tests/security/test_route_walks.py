@@ -268,7 +268,7 @@ def _sqladmin_changes(view: Any) -> set[str]:
 
 def _admin_only(view: Any, change: str) -> bool:
     key = change if change in ("create", "edit", "delete") else custom_action(change)
-    return view.permissions.get(key) == Role.ADMIN
+    return bool(view.permissions.get(key) == Role.ADMIN)
 
 
 def test_every_admin_change_is_sensitive_or_named_ordinary(app: FastAPI) -> None:
