@@ -17,6 +17,7 @@ from jinja2.runtime import Context
 from sqladmin import Admin
 from sqladmin._menu import ItemMenu
 from sqladmin.authentication import login_required
+from sqladmin.authorization import custom_action
 from sqladmin.templating import Jinja2Templates
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
@@ -122,7 +123,7 @@ class StaffAdmin(Admin):
     ) -> None:
         """A sensitive action (the view's ``confirm_before``) asks for the password first."""
         if getattr(func, "_slug", None) in getattr(view_instance, "confirm_before", ()):
-            func = _asking_confirmation(func)  # type: ignore[assignment]
+            func = _asking_confirmation(func, view_instance)  # type: ignore[assignment]
         super()._handle_action_decorated_func(func, view, view_instance)
 
     @login_required
@@ -140,11 +141,15 @@ class StaffAdmin(Admin):
 
 
 def _asking_confirmation(
-    action: Callable[[Request], Awaitable[Response]],
+    action: Callable[[Request], Awaitable[Response]], view: Any
 ) -> Callable[[Request], Awaitable[Response]]:
+    permission = custom_action(getattr(action, "_slug", ""))
+
     @functools.wraps(action)  # keeps sqladmin's _action, _slug and label
     async def asking(request: Request) -> Response:
-        await sudo.ask_unless_confirmed(request)
+        # Signed out or without the role: the action's own checks answer (sign-in, 403).
+        if await access.current_staff(request) and view.has_permission(request, permission):
+            await sudo.ask_unless_confirmed(request)
         return await action(request)
 
     return asking
