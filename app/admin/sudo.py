@@ -69,6 +69,9 @@ async def ask_unless_confirmed(request: Request) -> None:
     held = False
     if request.method not in ("GET", "HEAD"):
         held = hold_form(request, request.url.path, await _typed_fields(request))
+    else:
+        # A page asks now: a form held earlier and left behind is not offered after it.
+        request.session.pop(HELD_FORM, None)
     raise ConfirmAccess(held)
 
 
