@@ -104,6 +104,9 @@ class Settings(BaseSettings):
 
     # Staff sessions end after this many minutes without a request (and 12 hours after sign-in).
     admin_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # Sensitive staff actions (roles, passwords, two-factor resets, API keys, webhooks) need a
+    # password or code given within this many minutes (app/admin/sudo.py); a sign-in counts.
+    sudo_minutes: int = Field(default=15, ge=1, le=12 * 60)
     # Staff CSV exports streaming at once in each process; one more answers 503 at once. Each
     # holds a pooled database connection for as long as its download lasts: below the pool's
     # 5 lasting connections (PostgreSQL, app.db), pages keep theirs while exports run.

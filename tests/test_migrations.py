@@ -1032,3 +1032,39 @@ def test_an_orders_first_note_is_put_in_its_offers_language_and_kept_both_ways(
     with scratch_engine.connect() as connection:
         count: int = connection.execute(text("SELECT count(*) FROM stage_update")).scalar_one()
     assert count == 5
+
+
+def test_staff_sessions_get_an_unknown_confirmation_and_keep_their_rows_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """5d0000000001: sessions open at the step have no confirmation (NULL), so their next
+    sensitive action asks for the password; down again, the sessions stay."""
+    _upgrade(scratch_engine, "l05e1207a002")
+    now = datetime.now(UTC)
+    with scratch_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff_user (id, email, password_hash, role, is_active, created_at,"
+                " updated_at, decimal_mark) VALUES (1, 'ana@example.com', 'x', 'admin', true,"
+                " :now, :now, 'point')"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO staff_session (id, token_hash, user_id, created_at, last_seen_at,"
+                " client, second_factor) VALUES (1, 'h', 1, :now, :now, 'Firefox', false)"
+            ),
+            {"now": now},
+        )
+
+    _upgrade(scratch_engine, "5d0000000001")
+    with scratch_engine.connect() as connection:
+        confirmed = connection.execute(text("SELECT confirmed_at FROM staff_session")).all()
+    assert confirmed == [(None,)]
+
+    _downgrade(scratch_engine, "l05e1207a002")
+    columns = {c["name"] for c in inspect(scratch_engine).get_columns("staff_session")}
+    assert "confirmed_at" not in columns
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM staff_session")).scalar_one() == 1

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from starlette.datastructures import URL
 
 from app import csrf
-from app.admin import sessions, twofactor, users
+from app.admin import sessions, sudo, twofactor, users
 from app.admin.users import Staff
 from app.auth.staff import Role
 from app.config import get_settings
@@ -70,6 +70,13 @@ def sign_in_again(request: Request, status_code: int = 303) -> Response:
     if back:
         login = login.include_query_params(next=back)
     return RedirectResponse(str(login), status_code=status_code)
+
+
+def safe_next(target: str) -> str:
+    """Only a path inside the staff site: never another host (open redirect)."""
+    if target.startswith("/admin/") and "\\" not in target and target.isprintable():
+        return target
+    return ""
 
 
 def _own_referer_path(request: Request) -> str:
@@ -207,15 +214,19 @@ async def current_staff(request: Request) -> Staff | None:
         else:
             staff, live = found
             request.state.staff_session_id = live.id
+            setattr(request.state, sudo.STATE_CONFIRMED_AT, live.confirmed_at)
             sessions.current_session_id.set(live.id)
     request.state.staff = staff
     return staff
 
 
-def require_role(role: Role) -> Callable[[Request], Awaitable[Staff]]:
-    """A dependency for staff routes: the signed-in user, if their role includes ``role``.
+def require_role(role: Role, *, confirmed: bool = False) -> Callable[[Request], Awaitable[Staff]]:
+    """A dependency for staff routes: the signed-in user, if their role includes ``role``;
+    ``confirmed``: a sensitive action, which also needs the password given recently
+    (app/admin/sudo.py).
 
-    Signed out: a redirect to the sign-in page; signed in without the role: a 403 page.
+    Signed out: a redirect to the sign-in page; signed in without the role: a 403 page;
+    not confirmed recently: the "Confirm access" page, nothing done.
     """
 
     async def dependency(request: Request) -> Staff:
@@ -224,15 +235,22 @@ def require_role(role: Role) -> Callable[[Request], Awaitable[Staff]]:
             raise LoginRequired()
         if not staff.can(role):
             raise Forbidden(role)
+        if confirmed:
+            await sudo.ask_unless_confirmed(request)
         return staff
 
     dependency.__name__ = f"require_{role}"
+    dependency.asks_confirmation = confirmed  # type: ignore[attr-defined]
     return dependency
 
 
 StaffDep = Annotated[Staff, Depends(require_role(Role.VIEWER))]
 SalesDep = Annotated[Staff, Depends(require_role(Role.SALES))]
 AdminDep = Annotated[Staff, Depends(require_role(Role.ADMIN))]
+# Sensitive actions (sudo mode): what grants access, moves ownership, reveals or creates a
+# secret, or sends data out of the company.
+ConfirmedStaffDep = Annotated[Staff, Depends(require_role(Role.VIEWER, confirmed=True))]
+ConfirmedAdminDep = Annotated[Staff, Depends(require_role(Role.ADMIN, confirmed=True))]
 
 
 class StaffAuthentication(AuthenticationBackend):

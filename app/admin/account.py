@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.admin import reveal, sessions, throttle, twofactor, users
 from app.admin.access import (
+    ConfirmedStaffDep,
     StaffDep,
     pending_second_factor,
     start_session,
@@ -234,8 +235,10 @@ async def decimal_mark(
     return RedirectResponse(str(request.url_for("staff:account")) + "#numbers", 303)
 
 
+# A new authenticator (or a new secret for a set-up begun before) asks for the password given
+# recently: whoever finds the session open must not bind their own phone to the account.
 @router.post("/account/2fa/start", name="staff:2fa_start")
-async def start_2fa(request: Request, staff: StaffDep) -> Response:
+async def start_2fa(request: Request, staff: ConfirmedStaffDep) -> Response:
     try:
         await in_session(lambda s: twofactor.begin_enrolment(s, staff))
     except AppError as exc:

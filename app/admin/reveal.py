@@ -106,7 +106,21 @@ def _claim(sealed: str) -> bool:
     return first is not None
 
 
-def _fernet() -> Fernet:
+def seal(value: str, purpose: bytes) -> str:
+    """``value`` sealed for the staff session's cookie (readable by anyone holding it) with a
+    key of ``purpose``'s own: a form held across "Confirm access" (app/admin/sudo.py)."""
+    return _fernet(purpose).encrypt(value.encode()).decode()
+
+
+def unseal(sealed: object, purpose: bytes, ttl: int) -> str | None:
+    """What ``seal`` sealed, while younger than ``ttl`` seconds; None otherwise."""
+    try:
+        return _fernet(purpose).decrypt(str(sealed).encode(), ttl=ttl).decode()
+    except (InvalidToken, UnicodeDecodeError):
+        return None
+
+
+def _fernet(purpose: bytes = b"offertrack-staff-reveal") -> Fernet:
     secret = get_settings().resolved_secret_key().encode()
-    key = hmac.new(secret, b"offertrack-staff-reveal", hashlib.sha256).digest()
+    key = hmac.new(secret, purpose, hashlib.sha256).digest()
     return Fernet(base64.urlsafe_b64encode(key))

@@ -1,6 +1,7 @@
 """The staff site's own pages: sign-in and sign-out, and the offer and order actions.
 
-Every route names its lowest role through StaffDep / SalesDep / AdminDep; every POST has
+Every route names its lowest role through StaffDep / SalesDep / AdminDep (Confirmed...: a
+sensitive action, app/admin/sudo.py); every POST has
 passed the CSRF middleware before it gets here.
 """
 
@@ -17,12 +18,13 @@ from starlette.responses import Response
 
 from app.admin import throttle, twofactor, users
 from app.admin.access import (
-    AdminDep,
+    ConfirmedAdminDep,
     SalesDep,
     StaffDep,
     current_staff,
     end_session,
     hold_for_second_factor,
+    safe_next,
     start_session,
 )
 from app.admin.forms import (
@@ -73,18 +75,11 @@ async def _render(
 STAGE_UPDATE_TITLE = {"title": "Add stage update"}
 
 
-def _safe_next(target: str) -> str:
-    """Only a path inside the staff site: never another host (open redirect)."""
-    if target.startswith("/admin/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return ""
-
-
 @router.get("/login", name="staff:login")
 async def login_page(request: Request, next: str = "") -> Response:
     if await current_staff(request) is not None:
-        return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
-    context = {"next": _safe_next(next), "email": "", "error": ""}
+        return RedirectResponse(safe_next(next) or str(request.url_for("admin:index")), 303)
+    context = {"next": safe_next(next), "email": "", "error": ""}
     return await _render(request, "admin/login.html", context)
 
 
@@ -101,16 +96,16 @@ async def login(
     try:
         staff = await anyio.to_thread.run_sync(users.sign_in, session, email, password, who)
     except (InvalidCredentials, throttle.TooManyLogins) as exc:
-        context = {"next": _safe_next(next), "email": email, "error": exc.detail}
+        context = {"next": safe_next(next), "email": email, "error": exc.detail}
         response = await _render(request, "admin/login.html", context, exc.status_code)
         response.headers.update(exc.headers())
         return response
     step = await in_session(lambda s: twofactor.prepare_second_step(s, staff, settings))
     if step is not twofactor.SecondStep.NONE:
-        hold_for_second_factor(request, staff, _safe_next(next))
+        hold_for_second_factor(request, staff, safe_next(next))
         return RedirectResponse(request.url_for("staff:login_2fa"), 303)
     await start_session(request, staff, second_factor=False)
-    return RedirectResponse(_safe_next(next) or str(request.url_for("admin:index")), 303)
+    return RedirectResponse(safe_next(next) or str(request.url_for("admin:index")), 303)
 
 
 @router.get("/logout", name="staff:logout_page")
@@ -326,7 +321,9 @@ async def bulk_stage_update(request: Request, settings: SettingsDep, staff: Sale
 
 
 @router.get("/settings", name="staff:settings")
-async def settings_page(request: Request, settings: SettingsDep, staff: AdminDep) -> Response:
+async def settings_page(
+    request: Request, settings: SettingsDep, staff: ConfirmedAdminDep
+) -> Response:
     rows = sorted((f"OFFERTRACK_{k.upper()}", v) for k, v in settings.for_display().items())
     context = {"rows": rows, "title": "Settings"}
     return await _render(request, "admin/settings.html", context)

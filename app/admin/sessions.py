@@ -50,6 +50,9 @@ class StaffSession(SQLModel, table=True):
     # Signed in with a TOTP or recovery code (or the set-up's first code), not the password
     # alone: where admins must use two factors, an admin's session without one does not count.
     second_factor: bool = False
+    # When the session last proved its user's password (or a current code): at sign-in, and on
+    # the "Confirm access" page. Sensitive actions need it recent (app/admin/sudo.py).
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,18 @@ class LiveSession:
     last_seen_at: datetime
     client: str
     second_factor: bool
+    confirmed_at: datetime | None = None
 
 
 def _live(row: StaffSession) -> LiveSession:
     return LiveSession(
-        row.id or 0, row.user_id, row.created_at, row.last_seen_at, row.client, row.second_factor
+        row.id or 0,
+        row.user_id,
+        row.created_at,
+        row.last_seen_at,
+        row.client,
+        row.second_factor,
+        row.confirmed_at,
     )
 
 
@@ -85,7 +95,11 @@ def start(session: Session, user_id: int, user_agent: str, *, second_factor: boo
     client = client_label(user_agent)
     session.add(
         StaffSession(
-            token_hash=_hash(token), user_id=user_id, client=client, second_factor=second_factor
+            token_hash=_hash(token),
+            user_id=user_id,
+            client=client,
+            second_factor=second_factor,
+            confirmed_at=utcnow(),  # the password was just given: a sign-in confirms
         )
     )
     signed_in = update(StaffUser).where(col(StaffUser.id) == user_id)
@@ -169,11 +183,22 @@ def renew(session: Session, session_id: int) -> str:
             created_at=old.created_at,  # MAX_AGE still counts from the sign-in
             client=old.client,
             second_factor=old.second_factor,
+            confirmed_at=old.confirmed_at,
         )
     )
     old.ended_at = utcnow()
     session.add(old)
     return token
+
+
+def confirm(session: Session, session_id: int) -> None:
+    """The session's user has just given their password or a current code again (the "Confirm
+    access" page). The caller commits."""
+    session.execute(
+        update(StaffSession)
+        .where(col(StaffSession.id) == session_id, col(StaffSession.ended_at).is_(None))
+        .values(confirmed_at=utcnow())
+    )
 
 
 def end_one(session: Session, user_id: int, session_id: int) -> None:

@@ -1,9 +1,11 @@
 """The staff site: one FastAPI sub-application at /admin holding sqladmin and our own pages,
 behind one session cookie and one CSRF check."""
 
+import functools
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from types import MethodType
 from typing import Any
 
 import jinja_partials
@@ -15,6 +17,7 @@ from jinja2.runtime import Context
 from sqladmin import Admin
 from sqladmin._menu import ItemMenu
 from sqladmin.authentication import login_required
+from sqladmin.authorization import custom_action
 from sqladmin.templating import Jinja2Templates
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
@@ -22,7 +25,17 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from app.admin import access, export, followups, queries, reveal, routes, views
+from app.admin import (
+    access,
+    confirm_access,
+    export,
+    followups,
+    queries,
+    reveal,
+    routes,
+    sudo,
+    views,
+)
 from app.admin.access import SESSION_COOKIE, LoginRequired, csrf_token
 from app.admin.csrf import CsrfMiddleware
 from app.admin.layout import MenuLink, StaffPages, render_staff_page
@@ -104,6 +117,33 @@ class StaffAdmin(Admin):
         return await self.templates.TemplateResponse(request, "admin/dashboard.html", context)
 
     @login_required
+    async def create(self, request: Request) -> Response:
+        await self._create(request)  # the role first: a sales user is refused, not asked
+        await self._ask_unless_confirmed(request, "create")
+        response: Response = await super().create(request)
+        return response
+
+    @login_required
+    async def edit(self, request: Request) -> Response:
+        await self._edit(request)
+        await self._ask_unless_confirmed(request, "edit")
+        response: Response = await super().edit(request)
+        return response
+
+    async def _ask_unless_confirmed(self, request: Request, name: str) -> None:
+        view = self._find_model_view(request.path_params["identity"])
+        if name in getattr(view, "confirm_before", ()):
+            await sudo.ask_unless_confirmed(request)
+
+    def _handle_action_decorated_func(
+        self, func: MethodType, view: Any, view_instance: Any
+    ) -> None:
+        """A sensitive action (the view's ``confirm_before``) asks for the password first."""
+        if getattr(func, "_slug", None) in getattr(view_instance, "confirm_before", ()):
+            func = _asking_confirmation(func, view_instance)  # type: ignore[assignment]
+        super()._handle_action_decorated_func(func, view, view_instance)
+
+    @login_required
     async def export(self, request: Request) -> Response:
         # sqladmin's export reads every row of the list into memory before it writes one;
         # ours streams them (app/admin/export.py). The checks stay sqladmin's: the view's
@@ -115,6 +155,21 @@ class StaffAdmin(Admin):
         staff = await access.current_staff(request)
         assert staff is not None  # @login_required
         return await export.csv_response(view, request, self.export_slots, staff.decimal_mark)
+
+
+def _asking_confirmation(
+    action: Callable[[Request], Awaitable[Response]], view: Any
+) -> Callable[[Request], Awaitable[Response]]:
+    permission = custom_action(getattr(action, "_slug", ""))
+
+    @functools.wraps(action)  # keeps sqladmin's _action, _slug and label
+    async def asking(request: Request) -> Response:
+        # Signed out or without the role: the action's own checks answer (sign-in, 403).
+        if await access.current_staff(request) and view.has_permission(request, permission):
+            await sudo.ask_unless_confirmed(request)
+        return await action(request)
+
+    return asking
 
 
 def _staff_numbers(context: Context) -> str:
@@ -150,6 +205,7 @@ def create_staff_app(settings: Settings, pages: Sequence[StaffPages] = ()) -> Fa
     # Our routes first: they shadow sqladmin's /login and /logout, and sqladmin's mount at
     # the root of this app would otherwise take every path.
     staff_app.include_router(routes.router)
+    staff_app.include_router(confirm_access.router)
     for page in pages:
         for router in page.routers:
             staff_app.include_router(router)
@@ -223,6 +279,10 @@ def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
     async def login_required_(request: Request, exc: LoginRequired) -> Response:
         return access.sign_in_again(request)
 
+    @staff_app.exception_handler(sudo.ConfirmAccess)
+    async def confirm_first(request: Request, exc: sudo.ConfirmAccess) -> Response:
+        return confirm_access.ask(request, exc)
+
     @staff_app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
         response = await page(request, exc.status_code, exc.title, exc.detail)
@@ -234,6 +294,7 @@ def _register_error_handlers(staff_app: FastAPI, admin: Admin) -> None:
     # 503, as on every page) and the unexpected need our pages and headers there as well.
     # (Starlette types a handler as taking any Exception.)
     admin.admin.add_exception_handler(AppError, app_error)  # type: ignore[arg-type]
+    admin.admin.add_exception_handler(sudo.ConfirmAccess, confirm_first)  # type: ignore[arg-type]
     for target in (staff_app, admin.admin):
         answer_database_outages(target, app_error)
 

@@ -146,8 +146,14 @@ def reset_second_factor(session: Session, user_id: int, *, actor: str, by: int) 
     """A lost phone: the user's sessions end and their second factor goes; they set it up
     again at their next sign-in (admins must, where it is required). Returns their e-mail."""
     user = _other_user(session, user_id, by, "switch two-factor sign-in off there")
+    # Read under the user's row lock: two admins resetting at one moment take turns, and the
+    # second finds it gone (one reset, one audit entry) instead of both "succeeding".
+    _lock_users(session, {user_id})
     if not twofactor.is_enabled(session, user_id):
-        raise Conflict(f"{user.email} has no two-factor sign-in to reset.")
+        raise Conflict(
+            f"{user.email} has no two-factor sign-in to reset: it was reset already "
+            "(perhaps by another admin just now), or never set up."
+        )
     staff_sessions.end_others(session, user_id, keep=None)
     twofactor.reset(session, user_id, user.email, actor=actor)  # commits both
     return user.email

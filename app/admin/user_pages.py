@@ -1,6 +1,7 @@
 """An admin's pages for another staff user (reached from the user's page): hand their offers
 over to a colleague, sign them out everywhere, reset their two-factor sign-in. Each asks on a
-page of its own first, which works without JavaScript; the services audit and commit."""
+page of its own first, which works without JavaScript; the services audit and commit. Each
+moves ownership or access, so each asks for the password given recently (app/admin/sudo.py)."""
 
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.datastructures import URL
 from starlette.responses import Response
 
 from app.admin import user_actions
-from app.admin.access import AdminDep
+from app.admin.access import ConfirmedAdminDep
 from app.admin.forms import Errors, act_and_redirect
 from app.admin.layout import StaffPages, render_staff_page
 from app.admin.views import in_session
@@ -56,14 +57,14 @@ async def _handover_page(
 
 @router.get("/{user_id}/handover", name="user_pages:handover")
 async def handover_page(
-    request: Request, user_id: PathId, staff: AdminDep, settings: SettingsDep
+    request: Request, user_id: PathId, staff: ConfirmedAdminDep, settings: SettingsDep
 ) -> Response:
     return await _handover_page(request, settings, user_id)
 
 
 @router.post("/{user_id}/handover", name="user_pages:handover_submit")
 async def handover(
-    request: Request, user_id: PathId, staff: AdminDep, settings: SettingsDep
+    request: Request, user_id: PathId, staff: ConfirmedAdminDep, settings: SettingsDep
 ) -> Response:
     chosen = str((await request.form()).get("to_user", "")).strip()
     if not chosen.isdecimal():
@@ -100,13 +101,13 @@ _CONFIRM_TITLES = {
 
 @router.get("/{user_id}/sign-out", name="user_pages:confirm_sign_out")
 async def confirm_sign_out(
-    request: Request, user_id: PathId, staff: AdminDep, settings: SettingsDep
+    request: Request, user_id: PathId, staff: ConfirmedAdminDep, settings: SettingsDep
 ) -> Response:
     return await _confirm_page(request, settings, user_id, "sign_out")
 
 
 @router.post("/{user_id}/sign-out", name="user_pages:sign_out")
-async def sign_out(request: Request, user_id: PathId, staff: AdminDep) -> Response:
+async def sign_out(request: Request, user_id: PathId, staff: ConfirmedAdminDep) -> Response:
     def ended(result: tuple[str, int]) -> str:
         email, count = result
         sessions = f"{count} session{'s' if count != 1 else ''}"
@@ -124,13 +125,13 @@ async def sign_out(request: Request, user_id: PathId, staff: AdminDep) -> Respon
 
 @router.get("/{user_id}/reset-2fa", name="user_pages:confirm_reset_2fa")
 async def confirm_reset_2fa(
-    request: Request, user_id: PathId, staff: AdminDep, settings: SettingsDep
+    request: Request, user_id: PathId, staff: ConfirmedAdminDep, settings: SettingsDep
 ) -> Response:
     return await _confirm_page(request, settings, user_id, "reset_2fa")
 
 
 @router.post("/{user_id}/reset-2fa", name="user_pages:reset_2fa")
-async def reset_2fa(request: Request, user_id: PathId, staff: AdminDep) -> Response:
+async def reset_2fa(request: Request, user_id: PathId, staff: ConfirmedAdminDep) -> Response:
     return await act_and_redirect(
         request,
         lambda s: user_actions.reset_second_factor(s, user_id, actor=staff.actor, by=staff.id),

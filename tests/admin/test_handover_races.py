@@ -6,15 +6,16 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pyotp
 import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
-from app.admin import user_actions, users
+from app.admin import twofactor, user_actions, users
 from app.audit import AuditLogEntry
 from app.auth.staff import Role
 from app.config import Settings
-from app.errors import Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.offers import service
 from app.offers.models import Offer
 from app.offers.schemas import OfferUpdate
@@ -138,3 +139,45 @@ def test_an_offer_given_to_someone_else_at_the_same_moment_stays_theirs(
             .order_by(col(AuditLogEntry.id))
         ).all()
     assert history == ["Owner changed from leaving@example.com to other@example.com"]
+
+
+def _enrolled(engine: Engine, user_id: int) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        staff = users.load_active(session, user_id)
+        assert staff is not None
+        secret = twofactor.begin_enrolment(session, staff)
+        twofactor.confirm_enrolment(session, staff, pyotp.TOTP(secret).now())
+
+
+def test_two_admins_resetting_one_users_two_factor_at_once_reset_it_once(
+    committed: Engine,
+) -> None:
+    """The second admin waits for the first's reset, then is told it was reset already: one
+    reset, one audit entry (both used to succeed and log it twice)."""
+    _skip_on_sqlite(committed)
+    user_id, first_admin, second_admin = _people(committed)
+    _enrolled(committed, user_id)
+
+    def reset(session: Session, by: int) -> str:
+        return user_actions.reset_second_factor(session, user_id, actor=f"staff:{by}", by=by)
+
+    def second() -> object:
+        with Session(committed) as session:
+            try:
+                return reset(session, second_admin)
+            except Conflict as exc:
+                return exc
+
+    outcome = _at_once(committed, lambda s: reset(s, first_admin), second)
+
+    assert isinstance(outcome, Conflict)
+    assert "reset already" in outcome.detail
+    with Session(committed) as session:
+        entries = session.exec(
+            select(AuditLogEntry).where(
+                AuditLogEntry.action == "staff_user.2fa_reset",
+                AuditLogEntry.entity_id == str(user_id),
+            )
+        ).all()
+        assert [entry.actor for entry in entries] == [f"staff:{first_admin}"]
+        assert not twofactor.is_enabled(session, user_id)

@@ -5,6 +5,7 @@ valid key, and no GET or HEAD anywhere changes what is stored."""
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqladmin.authorization import custom_action
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 from starlette.routing import BaseRoute, Route
 
+from app.admin.sessions import StaffSession
 from app.analytics.models import Conversion, Placement
 from app.auth.dependencies import require_api_key
 from app.auth.service import create_api_key, revoke_api_key
@@ -57,6 +60,7 @@ _VIEWER = """analytics:campaign analytics:campaigns analytics:csv analytics:dash
 analytics:panels analytics:placement analytics:placement_qr customer_pages:edit customer_pages:list
 customer_pages:new editor:edit editor:new notifications:alerts notifications:alerts_save
 questions:list staff:2fa_confirm staff:2fa_disable staff:2fa_start staff:account
+staff:confirm_access staff:confirm_access_submit
 staff:end_other_sessions staff:end_session staff:logout_page staff:offer_pdf
 staff:decimal_mark staff:change_password"""
 _SALES = """analytics:campaign_create analytics:campaign_update analytics:creative_create
@@ -71,6 +75,28 @@ notifications:written_mails staff:settings terms_pages:create terms_pages:delete
 terms_pages:edit terms_pages:list terms_pages:new terms_pages:save user_pages:confirm_reset_2fa
 user_pages:confirm_sign_out user_pages:handover user_pages:handover_submit user_pages:reset_2fa
 user_pages:sign_out"""
+# Sudo mode (app/admin/sudo.py): the staff routes that need the password given recently, read
+# from their ``require_role(..., confirmed=True)``: what grants access, moves ownership, reveals
+# or creates a secret, or sends data out of the company.
+SENSITIVE = set(
+    """analytics:webhook_create analytics:webhook_enabled analytics:webhook_rotate staff:settings
+staff:2fa_start user_pages:confirm_reset_2fa user_pages:confirm_sign_out user_pages:handover
+user_pages:handover_submit user_pages:reset_2fa user_pages:sign_out""".split()
+)
+# Every other change an admin alone may make, judged ordinary work, and why. A new admin-only
+# change fails test_every_admin_change_is_sensitive_or_named_ordinary until it is in one of the
+# two.
+ORDINARY = {
+    "analytics:webhook_test": "a made-up event, to an endpoint already set up and enabled",
+    "terms_pages:create": "the text of offer terms: office work, no access or data out",
+    "terms_pages:save": "the text of offer terms",
+    "terms_pages:delete": "the text of offer terms",
+}
+# sqladmin's changes (create, edit, delete, each action's slug) of admin-only views, the same
+# way: the view's ``confirm_before``, or here.
+ORDINARY_SQLADMIN = {
+    "order-stage": {"create": "the stage list of the order timeline", "edit": "the stage list"},
+}
 ROLES: dict[str, Role | None] = {
     name: role
     for role, names in ((Role.VIEWER, _VIEWER), (Role.SALES, _SALES), (Role.ADMIN, _ADMIN))
@@ -227,6 +253,89 @@ def test_every_staff_route_above_a_role_refuses_it_and_changes_nothing(
     assert len(answers) > (25 if role == Role.VIEWER else 8)
     assert fingerprint(committed) == before
     assert web.get("/admin/account").status_code == 200  # still signed in throughout
+
+
+def asks_confirmation(route: APIRoute) -> bool:
+    return any(getattr(call, "asks_confirmation", False) for call in _calls(route.dependant))
+
+
+def _sqladmin_changes(view: Any) -> set[str]:
+    names = {"create"} if view.can_create else set()
+    names |= {"edit"} if view.can_edit else set()
+    names |= {"delete"} if view.can_delete else set()
+    return names | set(view._custom_actions_in_list) | set(view._custom_actions_in_detail)
+
+
+def _admin_only(view: Any, change: str) -> bool:
+    key = change if change in ("create", "edit", "delete") else custom_action(change)
+    return bool(view.permissions.get(key) == Role.ADMIN)
+
+
+def test_every_admin_change_is_sensitive_or_named_ordinary(app: FastAPI) -> None:
+    """A new staff POST (or sqladmin change) for admins alone fails here until it asks for a
+    recent confirmation or is named ordinary work, with a reason."""
+    routes = _staff_routes(app)
+    admin_posts = {
+        r.name for r in routes if "POST" in (r.methods or ()) and declared_role(r) == Role.ADMIN
+    }
+    unjudged = {
+        f"{view.identity}:{change}"
+        for view in staff_app(app).state.admin.views
+        for change in _sqladmin_changes(view)
+        if _admin_only(view, change)
+        and change not in view.confirm_before
+        and change not in ORDINARY_SQLADMIN.get(view.identity, {})
+    }
+
+    assert {r.name for r in routes if asks_confirmation(r)} == SENSITIVE
+    assert admin_posts - SENSITIVE - set(ORDINARY) == set()
+    assert set(ORDINARY) <= admin_posts and not SENSITIVE & set(ORDINARY)
+    assert unjudged == set()
+
+
+def _sensitive_sqladmin_calls(app: FastAPI, world: World) -> list[tuple[str, str]]:
+    calls = []
+    for view in staff_app(app).state.admin.views:
+        pk = world.ids.user if view.identity == "staff-user" else 1
+        paths = {
+            "create": f"/{view.identity}/create",
+            "edit": f"/{view.identity}/edit/{pk}",
+        }
+        for change in view.confirm_before:
+            path = paths.get(change, f"/{view.identity}/action/{change}?pks=1")
+            methods = ["GET", "POST"] if change in paths else ["POST"]
+            calls += [(method, path) for method in methods]
+    return calls
+
+
+def test_without_a_recent_confirmation_every_sensitive_route_asks_first_and_changes_nothing(
+    app: FastAPI, web: TestClient, world: World, committed: Engine
+) -> None:
+    token = sign_in(web, StaffLogin("admin@example.com", PASSWORD, Role.ADMIN))
+    with committed.begin() as connection:
+        long_ago = utcnow() - timedelta(minutes=get_settings().sudo_minutes + 1)
+        connection.execute(update(StaffSession).values(confirmed_at=long_ago))
+    before = fingerprint(committed)
+    calls = [
+        call for r in _staff_routes(app) if r.name in SENSITIVE for call in _calls_of(r, world)
+    ] + _sensitive_sqladmin_calls(app, world)
+
+    answers = {
+        f"{method} {path}": web.request(
+            method, "/admin" + path, data={"csrf_token": token}, follow_redirects=False
+        )
+        for method, path in calls
+    }
+
+    not_asked = {
+        call: (answer.status_code, answer.headers.get("location"))
+        for call, answer in answers.items()
+        if answer.status_code != 303
+        or not answer.headers["location"].startswith("/admin/confirm-access")
+    }
+    assert not_asked == {}
+    assert len(answers) >= len(SENSITIVE) + 6
+    assert fingerprint(committed) == before
 
 
 def _api_routes(app: FastAPI) -> list[APIRoute]:

@@ -1,5 +1,7 @@
 """Webhook endpoints in the staff site (/admin/analytics/webhooks), for admins only: add,
-enable or disable, send a test event, rotate the signing secret, read the delivery log."""
+enable or disable, send a test event, rotate the signing secret, read the delivery log. Adding,
+enabling (data leaves the company) and rotating (a new secret) ask for the password given
+recently (app/admin/sudo.py)."""
 
 from typing import Any
 
@@ -10,7 +12,7 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from app.admin import reveal
-from app.admin.access import AdminDep, require_role
+from app.admin.access import AdminDep, ConfirmedAdminDep, require_role
 from app.admin.forms import service_errors, validate
 from app.admin.layout import render_staff_page
 from app.admin.views import in_session
@@ -65,7 +67,7 @@ async def webhook_list(request: Request, staff: AdminDep) -> Response:
 
 
 @router.post("/webhooks", name="analytics:webhook_create")
-async def webhook_create(request: Request, staff: AdminDep) -> Response:
+async def webhook_create(request: Request, staff: ConfirmedAdminDep) -> Response:
     form = await request.form()
     values: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),
@@ -118,7 +120,9 @@ async def webhook_detail(request: Request, endpoint_id: PathId, staff: AdminDep)
 
 
 @router.post("/webhooks/{endpoint_id}/enabled", name="analytics:webhook_enabled")
-async def webhook_enabled(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
+async def webhook_enabled(
+    request: Request, endpoint_id: PathId, staff: ConfirmedAdminDep
+) -> Response:
     enable = str((await request.form()).get("enabled", "")) == "true"
 
     def work(s: Session) -> WebhookEndpoint:
@@ -135,7 +139,9 @@ async def webhook_enabled(request: Request, endpoint_id: PathId, staff: AdminDep
 
 
 @router.post("/webhooks/{endpoint_id}/rotate-secret", name="analytics:webhook_rotate")
-async def webhook_rotate(request: Request, endpoint_id: PathId, staff: AdminDep) -> Response:
+async def webhook_rotate(
+    request: Request, endpoint_id: PathId, staff: ConfirmedAdminDep
+) -> Response:
     def work(s: Session) -> WebhookEndpoint:
         return webhooks.rotate_secret(s, endpoint_id, actor=staff.actor)
 

@@ -111,6 +111,9 @@ class StaffModelView(ModelView):
     # Typed filters shown above the list (templates/admin/sqladmin/list.html), applied together
     # with sqladmin's lookup filters (``column_filters``).
     filter_fields: ClassVar[tuple[FilterField, ...]] = ()
+    # Sensitive pages and actions of the view ("create", "edit", an action's slug), which need
+    # the password given recently (app/admin/sudo.py; enforced by app.admin.site.StaffAdmin).
+    confirm_before: ClassVar[frozenset[str]] = frozenset()
 
     def filter_conditions(self, request: Request) -> list[ColumnElement[bool]]:
         """What the typed filters in the request's query keep."""

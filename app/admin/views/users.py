@@ -111,6 +111,8 @@ class StaffUserAdmin(StaffModelView, model=StaffUser):
     permissions = {**ADMIN_READ, Action.CREATE.value: Role.ADMIN, Action.EDIT.value: Role.ADMIN}
     can_create = True
     can_edit = True
+    # A new user, a role, a password or the active flag: each grants access.
+    confirm_before = frozenset({"create", "edit"})
     column_list: ClassVar[Any] = [
         StaffUser.email,
         StaffUser.role,
@@ -264,6 +266,8 @@ class ApiKeyAdmin(StaffModelView, model=ApiKey):
         custom_action("revoke"): Role.ADMIN,
     }
     can_create = True
+    # A new key is a secret that opens the API; revoking one stops an integration.
+    confirm_before = frozenset({"create", "revoke"})
     form = ApiKeyCreateForm
     column_list: ClassVar[Any] = [
         ApiKey.name,
