@@ -110,6 +110,9 @@ WRONG_TYPES: dict[str, tuple[Any, ...]] = {
 # What a refused form may write: a page records a secret an earlier save held for it as shown
 # (app.admin.reveal), and a wrong password or code is counted (app.admin.throttle).
 SHOWN = KEPT_AS_NEEDED | {"staff_reveal_shown", "login_failure"}
+# A wrong password or code on the confirm-access page is a security event the audit log keeps
+# (app.admin.confirm_access), on that page only.
+AUDITED_WHEN_REFUSED = {"/admin/confirm-access": {"audit_log"}}
 # How a form marks the field an error is about: ours, and sqladmin's (Bootstrap's class).
 FIELD_ERROR = ('aria-invalid="true"', "is-invalid")
 # What an API may honestly answer bad input with.
@@ -537,10 +540,14 @@ class Posting:
         refused = response.status_code not in (302, 303)
         if refused and typed and not any(mark in response.text for mark in FIELD_ERROR):
             self.findings.found[call] = f"{response.status_code} without the error beside its field"
-        elif refused and (changed := sorted(n for n in after if after[n] != self.rows[n])):
+        elif refused and (changed := self._changed(after, call.split(" ")[1])):
             self.findings.found[call] = f"{response.status_code}, and rows of {changed} changed"
         self.rows = after
         return not refused
+
+    def _changed(self, after: dict[str, Any], path: str) -> list[str]:
+        audited = AUDITED_WHEN_REFUSED.get(path, set())
+        return sorted(n for n in after if after[n] != self.rows[n] and n not in audited)
 
 
 def test_every_staff_form_answers_bad_fields_with_the_form_and_writes_nothing(
