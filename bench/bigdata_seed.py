@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,8 @@ def _offers(
     order_every = max(1, size.offers // size.orders)
     leaver = staff[2]
     salespeople = [staff[1], *staff[3:]]
-    rows, orders = [], []
+    rows: list[dict[str, Any]] = []
+    orders: list[str] = []
     for n, offer_id in enumerate(ids):
         created = START + timedelta(days=n * DAYS / size.offers)
         is_order = n % order_every == 0 and len(orders) < size.orders
@@ -254,7 +255,7 @@ def _blank_offer() -> dict[str, Any]:
 def _counter(connection: Any, count: int) -> str:
     """A FROM clause giving ``n`` = 1 .. count on either database."""
     if connection.dialect.name == "postgresql":
-        return f"generate_series(1, {count}) AS c(n)"
+        return f"generate_series(1::bigint, {count}) AS c(n)"
     return (
         f"(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {count})"
         " SELECT n FROM c) AS c"
@@ -365,6 +366,25 @@ def _scans(connection: Any, size: Size, hot: str) -> None:
     )
 
 
+def caught_up(engine: Any) -> None:
+    """The scan feed's mark past every seeded scan and the dashboard's rollup counted from
+    them, as a server that ran all along leaves them (a server started on the seeded database
+    would otherwise spend its first hour deriving three years of scans)."""
+    from sqlalchemy import text
+
+    from app.analytics import scanfeed
+    from app.config import get_settings
+
+    with engine.begin() as connection:
+        newest = connection.execute(text("SELECT max(id) FROM scan_event")).scalar_one()
+        connection.execute(text("DELETE FROM scan_feed_mark"))
+        connection.execute(
+            text("INSERT INTO scan_feed_mark (name, last_scan_id) VALUES (:name, :id)"),
+            {"name": scanfeed.FEED, "id": newest},
+        )
+    scanfeed.rebuild(engine, get_settings().zone)
+
+
 def _audit(connection: Any, size: Size, offers: list[str], rng: random.Random) -> None:
     from app.audit import AuditLogEntry
 
@@ -413,6 +433,7 @@ def seed(url: str, scale: float) -> None:
         _timed(steps, "stage history", lambda: _stage_history(connection, orders, rng))
         _timed(steps, "scans", lambda: _scans(connection, size, offers[len(offers) // 2]))
         _timed(steps, "audit", lambda: _audit(connection, size, offers, rng))
+    _timed(steps, "scan feed", lambda: caught_up(get_engine()))
     with get_engine().connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(
@@ -435,8 +456,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="postgresql://... or sqlite:////path.db")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument(
+        "--only-scan-feed", action="store_true", help="just catch the scan feed up (see caught_up)"
+    )
     args = parser.parse_args()
-    seed(args.url, args.scale)
+    if args.only_scan_feed:
+        os.environ["OFFERTRACK_DATABASE_URL"] = args.url
+        from app.db import get_engine
+
+        caught_up(get_engine())
+    else:
+        seed(args.url, args.scale)
 
 
 if __name__ == "__main__":
