@@ -255,7 +255,7 @@ def report(big: Site, small: Site) -> None:
     for name, times in big.times.items():
         b, s = statistics.median(times) * 1000, statistics.median(small.times[name]) * 1000
         flag = "  SLOW" if b > 300 else ""
-        print(f"{name[:58]:<58} {b / s:7.1f} {b:9.1f} {s:9.1f}{flag}")
+        print(f"{name[:58]:<58} {b / s:7.1f} {b:9.1f} {s:9.1f}{flag}", flush=True)
     for name in big.first_byte:
         b = statistics.median(big.first_byte[name]) * 1000
         s = statistics.median(small.first_byte[name]) * 1000
@@ -293,12 +293,13 @@ def main() -> None:
     one_round(big, only, exports=False)
     small.times.clear()
     big.times.clear()
-    for _ in range(args.rounds):
+    for done in range(1, args.rounds + 1):
         for site in (small, big):
             one_round(site, only, exports=not args.no_exports)
+        # After every round: a long run cut short still tells what it measured.
+        print(f"{done} rounds; load average {os.getloadavg()}, {os.cpu_count()} CPUs")
+        report(big, small)
     tracemalloc.stop()
-    print(f"{args.rounds} rounds; load average {os.getloadavg()}, {os.cpu_count()} CPUs")
-    report(big, small)
 
 
 if __name__ == "__main__":
