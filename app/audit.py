@@ -7,12 +7,13 @@ change. Actors are written ``kind:name``: ``staff:ana@example.com``, ``api:erp``
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, update
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, insert, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from app.db import UTCDateTime, utcnow
@@ -60,17 +61,54 @@ def record(
 ) -> AuditLogEntry:
     """Add an entry to the caller's transaction; the caller's commit writes it."""
     entry = AuditLogEntry(
-        occurred_at=utcnow(),
-        actor=actor[:200],
-        action=action,
-        entity_type=entity_type,
-        entity_id=str(entity_id),
-        offer_id=offer_id,
-        summary=summary[:MAX_SUMMARY],
-        changes=_jsonable(dict(changes)) if changes is not None else None,
+        **_columns(actor, action, entity_type, entity_id, summary, offer_id, changes)
     )
     session.add(entry)
     return entry
+
+
+@dataclass(frozen=True)
+class OfferChange:
+    """One offer's entry of ``record_offers``."""
+
+    offer_id: str
+    summary: str
+    changes: Mapping[str, Any] | None = None
+
+
+def record_offers(
+    session: Session, *, actor: str, action: str, entries: Sequence[OfferChange]
+) -> None:
+    """An entry per offer, written at once in one statement (a handover of thousands of
+    offers; ``record`` adds a row object each, which SQLite inserts one at a time). Flushed
+    into the caller's transaction; the caller's commit keeps them."""
+    if entries:
+        rows = [
+            _columns(actor, action, "offer", e.offer_id, e.summary, e.offer_id, e.changes)
+            for e in entries
+        ]
+        session.execute(insert(AuditLogEntry), rows)
+
+
+def _columns(
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    summary: str,
+    offer_id: str | None,
+    changes: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "occurred_at": utcnow(),
+        "actor": actor[:200],
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "offer_id": offer_id,
+        "summary": summary[:MAX_SUMMARY],
+        "changes": _jsonable(dict(changes)) if changes is not None else None,
+    }
 
 
 def rewrite_summaries(

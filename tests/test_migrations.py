@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -1068,3 +1069,63 @@ def test_staff_sessions_get_an_unknown_confirmation_and_keep_their_rows_both_way
     assert "confirmed_at" not in columns
     with scratch_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM staff_session")).scalar_one() == 1
+
+
+TRIGRAM_INDEXES = {
+    f"ix_offer_{column}_trgm"
+    for column in (
+        "customer_company",
+        "customer_reference",
+        "customer_contact_name",
+        "customer_email",
+    )
+}
+
+
+def _offer_indexes(engine: Engine) -> set[str]:
+    return {str(index["name"]) for index in inspect(engine).get_indexes("offer")}
+
+
+def _index_scans(plan: dict[str, Any]) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _index_scans(child)
+    return found
+
+
+def test_the_staff_offer_search_reads_trigram_indexes_on_postgresql_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """b16da7000001: a search for part of a company name ("contains", a leading wildcard)
+    among 30,000 offers (fewer, and reading them all is cheaper than any index)
+    finds its offers through an index on PostgreSQL instead of reading every offer; SQLite
+    gets no such index. Down, the indexes go and the offers stay."""
+    from sqlmodel import select
+
+    from app.admin.queries import offer_search
+    from app.offers.models import Offer
+    from tests.plans import bulk_offers
+
+    _upgrade(scratch_engine, "b16da7000001")
+    postgres = scratch_engine.dialect.name == "postgresql"
+    assert (TRIGRAM_INDEXES <= _offer_indexes(scratch_engine)) is postgres
+    with scratch_engine.begin() as connection:
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        company = {"customer_company": "'Company ' || n"}
+        bulk_offers(connection, 30_000, "T", at=at, valid_until=at.date(), **company)
+        if postgres:
+            connection.execute(text("ANALYZE offer"))
+            # Whether an index serves the search at all, not the planner's pick by cost on a
+            # busy test machine: without one, the plan is a full scan all the same.
+            connection.execute(text("SET LOCAL enable_seqscan = off"))
+            query = select(Offer.id).where(offer_search("ompany 1234"))
+            sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
+            plan: list[dict[str, Any]] = connection.execute(
+                text(f"EXPLAIN (FORMAT JSON) {sql}")
+            ).scalar_one()
+            assert "ix_offer_customer_company_trgm" in _index_scans(plan[0]["Plan"]), plan
+
+    _downgrade(scratch_engine, "5d0000000001")
+    assert not TRIGRAM_INDEXES & _offer_indexes(scratch_engine)
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM offer")).scalar_one() == 30_000

@@ -16,6 +16,7 @@ from app.errors import Conflict, Unprocessable
 from app.fields import MAX_ROW_ID
 from app.notifications import alerts
 from app.offers import service as offers_service
+from app.tracking import pagecache
 
 # Statuses a person still works on: the customer may answer, or the order is running.
 OPEN_STATUSES = ("draft", "issued", "accepted")
@@ -88,6 +89,9 @@ def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) 
     offer_ids = offers_service.hand_over_owned(session, user_id, to_id, actor=actor)
     if not offer_ids:
         raise Conflict(f"{source.email} owns no offers: there is nothing to hand over.")
+    # Their tracking pages name the new owner as the contact. The offers changed by one
+    # UPDATE, which the page cache's watch on the ORM's flushes does not see.
+    pagecache.drop_on_commit(session, offer_ids)
     alerts.redirect_waiting(session, offer_ids, source.email, target.email)
     audit.record(
         session,
