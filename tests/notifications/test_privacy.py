@@ -22,7 +22,12 @@ from app.config import Settings
 from app.customers.models import Customer
 from app.db import utcnow
 from app.notifications import delivery, questions
-from app.notifications.models import CustomerQuestion, MailOutbox, OrderSubscription
+from app.notifications.models import (
+    CustomerQuestion,
+    MailOutbox,
+    OrderSubscription,
+    StaffAlert,
+)
 from app.offers.models import Offer
 from tests.notifications.conftest import run_worker
 from tests.notifications.test_questions import CSRF, _offer
@@ -257,3 +262,105 @@ def test_a_mail_refused_for_good_goes_30_days_after_the_refusal(
     with Session(committed) as session:
         kept = session.scalars(select(MailOutbox.dedupe_key)).all()  # type: ignore[call-overload]
     assert kept == ["recent"]
+
+
+def _mail(key: str, recipient: str, message: bytes, category: str = "offer") -> MailOutbox:
+    return MailOutbox(
+        dedupe_key=key,
+        message_id=f"<{key}@acme.example>",
+        category=category,
+        recipient=recipient,
+        subject="Your offer",
+        message=message,
+        sent_at=utcnow(),
+    )
+
+
+def _write_mail_files(settings: Settings, session: Session) -> None:
+    directory = delivery.mail_directory(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    for mail in session.scalars(select(MailOutbox)).all():
+        assert mail.id is not None
+        delivery.mail_file(directory, mail.id).write_bytes(mail.message)
+
+
+def test_erasing_an_address_leaves_the_longer_addresses_that_contain_it(
+    committed: Engine, file_settings: Settings
+) -> None:
+    # LIKE '%maria@example.com%' also matched annamaria@example.com and maria@example.com.cy:
+    # erasing one contact deleted another's alerts, mails and files and garbled their audit.
+    offer = _offer(committed, file_settings)
+    others = ("annamaria@example.com", "maria@example.com.cy")
+    with Session(committed) as session:
+        for n, other in enumerate(others):
+            session.add(
+                StaffAlert(
+                    dedupe_key=f"question:{n}",
+                    offer_id=offer.id,
+                    kind="question",
+                    recipient="ana@acme.example",
+                    mode="immediately",
+                    summary=f"Question from {other}",
+                )
+            )
+            session.add(_mail(f"m{n}", other, f"To: {other}\r\n\r\nHello".encode()))
+            audit.record(
+                session,
+                actor="staff:ana@acme.example",
+                action="offer.update",
+                entity_type="offer",
+                entity_id=offer.id,
+                summary=f"Changed the contact to {other}",
+            )
+        session.add(_mail("maria", ADDRESS, b"To: Maria@Example.com\r\n\r\nHello"))
+        session.commit()
+        _write_mail_files(file_settings, session)
+
+    with Session(committed, expire_on_commit=False) as session:
+        erased = privacy.erase_contact(session, file_settings, ADDRESS, actor="cli")
+
+    assert erased.counts["mail_outbox"] == 1 and erased.counts["mail_file"] == 1
+    with Session(committed) as session:
+        alerts = session.scalars(select(StaffAlert.summary)).all()  # type: ignore[call-overload]
+        mails = session.scalars(select(MailOutbox.recipient)).all()  # type: ignore[call-overload]
+        summaries = session.scalars(select(AuditLogEntry.summary)).all()  # type: ignore[call-overload]
+    assert sorted(alerts) == sorted(f"Question from {other}" for other in others)
+    assert sorted(mails) == sorted(others)
+    assert {f"Changed the contact to {other}" for other in others} <= set(summaries)
+    files = delivery.mail_directory(file_settings).glob("*.eml")
+    assert sorted(p.read_bytes() for p in files) == sorted(
+        f"To: {other}\r\n\r\nHello".encode() for other in others
+    )
+
+
+def test_erasing_a_staff_users_address_keeps_their_alerts_and_alert_mails(
+    committed: Engine, file_settings: Settings
+) -> None:
+    # The alerts are the owner's record of their offers (the dashboard's "not opened yet"
+    # reads them): erasing the owner's address as a contact's deleted every one.
+    offer = _offer(committed, file_settings)  # owned by ana@acme.example
+    owner = "ana@acme.example"
+    with Session(committed) as session:
+        session.add(
+            StaffAlert(
+                dedupe_key="scanned:x",
+                offer_id=offer.id,
+                kind="scanned",
+                recipient=owner,
+                mode="immediately",
+                summary="Acme Hellas opened the offer",
+            )
+        )
+        session.add(_mail("alert", owner, f"To: {owner}\r\n\r\nOpened".encode(), "alert.scanned"))
+        session.add(OrderSubscription(offer_id=offer.id, email=owner))
+        session.commit()
+        _write_mail_files(file_settings, session)
+
+    with Session(committed, expire_on_commit=False) as session:
+        erased = privacy.erase_contact(session, file_settings, owner, actor="cli")
+
+    assert erased.staff_account and erased.counts["order_subscription"] == 1
+    with Session(committed) as session:
+        assert [a.kind for a in session.scalars(select(StaffAlert)).all()] == ["scanned"]
+        assert [m.category for m in session.scalars(select(MailOutbox)).all()] == ["alert.scanned"]
+    assert len(list(delivery.mail_directory(file_settings).glob("*.eml"))) == 1
