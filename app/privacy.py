@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,27 +179,29 @@ class Erased:
     staff_account: bool
 
 
+# A question or subscription sent from the address while an erasure runs is erased by the
+# next pass; one more finds nothing (a form posted after that is a new contact, after the
+# erasure).
+ERASE_PASSES = 3
+
+
 def erase_contact(session: Session, settings: Settings, email: str, *, actor: str) -> Erased:
     """Delete every copy of ``email`` but the offers' snapshots, and reword the audit log.
 
     Customer records and questions go through their own deletion use cases (each commits);
-    the rest goes in one transaction; the .eml files after it. Running it again finishes a
-    run that stopped halfway and changes nothing else."""
+    the rest goes in one transaction; the .eml files after it. Passes repeat while the last
+    found something. Running it again finishes a run that stopped halfway and changes
+    nothing else."""
     address = normalized(email)
     ref = reference(address, settings)
-    counts: dict[str, int] = {}
-    for customer in _customers(session, address):
-        assert customer.id is not None
-        customers.delete_customer(session, customer.id, actor=actor)
-        counts["customer"] = counts.get("customer", 0) + 1
-    for question in _questions(session, address):
-        questions.delete_question(
-            session, question.offer_id, question.id, actor=actor, settings=settings
-        )
-        counts["customer_question"] = counts.get("customer_question", 0) + 1
-    mail_ids = [m.id for m in _mails(session, settings, address) if m.id is not None]
-    counts |= _delete_rows(session, address, mail_ids)
-    counts["audit_log"] = _reword_audit(session, address, ref)
+    counts: Counter[str] = Counter()
+    mail_ids: list[int] = []
+    for _ in range(ERASE_PASSES):
+        found, mails = _erase_pass(session, settings, address, ref, actor)
+        counts.update(found)
+        mail_ids += mails
+        if not any(found.values()):
+            break
     audit.record(
         session,
         actor=actor,
@@ -218,6 +221,25 @@ def erase_contact(session: Session, settings: Settings, email: str, *, actor: st
         kept_offers=len(_offers(session, address)),
         staff_account=bool(_staff(session, address)),
     )
+
+
+def _erase_pass(
+    session: Session, settings: Settings, address: str, ref: str, actor: str
+) -> tuple[Counter[str], list[int]]:
+    counts: Counter[str] = Counter()
+    for customer in _customers(session, address):
+        assert customer.id is not None
+        customers.delete_customer(session, customer.id, actor=actor)
+        counts["customer"] += 1
+    for question in _questions(session, address):
+        questions.delete_question(
+            session, question.offer_id, question.id, actor=actor, settings=settings
+        )
+        counts["customer_question"] += 1
+    mail_ids = [m.id for m in _mails(session, settings, address) if m.id is not None]
+    counts.update(_delete_rows(session, address, mail_ids))
+    counts["audit_log"] += _reword_audit(session, address, ref)
+    return counts, mail_ids
 
 
 def _delete_rows(session: Session, address: str, mail_ids: list[int]) -> dict[str, int]:

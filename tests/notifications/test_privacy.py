@@ -7,6 +7,7 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -364,3 +365,40 @@ def test_erasing_a_staff_users_address_keeps_their_alerts_and_alert_mails(
         assert [a.kind for a in session.scalars(select(StaffAlert)).all()] == ["scanned"]
         assert [m.category for m in session.scalars(select(MailOutbox)).all()] == ["alert.scanned"]
     assert len(list(delivery.mail_directory(file_settings).glob("*.eml"))) == 1
+
+
+def test_a_question_sent_while_the_erasure_runs_is_erased_too(
+    committed: Engine, file_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The erasure read the questions once: one asked from the same address while it ran
+    # stayed, and the command said the address was erased.
+    offer = _offer(committed, file_settings)
+    with Session(committed) as session:
+        session.add(
+            CustomerQuestion(
+                id="Q1", offer_id=offer.id, topic="question", email=ADDRESS, message="?"
+            )
+        )
+        session.commit()
+    delete_question, arrived = questions.delete_question, []
+
+    def a_new_question_arrives(session: Session, *args: Any, **kwargs: Any) -> Any:
+        deleted = delete_question(session, *args, **kwargs)
+        with Session(committed) as other:
+            if not arrived:
+                arrived.append(True)
+                other.add(
+                    CustomerQuestion(
+                        id="Q2", offer_id=offer.id, topic="question", email=ADDRESS, message="?"
+                    )
+                )
+                other.commit()
+        return deleted
+
+    monkeypatch.setattr(questions, "delete_question", a_new_question_arrives)
+    with Session(committed, expire_on_commit=False) as session:
+        erased = privacy.erase_contact(session, file_settings, ADDRESS, actor="cli")
+
+    assert erased.counts["customer_question"] == 2
+    with Session(committed) as session:
+        assert session.scalars(select(CustomerQuestion)).all() == []
