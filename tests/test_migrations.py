@@ -928,3 +928,23 @@ def test_active_api_keys_sharing_a_name_are_told_apart_and_kept_both_ways(
         connection.execute(text("UPDATE api_key SET name = 'erp' WHERE id = 2"))
         count: int = connection.execute(text("SELECT count(*) FROM api_key")).scalar_one()
     assert count == 4
+
+
+def test_staff_alert_indexes_by_created_at_both_ways(scratch_engine: Engine) -> None:
+    """r1a0e1208001: the dashboard's follow-ups read the last 14 days' alerts by an index."""
+
+    def indexes() -> set[str]:
+        return {str(index["name"]) for index in inspect(scratch_engine).get_indexes("staff_alert")}
+
+    _upgrade(scratch_engine, "r7a91e000001")
+    before = indexes()
+    _upgrade(scratch_engine, "r1a0e1208001")
+    after = indexes()
+    _downgrade(scratch_engine, "r7a91e000001")
+
+    assert "ix_staff_alert_offer_id" in before
+    assert after == before - {"ix_staff_alert_offer_id"} | {
+        "ix_staff_alert_created_at",
+        "ix_staff_alert_offer_id_created_at",
+    }
+    assert indexes() == before
