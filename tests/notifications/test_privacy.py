@@ -380,7 +380,8 @@ def test_a_question_sent_while_the_erasure_runs_is_erased_too(
             )
         )
         session.commit()
-    delete_question, arrived = questions.delete_question, []
+    delete_question = questions.delete_question
+    arrived: list[bool] = []
 
     def a_new_question_arrives(session: Session, *args: Any, **kwargs: Any) -> Any:
         deleted = delete_question(session, *args, **kwargs)
