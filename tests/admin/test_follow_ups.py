@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
@@ -163,3 +164,20 @@ def test_the_card_reads_the_last_fortnights_alerts_not_every_alert_of_the_users_
         assert_reads_at_most_with_and_without_statistics(
             committed, statements, "staff_alert", 1_000
         )
+
+
+def test_a_one_day_expiry_window_reads_as_one_day(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "alert_expiring_days", 1)
+    ana = make_staff(Role.SALES, "ana@example.com")
+    _offer(committed, settings, _user_id(committed, ana), "Soon Oy")
+
+    sign_in(web, ana)
+    page = web.get("/admin/").text
+
+    assert "Expiring within 1 day, no answer yet" in page
