@@ -418,18 +418,26 @@ def _notes(session: Session, address: str) -> list[dict[str, Any]]:
     """Where staff typed the address into a note: found, shown, left to them to edit."""
     pattern = _like(address)
     offers = session.exec(
-        select(Offer.id).where(func.lower(Offer.notes).like(pattern, escape="\\"))
+        select(Offer.id, Offer.notes).where(func.lower(Offer.notes).like(pattern, escape="\\"))
     ).all()
     updates = session.exec(
-        select(StageUpdate.id, StageUpdate.offer_id).where(
+        select(
+            StageUpdate.id, StageUpdate.offer_id, StageUpdate.public_note, StageUpdate.internal_note
+        ).where(
             or_(
                 func.lower(StageUpdate.public_note).like(pattern, escape="\\"),
                 func.lower(StageUpdate.internal_note).like(pattern, escape="\\"),
             )
         )
     ).all()
-    return [{"offer_id": offer_id, "in": "offer notes"} for offer_id in offers] + [
-        {"offer_id": offer_id, "in": f"order update {update_id}"} for update_id, offer_id in updates
+    return [
+        {"offer_id": offer_id, "in": "offer notes"}
+        for offer_id, notes in offers
+        if _names(notes, address)
+    ] + [
+        {"offer_id": offer_id, "in": f"order update {update_id}"}
+        for update_id, offer_id, public, internal in updates
+        if _names(f"{public}\n{internal}", address)
     ]
 
 

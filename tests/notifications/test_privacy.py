@@ -314,8 +314,14 @@ def test_erasing_an_address_leaves_the_longer_addresses_that_contain_it(
                 summary=f"Changed the contact to {other}",
             )
         session.add(_mail("maria", ADDRESS, b"To: Maria@Example.com\r\n\r\nHello"))
+        noted = session.get(Offer, offer.id)
+        assert noted is not None
+        noted.notes = f"Copy {others[0]} on every mail."
+        session.add(noted)
         session.commit()
         _write_mail_files(file_settings, session)
+        notes = privacy.contact_data(session, file_settings, ADDRESS)["places"][-2]
+    assert notes["place"].startswith("free text staff wrote") and notes["count"] == 0
 
     with Session(committed, expire_on_commit=False) as session:
         erased = privacy.erase_contact(session, file_settings, ADDRESS, actor="cli")
