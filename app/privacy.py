@@ -10,8 +10,11 @@ the offer) and a staff account (deleted on the Users page, not by a customer's r
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, or_
@@ -120,13 +123,13 @@ def contact_data(session: Session, settings: Settings, email: str) -> dict[str, 
             "mails waiting or sent (mail_outbox)",
             f"{settings.mail_retention_days} days after sending",
             "deleted",
-            [_mail(m) for m in _mails(session, address)],
+            [_mail(m) for m in _mails(session, settings, address)],
         ),
         Place(
             f"mail files ({delivery.mail_directory(settings)}/*.eml, without SMTP)",
             f"{settings.mail_retention_days} days after writing",
             "deleted",
-            [{"file": p.name} for p in delivery.files_naming(settings, address.encode())],
+            [{"file": p.name} for p in _files(session, settings, address)],
         ),
         Place(
             "webhook events not yet delivered or delivered lately (webhook_outbox)",
@@ -176,27 +179,29 @@ class Erased:
     staff_account: bool
 
 
+# A question or subscription sent from the address while an erasure runs is erased by the
+# next pass; one more finds nothing (a form posted after that is a new contact, after the
+# erasure).
+ERASE_PASSES = 3
+
+
 def erase_contact(session: Session, settings: Settings, email: str, *, actor: str) -> Erased:
     """Delete every copy of ``email`` but the offers' snapshots, and reword the audit log.
 
     Customer records and questions go through their own deletion use cases (each commits);
-    the rest goes in one transaction; the .eml files after it. Running it again finishes a
-    run that stopped halfway and changes nothing else."""
+    the rest goes in one transaction; the .eml files after it. Passes repeat while the last
+    found something. Running it again finishes a run that stopped halfway and changes
+    nothing else."""
     address = normalized(email)
     ref = reference(address, settings)
-    counts: dict[str, int] = {}
-    for customer in _customers(session, address):
-        assert customer.id is not None
-        customers.delete_customer(session, customer.id, actor=actor)
-        counts["customer"] = counts.get("customer", 0) + 1
-    for question in _questions(session, address):
-        questions.delete_question(
-            session, question.offer_id, question.id, actor=actor, settings=settings
-        )
-        counts["customer_question"] = counts.get("customer_question", 0) + 1
-    mail_ids = [m.id for m in _mails(session, address) if m.id is not None]
-    counts |= _delete_rows(session, address, mail_ids)
-    counts["audit_log"] = _reword_audit(session, address, ref)
+    counts: Counter[str] = Counter()
+    mail_ids: list[int] = []
+    for _ in range(ERASE_PASSES):
+        found, mails = _erase_pass(session, settings, address, ref, actor)
+        counts.update(found)
+        mail_ids += mails
+        if not any(found.values()):
+            break
     audit.record(
         session,
         actor=actor,
@@ -208,7 +213,7 @@ def erase_contact(session: Session, settings: Settings, email: str, *, actor: st
     )
     session.commit()
     files = delivery.files_of_mails(settings, mail_ids)
-    files += delivery.files_naming(settings, address.encode())
+    files += _files(session, settings, address)
     counts["mail_file"] = delivery.remove_mail_files(set(files))
     return Erased(
         reference=ref,
@@ -216,6 +221,25 @@ def erase_contact(session: Session, settings: Settings, email: str, *, actor: st
         kept_offers=len(_offers(session, address)),
         staff_account=bool(_staff(session, address)),
     )
+
+
+def _erase_pass(
+    session: Session, settings: Settings, address: str, ref: str, actor: str
+) -> tuple[Counter[str], list[int]]:
+    counts: Counter[str] = Counter()
+    for customer in _customers(session, address):
+        assert customer.id is not None
+        customers.delete_customer(session, customer.id, actor=actor)
+        counts["customer"] += 1
+    for question in _questions(session, address):
+        questions.delete_question(
+            session, question.offer_id, question.id, actor=actor, settings=settings
+        )
+        counts["customer_question"] += 1
+    mail_ids = [m.id for m in _mails(session, settings, address) if m.id is not None]
+    counts.update(_delete_rows(session, address, mail_ids))
+    counts["audit_log"] += _reword_audit(session, address, ref)
+    return counts, mail_ids
 
 
 def _delete_rows(session: Session, address: str, mail_ids: list[int]) -> dict[str, int]:
@@ -259,22 +283,33 @@ def _replaced_in(value: Any, address: str, ref: str) -> Any:
 
 
 def _replaced(text: str, address: str, ref: str) -> str:
-    """``text`` with every spelling of ``address`` (any case) replaced by ``ref``."""
-    lowered, parts, start = text.lower(), [], 0
-    for at in _positions(lowered, address):
-        parts += [text[start:at], ref]
-        start = at + len(address)
-    return "".join([*parts, text[start:]])
+    """``text`` with every spelling of ``address`` (any case) replaced by ``ref``; a longer
+    address that merely contains it is left alone."""
+    return _naming(address).sub(ref, text)
 
 
-def _positions(text: str, needle: str) -> Iterator[int]:
-    at = text.find(needle)
-    while at != -1:
-        yield at
-        at = text.find(needle, at + len(needle))
+# Characters that may stand in an address beside the erased one's: one before it (a local
+# part's) or after it (a domain's, or a dot and more of one) makes it another address.
+_BEFORE = r"(?<![\w.!#$%&'*+/=?^`{|}~-])"
+_AFTER = r"(?!\.?[\w-])"
+
+
+def _naming(address: str) -> re.Pattern[str]:
+    """Where a text names ``address`` itself: "bob@example.com" is not named by
+    "jbob@example.com" nor by "bob@example.com.au", which SQL's LIKE '%...%' would match."""
+    return re.compile(_BEFORE + re.escape(address) + _AFTER, re.IGNORECASE)
+
+
+def _names(text: str | bytes | None, address: str) -> bool:
+    if text is None:
+        return False
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return _naming(address).search(text) is not None
 
 
 def _like(address: str) -> str:
+    """A LIKE pattern for texts that may hold ``address``, to be confirmed by ``_names``."""
     escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -300,28 +335,66 @@ def _questions(session: Session, address: str) -> list[CustomerQuestion]:
 
 
 def _alerts(session: Session, address: str) -> list[StaffAlert]:
+    """Alerts whose wording names the address. An alert's recipient is a staff user or the
+    sales address: the owner's record of what happened to their offer (the dashboard's
+    follow-ups read "opened" from it), not a contact's data."""
     query = select(StaffAlert).where(
-        or_(
-            func.lower(StaffAlert.recipient) == address,
-            func.lower(StaffAlert.summary).like(_like(address), escape="\\"),
-        )
+        func.lower(StaffAlert.summary).like(_like(address), escape="\\")
     )
-    return list(session.exec(query.order_by(col(StaffAlert.id))).all())
+    rows = session.exec(query.order_by(col(StaffAlert.id))).all()
+    return [a for a in rows if _names(a.summary, address)]
 
 
-def _mails(session: Session, address: str) -> list[MailOutbox]:
-    """Mails to the address, or that carry it (a question's alert has it as Reply-To). The
-    outbox keeps days of mail, so reading the messages here is reading little."""
-    needle = address.encode()
+def _staff_addresses(session: Session, settings: Settings) -> set[str]:
+    """Addresses staff receive alerts at: the accounts' and the company's sales address."""
+    accounts = session.exec(select(StaffUser.email)).all()
+    company = settings.sales_email or settings.company_email
+    return {a.lower() for a in [*accounts, company] if a}
+
+
+def _staff_mail(mail: MailOutbox, address: str, staff: set[str]) -> bool:
+    """A staff alert sent to ``address`` where it is a staff user's: theirs, not a contact's."""
+    return (
+        address in staff
+        and mail.category.startswith("alert.")
+        and mail.recipient.lower() == address
+    )
+
+
+def _mails(session: Session, settings: Settings, address: str) -> list[MailOutbox]:
+    """Mails to the address, or that carry it (a question's alert has it as Reply-To), but
+    for a staff user's own alerts. The outbox keeps days of mail, so reading the messages
+    here is reading little."""
+    staff = _staff_addresses(session, settings)
     rows = session.exec(select(MailOutbox).order_by(col(MailOutbox.id))).all()
-    return [m for m in rows if m.recipient.lower() == address or needle in m.message.lower()]
+    return [
+        m
+        for m in rows
+        if (m.recipient.lower() == address or _names(m.message, address))
+        and not _staff_mail(m, address, staff)
+    ]
+
+
+def _files(session: Session, settings: Settings, address: str) -> list[Path]:
+    """The .eml files that name the address, but for the files of a staff user's alerts."""
+    kept: set[str] = set()
+    if address in _staff_addresses(session, settings):
+        directory = delivery.mail_directory(settings)
+        alerts = select(MailOutbox.id).where(
+            col(MailOutbox.category).startswith("alert."),
+            func.lower(MailOutbox.recipient) == address,
+        )
+        kept = {delivery.mail_file(directory, i).name for i in session.exec(alerts) if i}
+    naming = delivery.files_naming(settings, lambda message: _names(message, address))
+    return [path for path in naming if path.name not in kept]
 
 
 def _webhooks(session: Session, address: str) -> list[WebhookOutbox]:
     query = select(WebhookOutbox).where(
         func.lower(WebhookOutbox.body).like(_like(address), escape="\\")
     )
-    return list(session.exec(query.order_by(col(WebhookOutbox.id))).all())
+    rows = session.exec(query.order_by(col(WebhookOutbox.id))).all()
+    return [w for w in rows if _names(w.body, address)]
 
 
 def _audit_entries(session: Session, address: str) -> list[AuditLogEntry]:
@@ -332,25 +405,39 @@ def _audit_entries(session: Session, address: str) -> list[AuditLogEntry]:
             func.lower(cast(AuditLogEntry.changes, String)).like(pattern, escape="\\"),
         )
     )
-    return list(session.exec(query.order_by(col(AuditLogEntry.id))).all())
+    rows = session.exec(query.order_by(col(AuditLogEntry.id))).all()
+    return [
+        e
+        for e in rows
+        if _names(e.summary, address)
+        or _names(json.dumps(e.changes, ensure_ascii=False, default=str), address)
+    ]
 
 
 def _notes(session: Session, address: str) -> list[dict[str, Any]]:
     """Where staff typed the address into a note: found, shown, left to them to edit."""
     pattern = _like(address)
     offers = session.exec(
-        select(Offer.id).where(func.lower(Offer.notes).like(pattern, escape="\\"))
+        select(Offer.id, Offer.notes).where(func.lower(Offer.notes).like(pattern, escape="\\"))
     ).all()
     updates = session.exec(
-        select(StageUpdate.id, StageUpdate.offer_id).where(
+        select(
+            StageUpdate.id, StageUpdate.offer_id, StageUpdate.public_note, StageUpdate.internal_note
+        ).where(
             or_(
                 func.lower(StageUpdate.public_note).like(pattern, escape="\\"),
                 func.lower(StageUpdate.internal_note).like(pattern, escape="\\"),
             )
         )
     ).all()
-    return [{"offer_id": offer_id, "in": "offer notes"} for offer_id in offers] + [
-        {"offer_id": offer_id, "in": f"order update {update_id}"} for update_id, offer_id in updates
+    return [
+        {"offer_id": offer_id, "in": "offer notes"}
+        for offer_id, notes in offers
+        if _names(notes, address)
+    ] + [
+        {"offer_id": offer_id, "in": f"order update {update_id}"}
+        for update_id, offer_id, public, internal in updates
+        if _names(f"{public}\n{internal}", address)
     ]
 
 

@@ -1129,3 +1129,23 @@ def test_the_staff_offer_search_reads_trigram_indexes_on_postgresql_both_ways(
     assert not TRIGRAM_INDEXES & _offer_indexes(scratch_engine)
     with scratch_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM offer")).scalar_one() == 30_000
+
+
+def test_staff_alert_indexes_by_created_at_both_ways(scratch_engine: Engine) -> None:
+    """r1a0e1208001: the dashboard's follow-ups read the last 14 days' alerts by an index."""
+
+    def indexes() -> set[str]:
+        return {str(index["name"]) for index in inspect(scratch_engine).get_indexes("staff_alert")}
+
+    _upgrade(scratch_engine, "b16da7000001")
+    before = indexes()
+    _upgrade(scratch_engine, "r1a0e1208001")
+    after = indexes()
+    _downgrade(scratch_engine, "b16da7000001")
+
+    assert "ix_staff_alert_offer_id" in before
+    assert after == before - {"ix_staff_alert_offer_id"} | {
+        "ix_staff_alert_created_at",
+        "ix_staff_alert_offer_id_created_at",
+    }
+    assert indexes() == before

@@ -15,7 +15,7 @@ import logging
 import smtplib
 import ssl
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -357,9 +357,9 @@ def files_of_mails(settings: Settings, mail_ids: Iterable[int]) -> list[Path]:
     return [path for mail_id in mail_ids if (path := mail_file(directory, mail_id)).exists()]
 
 
-def files_naming(settings: Settings, needle: bytes) -> list[Path]:
-    """The .eml files that hold ``needle`` (an address), whatever became of their rows."""
-    return [path for path in _mail_files(settings) if needle in _read(path).lower()]
+def files_naming(settings: Settings, names: Callable[[bytes], bool]) -> list[Path]:
+    """The .eml files whose message ``names`` (an address), whatever became of their rows."""
+    return [path for path in _mail_files(settings) if names(_read(path))]
 
 
 def _mail_files(settings: Settings) -> list[Path]:

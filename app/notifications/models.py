@@ -140,25 +140,26 @@ class StaffAlert(SQLModel, table=True):
 
     __tablename__ = "staff_alert"
     # The digest job (every 10 minutes) reads the digest alerts not sent yet, not every alert
-    # there ever was (one per offer and day it was scanned).
+    # there ever was (one per offer and day it was scanned). The dashboard's follow-ups (every
+    # view) read the last 14 days' alerts on the user's offers: PostgreSQL walks created_at
+    # back, SQLite goes from the user's offers to each one's recent alerts.
     __table_args__ = (
         Index(
             "ix_staff_alert_mode_digest_sent_at_created_at", "mode", "digest_sent_at", "created_at"
         ),
+        Index("ix_staff_alert_offer_id_created_at", "offer_id", "created_at"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     dedupe_key: str = Field(sa_type=String(200), unique=True)
     offer_id: str = Field(
-        sa_column=Column(
-            String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+        sa_column=Column(String(26), ForeignKey("offer.id", ondelete="CASCADE"), nullable=False)
     )
     kind: str = Field(sa_type=String(20))
     recipient: str = Field(sa_type=String(320))
     mode: str = Field(sa_type=String(12))
     summary: str = Field(sa_type=String(500))
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     digest_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from app.admin import followups
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.db import utcnow
@@ -18,6 +20,12 @@ from app.offers import service as offers_service
 from app.offers.models import Offer
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import committed_scan, make_offer
+from tests.plans import (
+    assert_reads_at_most_with_and_without_statistics,
+    bulk_insert,
+    captured,
+    statistics_held,
+)
 
 
 def _user_id(engine: Engine, who: StaffLogin) -> int:
@@ -123,3 +131,53 @@ def test_a_quiet_fortnight_says_so(
 
     assert "Nothing in the last 14 days" in _section(page, "activity")
     assert "Old News AG" not in _section(page, "activity")
+
+
+def test_the_card_reads_the_last_fortnights_alerts_not_every_alert_of_the_users_offers(
+    make_staff: Callable[..., StaffLogin], committed: Engine, settings: Settings
+) -> None:
+    """On every dashboard view. Alerts are kept as long as their offers (one per offer and
+    day it was scanned): the card read every alert there ever was, some 300 ms on each view
+    of a database with a million."""
+    ana = _user_id(committed, make_staff(Role.SALES, "ana@example.com"))
+    old = _offer(committed, settings, ana, "Old Customer", sent_days_ago=400)
+    recent = _offer(committed, settings, ana, "New Customer")
+    alert = {
+        "dedupe_key": "'scanned:' || n",
+        "offer_id": ":offer",
+        "kind": "'scanned'",
+        "recipient": "'ana@example.com'",
+        "mode": "'immediately'",
+        "summary": "'Opened'",
+        "created_at": ":at",
+    }
+    with statistics_held(committed, "staff_alert"):
+        with committed.begin() as connection:
+            at = utcnow() - timedelta(days=400)
+            bulk_insert(connection, "staff_alert", 20_000, alert, offer=old.id, at=at)
+        committed_scan(committed, recent)
+
+        with captured(committed) as statements, Session(committed) as session:
+            shown = followups.follow_ups(session, ana, settings)
+
+        assert [item.offer.company for item in shown.activity] == ["New Customer"]
+        assert_reads_at_most_with_and_without_statistics(
+            committed, statements, "staff_alert", 1_000
+        )
+
+
+def test_a_one_day_expiry_window_reads_as_one_day(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings, "alert_expiring_days", 1)
+    ana = make_staff(Role.SALES, "ana@example.com")
+    _offer(committed, settings, _user_id(committed, ana), "Soon Oy")
+
+    sign_in(web, ana)
+    page = web.get("/admin/").text
+
+    assert "Expiring within 1 day, no answer yet" in page

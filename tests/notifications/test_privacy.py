@@ -8,6 +8,7 @@ import time
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,7 +25,12 @@ from app.config import Settings
 from app.customers.models import Customer
 from app.db import utcnow
 from app.notifications import delivery, questions
-from app.notifications.models import CustomerQuestion, MailOutbox, OrderSubscription
+from app.notifications.models import (
+    CustomerQuestion,
+    MailOutbox,
+    OrderSubscription,
+    StaffAlert,
+)
 from app.offers.models import Offer
 from tests.notifications.conftest import run_worker
 from tests.notifications.test_questions import CSRF, _offer
@@ -263,3 +269,149 @@ def test_a_mail_refused_for_good_goes_30_days_after_the_refusal(
     with Session(committed) as session:
         kept = session.scalars(select(MailOutbox.dedupe_key)).all()  # type: ignore[call-overload]
     assert kept == ["recent"]
+
+
+def _mail(key: str, recipient: str, message: bytes, category: str = "offer") -> MailOutbox:
+    return MailOutbox(
+        dedupe_key=key,
+        message_id=f"<{key}@acme.example>",
+        category=category,
+        recipient=recipient,
+        subject="Your offer",
+        message=message,
+        sent_at=utcnow(),
+    )
+
+
+def _write_mail_files(settings: Settings, session: Session) -> None:
+    directory = delivery.mail_directory(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    for mail in session.scalars(select(MailOutbox)).all():
+        assert mail.id is not None
+        delivery.mail_file(directory, mail.id).write_bytes(mail.message)
+
+
+def test_erasing_an_address_leaves_the_longer_addresses_that_contain_it(
+    committed: Engine, file_settings: Settings
+) -> None:
+    # LIKE '%maria@example.com%' also matched annamaria@example.com and maria@example.com.cy:
+    # erasing one contact deleted another's alerts, mails and files and garbled their audit.
+    offer = _offer(committed, file_settings)
+    others = ("annamaria@example.com", "maria@example.com.cy")
+    with Session(committed) as session:
+        for n, other in enumerate(others):
+            session.add(
+                StaffAlert(
+                    dedupe_key=f"question:{n}",
+                    offer_id=offer.id,
+                    kind="question",
+                    recipient="ana@acme.example",
+                    mode="immediately",
+                    summary=f"Question from {other}",
+                )
+            )
+            session.add(_mail(f"m{n}", other, f"To: {other}\r\n\r\nHello".encode()))
+            audit.record(
+                session,
+                actor="staff:ana@acme.example",
+                action="offer.update",
+                entity_type="offer",
+                entity_id=offer.id,
+                summary=f"Changed the contact to {other}",
+            )
+        session.add(_mail("maria", ADDRESS, b"To: Maria@Example.com\r\n\r\nHello"))
+        noted = session.get(Offer, offer.id)
+        assert noted is not None
+        noted.notes = f"Copy {others[0]} on every mail."
+        session.add(noted)
+        session.commit()
+        _write_mail_files(file_settings, session)
+        notes = privacy.contact_data(session, file_settings, ADDRESS)["places"][-2]
+    assert notes["place"].startswith("free text staff wrote") and notes["count"] == 0
+
+    with Session(committed, expire_on_commit=False) as session:
+        erased = privacy.erase_contact(session, file_settings, ADDRESS, actor="cli")
+
+    assert erased.counts["mail_outbox"] == 1 and erased.counts["mail_file"] == 1
+    with Session(committed) as session:
+        alerts = session.scalars(select(StaffAlert.summary)).all()  # type: ignore[call-overload]
+        mails = session.scalars(select(MailOutbox.recipient)).all()  # type: ignore[call-overload]
+        summaries = session.scalars(select(AuditLogEntry.summary)).all()  # type: ignore[call-overload]
+    assert sorted(alerts) == sorted(f"Question from {other}" for other in others)
+    assert sorted(mails) == sorted(others)
+    assert {f"Changed the contact to {other}" for other in others} <= set(summaries)
+    files = delivery.mail_directory(file_settings).glob("*.eml")
+    assert sorted(p.read_bytes() for p in files) == sorted(
+        f"To: {other}\r\n\r\nHello".encode() for other in others
+    )
+
+
+def test_erasing_a_staff_users_address_keeps_their_alerts_and_alert_mails(
+    committed: Engine, file_settings: Settings
+) -> None:
+    # The alerts are the owner's record of their offers (the dashboard's "not opened yet"
+    # reads them): erasing the owner's address as a contact's deleted every one.
+    offer = _offer(committed, file_settings)  # owned by ana@acme.example
+    owner = "ana@acme.example"
+    with Session(committed) as session:
+        session.add(
+            StaffAlert(
+                dedupe_key="scanned:x",
+                offer_id=offer.id,
+                kind="scanned",
+                recipient=owner,
+                mode="immediately",
+                summary="Acme Hellas opened the offer",
+            )
+        )
+        session.add(_mail("alert", owner, f"To: {owner}\r\n\r\nOpened".encode(), "alert.scanned"))
+        session.add(OrderSubscription(offer_id=offer.id, email=owner))
+        session.commit()
+        _write_mail_files(file_settings, session)
+
+    with Session(committed, expire_on_commit=False) as session:
+        erased = privacy.erase_contact(session, file_settings, owner, actor="cli")
+
+    assert erased.staff_account and erased.counts["order_subscription"] == 1
+    with Session(committed) as session:
+        assert [a.kind for a in session.scalars(select(StaffAlert)).all()] == ["scanned"]
+        assert [m.category for m in session.scalars(select(MailOutbox)).all()] == ["alert.scanned"]
+    assert len(list(delivery.mail_directory(file_settings).glob("*.eml"))) == 1
+
+
+def test_a_question_sent_while_the_erasure_runs_is_erased_too(
+    committed: Engine, file_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The erasure read the questions once: one asked from the same address while it ran
+    # stayed, and the command said the address was erased.
+    offer = _offer(committed, file_settings)
+    with Session(committed) as session:
+        session.add(
+            CustomerQuestion(
+                id="Q1", offer_id=offer.id, topic="question", email=ADDRESS, message="?"
+            )
+        )
+        session.commit()
+    delete_question = questions.delete_question
+    arrived: list[bool] = []
+
+    def a_new_question_arrives(session: Session, *args: Any, **kwargs: Any) -> Any:
+        deleted = delete_question(session, *args, **kwargs)
+        with Session(committed) as other:
+            if not arrived:
+                arrived.append(True)
+                other.add(
+                    CustomerQuestion(
+                        id="Q2", offer_id=offer.id, topic="question", email=ADDRESS, message="?"
+                    )
+                )
+                other.commit()
+        return deleted
+
+    monkeypatch.setattr(questions, "delete_question", a_new_question_arrives)
+    with Session(committed, expire_on_commit=False) as session:
+        erased = privacy.erase_contact(session, file_settings, ADDRESS, actor="cli")
+
+    assert erased.counts["customer_question"] == 2
+    with Session(committed) as session:
+        assert session.scalars(select(CustomerQuestion)).all() == []
