@@ -67,7 +67,9 @@ sending:form sending:send staff:activate staff:bulk_stage_update staff:issue sta
 staff:stage_update staff:stage_update_form"""
 _ADMIN = """analytics:webhook analytics:webhook_create analytics:webhook_enabled
 analytics:webhook_rotate analytics:webhook_test analytics:webhooks notifications:written_mail
-notifications:written_mails staff:settings terms_pages:create terms_pages:delete
+notifications:written_mails privacy_pages:confirm_erase privacy_pages:download
+privacy_pages:erase privacy_pages:form privacy_pages:lookup staff:settings terms_pages:create
+terms_pages:delete
 terms_pages:edit terms_pages:list terms_pages:new terms_pages:save user_pages:confirm_reset_2fa
 user_pages:confirm_sign_out user_pages:handover user_pages:handover_submit user_pages:reset_2fa
 user_pages:sign_out"""
