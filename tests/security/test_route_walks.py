@@ -69,10 +69,9 @@ _ADMIN = """analytics:webhook analytics:webhook_create analytics:webhook_enabled
 analytics:webhook_rotate analytics:webhook_test analytics:webhooks notifications:written_mail
 notifications:written_mails privacy_pages:confirm_erase privacy_pages:download
 privacy_pages:erase privacy_pages:form privacy_pages:lookup staff:settings terms_pages:create
-terms_pages:delete
-terms_pages:edit terms_pages:list terms_pages:new terms_pages:save user_pages:confirm_reset_2fa
-user_pages:confirm_sign_out user_pages:handover user_pages:handover_submit user_pages:reset_2fa
-user_pages:sign_out"""
+terms_pages:delete terms_pages:edit terms_pages:list terms_pages:new terms_pages:save
+user_pages:confirm_reset_2fa user_pages:confirm_sign_out user_pages:handover
+user_pages:handover_submit user_pages:reset_2fa user_pages:sign_out"""
 ROLES: dict[str, Role | None] = {
     name: role
     for role, names in ((Role.VIEWER, _VIEWER), (Role.SALES, _SALES), (Role.ADMIN, _ADMIN))
