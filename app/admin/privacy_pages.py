@@ -125,7 +125,10 @@ async def erase(request: Request, staff: AdminDep, settings: SettingsDep) -> Res
 def _erased_message(erased: privacy.Erased) -> str:
     kept = []
     if erased.kept_offers:
-        kept.append(f"{erased.kept_offers} offers' customer snapshot (delete the offer for that)")
+        n = erased.kept_offers
+        kept.append(
+            f"the customer snapshot of {n} offer{'s' if n != 1 else ''} (delete an offer for that)"
+        )
     if erased.staff_account:
         kept.append("the staff account with this address (delete it on the Users page)")
     message = f"{erased.described()}. The audit log names the contact {erased.reference}."

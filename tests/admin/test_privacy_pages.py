@@ -62,7 +62,10 @@ def test_an_admin_sees_every_place_downloads_the_answer_and_erases_the_address(
     assert erased.status_code == 303 and erased.headers["location"].endswith(PAGE)
     assert ADDRESS not in erased.headers["location"]
     shown = web.get(erased.headers["location"]).text
-    assert "1 customer record, 1 question" in shown and "Kept: 1 offers" in shown
+    assert (
+        "1 customer record, 1 question" in shown
+        and "Kept: the customer snapshot of 1 offer " in shown
+    )
     # As the command leaves it: the offer's snapshot only, no mail file.
     assert _database_rows_naming(committed, ADDRESS) == ["offer"]
     assert _naming_files(settings) == []
