@@ -59,11 +59,10 @@ class NotAnAddress(Unprocessable):
 def normalized(email: str) -> str:
     """Addresses are compared as written, less case and surrounding space."""
     address = email.strip().lower()
-    # Control characters (a NUL, which PostgreSQL refuses in a query) and more than an
-    # address can hold (RFC 5321's 254) name nobody: refused before any query.
-    if "@" not in address or " " in address or not address.isprintable():
-        raise NotAnAddress()
-    if len(address) > MAX_ADDRESS:
+    # Control characters and more than an address can hold (RFC 5321's 254) name nobody:
+    # refused before any query, as a staff form's typing is.
+    printable = address.isprintable() and " " not in address
+    if "@" not in address or not printable or len(address) > MAX_ADDRESS:
         raise NotAnAddress()
     return address
 
