@@ -411,12 +411,11 @@ def contact_data(
 ) -> None:
     """What OfferTrack holds about an e-mail address, place by place, as JSON (the answer to
     a subject access request). Reads only."""
-    import json
-
     from sqlmodel import Session
 
     from app.db import get_engine
     from app.errors import Unprocessable
+    from app.privacy import as_json
     from app.privacy import contact_data as held
 
     with Session(get_engine()) as session:
@@ -424,7 +423,7 @@ def contact_data(
             report = held(session, get_settings(), email)
         except Unprocessable as exc:
             raise typer.BadParameter(exc.detail) from exc
-    typer.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    typer.echo(as_json(report))
 
 
 @cli.command("erase-contact")

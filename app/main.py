@@ -31,6 +31,7 @@ from app.admin.analytics import ANALYTICS_PAGES
 from app.admin.customers import CUSTOMER_PAGES
 from app.admin.editor import EDITOR_PAGES
 from app.admin.notification_pages import notification_pages
+from app.admin.privacy_pages import PRIVACY_PAGES
 from app.admin.questions import QUESTION_PAGES
 from app.admin.sending import SENDING_PAGES
 from app.admin.site import mount_staff_site
@@ -210,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CUSTOMER_PAGES,
             TERMS_PAGES,
             USER_PAGES,
+            PRIVACY_PAGES,
             ANALYTICS_PAGES,
             ACCOUNT_PAGES,
             notification_pages(settings),

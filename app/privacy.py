@@ -3,7 +3,8 @@ request's answer), and erasing it.
 
 The address is the key a customer's contact person asks by. It lands in every package's
 tables, in the .eml files written without SMTP, and perhaps in a webhook body, so this module
-sits with the entry points, above every package. What erasure leaves is said where it is kept:
+sits above every package but the staff site, whose "Personal data" page and the `offertrack`
+command both answer through it. What erasure leaves is said where it is kept:
 an offer's customer snapshot (the quotation the company sent, a business record that goes with
 the offer) and a staff account (deleted on the Users page, not by a customer's request)."""
 
@@ -35,6 +36,7 @@ from app.offers.models import Offer
 from app.tracking.models import StageUpdate
 
 ERASED = "privacy.contact_erased"
+MAX_ADDRESS = 254
 _OFFER_FIELDS = (
     "customer_company",
     "customer_contact_name",
@@ -60,7 +62,10 @@ class NotAnAddress(Unprocessable):
 def normalized(email: str) -> str:
     """Addresses are compared as written, less case and surrounding space."""
     address = email.strip().lower()
-    if "@" not in address or any(c.isspace() for c in address):
+    # Control characters and more than an address can hold (RFC 5321's 254) name nobody:
+    # refused before any query, as a staff form's typing is.
+    printable = address.isprintable() and " " not in address
+    if "@" not in address or not printable or len(address) > MAX_ADDRESS:
         raise NotAnAddress()
     return address
 
@@ -76,99 +81,156 @@ def reference(address: str, settings: Settings) -> str:
 
 @dataclass
 class Place:
-    """One place the address is held: what it is, how long it is kept, what erasure does."""
+    """One place the address is held: what it is, how long it is kept, what erasure does.
+    ``key`` names it on the staff page, ``essentials`` are the fields of a record shown
+    there (the JSON answer has them all), ``goes``: whether erasure removes the address."""
 
+    key: str
     name: str
     kept: str
     on_erase: str
     records: list[dict[str, Any]] = field(default_factory=list)
+    essentials: tuple[str, ...] = ()
+    goes: bool = True
 
 
 def contact_data(session: Session, settings: Settings, email: str) -> dict[str, Any]:
     """Everything held about ``email``, place by place, as JSON for a subject access request;
     a place that holds nothing is listed too, so the answer shows where was looked."""
     address = normalized(email)
-    places = [
+    return {
+        "email": address,
+        "generated_at": utcnow().isoformat(),
+        "places": [_place(p) for p in held_places(session, settings, address)],
+        "not_held": NOT_HELD,
+        "backups": BACKUPS,
+    }
+
+
+def as_json(report: dict[str, Any]) -> str:
+    """The answer as the command prints it and the staff site's download holds it."""
+    return json.dumps(report, indent=2, ensure_ascii=False, default=str)
+
+
+NOT_HELD = (
+    "IP addresses and user agents (never stored); scan events and counts (no address); "
+    "Redis (counts under a keyed hash of the client's network address, for minutes)"
+)
+BACKUPS = (
+    "Backups made before an erasure hold the data until they are deleted: keep them "
+    "no longer than needed, and erase again after restoring one."
+)
+
+
+def held_places(session: Session, settings: Settings, email: str) -> list[Place]:
+    """Every place that can hold ``email``, each with what it holds now."""
+    address = normalized(email)
+    return [
         Place(
+            "customer",
             "customer records (customer)",
             "until deleted",
             "deleted",
             [_row(c) for c in _customers(session, address)],
+            ("company", "contact_name", "email", "phone", "city"),
         ),
         Place(
+            "offer",
             "offers sent to this address: the customer snapshot (offer)",
             "until the offer is deleted: the quotation sent, a business record",
             "kept (delete the offer to remove it)",
             [_offer(o) for o in _offers(session, address)],
+            ("tracking_id", "status", "customer_company", "customer_contact_name"),
+            goes=False,
         ),
         Place(
+            "order_subscription",
             "order update subscriptions (order_subscription)",
             "until unsubscribed; 7 days if never confirmed",
             "deleted",
             [_row(s) for s in _subscriptions(session, address)],
+            ("offer_id", "created_at", "confirmed_at"),
         ),
         Place(
+            "customer_question",
             "questions asked on a tracking page (customer_question)",
             "until deleted",
             "deleted",
             [_row(q) for q in _questions(session, address)],
+            ("offer_id", "asked_at", "message"),
         ),
         Place(
+            "staff_alert",
             "staff alerts naming the address (staff_alert)",
             "until the offer is deleted",
             "deleted",
             [_row(a) for a in _alerts(session, address)],
+            ("offer_id", "kind", "summary"),
         ),
         Place(
+            "mail_outbox",
             "mails waiting or sent (mail_outbox)",
             f"{settings.mail_retention_days} days after sending",
             "deleted",
             [_mail(m) for m in _mails(session, settings, address)],
+            ("category", "subject", "created_at", "sent_at"),
         ),
         Place(
+            "mail_file",
             f"mail files ({delivery.mail_directory(settings)}/*.eml, without SMTP)",
             f"{settings.mail_retention_days} days after writing",
             "deleted",
             [{"file": p.name} for p in _files(session, settings, address)],
+            ("file",),
         ),
         Place(
+            "webhook_outbox",
             "webhook events not yet delivered or delivered lately (webhook_outbox)",
             "30 days after delivery",
             "deleted",
             [_row(w, exclude=("body",)) for w in _webhooks(session, address)],
+            ("event_type", "created_at"),
         ),
         Place(
+            "audit_log",
             "audit log entries naming the address (audit_log)",
             "indefinitely: who changed what and when",
             "the address is replaced by a reference in each entry",
             [_row(e) for e in _audit_entries(session, address)],
+            ("occurred_at", "action", "summary"),
         ),
         Place(
+            "note",
             "free text staff wrote that names the address (offer notes, order update notes)",
             "with the offer",
             "kept (business records: edit the note on the offer to remove it)",
             _notes(session, address),
+            ("offer_id", "in"),
+            goes=False,
         ),
         Place(
+            "staff_user",
             "staff accounts (staff_user)",
             "until the account is deleted",
             "kept (a staff account is deleted on the Users page)",
             [{"id": u.id, "email": u.email} for u in _staff(session, address)],
+            ("email",),
+            goes=False,
         ),
     ]
-    return {
-        "email": address,
-        "generated_at": utcnow().isoformat(),
-        "places": [_place(p) for p in places],
-        "not_held": (
-            "IP addresses and user agents (never stored); scan events and counts (no address); "
-            "Redis (counts under a keyed hash of the client's network address, for minutes)"
-        ),
-        "backups": (
-            "Backups made before an erasure hold the data until they are deleted: keep them "
-            "no longer than needed, and erase again after restoring one."
-        ),
-    }
+
+
+# An erasure's counts as a person reads them: singular and plural, by the counts' keys.
+_COUNTED = {
+    "customer": ("customer record", "customer records"),
+    "customer_question": ("question", "questions"),
+    "order_subscription": ("order update subscription", "order update subscriptions"),
+    "staff_alert": ("staff alert", "staff alerts"),
+    "mail_outbox": ("mail", "mails"),
+    "webhook_outbox": ("webhook event", "webhook events"),
+    "audit_log": ("audit entry reworded", "audit entries reworded"),
+    "mail_file": ("mail file", "mail files"),
+}
 
 
 @dataclass
@@ -177,6 +239,11 @@ class Erased:
     counts: dict[str, int]
     kept_offers: int
     staff_account: bool
+
+    def described(self) -> str:
+        """What went, in words: "1 customer record, 3 mails" ("nothing was held")."""
+        done = [f"{n} {_COUNTED[k][n != 1]}" for k, n in self.counts.items() if k in _COUNTED]
+        return ", ".join(done) or "nothing was held"
 
 
 # A question or subscription sent from the address while an erasure runs is erased by the

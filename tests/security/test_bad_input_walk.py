@@ -127,11 +127,15 @@ ENDS_THE_WALK = {
 }
 # Staff forms that no page shows the walk's admin, with the form whose fields each reads (else
 # the fields it declares) and its path: the editor's live totals (htmx, the editor's fields),
-# the bulk stage update (the one order's stage fields and ticked rows), and the forms of
+# the bulk stage update (the one order's stage fields and ticked rows), the personal data
+# page's buttons under a looked-up address (the lookup's address field), and the forms of
 # another state (two-factor sign-in set up; signed out). Signing in comes last.
 OFF_THE_PAGES: dict[str, tuple[str | None, dict[str, str]]] = {
     "editor:totals": ("editor:save", {}),
     "staff:bulk_stage_update": ("staff:stage_update", {}),
+    "privacy_pages:download": ("privacy_pages:lookup", {}),
+    "privacy_pages:confirm_erase": ("privacy_pages:lookup", {}),
+    "privacy_pages:erase": ("privacy_pages:lookup", {}),
     "staff:2fa_confirm": (None, {}),
     "staff:2fa_disable": (None, {}),
     "staff:login_2fa_submit": (None, {}),

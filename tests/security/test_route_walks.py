@@ -71,17 +71,20 @@ sending:form sending:send staff:activate staff:bulk_stage_update staff:issue sta
 staff:stage_update staff:stage_update_form"""
 _ADMIN = """analytics:webhook analytics:webhook_create analytics:webhook_enabled
 analytics:webhook_rotate analytics:webhook_test analytics:webhooks notifications:written_mail
-notifications:written_mails staff:settings terms_pages:create terms_pages:delete
-terms_pages:edit terms_pages:list terms_pages:new terms_pages:save user_pages:confirm_reset_2fa
-user_pages:confirm_sign_out user_pages:handover user_pages:handover_submit user_pages:reset_2fa
-user_pages:sign_out"""
+notifications:written_mails privacy_pages:confirm_erase privacy_pages:download
+privacy_pages:erase privacy_pages:form privacy_pages:lookup staff:settings terms_pages:create
+terms_pages:delete terms_pages:edit terms_pages:list terms_pages:new terms_pages:save
+user_pages:confirm_reset_2fa user_pages:confirm_sign_out user_pages:handover
+user_pages:handover_submit user_pages:reset_2fa user_pages:sign_out"""
 # Sudo mode (app/admin/sudo.py): the staff routes that need the password given recently, read
 # from their ``require_role(..., confirmed=True)``: what grants access, moves ownership, reveals
 # or creates a secret, or sends data out of the company.
 SENSITIVE = set(
     """analytics:webhook_create analytics:webhook_enabled analytics:webhook_rotate staff:settings
 staff:2fa_start user_pages:confirm_reset_2fa user_pages:confirm_sign_out user_pages:handover
-user_pages:handover_submit user_pages:reset_2fa user_pages:sign_out""".split()
+user_pages:handover_submit user_pages:reset_2fa user_pages:sign_out privacy_pages:form
+privacy_pages:lookup privacy_pages:download privacy_pages:confirm_erase
+privacy_pages:erase""".split()
 )
 # Every other change an admin alone may make, judged ordinary work, and why. A new admin-only
 # change fails test_every_admin_change_is_sensitive_or_named_ordinary until it is in one of the
