@@ -33,21 +33,14 @@ from app.errors import Unprocessable
 from app.notifications import delivery, questions
 from app.notifications.models import CustomerQuestion, MailOutbox, OrderSubscription, StaffAlert
 from app.offers.models import Offer
+from app.offers.service import SNAPSHOT_FIELDS
 from app.tracking.models import StageUpdate
 
 ERASED = "privacy.contact_erased"
 MAX_ADDRESS = 254
+# An offer's personal data: its customer snapshot (the record's id aside) and the answer.
 _OFFER_FIELDS = (
-    "customer_company",
-    "customer_contact_name",
-    "customer_email",
-    "customer_phone",
-    "customer_reference",
-    "customer_address_lines",
-    "customer_postcode",
-    "customer_city",
-    "customer_country",
-    "customer_vat_id",
+    *(name for name in SNAPSHOT_FIELDS if name.startswith("customer_") and name != "customer_id"),
     "accepted_by_name",
     "accepted_po_number",
     "declined_reason",
