@@ -114,7 +114,7 @@ async def confirm_erase(
 
 @router.post("/erase", name="privacy_pages:erase")
 async def erase(request: Request, staff: ConfirmedAdminDep, settings: SettingsDep) -> Response:
-    """The one route that erases (the sensitive action)."""
+    """The one route that erases (every route here asks for the password given lately)."""
     email = await _typed(request)
     try:
         erased = await in_session(
