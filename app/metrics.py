@@ -63,6 +63,11 @@ SCANS_HELD = Gauge(
     "Campaign scan events held in memory because neither database nor spool could take them.",
     multiprocess_mode="livesum",
 )
+SCANS_REFUSED = Counter(
+    "offertrack_scans_refused",
+    "Scan events the database refused (a bug, or a spooled line it cannot read): a view's are"
+    " answered 503, a spooled one's are set aside in the spool folder's refused-*.jsonl.",
+)
 SCANS_DROPPED = Counter(
     "offertrack_scans_dropped",
     "Campaign scan events dropped because the memory buffer for them was full.",

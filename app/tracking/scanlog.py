@@ -17,6 +17,7 @@ from app.metrics import (
     SCANS_DROPPED,
     SCANS_HELD,
     SCANS_RECORDED,
+    SCANS_REFUSED,
     SCANS_SPOOLED,
 )
 from app.tracking.scanrows import BadRow, Batches, batches_for, insert_scans
@@ -124,6 +125,7 @@ class ScanWriter:
             await db.insert([row for row, _, _ in batch])
         except BadRow as exc:  # a bug, not an outage: the spool would refuse them as well
             log.error("scan events refused by the database: %s", exc)
+            SCANS_REFUSED.inc(len(batch))
             _settle(batch, exc)
             return []
         except Exception as exc:

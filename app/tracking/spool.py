@@ -17,12 +17,16 @@ from sqlmodel import col
 
 from app.db import utcnow
 from app.files import make_private_dir
+from app.metrics import SCANS_REFUSED
 from app.tracking.models import ScanSpoolProgress
-from app.tracking.scanrows import insert_scans, json_value
+from app.tracking.scanrows import BadRow, insert_scans, json_value
 
 log = logging.getLogger(__name__)
 PATTERN = "scans-*.jsonl"
 CHUNK_ROWS = 2000
+# A line that cannot be stored: no JSON, no time (written by another version), or a row the
+# database refuses (a bug that met an outage, so the commit never told it apart).
+_UNSTORABLE = (BadRow, ValueError, KeyError, TypeError)
 
 
 def _encode(row: dict[str, Any]) -> bytes:
@@ -137,13 +141,43 @@ def _replay_file(engine: Engine, path: Path, data: bytes) -> int:
             lines = complete[done:].splitlines(keepends=True)[:CHUNK_ROWS]
             # The rows go in with the file's progress; rollups and webhook events follow
             # after commit, as for any scan. A row of a deleted offer is left out.
-            added += insert_scans(connection, [_decode(line) for line in lines])
+            added += _insert_lines(connection, path, lines)
             connection.execute(
                 update(ScanSpoolProgress)
                 .where(col(ScanSpoolProgress.name) == path.name)
                 .values(replayed_bytes=done + sum(map(len, lines)), updated_at=utcnow())
             )
         log.info("replayed %d spooled scan events from %s", added, path.name)
+
+
+def _insert_lines(connection: Connection, path: Path, lines: list[bytes]) -> int:
+    """Insert the lines' rows; a line that cannot be stored is set aside rather than holding
+    up the file, and every file after it, for ever."""
+    try:
+        with connection.begin_nested():
+            return insert_scans(connection, [_decode(line) for line in lines])
+    except _UNSTORABLE:
+        pass  # find the culprits one line at a time: the rest go in
+    added, refused = 0, []
+    for line in lines:
+        try:
+            with connection.begin_nested():
+                added += insert_scans(connection, [_decode(line)])
+        except _UNSTORABLE as exc:
+            refused.append(line)
+            log.error("spooled scan event set aside, the database cannot take it: %s", exc)
+    if refused:
+        _set_aside(path, refused)
+    return added
+
+
+def _set_aside(path: Path, lines: list[bytes]) -> None:
+    """Kept before the progress commits, for whoever mends them (a replay repeated after a
+    crash may keep a line twice). Visitors' hashes: the owner's alone, as the spool."""
+    with open(path.with_name(f"refused-{path.name}"), "ab", opener=_private) as file:
+        file.write(b"".join(lines))
+        os.fsync(file.fileno())
+    SCANS_REFUSED.inc(len(lines))
 
 
 def _replayed_bytes(connection: Connection, name: str) -> int:

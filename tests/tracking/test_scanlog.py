@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
@@ -101,6 +102,7 @@ def test_a_row_the_database_refuses_fails_its_view_and_is_not_spooled(
     spool = ScanSpool(tmp_path)
     scan_log = ScanWriter(committed, spool=spool)
     broken = {**_row(offer_id), "device_class": None}  # NOT NULL
+    refused_before = REGISTRY.get_sample_value("offertrack_scans_refused_total") or 0.0
 
     async def views() -> None:
         with pytest.raises(ScanNotRecorded):
@@ -114,6 +116,9 @@ def test_a_row_the_database_refuses_fails_its_view_and_is_not_spooled(
     assert _count(committed, offer_id) == 1
     assert spool.size() == 0
     assert scan_log.write_problem() is None
+    # Counted where the operator looks, not only logged.
+    refused = REGISTRY.get_sample_value("offertrack_scans_refused_total") or 0.0
+    assert refused - refused_before == 1
 
 
 @pytest.mark.concurrency

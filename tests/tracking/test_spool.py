@@ -184,3 +184,38 @@ def test_campaign_scans_nothing_can_take_are_held_in_memory_up_to_a_bound(
         scan_log.close()
     assert dropped - dropped_before == 2
     assert _count(committed, offer_id) == 3
+
+
+def test_rows_the_database_refuses_are_set_aside_and_the_rest_replayed(
+    committed: Engine, tmp_path: Path
+) -> None:
+    """A spooled row the database will never take (written during an outage by a bug, or by
+    an older version, or a line damaged on disk) must not hold up the rows around it, nor the
+    files after it, for ever: it goes to a file of its own, kept for the operator, and counted."""
+    offer_id = _offer(committed)
+    first, second = ScanSpool(tmp_path), ScanSpool(tmp_path)
+    first.append([_row(offer_id), _row(offer_id) | {"code_form": None}, _row(offer_id)])
+    first.seal()
+    with next(tmp_path.glob("scans-*.jsonl")).open("ab") as file:
+        file.write(b'{"offer_id": 12, "not a scan": true}\n')  # no time: from another version
+    second.append([_row(offer_id)])
+    second.seal()
+    refused_before = REGISTRY.get_sample_value("offertrack_scans_refused_total") or 0.0
+
+    assert first.replay(committed) == 3
+    assert first.replay(committed) == 0  # and never again
+
+    assert _count(committed, offer_id) == 3
+    assert list(tmp_path.glob("scans-*.jsonl")) == []
+    (refused,) = tmp_path.glob("refused-*")
+    assert [line.count(b'"code_form":null') for line in refused.read_bytes().splitlines()] == [1, 0]
+    assert refused.stat().st_mode & 0o077 == 0  # visitors' hashes: the owner's alone
+    counted = REGISTRY.get_sample_value("offertrack_scans_refused_total") or 0.0
+    assert counted - refused_before == 2
+
+    # The operator mends what can be mended and moves it back under a new name (README).
+    mended = refused.read_bytes().splitlines(keepends=True)[0].replace(b'"code_form":null', b'"code_form":"full"')
+    (tmp_path / "scans-mended-1.jsonl").write_bytes(mended)
+    refused.unlink()
+    assert first.replay(committed) == 1
+    assert _count(committed, offer_id) == 4
