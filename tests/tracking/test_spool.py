@@ -214,7 +214,8 @@ def test_rows_the_database_refuses_are_set_aside_and_the_rest_replayed(
     assert counted - refused_before == 2
 
     # The operator mends what can be mended and moves it back under a new name (README).
-    mended = refused.read_bytes().splitlines(keepends=True)[0].replace(b'"code_form":null', b'"code_form":"full"')
+    line = refused.read_bytes().splitlines(keepends=True)[0]
+    mended = line.replace(b'"code_form":null', b'"code_form":"full"')
     (tmp_path / "scans-mended-1.jsonl").write_bytes(mended)
     refused.unlink()
     assert first.replay(committed) == 1
