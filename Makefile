@@ -32,6 +32,7 @@ run: demo
 	@echo "  Track a code:       http://$(HOST):$(PORT)/  (or open a demo link above)"
 	@echo "  API documentation:  http://$(HOST):$(PORT)/docs"
 	@echo "  Staff admin:        http://$(HOST):$(PORT)/admin/"
+	@echo "  Campaign dashboard: http://$(HOST):$(PORT)/admin/analytics/  (a demo trade fair campaign: a month of scans)"
 	@echo "  Your first login:   $(BIN)/offertrack create-user you@example.com --role admin   (in another terminal; asks for a password)"
 	@echo "  An API key for it:  $(BIN)/offertrack create-api-key my-laptop   (in another terminal)"
 	@echo "Stop it with Ctrl+C."

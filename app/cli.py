@@ -179,6 +179,7 @@ def demo() -> None:
     """Load demo offers in several states. Running it again changes nothing."""
     from sqlmodel import Session
 
+    from app.analytics.scanfeed import catch_up
     from app.db import get_engine
     from app.demo import demo_links, load_demo_data
     from app.subscribers import wire
@@ -188,6 +189,7 @@ def demo() -> None:
     with Session(get_engine(), expire_on_commit=False) as session:
         created = load_demo_data(session, settings=settings)
         links = demo_links(session, settings=settings)
+    catch_up(get_engine(), settings.zone)  # the dashboard shows the demo's scans at once
     typer.echo(f"Demo data: {created} offers created." if created else "Demo data already loaded.")
     for label, url in links:
         typer.echo(f"  {label:<40} {url}")

@@ -1,17 +1,26 @@
 """Demo data for a newcomer: real offers in several states, made through the services."""
 
+import hashlib
+import random
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from app.analytics import campaigns
+from app.analytics.models import Campaign
+from app.analytics.schemas import CampaignCreate, CreativeCreate, PlacementCreate
 from app.config import Settings
+from app.db import utcnow
 from app.offers import service as offers
 from app.offers.ids import hyphenate_tracking_id
 from app.offers.models import Offer, OfferStatus
 from app.offers.schemas import CustomerIn, LineIn, OfferCreate
 from app.offers.service import today
 from app.tracking import service as tracking
+from app.tracking.models import Channel, CodeForm
+from app.tracking.scanrows import insert_scans
 from app.tracking.schemas import StageUpdateCreate
 
 # Demo data is written by the CLI; its audit entries say so.
@@ -44,10 +53,16 @@ PUMPS = [
 
 
 def _offer(
-    company: str, contact: str, reference: str, lines: list[LineIn], language: str = "en"
+    company: str,
+    contact: str,
+    reference: str,
+    lines: list[LineIn],
+    language: str = "en",
+    campaign_id: int | None = None,
 ) -> OfferCreate:
     return OfferCreate(
         language=language,
+        campaign_id=campaign_id,
         customer=CustomerIn(
             company=company,
             contact_name=contact,
@@ -61,6 +76,7 @@ def _offer(
 
 def load_demo_data(session: Session, *, settings: Settings) -> int:
     """Create each demo offer that is not there yet; return how many were created."""
+    _campaign(session)
     existing = set(session.exec(select(Offer.customer_reference)).all())
     steps = {
         "DEMO-1001": _draft,
@@ -111,9 +127,11 @@ def _draft(session: Session, settings: Settings, reference: str) -> Offer:
 
 def _issued(session: Session, settings: Settings, reference: str) -> Offer:
     # In Greek: the demo shows an offer in its customer's language (the switcher offers others).
-    data = _offer("Acme Hellas SA", "Maria Papadopoulou", reference, PUMPS, "el")
+    data = _offer(
+        "Acme Hellas SA", "Maria Papadopoulou", reference, PUMPS, "el", _campaign_id(session)
+    )
     offer = offers.create_offer(session, data, actor=DEMO, settings=settings)
-    return offers.issue_offer(session, offer.id, actor=DEMO, settings=settings)
+    return _scanned(session, offers.issue_offer(session, offer.id, actor=DEMO, settings=settings))
 
 
 def _expired(session: Session, settings: Settings, reference: str) -> Offer:
@@ -164,13 +182,14 @@ def _long(session: Session, settings: Settings, reference: str) -> Offer:
 
 
 def _ordered(session: Session, settings: Settings, reference: str) -> Offer:
-    data = _offer("Helvetia Mühlen AG", "Urs Meier", reference, PUMPS)
+    data = _offer("Helvetia Mühlen AG", "Urs Meier", reference, PUMPS, "en", _campaign_id(session))
     offer = offers.issue_offer(
         session,
         offers.create_offer(session, data, actor=DEMO, settings=settings).id,
         actor=DEMO,
         settings=settings,
     )
+    _scanned(session, offer)
     tracking.activate_offer(session, offer.id, actor=DEMO, settings=settings)
     for stage, note in (
         ("In production", "Machining of the pump housings has started."),
@@ -186,13 +205,116 @@ def _ordered(session: Session, settings: Settings, reference: str) -> Offer:
 
 
 def _accepted(session: Session, settings: Settings, reference: str) -> Offer:
-    data = _offer("Lumière Énergie SAS", "Claire Dubois", reference, PUMPS[1:])
+    data = _offer(
+        "Lumière Énergie SAS", "Claire Dubois", reference, PUMPS[1:], "en", _campaign_id(session)
+    )
     offer = offers.issue_offer(
         session,
         offers.create_offer(session, data, actor=DEMO, settings=settings).id,
         actor=DEMO,
         settings=settings,
     )
+    _scanned(session, offer)
     return offers.accept_offer(
         session, offer.id, signer_name="Claire Dubois", po_number="PO-4711", settings=settings
     )
+
+
+# A trade fair campaign with a month of scans, so that the campaign dashboard has something
+# to show; the rollups follow once the scan feed has run (``offertrack demo`` runs it).
+CAMPAIGN = "Trade fair 2026 (demo)"
+_DEVICES = [("mobile", "iOS", "Mobile Safari"), ("mobile", "Android", "Chrome Mobile")] * 4 + [
+    ("desktop", "Windows", "Edge"),
+    ("tablet", "iPadOS", "Mobile Safari"),
+]
+
+
+def _campaign(session: Session) -> None:
+    if session.exec(select(Campaign).where(Campaign.name == CAMPAIGN)).first() is not None:
+        return
+    campaign = campaigns.create_campaign(session, CampaignCreate(name=CAMPAIGN), actor=DEMO)
+    assert campaign.id is not None
+    blue, green = (
+        campaigns.create_creative(session, campaign.id, CreativeCreate(name=name), actor=DEMO)
+        for name in ("Blue flyer", "Green flyer")
+    )
+    flyer = PlacementCreate.model_validate(
+        {
+            "name": "Hall 4, stand flyer",
+            "fallback_url": "https://www.example.com/pumps",
+            "split_mode": "thompson",
+            "rules": [
+                {
+                    "name": "A/B: flyer colour",
+                    "destinations": [
+                        {"url": "https://www.example.com/pumps?v=blue", "creative_id": blue.id},
+                        {"url": "https://www.example.com/pumps?v=green", "creative_id": green.id},
+                    ],
+                }
+            ],
+        }
+    )
+    catalogue = PlacementCreate(
+        name="Catalogue, page 12", fallback_url="https://www.example.com/catalogue"
+    )
+    arms = [
+        (campaigns.create_placement(session, campaign.id, flyer, actor=DEMO), (blue.id, green.id)),
+        (campaigns.create_placement(session, campaign.id, catalogue, actor=DEMO), (None,)),
+    ]
+    rows = list(_month_of_scans(campaign.id, [(p.id, creatives) for p, creatives in arms]))
+    insert_scans(session.connection(), rows)
+    session.commit()
+
+
+def _month_of_scans(
+    campaign_id: int, placements: list[tuple[int | None, tuple[int | None, ...]]]
+) -> Any:
+    """Scans of the campaign's codes over the last 30 days: more on weekdays, the green flyer
+    doing better, now and then a crawler. Seeded, so every demo looks the same."""
+    rng = random.Random(2026)
+    now = utcnow()
+    for days_ago in range(30, -1, -1):
+        day = now - timedelta(days=days_ago)
+        visitors = [hashlib.sha256(f"{days_ago}:{n}".encode()).hexdigest() for n in range(40)]
+        for _ in range(rng.randint(6, 14) if day.weekday() < 5 else rng.randint(1, 4)):
+            placement_id, creatives = rng.choices(placements, weights=(3, 1))[0]
+            device, os_family, browser = rng.choice(_DEVICES)
+            bot = rng.random() < 0.04
+            yield {
+                "occurred_at": min(now, day.replace(hour=rng.randint(8, 18))),
+                "code_form": CodeForm.CAMPAIGN,
+                "channel": Channel.QR,
+                "device_class": "bot" if bot else device,
+                "os_family": "" if bot else os_family,
+                "browser_family": "" if bot else browser,
+                "is_bot": bot,
+                "visitor_hash": None if bot else rng.choice(visitors),
+                "campaign_id": campaign_id,
+                "placement_id": placement_id,
+                "creative_id": rng.choices(creatives, weights=(2, 3)[: len(creatives)])[0],
+            }
+
+
+def _campaign_id(session: Session) -> int | None:
+    return session.exec(select(Campaign.id).where(Campaign.name == CAMPAIGN)).first()
+
+
+def _scanned(session: Session, offer: Offer) -> Offer:
+    """The customer scans the printed offer twice, before answering: the conversion is the
+    campaign's, and sales see the scan among their follow-ups."""
+    visitor = hashlib.sha256(offer.id.encode()).hexdigest()
+    scan = {"offer_id": offer.id, "code_form": CodeForm.FULL, "channel": Channel.QR}
+    device = {"device_class": "mobile", "os_family": "iOS", "browser_family": "Mobile Safari"}
+    rows = [
+        {
+            **scan,
+            **device,
+            "occurred_at": utcnow(),
+            "visitor_hash": visitor,
+            "campaign_id": offer.campaign_id,
+        }
+        for _ in range(2)
+    ]
+    insert_scans(session.connection(), rows)
+    session.commit()
+    return offer

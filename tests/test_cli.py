@@ -51,6 +51,29 @@ def test_demo_data_is_idempotent_and_covers_several_states(committed: Engine) ->
     assert count == 8
 
 
+@pytest.mark.concurrency
+def test_the_demo_gives_the_campaign_dashboard_a_month_to_show(committed: Engine) -> None:
+    from app.analytics.models import Campaign, CampaignDayTotal, Conversion
+    from app.tracking.models import ScanEvent
+
+    runner.invoke(cli, ["demo"])
+    with Session(committed) as session:
+        scans = session.exec(select(func.count()).select_from(ScanEvent)).one()
+        days = set(session.exec(select(CampaignDayTotal.day)).all())
+        campaign = session.exec(select(Campaign)).one()
+        conversions = session.exec(select(Conversion)).all()
+    runner.invoke(cli, ["demo"])
+    with Session(committed) as session:
+        assert session.exec(select(func.count()).select_from(ScanEvent)).one() == scans
+
+    assert len(days) >= 25  # rolled up at once, over the last month
+    # The accepted and the ordered offer were scanned first: their conversions are the campaign's.
+    assert {(c.type, c.last_campaign_id) for c in conversions} == {
+        ("offer_accepted", campaign.id),
+        ("order", campaign.id),
+    }
+
+
 def test_migrate_reports_the_database(engine: Engine) -> None:
     result = runner.invoke(cli, ["migrate"])
 
