@@ -2,7 +2,7 @@
 
 import pytest
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
 from app.auth.models import ApiKey
@@ -59,7 +59,7 @@ def test_the_demo_gives_the_campaign_dashboard_a_month_to_show(committed: Engine
     runner.invoke(cli, ["demo"])
     with Session(committed) as session:
         scans = session.exec(select(func.count()).select_from(ScanEvent)).one()
-        days = set(session.exec(select(CampaignDayTotal.day)).all())
+        days = set(session.exec(select(col(CampaignDayTotal.day))).all())
         campaign = session.exec(select(Campaign)).one()
         conversions = session.exec(select(Conversion)).all()
     runner.invoke(cli, ["demo"])
