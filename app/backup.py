@@ -11,6 +11,7 @@ is then read back with ``pg_restore --list``.
 
 import glob
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -62,6 +63,20 @@ def backup_target(path: str) -> Path:
     if path.endswith(os.sep) and not target.is_dir():
         raise BackupError(f"there is no directory {target}: create it first")
     return target
+
+
+# The name a directory's backup gets: only these does ``prune`` delete.
+DATED = re.compile(r"offertrack-\d{8}T\d{6}Z\.(db|dump)")
+
+
+def prune(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` dated backups in ``directory``; returns them. A
+    file of another name there (one kept by hand) is not ours to delete."""
+    dated = sorted(path for path in directory.iterdir() if DATED.fullmatch(path.name))
+    gone = dated[:-keep]
+    for path in gone:
+        path.unlink()
+    return gone
 
 
 def _target_file(target: Path, suffix: str, *, overwrite: bool) -> Path:

@@ -322,6 +322,12 @@ def backup(
     # A string: a trailing slash, lost in a Path, says that a directory is meant.
     path: Annotated[str, typer.Argument(help="File to write, or a directory for a dated file.")],
     overwrite: Annotated[bool, typer.Option(help="Replace PATH if it exists.")] = False,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="With a directory PATH: then delete all but its newest N dated backups."
+        ),
+    ] = None,
 ) -> None:
     """Write a consistent copy of the database while the server runs, and check it: SQLite's
     online backup, or pg_dump's custom format on PostgreSQL."""
@@ -331,10 +337,14 @@ def backup(
         backup_postgresql,
         backup_sqlite,
         backup_target,
+        prune,
         sqlite_file,
     )
 
     settings = get_settings()
+    if keep is not None and not Path(path).is_dir():
+        typer.echo("--keep needs PATH to be a directory of dated backups.", err=True)
+        raise typer.Exit(2)
     try:
         target = backup_target(path)
         if settings.is_sqlite:
@@ -348,6 +358,9 @@ def backup(
         typer.echo(f"Backup failed: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"Backup written: {report.path} ({report.size / 1e6:.1f} MB; {report.check})")
+    if keep is not None:  # only once this one is written and checked
+        gone = prune(target, keep)
+        typer.echo(f"Removed {len(gone)} older backups" + "".join(f"\n  {p.name}" for p in gone))
 
 
 @cli.command()

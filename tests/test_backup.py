@@ -163,3 +163,53 @@ def test_a_backup_is_readable_by_its_owner_only(engine: Engine, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     (written,) = tmp_path.glob("offertrack-*")
     assert written.stat().st_mode & 0o777 == 0o600
+
+
+def _dated(directory: Path, *stamps: str, suffix: str = ".db") -> list[Path]:
+    paths = [directory / f"offertrack-{stamp}{suffix}" for stamp in stamps]
+    for path in paths:
+        path.write_text("an older night's backup")
+    return paths
+
+
+def test_keep_leaves_the_newest_dated_backups_and_nothing_else_is_touched(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A nightly job with --keep 3 does not fill the disk, nor keep customers' data longer
+    than the recovery needs; files it did not name are not its to delete."""
+    stamps = ("20261201T020000Z", "20261202T020000Z", "20261203T020000Z")
+    oldest, older, old = _dated(tmp_path, *stamps)
+    (other_dump,) = _dated(tmp_path, "20261130T020000Z", suffix=".dump")  # before a move to PG
+    mine = [tmp_path / "offertrack-before-upgrade.db", tmp_path / "notes.txt"]
+    for path in mine:
+        path.write_text("kept by hand")
+
+    result = backup(str(tmp_path), "--keep", "3")
+
+    assert result.exit_code == 0, result.output
+    assert "Removed 2 older backups" in result.output
+    new = set(tmp_path.glob("offertrack-2*")) - {oldest, older, old, other_dump}
+    assert len(new) == 1
+    assert set(tmp_path.iterdir()) == {older, old, *new, *mine}
+    assert not oldest.exists() and not other_dump.exists()
+
+
+def test_keep_needs_a_directory_and_a_failed_backup_removes_nothing(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (old,) = _dated(tmp_path, "20261201T020000Z")
+    refused = backup(str(tmp_path / "copy.db"), "--keep", "1")
+    assert refused.exit_code == 2
+    assert "--keep" in refused.output and "directory" in refused.output
+    assert list(tmp_path.iterdir()) == [old]
+
+    def failing(*args: object, **kwargs: object) -> None:
+        from app.backup import BackupError
+
+        raise BackupError("the disk is full")
+
+    monkeypatch.setattr("app.backup.copy_sqlite", failing)
+    monkeypatch.setattr("app.backup.run_pg_tool", failing)
+    failed = backup(str(tmp_path), "--keep", "1")
+    assert failed.exit_code == 1
+    assert list(tmp_path.iterdir()) == [old]  # the last good backup stays
