@@ -287,12 +287,10 @@ def ask_question(
         )
     except Unprocessable as exc:
         session.rollback()
-        field = str(exc.loc[-1]) if exc.loc else "message"
-        detail = _reason(exc) if isinstance(exc, InvalidAddress) else exc.detail
         page = {
             **context,
             "q_form": {"email": email, "message": message},
-            "q_errors": {field: detail},
+            "q_errors": _question_errors(exc),
             "csrf_token": csrf_token(request, settings),
         }
         return _page(
@@ -315,6 +313,13 @@ def ask_question(
         settings,
         offer_language=offer.language,
     )
+
+
+def _question_errors(exc: Unprocessable) -> dict[str, str]:
+    """Every field's error, for the form to show beside each (worded by the template)."""
+    if isinstance(exc, questions.QuestionInvalid):
+        return exc.problems
+    return {str(exc.loc[-1]) if exc.loc else "message": exc.detail}
 
 
 @router.post("/questions/delete/{token}", name="notifications:delete_question")
