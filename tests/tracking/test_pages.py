@@ -479,8 +479,10 @@ def test_superseded_offer_links_to_its_revision(
     text = client.get(f"/{offer.id}").text
 
     assert "Superseded" in text
-    assert f"/{revision.id}" in text
+    assert re.search(rf'class="button" href="[^"]*/{revision.id}">Open the current offer', text)
     assert "Accept this offer" not in text
+    # The current offer is there to answer: no "ask for a new quotation" beside its link.
+    assert "Ask for a new quotation" not in text
 
 
 def test_a_revision_still_in_draft_is_not_linked(
@@ -508,7 +510,7 @@ def test_the_link_leads_to_the_latest_revision_a_customer_can_open(
     draft = offers_service.revise_offer(session, third.id, actor="tests", settings=settings)
 
     text = client.get(f"/{first.id}").text
-    link = re.search(r'<a href="([^"]+)">Open the current offer</a>', text)
+    link = re.search(r'<a class="button" href="([^"]+)">Open the current offer</a>', text)
 
     assert link is not None
     assert link.group(1).endswith(f"/{third.id}")
