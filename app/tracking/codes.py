@@ -56,6 +56,17 @@ def _is_ignorable(char: str) -> bool:
 CANONICAL = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{9}(?:[0-9A-HJKMNP-TV-Z]{16})?")
 
 
+def code_in_entry(typed: str) -> str:
+    """What the entry form's field holds, less a link around the code: a buyer pastes the
+    whole address of the page, copied from the PDF or a mail (``https://track.example.com/
+    01H0W...?src=pdf``, a phone's copy often without its scheme). A code has no slash."""
+    if "/" not in typed:
+        return typed
+    path = typed.split("#", 1)[0].split("?", 1)[0]
+    segments = [segment for segment in path.split("/") if segment.strip()]
+    return segments[-1] if segments else typed
+
+
 def parse_tracking_code(raw: str) -> TrackingCode:
     """Normalize ``raw`` to a canonical ULID or tracking ID, or raise InvalidCode."""
     if CANONICAL.fullmatch(raw):  # the common case, without the character-by-character walk

@@ -174,6 +174,25 @@ def test_the_entry_form_accepts_any_spelling(
     assert scans(session, order)[-1].channel == "typed"
 
 
+def test_the_entry_form_takes_a_pasted_link_to_the_page(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # Procurement copies the address printed in the PDF, or a phone copies the link without its
+    # scheme, and pastes it whole: "That is not a tracking code" told them nothing to fix.
+    order = make_order(session, settings)
+    pasted = (
+        f"https://track.example.com/{order.id}?src=pdf",
+        f"track.example.com/{order.tracking_id.lower()}/",
+        f"http://127.0.0.1:8000/{order.tracking_id[:5]}-{order.tracking_id[5:]}#timeline",
+    )
+    for typed in pasted:
+        response = client.get("/lookup", params={"code": typed}, follow_redirects=False)
+
+        assert response.status_code == 303, typed
+        assert response.headers["location"].split("/")[-1].startswith(order.tracking_id)
+    assert client.get("/lookup", params={"code": "https://track.example.com/"}).status_code == 400
+
+
 def test_channels_qr_pdf_and_web(client: TestClient, session: Session, settings: Settings) -> None:
     offer = make_offer(session, settings, issued=True)
 
