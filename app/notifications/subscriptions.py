@@ -46,6 +46,9 @@ class LinkInvalid(NotFound):
     """A confirmation link that is wrong, expired or for a subscription that is gone."""
 
     title = "This link no longer works"
+    # Its page says this in the visitor's language, as the mail that carried the link did.
+    web_template = "notifications/link_invalid.html"
+    valid_days = CONFIRM_DAYS
     explanation = (
         f"This confirmation link is not valid any more (links work for {CONFIRM_DAYS} days). "
         "Please ask for e-mail updates again on the order page."
@@ -58,6 +61,8 @@ class LinkInvalid(NotFound):
 class UnsubscribeLinkInvalid(LinkInvalid):
     """An unsubscribe link that is not ours as sent (cut short by a mail program, say): its
     reader wants the mails to stop, not to be asked to subscribe again."""
+
+    web_template = "notifications/unsubscribe_link_invalid.html"
 
     explanation = (
         "This link to stop the e-mail updates is incomplete or changed. Please open it again "
