@@ -303,6 +303,8 @@ def ask_question(
         )
     sent = {
         **context,
+        "email": email.strip(),
+        "message": message.strip(),
         "csrf_token": csrf_token(request, settings),
         "delete_token": questions.deletion_token(question_id, settings),
     }

@@ -111,3 +111,25 @@ def test_refresh_on_the_timeline_keeps_the_focus(
 
     expect(page.get_by_role("link", name="Aktualisieren")).to_be_focused()
     assert page.url.endswith(order.tracking_id)  # in place, not a page load
+
+
+def test_the_page_after_a_question_shows_what_was_sent_and_where_the_answer_goes(
+    committed: Engine, own_server: str, german_phone: Page
+) -> None:
+    # "Your question is on its way" named neither the address nor the question: a buyer who
+    # typed gmial.com learned it only from days without an answer.
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, settings, issued=True)
+    page = german_phone
+    page.goto(f"{own_server}/{offer.id}")
+    page.get_by_label("Ihre E-Mail-Adresse").fill("einkauf@gmial.com")
+    page.get_by_label("Ihre Frage").fill("Liefern Sie auch in 316L?\nUnd bis wann?")
+    page.get_by_role("button", name="Frage senden").click()
+
+    expect(page.get_by_role("heading", name="Ihre Frage ist unterwegs")).to_be_visible()
+    sent = page.locator(".sent-copy")
+    expect(sent.locator("dd").first).to_have_text("einkauf@gmial.com")
+    # As typed, on two lines.
+    assert sent.locator("dd").nth(1).inner_text() == "Liefern Sie auch in 316L?\nUnd bis wann?"
+    assert problems(page) == []
