@@ -160,7 +160,7 @@ def subscribe(
     return _page(
         request,
         "notifications/subscribe_sent.html",
-        context,
+        {**context, "email": email.strip()},
         settings,
         offer_language=offer.language,
     )

@@ -4,7 +4,8 @@ correct (where a screen reader reads its error), with what was typed still in it
 offer's accept and decline forms do. And "Refresh" on an order's timeline keeps the focus.
 
 A server of its own for the forms: each answer spends this client's budget of the public forms
-(five in ten minutes), which the shared live server's other tests need."""
+(five in ten minutes), which the shared live server's other tests need. The tests here send
+five answers in all: one more needs another server."""
 
 import os
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ def test_a_question_with_two_mistakes_shows_both_and_focuses_the_first(
     assert _focused(page) == "question-message"
 
 
-def test_a_refused_address_for_updates_is_focused(
+def test_a_refused_address_for_updates_is_focused_and_the_one_sent_to_shown(
     committed: Engine, own_server: str, german_phone: Page
 ) -> None:
     settings = get_settings()
@@ -91,6 +92,12 @@ def test_a_refused_address_for_updates_is_focused(
     expect(page.locator("#email-error")).to_be_visible()
     assert _focused(page) == "subscribe-email"
     expect(page.get_by_label("Ihre E-Mail-Adresse")).to_have_value("einkauf@")
+
+    page.get_by_label("Ihre E-Mail-Adresse").fill("einkauf@gmial.com")
+    page.get_by_role("button", name="Benachrichtigungen erhalten").click()
+    expect(page.get_by_role("heading", name="Bitte sehen Sie in Ihr Postfach")).to_be_visible()
+    # The address the mail went to, to spot a typo before waiting for it.
+    expect(page.locator(".sent-copy dd")).to_have_text("einkauf@gmial.com")
 
 
 def test_refresh_on_the_timeline_keeps_the_focus(
