@@ -158,6 +158,21 @@ def test_a_malformed_code_gets_a_400_that_explains_and_shows_the_form(client: Te
         assert '<form class="code-form"' in response.text
 
 
+def test_a_malformed_code_page_says_what_is_wrong_with_it_in_the_page_language(
+    client: TestClient,
+) -> None:
+    # A code typed one character short read "That doesn't look like a tracking code" and the
+    # format in general: the visitor had to count, and learned nothing of a stray character.
+    short = client.get("/lookup", params={"code": "01m99-ss76", "lang": "de"})
+    stray = client.get("/lookup", params={"code": "01M99-SSU66"})
+    greek = client.get("/01H0WARY2", headers={"Accept-Language": "el"})
+
+    assert short.status_code == stray.status_code == greek.status_code == 400
+    assert "Er hat 9 Zeichen; ein Code hat 10 oder 26." in short.text
+    assert "It contains characters that never occur in a code: U" in stray.text
+    assert "Έχει 9 χαρακτήρες" in greek.text
+
+
 def test_the_entry_form_accepts_any_spelling(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
