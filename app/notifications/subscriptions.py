@@ -122,12 +122,16 @@ def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int
     return value
 
 
-def unsubscribe_headers(subscription_id: int, settings: Settings) -> dict[str, str]:
+def unsubscribe_headers(
+    subscription_id: int, settings: Settings, language: str = ""
+) -> dict[str, str]:
     """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL).
 
     Over plain http (development without TLS) the link stays, but not the one-click header:
-    RFC 8058 allows it only with an https URL."""
-    url = unsubscribe_url(subscription_id, settings)
+    RFC 8058 allows it only with an https URL. ``language``: the mail's, which the page a mail
+    program opens from the header speaks too, as the mail's own link does."""
+    query = f"?lang={language}" if language else ""
+    url = unsubscribe_url(subscription_id, settings) + query
     headers = {"List-Unsubscribe": f"<{url}>", "Auto-Submitted": "auto-generated"}
     if url.startswith("https://"):
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -198,7 +202,7 @@ def _queue_confirmation(
         dedupe_key=_confirm_key(subscription.id, subscription.created_at.isoformat()),
         category="subscription.confirm",
         settings=settings,
-        headers=unsubscribe_headers(subscription.id, settings),
+        headers=unsubscribe_headers(subscription.id, settings, language),
     )
 
 
@@ -413,7 +417,7 @@ def _update_mail(
         dedupe_key=_update_key(stage_update.id, subscription_id),
         category="order.update",
         settings=settings,
-        headers=unsubscribe_headers(subscription_id, settings),
+        headers=unsubscribe_headers(subscription_id, settings, lang),
     )
 
 

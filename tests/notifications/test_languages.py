@@ -249,7 +249,7 @@ def test_the_confirmation_link_opens_in_the_language_its_mail_is_written_in(
 
 
 def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
-    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
     # A German buyer read "Aktueller Stand: Versandt" and had to open the page for the number
     # the goods-in desk asks for.
@@ -281,6 +281,13 @@ def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
         in html
     )
     assert ">Sendung verfolgen</a>" in html
+
+    # The mail program's "Unsubscribe" opens the header's link: in German too, as the mail's
+    # own link does (it opened in the browser's language, English here).
+    header = news["List-Unsubscribe"].strip("<>")
+    assert header.endswith("?lang=de")
+    opened = web.get(header, headers={"Accept-Language": "en"})
+    assert '<html lang="de"' in opened.text and "Abbestellen</button>" in opened.text
 
 
 def test_updates_are_written_in_the_language_the_customer_subscribed_in(
