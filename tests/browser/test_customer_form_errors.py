@@ -8,6 +8,7 @@ A server of its own for the forms: each answer spends this client's budget of th
 five answers in all: one more needs another server."""
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,4 +140,22 @@ def test_the_page_after_a_question_shows_what_was_sent_and_where_the_answer_goes
     expect(sent.locator("dd").first).to_have_text("einkauf@gmial.com")
     # As typed, on two lines.
     assert sent.locator("dd").nth(1).inner_text() == "Liefern Sie auch in 316L?\nUnd bis wann?"
+    assert problems(page) == []
+
+
+def test_a_code_typed_wrong_comes_back_focused_and_described_by_what_is_wrong(
+    own_server: str, german_phone: Page
+) -> None:
+    # The field came back unmarked and unfocused: a screen reader user heard the error only by
+    # searching the page for it, then had to find the field again.
+    page = german_phone
+    page.goto(f"{own_server}/")
+    page.get_by_label("Tracking-Code").fill("01m99 ss76")  # one character short
+    page.get_by_label("Tracking-Code").press("Enter")
+
+    field = page.get_by_role("textbox", name="Tracking-Code")
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_accessible_description(re.compile("Er hat 9 Zeichen"))
+    expect(field).to_have_value("01m99 ss76")
     assert problems(page) == []
