@@ -310,11 +310,17 @@ def _wants_json(request: Request) -> bool:
 
 
 def _error_response(
-    request: Request, status_code: int, title: str, detail: str, template: str = "error.html"
+    request: Request,
+    status_code: int,
+    title: str,
+    detail: str,
+    template: str = "error.html",
+    error: AppError | None = None,
 ) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": detail}, status_code=status_code)
-    context = {"title": title, "detail": detail, "status_code": status_code}
+    # ``error``: a domain error's own page words it in the visitor's language from its fields.
+    context = {"title": title, "detail": detail, "status_code": status_code, "error": error}
     return render(request, template, context, block="content", status_code=status_code)
 
 
@@ -335,7 +341,7 @@ def _register_error_handlers(app: FastAPI) -> None:
             body = [{"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}]
             return JSONResponse({"detail": body}, status_code=exc.status_code)
         response = _error_response(
-            request, exc.status_code, exc.title, exc.detail, exc.web_template
+            request, exc.status_code, exc.title, exc.detail, exc.web_template, exc
         )
         response.headers.update(exc.headers())
         if isinstance(exc, Unauthorized):

@@ -19,7 +19,7 @@ from app.db import utcnow
 from app.errors import NotFound, Unprocessable
 from app.notifications import alerts, delivery
 from app.notifications.alerts import AlertKind
-from app.notifications.mail import normalize_address
+from app.notifications.mail import InvalidAddress, normalize_address
 from app.notifications.models import CustomerQuestion, MailOutbox
 from app.offers.models import Offer, OfferStatus
 from app.repeats import REPEAT_WINDOW
@@ -35,14 +35,32 @@ class Topic(StrEnum):
     NEW_QUOTATION = "new_quotation"
 
 
-class QuestionMissing(Unprocessable):
-    def __init__(self) -> None:
-        super().__init__("Please write your question.", loc=("message",))
+class QuestionInvalid(Unprocessable):
+    """Each field of the form that is wrong, with its reason: the form says them all at once,
+    so that a customer does not fix the address only to be told of the empty message next."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        field, detail = next(iter(problems.items()))
+        super().__init__(detail, loc=(field,))
+        self.problems = problems
 
 
-class QuestionTooLong(Unprocessable):
-    def __init__(self) -> None:
-        super().__init__(f"Please keep it under {MAX_QUESTION} characters.", loc=("message",))
+def _checked(email: str, message: str) -> tuple[str, str]:
+    """The normalized address and the message, or QuestionInvalid naming every bad field."""
+    problems: dict[str, str] = {}
+    address = ""
+    try:
+        address = normalize_address(email, loc=("email",))
+    except InvalidAddress as exc:
+        problems["email"] = exc.detail
+    text = message.strip()
+    if not text:
+        problems["message"] = "Please write your question."
+    elif len(text) > MAX_QUESTION:
+        problems["message"] = f"Please keep it under {MAX_QUESTION} characters."
+    if problems:
+        raise QuestionInvalid(problems)
+    return address, text
 
 
 def customer_offer(session: Session, code: TrackingCode) -> Offer:
@@ -83,12 +101,7 @@ def ask_question(
 
     ``topic`` NEW_QUOTATION is the same path for "Ask for a new quotation" on a declined or
     expired offer; only the wording of the mail and the history entry differ."""
-    address = normalize_address(email, loc=("email",))
-    text = message.strip()
-    if not text:
-        raise QuestionMissing()
-    if len(text) > MAX_QUESTION:
-        raise QuestionTooLong()
+    address, text = _checked(email, message)
     offer = customer_offer(session, code)
     asked_at = utcnow()
     earlier = _asked_just_now(session, offer, topic, address, text, asked_at)

@@ -160,7 +160,7 @@ def subscribe(
     return _page(
         request,
         "notifications/subscribe_sent.html",
-        context,
+        {**context, "email": email.strip()},
         settings,
         offer_language=offer.language,
     )
@@ -287,12 +287,10 @@ def ask_question(
         )
     except Unprocessable as exc:
         session.rollback()
-        field = str(exc.loc[-1]) if exc.loc else "message"
-        detail = _reason(exc) if isinstance(exc, InvalidAddress) else exc.detail
         page = {
             **context,
             "q_form": {"email": email, "message": message},
-            "q_errors": {field: detail},
+            "q_errors": _question_errors(exc),
             "csrf_token": csrf_token(request, settings),
         }
         return _page(
@@ -305,6 +303,8 @@ def ask_question(
         )
     sent = {
         **context,
+        "email": email.strip(),
+        "message": message.strip(),
         "csrf_token": csrf_token(request, settings),
         "delete_token": questions.deletion_token(question_id, settings),
     }
@@ -315,6 +315,13 @@ def ask_question(
         settings,
         offer_language=offer.language,
     )
+
+
+def _question_errors(exc: Unprocessable) -> dict[str, str]:
+    """Every field's error, for the form to show beside each (worded by the template)."""
+    if isinstance(exc, questions.QuestionInvalid):
+        return exc.problems
+    return {str(exc.loc[-1]) if exc.loc else "message": exc.detail}
 
 
 @router.post("/questions/delete/{token}", name="notifications:delete_question")

@@ -46,6 +46,9 @@ class LinkInvalid(NotFound):
     """A confirmation link that is wrong, expired or for a subscription that is gone."""
 
     title = "This link no longer works"
+    # Its page says this in the visitor's language, as the mail that carried the link did.
+    web_template = "notifications/link_invalid.html"
+    valid_days = CONFIRM_DAYS
     explanation = (
         f"This confirmation link is not valid any more (links work for {CONFIRM_DAYS} days). "
         "Please ask for e-mail updates again on the order page."
@@ -58,6 +61,8 @@ class LinkInvalid(NotFound):
 class UnsubscribeLinkInvalid(LinkInvalid):
     """An unsubscribe link that is not ours as sent (cut short by a mail program, say): its
     reader wants the mails to stop, not to be asked to subscribe again."""
+
+    web_template = "notifications/unsubscribe_link_invalid.html"
 
     explanation = (
         "This link to stop the e-mail updates is incomplete or changed. Please open it again "
@@ -117,12 +122,16 @@ def _read(token: str, salt: str, settings: Settings, max_age: int | None) -> int
     return value
 
 
-def unsubscribe_headers(subscription_id: int, settings: Settings) -> dict[str, str]:
+def unsubscribe_headers(
+    subscription_id: int, settings: Settings, language: str = ""
+) -> dict[str, str]:
     """RFC 8058 one-click unsubscribe (RFC 2369's List-Unsubscribe with an https URL).
 
     Over plain http (development without TLS) the link stays, but not the one-click header:
-    RFC 8058 allows it only with an https URL."""
-    url = unsubscribe_url(subscription_id, settings)
+    RFC 8058 allows it only with an https URL. ``language``: the mail's, which the page a mail
+    program opens from the header speaks too, as the mail's own link does."""
+    query = f"?lang={language}" if language else ""
+    url = unsubscribe_url(subscription_id, settings) + query
     headers = {"List-Unsubscribe": f"<{url}>", "Auto-Submitted": "auto-generated"}
     if url.startswith("https://"):
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -193,7 +202,7 @@ def _queue_confirmation(
         dedupe_key=_confirm_key(subscription.id, subscription.created_at.isoformat()),
         category="subscription.confirm",
         settings=settings,
-        headers=unsubscribe_headers(subscription.id, settings),
+        headers=unsubscribe_headers(subscription.id, settings, language),
     )
 
 
@@ -408,7 +417,7 @@ def _update_mail(
         dedupe_key=_update_key(stage_update.id, subscription_id),
         category="order.update",
         settings=settings,
-        headers=unsubscribe_headers(subscription_id, settings),
+        headers=unsubscribe_headers(subscription_id, settings, lang),
     )
 
 

@@ -33,9 +33,13 @@ class InvalidCode(AppError):
     title = "That is not a tracking code"
     web_template = "tracking/lookup_error.html"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, length: int | None = None, characters: str = "") -> None:
         super().__init__(f"{reason} {FORMAT_HELP}")
         self.reason = reason
+        # What the error page says in the visitor's language: how many characters the code
+        # had, or which ones never occur in one (``reason`` is the API's English).
+        self.length = length
+        self.characters = characters
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,17 @@ def _is_ignorable(char: str) -> bool:
 CANONICAL = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{9}(?:[0-9A-HJKMNP-TV-Z]{16})?")
 
 
+def code_in_entry(typed: str) -> str:
+    """What the entry form's field holds, less a link around the code: a buyer pastes the
+    whole address of the page, copied from the PDF or a mail (``https://track.example.com/
+    01H0W...?src=pdf``, a phone's copy often without its scheme). A code has no slash."""
+    if "/" not in typed:
+        return typed
+    path = typed.split("#", 1)[0].split("?", 1)[0]
+    segments = [segment for segment in path.split("/") if segment.strip()]
+    return segments[-1] if segments else typed
+
+
 def parse_tracking_code(raw: str) -> TrackingCode:
     """Normalize ``raw`` to a canonical ULID or tracking ID, or raise InvalidCode."""
     if CANONICAL.fullmatch(raw):  # the common case, without the character-by-character walk
@@ -71,9 +86,14 @@ def parse_tracking_code(raw: str) -> TrackingCode:
     bad = sorted({char for char in value if char not in CROCKFORD})
     if bad:
         shown = ", ".join(repr(char) for char in bad)
-        raise InvalidCode(f"The code contains characters that never occur in one: {shown}.")
+        raise InvalidCode(
+            f"The code contains characters that never occur in one: {shown}.",
+            characters=" ".join(bad),
+        )
     if len(value) not in (FULL_LENGTH, SHORT_LENGTH):
-        raise InvalidCode(f"The code has {len(value)} characters instead of 10 or 26.")
+        raise InvalidCode(
+            f"The code has {len(value)} characters instead of 10 or 26.", length=len(value)
+        )
     if value[0] > MAX_FIRST_CHARACTER:
         raise InvalidCode("The code cannot start with that character.")
     form = CodeForm.FULL if len(value) == FULL_LENGTH else CodeForm.SHORT

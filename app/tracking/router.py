@@ -38,6 +38,7 @@ from app.tracking.codes import (
     CANONICAL,
     FORMAT_HELP,
     TrackingCode,
+    code_in_entry,
     parse_tracking_code,
 )
 from app.tracking.dependencies import LimiterDep, counting_misses, get_scan_log, visit_of
@@ -210,7 +211,7 @@ def lookup(
 ) -> Response:
     """The entry form's target: normalize the typed code and go to its page."""
     with counting_misses(request, limiter, settings):
-        parsed = parse_tracking_code(code)
+        parsed = parse_tracking_code(code_in_entry(code))
     url = request.url_for("tracking:page", code=parsed.value)
     url = url.include_query_params(src=FORM_MARKER, **_lang_param(request))
     return RedirectResponse(str(url), status_code=303)

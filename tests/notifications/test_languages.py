@@ -1,11 +1,13 @@
 """Customers' mails and the notifications' public pages in the offer's language."""
 
 import re
+import time
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
@@ -14,6 +16,7 @@ from app.auth.service import create_api_key
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.db import utcnow
+from app.notifications import subscriptions
 from app.notifications.models import OrderSubscription
 from app.offers import service as offers_service
 from app.offers.ids import hyphenate_tracking_id
@@ -246,7 +249,7 @@ def test_the_confirmation_link_opens_in_the_language_its_mail_is_written_in(
 
 
 def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
-    committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
+    web: TestClient, committed: Engine, settings: Settings, mail_settings: Settings, inbox: Inbox
 ) -> None:
     # A German buyer read "Aktueller Stand: Versandt" and had to open the page for the number
     # the goods-in desk asks for.
@@ -272,9 +275,19 @@ def test_a_shipment_mail_names_the_carrier_tracking_number_and_parcel_link(
     text, html = _text(news).replace("\r\n", "\n"), _html(news)
     assert "\nVersandt mit DHL, Sendungsnummer JD014600.\n" in text
     assert "\nSendung verfolgen: https://parcels.example.com/track?n=JD014600\n" in text
-    assert "Versandt mit DHL, Sendungsnummer JD014600." in html
-    assert '<a href="https://parcels.example.com/track?n=JD014600"' in html
+    # A space between the sentence and the link: a mail program showed "JD014600.Sendung".
+    assert (
+        'Versandt mit DHL, Sendungsnummer JD014600. <a href="https://parcels.example.com/track?n=JD014600"'
+        in html
+    )
     assert ">Sendung verfolgen</a>" in html
+
+    # The mail program's "Unsubscribe" opens the header's link: in German too, as the mail's
+    # own link does (it opened in the browser's language, English here).
+    header = news["List-Unsubscribe"].strip("<>")
+    assert header.endswith("?lang=de")
+    opened = web.get(header, headers={"Accept-Language": "en"})
+    assert '<html lang="de"' in opened.text and "Abbestellen</button>" in opened.text
 
 
 def test_updates_are_written_in_the_language_the_customer_subscribed_in(
@@ -327,3 +340,34 @@ def test_updates_are_written_in_the_language_the_customer_subscribed_in(
     assert '<html lang="el"' in done and f"για την παραγγελία {code} και" in done
     assert f'href="https://track.example.com/{order.tracking_id}?lang=el"' in done
     assert "για αυτή την παραγγελία" in web.post(form.group(1)).text  # gone: no order to name
+
+
+def test_a_link_that_no_longer_works_says_why_in_the_page_language(
+    web: TestClient, committed: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mails' links carry ?lang=de. A German reader of an expired confirmation link, or of
+    # an unsubscribe link a mail program cut short, got "Seite nicht gefunden": neither why,
+    # nor that asking again (or writing to us to stop the mails) was the way out.
+    order = _order(committed, settings, "de")
+    with Session(committed) as session:
+        pending = OrderSubscription(offer_id=order.id, email="jonas@example.com")
+        session.add(pending)
+        session.commit()
+        assert pending.id is not None
+        confirm = subscriptions.confirm_token(pending.id, settings)
+        unsubscribe = subscriptions.unsubscribe_token(pending.id, settings)
+    eight_days_on = int(time.time()) + 8 * 86400
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: eight_days_on)
+
+    expired = web.get(f"/updates/confirm/{confirm}?lang=de")
+    cut_short = web.get(f"/updates/unsubscribe/{unsubscribe[:-3]}?lang=de")
+    greek = web.get(f"/updates/confirm/{confirm}", headers={"Accept-Language": "el"})
+
+    assert expired.status_code == cut_short.status_code == 404
+    assert '<h1 id="error-title">Dieser Link funktioniert nicht mehr</h1>' in expired.text
+    assert "(Links gelten 7 Tage)" in expired.text and "erneut an" in expired.text
+    assert (
+        "unvollständig oder verändert" in cut_short.text and "schreiben Sie uns" in cut_short.text
+    )
+    assert "ισχύουν για 7 ημέρες" in greek.text
+    assert "Seite nicht gefunden" not in expired.text + cut_short.text

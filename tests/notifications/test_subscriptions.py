@@ -253,7 +253,8 @@ def test_the_page_never_tells_whether_an_address_is_subscribed(
     run_worker(committed, mail_settings)
 
     assert known.status_code == new.status_code == 200
-    assert known.text == new.text
+    # Alike but for the address each typed, which the page shows back to them.
+    assert known.text.replace("known@", "someone@") == new.text.replace("new@", "someone@")
     assert inbox.to("known@example.com") == [] and len(inbox.to("new@example.com")) == 1
 
 

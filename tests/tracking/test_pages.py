@@ -158,6 +158,21 @@ def test_a_malformed_code_gets_a_400_that_explains_and_shows_the_form(client: Te
         assert '<form class="code-form"' in response.text
 
 
+def test_a_malformed_code_page_says_what_is_wrong_with_it_in_the_page_language(
+    client: TestClient,
+) -> None:
+    # A code typed one character short read "That doesn't look like a tracking code" and the
+    # format in general: the visitor had to count, and learned nothing of a stray character.
+    short = client.get("/lookup", params={"code": "01m99-ss76", "lang": "de"})
+    stray = client.get("/lookup", params={"code": "01M99-SSU66"})
+    greek = client.get("/01H0WARY2", headers={"Accept-Language": "el"})
+
+    assert short.status_code == stray.status_code == greek.status_code == 400
+    assert "Er hat 9 Zeichen; ein Code hat 10 oder 26." in short.text
+    assert "It contains characters that never occur in a code: U" in stray.text
+    assert "Έχει 9 χαρακτήρες" in greek.text
+
+
 def test_the_entry_form_accepts_any_spelling(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
@@ -172,6 +187,25 @@ def test_the_entry_form_accepts_any_spelling(
     assert response.headers["location"].endswith(f"/{order.tracking_id}?src=form")
     assert client.get(response.headers["location"]).status_code == 200
     assert scans(session, order)[-1].channel == "typed"
+
+
+def test_the_entry_form_takes_a_pasted_link_to_the_page(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # Procurement copies the address printed in the PDF, or a phone copies the link without its
+    # scheme, and pastes it whole: "That is not a tracking code" told them nothing to fix.
+    order = make_order(session, settings)
+    pasted = (
+        f"https://track.example.com/{order.id}?src=pdf",
+        f"track.example.com/{order.tracking_id.lower()}/",
+        f"http://127.0.0.1:8000/{order.tracking_id[:5]}-{order.tracking_id[5:]}#timeline",
+    )
+    for typed in pasted:
+        response = client.get("/lookup", params={"code": typed}, follow_redirects=False)
+
+        assert response.status_code == 303, typed
+        assert response.headers["location"].split("/")[-1].startswith(order.tracking_id)
+    assert client.get("/lookup", params={"code": "https://track.example.com/"}).status_code == 400
 
 
 def test_channels_qr_pdf_and_web(client: TestClient, session: Session, settings: Settings) -> None:
@@ -479,8 +513,10 @@ def test_superseded_offer_links_to_its_revision(
     text = client.get(f"/{offer.id}").text
 
     assert "Superseded" in text
-    assert f"/{revision.id}" in text
+    assert re.search(rf'class="button" href="[^"]*/{revision.id}">Open the current offer', text)
     assert "Accept this offer" not in text
+    # The current offer is there to answer: no "ask for a new quotation" beside its link.
+    assert "Ask for a new quotation" not in text
 
 
 def test_a_revision_still_in_draft_is_not_linked(
@@ -508,7 +544,7 @@ def test_the_link_leads_to_the_latest_revision_a_customer_can_open(
     draft = offers_service.revise_offer(session, third.id, actor="tests", settings=settings)
 
     text = client.get(f"/{first.id}").text
-    link = re.search(r'<a href="([^"]+)">Open the current offer</a>', text)
+    link = re.search(r'<a class="button" href="([^"]+)">Open the current offer</a>', text)
 
     assert link is not None
     assert link.group(1).endswith(f"/{third.id}")
