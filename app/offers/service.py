@@ -167,6 +167,7 @@ def _audit(
 
 
 def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
+    _store_gross(offer)
     not_before = 0
     for attempt in range(MAX_ID_ATTEMPTS):
         offer.id = ids.new_offer_ulid(not_before)
@@ -352,6 +353,7 @@ def update_offer(
         if value is not None:
             setattr(offer, field, value)
     _update_assignment(session, offer, data)
+    _store_gross(offer)
     offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     changed = data.model_dump(mode="json", exclude_unset=True)
@@ -372,6 +374,12 @@ def update_offer(
 
 def _gross(offer: Offer) -> Decimal:
     return compute_totals(offer.lines, offer.currency).gross
+
+
+def _store_gross(offer: Offer) -> None:
+    """Every new offer (created, revised, duplicated) and every saved draft goes through
+    here: the stored total the lists filter by is the one its lines price to."""
+    offer.gross_amount = _gross(offer)
 
 
 @dataclass(frozen=True)
