@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.auth.staff import Role
@@ -33,7 +34,9 @@ def _with_notes(db: Session, count: int, *, order: bool = False) -> str:
         "offer_id": ":offer",
         "summary": "'Note ' || n",
     }
-    with db.get_bind().begin() as connection:  # type: ignore[union-attr]
+    engine = db.get_bind()
+    assert isinstance(engine, Engine)
+    with engine.begin() as connection:
         at = utcnow() - timedelta(days=1)
         bulk_insert(connection, "audit_log", count, entry, offer=offer.id, at=at)
     return offer.id
