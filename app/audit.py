@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, insert, update
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, func, insert, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from app.db import UTCDateTime, utcnow
@@ -140,13 +140,32 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def offer_history(session: Session, offer_id: str) -> Sequence[AuditLogEntry]:
-    """Everything that happened to an offer and its order, newest first."""
-    return session.exec(
+HISTORY_PAGE = 50
+
+
+@dataclass(frozen=True)
+class History:
+    """A page of an offer's history, newest first: ``older`` entries lie past it."""
+
+    entries: Sequence[AuditLogEntry]
+    page: int
+    older: int
+
+
+def offer_history(session: Session, offer_id: str, *, page: int = 1) -> History:
+    """What happened to an offer and its order, newest first, HISTORY_PAGE entries a page (a
+    page past the last is the last): an offer's history has no end, its page must."""
+    of_offer = col(AuditLogEntry.offer_id) == offer_id
+    total = session.exec(select(func.count()).select_from(AuditLogEntry).where(of_offer)).one()
+    page = max(1, min(page, -(-total // HISTORY_PAGE)))
+    entries = session.exec(
         select(AuditLogEntry)
-        .where(AuditLogEntry.offer_id == offer_id)
+        .where(of_offer)
         .order_by(col(AuditLogEntry.occurred_at).desc(), col(AuditLogEntry.id).desc())
+        .offset((page - 1) * HISTORY_PAGE)
+        .limit(HISTORY_PAGE)
     ).all()
+    return History(entries, page, max(0, total - page * HISTORY_PAGE))
 
 
 def last_change(session: Session, entity_type: str, entity_id: str) -> AuditLogEntry | None:

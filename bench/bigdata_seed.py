@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,7 @@ def _counter(connection: Any, count: int) -> str:
 
 
 def _lines(connection: Any, size: Size) -> None:
-    from sqlalchemy import text
+    from sqlalchemy import Numeric, bindparam, text
 
     connection.execute(
         text(
@@ -273,6 +274,26 @@ def _lines(connection: Any, size: Size) -> None:
             f" FROM offer AS o CROSS JOIN {_counter(connection, size.lines_per_offer)}"
         )
     )
+    # The stored gross total as the offers service writes it: every offer has the same lines.
+    gross = bindparam("gross", _gross(size), type_=Numeric(20, 2))
+    connection.execute(text("UPDATE offer SET gross_amount = :gross").bindparams(gross))
+
+
+def _gross(size: Size) -> Decimal:
+    from types import SimpleNamespace
+
+    from app.offers.pricing import compute_totals
+
+    lines = [
+        SimpleNamespace(
+            quantity=Decimal(1 + n),
+            unit_price=Decimal(10 * n) + Decimal("0.5"),
+            discount_percent=Decimal(0),
+            vat_rate=Decimal(24),
+        )
+        for n in range(1, size.lines_per_offer + 1)
+    ]
+    return compute_totals(lines, "EUR").gross
 
 
 def _stage_history(connection: Any, orders: list[str], rng: random.Random) -> None:

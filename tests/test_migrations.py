@@ -4,6 +4,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -1149,3 +1150,66 @@ def test_staff_alert_indexes_by_created_at_both_ways(scratch_engine: Engine) -> 
         "ix_staff_alert_offer_id_created_at",
     }
     assert indexes() == before
+
+
+def test_offers_get_their_gross_total_stored_as_the_pricing_code_rounds_it_both_ways(
+    scratch_engine: Engine,
+) -> None:
+    """9e055a000001: each offer's gross total, as the list shows it (lines rounded to cents,
+    VAT per rate; a zero-decimal currency in whole units), stored and indexed; an offer
+    without lines totals 0. Down, the column and index go and the offers and lines stay."""
+    _upgrade(scratch_engine, "r1a0e1208001")
+    now = datetime.now(UTC)
+    offers = [("C1", "EUR"), ("C2", "EUR"), ("C3", "JPY"), ("C4", "EUR")]
+    lines = [
+        ("C1", "3", "0.3333", "0", "24"),  # net 1.00 (0.9999), VAT 0.24
+        ("C2", "1", "100", "10", "24"),  # net 90.00, VAT 21.60
+        ("C2", "2", "10.005", "0", "13"),  # net 20.01, VAT 2.60
+        ("C3", "3", "333.5", "0", "10"),  # net 1001 (1000.5), VAT 100
+    ]
+    with scratch_engine.begin() as connection:
+        for offer_id, currency in offers:
+            connection.execute(
+                text(
+                    "INSERT INTO offer (id, tracking_id, status, customer_company,"
+                    " customer_contact_name, customer_email, customer_phone, customer_reference,"
+                    " currency, notes, terms, valid_until, created_at, updated_at)"
+                    " VALUES (:id, :id, 'draft', 'C', 'N', 'e@example.com', '', '', :currency,"
+                    " '', '', '2027-01-01', :now, :now)"
+                ),
+                {"id": offer_id, "now": now, "currency": currency},
+            )
+        for position, (offer_id, quantity, price, discount, vat) in enumerate(lines):
+            connection.execute(
+                text(
+                    "INSERT INTO offer_line (offer_id, position, description, quantity, unit,"
+                    " unit_price, discount_percent, vat_rate)"
+                    " VALUES (:offer, :position, 'Item', :quantity, 'pcs', :price, :discount,"
+                    " :vat)"
+                ),
+                {
+                    "offer": offer_id,
+                    "position": position,
+                    "quantity": quantity,
+                    "price": price,
+                    "discount": discount,
+                    "vat": vat,
+                },
+            )
+
+    _upgrade(scratch_engine, "9e055a000001")
+    assert "ix_offer_gross_amount" in _offer_indexes(scratch_engine)
+    with scratch_engine.connect() as connection:
+        stored = connection.execute(text("SELECT id, gross_amount FROM offer ORDER BY id")).all()
+    assert [(offer_id, Decimal(str(gross))) for offer_id, gross in stored] == [
+        ("C1", Decimal("1.24")),
+        ("C2", Decimal("134.21")),
+        ("C3", Decimal("1101")),
+        ("C4", Decimal("0")),
+    ]
+
+    _downgrade(scratch_engine, "r1a0e1208001")
+    assert "gross_amount" not in {c["name"] for c in inspect(scratch_engine).get_columns("offer")}
+    with scratch_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM offer")).scalar_one() == 4
+        assert connection.execute(text("SELECT count(*) FROM offer_line")).scalar_one() == 4

@@ -16,18 +16,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func
-from sqlmodel import col, select
+from sqlmodel import col
 from starlette.requests import Request
 
 from app.audit import AuditLogEntry
 from app.config import get_settings
 from app.fields import MAX_ROW_ID
 from app.formats import DecimalMark
-from app.offers.models import Offer, OfferLine
+from app.offers.models import Offer
 from app.tracking.codes import InvalidCode, parse_tracking_code
 from app.tracking.models import CodeForm
 
-HUNDRED = Decimal(100)
 ALL = "__all"
 
 
@@ -133,24 +132,6 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=get_settings().zone)
 
 
-def _gross() -> Any:
-    """An offer's gross total in SQL, before rounding each line to cents: close enough to
-    filter by (a boundary may differ by a cent from the total shown)."""
-    line_gross = (
-        col(OfferLine.quantity)
-        * col(OfferLine.unit_price)
-        * (HUNDRED - col(OfferLine.discount_percent))
-        / HUNDRED
-        * (HUNDRED + col(OfferLine.vat_rate))
-        / HUNDRED
-    )
-    return (
-        select(func.coalesce(func.sum(line_gross), 0))
-        .where(col(OfferLine.offer_id) == col(Offer.id))
-        .scalar_subquery()
-    )
-
-
 def offer_conditions(
     request: Request, staff_id: int | None, mark: DecimalMark
 ) -> list[ColumnElement[bool]]:
@@ -171,9 +152,9 @@ def offer_conditions(
     if (end := _date(params.get("created_to"))) is not None:
         conditions.append(col(Offer.created_at) < _start_of(end + timedelta(days=1)))
     if (low := _amount(params.get("gross_min"), mark)) is not None:
-        conditions.append(_gross() >= low)
+        conditions.append(col(Offer.gross_amount) >= low)
     if (high := _amount(params.get("gross_max"), mark)) is not None:
-        conditions.append(_gross() <= high)
+        conditions.append(col(Offer.gross_amount) <= high)
     return conditions
 
 

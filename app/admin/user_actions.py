@@ -86,13 +86,16 @@ def hand_over_offers(session: Session, user_id: int, to_id: int, *, actor: str) 
         raise Unprocessable(
             "Choose an active sales person or admin to take the offers over.", loc=("to_user",)
         )
+    # The alerts first, while the offers (locked) are still the leaver's: chosen by who owns
+    # them, one statement however many there are.
+    offers_service.lock_owned(session, user_id)
+    alerts.redirect_waiting(session, offers_service.owned_by(user_id), source.email, target.email)
     offer_ids = offers_service.hand_over_owned(session, user_id, to_id, actor=actor)
     if not offer_ids:
         raise Conflict(f"{source.email} owns no offers: there is nothing to hand over.")
     # Their tracking pages name the new owner as the contact. The offers changed by one
     # UPDATE, which the page cache's watch on the ORM's flushes does not see.
     pagecache.drop_on_commit(session, offer_ids)
-    alerts.redirect_waiting(session, offer_ids, source.email, target.email)
     audit.record(
         session,
         actor=actor,

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.auth.staff import StaffUser
 from app.config import Settings, get_settings
@@ -94,16 +95,16 @@ def set_preferences(session: Session, user_id: int, modes: dict[AlertKind, Alert
     session.commit()
 
 
-def redirect_waiting(session: Session, offer_ids: list[str], source: str, to: str) -> int:
-    """Alerts about these offers still waiting for ``source``'s digest go to ``to`` (their new
-    owner): a departed owner's digest would tell nobody. An alert raised for someone else who
-    owned the offer before stays theirs. The caller commits."""
-    if not offer_ids:
-        return 0
+def redirect_waiting(session: Session, offers: SelectOfScalar[str], source: str, to: str) -> int:
+    """Alerts about the offers ``offers`` selects (their ids) still waiting for ``source``'s
+    digest go to ``to`` (their new owner): a departed owner's digest would tell nobody. An
+    alert raised for someone else who owned the offer before stays theirs. A subquery, not
+    an id per offer: a leaver's offers can outnumber the variables SQLite binds in one
+    statement. The caller commits."""
     moved = session.execute(
         update(StaffAlert)
         .where(
-            col(StaffAlert.offer_id).in_(offer_ids),
+            col(StaffAlert.offer_id).in_(offers),
             col(StaffAlert.recipient) == source,
             col(StaffAlert.mode) == AlertMode.DIGEST,
             col(StaffAlert.digest_sent_at).is_(None),

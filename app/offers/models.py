@@ -112,6 +112,15 @@ class Offer(SQLModel, table=True):
     # furthest stage, and the expected delivery date of its latest update that gave one.
     stage_position: int | None = None
     expected_delivery_date: date | None = None
+    # The gross total as the lines price it (gross_total below), stored by the offers service
+    # with every change of lines or currency, for the staff lists' amount filter: summing
+    # every offer's lines per query read the whole line table (0.75 s at 60,000 offers).
+    gross_amount: Decimal = Field(
+        default=Decimal(0),
+        sa_type=Numeric(20, 2),
+        index=True,
+        sa_column_kwargs={"server_default": "0"},
+    )
 
     lines: list["OfferLine"] = Relationship(
         back_populates="offer",

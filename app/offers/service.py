@@ -167,6 +167,7 @@ def _audit(
 
 
 def _insert_with_unique_tracking_id(session: Session, offer: Offer) -> None:
+    _store_gross(offer)
     not_before = 0
     for attempt in range(MAX_ID_ATTEMPTS):
         offer.id = ids.new_offer_ulid(not_before)
@@ -352,6 +353,7 @@ def update_offer(
         if value is not None:
             setattr(offer, field, value)
     _update_assignment(session, offer, data)
+    _store_gross(offer)
     offer.updated_at = next_stamp(offer.updated_at)
     session.add(offer)
     changed = data.model_dump(mode="json", exclude_unset=True)
@@ -372,6 +374,12 @@ def update_offer(
 
 def _gross(offer: Offer) -> Decimal:
     return compute_totals(offer.lines, offer.currency).gross
+
+
+def _store_gross(offer: Offer) -> None:
+    """Every new offer (created, revised, duplicated) and every saved draft goes through
+    here: the stored total the lists filter by is the one its lines price to."""
+    offer.gross_amount = _gross(offer)
 
 
 @dataclass(frozen=True)
@@ -522,15 +530,9 @@ def hand_over_owned(session: Session, from_id: int, to_id: int, *, actor: str) -
     history records it. The offer's version stays: who owns it is not the document, and a
     page opened on it before still issues or activates what it showed. The caller commits,
     and drops the offers' tracking pages from the cache (it does not see an UPDATE)."""
-    # Locked (in id order): an offer given to someone else by a save that commits meanwhile
-    # is read again, found no longer theirs and left alone. Only the ids, and one UPDATE:
-    # loading each offer (and its lines) made a leaver's 5,000 offers a minute's work.
-    session.exec(
-        select(col(Offer.id))
-        .where(col(Offer.owner_id) == from_id)
-        .order_by(col(Offer.id))
-        .with_for_update(of=Offer)
-    ).all()
+    # Only the ids, and one UPDATE: loading each offer (and its lines) made a leaver's 5,000
+    # offers a minute's work.
+    lock_owned(session, from_id)
     moved = session.execute(
         update(Offer)
         .where(col(Offer.owner_id) == from_id)
@@ -544,6 +546,18 @@ def hand_over_owned(session: Session, from_id: int, to_id: int, *, actor: str) -
     entries = [audit.OfferChange(offer_id, summary, changes) for offer_id in offer_ids]
     audit.record_offers(session, actor=actor, action="offer.assign", entries=entries)
     return offer_ids
+
+
+def owned_by(user_id: int) -> SelectOfScalar[str]:
+    """The ids of the offers the user owns, to select by in one statement however many."""
+    return select(col(Offer.id)).where(col(Offer.owner_id) == user_id)
+
+
+def lock_owned(session: Session, user_id: int) -> None:
+    """Lock the offers the user owns (in id order) until the commit: an offer given to
+    someone else by a save that commits meanwhile is read again, found no longer theirs and
+    left alone. The caller commits."""
+    session.exec(owned_by(user_id).order_by(col(Offer.id)).with_for_update(of=Offer)).all()
 
 
 def owned_by_status(session: Session, user_id: int, today: date) -> dict[str, int]:

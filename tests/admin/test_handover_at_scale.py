@@ -64,3 +64,28 @@ def test_a_handover_takes_as_many_statements_for_twelve_offers_as_for_two_and_re
     assert {entry.summary for entry in entries} == {
         "Owner changed from many@example.com to taking@example.com"
     }
+
+
+def _alert_statements(db: Session, source: int, target: int) -> list[tuple[str, int]]:
+    with Session(db.get_bind()) as session, captured(db.get_bind()) as statements:  # type: ignore[arg-type]
+        user_actions.hand_over_offers(session, source, target, actor="staff:admin@example.com")
+    return [(sql, len(params or ())) for sql, params in naming(statements, "staff_alert")]
+
+
+def test_moving_a_leavers_waiting_alerts_binds_as_much_for_twelve_offers_as_for_two(
+    make_staff: Callable[..., StaffLogin], db: Session
+) -> None:
+    """It bound one variable per offer: a leaver with more offers than SQLite takes in one
+    statement (32,766 on a default build) could not be handed over at all."""
+    for email in ("few@example.com", "many@example.com", "taking@example.com"):
+        make_staff(Role.SALES, email)
+    few, many = _user_id(db, "few@example.com"), _user_id(db, "many@example.com")
+    taking = _user_id(db, "taking@example.com")
+    _give(db, few, 2)
+    _give(db, many, 12)
+
+    for_few = _alert_statements(db, few, taking)
+    for_many = _alert_statements(db, many, taking)
+
+    assert len(for_few) == 1 and for_many == for_few
+    assert for_few[0][1] <= 5, for_few

@@ -71,9 +71,9 @@ BAD_TYPED_VALUES = ("-1", str(10**20), "abc", "", "2026-02-30", "%00", "%FF", "x
 # invalid percent-encoding and bytes that are not UTF-8, and text past every limit.
 GENERIC_QUERIES = (
     "page=-1&pageSize=0&limit=0&offset=-1&sortBy=nope&sort=sideways&from=2026-13-45"
-    "&q=a&q=b&lang=de&lang=xx&page=1",
+    "&q=a&q=b&lang=de&lang=xx&page=1&history_page=-1",
     f"page={10**20}&pageSize=1.5&limit=NaN&offset={10**20}&sortBy=__class__&to=yesterday"
-    "&created_from=2026-02-30",
+    "&created_from=2026-02-30&history_page=" + "9" * 30,
     "q=%00&search=a%00b%01%1b%7f&sortBy=%zz&lang=%&from=%E2%82&page=%G0&to=%FF%FE&by=%C3%28",
     "q=" + "x" * 5000 + "&search=" + "y" * 5000 + "&sortBy=" + "z" * 5000,
 )

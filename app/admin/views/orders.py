@@ -184,11 +184,17 @@ class OfferAdmin(_OfferFilters, model=Offer):
         return stmt.where(queries.offer_search(term))
 
     async def details_context(self, request: Request) -> dict[str, Any]:
-        offer_id = request.path_params["pk"]
-        return await in_session(lambda session: _offer_context(session, offer_id))
+        offer_id, page = request.path_params["pk"], history_page(request)
+        return await in_session(lambda session: _offer_context(session, offer_id, page))
 
 
-def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
+def history_page(request: Request) -> int:
+    """The page of the history asked for (``?history_page=2``); anything else is the first."""
+    typed = request.query_params.get("history_page", "")
+    return int(typed) if typed.isdecimal() and len(typed) <= 6 else 1
+
+
+def _offer_context(session: Session, offer_id: str, history_page: int) -> dict[str, Any]:
     with read_only(session):
         offer = session.get(Offer, offer_id)
         if offer is None:
@@ -200,7 +206,7 @@ def _offer_context(session: Session, offer_id: str) -> dict[str, Any]:
             "totals": compute_totals(offer.lines, offer.currency),
             "revised_as": offers_service.superseded_by(session, [offer.id]).get(offer.id),
             "owner": session.get(StaffUser, offer.owner_id) if offer.owner_id else None,
-            "history": audit.offer_history(session, offer.id),
+            "history": audit.offer_history(session, offer.id, page=history_page),
             "can_activate": offer.effective_status(today) in tracking_service.ACTIVATABLE,
             "can_issue": offer.status == OfferStatus.DRAFT,
             "can_revise": offer.effective_status(today) in offers_service.REVISABLE,
@@ -300,8 +306,8 @@ class OrderAdmin(_OfferFilters, model=Offer):
         return pagination
 
     async def details_context(self, request: Request) -> dict[str, Any]:
-        offer_id = request.path_params["pk"]
-        return await in_session(lambda session: _order_context(session, offer_id))
+        offer_id, page = request.path_params["pk"], history_page(request)
+        return await in_session(lambda session: _order_context(session, offer_id, page))
 
     @action(
         "bulk-stage-update",
@@ -336,7 +342,7 @@ def _orders_and_stages(
         return orders, tracking_service.list_stages(session)
 
 
-def _order_context(session: Session, offer_id: str) -> dict[str, Any]:
+def _order_context(session: Session, offer_id: str, history_page: int) -> dict[str, Any]:
     with read_only(session):
         offer = session.get(Offer, offer_id)
         if offer is None:
@@ -344,7 +350,7 @@ def _order_context(session: Session, offer_id: str) -> dict[str, Any]:
         return {
             "offer": offer,
             "timeline": tracking_service.build_timeline(session, offer),
-            "history": audit.offer_history(session, offer.id),
+            "history": audit.offer_history(session, offer.id, page=history_page),
             "stages": tracking_service.list_stages(session),
         }
 
