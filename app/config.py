@@ -1,6 +1,7 @@
 """Settings, read once from ``OFFERTRACK_*`` environment variables."""
 
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends
 from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app import i18n
 from app.files import make_private_dir, write_atomically
@@ -78,7 +79,7 @@ class Settings(BaseSettings):
 
     # Addresses or networks of reverse proxies whose X-Forwarded-For is believed, e.g.
     # OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]'. Empty: use the peer address.
-    trusted_proxies: list[str] = []
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     # Shared by every process and node: the miss rate limit's counts and cache invalidation
     # (pub/sub), e.g. redis://127.0.0.1:6379/0. Empty: counts in process memory, invalidation
     # through PostgreSQL's LISTEN/NOTIFY (none on SQLite).
@@ -162,7 +163,7 @@ class Settings(BaseSettings):
 
     # Webhooks never reach loopback, private, link-local and other internal addresses unless
     # their network is listed here, e.g. '["10.20.0.0/16"]' for a receiver on the LAN.
-    webhook_allowed_networks: list[IPvAnyNetwork] = []
+    webhook_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = []
 
     # TLS is terminated by a reverse proxy in front: cookies are Secure and HSTS is sent even
     # though the public base URL says http (production refuses http without this).
@@ -200,6 +201,21 @@ class Settings(BaseSettings):
                 "use sqlite:///path/offertrack.db or postgresql://user:password@host:5432/db"
             )
         return value
+
+    @field_validator("trusted_proxies", "webhook_allowed_networks", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        # Decoded here, not by pydantic-settings: its error for a value that is not JSON (a
+        # bare address, the usual slip) was a traceback that named no variable, from
+        # check-config and the unit's start alike.
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return []
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f'a JSON list such as ["10.0.0.0/8"], not {value!r}') from None
 
     @field_validator("smtp_url")
     @classmethod

@@ -1,6 +1,7 @@
 """The README is followed word for word: its settings table, commands and make targets are
 the code's, and its deployment steps can be pasted as they are."""
 
+import itertools
 import re
 from typing import Any
 
@@ -159,3 +160,48 @@ def test_the_estimates_are_described_with_the_codes_number_of_draws() -> None:
 
     (said,) = re.findall(r"\(([\d,]+) Monte Carlo draws", README)
     assert int(said.replace(",", "")) == DRAWS
+
+
+# Folders of the checkout whose files the README points a reader to.
+CHECKOUT_FOLDERS = ("app", "tests", "bench", "deploy", "static", "templates", ".ci")
+
+
+def _placeholder(part: str) -> bool:
+    """A path part the reader fills in: `<language>`, `*.eml`, `NAME.txt`."""
+    return any(mark in part for mark in "<*{") or part.split(".")[0].isupper()
+
+
+def test_every_file_the_readme_points_to_is_in_the_checkout() -> None:
+    folders = "|".join(re.escape(folder) for folder in CHECKOUT_FOLDERS)
+    named = set(re.findall(rf"(?<![\w/.-])((?:{folders})/[\w./*<>{{}},-]*)", README))
+    missing = []
+    for path in named:
+        parts = path.rstrip(".,").rstrip("/").split("/")
+        known = list(itertools.takewhile(lambda part: not _placeholder(part), parts))
+        if not (ROOT_DIR / "/".join(known)).exists():
+            missing.append(path)
+
+    assert named and missing == []
+
+
+def _read_by_the_project(name: str) -> bool:
+    """Whether a file of the checkout besides the README uses the variable ``name``."""
+    files = [ROOT_DIR / "Makefile"]
+    for folder in CHECKOUT_FOLDERS:
+        files += [path for path in (ROOT_DIR / folder).rglob("*") if path.is_file()]
+    return any(name in path.read_text(encoding="utf-8", errors="ignore") for path in files)
+
+
+def test_every_offertrack_variable_the_readme_names_is_read_by_something() -> None:
+    """Outside the settings table too: a variable renamed in the code but not in the prose
+    (the tests', the benchmarks', the load balancer's) is one a reader sets for nothing."""
+    settings = {f"OFFERTRACK_{name.upper()}" for name in Settings.model_fields}
+    named = set(re.findall(r"OFFERTRACK_[A-Z0-9_]*[A-Z0-9]_?", README))
+    unread = [
+        name
+        for name in sorted(named - settings)
+        if not (name.endswith("_") and any(s.startswith(name) for s in settings))
+        and not _read_by_the_project(name)
+    ]
+
+    assert unread == []

@@ -8,6 +8,7 @@ import mimetypes
 import multiprocessing
 import os
 import re
+import signal
 from multiprocessing.connection import wait
 from pathlib import Path
 from threading import Thread
@@ -79,6 +80,10 @@ def _xmp_language(html: str) -> list[bytes]:
 
 def init_worker() -> None:
     """A renderer process's start: it exits with the server, and has its fonts loaded."""
+    # Ctrl+C reaches the terminal's whole process group: a renderer took it as a
+    # KeyboardInterrupt and printed a traceback under `make run`'s last line. The server
+    # shuts its renderers down itself; a stuck one is killed, never interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     render_pdf("<p>warm-up</p>")  # fonts load now rather than during a customer's render
 

@@ -87,6 +87,31 @@ def test_every_command_names_a_setting_that_does_not_parse(
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("setting", ["TRUSTED_PROXIES", "WEBHOOK_ALLOWED_NETWORKS"])
+def test_a_list_setting_written_without_json_is_named(
+    engine: Engine, tmp_path: Path, setting: str
+) -> None:
+    """`OFFERTRACK_TRUSTED_PROXIES=127.0.0.1`, the README's list without its brackets: check-config
+    (and so the unit's start) printed some 120 lines of traceback that named no variable."""
+    env = {f"OFFERTRACK_{setting}": "10.0.0.0/8", "OFFERTRACK_VAR_DIR": str(tmp_path)}
+    result = check_config(**env)
+
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("PROBLEM")]
+    said = """a JSON list such as ["10.0.0.0/8"], not '10.0.0.0/8'"""
+    assert problems == [f"PROBLEM OFFERTRACK_{setting}: Value error, {said}"]
+
+
+def test_a_list_setting_written_as_json_passes(engine: Engine, tmp_path: Path) -> None:
+    result = check_config(
+        OFFERTRACK_TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]',
+        OFFERTRACK_WEBHOOK_ALLOWED_NETWORKS="",
+        OFFERTRACK_VAR_DIR=str(tmp_path),
+    )
+
+    assert result.exit_code == 0, result.output
+
+
 def test_a_working_directory_the_user_may_not_read_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

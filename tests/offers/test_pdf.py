@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from multiprocessing.process import BaseProcess as Process
+from pathlib import Path
 from typing import Any, cast
 
 import pypdfium2 as pdfium
@@ -352,6 +353,34 @@ def test_no_renderer_process_outlives_shutdown() -> None:
         renderer.render_sync("<p>one page</p>")
         renderer.shutdown()
         assert workers and not [worker for worker in workers if worker.is_alive()]
+
+
+def _ignores_sigint_soon(pid: int, seconds: float = 20) -> bool:
+    """Whether the process ignores SIGINT within ``seconds`` (Linux: its SigIgn mask)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        ignored = int(status.split("SigIgn:", 1)[1].split()[0], 16)
+        if ignored & (1 << (signal.SIGINT - 1)):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_leaves_the_renderers_to_the_server() -> None:
+    # Ctrl+C in `make run`'s terminal reaches every process of the group: each renderer died
+    # of a KeyboardInterrupt, printing its traceback, before the server could shut it down.
+    with running_renderer(workers=2) as (renderer, workers):
+        for worker in workers:
+            assert worker.pid is not None
+            # A worker that has not run its initializer yet (the other took both warm-up
+            # tasks) is still starting: a Ctrl+C then is one at the server's start.
+            assert _ignores_sigint_soon(worker.pid), "the renderer takes Ctrl+C itself"
+            os.kill(worker.pid, signal.SIGINT)
+        time.sleep(0.5)
+
+        assert renderer.render_sync("<p>still here</p>").startswith(b"%PDF")
+        assert workers and all(worker.is_alive() for worker in workers)
 
 
 def test_shutdown_stops_a_render_still_running_past_its_time_limit() -> None:
