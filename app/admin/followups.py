@@ -175,9 +175,7 @@ def _unopened(session: Session, open_offers: Sequence[ColumnElement[bool]]) -> l
         .subquery()
     )
     since = func.coalesce(candidates.c.sent_at, candidates.c.issued_at)
-    query = (
-        select(candidates).where(since <= before).order_by(since, candidates.c.id).limit(LISTED)
-    )
+    query = select(candidates).where(since <= before).order_by(since, candidates.c.id).limit(LISTED)
     return [_unopened_entry(row, now) for row in session.execute(query).all()]
 
 
@@ -195,10 +193,10 @@ def disabled_owners(session: Session, settings: Settings) -> list[DisabledOwner]
         and_(col(Offer.status) == OfferStatus.ISSUED, col(Offer.valid_until) >= today),
     )
     query = (
-        select(col(StaffUser.id), col(StaffUser.email), func.count(col(Offer.id)))
+        select(col(StaffUser.id), col(StaffUser.email), func.count(col(Offer.id)).label("open"))
         .join(Offer, col(Offer.owner_id) == col(StaffUser.id))
         .where(~col(StaffUser.is_active), still_open)
         .group_by(col(StaffUser.id), col(StaffUser.email))
         .order_by(col(StaffUser.email))
     )
-    return [DisabledOwner(*row) for row in session.execute(query).all()]
+    return [DisabledOwner(row.id, row.email, row.open) for row in session.execute(query).all()]
