@@ -319,3 +319,22 @@ def test_an_admin_sees_whose_offers_wait_for_a_hand_over(
     web.cookies.clear()
     sign_in(web, staying)
     assert "Offers of disabled users" not in web.get("/admin/").text  # an admin's to act on
+
+
+def test_an_activity_keeps_its_tracking_id_whole_and_its_company_escaped(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+) -> None:
+    ana = make_staff(Role.SALES, "ana@example.com")
+    offer = _offer(committed, settings, _user_id(committed, ana), "Tom & <b>Jerry</b>")
+    committed_scan(committed, offer)
+
+    sign_in(web, ana)
+    page = web.get("/admin/").text
+
+    activity = re.search(r'id="activity".*?</ul>', page, re.S)
+    assert activity
+    code = offer.tracking_id[:5] + "-" + offer.tracking_id[5:]
+    assert f'offer <span class="tracking-id">{code}</span> for Tom &amp; &lt;b&gt;' in activity[0]
