@@ -20,7 +20,7 @@ import jinja_partials
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -109,12 +109,21 @@ def text_direction(value: str) -> str:
     return "auto"
 
 
+def tracking_id_unbroken(text: str, tracking_id: str) -> Markup:
+    """``text`` with the offer's hyphenated tracking ID in it kept on one line: a phone broke
+    a sentence's ``01H0W-`` from its ``ARY2W``, which reads as two codes."""
+    code = hyphenate_tracking_id(tracking_id)
+    kept = Markup('<span class="tracking-id">%s</span>') % code
+    return escape(text).replace(str(escape(code)), kept)
+
+
 def install_filters(env: Environment, numbers_in: Language = language_of) -> None:
     """The shared filters; numbers (``price``: unit prices, every stored digit) are written
     as ``numbers_in`` says, by default in the render's ``lang``."""
     env.filters.update(number_filters(numbers_in))
     env.filters["date"] = _date
     env.filters["hyphenated"] = hyphenate_tracking_id
+    env.filters["tracking_id_unbroken"] = tracking_id_unbroken
     env.filters["css_string"] = css_string
     env.filters["direction"] = text_direction
 

@@ -105,15 +105,26 @@ class StaffAdmin(Admin):
         assert staff is not None  # @login_required
         settings = get_settings()
 
-        def load(session: Any) -> tuple[queries.Dashboard, followups.FollowUps]:
+        def load(
+            session: Any,
+        ) -> tuple[queries.Dashboard, followups.FollowUps, list[followups.DisabledOwner]]:
             with read_only(session):
                 return (
                     queries.dashboard(session, settings),
                     followups.follow_ups(session, staff.id, settings),
+                    # Only admins may hand offers over: theirs to act on, nobody else's.
+                    followups.disabled_owners(session, settings)
+                    if staff.role == Role.ADMIN
+                    else [],
                 )
 
-        dashboard, follow_ups = await views.in_session(load)
-        context = {"dashboard": dashboard, "follow_ups": follow_ups, "title": "Dashboard"}
+        dashboard, follow_ups, disabled_owners = await views.in_session(load)
+        context = {
+            "dashboard": dashboard,
+            "follow_ups": follow_ups,
+            "disabled_owners": disabled_owners,
+            "title": "Dashboard",
+        }
         return await self.templates.TemplateResponse(request, "admin/dashboard.html", context)
 
     @login_required

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from app.admin import followups
+from app.admin import followups, users
+from app.audit import AuditLogEntry
 from app.auth.staff import Role, StaffUser
 from app.config import Settings
 from app.db import utcnow
@@ -23,6 +24,7 @@ from tests.factories import committed_scan, make_offer
 from tests.plans import (
     analyze,
     assert_reads_at_most,
+    assert_reads_at_most_with_and_without_statistics,
     bulk_insert,
     captured,
     statistics_held,
@@ -186,3 +188,153 @@ def test_a_one_day_expiry_window_reads_as_one_day(
     page = web.get("/admin/").text
 
     assert "Expiring within 1 day, no answer yet" in page
+
+
+def _send(web: TestClient, token: str, offer: Offer, *, days_ago: int, committed: Engine) -> None:
+    """ "Send to customer" on the offer's page, then moved back in time as if done days ago."""
+    sent = web.post(
+        f"/admin/offers/{offer.id}/send",
+        data={"csrf_token": token, "to": "maria@example.com", "subject": "Offer", "message": "Hi"},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    with Session(committed) as session:
+        session.execute(
+            update(AuditLogEntry)
+            .where(
+                col(AuditLogEntry.offer_id) == offer.id, col(AuditLogEntry.action) == "offer.send"
+            )
+            .where(col(AuditLogEntry.occurred_at) >= utcnow() - timedelta(minutes=5))
+            .values(occurred_at=utcnow() - timedelta(days=days_ago))
+        )
+        session.commit()
+
+
+def _entry(section: str, company: str) -> str:
+    """One entry of a list's text, from its company to the next entry."""
+    match = re.search(rf"{re.escape(company)}(.*?)(?:·\s*valid until[^\n]*)", section, re.S)
+    assert match, f"{company} not listed"
+    return " ".join(match.group(0).split())
+
+
+def test_unopened_counts_from_the_latest_sending_through_the_app_else_from_issue(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+) -> None:
+    ana = make_staff(Role.SALES, "ana@example.com")
+    ana_id = _user_id(committed, ana)
+    _offer(committed, settings, ana_id, "Paper AG", sent_days_ago=6)
+    mailed = _offer(committed, settings, ana_id, "Mailed SA", sent_days_ago=10)
+    resent = _offer(committed, settings, ana_id, "Resent Oy", sent_days_ago=10)
+    token = sign_in(web, ana)
+    _send(web, token, mailed, days_ago=4, committed=committed)
+    _send(web, token, resent, days_ago=8, committed=committed)
+    _send(web, token, resent, days_ago=1, committed=committed)  # sent again yesterday
+
+    unopened = _section(web.get("/admin/").text, "unopened")
+
+    assert "Issued 6 days ago" in _entry(unopened, "Paper AG")  # never mailed from here
+    assert "Sent 4 days ago" in _entry(unopened, "Mailed SA")  # not "issued 10 days ago"
+    assert "Resent Oy" not in unopened  # yesterday's mail: too early to chase
+    assert unopened.index("Paper AG") < unopened.index("Mailed SA")  # longest waiting first
+
+
+def test_the_unopened_list_reads_the_users_offers_history_not_the_whole_log(
+    make_staff: Callable[..., StaffLogin], committed: Engine, settings: Settings
+) -> None:
+    """On every dashboard view. The history only grows (every change to every offer): the
+    latest sending of each offer must come from that offer's own entries."""
+    ana = _user_id(committed, make_staff(Role.SALES, "ana@example.com"))
+    waiting = _offer(committed, settings, ana, "Waiting AG", sent_days_ago=9)
+    _offer(committed, settings, ana, "Paper AG", sent_days_ago=9)
+    entry = {  # the history of 20,000 other offers: sendings and other changes
+        "occurred_at": ":at",
+        "actor": "'staff:bob@example.com'",
+        "action": "CASE WHEN n % 4 = 0 THEN 'offer.send' ELSE 'offer.update' END",
+        "entity_type": "'offer'",
+        "entity_id": "'X' || n",
+        "offer_id": "'X' || n",
+        "summary": "'Sent to maria@example.com with the PDF attached'",
+    }
+    with statistics_held(committed, "audit_log"):
+        with committed.begin() as connection:
+            at = utcnow() - timedelta(days=5)
+            bulk_insert(connection, "audit_log", 20_000, entry, at=at)
+            sending = entry | {"action": "'offer.send'", "offer_id": ":offer"}
+            bulk_insert(connection, "audit_log", 1, sending, offer=waiting.id, at=at)
+
+        with captured(committed) as statements, Session(committed) as session:
+            shown = followups.follow_ups(session, ana, settings)
+
+        assert [(u.offer.company, u.sent, u.days_ago) for u in shown.unopened] == [
+            ("Paper AG", False, 9),
+            ("Waiting AG", True, 5),
+        ]
+        assert_reads_at_most_with_and_without_statistics(committed, statements, "audit_log", 1_000)
+
+
+def test_an_admin_sees_whose_offers_wait_for_a_hand_over(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+) -> None:
+    boss = make_staff(Role.ADMIN, "boss@example.com")
+    gone, staying = (
+        make_staff(Role.SALES, "gone@example.com"),
+        make_staff(Role.SALES, "ana@example.com"),
+    )
+    quiet = make_staff(Role.SALES, "quiet@example.com")
+    gone_id, quiet_id = _user_id(committed, gone), _user_id(committed, quiet)
+    today = offers_service.today(settings)
+    _offer(committed, settings, gone_id, "Open One")
+    _offer(committed, settings, gone_id, "Open Two", sent_days_ago=5)
+    _offer(committed, settings, gone_id, "Lapsed", sent_days_ago=40)
+    _offer(committed, settings, quiet_id, "Lapsed Too", sent_days_ago=40)
+    with Session(committed) as session:  # past their last day: nobody's to chase any more
+        session.execute(
+            update(Offer)
+            .where(col(Offer.customer_company).in_(["Lapsed", "Lapsed Too"]))
+            .values(valid_until=today - timedelta(days=1))
+        )
+        session.commit()
+    _offer(committed, settings, _user_id(committed, staying), "Still Looked After")
+    with Session(committed) as session:
+        for leaver in (gone_id, quiet_id):
+            users.update_user(session, leaver, role=Role.SALES, is_active=False, actor="tests")
+
+    sign_in(web, boss)
+    page = web.get("/admin/").text
+
+    match = re.search(r'id="disabled-owners".*?</ul>', page, re.S)
+    assert match, "no offers of disabled users on the dashboard"
+    card = re.sub(r"<[^>]+>", " ", match.group(0))
+    assert "Offers of disabled users" in page
+    assert re.search(r"gone@example\.com\s*: 2 open offers", card)  # not the lapsed one
+    assert "quiet@example.com" not in card and "ana@" not in card  # nothing open; active
+    assert f'/admin/staff-user/details/{gone_id}">gone@example.com</a>' in page
+
+    web.cookies.clear()
+    sign_in(web, staying)
+    assert "Offers of disabled users" not in web.get("/admin/").text  # an admin's to act on
+
+
+def test_an_activity_keeps_its_tracking_id_whole_and_its_company_escaped(
+    web: TestClient,
+    make_staff: Callable[..., StaffLogin],
+    committed: Engine,
+    settings: Settings,
+) -> None:
+    ana = make_staff(Role.SALES, "ana@example.com")
+    offer = _offer(committed, settings, _user_id(committed, ana), "Tom & <b>Jerry</b>")
+    committed_scan(committed, offer)
+
+    sign_in(web, ana)
+    page = web.get("/admin/").text
+
+    activity = re.search(r'id="activity".*?</ul>', page, re.S)
+    assert activity
+    code = offer.tracking_id[:5] + "-" + offer.tracking_id[5:]
+    assert f'offer <span class="tracking-id">{code}</span> for Tom &amp; &lt;b&gt;' in activity[0]

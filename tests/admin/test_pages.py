@@ -485,6 +485,7 @@ def test_a_rows_first_column_opens_it_for_a_thumb_on_a_phone(
     listed = web.get("/admin/offer/list").text
 
     details = f'/admin/offer/details/{offer.id}">'
-    assert f"{details}{hyphenate_tracking_id(offer.tracking_id)}</a>" in listed
+    code = hyphenate_tracking_id(offer.tracking_id)
+    assert f'{details}<span class="tracking-id">{code}</span></a>' in listed  # kept whole
     # the others stay text: one link per row besides the icons
     assert listed.count(f"/admin/offer/details/{offer.id}") == 2
