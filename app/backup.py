@@ -69,11 +69,13 @@ def backup_target(path: str) -> Path:
 DATED = re.compile(r"offertrack-\d{8}T\d{6}Z\.(db|dump)")
 
 
-def prune(directory: Path, keep: int) -> list[Path]:
+def prune(directory: Path, keep: int, written: Path) -> list[Path]:
     """Delete all but the newest ``keep`` dated backups in ``directory``; returns them. A
-    file of another name there (one kept by hand) is not ours to delete."""
+    file of another name there (one kept by hand) is not ours to delete, nor is ``written``,
+    the backup just made, whatever its name sorts after: one named later (while the clock was
+    wrong, or by a backup started later that finished first) must not have it deleted."""
     dated = sorted(path for path in directory.iterdir() if DATED.fullmatch(path.name))
-    gone = dated[:-keep]
+    gone = [path for path in dated[:-keep] if path != written]
     for path in gone:
         path.unlink()
     return gone

@@ -213,3 +213,16 @@ def test_keep_needs_a_directory_and_a_failed_backup_removes_nothing(
     failed = backup(str(tmp_path), "--keep", "1")
     assert failed.exit_code == 1
     assert list(tmp_path.iterdir()) == [old]  # the last good backup stays
+
+
+def test_keep_never_deletes_the_backup_it_has_just_written(engine: Engine, tmp_path: Path) -> None:
+    """A backup named later than now (written while the clock was wrong) sorts after tonight's:
+    --keep 1 deleted the backup just written and checked, leaving only the stray one."""
+    (stray,) = _dated(tmp_path, "20991231T235959Z")
+
+    result = backup(str(tmp_path), "--keep", "1")
+
+    assert result.exit_code == 0, result.output
+    (written,) = set(tmp_path.glob("offertrack-2*")) - {stray}
+    assert written.stat().st_size > 0
+    assert stray.exists()  # named the newest: the next nights' backups go, tonight's stays
