@@ -12,6 +12,7 @@ is then read back with ``pg_restore --list``.
 import glob
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -91,6 +92,13 @@ def _target_file(target: Path, suffix: str, *, overwrite: bool) -> Path:
     return target
 
 
+def _partial(target: Path) -> Path:
+    """Where a backup is written until checked: a name of its own, since two backups started
+    in the same second (a nightly job and an operator's) share ``target``, and each deleted
+    the other's copy while it was being written."""
+    return target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
+
+
 def new_private_file(path: Path, mode: int = 0o600) -> None:
     """An empty ``path`` that only its owner may read (or ``mode``, whatever the umask): a
     backup holds the customers' personal data, and the default umask left it readable by
@@ -105,7 +113,7 @@ def backup_sqlite(source: Path, target: Path, *, overwrite: bool = False) -> Bac
     if not source.is_file():
         raise BackupError(f"there is no database at {source}")
     target = _target_file(target, ".db", overwrite=overwrite)
-    partial = target.with_name(target.name + ".partial")
+    partial = _partial(target)
     try:
         new_private_file(partial)
         copy_sqlite(source, partial)
@@ -209,7 +217,7 @@ def backup_postgresql(database_url: str, target: Path, *, overwrite: bool = Fals
     """pg_dump the database into ``target`` (a file, or a directory for a dated one)."""
     pg_dump = pg_tool("pg_dump")
     target = _target_file(target, ".dump", overwrite=overwrite)
-    partial = target.with_name(target.name + ".partial")
+    partial = _partial(target)
     conninfo, env = libpq_target(database_url)
     try:
         new_private_file(partial)
