@@ -12,6 +12,7 @@ is then read back with ``pg_restore --list``.
 import glob
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -69,11 +70,13 @@ def backup_target(path: str) -> Path:
 DATED = re.compile(r"offertrack-\d{8}T\d{6}Z\.(db|dump)")
 
 
-def prune(directory: Path, keep: int) -> list[Path]:
+def prune(directory: Path, keep: int, written: Path) -> list[Path]:
     """Delete all but the newest ``keep`` dated backups in ``directory``; returns them. A
-    file of another name there (one kept by hand) is not ours to delete."""
+    file of another name there (one kept by hand) is not ours to delete, nor is ``written``,
+    the backup just made, whatever its name sorts after: one named later (while the clock was
+    wrong, or by a backup started later that finished first) must not have it deleted."""
     dated = sorted(path for path in directory.iterdir() if DATED.fullmatch(path.name))
-    gone = dated[:-keep]
+    gone = [path for path in dated[:-keep] if path != written]
     for path in gone:
         path.unlink()
     return gone
@@ -87,6 +90,13 @@ def _target_file(target: Path, suffix: str, *, overwrite: bool) -> Path:
     if target.exists() and not overwrite:
         raise BackupError(f"{target} exists; pass --overwrite to replace it")
     return target
+
+
+def _partial(target: Path) -> Path:
+    """Where a backup is written until checked: a name of its own, since two backups started
+    in the same second (a nightly job and an operator's) share ``target``, and each deleted
+    the other's copy while it was being written."""
+    return target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
 
 
 def new_private_file(path: Path, mode: int = 0o600) -> None:
@@ -103,7 +113,7 @@ def backup_sqlite(source: Path, target: Path, *, overwrite: bool = False) -> Bac
     if not source.is_file():
         raise BackupError(f"there is no database at {source}")
     target = _target_file(target, ".db", overwrite=overwrite)
-    partial = target.with_name(target.name + ".partial")
+    partial = _partial(target)
     try:
         new_private_file(partial)
         copy_sqlite(source, partial)
@@ -207,7 +217,7 @@ def backup_postgresql(database_url: str, target: Path, *, overwrite: bool = Fals
     """pg_dump the database into ``target`` (a file, or a directory for a dated one)."""
     pg_dump = pg_tool("pg_dump")
     target = _target_file(target, ".dump", overwrite=overwrite)
-    partial = target.with_name(target.name + ".partial")
+    partial = _partial(target)
     conninfo, env = libpq_target(database_url)
     try:
         new_private_file(partial)

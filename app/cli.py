@@ -359,7 +359,7 @@ def backup(
         raise typer.Exit(1) from exc
     typer.echo(f"Backup written: {report.path} ({report.size / 1e6:.1f} MB; {report.check})")
     if keep is not None:  # only once this one is written and checked
-        gone = prune(target, keep)
+        gone = prune(target, keep, report.path)
         typer.echo(f"Removed {len(gone)} older backups" + "".join(f"\n  {p.name}" for p in gone))
 
 

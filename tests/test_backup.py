@@ -213,3 +213,50 @@ def test_keep_needs_a_directory_and_a_failed_backup_removes_nothing(
     failed = backup(str(tmp_path), "--keep", "1")
     assert failed.exit_code == 1
     assert list(tmp_path.iterdir()) == [old]  # the last good backup stays
+
+
+def test_keep_never_deletes_the_backup_it_has_just_written(engine: Engine, tmp_path: Path) -> None:
+    """A backup named later than now (written while the clock was wrong) sorts after tonight's:
+    --keep 1 deleted the backup just written and checked, leaving only the stray one."""
+    (stray,) = _dated(tmp_path, "20991231T235959Z")
+
+    result = backup(str(tmp_path), "--keep", "1")
+
+    assert result.exit_code == 0, result.output
+    (written,) = set(tmp_path.glob("offertrack-2*")) - {stray}
+    assert written.stat().st_size > 0
+    assert stray.exists()  # named the newest: the next nights' backups go, tonight's stays
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL.startswith("postgresql"), reason="SQLite's backup")
+def test_two_backups_in_the_same_second_each_write_their_own_copy(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly job and an operator's backup into the same directory in the same second:
+    both wrote the same "<name>.partial", each deleting the other's while it was written, so
+    one failed (or renamed the other's half-written copy as its own checked backup)."""
+    import app.backup as module
+
+    source = module.sqlite_file(get_settings().database_url)
+    real_copy = module.copy_sqlite
+    second: list[module.BackupReport] = []
+    started = threading.Event()
+
+    def copy_then_another_backup_starts(source_: Path, destination: Path) -> None:
+        real_copy(source_, destination)
+        if not started.is_set():  # the other backup, started and finished meanwhile
+            started.set()
+            second.append(module.backup_sqlite(source, tmp_path, overwrite=True))
+
+    class SameSecond(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> "SameSecond":
+            return cls(2026, 12, 8, 2, 0, 0, tzinfo=UTC)
+
+    monkeypatch.setattr(module, "copy_sqlite", copy_then_another_backup_starts)
+    monkeypatch.setattr(module, "datetime", SameSecond)
+
+    first = module.backup_sqlite(source, tmp_path, overwrite=True)
+
+    assert module.check_sqlite(first.path) and module.check_sqlite(second[0].path)
+    assert not list(tmp_path.glob("*.partial"))

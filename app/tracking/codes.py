@@ -63,11 +63,18 @@ CANONICAL = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{9}(?:[0-9A-HJKMNP-TV-Z]{16})?")
 def code_in_entry(typed: str) -> str:
     """What the entry form's field holds, less a link around the code: a buyer pastes the
     whole address of the page, copied from the PDF or a mail (``https://track.example.com/
-    01H0W...?src=pdf``, a phone's copy often without its scheme). A code has no slash."""
+    01H0W...?src=pdf``, a phone's copy often without its scheme), or of a page under it
+    (``/01H0W.../pdf``, ``.../accepted``). A code has no slash: the last segment that is one."""
     if "/" not in typed:
         return typed
     path = typed.split("#", 1)[0].split("?", 1)[0]
     segments = [segment for segment in path.split("/") if segment.strip()]
+    for segment in reversed(segments):
+        try:
+            parse_tracking_code(segment)
+        except InvalidCode:
+            continue
+        return segment
     return segments[-1] if segments else typed
 
 

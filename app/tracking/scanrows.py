@@ -55,7 +55,9 @@ def insert_scans(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
             connection.exec_driver_sql(sql, params).rowcount
             for sql, params in statements(connection.dialect.name, rows)
         )
-    except (IntegrityError, DataError) as exc:
+    # OverflowError: SQLite's driver refuses an integer beyond 64 bits before the database
+    # sees it (PostgreSQL answers a DataError): the row's fault as well.
+    except (IntegrityError, DataError, OverflowError) as exc:
         raise BadRow(str(exc)) from exc
 
 

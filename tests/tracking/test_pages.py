@@ -208,6 +208,26 @@ def test_the_entry_form_takes_a_pasted_link_to_the_page(
     assert client.get("/lookup", params={"code": "https://track.example.com/"}).status_code == 400
 
 
+def test_the_entry_form_takes_a_pasted_link_to_a_page_under_the_code(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # The PDF's, the calendar's or the thank-you page's address, copied from the browser: the
+    # code is not its last segment, and the visitor was told "That is not a tracking code".
+    order = make_order(session, settings)
+    for pasted in (
+        f"https://track.example.com/{order.id}/pdf?lang=de",
+        f"track.example.com/{order.tracking_id}/delivery.ics",
+        f"https://track.example.com/{order.id}/accepted",
+    ):
+        response = client.get("/lookup", params={"code": pasted}, follow_redirects=False)
+
+        assert response.status_code == 303, pasted
+        assert response.headers["location"].split("/")[-1].split("?")[0] in (
+            order.id,
+            order.tracking_id,
+        )
+
+
 def test_channels_qr_pdf_and_web(client: TestClient, session: Session, settings: Settings) -> None:
     offer = make_offer(session, settings, issued=True)
 

@@ -220,3 +220,20 @@ def test_rows_the_database_refuses_are_set_aside_and_the_rest_replayed(
     refused.unlink()
     assert first.replay(committed) == 1
     assert _count(committed, offer_id) == 4
+
+
+def test_a_line_with_a_number_too_big_for_the_database_is_set_aside(
+    committed: Engine, tmp_path: Path
+) -> None:
+    """A damaged line's id beyond 64 bits: SQLite's driver refuses it with an OverflowError
+    (PostgreSQL with a DataError), which held up the file and every file after it for ever."""
+    offer_id = _offer(committed)
+    spool = ScanSpool(tmp_path)
+    spool.append([_row(offer_id), _row(offer_id) | {"placement_id": 2**70}, _row(offer_id)])
+    spool.seal()
+
+    assert spool.replay(committed) == 2
+
+    assert list(tmp_path.glob("scans-*.jsonl")) == []
+    (refused,) = tmp_path.glob("refused-*")
+    assert str(2**70).encode() in refused.read_bytes()
