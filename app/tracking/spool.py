@@ -24,9 +24,10 @@ from app.tracking.scanrows import BadRow, insert_scans, json_value
 log = logging.getLogger(__name__)
 PATTERN = "scans-*.jsonl"
 CHUNK_ROWS = 2000
-# A line that cannot be stored: no JSON, no time (written by another version), or a row the
-# database refuses (a bug that met an outage, so the commit never told it apart).
-_UNSTORABLE = (BadRow, ValueError, KeyError, TypeError)
+# A line that cannot be stored: no JSON (or JSON nested past the parser's depth), no time
+# (written by another version), or a row the database refuses (a bug that met an outage, so
+# the commit never told it apart).
+_UNSTORABLE = (BadRow, ValueError, KeyError, TypeError, RecursionError)
 
 
 def _encode(row: dict[str, Any]) -> bytes:

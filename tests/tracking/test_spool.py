@@ -237,3 +237,19 @@ def test_a_line_with_a_number_too_big_for_the_database_is_set_aside(
     assert list(tmp_path.glob("scans-*.jsonl")) == []
     (refused,) = tmp_path.glob("refused-*")
     assert str(2**70).encode() in refused.read_bytes()
+
+
+def test_a_damaged_line_nested_past_the_parsers_depth_is_set_aside(
+    committed: Engine, tmp_path: Path
+) -> None:
+    offer_id = _offer(committed)
+    spool = ScanSpool(tmp_path)
+    spool.append([_row(offer_id)])
+    spool.seal()
+    with next(tmp_path.glob("scans-*.jsonl")).open("ab") as file:
+        file.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+
+    assert spool.replay(committed) == 1
+    assert list(tmp_path.glob("scans-*.jsonl")) == []
+    (refused,) = tmp_path.glob("refused-*")
+    assert refused.read_bytes().startswith(b"[[[")
