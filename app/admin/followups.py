@@ -29,6 +29,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.notifications.alerts import AlertKind
 from app.notifications.models import StaffAlert
+from app.notifications.offer_mail import SENT
 from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
 
@@ -37,7 +38,6 @@ LISTED = 10
 # An offer sent this long ago that no one has opened is worth a call: before that, the
 # customer may simply not have read their mail yet.
 UNOPENED_AFTER_DAYS = 3
-SENT = "offer.send"  # the history's action for "Send to customer" (app.notifications.offer_mail)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ SENDABLE = frozenset(
     {OfferStatus.ISSUED, OfferStatus.ACCEPTED, OfferStatus.ORDERED, OfferStatus.EXPIRED}
 )
 MAX_MESSAGE = 10_000
+# The history's action for a sending: the follow-ups count "not opened since" from it.
+SENT = "offer.send"
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def send_offer(
     audit.record(
         session,
         actor=actor,
-        action="offer.send",
+        action=SENT,
         entity_type="offer",
         entity_id=offer.id,
         offer_id=offer.id,
@@ -127,7 +129,7 @@ def _repeated_send(session: Session, offer_id: str, digest: str, actor: str) -> 
         select(AuditLogEntry)
         .where(
             AuditLogEntry.offer_id == offer_id,
-            AuditLogEntry.action == "offer.send",
+            AuditLogEntry.action == SENT,
             AuditLogEntry.occurred_at >= utcnow() - REPEAT_WINDOW,
         )
         .order_by(col(AuditLogEntry.id).desc())
