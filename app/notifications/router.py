@@ -232,9 +232,13 @@ def confirm(
 def unsubscribe_form(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The List-Unsubscribe link opened in a browser: a button; opening it changes nothing."""
+    """The List-Unsubscribe link opened in a browser: a button (or, once the address is gone,
+    that it gets no more updates); opening it changes nothing."""
     # Named, so that someone following several orders knows which one they stop.
     tracking_id = subscriptions.unsubscribing_from(session, token, settings=settings)
+    if tracking_id is None:
+        # Opened again after unsubscribing: a button would promise what is already done.
+        return _page(request, "notifications/unsubscribed.html", {}, settings)
     context = {"token": token, "tracking_id": tracking_id}
     return _page(request, "notifications/unsubscribe.html", context, settings)
 
