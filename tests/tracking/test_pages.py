@@ -174,6 +174,19 @@ def test_a_malformed_code_page_says_what_is_wrong_with_it_in_the_page_language(
     assert "Έχει 9 χαρακτήρες" in greek.text
 
 
+@pytest.mark.parametrize("typed", ["", "   ", "\u200b"])
+def test_an_empty_code_from_the_entry_form_asks_for_one(client: TestClient, typed: str) -> None:
+    # Sent without the browser's required check (curl, an old browser), the form came back
+    # with "That doesn't look like a tracking code: " and nothing after the colon.
+    response = client.get("/lookup", params={"code": typed, "lang": "de"})
+
+    assert response.status_code == 400
+    problem = re.search(r'<p role="alert" id="code-problem">(.*?)</p>', response.text, re.S)
+    assert problem is not None
+    assert problem.group(1).strip() == "Sie haben keinen Code eingegeben."
+    assert '<h1 id="error-title">Bitte geben Sie einen Code ein</h1>' in response.text
+
+
 def test_the_entry_form_accepts_any_spelling(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
