@@ -3,9 +3,10 @@ the form comes back with every mistake beside its field at once, focused on the 
 correct (where a screen reader reads its error), with what was typed still in it; as the
 offer's accept and decline forms do. And "Refresh" on an order's timeline keeps the focus.
 
-A server of its own for the forms: each answer spends this client's budget of the public forms
-(five in ten minutes), which the shared live server's other tests need. The tests here send
-five answers in all: one more needs another server."""
+A server of its own for the forms: each answer taken spends this client's budget of the public
+forms (five in ten minutes), which the shared live server's other tests need, and each refused
+one the cap on refused forms (twenty). The tests here send two of the one and three of the
+other."""
 
 import os
 import re
