@@ -203,6 +203,7 @@ def test_a_new_stage_is_announced_once_by_a_live_region_outside_the_timeline(
     assert page.evaluate("window.__newsChanges") == changes
     expect(news).to_have_text("Aktueller Stand: In Produktion")
     expect(page.get_by_role("link", name="Aktualisieren")).to_be_focused()
+    assert problems(page) == []
 
 
 def _refresh(page: Page) -> None:
