@@ -101,7 +101,10 @@ def delivery_calendar(
     from icalendar import Calendar, Event  # see preload()
 
     lang = language or offer.language
-    page_url = f"{settings.public_base_url}/{code.value}"
+    # A language asked for (?lang=) travels with the event's link, as with the mails' links:
+    # the event read in it, the page it opens should too. Its UID stays one per order.
+    query = f"?lang={language}" if language else ""
+    page_url = f"{settings.public_base_url}/{code.value}{query}"
     shown = hyphenate_tracking_id(offer.tracking_id)
     calendar = Calendar()
     calendar.add("prodid", "-//OfferTrack//Order delivery//EN")

@@ -6,6 +6,8 @@ from the recipient's mail provider, which has no cookie: its signed token is the
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -46,38 +48,67 @@ class TooManyRequests(AppError):
 class FormLimits:
     """Attempts of the public forms (subscribe, question), per client and per order, counted
     where the tracking page's misses are: in Redis when OFFERTRACK_REDIS_URL is set, so every
-    process and node shares one budget; in process memory otherwise."""
+    process and node shares one budget; in process memory otherwise.
+
+    A form refused for a mistake in its fields (an address mistyped, an empty question) is not
+    charged to the client's budget, or a customer who mistyped twice met the limit on the form
+    sent right; it is counted against a higher cap of its own, so bad forms are not free."""
 
     def __init__(
         self,
         *,
         per_client: int = 5,
+        refused_per_client: int = 20,
         per_order: int = 20,
         window_seconds: int = 600,
         storage_uri: str = "memory://",
         pepper: bytes | None = None,
     ) -> None:
         keyed = {} if pepper is None else {"pepper": pepper}
-        self.per_client = MissLimiter(
-            per_client, window_seconds, storage_uri, namespace="offertrack-form-client", **keyed
-        )
-        self.per_order = MissLimiter(
-            per_order, window_seconds, storage_uri, namespace="offertrack-form-order", **keyed
-        )
 
-    def attempt(self, limiter: MissLimiter, key: str) -> None:
-        """Count one attempt against ``key``; TooManyRequests once its budget is used up."""
+        def limiter(limit: int, namespace: str) -> MissLimiter:
+            return MissLimiter(limit, window_seconds, storage_uri, namespace=namespace, **keyed)
+
+        self.per_client = limiter(per_client, "offertrack-form-client")
+        self.refused_per_client = limiter(refused_per_client, "offertrack-form-refused")
+        self.per_order = limiter(per_order, "offertrack-form-order")
+
+    def _check(self, limiter: MissLimiter, key: str) -> None:
         try:
             limiter.check(key)
         except TooManyMisses as exc:
             raise TooManyRequests(exc.retry_after) from exc
+
+    def attempt(self, limiter: MissLimiter, key: str) -> None:
+        """Count one attempt against ``key``; TooManyRequests once its budget is used up."""
+        self._check(limiter, key)
         limiter.record_miss(key)
 
-    def client_attempt(self, client: str) -> None:
-        self.attempt(self.per_client, client)
+    def client_check(self, client: str) -> None:
+        """TooManyRequests while the client is over either budget; charges nothing."""
+        self._check(self.per_client, client)
+        self._check(self.refused_per_client, client)
+
+    def client_sent(self, client: str) -> None:
+        """A form taken, or a code that opens nothing (a guess costs as much as a form)."""
+        self.per_client.record_miss(client)
+
+    def client_refused(self, client: str) -> None:
+        """A form refused for a mistake in its fields: the higher cap, not the budget."""
+        self.refused_per_client.record_miss(client)
 
     def order_attempt(self, offer_id: str, action: str = "subscribe") -> None:
         self.attempt(self.per_order, f"{action}:{offer_id}")
+
+
+@contextmanager
+def _charged_if_not_found(limits: FormLimits, client: str) -> Iterator[None]:
+    """A code that opens nothing costs a form from the budget: guessing codes stays costly."""
+    try:
+        yield
+    except AppError:
+        limits.client_sent(client)
+        raise
 
 
 async def get_form_limits(request: Request) -> FormLimits:
@@ -128,11 +159,12 @@ def subscribe(
     email: Annotated[str, Form()] = "",
     page_lang: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
+    client = client_key(request, settings)
     try:
-        # Counted before the lookup: an unknown code costs a guesser an attempt too.
-        limits.client_attempt(client_key(request, settings))
-        parsed = parse_tracking_code(code)
-        offer = subscriptions.subscribable_order(session, parsed)
+        limits.client_check(client)
+        with _charged_if_not_found(limits, client):
+            parsed = parse_tracking_code(code)
+            offer = subscriptions.subscribable_order(session, parsed)
         limits.order_attempt(offer.id)
     except TooManyRequests as exc:
         typed: dict[str, Any] = {"email": email}
@@ -146,6 +178,7 @@ def subscribe(
         subscriptions.subscribe(session, parsed, email, settings=settings, language=language)
     except InvalidAddress as exc:
         session.rollback()
+        limits.client_refused(client)
         form = {"email": email, "errors": {"email": _reason(exc)}}
         csrf = csrf_token(request, settings)
         page = {**context, **form, "csrf_token": csrf}
@@ -157,6 +190,7 @@ def subscribe(
             status_code=422,
             offer_language=offer.language,
         )
+    limits.client_sent(client)
     return _page(
         request,
         "notifications/subscribe_sent.html",
@@ -232,9 +266,13 @@ def confirm(
 def unsubscribe_form(
     request: Request, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The List-Unsubscribe link opened in a browser: a button; opening it changes nothing."""
+    """The List-Unsubscribe link opened in a browser: a button (or, once the address is gone,
+    that it gets no more updates); opening it changes nothing."""
     # Named, so that someone following several orders knows which one they stop.
     tracking_id = subscriptions.unsubscribing_from(session, token, settings=settings)
+    if tracking_id is None:
+        # Opened again after unsubscribing: a button would promise what is already done.
+        return _page(request, "notifications/unsubscribed.html", {}, settings)
     context = {"token": token, "tracking_id": tracking_id}
     return _page(request, "notifications/unsubscribe.html", context, settings)
 
@@ -270,10 +308,12 @@ def ask_question(
 ) -> Response:
     """The offer page's "Ask a question" (full ULID only); also "Ask for a new quotation"."""
     chosen = questions.Topic.NEW_QUOTATION if topic == "new_quotation" else questions.Topic.QUESTION
+    client = client_key(request, settings)
     try:
-        limits.client_attempt(client_key(request, settings))
-        parsed = parse_tracking_code(code)
-        offer = questions.customer_offer(session, parsed)
+        limits.client_check(client)
+        with _charged_if_not_found(limits, client):
+            parsed = parse_tracking_code(code)
+            offer = questions.customer_offer(session, parsed)
         limits.order_attempt(offer.id, "question")
     except TooManyRequests as exc:
         typed = {"topic": chosen, "q_form": {"email": email, "message": message}}
@@ -287,6 +327,7 @@ def ask_question(
         )
     except Unprocessable as exc:
         session.rollback()
+        limits.client_refused(client)
         page = {
             **context,
             "q_form": {"email": email, "message": message},
@@ -301,6 +342,7 @@ def ask_question(
             status_code=422,
             offer_language=offer.language,
         )
+    limits.client_sent(client)
     sent = {
         **context,
         "email": email.strip(),

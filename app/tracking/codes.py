@@ -33,13 +33,17 @@ class InvalidCode(AppError):
     title = "That is not a tracking code"
     web_template = "tracking/lookup_error.html"
 
-    def __init__(self, reason: str, *, length: int | None = None, characters: str = "") -> None:
+    def __init__(
+        self, reason: str, *, length: int | None = None, characters: str = "", empty: bool = False
+    ) -> None:
         super().__init__(f"{reason} {FORMAT_HELP}")
         self.reason = reason
         # What the error page says in the visitor's language: how many characters the code
-        # had, or which ones never occur in one (``reason`` is the API's English).
+        # had, or which ones never occur in one (``reason`` is the API's English), or that
+        # there was none (the entry form sent without its required check, by curl say).
         self.length = length
         self.characters = characters
+        self.empty = empty
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def parse_tracking_code(raw: str) -> TrackingCode:
             f"The code contains characters that never occur in one: {shown}.",
             characters=" ".join(bad),
         )
+    if not value:
+        raise InvalidCode("No code was given.", empty=True)
     if len(value) not in (FULL_LENGTH, SHORT_LENGTH):
         raise InvalidCode(
             f"The code has {len(value)} characters instead of 10 or 26.", length=len(value)

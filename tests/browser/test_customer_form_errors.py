@@ -3,20 +3,23 @@ the form comes back with every mistake beside its field at once, focused on the 
 correct (where a screen reader reads its error), with what was typed still in it; as the
 offer's accept and decline forms do. And "Refresh" on an order's timeline keeps the focus.
 
-A server of its own for the forms: each answer spends this client's budget of the public forms
-(five in ten minutes), which the shared live server's other tests need. The tests here send
-five answers in all: one more needs another server."""
+A server of its own for the forms: each answer taken spends this client's budget of the public
+forms (five in ten minutes), which the shared live server's other tests need, and each refused
+one the cap on refused forms (twenty). The tests here send two of the one and three of the
+other."""
 
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from app.auth.service import create_api_key
 from app.config import get_settings
 from app.tracking import service as tracking_service
 from tests.browser.conftest import PHONE_390
@@ -159,3 +162,52 @@ def test_a_code_typed_wrong_comes_back_focused_and_described_by_what_is_wrong(
     expect(field).to_have_accessible_description(re.compile("Er hat 9 Zeichen"))
     expect(field).to_have_value("01m99 ss76")
     assert problems(page) == []
+
+
+def test_a_new_stage_is_announced_once_by_a_live_region_outside_the_timeline(
+    committed: Engine, own_server: str, german_phone: Page
+) -> None:
+    # The "Current stage" line was a live region inside the part htmx replaces: a region that
+    # is swapped in is new, so a screen reader announced nothing when the stage changed.
+    settings = get_settings()
+    with Session(committed, expire_on_commit=False) as session:
+        order = make_offer(session, settings, issued=True)
+        tracking_service.activate_offer(session, order.id, actor="tests", settings=settings)
+        _, token = create_api_key(session, "stage-news", actor="tests")
+    page = german_phone
+    page.goto(f"{own_server}/{order.tracking_id}")
+    news = page.locator("#stage-news")
+    expect(news).to_have_attribute("aria-live", "polite")
+    assert news.evaluate("e => e.closest('#timeline')") is None  # outside the swapped part
+    news.evaluate(
+        "e => { window.__newsChanges = 0;"
+        " new MutationObserver(() => { window.__newsChanges += 1; })"
+        ".observe(e, {childList: true, characterData: true, subtree: true}); }"
+    )
+
+    _refresh(page)  # nothing changed
+    assert page.evaluate("window.__newsChanges") == 0
+    expect(news).to_have_text("")
+
+    response = httpx.post(
+        f"{own_server}/api/v1/orders/{order.tracking_id}/updates",
+        json={"stage": "In production"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201
+    _refresh(page)
+    expect(news).to_have_text("Aktueller Stand: In Produktion")
+    changes = page.evaluate("window.__newsChanges")
+
+    _refresh(page)  # the 30-second refresh again, with nothing new: nothing said again
+    assert page.evaluate("window.__newsChanges") == changes
+    expect(news).to_have_text("Aktueller Stand: In Produktion")
+    expect(page.get_by_role("link", name="Aktualisieren")).to_be_focused()
+    assert problems(page) == []
+
+
+def _refresh(page: Page) -> None:
+    page.locator("#timeline").evaluate("e => { e.dataset.before = 'yes'; }")
+    page.get_by_role("link", name="Aktualisieren").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("!document.querySelector('#timeline').dataset.before")

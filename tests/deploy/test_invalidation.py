@@ -47,13 +47,15 @@ def test_redis_holds_no_client_address_and_no_e_mail_address(
     address = f"198.51.100.{uuid.uuid4().int % 250}"
     app = create_app(settings.model_copy(update={"redis_url": redis_url}))
     app.state.miss_limiter.record_miss(address)
-    app.state.notification_limits.client_attempt(address)
+    app.state.notification_limits.client_sent(address)
+    app.state.notification_limits.client_refused(address)
     app.state.notification_limits.order_attempt("01H0WARY2WHGGRF3K72D299T3T")
 
     client = redis.Redis.from_url(redis_url)
     keys = [key.decode() for key in client.scan_iter("LIMITS*")]
     assert any("offertrack-miss" in key for key in keys)
     assert any("offertrack-form-client" in key for key in keys)
+    assert any("offertrack-form-refused" in key for key in keys)
     assert not [key for key in keys if address in key or "@" in key]
     # Two apps of one installation (two nodes) still count a client once.
     other = create_app(settings.model_copy(update={"redis_url": redis_url}))

@@ -126,3 +126,33 @@ def test_a_german_orders_feed_and_calendar_event_read_in_german(
     assert event["summary"].params["LANGUAGE"] == "de"
     assert "Voraussichtliche Lieferung von Auftrag" in str(event["description"])
     assert chosen.findall(f"{ATOM}entry")[0].findtext(f"{ATOM}title") == "Απεστάλη"
+
+
+def test_a_calendar_event_in_a_chosen_language_links_to_the_page_in_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # The event read in Greek (?lang=el, as the page's link asks once Greek is chosen), but its
+    # link opened the order's page in the offer's German: the mails' links keep their language.
+    order = _order(session, settings)
+    order.language = "de"
+    session.add(order)
+    session.commit()
+    page = client.get(f"/{order.tracking_id}?lang=el").text
+    assert f'href="https://track.example.com/{order.tracking_id}/delivery.ics?lang=el"' in page
+
+    [chosen] = Calendar.from_ical(
+        client.get(f"/{order.tracking_id}/delivery.ics?lang=el").content
+    ).walk("VEVENT")
+    [offers] = Calendar.from_ical(client.get(f"/{order.tracking_id}/delivery.ics").content).walk(
+        "VEVENT"
+    )
+
+    greek_page = f"https://track.example.com/{order.tracking_id}?lang=el"
+    assert str(chosen["url"]) == greek_page
+    assert str(chosen["description"]).endswith(greek_page)
+    assert str(chosen["uid"]) == str(offers["uid"])  # the same event, whatever its language
+    german_page = f"https://track.example.com/{order.tracking_id}"
+    assert str(offers["url"]) == german_page  # the offer's language needs no ?lang=
+    assert client.get(str(chosen["url"]).removeprefix("https://track.example.com")).text.count(
+        '<html lang="el"'
+    )

@@ -114,6 +114,45 @@ def test_asking_questions_is_limited_per_client_and_per_offer(
     assert _count(committed, CustomerQuestion) == 3
 
 
+def test_a_customer_who_mistypes_keeps_the_budget_for_the_form_sent_right(
+    app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
+) -> None:
+    # Every refused form counted against the five a client may send: a customer who mistyped
+    # the address twice (and a question or two) met "Too many attempts" on the good one.
+    app.state.notification_limits = FormLimits(per_client=2, refused_per_client=10, per_order=100)
+    order = _order(committed, settings)
+    browser = visitor("198.51.100.60")
+
+    mistakes = [_post(browser, order.id, "subscribe", email="maria@example") for _ in range(2)]
+    mistakes.append(_post(browser, order.id, "question", email="maria@example.com", message=""))
+    sent = [
+        _post(browser, order.id, "subscribe", email="maria@example.com"),
+        _post(browser, order.id, "question", email="maria@example.com", message="In May?"),
+        _post(browser, order.id, "question", email="maria@example.com", message="In June?"),
+    ]
+
+    assert mistakes == [422, 422, 422]
+    assert sent == [200, 200, 429]  # the budget still counts what is sent and kept
+    assert _count(committed, OrderSubscription) == 1
+    assert _count(committed, CustomerQuestion) == 1
+
+
+def test_refused_forms_have_a_cap_of_their_own(
+    app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
+) -> None:
+    # Not charging mistakes must not make a flood of bad forms free.
+    app.state.notification_limits = FormLimits(per_client=2, refused_per_client=3, per_order=100)
+    order = _order(committed, settings)
+    flooder = visitor("198.51.100.61")
+
+    answers = [_post(flooder, order.id, "subscribe", email="x@") for _ in range(4)]
+    good_after = _post(flooder, order.id, "subscribe", email="x@example.com")
+
+    assert answers == [422, 422, 422, 429]
+    assert good_after == 429  # over either budget, the client waits
+    assert _post(visitor("198.51.100.62"), order.id, "subscribe", email="y@example.com") == 200
+
+
 def test_the_limit_is_told_in_the_pages_language_and_fits_the_form(
     app: FastAPI, visitor: Visitor, committed: Engine, settings: Settings
 ) -> None:

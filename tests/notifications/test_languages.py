@@ -371,3 +371,43 @@ def test_a_link_that_no_longer_works_says_why_in_the_page_language(
     )
     assert "ισχύουν για 7 ημέρες" in greek.text
     assert "Seite nicht gefunden" not in expired.text + cut_short.text
+
+
+def test_an_unsubscribe_link_opened_again_says_the_address_gets_no_updates(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    # Opened again after unsubscribing, the link showed "Abbestellen" again, as if the address
+    # still got the updates: pressing it did nothing, and the reader could not tell.
+    order = _order(committed, settings, "de")
+    with Session(committed) as session:
+        leaving = OrderSubscription(offer_id=order.id, email="jonas@example.com")
+        session.add(leaving)
+        session.commit()
+        assert leaving.id is not None
+        path = f"/updates/unsubscribe/{subscriptions.unsubscribe_token(leaving.id, settings)}"
+    assert web.post(f"{path}?lang=de").status_code == 200
+
+    again = web.get(f"{path}?lang=el")
+
+    assert again.status_code == 200 and '<html lang="el"' in again.text
+    assert "Δεν θα λαμβάνετε πλέον ενημερώσεις για αυτή την παραγγελία" in again.text
+    assert "<form" not in again.text.split("<main", 1)[1]  # nothing to press
+    assert "<button" not in again.text.split("<main", 1)[1]
+
+
+def test_opening_an_unsubscribe_link_changes_nothing(
+    web: TestClient, committed: Engine, settings: Settings
+) -> None:
+    order = _order(committed, settings, "de")
+    with Session(committed) as session:
+        staying = OrderSubscription(offer_id=order.id, email="jonas@example.com")
+        session.add(staying)
+        session.commit()
+        assert staying.id is not None
+        path = f"/updates/unsubscribe/{subscriptions.unsubscribe_token(staying.id, settings)}"
+
+    opened = web.get(f"{path}?lang=de")
+
+    assert "Abbestellen" in opened.text
+    with Session(committed) as session:
+        assert session.scalars(select(OrderSubscription)).all() != []

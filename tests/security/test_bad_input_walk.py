@@ -209,7 +209,9 @@ def unlimited(app: FastAPI, web: TestClient) -> TestClient:
     """``web`` with no budget for failed lookups and public forms: a 429 would hide the
     answer each bad input gets."""
     app.state.miss_limiter = MissLimiter(10**9)
-    app.state.notification_limits = FormLimits(per_client=10**9, per_order=10**9)
+    app.state.notification_limits = FormLimits(
+        per_client=10**9, refused_per_client=10**9, per_order=10**9
+    )
     return web
 
 

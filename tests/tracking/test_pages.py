@@ -11,6 +11,7 @@ from app.analytics.models import table_of
 from app.config import Settings
 from app.offers import service as offers_service
 from app.offers.models import Offer, OfferStatus
+from app.templating import format_date
 from app.tracking import service
 from app.tracking.models import CodeForm, ScanEvent
 from app.tracking.schemas import StageUpdateCreate
@@ -171,6 +172,19 @@ def test_a_malformed_code_page_says_what_is_wrong_with_it_in_the_page_language(
     assert "Er hat 9 Zeichen; ein Code hat 10 oder 26." in short.text
     assert "It contains characters that never occur in a code: U" in stray.text
     assert "Έχει 9 χαρακτήρες" in greek.text
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "\u200b"])
+def test_an_empty_code_from_the_entry_form_asks_for_one(client: TestClient, typed: str) -> None:
+    # Sent without the browser's required check (curl, an old browser), the form came back
+    # with "That doesn't look like a tracking code: " and nothing after the colon.
+    response = client.get("/lookup", params={"code": typed, "lang": "de"})
+
+    assert response.status_code == 400
+    problem = re.search(r'<p role="alert" id="code-problem">(.*?)</p>', response.text, re.S)
+    assert problem is not None
+    assert problem.group(1).strip() == "Sie haben keinen Code eingegeben."
+    assert '<h1 id="error-title">Bitte geben Sie einen Code ein</h1>' in response.text
 
 
 def test_the_entry_form_accepts_any_spelling(
@@ -537,6 +551,26 @@ def test_superseded_offer_links_to_its_revision(
     assert "Accept this offer" not in text
     # The current offer is there to answer: no "ask for a new quotation" beside its link.
     assert "Ask for a new quotation" not in text
+
+
+def test_a_superseded_offer_says_when_it_was_replaced_instead_of_valid_until(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # "Valid until" with a date still ahead read as if the offer could be accepted; a declined
+    # offer names its answer and when, so a replaced one names its replacement and when.
+    offer = make_offer(session, settings, issued=True, valid_until=date(2099, 1, 31))
+    offers_service.revise_offer(session, offer.id, actor="tests", settings=settings)
+    session.refresh(offer)
+    assert offer.superseded_at is not None
+
+    text = client.get(f"/{offer.id}").text
+    facts = text.split('<dl class="facts">', 1)[1].split("</dl>", 1)[0]
+
+    assert "Valid until" not in facts and "2099" not in facts
+    replaced = re.search(r"<dt>Replaced</dt>\s*<dd>([^<]+)</dd>", facts)
+    assert replaced is not None
+    assert replaced.group(1).startswith(format_date(offer.superseded_at))
+    assert "by a newer revision" in replaced.group(1)
 
 
 def test_a_revision_still_in_draft_is_not_linked(
