@@ -102,8 +102,8 @@ def serve(
 
 
 def _refuse_a_database_never_migrated() -> None:
-    """Exit with one line when the database has no tables: the workers and the hourly clean-up
-    would print a "no such table" traceback every second or two. A database that does not
+    """Exit with one line when the database was never migrated: the workers and the hourly
+    clean-up would print a "no such table" traceback every second or two. A database that does not
     answer is started on (pages answer 503 until it is back), and so is one behind or ahead
     of the code (an update under way: /readyz is 503 until they agree)."""
     from app.health import schema_revisions
@@ -111,7 +111,7 @@ def _refuse_a_database_never_migrated() -> None:
     if schema_revisions(get_settings()) == frozenset():
         typer.echo(
             f"PROBLEM OFFERTRACK_DATABASE_URL: the database {_display_url()} has never been "
-            "migrated (it has no tables): run `offertrack migrate` first.",
+            "migrated (no schema revision): run `offertrack migrate` first.",
             err=True,
         )
         raise typer.Exit(1)

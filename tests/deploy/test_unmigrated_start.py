@@ -37,7 +37,7 @@ def run(command: list[str], database_url: str, var_dir: Path) -> subprocess.Comp
             timeout=30,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"`offertrack {command[0]}` started on a database that has no tables: {exc}")
+        pytest.fail(f"`offertrack {command[0]}` started on a database never migrated: {exc}")
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
@@ -55,7 +55,7 @@ def test_a_database_never_migrated_is_refused_in_one_line(
     assert done.returncode != 0
     assert done.stderr.splitlines() == [
         f"PROBLEM OFFERTRACK_DATABASE_URL: the database sqlite:///{database} has never been "
-        "migrated (it has no tables): run `offertrack migrate` first."
+        "migrated (no schema revision): run `offertrack migrate` first."
     ]
 
 
