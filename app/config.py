@@ -342,7 +342,9 @@ def without_password(url: str) -> str:
     # libpq and redis-py also take the password as a query parameter (?password=...).
     query = _PASSWORD_PARAMETER.sub(r"\1=***", parts.query)
     if parts.password is None:
-        return urlunsplit(parts._replace(query=query))
+        # Unchanged when there is nothing to hide: urlunsplit drops the empty host of a
+        # SQLite URL (sqlite:///var/x.db came back as sqlite:/var/x.db).
+        return url if query == parts.query else urlunsplit(parts._replace(query=query))
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2], query=query))
 
