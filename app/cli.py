@@ -495,9 +495,10 @@ def erase_contact(
 
 
 def _display_url() -> str:
-    from sqlalchemy.engine import make_url
+    from app.config import without_password
 
-    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    # As the settings page shows it: a password given as ?password= is hidden too.
+    return without_password(get_settings().database_url)
 
 
 def main() -> None:

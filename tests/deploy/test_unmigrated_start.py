@@ -140,12 +140,19 @@ def empty_postgresql(engine: Engine) -> Iterator[str]:
 
 
 @pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="a PostgreSQL server")
+@pytest.mark.parametrize("in_query", [False, True], ids=["in-address", "in-query"])
 def test_an_empty_postgresql_database_is_named_without_its_password(
-    empty_postgresql: str, served: list[dict[str, Any]]
+    empty_postgresql: str, served: list[dict[str, Any]], in_query: bool
 ) -> None:
+    url = make_url(empty_postgresql)
+    password = url.password
+    assert password
+    if in_query:  # libpq takes it as a parameter too, as the settings page knows
+        in_parameter = url.set(password=None).update_query_dict({"password": str(password)})
+        empty_postgresql = in_parameter.render_as_string(hide_password=False)
     result = serve(empty_postgresql)
 
-    password = make_url(empty_postgresql).password
     assert result.exit_code != 0 and served == []
     assert "has never been migrated" in result.output and "`offertrack migrate`" in result.output
-    assert password and password not in result.output and ":***@" in result.output
+    assert str(password) not in result.output
+    assert ("password=***" if in_query else ":***@") in result.output
