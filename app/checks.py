@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from app.config import ConfigError, Settings, configuration_problems, without_password
+from app.config import STATIC_DIR, ConfigError, Settings, configuration_problems, without_password
 from app.files import make_private_dir
 
 Check = Callable[[Settings], str | None]
@@ -126,6 +126,29 @@ def _trusted_proxies(settings: Settings) -> str | None:
     return None
 
 
+def _logo(settings: Settings) -> str | None:
+    # Left out of the PDF, the pages and the mails when missing (a wheel update removes what
+    # was copied into static/): said here rather than found on a customer's offer.
+    if settings.company_logo is None or settings.logo_file is not None:
+        return None
+    return f"OFFERTRACK_COMPANY_LOGO: {_not_in_static(str(settings.company_logo))}"
+
+
+def _favicon(settings: Settings) -> str | None:
+    static = STATIC_DIR.resolve()
+    path = (static / settings.company_favicon).resolve()
+    if path.is_relative_to(static) and path.is_file():
+        return None
+    return f"OFFERTRACK_COMPANY_FAVICON: {_not_in_static(settings.company_favicon)}"
+
+
+def _not_in_static(name: str) -> str:
+    return (
+        f"no file {name} in {STATIC_DIR.resolve()} (a file name inside static/; copy it "
+        "there again after every update)"
+    )
+
+
 # Each check with the settings it reads.
 CHECKS: tuple[tuple[Check, frozenset[str]], ...] = (
     (_secret_key, frozenset({"env", "secret_key", "var_dir"})),
@@ -134,4 +157,6 @@ CHECKS: tuple[tuple[Check, frozenset[str]], ...] = (
     (_redis, frozenset({"redis_url"})),
     (_smtp_url, frozenset({"smtp_url"})),
     (_trusted_proxies, frozenset({"trusted_proxies"})),
+    (_logo, frozenset({"company_logo"})),
+    (_favicon, frozenset({"company_favicon"})),
 )

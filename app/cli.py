@@ -73,6 +73,7 @@ def serve(
         settings.resolved_secret_key()
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    _refuse_a_database_never_migrated()
     if workers > 1 and settings.is_sqlite:
         typer.echo(
             "Note: several workers on SQLite serialize their writes; PostgreSQL scales.", err=True
@@ -98,6 +99,22 @@ def serve(
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)  # in shared memory: give it back
+
+
+def _refuse_a_database_never_migrated() -> None:
+    """Exit with one line when the database was never migrated: the workers and the hourly
+    clean-up would print a "no such table" traceback every second or two. A database that does not
+    answer is started on (pages answer 503 until it is back), and so is one behind or ahead
+    of the code (an update under way: /readyz is 503 until they agree)."""
+    from app.health import schema_revisions
+
+    if schema_revisions(get_settings()) == frozenset():
+        typer.echo(
+            f"PROBLEM OFFERTRACK_DATABASE_URL: the database {_display_url()} has never been "
+            "migrated (no schema revision): run `offertrack migrate` first.",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _log_options(log_format: str, level: str) -> dict[str, Any]:
@@ -143,6 +160,7 @@ def webhook_worker() -> None:
     from app.subscribers import wire
 
     wire()
+    _refuse_a_database_never_migrated()
     try:
         claim = claim_database(get_settings())  # `offertrack restore` waits for us to stop
     except ConfigError as exc:
@@ -477,9 +495,10 @@ def erase_contact(
 
 
 def _display_url() -> str:
-    from sqlalchemy.engine import make_url
+    from app.config import without_password
 
-    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    # As the settings page shows it: a password given as ?password= is hidden too.
+    return without_password(get_settings().database_url)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -253,7 +254,18 @@ class Settings(BaseSettings):
     def _currency_code(cls, value: str) -> str:
         if len(value) != 3 or not value.isalpha():
             raise ValueError("a currency is a three-letter ISO 4217 code")
+        if not i18n.is_currency(value):  # every amount would be written "XYZ 10.00"
+            raise ValueError(f"{value.upper()!r} is not an ISO 4217 currency code")
         return value.upper()
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender_address(cls, value: str) -> str:
+        # The From of every mail: one that is no address fails each mail at the server, or
+        # goes out as "From: not", long after the start that took it.
+        if value and not _is_address(parseaddr(value)[1]):
+            raise ValueError(f"an address like Acme Sales <sales@acme.example>, not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":
@@ -314,13 +326,25 @@ class Settings(BaseSettings):
         return _development_key(self.var_dir)
 
 
+def _is_address(address: str) -> bool:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(address, check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        return False
+    return True
+
+
 def without_password(url: str) -> str:
     """``url`` as it may be shown: its password, in the address or the query, as ***."""
     parts = urlsplit(url)
     # libpq and redis-py also take the password as a query parameter (?password=...).
     query = _PASSWORD_PARAMETER.sub(r"\1=***", parts.query)
     if parts.password is None:
-        return urlunsplit(parts._replace(query=query))
+        # Unchanged when there is nothing to hide: urlunsplit drops the empty host of a
+        # SQLite URL (sqlite:///var/x.db came back as sqlite:/var/x.db).
+        return url if query == parts.query else urlunsplit(parts._replace(query=query))
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2], query=query))
 

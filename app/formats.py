@@ -18,6 +18,13 @@ def minor_unit(currency: str) -> Decimal:
     return Decimal(1) if currency in ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
 
 
+# A hyphenated tracking ID in running text: two groups of five of the ULID's alphabet
+# (Crockford's base 32: no I, L, O or U), not inside a longer word.
+HYPHENATED_TRACKING_ID = re.compile(
+    r"(?<![0-9A-Za-z])[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}(?![0-9A-Za-z])"
+)
+
+
 def hyphenate_tracking_id(tracking_id: str) -> str:
     """``01H0WARY2W`` → ``01H0W-ARY2W``: two groups of five are easier to read aloud and type."""
     return f"{tracking_id[:5]}-{tracking_id[5:TRACKING_ID_LENGTH]}"

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -105,6 +106,29 @@ class ReadinessCheck:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def schema_revisions(settings: Settings) -> frozenset[str] | None:
+    """The revisions the database is at (none: it was never migrated), or None when it does
+    not answer: `serve` starts then, and answers 503 until it does."""
+    if settings.is_sqlite and not _sqlite_file_exists(settings.database_url):
+        return frozenset()  # connecting would make an empty file (or fail: no directory)
+    engine = _probe_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return _schema_versions(connection.execution_options(**{READ_ONLY: True}))
+    except Exception as exc:
+        log.debug("schema revisions not read: %s", exc)
+        return None
+    finally:
+        engine.dispose()
+
+
+def _sqlite_file_exists(database_url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(database_url).database
+    return not database or database == ":memory:" or Path(database).exists()
 
 
 def _schema_versions(connection: Connection) -> frozenset[str]:

@@ -132,6 +132,11 @@ def _locale(language: str) -> str:
     return language if is_supported(language) else DEFAULT_LANGUAGE
 
 
+def is_currency(code: str) -> bool:
+    """``code`` is an ISO 4217 currency that amounts can be written in (Babel's list)."""
+    return bool(numbers.is_currency(code.upper()))
+
+
 def format_money(amount: Decimal, currency: str, language: str) -> str:
     """``1.234,56 €`` (de, el), ``€1,234.56`` (en), at the currency's minor unit."""
     return str(numbers.format_currency(amount, currency, locale=_locale(language)))

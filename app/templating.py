@@ -9,6 +9,7 @@ Pages rendered through ``render``/``render_html`` without a ``lang`` get the vis
 writes numbers with the signed-in user's decimal mark instead: app.admin.site).
 """
 
+import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
@@ -26,7 +27,7 @@ from starlette.responses import HTMLResponse
 
 from app import i18n
 from app.config import TEMPLATES_DIR, get_settings
-from app.formats import hyphenate_tracking_id
+from app.formats import HYPHENATED_TRACKING_ID, hyphenate_tracking_id
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 jinja_partials.register_starlette_extensions(templates)
@@ -109,12 +110,25 @@ def text_direction(value: str) -> str:
     return "auto"
 
 
-def tracking_id_unbroken(text: str, tracking_id: str) -> Markup:
-    """``text`` with the offer's hyphenated tracking ID in it kept on one line: a phone broke
-    a sentence's ``01H0W-`` from its ``ARY2W``, which reads as two codes."""
+def tracking_id_unbroken(text: str, tracking_id: str | None = None) -> Markup:
+    """``text``, escaped, with the offer's hyphenated tracking ID in it kept on one line: a
+    phone broke a sentence's ``01H0W-`` from its ``ARY2W``, which reads as two codes. Without
+    ``tracking_id`` (a flash message, a string by then), every hyphenated tracking ID in it."""
+    escaped = escape(text)
+    if tracking_id is None:
+        # Matched in the escaped text: a code holds no character escaping changes, and an
+        # entity (&lt;, &#34;) holds no code, so what is wrapped is text, never markup.
+        return Markup(HYPHENATED_TRACKING_ID.sub(_kept_whole, str(escaped)))
     code = hyphenate_tracking_id(tracking_id)
-    kept = Markup('<span class="tracking-id">%s</span>') % code
-    return escape(text).replace(str(escape(code)), kept)
+    return escaped.replace(str(escape(code)), _kept(code))
+
+
+def _kept_whole(match: re.Match[str]) -> str:
+    return str(_kept(match.group()))
+
+
+def _kept(code: str) -> Markup:
+    return Markup('<span class="tracking-id">%s</span>') % code
 
 
 def install_filters(env: Environment, numbers_in: Language = language_of) -> None:

@@ -109,3 +109,45 @@ def test_a_refused_action_says_why_on_the_unchanged_offer(
     assert len(said) == 1
     assert said[0].startswith(f"danger: {title}: Cannot {action} offer {offer.id}: it is {before};")
     assert _status(db, offer.id) == before
+
+
+def test_the_tracking_id_in_a_flash_message_is_kept_on_one_line(
+    web: TestClient, as_role: Callable[[Role], str], db: Session
+) -> None:
+    """On a phone "Order 01H0W-" ended one line and "ARY2W is active" began the next."""
+    offer = make_offer(db, get_settings(), issued=True)
+    token = as_role(Role.SALES)
+
+    web.post(
+        f"/admin/offers/{offer.id}/activate", data={"csrf_token": token}, follow_redirects=False
+    )
+    page = web.get(f"/admin/order/details/{offer.id}").text
+
+    code = hyphenate_tracking_id(offer.tracking_id)
+    assert f'Order <span class="tracking-id">{code}</span> is active' in page
+
+
+def test_markup_in_a_flash_message_stays_text_beside_a_kept_tracking_id(
+    web: TestClient, as_role: Callable[[Role], str]
+) -> None:
+    """A customer's company name is flashed as typed: its markup must stay text, a code-like
+    part of it included."""
+    token = as_role(Role.SALES)
+    company = 'Tom & <b onmouseover="x()">Co</b> ABCDE-FGHJK'
+
+    saved = web.post(
+        "/admin/customers/new",
+        data={"csrf_token": token, "company": company, "email": "t@tom.example", "language": "en"},
+        follow_redirects=False,
+    )
+    page = web.get(saved.headers["location"]).text
+
+    shown = [(level, body.strip()) for level, body in FLASH.findall(page)]
+    assert shown == [
+        (
+            "success",
+            "Customer Tom &amp; &lt;b onmouseover=&#34;x()&#34;&gt;Co&lt;/b&gt; "
+            '<span class="tracking-id">ABCDE-FGHJK</span> saved.',
+        )
+    ]
+    assert "<b " not in page

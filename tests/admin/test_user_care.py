@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 import pyotp
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
@@ -514,3 +515,13 @@ def test_a_forged_owner_id_past_any_row_is_refused_beside_the_owner_field(
         assert "No staff user with id" in refused.text
     with Session(db.get_bind()) as session:
         assert session.get(Offer, draft_id).owner_id == leaving  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:////var/lib/offertrack/offertrack.db", "sqlite:///var/offertrack.db"]
+)
+def test_the_settings_page_shows_a_sqlite_database_where_it_is(url: str) -> None:
+    """It showed sqlite://var/lib/... (a host named var) and sqlite:/var/...: the path lost."""
+    assert (
+        get_settings().model_copy(update={"database_url": url}).for_display()["database_url"] == url
+    )

@@ -3,6 +3,7 @@ from the list without scrolling it sideways (the status and the total sat off to
 a table that scrolled inside its own region), and opens it with one tap; the questions page
 fits too. At 1280 px the lists stay tables with their header row."""
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -260,3 +261,17 @@ def test_at_1280_px_the_lists_stay_tables(live_server: str, desk: Page) -> None:
         assert last["x"] > company["x"] and last["y"] < company["y"] + company["height"]
         assert_usable(page, [])
         assert _headers_without_name(page) == [], path
+
+
+def test_a_flash_message_keeps_its_tracking_id_on_one_line(
+    live_server: str, committed: Engine, phone: Page
+) -> None:
+    """ "Order 01H0W-" / "ARY2W is active": the message after activating, broken at the hyphen."""
+    with Session(committed, expire_on_commit=False) as session:
+        offer = make_offer(session, get_settings(), issued=True)
+    phone.goto(f"{live_server}/admin/offers/{offer.id}/activate")
+    phone.get_by_role("button", name=re.compile("^Yes, ")).click()
+
+    code = phone.locator(".flash-messages .tracking-id")
+    expect(code).to_have_text(hyphenate_tracking_id(offer.tracking_id))
+    assert code.evaluate("span => span.getClientRects().length") == 1

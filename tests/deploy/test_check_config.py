@@ -222,3 +222,60 @@ def test_the_environment_is_left_as_it_was() -> None:
     before = dict(os.environ)
     check_config(OFFERTRACK_ENV="production")
     assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("COMPANY_LOGO", "no-such-logo.png", "no file no-such-logo.png in "),
+        ("COMPANY_LOGO", "../README.md", "no file ../README.md in "),
+        ("COMPANY_FAVICON", "no-such-icon.ico", "no file no-such-icon.ico in "),
+        ("MAIL_FROM", "not an address", "Value error, "),
+        ("MAIL_FROM", "Acme Sales <sales@>", "Value error, "),
+        ("DEFAULT_CURRENCY", "XYZ", "Value error, "),
+    ],
+)
+def test_a_setting_that_cannot_work_is_one_problem(
+    engine: Engine, tmp_path: Path, setting: str, value: str, said: str
+) -> None:
+    """A logo or icon that is not there (a wheel update drops what was copied into static/),
+    a From that is no address, a currency nobody can write: check-config passed them all."""
+    result = check_config(**{f"OFFERTRACK_{setting}": value, "OFFERTRACK_VAR_DIR": str(tmp_path)})
+
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("PROBLEM")]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"PROBLEM OFFERTRACK_{setting}: {said}"), problems
+
+
+def test_a_logo_icon_sender_and_currency_that_work_pass(engine: Engine, tmp_path: Path) -> None:
+    result = check_config(
+        OFFERTRACK_COMPANY_LOGO="favicon.svg",
+        OFFERTRACK_COMPANY_FAVICON="favicon.svg",
+        OFFERTRACK_MAIL_FROM="Acme Sales <sales@acme.example>",
+        OFFERTRACK_DEFAULT_CURRENCY="jpy",
+        OFFERTRACK_VAR_DIR=str(tmp_path),
+    )
+
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("MAIL_FROM", "not an address"), ("DEFAULT_CURRENCY", "XYZ")]
+)
+def test_serve_refuses_a_sender_or_currency_that_cannot_work(
+    tmp_path: Path, setting: str, value: str
+) -> None:
+    """Every mail would fail, every amount be written wrong: refused as a value that does not
+    parse is. (A missing logo or icon is left out of the pages, as documented: serve starts.)"""
+    env = {**os.environ, f"OFFERTRACK_{setting}": value, "OFFERTRACK_VAR_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0].startswith(f"PROBLEM OFFERTRACK_{setting}: ")
