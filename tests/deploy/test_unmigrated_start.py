@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
+from app import config
 from app.cli import cli
 from app.config import get_settings
 from tests.conftest import TEST_DATABASE_URL
@@ -77,9 +78,14 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    original = get_settings()
     get_settings.cache_clear()
     yield calls
+    # The suite's settings object again, not an equal new one: modules and fixtures hold it
+    # (a test that sets the sales address on it must reach the alerts' recipient).
     get_settings.cache_clear()
+    monkeypatch.setattr(config, "Settings", lambda: original)
+    assert get_settings() is original
 
 
 def serve(database_url: str) -> Any:
